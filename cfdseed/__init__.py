@@ -1,0 +1,60 @@
+"""cfdseed: generative turbulent initial conditions delivered into running MPI channel solvers.
+
+Public API (imports are lazy: ``import cfdseed`` loads neither torch nor MPI)::
+
+    Grid                  global channel grid + this rank's block      (cfdseed.grid)
+    init_field(comm, grid, ...)   collective: build on root, scatter, check  (cfdseed.coupling)
+    check_field(comm, grid, local) collective constraint report              (cfdseed.coupling)
+    ConstraintReport      result of the checks                            (cfdseed.constraints)
+    load_generator(path)  trained generator from a checkpoint             (cfdseed.model)
+    default_model()       path of the packaged default generator          (cfdseed.model)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    CfdseedError,
+    CheckpointError,
+    ConfigError,
+    ConstraintError,
+    DatasetError,
+    DecompositionError,
+    GridError,
+    SourceError,
+    TransportError,
+)
+from .grid import Grid
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "init_field": "cfdseed.coupling",
+    "check_field": "cfdseed.coupling",
+    "ConstraintReport": "cfdseed.constraints",
+    "load_generator": "cfdseed.model",
+    "default_model": "cfdseed.model",
+}
+
+__all__ = [
+    "Grid",
+    *_LAZY,
+    "CfdseedError",
+    "CheckpointError",
+    "ConfigError",
+    "ConstraintError",
+    "DatasetError",
+    "DecompositionError",
+    "GridError",
+    "SourceError",
+    "TransportError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cfdseed' has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""Error agreement for collective paths: no rank raises while the others wait.
+
+Pattern::
+
+    err = None
+    try:
+        ...  # work that may fail on some ranks only
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+        err = exc
+    agree(comm, err)          # every rank raises the same exception, or none does
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors as _errors
+
+__all__ = ["agree", "run_agreed"]
+
+_BUILTIN = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, KeyError, IndexError,
+                                    FileNotFoundError, OSError, MemoryError, NotImplementedError)}
+
+
+def _rebuild(name: str, message: str) -> BaseException:
+    cls = getattr(_errors, name, None) or _BUILTIN.get(name)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, Exception)):
+        return RuntimeError(f"{name}: {message}")
+    try:
+        return cls(message)
+    except Exception:  # exotic constructor signature
+        return RuntimeError(f"{name}: {message}")
+
+
+def agree(comm: Any, error: BaseException | None) -> None:
+    """Collective: if any rank passes an error, raise it (lowest failing rank's) on every rank.
+
+    The failing rank re-raises its own exception object (traceback kept); the others raise an
+    exception of the same type (cfdseed error or common builtin; otherwise ``RuntimeError``) with
+    the message prefixed by the failing rank.
+    """
+    flag = 0 if error is None else 1
+    if comm.allreduce(flag) == 0:
+        return
+    rank = comm.Get_rank()
+    first = comm.allreduce(rank if error is not None else comm.Get_size(), op=_min_op())
+    payload = (type(error).__name__, str(error)) if rank == first else None
+    name, message = comm.bcast(payload, root=first)
+    if error is not None and rank == first:
+        raise error
+    if comm.Get_size() > 1:
+        message = f"[rank {first}] {message}"
+    raise _rebuild(name, message) from error
+
+
+def run_agreed(comm: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kwargs)`` on every rank, then :func:`agree` on its exception (if any)."""
+    err = None
+    result = None
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    agree(comm, err)
+    return result
+
+
+def _min_op() -> Any:
+    from mpi4py import MPI
+
+    return MPI.MIN

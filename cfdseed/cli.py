@@ -1,0 +1,53 @@
+"""Command line: ``cfdseed train|generate|evaluate``. Argument parsing only; work lives in modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a WGAN-GP generator from a TOML config")
+    p.set_defaults(_run="cfdseed.train:cli_run")
+    # owned by cfdseed.train
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="write an initial condition (HDF5 + XDMF + PNG) for a grid")
+    p.set_defaults(_run="cfdseed.generate:cli_run")
+    # owned by cfdseed.generate
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="compare generated or given fields with data and DNS")
+    p.set_defaults(_run="cfdseed.evaluate:cli_run")
+    # owned by cfdseed.evaluate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cfdseed", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_generate(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cfdseed`` command; returns the exit status."""
+    import importlib
+
+    args = build_parser().parse_args(argv)
+    module, _, func = args._run.partition(":")
+    from .errors import CfdseedError
+
+    try:
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except CfdseedError as exc:
+        print(f"cfdseed {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Exception types of cfdseed.
+
+Every domain error derives from :class:`CfdseedError` and from the builtin it refines
+(``ValueError`` or ``RuntimeError``), so callers may catch either. Collective functions raise
+the same type with the same message on every rank.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CfdseedError",
+    "GridError",
+    "DecompositionError",
+    "ConstraintError",
+    "SourceError",
+    "TransportError",
+    "DatasetError",
+    "ConfigError",
+    "CheckpointError",
+]
+
+
+class CfdseedError(Exception):
+    """Base class of every cfdseed error."""
+
+
+class GridError(CfdseedError, ValueError):
+    """Invalid global grid description (shape, lengths, wall-normal coordinates)."""
+
+
+class DecompositionError(CfdseedError, ValueError):
+    """The ranks' blocks do not tile the global grid exactly once."""
+
+
+class ConstraintError(CfdseedError, RuntimeError):
+    """A delivered field violates a channel constraint; ``report`` holds the figures."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class SourceError(CfdseedError, ValueError):
+    """An initial-condition source is unknown, failed, or returned a bad field."""
+
+
+class TransportError(CfdseedError, ValueError):
+    """Bad arguments to a collective transfer (``out`` shape/dtype/axes, root, communicator)."""
+
+
+class DatasetError(CfdseedError, ValueError):
+    """A turbulence dataset file is malformed or incompatible."""
+
+
+class ConfigError(CfdseedError, ValueError):
+    """A configuration has an unknown key, a wrong type or an invalid value."""
+
+
+class CheckpointError(CfdseedError, ValueError):
+    """A model checkpoint is missing, truncated, foreign or of another format version."""

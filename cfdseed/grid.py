@@ -1,0 +1,350 @@
+"""The channel grid and its block decomposition (pure numpy, no MPI).
+
+Axis order is always (x, y, z) = (streamwise, wall-normal, spanwise). x and z are periodic and
+uniform (``x_i = i lx / nx``); y is bounded by no-slip walls at ``y = 0`` and ``y = ly`` and may
+be stretched. A :class:`Grid` carries the global description plus *this rank's* block
+``local = (slice_x, slice_y, slice_z)``; :meth:`Grid.block` builds a balanced decomposition from a
+communicator (only ``comm.Get_rank()``/``Get_size()`` are used, so any object with those works).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import DecompositionError, GridError
+
+__all__ = [
+    "Grid",
+    "WALL_NORMAL_KINDS",
+    "wall_normal",
+    "parse_y_spec",
+    "block_split",
+    "balanced_dims",
+    "check_tiling",
+]
+
+#: Named wall-normal distributions; ``-cc`` variants are cell-centred (no point on a wall).
+WALL_NORMAL_KINDS = ("uniform", "chebyshev", "tanh", "uniform-cc", "chebyshev-cc", "tanh-cc")
+_DEFAULT_STRETCH = 2.0
+
+
+def parse_y_spec(spec: str) -> tuple[str, float]:
+    """Split ``"tanh:2.5"`` into ``("tanh", 2.5)``; the stretch defaults to 2.0.
+
+    Raises
+    ------
+    GridError
+        Unknown kind or a stretch that is not a positive number.
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in WALL_NORMAL_KINDS:
+        raise GridError(
+            f"unknown wall-normal distribution {spec!r}; must be one of {', '.join(WALL_NORMAL_KINDS)}"
+            " (tanh kinds take an optional ':stretch', e.g. 'tanh:2.0')"
+        )
+    stretch = _DEFAULT_STRETCH
+    if arg:
+        try:
+            stretch = float(arg)
+        except ValueError:
+            raise GridError(f"stretch factor in {spec!r} is not a number") from None
+        if not math.isfinite(stretch) or stretch <= 0:
+            raise GridError(f"stretch factor in {spec!r} must be a positive finite number")
+    return kind, stretch
+
+
+def wall_normal(spec: str, ny: int, ly: float) -> np.ndarray:
+    """Wall-normal coordinates ``(ny,)`` in ``[0, ly]`` for a named distribution.
+
+    ``uniform``/``chebyshev`` (Gauss-Lobatto)/``tanh:s`` include both walls; the ``-cc``
+    variants are the cell centres of the same distribution with ``ny + 1`` faces
+    (``chebyshev-cc`` gives the Gauss points), so no point lies on a wall.
+    """
+    kind, stretch = parse_y_spec(spec)
+    if ny < 2:
+        raise GridError(f"ny must be at least 2, got {ny}")
+    base, _, cc = kind.partition("-")
+    if cc:
+        if base == "chebyshev":
+            return 0.5 * ly * (1.0 - np.cos(np.pi * (np.arange(ny) + 0.5) / ny))
+        faces = wall_normal(f"{base}:{stretch}", ny + 1, ly)
+        return 0.5 * (faces[1:] + faces[:-1])
+    s = np.linspace(-1.0, 1.0, ny)
+    if base == "uniform":
+        eta = s
+    elif base == "chebyshev":
+        eta = -np.cos(np.pi * np.arange(ny) / (ny - 1))
+    else:  # tanh
+        eta = np.tanh(stretch * s) / np.tanh(stretch)
+    y = 0.5 * ly * (1.0 + eta)
+    y[0], y[-1] = 0.0, ly  # exact walls, no round-off
+    return y
+
+
+def block_split(n: int, parts: int, index: int) -> slice:
+    """Balanced 1-D split: block ``index`` of ``n`` points in ``parts`` blocks (first ``r`` get one more)."""
+    q, r = divmod(n, parts)
+    start = index * q + min(index, r)
+    return slice(start, start + q + (1 if index < r else 0))
+
+
+def balanced_dims(size: int, ndims: int = 3, dims: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Process-grid dimensions in the style of ``MPI_Dims_create``.
+
+    Entries of ``dims`` that are positive are kept, zeros are filled so that the product equals
+    ``size`` and the free dimensions are as balanced as possible (largest first).
+    """
+    dims = [0] * ndims if dims is None else [int(d) for d in dims]
+    if len(dims) != ndims or any(d < 0 for d in dims):
+        raise DecompositionError(f"dims must be {ndims} non-negative integers, got {dims}")
+    fixed = math.prod(d for d in dims if d > 0)
+    free = [i for i, d in enumerate(dims) if d == 0]
+    if size % fixed or (not free and fixed != size):
+        raise DecompositionError(f"Wrong number of processes ({size}) for dims {dims}")
+    rest = size // fixed
+    factors: list[int] = []
+    p, m = 2, rest
+    while p * p <= m:
+        while m % p == 0:
+            factors.append(p)
+            m //= p
+        p += 1
+    if m > 1:
+        factors.append(m)
+    parts = [1] * len(free)
+    for f in sorted(factors, reverse=True):  # greedy: give each factor to the smallest part
+        parts[int(np.argmin(parts))] *= f
+    for i, v in zip(free, sorted(parts, reverse=True)):
+        dims[i] = v
+    return tuple(dims)
+
+
+def _as_slice(s: Any, n: int, axis: str) -> slice:
+    if not isinstance(s, slice):
+        raise DecompositionError(f"local[{axis}] must be a slice, got {type(s).__name__}")
+    if s.step not in (None, 1):
+        raise DecompositionError(f"local[{axis}] must have step 1, got {s}")
+    start = 0 if s.start is None else int(s.start)
+    stop = n if s.stop is None else int(s.stop)
+    if not 0 <= start <= stop <= n:
+        raise DecompositionError(f"local[{axis}] = {start}:{stop} lies outside 0:{n}")
+    return slice(start, stop)
+
+
+def check_tiling(blocks: Sequence[Sequence[tuple[int, int]]], shape: Sequence[int]) -> None:
+    """Raise :class:`DecompositionError` unless ``blocks`` tile ``shape`` exactly once.
+
+    ``blocks[r]`` is ``((x0, x1), (y0, y1), (z0, z1))`` of rank ``r``; empty blocks are allowed.
+    """
+    b = np.asarray(blocks, dtype=np.int64).reshape(len(blocks), 3, 2)
+    shp = np.asarray(shape, dtype=np.int64)
+    bad = np.nonzero((b[:, :, 0] < 0).any(1) | (b[:, :, 1] > shp).any(1) | (b[:, :, 1] < b[:, :, 0]).any(1))[0]
+    if bad.size:
+        r = int(bad[0])
+        raise DecompositionError(f"block of rank {r} {b[r].tolist()} lies outside the grid {tuple(shape)}")
+    vol = np.prod(b[:, :, 1] - b[:, :, 0], axis=1)
+    nonempty = np.nonzero(vol > 0)[0]
+    lo, hi = b[nonempty, :, 0], b[nonempty, :, 1]
+    for i in range(len(nonempty) - 1):  # pairwise overlap, vectorised per row
+        ov = (np.maximum(lo[i], lo[i + 1 :]) < np.minimum(hi[i], hi[i + 1 :])).all(axis=1)
+        if ov.any():
+            j = int(nonempty[i + 1 + int(np.argmax(ov))])
+            raise DecompositionError(
+                f"blocks of ranks {int(nonempty[i])} and {j} overlap: "
+                f"{b[nonempty[i]].tolist()} and {b[j].tolist()}"
+            )
+    total = int(vol.sum())
+    if total != math.prod(shape):
+        raise DecompositionError(
+            f"blocks cover {total} of {math.prod(shape)} grid points of {tuple(shape)}: the decomposition has gaps"
+        )
+
+
+class Grid:
+    """Global channel grid plus this rank's block.
+
+    Parameters
+    ----------
+    shape : (nx, ny, nz)
+        Global number of points, streamwise / wall-normal / spanwise.
+    lengths : (lx, ly, lz)
+        Box size; walls at ``y = 0`` and ``y = ly``; x and z periodic.
+    y : str or array_like, default "uniform"
+        Wall-normal coordinates ``(ny,)``, strictly increasing inside ``[0, ly]``, or a name from
+        :data:`WALL_NORMAL_KINDS` (``"tanh:2.5"`` sets the stretch).
+    local : tuple of 3 slices, optional
+        This rank's block; the whole grid by default.
+
+    Raises
+    ------
+    GridError
+        Bad shape, lengths or y.
+    DecompositionError
+        ``local`` not a tuple of three unit-step slices inside the grid.
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        lengths: Sequence[float],
+        y: str | Sequence[float] | np.ndarray = "uniform",
+        local: Sequence[slice] | None = None,
+    ) -> None:
+        try:
+            shp = tuple(int(n) for n in shape)
+            if any(int(n) != n for n in shape):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise GridError(f"shape must be three integers (nx, ny, nz), got {shape!r}") from None
+        if len(shp) != 3 or min(shp) < 1:
+            raise GridError(f"shape must be three positive integers (nx, ny, nz), got {shape!r}")
+        if shp[1] < 2:
+            raise GridError(f"ny must be at least 2 (two walls), got shape {shp}")
+        try:
+            lens = tuple(float(v) for v in lengths)
+        except (TypeError, ValueError):
+            raise GridError(f"lengths must be three numbers (lx, ly, lz), got {lengths!r}") from None
+        if len(lens) != 3 or not all(math.isfinite(v) and v > 0 for v in lens):
+            raise GridError(f"lengths must be three positive finite numbers (lx, ly, lz), got {lengths!r}")
+        self.shape: tuple[int, int, int] = shp  # type: ignore[assignment]
+        self.lengths: tuple[float, float, float] = lens  # type: ignore[assignment]
+        if isinstance(y, str):
+            self.y_spec: str | None = y
+            yy = wall_normal(y, shp[1], lens[1])
+        else:
+            self.y_spec = None
+            yy = np.array(y, dtype=np.float64).reshape(-1) if np.ndim(y) == 1 else np.asarray(y)
+            if yy.ndim != 1 or yy.size != shp[1]:
+                raise GridError(f"y must have shape ({shp[1]},) to match ny, got {np.shape(y)}")
+            if not np.all(np.isfinite(yy)):
+                raise GridError("y contains non-finite values")
+            if np.any(np.diff(yy) <= 0):
+                k = int(np.argmax(np.diff(yy) <= 0))
+                raise GridError(f"y must be strictly increasing; y[{k}] = {yy[k]} >= y[{k + 1}] = {yy[k + 1]}")
+            tol = 1e-12 * lens[1]
+            if yy[0] < -tol or yy[-1] > lens[1] + tol:
+                raise GridError(f"y must lie inside the walls [0, {lens[1]}], got [{yy[0]}, {yy[-1]}]")
+            yy = np.clip(yy, 0.0, lens[1])
+        self.y: np.ndarray = yy
+        self.y.setflags(write=False)
+        tol = 1e-12 * lens[1]
+        #: True when no point lies on a wall (finite-volume cell centres).
+        self.cell_centred: bool = bool(yy[0] > tol and yy[-1] < lens[1] - tol)
+        #: Process-grid dimensions when built by :meth:`block`, else None.
+        self.dims: tuple[int, int, int] | None = None
+        if local is None:
+            local = (slice(None),) * 3
+        if not isinstance(local, (tuple, list)) or len(local) != 3:
+            raise DecompositionError(f"local must be a tuple of three slices (x, y, z), got {local!r}")
+        self.local: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
+            _as_slice(s, n, a) for s, n, a in zip(local, shp, "xyz")
+        )
+
+    # -- global description -------------------------------------------------------------
+    @property
+    def x(self) -> np.ndarray:
+        """Streamwise coordinates ``i lx / nx`` (periodic, uniform)."""
+        return np.arange(self.shape[0]) * (self.lengths[0] / self.shape[0])
+
+    @property
+    def z(self) -> np.ndarray:
+        """Spanwise coordinates ``k lz / nz`` (periodic, uniform)."""
+        return np.arange(self.shape[2]) * (self.lengths[2] / self.shape[2])
+
+    @property
+    def size(self) -> int:
+        """Global number of grid points."""
+        return math.prod(self.shape)
+
+    @property
+    def has_walls(self) -> bool:
+        """True when the first and last y points lie on the walls."""
+        return not self.cell_centred and self.y[0] == 0.0 and self.y[-1] == self.lengths[1]
+
+    # -- this rank's block ---------------------------------------------------------------
+    @property
+    def local_shape(self) -> tuple[int, int, int]:
+        """Shape of this rank's block."""
+        return tuple(s.stop - s.start for s in self.local)  # type: ignore[return-value]
+
+    @property
+    def local_start(self) -> tuple[int, int, int]:
+        """Global index of this rank's first point along each axis."""
+        return tuple(s.start for s in self.local)  # type: ignore[return-value]
+
+    @property
+    def local_size(self) -> int:
+        """Number of points in this rank's block."""
+        return math.prod(self.local_shape)
+
+    def local_slice(self) -> tuple[slice, slice, slice]:
+        """This rank's block as a tuple of slices into the global ``(nx, ny, nz)`` array."""
+        return self.local
+
+    def with_local(self, local: Sequence[slice]) -> Grid:
+        """The same global grid with another block."""
+        g = Grid(self.shape, self.lengths, self.y, local)
+        g.y_spec, g.dims = self.y_spec, self.dims
+        return g
+
+    def global_grid(self) -> Grid:
+        """The same global grid with the whole domain as the block (what the root's source sees)."""
+        return self.with_local((slice(None),) * 3)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description (shape, lengths, y) that rebuilds the global grid."""
+        return {"shape": list(self.shape), "lengths": list(self.lengths), "y": self.y.tolist()}
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Grid)
+            and self.shape == other.shape
+            and self.lengths == other.lengths
+            and np.array_equal(self.y, other.y)
+            and self.local == other.local
+        )
+
+    def __repr__(self) -> str:
+        y = self.y_spec if self.y_spec is not None else f"array[{self.shape[1]}]"
+        loc = ", ".join(f"{s.start}:{s.stop}" for s in self.local)
+        return f"Grid(shape={self.shape}, lengths={self.lengths}, y={y!r}, local=({loc}))"
+
+    # -- decomposition -------------------------------------------------------------------
+    @classmethod
+    def block(
+        cls,
+        comm: Any,
+        shape: Sequence[int],
+        lengths: Sequence[float],
+        dims: Sequence[int] | None = None,
+        y: str | Sequence[float] | np.ndarray = "uniform",
+    ) -> Grid:
+        """Balanced block decomposition over ``comm`` (collective-free: every rank computes its own).
+
+        Parameters
+        ----------
+        comm : communicator
+            Anything with ``Get_rank()`` and ``Get_size()`` (an ``mpi4py.MPI.Comm``).
+        dims : (px, py, pz), optional
+            Process grid; zeros are filled as ``MPI_Dims_create`` does. ``(size, 1, 1)`` gives
+            x-slabs, ``(0, 1, 0)`` x-z pencils, ``None`` balanced 3-D blocks. Rank ``r`` gets
+            process coordinates in C order (x slowest), as ``MPI_Cart_create`` without reorder.
+
+        Raises
+        ------
+        DecompositionError
+            ``dims`` incompatible with the number of ranks.
+        """
+        size, rank = int(comm.Get_size()), int(comm.Get_rank())
+        grid = cls(shape, lengths, y)
+        pdims = balanced_dims(size, 3, dims)
+        coords = np.unravel_index(rank, pdims)
+        local = tuple(block_split(n, p, int(c)) for n, p, c in zip(grid.shape, pdims, coords))
+        g = grid.with_local(local)
+        g.dims = pdims  # type: ignore[assignment]
+        return g

@@ -1,0 +1,42 @@
+"""Runs every module in tests/mpi/ under the venv's own ``mpiexec`` on 1, 2, 3 and 4 ranks.
+
+Each MPI module is an ordinary pytest module using ``MPI.COMM_WORLD``; every rank runs the same
+tests. A hang (a rank left waiting) is caught by the timeout and fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+MODULES = sorted(p.name for p in (HERE / "mpi").glob("test_*.py"))
+RANKS = (1, 2, 3, 4)
+TIMEOUT = float(os.environ.get("CFDSEED_MPI_TIMEOUT", "600"))
+
+
+def _mpiexec() -> str:
+    exe = Path(sys.executable).with_name("mpiexec")
+    if not exe.exists():
+        pytest.fail(f"no mpiexec next to {sys.executable}: install the 'mpi' extra (pip install -e '.[mpi,test]')")
+    return str(exe)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("nproc", RANKS)
+@pytest.mark.parametrize("module", MODULES)
+def test_mpi_module(module: str, nproc: int) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [_mpiexec(), "-n", str(nproc), sys.executable, "-m", "pytest", "-q", "-x",
+           "-p", "no:cacheprovider", str(HERE / "mpi" / module)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"")[-4000:]
+        pytest.fail(f"{module} on {nproc} ranks hung for {TIMEOUT:.0f} s (a rank left waiting?)\n{out!r}")
+    if proc.returncode != 0:
+        pytest.fail(f"{module} on {nproc} ranks failed (rc={proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
