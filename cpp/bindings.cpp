@@ -1,4 +1,143 @@
-// pybind11 bindings of the constraint kernels (cfdseed._core). Placeholder until kernels land.
+// pybind11 bindings of the constraint kernels (cfdseed._core, internal).
+//
+// Only argument conversion lives here: numpy arrays (float32 or float64, 3-D, any strides) become
+// strided views without copies, the GIL is released while a kernel runs, and
+// std::invalid_argument surfaces as ValueError.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <string>
+#include <tuple>
+
+#include "kernels.hpp"
+
 namespace py = pybind11;
-PYBIND11_MODULE(_core, m) { m.doc() = "cfdseed constraint kernels (internal)"; }
+using cfdseed::idx;
+using cfdseed::View3;
+using Weights = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+namespace {
+
+enum class Kind { f32, f64 };
+
+Kind kind_of(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return Kind::f32;
+  if (a.dtype().is(py::dtype::of<double>())) return Kind::f64;
+  throw std::invalid_argument(std::string(name) + " must be float32 or float64, got " +
+                              std::string(py::str(a.dtype())));
+}
+
+template <class T>
+View3<T> view(const py::array& a, const char* name) {
+  if (a.ndim() != 3)
+    throw std::invalid_argument(std::string(name) + " must be a 3-D (x, y, z) array, got " +
+                                std::to_string(a.ndim()) + " dimensions");
+  View3<T> v;
+  v.data = static_cast<const T*>(a.data());
+  for (int d = 0; d < 3; ++d) {
+    v.n[d] = static_cast<idx>(a.shape(d));
+    const auto s = static_cast<idx>(a.strides(d));
+    if (s % static_cast<idx>(sizeof(T)) != 0)
+      throw std::invalid_argument(std::string(name) + " has a stride that is not a multiple of its item size");
+    v.s[d] = s / static_cast<idx>(sizeof(T));
+  }
+  return v;
+}
+
+// Kind of the first array; every other array must share it.
+Kind common_kind(std::initializer_list<std::pair<const py::array*, const char*>> arrays) {
+  const Kind k = kind_of(*arrays.begin()->first, arrays.begin()->second);
+  for (const auto& [a, name] : arrays)
+    if (kind_of(*a, name) != k)
+      throw std::invalid_argument(std::string(name) + " must have the dtype of " + arrays.begin()->second);
+  return k;
+}
+
+template <class T>
+py::tuple stats_t(const py::array& f, const Weights& wy) {
+  const auto v = view<T>(f, "f");
+  cfdseed::Stats r;
+  {
+    py::gil_scoped_release nogil;
+    r = cfdseed::stats(v, wy.data(), static_cast<idx>(wy.size()));
+  }
+  return py::make_tuple(r.max_abs, r.sumsq, r.wsum, r.nonfinite);
+}
+
+template <class T>
+double wall_t(const py::array& a, const py::array& b, double t) {
+  const auto va = view<T>(a, "a"), vb = view<T>(b, "b");
+  py::gil_scoped_release nogil;
+  return cfdseed::wall_absmax(va, vb, t);
+}
+
+template <class T>
+py::tuple increments_t(const py::array& f, const py::array& hi, int axis, idx seam) {
+  const auto vf = view<T>(f, "f"), vh = view<T>(hi, "hi");
+  cfdseed::Increments r;
+  {
+    py::gil_scoped_release nogil;
+    r = cfdseed::increments(vf, vh, axis, seam);
+  }
+  return py::make_tuple(r.interior, r.seam);
+}
+
+template <class T>
+py::tuple divergence_t(const py::array& u, const py::array& v, const py::array& w, const py::array& ulo,
+                       const py::array& uhi, const py::array& vlo, const py::array& vhi, const py::array& wlo,
+                       const py::array& whi, const Weights& yext, double dx, double dz, idx j0, idx j1) {
+  const auto vu = view<T>(u, "u"), vv = view<T>(v, "v"), vw = view<T>(w, "w");
+  const auto a = view<T>(ulo, "ulo"), b = view<T>(uhi, "uhi"), c = view<T>(vlo, "vlo"),
+             d = view<T>(vhi, "vhi"), e = view<T>(wlo, "wlo"), f = view<T>(whi, "whi");
+  cfdseed::Divergence r;
+  {
+    py::gil_scoped_release nogil;
+    r = cfdseed::divergence(vu, vv, vw, a, b, c, d, e, f, yext.data(), static_cast<idx>(yext.size()), dx, dz,
+                            j0, j1);
+  }
+  return py::make_tuple(r.max_abs, r.sumsq, r.count);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "cfdseed constraint kernels (internal; see cpp/kernels.hpp)";
+
+  m.def(
+      "stats",
+      [](const py::array& f, const Weights& wy) {
+        return kind_of(f, "f") == Kind::f32 ? stats_t<float>(f, wy) : stats_t<double>(f, wy);
+      },
+      py::arg("f"), py::arg("wy"),
+      "(max |f|, sum f^2, sum wy[j] f, non-finite count) of a 3-D (x, y, z) block; finite values only.");
+
+  m.def(
+      "wall_absmax",
+      [](const py::array& a, const py::array& b, double t) {
+        return common_kind({{&a, "a"}, {&b, "b"}}) == Kind::f32 ? wall_t<float>(a, b, t) : wall_t<double>(a, b, t);
+      },
+      py::arg("a"), py::arg("b"), py::arg("t"), "max |a + t (b - a)| over finite values (wall value).");
+
+  m.def(
+      "increments",
+      [](const py::array& f, const py::array& hi, int axis, idx seam) {
+        return common_kind({{&f, "f"}, {&hi, "hi"}}) == Kind::f32 ? increments_t<float>(f, hi, axis, seam)
+                                                                 : increments_t<double>(f, hi, axis, seam);
+      },
+      py::arg("f"), py::arg("hi"), py::arg("axis"), py::arg("seam"),
+      "(max interior |f[i+1] - f[i]|, max seam increment) along axis; hi is the plane beyond the block.");
+
+  m.def(
+      "divergence",
+      [](const py::array& u, const py::array& v, const py::array& w, const py::array& ulo, const py::array& uhi,
+         const py::array& vlo, const py::array& vhi, const py::array& wlo, const py::array& whi, const Weights& yext,
+         double dx, double dz, idx j0, idx j1) {
+        const Kind k = common_kind({{&u, "u"}, {&v, "v"}, {&w, "w"}, {&ulo, "ulo"}, {&uhi, "uhi"}, {&vlo, "vlo"},
+                                    {&vhi, "vhi"}, {&wlo, "wlo"}, {&whi, "whi"}});
+        return k == Kind::f32 ? divergence_t<float>(u, v, w, ulo, uhi, vlo, vhi, wlo, whi, yext, dx, dz, j0, j1)
+                              : divergence_t<double>(u, v, w, ulo, uhi, vlo, vhi, wlo, whi, yext, dx, dz, j0, j1);
+      },
+      py::arg("u"), py::arg("v"), py::arg("w"), py::arg("ulo"), py::arg("uhi"), py::arg("vlo"), py::arg("vhi"),
+      py::arg("wlo"), py::arg("whi"), py::arg("yext"), py::arg("dx"), py::arg("dz"), py::arg("j0"), py::arg("j1"),
+      "(max |div u|, sum (div u)^2, count) at local y indices [j0, j1) (contract 1); finite values only.");
+}
