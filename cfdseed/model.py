@@ -1,0 +1,355 @@
+"""Networks (Generator, Critic), their presets, and the generator checkpoint users ship.
+
+Both networks are convolutional with *circular* padding in z (the spanwise direction is periodic,
+so outputs are periodic by construction) and zero padding in y (walls). The generator maps a
+latent vector to a normalised slice ``(3, ny, nz)`` for any ny, nz: each upsampling stage
+resizes to ``ceil(n / 2**k)`` so the last stage lands exactly on (ny, nz) without cropping. The
+critic has no batch norm (it would break the per-sample gradient penalty): layer norm or none,
+strided convolutions, linear head.
+
+Checkpoint (format version 1) = one plain dict, loadable with ``torch.load(weights_only=True)``::
+
+    format="cfdseed-checkpoint", format_version=1,
+    arch       dict: latent_dim, ny, nz, g_channels, c_channels, norm   (rebuilds both nets)
+    generator  state dict (tensors)
+    norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
+    grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}
+    metadata   dict of str/number (source, iteration, metric values, ...)
+    training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
+
+:func:`load_generator` reads only the generator part, so a training checkpoint is also a model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CheckpointError
+
+__all__ = [
+    "PRESETS",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "arch_config",
+    "Generator",
+    "Critic",
+    "count_parameters",
+    "save_checkpoint",
+    "read_checkpoint",
+    "GeneratorHandle",
+    "load_generator",
+    "default_model",
+]
+
+CHECKPOINT_FORMAT = "cfdseed-checkpoint"
+CHECKPOINT_VERSION = 1
+
+#: Channel widths per preset. Parameter counts (latent 128, layer norm):
+#: published-128 at 3x128x128: G 6.7e5, C 7.1e5; wide-512 at 3x128x512: G 1.07e6, C 3.1e5;
+#: cpu-small at 3x64x32: G 2.2e5, C 3.4e4; cpu-tiny (tests) a few thousand.
+PRESETS: dict[str, dict[str, list[int]]] = {
+    "published-128": {"g_channels": [64, 128, 96, 64, 32, 16], "c_channels": [32, 64, 128, 256, 136]},
+    "wide-512": {"g_channels": [64, 128, 96, 64, 32, 16], "c_channels": [32, 64, 64, 128, 144]},
+    "cpu-small": {"g_channels": [32, 64, 32, 16], "c_channels": [16, 32, 32, 64]},
+    "cpu-tiny": {"g_channels": [16, 16, 8], "c_channels": [8, 16]},
+}
+NORMS = ("layer", "none")
+_ARCH_KEYS = ("latent_dim", "ny", "nz", "g_channels", "c_channels", "norm")
+
+
+def arch_config(
+    preset: str | None,
+    ny: int,
+    nz: int,
+    *,
+    latent_dim: int = 128,
+    norm: str = "layer",
+    g_channels: Sequence[int] | None = None,
+    c_channels: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Validated architecture dict (plain ints/lists/str) from a preset and/or explicit widths.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown preset or norm, non-positive sizes, empty channel lists.
+    """
+    if preset:
+        if preset not in PRESETS:
+            raise CheckpointError(f"unknown model preset {preset!r}; must be one of {', '.join(PRESETS)}")
+        g_channels = g_channels or PRESETS[preset]["g_channels"]
+        c_channels = c_channels or PRESETS[preset]["c_channels"]
+    arch = {
+        "latent_dim": latent_dim,
+        "ny": ny,
+        "nz": nz,
+        "g_channels": [int(c) for c in (g_channels or [])],
+        "c_channels": [int(c) for c in (c_channels or [])],
+        "norm": norm,
+    }
+    _check_arch(arch)
+    return arch
+
+
+def _check_arch(arch: Mapping[str, Any]) -> None:
+    if not isinstance(arch, Mapping) or set(arch) != set(_ARCH_KEYS):
+        got = sorted(arch) if isinstance(arch, Mapping) else type(arch).__name__
+        raise CheckpointError(f"architecture must have keys {', '.join(_ARCH_KEYS)}; got {got}")
+    for k in ("latent_dim", "ny", "nz"):
+        if not isinstance(arch[k], int) or arch[k] < 1:
+            raise CheckpointError(f"architecture {k}={arch[k]!r} must be a positive int")
+    if arch["ny"] < 2 or arch["nz"] < 2:
+        raise CheckpointError(f"slices must be at least 2x2, got {arch['ny']}x{arch['nz']}")
+    for k in ("g_channels", "c_channels"):
+        ch = arch[k]
+        if not isinstance(ch, list) or not ch or not all(isinstance(c, int) and c > 0 for c in ch):
+            raise CheckpointError(f"architecture {k}={ch!r} must be a non-empty list of positive ints")
+    if len(arch["g_channels"]) < 2:
+        raise CheckpointError("g_channels needs at least 2 entries (base width + one stage)")
+    if arch["norm"] not in NORMS:
+        raise CheckpointError(f"norm {arch['norm']!r} unknown; must be one of {', '.join(NORMS)}")
+
+
+class _PeriodicConv(nn.Module):
+    """3x3 convolution, circular padding in z (last axis), zero padding in y."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 0, 0), mode="circular")  # (B, C, ny, nz + 2)
+        x = F.pad(x, (0, 0, 1, 1))  # (B, C, ny + 2, nz + 2)
+        return self.conv(x)
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+def _stage_sizes(n: int, stages: int) -> list[int]:
+    return [math.ceil(n / 2 ** (stages - k)) for k in range(stages + 1)]
+
+
+class Generator(nn.Module):
+    """Latent ``(B, latent_dim)`` -> normalised slices ``(B, 3, ny, nz)``."""
+
+    def __init__(self, arch: Mapping[str, Any]) -> None:
+        super().__init__()
+        _check_arch(arch)
+        self.arch = dict(arch)
+        ch = arch["g_channels"]
+        stages = len(ch) - 1
+        self.hs = _stage_sizes(arch["ny"], stages)
+        self.ws = _stage_sizes(arch["nz"], stages)
+        self.c0 = ch[0]
+        self.fc = nn.Linear(arch["latent_dim"], ch[0] * self.hs[0] * self.ws[0])
+        self.blocks = nn.ModuleList(
+            nn.Sequential(_PeriodicConv(a, b), _act(), _PeriodicConv(b, b), _act())
+            for a, b in zip(ch[:-1], ch[1:])
+        )
+        self.out = _PeriodicConv(ch[-1], 3)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.fc(z), 0.2).view(-1, self.c0, self.hs[0], self.ws[0])  # (B, c0, h0, w0)
+        for k, block in enumerate(self.blocks, start=1):
+            x = F.interpolate(x, size=(self.hs[k], self.ws[k]), mode="nearest")  # (B, c, h_k, w_k)
+            x = block(x)
+        return self.out(x)  # (B, 3, ny, nz)
+
+
+class Critic(nn.Module):
+    """Slices ``(B, 3, ny, nz)`` -> scores ``(B,)``; strided periodic convs, no batch norm."""
+
+    def __init__(self, arch: Mapping[str, Any]) -> None:
+        super().__init__()
+        _check_arch(arch)
+        self.arch = dict(arch)
+        layers: list[nn.Module] = []
+        cin, h, w = 3, arch["ny"], arch["nz"]
+        for c in arch["c_channels"]:
+            layers += [_PeriodicConv(cin, c, stride=2), _act()]
+            if arch["norm"] == "layer":
+                layers.append(nn.GroupNorm(1, c))  # layer norm over (C, h, w), per sample
+            cin, h, w = c, math.ceil(h / 2), math.ceil(w / 2)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin * h * w, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` atomically: temporary file in the same folder, flush, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(dict(payload), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint dict (``weights_only=True``; never unpickles objects).
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, truncated or foreign file, wrong format or version, missing keys.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file can fail anywhere in the unpickler
+        raise CheckpointError(
+            f"{p}: not a readable cfdseed checkpoint (truncated, corrupt, or not a torch file "
+            f"loadable with weights_only=True): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p}: not a cfdseed checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
+    if ck.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format_version {ck.get('format_version')!r}; this cfdseed reads {CHECKPOINT_VERSION}"
+        )
+    missing = [k for k in ("arch", "generator", "norm", "grid", "metadata") if k not in ck]
+    if missing:
+        raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
+    try:
+        _check_arch(ck["arch"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: foreign architecture: {exc}") from None
+    grid = ck["grid"]
+    need = ("ny", "nz", "y", "ly", "lz", "re_tau", "u_tau", "nu")
+    if not isinstance(grid, dict) or any(k not in grid for k in need):
+        raise CheckpointError(f"{p}: grid metadata must hold {', '.join(need)}")
+    return ck
+
+
+class GeneratorHandle:
+    """A trained generator with its normalisation and grid: :meth:`sample` gives physical slices.
+
+    Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict),
+    arch (dict), device, module (the torch Generator)``.
+    """
+
+    def __init__(self, ck: Mapping[str, Any], device: torch.device, path: str = "<memory>") -> None:
+        arch = ck["arch"]
+        self.arch = dict(arch)
+        self.module = Generator(arch)
+        try:
+            self.module.load_state_dict(ck["generator"], strict=True)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{path}: generator weights do not fit the stored architecture "
+                f"(foreign or edited checkpoint): {str(exc).splitlines()[0]}"
+            ) from None
+        self.device = device
+        self.module.to(device).eval()
+        g = ck["grid"]
+        self.latent_dim: int = arch["latent_dim"]
+        self.ny, self.nz = int(g["ny"]), int(g["nz"])
+        self.y = np.asarray(torch.as_tensor(g["y"]).cpu(), dtype=np.float64)
+        self.ly, self.lz = float(g["ly"]), float(g["lz"])
+        self.re_tau, self.u_tau, self.nu = float(g["re_tau"]), float(g["u_tau"]), float(g["nu"])
+        self.metadata: dict[str, Any] = dict(ck["metadata"])
+        mean = torch.as_tensor(ck["norm"]["mean"], dtype=torch.float32)
+        std = torch.as_tensor(ck["norm"]["std"], dtype=torch.float32)
+        if (self.ny, self.nz) != (arch["ny"], arch["nz"]) or mean.shape != (3, self.ny) or std.shape != (3, self.ny):
+            raise CheckpointError(
+                f"{path}: grid {self.ny}x{self.nz}, arch {arch['ny']}x{arch['nz']} and norm "
+                f"{tuple(mean.shape)} disagree"
+            )
+        self._mean = mean[:, :, None].to(device)  # (3, ny, 1)
+        self._std = std[:, :, None].to(device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, latent: np.ndarray | None = None,
+               batch: int = 64) -> np.ndarray:
+        """``n`` slices ``(n, 3, ny, nz)`` float32 in physical units.
+
+        ``seed`` makes the latent draw reproducible; ``latent`` ``(n, latent_dim)`` replaces it.
+        """
+        if latent is not None:
+            lat = torch.as_tensor(np.asarray(latent), dtype=torch.float32)
+            if lat.ndim != 2 or lat.shape != (n, self.latent_dim):
+                raise ValueError(f"latent must have shape ({n}, {self.latent_dim}), got {tuple(lat.shape)}")
+        else:
+            if n < 0:
+                raise ValueError(f"n must be >= 0, got {n}")
+            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+            lat = torch.randn(n, self.latent_dim, generator=gen)
+        out = np.empty((n, 3, self.ny, self.nz), np.float32)
+        for s in range(0, n, batch):
+            x = self.module(lat[s : s + batch].to(self.device))  # (b, 3, ny, nz)
+            out[s : s + batch] = (x * self._std + self._mean).cpu().numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return (f"GeneratorHandle(ny={self.ny}, nz={self.nz}, latent_dim={self.latent_dim}, "
+                f"re_tau={self.re_tau}, device={self.device})")
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device | None = None) -> GeneratorHandle:
+    """Load a generator checkpoint (a shipped model or a training checkpoint).
+
+    Parameters
+    ----------
+    path
+        Checkpoint file.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when available.
+
+    Raises
+    ------
+    CheckpointError
+        See :func:`read_checkpoint`; also weights that do not fit the stored architecture.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return GeneratorHandle(read_checkpoint(path), dev, str(path))
+
+
+def default_model() -> Path:
+    """Path of the packaged default generator, ``cfdseed/models/default.pt``.
+
+    Raises
+    ------
+    CheckpointError
+        No default model is packaged in this installation.
+    """
+    path = Path(__file__).resolve().parent / "models" / "default.pt"
+    if not path.is_file():
+        raise CheckpointError(
+            f"no default model is packaged: {path} is missing. Train one with `cfdseed train "
+            "CONFIG.toml` and pass its checkpoint path (e.g. RUN/model.pt) instead"
+        )
+    return path
