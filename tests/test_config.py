@@ -1,0 +1,66 @@
+"""Training config: TOML loading, unknown keys, types, overrides, round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfdseed import ConfigError
+from cfdseed.config import Config, apply_overrides, load_config, to_toml
+
+
+def test_defaults_are_the_published_hyperparameters():
+    t = Config().train
+    assert (t.gp_lambda, t.n_critic, t.lr_g, t.lr_c, t.batch_size, t.betas) == (10.0, 5, 5e-4, 5e-4, 64, [0.0, 0.9])
+    assert Config().model.latent_dim == 128 and t.physics_weight == 0.0
+
+
+def test_load_and_relative_data_path(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[data]\npath = "d.h5"\n[train]\nlr_g = 1\niterations = 7\nbetas = [0.5, 0.99]\n')
+    cfg = load_config(p)
+    assert cfg.data.path == str(tmp_path / "d.h5")
+    assert cfg.train.lr_g == 1.0 and isinstance(cfg.train.lr_g, float)
+    assert cfg.train.iterations == 7 and cfg.train.betas == [0.5, 0.99]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("[train]\nlearning_rate = 1e-3\n", "unknown config key train.learning_rate"),
+    ("[optim]\nlr = 1\n", r"unknown config section \[optim\]"),
+    ("[train]\niterations = 1.5\n", "train.iterations: expected an integer"),
+    ("[train]\niterations = true\n", "train.iterations: expected an integer"),
+    ("[train]\nlr_g = \"fast\"\n", "train.lr_g: expected a number"),
+    ("[data]\naugment_roll = 1\n", "data.augment_roll: expected true or false"),
+    ("[train]\nbetas = [0.0, \"x\"]\n", r"train.betas\[1\]: expected a number"),
+    ("[train]\nbatch_size = 0\n", "train.batch_size must be positive"),
+    ("[train]\nbetas = [0.0]\n", "train.betas must be two numbers"),
+    ("[train]\ndevice = \"tpu\"\n", "train.device 'tpu' unknown"),
+    ("[train\n", "invalid TOML"),
+])
+def test_bad_configs(tmp_path, text, match):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_overrides_typed():
+    cfg = apply_overrides(Config(), ["train.lr_g=1e-4", "train.betas=[0.5, 0.9]", "model.preset=cpu-tiny",
+                                     "data.augment_wall=true", "train.iterations=3", "log.out=/tmp/x y"])
+    assert cfg.train.lr_g == 1e-4 and cfg.train.betas == [0.5, 0.9] and cfg.model.preset == "cpu-tiny"
+    assert cfg.data.augment_wall is True and cfg.train.iterations == 3 and cfg.log.out == "/tmp/x y"
+    with pytest.raises(ConfigError, match="unknown config key train.lr"):
+        apply_overrides(Config(), ["train.lr=1"])
+    with pytest.raises(ConfigError, match="train.iterations: expected an integer"):
+        apply_overrides(Config(), ["train.iterations=many"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(Config(), ["iterations=3"])
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = apply_overrides(Config(), ['log.out=a "quoted" dir', "train.physics_weight=0.5"])
+    p = tmp_path / "r.toml"
+    p.write_text(to_toml(cfg))
+    assert load_config(p) == cfg
+    assert load_config(None) == Config()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.toml")
