@@ -1,0 +1,366 @@
+"""Constraint checks of a delivered velocity field: :class:`Tolerances`, :class:`ConstraintReport`
+and the collective :func:`check_field` (shared contracts 1 and 2 in the team notes).
+
+Each rank runs the C++ kernels of :mod:`cfdseed._core` on its own block (one-plane halos from
+:mod:`cfdseed.halo` for the stencils that cross block faces); the partial figures are allgathered
+and combined in rank order, so every rank returns the identical report. Figures:
+
+- no-slip: max |u_i| at the walls / U_ref (cell-centred grids: the value linearly extrapolated to
+  the wall from the two nearest points);
+- periodic seams in x and z: largest jump across the seam / largest interior increment;
+- divergence (contract 1 operators): max and RMS of |div u| / (U_ref / h), h = ly / 2;
+- bulk velocity (trapezoid in y, zero wall values appended where no point lies on a wall),
+  max |u_i|, RMS per component, count of non-finite values.
+
+U_ref = |bulk velocity| (if 0: max |u_i|, if 0: 1). Every figure except the non-finite count
+ignores NaN/Inf values. Enforcement (projection, no-slip, bulk scaling) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._collective import agree
+from .errors import ConfigError, GridError
+from .grid import Grid, check_tiling
+from .halo import exchange_faces
+
+__all__ = ["Tolerances", "ConstraintReport", "check_field", "as_components", "bulk_weights"]
+
+_WALL_TOL = 1e-12  # relative to ly: a y point this close to a wall lies on it (as in Grid)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Limits of :func:`check_field`; a figure passes when it is ``<=`` its limit.
+
+    Velocities are relative to U_ref (|bulk velocity|), divergence to U_ref / h with h = ly / 2.
+    """
+
+    #: max |u_i| on the walls / U_ref where grid points lie on the walls. None: round-off,
+    #: 100 machine epsilons of the field's dtype (1.2e-5 float32, 2.2e-14 float64).
+    no_slip: float | None = None
+    #: the same for the linear extrapolation to the wall on cell-centred grids, whose O(h^2)
+    #: truncation error is not round-off (Poiseuille on 32 uniform cells gives ~4e-3).
+    no_slip_extrapolated: float = 0.05
+    #: largest jump across the periodic seam / largest interior increment, x and z (~1 if periodic).
+    seam: float = 3.0
+    #: max |div u| / (U_ref / h): a projected field reaches round-off (~1e-5 in float32).
+    divergence_max: float = 1e-3
+    #: RMS of div u / (U_ref / h).
+    divergence_rms: float = 1e-4
+    #: max |u_i| / U_ref (a turbulent channel stays below ~2).
+    velocity_ratio: float = 10.0
+    #: number of NaN/Inf values allowed.
+    nonfinite: int = 0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.name == "no_slip":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ConfigError(f"tolerance {f.name} must be a non-negative number, got {v!r}")
+
+    def resolved(self, dtype: Any) -> Tolerances:
+        """These tolerances with ``no_slip=None`` replaced by its value for ``dtype``."""
+        if self.no_slip is not None:
+            return self
+        return dataclasses.replace(self, no_slip=100.0 * float(np.finfo(dtype).eps))
+
+
+@dataclass(frozen=True)
+class ConstraintReport:
+    """Global constraint figures of a field, identical on every rank (see module docstring)."""
+
+    shape: tuple[int, int, int]
+    dtype: str
+    bulk_velocity: float
+    u_ref: float
+    max_abs: float  #: max |u_i| over all components (absolute)
+    rms: tuple[float, float, float]  #: RMS of u, v, w (absolute)
+    nonfinite: int
+    no_slip: float  #: max |u_i| at the walls / U_ref
+    wall_extrapolated: bool  #: no point on (at least) one wall: the wall value is extrapolated
+    seam_x: float
+    seam_z: float
+    divergence_max: float  #: / (U_ref / h)
+    divergence_rms: float  #: / (U_ref / h)
+    tolerances: Tolerances = field(default_factory=Tolerances)
+
+    def _rows(self) -> list[tuple[str, float, float | None, str]]:
+        t = self.tolerances
+        wall_tol = t.no_slip_extrapolated if self.wall_extrapolated else t.no_slip
+        return [
+            ("no-slip (max |u_i| at walls / U_ref)", self.no_slip, wall_tol, "no_slip"),
+            ("seam x (jump / interior increment)", self.seam_x, t.seam, "seam_x"),
+            ("seam z (jump / interior increment)", self.seam_z, t.seam, "seam_z"),
+            ("divergence max / (U_ref/h)", self.divergence_max, t.divergence_max, "divergence_max"),
+            ("divergence RMS / (U_ref/h)", self.divergence_rms, t.divergence_rms, "divergence_rms"),
+            ("max |u_i| / U_ref", self.max_abs / self.u_ref, t.velocity_ratio, "velocity_ratio"),
+            ("non-finite values", float(self.nonfinite), float(t.nonfinite), "nonfinite"),
+        ]
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per violated tolerance (empty when the field passes)."""
+        return [
+            f"{name} = {value:.4g} exceeds {limit:.4g}"
+            for name, value, limit, _ in self._rows()
+            if limit is not None and not value <= limit
+        ]
+
+    @property
+    def passed(self) -> bool:
+        """True when every figure is within its tolerance."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data (JSON-ready) figures, tolerances, ``passed`` and ``failures``."""
+        d = dataclasses.asdict(self)
+        d["shape"], d["rms"] = list(self.shape), list(self.rms)
+        d["passed"], d["failures"] = self.passed, self.failures
+        return d
+
+    def __str__(self) -> str:
+        nx, ny, nz = self.shape
+        lines = [
+            f"constraint report: {nx}x{ny}x{nz} {self.dtype}, bulk velocity {self.bulk_velocity:.6g},"
+            f" U_ref {self.u_ref:.6g}, max |u_i| {self.max_abs:.6g},"
+            f" RMS (u, v, w) ({', '.join(f'{r:.4g}' for r in self.rms)})",
+            f"  {'check':<38} {'value':>11} {'limit':>11}  status",
+        ]
+        for name, value, limit, _ in self._rows():
+            ok = limit is None or value <= limit
+            lim = "-" if limit is None else f"{limit:.3g}"
+            lines.append(f"  {name:<38} {value:>11.4g} {lim:>11}  {'ok' if ok else 'FAIL'}")
+        lines.append("  PASSED" if self.passed else f"  FAILED ({len(self.failures)} of {len(self._rows())})")
+        return "\n".join(lines)
+
+
+def as_components(local: Any, axes: str, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, z) views (no copies) of ``local``: an array ``(3, ...)`` or a tuple ``(u, v, w)``.
+
+    Parameters
+    ----------
+    local : ndarray (3, ...) or sequence of 3 ndarrays
+        Components in the axis order ``axes``, float32 or float64, any memory order.
+    axes : str
+        Permutation of ``"xyz"`` naming the array axes (``"xzy"``: arrays are ``(x, z, y)``).
+    shape : (nx, ny, nz)
+        Expected block shape in (x, y, z) order.
+
+    Raises
+    ------
+    ValueError
+        Bad ``axes``, not three components, wrong shape, non-float dtype or mixed dtypes.
+    """
+    if not isinstance(axes, str) or sorted(axes) != ["x", "y", "z"]:
+        raise ValueError(f"axes must be a permutation of 'xyz' (e.g. 'xyz', 'xzy'), got {axes!r}")
+    if isinstance(local, np.ndarray):
+        if local.ndim != 4 or local.shape[0] != 3:
+            raise ValueError(f"local array must have shape (3, ...) with 3 axes after the component, got {local.shape}")
+        comps = tuple(local)
+    elif isinstance(local, (tuple, list)) and len(local) == 3:
+        comps = tuple(local)
+    else:
+        raise ValueError(f"local must be an ndarray (3, ...) or a tuple (u, v, w), got {type(local).__name__}")
+    want = tuple(int(shape["xyz".index(a)]) for a in axes)
+    for name, c in zip("uvw", comps):
+        if not isinstance(c, np.ndarray):
+            raise ValueError(f"component {name} must be a numpy array, got {type(c).__name__}")
+        if c.dtype not in (np.float32, np.float64):
+            raise ValueError(f"component {name} has dtype {c.dtype}; allowed: float32, float64")
+        if c.shape != want:
+            raise ValueError(f"component {name} has shape {c.shape}; expected {want} (axes {axes!r}, block {tuple(shape)})")
+    if len({c.dtype for c in comps}) > 1:
+        raise ValueError(f"components must share one dtype, got {[str(c.dtype) for c in comps]}")
+    perm = [axes.index(a) for a in "xyz"]
+    return tuple(np.transpose(c, perm) for c in comps)  # type: ignore[return-value]
+
+
+def _walls(grid: Grid) -> tuple[bool, bool]:
+    """Whether the first / last y point lies on its wall."""
+    tol = _WALL_TOL * grid.lengths[1]
+    return bool(grid.y[0] <= tol), bool(grid.y[-1] >= grid.lengths[1] - tol)
+
+
+def bulk_weights(grid: Grid) -> np.ndarray:
+    """Weights ``(ny,)`` with bulk velocity = sum_j w_j * sum_{x,z} u[:, j, :] (contract 1).
+
+    Trapezoid over y on [0, ly] (zero wall values appended where no point lies on a wall), divided
+    by ly and by the nx * nz points of a plane.
+    """
+    lo, hi = _walls(grid)
+    y = np.concatenate([[] if lo else [0.0], grid.y, [] if hi else [grid.lengths[1]]])
+    dy = np.diff(y)
+    w = np.zeros_like(y)
+    w[:-1] += 0.5 * dy
+    w[1:] += 0.5 * dy
+    w = w[(0 if lo else 1) : len(y) - (0 if hi else 1)]
+    return w / (grid.lengths[1] * grid.shape[0] * grid.shape[2])
+
+
+# Layout of the per-rank partial figures (allgathered, then max or summed over ranks).
+_MAX = ("wall", "x_int", "x_seam", "z_int", "z_seam", "div_max", "max_abs")
+_SUM = ("div_sumsq", "div_count", "bulk", "ss_u", "ss_v", "ss_w", "nf_u", "nf_v", "nf_w")
+
+
+def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.ndarray) -> np.ndarray:
+    """This rank's partial figures in the order ``_MAX + _SUM`` (collective: halo exchange)."""
+    halos = exchange_faces(comm, blocks, grid.shape, comps)
+    p = dict.fromkeys(_MAX + _SUM, 0.0)
+    if grid.local_size == 0:
+        return np.array([p[k] for k in _MAX + _SUM])
+    (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
+    (x0, x1), (y0, y1), (z0, z1) = ((s.start, s.stop) for s in grid.local)
+    nyl, y = y1 - y0, grid.y
+    lo_wall, hi_wall = _walls(grid)
+
+    wy = bulk_weights(grid)[y0:y1]
+    for c, name in zip(comps, "uvw"):
+        m, ss, ws, nf = _core.stats(c, wy)
+        p["max_abs"] = max(p["max_abs"], m)
+        p[f"ss_{name}"], p[f"nf_{name}"] = ss, nf
+        if name == "u":
+            p["bulk"] = ws
+
+    for c, (ylo, yhi), (xlo, xhi), (zlo, zhi) in zip(comps, zip(*halos[1]), zip(*halos[0]), zip(*halos[2])):
+        # planes at global y index j (from the block or the y halo) for the wall values
+        def plane(j: int) -> np.ndarray:
+            if y0 <= j < y1:
+                return c[:, j - y0 : j - y0 + 1, :]
+            return yhi if j == y1 else ylo
+
+        if y0 == 0:
+            t = 0.0 if lo_wall else -y[0] / (y[1] - y[0])
+            p["wall"] = max(p["wall"], _core.wall_absmax(plane(0), plane(1), t))
+        if y1 == ny:
+            t = 0.0 if hi_wall else (ly - y[-1]) / (y[-2] - y[-1])
+            p["wall"] = max(p["wall"], _core.wall_absmax(plane(ny - 1), plane(ny - 2), t))
+        xi, xs = _core.increments(c, xhi, 0, nx - 1 - x0 if x1 == nx else -1)
+        zi, zs = _core.increments(c, zhi, 2, nz - 1 - z0 if z1 == nz else -1)
+        p["x_int"], p["x_seam"] = max(p["x_int"], xi), max(p["x_seam"], xs)
+        p["z_int"], p["z_seam"] = max(p["z_int"], zi), max(p["z_seam"], zs)
+
+    # y of the neighbours beyond the block; at a wall the virtual wall point (zero velocity)
+    below = y[y0 - 1] if y0 > 0 else 0.0
+    above = y[y1] if y1 < ny else ly
+    yext = np.concatenate([[below], y[y0:y1], [above]])
+    j0 = 1 if (y0 == 0 and lo_wall) else 0
+    j1 = nyl - 1 if (y1 == ny and hi_wall) else nyl
+    (xlo, xhi), (ylo, yhi), (zlo, zhi) = halos
+    dmax, dss, dn = _core.divergence(*comps, xlo[0], xhi[0], ylo[1], yhi[1], zlo[2], zhi[2],
+                                     yext, lx / nx, lz / nz, j0, max(j0, j1))
+    p["div_max"], p["div_sumsq"], p["div_count"] = dmax, dss, dn
+    return np.array([float(p[k]) for k in _MAX + _SUM])
+
+
+def _ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return 0.0 if num == 0 else math.inf
+
+
+def check_field(
+    comm: Any,
+    grid: Grid,
+    local: Any,
+    *,
+    axes: str = "xyz",
+    tolerances: Tolerances | None = None,
+) -> ConstraintReport:
+    """Collective: the constraint report of the field whose blocks the ranks hold.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        Every rank of the decomposition calls.
+    grid : Grid
+        Global grid with this rank's block ``grid.local``; the blocks must tile the grid.
+    local : ndarray (3, ...) or tuple (u, v, w)
+        This rank's block, axes in the order ``axes``, float32 or float64, any memory order.
+    axes : str, default "xyz"
+        Permutation of ``"xyz"`` naming the array axes.
+    tolerances : Tolerances, optional
+        Limits; :class:`Tolerances` defaults when omitted.
+
+    Returns
+    -------
+    ConstraintReport
+        Identical on every rank; ``report.passed`` tells whether the field meets the tolerances.
+
+    Raises
+    ------
+    ValueError
+        Bad ``local``/``axes``/``tolerances`` on any rank, or dtypes differing between ranks
+        (raised on every rank).
+    GridError, DecompositionError
+        Ranks disagree on the global grid, or their blocks do not tile it.
+    """
+    err: BaseException | None = None
+    comps: tuple[np.ndarray, ...] = ()
+    try:
+        if tolerances is None:
+            tolerances = Tolerances()
+        elif not isinstance(tolerances, Tolerances):
+            raise ConfigError(f"tolerances must be a Tolerances, got {type(tolerances).__name__}")
+        if not isinstance(grid, Grid):
+            raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
+        comps = as_components(local, axes, grid.local_shape)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    agree(comm, err)
+
+    mine = (grid.shape, grid.lengths, grid.y.tobytes(), [(s.start, s.stop) for s in grid.local], comps[0].dtype.str)
+    every = comm.allgather(mine)
+    err = None
+    try:
+        for r, (shape, lengths, y, _, dt) in enumerate(every):
+            if (shape, lengths, y) != every[0][:3]:
+                raise GridError(f"ranks disagree on the grid: rank 0 has shape {every[0][0]}, lengths "
+                                f"{every[0][1]}; rank {r} has shape {shape}, lengths {lengths} (or another y)")
+            if dt != every[0][4]:
+                raise ValueError(f"ranks disagree on the dtype: rank 0 has {np.dtype(every[0][4])}, rank {r} has {np.dtype(dt)}")
+        blocks = np.array([e[3] for e in every], dtype=np.int64)
+        check_tiling(blocks, grid.shape)
+    except Exception as exc:  # noqa: BLE001 - every rank computes the same error; agree keeps it safe
+        err = exc
+    agree(comm, err)
+
+    part = _partials(comm, grid, comps, blocks)
+    allp = np.empty((comm.Get_size(), part.size))
+    comm.Allgather(part, allp)
+    mx = dict(zip(_MAX, allp[:, : len(_MAX)].max(axis=0)))
+    sm = dict(zip(_SUM, allp[:, len(_MAX) :].sum(axis=0)))
+
+    bulk = float(sm["bulk"])
+    u_ref = abs(bulk) or float(mx["max_abs"]) or 1.0
+    scale = u_ref / (0.5 * grid.lengths[1])
+    n = grid.size
+    rms = tuple(math.sqrt(sm[f"ss_{c}"] / (n - sm[f"nf_{c}"])) if n > sm[f"nf_{c}"] else 0.0 for c in "uvw")
+    count = sm["div_count"]
+    lo_wall, hi_wall = _walls(grid)
+    return ConstraintReport(
+        shape=grid.shape,
+        dtype=str(comps[0].dtype),
+        bulk_velocity=bulk,
+        u_ref=u_ref,
+        max_abs=float(mx["max_abs"]),
+        rms=rms,  # type: ignore[arg-type]
+        nonfinite=int(sm["nf_u"] + sm["nf_v"] + sm["nf_w"]),
+        no_slip=float(mx["wall"]) / u_ref,
+        wall_extrapolated=not (lo_wall and hi_wall),
+        seam_x=_ratio(mx["x_seam"], mx["x_int"]),
+        seam_z=_ratio(mx["z_seam"], mx["z_int"]),
+        divergence_max=float(mx["div_max"]) / scale,
+        divergence_rms=math.sqrt(sm["div_sumsq"] / count) / scale if count else 0.0,
+        tolerances=tolerances.resolved(comps[0].dtype),
+    )

@@ -1,0 +1,131 @@
+"""One-plane halo exchange between the blocks of an arbitrary tiling (mpi4py).
+
+:func:`exchange_faces` gives every rank, for each axis, the plane just below and just above its
+block, restricted to the block's extent along the other two axes. The blocks of all ranks are known
+(allgathered by the caller), so the plane beyond a face may be assembled from pieces of several
+ranks — no Cartesian topology is assumed. x and z are periodic; beyond a non-periodic boundary
+(the walls in y) the plane is zero, the velocity of a no-slip wall. Used by the divergence and
+periodic-seam checks of :mod:`cfdseed.constraints`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["exchange_faces"]
+
+_TAG = 7301  # + 2 * axis + side; one message per (sender, receiver, axis, side)
+
+
+def _face_index(block: np.ndarray, axis: int, side: int, n: int, periodic: bool) -> int | None:
+    """Global index of the plane beyond face ``side`` (0 low, 1 high) of ``block`` along ``axis``."""
+    g = int(block[axis, 0]) - 1 if side == 0 else int(block[axis, 1])
+    if 0 <= g < n:
+        return g
+    return g % n if periodic else None
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, axis: int, g: int) -> tuple[slice, slice, slice] | None:
+    """Global slices of plane ``g`` along ``axis`` inside block ``a``, restricted to ``b``'s other extents."""
+    if not a[axis, 0] <= g < a[axis, 1]:
+        return None
+    sl = []
+    for d in range(3):
+        if d == axis:
+            sl.append(slice(g, g + 1))
+            continue
+        lo, hi = max(a[d, 0], b[d, 0]), min(a[d, 1], b[d, 1])
+        if lo >= hi:
+            return None
+        sl.append(slice(int(lo), int(hi)))
+    return tuple(sl)  # type: ignore[return-value]
+
+
+def _shift(sl: tuple[slice, slice, slice], origin: np.ndarray) -> tuple[slice, ...]:
+    return tuple(slice(s.start - int(o), s.stop - int(o)) for s, o in zip(sl, origin))
+
+
+def exchange_faces(
+    comm: Any,
+    blocks: Sequence[Sequence[Sequence[int]]],
+    shape: Sequence[int],
+    arrays: Sequence[np.ndarray],
+    periodic: Sequence[bool] = (True, False, True),
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Collective: the neighbour planes of this rank's block along every axis.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        Communicator of the tiling (every rank calls).
+    blocks : (size, 3, 2) integers
+        ``blocks[r] = ((x0, x1), (y0, y1), (z0, z1))`` of every rank; they must tile ``shape``
+        (see :func:`cfdseed.grid.check_tiling`); empty blocks take no part.
+    shape : (nx, ny, nz)
+        Global grid shape.
+    arrays : sequence of ndarray
+        This rank's components, each a (possibly strided) ``(x, y, z)`` view of the block, one dtype.
+    periodic : 3 bools
+        Periodicity per axis; beyond a non-periodic boundary the plane is zero.
+
+    Returns
+    -------
+    list of 3 (lo, hi) pairs
+        ``lo``/``hi`` along axis ``a`` have shape ``(ncomp, *local_shape)`` with 1 along ``a``
+        (the ``(x, y, z)`` axes after the component axis): the planes at global index
+        ``start - 1`` and ``stop`` of that axis.
+    """
+    rank = comm.Get_rank()
+    b = np.asarray(blocks, dtype=np.int64).reshape(-1, 3, 2)
+    me = b[rank]
+    lshape = me[:, 1] - me[:, 0]
+    ncomp = len(arrays)
+    dtype = np.result_type(*arrays) if ncomp else np.float64
+    active = [r for r in range(len(b)) if np.prod(b[r, :, 1] - b[r, :, 0]) > 0]
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for axis in range(3):
+        pshape = (ncomp, *(1 if d == axis else int(lshape[d]) for d in range(3)))
+        out.append((np.zeros(pshape, dtype), np.zeros(pshape, dtype)))
+    if rank not in active:
+        return out
+
+    requests, pending = [], []
+    for axis in range(3):
+        for side in (0, 1):
+            g = _face_index(me, axis, side, int(shape[axis]), bool(periodic[axis]))
+            if g is None:
+                continue
+            for r in active:  # receive every piece of plane g that lies in another block
+                sl = _overlap(b[r], me, axis, g)
+                if sl is None:
+                    continue
+                buf = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
+                requests.append(comm.Irecv(buf, source=r, tag=_TAG + 2 * axis + side))
+                dest = list(_shift(sl, me[:, 0]))
+                dest[axis] = slice(0, 1)
+                pending.append((out[axis][side], (slice(None), *dest), buf))
+    for r in active:  # send every piece of my block that lies beyond a face of block r
+        for axis in range(3):
+            for side in (0, 1):
+                g = _face_index(b[r], axis, side, int(shape[axis]), bool(periodic[axis]))
+                if g is None:
+                    continue
+                sl = _overlap(me, b[r], axis, g)
+                if sl is None:
+                    continue
+                local = _shift(sl, me[:, 0])
+                piece = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
+                for c, a in enumerate(arrays):
+                    piece[c] = a[local]
+                requests.append(comm.Isend(piece, dest=r, tag=_TAG + 2 * axis + side))
+                pending.append((None, None, piece))  # keeps the send buffer alive until Waitall
+    from mpi4py import MPI
+
+    MPI.Request.Waitall(requests)
+    for target, where, buf in pending:
+        if target is not None:
+            target[where] = buf
+    return out
