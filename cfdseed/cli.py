@@ -11,6 +11,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a WGAN-GP generator from a TOML config")
     p.set_defaults(_run="cfdseed.train:cli_run")
     # owned by cfdseed.train
+    p.add_argument("config", help="TOML config ([data], [model], [train], [log]; see cfdseed.config)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/ckpt.pt")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides train.device)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.lr_g=1e-4 (repeatable)")
+    p.add_argument("--out", help="run folder (overrides log.out)")
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:

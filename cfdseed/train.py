@@ -1,0 +1,599 @@
+"""WGAN-GP training loop: ``cfdseed train CONFIG.toml [--resume] [--device D] [--set k=v] [--out DIR]``.
+
+Owns the loop, the losses (critic, gradient penalty, optional physics statistics loss), logging
+(tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact resume, and DDP.
+
+Multi-process: ``torchrun --nproc-per-node=N -m cfdseed.cli train CONFIG.toml`` (gloo on CPU,
+nccl on CUDA). Every global batch is split into equal per-rank shards; latents and interpolation
+coefficients are drawn for the global batch on every rank and sliced, so a run with N processes
+follows the single-process run with the same global batch. The generator is wrapped in
+DistributedDataParallel. The critic is *not*: its loss contains a gradient penalty (a double
+backward), which DDP's reducer does not handle correctly, so the critic runs unwrapped and its
+gradients are averaged with one explicit all-reduce after ``backward``.
+
+Run folder (``log.out``): ``ckpt.pt`` (latest, training state), ``model.pt`` (generator only, the
+file users ship), ``best.pt`` (best validation ``combined`` metric), ``config.toml`` (resolved),
+``log.csv``, ``metrics.csv``, ``losses.png``, ``tb/`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .config import Config, load_config, to_dict, to_toml
+from .data import (
+    EpochBatchSampler,
+    NormStats,
+    SliceDataset,
+    compute_stats,
+    open_dataset,
+    split_indices,
+)
+from .errors import CheckpointError, ConfigError, DatasetError
+from .model import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    Critic,
+    Generator,
+    arch_config,
+    count_parameters,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "train", "TrainResult", "cli_run"]
+
+log = logging.getLogger(__name__)
+
+_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "it_per_s", "time_s"]
+# Keys a resumed run may change; anything else must equal the checkpoint's config.
+_RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                     fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty ``mean_b (||grad_x critic(x_hat_b)||_2 - 1)^2``.
+
+    ``x_hat = eps real + (1 - eps) fake`` with one coefficient ``eps`` ``(B,)`` per sample; the norm
+    runs over all non-batch dimensions. Built with ``create_graph=True`` so it can be minimised.
+    """
+    e = eps.view(-1, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1)
+    x_hat = (e * real + (1.0 - e) * fake.detach()).requires_grad_(True)  # (B, 3, ny, nz)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def batch_statistics(x: torch.Tensor) -> torch.Tensor:
+    """Batch statistics S(x) of slices ``(B, 3, ny, nz)`` as one vector (differentiable).
+
+    Concatenates wall-normal profiles (averaged over batch and z) of the mean of u, v, w
+    ``(3, ny)``, of the second moments uu, vv, ww ``(3, ny)`` and uv ``(ny,)`` of the fluctuations
+    about that mean, and the spanwise energy spectra of u, v, w averaged over batch and y
+    ``(3, nz // 2 + 1)``.
+    """
+    nz = x.shape[-1]
+    mean = x.mean(dim=(0, 3))  # (3, ny)
+    f = x - mean[None, :, :, None]  # (B, 3, ny, nz) fluctuations
+    second = (f * f).mean(dim=(0, 3))  # (3, ny): uu, vv, ww
+    uv = (f[:, 0] * f[:, 1]).mean(dim=(0, 2))  # (ny,)
+    spec = torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=(0, 2)) / nz**2  # (3, nz // 2 + 1)
+    return torch.cat([mean.flatten(), second.flatten(), uv, spec.flatten()])
+
+
+def physics_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``||S(real) - S(fake)||^2 / dim(S)`` (mean squared difference of :func:`batch_statistics`)."""
+    return (batch_statistics(real) - batch_statistics(fake)).pow(2).mean()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (rank 0 has the logged values; all ranks the rest)."""
+
+    out: Path
+    iteration: int  # generator iterations completed
+    interrupted: bool
+    last: dict[str, float] = field(default_factory=dict)  # last logged losses
+    loop_seconds: float = 0.0  # wall time of the iterations run in this call
+    iterations_run: int = 0
+    best_combined: float | None = None
+    parameters: dict[str, int] = field(default_factory=dict)
+
+
+class _Dist:
+    """Rank, world and the collectives the loop needs (no-ops for one process)."""
+
+    def __init__(self, device_kind: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.owned = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+            self.owned = True
+        self.rank = dist.get_rank() if self.world > 1 else 0
+        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+
+    def average_(self, tensors: list[torch.Tensor]) -> None:
+        if self.world == 1 or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def from_root(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on rank 0 and give every rank its result, or the same exception."""
+        if self.world == 1:
+            return fn()
+        box: list[Any] = [None]
+        if self.rank == 0:
+            try:
+                box[0] = ("ok", fn())
+            except (DatasetError, ConfigError, CheckpointError) as exc:
+                box[0] = ("err", type(exc).__name__, str(exc))
+        dist.broadcast_object_list(box, src=0)
+        if box[0][0] == "err":
+            raise {"DatasetError": DatasetError, "ConfigError": ConfigError,
+                   "CheckpointError": CheckpointError}[box[0][1]](box[0][2])
+        return box[0][1]
+
+    def any(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def close(self) -> None:
+        if self.owned and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _device(cfg: Config, dd: _Dist) -> torch.device:
+    dev = cfg.train.device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={dev!r} but CUDA is not available; use cpu or auto")
+        if dev == "cuda":
+            dev = f"cuda:{dd.local_rank if dd.world > 1 else torch.cuda.current_device()}"
+        torch.cuda.set_device(torch.device(dev))
+    return torch.device(dev)
+
+
+def _auto_preset(ny: int, nz: int) -> str:
+    if ny * nz >= 128 * 256:
+        return "wide-512"
+    if ny * nz >= 96 * 96:
+        return "published-128"
+    if ny * nz >= 32 * 32:
+        return "cpu-small"
+    return "cpu-tiny"
+
+
+def _config_changes(old: Mapping[str, Any], new: Config) -> list[str]:
+    changes = []
+    for sec, body in to_dict(new).items():
+        for key, value in body.items():
+            if sec == "log" or (sec, key) in _RESUMABLE:
+                continue
+            if old.get(sec, {}).get(key) != value:
+                changes.append(f"{sec}.{key}: {old.get(sec, {}).get(key)!r} -> {value!r}")
+    return changes
+
+
+def _metrics_fn() -> Callable[..., dict[str, float]] | None:
+    try:
+        mod = importlib.import_module("cfdseed.evaluate")
+    except ImportError as exc:
+        log.warning("validation metrics off: cfdseed.evaluate cannot be imported (%s)", exc)
+        return None
+    fn = getattr(mod, "slice_metrics", None)
+    if fn is None:
+        log.warning("validation metrics off: cfdseed.evaluate has no slice_metrics")
+    return fn
+
+
+class _Logger:
+    """Rank-0 CSV / TensorBoard / progress output; history kept for the PNG."""
+
+    def __init__(self, out: Path, cfg: Config, start: int, total: int, active: bool) -> None:
+        self.active = active
+        self.rows: list[dict[str, float]] = []
+        self.metric_rows: list[dict[str, float]] = []
+        self.bar = None
+        self.tb = None
+        if not active:
+            return
+        self.csv_path, self.metrics_path = out / "log.csv", out / "metrics.csv"
+        self.rows = self._keep(self.csv_path, start)
+        self.metric_rows = self._keep(self.metrics_path, start)
+        self._rewrite(self.csv_path, self.rows, _LOG_FIELDS)
+        if self.metric_rows:
+            self._rewrite(self.metrics_path, self.metric_rows, list(self.metric_rows[0]))
+        elif self.metrics_path.exists():
+            self.metrics_path.unlink()
+        if cfg.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"), purge_step=start + 1)
+            except ImportError:
+                log.warning("log.tensorboard=true but tensorboard is not installed; skipping it")
+        if cfg.log.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
+
+    @staticmethod
+    def _keep(path: Path, start: int) -> list[dict[str, float]]:
+        # rows written after the checkpoint we resume from are dropped (they will be redone)
+        if start == 0 or not path.exists():
+            return []
+        with open(path, newline="") as fh:
+            return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)
+                    if float(r["iteration"]) <= start]
+
+    @staticmethod
+    def _rewrite(path: Path, rows: list[dict[str, float]], fields: list[str]) -> None:
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+
+    @staticmethod
+    def _append(path: Path, row: Mapping[str, float], fields: list[str]) -> None:
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def row(self, row: dict[str, float]) -> None:
+        if not self.active:
+            return
+        self.rows.append(row)
+        self._append(self.csv_path, row, _LOG_FIELDS)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "iteration":
+                    self.tb.add_scalar(f"train/{k}", v, int(row["iteration"]))
+
+    def metrics(self, it: int, values: Mapping[str, float]) -> None:
+        if not self.active:
+            return
+        row = {"iteration": float(it), **{k: float(v) for k, v in sorted(values.items())}}
+        fields = list(self.metric_rows[0]) if self.metric_rows else list(row)
+        self.metric_rows.append(row)
+        self._append(self.metrics_path, {k: row.get(k, float("nan")) for k in fields}, fields)
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"val/{k}", float(v), it)
+
+    def progress(self, vals: Mapping[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss_c=f"{vals['loss_c']:.3g}", W=f"{vals['wasserstein']:.3g}",
+                                 gp=f"{vals['gp']:.3g}", refresh=False)
+
+    def close(self, out: Path, plot: bool) -> None:
+        if not self.active:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        if plot and self.rows:
+            _plot(self.rows, out / "losses.png")
+
+
+def _plot(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = [r["iteration"] for r in rows]
+    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    a.plot(it, [r["wasserstein"] for r in rows], label="Wasserstein estimate")
+    a.plot(it, [r["gp"] for r in rows], label="gradient penalty")
+    a.legend()
+    b.plot(it, [r["loss_c"] for r in rows], label="critic loss")
+    b.plot(it, [r["loss_g"] for r in rows], label="generator loss")
+    b.set_xlabel("generator iteration")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _prepare_data(cfg: Config, dd: _Dist, stats: NormStats | None) -> tuple[Any, ...]:
+    """Validate the dataset, split it, compute (or reuse) normalisation; before any training."""
+    if not cfg.data.path:
+        raise ConfigError("data.path is empty; set it in [data] or with --set data.path=FILE.h5")
+    bs = cfg.train.batch_size
+    with open_dataset(cfg.data.path, check_finite=False, min_samples=bs) as ds:
+        train_idx, val_idx = split_indices(ds.n, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
+                                           mode=cfg.data.split, blocks=cfg.data.split_blocks, t=ds.t)
+        if train_idx.size < bs:
+            raise DatasetError(
+                f"{ds.path}: {train_idx.size} training samples after the validation split are fewer "
+                f"than one batch of {bs}; lower data.val_fraction or train.batch_size"
+            )
+        if bs % dd.world:
+            raise ConfigError(f"train.batch_size={bs} is not divisible by the {dd.world} processes")
+        if stats is None:
+            def _stats() -> NormStats:
+                base = compute_stats(ds, train_idx, chunk=cfg.data.stats_chunk)
+                return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
+            stats = dd.from_root(_stats)
+        elif stats.mean.shape != (3, ds.ny):
+            raise CheckpointError(f"checkpoint normalisation is for ny={stats.mean.shape[1]}, data has {ds.ny}")
+        pool = val_idx if val_idx.size else train_idx
+        eval_idx = pool[: cfg.log.eval_samples]
+        real_eval = ds.read(eval_idx)  # (E, 3, ny, nz) physical units
+        if not np.all(np.isfinite(real_eval)):
+            raise DatasetError(f"{ds.path}: validation samples hold NaN/Inf values")
+        meta = {"ny": ds.ny, "nz": ds.nz, "y": torch.as_tensor(ds.y), "ly": ds.ly, "lz": ds.lz,
+                "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
+        source = ds.source
+    data = SliceDataset(cfg.data.path, stats, roll=cfg.data.augment_roll,
+                        spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
+    return data, train_idx, stats, real_eval, meta, source
+
+
+def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid: dict[str, Any],
+             metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "arch": arch,
+        "generator": {k: v.detach().cpu() for k, v in gen.state_dict().items()},
+        "norm": {"mean": torch.as_tensor(stats.mean), "std": torch.as_tensor(stats.std)},
+        "grid": grid,
+        "metadata": metadata,
+    }
+
+
+def train(cfg: Config, *, resume: bool = False,
+          _on_iteration: Callable[[int], None] | None = None) -> TrainResult:
+    """Train a WGAN-GP generator as configured; returns a :class:`TrainResult`.
+
+    Everything that can be wrong with the data or config raises before the first step:
+    :class:`DatasetError` (file, shapes, NaN/Inf, attributes, too few samples),
+    :class:`ConfigError`, :class:`CheckpointError` (``resume`` without a usable ``ckpt.pt``).
+    SIGINT (Ctrl-C) finishes the current iteration, writes ``ckpt.pt`` and returns with
+    ``interrupted=True``; ``resume=True`` continues from ``ckpt.pt`` exactly.
+    """
+    t_cfg = cfg.train
+    dev_kind = "cuda" if t_cfg.device.startswith("cuda") or (t_cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    dd = _Dist(dev_kind)
+    try:
+        return _train(cfg, dd, resume, _on_iteration)
+    finally:
+        dd.close()
+
+
+def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], None] | None) -> TrainResult:
+    t_cfg = cfg.train
+    out = Path(cfg.log.out)
+    root = dd.rank == 0
+    if t_cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    device = _device(cfg, dd)
+
+    ck: dict[str, Any] | None = None
+    if resume:
+        ck = read_checkpoint(out / "ckpt.pt")
+        if "training" not in ck:
+            raise CheckpointError(f"{out / 'ckpt.pt'} holds no training state (a shipped model?)")
+        changes = _config_changes(ck["training"]["config"], cfg)
+        if changes:
+            raise ConfigError("cannot resume with a changed config: " + "; ".join(changes))
+    stats0 = NormStats.from_dict(ck["norm"]) if ck else None
+    data, train_idx, stats, real_eval, grid, source = _prepare_data(cfg, dd, stats0)
+
+    m = cfg.model
+    preset = _auto_preset(grid["ny"], grid["nz"]) if m.preset == "auto" else m.preset
+    arch = arch_config(preset, grid["ny"], grid["nz"], latent_dim=m.latent_dim, norm=m.norm,
+                       g_channels=m.g_channels or None, c_channels=m.c_channels or None)
+    if ck is not None and ck["arch"] != arch:
+        raise CheckpointError(f"checkpoint architecture {ck['arch']} differs from the configured {arch}")
+    torch.manual_seed(t_cfg.seed)
+    gen, critic = Generator(arch).to(device), Critic(arch).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
+    opt_c = torch.optim.Adam(critic.parameters(), lr=t_cfg.lr_c, betas=tuple(t_cfg.betas))
+    noise = torch.Generator().manual_seed(t_cfg.seed + 1)  # latents + GP coefficients, all ranks alike
+    start, consumed, best = 0, 0, None
+    if ck is not None:
+        tr = ck["training"]
+        gen.load_state_dict(ck["generator"])
+        critic.load_state_dict(tr["critic"])
+        opt_g.load_state_dict(tr["opt_g"])
+        opt_c.load_state_dict(tr["opt_c"])
+        noise.set_state(tr["noise_rng"])
+        torch.set_rng_state(tr["torch_rng"])
+        start, consumed, best = int(tr["iteration"]), int(tr["consumed"]), tr["best"]
+    if dd.world > 1:
+        for p in critic.parameters():
+            dist.broadcast(p.data, src=0)
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        gen_step = DDP(gen, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        gen_step = gen
+    params = {"generator": count_parameters(gen), "critic": count_parameters(critic)}
+
+    sampler = EpochBatchSampler(train_idx, t_cfg.batch_size, t_cfg.seed, rank=dd.rank, world=dd.world,
+                                start=consumed)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                                         pin_memory=device.type == "cuda")
+    batches = iter(loader)
+    local = t_cfg.batch_size // dd.world
+    lo = dd.rank * local
+
+    metrics_fn = _metrics_fn() if (root and cfg.log.eval_every) else None
+    eval_latent = torch.randn(real_eval.shape[0], arch["latent_dim"],
+                              generator=torch.Generator().manual_seed(t_cfg.seed + 2))
+    metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
+
+    def payload(it: int, training: bool) -> dict[str, Any]:
+        p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it})
+        if training:
+            p["training"] = {
+                "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
+                "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(),
+                "iteration": it, "consumed": consumed, "best": best, "config": to_dict(cfg),
+            }
+        return p
+
+    if root:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(to_toml(cfg))
+        log.info("training %s: %d samples for training, grid %dx%d, preset %s, G %d / C %d parameters, "
+                 "%d process(es) on %s", source, train_idx.size, grid["ny"], grid["nz"], preset,
+                 params["generator"], params["critic"], dd.world, device)
+    logger = _Logger(out, cfg, start, t_cfg.iterations, root)
+
+    stop = {"flag": False}
+    previous = None
+
+    def _on_sigint(signum: int, frame: Any) -> None:
+        stop["flag"] = True
+        signal.signal(signal.SIGINT, previous or signal.default_int_handler)  # 2nd Ctrl-C: hard stop
+        log.warning("interrupt: finishing iteration, writing checkpoint (Ctrl-C again to abort)")
+
+    try:
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread: no handler, Ctrl-C aborts
+        previous = None
+
+    def draw_latent() -> torch.Tensor:
+        z = torch.randn(t_cfg.batch_size, arch["latent_dim"], generator=noise)  # (B, latent) global
+        return z[lo : lo + local].to(device, non_blocking=True)
+
+    it = start
+    interrupted = False
+    last: dict[str, float] = {}
+    t0 = time.perf_counter()
+    t_prev = t0
+    try:
+        while it < t_cfg.iterations:
+            for _ in range(t_cfg.n_critic):
+                real = next(batches).to(device, non_blocking=True)  # (b, 3, ny, nz), this rank's shard
+                consumed += 1
+                z = draw_latent()
+                eps = torch.rand(t_cfg.batch_size, generator=noise)[lo : lo + local].to(device)  # (b,)
+                with torch.no_grad():
+                    fake = gen(z)  # (b, 3, ny, nz); no graph: the critic step does not train G
+                scores = critic(torch.cat([real, fake]))  # (2b,)
+                d_real, d_fake = scores[:local].mean(), scores[local:].mean()
+                gp = gradient_penalty(critic, real, fake, eps)
+                loss_c = d_fake - d_real + t_cfg.gp_lambda * gp
+                opt_c.zero_grad(set_to_none=True)
+                loss_c.backward()
+                dd.average_([p.grad for p in critic.parameters() if p.grad is not None])
+                opt_c.step()
+            critic.requires_grad_(False)  # G step: no weight gradients for the critic
+            fake = gen_step(draw_latent())  # (b, 3, ny, nz)
+            loss_g = -critic(fake).mean()
+            phys = physics_loss(real, fake) if t_cfg.physics_weight > 0 else torch.zeros((), device=device)
+            total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
+            opt_g.zero_grad(set_to_none=True)
+            total_g.backward()
+            opt_g.step()
+            critic.requires_grad_(True)
+            it += 1
+
+            if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
+                vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
+                                    gp.detach(), phys.detach()]).float().cpu()
+                dd.average_([vals])
+                now = time.perf_counter()
+                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics"], vals.tolist()))
+                if not all(math.isfinite(v) for v in last.values()):
+                    log.warning("non-finite losses at iteration %d: %s", it, last)
+                logger.row({"iteration": float(it), **last, "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12),
+                            "time_s": now - t0})
+                t_prev = now
+            logger.progress(last or {"loss_c": float("nan"), "wasserstein": float("nan"), "gp": float("nan")})
+            if metrics_fn is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
+                best = _evaluate(metrics_fn, gen, eval_latent, real_eval, stats, grid, it, best, logger, out,
+                                 lambda: payload(it, False), device)
+            if on_iteration is not None:
+                on_iteration(it)
+            interrupted = dd.any(stop["flag"])
+            if it % cfg.log.checkpoint_every == 0 or interrupted or it == t_cfg.iterations:
+                if root:
+                    save_checkpoint(out / "ckpt.pt", payload(it, True))
+            if interrupted:
+                log.warning("interrupted at iteration %d; checkpoint %s written, continue with --resume",
+                            it, out / "ckpt.pt")
+                break
+        loop_seconds = time.perf_counter() - t0
+        if root and it == t_cfg.iterations:
+            save_checkpoint(out / "model.pt", payload(it, False))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        logger.close(out, cfg.log.plot)
+    return TrainResult(out=out, iteration=it, interrupted=interrupted, last=last, loop_seconds=loop_seconds,
+                       iterations_run=it - start, best_combined=best, parameters=params)
+
+
+@torch.no_grad()
+def _evaluate(fn: Callable[..., dict[str, float]], gen: torch.nn.Module, latent: torch.Tensor,
+              real: np.ndarray, stats: NormStats, grid: Mapping[str, Any], it: int, best: float | None,
+              logger: _Logger, out: Path, make_payload: Callable[[], dict[str, Any]],
+              device: torch.device) -> float | None:
+    """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves."""
+    was_training = gen.training
+    gen.eval()
+    fake = stats.denormalise(gen(latent.to(device)).cpu().numpy())  # (E, 3, ny, nz) physical
+    gen.train(was_training)
+    values = fn(real, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
+    logger.metrics(it, values)
+    combined = float(values.get("combined", float("nan")))
+    if math.isfinite(combined) and (best is None or combined < best):
+        p = make_payload()
+        p["metadata"]["combined"] = combined
+        save_checkpoint(out / "best.pt", p)
+        return combined
+    return best
+
+
+def cli_run(args: Any) -> int:
+    """``cfdseed train``: load the config, apply the command-line overrides, train."""
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.out:
+        overrides.append(f"log.out={args.out}")
+    cfg = load_config(args.config, overrides)
+    level = logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(asctime)s rank {os.environ.get('RANK', '0')}/"
+                        f"{os.environ.get('WORLD_SIZE', '1')} %(name)s %(levelname)s: %(message)s")
+    res = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "interrupted" if res.interrupted else "finished"
+        print(f"cfdseed train: {state} at iteration {res.iteration}; run folder {res.out}")
+    return 130 if res.interrupted else 0
