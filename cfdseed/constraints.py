@@ -265,7 +265,7 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
 
 def _ratio(num: float, den: float) -> float:
     if den > 0:
-        return num / den
+        return float(num / den)
     return 0.0 if num == 0 else math.inf
 
 
