@@ -177,9 +177,12 @@ class Critic(nn.Module):
         layers: list[nn.Module] = []
         cin, h, w = 3, arch["ny"], arch["nz"]
         for c in arch["c_channels"]:
-            layers += [_PeriodicConv(cin, c, stride=2), _act()]
+            layers.append(_PeriodicConv(cin, c, stride=2))
             if arch["norm"] == "layer":
-                layers.append(nn.GroupNorm(1, c))  # layer norm over (C, h, w), per sample
+                # layer norm over (C, h, w), per sample; before the activation so that its shift
+                # is not a direction the critic loss cannot see (zero gradient, noise under Adam)
+                layers.append(nn.GroupNorm(1, c))
+            layers.append(_act())
             cin, h, w = c, math.ceil(h / 2), math.ceil(w / 2)
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(cin * h * w, 1)

@@ -1,0 +1,270 @@
+"""WGAN-GP training: losses, checkpoints, resume determinism, bad input, eval hook, DDP equivalence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import types
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cfdseed import CheckpointError, ConfigError, DatasetError, load_generator
+from cfdseed.cli import main as cli_main
+from cfdseed.config import Config, apply_overrides, to_toml
+from cfdseed.data import DatasetWriter
+from cfdseed.grid import wall_normal
+from cfdseed.model import Generator, read_checkpoint
+from cfdseed.train import batch_statistics, gradient_penalty, physics_loss, train
+
+torch.set_num_threads(1)
+ATTRS = dict(re_tau=180.0, nu=1.0 / 180.0, u_tau=1.0, ly=2.0, lz=np.pi, source="synthetic")
+
+
+def write_dataset(path, n=40, ny=9, nz=8, seed=0, y=None):
+    """Random spanwise-periodic fields with a channel-like mean profile."""
+    rng = np.random.default_rng(seed)
+    y = wall_normal("chebyshev", ny, 2.0) if y is None else y
+    prof = (1.0 - (y - 1.0) ** 2)[None, :, None]
+    kz = np.arange(nz) * 2 * np.pi / nz
+    phase = rng.uniform(0, 2 * np.pi, (n, 3, 1, 1))
+    f = 0.3 * prof * np.sin(kz + phase) + 0.1 * prof * rng.standard_normal((n, 3, ny, nz))
+    f[:, 0] += 5.0 * prof
+    with DatasetWriter(path, y, np.arange(nz) * np.pi / nz, attrs=ATTRS) as w:
+        w.append(f, t=np.arange(n) * 0.1)
+    return f
+
+
+def tiny_config(data, out, *extra):
+    return apply_overrides(Config(), [
+        f"data.path={data}", f"log.out={out}", "model.preset=cpu-tiny", "model.latent_dim=16",
+        "train.iterations=4", "train.batch_size=8", "train.n_critic=2", "log.eval_every=0",
+        "log.progress=false", "log.plot=false", *extra])
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    p = tmp_path / "data.h5"
+    write_dataset(p)
+    return p
+
+
+def _weights(path):
+    ck = torch.load(path, weights_only=True)
+    return ck["generator"], ck.get("training", {}).get("critic")
+
+
+def test_gradient_penalty_linear_critic_analytic():
+    torch.manual_seed(0)
+    w = torch.randn(3, 5, 4)
+
+    def linear(x):  # gradient w everywhere: penalty (||w|| - 1)^2 for any eps
+        return (x * w).flatten(1).sum(1)
+
+    real, fake, eps = torch.randn(6, 3, 5, 4), torch.randn(6, 3, 5, 4), torch.rand(6)
+    gp = gradient_penalty(linear, real, fake, eps)
+    torch.testing.assert_close(gp, (w.norm() - 1) ** 2)
+
+    def quadratic(x):  # gradient x_hat: per-sample norms, checks one eps per sample
+        return 0.5 * x.pow(2).flatten(1).sum(1)
+
+    gp = gradient_penalty(quadratic, real, fake, eps)
+    x_hat = eps.view(-1, 1, 1, 1) * real + (1 - eps.view(-1, 1, 1, 1)) * fake
+    torch.testing.assert_close(gp, ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean())
+    # differentiable in the critic's parameters: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    wp = w.clone().requires_grad_(True)
+    gradient_penalty(lambda x: (x * wp).flatten(1).sum(1), real, fake, eps).backward()
+    torch.testing.assert_close(wp.grad, 2 * (w.norm() - 1) * w / w.norm())
+
+
+def test_batch_statistics_match_numpy_and_physics_loss():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 3, 6, 8))
+    s = batch_statistics(torch.from_numpy(x)).numpy()
+    mean = x.mean(axis=(0, 3))
+    f = x - mean[None, :, :, None]
+    spec = (np.abs(np.fft.rfft(f, axis=-1)) ** 2).mean(axis=(0, 2)) / 64
+    ref = np.concatenate([mean.ravel(), (f**2).mean(axis=(0, 3)).ravel(),
+                          (f[:, 0] * f[:, 1]).mean(axis=(0, 2)), spec.ravel()])
+    np.testing.assert_allclose(s, ref, rtol=1e-10)
+    xt = torch.from_numpy(x)
+    assert physics_loss(xt, torch.roll(xt, 3, dims=-1)).item() < 1e-20  # shift-invariant stats
+    assert physics_loss(xt, 2 * xt).item() > 0.1
+
+
+def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
+    res = train(tiny_config(dataset, tmp_path / "run", "train.physics_weight=1.0", "log.plot=true",
+                            "data.augment_wall=true"))
+    assert res.iteration == 4 and not res.interrupted
+    assert all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0
+    run = tmp_path / "run"
+    for name in ("ckpt.pt", "model.pt", "config.toml", "log.csv", "losses.png"):
+        assert (run / name).is_file(), name
+    h = load_generator(run / "model.pt", device="cpu")
+    x = h.sample(6, seed=0)
+    assert x.shape == (6, 3, 9, 8) and np.all(np.isfinite(x))
+    assert abs(x[:, 0].mean() - 3.0) < 3.0  # physical units: denormalised around the data mean
+    assert "training" not in torch.load(run / "model.pt", weights_only=True)
+    assert len((run / "log.csv").read_text().strip().splitlines()) == 5
+
+
+def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
+    extra = ("log.checkpoint_every=100", "data.augment_wall=true")
+    train(tiny_config(dataset, tmp_path / "full", *extra))
+
+    def ctrl_c(it):
+        if it == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    cfg = tiny_config(dataset, tmp_path / "cut", *extra)
+    res = train(cfg, _on_iteration=ctrl_c)
+    assert res.interrupted and res.iteration == 2
+    assert read_checkpoint(tmp_path / "cut" / "ckpt.pt")["training"]["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    res = train(cfg, resume=True)
+    assert res.iteration == 4 and res.iterations_run == 2
+    g1, c1 = _weights(tmp_path / "full" / "model.pt")[0], _weights(tmp_path / "full" / "ckpt.pt")[1]
+    g2, c2 = _weights(tmp_path / "cut" / "model.pt")[0], _weights(tmp_path / "cut" / "ckpt.pt")[1]
+    for k in g1:
+        assert torch.equal(g1[k], g2[k]), k
+    for k in c1:
+        assert torch.equal(c1[k], c2[k]), k
+    rows = (tmp_path / "cut" / "log.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1.0", "2.0", "3.0", "4.0"]
+
+
+def test_seeded_runs_are_identical_and_seed_matters(dataset, tmp_path):
+    train(tiny_config(dataset, tmp_path / "a", "train.iterations=2"))
+    train(tiny_config(dataset, tmp_path / "b", "train.iterations=2"))
+    train(tiny_config(dataset, tmp_path / "c", "train.iterations=2", "train.seed=1"))
+    a, b, c = (_weights(tmp_path / n / "model.pt")[0] for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_errors(dataset, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(tiny_config(dataset, tmp_path / "none"), resume=True)
+    train(tiny_config(dataset, tmp_path / "r", "train.iterations=1"))
+    with pytest.raises(ConfigError, match=r"train.lr_g: 0.0005 -> 0.001"):
+        train(tiny_config(dataset, tmp_path / "r", "train.lr_g=1e-3"), resume=True)
+    res = train(tiny_config(dataset, tmp_path / "r", "train.iterations=2"), resume=True)  # extend
+    assert res.iteration == 2 and res.iterations_run == 1
+
+
+def _bad(path, **changes):
+    f = write_dataset(path)
+    with h5py.File(path, "r+") as h:
+        if "nan" in changes:
+            h["fields"][7, 1, 2, 3] = np.nan
+        if "drop" in changes:
+            del h.attrs[changes["drop"]]
+    return f
+
+
+@pytest.mark.parametrize("case,err,match", [
+    ("nan", DatasetError, r"sample\(s\) \[7\] hold NaN"),
+    ("attr", DatasetError, "missing attribute.*nu"),
+    ("few", DatasetError, "at least 64 needed"),
+    ("split", DatasetError, "fewer than one batch"),
+    ("wall", DatasetError, "symmetric"),
+    ("rank", DatasetError, r"\(N, 3, ny, nz\)"),
+    ("nodata", ConfigError, "data.path is empty"),
+    ("ddp", ConfigError, "divisible"),
+])
+def test_bad_input_fails_before_training(tmp_path, case, err, match, monkeypatch):
+    p = tmp_path / "bad.h5"
+    extra: list[str] = []
+    if case == "nan":
+        _bad(p, nan=True)
+    elif case == "attr":
+        _bad(p, drop="nu")
+    elif case == "few":
+        write_dataset(p, n=20)
+        extra = ["train.batch_size=64"]
+    elif case == "split":
+        write_dataset(p, n=20)
+        extra = ["train.batch_size=16", "data.val_fraction=0.5"]
+    elif case == "wall":
+        y = wall_normal("tanh:2", 9, 2.0) ** 1.3
+        write_dataset(p, y=y * 2.0 / y[-1])
+        extra = ["data.augment_wall=true"]
+    elif case == "rank":
+        with h5py.File(p, "w") as h:
+            h["fields"], h["y"], h["z"] = np.zeros((10, 9, 8), np.float32), np.linspace(0, 2, 9), np.arange(8.0)
+    elif case == "ddp":
+        write_dataset(p)
+        monkeypatch.setattr("cfdseed.train._Dist.__init__", _fake_two_ranks)
+        extra = ["train.batch_size=9"]
+    cfg = tiny_config("" if case == "nodata" else p, tmp_path / "run", *extra)
+    with pytest.raises(err, match=match):
+        train(cfg)
+    assert not (tmp_path / "run" / "ckpt.pt").exists()
+
+
+def _fake_two_ranks(self, device_kind):
+    self.world, self.rank, self.local_rank, self.owned = 2, 0, 0, False
+
+
+def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
+    calls = []
+    scores = iter([3.0, 1.0, 2.0])
+
+    def slice_metrics(real, fake, y, lz, *, nu, u_tau):
+        calls.append((real.copy(), fake.shape, y.shape, lz, nu, u_tau))
+        return {"combined": next(scores), "mean_u": 0.5}
+
+    fake_mod = types.ModuleType("cfdseed.evaluate")
+    fake_mod.slice_metrics = slice_metrics
+    monkeypatch.setitem(sys.modules, "cfdseed.evaluate", fake_mod)
+    res = train(tiny_config(dataset, tmp_path / "run", "train.iterations=6", "log.eval_every=2",
+                            "log.eval_samples=3"))
+    assert len(calls) == 3 and res.best_combined == 1.0
+    real, fshape, yshape, lz, nu, u_tau = calls[0]
+    data = h5py.File(dataset)["fields"][...]
+    assert real.shape == (3, 3, 9, 8) and fshape == (3, 3, 9, 8) and yshape == (9,)
+    assert any(np.array_equal(real[0], d) for d in data)  # physical units, straight from the file
+    assert (lz, nu, u_tau) == (ATTRS["lz"], ATTRS["nu"], ATTRS["u_tau"])
+    best = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["metadata"]["iteration"] == 4 and best["metadata"]["combined"] == 1.0
+    rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0] == "iteration,combined,mean_u" and len(rows) == 4
+
+
+def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "ignored", "train.iterations=2")))
+    rc = cli_main(["train", str(cfg_path), "--device", "cpu", "--out", str(tmp_path / "cli"),
+                   "--set", "train.iterations=1"])
+    assert rc == 0 and (tmp_path / "cli" / "model.pt").is_file()
+    assert "iterations = 1" in (tmp_path / "cli" / "config.toml").read_text()
+    rc = cli_main(["train", str(cfg_path), "--set", "train.iterations=fast"])
+    assert rc == 2 and "train.iterations: expected an integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(dataset, tmp_path):
+    """2-process gloo run (torchrun) == 1-process run with the same global batch."""
+    extra = ("train.iterations=3", "data.augment_wall=true")
+    train(tiny_config(dataset, tmp_path / "one", *extra))
+    cfg_path = tmp_path / "ddp.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "two", *extra)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "cfdseed.cli", "train", str(cfg_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    g1, c1 = _weights(tmp_path / "one" / "ckpt.pt")
+    g2, c2 = _weights(tmp_path / "two" / "ckpt.pt")
+    for k in g1:
+        torch.testing.assert_close(g2[k], g1[k], rtol=1e-4, atol=1e-5)
+    for k in c1:
+        torch.testing.assert_close(c2[k], c1[k], rtol=1e-4, atol=1e-5)
+    ck = read_checkpoint(tmp_path / "one" / "ckpt.pt")
+    torch.manual_seed(0)  # the comparison means something only if training moved the weights
+    g0 = Generator(ck["arch"]).state_dict()
+    assert max((g1[k] - g0[k]).abs().max().item() for k in g0) > 1e-3
