@@ -50,12 +50,16 @@ _MODE_CHUNK = 1 << 16  # (kx, kz) modes per batched solve: bounds the solver's t
 # ---------------------------------------------------------------------------------------------
 # contract-1 figures (numpy): divergence, bulk velocity, wall values
 # ---------------------------------------------------------------------------------------------
+def _walls(grid: Grid) -> tuple[bool, bool]:
+    """Whether the first / last y point lies on its wall (as the check decides it)."""
+    tol = 1e-12 * grid.lengths[1]
+    return bool(grid.y[0] <= tol), bool(grid.y[-1] >= grid.lengths[1] - tol)
+
+
 def _y_ext(grid: Grid) -> np.ndarray:
-    """y with the virtual wall points of a cell-centred grid appended (contract 1)."""
-    y = grid.y
-    if grid.cell_centred:
-        return np.concatenate([[0.0], y, [grid.lengths[1]]])
-    return y.copy()
+    """y with the virtual wall points appended where no point lies on a wall (contract 1)."""
+    lo, hi = _walls(grid)
+    return np.concatenate([[] if lo else [0.0], grid.y, [] if hi else [grid.lengths[1]]])
 
 
 def _dy_stencil(y_ext: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,8 +71,9 @@ def _dy_stencil(y_ext: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _rows(grid: Grid) -> slice:
-    """The y rows where the divergence is checked."""
-    return slice(0, grid.shape[1]) if grid.cell_centred else slice(1, grid.shape[1] - 1)
+    """The y rows where the divergence is checked (not on a wall)."""
+    lo, hi = _walls(grid)
+    return slice(1 if lo else 0, grid.shape[1] - 1 if hi else grid.shape[1])
 
 
 def divergence(f: np.ndarray, grid: Grid) -> np.ndarray:
@@ -78,11 +83,10 @@ def divergence(f: np.ndarray, grid: Grid) -> np.ndarray:
     u, v, w = (np.asarray(c, dtype=np.float64) for c in f)
     ye = _y_ext(grid)
     cm, c0, cp = (c[None, :, None] for c in _dy_stencil(ye))
-    if grid.cell_centred:
-        vz = np.zeros((nx, 1, nz))
-        ve = np.concatenate([vz, v, vz], axis=1)
-    else:
-        ve = v
+    lo, hi = _walls(grid)
+    vz = np.zeros((nx, 1, nz))
+    ve = np.concatenate([v] if lo else [vz, v], axis=1)
+    ve = ve if hi else np.concatenate([ve, vz], axis=1)
     dv = cm * ve[:, :-2] + c0 * ve[:, 1:-1] + cp * ve[:, 2:]
     r = _rows(grid)
     du = (np.roll(u, -1, 0) - np.roll(u, 1, 0))[:, r] * (0.5 * nx / lx)
@@ -97,9 +101,8 @@ def _trapz_weights(grid: Grid) -> np.ndarray:
     wts = np.zeros(ye.size)
     wts[:-1] += 0.5 * h
     wts[1:] += 0.5 * h
-    if grid.cell_centred:
-        wts = wts[1:-1]
-    return wts / grid.lengths[1]
+    lo, hi = _walls(grid)
+    return wts[(0 if lo else 1) : wts.size - (0 if hi else 1)] / grid.lengths[1]
 
 
 def bulk_velocity(f: np.ndarray, grid: Grid) -> float:
@@ -111,9 +114,8 @@ def bulk_velocity(f: np.ndarray, grid: Grid) -> float:
 def _extrap(grid: Grid) -> tuple[float, float]:
     """Linear-extrapolation parameters ``t`` of the wall value ``a + t (b - a)`` (low, high wall)."""
     y, ly = grid.y, grid.lengths[1]
-    if not grid.cell_centred:
-        return 0.0, 0.0
-    return -y[0] / (y[1] - y[0]), (ly - y[-1]) / (y[-2] - y[-1])
+    lo, hi = _walls(grid)
+    return (0.0 if lo else -y[0] / (y[1] - y[0])), (0.0 if hi else (ly - y[-1]) / (y[-2] - y[-1]))
 
 
 def wall_values(f: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -189,8 +191,10 @@ def _no_slip(f: np.ndarray, grid: Grid, width: float) -> None:
     c_lo = inv[0, 0] * lo + inv[0, 1] * hi
     c_hi = inv[1, 0] * lo + inv[1, 1] * hi
     f -= c_lo[:, :, None, :] * b_lo[None, None, :, None] + c_hi[:, :, None, :] * b_hi[None, None, :, None]
-    if not grid.cell_centred:
+    lo_wall, hi_wall = _walls(grid)
+    if lo_wall:
         f[:, :, 0] = 0.0  # exact zeros (the blend leaves round-off)
+    if hi_wall:
         f[:, :, -1] = 0.0
 
 
@@ -202,31 +206,24 @@ class _Projector:
 
     def __init__(self, grid: Grid) -> None:
         ny = grid.shape[1]
-        y = grid.y
-        cc = grid.cell_centred
-        cm, c0, cp = _dy_stencil(_y_ext(grid))
+        y, ly = grid.y, grid.lengths[1]
+        lo, hi = _walls(grid)
+        r = np.arange(ny)[_rows(grid)]  # checked rows
+        cm, c0, cp = _dy_stencil(_y_ext(grid))  # one entry per checked row
         a = np.zeros((ny, ny))  # d/dy on the full column, wall/virtual values zero
-        if cc:
-            j = np.arange(ny)
-            a[j, j] = c0
-            a[j[1:], j[1:] - 1] = cm[1:]
-            a[j[:-1], j[:-1] + 1] = cp[:-1]
-        else:
-            j = np.arange(1, ny - 1)
-            a[j, j] = c0
-            a[j, j - 1] = cm
-            a[j, j + 1] = cp
-        # free values g and the embedding f = B g that keeps the check's wall value zero
+        a[r, r] = c0
+        a[r[r > 0], r[r > 0] - 1] = cm[r > 0]
+        a[r[r < ny - 1], r[r < ny - 1] + 1] = cp[r < ny - 1]
+        # free values g = f[1:-1] and the embedding f = B g that keeps the check's wall value zero
         gidx = np.arange(1, ny - 1)
         b = np.zeros((ny, ny - 2))
         b[gidx, gidx - 1] = 1.0
-        if cc:
-            ly = grid.lengths[1]
+        if not lo:
             b[0, 0] = y[0] / y[1]  # linear extrapolation through (y0, f0), (y1, f1) hits 0 at y=0
+        if not hi:
             b[-1, -1] = (ly - y[-1]) / (ly - y[-2])
         wq = 0.5 * (y[2:] - y[:-2])  # quadrature weights of the free values
         x = b @ np.diag(1.0 / wq) @ b.T  # (ny, ny): correction = X (adjoint of the divergence)
-        r = np.arange(ny) if cc else np.arange(1, ny - 1)  # checked rows
         self.rows = r
         self.a = a
         self.x = x
@@ -372,8 +369,10 @@ def _set_bulk(f: np.ndarray, grid: Grid, target: float) -> None:
     # no mean flow to scale: add a laminar profile that satisfies the no-slip as the check sees it
     y, ly = grid.y, grid.lengths[1]
     phi = y * (ly - y)
-    if grid.cell_centred:
+    lo, hi = _walls(grid)
+    if not lo:
         phi[0] = phi[1] * y[0] / y[1]
+    if not hi:
         phi[-1] = phi[-2] * (ly - y[-1]) / (ly - y[-2])
     f[0] += ((target - ub) / float(phi @ wts)) * phi[None, :, None]
 
