@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import GridError, SourceError
 from .grid import Grid
 
 __all__ = ["enforce", "EnforceReport", "field_figures", "divergence", "bulk_velocity",
-           "wall_values", "DEFAULT_BLEND", "DEFAULT_MAX_RATIO"]
+           "wall_values", "require_grid", "DEFAULT_BLEND", "DEFAULT_MAX_RATIO"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,18 @@ DEFAULT_BLEND = 0.1
 #: Default bound on max |u| in multiples of the bulk velocity.
 DEFAULT_MAX_RATIO = 10.0
 _MODE_CHUNK = 1 << 16  # (kx, kz) modes per batched solve: bounds the solver's temporaries
+
+
+def require_grid(grid: Grid) -> None:
+    """Raise :class:`GridError` unless the grid can carry an enforced field (nx, nz >= 2, ny >= 3)."""
+    if not isinstance(grid, Grid):
+        raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
+    nx, ny, nz = grid.shape
+    if nx < 2 or nz < 2 or ny < 3:
+        raise GridError(
+            f"grid shape {grid.shape} is too small for an initial condition: need nx >= 2, ny >= 3 "
+            "(one point off the walls) and nz >= 2"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,15 +432,16 @@ def enforce(
 
     Raises
     ------
+    GridError
+        Grid smaller than nx, nz >= 2, ny >= 3.
     SourceError
         Wrong shape, non-finite values, or the bound on max |u| violated.
     """
+    require_grid(grid)
     nx, ny, nz = grid.shape
     f = np.array(field, dtype=np.float64, copy=True)
     if f.shape != (3, nx, ny, nz):
         raise SourceError(f"field must have shape (3, nx, ny, nz) = {(3, nx, ny, nz)}, got {f.shape}")
-    if ny < 3:
-        raise SourceError(f"enforcement needs ny >= 3 (one interior point), got ny={ny}")
     if not (math.isfinite(blend) and blend > 0):
         raise ValueError(f"blend must be a positive number, got {blend!r}")
     rep = EnforceReport(before=field_figures(f, grid))

@@ -164,16 +164,15 @@ def resample_periodic(a: np.ndarray, axis: int, n_out: int, l_in: float | None =
 
 def slices_to_grid(slices: np.ndarray, y: np.ndarray, ly: float, lz: float, grid: Grid,
                    method: YMethod = "auto") -> np.ndarray:
-    """Put y-z slices ``(nx, 3, ny_s, nz_s)`` (one per target x station) onto the grid's y and z.
+    """Put y-z slices ``(n, 3, ny_s, nz_s)`` (one per x station) onto the grid's y and z.
 
-    Returns the global field ``(3, nx, ny, nz)`` float64.
+    ``lz`` is the slice's spanwise period in the grid's units. Returns ``(3, n, ny, nz)`` float64.
     """
-    nx, ny, nz = grid.shape
-    if slices.ndim != 4 or slices.shape[0] != nx or slices.shape[1] != 3:
-        raise GridError(f"slices must have shape (nx={nx}, 3, ny, nz), got {slices.shape}")
+    if slices.ndim != 4 or slices.shape[1] != 3:
+        raise GridError(f"slices must have shape (n, 3, ny, nz), got {slices.shape}")
     a = interp_y(np.asarray(slices, dtype=np.float64), 2, y, ly, grid.y, grid.lengths[1], method)
-    a = resample_periodic(a, 3, nz, lz, grid.lengths[2])  # (nx, 3, ny, nz)
-    return np.ascontiguousarray(np.moveaxis(a, 1, 0))
+    a = resample_periodic(a, 3, grid.shape[2], lz, grid.lengths[2])  # (n, 3, ny, nz)
+    return np.moveaxis(a, 1, 0)
 
 
 def field_to_grid(field: np.ndarray, y: np.ndarray, lengths: tuple[float, float, float], grid: Grid,
