@@ -1,0 +1,186 @@
+"""Tests of cfdseed.enforce: projection to round-off on every grid kind, no-slip, bulk, bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cfdseed.enforce import (
+    _banded_ldl_solve,
+    bulk_velocity,
+    divergence,
+    enforce,
+    field_figures,
+    require_grid,
+    wall_values,
+)
+from cfdseed.errors import GridError, SourceError
+from cfdseed.grid import Grid
+
+Y_KINDS = ["uniform", "tanh:2.0", "chebyshev", "uniform-cc", "tanh-cc:2", "chebyshev-cc"]
+SHAPES = [(8, 9, 6), (7, 12, 5), (12, 17, 10)]
+LENGTHS = (2 * np.pi, 2.0, np.pi)
+
+
+def _div_oracle(f: np.ndarray, grid: Grid) -> np.ndarray:
+    """Contract-1 divergence written point by point (independent of the vectorised version)."""
+    nx, ny, nz = grid.shape
+    lx, ly, lz = grid.lengths
+    y = list(grid.y)
+    v = f[1]
+    lo, hi = grid.y[0] == 0.0, grid.y[-1] == ly
+    rows = range(1 if lo else 0, ny - 1 if hi else ny)
+    out = np.zeros((nx, len(rows), nz))
+    for r, j in enumerate(rows):
+        ym = y[j - 1] if j > 0 else 0.0
+        yp = y[j + 1] if j < ny - 1 else ly
+        vm = v[:, j - 1] if j > 0 else 0.0
+        vp = v[:, j + 1] if j < ny - 1 else 0.0
+        hm, hp = y[j] - ym, yp - y[j]
+        dv = (hm**2 * vp - hp**2 * vm + (hp**2 - hm**2) * v[:, j]) / (hp * hm * (hp + hm))
+        du = (np.roll(f[0], -1, 0) - np.roll(f[0], 1, 0))[:, j] / (2 * lx / nx)
+        dw = (np.roll(f[2], -1, 2) - np.roll(f[2], 1, 2))[:, j] / (2 * lz / nz)
+        out[:, r] = du + dv + dw
+    return out
+
+
+def _random_field(shape, rng, mean=1.0):
+    f = rng.standard_normal((3, *shape))
+    f[0] += mean
+    return f
+
+
+@pytest.mark.parametrize("y", Y_KINDS)
+def test_divergence_matches_pointwise_oracle(y):
+    rng = np.random.default_rng(1)
+    g = Grid((6, 7, 5), LENGTHS, y=y)
+    f = _random_field(g.shape, rng)
+    np.testing.assert_allclose(divergence(f, g), _div_oracle(f, g), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("y", Y_KINDS)
+def test_projection_reaches_round_off(y, shape):
+    rng = np.random.default_rng(hash((y, shape)) % 2**32)
+    g = Grid(shape, LENGTHS, y=y)
+    f = _random_field(shape, rng)
+    before = np.abs(_div_oracle(f, g)).max()
+    out, rep = enforce(f, g, bounds=False)
+    after = np.abs(_div_oracle(out, g)).max()
+    assert before > 1.0
+    assert after < 1e-12 * before
+    assert rep.after["div_max"] < 1e-10
+    lo, hi = wall_values(out, g)
+    assert max(np.abs(lo).max(), np.abs(hi).max()) < 1e-13
+    assert rep.after["bulk"] == pytest.approx(rep.before["bulk"], rel=1e-13)
+
+
+@pytest.mark.parametrize("y", Y_KINDS)
+def test_analytic_non_solenoidal_field_is_projected(y):
+    """u = sin(x) y(ly-y): du/dx != 0; projection removes it and keeps the mean flow."""
+    g = Grid((16, 21, 8), LENGTHS, y=y)
+    x, yy, z = g.x[:, None, None], g.y[None, :, None], g.z[None, None, :]
+    f = np.zeros((3, *g.shape))
+    f[0] = yy * (2.0 - yy) * (1.0 + 0.3 * np.sin(x) * np.cos(2 * z))
+    f[2] = 0.2 * yy * (2.0 - yy) * np.sin(x)
+    assert np.abs(divergence(f, g)).max() > 0.1
+    out, rep = enforce(f, g)
+    assert rep.after["div_max"] < 1e-12
+    assert np.abs(_div_oracle(out, g)).max() < 1e-12
+
+
+@pytest.mark.parametrize("y", Y_KINDS)
+def test_solenoidal_field_is_unchanged(y):
+    """A discretely solenoidal field (output of a projection) is a fixed point."""
+    rng = np.random.default_rng(7)
+    g = Grid((10, 13, 6), LENGTHS, y=y)
+    once, _ = enforce(_random_field(g.shape, rng), g, bounds=False)
+    twice, rep = enforce(once, g, bounds=False)
+    np.testing.assert_allclose(twice, once, rtol=0, atol=1e-12 * np.abs(once).max())
+    assert rep.before["div_max"] < 1e-10
+
+
+def test_projection_keeps_analytic_solenoidal_modes_exactly():
+    """Modes with v = 0 and d/dx u + d/dz w = 0 discretely are left alone bit for bit (up to FFT)."""
+    g = Grid((8, 9, 8), LENGTHS, y="tanh:1.5")
+    x, yy, z = g.x[:, None, None], g.y[None, :, None], g.z[None, None, :]
+    f = np.zeros((3, *g.shape))
+    prof = np.sin(np.pi * yy / 2.0)
+    f[0] = prof * (1.0 + np.cos(x) * np.cos(2 * z))
+    # discrete continuity: D_x cos x = -sin x sin(dx)/dx, D_z sin 2z = cos 2z sin(2 dz)/dz
+    dx, dz = 2 * np.pi / 8, np.pi / 8
+    kx, kz = np.sin(dx) / dx, np.sin(2 * dz) / dz
+    f[2] = prof * (kx / kz) * np.sin(x) * np.sin(2 * z)
+    assert np.abs(divergence(f, g)).max() < 1e-13
+    out, _ = enforce(f, g, no_slip=False)
+    np.testing.assert_allclose(out, f, atol=1e-13)
+
+
+def test_no_slip_is_smooth_and_small_for_nearly_no_slip_fields():
+    g = Grid((8, 33, 8), LENGTHS, y="tanh:2.0")
+    rng = np.random.default_rng(3)
+    yy = g.y[None, :, None]
+    f = np.zeros((3, *g.shape))
+    f[0] = yy * (2 - yy) * 1.5 + 1e-3 * rng.standard_normal((8, 1, 8))  # wall error 1e-3
+    out, rep = enforce(f, g, divergence_free=False, bulk=False)
+    assert rep.before["wall_max"] > 1e-4 and rep.after["wall_max"] == 0.0
+    change = np.abs(out - f).max()
+    assert change <= 1.0 * rep.before["wall_max"] + 1e-15  # by the size of the wall error, no more
+    # smooth: no jump between the wall and the first interior points
+    steps = np.abs(np.diff(out[0], axis=1)).max(axis=(0, 2))
+    assert steps[0] < 3 * steps[1:4].max()
+
+
+def test_bulk_set_exactly_and_figures():
+    g = Grid((6, 11, 4), LENGTHS, y="chebyshev-cc")
+    rng = np.random.default_rng(5)
+    out, rep = enforce(_random_field(g.shape, rng), g, bulk=2.5)
+    assert bulk_velocity(out, g) == pytest.approx(2.5, rel=1e-14)
+    assert rep.after["bulk"] == pytest.approx(2.5, rel=1e-14)
+    assert "projection" in rep.steps and "no-slip" in rep.steps
+    assert "div_max" in str(rep) and rep.to_dict()["after"]["bulk"] == rep.after["bulk"]
+    # a field without mean flow gets a laminar profile for its bulk velocity
+    zero_mean = rng.standard_normal((3, *g.shape)) * 0.01
+    zero_mean[0] -= zero_mean[0].mean(axis=(0, 2), keepdims=True)
+    out, _ = enforce(zero_mean, g, bulk=1.0)
+    assert bulk_velocity(out, g) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_steps_switch_off():
+    g = Grid((6, 9, 4), LENGTHS)
+    f = _random_field(g.shape, np.random.default_rng(0))
+    out, rep = enforce(f, g, no_slip=False, divergence_free=False, bulk=False, bounds=False)
+    np.testing.assert_array_equal(out, f)
+    assert rep.steps == []
+
+
+def test_bad_input():
+    g = Grid((6, 9, 4), LENGTHS)
+    f = _random_field(g.shape, np.random.default_rng(0))
+    bad = f.copy()
+    bad[1, 2, 3, 1] = np.nan
+    with pytest.raises(SourceError, match="non-finite"):
+        enforce(bad, g)
+    with pytest.raises(SourceError, match="shape"):
+        enforce(f[:, :-1], g)
+    with pytest.raises(SourceError, match="exceeds"):
+        enforce(f * 0 + np.where(np.arange(9) == 4, 1e3, 1.0)[None, None, :, None], g, max_ratio=5)
+    for shape in ((1, 9, 4), (6, 2, 4), (6, 9, 1)):
+        with pytest.raises(GridError, match="too small"):
+            require_grid(Grid(shape, LENGTHS))
+    assert field_figures(bad, g)["nonfinite"] == 1
+
+
+def test_banded_solver_matches_dense():
+    rng = np.random.default_rng(2)
+    n, p, nm = 9, 2, 5
+    a = np.zeros((n, n))
+    for d in range(-1, 2):
+        a += np.diag(rng.standard_normal(n - abs(d)), d)
+    m1 = np.diag(rng.uniform(1, 2, n))
+    m2 = a @ a.T
+    k2 = rng.uniform(0.1, 3, nm)
+    rhs = rng.standard_normal((n, nm)) + 1j * rng.standard_normal((n, nm))
+    x = _banded_ldl_solve(m1, m2, p, k2, rhs)
+    for q in range(nm):
+        np.testing.assert_allclose(x[:, q], np.linalg.solve(k2[q] * m1 + m2, rhs[:, q]), rtol=1e-10)
