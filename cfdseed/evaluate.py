@@ -1,0 +1,506 @@
+"""Evaluation of generated (or any) channel-flow fields: turbulence statistics in wall units,
+comparisons with a reference dataset and with published DNS, and the ``cfdseed evaluate`` report.
+
+Python::
+
+    from cfdseed.evaluate import statistics, compare, slice_metrics
+    s = statistics(fields, y, lz, nu=nu, u_tau=u_tau)          # slices (N,3,ny,nz) or 3-D (N,3,nx,ny,nz)
+    d = compare(s, statistics(real, y, lz, nu=nu, u_tau=u_tau))   # errors vs a reference dataset
+    m = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau)      # cheap dict for training; m["combined"]
+
+Command line (see :func:`cli_run`)::
+
+    cfdseed evaluate (--model M [--samples N] | --fields F.h5) [--against DATA.h5]
+                     [--reference NAME] --out DIR
+
+Statistics (:func:`statistics`)
+-------------------------------
+Components are u (streamwise), v (wall-normal), w (spanwise); averages run over samples, z and (for
+3-D fields) x. Wall units: y+ = y_w u_tau / nu with y_w the distance to the nearer wall, velocities
+over u_tau, wavenumbers k+ = k nu / u_tau, spectral densities over u_tau nu.
+
+- Wall-reflection symmetry: when the y points are symmetric about the centre, the upper half is
+  mirrored onto the lower half (rows j and ny-1-j, v -> -v) and both halves enter every statistic
+  as independent samples; otherwise only the rows with y <= ly/2 are used.
+- Profiles: U+ = <u>/u_tau, u'+ = rms(u')/u_tau, v'+, w'+, uv+ = <u'v'>/u_tau^2, with
+  u' = u - <u>(y).
+- At the heights (default y+ = 5, 15, 30, 100 and the centre; the nearest row off the wall, rows
+  counted once): one-sided spanwise spectral densities E_uu, E_vv, E_ww(k_z) normalised so that
+  sum_k E(k) dk = variance (dk = 2 pi / lz; the k = 0 bin holds the square of the sample's
+  spanwise mean fluctuation); two-point spanwise correlations R_ii(dz) = <u_i'(z) u_i'(z+dz)> /
+  <u_i'^2> for 0 <= dz <= lz/2 (from the same spectra); the fluctuation samples (for PDFs, their
+  moments and histograms); for 3-D fields also streamwise spectra E_ii(k_x).
+- 3-D fields: divergence with the contract-1 operators (:func:`cfdseed.enforce.field_figures`),
+  max and RMS normalised by U_bulk / h.
+
+Comparisons (:func:`compare`, :func:`compare_reference`)
+--------------------------------------------------------
+- relative L2 error of a profile: ||p - p_ref||_2 / ||p_ref||_2 over the rows (the reference
+  interpolated linearly in y+ to the evaluated rows where the grids differ);
+- log-spectral error at a height: RMS over k_z > 0 of ln(E / E_ref) (about the relative amplitude
+  error when small; 0.1 ~ 10 %);
+- 1-D Wasserstein distance W1 between the fluctuation samples at a height (wall units);
+- correlation error: RMS over dz of R - R_ref.
+- against published DNS (:mod:`cfdseed.reference`): relative L2 error of each available profile,
+  the reference interpolated to the data's y+ (rows outside the reference range are left out).
+
+The "combined" metric
+---------------------
+``combined = 0.5 * mean(relative L2 errors of U+, u'+, v'+, w'+, uv+)
+           + 0.5 * mean(log-spectral errors of E_uu, E_vv, E_ww, each averaged over the heights)``
+against the reference dataset; dimensionless, 0 for identical statistics, lower is better. One-point
+statistics and spanwise structure weigh equally. :func:`slice_metrics` returns it (the trainer keeps
+the checkpoint with the lowest value as ``best.pt``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_HEIGHTS",
+    "PROFILES",
+    "Height",
+    "Statistics",
+    "statistics",
+    "compare",
+    "compare_reference",
+    "slice_metrics",
+    "wasserstein1",
+    "relative_l2",
+    "log_spectral_error",
+    "cli_run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Heights (y+) of spectra, PDFs and correlations; "centre" is the row nearest the channel centre.
+DEFAULT_HEIGHTS: tuple[float | str, ...] = (5.0, 15.0, 30.0, 100.0, "centre")
+#: Profile names, in wall units.
+PROFILES = ("U+", "u'+", "v'+", "w'+", "uv+")
+_COMP = "uvw"
+_PAIRS = ("uu", "vv", "ww")
+
+
+@dataclass(frozen=True)
+class Height:
+    """A height where spectra, PDFs and correlations are taken."""
+
+    label: str  #: "y+=15" or "centre"
+    target: float  #: requested y+ (the centre: re_tau)
+    row: int  #: row index in the folded (wall-distance ordered) profile arrays
+    yplus: float  #: actual y+ of that row
+
+
+@dataclass
+class Statistics:
+    """Statistics of one set of fields (see the module docstring). Arrays in wall units.
+
+    Attributes
+    ----------
+    yplus, y_delta : (nh,) distance from the wall in wall units and over the half-height.
+    profiles : dict name -> (nh,) for :data:`PROFILES`.
+    heights : list of :class:`Height`.
+    kz : (nk,) spanwise wavenumbers k_z+; ``spectra_z`` (3, nheights, nk) E_ii+(k_z).
+    dz : (nlag,) separations dz+; ``correlation`` (3, nheights, nlag) R_ii(dz).
+    samples : (3, nheights, S) fluctuations u_i'+ at the heights (PDFs).
+    kx, spectra_x : streamwise counterparts for 3-D fields, else None.
+    divergence : dict of divergence figures for 3-D fields, else None.
+    """
+
+    re_tau: float
+    n_fields: int
+    kind: str  # "slices" or "fields"
+    folded: bool
+    yplus: np.ndarray
+    y_delta: np.ndarray
+    profiles: dict[str, np.ndarray]
+    heights: list[Height]
+    kz: np.ndarray
+    spectra_z: np.ndarray
+    dz: np.ndarray
+    correlation: np.ndarray
+    samples: np.ndarray
+    kx: np.ndarray | None = None
+    spectra_x: np.ndarray | None = None
+    divergence: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def moments(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for c, name in enumerate(_COMP):
+            out[name] = {}
+            for h, hh in enumerate(self.heights):
+                s = self.samples[c, h]
+                m, sd = float(s.mean()), float(s.std())
+                z = (s - m) / sd if sd > 0 else np.zeros_like(s)
+                out[name][hh.label] = {"mean": m, "std": sd, "skewness": float(np.mean(z**3)),
+                                       "flatness": float(np.mean(z**4))}
+        return out
+
+    def to_dict(self, bins: int = 41) -> dict[str, Any]:
+        """JSON-ready numbers with their units (PDFs as histograms with ``bins`` bins)."""
+        hist: dict[str, dict[str, Any]] = {}
+        for c, name in enumerate(_COMP):
+            hist[name] = {}
+            for h, hh in enumerate(self.heights):
+                dens, edges = np.histogram(self.samples[c, h], bins=bins, density=True)
+                hist[name][hh.label] = {"edges": edges.tolist(), "density": dens.tolist()}
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "n_fields": self.n_fields,
+            "re_tau": self.re_tau,
+            "wall_reflection_averaged": self.folded,
+            "units": {"y+": "y_wall u_tau / nu", "y/delta": "distance from the wall / half-height",
+                      "profiles": "U+, u'+, v'+, w'+ in u_tau; uv+ in u_tau^2",
+                      "k+": "k nu / u_tau", "E+": "E / (u_tau nu), sum_k E dk = variance",
+                      "dz+": "dz u_tau / nu", "R": "dimensionless", "pdf": "u_i'+ (u_tau)"},
+            "heights": [{"label": h.label, "target_y+": h.target, "y+": h.yplus} for h in self.heights],
+            "y+": self.yplus.tolist(),
+            "y/delta": self.y_delta.tolist(),
+            "profiles": {k: v.tolist() for k, v in self.profiles.items()},
+            "spanwise_spectra": {"k+": self.kz.tolist(), **{
+                p: {h.label: self.spectra_z[c, i].tolist() for i, h in enumerate(self.heights)}
+                for c, p in enumerate(_PAIRS)}},
+            "spanwise_correlation": {"dz+": self.dz.tolist(), **{
+                p: {h.label: self.correlation[c, i].tolist() for i, h in enumerate(self.heights)}
+                for c, p in enumerate(_PAIRS)}},
+            "pdf_moments": self.moments(),
+            "pdf_histograms": hist,
+        }
+        if self.kx is not None and self.spectra_x is not None:
+            d["streamwise_spectra"] = {"k+": self.kx.tolist(), **{
+                p: {h.label: self.spectra_x[c, i].tolist() for i, h in enumerate(self.heights)}
+                for c, p in enumerate(_PAIRS)}}
+        if self.divergence is not None:
+            d["divergence"] = dict(self.divergence, units="|div u| / (U_bulk / h), h = ly/2")
+        return d
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+# ---------------------------------------------------------------------------------------------
+def _positive(name: str, v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
+    if not math.isfinite(f) or f <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return f
+
+
+def _fold(f: np.ndarray, y: np.ndarray, ly: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Lower-half view of ``f`` (..., 3, [nx,] ny, nz) with y on axis -2: returns (samples stacked
+    on axis 0, wall distance (nh,), folded?). Symmetric y: both halves, the upper one mirrored with
+    v -> -v; otherwise the rows with y <= ly/2."""
+    ny = y.size
+    if np.allclose(y, ly - y[::-1], rtol=0.0, atol=1e-6 * ly):
+        nh = (ny + 1) // 2
+        upper = f[..., ::-1, :][..., :nh, :].copy()
+        upper[:, 1] *= -1.0
+        return np.concatenate([f[..., :nh, :], upper], axis=0), y[:nh].copy(), True
+    rows = y <= 0.5 * ly * (1 + 1e-9)
+    if not rows.any():
+        raise ValueError(f"no y point lies in the lower half of the channel [0, {ly / 2}]")
+    log.info("y points are not symmetric about the centre: statistics use the lower half only")
+    return f[..., rows, :], y[rows].copy(), False
+
+
+def _pick_heights(yplus: np.ndarray, heights: Sequence[float | str], re_tau: float) -> list[Height]:
+    off = np.flatnonzero(yplus > 1e-9 * max(re_tau, 1.0))
+    if off.size == 0:
+        raise ValueError("every y point lies on a wall; no height for spectra")
+    out: list[Height] = []
+    used: set[int] = set()
+    for h in heights:
+        if isinstance(h, str):
+            if h != "centre":
+                raise ValueError(f"height {h!r} unknown; give a y+ value or 'centre'")
+            row, target, label = int(off[np.argmax(yplus[off])]), re_tau, "centre"
+        else:
+            target = _positive("height y+", h)
+            if target > yplus.max() * 1.05:
+                log.info("height y+=%g lies beyond the centre (y+=%.1f); skipped", target, yplus.max())
+                continue
+            row, label = int(off[np.argmin(np.abs(yplus[off] - target))]), f"y+={target:g}"
+        if row in used:
+            log.info("height %s falls on an already used row (y+=%.2f); skipped", label, yplus[row])
+            continue
+        used.add(row)
+        out.append(Height(label, float(target), row, float(yplus[row])))
+    if not out:
+        raise ValueError(f"none of the heights {list(heights)} lies inside the grid (y+ <= {yplus.max():.1f})")
+    return out
+
+
+def _one_sided(power: np.ndarray, n: int) -> np.ndarray:
+    """Two-sided |hat u_k|^2 on rfft bins (..., n//2+1) -> one-sided (sum = variance)."""
+    out = power.copy()
+    last = n // 2 if n % 2 == 0 else n // 2 + 1  # exclusive end of the doubled bins
+    out[..., 1:last] *= 2.0
+    return out
+
+
+def statistics(
+    fields: np.ndarray,
+    y: np.ndarray,
+    lz: float,
+    *,
+    nu: float,
+    u_tau: float,
+    ly: float | None = None,
+    lx: float | None = None,
+    heights: Sequence[float | str] = DEFAULT_HEIGHTS,
+) -> Statistics:
+    """Turbulence statistics in wall units of slices or 3-D fields.
+
+    Parameters
+    ----------
+    fields
+        Slices ``(N, 3, ny, nz)`` or 3-D fields ``(N, 3, nx, ny, nz)`` (u, v, w), physical units;
+        z periodic with ``nz`` uniform points on ``[0, lz)``.
+    y
+        Wall-normal coordinates ``(ny,)``, strictly increasing inside ``[0, ly]``.
+    lz
+        Spanwise period.
+    nu, u_tau
+        Kinematic viscosity and friction velocity (define the wall units).
+    ly
+        Channel height; default ``y[0] + y[-1]`` (exact for symmetric grids and for grids with
+        points on both walls).
+    lx
+        Streamwise period; required for 3-D fields (streamwise spectra, divergence).
+    heights
+        y+ values (and/or ``"centre"``) of spectra, PDFs and correlations.
+
+    Returns
+    -------
+    Statistics
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, non-finite values, bad y, non-positive lengths or units, no valid height.
+    """
+    f = np.asarray(fields)
+    if f.ndim not in (4, 5) or f.shape[1] != 3:
+        raise ValueError(f"fields must have shape (N, 3, ny, nz) or (N, 3, nx, ny, nz), got {f.shape}")
+    if f.shape[0] < 1:
+        raise ValueError("fields hold no sample")
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or y.size != f.shape[-2] or y.size < 2:
+        raise ValueError(f"y must have shape ({f.shape[-2]},) to match fields {f.shape}, got {y.shape}")
+    if np.any(np.diff(y) <= 0):
+        raise ValueError("y must be strictly increasing")
+    lz, nu, u_tau = _positive("lz", lz), _positive("nu", nu), _positive("u_tau", u_tau)
+    ly = _positive("ly", y[0] + y[-1] if ly is None else ly)
+    if y[0] < -1e-12 * ly or y[-1] > ly * (1 + 1e-12):
+        raise ValueError(f"y spans [{y[0]}, {y[-1]}], outside the channel [0, ly={ly}]")
+    three_d = f.ndim == 5
+    if three_d:
+        lx = _positive("lx (needed for 3-D fields)", lx)
+    f = f.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(f)):
+        raise ValueError("fields hold NaN/Inf values")
+    re_tau = 0.5 * ly * u_tau / nu
+    nz = f.shape[-1]
+
+    divergence = _divergence(f, y, (lx, ly, lz)) if three_d else None
+    half, yw, folded = _fold(f, y, ly)  # (M, 3, [nx,] nh, nz)
+    yplus = yw * u_tau / nu
+    slices = half.transpose(0, 2, 1, 3, 4).reshape(-1, 3, *half.shape[-2:]) if three_d else half
+    # slices: (M', 3, nh, nz)
+    mean = slices.mean(axis=(0, 3))  # (3, nh)
+    fl = slices - mean[None, :, :, None]  # fluctuations (M', 3, nh, nz)
+    var = np.mean(fl * fl, axis=(0, 3))
+    profiles = {
+        "U+": mean[0] / u_tau,
+        "u'+": np.sqrt(var[0]) / u_tau,
+        "v'+": np.sqrt(var[1]) / u_tau,
+        "w'+": np.sqrt(var[2]) / u_tau,
+        "uv+": np.mean(fl[:, 0] * fl[:, 1], axis=(0, 2)) / u_tau**2,
+    }
+    hs = _pick_heights(yplus, heights, re_tau)
+    rows = [h.row for h in hs]
+    at = fl[:, :, rows, :]  # (M', 3, H, nz)
+    power = np.mean(np.abs(np.fft.rfft(at, axis=-1) / nz) ** 2, axis=0)  # (3, H, nk) two-sided
+    dkz = 2 * np.pi / lz
+    kz = np.arange(nz // 2 + 1) * dkz
+    spectra_z = _one_sided(power, nz) / dkz / (u_tau * nu)
+    cov = np.fft.irfft(power, n=nz, axis=-1) * nz  # (3, H, nz) autocovariance at lags k dz
+    nlag = nz // 2 + 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(cov[..., :1] > 0, cov[..., :nlag] / cov[..., :1], 0.0)
+    dz = np.arange(nlag) * (lz / nz) * u_tau / nu
+    samples = at.transpose(1, 2, 0, 3).reshape(3, len(hs), -1) / u_tau  # (3, H, M' nz)
+
+    kx = spectra_x = None
+    if three_d:
+        nx = half.shape[2]
+        flx = half[:, :, :, rows, :] - mean[None, :, None, rows, None]  # (M, 3, nx, H, nz)
+        px = np.mean(np.abs(np.fft.rfft(flx, axis=2) / nx) ** 2, axis=(0, 4))  # (3, nk_x, H)
+        dkx = 2 * np.pi / lx
+        kx = np.arange(nx // 2 + 1) * dkx * nu / u_tau
+        spectra_x = _one_sided(px.transpose(0, 2, 1), nx) / dkx / (u_tau * nu)
+    return Statistics(
+        re_tau=re_tau, n_fields=int(f.shape[0]), kind="fields" if three_d else "slices",
+        folded=folded, yplus=yplus, y_delta=yw / (0.5 * ly), profiles=profiles, heights=hs,
+        kz=kz * nu / u_tau, spectra_z=spectra_z, dz=dz, correlation=corr, samples=samples,
+        kx=kx, spectra_x=spectra_x, divergence=divergence,
+    )
+
+
+def _divergence(f: np.ndarray, y: np.ndarray, lengths: tuple[float, float, float]) -> dict[str, float]:
+    """Contract-1 divergence figures over 3-D fields (N, 3, nx, ny, nz): worst max, mean RMS."""
+    from .enforce import field_figures
+    from .grid import Grid
+
+    grid = Grid(f.shape[2:], lengths, y=y)
+    figs = [field_figures(fi, grid) for fi in f]
+    return {"div_max": max(g["div_max"] for g in figs),
+            "div_rms": float(np.mean([g["div_rms"] for g in figs])),
+            "bulk_velocity": float(np.mean([g["bulk"] for g in figs]))}
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons
+# ---------------------------------------------------------------------------------------------
+def relative_l2(p: np.ndarray, ref: np.ndarray) -> float:
+    """``||p - ref||_2 / ||ref||_2`` (``||p - ref||_2`` when ref is zero)."""
+    p, ref = np.asarray(p, np.float64), np.asarray(ref, np.float64)
+    den = float(np.linalg.norm(ref))
+    num = float(np.linalg.norm(p - ref))
+    return num / den if den > 0 else num
+
+
+def log_spectral_error(e: np.ndarray, ref: np.ndarray) -> float:
+    """RMS over the bins k > 0 of ``ln(e / ref)``; both floored at 1e-12 of max(ref) so that empty
+    bins stay finite."""
+    e, ref = np.asarray(e, np.float64)[1:], np.asarray(ref, np.float64)[1:]
+    if e.size == 0:
+        return 0.0
+    floor = 1e-12 * max(float(ref.max()), float(e.max()), 1e-300)
+    return float(np.sqrt(np.mean(np.log(np.maximum(e, floor) / np.maximum(ref, floor)) ** 2)))
+
+
+def wasserstein1(a: np.ndarray, b: np.ndarray) -> float:
+    """1-D Wasserstein distance ``integral |F_a - F_b| dx`` between two empirical distributions."""
+    a, b = np.sort(np.ravel(a)), np.sort(np.ravel(b))
+    if a.size == 0 or b.size == 0:
+        raise ValueError("wasserstein1 needs two non-empty samples")
+    grid = np.concatenate([a, b])
+    grid.sort()
+    fa = np.searchsorted(a, grid[:-1], side="right") / a.size
+    fb = np.searchsorted(b, grid[:-1], side="right") / b.size
+    return float(np.sum(np.abs(fa - fb) * np.diff(grid)))
+
+
+def _on(x_to: np.ndarray, x_from: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v(x_from)`` at ``x_to`` (identity when the coordinates agree; else linear interpolation)."""
+    if x_to.shape == x_from.shape and np.allclose(x_to, x_from, rtol=1e-9, atol=1e-12):
+        return v
+    return np.interp(x_to, x_from, v)
+
+
+def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
+    """Errors of ``s`` against the reference dataset statistics ``ref`` (module docstring).
+
+    Heights are paired by label; the reference is interpolated to ``s``'s y+ / k+ / dz+ where the
+    grids differ. Returns ``{"profiles": {name: rel L2}, "spectra": {pair: {label: err}},
+    "spectra_mean": {pair: mean over heights}, "pdf_w1": {comp: {label: W1}}, "correlation":
+    {pair: {label: rms}}, "combined": float}``.
+    """
+    in_range = s.yplus <= ref.yplus.max() * (1 + 1e-9)
+    prof = {k: relative_l2(s.profiles[k][in_range], _on(s.yplus[in_range], ref.yplus, ref.profiles[k]))
+            for k in PROFILES}
+    ref_h = {h.label: i for i, h in enumerate(ref.heights)}
+    pairs = [(i, ref_h[h.label], h.label) for i, h in enumerate(s.heights) if h.label in ref_h]
+    spec: dict[str, dict[str, float]] = {}
+    corr: dict[str, dict[str, float]] = {}
+    w1: dict[str, dict[str, float]] = {}
+    kmask = s.kz <= ref.kz.max() * (1 + 1e-9)
+    for c, p in enumerate(_PAIRS):
+        spec[p] = {lab: log_spectral_error(s.spectra_z[c, i][kmask], _on(s.kz[kmask], ref.kz, ref.spectra_z[c, j]))
+                   for i, j, lab in pairs}
+        corr[p] = {lab: float(np.sqrt(np.mean((s.correlation[c, i] - _on(s.dz, ref.dz, ref.correlation[c, j])) ** 2)))
+                   for i, j, lab in pairs}
+        w1[_COMP[c]] = {lab: wasserstein1(s.samples[c, i], ref.samples[c, j]) for i, j, lab in pairs}
+    spec_mean = {p: float(np.mean(list(v.values()))) if v else float("nan") for p, v in spec.items()}
+    out: dict[str, Any] = {
+        "profiles": prof, "spectra": spec, "spectra_mean": spec_mean, "pdf_w1": w1, "correlation": corr,
+        "combined": _combined(prof, spec_mean),
+        "units": {"profiles": "relative L2 error", "spectra": "RMS of ln(E/E_ref) over k_z > 0",
+                  "pdf_w1": "Wasserstein-1 distance in u_tau", "correlation": "RMS of R - R_ref over dz"},
+    }
+    if s.kx is not None and ref.kx is not None and s.spectra_x is not None and ref.spectra_x is not None:
+        xmask = s.kx <= ref.kx.max() * (1 + 1e-9)
+        out["streamwise_spectra"] = {
+            p: {lab: log_spectral_error(s.spectra_x[c, i][xmask], _on(s.kx[xmask], ref.kx, ref.spectra_x[c, j]))
+                for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}
+    return out
+
+
+def _combined(prof: Mapping[str, float], spec_mean: Mapping[str, float]) -> float:
+    return 0.5 * float(np.mean([prof[k] for k in PROFILES])) + 0.5 * float(np.mean([spec_mean[p] for p in _PAIRS]))
+
+
+def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
+    """Relative L2 errors of ``s``'s profiles against published DNS.
+
+    ``ref`` is a :class:`cfdseed.reference.Reference`; each profile it has is interpolated to the
+    rows of ``s`` with ``y+`` inside its range. Returns ``{"name", "re_tau", "rows_compared",
+    "profiles": {name: rel L2}, "units"}``.
+    """
+    mask = (s.yplus >= ref.yplus.min()) & (s.yplus <= ref.yplus.max())
+    prof = {}
+    for k in PROFILES:
+        v = ref.profiles.get(k)
+        if v is not None and mask.any():
+            prof[k] = relative_l2(s.profiles[k][mask], np.interp(s.yplus[mask], ref.yplus, v))
+    return {"name": ref.name, "re_tau": ref.re_tau, "data_re_tau": s.re_tau,
+            "rows_compared": int(mask.sum()), "profiles": prof,
+            "units": "relative L2 error, reference interpolated linearly in y+ to the data rows"}
+
+
+def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
+                  u_tau: float, ly: float | None = None) -> dict[str, float]:
+    """Cheap validation metrics of generated slices against real ones (shared contract 6).
+
+    Parameters
+    ----------
+    real, fake
+        Slices ``(N, 3, ny, nz)`` in physical units on the same grid (N may differ).
+    y, lz, nu, u_tau, ly
+        Grid and wall units as in :func:`statistics`.
+
+    Returns
+    -------
+    dict
+        ``"U+", "u'+", "v'+", "w'+", "uv+"``: relative L2 errors of the profiles;
+        ``"E_uu", "E_vv", "E_ww"``: log-spectral errors averaged over the default heights;
+        ``"combined"``: 0.5 mean(profile errors) + 0.5 mean(spectral errors), lower is better.
+
+    Raises
+    ------
+    ValueError
+        Shapes that are not slices on the same grid; non-finite values (a generator that diverged
+        should be noticed, not scored).
+    """
+    real, fake = np.asarray(real), np.asarray(fake)
+    if real.ndim != 4 or fake.ndim != 4 or real.shape[1:] != fake.shape[1:]:
+        raise ValueError(f"real and fake must be slices (N, 3, ny, nz) on one grid, got {real.shape} and {fake.shape}")
+    sr = statistics(real, y, lz, nu=nu, u_tau=u_tau, ly=ly)
+    sf = statistics(fake, y, lz, nu=nu, u_tau=u_tau, ly=ly)
+    c = compare(sf, sr)
+    out = {k: float(v) for k, v in c["profiles"].items()}
+    out.update({f"E_{p}": float(v) for p, v in c["spectra_mean"].items()})
+    out["combined"] = float(c["combined"])
+    return out
