@@ -23,6 +23,28 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write an initial condition (HDF5 + XDMF + PNG) for a grid")
     p.set_defaults(_run="cfdseed.generate:cli_run")
     # owned by cfdseed.generate
+    p.add_argument("--source", default="gan",
+                   help="named source: gan (default), plug, laminar, trig, streaks, snapshot, analytic")
+    p.add_argument("--model", default=None, help="generator checkpoint for --source gan (default: packaged model)")
+    p.add_argument("--shape", nargs=3, type=int, required=True, metavar=("NX", "NY", "NZ"),
+                   help="grid points (streamwise, wall-normal, spanwise)")
+    p.add_argument("--lengths", nargs=3, type=float, required=True, metavar=("LX", "LY", "LZ"),
+                   help="box size; walls at y = 0 and y = LY")
+    p.add_argument("--y", default="uniform",
+                   help="wall-normal distribution: uniform, chebyshev, tanh[:s], uniform-cc, chebyshev-cc, tanh-cc[:s]")
+    p.add_argument("--re-tau", type=float, default=None, help="target friction Reynolds number (default: the model's)")
+    p.add_argument("--u-tau", type=float, default=None, help="target friction velocity")
+    p.add_argument("--nu", type=float, default=None, help="target kinematic viscosity")
+    p.add_argument("--bulk", type=float, default=None, help="target bulk velocity (set exactly)")
+    p.add_argument("--corr-length", type=float, default=None,
+                   help="gan: streamwise latent correlation length in half-heights (default 1.5)")
+    p.add_argument("--device", default=None, help="gan: torch device for inference (cpu, cuda)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="further source option (JSON value), repeatable, e.g. --option amplitude=0.2")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="stored precision")
+    p.add_argument("--no-png", action="store_true", help="skip the PNG quick-look")
+    p.add_argument("--out", required=True, help="output HDF5 file (an .xmf sidecar and a .png go next to it)")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,288 @@
+"""Classical initial conditions as named sources: ``plug``, ``laminar``, ``trig``, ``streaks``, ``snapshot``.
+
+Every source builds the global field on the root, then runs :func:`cfdseed.enforce.enforce`
+(no-slip, divergence-free projection on the target grid, exact bulk velocity), so all of them pass
+the default checks. Common options (defaults): ``bulk`` (1.0; ``snapshot``: the file's own),
+``seed`` (None: the rng that :func:`cfdseed.coupling.init_field` passes, seeded by its ``seed``),
+``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights), ``max_ratio`` (10).
+
+- ``plug``: uniform ``u = bulk`` plus smooth random noise of RMS ``noise * bulk`` (default 0.05);
+  the no-slip blend gives it thin wall layers.
+- ``laminar``: Poiseuille ``u = 1.5 bulk (1 - (y/h - 1)^2)`` plus noise (default 0.01).
+- ``trig``: sine/cosine streamwise-varying rolls on the ``mean`` profile (``"laminar"`` or
+  ``"turbulent"`` = Reichardt's law at ``re_tau``, default 180): ``v = A phi(y) cos(ax x + px)
+  cos(az z + pz)`` with ``phi = (1 - (y/h - 1)^2)^2`` and ``u, w`` from continuity; ``amplitude``
+  A = 0.1 bulk, ``waves = (1, 2)`` periods in x and z, random phases; noise 0.
+- ``streaks``: near-wall streaks in the style of OpenFOAM's perturbU (our own formulas) on the
+  turbulent mean profile at ``re_tau`` (default 180): ``u' = A (y+/yp) exp((1 - (y+/yp)^2)/2)
+  cos(b z) (1 + s sin(a x))`` at each wall, ``w'`` from continuity, with spanwise spacing
+  ``spacing_plus`` (100 wall units, rounded to fit lz) and streamwise wavelength
+  ``length_plus`` (500); ``amplitude`` A = 0.25 bulk, peak height ``yp = 15`` wall units,
+  streamwise modulation ``s = 0.5``, noise 0.01.
+- ``snapshot``: a field from an HDF5 file written by ``cfdseed generate`` (``path``), interpolated
+  to the grid (:func:`cfdseed.interp.field_to_grid`), velocities times ``scale`` (1.0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
+from .errors import SourceError
+from .grid import Grid
+from .interp import field_to_grid
+from .sources import register
+
+__all__ = ["reichardt_profile", "smooth_noise", "read_snapshot", "BaselineSource", "SourceInfo", "KAPPA_REICHARDT"]
+
+KAPPA_REICHARDT = 0.41
+_COMMON = ("bulk", "seed", "no_slip", "divergence_free", "blend", "max_ratio")
+Build = Callable[[Grid, np.random.Generator], np.ndarray]
+
+
+@dataclass
+class SourceInfo:
+    """What the last call did: the enforcement report (before/after figures)."""
+
+    enforcement: Any = None
+    units: Any = None
+
+
+class BaselineSource:
+    """A source function ``(grid, rng) -> (3, nx, ny, nz)``: raw field, then enforcement."""
+
+    def __init__(self, name: str, build: Build, options: dict[str, Any]) -> None:
+        self.name, self._build, self.options = name, build, options
+        self.last_info: SourceInfo | None = None
+
+    def __call__(self, grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        o = self.options
+        rng = rng if o["seed"] is None else np.random.default_rng(o["seed"])
+        raw = self._build(grid, rng)
+        out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
+                           bulk=True if o["bulk"] is None else float(o["bulk"]), blend=o["blend"],
+                           max_ratio=o["max_ratio"])
+        self.last_info = SourceInfo(enforcement=rep)
+        return out
+
+
+def reichardt_profile(y: np.ndarray, ly: float, re_tau: float) -> np.ndarray:
+    """Turbulent mean profile ``U+`` (Reichardt's law) at the distance to the nearer wall."""
+    d = np.minimum(y, ly - y) / (0.5 * ly) * re_tau  # y+
+    k = KAPPA_REICHARDT
+    return np.log1p(k * d) / k + 7.8 * (1.0 - np.exp(-d / 11.0) - d / 11.0 * np.exp(-d / 3.0))
+
+
+def smooth_noise(grid: Grid, rng: np.random.Generator, rms: float, kmax: int = 4) -> np.ndarray:
+    """Random field ``(3, nx, ny, nz)`` of RMS ``rms`` with at most ``kmax`` waves per direction.
+
+    Periodic in x and z (Fourier modes |k| <= kmax), smooth in y (sine modes vanishing at the walls).
+    """
+    nx, ny, nz = grid.shape
+    if rms == 0:
+        return np.zeros((3, nx, ny, nz))
+    eta = grid.y / grid.lengths[1]
+    basis = np.sin(np.pi * np.outer(np.arange(1, kmax + 1), eta))  # (kmax, ny)
+    coef = rng.standard_normal((3, nx, kmax, nz))
+    spec = np.fft.rfft(coef, axis=1)
+    spec[:, kmax + 1 :] = 0.0
+    coef = np.fft.irfft(spec, n=nx, axis=1)
+    spec = np.fft.fft(coef, axis=3)
+    kz = np.abs(np.fft.fftfreq(nz, 1.0 / nz))
+    spec[..., kz > kmax] = 0.0
+    coef = np.fft.ifft(spec, axis=3).real
+    out = np.einsum("cxkz,ky->cxyz", coef, basis)
+    norm = float(np.sqrt(np.mean(out * out)))
+    return out * (rms / norm) if norm > 0 else out
+
+
+def _options(name: str, options: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    allowed = dict.fromkeys(_COMMON)
+    allowed.update({"bulk": 1.0, "no_slip": True, "divergence_free": True, "blend": DEFAULT_BLEND,
+                    "max_ratio": DEFAULT_MAX_RATIO})
+    allowed.update(own)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SourceError(f"unknown option(s) {', '.join(unknown)} for source {name!r}; allowed: {', '.join(allowed)}")
+    allowed.update(options)
+    for key in ("noise", "amplitude"):
+        if key in allowed and not (isinstance(allowed[key], (int, float)) and math.isfinite(allowed[key])
+                                   and allowed[key] >= 0):
+            raise SourceError(f"{name}: {key} must be a non-negative number, got {allowed[key]!r}")
+    if allowed["bulk"] is not None and not (isinstance(allowed["bulk"], (int, float)) and math.isfinite(allowed["bulk"])):
+        raise SourceError(f"{name}: bulk must be a finite number, got {allowed['bulk']!r}")
+    return allowed
+
+
+def _channel(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Coordinates broadcastable to (nx, ny, nz) and the half-height."""
+    return grid.x[:, None, None], grid.y[None, :, None], grid.z[None, None, :], 0.5 * grid.lengths[1]
+
+
+@register("plug")
+def plug(**options: Any) -> BaselineSource:
+    """Uniform bulk velocity plus smooth noise (``noise`` = 0.05 of the bulk velocity)."""
+    o = _options("plug", options, {"noise": 0.05})
+
+    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        ub = float(o["bulk"])
+        f = smooth_noise(grid, rng, o["noise"] * abs(ub))
+        f[0] += ub
+        return f
+
+    return BaselineSource("plug", make, o)
+
+
+def _laminar(grid: Grid, ub: float) -> np.ndarray:
+    eta = grid.y / (0.5 * grid.lengths[1]) - 1.0
+    return 1.5 * ub * (1.0 - eta * eta)
+
+
+@register("laminar")
+def laminar(**options: Any) -> BaselineSource:
+    """Poiseuille profile with bulk velocity ``bulk`` plus smooth noise (``noise`` = 0.01)."""
+    o = _options("laminar", options, {"noise": 0.01})
+
+    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        ub = float(o["bulk"])
+        f = smooth_noise(grid, rng, o["noise"] * abs(ub))
+        f[0] += _laminar(grid, ub)[None, :, None]
+        return f
+
+    return BaselineSource("laminar", make, o)
+
+
+def _mean(grid: Grid, kind: str, re_tau: float, ub: float) -> np.ndarray:
+    if kind == "laminar":
+        return _laminar(grid, ub)
+    if kind == "turbulent":
+        prof = reichardt_profile(grid.y, grid.lengths[1], re_tau)
+        return prof  # scaled to the bulk velocity by the enforcement
+    raise SourceError(f"mean profile {kind!r} unknown; must be one of laminar, turbulent")
+
+
+def _waves(name: str, w: Any) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in w)
+        if a < 0 or b < 1 or a != w[0] or b != w[1]:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SourceError(f"{name}: waves must be two integers (x >= 0, z >= 1), got {w!r}") from None
+    return a, b
+
+
+@register("trig")
+def trig(**options: Any) -> BaselineSource:
+    """Sine/cosine rolls on a mean profile; see the module docstring for options."""
+    o = _options("trig", options, {"mean": "laminar", "re_tau": 180.0, "amplitude": 0.1,
+                                   "waves": (1, 2), "noise": 0.0})
+    ax_n, az_n = _waves("trig", o["waves"])
+    if o["mean"] not in ("laminar", "turbulent"):
+        raise SourceError(f"trig: mean {o['mean']!r} unknown; must be one of laminar, turbulent")
+
+    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        ub = float(o["bulk"])
+        x, y, z, h = _channel(grid)
+        ax, az = 2 * np.pi * ax_n / grid.lengths[0], 2 * np.pi * az_n / grid.lengths[2]
+        px, pz = rng.uniform(0, 2 * np.pi, 2)
+        eta = y / h - 1.0
+        phi = (1.0 - eta * eta) ** 2
+        dphi = -4.0 * eta * (1.0 - eta * eta) / h
+        amp = o["amplitude"] * abs(ub)
+        k2 = ax * ax + az * az
+        cx, sx, cz, sz = np.cos(ax * x + px), np.sin(ax * x + px), np.cos(az * z + pz), np.sin(az * z + pz)
+        f = smooth_noise(grid, rng, o["noise"] * abs(ub))
+        f[0] += _mean(grid, o["mean"], o["re_tau"], ub)[None, :, None] - amp * ax / k2 * dphi * sx * cz
+        f[1] += amp * phi * cx * cz
+        f[2] += -amp * az / k2 * dphi * cx * sz
+        return f
+
+    return BaselineSource("trig", make, o)
+
+
+@register("streaks")
+def streaks(**options: Any) -> BaselineSource:
+    """Near-wall streaks (perturbU style) on the turbulent mean profile; see the module docstring."""
+    o = _options("streaks", options, {"re_tau": 180.0, "amplitude": 0.25, "spacing_plus": 100.0,
+                                      "length_plus": 500.0, "peak_plus": 15.0, "modulation": 0.5,
+                                      "noise": 0.01})
+    for key in ("re_tau", "spacing_plus", "length_plus", "peak_plus"):
+        if not (isinstance(o[key], (int, float)) and math.isfinite(o[key]) and o[key] > 0):
+            raise SourceError(f"streaks: {key} must be a positive number, got {o[key]!r}")
+
+    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        ub = float(o["bulk"])
+        x, y, z, h = _channel(grid)
+        lx, ly, lz = grid.lengths
+        plus = o["re_tau"] / h  # wall units per length unit
+        nzw = max(1, round(lz * plus / o["spacing_plus"]))  # whole streaks across the span
+        nxw = max(1, round(lx * plus / o["length_plus"]))
+        b, a = 2 * np.pi * nzw / lz, 2 * np.pi * nxw / lx
+        f = smooth_noise(grid, rng, o["noise"] * abs(ub))
+        f[0] += reichardt_profile(grid.y, ly, o["re_tau"])[None, :, None]
+        amp = o["amplitude"] * abs(ub)
+        for dist in (y, ly - y):  # each wall its own streaks, random phases
+            pz, px = rng.uniform(0, 2 * np.pi, 2)
+            s = dist * plus / o["peak_plus"]
+            g = s * np.exp(0.5 * (1.0 - s * s))  # peak 1 at y+ = peak_plus
+            mod = 1.0 + o["modulation"] * np.sin(a * x + px)
+            dmod = o["modulation"] * a * np.cos(a * x + px)
+            f[0] += amp * g * np.cos(b * z + pz) * mod
+            f[2] += -amp * g * np.sin(b * z + pz) * dmod / b  # du/dx + dw/dz = 0
+        return f
+
+    return BaselineSource("streaks", make, o)
+
+
+def read_snapshot(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Read a field written by ``cfdseed generate``: ``(3, nx, ny, nz)``, y, (lx, ly, lz).
+
+    Raises
+    ------
+    SourceError
+        Missing file or not a cfdseed field file.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(f"snapshot file {str(p)!r} does not exist")
+    try:
+        with h5py.File(p, "r") as h:
+            missing = [k for k in ("u", "v", "w", "y") if k not in h]
+            if missing or "lengths" not in h.attrs:
+                raise SourceError(f"{p}: not a cfdseed field file (missing {', '.join(missing) or 'attribute lengths'}); "
+                                  "expected /u, /v, /w (nz, ny, nx), /y and attribute lengths")
+            comps = [np.asarray(h[k][...], dtype=np.float64).transpose(2, 1, 0) for k in "uvw"]
+            y = np.asarray(h["y"][...], dtype=np.float64)
+            lengths = tuple(float(v) for v in h.attrs["lengths"])
+    except OSError as exc:
+        raise SourceError(f"{p}: cannot read as HDF5: {exc}") from None
+    field = np.stack(comps)
+    if field.shape[2] != y.size or len(lengths) != 3:
+        raise SourceError(f"{p}: y has {y.size} points but the field {field.shape[1:]}; lengths {lengths}")
+    return field, y, lengths  # type: ignore[return-value]
+
+
+@register("snapshot")
+def snapshot(**options: Any) -> BaselineSource:
+    """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
+    o = _options("snapshot", options, {"path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0})
+    o["bulk"] = options.get("bulk")  # default None: keep the file's own bulk velocity
+    if o["path"] is None:
+        raise SourceError("snapshot: option path (an HDF5 field file) is required")
+
+    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        field, y, lengths = read_snapshot(o["path"])
+        f = field_to_grid(field, y, lengths, grid, o["y_method"]) * float(o["scale"])
+        if o["noise"]:
+            f += smooth_noise(grid, rng, o["noise"] * float(np.abs(f[0]).mean()))
+        return f
+
+    return BaselineSource("snapshot", make, o)

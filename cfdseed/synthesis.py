@@ -1,0 +1,350 @@
+"""3-D fields from a generator of 2-D y-z slices: latent paths, units, and the ``"gan"`` source.
+
+**Streamwise coherence and periodicity.** Slice ``k`` at ``x_k = k lx / nx`` is generated from the
+latent vector ``z(x_k)``, a random periodic path::
+
+    z(x) = sum_m c_m [a_m cos(2 pi m x / lx) + b_m sin(2 pi m x / lx)],   a_m, b_m ~ N(0, I)
+
+with ``sum_m c_m^2 = 1``, so every ``z(x)`` is standard normal (what the generator was trained on)
+and the path closes on itself across the periodic boundary. The latent correlation between two
+stations is ``rho(r) = sum_m c_m^2 cos(2 pi m r / lx)``. With ``corr_length=None`` only ``m = 1``
+is used (the published construction: ``rho = cos(2 pi r / lx)``, correlated over ~``lx / 4``).
+Otherwise ``c_m^2 ~ exp(-(2 pi m L / lx)^2 / 2)`` (``m >= 1``, up to the x-resolution): ``rho`` is
+the periodic Gaussian ``exp(-r^2 / 2 L^2)`` with ``L = corr_length * h``, ``h = ly / 2``
+(default :data:`DEFAULT_CORR_LENGTH` = 1.5 h: ``rho`` falls to 0.1 at ~3 h, close to the outer-layer
+streamwise correlation of u in DNS; compare with :func:`streamwise_correlation` of a DNS field or
+of stacked training slices). For ``L >~ lx / 2 pi`` it reduces to the published construction.
+
+**Units.** Velocities are scaled in wall units (``u+ = u / u_tau`` kept), the wall-normal
+coordinate in outer units (``y / ly``: the slice spans the whole channel), the spanwise coordinate
+in wall units (a slice ``lz_m+ = lz_m u_tau_m / nu_m`` wide stays that wide, so near-wall streak
+spacing is kept; the target span is tiled / resampled seam-free). The target is given by any
+consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk`` (see :func:`target_units`). When the
+target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
+``r`` times their wall-unit height (the y-mapping is outer), the log layer is too short or too long,
+and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
+units. This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`); beyond it a warning is
+issued, and beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, bulk_velocity, enforce, require_grid
+from .errors import SourceError
+from .grid import Grid
+from .interp import slices_to_grid
+from .sources import register
+
+__all__ = [
+    "DEFAULT_CORR_LENGTH",
+    "RE_TAU_WARN",
+    "RE_TAU_ERROR",
+    "KAPPA",
+    "harmonic_weights",
+    "latent_path",
+    "latent_correlation",
+    "streamwise_correlation",
+    "integral_length",
+    "TargetUnits",
+    "target_units",
+    "synthesise",
+    "GanSource",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default streamwise latent correlation length, in half-heights h = ly / 2 of the target.
+DEFAULT_CORR_LENGTH = 1.5
+#: Target/model Re_tau ratio beyond which (either way) a warning is issued.
+RE_TAU_WARN = 2.0
+#: Target/model Re_tau ratio beyond which (either way) synthesis refuses.
+RE_TAU_ERROR = 4.0
+#: von Karman constant of the log-law bulk-velocity correction.
+KAPPA = 0.41
+_WEIGHT_CUTOFF = 1e-10
+
+
+def harmonic_weights(nx: int, lx: float, corr_length: float | None) -> np.ndarray:
+    """Weights ``c_m`` (m = 1..M) of the latent path, ``sum c_m^2 = 1``.
+
+    ``corr_length`` is the Gaussian correlation length in the units of ``lx`` (None: first harmonic
+    only). At most ``max(1, nx // 2)`` harmonics (what the x stations resolve).
+    """
+    if corr_length is None:
+        return np.ones(1)
+    if not (math.isfinite(corr_length) and corr_length > 0):
+        raise ValueError(f"corr_length must be a positive number or None, got {corr_length!r}")
+    m = np.arange(1, max(1, nx // 2) + 1)
+    w2 = np.exp(-0.5 * (2.0 * np.pi * m * corr_length / lx) ** 2)
+    w2 = w2[w2 >= _WEIGHT_CUTOFF * w2[0]] if w2[0] > 0 else np.ones(1)
+    return np.sqrt(w2 / w2.sum())
+
+
+def latent_path(nx: int, latent_dim: int, rng: np.random.Generator, *, lx: float,
+                corr_length: float | None) -> np.ndarray:
+    """Latent vectors ``(nx, latent_dim)`` at ``x_k = k lx / nx`` along one random periodic path."""
+    c = harmonic_weights(nx, lx, corr_length)  # (M,)
+    ab = rng.standard_normal((2, c.size, latent_dim))  # (2, M, D)
+    phase = 2.0 * np.pi * np.outer(np.arange(nx) / nx, np.arange(1, c.size + 1))  # (nx, M)
+    return (np.cos(phase) * c) @ ab[0] + (np.sin(phase) * c) @ ab[1]
+
+
+def latent_correlation(r: np.ndarray, nx: int, lx: float, corr_length: float | None) -> np.ndarray:
+    """Correlation ``rho(r)`` of one latent component between stations ``r`` apart."""
+    c = harmonic_weights(nx, lx, corr_length)
+    m = np.arange(1, c.size + 1)
+    return np.cos(2.0 * np.pi * np.multiply.outer(np.asarray(r, dtype=np.float64), m) / lx) @ (c * c)
+
+
+def streamwise_correlation(field: np.ndarray, lx: float) -> tuple[np.ndarray, np.ndarray]:
+    """Streamwise two-point correlation of the fluctuations of a field ``(3, nx, ny, nz)``.
+
+    ``R_ii(r, y) = <u_i'(x, y, z) u_i'(x + r, y, z)> / <u_i'^2>`` averaged over x and z, with
+    ``u' = u - <u>_{x,z}``; computed with FFTs along x.
+
+    Returns
+    -------
+    r : ndarray (nx // 2 + 1,)
+        Separations ``0 .. lx / 2``.
+    corr : ndarray (3, ny, nx // 2 + 1)
+        ``R_ii(r, y)``; rows with no fluctuation are 0.
+    """
+    f = np.asarray(field, dtype=np.float64)
+    if f.ndim != 4 or f.shape[0] != 3:
+        raise ValueError(f"field must have shape (3, nx, ny, nz), got {f.shape}")
+    nx = f.shape[1]
+    fl = f - f.mean(axis=(1, 3), keepdims=True)
+    spec = np.fft.rfft(fl, axis=1)
+    cov = np.fft.irfft(np.abs(spec) ** 2, n=nx, axis=1).mean(axis=3) / nx  # (3, nx, ny)
+    var = cov[:, :1]
+    corr = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
+    half = nx // 2 + 1
+    return np.arange(half) * (lx / nx), np.moveaxis(corr[:, :half], 1, 2)
+
+
+def integral_length(r: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """Integral length ``int_0^{r0} R dr`` up to the first zero crossing (trapezoid), per curve."""
+    corr = np.asarray(corr, dtype=np.float64)
+    neg = corr <= 0
+    first = np.where(neg.any(axis=-1), neg.argmax(axis=-1), corr.shape[-1])
+    keep = np.arange(corr.shape[-1]) < first[..., None]
+    c = np.where(keep, corr, 0.0)
+    return np.trapezoid(c, r, axis=-1) if hasattr(np, "trapezoid") else np.trapz(c, r, axis=-1)
+
+
+@dataclass
+class TargetUnits:
+    """Resolved target units: ``re_tau = u_tau h / nu`` with ``h = ly / 2``; ``bulk`` may be None."""
+
+    re_tau: float
+    u_tau: float
+    nu: float
+    bulk: float | None
+    ratio: float  # target / model Re_tau
+
+
+def _positive(name: str, v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{name} must be a positive number, got {v!r}")
+    return f
+
+
+def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: float | None = None,
+                 u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
+                 bulk_plus: float | None = None) -> TargetUnits:
+    """Resolve the target units from any consistent subset of ``re_tau, u_tau, nu, bulk``.
+
+    Rules (h = ly / 2): ``re_tau`` defaults to the model's unless ``u_tau`` and ``nu`` fix it;
+    ``u_tau`` comes from ``re_tau nu / h``, else from ``bulk / bulk_plus`` (``bulk_plus`` = expected
+    bulk velocity in wall units), else the model's own ``u_tau``; ``nu = u_tau h / re_tau``.
+
+    Raises
+    ------
+    ValueError
+        Non-positive values, or ``re_tau, u_tau, nu`` all given but inconsistent.
+    SourceError
+        Target ``Re_tau`` beyond :data:`RE_TAU_ERROR` times (or below its inverse) the model's.
+    """
+    re_tau, u_tau, nu, bulk = (_positive(n, v) for n, v in
+                               (("re_tau", re_tau), ("u_tau", u_tau), ("nu", nu), ("bulk", bulk)))
+    h = 0.5 * ly
+    if u_tau is not None and nu is not None:
+        implied = u_tau * h / nu
+        if re_tau is not None and abs(implied - re_tau) > 1e-6 * re_tau:
+            raise ValueError(f"re_tau={re_tau:g} contradicts u_tau * h / nu = {u_tau:g} * {h:g} / {nu:g} = {implied:g}")
+        re_tau = implied
+    re_tau = model_re_tau if re_tau is None else re_tau
+    if u_tau is None:
+        if nu is not None:
+            u_tau = re_tau * nu / h
+        elif bulk is not None and bulk_plus is not None and bulk_plus > 0:
+            u_tau = bulk / bulk_plus
+        else:
+            u_tau = model_u_tau
+    nu = u_tau * h / re_tau if nu is None else nu
+    ratio = re_tau / model_re_tau
+    spread = max(ratio, 1.0 / ratio)
+    if spread > RE_TAU_ERROR:
+        raise SourceError(
+            f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g}; the generator "
+            f"supports ratios in [{1 / RE_TAU_ERROR:g}, {RE_TAU_ERROR:g}] (train a model nearer the target)"
+        )
+    if spread > RE_TAU_WARN:
+        msg = (f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g} (outside "
+               f"[{1 / RE_TAU_WARN:g}, {RE_TAU_WARN:g}]): near-wall structures and the log layer are "
+               "mis-scaled, expect a longer transient")
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        log.warning("%s", msg)
+    return TargetUnits(re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, ratio=ratio)
+
+
+@dataclass
+class SynthesisInfo:
+    """What :func:`synthesise` did: units, latent weights, timings (s), enforcement report."""
+
+    units: TargetUnits | None = None
+    harmonics: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    enforcement: Any = None
+
+
+def _load(model: Any, device: str | None) -> Any:
+    from .model import GeneratorHandle, default_model, load_generator
+
+    if isinstance(model, GeneratorHandle):
+        return model
+    if model is None:
+        model = default_model()
+    if not isinstance(model, (str, os.PathLike)):
+        raise SourceError(f"model must be a checkpoint path or a GeneratorHandle, got {type(model).__name__}")
+    return load_generator(model, device=device)
+
+
+def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | None = DEFAULT_CORR_LENGTH,
+               re_tau: float | None = None, u_tau: float | None = None, nu: float | None = None,
+               bulk: float | None = None, batch: int = 64, device: str | None = None, y_method: str = "auto",
+               no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
+               max_ratio: float = DEFAULT_MAX_RATIO) -> tuple[np.ndarray, SynthesisInfo]:
+    """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
+
+    Parameters
+    ----------
+    model : path, GeneratorHandle or None
+        Checkpoint (None: :func:`cfdseed.model.default_model`).
+    grid : Grid
+        Target grid (global description used); needs nx >= 2, ny >= 3, nz >= 2.
+    rng : numpy.random.Generator
+        Draws the latent path (seeded by the caller).
+    corr_length : float or None
+        Latent correlation length in half-heights of the target (module docstring).
+    re_tau, u_tau, nu, bulk : float, optional
+        Target units (:func:`target_units`); ``bulk`` is enforced exactly when given.
+    batch : int
+        Slices per generator call.
+    device : str, optional
+        Torch device for inference (``"cpu"``, ``"cuda"``); default: CUDA when available.
+    y_method : {"auto", "barycentric", "cubic"}
+        Wall-normal interpolation (:func:`cfdseed.interp.y_matrix`).
+    no_slip, divergence_free, blend, max_ratio
+        Enforcement switches (:func:`cfdseed.enforce.enforce`).
+
+    Returns
+    -------
+    field : ndarray (3, nx, ny, nz) float64
+    info : SynthesisInfo
+
+    Raises
+    ------
+    GridError, SourceError, CheckpointError, ValueError
+        Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options.
+    """
+    require_grid(grid)
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    info = SynthesisInfo()
+    t0 = time.perf_counter()
+    gen = _load(model, device)
+    info.timings["load"] = time.perf_counter() - t0
+    nx, ny, nz = grid.shape
+    lx, ly, lz = grid.lengths
+    h = 0.5 * ly
+    units = target_units(gen.re_tau, gen.u_tau, ly, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=None)
+    # slice width in target units, keeping its width in wall units
+    lz_src = (gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h
+    lat = latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=None if corr_length is None else corr_length * h)
+    info.harmonics = harmonic_weights(nx, lx, None if corr_length is None else corr_length * h).size
+    out = np.empty((3, nx, ny, nz))
+    t_inf = t_int = 0.0
+    for s in range(0, nx, batch):
+        t = time.perf_counter()
+        sl = gen.sample(min(batch, nx - s), latent=lat[s : s + batch], batch=batch)  # (b, 3, ny_m, nz_m)
+        t_inf += time.perf_counter() - t
+        t = time.perf_counter()
+        out[:, s : s + sl.shape[0]] = slices_to_grid(sl, gen.y, gen.ly, lz_src, grid, y_method) / gen.u_tau
+        t_int += time.perf_counter() - t
+    info.timings["inference"], info.timings["interpolation"] = t_inf, t_int
+    # bulk velocity in wall units: the field's own plus the log-law shift for another Re_tau
+    bulk_plus = bulk_velocity(out, grid) + math.log(units.ratio) / KAPPA
+    if bulk is not None:
+        units = target_units(gen.re_tau, gen.u_tau, ly, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
+                             bulk_plus=bulk_plus)
+        bulk_plus = units.bulk / units.u_tau
+    else:
+        units.bulk = bulk_plus * units.u_tau
+    info.units = units
+    t = time.perf_counter()
+    out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
+                       blend=blend, max_ratio=max_ratio)
+    out *= units.u_tau
+    info.timings["enforcement"] = time.perf_counter() - t
+    info.enforcement = rep
+    log.info("gan: %d x-stations, %d latent harmonics, Re_tau %.4g (model %.4g), u_tau %.4g, bulk %.4g; %s",
+             nx, info.harmonics, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
+             ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
+    return out, info
+
+
+class GanSource:
+    """The ``"gan"`` source function ``(grid, rng) -> (3, nx, ny, nz)``; ``last_info`` after a call."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.last_info: SynthesisInfo | None = None
+
+    def __call__(self, grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        field, self.last_info = synthesise(self.options.get("model"), grid, rng,
+                                           **{k: v for k, v in self.options.items() if k != "model"})
+        return field
+
+
+_GAN_OPTIONS = ("model", "corr_length", "re_tau", "u_tau", "nu", "bulk", "batch", "device", "y_method",
+                "no_slip", "divergence_free", "blend", "max_ratio")
+
+
+@register("gan")
+def gan(**options: Any) -> GanSource:
+    """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
+    model), ``corr_length`` (1.5 half-heights; None = first latent harmonic only), ``re_tau``,
+    ``u_tau``, ``nu``, ``bulk`` (target units, default the model's), ``batch`` (64), ``device``
+    (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
+    ``blend`` (0.1), ``max_ratio`` (10)."""
+    unknown = sorted(set(options) - set(_GAN_OPTIONS))
+    if unknown:
+        raise SourceError(f"unknown option(s) {', '.join(unknown)} for source 'gan'; allowed: {', '.join(_GAN_OPTIONS)}")
+    return GanSource(**options)
