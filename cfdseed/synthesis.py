@@ -10,7 +10,9 @@ and the path closes on itself across the periodic boundary. The latent correlati
 stations is ``rho(r) = sum_m c_m^2 cos(2 pi m r / lx)``. With ``corr_length=None`` only ``m = 1``
 is used (the published construction: ``rho = cos(2 pi r / lx)``, correlated over ~``lx / 4``).
 Otherwise ``c_m^2 ~ exp(-(2 pi m L / lx)^2 / 2)`` (``m >= 1``, up to the x-resolution): ``rho`` is
-the periodic Gaussian ``exp(-r^2 / 2 L^2)`` with ``L = corr_length * h``, ``h = ly / 2``
+the periodic Gaussian ``G(r) = exp(-r^2 / 2 L^2)`` less its mean over a period,
+``rho = (G - g) / (1 - g)`` with ``g ~ sqrt(2 pi) L / lx`` (a mean-zero path has zero mean
+correlation), ``L = corr_length * h``, ``h = ly / 2``
 (default :data:`DEFAULT_CORR_LENGTH` = 1.5 h: ``rho`` falls to 0.1 at ~3 h, close to the outer-layer
 streamwise correlation of u in DNS; compare with :func:`streamwise_correlation` of a DNS field or
 of stacked training slices). For ``L >~ lx / 2 pi`` it reduces to the published construction.

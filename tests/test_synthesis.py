@@ -1,0 +1,200 @@
+"""Tests of cfdseed.synthesis: latent paths, correlations, units, and the gan source end to end."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cfdseed.errors import CheckpointError, GridError, SourceError
+from cfdseed.grid import Grid, wall_normal
+
+import _sources_standin  # noqa: I001 - stand-in until cfdseed.sources lands
+
+_sources_standin.install()
+
+from cfdseed.synthesis import (  # noqa: E402
+    harmonic_weights,
+    integral_length,
+    latent_correlation,
+    latent_path,
+    streamwise_correlation,
+    synthesise,
+    target_units,
+)
+
+torch.set_num_threads(1)
+
+
+def tiny_model(path, ny=9, nz=8, re_tau=180.0, u_tau=1.0, lz=3.0):
+    """An untrained cpu-tiny generator whose de-normalised output looks like a channel (laminar-ish mean)."""
+    from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+
+    arch = arch_config("cpu-tiny", ny, nz, latent_dim=8)
+    torch.manual_seed(1)
+    g = Generator(arch)
+    y = wall_normal("chebyshev", ny, 2.0)
+    eta = y - 1.0
+    mean = np.zeros((3, ny))
+    mean[0] = 15.0 * (1 - eta**2)
+    std = np.tile(np.sin(np.pi * y / 2.0), (3, 1)) + 1e-3
+    payload = {
+        "format": CHECKPOINT_FORMAT, "format_version": 1, "arch": arch, "generator": g.state_dict(),
+        "norm": {"mean": torch.as_tensor(mean), "std": torch.as_tensor(std)},
+        "grid": {"ny": ny, "nz": nz, "y": torch.as_tensor(y), "ly": 2.0, "lz": lz, "re_tau": re_tau,
+                 "u_tau": u_tau, "nu": u_tau / re_tau},
+        "metadata": {"source": "test"},
+    }
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt")
+
+
+def _check(grid, field):
+    from mpi4py import MPI
+
+    from cfdseed.constraints import check_field
+
+    return check_field(MPI.COMM_SELF, grid, field)
+
+
+# -- latent paths ----------------------------------------------------------------------------
+@pytest.mark.parametrize("corr", [None, 0.3, 1.0, 5.0])
+def test_weights_normalised_so_every_latent_is_standard_normal(corr):
+    c = harmonic_weights(32, 4 * np.pi, corr)
+    assert np.sum(c * c) == pytest.approx(1.0, abs=1e-14)
+    z = latent_path(32, 4000, np.random.default_rng(0), lx=4 * np.pi, corr_length=corr)  # (nx, D)
+    assert np.var(z, axis=1) == pytest.approx(np.ones(32), abs=0.12)
+
+
+def test_first_harmonic_only_is_the_published_construction():
+    assert harmonic_weights(16, 1.0, None).tolist() == [1.0]
+    rng = np.random.default_rng(1)
+    z = latent_path(16, 5, rng, lx=1.0, corr_length=None)
+    a, b = np.random.default_rng(1).standard_normal((2, 1, 5))
+    x = np.arange(16) / 16
+    np.testing.assert_allclose(z, np.cos(2 * np.pi * x)[:, None] * a + np.sin(2 * np.pi * x)[:, None] * b)
+
+
+@pytest.mark.parametrize("corr", [None, 0.5])
+def test_latent_path_is_periodic(corr):
+    nx = 48
+    z = latent_path(nx, 64, np.random.default_rng(2), lx=2.0, corr_length=corr)
+    inc = np.linalg.norm(np.diff(z, axis=0), axis=1)
+    seam = np.linalg.norm(z[0] - z[-1])
+    assert seam <= 1.5 * inc.max() and seam >= 0.5 * inc.min()
+    # an aperiodic path (x from 0 to lx inclusive shifted) would jump: compare with half a period
+    assert np.linalg.norm(z[0] - z[nx // 2]) > 3 * seam
+
+
+def test_shorter_correlation_length_decorrelates_faster():
+    r = np.linspace(0, 1, 11)
+    long_, short = latent_correlation(r, 64, 4.0, 1.0), latent_correlation(r, 64, 4.0, 0.2)
+    assert long_[0] == pytest.approx(1.0) and short[0] == pytest.approx(1.0)
+    assert short[5] < long_[5]
+    # a Gaussian less its periodic mean (a mean-zero path has zero mean correlation over a period)
+    gbar = np.sqrt(2 * np.pi) * 0.2 / 4.0
+    np.testing.assert_allclose(short, (np.exp(-(r**2) / (2 * 0.2**2)) - gbar) / (1 - gbar), atol=1e-6)
+    # empirical correlation of the path matches
+    z = latent_path(64, 20000, np.random.default_rng(3), lx=4.0, corr_length=0.2)
+    emp = np.mean(z[0] * z[4])
+    assert emp == pytest.approx(latent_correlation(np.array([0.25]), 64, 4.0, 0.2)[0], abs=0.03)
+
+
+def test_streamwise_correlation_of_a_wave():
+    nx, lx = 32, 2.0
+    x = np.arange(nx) * lx / nx
+    f = np.zeros((3, nx, 3, 4))
+    f[0] = np.cos(2 * np.pi * x / lx)[:, None, None] + 5.0
+    r, corr = streamwise_correlation(f, lx)
+    assert r.shape == (17,) and corr.shape == (3, 3, 17)
+    np.testing.assert_allclose(corr[0, 1], np.cos(2 * np.pi * r / lx), atol=1e-12)
+    assert np.all(corr[1] == 0)
+    length = integral_length(r, corr[0, 1])
+    assert length == pytest.approx(lx / (2 * np.pi), rel=0.05)
+
+
+# -- units -----------------------------------------------------------------------------------
+def test_target_units_rules():
+    u = target_units(180.0, 1.0, 2.0)
+    assert (u.re_tau, u.u_tau, u.nu, u.ratio) == (180.0, 1.0, 1 / 180, 1.0)
+    u = target_units(180.0, 1.0, 2.0, re_tau=200.0, nu=1e-3)
+    assert u.u_tau == pytest.approx(0.2) and u.nu == 1e-3
+    u = target_units(180.0, 1.0, 2.0, u_tau=0.05, nu=2.5e-4)
+    assert u.re_tau == pytest.approx(200.0)
+    u = target_units(180.0, 1.0, 2.0, bulk=2.0, bulk_plus=16.0)
+    assert u.u_tau == pytest.approx(0.125)
+    with pytest.raises(ValueError, match="contradicts"):
+        target_units(180.0, 1.0, 2.0, re_tau=100.0, u_tau=0.05, nu=2.5e-4)
+    with pytest.raises(ValueError, match="positive"):
+        target_units(180.0, 1.0, 2.0, nu=-1.0)
+    with pytest.warns(RuntimeWarning, match="mis-scaled"):
+        target_units(180.0, 1.0, 2.0, re_tau=500.0)
+    with pytest.raises(SourceError, match="supports ratios"):
+        target_units(180.0, 1.0, 2.0, re_tau=1000.0)
+    with pytest.raises(SourceError, match="supports ratios"):
+        target_units(180.0, 1.0, 2.0, re_tau=30.0)
+
+
+# -- end to end --------------------------------------------------------------------------------
+@pytest.mark.parametrize("y", ["tanh:2.0", "uniform-cc", "chebyshev"])
+def test_gan_field_passes_checks(model, y):
+    g = Grid((12, 15, 10), (4.0, 2.0, 6.0), y=y)
+    f, info = synthesise(model, g, np.random.default_rng(0), device="cpu", batch=5)
+    assert f.shape == (3, 12, 15, 10)
+    rep = _check(g, f)
+    assert rep.passed, str(rep)
+    assert info.enforcement.after["div_max"] < 1e-10
+    assert set(info.timings) >= {"inference", "interpolation", "enforcement"}
+    assert info.harmonics >= 1
+
+
+def test_gan_seeded_units_and_bulk(model):
+    g = Grid((8, 11, 8), (4.0, 2.0, 3.0), y="tanh:1.5")
+    a, ia = synthesise(model, g, np.random.default_rng(5), device="cpu")
+    b, _ = synthesise(model, g, np.random.default_rng(5), device="cpu")
+    np.testing.assert_array_equal(a, b)
+    c, ic = synthesise(model, g, np.random.default_rng(5), device="cpu", u_tau=2.0)
+    np.testing.assert_allclose(c, 2.0 * a, rtol=1e-12, atol=1e-12)  # wall-unit scaling
+    assert ic.units.u_tau == 2.0 and ia.units.re_tau == 180.0
+    d, idd = synthesise(model, g, np.random.default_rng(5), device="cpu", bulk=1.0, re_tau=180.0)
+    assert idd.enforcement.after["bulk"] * idd.units.u_tau == pytest.approx(1.0, rel=1e-12)
+    assert _check(g, d).bulk_velocity == pytest.approx(1.0, rel=1e-12)
+    # higher Re_tau: bulk velocity in wall units rises by the log-law shift
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _, ih = synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=360.0)
+    assert ih.units.bulk / ih.units.u_tau == pytest.approx(ia.units.bulk + np.log(2.0) / 0.41, rel=1e-6)
+
+
+def test_gan_spanwise_tiling_keeps_wall_units(model):
+    """A span twice the slice's (in wall units) holds two copies of the slice: period lz / 2."""
+    g = Grid((4, 9, 16), (4.0, 2.0, 6.0), y="chebyshev")
+    f, _ = synthesise(model, g, np.random.default_rng(1), device="cpu", no_slip=False, divergence_free=False)
+    np.testing.assert_allclose(f[:, :, :, :8], f[:, :, :, 8:], atol=1e-10)
+
+
+def test_gan_through_registry_and_bad_input(model, tmp_path):
+    from cfdseed.sources import resolve
+
+    g = Grid((6, 9, 8), (4.0, 2.0, 3.0))
+    src = resolve("gan", {"model": str(model), "device": "cpu"})
+    f = src(g, np.random.default_rng(0))
+    assert _check(g, f).passed and src.last_info.units.re_tau == 180.0
+    with pytest.raises(SourceError, match="unknown option"):
+        resolve("gan", {"modle": str(model)})
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve("gan", {"model": str(tmp_path / "none.pt")})(g, np.random.default_rng(0))
+    (tmp_path / "foreign.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        resolve("gan", {"model": str(tmp_path / "foreign.pt")})(g, np.random.default_rng(0))
+    with pytest.raises(GridError, match="too small"):
+        src(Grid((1, 9, 8), (4.0, 2.0, 3.0)), np.random.default_rng(0))
+    with pytest.raises(SourceError, match="supports ratios"):
+        resolve("gan", {"model": str(model), "re_tau": 5000.0})(g, np.random.default_rng(0))
