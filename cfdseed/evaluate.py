@@ -459,12 +459,9 @@ def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
     rows of ``s`` with ``y+`` inside its range. Returns ``{"name", "re_tau", "rows_compared",
     "profiles": {name: rel L2}, "units"}``.
     """
-    mask = (s.yplus >= ref.yplus.min()) & (s.yplus <= ref.yplus.max())
-    prof = {}
-    for k in PROFILES:
-        v = ref.profiles.get(k)
-        if v is not None and mask.any():
-            prof[k] = relative_l2(s.profiles[k][mask], np.interp(s.yplus[mask], ref.yplus, v))
+    at = ref.interpolate(s.yplus)
+    mask = np.isfinite(at["U+"])
+    prof = {k: relative_l2(s.profiles[k][mask], v[mask]) for k, v in at.items() if k in PROFILES and mask.any()}
     return {"name": ref.name, "re_tau": ref.re_tau, "data_re_tau": s.re_tau,
             "rows_compared": int(mask.sum()), "profiles": prof,
             "units": "relative L2 error, reference interpolated linearly in y+ to the data rows"}

@@ -1,0 +1,138 @@
+"""Published DNS statistics of turbulent channel flow shipped as package data, and their loader.
+
+``load_reference(name)`` returns a :class:`Reference` with the profiles in wall units on the
+published points (lower half channel, 0 <= y/delta <= 1)::
+
+    from cfdseed.reference import load_reference
+    ref = load_reference("lee-moser-180")
+    ref.re_tau, ref.yplus, ref.profiles["U+"], ref.profiles["u'+"]
+    ref.interpolate([5.0, 15.0, 30.0])      # {"U+": ..., ...} at those y+ (NaN outside the data)
+
+Names (:data:`REFERENCES`): ``lee-moser-180, lee-moser-550, lee-moser-1000, lee-moser-2000,
+lee-moser-5200`` (M. Lee & R. D. Moser, J. Fluid Mech. 774, 395-415, 2015) and ``mkm-180``
+(R. D. Moser, J. Kim & N. N. Mansour, Phys. Fluids 11, 943-945, 1999). Files, provenance and
+citations: ``cfdseed/data/reference/README.md``.
+
+Profiles: ``U+`` mean streamwise velocity, ``u'+, v'+, w'+`` rms fluctuations, ``uv+`` Reynolds
+shear stress <u'v'>+ (negative in the lower half), all available for every reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["REFERENCES", "Reference", "load_reference", "nearest_reference", "reference_dir"]
+
+#: name -> (loader kind, files, Re_tau, citation)
+REFERENCES: dict[str, tuple[str, tuple[str, ...], float, str]] = {}
+_LM = ("M. Lee & R. D. Moser, Direct numerical simulation of turbulent channel flow up to "
+       "Re_tau = 5200, J. Fluid Mech. 774, 395-415 (2015)")
+_MKM = ("R. D. Moser, J. Kim & N. N. Mansour, Direct numerical simulation of turbulent channel "
+        "flow up to Re_tau = 590, Phys. Fluids 11, 943-945 (1999)")
+REFERENCES["lee-moser-180"] = ("lm180", ("LM_Channel_0180_mean_prof.dat", "LM_Channel_0180_vel_fluc_prof.dat"),
+                               182.088, _LM)
+for _r, _re in ((550, 543.496), (1000, 1000.512), (2000, 1994.756), (5200, 5185.897)):
+    REFERENCES[f"lee-moser-{_r}"] = ("lm", (f"LM_Channel_{_r:04d}_mean_prof.dat", f"LM_Channel_Retau{_r}.txt"), _re, _LM)
+REFERENCES["mkm-180"] = ("mkm", ("chan180.means", "chan180.reystress"), 178.12, _MKM)
+
+PROFILES = ("U+", "u'+", "v'+", "w'+", "uv+")
+
+
+def reference_dir() -> Path:
+    """Folder of the packaged reference files."""
+    return Path(__file__).resolve().parent / "data" / "reference"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Published channel statistics in wall units.
+
+    Attributes
+    ----------
+    name, re_tau, citation, files
+        Identification; ``files`` are the packaged file names.
+    yplus, y_delta : (n,) ndarray
+        Wall distance in wall units and over the half-height, increasing from the wall.
+    profiles : dict
+        ``"U+", "u'+", "v'+", "w'+", "uv+"`` -> (n,) ndarray.
+    """
+
+    name: str
+    re_tau: float
+    citation: str
+    files: tuple[str, ...]
+    yplus: np.ndarray
+    y_delta: np.ndarray
+    profiles: dict[str, np.ndarray]
+
+    def interpolate(self, yplus: Sequence[float] | np.ndarray) -> dict[str, np.ndarray]:
+        """Profiles linearly interpolated to ``yplus``; NaN outside ``[yplus.min(), yplus.max()]``."""
+        yp = np.asarray(yplus, dtype=np.float64)
+        tol = 1e-9 * self.yplus[-1]  # the wall point of some files sits at y+ ~ 1e-14, not 0
+        inside = (yp >= self.yplus[0] - tol) & (yp <= self.yplus[-1] + tol)
+        return {k: np.where(inside, np.interp(yp, self.yplus, v), np.nan) for k, v in self.profiles.items()}
+
+    def centreline(self) -> float:
+        """U+ at the last published point (the centre, or as near as the data go)."""
+        return float(self.profiles["U+"][-1])
+
+
+def _rms(var: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def _load(kind: str, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    d = reference_dir()
+    if kind == "lm180":
+        m = np.loadtxt(d / files[0], comments="%")
+        f = np.loadtxt(d / files[1], comments="%")
+        prof = {"U+": m[:, 2], "u'+": _rms(f[:, 2]), "v'+": _rms(f[:, 3]), "w'+": _rms(f[:, 4]), "uv+": f[:, 5]}
+        return m[:, 1], m[:, 0], prof
+    if kind == "lm":
+        m = np.loadtxt(d / files[0], comments="%")
+        t = np.loadtxt(d / files[1], comments="#", skiprows=_header_rows(d / files[1]))
+        prof = {"U+": m[:, 2], "u'+": _rms(t[:, 12]), "v'+": _rms(t[:, 16]), "w'+": _rms(t[:, 20]), "uv+": t[:, 13]}
+        return m[:, 1], m[:, 0], prof
+    m = np.loadtxt(d / files[0], comments="#")
+    r = np.loadtxt(d / files[1], comments="#")
+    prof = {"U+": m[:, 2], "u'+": _rms(r[:, 2]), "v'+": _rms(r[:, 3]), "w'+": _rms(r[:, 4]), "uv+": r[:, 5]}
+    return m[:, 1], m[:, 0], prof
+
+
+def _header_rows(path: Path) -> int:
+    """1 when the first line is an uncommented header (some repackaged files have one), else 0."""
+    with open(path) as fh:
+        first = fh.readline().lstrip()
+    return 0 if not first or first[0] in "#%0123456789+-." else 1
+
+
+def load_reference(name: str) -> Reference:
+    """Load a packaged reference by name (see :data:`REFERENCES`).
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the available ones).
+    """
+    key = str(name).strip().lower()
+    if key not in REFERENCES:
+        raise ValueError(f"unknown reference {name!r}; available: {', '.join(REFERENCES)}")
+    kind, files, re_tau, citation = REFERENCES[key]
+    yplus, y_delta, prof = _load(kind, files)
+    order = np.argsort(yplus)
+    return Reference(name=key, re_tau=re_tau, citation=citation, files=files, yplus=yplus[order],
+                     y_delta=y_delta[order], profiles={k: v[order] for k, v in prof.items()})
+
+
+def nearest_reference(re_tau: float) -> str:
+    """Name of the Lee & Moser reference whose Re_tau is nearest ``re_tau`` (in log scale)."""
+    r = float(re_tau)
+    if not math.isfinite(r) or r <= 0:
+        raise ValueError(f"re_tau must be a positive finite number, got {re_tau!r}")
+    names = [n for n in REFERENCES if n.startswith("lee-moser")]
+    return min(names, key=lambda n: abs(math.log(REFERENCES[n][2] / r)))
