@@ -592,15 +592,28 @@ class SliceDataset:
             self._pid = os.getpid()
         return self._file["fields"]
 
+    def _prepare(self, x: np.ndarray, aug_seed: int | None) -> np.ndarray:
+        if aug_seed is not None and (self.roll or self.spanwise or self.wall):
+            x = augment(x, np.random.default_rng(int(aug_seed)), roll=self.roll,
+                        spanwise=self.spanwise, wall=self.wall)
+        return self.stats.normalise(x)
+
     def __getitem__(self, key: int | tuple[int, int]) -> Any:
         import torch
 
         index, aug_seed = (key, None) if isinstance(key, (int, np.integer)) else key
         x = np.asarray(self._fields()[int(index)], dtype=np.float32)  # (3, ny, nz)
-        if aug_seed is not None and (self.roll or self.spanwise or self.wall):
-            x = augment(x, np.random.default_rng(int(aug_seed)), roll=self.roll,
-                        spanwise=self.spanwise, wall=self.wall)
-        return torch.from_numpy(self.stats.normalise(x))
+        return torch.from_numpy(self._prepare(x, aug_seed))
+
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[Any]:
+        """A whole batch (the DataLoader calls this instead of one ``__getitem__`` per key)."""
+        import torch
+
+        fields = self._fields()
+        pairs = [(k, None) if isinstance(k, (int, np.integer)) else k for k in keys]
+        # one read per sample: h5py point selections over many chunks are slower than this loop
+        return [torch.from_numpy(self._prepare(np.asarray(fields[int(i)], dtype=np.float32), s))
+                for i, s in pairs]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -124,12 +124,10 @@ class _PeriodicConv(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0)
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=(1, 0))  # zeros in y only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 0, 0), mode="circular")  # (B, C, ny, nz + 2)
-        x = F.pad(x, (0, 0, 1, 1))  # (B, C, ny + 2, nz + 2)
-        return self.conv(x)
+        return self.conv(F.pad(x, (1, 1, 0, 0), mode="circular"))  # (B, C, ny, nz + 2) in
 
 
 def _act() -> nn.Module:

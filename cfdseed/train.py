@@ -9,7 +9,8 @@ coefficients are drawn for the global batch on every rank and sliced, so a run w
 follows the single-process run with the same global batch. The generator is wrapped in
 DistributedDataParallel. The critic is *not*: its loss contains a gradient penalty (a double
 backward), which DDP's reducer does not handle correctly, so the critic runs unwrapped and its
-gradients are averaged with one explicit all-reduce after ``backward``.
+gradients are averaged with one explicit all-reduce after ``backward``. The optional physics loss
+uses each rank's local batch statistics (with one process: the whole batch).
 
 Run folder (``log.out``): ``ckpt.pt`` (latest, training state), ``model.pt`` (generator only, the
 file users ship), ``best.pt`` (best validation ``combined`` metric), ``config.toml`` (resolved),
@@ -144,12 +145,12 @@ class _Dist:
         if self.rank == 0:
             try:
                 box[0] = ("ok", fn())
-            except (DatasetError, ConfigError, CheckpointError) as exc:
+            except Exception as exc:  # noqa: BLE001 - every rank must raise, not hang in broadcast
                 box[0] = ("err", type(exc).__name__, str(exc))
         dist.broadcast_object_list(box, src=0)
         if box[0][0] == "err":
-            raise {"DatasetError": DatasetError, "ConfigError": ConfigError,
-                   "CheckpointError": CheckpointError}[box[0][1]](box[0][2])
+            known = {"DatasetError": DatasetError, "ConfigError": ConfigError, "CheckpointError": CheckpointError}
+            raise known.get(box[0][1], RuntimeError)(box[0][2])
         return box[0][1]
 
     def any(self, flag: bool) -> bool:
@@ -570,7 +571,11 @@ def _evaluate(fn: Callable[..., dict[str, float]], gen: torch.nn.Module, latent:
     gen.eval()
     fake = stats.denormalise(gen(latent.to(device)).cpu().numpy())  # (E, 3, ny, nz) physical
     gen.train(was_training)
-    values = fn(real, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
+    try:
+        values = fn(real, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
+    except Exception:  # noqa: BLE001 - a failing metric must not end a days-long run
+        log.exception("slice_metrics failed at iteration %d; training continues", it)
+        return best
     logger.metrics(it, values)
     combined = float(values.get("combined", float("nan")))
     if math.isfinite(combined) and (best is None or combined < best):

@@ -137,6 +137,20 @@ def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["1.0", "2.0", "3.0", "4.0"]
 
 
+def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
+    train(tiny_config(dataset, tmp_path / "w0", "train.iterations=2"))
+    train(tiny_config(dataset, tmp_path / "w1", "train.iterations=2", "data.num_workers=1",
+                      "log.tensorboard=true"))
+    a, b = _weights(tmp_path / "w0" / "model.pt")[0], _weights(tmp_path / "w1" / "model.pt")[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert "tensorboard is not installed" in caplog.text
+    else:
+        assert (tmp_path / "w1" / "tb").is_dir()
+
+
 def test_seeded_runs_are_identical_and_seed_matters(dataset, tmp_path):
     train(tiny_config(dataset, tmp_path / "a", "train.iterations=2"))
     train(tiny_config(dataset, tmp_path / "b", "train.iterations=2"))
@@ -233,6 +247,13 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
     assert best["metadata"]["iteration"] == 4 and best["metadata"]["combined"] == 1.0
     rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
     assert rows[0] == "iteration,combined,mean_u" and len(rows) == 4
+
+    def broken(*a, **k):
+        raise RuntimeError("metric bug")
+
+    fake_mod.slice_metrics = broken
+    res = train(tiny_config(dataset, tmp_path / "run2", "train.iterations=2", "log.eval_every=1"))
+    assert res.iteration == 2 and res.best_combined is None  # logged, training went on
 
 
 def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
