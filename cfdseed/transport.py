@@ -1,0 +1,453 @@
+"""Root -> blocks transport of a global velocity field (mpi4py): streaming scatter and test gather.
+
+:func:`scatter` sends every rank exactly its block of a field ``(3, nx, ny, nz)`` held by the
+root. The blocks of all ranks are allgathered and validated with :func:`cfdseed.grid.check_tiling`,
+so any tiling works, Cartesian or not. The field is streamed in streamwise chunks (:func:`plan_chunks`):
+for each chunk the root packs the pieces of the other ranks into one buffer of at most
+``chunk_bytes`` and calls ``Scatterv``; each rank copies its piece straight into its own arrays (any
+axis order, any memory order, one array ``(3, ...)`` or a tuple ``(u, v, w)``). So the root holds
+the global field plus one chunk, non-root ranks hold one chunk piece, and every MPI count and
+displacement stays below ``2**31 - 1`` elements however large the field is.
+
+Every argument is validated on every rank and agreed (:func:`cfdseed._collective.agree`) before
+the first byte moves: on error all ranks raise the same exception and ``out`` is untouched.
+Usage is split in two for callers that produce the field between validation and transfer
+(:mod:`cfdseed.coupling`): :func:`prepare` then :meth:`ScatterPlan.send`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._collective import agree
+from .errors import DecompositionError, GridError, TransportError
+from .grid import Grid, check_tiling
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "MAX_COUNT",
+    "ScatterPlan",
+    "plan_chunks",
+    "prepare",
+    "scatter",
+    "gather",
+    "block_views",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default bound on the root's packed send buffer (one streamwise chunk), in bytes.
+DEFAULT_CHUNK_BYTES = 32 * 2**20
+#: Largest element count of one MPI message (the C ``int`` limit of counts and displacements).
+MAX_COUNT = 2**31 - 1
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_GATHER_TAG = 7411
+
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+# -- pure helpers (no MPI) ------------------------------------------------------------------
+def plan_chunks(shape: Sequence[int], max_elements: int, ncomp: int = 3) -> list[Box]:
+    """Split the global grid into streamwise chunks of at most ``max_elements`` values.
+
+    A chunk is a box ``((x0, x1), (y0, y1), (0, nz))`` holding ``ncomp * (x1-x0) * (y1-y0) * nz``
+    values. Whole x-planes are grouped while they fit; a single plane larger than the limit is
+    split along y. The chunks cover the grid exactly once, in memory order of a C ``(nx, ny, nz)``
+    array.
+
+    Parameters
+    ----------
+    shape : (nx, ny, nz)
+        Global grid shape.
+    max_elements : int
+        Largest number of values (all components) in one chunk; at least ``ncomp * nz``.
+    ncomp : int, default 3
+        Number of velocity components carried per point.
+
+    Raises
+    ------
+    TransportError
+        ``max_elements`` smaller than one row ``ncomp * nz``.
+    """
+    nx, ny, nz = (int(n) for n in shape)
+    row = ncomp * nz
+    if max_elements < row:
+        raise TransportError(
+            f"a chunk of {max_elements} values cannot hold one row of {row} values (3 x nz={nz}); "
+            f"raise chunk_bytes"
+        )
+    plane = row * ny
+    if plane <= max_elements:
+        cx = max_elements // plane
+        return [((x, min(x + cx, nx)), (0, ny), (0, nz)) for x in range(0, nx, cx)]
+    cy = max_elements // row
+    return [((x, x + 1), (y, min(y + cy, ny)), (0, nz)) for x in range(nx) for y in range(0, ny, cy)]
+
+
+def _intersect(blocks: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """Lower corners ``(R, 3)`` and extents ``(R, 3)`` of every block inside ``box`` (extent 0: none)."""
+    b = np.asarray(box, dtype=np.int64)
+    lo = np.maximum(blocks[:, :, 0], b[:, 0])
+    ext = np.clip(np.minimum(blocks[:, :, 1], b[:, 1]) - lo, 0, None)
+    ext[(ext == 0).any(axis=1)] = 0
+    return lo, ext
+
+
+def _check_axes(axes: Any) -> tuple[int, int, int]:
+    """``perm`` with ``array.transpose(perm)`` in (x, y, z) order for an array stored in ``axes`` order."""
+    if not isinstance(axes, str) or sorted(axes) != ["x", "y", "z"]:
+        raise TransportError(f"axes must be a permutation of 'xyz' (e.g. 'xyz', 'xzy', 'zyx'), got {axes!r}")
+    return tuple(axes.index(a) for a in "xyz")  # type: ignore[return-value]
+
+
+def block_views(local: Any, axes: str, shape: Sequence[int], *, writable: bool = False,
+                what: str = "out") -> tuple[list[np.ndarray], np.dtype]:
+    """(x, y, z)-ordered views (no copies) of a block given as ``(3, ...)`` array or ``(u, v, w)``.
+
+    Parameters
+    ----------
+    local : ndarray (3, ...) or sequence of 3 ndarrays
+        Components with their axes in the order ``axes``; float32 or float64, one dtype.
+    axes : str
+        Permutation of ``"xyz"``.
+    shape : (sx, sy, sz)
+        Expected block shape in (x, y, z) order.
+    writable : bool
+        Require writable arrays whose components do not share memory.
+
+    Raises
+    ------
+    TransportError
+        Anything not matching, with the offending and the expected values.
+    """
+    perm = _check_axes(axes)
+    want = tuple(int(shape[p]) for p in ("xyz".index(a) for a in axes))
+    if isinstance(local, np.ndarray):
+        if local.shape != (3, *want):
+            raise TransportError(f"{what} has shape {local.shape}; expected {(3, *want)} (axes {axes!r}, "
+                                 f"block {tuple(shape)} in x, y, z)")
+        comps = list(local)
+    elif isinstance(local, (tuple, list)) and len(local) == 3:
+        comps = list(local)
+        for name, c in zip("uvw", comps):
+            if not isinstance(c, np.ndarray):
+                raise TransportError(f"{what} component {name} must be a numpy array, got {type(c).__name__}")
+            if c.shape != want:
+                raise TransportError(f"{what} component {name} has shape {c.shape}; expected {want} "
+                                     f"(axes {axes!r}, block {tuple(shape)} in x, y, z)")
+    else:
+        raise TransportError(f"{what} must be an ndarray (3, ...) or a tuple (u, v, w) of ndarrays, "
+                             f"got {type(local).__name__}")
+    dtypes = {c.dtype for c in comps}
+    if len(dtypes) > 1:
+        raise TransportError(f"{what} components must share one dtype, got {[str(c.dtype) for c in comps]}")
+    dtype = comps[0].dtype
+    if dtype not in _FLOATS:
+        raise TransportError(f"{what} has dtype {dtype}; allowed: float32, float64")
+    if writable:
+        for name, c in zip("uvw", comps):
+            if not c.flags.writeable:
+                raise TransportError(f"{what} component {name} is read-only")
+        for i in range(3):
+            for j in range(i + 1, 3):
+                if comps[i].size and _overlaps(comps[i], comps[j]):
+                    raise TransportError(f"{what} components {'uvw'[i]} and {'uvw'[j]} share memory")
+    return [c.transpose(perm) for c in comps], dtype
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**5))
+    except np.exceptions.TooHardError:  # interleaved layouts too costly to prove disjoint
+        return False
+
+
+# -- collective ------------------------------------------------------------------------------
+@dataclass
+class ScatterPlan:
+    """Validated, agreed transfer set-up (from :func:`prepare`); :meth:`send` moves the field."""
+
+    comm: Any
+    grid: Grid
+    root: int
+    dtype: np.dtype
+    blocks: np.ndarray  #: (size, 3, 2) [start, stop) of every rank's block
+    chunks: list[Box]
+    result: Any  #: what :meth:`send` returns: ``out`` or the new array
+    views: list[np.ndarray]  #: (x, y, z)-ordered views of this rank's u, v, w
+
+    @property
+    def is_root(self) -> bool:
+        """True on the root rank."""
+        return self.comm.Get_rank() == self.root
+
+    def check_field(self, field: Any, error: type[Exception] = TransportError) -> Exception | None:
+        """Root only: the error (not raised) if ``field`` is not a float array ``(3, nx, ny, nz)``."""
+        want = (3, *self.grid.shape)
+        if not isinstance(field, np.ndarray):
+            return error(f"the global field must be a numpy array {want}, got {type(field).__name__}")
+        if field.shape != want:
+            return error(f"the global field has shape {field.shape}; expected {want} (3, nx, ny, nz)")
+        if field.dtype not in _FLOATS:
+            return error(f"the global field has dtype {field.dtype}; allowed: float32, float64")
+        return None
+
+    def send(self, field: np.ndarray | None) -> Any:
+        """Collective: deliver ``field`` (root; ignored elsewhere, pass None) into every rank's block.
+
+        The field must have passed :meth:`check_field` (agreed). Returns ``out`` or the new array.
+        """
+        from mpi4py import MPI
+
+        comm, root, rank = self.comm, self.root, self.comm.Get_rank()
+        mpitype = MPI.FLOAT if self.dtype == np.float32 else MPI.DOUBLE
+        own = self.blocks[rank, :, 0]
+        empty = np.empty(0, self.dtype)
+        steps = []
+        for box in self.chunks:
+            lo, ext = _intersect(self.blocks, box)
+            counts = 3 * np.prod(ext, axis=1)  # (size,) values per rank in this chunk
+            counts[root] = 0  # the root copies its own piece directly
+            steps.append((lo, ext, counts))
+        nmsg = 0
+        if rank == root:
+            # one packed buffer for every chunk: the largest chunk's share of the other ranks
+            sendbuf = np.empty(max(int(c.sum()) for _, _, c in steps), self.dtype)
+        for lo, ext, counts in steps:
+            total = int(counts.sum())
+            if rank == root:
+                if ext[root].all():
+                    self._put(field[(slice(None), *_slices(lo[root], ext[root]))], lo[root] - own)
+                if total == 0:
+                    continue
+                displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+                for r in np.nonzero(counts)[0]:
+                    piece = sendbuf[displs[r] : displs[r] + counts[r]].reshape(3, *ext[r])
+                    np.copyto(piece, field[(slice(None), *_slices(lo[r], ext[r]))], casting="same_kind")
+                comm.Scatterv([sendbuf, counts.tolist(), displs.tolist(), mpitype], [empty, 0, mpitype],
+                              root=root)
+            else:
+                if total == 0:
+                    continue
+                mine = int(counts[rank])
+                buf = np.empty(mine, self.dtype) if mine else empty
+                comm.Scatterv(None, [buf, mine, mpitype], root=root)
+                if mine:
+                    self._put(buf.reshape(3, *ext[rank]), lo[rank] - own)
+            nmsg += 1
+        log.debug("rank %d/%d: scatter done in %d chunk(s), %d message round(s)",
+                  rank, comm.Get_size(), len(self.chunks), nmsg)
+        return self.result
+
+    def _put(self, piece: np.ndarray, start: np.ndarray) -> None:
+        """Copy ``piece`` (3, ex, ey, ez) into this rank's views at block offset ``start``."""
+        sl = _slices(start, piece.shape[1:])
+        for view, comp in zip(self.views, piece):
+            np.copyto(view[sl], comp, casting="same_kind")
+
+
+def _slices(lo: Sequence[int], ext: Sequence[int]) -> tuple[slice, slice, slice]:
+    return tuple(slice(int(a), int(a) + int(e)) for a, e in zip(lo, ext))  # type: ignore[return-value]
+
+
+def _check_comm(comm: Any) -> None:
+    for name in ("Get_rank", "Get_size", "allgather", "allreduce", "Scatterv"):
+        if not hasattr(comm, name):
+            raise TransportError(f"comm must be an mpi4py intracommunicator, got {type(comm).__name__}")
+
+
+def prepare(
+    comm: Any,
+    grid: Grid,
+    *,
+    root: int = 0,
+    out: Any = None,
+    axes: str = "xyz",
+    dtype: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> ScatterPlan:
+    """Collective: validate and agree on a scatter before any data moves.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        Every rank of the decomposition calls.
+    grid : Grid
+        The global grid (identical on every rank) with this rank's block ``grid.local``.
+    root : int, default 0
+        Rank that holds the global field; the same on every rank.
+    out : ndarray (3, ...) or tuple (u, v, w), optional
+        This rank's arrays, axes in the order ``axes``, any memory order; allocated (C order,
+        ``axes`` order) when omitted.
+    axes : str, default "xyz"
+        Permutation of ``"xyz"`` naming the axes of ``out`` (Dedalus: ``"xzy"``).
+    dtype : float32 or float64, optional
+        Delivered dtype; default ``out``'s dtype, else float64. Must match ``out``.
+    chunk_bytes : int, default DEFAULT_CHUNK_BYTES
+        Bound on the root's packed buffer per streamwise chunk; the same on every rank.
+
+    Raises
+    ------
+    TransportError
+        Bad ``out``/``axes``/``dtype``/``root``/``chunk_bytes``, or ranks disagreeing on them.
+    GridError
+        Ranks disagree on the global grid.
+    DecompositionError
+        The blocks do not tile the grid, or the grid was built for another number of ranks.
+    """
+    _check_comm(comm)
+    size = comm.Get_size()
+    err: BaseException | None = None
+    views: list[np.ndarray] = []
+    result = out
+    dt = np.dtype(np.float64)
+    try:
+        if not isinstance(grid, Grid):
+            raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
+        if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < size:
+            raise TransportError(f"root must be a rank 0..{size - 1} of the communicator, got {root!r}")
+        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, (int, np.integer)) or chunk_bytes <= 0:
+            raise TransportError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+        perm = _check_axes(axes)
+        if dtype is not None:
+            try:
+                dt = np.dtype(dtype)
+            except TypeError:
+                raise TransportError(f"dtype must be float32 or float64, got {dtype!r}") from None
+            if dt not in _FLOATS:
+                raise TransportError(f"dtype must be float32 or float64, got {dt}")
+        if out is not None:
+            views, odt = block_views(out, axes, grid.local_shape, writable=True)
+            if dtype is not None and odt != dt:
+                raise TransportError(f"out has dtype {odt} but dtype={dt} was requested; pass dtype=np.{odt} "
+                                     f"or omit it")
+            dt = odt
+        if grid.dims is not None and math.prod(grid.dims) != size:
+            raise DecompositionError(f"grid was decomposed for {math.prod(grid.dims)} ranks (dims {grid.dims}) "
+                                     f"but the communicator has {size}")
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    agree(comm, err)
+
+    mine = (grid.shape, grid.lengths, grid.y.tobytes(), [(s.start, s.stop) for s in grid.local],
+            int(root), dt.str, int(chunk_bytes))
+    every = comm.allgather(mine)
+    err = None
+    try:
+        ref = every[0]
+        for r, e in enumerate(every):
+            if e[:3] != ref[:3]:
+                raise GridError(f"ranks disagree on the grid: rank 0 has shape {ref[0]}, lengths {ref[1]}; "
+                                f"rank {r} has shape {e[0]}, lengths {e[1]} (or another y)")
+            if e[4] != ref[4]:
+                raise TransportError(f"ranks disagree on root: rank 0 passed {ref[4]}, rank {r} passed {e[4]}")
+            if e[5] != ref[5]:
+                raise TransportError(f"ranks disagree on the dtype: rank 0 has {np.dtype(ref[5])}, "
+                                     f"rank {r} has {np.dtype(e[5])}")
+            if e[6] != ref[6]:
+                raise TransportError(f"ranks disagree on chunk_bytes: rank 0 has {ref[6]}, rank {r} has {e[6]}")
+        blocks = np.array([e[3] for e in every], dtype=np.int64).reshape(size, 3, 2)
+        check_tiling(blocks, grid.shape)
+        chunks = plan_chunks(grid.shape, min(int(chunk_bytes) // dt.itemsize, MAX_COUNT))
+    except Exception as exc:  # noqa: BLE001 - same data on every rank; agree keeps it safe
+        err = exc
+    agree(comm, err)
+
+    if out is None:
+        shape_axes = tuple(grid.local_shape["xyz".index(a)] for a in axes)
+        result = np.empty((3, *shape_axes), dt)
+        views = [c.transpose(perm) for c in result]
+    return ScatterPlan(comm, grid, int(root), dt, blocks, chunks, result, views)
+
+
+def scatter(
+    comm: Any,
+    grid: Grid,
+    field: np.ndarray | None,
+    *,
+    root: int = 0,
+    out: Any = None,
+    axes: str = "xyz",
+    dtype: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> Any:
+    """Collective: deliver the root's global field into every rank's block.
+
+    Parameters
+    ----------
+    comm, grid, root, out, axes, dtype, chunk_bytes
+        As in :func:`prepare`.
+    field : ndarray (3, nx, ny, nz) or None
+        The global field (u, v, w) on the root, float32 or float64 (cast to ``dtype`` on the fly);
+        ignored on the other ranks, which never allocate it.
+
+    Returns
+    -------
+    ndarray (3, ...) or tuple
+        ``out`` when given, filled in place; else a new C-ordered array in ``axes`` order.
+
+    Raises
+    ------
+    TransportError, GridError, DecompositionError
+        On every rank, before anything is written (see :func:`prepare`); a bad ``field`` on the
+        root is a TransportError.
+    """
+    plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes)
+    agree(comm, plan.check_field(field) if plan.is_root else None)
+    return plan.send(field if plan.is_root else None)
+
+
+def gather(comm: Any, grid: Grid, local: Any, *, root: int = 0, axes: str = "xyz") -> np.ndarray | None:
+    """Collective: assemble the global field ``(3, nx, ny, nz)`` on ``root`` (for tests and checks).
+
+    Parameters
+    ----------
+    local : ndarray (3, ...) or tuple (u, v, w)
+        This rank's block, axes in the order ``axes``, any memory order.
+
+    Returns
+    -------
+    ndarray or None
+        The global field (C order, the blocks' dtype) on the root; None elsewhere. The root holds
+        the whole field: meant for tests and moderate sizes (one message per rank).
+
+    Raises
+    ------
+    TransportError, GridError, DecompositionError
+        Bad input on any rank, raised on every rank.
+    """
+    _check_comm(comm)
+    err: BaseException | None = None
+    try:
+        views, dt = block_views(local, axes, grid.local_shape, what="local")
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    agree(comm, err)
+    plan = prepare(comm, grid, root=root, axes=axes, dtype=dt, chunk_bytes=MAX_COUNT)
+    rank, size = comm.Get_rank(), comm.Get_size()
+    mine = np.empty((3, *grid.local_shape), dt)  # (3, sx, sy, sz) contiguous
+    for m, v in zip(mine, views):
+        m[...] = v
+    if rank != root:
+        if mine.size:
+            comm.Send(mine, dest=root, tag=_GATHER_TAG)
+        return None
+    full = np.empty((3, *grid.shape), dt)
+    for r in range(size):
+        b = plan.blocks[r]
+        ext = b[:, 1] - b[:, 0]
+        if not ext.all():
+            continue
+        if r == rank:
+            piece = mine
+        else:
+            piece = np.empty((3, *ext), dt)
+            comm.Recv(piece, source=r, tag=_GATHER_TAG)
+        full[(slice(None), *_slices(b[:, 0], ext))] = piece
+    return full
