@@ -38,7 +38,7 @@ SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
 
 _REGISTRY: dict[str, Callable[..., SourceFn]] = {}
 #: Modules imported on the first lookup of a name not registered yet (each calls :func:`register`).
-_PLUGINS: tuple[str, ...] = ("cfdseed.synthesis",)
+_PLUGINS: tuple[str, ...] = ("cfdseed.synthesis", "cfdseed.baselines")
 _plugins_loaded = False
 
 

@@ -8,12 +8,8 @@ import pytest
 from cfdseed.errors import GridError, SourceError
 from cfdseed.grid import Grid
 
-import _sources_standin  # noqa: I001 - stand-in until cfdseed.sources lands
-
-_sources_standin.install()
-
-from cfdseed.baselines import reichardt_profile, smooth_noise  # noqa: E402
-from cfdseed.sources import resolve  # noqa: E402
+from cfdseed.baselines import reichardt_profile, smooth_noise
+from cfdseed.sources import resolve
 
 GRIDS = [
     ((16, 17, 12), (4 * np.pi, 2.0, 2 * np.pi), "uniform"),

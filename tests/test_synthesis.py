@@ -11,11 +11,7 @@ import torch
 from cfdseed.errors import CheckpointError, GridError, SourceError
 from cfdseed.grid import Grid, wall_normal
 
-import _sources_standin  # noqa: I001 - stand-in until cfdseed.sources lands
-
-_sources_standin.install()
-
-from cfdseed.synthesis import (  # noqa: E402
+from cfdseed.synthesis import (
     harmonic_weights,
     integral_length,
     latent_correlation,
