@@ -1,0 +1,271 @@
+"""Detection of the end of the start-up transient in solver time series.
+
+A run seeded with an initial condition drifts before its statistics become steady. Given a time
+series from the solver (wall shear stress, friction velocity, bulk velocity or a probe at the
+channel centre) this module says when the drift ends, or that it does not end within the series::
+
+    from cfdseed.transient import detect_steady, combine
+    r = detect_steady(t, tau_w, method="band", target=1.0)   # constant pressure gradient: tau_w -> 1
+    r = detect_steady(t, u_centre)                             # no known target: MSER
+    r.onset_time, r.onset_index, r.censored, r.reason
+    combine([r_tau, r_probe])                                  # steady once every signal is
+
+Two rules
+---------
+``method="band"`` (needs ``target``, the force-balance value: with a constant mean pressure
+gradient G the mean wall shear stress is tau_w = G h, h the half-height):
+    the trailing running mean over a time window ``window`` (time-weighted, so adaptive steps are
+    fine; default a tenth of the series) must lie within ``band * |target|`` of the target and stay
+    there until the end of the series. The onset is the *end* of the first window from which that
+    holds (the time a monitor running alongside the solver could declare it; causal, so never
+    before the drift ended). Censored if that never happens, or if the series goes on for less
+    than ``min_steady`` (default: one window) after the onset.
+
+``method="mser"`` (Marginal Standard Error Rule, White 1997; MSER-``batch`` with batch means of
+``batch`` samples, series first resampled to uniform time steps):
+    the truncation point d* minimises MSER(d) = sum_{i>=d} (z_i - mean_{>=d} z)^2 / (m - d)^2 over
+    the batch means z_i, d searched in the first half of the series. Censored when d* lies at
+    the search limit (the whole first half still drifts) or when the retained part fails a
+    stationarity check: the means of its two halves may differ by at most ``z_max`` (default 4)
+    standard errors, each half's standard error from 10 batch means (so the check assumes
+    the noise decorrelates within a tenth of half the retained series).
+
+Non-finite values (a run that blew up) make the result censored, as does a series too short to
+judge. A censored result carries ``onset_time = None`` and a reason: it must be reported as
+"not steady within the run (t_end = ...)", never as a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SteadyState", "detect_steady", "combine", "running_mean", "mser"]
+
+METHODS = ("mser", "band")
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Result of :func:`detect_steady`.
+
+    Attributes
+    ----------
+    censored
+        True when no steady state was found within the series; then ``onset_time`` and
+        ``onset_index`` are None.
+    onset_time, onset_index
+        First time (and sample index) from which the series counts as steady.
+    t_end
+        Last time of the series (the censoring time when censored).
+    method, reason
+        Rule used and a sentence explaining the verdict.
+    mean, stderr
+        Mean of the steady part and its standard error (batch means); None when censored.
+    """
+
+    censored: bool
+    onset_time: float | None
+    onset_index: int | None
+    t_end: float
+    method: str
+    reason: str
+    mean: float | None = None
+    stderr: float | None = None
+
+    @property
+    def steady(self) -> bool:
+        """Opposite of :attr:`censored`."""
+        return not self.censored
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+def _series(t: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if t.shape != x.shape:
+        raise ValueError(f"t and x must have the same length, got {t.size} and {x.size}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError("t holds non-finite values")
+    if t.size >= 2 and np.any(np.diff(t) <= 0):
+        k = int(np.argmax(np.diff(t) <= 0))
+        raise ValueError(f"t must be strictly increasing; t[{k}] = {t[k]} >= t[{k + 1}] = {t[k + 1]}")
+    return t, x
+
+
+def running_mean(t: np.ndarray, x: np.ndarray, window: float) -> np.ndarray:
+    """Trailing time-weighted mean of ``x`` over ``(t_i - window, t_i]`` (trapezoid rule, linear
+    interpolation inside the first sample interval); NaN where ``t_i - window < t_0``."""
+    t, x = _series(t, x)
+    integral = np.concatenate([[0.0], np.cumsum(0.5 * (x[1:] + x[:-1]) * np.diff(t))])  # (n,)
+    start = t - window
+    out = np.full(t.size, np.nan)
+    ok = start >= t[0] - 1e-12 * max(abs(t[0]), window)
+    out[ok] = (integral[ok] - np.interp(start[ok], t, integral)) / window
+    return out
+
+
+def _batch_means(x: np.ndarray, batch: int) -> np.ndarray:
+    m = x.size // batch
+    return x[: m * batch].reshape(m, batch).mean(axis=1)
+
+
+def mser(z: np.ndarray) -> np.ndarray:
+    """MSER(d) for d = 0..m-1 of the batch means ``z`` (m,): variance of the tail over its length."""
+    z = np.asarray(z, dtype=np.float64)
+    m = z.size
+    n = np.arange(m, 0, -1, dtype=np.float64)  # tail lengths m - d
+    s1 = np.cumsum(z[::-1])[::-1]
+    s2 = np.cumsum((z * z)[::-1])[::-1]
+    ss = np.maximum(s2 - s1 * s1 / n, 0.0)
+    return ss / (n * n)
+
+
+def _stderr(z: np.ndarray) -> float:
+    return float(z.std(ddof=1) / math.sqrt(z.size)) if z.size > 1 else math.inf
+
+
+def _censored(method: str, t_end: float, reason: str) -> SteadyState:
+    return SteadyState(True, None, None, t_end, method, reason)
+
+
+def detect_steady(
+    t: Sequence[float] | np.ndarray,
+    x: Sequence[float] | np.ndarray,
+    *,
+    method: str = "mser",
+    target: float | None = None,
+    band: float = 0.05,
+    window: float | None = None,
+    min_steady: float | None = None,
+    batch: int = 5,
+    z_max: float = 4.0,
+) -> SteadyState:
+    """End of the start-up transient of one time series (rules in the module docstring).
+
+    Parameters
+    ----------
+    t, x
+        Times (strictly increasing) and the monitored quantity, same length.
+    method
+        ``"mser"`` or ``"band"``.
+    target, band, window, min_steady
+        Band rule: force-balance value, relative half-width of the band, running-mean window
+        (default: a tenth of the series duration) and the shortest steady stretch accepted after
+        the onset (default: ``window``).
+    batch, z_max
+        MSER rule: samples per batch mean and the stationarity threshold in standard errors.
+
+    Returns
+    -------
+    SteadyState
+        Censored (no onset) when the series never becomes steady by the rule.
+
+    Raises
+    ------
+    ValueError
+        Unknown method, bad parameters, mismatched or non-increasing times.
+    """
+    t, x = _series(t, x)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+    if t.size < 2:
+        raise ValueError(f"need at least 2 samples, got {t.size}")
+    t_end = float(t[-1])
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        return _censored(method, t_end, f"non-finite values from t = {t[bad[0]]:g} (index {bad[0]}): the run blew up")
+    if method == "band":
+        return _band(t, x, target, band, window, min_steady)
+    return _mser(t, x, batch, z_max)
+
+
+def _band(t: np.ndarray, x: np.ndarray, target: float | None, band: float, window: float | None,
+          min_steady: float | None) -> SteadyState:
+    if target is None or not math.isfinite(float(target)) or float(target) == 0.0:
+        raise ValueError(f"method 'band' needs a finite non-zero target (force-balance value), got {target!r}")
+    if not (0 < band < 1):
+        raise ValueError(f"band must lie in (0, 1), got {band!r}")
+    duration = float(t[-1] - t[0])
+    w = 0.1 * duration if window is None else float(window)
+    if not (0 < w < duration):
+        raise ValueError(f"window must lie in (0, {duration}) (the series duration), got {window!r}")
+    need = w if min_steady is None else float(min_steady)
+    target = float(target)
+    r = running_mean(t, x, w)
+    inside = np.abs(r - target) <= band * abs(target)  # NaN (window not yet full) counts as outside
+    if not inside[-1]:
+        return _censored("band", float(t[-1]),
+                         f"running mean over {w:g} ends at {r[-1]:.6g}, outside {target:g} +- {band:.1%}")
+    outside = np.flatnonzero(~inside)
+    i = int(outside[-1] + 1) if outside.size else 0
+    if t[-1] - t[i] < need:
+        return _censored("band", float(t[-1]),
+                         f"running mean entered the band at t = {t[i]:g}, only {t[-1] - t[i]:g} before the end "
+                         f"(at least {need:g} needed)")
+    tail = x[i:]
+    z = _batch_means(tail, max(1, tail.size // 20))
+    return SteadyState(False, float(t[i]), i, float(t[-1]), "band",
+                       f"running mean over {w:g} within {target:g} +- {band:.1%} from t = {t[i]:g} to the end",
+                       float(np.mean(tail)), _stderr(z))
+
+
+def _uniform(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dt = np.diff(t)
+    if dt.max() <= 1.01 * dt.min():
+        return t, x
+    tu = np.linspace(t[0], t[-1], t.size)
+    return tu, np.interp(tu, t, x)
+
+
+def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState:
+    if int(batch) != batch or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    if not z_max > 0:
+        raise ValueError(f"z_max must be positive, got {z_max!r}")
+    tu, xu = _uniform(t, x)
+    z = _batch_means(xu, int(batch))
+    m = z.size
+    if m < 8:
+        return _censored("mser", float(t[-1]), f"series too short: {m} batch means of {batch} samples (at least 8 needed)")
+    limit = m // 2  # search d in [0, limit)
+    stat = mser(z)[:limit]
+    d = int(np.argmin(stat))
+    if d >= limit - 1:
+        return _censored("mser", float(t[-1]),
+                         "MSER truncation point at the search limit (half the series): still drifting")
+    i = d * int(batch)
+    # stationarity: the two halves of the retained samples, each as 10 batch means (long batches,
+    # so autocorrelated noise does not shrink the standard errors)
+    kept = xu[i:]
+    h = kept.size // 2
+    a, b = _batch_means(kept[:h], max(1, h // 10)), _batch_means(kept[h:], max(1, (kept.size - h) // 10))
+    se = math.sqrt(_stderr(a) ** 2 + _stderr(b) ** 2)
+    score = abs(float(a.mean() - b.mean())) / se if se > 0 else (0.0 if a.mean() == b.mean() else math.inf)
+    if score > z_max:
+        return _censored("mser", float(t[-1]),
+                         f"retained part not stationary: its halves differ by {score:.1f} standard errors (> {z_max:g})")
+    i_orig = int(np.searchsorted(t, tu[i] - 1e-12 * max(1.0, abs(tu[i]))))
+    return SteadyState(False, float(t[i_orig]), i_orig, float(t[-1]), "mser",
+                       f"MSER-{batch} truncation at batch {d} of {m}; halves of the rest agree within {score:.1f} "
+                       "standard errors", float(kept.mean()), _stderr(_batch_means(kept, max(1, kept.size // 20))))
+
+
+def combine(results: Sequence[SteadyState]) -> SteadyState:
+    """Steady once every signal is: the latest onset; censored if any signal is censored."""
+    if not results:
+        raise ValueError("combine needs at least one result")
+    t_end = max(r.t_end for r in results)
+    cens = [r for r in results if r.censored]
+    if cens:
+        return _censored("+".join(r.method for r in results), t_end, "; ".join(r.reason for r in cens))
+    last = max(results, key=lambda r: r.onset_time)  # type: ignore[arg-type, return-value]
+    return SteadyState(False, last.onset_time, last.onset_index, t_end, "+".join(r.method for r in results),
+                       f"latest onset of {len(results)} signals: {last.reason}")

@@ -1,0 +1,136 @@
+"""Steady-state detector on synthetic series with a known onset, noise, and never-steady runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cfdseed.transient import combine, detect_steady, mser, running_mean
+
+T_ON = 30.0
+
+
+def ramp_series(seed, n=5001, noise=0.05, t_end=100.0):
+    """Linear drift from 2 to 1 until T_ON, then steady at 1, plus white noise."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, t_end, n)
+    return t, np.where(t < T_ON, 2.0 - t / T_ON, 1.0) + noise * rng.standard_normal(n)
+
+
+def ar1(rng, n, phi=0.95, sigma=0.02):
+    e = np.zeros(n)
+    for i in range(1, n):
+        e[i] = phi * e[i - 1] + sigma * rng.standard_normal()
+    return e
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mser_finds_known_onset(seed):
+    t, x = ramp_series(seed)
+    r = detect_steady(t, x)
+    assert not r.censored and r.steady
+    assert 27.0 <= r.onset_time <= 33.0
+    assert t[r.onset_index] == r.onset_time
+    assert r.mean == pytest.approx(1.0, abs=0.01)
+    assert 0 < r.stderr < 0.01
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_band_finds_known_onset_causally(seed):
+    t, x = ramp_series(seed)
+    r = detect_steady(t, x, method="band", target=1.0, band=0.05, window=5.0)
+    assert not r.censored
+    # the running mean needs most of a window past the onset: never before it, at most a window after
+    assert T_ON <= r.onset_time <= T_ON + 5.0
+
+
+def test_band_on_adaptive_time_steps():
+    """Non-uniform steps (CFL control): the time-weighted running mean keeps the onset."""
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(0.005, 0.035, 5000))
+    x = np.where(t < T_ON, 2.0 - t / T_ON, 1.0) + 0.05 * rng.standard_normal(t.size)
+    r = detect_steady(t, x, method="band", target=1.0, window=5.0)
+    assert T_ON <= r.onset_time <= T_ON + 5.0
+    assert detect_steady(t, x).onset_time == pytest.approx(T_ON, abs=3.0)
+
+
+def test_exponential_transient():
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 100, 5001)
+    x = 1.0 + np.exp(-t / 5.0) + 0.05 * rng.standard_normal(t.size)
+    # exp(-t/5) falls below the noise level (0.05) at t = 15 and below 5 % of the target at ~15
+    assert 12.0 <= detect_steady(t, x).onset_time <= 25.0
+    assert 15.0 <= detect_steady(t, x, method="band", target=1.0, window=5.0).onset_time <= 21.0
+
+
+def test_steady_from_start_with_correlated_noise():
+    rng = np.random.default_rng(4)
+    t = np.linspace(0, 100, 5001)
+    r = detect_steady(t, 1.0 + ar1(rng, t.size))
+    assert not r.censored and r.onset_time <= 10.0
+
+
+@pytest.mark.parametrize("kind", ["drift", "slow", "growth"])
+def test_never_steady_is_censored(kind):
+    rng = np.random.default_rng(2)
+    t = np.linspace(0, 100, 5001)
+    noise = 0.05 * rng.standard_normal(t.size)
+    x = {"drift": 1 + 0.01 * t, "slow": 1 + np.exp(-t / 60), "growth": 1 + 0.1 * np.exp(t / 30)}[kind] + noise
+    for r in (detect_steady(t, x), detect_steady(t, x, method="band", target=1.0, window=5.0)):
+        assert r.censored and not r.steady
+        assert r.onset_time is None and r.onset_index is None
+        assert r.t_end == 100.0 and r.reason
+        assert json.loads(json.dumps(r.to_dict()))["onset_time"] is None
+
+
+def test_band_entered_too_late_is_censored():
+    t, x = ramp_series(0, t_end=33.0, n=1651)
+    r = detect_steady(t, x, method="band", target=1.0, window=2.0, min_steady=5.0)
+    assert r.censored and "only" in r.reason
+
+
+def test_blow_up_is_censored():
+    t, x = ramp_series(0)
+    x[4000:] = np.nan
+    r = detect_steady(t, x)
+    assert r.censored and "blew up" in r.reason
+
+
+def test_short_series_is_censored():
+    assert detect_steady(np.arange(20.0), np.ones(20)).censored
+
+
+def test_combine_takes_latest_onset_or_censors():
+    t, x = ramp_series(0)
+    early = detect_steady(t, np.where(t < 10, 2 - t / 10, 1) + 0.05 * np.random.default_rng(9).standard_normal(t.size))
+    late = detect_steady(t, x)
+    c = combine([early, late])
+    assert c.onset_time == late.onset_time and not c.censored
+    never = detect_steady(t, 1 + 0.01 * t)
+    assert combine([early, never]).censored
+
+
+def test_running_mean_and_mser_primitives():
+    t = np.linspace(0, 10, 101)
+    r = running_mean(t, 2 * t, 2.0)
+    assert np.all(np.isnan(r[t < 2 - 1e-9]))
+    np.testing.assert_allclose(r[t >= 2], 2 * t[t >= 2] - 2.0, atol=1e-12)
+    z = np.array([5.0, 1.0, 1.0, 1.0, 1.0])
+    s = mser(z)
+    assert np.argmin(s[:4]) == 1 and s[1] == 0.0
+
+
+def test_bad_input():
+    t = np.linspace(0, 1, 50)
+    with pytest.raises(ValueError, match="one of mser, band"):
+        detect_steady(t, t, method="magic")
+    with pytest.raises(ValueError, match="target"):
+        detect_steady(t, t, method="band")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        detect_steady(t[::-1], t)
+    with pytest.raises(ValueError, match="same length"):
+        detect_steady(t, t[:-1])
+    with pytest.raises(ValueError, match="window"):
+        detect_steady(t, t, method="band", target=1.0, window=5.0)
