@@ -120,10 +120,12 @@ class _Dist:
     def __init__(self, device_kind: str) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.owned = False
+        self.device = torch.device("cpu")  # where collective tensors live (the CUDA device for nccl)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
             self.owned = True
         self.rank = dist.get_rank() if self.world > 1 else 0
+        self.backend = dist.get_backend() if self.world > 1 else None
         self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
 
     def average_(self, tensors: list[torch.Tensor]) -> None:
@@ -156,7 +158,7 @@ class _Dist:
     def any(self, flag: bool) -> bool:
         if self.world == 1:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
@@ -401,6 +403,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     device = _device(cfg, dd)
+    if dd.backend == "nccl":
+        dd.device = device
 
     ck: dict[str, Any] | None = None
     if resume:
@@ -415,8 +419,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
 
     m = cfg.model
     preset = _auto_preset(grid["ny"], grid["nz"]) if m.preset == "auto" else m.preset
-    arch = arch_config(preset, grid["ny"], grid["nz"], latent_dim=m.latent_dim, norm=m.norm,
-                       g_channels=m.g_channels or None, c_channels=m.c_channels or None)
+    try:
+        arch = arch_config(preset, grid["ny"], grid["nz"], latent_dim=m.latent_dim, norm=m.norm,
+                           g_channels=m.g_channels or None, c_channels=m.c_channels or None)
+    except CheckpointError as exc:
+        raise ConfigError(f"[model]: {exc}") from None
     if ck is not None and ck["arch"] != arch:
         raise CheckpointError(f"checkpoint architecture {ck['arch']} differs from the configured {arch}")
     torch.manual_seed(t_cfg.seed)
@@ -476,17 +483,19 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
     logger = _Logger(out, cfg, start, t_cfg.iterations, root)
 
     stop = {"flag": False}
-    previous = None
+    previous: dict[int, Any] = {}
 
-    def _on_sigint(signum: int, frame: Any) -> None:
+    def _on_signal(signum: int, frame: Any) -> None:
         stop["flag"] = True
-        signal.signal(signal.SIGINT, previous or signal.default_int_handler)  # 2nd Ctrl-C: hard stop
-        log.warning("interrupt: finishing iteration, writing checkpoint (Ctrl-C again to abort)")
+        signal.signal(signum, previous[signum] or signal.SIG_DFL)  # a 2nd signal acts as without us
+        log.warning("%s: finishing the iteration and writing a checkpoint (send it again to abort)",
+                    signal.Signals(signum).name)
 
-    try:
-        previous = signal.signal(signal.SIGINT, _on_sigint)
-    except ValueError:  # not the main thread: no handler, Ctrl-C aborts
-        previous = None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C; SIGTERM from torchrun, SLURM preemption
+        try:
+            previous[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread: no handler, signals act as usual
+            break
 
     def draw_latent() -> torch.Tensor:
         z = torch.randn(t_cfg.batch_size, arch["latent_dim"], generator=noise)  # (B, latent) global
@@ -527,8 +536,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach()]).float().cpu()
+                                    gp.detach(), phys.detach()]).float()  # on device: nccl needs it
                 dd.average_([vals])
+                vals = vals.cpu()
                 now = time.perf_counter()
                 last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics"], vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
@@ -554,8 +564,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
         if root and it == t_cfg.iterations:
             save_checkpoint(out / "model.pt", payload(it, False))
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler or signal.SIG_DFL)
         logger.close(out, cfg.log.plot)
     return TrainResult(out=out, iteration=it, interrupted=interrupted, last=last, loop_seconds=loop_seconds,
                        iterations_run=it - start, best_combined=best, parameters=params)

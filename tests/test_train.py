@@ -119,12 +119,14 @@ def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
     def ctrl_c(it):
         if it == 2:
             signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)  # both in one iteration: one clean stop
 
     cfg = tiny_config(dataset, tmp_path / "cut", *extra)
     res = train(cfg, _on_iteration=ctrl_c)
     assert res.interrupted and res.iteration == 2
     assert read_checkpoint(tmp_path / "cut" / "ckpt.pt")["training"]["iteration"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     res = train(cfg, resume=True)
     assert res.iteration == 4 and res.iterations_run == 2
     g1, c1 = _weights(tmp_path / "full" / "model.pt")[0], _weights(tmp_path / "full" / "ckpt.pt")[1]
@@ -189,6 +191,7 @@ def _bad(path, **changes):
     ("rank", DatasetError, r"\(N, 3, ny, nz\)"),
     ("nodata", ConfigError, "data.path is empty"),
     ("ddp", ConfigError, "divisible"),
+    ("preset", ConfigError, r"\[model\]: unknown model preset 'huge'"),
 ])
 def test_bad_input_fails_before_training(tmp_path, case, err, match, monkeypatch):
     p = tmp_path / "bad.h5"
@@ -210,6 +213,9 @@ def test_bad_input_fails_before_training(tmp_path, case, err, match, monkeypatch
     elif case == "rank":
         with h5py.File(p, "w") as h:
             h["fields"], h["y"], h["z"] = np.zeros((10, 9, 8), np.float32), np.linspace(0, 2, 9), np.arange(8.0)
+    elif case == "preset":
+        write_dataset(p)
+        extra = ["model.preset=huge"]
     elif case == "ddp":
         write_dataset(p)
         monkeypatch.setattr("cfdseed.train._Dist.__init__", _fake_two_ranks)
@@ -222,6 +228,7 @@ def test_bad_input_fails_before_training(tmp_path, case, err, match, monkeypatch
 
 def _fake_two_ranks(self, device_kind):
     self.world, self.rank, self.local_rank, self.owned = 2, 0, 0, False
+    self.backend, self.device = "gloo", torch.device("cpu")
 
 
 def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
