@@ -293,7 +293,10 @@ class Dataset:
         idx = np.arange(self.n) if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
         for s in range(0, idx.size, chunk):
             part = idx[s : s + chunk]
-            yield part, self.read(part)
+            if part.size and part[-1] - part[0] == part.size - 1:  # contiguous: one hyperslab read
+                yield part, np.asarray(self.fields[part[0] : part[-1] + 1], dtype=np.float32)
+            else:
+                yield part, self.read(part)
 
     def check_finite(self, chunk: int = 64) -> None:
         """Stream through every sample; DatasetError naming the first non-finite samples."""

@@ -388,9 +388,12 @@ def train(cfg: Config, *, resume: bool = False,
     t_cfg = cfg.train
     dev_kind = "cuda" if t_cfg.device.startswith("cuda") or (t_cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     dd = _Dist(dev_kind)
+    determinism = (torch.are_deterministic_algorithms_enabled(),
+                   torch.is_deterministic_algorithms_warn_only_enabled())
     try:
         return _train(cfg, dd, resume, _on_iteration)
     finally:
+        torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])  # process-global
         dd.close()
 
 
