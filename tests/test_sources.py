@@ -1,0 +1,146 @@
+"""Source registry and the built-in "analytic" source (contract 3), checked against an independent
+numpy oracle of the contract-1 operators and against check_field on one process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cfdseed import Grid, SourceError
+from cfdseed import sources
+from cfdseed.constraints import check_field
+from cfdseed.sources import ANALYTIC_DEFAULTS, available, register, resolve
+
+MPI = pytest.importorskip("mpi4py.MPI")
+SELF = MPI.COMM_SELF
+WALL = ("uniform", "chebyshev", "tanh:2.5")
+CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
+
+
+def divergence_oracle(f, grid):
+    """Contract 1, written out point by point in y: div at the evaluated points, (nx, nj, nz)."""
+    (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
+    u, v, w = (np.asarray(c, np.float64) for c in f)
+    dudx = (np.roll(u, -1, 0) - np.roll(u, 1, 0)) / (2 * lx / nx)
+    dwdz = (np.roll(w, -1, 2) - np.roll(w, 1, 2)) / (2 * lz / nz)
+    y = list(grid.y)
+    vv = [v[:, j] for j in range(ny)]
+    if grid.y[0] > 0:
+        y, vv = [0.0] + y, [np.zeros_like(vv[0])] + vv
+        off = 1
+    else:
+        off = 0
+    if grid.y[-1] < ly:
+        y, vv = y + [ly], vv + [np.zeros_like(vv[0])]
+    out = []
+    for k in range(1, len(y) - 1):
+        hm, hp = y[k] - y[k - 1], y[k + 1] - y[k]
+        dv = (hm**2 * vv[k + 1] - hp**2 * vv[k - 1] + (hp**2 - hm**2) * vv[k]) / (hp * hm * (hp + hm))
+        j = k - off
+        out.append(dudx[:, j] + dv + dwdz[:, j])
+    return np.stack(out, axis=1)
+
+
+def bulk_oracle(u, grid):
+    y, prof = grid.y, u.mean(axis=(0, 2))
+    ly = grid.lengths[1]
+    if y[0] > 0:
+        y, prof = np.r_[0.0, y], np.r_[0.0, prof]
+    if y[-1] < ly:
+        y, prof = np.r_[y, ly], np.r_[prof, 0.0]
+    return np.trapezoid(prof, y) / ly
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nx=st.integers(1, 10), ny=st.integers(3, 24), nz=st.integers(1, 10),
+    spec=st.sampled_from(WALL + CELL), seed=st.integers(0, 2**16),
+    u_bulk=st.floats(-3, 3), amplitude=st.floats(0, 0.5), mx=st.integers(0, 3), mz=st.integers(0, 3),
+)
+def test_analytic_is_discretely_solenoidal_no_slip_and_has_the_bulk(nx, ny, nz, spec, seed, u_bulk, amplitude, mx, mz):
+    grid = Grid((nx, ny, nz), (4.0, 2.0, 2.0), spec)
+    f = resolve("analytic", {"u_bulk": u_bulk, "amplitude": amplitude, "modes": (mx, mz)})(
+        grid, np.random.default_rng(seed))
+    assert f.shape == (3, nx, ny, nz) and f.dtype == np.float64 and np.isfinite(f).all()
+    dmin = min(np.diff(np.r_[0.0, grid.y, 2.0])[np.diff(np.r_[0.0, grid.y, 2.0]) > 0].min(), 4.0 / nx, 2.0 / nz)
+    assert np.abs(divergence_oracle(f, grid)).max() <= 1e-13 * (np.abs(f).max() + 1.0) / dmin  # round-off
+    assert bulk_oracle(f[0], grid) == pytest.approx(u_bulk, abs=1e-12)
+    if not grid.cell_centred:
+        assert (f[:, :, 0] == 0).all() and (f[:, :, -1] == 0).all()  # exactly, not approximately
+    fluct = f - f.mean(axis=(1, 3), keepdims=True)
+    assert np.abs(fluct).max() <= amplitude * (abs(u_bulk) or 1.0) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("spec", WALL + CELL + ("array",))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_analytic_passes_the_default_checks(spec, dtype):
+    shape, lengths = (12, 33, 10), (6.0, 2.0, 3.0)
+    y = np.r_[0.0, np.sort(np.random.default_rng(1).uniform(0, 2, 31)), 2.0] if spec == "array" else spec
+    grid = Grid(shape, lengths, y)
+    f = resolve("analytic")(grid, np.random.default_rng(0)).astype(dtype)
+    report = check_field(SELF, grid, f)
+    assert report.passed, str(report)
+    assert report.bulk_velocity == pytest.approx(ANALYTIC_DEFAULTS["u_bulk"], rel=1e-6)
+    assert 0.5 < report.seam_x < 2 and 0.5 < report.seam_z < 2  # periodic: seam like the interior
+
+
+def test_analytic_seeded_phases_and_options():
+    grid = Grid((8, 9, 6), (2.0, 2.0, 1.0))
+    src = resolve("analytic")
+    a, b = src(grid, np.random.default_rng(5)), src(grid, np.random.default_rng(5))
+    c = src(grid, np.random.default_rng(6))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    still = resolve("analytic", {"amplitude": 0.0})(grid, np.random.default_rng(5))
+    assert (still[1:] == 0).all() and (np.ptp(still[0], axis=(0, 2)) < 1e-15).all()  # pure Poiseuille
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [({"ampl": 1}, "unknown option.*allowed: u_bulk, amplitude, modes"), ({"amplitude": -1}, "amplitude"),
+     ({"u_bulk": "fast"}, "numbers"), ({"modes": (1,)}, "modes"), ({"modes": (1.5, 2)}, "modes"),
+     ({"u_bulk": float("nan")}, "finite")],
+)
+def test_analytic_bad_options(options, match):
+    with pytest.raises(SourceError, match=match):
+        resolve("analytic", options)
+
+
+def test_registry_resolve_and_errors():
+    fn = lambda grid, rng: np.zeros((3, *grid.shape))  # noqa: E731
+    assert resolve(fn) is fn
+    with pytest.raises(SourceError, match="named sources only"):
+        resolve(fn, {"a": 1})
+    with pytest.raises(SourceError, match="unknown source 'nope'; registered sources: .*analytic"):
+        resolve("nope")
+    with pytest.raises(SourceError, match="registered name or a callable"):
+        resolve(3)
+    with pytest.raises(SourceError, match="options must be a dict"):
+        resolve("analytic", [("amplitude", 1)])
+    assert "analytic" in available()
+    assert set(sources._PLUGINS) <= {"cfdseed.synthesis", "cfdseed.baselines"}
+
+
+def test_register_rejects_a_taken_name_and_wraps_factory_errors(monkeypatch):
+    monkeypatch.setattr(sources, "_REGISTRY", dict(sources._REGISTRY))
+    with pytest.raises(SourceError, match="already registered"):
+        register("analytic")(lambda **o: None)
+
+    @register("needs_n")
+    def needs_n(n: int):
+        return lambda grid, rng: np.full((3, *grid.shape), float(n))
+
+    with pytest.raises(SourceError, match="bad options for source 'needs_n'"):
+        resolve("needs_n", {"m": 1})
+    assert resolve("needs_n", {"n": 2})(Grid((2, 2, 2), (1, 1, 1)), None)[0, 0, 0, 0] == 2.0
+    register("returns_junk")(lambda: 42)
+    with pytest.raises(SourceError, match="not a callable"):
+        resolve("returns_junk")
+
+
+def test_broken_plugin_names_itself(monkeypatch):
+    monkeypatch.setattr(sources, "_plugins_loaded", False)
+    monkeypatch.setattr(sources, "_PLUGINS", ("cfdseed.no_such_plugin",))
+    with pytest.raises(SourceError, match="cfdseed.no_such_plugin failed to import"):
+        resolve("not_built_in")
