@@ -240,9 +240,12 @@ class _Logger:
             except ImportError:
                 log.warning("log.tensorboard=true but tensorboard is not installed; skipping it")
         if cfg.log.progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                log.warning("log.progress=true but tqdm is not installed; no progress bar")
+            else:
+                self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
 
     @staticmethod
     def _keep(path: Path, start: int) -> list[dict[str, float]]:
