@@ -118,7 +118,7 @@ def quicklook(path: str | Path, field: np.ndarray, grid: Grid, re_tau: float | N
     j = int(np.argmin(np.abs(grid.y - y_near)))
     up = field[0] - field[0].mean(axis=(0, 2), keepdims=True)  # (nx, ny, nz)
     lim = float(np.abs(up).max()) or 1.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
     m = a.pcolormesh(grid.z, grid.y, up[0], cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
     a.set(xlabel="z", ylabel="y", title="u' at x = 0 (y-z plane)", aspect="equal")
     b.pcolormesh(grid.x, grid.z, up[:, j].T, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")

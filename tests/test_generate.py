@@ -1,0 +1,86 @@
+"""Tests of cfdseed generate: HDF5 layout, XDMF sidecar, PNG, report, errors (CLI end to end)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import h5py
+import numpy as np
+import pytest
+
+from cfdseed.cli import main
+from cfdseed.generate import parse_options, write_field
+from cfdseed.grid import Grid
+
+from test_synthesis import tiny_model
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "ic.h5"
+    rc = main(["generate", "--shape", "8", "13", "6", "--lengths", "4.0", "2.0", "3.0", "--y", "tanh:2.0",
+               "--seed", "2", "--out", str(out), *extra])
+    return rc, out
+
+
+@pytest.mark.parametrize("source", ["plug", "laminar", "trig", "streaks", "analytic"])
+def test_generate_baseline_writes_checked_field(tmp_path, capsys, source):
+    rc, out = _run(tmp_path, "--source", source)
+    text = capsys.readouterr().out
+    assert rc == 0 and "PASSED" in text and "wrote" in text
+    with h5py.File(out) as h:
+        assert h["u"].shape == (6, 13, 8)  # (nz, ny, nx)
+        assert tuple(h.attrs["lengths"]) == (4.0, 2.0, 3.0) and h.attrs["source"] == source
+        u = h["u"][...].transpose(2, 1, 0)
+        y = h["y"][...]
+        assert np.all(u[:, 0] == 0) and np.all(u[:, -1] == 0)
+        assert h.attrs["bulk_velocity"] == pytest.approx(1.0, rel=1e-9)
+        assert len(h["x"]) == 8 and y[0] == 0.0
+    xmf = ET.parse(out.with_suffix(".xmf")).getroot()
+    topo = xmf.find(".//Topology")
+    assert topo.get("Dimensions") == "6 13 8"
+    names = [a.get("Name") for a in xmf.iter("Attribute")]
+    assert names == ["u", "v", "w", "velocity"]
+    for item in xmf.iter("DataItem"):
+        if item.get("Format") == "HDF":
+            fname, _, dset = item.text.partition(":/")
+            assert fname == "ic.h5"
+            with h5py.File(out) as h:
+                assert " ".join(map(str, h[dset].shape)) == item.get("Dimensions")
+    png = out.with_suffix(".png")
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_gan_and_snapshot(tmp_path, capsys):
+    model = tiny_model(tmp_path / "m.pt")
+    rc, out = _run(tmp_path, "--model", str(model), "--device", "cpu", "--re-tau", "200", "--bulk", "1.5",
+                   "--dtype", "float32", "--no-png")
+    text = capsys.readouterr().out
+    assert rc == 0 and "projection" in text and "PASSED" in text
+    assert not out.with_suffix(".png").exists()
+    with h5py.File(out) as h:
+        assert h["u"].dtype == np.float32 and h.attrs["re_tau"] == pytest.approx(200.0)
+    snap = tmp_path / "snap.h5"
+    rc = main(["generate", "--source", "snapshot", "--option", f"path={out}", "--shape", "12", "17", "8",
+               "--lengths", "8.0", "1.0", "6.0", "--y", "chebyshev-cc", "--out", str(snap), "--no-png"])
+    assert rc == 0 and "PASSED" in capsys.readouterr().out
+
+
+def test_generate_errors(tmp_path, capsys):
+    rc, _ = _run(tmp_path, "--source", "sinusoid")
+    assert rc == 2 and "unknown source" in capsys.readouterr().err
+    rc, _ = _run(tmp_path, "--model", str(tmp_path / "missing.pt"))
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+    rc = main(["generate", "--source", "plug", "--shape", "1", "9", "4", "--lengths", "1", "2", "1",
+               "--out", str(tmp_path / "x.h5")])
+    assert rc == 2 and "too small" in capsys.readouterr().err
+    rc, _ = _run(tmp_path, "--source", "plug", "--option", "noise")
+    assert rc == 2 and "key=value" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "--shape", "8", "9", "--lengths", "1", "2", "1", "--out", "x.h5"])
+
+
+def test_parse_options_and_writer_validation():
+    assert parse_options(["a=1", "b=[1, 2]", "c=text", "d=null"]) == {"a": 1, "b": [1, 2], "c": "text", "d": None}
+    g = Grid((4, 5, 3), (1.0, 2.0, 1.0))
+    with pytest.raises(ValueError, match="shape"):
+        write_field("unused.h5", np.zeros((3, 4, 5, 4)), g)
