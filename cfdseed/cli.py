@@ -51,6 +51,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="compare generated or given fields with data and DNS")
     p.set_defaults(_run="cfdseed.evaluate:cli_run")
     # owned by cfdseed.evaluate
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="generator checkpoint to sample (default: the packaged default model)")
+    src.add_argument("--fields", help="HDF5 fields to evaluate: a cfdseed slice dataset (N,3,ny,nz), or "
+                     "/fields (N,3,nx,ny,nz) with /y and attributes lx, ly, lz, nu, u_tau")
+    p.add_argument("--samples", type=int, default=256, help="slices drawn from the model (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed of the model samples (default 0)")
+    p.add_argument("--device", help="device of the model: cpu | cuda | cuda:N (default: CUDA if available)")
+    p.add_argument("--against", help="reference slice dataset (e.g. the training data or its validation split)")
+    p.add_argument("--against-samples", type=int, default=1024,
+                   help="at most this many slices of --against, evenly spread over the file (default 1024)")
+    p.add_argument("--reference", default="auto",
+                   help="published DNS profiles: lee-moser-180|-550|-1000|-2000|-5200, mkm-180; "
+                   "auto = Lee & Moser nearest in Re_tau (default); none")
+    p.add_argument("--heights", type=float, nargs="+", default=[5.0, 15.0, 30.0, 100.0], metavar="YPLUS",
+                   help="y+ of spectra, PDFs and correlations (default 5 15 30 100; the centre is always added)")
+    p.add_argument("--out", required=True, help="output folder (metrics.json, report.md, PNG figures)")
 
 
 def build_parser() -> argparse.ArgumentParser:

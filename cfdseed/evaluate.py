@@ -462,7 +462,7 @@ def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
     at = ref.interpolate(s.yplus)
     mask = np.isfinite(at["U+"])
     prof = {k: relative_l2(s.profiles[k][mask], v[mask]) for k, v in at.items() if k in PROFILES and mask.any()}
-    return {"name": ref.name, "re_tau": ref.re_tau, "data_re_tau": s.re_tau,
+    return {"name": ref.name, "re_tau": ref.re_tau, "citation": ref.citation, "data_re_tau": s.re_tau,
             "rows_compared": int(mask.sum()), "profiles": prof,
             "units": "relative L2 error, reference interpolated linearly in y+ to the data rows"}
 
@@ -501,3 +501,161 @@ def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, 
     out.update({f"E_{p}": float(v) for p, v in c["spectra_mean"].items()})
     out["combined"] = float(c["combined"])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Set:
+    """Fields to evaluate or compare with, and their grid / wall units."""
+
+    source: str
+    fields: np.ndarray  # (N, 3, ny, nz) or (N, 3, nx, ny, nz)
+    y: np.ndarray
+    ly: float
+    lz: float
+    nu: float
+    u_tau: float
+    lx: float | None = None
+
+    def stats(self, heights: Sequence[float | str]) -> Statistics:
+        return statistics(self.fields, self.y, self.lz, nu=self.nu, u_tau=self.u_tau, ly=self.ly,
+                          lx=self.lx, heights=heights)
+
+
+def _read_slices(path: str, max_samples: int | None) -> _Set:
+    from .data import open_dataset
+
+    with open_dataset(path, check_finite=False) as ds:
+        idx = np.arange(ds.n)
+        if max_samples is not None and ds.n > max_samples:
+            idx = np.unique(np.linspace(0, ds.n - 1, max_samples).round().astype(np.int64))  # evenly spread
+        f = ds.read(idx)
+        return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
+
+
+def _read_fields(path: str, max_samples: int | None) -> _Set:
+    """A slice dataset (contract 4) or 3-D fields: /fields (N, 3, nx, ny, nz), /y and attributes
+    lx, ly, lz, nu, u_tau."""
+    import h5py
+
+    from .errors import DatasetError
+
+    try:
+        with h5py.File(path, "r") as h:
+            nd = h["fields"].ndim if "fields" in h else None
+            if nd == 5:
+                need = ("lx", "ly", "lz", "nu", "u_tau")
+                missing = [k for k in need if k not in h.attrs]
+                if "y" not in h or missing:
+                    raise DatasetError(f"{path}: 3-D fields need /y and attributes {', '.join(need)}; "
+                                       f"missing {', '.join(missing + ([] if 'y' in h else ['/y']))}")
+                n = h["fields"].shape[0] if max_samples is None else min(max_samples, h["fields"].shape[0])
+                a = {k: float(h.attrs[k]) for k in need}
+                return _Set(f"fields {path} ({n} 3-D fields)", np.asarray(h["fields"][:n]), np.asarray(h["y"][...]),
+                            a["ly"], a["lz"], a["nu"], a["u_tau"], lx=a["lx"])
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if nd not in (4, None):
+        raise DatasetError(f"{path}: /fields has {nd} dimensions; expected a slice dataset (N, 3, ny, nz) "
+                           "or 3-D fields (N, 3, nx, ny, nz)")
+    return _read_slices(path, max_samples)
+
+
+def _sample_model(path: str | None, n: int, seed: int, device: str | None) -> _Set:
+    from .model import default_model, load_generator
+
+    p = str(default_model()) if path is None else path
+    g = load_generator(p, device=device)
+    f = g.sample(n, seed=seed)
+    return _Set(f"model {p} ({n} samples, seed {seed})", f, g.y, g.ly, g.lz, g.nu, g.u_tau)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    return v
+
+
+def evaluate(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
+             heights: Sequence[float | str] = DEFAULT_HEIGHTS) -> dict[str, Any]:
+    """Statistics, comparisons, ``metrics.json``, figures and ``report.md`` into ``out``."""
+    import json
+    from pathlib import Path
+
+    from . import __version__
+    from .reference import load_reference, nearest_reference
+    from .report import write_figures, write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = evaluated.stats(heights)
+    a = against.stats(heights) if against is not None else None
+    ref = None
+    if reference is not None and reference.lower() != "none":
+        ref = load_reference(nearest_reference(s.re_tau) if reference.lower() == "auto" else reference)
+    metrics: dict[str, Any] = {
+        "cfdseed_version": __version__,
+        "evaluated": {"source": evaluated.source, "grid": _grid(evaluated), "statistics": s.to_dict()},
+        "against": None if a is None or against is None else {
+            "source": against.source, "grid": _grid(against), "statistics": a.to_dict()},
+        "vs_dataset": compare(s, a) if a is not None else None,
+        "vs_reference": compare_reference(s, ref) if ref is not None else None,
+        "against_vs_reference": compare_reference(a, ref) if (ref is not None and a is not None) else None,
+        "definitions": {
+            "relative_l2": "||p - p_ref||_2 / ||p_ref||_2 over the rows (wall-distance ordered, both halves averaged)",
+            "log_spectral": "RMS over k_z > 0 of ln(E / E_ref)",
+            "wasserstein1": "integral |F - F_ref| du' of the fluctuation CDFs, wall units",
+            "correlation": "RMS over dz of R - R_ref",
+            "combined": "0.5 * mean(rel. L2 of U+, u'+, v'+, w'+, uv+) + 0.5 * mean(log-spectral E_uu, E_vv, E_ww "
+                        "averaged over heights); lower is better",
+        },
+    }
+    if ref is not None and s.re_tau > 0 and abs(math.log(ref.re_tau / s.re_tau)) > 0.2:
+        log.warning("reference %s has Re_tau %.0f, the data %.0f: profiles differ physically", ref.name,
+                    ref.re_tau, s.re_tau)
+    other = (against.fields, against.y, against.lz) if against is not None else None
+    names = ("generated" if evaluated.source.startswith("model") else "evaluated", "dataset")
+    figures = write_figures(out, s, a, ref, evaluated.fields, evaluated.y, evaluated.lz, other, names)
+    metrics["figures"] = figures
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
+    write_report(out, metrics, figures)
+    return metrics
+
+
+def _grid(d: _Set) -> dict[str, Any]:
+    return {"shape": list(d.fields.shape[1:]), "y": d.y.tolist(), "ly": d.ly, "lz": d.lz, "lx": d.lx,
+            "nu": d.nu, "u_tau": d.u_tau, "re_tau": 0.5 * d.ly * d.u_tau / d.nu}
+
+
+def cli_run(args: Any) -> int:
+    """``cfdseed evaluate``: evaluate a model's samples or stored fields; write DIR/metrics.json,
+    DIR/*.png and DIR/report.md."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.samples < 1:
+        raise ValueError(f"--samples must be positive, got {args.samples}")
+    if args.fields:
+        ev = _read_fields(args.fields, None)
+    else:
+        ev = _sample_model(args.model, args.samples, args.seed, args.device)
+    ag = _read_slices(args.against, args.against_samples) if args.against else None
+    heights: list[float | str] = [*args.heights, "centre"]
+    m = evaluate(ev, ag, args.reference, args.out, heights)
+    print(f"cfdseed evaluate: {ev.source}")
+    if m["vs_dataset"]:
+        print(f"  combined metric vs {ag.source if ag else ''}: {m['vs_dataset']['combined']:.4g}")
+        print("  profile errors: " + ", ".join(f"{k} {v:.3g}" for k, v in m["vs_dataset"]["profiles"].items()))
+    if m["vs_reference"]:
+        r = m["vs_reference"]
+        print(f"  vs {r['name']}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["profiles"].items()))
+    print(f"  wrote {args.out}/metrics.json, report.md and {len(m['figures'])} figures")
+    return 0

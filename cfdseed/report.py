@@ -1,0 +1,265 @@
+"""Figures and ``report.md`` of ``cfdseed evaluate`` (the numbers come from :mod:`cfdseed.evaluate`).
+
+Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
+global backend change), saved as PNG at 110 dpi:
+
+- ``profiles.png``   U+, u'+ v'+ w'+, uv+ against y+ (log axis): evaluated solid, reference dataset
+                     dotted with markers, published DNS dashed;
+- ``spectra.png``    E_uu, E_vv, E_ww(k_z+) log-log, one colour per height (dataset dashed);
+- ``spectra_x.png``  the streamwise counterparts (3-D fields only);
+- ``pdfs.png``       PDFs of u'+, v'+, w'+ at each height (log density; dataset dashed);
+- ``correlations.png`` R_uu, R_vv, R_ww(dz+) per height;
+- ``slices.png``     u' = u - <u>(y) on y-z planes, reference dataset samples above generated ones,
+                     one shared colour scale.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["write_figures", "write_report"]
+
+_DPI = 110
+_LABELS = {"U+": r"$U^+$", "u'+": r"$u'^+$", "v'+": r"$v'^+$", "w'+": r"$w'^+$", "uv+": r"$\langle u'v'\rangle^+$"}
+
+
+def _figure(w: float, h: float) -> Figure:
+    fig = Figure(figsize=(w, h), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> str:
+    fig.savefig(path, dpi=_DPI)
+    return path.name
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.85 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def _profiles(s: Any, a: Any, ref: Any, path: Path, names: tuple[str, str]) -> str:
+    fig = _figure(13, 4)
+    axes = fig.subplots(1, 3)
+    groups = [("U+",), ("u'+", "v'+", "w'+"), ("uv+",)]
+    colours = {"U+": "C0", "u'+": "C0", "v'+": "C1", "w'+": "C2", "uv+": "C3"}
+    m = s.yplus > 0
+    for ax, group in zip(axes, groups):
+        for k in group:
+            ax.semilogx(s.yplus[m], s.profiles[k][m], "-", color=colours[k], lw=2, label=f"{_LABELS[k]} {names[0]}")
+            if a is not None:
+                ma = a.yplus > 0
+                ax.semilogx(a.yplus[ma], a.profiles[k][ma], ":", marker="o", ms=3, color=colours[k], lw=1.2,
+                            label=f"{_LABELS[k]} {names[1]}")
+            if ref is not None:
+                mr = ref.yplus > 0.1
+                ax.semilogx(ref.yplus[mr], ref.profiles[k][mr], "--", color="0.35", lw=1.2,
+                            label=f"{_LABELS[k]} {ref.name}" if k == group[0] else None)
+        ax.set_xlabel(r"$y^+$")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(r"$U^+$")
+    axes[1].set_ylabel("rms fluctuation (wall units)")
+    axes[2].set_ylabel(r"$\langle u'v'\rangle^+$")
+    fig.suptitle(f"Profiles in wall units (Re_tau = {s.re_tau:.0f})")
+    return _save(fig, path)
+
+
+def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str]) -> str:
+    fig = _figure(13, 4)
+    axes = fig.subplots(1, 3)
+    k = s.kx if streamwise else s.kz
+    e = s.spectra_x if streamwise else s.spectra_z
+    cols = _colours(len(s.heights))
+    name = "x" if streamwise else "z"
+    for c, (ax, pair) in enumerate(zip(axes, ("uu", "vv", "ww"))):
+        for i, (h, col) in enumerate(zip(s.heights, cols)):
+            ax.loglog(k[1:], e[c, i, 1:], "-", color=col, lw=1.8, label=f"{h.label} (y+={h.yplus:.1f})")
+            if a is not None:
+                ka = a.kx if streamwise else a.kz
+                ea = a.spectra_x if streamwise else a.spectra_z
+                j = {hh.label: n for n, hh in enumerate(a.heights)}.get(h.label)
+                if j is not None and ka is not None and ea is not None:
+                    ax.loglog(ka[1:], ea[c, j, 1:], "--", color=col, lw=1.0)
+        ax.set_xlabel(rf"$k_{name}^+$")
+        ax.set_ylabel(rf"$E_{{{pair}}}^+(k_{name}^+)$")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, title=f"solid: {names[0]}, dashed: {names[1]}" if a is not None else None,
+                   title_fontsize=7)
+    fig.suptitle(f"{'Streamwise' if streamwise else 'Spanwise'} energy spectra")
+    return _save(fig, path)
+
+
+def _pdfs(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
+    nh = len(s.heights)
+    fig = _figure(2.6 * nh, 7)
+    axes = np.atleast_2d(fig.subplots(3, nh, squeeze=False))
+    for c, comp in enumerate("uvw"):
+        for i, h in enumerate(s.heights):
+            ax = axes[c, i]
+            x = s.samples[c, i]
+            j = {hh.label: n for n, hh in enumerate(a.heights)}.get(h.label) if a is not None else None
+            xa = a.samples[c, j] if j is not None else None
+            both = x if xa is None else np.concatenate([x, xa])
+            lo, hi = np.percentile(both, [0.05, 99.95])
+            if hi <= lo:
+                lo, hi = lo - 1.0, hi + 1.0
+            edges = np.linspace(lo, hi, 51)
+            mid = 0.5 * (edges[1:] + edges[:-1])
+            d, _ = np.histogram(x, bins=edges, density=True)
+            ax.semilogy(mid, np.where(d > 0, d, np.nan), "-", color="C0", lw=1.6, label=names[0])
+            if xa is not None:
+                da, _ = np.histogram(xa, bins=edges, density=True)
+                ax.semilogy(mid, np.where(da > 0, da, np.nan), "--", color="k", lw=1.0, label=names[1])
+            ax.set_title(f"{comp}'+ at {h.label}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("PDFs of the velocity fluctuations (wall units)")
+    return _save(fig, path)
+
+
+def _correlations(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
+    fig = _figure(13, 4)
+    axes = fig.subplots(1, 3)
+    cols = _colours(len(s.heights))
+    for c, (ax, pair) in enumerate(zip(axes, ("uu", "vv", "ww"))):
+        for i, (h, col) in enumerate(zip(s.heights, cols)):
+            ax.plot(s.dz, s.correlation[c, i], "-", color=col, lw=1.8, label=h.label)
+            if a is not None:
+                j = {hh.label: n for n, hh in enumerate(a.heights)}.get(h.label)
+                if j is not None:
+                    ax.plot(a.dz, a.correlation[c, j], "--", color=col, lw=1.0)
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set_xlabel(r"$\Delta z^+$")
+        ax.set_ylabel(rf"$R_{{{pair}}}(\Delta z)$")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7, title=f"solid: {names[0]}, dashed: {names[1]}" if a is not None else None,
+                   title_fontsize=7)
+    fig.suptitle("Spanwise two-point correlations")
+    return _save(fig, path)
+
+
+def _slices(fields: np.ndarray, y: np.ndarray, lz: float, other: tuple[np.ndarray, np.ndarray, float] | None,
+            names: tuple[str, str], path: Path, n: int = 4) -> str:
+    def prepare(f: np.ndarray) -> np.ndarray:
+        u = np.asarray(f[:, 0], dtype=np.float64)  # (N, [nx,] ny, nz)
+        mean = u.mean(axis=(0, 1, 3) if u.ndim == 4 else (0, 2))  # (ny,) over every sample
+        u = u[:n, 0] if u.ndim == 4 else u[:n]  # 3-D fields: the plane x = 0
+        return u - mean[None, :, None]  # u' (n, ny, nz)
+
+    rows = [(names[1], *other) if other is not None else None, (names[0], fields, y, lz)]
+    rows = [r for r in rows if r is not None]
+    data = [(name, prepare(f), yy, ll) for name, f, yy, ll in rows]
+    vmax = max(float(np.percentile(np.abs(d), 99.5)) for _, d, _, _ in data) or 1.0
+    ncol = max(d.shape[0] for _, d, _, _ in data)
+    ly = max(float(yy[0] + yy[-1]) for _, _, yy, _ in data)
+    aspect = ly / max(ll for *_, ll in data)  # panel height / width
+    fig = _figure(1.6 + 3.0 * ncol, 0.9 + len(data) * (3.0 * aspect + 0.35))
+    axes = fig.subplots(len(data), ncol, squeeze=False)
+    im = None
+    for r, (name, d, yy, ll) in enumerate(data):
+        nz = d.shape[-1]
+        z = np.arange(nz + 1) * ll / nz
+        yb = np.concatenate([[yy[0]], 0.5 * (yy[1:] + yy[:-1]), [yy[-1]]])
+        for k in range(ncol):
+            ax = axes[r, k]
+            if k >= d.shape[0]:
+                ax.set_axis_off()
+                continue
+            im = ax.pcolormesh(z, yb, d[k], cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="flat")
+            ax.set_aspect("equal")
+            ax.set_title(f"{name} #{k}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if k == 0:
+                ax.set_ylabel("y")
+            if r == len(data) - 1:
+                ax.set_xlabel("z")
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.8, label="u' = u - <u>(y)")
+    fig.suptitle("Streamwise velocity fluctuation on y-z planes" + (f": {names[1]} (top) vs {names[0]} (bottom)"
+                                                                    if other is not None else ""))
+    return _save(fig, path)
+
+
+def write_figures(out: Path, s: Any, a: Any, ref: Any, fields: np.ndarray, y: np.ndarray, lz: float,
+                  other: tuple[np.ndarray, np.ndarray, float] | None,
+                  names: tuple[str, str] = ("generated", "dataset")) -> dict[str, str]:
+    """Write the PNG figures into ``out``; returns {figure key: file name}.
+
+    ``s``/``a`` are the evaluated and reference-dataset :class:`~cfdseed.evaluate.Statistics`
+    (``a`` may be None), ``ref`` a :class:`~cfdseed.reference.Reference` or None, ``fields`` the
+    evaluated samples on ``y``/``lz`` and ``other`` the dataset's ``(fields, y, lz)`` or None.
+    """
+    out = Path(out)
+    figs = {
+        "profiles": _profiles(s, a, ref, out / "profiles.png", names),
+        "spectra": _spectra(s, a, out / "spectra.png", streamwise=False, names=names),
+    }
+    if s.kx is not None:
+        figs["spectra_x"] = _spectra(s, a if (a is not None and a.kx is not None) else None,
+                                     out / "spectra_x.png", streamwise=True, names=names)
+    figs["pdfs"] = _pdfs(s, a, out / "pdfs.png", names)
+    figs["correlations"] = _correlations(s, a, out / "correlations.png", names)
+    figs["slices"] = _slices(fields, y, lz, other, names, out / "slices.png")
+    return figs
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def write_report(out: Path, metrics: dict[str, Any], figures: dict[str, str]) -> Path:
+    """Write ``out/report.md``: sources, headline numbers and links to ``metrics.json`` and figures."""
+    ev = metrics["evaluated"]
+    lines = ["# cfdseed evaluation report", "",
+             f"- evaluated: {ev['source']} — {ev['statistics']['n_fields']} {ev['statistics']['kind']}, "
+             f"Re_tau = {ev['statistics']['re_tau']:.1f}"]
+    if metrics.get("against"):
+        ag = metrics["against"]
+        lines.append(f"- reference dataset: {ag['source']} — {ag['statistics']['n_fields']} samples")
+    if metrics.get("vs_reference"):
+        vr = metrics["vs_reference"]
+        lines.append(f"- published DNS: `{vr['name']}` (Re_tau = {vr['re_tau']}), {vr['citation']}")
+    lines += ["", "All numbers, with units and heights: [metrics.json](metrics.json).", ""]
+    vd = metrics.get("vs_dataset")
+    if vd:
+        lines += [f"**Combined metric vs the dataset: {vd['combined']:.4g}** "
+                  "(0.5 × mean profile relative L2 error + 0.5 × mean log-spectral error; lower is better)", ""]
+    lines += ["## Profiles (relative L2 error)", "", "| profile | vs dataset | vs published DNS | dataset vs DNS |",
+              "|---|---|---|---|"]
+    ref_e = (metrics.get("vs_reference") or {}).get("profiles", {})
+    ref_a = (metrics.get("against_vs_reference") or {}).get("profiles", {})
+    for k in ("U+", "u'+", "v'+", "w'+", "uv+"):
+        lines.append(f"| {k} | {_fmt((vd or {}).get('profiles', {}).get(k))} | {_fmt(ref_e.get(k))} | {_fmt(ref_a.get(k))} |")
+    if vd:
+        heights = list(next(iter(vd["spectra"].values())).keys())
+        lines += ["", "## Spanwise spectra (RMS of ln E/E_dataset) and PDFs (Wasserstein-1, wall units)", "",
+                  "| height | E_uu | E_vv | E_ww | W1 u' | W1 v' | W1 w' |", "|---|---|---|---|---|---|---|"]
+        for h in heights:
+            lines.append(f"| {h} | " + " | ".join(_fmt(vd["spectra"][p].get(h)) for p in ("uu", "vv", "ww")) + " | "
+                         + " | ".join(_fmt(vd["pdf_w1"][c].get(h)) for c in "uvw") + " |")
+    div = ev["statistics"].get("divergence")
+    if div:
+        lines += ["", f"Divergence (contract-1 operators, per U_bulk/h): max {div['div_max']:.3g}, "
+                  f"RMS {div['div_rms']:.3g}."]
+    lines += ["", "## Figures", ""]
+    titles = {"profiles": "Profiles in wall units (published DNS dashed)", "spectra": "Spanwise spectra",
+              "spectra_x": "Streamwise spectra", "pdfs": "PDFs of the fluctuations",
+              "correlations": "Spanwise two-point correlations", "slices": "Samples: dataset vs evaluated"}
+    for key, name in figures.items():
+        lines += [f"### {titles.get(key, key)}", "", f"![{key}]({name})", ""]
+    path = Path(out) / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
