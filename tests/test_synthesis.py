@@ -194,3 +194,17 @@ def test_gan_through_registry_and_bad_input(model, tmp_path):
         src(Grid((1, 9, 8), (4.0, 2.0, 3.0)), np.random.default_rng(0))
     with pytest.raises(SourceError, match="supports ratios"):
         resolve("gan", {"model": str(model), "re_tau": 5000.0})(g, np.random.default_rng(0))
+
+
+def test_fewer_x_stations_interpolate_the_full_field(tmp_path):
+    model = tiny_model(tmp_path / "m33.pt", ny=17, nz=16)
+    g = Grid((128, 17, 16), (4 * np.pi, 2.0, 3.0), y="tanh:2")
+    full, fi = synthesise(model, g, np.random.default_rng(0), device="cpu", x_stations="all")
+    red, ri = synthesise(model, g, np.random.default_rng(0), device="cpu")  # auto
+    assert fi.stations == 128 and ri.stations == 72 and ri.harmonics == 9
+    fl = full - full.mean(axis=(1, 3), keepdims=True)
+    assert np.sqrt(np.mean((red - full) ** 2)) < 0.05 * np.sqrt(np.mean(fl**2))
+    same, _ = synthesise(model, g, np.random.default_rng(0), device="cpu", x_stations=128)
+    np.testing.assert_array_equal(same, full)
+    with pytest.raises(ValueError, match="x_stations"):
+        synthesise(model, g, np.random.default_rng(0), device="cpu", x_stations=1)
