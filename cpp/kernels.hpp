@@ -123,6 +123,25 @@ struct Increments {
   double seam = 0.0;      // max |f[i+1] - f[i]| at local index i == seam
 };
 
+template <class T, int AX>
+Increments increments_along(const View3<T>& f, const View3<T>& hi, idx seam) {
+  Increments r;
+  const idx last = f.n[AX] - 1;
+  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) {
+    const idx p = AX == 0 ? i : (AX == 1 ? j : k);
+    double next;
+    if (p < last)
+      next = f(i + (AX == 0), j + (AX == 1), k + (AX == 2));
+    else
+      next = hi(AX == 0 ? 0 : i, AX == 1 ? 0 : j, AX == 2 ? 0 : k);
+    const double d = std::fabs(next - f(i, j, k));
+    if (!std::isfinite(d)) return;
+    double& slot = (p == seam) ? r.seam : r.interior;
+    slot = std::max(slot, d);
+  });
+  return r;
+}
+
 // Forward increments along `axis`; the increment leaving the block uses the neighbour plane `hi`
 // (the plane just beyond the block's upper face). The increment at local index `seam` (the
 // periodic seam, global i = n - 1 -> 0; -1 when the block does not hold it) is reported apart.
@@ -133,25 +152,9 @@ Increments increments(const View3<T>& f, const View3<T>& hi, int axis, idx seam)
   if (seam < -1 || seam >= f.n[axis])
     throw std::invalid_argument("seam must be -1 or a local index below " + std::to_string(f.n[axis]) +
                                 ", got " + std::to_string(seam));
-  Increments r;
-  const idx last = f.n[axis] - 1;
-  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) {
-    idx ix[3] = {i, j, k};
-    const idx p = ix[axis];
-    double next;
-    if (p < last) {
-      ++ix[axis];
-      next = f(ix[0], ix[1], ix[2]);
-    } else {
-      ix[axis] = 0;
-      next = hi(ix[0], ix[1], ix[2]);
-    }
-    const double d = std::fabs(next - f(i, j, k));
-    if (!std::isfinite(d)) return;
-    double& slot = (p == seam) ? r.seam : r.interior;
-    slot = std::max(slot, d);
-  });
-  return r;
+  if (axis == 0) return increments_along<T, 0>(f, hi, seam);
+  if (axis == 1) return increments_along<T, 1>(f, hi, seam);
+  return increments_along<T, 2>(f, hi, seam);
 }
 
 struct Divergence {
