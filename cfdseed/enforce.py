@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,9 +167,11 @@ class EnforceReport:
     steps: list[str] = field(default_factory=list)
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  #: seconds per step
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": list(self.steps), "before": dict(self.before), "after": dict(self.after)}
+        return {"steps": list(self.steps), "before": dict(self.before), "after": dict(self.after),
+                "timings": dict(self.timings)}
 
     def __str__(self) -> str:
         keys = [k for k in ("div_max", "div_rms", "wall_max", "bulk", "max_abs", "nonfinite") if k in self.after]
@@ -247,7 +250,7 @@ class _Projector:
         self._null: np.ndarray | None = None
 
     def solve(self, k2: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``(k2 M1 + M2) lam = rhs`` for modes with k2 > 0: ``rhs`` (nrows, nmodes)."""
+        """Solve ``(k2 M1 + M2) lam = rhs`` for modes with k2 > 0: ``rhs`` (nrows, *modes)."""
         return _banded_ldl_solve(self.m1, self.m2, self.p, k2, rhs)
 
     def project_singular(self, v: np.ndarray) -> np.ndarray:
@@ -272,33 +275,35 @@ def _bandwidth(m: np.ndarray) -> int:
 
 
 def _band_apply(m: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """``m @ vec`` for a banded square matrix and ``vec`` (n, modes), via its non-zero diagonals."""
-    out = np.zeros((m.shape[0],) + vec.shape[1:], dtype=np.result_type(m, vec))
+    """``m @ vec`` for a banded square matrix and ``vec`` (n, *modes), via its non-zero diagonals."""
+    out = np.zeros(vec.shape, dtype=np.result_type(m, vec))
     p = _bandwidth(m)
+    extra = (None,) * (vec.ndim - 1)
     for d in range(-p, p + 1):
         diag = np.diagonal(m, d)
         if not diag.any():
             continue
+        col = diag[(slice(None), *extra)]
         if d >= 0:
-            out[: diag.size] += diag[:, None] * vec[d : d + diag.size]
+            out[: diag.size] += col * vec[d : d + diag.size]
         else:
-            out[-d : -d + diag.size] += diag[:, None] * vec[: diag.size]
+            out[-d : -d + diag.size] += col * vec[: diag.size]
     return out
 
 
 def _banded_ldl_solve(m1: np.ndarray, m2: np.ndarray, p: int, k2: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Batched LDL^T solve of the SPD banded systems ``(k2[q] M1 + M2) x[:, q] = rhs[:, q]``.
 
-    The loop runs over rows (and the band), every operation is vectorised over the modes q.
+    ``k2`` has the shape of the modes, ``rhs`` ``(n, *modes)``. The loop runs over rows (and the
+    band), every operation is vectorised over the modes q.
     """
     n = m1.shape[0]
-    nm = k2.size
 
     def entry(i: int, j: int) -> np.ndarray:
-        return k2 * m1[i, j] + m2[i, j]  # (nm,)
+        return k2 * m1[i, j] + m2[i, j]  # (*modes)
 
-    d = np.empty((n, nm))
-    lo = np.zeros((n, p + 1, nm))  # lo[i, t] = L[i, i - t]
+    d = np.empty((n, *k2.shape))
+    lo = np.zeros((n, p + 1, *k2.shape))  # lo[i, t] = L[i, i - t]
     for j in range(n):
         acc = entry(j, j)
         for t in range(1, min(p, j) + 1):
@@ -330,42 +335,34 @@ def _project(f: np.ndarray, grid: Grid) -> None:
     nx, ny, nz = grid.shape
     lx, _, lz = grid.lengths
     proj = _Projector(grid)
-    kx = np.sin(2.0 * np.pi * np.arange(nx // 2 + 1) / nx) * (nx / lx)
-    kz = np.sin(2.0 * np.pi * sfft.fftfreq(nz, 1.0 / nz) / nz) * (nz / lz)
+    kx = np.sin(2.0 * np.pi * sfft.fftfreq(nx, 1.0 / nx) / nx) * (nx / lx)
+    kz = np.sin(2.0 * np.pi * np.arange(nz // 2 + 1) / nz) * (nz / lz)
     kx[np.abs(kx) < 1e-12 * nx / lx] = 0.0  # Nyquist and mean: the central difference is blind
     kz[np.abs(kz) < 1e-12 * nz / lz] = 0.0
-    spec = sfft.rfft(f, axis=1, workers=-1)  # (3, nx//2+1, ny, nz) after moving axes below
-    spec = sfft.fft(spec, axis=3, workers=-1)
-    # (3, ny, nmodes) with modes ordered (kx, kz)
-    nkx = nx // 2 + 1
-    spec = np.moveaxis(spec, 2, 1).reshape(3, ny, nkx * nz)
-    kxm = np.repeat(kx, nz)
-    kzm = np.tile(kz, nkx)
-    k2 = kxm * kxm + kzm * kzm
+    nkz = nz // 2 + 1
+    spec = sfft.rfft(f, axis=3, workers=-1)  # (3, nx, ny, nkz): the contiguous axis first
+    spec = sfft.fft(spec, axis=1, workers=-1, overwrite_x=True)
     rows = proj.rows
-    for q0 in range(0, nkx * nz, _MODE_CHUNK):
-        q = slice(q0, min(q0 + _MODE_CHUNK, nkx * nz))
-        u, v, w = spec[0, :, q], spec[1, :, q], spec[2, :, q]
-        ikx, ikz = 1j * kxm[q], 1j * kzm[q]
-        div = (ikx * u + _band_apply(proj.a, v) + ikz * w)[rows]  # (nrows, nq)
-        kk = k2[q]
-        lam = np.zeros_like(div)
-        reg = kk > 0
-        if reg.any():
-            lam[:, reg] = proj.solve(kk[reg], div[:, reg])
-        full = np.zeros((ny, lam.shape[1]), dtype=np.complex128)
-        full[rows] = lam
+    cx = max(1, _MODE_CHUNK // nkz)
+    for x0 in range(0, nx, cx):  # blocks of kx: views, no copies of the spectrum
+        xs = slice(x0, min(x0 + cx, nx))
+        u, v, w = (np.moveaxis(spec[c, xs], 1, 0) for c in range(3))  # (ny, bx, nkz) views
+        ikx, ikz = 1j * kx[xs, None], 1j * kz[None, :]
+        k2 = kx[xs, None] ** 2 + kz[None, :] ** 2  # (bx, nkz)
+        div = (ikx * u + _band_apply(proj.a, v) + ikz * w)[rows]  # (nrows, bx, nkz)
+        reg = k2 > 0
+        full = np.zeros(v.shape, dtype=np.complex128)
+        full[rows] = proj.solve(np.where(reg, k2, 1.0), div)
+        full[:, ~reg] = 0.0  # modes without x/z derivative are handled below
         xl = _band_apply(proj.x, full)
         # the adjoint of i k is -i k, so minus the adjoint correction is + i k X lam
-        spec[0, :, q] = u + ikx * xl
-        spec[1, :, q] = v - _band_apply(proj.xat, full)
-        spec[2, :, q] = w + ikz * xl
-        sing = np.nonzero(~reg)[0]
-        if sing.size:  # mean and Nyquist modes: only v enters the divergence
-            spec[1][:, q0 + sing] = proj.project_singular(spec[1][:, q0 + sing])
-    spec = np.moveaxis(spec.reshape(3, ny, nkx, nz), 1, 2)
-    spec = sfft.ifft(spec, axis=3, workers=-1)
-    f[...] = sfft.irfft(spec, n=nx, axis=1, workers=-1)
+        u += ikx * xl
+        v -= _band_apply(proj.xat, full)
+        w += ikz * xl
+        for i, k in zip(*np.nonzero(~reg)):  # at most 4 modes: mean and Nyquist; only v counts
+            v[:, i, k] = proj.project_singular(v[:, i, k][:, None])[:, 0]
+    spec = sfft.ifft(spec, axis=1, workers=-1, overwrite_x=True)
+    f[...] = sfft.irfft(spec, n=nz, axis=3, workers=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,15 +447,19 @@ def enforce(
     target = rep.before["bulk"] if bulk is True else (None if bulk is False or bulk is None else float(bulk))
     if target is not None and not math.isfinite(target):
         raise ValueError(f"bulk velocity target must be finite, got {bulk!r}")
+    t = time.perf_counter()
     if no_slip:
         _no_slip(f, grid, blend)
         rep.steps.append("no-slip")
+        rep.timings["no-slip"], t = time.perf_counter() - t, time.perf_counter()
     if divergence_free:
         _project(f, grid)
         rep.steps.append("projection")
+        rep.timings["projection"], t = time.perf_counter() - t, time.perf_counter()
     if target is not None:
         _set_bulk(f, grid, target)
         rep.steps.append(f"bulk={target:.6g}")
+        rep.timings["bulk"] = time.perf_counter() - t
     rep.after = field_figures(f, grid)
     if bounds:
         rep.steps.append("bounds")
