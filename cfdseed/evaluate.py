@@ -586,7 +586,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def evaluate(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
+def _evaluate(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
              heights: Sequence[float | str] = DEFAULT_HEIGHTS) -> dict[str, Any]:
     """Statistics, comparisons, ``metrics.json``, figures and ``report.md`` into ``out``."""
     import json
@@ -640,16 +640,24 @@ def _grid(d: _Set) -> dict[str, Any]:
 def cli_run(args: Any) -> int:
     """``cfdseed evaluate``: evaluate a model's samples or stored fields; write DIR/metrics.json,
     DIR/*.png and DIR/report.md."""
+    from .errors import CfdseedError, ConfigError, DatasetError
+    from .reference import REFERENCES
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.samples < 1:
-        raise ValueError(f"--samples must be positive, got {args.samples}")
-    if args.fields:
-        ev = _read_fields(args.fields, None)
-    else:
-        ev = _sample_model(args.model, args.samples, args.seed, args.device)
-    ag = _read_slices(args.against, args.against_samples) if args.against else None
-    heights: list[float | str] = [*args.heights, "centre"]
-    m = evaluate(ev, ag, args.reference, args.out, heights)
+    if args.samples < 1 or args.against_samples < 1:
+        raise ConfigError(f"--samples and --against-samples must be positive, got {args.samples}, {args.against_samples}")
+    ref = str(args.reference).strip().lower()
+    if ref not in ("auto", "none", *REFERENCES):
+        raise ConfigError(f"unknown --reference {args.reference!r}; one of auto, none, {', '.join(REFERENCES)}")
+    try:
+        ev = _read_fields(args.fields, None) if args.fields else _sample_model(args.model, args.samples, args.seed,
+                                                                               args.device)
+        ag = _read_slices(args.against, args.against_samples) if args.against else None
+        m = _evaluate(ev, ag, ref, args.out, [*args.heights, "centre"])
+    except CfdseedError:
+        raise
+    except ValueError as exc:  # statistics reject the data (non-finite values, bad grid, ...)
+        raise DatasetError(f"cannot evaluate: {exc}") from None
     print(f"cfdseed evaluate: {ev.source}")
     if m["vs_dataset"]:
         print(f"  combined metric vs {ag.source if ag else ''}: {m['vs_dataset']['combined']:.4g}")

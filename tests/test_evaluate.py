@@ -1,0 +1,326 @@
+"""Evaluation statistics on analytic fields with known answers, comparisons, slice_metrics, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cfdseed.cli import main as cli_main
+from cfdseed.data import DatasetWriter
+from cfdseed.evaluate import (
+    PROFILES,
+    compare,
+    compare_reference,
+    log_spectral_error,
+    relative_l2,
+    slice_metrics,
+    statistics,
+    wasserstein1,
+)
+from cfdseed.grid import wall_normal
+from cfdseed.reference import load_reference
+
+torch.set_num_threads(1)
+NY, NZ, LY, LZ = 33, 32, 2.0, np.pi
+NU, U_TAU = 0.5 / 180.0, 0.5  # Re_tau = 180 with u_tau != 1 to exercise the units
+Y = wall_normal("chebyshev", NY, LY)
+Z = np.arange(NZ) * LZ / NZ
+
+
+def single_mode(n=16, amp=0.7, k0=3, comp=1, seed=0):
+    """One spanwise Fourier mode with a random phase per sample, on a uniform-in-y amplitude."""
+    rng = np.random.default_rng(seed)
+    f = np.zeros((n, 3, NY, NZ))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    f[:, comp] = amp * np.cos(2 * np.pi * k0 * Z / LZ + phase)
+    return f
+
+
+def test_single_fourier_mode_gives_one_peak_of_known_energy():
+    amp, k0 = 0.7, 3
+    s = statistics(single_mode(amp=amp, k0=k0), Y, LZ, nu=NU, u_tau=U_TAU)
+    dk = s.kz[1] - s.kz[0]  # in wall units
+    for h in range(len(s.heights)):
+        e = s.spectra_z[1, h]  # E_vv+
+        assert int(np.argmax(e)) == k0
+        # energy of the peak = variance of the mode = amp^2 / 2, in wall units
+        assert e[k0] * dk == pytest.approx(amp**2 / 2 / U_TAU**2, rel=1e-12)
+        assert np.sum(np.delete(e, k0)) * dk < 1e-20
+        assert np.sum(e) * dk == pytest.approx(s.profiles["v'+"][s.heights[h].row] ** 2, rel=1e-12)
+        # two-point correlation of a single mode: cos(k dz)
+        np.testing.assert_allclose(s.correlation[1, h], np.cos(2 * np.pi * k0 * np.arange(NZ // 2 + 1) / NZ),
+                                   atol=1e-12)
+    assert s.kz[k0] == pytest.approx(2 * np.pi * k0 / LZ * NU / U_TAU)
+    np.testing.assert_allclose(s.spectra_z[[0, 2]], 0.0, atol=1e-30)
+
+
+def test_gaussian_field_pdf_moments():
+    rng = np.random.default_rng(1)
+    sigma = 0.3
+    f = sigma * rng.standard_normal((200, 3, NY, NZ))
+    s = statistics(f, Y, LZ, nu=NU, u_tau=U_TAU)
+    mom = s.moments()
+    n = s.samples.shape[-1]
+    assert n == 2 * 200 * NZ  # both halves of the channel (wall reflection)
+    for comp in "uvw":
+        for h in s.heights:
+            m = mom[comp][h.label]
+            assert m["mean"] == pytest.approx(0.0, abs=5 / np.sqrt(n))
+            assert m["std"] == pytest.approx(sigma / U_TAU, rel=0.03)
+            assert m["skewness"] == pytest.approx(0.0, abs=0.1)
+            assert m["flatness"] == pytest.approx(3.0, abs=0.2)
+    hist = s.to_dict()["pdf_histograms"]["u"]["centre"]
+    widths = np.diff(hist["edges"])
+    assert np.sum(np.array(hist["density"]) * widths) == pytest.approx(1.0)
+
+
+def known_profile_field(n=4):
+    """u = U(y) + a(y) xi, v = b(y) (rho xi + sqrt(1 - rho^2) eta), w = c(y) eta with +-1 patterns
+    xi, eta of zero mean, unit variance and zero correlation: profiles known exactly."""
+    yw = np.minimum(Y, LY - Y)
+    mean = 10.0 * np.tanh(yw * 3)
+    a, b, c, rho = 0.5 * yw, 0.2 * yw, 0.3 * yw**2, -0.4
+    xi = np.where(np.arange(NZ) % 2 == 0, 1.0, -1.0)
+    eta = np.where(np.arange(NZ) % 4 < 2, 1.0, -1.0)
+    sign = np.where(Y > LY / 2, -1.0, 1.0)  # uv changes sign across the centre (mirror symmetry)
+    f = np.zeros((n, 3, NY, NZ))
+    f[:, 0] = mean[:, None] + a[:, None] * xi
+    f[:, 1] = sign[:, None] * b[:, None] * (rho * xi + np.sqrt(1 - rho**2) * eta)
+    f[:, 2] = c[:, None] * eta
+    return f, dict(U=mean, u=a, v=b, w=c, uv=rho * a * b)
+
+
+def test_known_profiles_in_wall_units_with_wall_reflection():
+    f, p = known_profile_field()
+    s = statistics(f, Y, LZ, nu=NU, u_tau=U_TAU)
+    nh = (NY + 1) // 2
+    assert s.folded and s.yplus.shape == (nh,)
+    np.testing.assert_allclose(s.yplus, Y[:nh] * U_TAU / NU)
+    assert s.re_tau == pytest.approx(180.0)
+    assert s.y_delta[-1] == pytest.approx(1.0)
+    np.testing.assert_allclose(s.profiles["U+"], p["U"][:nh] / U_TAU, atol=1e-12)
+    np.testing.assert_allclose(s.profiles["u'+"], p["u"][:nh] / U_TAU, atol=1e-12)
+    np.testing.assert_allclose(s.profiles["v'+"], p["v"][:nh] / U_TAU, atol=1e-12)
+    np.testing.assert_allclose(s.profiles["w'+"], p["w"][:nh] / U_TAU, atol=1e-12)
+    # without the v -> -v flip of the mirrored half the two halves would cancel
+    np.testing.assert_allclose(s.profiles["uv+"][:-1], p["uv"][: nh - 1] / U_TAU**2, atol=1e-12)
+    assert s.profiles["uv+"][-1] == pytest.approx(0.0, abs=1e-12)  # the centre row is its own mirror
+
+
+def test_asymmetric_grid_uses_lower_half():
+    y = np.sort(np.concatenate([[0.0, 2.0], np.random.default_rng(2).uniform(0.01, 1.99, 15)]))
+    f = np.ones((2, 3, y.size, 8))
+    s = statistics(f, y, 1.0, nu=NU, u_tau=U_TAU)
+    assert not s.folded
+    assert s.yplus.size == int(np.sum(y <= 1.0))
+
+
+def test_heights_pick_nearest_rows_and_skip_duplicates():
+    s = statistics(single_mode(), Y, LZ, nu=NU, u_tau=U_TAU, heights=(5.0, 5.1, 15.0, 1e4, "centre"))
+    labels = [h.label for h in s.heights]
+    assert labels == ["y+=5", "y+=15", "centre"]
+    for h in s.heights:
+        assert h.yplus == s.yplus[h.row]
+    assert s.heights[-1].yplus == pytest.approx(180.0)
+    with pytest.raises(ValueError, match="centre"):
+        statistics(single_mode(), Y, LZ, nu=NU, u_tau=U_TAU, heights=("middle",))
+
+
+def test_three_d_fields_streamwise_spectrum_and_divergence():
+    nx, lx = 16, 4.0
+    x = np.arange(nx) * lx / nx
+    y = wall_normal("chebyshev", 17, LY)
+    g = (y * (LY - y))[None, :, None]
+    f = np.zeros((2, 3, nx, 17, 12))
+    f[:, 0] = g * 0.0 + (np.cos(2 * np.pi * 2 * x / lx)[:, None, None] * g)  # u varies in x: div != 0
+    s = statistics(f, y, 2.0, nu=NU, u_tau=U_TAU, lx=lx)
+    assert s.kind == "fields" and s.n_fields == 2
+    assert s.kx[1] == pytest.approx(2 * np.pi / lx * NU / U_TAU)
+    for h in range(len(s.heights)):
+        assert int(np.argmax(s.spectra_x[0, h])) == 2
+    assert s.divergence["div_max"] > 1.0
+    # u independent of x: the contract-1 divergence vanishes
+    f2 = np.zeros_like(f)
+    f2[:, 0] = g * np.sin(2 * np.pi * np.arange(12) / 12)[None, None, :]
+    s2 = statistics(f2, y, 2.0, nu=NU, u_tau=U_TAU, lx=lx)
+    assert s2.divergence["div_max"] < 1e-12
+    with pytest.raises(ValueError, match="lx"):
+        statistics(f, y, 2.0, nu=NU, u_tau=U_TAU)
+
+
+def test_bad_input():
+    f = single_mode()
+    with pytest.raises(ValueError, match="shape"):
+        statistics(f[0], Y, LZ, nu=NU, u_tau=U_TAU)
+    with pytest.raises(ValueError, match="y must have shape"):
+        statistics(f, Y[:-1], LZ, nu=NU, u_tau=U_TAU)
+    with pytest.raises(ValueError, match="nu"):
+        statistics(f, Y, LZ, nu=-1.0, u_tau=U_TAU)
+    g = f.copy()
+    g[0, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        statistics(g, Y, LZ, nu=NU, u_tau=U_TAU)
+    with pytest.raises(ValueError, match="one grid"):
+        slice_metrics(f, f[:, :, :-1], Y, LZ, nu=NU, u_tau=U_TAU)
+
+
+def test_error_measures():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(5000)
+    assert wasserstein1(a, a + 0.25) == pytest.approx(0.25)
+    assert wasserstein1(np.zeros(3), np.ones(7)) == pytest.approx(1.0)
+    assert wasserstein1([0.0, 1.0], [0.0, 0.0, 1.0, 1.0]) == pytest.approx(0.0)
+    assert relative_l2([2.0, 4.0], [1.0, 2.0]) == pytest.approx(1.0)
+    e = np.array([0.0, 1.0, 2.0, 3.0])
+    assert log_spectral_error(4 * e, e) == pytest.approx(np.log(4))
+    assert log_spectral_error(e, e) == 0.0
+
+
+def test_slice_metrics_contract():
+    f, _ = known_profile_field(8)
+    noise = 0.05 * np.random.default_rng(4).standard_normal(f.shape) * (Y * (LY - Y))[None, None, :, None]
+    f = f + noise - noise.mean(axis=(0, 3), keepdims=True)  # row means stay mirror-symmetric
+    m = slice_metrics(f, f, Y, LZ, nu=NU, u_tau=U_TAU)
+    assert set(m) == {*PROFILES, "E_uu", "E_vv", "E_ww", "combined"}
+    assert all(isinstance(v, float) and v == 0.0 for v in m.values())
+    # doubling every fluctuation: rms profiles off by 100 %, uv by 300 %, spectra by ln 4 everywhere
+    mean = f.mean(axis=(0, 3), keepdims=True)
+    g = mean + 2 * (f - mean)
+    m2 = slice_metrics(f, g, Y, LZ, nu=NU, u_tau=U_TAU)
+    assert m2["U+"] == pytest.approx(0.0, abs=1e-12)
+    for k in ("u'+", "v'+", "w'+"):
+        assert m2[k] == pytest.approx(1.0)
+    assert m2["uv+"] == pytest.approx(3.0)
+    for k in ("E_uu", "E_vv", "E_ww"):
+        assert m2[k] == pytest.approx(np.log(4.0))
+    assert m2["combined"] == pytest.approx(0.5 * (0 + 1 + 1 + 1 + 3) / 5 + 0.5 * np.log(4.0))
+    # float32 batches of different sizes (the trainer's validation batch) are fine
+    m3 = slice_metrics(f.astype(np.float32), g[:3].astype(np.float32), Y, LZ, nu=NU, u_tau=U_TAU)
+    assert np.isfinite(m3["combined"]) and m3["combined"] > 0
+
+
+def test_compare_interpolates_between_grids_and_pairs_heights():
+    f, _ = known_profile_field(8)
+    s = statistics(f, Y, LZ, nu=NU, u_tau=U_TAU)
+    c = compare(s, s)
+    assert c["combined"] == 0.0
+    assert set(c["spectra"]["uu"]) == {h.label for h in s.heights}
+    assert all(v == 0.0 for d in c["pdf_w1"].values() for v in d.values())
+    y2 = wall_normal("chebyshev", 49, LY)
+    yw2 = np.minimum(y2, LY - y2)
+    g = np.zeros((4, 3, 49, NZ))
+    g[:, 0] = (10.0 * np.tanh(yw2 * 3))[:, None]
+    c2 = compare(statistics(g, y2, LZ, nu=NU, u_tau=U_TAU), s)
+    assert c2["profiles"]["U+"] < 0.02  # same mean profile sampled on another grid
+
+
+def test_compare_reference_on_published_profile():
+    ref = load_reference("lee-moser-180")
+    yw = np.minimum(Y, LY - Y)
+    u_tau, nu = 1.0, 1.0 / ref.re_tau
+    f = np.zeros((2, 3, NY, NZ))
+    f[:, 0] = np.interp(yw * u_tau / nu, ref.yplus, ref.profiles["U+"])[:, None]
+    s = statistics(f, Y, LZ, nu=nu, u_tau=u_tau)
+    c = compare_reference(s, ref)
+    assert c["profiles"]["U+"] < 1e-3
+    assert c["profiles"]["u'+"] == pytest.approx(1.0)  # no fluctuations at all
+    assert c["rows_compared"] >= (NY + 1) // 2 - 1 and c["name"] == "lee-moser-180"
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+ATTRS = dict(re_tau=180.0, nu=1.0 / 180.0, u_tau=1.0, ly=LY, lz=LZ, source="synthetic test data")
+EXPECTED = {"metrics.json", "report.md", "profiles.png", "spectra.png", "pdfs.png", "correlations.png", "slices.png"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    p = tmp_path_factory.mktemp("eval") / "data.h5"
+    rng = np.random.default_rng(5)
+    wall = (Y * (LY - Y))[None, None, :, None]
+    f = wall * (0.3 * np.sin(2 * np.pi * Z / LZ + rng.uniform(0, 6.3, (48, 3, 1, 1)))
+                + 0.1 * rng.standard_normal((48, 3, NY, NZ)))
+    f[:, 0] += 15 * wall[:, 0]
+    with DatasetWriter(p, Y, Z, attrs=ATTRS) as w:
+        w.append(f)
+    return p
+
+
+def _check_outputs(out, extra=()):
+    files = {p.name for p in out.iterdir()}
+    assert EXPECTED | set(extra) <= files
+    m = json.loads((out / "metrics.json").read_text())
+    report = (out / "report.md").read_text()
+    for name in m["figures"].values():
+        assert (out / name).stat().st_size > 10_000
+        assert f"]({name})" in report
+    return m
+
+
+@pytest.mark.slow
+def test_cli_fields_against_dataset(dataset, tmp_path, capsys):
+    out = tmp_path / "ev"
+    assert cli_main(["evaluate", "--fields", str(dataset), "--against", str(dataset), "--against-samples", "20",
+                     "--reference", "mkm-180", "--out", str(out)]) == 0
+    m = _check_outputs(out)
+    assert m["vs_reference"]["name"] == "mkm-180"
+    assert m["against"]["statistics"]["n_fields"] == 20
+    st = m["evaluated"]["statistics"]
+    assert [h["label"] for h in st["heights"]] == ["y+=5", "y+=15", "y+=30", "y+=100", "centre"]
+    assert set(st["profiles"]) == set(PROFILES) and len(st["y+"]) == (NY + 1) // 2
+    assert st["units"]["k+"] == "k nu / u_tau"
+    assert set(m["vs_dataset"]["spectra"]) == {"uu", "vv", "ww"}
+    assert 0 < m["vs_dataset"]["combined"] < 1
+    assert "combined metric" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_tiny_model(dataset, tmp_path):
+    from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+
+    arch = arch_config("cpu-tiny", NY, NZ, latent_dim=8)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, {
+        "format": CHECKPOINT_FORMAT, "format_version": 1, "arch": arch, "generator": Generator(arch).state_dict(),
+        "norm": {"mean": torch.zeros(3, NY, dtype=torch.float64), "std": torch.ones(3, NY, dtype=torch.float64)},
+        "grid": {"ny": NY, "nz": NZ, "y": torch.as_tensor(Y), "ly": LY, "lz": LZ, "re_tau": 180.0, "u_tau": 1.0,
+                 "nu": 1 / 180},
+        "metadata": {"source": "untrained test generator"}})
+    out = tmp_path / "ev"
+    assert cli_main(["evaluate", "--model", str(ckpt), "--samples", "8", "--device", "cpu", "--against",
+                     str(dataset), "--out", str(out)]) == 0
+    m = _check_outputs(out)
+    assert m["evaluated"]["statistics"]["n_fields"] == 8
+    assert m["vs_reference"]["name"] == "lee-moser-180"  # auto: nearest Re_tau
+
+
+@pytest.mark.slow
+def test_cli_three_d_fields(tmp_path):
+    nx, ny, nz = 8, 17, 12
+    y = wall_normal("chebyshev", ny, LY)
+    rng = np.random.default_rng(6)
+    f = rng.standard_normal((2, 3, nx, ny, nz)) * (y * (LY - y))[None, None, None, :, None]
+    p = tmp_path / "f3.h5"
+    with h5py.File(p, "w") as h:
+        h["fields"], h["y"] = f, y
+        h.attrs.update(lx=4.0, ly=LY, lz=2.0, nu=1 / 180, u_tau=1.0)
+    out = tmp_path / "ev"
+    assert cli_main(["evaluate", "--fields", str(p), "--reference", "none", "--heights", "10", "--out",
+                     str(out)]) == 0
+    m = _check_outputs(out, extra={"spectra_x.png"})
+    assert m["vs_reference"] is None and m["vs_dataset"] is None
+    assert m["evaluated"]["statistics"]["divergence"]["div_max"] > 0
+
+
+def test_cli_bad_input(dataset, tmp_path, capsys):
+    assert cli_main(["evaluate", "--fields", str(dataset), "--reference", "kim-1987", "--out", str(tmp_path)]) == 2
+    assert "mkm-180" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--fields", str(tmp_path / "missing.h5"), "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate", "--fields", str(dataset), "--model", "m.pt", "--out", str(tmp_path)])
