@@ -38,10 +38,11 @@ def same_report(a, b, rel=1e-12):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", ["uniform", "tanh:2.0", "chebyshev-cc", "uniform-cc"])
-def test_collective_report_equals_single_process(kind, spec):
-    grid = decompose(comm, kind, SHAPE, LENGTHS, spec)
+@pytest.mark.parametrize("shape", [SHAPE, (2, 4, 3)])  # the small one leaves some blocks empty
+def test_collective_report_equals_single_process(kind, spec, shape):
+    grid = decompose(comm, kind, shape, LENGTHS, spec)
     dtype = np.float32 if spec.endswith("cc") else np.float64
-    field = global_field(SHAPE, dtype)
+    field = global_field(shape, dtype)
     # this rank's block as a Fortran-ordered (z, y, x) array: the solver's own layout
     local = np.asfortranarray(field[(slice(None), *grid.local)].transpose(0, 3, 2, 1))
     report = check_field(comm, grid, local, axes="zyx")
