@@ -13,6 +13,12 @@ Command line (see :func:`cli_run`)::
     cfdseed evaluate (--model M [--samples N] | --fields F.h5) [--against DATA.h5]
                      [--reference NAME] --out DIR
 
+``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.data`) or 3-D fields stored as HDF5
+``/fields`` (N, 3, nx, ny, nz) float, ``/y`` (ny,), attributes ``lx, ly, lz, nu, u_tau``.
+``--against`` is a slice dataset (at most ``--against-samples`` slices, evenly spread). Outputs in
+``--out``: ``metrics.json`` (every number below with its units and heights; NaN written as null),
+the figures of :mod:`cfdseed.report` and ``report.md`` linking them.
+
 Statistics (:func:`statistics`)
 -------------------------------
 Components are u (streamwise), v (wall-normal), w (spanwise); averages run over samples, z and (for
@@ -58,7 +64,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -130,7 +136,6 @@ class Statistics:
     kx: np.ndarray | None = None
     spectra_x: np.ndarray | None = None
     divergence: dict[str, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def moments(self) -> dict[str, dict[str, dict[str, float]]]:
         """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
