@@ -137,28 +137,23 @@ def resample_periodic(a: np.ndarray, axis: int, n_out: int, l_in: float | None =
     m = 1 if l_in is None or l_out is None else tile_factor(l_in, l_out)[0]
     if n_in == n_out and m == 1:
         return np.array(a, copy=True)
-    spec = sfft.fft(a, axis=axis, workers=-1) / n_in
-    spec = np.moveaxis(spec, axis, 0)
-    k = np.rint(sfft.fftfreq(n_in, 1.0 / n_in)).astype(np.int64)
-    out = np.zeros((n_out,) + spec.shape[1:], dtype=spec.dtype)
-
-    def put(kk: int, coef: np.ndarray) -> None:
-        kt = m * kk
-        if 2 * abs(kt) > n_out:
-            return  # truncated
-        if 2 * abs(kt) == n_out:  # target Nyquist: its two halves meet in one coefficient
-            out[n_out // 2] += coef
-            return
-        out[kt % n_out] += coef
-
-    for idx, kk in enumerate(k):
-        if n_in % 2 == 0 and 2 * abs(kk) == n_in:  # source Nyquist: a cosine, split in two halves
-            put(int(kk), 0.5 * spec[idx])
-            put(-int(kk), 0.5 * spec[idx])
-        else:
-            put(int(kk), spec[idx])
-    res = sfft.ifft(out, axis=0, workers=-1).real * n_out
-    res = np.moveaxis(res, 0, axis)
+    # c_k = X_k / n_in; the source Nyquist term (n_in even) is the cosine c_N cos(N x): half of it
+    # belongs to +N. Source wavenumber k lands on m k in the target; the target Nyquist bin holds
+    # the sum of the +/- halves, 2 Re(c); what lies beyond is truncated.
+    spec = np.moveaxis(sfft.rfft(a, axis=axis, workers=-1), axis, 0)
+    k = np.arange(spec.shape[0])
+    w = np.full(k.size, n_out / n_in)
+    if n_in % 2 == 0:
+        w[-1] *= 0.5
+    kt = m * k
+    out = np.zeros((n_out // 2 + 1,) + spec.shape[1:], dtype=spec.dtype)
+    inner = 2 * kt < n_out
+    out[kt[inner]] = spec[k[inner]] * w[inner].reshape((-1,) + (1,) * (spec.ndim - 1))
+    edge = np.nonzero(2 * kt == n_out)[0]
+    if edge.size:
+        out[n_out // 2] = 2.0 * (spec[edge[0]] * w[edge[0]]).real
+    del spec
+    res = sfft.irfft(np.moveaxis(out, 0, axis), n=n_out, axis=axis, workers=-1)
     return res.astype(np.float32) if a.dtype == np.float32 else res
 
 
