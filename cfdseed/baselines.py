@@ -67,7 +67,7 @@ class BaselineSource:
         raw = self._build(grid, rng)
         out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
                            bulk=True if o["bulk"] is None else float(o["bulk"]), blend=o["blend"],
-                           max_ratio=o["max_ratio"])
+                           max_ratio=o["max_ratio"], copy=False)
         self.last_info = SourceInfo(enforcement=rep)
         return out
 

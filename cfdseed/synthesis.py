@@ -355,7 +355,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     info.units = units
     t = time.perf_counter()
     out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                       blend=blend, max_ratio=max_ratio)
+                       blend=blend, max_ratio=max_ratio, copy=False)
     out *= units.u_tau
     info.timings["enforcement"] = time.perf_counter() - t
     info.enforcement = rep
