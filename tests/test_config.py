@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cfdseed import ConfigError
@@ -64,3 +66,12 @@ def test_toml_round_trip(tmp_path):
     assert load_config(None) == Config()
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "none.toml")
+
+
+def test_shipped_configs_parse():
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(root.glob("configs/*.toml")) + [root / "examples" / "train_tiny.toml"]
+    assert len(files) >= 2
+    for f in files:
+        cfg = load_config(f)
+        assert Path(cfg.data.path).is_absolute(), f
