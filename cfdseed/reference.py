@@ -71,11 +71,20 @@ class Reference:
     profiles: dict[str, np.ndarray]
 
     def interpolate(self, yplus: Sequence[float] | np.ndarray) -> dict[str, np.ndarray]:
-        """Profiles linearly interpolated to ``yplus``; NaN outside ``[yplus.min(), yplus.max()]``."""
+        """Profiles linearly interpolated to ``yplus``; NaN outside ``[0, re_tau]``.
+
+        Files that stop short of the centre (Lee & Moser: y/delta = 0.9916) are completed with the
+        mirror image of their last point about the centre (uv+ changes sign there), so the centre
+        value is the symmetric interpolation.
+        """
         yp = np.asarray(yplus, dtype=np.float64)
-        tol = 1e-9 * self.yplus[-1]  # the wall point of some files sits at y+ ~ 1e-14, not 0
-        inside = (yp >= self.yplus[0] - tol) & (yp <= self.yplus[-1] + tol)
-        return {k: np.where(inside, np.interp(yp, self.yplus, v), np.nan) for k, v in self.profiles.items()}
+        x, prof = self.yplus, dict(self.profiles)
+        if self.y_delta[-1] < 1.0:
+            x = np.append(x, 2 * self.re_tau - x[-1])
+            prof = {k: np.append(v, -v[-1] if k == "uv+" else v[-1]) for k, v in prof.items()}
+        tol = 1e-9 * self.re_tau  # the wall point of some files sits at y+ ~ 1e-14, not 0
+        inside = (yp >= x[0] - tol) & (yp <= self.re_tau + tol)
+        return {k: np.where(inside, np.interp(yp, x, v), np.nan) for k, v in prof.items()}
 
     def centreline(self) -> float:
         """U+ at the last published point (the centre, or as near as the data go)."""

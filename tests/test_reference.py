@@ -55,6 +55,11 @@ def test_interpolate_to_yplus():
     assert at["U+"][1] == pytest.approx(r.profiles["U+"][10])
     assert at["u'+"][2] == pytest.approx(2.67, abs=0.01)
     assert np.isnan(at["U+"][3])
+    # the file stops at y/delta = 0.9916: the centre comes from the mirror image (uv+ -> 0 there)
+    centre = r.interpolate([r.re_tau])
+    assert centre["U+"][0] == pytest.approx(18.268, abs=1e-3)
+    assert centre["uv+"][0] == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(r.interpolate([r.re_tau * 1.001])["U+"][0])
 
 
 def test_names_and_errors():
