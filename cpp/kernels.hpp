@@ -19,6 +19,14 @@
 #include <string>
 #include <vector>
 
+// Per-point lambdas must be inlined into the loop nests; GCC's heuristics may refuse for the larger
+// ones once six loop orders are instantiated.
+#if defined(__GNUC__)
+#define CFDSEED_INLINE __attribute__((always_inline))
+#else
+#define CFDSEED_INLINE
+#endif
+
 namespace cfdseed {
 
 using idx = std::int64_t;
@@ -44,19 +52,25 @@ std::array<int, 3> loop_order(const View3<T>& v) {
   return o;
 }
 
+// Nesting order fixed at compile time (A slowest, C innermost), so the indices live in registers.
+template <int A, int B, int C, class F>
+void loop3_fixed(const Ext& lo, const Ext& hi, F& f) {
+  idx ix[3];
+  for (ix[A] = lo[A]; ix[A] < hi[A]; ++ix[A])
+    for (ix[B] = lo[B]; ix[B] < hi[B]; ++ix[B])
+      for (ix[C] = lo[C]; ix[C] < hi[C]; ++ix[C]) f(ix[0], ix[1], ix[2]);
+}
+
 // Calls f(i, j, k) for every index in [lo, hi) in the nesting order o (slowest first).
 template <class F>
 void loop3(const Ext& lo, const Ext& hi, const std::array<int, 3>& o, F&& f) {
-  idx ix[3];
-  for (idx a = lo[o[0]]; a < hi[o[0]]; ++a) {
-    ix[o[0]] = a;
-    for (idx b = lo[o[1]]; b < hi[o[1]]; ++b) {
-      ix[o[1]] = b;
-      for (idx c = lo[o[2]]; c < hi[o[2]]; ++c) {
-        ix[o[2]] = c;
-        f(ix[0], ix[1], ix[2]);
-      }
-    }
+  switch (o[0] * 9 + o[1] * 3 + o[2]) {
+    case 0 * 9 + 1 * 3 + 2: return loop3_fixed<0, 1, 2>(lo, hi, f);
+    case 0 * 9 + 2 * 3 + 1: return loop3_fixed<0, 2, 1>(lo, hi, f);
+    case 1 * 9 + 0 * 3 + 2: return loop3_fixed<1, 0, 2>(lo, hi, f);
+    case 1 * 9 + 2 * 3 + 0: return loop3_fixed<1, 2, 0>(lo, hi, f);
+    case 2 * 9 + 0 * 3 + 1: return loop3_fixed<2, 0, 1>(lo, hi, f);
+    default: return loop3_fixed<2, 1, 0>(lo, hi, f);
   }
 }
 
@@ -88,18 +102,20 @@ Stats stats(const View3<T>& f, const double* wy, idx nwy) {
   if (nwy != f.n[1])
     throw std::invalid_argument("wy must have one weight per y index (" + std::to_string(f.n[1]) +
                                 "), got " + std::to_string(nwy));
-  Stats r;
-  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) {
+  // local accumulators (not members of the returned struct) so they stay in registers
+  double m = 0.0, ss = 0.0, ws = 0.0;
+  idx bad = 0;
+  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) CFDSEED_INLINE {
     const double x = f(i, j, k);
     if (std::isfinite(x)) {
-      r.max_abs = std::max(r.max_abs, std::fabs(x));
-      r.sumsq += x * x;
-      r.wsum += wy[j] * x;
+      m = std::max(m, std::fabs(x));
+      ss += x * x;
+      ws += wy[j] * x;
     } else {
-      ++r.nonfinite;
+      ++bad;
     }
   });
-  return r;
+  return {m, ss, ws, bad};
 }
 
 // max |a + t (b - a)| over finite values: the wall value of a component, taken from the wall
@@ -110,7 +126,7 @@ double wall_absmax(const View3<T>& a, const View3<T>& b, double t) {
     throw std::invalid_argument("planes a and b must have the same shape, got " + ext_str(a.n) +
                                 " and " + ext_str(b.n));
   double m = 0.0;
-  loop3({0, 0, 0}, a.n, loop_order(a), [&](idx i, idx j, idx k) {
+  loop3({0, 0, 0}, a.n, loop_order(a), [&](idx i, idx j, idx k) CFDSEED_INLINE {
     const double x = a(i, j, k);
     const double v = x + t * (b(i, j, k) - x);
     if (std::isfinite(v)) m = std::max(m, std::fabs(v));
@@ -125,9 +141,9 @@ struct Increments {
 
 template <class T, int AX>
 Increments increments_along(const View3<T>& f, const View3<T>& hi, idx seam) {
-  Increments r;
+  double interior = 0.0, at_seam = 0.0;
   const idx last = f.n[AX] - 1;
-  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) {
+  loop3({0, 0, 0}, f.n, loop_order(f), [&](idx i, idx j, idx k) CFDSEED_INLINE {
     const idx p = AX == 0 ? i : (AX == 1 ? j : k);
     double next;
     if (p < last)
@@ -136,10 +152,12 @@ Increments increments_along(const View3<T>& f, const View3<T>& hi, idx seam) {
       next = hi(AX == 0 ? 0 : i, AX == 1 ? 0 : j, AX == 2 ? 0 : k);
     const double d = std::fabs(next - f(i, j, k));
     if (!std::isfinite(d)) return;
-    double& slot = (p == seam) ? r.seam : r.interior;
-    slot = std::max(slot, d);
+    if (p == seam)
+      at_seam = std::max(at_seam, d);
+    else
+      interior = std::max(interior, d);
   });
-  return r;
+  return {interior, at_seam};
 }
 
 // Forward increments along `axis`; the increment leaving the block uses the neighbour plane `hi`
@@ -201,8 +219,9 @@ Divergence divergence(const View3<T>& u, const View3<T>& v, const View3<T>& w, c
     cp[j] = hm * hm / den;
   }
   const double ax = 0.5 / dx, az = 0.5 / dz;
-  Divergence r;
-  loop3({0, j0, 0}, {nx, j1, nz}, loop_order(u), [&](idx i, idx j, idx k) {
+  double m = 0.0, ss = 0.0;
+  idx count = 0;
+  loop3({0, j0, 0}, {nx, j1, nz}, loop_order(u), [&](idx i, idx j, idx k) CFDSEED_INLINE {
     const double up = i + 1 < nx ? u(i + 1, j, k) : uhi(0, j, k);
     const double um = i > 0 ? u(i - 1, j, k) : ulo(0, j, k);
     const double vp = j + 1 < ny ? v(i, j + 1, k) : vhi(i, 0, k);
@@ -211,12 +230,12 @@ Divergence divergence(const View3<T>& u, const View3<T>& v, const View3<T>& w, c
     const double wm = k > 0 ? w(i, j, k - 1) : wlo(i, j, 0);
     const double d = (up - um) * ax + cm[j] * vm + c0[j] * v(i, j, k) + cp[j] * vp + (wp - wm) * az;
     if (std::isfinite(d)) {
-      r.max_abs = std::max(r.max_abs, std::fabs(d));
-      r.sumsq += d * d;
-      ++r.count;
+      m = std::max(m, std::fabs(d));
+      ss += d * d;
+      ++count;
     }
   });
-  return r;
+  return {m, ss, count};
 }
 
 }  // namespace cfdseed
