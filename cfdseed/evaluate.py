@@ -74,6 +74,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_HEIGHTS",
     "PROFILES",
+    "SPECTRUM_FLOOR",
     "Height",
     "Statistics",
     "statistics",
