@@ -117,13 +117,15 @@ def quicklook(path: str | Path, field: np.ndarray, grid: Grid, re_tau: float | N
     y_near = 15.0 * h / re_tau if re_tau else 0.1 * h
     j = int(np.argmin(np.abs(grid.y - y_near)))
     up = field[0] - field[0].mean(axis=(0, 2), keepdims=True)  # (nx, ny, nz)
-    lim = float(np.abs(up).max()) or 1.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
-    m = a.pcolormesh(grid.z, grid.y, up[0], cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
-    a.set(xlabel="z", ylabel="y", title="u' at x = 0 (y-z plane)", aspect="equal")
-    b.pcolormesh(grid.x, grid.z, up[:, j].T, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
-    b.set(xlabel="x", ylabel="z", title=f"u' at y = {grid.y[j]:.4g} (x-z plane)", aspect="equal")
-    fig.colorbar(m, ax=[a, b], shrink=0.8, label="u'")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
+    for ax, (h1, h2, data, xl, yl, ttl) in zip((a, b), (
+        (grid.z, grid.y, up[0], "z", "y", "u' at x = 0 (y-z plane)"),
+        (grid.x, grid.z, up[:, j].T, "x", "z", f"u' at y = {grid.y[j]:.4g} (x-z plane)"),
+    )):
+        lim = float(np.abs(data).max()) or 1.0  # each panel its own symmetric scale
+        m = ax.pcolormesh(h1, h2, data, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
+        ax.set(xlabel=xl, ylabel=yl, title=ttl, aspect="equal")
+        fig.colorbar(m, ax=ax, shrink=0.8, label="u'")
     if title:
         fig.suptitle(title)
     path = Path(path)
