@@ -19,6 +19,7 @@ ignores NaN/Inf values. Enforcement (projection, no-slip, bulk scaling) lives el
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from .halo import exchange_faces
 
 __all__ = ["Tolerances", "ConstraintReport", "check_field", "as_components", "bulk_weights"]
 
+_log = logging.getLogger(__name__)
 _WALL_TOL = 1e-12  # relative to ly: a y point this close to a wall lies on it (as in Grid)
 
 
@@ -339,7 +341,12 @@ def check_field(
         err = exc
     agree(comm, err)
 
-    part = _partials(comm, grid, comps, blocks)
+    err, part = None, np.zeros(len(_MAX) + len(_SUM))
+    try:
+        part = _partials(comm, grid, comps, blocks)
+    except Exception as exc:  # noqa: BLE001 - not expected after validation; never leave a rank waiting
+        err = exc
+    agree(comm, err)
     allp = np.empty((comm.Get_size(), part.size))
     comm.Allgather(part, allp)
     mx = dict(zip(_MAX, allp[:, : len(_MAX)].max(axis=0)))
@@ -352,7 +359,7 @@ def check_field(
     rms = tuple(math.sqrt(sm[f"ss_{c}"] / (n - sm[f"nf_{c}"])) if n > sm[f"nf_{c}"] else 0.0 for c in "uvw")
     count = sm["div_count"]
     lo_wall, hi_wall = _walls(grid)
-    return ConstraintReport(
+    report = ConstraintReport(
         shape=grid.shape,
         dtype=str(comps[0].dtype),
         bulk_velocity=bulk,
@@ -368,3 +375,6 @@ def check_field(
         divergence_rms=math.sqrt(sm["div_sumsq"] / count) / scale if count else 0.0,
         tolerances=tolerances,
     )
+    if comm.Get_rank() == 0:
+        _log.debug("check_field on %d ranks:\n%s", comm.Get_size(), report)
+    return report

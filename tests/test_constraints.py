@@ -360,3 +360,17 @@ def test_as_components_returns_views():
     field = np.zeros((3, 4, 5, 6), order="F")
     u, v, w = as_components(field, "xzy", (4, 6, 5))
     assert u.shape == (4, 6, 5) and np.shares_memory(u, field)
+
+
+def test_grid_with_one_wall_point():
+    """A point on the lower wall only: plane value below, extrapolation and a virtual point above."""
+    y = np.array([0.0, 0.5, 1.0, 1.5, 1.8])
+    grid = Grid((3, 5, 2), (1.0, 2.0, 1.0), y=y)
+    lin = np.broadcast_to((3.0 + 5.0 * y)[None, :, None], grid.shape)
+    quad = np.broadcast_to((y * (2.0 - y))[None, :, None], grid.shape)
+    report = check_field(SELF, grid, (lin, quad, 0 * lin))
+    assert report.wall_extrapolated
+    assert report.no_slip * report.u_ref == pytest.approx(13.0, rel=1e-12)  # 3 at y=0, 13 extrapolated to y=2
+    assert report.divergence_max * report.u_ref == pytest.approx(np.abs(2.0 - 2 * y[1:]).max(), rel=1e-12)
+    w = bulk_weights(grid) * 3 * 2 * 2.0  # trapezoid weights on (y, 2) with the virtual top point dropped
+    np.testing.assert_allclose(w, [0.25, 0.5, 0.5, 0.4, 0.25], rtol=1e-14)
