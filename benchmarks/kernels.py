@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -70,7 +71,8 @@ def main() -> None:
         "Fortran (z, y, x)": np.asfortranarray(base.transpose(0, 3, 2, 1)).transpose(0, 3, 2, 1),
     }
     results = {"shape": [3, nx, ny, nz], "dtype": "float32", "repeat": args.repeat,
-               "machine": platform.machine(), "python": platform.python_version(), "layouts": {}}
+               "machine": platform.machine(), "python": platform.python_version(),
+               "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(), "layouts": {}}
     for name, field in layouts.items():
         rows, tk, to = {}, 0.0, 0.0
         for kernel, ours, ref in _calls(field, planes, yext, wy):
