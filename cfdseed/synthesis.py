@@ -191,12 +191,13 @@ def _positive(name: str, v: Any) -> float | None:
 
 def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: float | None = None,
                  u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
-                 bulk_plus: float | None = None) -> TargetUnits:
+                 bulk_plus: float | None = None, warn: bool = True) -> TargetUnits:
     """Resolve the target units from any consistent subset of ``re_tau, u_tau, nu, bulk``.
 
     Rules (h = ly / 2): ``re_tau`` defaults to the model's unless ``u_tau`` and ``nu`` fix it;
     ``u_tau`` comes from ``re_tau nu / h``, else from ``bulk / bulk_plus`` (``bulk_plus`` = expected
     bulk velocity in wall units), else the model's own ``u_tau``; ``nu = u_tau h / re_tau``.
+    ``warn=False`` silences the out-of-range warning (the error stays).
 
     Raises
     ------
@@ -229,7 +230,7 @@ def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: 
             f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g}; the generator "
             f"supports ratios in [{1 / RE_TAU_ERROR:g}, {RE_TAU_ERROR:g}] (train a model nearer the target)"
         )
-    if spread > RE_TAU_WARN:
+    if spread > RE_TAU_WARN and warn:
         msg = (f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g} (outside "
                f"[{1 / RE_TAU_WARN:g}, {RE_TAU_WARN:g}]): near-wall structures and the log layer are "
                "mis-scaled, expect a longer transient")
@@ -348,7 +349,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     bulk_plus = bulk_velocity(out, grid) + math.log(units.ratio) / KAPPA
     if bulk is not None:
         units = target_units(gen.re_tau, gen.u_tau, ly, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
-                             bulk_plus=bulk_plus)
+                             bulk_plus=bulk_plus, warn=False)  # warned above already
         bulk_plus = units.bulk / units.u_tau
     else:
         units.bulk = bulk_plus * units.u_tau
