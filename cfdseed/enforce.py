@@ -49,14 +49,17 @@ _MODE_CHUNK = 1 << 12  # (kx, kz) modes per batched solve: small temporaries sta
 
 
 def require_grid(grid: Grid) -> None:
-    """Raise :class:`GridError` unless the grid can carry an enforced field (nx, nz >= 2, ny >= 3)."""
+    """Raise :class:`GridError` unless the grid can carry an enforced field (nx, nz >= 2, ny >= 3 or 4)."""
     if not isinstance(grid, Grid):
         raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
     nx, ny, nz = grid.shape
-    if nx < 2 or nz < 2 or ny < 3:
+    # the no-slip condition pins the wall points (or, without wall points, the wall-nearest
+    # points via the extrapolation): a divergence-free field needs at least 2 free values per column
+    ny_min = 3 if all(_walls(grid)) else 4
+    if nx < 2 or nz < 2 or ny < ny_min:
         raise GridError(
-            f"grid shape {grid.shape} is too small for an initial condition: need nx >= 2, ny >= 3 "
-            "(one point off the walls) and nz >= 2"
+            f"grid shape {grid.shape} is too small for an initial condition: need nx >= 2, nz >= 2 and "
+            f"ny >= {ny_min} (3 with points on both walls, else 4)"
         )
 
 

@@ -168,6 +168,12 @@ def test_bad_input():
     for shape in ((1, 9, 4), (6, 2, 4), (6, 9, 1)):
         with pytest.raises(GridError, match="too small"):
             require_grid(Grid(shape, LENGTHS))
+    with pytest.raises(GridError, match="ny >= 4"):
+        require_grid(Grid((4, 3, 4), LENGTHS, y="uniform-cc"))
+    for y in ("uniform", "uniform-cc"):  # the smallest grids that work
+        g = Grid((2, 3 if y == "uniform" else 4, 2), LENGTHS, y=y)
+        out, rep = enforce(_random_field(g.shape, np.random.default_rng(1)), g, bounds=False)
+        assert rep.after["div_max"] < 1e-12 and rep.after["wall_max"] < 1e-14
     assert field_figures(bad, g)["nonfinite"] == 1
 
 
