@@ -1,0 +1,455 @@
+"""Dedalus 3 plane-channel adapter: problem, cfdseed grid, seeding, diagnostics and checkpoints.
+
+Owns everything that touches Dedalus objects:
+
+- :class:`ChannelSpec`: box, resolution, Re_tau and time-stepping settings (units h = u_tau = 1,
+  so nu = h / Re_tau and the constant streamwise body force is u_tau^2 / h).
+- :class:`DedalusChannel`: builds the incompressible channel problem (RealFourier in x and z,
+  Chebyshev in y on [0, ly], no-slip walls, first-order tau formulation with one lifted tau term
+  in the velocity gradient, pressure gauge ``integ(p) = 0``), a CFL-adaptive SBDF2 solver, the
+  :class:`cfdseed.Grid` of this rank's block of the (non-dealiased) grid, and views of the
+  velocity grid data that :func:`cfdseed.init_field` writes into directly.
+
+Dedalus stores the grid data of the vector ``u`` as ``(component, x, z, y)`` with the
+coordinate order ``('x', 'z', 'y')`` chosen here, so the component order is (u, w, v); the views
+returned by :meth:`DedalusChannel.velocity_views` reorder them to (u, v, w) with ``axes="xzy"``.
+The Chebyshev grid consists of the Gauss points (no wall points), increasing in y; the cfdseed
+grid therefore is cell-centred in the sense of contract 1 (virtual zero-velocity walls).
+
+Collective methods (``diagnostics``, ``slices``, checkpoints, seeding) must be called on every
+rank of the solver's communicator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import chebyshev as cheb
+
+from ..errors import CfdseedError, CheckpointError, ConfigError
+from ..grid import Grid
+
+__all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights"]
+
+log = logging.getLogger(__name__)
+
+_INSTALL_HINT = "install the Dedalus environment with .ci/setup-dedalus.sh and use .venv-dedalus/bin/python"
+
+
+def import_dedalus() -> Any:
+    """Return ``dedalus.public`` or raise :class:`CfdseedError` with the set-up instructions."""
+    try:
+        import dedalus.public as d3
+    except ImportError as exc:
+        raise CfdseedError(f"Dedalus 3 is not importable ({exc}); {_INSTALL_HINT}") from exc
+    return d3
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """Channel box, resolution and time stepping (units h = ly/2 = 1 by default, u_tau = 1).
+
+    Parameters
+    ----------
+    shape
+        ``(nx, ny, nz)``: Fourier modes in x and z, Chebyshev modes in y (grid points at scale 1).
+    lengths
+        ``(lx, ly, lz)``; walls at y = 0 and y = ly, half-height h = ly / 2.
+    re_tau
+        Friction Reynolds number u_tau h / nu that sets nu = h / re_tau (force u_tau^2 / h = 1/h).
+    cfl_safety
+        CFL safety factor (Dedalus measures it on the dealiased grid; keep <= 0.2).
+    max_step, initial_step
+        Largest and first time step, in h / u_tau.
+    dealias
+        Dealiasing scale (3/2 rule).
+    """
+
+    shape: tuple[int, int, int] = (32, 64, 32)
+    lengths: tuple[float, float, float] = (math.pi, 2.0, math.pi / 2)
+    re_tau: float = 180.0
+    cfl_safety: float = 0.15
+    max_step: float = 0.01
+    initial_step: float = 2e-4
+    dealias: float = 1.5
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 3 or any(int(n) != n for n in self.shape):
+            raise ConfigError(f"shape must be three integers (nx, ny, nz), got {self.shape!r}")
+        nx, ny, nz = self.shape
+        if nx < 4 or nz < 4 or ny < 8 or nx % 2 or nz % 2:
+            raise ConfigError(f"shape {self.shape}: need even nx, nz >= 4 and ny >= 8")
+        if len(self.lengths) != 3 or not all(math.isfinite(v) and v > 0 for v in self.lengths):
+            raise ConfigError(f"lengths must be three positive numbers, got {self.lengths!r}")
+        for name in ("re_tau", "cfl_safety", "max_step", "initial_step", "dealias"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name}={v!r} must be a positive finite number")
+        if self.cfl_safety > 0.5:
+            raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.2")
+
+    @property
+    def h(self) -> float:
+        """Channel half-height ly / 2."""
+        return self.lengths[1] / 2
+
+    @property
+    def nu(self) -> float:
+        """Kinematic viscosity u_tau h / Re_tau with u_tau = 1."""
+        return self.h / self.re_tau
+
+    @property
+    def force(self) -> float:
+        """Constant streamwise body force u_tau^2 / h balancing the mean wall shear."""
+        return 1.0 / self.h
+
+    def wall_units(self) -> dict[str, float]:
+        """Grid spacings in wall units (Δx+, Δz+, first and centre Δy+)."""
+        nx, ny, nz = self.shape
+        lx, ly, lz = self.lengths
+        y = gauss_points(ny, ly)
+        scale = 1.0 / self.nu
+        return {
+            "dx+": lx / nx * scale,
+            "dz+": lz / nz * scale,
+            "y1+": float(y[0]) * scale,
+            "dy_centre+": float(np.max(np.diff(y))) * scale,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)
+        return d
+
+
+def gauss_points(ny: int, ly: float) -> np.ndarray:
+    """Chebyshev-Gauss points on [0, ly], increasing (Dedalus' ChebyshevT grid at scale 1)."""
+    j = np.arange(ny)
+    return ly / 2 * (1 - np.cos(np.pi * (j + 0.5) / ny))
+
+
+def gauss_weights(ny: int, ly: float) -> np.ndarray:
+    """Quadrature weights exact for polynomials of degree < ny on the Gauss points over [0, ly]."""
+    s = 2 * gauss_points(ny, ly) / ly - 1  # (ny,) in [-1, 1]
+    vander = cheb.chebvander(s, ny - 1)  # (ny, ny)
+    k = np.arange(ny)
+    moments = np.where(k % 2 == 0, 2.0 / (1.0 - k.astype(float) ** 2 + (k == 1)), 0.0)
+    return np.linalg.solve(vander.T, moments) * ly / 2
+
+
+@dataclass
+class Diagnostics:
+    """Plane-averaged state of the channel at one time (identical on every rank).
+
+    ``profiles`` holds (ny,) arrays on the Gauss points: ``U, V, W`` means and ``uu, vv, ww, uv``
+    central second moments. Wall shear stresses are in units of u_tau^2 (1 at the force balance).
+    """
+
+    t: float
+    iteration: int
+    bulk: float
+    tau_lower: float
+    tau_upper: float
+    probe_u: float
+    centre_u: float
+    tke: float
+    profiles: dict[str, np.ndarray] = field(repr=False)
+
+    def row(self) -> dict[str, float]:
+        """Scalar fields for a time-series row."""
+        return {
+            "t": self.t,
+            "step": self.iteration,
+            "bulk": self.bulk,
+            "tau_lower": self.tau_lower,
+            "tau_upper": self.tau_upper,
+            "probe_u": self.probe_u,
+            "centre_u": self.centre_u,
+            "tke": self.tke,
+        }
+
+
+class DedalusChannel:
+    """Incompressible channel flow in Dedalus 3 with cfdseed seeding and diagnostics.
+
+    Parameters
+    ----------
+    spec
+        Box, resolution and time-stepping settings.
+    comm
+        mpi4py communicator (default ``MPI.COMM_WORLD``).
+    mesh
+        Optional Dedalus process mesh (default: 1-D over x).
+    """
+
+    def __init__(self, spec: ChannelSpec, comm: Any = None, mesh: tuple[int, ...] | None = None) -> None:
+        d3 = import_dedalus()
+        from mpi4py import MPI
+
+        self.spec = spec
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        nx, ny, nz = spec.shape
+        lx, ly, lz = spec.lengths
+        coords = d3.CartesianCoordinates("x", "z", "y")
+        dist = d3.Distributor(coords, dtype=np.float64, comm=self.comm, mesh=mesh)
+        xb = d3.RealFourier(coords["x"], size=nx, bounds=(0, lx), dealias=spec.dealias)
+        zb = d3.RealFourier(coords["z"], size=nz, bounds=(0, lz), dealias=spec.dealias)
+        yb = d3.ChebyshevT(coords["y"], size=ny, bounds=(0, ly), dealias=spec.dealias)
+        bases = (xb, zb, yb)
+        p = dist.Field(name="p", bases=bases)
+        u = dist.VectorField(coords, name="u", bases=bases)
+        tau_p = dist.Field(name="tau_p")
+        tau_u1 = dist.VectorField(coords, name="tau_u1", bases=(xb, zb))
+        tau_u2 = dist.VectorField(coords, name="tau_u2", bases=(xb, zb))
+        ex, _ez, ey = coords.unit_vector_fields(dist)
+        lift_basis = yb.derivative_basis(1)
+
+        def lift(a: Any) -> Any:
+            return d3.Lift(a, lift_basis, -1)
+
+        grad_u = d3.grad(u) + ey * lift(tau_u1)
+        namespace = dict(
+            u=u, p=p, tau_p=tau_p, tau_u1=tau_u1, tau_u2=tau_u2, grad_u=grad_u, lift=lift,
+            ex=ex, nu=spec.nu, force=spec.force, ly=ly,
+        )
+        problem = d3.IVP([p, u, tau_p, tau_u1, tau_u2], namespace=namespace)
+        problem.add_equation("trace(grad_u) + tau_p = 0")
+        problem.add_equation("dt(u) - nu*div(grad_u) + grad(p) + lift(tau_u2) = - u@grad(u) + force*ex")
+        problem.add_equation("u(y=0) = 0")
+        problem.add_equation("u(y=ly) = 0")
+        problem.add_equation("integ(p) = 0")
+        self.solver = problem.build_solver(d3.SBDF2)
+        self.cfl = d3.CFL(
+            self.solver, initial_dt=spec.initial_step, cadence=5, safety=spec.cfl_safety,
+            threshold=0.05, max_change=1.5, min_change=0.5, max_dt=spec.max_step,
+        )
+        self.cfl.add_velocity(u)
+        self.timestep = spec.initial_step
+        self._d3, self._dist, self._bases, self._coords = d3, dist, bases, coords
+        self.u, self.p = u, p
+        self._work = dist.VectorField(coords, name="u_work", bases=bases)
+        self.grid = self._make_grid()
+        self._weights = gauss_weights(ny, ly)
+
+    # -- grid and seeding ---------------------------------------------------------------------
+    def local_coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This rank's x, z, y grid coordinates at scale 1 as 1-D arrays (Dedalus' own)."""
+        x, z, y = self._dist.local_grids(*self._bases, scales=1)
+        return np.ravel(x), np.ravel(z), np.ravel(y)
+
+    def _make_grid(self) -> Grid:
+        nx, ny, nz = self.spec.shape
+        lx, ly, lz = self.spec.lengths
+        x, z, y = self.local_coordinates()
+        slices = []
+        for name, vals, n, length in (("x", x, nx, lx), ("z", z, nz, lz)):
+            if vals.size == 0:
+                slices.append(slice(0, 0))
+                continue
+            start = int(round(vals[0] / (length / n)))
+            expect = (start + np.arange(vals.size)) * length / n
+            if not np.allclose(vals, expect, rtol=0, atol=1e-9 * length):
+                raise CfdseedError(f"Dedalus {name} grid on this rank is not a contiguous uniform block: {vals}")
+            slices.append(slice(start, start + vals.size))
+        if y.size != ny:
+            raise CfdseedError(f"Dedalus y grid is distributed ({y.size} of {ny} points); use a mesh over x/z only")
+        if np.all(np.diff(y) > 0):
+            self._y_reversed = False
+        elif np.all(np.diff(y) < 0):
+            self._y_reversed = True
+            y = y[::-1]
+        else:
+            raise CfdseedError("Dedalus y grid is not monotonic")
+        return Grid(self.spec.shape, self.spec.lengths, y=y, local=(slices[0], slice(0, ny), slices[1]))
+
+    def velocity_views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Writable views ``(u, v, w)`` of the velocity grid data at scale 1, axes ``"xzy"``.
+
+        Each view has shape ``(local nx, local nz, ny)`` with y increasing. Writing through them
+        sets the solver state; call before stepping (or after, to overwrite the state).
+        """
+        self.u.change_scales(1)
+        g = self.u["g"]  # (3, lnx, lnz, ny), components (x, z, y)
+        comps = (g[0], g[2], g[1])
+        if self._y_reversed:
+            comps = tuple(c[..., ::-1] for c in comps)
+        return comps  # type: ignore[return-value]
+
+    def seed(self, source: Any = "analytic", *, options: dict[str, Any] | None = None,
+             seed: int | None = None, check: bool = True, tolerances: Any = None) -> Any:
+        """Write an initial velocity through :func:`cfdseed.init_field` straight into the state.
+
+        Raises :class:`cfdseed.ConstraintError` (every rank) if ``check`` and the delivered field
+        violates the tolerances; returns the :class:`cfdseed.ConstraintReport` of the delivered
+        field. Collective.
+        """
+        from .. import check_field, init_field
+
+        self.p["g"] = 0.0
+        views = self.velocity_views()
+        init_field(
+            self.comm, self.grid, source=source, options=options, seed=seed,
+            out=views, axes="xzy", check=check, tolerances=tolerances,
+        )
+        return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
+
+    # -- stepping -----------------------------------------------------------------------------
+    @property
+    def sim_time(self) -> float:
+        return float(self.solver.sim_time)
+
+    @property
+    def iteration(self) -> int:
+        return int(self.solver.iteration)
+
+    def step(self) -> float:
+        """Advance one CFL-adapted step; return the step size used."""
+        self.timestep = float(self.cfl.compute_timestep())
+        self.solver.step(self.timestep)
+        return self.timestep
+
+    # -- diagnostics --------------------------------------------------------------------------
+    def _grid_velocity(self) -> np.ndarray:
+        """Copy of the velocity at scale 1 as (3, lnx, lnz, ny) in (u, v, w) order, y increasing."""
+        w = self._work
+        w.preset_layout("c")
+        w.data[...] = self.u["c"]
+        w.change_scales(1)
+        g = w["g"]
+        out = np.stack([g[0], g[2], g[1]])
+        return out[..., ::-1] if self._y_reversed else out
+
+    def diagnostics(self) -> Diagnostics:
+        """Plane averages, bulk velocity, wall shear, centreline probe and TKE. Collective."""
+        from mpi4py import MPI
+
+        nx, ny, nz = self.spec.shape
+        ly = self.spec.lengths[1]
+        vel = self._grid_velocity()  # (3, lnx, lnz, ny)
+        u, v, w = vel
+        sums = np.stack([
+            u.sum(axis=(0, 1)), v.sum(axis=(0, 1)), w.sum(axis=(0, 1)),
+            (u * u).sum(axis=(0, 1)), (v * v).sum(axis=(0, 1)), (w * w).sum(axis=(0, 1)),
+            (u * v).sum(axis=(0, 1)),
+        ])  # (7, ny)
+        probe = np.zeros(1)
+        if self.grid.local[0].start == 0 and self.grid.local[2].start == 0 and u.size:
+            s = 2 * self.grid.y / ly - 1
+            probe[0] = cheb.chebval(0.0, cheb.chebfit(s, u[0, 0, :], ny - 1))
+        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        self.comm.Allreduce(MPI.IN_PLACE, probe, op=MPI.SUM)
+        mean = sums / (nx * nz)
+        U, V, W = mean[0], mean[1], mean[2]
+        prof = {
+            "U": U, "V": V, "W": W,
+            "uu": mean[3] - U * U, "vv": mean[4] - V * V, "ww": mean[5] - W * W, "uv": mean[6] - U * V,
+        }
+        s = 2 * self.grid.y / ly - 1
+        coef = cheb.chebfit(s, U, ny - 1)
+        dcoef = cheb.chebder(coef) * (2 / ly)
+        bulk = float(self._weights @ U) / ly
+        tke = 0.5 * float(self._weights @ (prof["uu"] + prof["vv"] + prof["ww"])) / ly
+        return Diagnostics(
+            t=self.sim_time, iteration=self.iteration, bulk=bulk,
+            tau_lower=self.spec.nu * float(cheb.chebval(-1.0, dcoef)),
+            tau_upper=-self.spec.nu * float(cheb.chebval(1.0, dcoef)),
+            probe_u=float(probe[0]), centre_u=float(cheb.chebval(0.0, coef)), tke=tke, profiles=prof,
+        )
+
+    def slices(self, x_indices: list[int] | np.ndarray, root: int = 0) -> np.ndarray | None:
+        """Gather y-z planes (u, v, w) at global x indices on ``root``: (n, 3, ny, nz) float64.
+
+        Returns None on the other ranks. Collective.
+        """
+        nx = self.spec.shape[0]
+        idx = [int(i) for i in x_indices]
+        bad = [i for i in idx if not 0 <= i < nx]
+        if bad:
+            raise ConfigError(f"slice x indices {bad} outside [0, {nx})")
+        vel = self._grid_velocity()  # (3, lnx, lnz, ny)
+        sx, sz = self.grid.local[0], self.grid.local[2]
+        mine = {}
+        for i in idx:
+            if sx.start <= i < sx.stop:
+                mine[i] = (sz.start, np.transpose(vel[:, i - sx.start], (0, 2, 1)))  # (3, ny, lnz)
+        parts = self.comm.gather(mine, root=root)
+        if self.comm.rank != root:
+            return None
+        ny, nz = self.spec.shape[1], self.spec.shape[2]
+        out = np.zeros((len(idx), 3, ny, nz))
+        for k, i in enumerate(idx):
+            for part in parts:
+                if i in part:
+                    z0, block = part[i]
+                    out[k, :, :, z0 : z0 + block.shape[2]] = block
+        return out
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self, directory: str | os.PathLike, keep: int = 2, extra: dict[str, Any] | None = None) -> Path:
+        """Write the solver state (per-rank coefficient data) under ``directory/it<iteration>``.
+
+        Atomic per file; the checkpoint counts as complete once rank 0 wrote ``meta.json`` after
+        every rank finished. Older complete checkpoints beyond ``keep`` are removed. Collective.
+        """
+        root = Path(directory)
+        ck = root / f"it{self.iteration:09d}"
+        if self.comm.rank == 0:
+            ck.mkdir(parents=True, exist_ok=True)
+        self.comm.Barrier()
+        arrays = {}
+        for f in self.solver.state:
+            f.change_layout("c")
+            arrays[f.name] = np.array(f.data)
+        tmp = ck / f"rank{self.comm.rank:04d}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, ck / f"rank{self.comm.rank:04d}.npz")
+        self.comm.Barrier()
+        if self.comm.rank == 0:
+            meta = dict(
+                sim_time=self.sim_time, iteration=self.iteration, timestep=self.timestep,
+                nranks=self.comm.size, spec=self.spec.to_dict(), extra=extra or {},
+            )
+            (ck / "meta.tmp.json").write_text(json.dumps(meta, indent=1))
+            os.replace(ck / "meta.tmp.json", ck / "meta.json")
+            done = sorted(d for d in root.glob("it*") if (d / "meta.json").exists())
+            for old in done[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.comm.Barrier()
+        return ck
+
+    @staticmethod
+    def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+        """The newest complete checkpoint under ``directory`` or None."""
+        done = sorted(d for d in Path(directory).glob("it*") if (d / "meta.json").exists())
+        return done[-1] if done else None
+
+    def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Restore the state, time, iteration and time step; returns the checkpoint's metadata.
+
+        The checkpoint must come from the same rank count and resolution. Collective.
+        """
+        ck = Path(path)
+        meta = json.loads((ck / "meta.json").read_text())
+        if meta["nranks"] != self.comm.size:
+            raise CheckpointError(f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; use the same count")
+        if tuple(meta["spec"]["shape"]) != tuple(self.spec.shape):
+            raise CheckpointError(f"{ck}: shape {meta['spec']['shape']} != {self.spec.shape}")
+        with np.load(ck / f"rank{self.comm.rank:04d}.npz") as data:
+            for f in self.solver.state:
+                f.preset_layout("c")
+                if data[f.name].shape != f.data.shape:
+                    raise CheckpointError(f"{ck}: {f.name} has local shape {data[f.name].shape}, expected {f.data.shape}")
+                f.data[...] = data[f.name]
+        self.solver.sim_time = meta["sim_time"]
+        self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
+        self.timestep = meta["timestep"]
+        self.cfl.stored_dt = meta["timestep"]
+        return meta

@@ -1,0 +1,387 @@
+"""Driving loop and on-disk outputs of resumable channel runs, plus their post-processing.
+
+A run directory holds::
+
+    segments.json          one entry per (re)start: start time/iteration, options, wall clock
+    checkpoints/it*/       solver restart files (see DedalusChannel.save_checkpoint)
+    seg000/timeseries.csv  t, step, dt_sim, bulk, tau_lower, tau_upper, re_tau_lower, re_tau_upper,
+                           probe_u, centre_u, tke, wall_s (every ``series_every`` steps)
+    seg000/profiles.h5     t (n,), y (ny,), U V W uu vv ww uv (n, ny) plane averages
+    seg000/slices_0000.h5  y-z slices in the cfdseed dataset format (contract 4), a new file every
+                           ``slices_per_file`` snapshots so a killed run loses at most one file
+
+A restarted segment continues from the newest checkpoint, so records of earlier segments later
+than the restart time are superseded: the readers here keep for segment k only the records with
+start_k <= t < start_{k+1}. Only rank 0 writes files (besides checkpoints).
+
+The driven object (``channel``) needs: ``spec`` (ChannelSpec), ``grid``, ``comm``, ``sim_time``,
+``iteration``, ``step()``, ``diagnostics()``, ``slices(x_indices)``, ``save_checkpoint(dir,
+extra=)``, ``latest_checkpoint(dir)``, ``load_checkpoint(path)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..data import DatasetWriter, open_dataset
+from ..errors import ConfigError, DatasetError
+
+__all__ = [
+    "RunSettings", "drive", "read_segments", "read_timeseries", "read_profiles", "iter_slices",
+    "steady_start", "mean_profiles", "build_dataset", "SERIES_COLUMNS",
+]
+
+log = logging.getLogger(__name__)
+
+SERIES_COLUMNS = ("t", "step", "dt_sim", "bulk", "tau_lower", "tau_upper", "re_tau_lower",
+                  "re_tau_upper", "probe_u", "centre_u", "tke", "wall_s")
+PROFILE_KEYS = ("U", "V", "W", "uu", "vv", "ww", "uv")
+
+
+@dataclass
+class RunSettings:
+    """What to run and what to record.
+
+    duration: simulated time to add in this segment (h/u_tau); max_wall: wall-clock limit (s);
+    series_every / slices_every / checkpoint_every: cadences in steps (0 disables slices);
+    slice_x: global x indices of the y-z planes of each snapshot; slices_after: earliest
+    simulated time for slices; source: provenance string for the slice files.
+    """
+
+    duration: float
+    max_wall: float = math.inf
+    series_every: int = 20
+    slices_every: int = 0
+    slices_after: float = 0.0
+    slice_x: tuple[int, ...] = (0,)
+    slices_per_file: int = 25
+    checkpoint_every: int = 1000
+    source: str = "dedalus"
+    provenance: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.duration >= 0 and self.max_wall > 0):
+            raise ConfigError(f"duration={self.duration} must be >= 0 and max_wall={self.max_wall} > 0")
+        for k in ("series_every", "checkpoint_every", "slices_per_file"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"{k}={getattr(self, k)} must be >= 1")
+        if self.slices_every < 0:
+            raise ConfigError(f"slices_every={self.slices_every} must be >= 0 (0 disables slices)")
+
+
+def read_segments(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Segment list of a run directory (empty if none)."""
+    p = Path(out) / "segments.json"
+    return json.loads(p.read_text()) if p.exists() else []
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+class _Recorder:
+    """Rank-0 writers of one segment."""
+
+    def __init__(self, segdir: Path, channel: Any, settings: RunSettings) -> None:
+        segdir.mkdir(parents=True, exist_ok=True)
+        self.dir, self.channel, self.settings = segdir, channel, settings
+        self._csv = open(segdir / "timeseries.csv", "w", newline="")
+        self._rows = csv.writer(self._csv)
+        self._rows.writerow(SERIES_COLUMNS)
+        self._prof = h5py.File(segdir / "profiles.h5", "w")
+        ny = channel.spec.shape[1]
+        self._prof.create_dataset("y", data=channel.grid.y)
+        self._prof.create_dataset("t", shape=(0,), maxshape=(None,), dtype="f8")
+        for k in PROFILE_KEYS:
+            self._prof.create_dataset(k, shape=(0, ny), maxshape=(None, ny), dtype="f8", chunks=(64, ny))
+        self._slices: DatasetWriter | None = None
+        self._file_index = 0
+        self._in_file = 0
+
+    def series(self, d: Any, dt_sim: float, wall: float) -> None:
+        re = self.channel.spec.re_tau
+        row = d.row()
+        self._rows.writerow([
+            row["t"], row["step"], dt_sim, row["bulk"], row["tau_lower"], row["tau_upper"],
+            re * math.sqrt(max(row["tau_lower"], 0.0)), re * math.sqrt(max(row["tau_upper"], 0.0)),
+            row["probe_u"], row["centre_u"], row["tke"], wall,
+        ])
+        self._csv.flush()
+        n = self._prof["t"].shape[0]
+        self._prof["t"].resize((n + 1,))
+        self._prof["t"][n] = d.t
+        for k in PROFILE_KEYS:
+            self._prof[k].resize((n + 1, self._prof[k].shape[1]))
+            self._prof[k][n] = d.profiles[k]
+        self._prof.flush()
+
+    def slices(self, planes: np.ndarray, t: float) -> None:
+        spec, s = self.channel.spec, self.settings
+        if self._slices is None:
+            attrs = dict(
+                re_tau=spec.re_tau, nu=spec.nu, u_tau=1.0, ly=spec.lengths[1], lz=spec.lengths[2],
+                source=s.source, **(s.provenance or {}),
+            )
+            path = self.dir / f"slices_{self._file_index:04d}.h5"
+            self._slices = DatasetWriter(path, self.channel.grid.y, self.channel.grid.z, attrs=attrs)
+        x = self.channel.grid.x[list(s.slice_x)]
+        self._slices.append(planes, t=np.full(len(x), t), x=x)
+        self._in_file += 1
+        if self._in_file >= s.slices_per_file:
+            self._slices.close()
+            self._slices, self._in_file = None, 0
+            self._file_index += 1
+
+    def close(self) -> None:
+        self._csv.close()
+        self._prof.close()
+        if self._slices is not None:
+            self._slices.close()
+
+
+def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool,
+          seed_fn: Any = None, note: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one segment: restart from the newest checkpoint (or call ``seed_fn()``), step until
+    ``duration`` or ``max_wall`` is reached, record outputs, checkpoint at the end. Collective.
+
+    Returns a summary dict (identical on every rank).
+    """
+    comm = channel.comm
+    out = Path(out)
+    ckdir = out / "checkpoints"
+    ck = channel.latest_checkpoint(ckdir) if restart else None
+    if not restart and channel.latest_checkpoint(ckdir) is not None:
+        raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
+    if restart and ck is None:
+        raise ConfigError(f"--restart given but no complete checkpoint under {ckdir}")
+    if ck is not None:
+        channel.load_checkpoint(ck)
+        log.info("restarted from %s at t=%.4f it=%d", ck, channel.sim_time, channel.iteration)
+    elif seed_fn is not None:
+        seed_fn()
+    segments = read_segments(out) if comm.rank == 0 else None
+    rec = None
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if not restart:
+            segments = []
+        segments.append(dict(
+            index=len(segments), start_time=channel.sim_time, start_iteration=channel.iteration,
+            restart_from=str(ck) if ck else None, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            settings={k: v for k, v in vars(settings).items() if k != "provenance"}, note=note or {},
+        ))
+        _write_json(out / "segments.json", segments)
+        rec = _Recorder(out / f"seg{len(segments) - 1:03d}", channel, settings)
+    t_end = channel.sim_time + settings.duration
+    wall0 = time.time()
+    n_slices = 0
+    dt_sim = 0.0
+    steps = 0
+    try:
+        while True:
+            it = channel.iteration
+            if it % settings.series_every == 0:
+                d = channel.diagnostics()
+                if not all(math.isfinite(v) for v in d.row().values()):
+                    raise FloatingPointError(f"non-finite diagnostics at t={d.t}: {d.row()}")
+                if rec:
+                    rec.series(d, dt_sim, time.time() - wall0)
+            if settings.slices_every and it % settings.slices_every == 0 and channel.sim_time >= settings.slices_after:
+                planes = channel.slices(settings.slice_x)
+                if rec:
+                    rec.slices(planes, channel.sim_time)
+                n_slices += len(settings.slice_x)
+            if steps and it % settings.checkpoint_every == 0:
+                channel.save_checkpoint(ckdir, extra=dict(segment=len(segments or []) - 1))
+            stop = channel.sim_time >= t_end or (time.time() - wall0) >= settings.max_wall
+            stop = comm.bcast(stop, root=0)
+            if stop:
+                break
+            dt_sim = channel.step()
+            steps += 1
+    finally:
+        if rec:
+            rec.close()
+    channel.save_checkpoint(ckdir)
+    summary = dict(t=channel.sim_time, iteration=channel.iteration, steps=steps, slices=n_slices,
+                   wall_s=time.time() - wall0)
+    log.info("segment done: %s", summary)
+    return summary
+
+
+# -- post-processing (serial) -------------------------------------------------------------------
+def _segment_ranges(out: Path) -> list[tuple[Path, float, float]]:
+    segs = read_segments(out)
+    if not segs:
+        raise DatasetError(f"{out}: no segments.json; not a run directory")
+    ranges = []
+    for k, s in enumerate(segs):
+        stop = segs[k + 1]["start_time"] if k + 1 < len(segs) else math.inf
+        ranges.append((out / f"seg{s['index']:03d}", s["start_time"], stop))
+    return ranges
+
+
+def read_timeseries(out: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Time series of all segments, superseded records dropped: column -> (n,) array."""
+    cols: dict[str, list[float]] = {c: [] for c in SERIES_COLUMNS}
+    for segdir, t0, t1 in _segment_ranges(Path(out)):
+        p = segdir / "timeseries.csv"
+        if not p.exists():
+            continue
+        with open(p) as fh:
+            for row in csv.DictReader(fh):
+                if len(row) != len(SERIES_COLUMNS) or None in row.values():
+                    continue  # a line cut by a killed run
+                t = float(row["t"])
+                if t0 <= t < t1:
+                    for c in SERIES_COLUMNS:
+                        cols[c].append(float(row[c]))
+    return {c: np.asarray(v) for c, v in cols.items()}
+
+
+def read_profiles(out: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(t (n,), y (ny,), {key: (n, ny)})`` of all segments, superseded records dropped."""
+    ts, y, acc = [], None, {k: [] for k in PROFILE_KEYS}
+    for segdir, t0, t1 in _segment_ranges(Path(out)):
+        p = segdir / "profiles.h5"
+        if not p.exists():
+            continue
+        with h5py.File(p, "r") as f:
+            t = f["t"][:]
+            n = min([t.size] + [f[k].shape[0] for k in PROFILE_KEYS])
+            keep = np.nonzero((t[:n] >= t0) & (t[:n] < t1))[0]
+            y = f["y"][:]
+            ts.append(t[keep])
+            for k in PROFILE_KEYS:
+                acc[k].append(f[k][:n][keep])
+    if y is None:
+        raise DatasetError(f"{out}: no profiles recorded")
+    return np.concatenate(ts), y, {k: np.concatenate(v) for k, v in acc.items()}
+
+
+def iter_slices(out: str | os.PathLike):
+    """Yield ``(fields (n,3,ny,nz), t (n,), x (n,), attrs, y, z)`` per readable slice file."""
+    for segdir, t0, t1 in _segment_ranges(Path(out)):
+        for p in sorted(segdir.glob("slices_*.h5")):
+            try:
+                ds = open_dataset(p)
+            except (DatasetError, OSError) as exc:
+                log.warning("skipping unreadable slice file %s: %s", p, exc)
+                continue
+            with ds:
+                keep = np.nonzero((ds.t >= t0) & (ds.t < t1))[0]
+                if keep.size:
+                    yield ds.read(keep), ds.t[keep], ds.x[keep], dict(ds.attrs), ds.y, ds.z
+
+
+def steady_start(series: dict[str, np.ndarray], *, window: float = 2.0, tol_tau: float = 0.05,
+                 tol_bulk: float = 0.01) -> float:
+    """Start of the statistically steady state (documented criterion).
+
+    The earliest window start t_s (windows of ``window`` h/u_tau, stepped by window/4) from which
+    on every window has (a) its mean wall shear (both walls) within ``tol_tau`` of the force
+    balance value 1 and (b) its mean bulk velocity within ``tol_bulk`` (relative) of the mean
+    bulk velocity over all later times. Returns ``inf`` if no such time exists yet.
+    """
+    t, bulk = series["t"], series["bulk"]
+    tau = 0.5 * (series["tau_lower"] + series["tau_upper"])
+    if t.size < 2:
+        return math.inf
+    starts = np.arange(t[0], t[-1] - window + 1e-12, window / 4)
+    ok = []
+    for s in starts:
+        m = (t >= s) & (t < s + window)
+        later = t >= s
+        good = m.any() and abs(tau[m].mean() - 1) <= tol_tau and \
+            abs(bulk[m].mean() / bulk[later].mean() - 1) <= tol_bulk
+        ok.append(bool(good))
+    for k in range(len(starts)):
+        if all(ok[k:]):
+            return float(starts[k])
+    return math.inf
+
+
+def mean_profiles(out: str | os.PathLike, t_start: float, t_stop: float = math.inf) -> dict[str, Any]:
+    """Time-averaged plane-averaged profiles over [t_start, t_stop), half-channel folded.
+
+    Returns ``y`` (ny,), full-channel ``U, urms, vrms, wrms, uv`` and the folded lower-half
+    versions (distance to the nearer wall ``yw``), plus the sample count and time span.
+    """
+    t, y, prof = read_profiles(out)
+    m = (t >= t_start) & (t < t_stop)
+    if not m.any():
+        raise DatasetError(f"{out}: no profiles in [{t_start}, {t_stop})")
+    avg = {k: prof[k][m].mean(axis=0) for k in PROFILE_KEYS}
+    # Second moments about the time-and-plane mean: add the variance of the plane means in time.
+    for k, (a, b) in {"uu": ("U", "U"), "vv": ("V", "V"), "ww": ("W", "W"), "uv": ("U", "V")}.items():
+        avg[k] = avg[k] + (prof[a][m] * prof[b][m]).mean(axis=0) - avg[a] * avg[b]
+    ny = y.size
+    half = ny // 2
+    fold = {
+        "U": 0.5 * (avg["U"][:half] + avg["U"][::-1][:half]),
+        "uu": 0.5 * (avg["uu"][:half] + avg["uu"][::-1][:half]),
+        "vv": 0.5 * (avg["vv"][:half] + avg["vv"][::-1][:half]),
+        "ww": 0.5 * (avg["ww"][:half] + avg["ww"][::-1][:half]),
+        "uv": 0.5 * (avg["uv"][:half] - avg["uv"][::-1][:half]),
+    }
+    return dict(
+        y=y, yw=y[:half], n=int(m.sum()), t0=float(t[m][0]), t1=float(t[m][-1]), full=avg,
+        U=fold["U"], urms=np.sqrt(np.maximum(fold["uu"], 0)), vrms=np.sqrt(np.maximum(fold["vv"], 0)),
+        wrms=np.sqrt(np.maximum(fold["ww"], 0)), uv=fold["uv"],
+    )
+
+
+def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: float,
+                  val_fraction: float = 0.2, gap: float = 1.0, extra_attrs: dict[str, Any] | None = None,
+                  ) -> dict[str, Any]:
+    """Merge the run's slices with t >= t_start into ``dest/train.h5`` and ``dest/val.h5``.
+
+    The validation part is the last ``val_fraction`` of the sampled time span; slices within
+    ``gap`` (h/u_tau) before it are dropped so the parts come from separate times. Returns counts
+    and time ranges.
+    """
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction} must be in (0, 1)")
+    ts = [t[(t >= t_start)] for _, t, *_ in iter_slices(out)]
+    ts = np.concatenate(ts) if ts else np.zeros(0)
+    if ts.size == 0:
+        raise DatasetError(f"{out}: no slices at t >= {t_start}")
+    t_val = ts.min() + (1 - val_fraction) * (ts.max() - ts.min())
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, DatasetWriter] = {}
+    counts = {"train": 0, "val": 0}
+    spans: dict[str, list[float]] = {"train": [math.inf, -math.inf], "val": [math.inf, -math.inf]}
+    try:
+        for fields, t, x, attrs, y, z in iter_slices(out):
+            for part, m in (("train", (t >= t_start) & (t < t_val - gap)), ("val", t >= t_val)):
+                if not m.any():
+                    continue
+                if part not in writers:
+                    a = {k: v for k, v in attrs.items() if k not in ("format", "format_version")}
+                    a.update(extra_attrs or {}, part=part, t_start=t_start, t_val=float(t_val), gap=gap)
+                    writers[part] = DatasetWriter(dest / f"{part}.h5", y, z, attrs=a)
+                writers[part].append(fields[m], t=t[m], x=x[m])
+                counts[part] += int(m.sum())
+                spans[part] = [min(spans[part][0], float(t[m].min())), max(spans[part][1], float(t[m].max()))]
+    finally:
+        for w in writers.values():
+            w.close()
+    for part, w in writers.items():
+        with h5py.File(w.path, "a") as f:
+            f.attrs["t_first"], f.attrs["t_last"] = spans[part]
+    return dict(counts=counts, spans=spans, t_start=t_start, t_val=float(t_val), gap=gap)

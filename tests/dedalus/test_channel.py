@@ -1,0 +1,148 @@
+"""Dedalus channel adapter (run by tests/test_dedalus.py under `mpiexec -n 2` in .venv-dedalus).
+
+Every rank runs the same tests on MPI.COMM_WORLD; temporary directories come from rank 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from cfdseed.constraints import Tolerances, check_field
+from cfdseed.data import open_dataset
+from cfdseed.errors import CheckpointError
+from cfdseed.grid import check_tiling
+from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
+from cfdseed.solvers.runner import (RunSettings, build_dataset, drive, read_profiles,
+                                    read_segments, read_timeseries)
+from cfdseed.sources import resolve
+
+comm = MPI.COMM_WORLD
+SPEC = ChannelSpec(shape=(8, 16, 8), lengths=(math.pi, 2.0, math.pi / 2), re_tau=180.0,
+                   cfl_safety=0.2, max_step=1e-3, initial_step=1e-3)
+ANALYTIC = dict(u_bulk=15.0, amplitude=0.1)
+# A spectrally solenoidal field is not divergence-free for the 2nd-order finite differences of
+# contract 1: on 8 points per period their truncation error is a few per cent of |grad u|.
+SPECTRAL_TOL = Tolerances(divergence_max=0.05, divergence_rms=0.02)
+
+
+@pytest.fixture(scope="module")
+def channel():
+    return DedalusChannel(SPEC, comm)
+
+
+@pytest.fixture
+def shared_tmp():
+    name = tempfile.mkdtemp(prefix="cfdseed-dedalus-") if comm.rank == 0 else None
+    return Path(comm.bcast(name, root=0))
+
+
+def test_grid_matches_dedalus_local_coordinates(channel):
+    g = channel.grid
+    x, z, y = channel.local_coordinates()
+    assert g.shape == SPEC.shape and g.lengths == SPEC.lengths
+    np.testing.assert_allclose(g.x[g.local[0]], x, atol=1e-14)
+    np.testing.assert_allclose(g.z[g.local[2]], z, atol=1e-14)
+    np.testing.assert_allclose(g.y, y, atol=1e-14)  # Dedalus' Chebyshev grid increases in y
+    assert g.cell_centred and np.all(np.diff(g.y) > 0)
+    views = channel.velocity_views()
+    assert all(v.shape == (x.size, z.size, y.size) for v in views)
+    blocks = comm.allgather([(s.start, s.stop) for s in g.local])
+    check_tiling(blocks, g.shape)
+    assert comm.size == 1 or g.local_size < g.size  # really distributed (Dedalus splits z here)
+
+
+def test_gauss_weights_integrate_polynomials():
+    w = gauss_weights(16, 2.0)
+    y = np.polynomial.chebyshev.chebpts1(16) + 1.0
+    np.testing.assert_allclose(w @ np.ones(16), 2.0, rtol=1e-13)
+    np.testing.assert_allclose(w @ (y * (2 - y)), 4.0 / 3.0, rtol=1e-13)
+
+
+def test_seed_writes_source_into_state_then_steps_stay_finite_and_checked(channel):
+    report = channel.seed("analytic", options=ANALYTIC, seed=3)
+    assert report.passed, str(report)
+    g = channel.grid
+    ref = resolve("analytic", ANALYTIC)(g.global_grid(), np.random.default_rng(3))  # (3, nx, ny, nz)
+    state = channel.u["g"]  # (3, lnx, lnz, ny) components (x, z, y)
+    block = ref[:, g.local[0], :, g.local[2]]  # (3, lnx, ny, lnz)
+    for comp, dcomp in ((0, 0), (1, 2), (2, 1)):
+        np.testing.assert_allclose(state[dcomp], np.transpose(block[comp], (0, 2, 1)), atol=1e-12)
+    d0 = channel.diagnostics()
+    # the source sets the bulk for the trapezoid rule of contract 1; Gauss quadrature differs O(h^2)
+    assert d0.bulk == pytest.approx(15.0, rel=0.01)
+    for _ in range(10):
+        channel.step()
+    d = channel.diagnostics()
+    assert all(math.isfinite(v) for v in d.row().values())
+    assert channel.iteration == 10 and d.t > 0
+    assert d.bulk == pytest.approx(d0.bulk, rel=0.05)
+    after = check_field(comm, g, channel.velocity_views(), axes="xzy", tolerances=SPECTRAL_TOL)
+    assert after.passed, str(after)
+    div = channel._d3.div(channel.u).evaluate()
+    div.change_scales(1)
+    local_max = float(np.abs(div["g"]).max()) if div["g"].size else 0.0
+    # first-order tau formulation: div u equals minus the lifted tau term (a top-mode residual),
+    # small but not round-off on 16 Chebyshev modes; an unconstrained flow gives O(U_b / h)
+    assert comm.allreduce(local_max, op=MPI.MAX) < 0.02 * d.bulk / SPEC.h
+
+
+def test_checkpoint_restores_state_exactly(channel, shared_tmp):
+    channel.seed("analytic", options=ANALYTIC, seed=5)
+    channel.step()
+    ck = channel.save_checkpoint(shared_tmp / "ck")
+    assert channel.latest_checkpoint(shared_tmp / "ck") == ck
+    saved = np.array(channel.u["c"])
+    t, it = channel.sim_time, channel.iteration
+    channel.step()
+    channel.step()
+    meta = channel.load_checkpoint(ck)
+    assert meta["iteration"] == it and channel.sim_time == t
+    np.testing.assert_array_equal(channel.u["c"], saved)
+    other = DedalusChannel(dataclasses.replace(SPEC, shape=(8, 16, 12)), comm)
+    with pytest.raises(CheckpointError, match="shape"):
+        other.load_checkpoint(ck)
+
+
+def test_run_outputs_round_trip_and_restart(shared_tmp):
+    ch = DedalusChannel(SPEC, comm)
+    out = shared_tmp / "run"
+    planes = (0, 3, 6)
+    settings = RunSettings(duration=6e-3, series_every=2, slices_every=2, slice_x=planes,
+                           slices_per_file=2, checkpoint_every=4, source="dedalus:analytic",
+                           provenance=dict(solver="dedalus"))
+    drive(ch, out, settings, restart=False, seed_fn=lambda: ch.seed("analytic", options=ANALYTIC, seed=1))
+    last = ch.slices(list(planes))  # (3, 3, ny, nz) on rank 0, the state recorded last
+    t_last = ch.sim_time
+    if comm.rank == 0:
+        files = sorted((out / "seg000").glob("slices_*.h5"))
+        assert len(files) >= 2
+        with open_dataset(files[-1]) as ds:
+            m = np.nonzero(ds.t == t_last)[0]
+            assert m.size == len(planes)
+            np.testing.assert_allclose(ds.read(m), last.astype(np.float32))
+            np.testing.assert_allclose(ds.x[m], ch.grid.x[list(planes)])
+            np.testing.assert_allclose(ds.y, ch.grid.y)
+            assert ds.attrs["solver"] == "dedalus" and ds.re_tau == 180.0
+    comm.Barrier()
+    ch2 = DedalusChannel(SPEC, comm)
+    drive(ch2, out, dataclasses.replace(settings, duration=4e-3), restart=True)
+    assert ch2.sim_time > t_last
+    if comm.rank == 0:
+        segs = read_segments(out)
+        assert [s["index"] for s in segs] == [0, 1] and segs[1]["start_time"] == pytest.approx(t_last)
+        ts = read_timeseries(out)
+        assert np.all(np.diff(ts["t"]) > 0) and ts["t"][-1] == pytest.approx(ch2.sim_time)
+        t, y, prof = read_profiles(out)
+        assert t.size == ts["t"].size and prof["U"].shape == (t.size, SPEC.shape[1])
+        res = build_dataset(out, out / "data", t_start=0.0, val_fraction=0.3, gap=0.0)
+        with open_dataset(out / "data" / "train.h5") as tr, open_dataset(out / "data" / "val.h5") as va:
+            assert len(tr) == res["counts"]["train"] and len(va) == res["counts"]["val"]
+            assert tr.t.max() < va.t.min()
+    comm.Barrier()
