@@ -151,7 +151,26 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
 
 
 def cli_run(args: Any) -> int:
-    """Run ``cfdseed generate`` from parsed arguments (see ``cfdseed generate --help``)."""
+    """Run ``cfdseed generate`` from parsed arguments (see ``cfdseed generate --help``).
+
+    Under ``mpiexec`` only rank 0 works and writes; every rank returns its exit status.
+    """
+    from mpi4py import MPI
+
+    from ._collective import agree
+
+    world = MPI.COMM_WORLD
+    rc, err = None, None
+    if world.Get_rank() == 0:
+        try:
+            rc = _generate(args)
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+    agree(world, err)
+    return int(world.bcast(rc, root=0))
+
+
+def _generate(args: Any) -> int:
     from mpi4py import MPI
 
     from .constraints import check_field
