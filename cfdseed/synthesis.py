@@ -63,6 +63,7 @@ __all__ = [
     "auto_stations",
     "latent_correlation",
     "streamwise_correlation",
+    "dataset_streamwise_correlation",
     "integral_length",
     "TargetUnits",
     "target_units",
@@ -154,6 +155,39 @@ def streamwise_correlation(field: np.ndarray, lx: float) -> tuple[np.ndarray, np
     corr = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
     half = nx // 2 + 1
     return np.arange(half) * (lx / nx), np.moveaxis(corr[:, :half], 1, 2)
+
+
+def dataset_streamwise_correlation(path: str | os.PathLike, lx: float | None = None,
+                                   t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Streamwise correlation (:func:`streamwise_correlation`) of the slices of a training dataset.
+
+    Uses the slices of one time (``t``, default the first in the file; all slices when the file has
+    no ``/t``), which must sit at equispaced ``/x`` stations over one period ``lx`` (default:
+    number of stations times their spacing), e.g. every x-plane of a DNS snapshot.
+
+    Raises
+    ------
+    DatasetError
+        No ``/x``, or stations that are not equispaced.
+    """
+    from .data import open_dataset
+    from .errors import DatasetError
+
+    with open_dataset(path, check_finite=False) as ds:
+        if ds.x is None:
+            raise DatasetError(f"{path}: no /x stations; the streamwise correlation needs slices at known x")
+        idx = np.arange(ds.n)
+        if ds.t is not None:
+            t0 = ds.t[0] if t is None else float(t)
+            idx = idx[np.isclose(ds.t, t0, rtol=0, atol=1e-12 * max(1.0, abs(t0)))]
+        idx = idx[np.argsort(ds.x[idx])]
+        xs = ds.x[idx]
+        dx = np.diff(xs)
+        if idx.size < 2 or not np.allclose(dx, dx.mean(), rtol=1e-6, atol=0):
+            raise DatasetError(f"{path}: {idx.size} slices at x = {xs[:4]}...: need >= 2 equispaced x stations")
+        period = float(idx.size * dx.mean()) if lx is None else float(lx)
+        fields = ds.read(idx)  # (n, 3, ny, nz)
+    return streamwise_correlation(np.moveaxis(fields, 0, 1), period)
 
 
 def integral_length(r: np.ndarray, corr: np.ndarray) -> np.ndarray:

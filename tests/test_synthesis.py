@@ -208,3 +208,29 @@ def test_fewer_x_stations_interpolate_the_full_field(tmp_path):
     np.testing.assert_array_equal(same, full)
     with pytest.raises(ValueError, match="x_stations"):
         synthesise(model, g, np.random.default_rng(0), device="cpu", x_stations=1)
+
+
+def test_dataset_streamwise_correlation(tmp_path):
+    """Slices of a known 3-D field stored as a dataset give the field's own correlation."""
+    from cfdseed.data import DatasetWriter
+    from cfdseed.errors import DatasetError
+    from cfdseed.synthesis import dataset_streamwise_correlation
+
+    nx, ny, nz, lx = 16, 5, 4, 3.0
+    x = np.arange(nx) * lx / nx
+    y = np.linspace(0, 2, ny)
+    f = np.random.default_rng(0).standard_normal((3, nx, ny, nz)) * 0.1
+    f[0] += np.cos(2 * np.pi * x / lx)[:, None, None] * np.sin(np.pi * y / 2)[None, :, None]
+    attrs = dict(re_tau=180.0, nu=1 / 180, u_tau=1.0, ly=2.0, lz=1.0, source="test")
+    order = np.random.default_rng(1).permutation(nx)  # stored out of order, at two times
+    with DatasetWriter(tmp_path / "d.h5", y, np.arange(nz) / nz, attrs=attrs) as w:
+        w.append(np.moveaxis(f, 1, 0)[order].astype(np.float32), t=np.zeros(nx), x=x[order])
+        w.append(np.zeros((nx, 3, ny, nz), np.float32), t=np.ones(nx), x=x)
+    r, corr = dataset_streamwise_correlation(tmp_path / "d.h5")
+    r0, corr0 = streamwise_correlation(f.astype(np.float32), lx)
+    np.testing.assert_allclose(r, r0)
+    np.testing.assert_allclose(corr, corr0, atol=1e-6)
+    with DatasetWriter(tmp_path / "nox.h5", y, np.arange(nz) / nz, attrs=attrs) as w:
+        w.append(np.zeros((2, 3, ny, nz), np.float32))
+    with pytest.raises(DatasetError, match="no /x"):
+        dataset_streamwise_correlation(tmp_path / "nox.h5")
