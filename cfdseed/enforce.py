@@ -4,22 +4,27 @@
 passes the checks of :mod:`cfdseed.constraints` (contract 1 operators), step by step, each step
 switchable, and reports the figures before and after (:class:`EnforceReport`):
 
-1. **finite / bounds**: non-finite input is an error (nothing can repair it meaningfully).
+1. **finite**: non-finite input is an error (nothing can repair it meaningfully).
 2. **no-slip**: the wall value of every component (grids with wall points: the value on the wall;
-   cell-centred grids: the value linearly extrapolated from the two planes nearest the wall, as the
-   check measures it) is removed by subtracting smooth blending functions
-   ``b_lo(y) = (1 - y/ly) exp(-(y/delta)^2)`` (and its mirror) times the wall error, so a field that
-   is nearly no-slip changes by nearly nothing and no near-wall jump appears.
+   otherwise the value linearly extrapolated from the two planes nearest the wall, as the check
+   measures it) is removed by subtracting smooth blending functions
+   ``b_lo(y) = (1 - y/ly) exp(-(y/delta)^2)`` (and its mirror) times the wall error, with
+   ``delta = blend * ly / 2`` but never under 3 first cells. A field that is nearly no-slip changes by
+   no more than its wall error, and no near-wall jump appears. Wall points become exact zeros.
 3. **divergence-free projection** on the grid's own discretisation: periodic central differences
    in x and z become multiplications by the modified wavenumbers ``sin(k dx)/dx``; per Fourier mode
    (kx, kz) the divergence at the checked rows is removed by the orthogonal projection (in the
    y-quadrature-weighted norm) onto the discretely solenoidal fields that keep the no-slip
-   condition. This needs one symmetric banded solve per mode, done as a batched LDL^T over all
-   modes at once (a Python loop over y only); the modes with zero modified wavenumber use a dense
-   pseudo-inverse. Total cost O(N log N). After it the divergence measured by the check is at
-   round-off.
+   condition (wall points stay 0; without wall points the wall-nearest value stays tied to the
+   next one so the extrapolated wall value stays 0). This is one symmetric pentadiagonal solve per
+   mode, done as a batched LDL^T over blocks of modes (a Python loop over y only); the <= 4 modes
+   with zero modified wavenumber (mean, Nyquist) project v alone through an SVD. Total cost
+   O(N log N). A discretely solenoidal field is a fixed point; after it the divergence measured by
+   the check is at round-off (a second pass is made if not, which only wildly uneven custom y
+   grids need).
 4. **bulk velocity**: the plane-averaged streamwise profile is scaled so that the trapezoidal bulk
-   velocity (contract 1) equals the target exactly (neither divergence nor no-slip change).
+   velocity (contract 1) equals the target exactly (neither divergence nor no-slip change; a field
+   without mean flow gets a laminar profile instead).
 5. **bounds**: the result must be finite with ``max |u| <= max_ratio * |U_b|``.
 """
 
