@@ -1,0 +1,9 @@
+"""Shared pytest set-up.
+
+tests/mpi/ and tests/dedalus/ are not collected directly: tests/test_mpi.py runs each MPI module
+under the venv's mpiexec on 1-4 ranks, tests/test_dedalus.py runs tests/dedalus/ under the
+Dedalus environment's mpiexec. Naming a file there explicitly still runs it (that is how the
+runners call them).
+"""
+
+collect_ignore = ["mpi", "dedalus"]
