@@ -219,6 +219,8 @@ class ScatterPlan:
         if rank == root:
             # one packed buffer for every chunk: the largest chunk's share of the other ranks
             sendbuf = np.empty(max(int(c.sum()) for _, _, c in steps), self.dtype)
+        else:  # one receive buffer for every chunk: this rank's largest piece
+            recvbuf = np.empty(max(int(c[rank]) for _, _, c in steps), self.dtype)
         for lo, ext, counts in steps:
             total = int(counts.sum())
             if rank == root:
@@ -236,7 +238,7 @@ class ScatterPlan:
                 if total == 0:
                     continue
                 mine = int(counts[rank])
-                buf = np.empty(mine, self.dtype) if mine else empty
+                buf = recvbuf[:mine]
                 comm.Scatterv(None, [buf, mine, mpitype], root=root)
                 if mine:
                     self._put(buf.reshape(3, *ext[rank]), lo[rank] - own)
