@@ -37,9 +37,11 @@ export FFTW_STATIC=0
 export PATH=/usr/bin:$PATH   # the system mpicc/mpiexec, never a venv's
 
 # 2. The virtual environment.
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY=$VENV/bin/python
-$PY -m pip install -q --upgrade pip wheel setuptools
+if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+    $PY -m pip install -q --upgrade pip wheel setuptools
+fi
 $PY -m pip install -q "numpy>=1.24" scipy h5py "cython" pytest hypothesis matplotlib
 
 # 3. mpi4py against the system Open MPI (source build), unless already so.
@@ -59,7 +61,7 @@ fi
 # 5. cfdseed (torch pinned, from the local wheel), editable, without the mpi extra.
 $PY -m pip install -q torch==2.13.0
 $PY -m pip install -q pybind11 scikit-build-core
-$PY -m pip install -q --no-build-isolation -e "$ROOT[test]"
+$PY -m pip install -q --no-build-isolation -e "$ROOT[test,dedalus]"
 
 # 6. Smoke check: one MPI, Dedalus importable.
 $PY - <<'PYEOF'
