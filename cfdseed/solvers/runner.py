@@ -12,7 +12,8 @@ A run directory holds::
 
 A restarted segment continues from the newest checkpoint, so records of earlier segments later
 than the restart time are superseded: the readers here keep for segment k only the records with
-start_k <= t < start_{k+1}. Only rank 0 writes files (besides checkpoints).
+start_k <= t < start_{k+1}. Only rank 0 writes files (besides checkpoints). Creating the file
+``STOP`` in the run directory ends a running segment gracefully (final checkpoint, files closed).
 
 The driven object (``channel``) needs: ``spec`` (ChannelSpec), ``grid``, ``comm``, ``sim_time``,
 ``iteration``, ``step()``, ``diagnostics()``, ``slices(x_indices)``, ``save_checkpoint(dir,
@@ -40,7 +41,7 @@ from ..errors import ConfigError, DatasetError
 
 __all__ = [
     "RunSettings", "drive", "read_segments", "read_timeseries", "read_profiles", "iter_slices",
-    "steady_start", "mean_profiles", "build_dataset", "SERIES_COLUMNS",
+    "steady_start", "mean_profiles", "build_dataset", "SERIES_COLUMNS", "STOP_FILE",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 SERIES_COLUMNS = ("t", "step", "dt_sim", "bulk", "tau_lower", "tau_upper", "re_tau_lower",
                   "re_tau_upper", "probe_u", "centre_u", "tke", "wall_s")
 PROFILE_KEYS = ("U", "V", "W", "uu", "vv", "ww", "uv")
+#: Creating this file in the run directory ends the segment gracefully (checkpoint, closed files).
+STOP_FILE = "STOP"
 
 
 @dataclass
@@ -168,6 +171,10 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
     if restart and ck is None:
         raise ConfigError(f"--restart given but no complete checkpoint under {ckdir}")
+    comm.Barrier()
+    if comm.rank == 0 and (out / STOP_FILE).exists():
+        (out / STOP_FILE).unlink()
+    comm.Barrier()
     if ck is not None:
         channel.load_checkpoint(ck)
         log.info("restarted from %s at t=%.4f it=%d", ck, channel.sim_time, channel.iteration)
@@ -208,6 +215,9 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
             if steps and it % settings.checkpoint_every == 0:
                 channel.save_checkpoint(ckdir, extra=dict(segment=len(segments or []) - 1))
             stop = channel.sim_time >= t_end or (time.time() - wall0) >= settings.max_wall
+            if comm.rank == 0 and it % settings.series_every == 0 and (out / STOP_FILE).exists():
+                log.info("found %s: stopping", out / STOP_FILE)
+                stop = True
             stop = comm.bcast(stop, root=0)
             if stop:
                 break

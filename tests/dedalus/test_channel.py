@@ -19,7 +19,7 @@ from cfdseed.data import open_dataset
 from cfdseed.errors import CheckpointError
 from cfdseed.grid import check_tiling
 from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
-from cfdseed.solvers.runner import (RunSettings, build_dataset, drive, read_profiles,
+from cfdseed.solvers.runner import (STOP_FILE, RunSettings, build_dataset, drive, read_profiles,
                                     read_segments, read_timeseries)
 from cfdseed.sources import resolve
 
@@ -146,3 +146,20 @@ def test_run_outputs_round_trip_and_restart(shared_tmp):
             assert len(tr) == res["counts"]["train"] and len(va) == res["counts"]["val"]
             assert tr.t.max() < va.t.min()
     comm.Barrier()
+
+
+def test_stop_file_ends_segment_gracefully(channel, shared_tmp):
+    out = shared_tmp / "stopped"
+
+    def seed_then_request_stop():
+        channel.seed("analytic", options=ANALYTIC, seed=2)
+        if comm.rank == 0:
+            (out / STOP_FILE).touch()
+
+    if comm.rank == 0:
+        out.mkdir(parents=True)
+    comm.Barrier()
+    summary = drive(channel, out, RunSettings(duration=1.0, series_every=1), restart=False,
+                    seed_fn=seed_then_request_stop)
+    assert summary["steps"] == 0
+    assert channel.latest_checkpoint(out / "checkpoints") is not None
