@@ -270,7 +270,8 @@ def read_profiles(out: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[
         p = segdir / "profiles.h5"
         if not p.exists():
             continue
-        with h5py.File(p, "r") as f:
+        # a running segment holds its profiles file open for writing (flushed after every record)
+        with h5py.File(p, "r", locking=False) as f:
             t = f["t"][:]
             n = min([t.size] + [f[k].shape[0] for k in PROFILE_KEYS])
             keep = np.nonzero((t[:n] >= t0) & (t[:n] < t1))[0]
