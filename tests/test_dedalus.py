@@ -38,3 +38,29 @@ def test_dedalus_suite_two_ranks():
         sys.stdout.write(proc.stdout[-20000:])
         sys.stderr.write(proc.stderr[-20000:])
     assert proc.returncode == 0, f"{' '.join(cmd)} failed (rc {proc.returncode}); output above"
+
+
+SAMPLE = ROOT / "examples" / "dedalus_re180_sample.h5"
+
+
+def test_packaged_sample_is_a_valid_dedalus_dataset():
+    """The committed sample of the Dedalus Re_tau = 180 training data (no Dedalus needed)."""
+    import numpy as np
+
+    from cfdseed.data import open_dataset
+    from cfdseed.solvers.dedalus import gauss_points
+
+    if not SAMPLE.exists():
+        pytest.skip(f"{SAMPLE} not generated yet (examples/validate_dedalus.py --sample)")
+    assert SAMPLE.stat().st_size <= 5 * 2**20
+    with open_dataset(SAMPLE) as ds:
+        assert ds.attrs["solver"] == "dedalus" and ds.re_tau == 180.0 and ds.u_tau == 1.0
+        assert ds.attrs["solver_version"].startswith("3.")
+        assert ds.ny == 64 and ds.nz == 32
+        np.testing.assert_allclose(ds.y, gauss_points(64, 2.0), rtol=1e-12)
+        assert ds.t.min() >= ds.attrs["t_start"]
+        f = ds.read(slice(None))  # (n, 3, ny, nz)
+    assert np.isfinite(f).all()
+    u = f[:, 0].mean(axis=(0, 2))  # (ny,)
+    assert 14.0 < u[ds.ny // 2] < 22.0  # centreline U+ of Re_tau = 180 is ~18.3
+    assert abs(f[:, 1].mean()) < 0.05 * u.mean() and abs(f[:, 2].mean()) < 0.1 * u.mean()
