@@ -7,7 +7,7 @@ holds the global field (3, nx, ny, nz) float32 (generated in place, no temporari
 
 - ``memcpy``: ``np.copyto`` of the whole field into a preallocated array of the same size (root);
 - ``scatter``: :func:`cfdseed.transport.scatter` into the solver's preallocated blocks (balanced
-  ``Grid.block`` decomposition, default 32 MiB chunks), barrier to barrier;
+  ``Grid.block`` blocks and streamwise slabs, default 32 MiB chunks), barrier to barrier;
 - root memory: extra bytes allocated during one scatter (tracemalloc peak, numpy's allocations
   included) and the growth of the peak RSS (``ru_maxrss``), both relative to the global field:
   ``peak / field = (field + extra) / field``. Once with ``out`` preallocated by the solver (the
@@ -51,7 +51,8 @@ def _worker(args: argparse.Namespace) -> None:
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     shape = tuple(args.shape)
-    grid = Grid.block(comm, shape, (4 * np.pi, 2.0, 4 * np.pi / 3))
+    dims = (size, 1, 1) if args.layout == "xslab" else None
+    grid = Grid.block(comm, shape, (4 * np.pi, 2.0, 4 * np.pi / 3), dims=dims)
     field = None
     if rank == 0:
         field = np.empty((3, *shape), np.float32)  # (3, nx, ny, nz)
@@ -73,7 +74,7 @@ def _worker(args: argparse.Namespace) -> None:
     for label, target in (("out_preallocated", out), ("out_none", None)):
         rss0 = _maxrss_bytes()
         tracemalloc.start()
-        res = scatter(comm, grid, field, out=target)
+        res = scatter(comm, grid, field, out=target, dtype=np.float32)
         extra = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         del res
@@ -94,6 +95,7 @@ def _worker(args: argparse.Namespace) -> None:
         nbytes = field.nbytes
         result = {
             "ranks": size,
+            "layout": args.layout,
             "dims": list(grid.dims),
             "shape": list(shape),
             "cells": int(np.prod(shape)),
@@ -118,6 +120,9 @@ def main() -> None:
     p.add_argument("--ranks", type=int, nargs="+", default=[2, 4])
     p.add_argument("--shape", type=int, nargs=3, default=[384, 192, 384], help="nx ny nz (default 28.3 M cells)")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--layouts", nargs="+", default=["balanced", "xslab"], choices=["balanced", "xslab"],
+                   help="balanced Grid.block blocks (MPI_Dims_create) and/or streamwise slabs")
+    p.add_argument("--layout", default="balanced", help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -128,16 +133,16 @@ def main() -> None:
     mpiexec = str(Path(sys.executable).with_name("mpiexec"))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     runs = []
-    for n in args.ranks:
+    for n, layout in [(n, lay) for n in args.ranks for lay in args.layouts]:
         with tempfile.TemporaryDirectory() as tmp:
             js = Path(tmp) / "r.json"
             cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--json", str(js),
-                   "--shape", *map(str, args.shape), "--repeat", str(args.repeat)]
+                   "--shape", *map(str, args.shape), "--repeat", str(args.repeat), "--layout", layout]
             subprocess.run(cmd, check=True, env=env)
             r = json.loads(js.read_text())
         runs.append(r)
         m = r["root_memory"]
-        print(f"{n} ranks (dims {r['dims']}), {r['cells'] / 1e6:.1f} M cells, {r['field_bytes'] / 2**20:.0f} MiB: "
+        print(f"{n} ranks, {layout} (dims {r['dims']}), {r['cells'] / 1e6:.1f} M cells, {r['field_bytes'] / 2**20:.0f} MiB: "
               f"scatter {r['scatter_s']['min']:.3f} s vs memcpy {r['memcpy_s']['min']:.3f} s -> "
               f"{r['ratio_scatter_over_memcpy']:.2f}x (median {r['ratio_median']:.2f}x; target <= 3x); "
               f"root peak {m['out_preallocated']['peak_over_field']:.3f}x field with out given, "
