@@ -21,7 +21,6 @@ to round-off.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +30,6 @@ from .errors import SourceError
 from .grid import Grid
 
 __all__ = ["SourceFn", "register", "resolve", "available", "analytic", "ANALYTIC_DEFAULTS"]
-
-log = logging.getLogger(__name__)
 
 SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
 

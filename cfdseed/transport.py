@@ -7,9 +7,9 @@ for each chunk the root sends every other rank its piece, one message per compon
 duplicate of the communicator), straight from the field where the piece is contiguous, else packed
 into one buffer of at most ``chunk_bytes``; each rank receives straight into its own arrays where
 the destination is contiguous, else through a one-chunk buffer (any axis order, any memory order,
-one array ``(3, ...)`` or a tuple ``(u, v, w)``). So the root holds
-the global field plus one chunk, non-root ranks hold one chunk piece, and every MPI count and
-displacement stays below ``2**31 - 1`` elements however large the field is.
+one array ``(3, ...)`` or a tuple ``(u, v, w)``). So the root holds the global field plus at most
+one chunk, non-root ranks at most one chunk piece besides their own arrays, and every MPI message
+count stays below ``2**31 - 1`` elements however large the field is.
 
 Every argument is validated on every rank and agreed (:func:`cfdseed._collective.agree`) before
 the first byte moves: on error all ranks raise the same exception and ``out`` is untouched.
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 #: Default bound on the root's packed send buffer (one streamwise chunk), in bytes.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
-#: Largest element count of one MPI message (the C ``int`` limit of counts and displacements).
+#: Largest element count of one MPI message (the C ``int`` limit of MPI counts).
 MAX_COUNT = 2**31 - 1
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GATHER_TAG = 7411
@@ -206,8 +206,9 @@ class ScatterPlan:
         The field must have passed :meth:`check_field` (agreed). Returns ``out`` or the new array.
         Per chunk, the root sends each other rank one message per component: straight from the
         field where that piece is contiguous and needs no cast, else packed into the chunk buffer
-        (packing measured ~7x faster than MPI subarray datatypes with the PyPI MPICH); a rank receives straight into its array where the destination is contiguous, else
-        into a buffer it then copies from.
+        (packing measured several times faster than MPI subarray datatypes with the PyPI MPICH);
+        a rank receives straight into its array where the destination is contiguous, else into a
+        buffer it then copies from.
         """
         from mpi4py import MPI
 
