@@ -170,6 +170,10 @@ def analytic(**options: Any) -> SourceFn:
     ``chi = f(y) [cos(kx x + c) sin(kz z + d) + sin(kz z + e)]`` with ``f = (y (ly - y))^2``:
     ``u = D_y psi``, ``v = -D_x psi - D_z chi``, ``w = D_y chi`` (contract-1 operators, virtual
     zero wall points on cell-centred grids). Every value at a wall point is exactly 0.
+
+    On cell-centred grids the checks extrapolate linearly to the wall, which misses the parabola by
+    O(dy^2): with the default ``no_slip_extrapolated`` tolerance (0.05) that needs 11 or more
+    uniform cells (Chebyshev/tanh cells cluster at the walls and pass with fewer).
     """
     unknown = sorted(set(options) - set(ANALYTIC_DEFAULTS))
     if unknown:

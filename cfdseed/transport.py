@@ -472,20 +472,24 @@ def gather(comm: Any, grid: Grid, local: Any, *, root: int = 0, axes: str = "xyz
     mine = np.empty((3, *grid.local_shape), dt)  # (3, sx, sy, sz) contiguous
     for m, v in zip(mine, views):
         m[...] = v
-    if rank != root:
-        if mine.size:
-            comm.Send(mine, dest=root, tag=_GATHER_TAG)
-        return None
-    full = np.empty((3, *grid.shape), dt)
-    for r in range(size):
-        b = plan.blocks[r]
-        ext = b[:, 1] - b[:, 0]
-        if not ext.all():
-            continue
-        if r == rank:
-            piece = mine
-        else:
-            piece = np.empty((3, *ext), dt)
-            comm.Recv(piece, source=r, tag=_GATHER_TAG)
-        full[(slice(None), *_slices(b[:, 0], ext))] = piece
-    return full
+    pcomm = comm.Dup()  # private context: the solver's own messages cannot match ours
+    try:
+        if rank != root:
+            if mine.size:
+                pcomm.Send(mine, dest=root, tag=_GATHER_TAG)
+            return None
+        full = np.empty((3, *grid.shape), dt)
+        for r in range(size):
+            b = plan.blocks[r]
+            ext = b[:, 1] - b[:, 0]
+            if not ext.all():
+                continue
+            if r == rank:
+                piece = mine
+            else:
+                piece = np.empty((3, *ext), dt)
+                pcomm.Recv(piece, source=r, tag=_GATHER_TAG)
+            full[(slice(None), *_slices(b[:, 0], ext))] = piece
+        return full
+    finally:
+        pcomm.Free()
