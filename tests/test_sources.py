@@ -144,3 +144,10 @@ def test_broken_plugin_names_itself(monkeypatch):
     monkeypatch.setattr(sources, "_PLUGINS", ("cfdseed.no_such_plugin",))
     with pytest.raises(SourceError, match="cfdseed.no_such_plugin failed to import"):
         resolve("not_built_in")
+
+
+def test_cell_centred_resolution_documented_for_the_default_no_slip_tolerance():
+    reports = {ny: check_field(SELF, g := Grid((4, ny, 4), (4.0, 2.0, 2.0), "uniform-cc"),
+                               resolve("analytic")(g, np.random.default_rng(0))) for ny in (10, 11)}
+    assert not reports[10].passed and reports[10].failures[0].startswith("no-slip")
+    assert reports[11].passed, str(reports[11])
