@@ -204,8 +204,9 @@ class ScatterPlan:
         """Collective: deliver ``field`` (root; ignored elsewhere, pass None) into every rank's block.
 
         The field must have passed :meth:`check_field` (agreed). Returns ``out`` or the new array.
-        Per chunk, the root sends each other rank one message per component: straight from the
-        field where that piece is contiguous and needs no cast, else packed into the chunk buffer
+        Per chunk, the root sends each other rank its piece per component, as one message or plane
+        by plane (:func:`_messages`): straight from the field where a message is contiguous and
+        needs no cast, else packed into the chunk buffer
         (packing measured several times faster than MPI subarray datatypes with the PyPI MPICH);
         a rank receives straight into its array where the destination is contiguous, else into a
         buffer it then copies from.
@@ -241,16 +242,16 @@ class ScatterPlan:
             reqs, off = [], 0
             for r in others:
                 for c in range(3):
-                    src = field[c][_slices(lo[r], ext[r])]
-                    if direct and src.flags.c_contiguous:
+                    for mlo, mext in _messages(lo[r], ext[r], self.grid.shape):
+                        src = field[c][_slices(mlo, mext)]
+                        if not (direct and src.flags.c_contiguous):  # cast or odd strides: pack
+                            if sendbuf is None:
+                                sendbuf = np.empty(3 * max(int(v.sum() - v[root]) for v in vols), self.dtype)
+                            packed = sendbuf[off : off + src.size].reshape(src.shape)
+                            np.copyto(packed, src, casting="same_kind")
+                            off += src.size
+                            src = packed
                         reqs.append(comm.Isend([src, mpitype], dest=int(r), tag=c))
-                    else:  # cast or odd strides: pack into the chunk buffer
-                        if sendbuf is None:
-                            sendbuf = np.empty(3 * max(int(v.sum() - v[root]) for v in vols), self.dtype)
-                        packed = sendbuf[off : off + vol[r]].reshape(src.shape)
-                        np.copyto(packed, src, casting="same_kind")
-                        off += int(vol[r])
-                        reqs.append(comm.Isend([packed, mpitype], dest=int(r), tag=c))
             if vol[root]:  # the root's own piece, copied while the others receive
                 self._put(field[(slice(None), *_slices(lo[root], ext[root]))], lo[root] - own)
             MPI.Request.Waitall(reqs)
@@ -264,19 +265,20 @@ class ScatterPlan:
         recvbuf: np.ndarray | None = None  # one chunk piece, allocated on first need
         nmsg = 0
         for (lo, ext), vol in zip(steps, vols):
-            n = int(vol[rank])
-            if not n:
+            if not vol[rank]:
                 continue
-            reqs, pending = [], []
+            reqs, pending, off = [], [], 0
             for c, view in enumerate(self.views):
-                dst = view[_slices(lo[rank] - own, ext[rank])]
-                if not dst.flags.c_contiguous:
-                    if recvbuf is None:
-                        recvbuf = np.empty(3 * max(int(v[rank]) for v in vols), self.dtype)
-                    buf = recvbuf[c * n : (c + 1) * n].reshape(dst.shape)
-                    pending.append((dst, buf))
-                    dst = buf
-                reqs.append(comm.Irecv([dst, mpitype], source=root, tag=c))
+                for mlo, mext in _messages(lo[rank], ext[rank], self.grid.shape):
+                    dst = view[_slices(mlo - own, mext)]
+                    if not dst.flags.c_contiguous:
+                        if recvbuf is None:
+                            recvbuf = np.empty(3 * max(int(v[rank]) for v in vols), self.dtype)
+                        buf = recvbuf[off : off + dst.size].reshape(dst.shape)
+                        off += dst.size
+                        pending.append((dst, buf))
+                        dst = buf
+                    reqs.append(comm.Irecv([dst, mpitype], source=root, tag=c))
             MPI.Request.Waitall(reqs)
             for dst, buf in pending:
                 dst[...] = buf
@@ -288,6 +290,20 @@ class ScatterPlan:
         sl = _slices(start, piece.shape[1:])
         for view, comp in zip(self.views, piece):
             np.copyto(view[sl], comp, casting="same_kind")
+
+
+def _messages(lo: np.ndarray, ext: np.ndarray, shape: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sub-boxes ``(lo, ext)`` of one piece sent as separate messages (per component).
+
+    Decided from the geometry alone, so sender and receiver agree: a piece that spans whole
+    z-lines but not whole x-planes is sent plane by plane (each plane is contiguous in a C-ordered
+    field, so the root needs no packing copy); any other piece is one message.
+    """
+    if ext[2] == shape[2] and ext[1] != shape[1] and ext[0] > 1:
+        step = np.array([1, 0, 0])
+        one = np.array([1, ext[1], ext[2]])
+        return [(lo + i * step, one) for i in range(int(ext[0]))]
+    return [(lo, ext)]
 
 
 def _slices(lo: Sequence[int], ext: Sequence[int]) -> tuple[slice, slice, slice]:
