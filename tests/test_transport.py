@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cfdseed import DecompositionError, Grid, GridError, TransportError
-from cfdseed.transport import MAX_COUNT, _intersect, block_views, gather, plan_chunks, prepare, scatter
+from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gather, plan_chunks, prepare, scatter
 
 MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
@@ -87,6 +87,23 @@ def test_intersect_marks_disjoint_blocks_empty():
     blocks = np.array([[[0, 2], [0, 3], [0, 4]], [[2, 6], [0, 3], [0, 4]]])
     lo, ext = _intersect(blocks, ((2, 4), (0, 3), (0, 4)))
     assert ext[0].tolist() == [0, 0, 0] and ext[1].tolist() == [2, 3, 4] and lo[1].tolist() == [2, 0, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.tuples(st.integers(1, 6), st.integers(2, 6), st.integers(1, 6)), data=st.data())
+def test_messages_tile_the_piece_and_planes_are_contiguous(shape, data):
+    lo = np.array([data.draw(st.integers(0, n - 1)) for n in shape])
+    ext = np.array([data.draw(st.integers(1, n - a)) for n, a in zip(shape, lo)])
+    msgs = _messages(lo, ext, shape)
+    hits = np.zeros(shape, np.int64)
+    comp = np.zeros(shape)  # one C-ordered component of the root's field
+    for mlo, mext in msgs:
+        hits[tuple(slice(a, a + e) for a, e in zip(mlo, mext))] += 1
+        if len(msgs) > 1:  # split plane by plane: every message lies contiguously in the field
+            assert comp[tuple(slice(a, a + e) for a, e in zip(mlo, mext))].flags.c_contiguous
+    box = tuple(slice(a, a + e) for a, e in zip(lo, ext))
+    assert (hits[box] == 1).all() and hits.sum() == np.prod(ext)
+    assert len(msgs) == (ext[0] if ext[2] == shape[2] and ext[1] < shape[1] and ext[0] > 1 else 1)
 
 
 # -- out layouts -----------------------------------------------------------------------------
