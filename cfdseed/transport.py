@@ -50,6 +50,8 @@ DEFAULT_CHUNK_BYTES = 32 * 2**20
 MAX_COUNT = 2**31 - 1
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GATHER_TAG = 7411
+#: Smallest plane worth its own message (see :func:`_messages`).
+_PLANE_MESSAGE_BYTES = 2**20
 
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -236,17 +238,19 @@ class ScatterPlan:
         root, own = self.root, self.blocks[self.root, :, 0]
         direct = field.dtype == self.dtype
         sendbuf: np.ndarray | None = None  # packed pieces of one chunk, allocated on first need
-        nmsg = 0
+        nmsg, prev = 0, []  # prev: the sends of the previous chunk, still in flight
         for (lo, ext), vol in zip(steps, vols):
             others = [r for r in np.nonzero(vol)[0] if r != root]
             reqs, off = [], 0
             for r in others:
                 for c in range(3):
-                    for mlo, mext in _messages(lo[r], ext[r], self.grid.shape):
+                    for mlo, mext in _messages(lo[r], ext[r], self.grid.shape, self.dtype.itemsize):
                         src = field[c][_slices(mlo, mext)]
                         if not (direct and src.flags.c_contiguous):  # cast or odd strides: pack
                             if sendbuf is None:
                                 sendbuf = np.empty(3 * max(int(v.sum() - v[root]) for v in vols), self.dtype)
+                            if off == 0:  # the previous chunk's sends may still read the buffer
+                                MPI.Request.Waitall(prev)
                             packed = sendbuf[off : off + src.size].reshape(src.shape)
                             np.copyto(packed, src, casting="same_kind")
                             off += src.size
@@ -254,8 +258,9 @@ class ScatterPlan:
                         reqs.append(comm.Isend([src, mpitype], dest=int(r), tag=c))
             if vol[root]:  # the root's own piece, copied while the others receive
                 self._put(field[(slice(None), *_slices(lo[root], ext[root]))], lo[root] - own)
-            MPI.Request.Waitall(reqs)
-            nmsg += len(reqs)
+            MPI.Request.Waitall(prev)  # two chunks in flight at most
+            nmsg, prev = nmsg + len(reqs), reqs
+        MPI.Request.Waitall(prev)
         return nmsg
 
     def _receive(self, comm: Any, steps: list, vols: list, mpitype: Any, own: np.ndarray) -> int:
@@ -269,7 +274,7 @@ class ScatterPlan:
                 continue
             reqs, pending, off = [], [], 0
             for c, view in enumerate(self.views):
-                for mlo, mext in _messages(lo[rank], ext[rank], self.grid.shape):
+                for mlo, mext in _messages(lo[rank], ext[rank], self.grid.shape, self.dtype.itemsize):
                     dst = view[_slices(mlo - own, mext)]
                     if not dst.flags.c_contiguous:
                         if recvbuf is None:
@@ -292,14 +297,18 @@ class ScatterPlan:
             np.copyto(view[sl], comp, casting="same_kind")
 
 
-def _messages(lo: np.ndarray, ext: np.ndarray, shape: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _messages(lo: np.ndarray, ext: np.ndarray, shape: Sequence[int],
+              itemsize: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sub-boxes ``(lo, ext)`` of one piece sent as separate messages (per component).
 
     Decided from the geometry alone, so sender and receiver agree: a piece that spans whole
-    z-lines but not whole x-planes is sent plane by plane (each plane is contiguous in a C-ordered
-    field, so the root needs no packing copy); any other piece is one message.
+    z-lines but not whole x-planes, with at least :data:`_PLANE_MESSAGE_BYTES` per plane, is sent
+    plane by plane (each plane is contiguous in a C-ordered field, so the root needs no packing
+    copy; smaller planes cost more in per-message overhead than the copy); any other piece is one
+    message.
     """
-    if ext[2] == shape[2] and ext[1] != shape[1] and ext[0] > 1:
+    big = ext[1] * ext[2] * itemsize >= _PLANE_MESSAGE_BYTES
+    if ext[2] == shape[2] and ext[1] != shape[1] and ext[0] > 1 and big:
         step = np.array([1, 0, 0])
         one = np.array([1, ext[1], ext[2]])
         return [(lo + i * step, one) for i in range(int(ext[0]))]

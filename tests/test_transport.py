@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cfdseed import DecompositionError, Grid, GridError, TransportError
+from cfdseed import transport
 from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gather, plan_chunks, prepare, scatter
 
 MPI = pytest.importorskip("mpi4py.MPI")
@@ -90,11 +91,16 @@ def test_intersect_marks_disjoint_blocks_empty():
 
 
 @settings(max_examples=200, deadline=None)
-@given(shape=st.tuples(st.integers(1, 6), st.integers(2, 6), st.integers(1, 6)), data=st.data())
-def test_messages_tile_the_piece_and_planes_are_contiguous(shape, data):
+@given(shape=st.tuples(st.integers(1, 6), st.integers(2, 6), st.integers(1, 6)), threshold=st.sampled_from([0, 64]),
+       data=st.data())
+def test_messages_tile_the_piece_and_planes_are_contiguous(shape, threshold, data):
     lo = np.array([data.draw(st.integers(0, n - 1)) for n in shape])
     ext = np.array([data.draw(st.integers(1, n - a)) for n, a in zip(shape, lo)])
-    msgs = _messages(lo, ext, shape)
+    old, transport._PLANE_MESSAGE_BYTES = transport._PLANE_MESSAGE_BYTES, threshold
+    try:
+        msgs = _messages(lo, ext, shape, 4)
+    finally:
+        transport._PLANE_MESSAGE_BYTES = old
     hits = np.zeros(shape, np.int64)
     comp = np.zeros(shape)  # one C-ordered component of the root's field
     for mlo, mext in msgs:
@@ -103,7 +109,8 @@ def test_messages_tile_the_piece_and_planes_are_contiguous(shape, data):
             assert comp[tuple(slice(a, a + e) for a, e in zip(mlo, mext))].flags.c_contiguous
     box = tuple(slice(a, a + e) for a, e in zip(lo, ext))
     assert (hits[box] == 1).all() and hits.sum() == np.prod(ext)
-    assert len(msgs) == (ext[0] if ext[2] == shape[2] and ext[1] < shape[1] and ext[0] > 1 else 1)
+    split = ext[2] == shape[2] and ext[1] < shape[1] and ext[0] > 1 and 4 * ext[1] * ext[2] >= threshold
+    assert len(msgs) == (ext[0] if split else 1)
 
 
 # -- out layouts -----------------------------------------------------------------------------

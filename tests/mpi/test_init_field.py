@@ -19,6 +19,7 @@ from mpi4py import MPI
 from cfdseed import (ConstraintError, DecompositionError, Grid, GridError, SourceError, TransportError,
                      init_field)
 from cfdseed.sources import resolve
+from cfdseed import transport
 from cfdseed.transport import gather, scatter
 
 from _tilings import KINDS, decompose
@@ -68,12 +69,21 @@ def same_error_everywhere(excinfo):
     y=st.sampled_from(["uniform", "tanh:2", "chebyshev-cc"]), seed=st.integers(0, 1000),
     axes=st.sampled_from(["xyz", "xzy", "zyx", "yxz"]), layout=st.sampled_from(["C", "F", "tuple", None]),
     dtype=st.sampled_from([np.float64, np.float32]), chunk=st.sampled_from([1, 2, 10**6]),
-    root=st.integers(0, 3),
+    root=st.integers(0, 3), planes=st.booleans(),
 )
-def test_every_rank_gets_exactly_its_block(nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root):
-    args = comm.bcast((nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root % size))
-    assert args == (nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root % size)
-    shape, root = (nx, ny, nz), root % size
+def test_every_rank_gets_exactly_its_block(nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root, planes):
+    args = comm.bcast((nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root % size, planes))
+    assert args == (nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root % size, planes)
+    # planes: every plane of a piece spanning whole z-lines is its own message (as for big fields)
+    old, transport._PLANE_MESSAGE_BYTES = transport._PLANE_MESSAGE_BYTES, 0 if planes else 2**20
+    try:
+        _scatter_gather(nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root % size)
+    finally:
+        transport._PLANE_MESSAGE_BYTES = old
+
+
+def _scatter_gather(nx, ny, nz, kind, y, seed, axes, layout, dtype, chunk, root):
+    shape = (nx, ny, nz)
     grid = decompose(comm, kind, shape, LENGTHS, y)
     field = global_field(shape, seed)  # float64 on the root: cast on the fly when dtype is float32
     out = None if layout is None else make_out(layout, axes, grid.local_shape, dtype)
@@ -94,13 +104,14 @@ def test_every_rank_gets_exactly_its_block(nx, ny, nz, kind, y, seed, axes, layo
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("y", ["tanh:2", "uniform-cc"])
-def test_init_field_passes_checks_on_any_tiling(kind, y):
+@pytest.mark.parametrize("y, planes", [("tanh:2", False), ("uniform-cc", False), ("chebyshev", True)])
+def test_init_field_passes_checks_on_any_tiling(kind, y, planes, monkeypatch):
+    monkeypatch.setattr(transport, "_PLANE_MESSAGE_BYTES", 0 if planes else 2**20)
     grid = decompose(comm, kind, (10, 17, 8), LENGTHS, y)
-    out = make_out("F", "xzy", grid.local_shape, np.float32)
-    init_field(comm, grid, seed=11, out=out, axes="xzy", root=size - 1)
+    out = make_out("C" if planes else "F", "xyz" if planes else "xzy", grid.local_shape, np.float32)
+    init_field(comm, grid, seed=11, out=out, axes="xyz" if planes else "xzy", root=size - 1, dtype=np.float32)
     ref = resolve("analytic")(grid.global_grid(), np.random.default_rng(11)).astype(np.float32)
-    assert everywhere(np.array_equal(in_xyz(out, "xzy"), ref[(slice(None), *grid.local)]))
+    assert everywhere(np.array_equal(in_xyz(out, "xyz" if planes else "xzy"), ref[(slice(None), *grid.local)]))
 
 
 def test_non_root_ranks_never_hold_the_global_field():
