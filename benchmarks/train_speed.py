@@ -133,9 +133,20 @@ def _memory(case: str, method: str, device: str) -> dict[str, float | None]:
             step = _textbook(path, device)
             step()
             step()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = _peak_rss_mib()
         gpu = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
     return {"peak_rss_mib": peak, "peak_gpu_mib": gpu}
+
+
+def _peak_rss_mib() -> float:
+    # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak across exec
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _summary(times: list[tuple[float, float]], device: str) -> dict[str, float]:
