@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ic-options", default="{}", help="JSON options of the source")
     p.add_argument("--seed", type=int, default=0, help="random seed of the source")
     p.add_argument("--no-check", action="store_true", help="skip init_field's constraint checks")
+    p.add_argument("--kick", default=None, help="after start/restart add the fluctuations of this source")
+    p.add_argument("--kick-options", default="{}", help="JSON options of the --kick source")
     p.add_argument("--shape", type=int, nargs=3, default=(32, 64, 32), metavar=("NX", "NY", "NZ"))
     p.add_argument("--lengths", type=float, nargs=3, default=(math.pi, 2.0, math.pi / 2), metavar=("LX", "LY", "LZ"))
     p.add_argument("--re-tau", type=float, default=180.0)
@@ -83,9 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         if comm.rank == 0:
             log.info("seeded with %r:\n%s", args.ic, report)
 
+    def kick() -> None:
+        rms = channel.perturb(args.kick, options=json.loads(args.kick_options), seed=args.seed + 1000)
+        if comm.rank == 0:
+            log.info("kicked with the fluctuations of %r (rms %.4g) at t=%.4f", args.kick, rms, channel.sim_time)
+
     if comm.rank == 0:
         log.info("spec %s, wall units %s, %d ranks", spec.to_dict(), spec.wall_units(), comm.size)
     summary = drive(channel, args.out, settings, restart=args.restart, seed_fn=seed,
+                    after_start=kick if args.kick else None,
                     note=dict(argv=sys.argv, spec=spec.to_dict()))
     if comm.rank == 0:
         log.info("done: %s", summary)

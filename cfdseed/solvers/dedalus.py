@@ -301,6 +301,32 @@ class DedalusChannel:
         )
         return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
 
+    def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None) -> float:
+        """Add the fluctuating part of an :func:`cfdseed.init_field` source to the current state.
+
+        The source field is delivered through init_field (unchecked: only its fluctuations are
+        used), its plane average (a function of y) is removed so the mean flow is unchanged, and
+        the rest is added to the velocity. The solver's pressure projection removes any
+        non-solenoidal part on the next step. Used to trigger transition at a wall that
+        relaminarised during a transient. Returns the RMS of the added field. Collective.
+        """
+        from mpi4py import MPI
+
+        from .. import init_field
+
+        nx, ny, nz = self.spec.shape
+        extra = init_field(self.comm, self.grid, source=source, options=options, seed=seed,
+                           axes="xzy", check=False)  # (3, lnx, lnz, ny) in (u, v, w) order
+        extra = np.asarray(extra, dtype=np.float64)
+        mean = extra.sum(axis=(1, 2))  # (3, ny)
+        self.comm.Allreduce(MPI.IN_PLACE, mean, op=MPI.SUM)
+        extra -= (mean / (nx * nz))[:, None, None, :]
+        sq = np.array([float(np.sum(extra**2))])
+        self.comm.Allreduce(MPI.IN_PLACE, sq, op=MPI.SUM)
+        for view, comp in zip(self.velocity_views(), extra):
+            view += comp
+        return float(np.sqrt(sq[0] / (3 * nx * ny * nz)))
+
     # -- stepping -----------------------------------------------------------------------------
     @property
     def sim_time(self) -> float:

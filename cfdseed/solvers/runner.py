@@ -156,9 +156,10 @@ class _Recorder:
 
 
 def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool,
-          seed_fn: Any = None, note: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one segment: restart from the newest checkpoint (or call ``seed_fn()``), step until
-    ``duration`` or ``max_wall`` is reached, record outputs, checkpoint at the end. Collective.
+          seed_fn: Any = None, after_start: Any = None, note: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one segment: restart from the newest checkpoint (or call ``seed_fn()``), call
+    ``after_start()`` if given (e.g. a perturbation), step until ``duration`` or ``max_wall`` is
+    reached, record outputs, checkpoint at the end. Collective.
 
     Returns a summary dict (identical on every rank).
     """
@@ -179,6 +180,8 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         log.info("restarted from %s at t=%.4f it=%d", ck, channel.sim_time, channel.iteration)
     elif seed_fn is not None:
         seed_fn()
+    if after_start is not None:
+        after_start()
     segments = read_segments(out) if comm.rank == 0 else None
     rec = None
     if comm.rank == 0:

@@ -163,3 +163,13 @@ def test_stop_file_ends_segment_gracefully(channel, shared_tmp):
                     seed_fn=seed_then_request_stop)
     assert summary["steps"] == 0
     assert channel.latest_checkpoint(out / "checkpoints") is not None
+
+
+def test_perturb_adds_fluctuations_and_keeps_the_mean_flow(channel):
+    channel.seed("analytic", options=dict(u_bulk=15.0, amplitude=0.0), seed=4)
+    before = channel.diagnostics()
+    rms = channel.perturb("analytic", options=dict(u_bulk=15.0, amplitude=0.2), seed=7)
+    after = channel.diagnostics()
+    assert rms > 0.1
+    np.testing.assert_allclose(after.profiles["U"], before.profiles["U"], atol=1e-10)
+    assert after.tke > before.tke + 0.1 * rms**2
