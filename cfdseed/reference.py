@@ -11,7 +11,7 @@ published points (lower half channel, 0 <= y/delta <= 1)::
 Names (:data:`REFERENCES`): ``lee-moser-180, lee-moser-550, lee-moser-1000, lee-moser-2000,
 lee-moser-5200`` (M. Lee & R. D. Moser, J. Fluid Mech. 774, 395-415, 2015) and ``mkm-180``
 (R. D. Moser, J. Kim & N. N. Mansour, Phys. Fluids 11, 943-945, 1999). Files, provenance and
-citations: ``cfdseed/data/reference/README.md``.
+citations: ``cfdseed/reference_data/README.md``.
 
 Profiles: ``U+`` mean streamwise velocity, ``u'+, v'+, w'+`` rms fluctuations, ``uv+`` Reynolds
 shear stress <u'v'>+ (negative in the lower half), all available for every reference.
@@ -45,7 +45,7 @@ PROFILES = ("U+", "u'+", "v'+", "w'+", "uv+")
 
 def reference_dir() -> Path:
     """Folder of the packaged reference files."""
-    return Path(__file__).resolve().parent / "data" / "reference"
+    return Path(__file__).resolve().parent / "reference_data"
 
 
 @dataclass(frozen=True)

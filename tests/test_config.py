@@ -70,7 +70,7 @@ def test_toml_round_trip(tmp_path):
 
 def test_shipped_configs_parse():
     root = Path(__file__).resolve().parents[1]
-    files = sorted(root.glob("configs/*.toml")) + [root / "examples" / "train_tiny.toml"]
+    files = sorted(root.glob("examples/configs/*.toml")) + [root / "examples" / "train_tiny.toml"]
     assert len(files) >= 2
     for f in files:
         cfg = load_config(f)
