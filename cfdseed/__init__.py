@@ -6,6 +6,7 @@ Public API (imports are lazy: ``import cfdseed`` loads neither torch nor MPI)::
     init_field(comm, grid, ...)   collective: build on root, scatter, check  (cfdseed.coupling)
     check_field(comm, grid, local) collective constraint report              (cfdseed.coupling)
     ConstraintReport      result of the checks                            (cfdseed.constraints)
+    Tolerances            limits of the checks                            (cfdseed.constraints)
     load_generator(path)  trained generator from a checkpoint             (cfdseed.model)
     default_model()       path of the packaged default generator          (cfdseed.model)
 """
@@ -34,6 +35,7 @@ _LAZY = {
     "init_field": "cfdseed.coupling",
     "check_field": "cfdseed.coupling",
     "ConstraintReport": "cfdseed.constraints",
+    "Tolerances": "cfdseed.constraints",
     "load_generator": "cfdseed.model",
     "default_model": "cfdseed.model",
 }
