@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         solver="dedalus", solver_version=dedalus.__version__, timestepper="SBDF2",
         shape=list(spec.shape), lengths=list(spec.lengths), dealias=spec.dealias, cfl_safety=spec.cfl_safety,
         nranks=comm.size, ic=args.ic, ic_options=args.ic_options, seed=args.seed,
+        kick=args.kick or "", kick_options=args.kick_options if args.kick else "",
         wall_units=json.dumps(spec.wall_units()),
     )
     settings = RunSettings(

@@ -141,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset is not None:
         res["dataset"] = build_dataset(args.run, args.dataset, t_start=res["t_steady_start"],
                                        val_fraction=args.val_fraction, gap=args.gap,
-                                       extra_attrs=dict(validation=json.dumps({k: res[k] for k in ("u_plus_rel_l2", "peak_u_rel_err")})))
+                                       extra_attrs=dict(
+                                           validation=json.dumps({k: res[k] for k in ("u_plus_rel_l2", "peak_u_rel_err")}),
+                                           steady_criterion=res["criterion"],
+                                           run_segments=json.dumps([
+                                               dict(start_time=s["start_time"], argv=s["note"].get("argv"))
+                                               for s in read_segments(args.run)]),
+                                       ))
         if args.sample is not None:
             from cfdseed.data import DatasetWriter, open_dataset
 
