@@ -13,18 +13,22 @@ export OMP_NUM_THREADS=1
 
 # 1. System libraries: FFTW (serial + MPI) and Open MPI with headers.
 need_apt=0
-for f in /usr/include/fftw3.h /usr/include/fftw3-mpi.h /usr/bin/mpicc /usr/bin/mpiexec; do
+for f in /usr/include/fftw3.h /usr/include/fftw3-mpi.h /usr/bin/mpicc /usr/bin/mpiexec /usr/bin/python3; do
     [ -e "$f" ] || need_apt=1
 done
+# the Debian interpreter builds the C extensions: it needs its headers and the venv module
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 -c "import ensurepip, sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')) else 1)" 2>/dev/null || need_apt=1
+fi
 if [ "$need_apt" = 1 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup-dedalus: FFTW/Open MPI missing and not root; install as root:" >&2
-        echo "  apt-get install -y libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin" >&2
+        echo "  apt-get install -y libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin python3-dev python3-venv" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin
+    apt-get install -y -q libfftw3-dev libfftw3-mpi-dev libopenmpi-dev openmpi-bin python3-dev python3-venv
 fi
 
 MPI_INC=$(mpicc --showme:incdirs | awk '{print $1}')
@@ -39,7 +43,7 @@ export PATH=/usr/bin:$PATH   # the system mpicc/mpiexec, never a venv's
 # 2. The virtual environment.
 PY=$VENV/bin/python
 if [ ! -x "$PY" ]; then
-    python3 -m venv "$VENV"
+    /usr/bin/python3 -m venv "$VENV"
     $PY -m pip install -q --upgrade pip wheel setuptools
 fi
 $PY -m pip install -q "numpy>=1.24" scipy h5py "cython" pytest hypothesis matplotlib
