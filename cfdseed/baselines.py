@@ -39,7 +39,7 @@ from .grid import Grid
 from .interp import field_to_grid
 from .sources import register
 
-__all__ = ["reichardt_profile", "smooth_noise", "read_snapshot", "BaselineSource", "SourceInfo", "KAPPA_REICHARDT"]
+__all__ = ["reichardt_profile", "smooth_noise", "BaselineSource", "SourceInfo", "KAPPA_REICHARDT"]
 
 KAPPA_REICHARDT = 0.41
 _COMMON = ("bulk", "seed", "no_slip", "divergence_free", "blend", "max_ratio")
@@ -239,36 +239,6 @@ def streaks(**options: Any) -> BaselineSource:
     return BaselineSource("streaks", make, o)
 
 
-def read_snapshot(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """Read a field written by ``cfdseed generate``: ``(3, nx, ny, nz)``, y, (lx, ly, lz).
-
-    Raises
-    ------
-    SourceError
-        Missing file or not a cfdseed field file.
-    """
-    import h5py
-
-    p = Path(path)
-    if not p.is_file():
-        raise SourceError(f"snapshot file {str(p)!r} does not exist")
-    try:
-        with h5py.File(p, "r") as h:
-            missing = [k for k in ("u", "v", "w", "y") if k not in h]
-            if missing or "lengths" not in h.attrs:
-                raise SourceError(f"{p}: not a cfdseed field file (missing {', '.join(missing) or 'attribute lengths'}); "
-                                  "expected /u, /v, /w (nz, ny, nx), /y and attribute lengths")
-            comps = [np.asarray(h[k][...], dtype=np.float64).transpose(2, 1, 0) for k in "uvw"]
-            y = np.asarray(h["y"][...], dtype=np.float64)
-            lengths = tuple(float(v) for v in h.attrs["lengths"])
-    except OSError as exc:
-        raise SourceError(f"{p}: cannot read as HDF5: {exc}") from None
-    field = np.stack(comps)
-    if field.shape[2] != y.size or len(lengths) != 3:
-        raise SourceError(f"{p}: y has {y.size} points but the field {field.shape[1:]}; lengths {lengths}")
-    return field, y, lengths  # type: ignore[return-value]
-
-
 @register("snapshot")
 def snapshot(**options: Any) -> BaselineSource:
     """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
@@ -278,7 +248,13 @@ def snapshot(**options: Any) -> BaselineSource:
         raise SourceError("snapshot: option path (an HDF5 field file) is required")
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        field, y, lengths = read_snapshot(o["path"])
+        from .errors import DatasetError
+        from .generate import read_field
+
+        try:
+            field, y, lengths, _ = read_field(o["path"])
+        except DatasetError as exc:
+            raise SourceError(f"snapshot: {exc}") from None
         f = field_to_grid(field, y, lengths, grid, o["y_method"]) * float(o["scale"])
         if o["noise"]:
             f += smooth_noise(grid, rng, o["noise"] * float(np.abs(f[0]).mean()))

@@ -53,8 +53,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     # owned by cfdseed.evaluate
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="generator checkpoint to sample (default: the packaged default model)")
-    src.add_argument("--fields", help="HDF5 fields to evaluate: a cfdseed slice dataset (N,3,ny,nz), or "
-                     "/fields (N,3,nx,ny,nz) with /y and attributes lx, ly, lz, nu, u_tau")
+    src.add_argument("--fields", help="HDF5 to evaluate: a cfdseed slice dataset (N,3,ny,nz) or a 3-D field "
+                     "written by `cfdseed generate`")
+    p.add_argument("--nu", type=float, help="kinematic viscosity of --fields (default: from the file)")
+    p.add_argument("--u-tau", type=float, help="friction velocity of --fields (default: from the file)")
     p.add_argument("--samples", type=int, default=256, help="slices drawn from the model (default 256)")
     p.add_argument("--seed", type=int, default=0, help="latent seed of the model samples (default 0)")
     p.add_argument("--device", help="device of the model: cpu | cuda | cuda:N (default: CUDA if available)")

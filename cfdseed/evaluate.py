@@ -13,8 +13,8 @@ Command line (see :func:`cli_run`)::
     cfdseed evaluate (--model M [--samples N] | --fields F.h5) [--against DATA.h5]
                      [--reference NAME] --out DIR
 
-``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.data`) or 3-D fields stored as HDF5
-``/fields`` (N, 3, nx, ny, nz) float, ``/y`` (ny,), attributes ``lx, ly, lz, nu, u_tau``.
+``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.data`) or a 3-D field written by
+``cfdseed generate`` (:func:`cfdseed.generate.read_field`; units from its attributes or --nu/--u-tau).
 ``--against`` is a slice dataset (at most ``--against-samples`` slices, evenly spread). Outputs in
 ``--out``: ``metrics.json`` (every number below with its units and heights; NaN written as null),
 the figures of :mod:`cfdseed.report` and ``report.md`` linking them.
@@ -545,32 +545,31 @@ def _read_slices(path: str, max_samples: int | None) -> _Set:
         return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
 
 
-def _read_fields(path: str, max_samples: int | None) -> _Set:
-    """A slice dataset (contract 4) or 3-D fields: /fields (N, 3, nx, ny, nz), /y and attributes
-    lx, ly, lz, nu, u_tau."""
+def _read_fields(path: str, max_samples: int | None, nu: float | None = None,
+                 u_tau: float | None = None) -> _Set:
+    """A slice dataset (contract 4) or one 3-D field written by ``cfdseed generate``
+    (:func:`cfdseed.generate.read_field`); ``nu``/``u_tau`` override or supply the file's units."""
     import h5py
 
     from .errors import DatasetError
 
     try:
         with h5py.File(path, "r") as h:
-            nd = h["fields"].ndim if "fields" in h else None
-            if nd == 5:
-                need = ("lx", "ly", "lz", "nu", "u_tau")
-                missing = [k for k in need if k not in h.attrs]
-                if "y" not in h or missing:
-                    raise DatasetError(f"{path}: 3-D fields need /y and attributes {', '.join(need)}; "
-                                       f"missing {', '.join(missing + ([] if 'y' in h else ['/y']))}")
-                n = h["fields"].shape[0] if max_samples is None else min(max_samples, h["fields"].shape[0])
-                a = {k: float(h.attrs[k]) for k in need}
-                return _Set(f"fields {path} ({n} 3-D fields)", np.asarray(h["fields"][:n]), np.asarray(h["y"][...]),
-                            a["ly"], a["lz"], a["nu"], a["u_tau"], lx=a["lx"])
+            is_field = "u" in h and "fields" not in h
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if nd not in (4, None):
-        raise DatasetError(f"{path}: /fields has {nd} dimensions; expected a slice dataset (N, 3, ny, nz) "
-                           "or 3-D fields (N, 3, nx, ny, nz)")
-    return _read_slices(path, max_samples)
+    if not is_field:
+        return _read_slices(path, max_samples)
+    from .generate import read_field
+
+    field, y, (lx, ly, lz), attrs = read_field(path)
+    units = {"nu": nu if nu is not None else attrs.get("nu"), "u_tau": u_tau if u_tau is not None else attrs.get("u_tau")}
+    missing = [k for k, v in units.items() if v is None]
+    if missing:
+        raise DatasetError(f"{path}: the field file does not record {' and '.join(missing)} (its source had no units); "
+                           "pass --nu and --u-tau to evaluate it in wall units")
+    return _Set(f"field {path} (3-D, {'x'.join(map(str, field.shape[1:]))})", field[None], y, ly, lz,
+                float(units["nu"]), float(units["u_tau"]), lx=lx)
 
 
 def _sample_model(path: str | None, n: int, seed: int, device: str | None) -> _Set:
@@ -660,7 +659,7 @@ def cli_run(args: Any) -> int:
     if ref not in ("auto", "none", *REFERENCES):
         raise ConfigError(f"unknown --reference {args.reference!r}; one of auto, none, {', '.join(REFERENCES)}")
     try:
-        ev = _read_fields(args.fields, None) if args.fields else _sample_model(args.model, args.samples, args.seed,
+        ev = _read_fields(args.fields, None, args.nu, args.u_tau) if args.fields else _sample_model(args.model, args.samples, args.seed,
                                                                                args.device)
         ag = _read_slices(args.against, args.against_samples) if args.against else None
         m = _evaluate(ev, ag, ref, args.out, [*args.heights, "centre"])

@@ -13,7 +13,11 @@ written by :func:`write_field`. HDF5 layout (``ic.h5``)::
     /u, /v, /w   float (nz, ny, nx)  C order (z, y, x), i.e. Fortran order (x, y, z)
     /x (nx,), /y (ny,), /z (nz,)     coordinates (walls at y = 0 and y = ly)
     attrs        lengths (lx, ly, lz), shape (nx, ny, nz), source, options (JSON), seed,
-                 bulk_velocity, report (JSON of the constraint report), cfdseed_version
+                 bulk_velocity, report (JSON of the constraint report), cfdseed_version;
+                 re_tau, u_tau, nu when the units are known (gan; any source given --re-tau etc.)
+
+:func:`read_field` is the one reader of this format (the ``snapshot`` source and
+``cfdseed evaluate --fields`` use it).
 
 ``ic.xmf`` (ParaView: open it, pick the Xdmf3 reader) describes the rectilinear grid and the point
 data u, v, w and the vector velocity; ``ic.png`` shows u' (u minus its plane average) on the y-z
@@ -31,7 +35,7 @@ import numpy as np
 
 from .grid import Grid
 
-__all__ = ["write_field", "write_xdmf", "quicklook", "parse_options", "cli_run"]
+__all__ = ["write_field", "read_field", "write_xdmf", "quicklook", "parse_options", "cli_run"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,40 @@ def write_field(path: str | Path, field: np.ndarray, grid: Grid, attrs: dict[str
             h.attrs[k] = v if isinstance(v, (int, float, str, np.ndarray)) else json.dumps(v)
     tmp.replace(path)
     return write_xdmf(path, grid, np.dtype(dtype))
+
+
+def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
+    """Read a file written by :func:`write_field`: field ``(3, nx, ny, nz)`` float64, y, lengths, attrs.
+
+    Raises
+    ------
+    DatasetError
+        Missing file, not HDF5, or not in the layout of the module docstring.
+    """
+    import h5py
+
+    from .errors import DatasetError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"field file {str(p)!r} does not exist")
+    try:
+        with h5py.File(p, "r") as h:
+            missing = [k for k in ("u", "v", "w", "y") if k not in h]
+            if missing or "lengths" not in h.attrs:
+                raise DatasetError(f"{p}: not a cfdseed field file (missing {', '.join(missing) or 'attribute lengths'}); "
+                                   "expected /u, /v, /w (nz, ny, nx), /y and attribute lengths")
+            comps = [np.asarray(h[k][...], dtype=np.float64).transpose(2, 1, 0) for k in "uvw"]
+            y = np.asarray(h["y"][...], dtype=np.float64)
+            lengths = tuple(float(v) for v in h.attrs["lengths"])
+            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
+    except OSError as exc:
+        raise DatasetError(f"{p}: cannot read as HDF5: {exc}") from None
+    shapes = {c.shape for c in comps}
+    if len(shapes) != 1 or comps[0].shape[1] != y.size or len(lengths) != 3:
+        raise DatasetError(f"{p}: components {[c.shape for c in comps]}, y of {y.size} points and lengths "
+                           f"{lengths} do not fit together")
+    return np.stack(comps), y, lengths, attrs  # type: ignore[return-value]
 
 
 def write_xdmf(h5path: Path, grid: Grid, dtype: np.dtype) -> Path:
@@ -199,6 +237,8 @@ def _generate(args: Any) -> int:
     }
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
+    else:  # baselines: record whatever units the user stated, so evaluate can work in wall units
+        attrs.update({k: float(options[k]) for k in ("re_tau", "u_tau", "nu") if options.get(k) is not None})
     out = Path(args.out)
     xmf = write_field(out, field, grid, attrs, dtype=args.dtype)
     png = None

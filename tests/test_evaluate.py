@@ -314,21 +314,29 @@ def test_cli_tiny_model(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_three_d_fields(tmp_path):
-    nx, ny, nz = 8, 17, 12
-    y = wall_normal("chebyshev", ny, LY)
-    rng = np.random.default_rng(6)
-    f = rng.standard_normal((2, 3, nx, ny, nz)) * (y * (LY - y))[None, None, None, :, None]
-    p = tmp_path / "f3.h5"
-    with h5py.File(p, "w") as h:
-        h["fields"], h["y"] = f, y
-        h.attrs.update(lx=4.0, ly=LY, lz=2.0, nu=1 / 180, u_tau=1.0)
+def test_cli_three_d_field_written_by_generate(tmp_path, capsys):
+    """cfdseed generate -> cfdseed evaluate --fields, end to end."""
+    ic = tmp_path / "ic.h5"
+    assert cli_main(["generate", "--source", "streaks", "--shape", "16", "17", "12", "--lengths", "4", str(LY),
+                     "2", "--y", "chebyshev", "--option", "re_tau=180", "--option", "bulk=15.7",
+                     "--seed", "3", "--no-png", "--out", str(ic)]) == 0
     out = tmp_path / "ev"
-    assert cli_main(["evaluate", "--fields", str(p), "--reference", "none", "--heights", "10", "--out",
-                     str(out)]) == 0
+    assert cli_main(["evaluate", "--fields", str(ic), "--reference", "none", "--heights", "10", "--nu",
+                     str(1 / 180), "--u-tau", "1", "--out", str(out)]) == 0
     m = _check_outputs(out, extra={"spectra_x.png"})
     assert m["vs_reference"] is None and m["vs_dataset"] is None
-    assert m["evaluated"]["statistics"]["divergence"]["div_max"] > 0
+    div = m["evaluated"]["statistics"]["divergence"]
+    assert div["div_max"] < 1e-8  # generate enforced the discrete divergence, evaluate measures it
+
+
+def test_cli_field_without_units_needs_nu_and_u_tau(tmp_path, capsys):
+    ic = tmp_path / "plug.h5"
+    assert cli_main(["generate", "--source", "plug", "--shape", "8", "9", "8", "--lengths", "4", str(LY), "2",
+                     "--no-png", "--out", str(ic)]) == 0
+    assert cli_main(["evaluate", "--fields", str(ic), "--reference", "none", "--out", str(tmp_path / "a")]) == 2
+    assert "--nu and --u-tau" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--fields", str(ic), "--reference", "none", "--nu", "0.01", "--u-tau", "0.05",
+                     "--heights", "10", "--out", str(tmp_path / "b")]) == 0
 
 
 def test_cli_bad_input(dataset, tmp_path, capsys):
