@@ -7,19 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _fakes import FakeComm
 from cfdseed import DecompositionError, Grid, GridError
 from cfdseed.grid import balanced_dims, block_split, check_tiling, wall_normal
-
-
-class FakeComm:
-    def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size = rank, size
-
-    def Get_rank(self) -> int:
-        return self.rank
-
-    def Get_size(self) -> int:
-        return self.size
 
 
 @pytest.mark.parametrize("kind", ["uniform", "chebyshev", "tanh", "tanh:3.5"])

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _fakes import FakeComm
 from cfdseed import DecompositionError, Grid, GridError, TransportError
 from cfdseed import transport
 from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gather, plan_chunks, prepare, scatter
@@ -17,17 +18,6 @@ from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gat
 MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 SHAPE, LENGTHS = (6, 5, 4), (2.0, 2.0, 1.0)
-
-
-class FakeComm:
-    def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size = rank, size
-
-    def Get_rank(self) -> int:
-        return self.rank
-
-    def Get_size(self) -> int:
-        return self.size
 
 
 def covered(chunks, shape):
