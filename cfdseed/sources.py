@@ -209,7 +209,10 @@ def analytic(**options: Any) -> SourceFn:
         up[0, :, 1:-1] = _d_wall_normal(psi, yext)
         up[1] = -_d_periodic(psi, 0, lx / nx) - _d_periodic(chi, 2, lz / nz)
         up[2, :, 1:-1] = _d_wall_normal(chi, yext)
-        scale = np.abs(up).max()
+        # amplitude = largest deviation from the plane (x-z) mean; on coarse grids a mode can alias
+        # onto the plane mean, which then belongs to the mean flow, not to u'
+        real_up = up[:, :, real]
+        scale = np.abs(real_up - real_up.mean(axis=(1, 3), keepdims=True)).max() or np.abs(up).max()
         ref = abs(u_bulk) if u_bulk != 0 else 1.0
         if scale > 0:
             up *= amplitude * ref / scale
