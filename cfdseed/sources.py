@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .enforce import _dy_stencil, _trapz_weights, _walls, _y_ext
 from .errors import SourceError
 from .grid import Grid
 
@@ -133,20 +134,6 @@ def _d_periodic(f: np.ndarray, axis: int, delta: float) -> np.ndarray:
     return (np.roll(f, -1, axis) - np.roll(f, 1, axis)) / (2.0 * delta)
 
 
-def _d_wall_normal(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Contract-1 3-point derivative along axis 1 at the interior points of ``y`` (``(.., n-2, ..)``)."""
-    hm, hp = np.diff(y)[:-1], np.diff(y)[1:]
-    den = hp * hm * (hp + hm)
-    a, b, c = (hm**2 / den)[:, None], (-(hp**2) / den)[:, None], ((hp**2 - hm**2) / den)[:, None]
-    return a * f[:, 2:] + b * f[:, :-2] + c * f[:, 1:-1]
-
-
-def _bulk(u: np.ndarray, yext: np.ndarray, ly: float) -> float:
-    """Contract-1 bulk velocity of ``u`` given on the extended y grid (zero values at virtual walls)."""
-    prof = u.mean(axis=(0, 2))
-    return float(np.sum(0.5 * (prof[1:] + prof[:-1]) * np.diff(yext)) / ly)
-
-
 def _modes(value: Any) -> tuple[int, int]:
     try:
         mx, mz = (int(m) for m in value)
@@ -191,10 +178,18 @@ def analytic(**options: Any) -> SourceFn:
 
     def source(grid: Grid, rng: np.random.Generator) -> np.ndarray:
         (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
-        tol = 1e-12 * ly
-        lo, hi = bool(grid.y[0] <= tol), bool(grid.y[-1] >= ly - tol)
+        lo, _ = _walls(grid)
         # y with virtual wall points where no grid point lies on a wall; ext index of real points
-        yext = np.concatenate([[] if lo else [0.0], grid.y, [] if hi else [ly]])
+        yext = _y_ext(grid)
+        cm, c0, cp = (c[:, None] for c in _dy_stencil(yext))
+
+        def d_wall_normal(f: np.ndarray) -> np.ndarray:  # contract-1 d/dy at the interior of yext
+            return cp * f[:, 2:] + cm * f[:, :-2] + c0 * f[:, 1:-1]
+
+        def bulk(u: np.ndarray) -> float:  # contract-1 bulk of u on yext (zero at virtual walls)
+            return float(u[:, real].mean(axis=(0, 2)) @ weights)
+
+        weights = _trapz_weights(grid)
         j0 = 0 if lo else 1
         real = slice(j0, j0 + ny)
         x = grid.x[:, None, None]
@@ -206,9 +201,9 @@ def analytic(**options: Any) -> SourceFn:
         psi = f * np.sin(kx * x + a) * np.cos(kz * z + b)  # (nx, ny_ext, nz)
         chi = f * (np.cos(kx * x + c) * np.sin(kz * z + d) + np.sin(kz * z + e))
         up = np.zeros((3, nx, yext.size, nz))
-        up[0, :, 1:-1] = _d_wall_normal(psi, yext)
+        up[0, :, 1:-1] = d_wall_normal(psi)
         up[1] = -_d_periodic(psi, 0, lx / nx) - _d_periodic(chi, 2, lz / nz)
-        up[2, :, 1:-1] = _d_wall_normal(chi, yext)
+        up[2, :, 1:-1] = d_wall_normal(chi)
         # amplitude = largest deviation from the plane (x-z) mean; on coarse grids a mode can alias
         # onto the plane mean, which then belongs to the mean flow, not to u'
         real_up = up[:, :, real]
@@ -221,7 +216,7 @@ def analytic(**options: Any) -> SourceFn:
             up *= amplitude * ref / scale
         # mean profile, then a y-only correction (divergence-free, zero at walls) for the exact bulk
         prof = (eta * (1.0 - eta))[None, :, None]  # (1, ny_ext, 1)
-        up[0] += prof * ((u_bulk - _bulk(up[0], yext, ly)) / _bulk(prof, yext, ly))
+        up[0] += prof * ((u_bulk - bulk(up[0])) / bulk(prof))
         return up[:, :, real]
 
     return source
