@@ -162,8 +162,15 @@ class _Dist:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
-    def close(self) -> None:
+    def close(self, sync: bool) -> None:
+        """Tear down a process group we created; ``sync`` first waits for every rank.
+
+        Without the barrier a rank that finishes early (no checkpoint or plot to write) destroys
+        its gloo group while rank 0 is still busy, and gloo aborts it at exit.
+        """
         if self.owned and dist.is_initialized():
+            if sync:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -393,11 +400,14 @@ def train(cfg: Config, *, resume: bool = False,
     dd = _Dist(dev_kind)
     determinism = (torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
+    ok = False
     try:
-        return _train(cfg, dd, resume, _on_iteration)
+        result = _train(cfg, dd, resume, _on_iteration)
+        ok = True
+        return result
     finally:
         torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])  # process-global
-        dd.close()
+        dd.close(sync=ok)  # no barrier after an error: a rank that failed alone must not hang the others
 
 
 def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], None] | None) -> TrainResult:
