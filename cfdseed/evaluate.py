@@ -44,7 +44,9 @@ Comparisons (:func:`compare`, :func:`compare_reference`)
 - relative L2 error of a profile: ||p - p_ref||_2 / ||p_ref||_2 over the rows (the reference
   interpolated linearly in y+ to the evaluated rows where the grids differ);
 - log-spectral error at a height: RMS over k_z > 0 of ln(E / E_ref) (about the relative amplitude
-  error when small; 0.1 ~ 10 %), both spectra floored at 1e-8 of the larger peak; sampling noise
+  error when small; 0.1 ~ 10 %), both spectra floored at 1e-8 of the larger peak; the Nyquist bin
+  of an even grid is left out (a single cosine amplitude, held at zero by dealiased spectral
+  solvers such as Dedalus, so its ratio says nothing about the turbulence); sampling noise
   alone gives about sqrt(2 / M) for M independent samples per bin (M = 2 N nx: both halves, and x
   for 3-D fields);
 - 1-D Wasserstein distance W1 between the fluctuation samples at a height (wall units);
@@ -123,6 +125,8 @@ class Statistics:
     samples : (3, nheights, S) fluctuations u_i'+ at the heights (PDFs).
     kx, spectra_x : streamwise counterparts for 3-D fields, else None.
     divergence : dict of divergence figures for 3-D fields, else None.
+    nz, nx : grid points along z and x (0: unknown); with an even count the last spectral bin is
+        the Nyquist mode, which :func:`compare` leaves out (see the module docstring).
     """
 
     re_tau: float
@@ -141,6 +145,8 @@ class Statistics:
     kx: np.ndarray | None = None
     spectra_x: np.ndarray | None = None
     divergence: dict[str, float] | None = None
+    nz: int = 0
+    nx: int = 0
 
     def moments(self) -> dict[str, dict[str, dict[str, float]]]:
         """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
@@ -364,7 +370,7 @@ def statistics(
         re_tau=re_tau, n_fields=int(f.shape[0]), kind="fields" if three_d else "slices",
         folded=folded, yplus=yplus, y_delta=yw / (0.5 * ly), profiles=profiles, heights=hs,
         kz=kz * nu / u_tau, spectra_z=spectra_z, dz=dz, correlation=corr, samples=samples,
-        kx=kx, spectra_x=spectra_x, divergence=divergence,
+        kx=kx, spectra_x=spectra_x, divergence=divergence, nz=int(nz), nx=int(half.shape[2]) if three_d else 0,
     )
 
 
@@ -420,6 +426,21 @@ def _on(x_to: np.ndarray, x_from: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.interp(x_to, x_from, v)
 
 
+def _comparable(k: np.ndarray, n: int, k_ref: np.ndarray, n_ref: int) -> np.ndarray:
+    """Bins of ``k`` inside the reference's range, Nyquist modes (even ``n`` / ``n_ref``) left out.
+
+    The Nyquist mode of a real signal is one cosine amplitude; dealiased spectral solvers (Dedalus)
+    hold it at zero, so comparing it would make ``ln(E / E_ref)`` measure the solver, not the flow.
+    """
+    top = k_ref.max() * (1 + 1e-9)
+    if n_ref > 0 and n_ref % 2 == 0:
+        top = k_ref.max() * (1 - 1e-9)
+    mask = k <= top
+    if n > 0 and n % 2 == 0:
+        mask[-1] = False
+    return mask
+
+
 def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
     """Errors of ``s`` against the reference dataset statistics ``ref`` (module docstring).
 
@@ -436,7 +457,7 @@ def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
     spec: dict[str, dict[str, float]] = {}
     corr: dict[str, dict[str, float]] = {}
     w1: dict[str, dict[str, float]] = {}
-    kmask = s.kz <= ref.kz.max() * (1 + 1e-9)
+    kmask = _comparable(s.kz, s.nz, ref.kz, ref.nz)
     for c, p in enumerate(_PAIRS):
         spec[p] = {lab: log_spectral_error(s.spectra_z[c, i][kmask], _on(s.kz[kmask], ref.kz, ref.spectra_z[c, j]))
                    for i, j, lab in pairs}
@@ -451,7 +472,7 @@ def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
                   "pdf_w1": "Wasserstein-1 distance in u_tau", "correlation": "RMS of R - R_ref over dz"},
     }
     if s.kx is not None and ref.kx is not None and s.spectra_x is not None and ref.spectra_x is not None:
-        xmask = s.kx <= ref.kx.max() * (1 + 1e-9)
+        xmask = _comparable(s.kx, s.nx, ref.kx, ref.nx)
         out["streamwise_spectra"] = {
             p: {lab: log_spectral_error(s.spectra_x[c, i][xmask], _on(s.kx[xmask], ref.kx, ref.spectra_x[c, j]))
                 for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}

@@ -235,6 +235,8 @@ def _generate(args: Any) -> int:
         "seed": -1 if args.seed is None else int(args.seed), "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity),
     }
+    if getattr(info, "model", ""):
+        attrs["model"] = info.model
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     else:  # baselines: record whatever units the user stated, so evaluate can work in wall units

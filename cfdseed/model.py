@@ -260,7 +260,7 @@ class GeneratorHandle:
     """A trained generator with its normalisation and grid: :meth:`sample` gives physical slices.
 
     Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict),
-    arch (dict), device, module (the torch Generator)``.
+    arch (dict), device, module (the torch Generator), path (where it was loaded from)``.
     """
 
     def __init__(self, ck: Mapping[str, Any], device: torch.device, path: str = "<memory>") -> None:
@@ -283,6 +283,7 @@ class GeneratorHandle:
         self.ly, self.lz = float(g["ly"]), float(g["lz"])
         self.re_tau, self.u_tau, self.nu = float(g["re_tau"]), float(g["u_tau"]), float(g["nu"])
         self.metadata: dict[str, Any] = dict(ck["metadata"])
+        self.path = path
         mean = torch.as_tensor(ck["norm"]["mean"], dtype=torch.float32)
         std = torch.as_tensor(ck["norm"]["std"], dtype=torch.float32)
         if (self.ny, self.nz) != (arch["ny"], arch["nz"]) or mean.shape != (3, self.ny) or std.shape != (3, self.ny):
@@ -339,6 +340,10 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     return GeneratorHandle(read_checkpoint(path), dev, str(path))
 
 
+#: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
+
+
 def default_model() -> Path:
     """Path of the packaged default generator, ``cfdseed/models/default.pt``.
 
@@ -347,7 +352,7 @@ def default_model() -> Path:
     CheckpointError
         No default model is packaged in this installation.
     """
-    path = Path(__file__).resolve().parent / "models" / "default.pt"
+    path = DEFAULT_MODEL
     if not path.is_file():
         raise CheckpointError(
             f"no default model is packaged: {path} is missing. Train one with `cfdseed train "

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 __all__ = ["write_figures", "write_report"]
 
@@ -74,6 +75,11 @@ def _profiles(s: Any, a: Any, ref: Any, path: Path, names: tuple[str, str]) -> s
     return _save(fig, path)
 
 
+def _below_nyquist(k: np.ndarray, n: int) -> int:
+    """End index of the bins plotted: the Nyquist bin of an even grid is left out (as in compare)."""
+    return len(k) - 1 if n > 0 and n % 2 == 0 else len(k)
+
+
 def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str]) -> str:
     fig = _figure(13, 4)
     axes = fig.subplots(1, 3)
@@ -81,15 +87,18 @@ def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str
     e = s.spectra_x if streamwise else s.spectra_z
     cols = _colours(len(s.heights))
     name = "x" if streamwise else "z"
+    top = _below_nyquist(k, s.nx if streamwise else s.nz)
     for c, (ax, pair) in enumerate(zip(axes, ("uu", "vv", "ww"))):
         for i, (h, col) in enumerate(zip(s.heights, cols)):
-            ax.loglog(k[1:], e[c, i, 1:], "-", color=col, lw=1.8, label=f"{h.label} (y+={h.yplus:.1f})")
+            ax.loglog(k[1:top], e[c, i, 1:top], "-", color=col, lw=1.8, label=f"{h.label} (y+={h.yplus:.1f})")
             if a is not None:
                 ka = a.kx if streamwise else a.kz
                 ea = a.spectra_x if streamwise else a.spectra_z
                 j = {hh.label: n for n, hh in enumerate(a.heights)}.get(h.label)
                 if j is not None and ka is not None and ea is not None:
-                    ax.loglog(ka[1:], ea[c, j, 1:], "--", color=col, lw=1.0)
+                    ta = _below_nyquist(ka, a.nx if streamwise else a.nz)
+                    ax.loglog(ka[1:ta], ea[c, j, 1:ta], "--", color=col, lw=1.0)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short log ranges
         ax.set_xlabel(rf"$k_{name}^+$")
         ax.set_ylabel(rf"$E_{{{pair}}}^+(k_{name}^+)$")
         ax.grid(True, which="both", alpha=0.3)

@@ -275,8 +275,9 @@ def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: 
 
 @dataclass
 class SynthesisInfo:
-    """What :func:`synthesise` did: units, latent weights, timings (s), enforcement report."""
+    """What :func:`synthesise` did: model, units, latent weights, timings (s), enforcement report."""
 
+    model: str = ""  # checkpoint path and, when recorded, its name
     units: TargetUnits | None = None
     harmonics: int = 0
     stations: int = 0
@@ -355,6 +356,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     t0 = time.perf_counter()
     gen = _load(model, device)
     info.timings["load"] = time.perf_counter() - t0
+    name = gen.metadata.get("name")
+    info.model = f"{gen.path} ({name})" if name else str(gen.path)
     nx, ny, nz = grid.shape
     lx, ly, lz = grid.lengths
     h = 0.5 * ly

@@ -137,10 +137,9 @@ def test_checkpoint_errors(tmp_path):
         load_generator(tmp_path / "evil.pt")
 
 
-def test_default_model_reports_missing_package_model():
-    try:
-        path = default_model()
-    except CheckpointError as exc:
-        assert "no default model is packaged" in str(exc)
-    else:
-        assert path.is_file() and read_checkpoint(path)
+def test_default_model_reports_missing_package_model(tmp_path, monkeypatch):
+    import cfdseed.model as model_mod
+
+    monkeypatch.setattr(model_mod, "DEFAULT_MODEL", tmp_path / "absent.pt")
+    with pytest.raises(CheckpointError, match="no default model is packaged"):
+        default_model()

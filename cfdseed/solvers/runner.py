@@ -156,12 +156,19 @@ class _Recorder:
 
 
 def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool,
-          seed_fn: Any = None, after_start: Any = None, note: dict[str, Any] | None = None) -> dict[str, Any]:
+          seed_fn: Any = None, after_start: Any = None, note: dict[str, Any] | None = None,
+          monitor: Any = None) -> dict[str, Any]:
     """Run one segment: restart from the newest checkpoint (or call ``seed_fn()``), call
     ``after_start()`` if given (e.g. a perturbation), step until ``duration`` or ``max_wall`` is
     reached, record outputs, checkpoint at the end. Collective.
 
-    Returns a summary dict (identical on every rank).
+    ``monitor(diagnostics, wall_s)``, if given, is called on rank 0 with every time-series record
+    (``wall_s``: wall seconds since the segment started); returning True ends the segment like
+    the ``STOP`` file does (e.g. once a steady-state detector is satisfied).
+
+    Returns a summary dict (identical on every rank); ``stopped`` says why the segment ended:
+    ``"duration"``, ``"max_wall"``, ``"stop_file"``, ``"monitor"`` or ``"monitor_error"`` (the
+    monitor raised; logged on rank 0, and every rank stops instead of hanging).
     """
     comm = channel.comm
     out = Path(out)
@@ -200,6 +207,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
     n_slices = 0
     dt_sim = 0.0
     steps = 0
+    reason = None  # set on rank 0 only; broadcast with the stop decision
     try:
         while True:
             it = channel.iteration
@@ -209,6 +217,13 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                     raise FloatingPointError(f"non-finite diagnostics at t={d.t}: {d.row()}")
                 if rec:
                     rec.series(d, dt_sim, time.time() - wall0)
+                if comm.rank == 0 and monitor is not None:
+                    try:
+                        if monitor(d, time.time() - wall0):
+                            reason = "monitor"
+                    except Exception:  # noqa: BLE001 - raising on rank 0 alone would hang the others
+                        log.exception("monitor failed at t=%.4f: ending the segment", d.t)
+                        reason = "monitor_error"
             if settings.slices_every and it % settings.slices_every == 0 and channel.sim_time >= settings.slices_after:
                 planes = channel.slices(settings.slice_x)
                 if rec:
@@ -216,12 +231,16 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                 n_slices += len(settings.slice_x)
             if steps and it % settings.checkpoint_every == 0:
                 channel.save_checkpoint(ckdir, extra=dict(segment=len(segments or []) - 1))
-            stop = channel.sim_time >= t_end or (time.time() - wall0) >= settings.max_wall
-            if comm.rank == 0 and it % settings.series_every == 0 and (out / STOP_FILE).exists():
-                log.info("found %s: stopping", out / STOP_FILE)
-                stop = True
-            stop = comm.bcast(stop, root=0)
-            if stop:
+            if comm.rank == 0 and reason is None:
+                if channel.sim_time >= t_end:
+                    reason = "duration"
+                elif (time.time() - wall0) >= settings.max_wall:
+                    reason = "max_wall"
+                elif it % settings.series_every == 0 and (out / STOP_FILE).exists():
+                    log.info("found %s: stopping", out / STOP_FILE)
+                    reason = "stop_file"
+            reason = comm.bcast(reason, root=0)
+            if reason is not None:
                 break
             dt_sim = channel.step()
             steps += 1
@@ -230,7 +249,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
             rec.close()
     channel.save_checkpoint(ckdir)
     summary = dict(t=channel.sim_time, iteration=channel.iteration, steps=steps, slices=n_slices,
-                   wall_s=time.time() - wall0)
+                   wall_s=time.time() - wall0, stopped=reason)
     log.info("segment done: %s", summary)
     return summary
 

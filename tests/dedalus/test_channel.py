@@ -173,3 +173,26 @@ def test_perturb_adds_fluctuations_and_keeps_the_mean_flow(channel):
     assert rms > 0.1
     np.testing.assert_allclose(after.profiles["U"], before.profiles["U"], atol=1e-10)
     assert after.tke > before.tke + 0.1 * rms**2
+
+
+def test_monitor_ends_segment_and_its_errors_stop_every_rank(channel, shared_tmp):
+    seen = []
+
+    def after_three(d, wall):
+        seen.append((d.t, wall))
+        return len(seen) >= 3
+
+    summary = drive(channel, shared_tmp / "monitored", RunSettings(duration=1.0, series_every=2), restart=False,
+                    seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=3), monitor=after_three)
+    assert summary["stopped"] == "monitor" and summary["steps"] == 4  # records at steps 0, 2, 4
+    assert len(seen) == (3 if comm.rank == 0 else 0)  # called on rank 0 only
+    assert all(w >= 0 for _, w in seen)
+
+    def broken(d, wall):
+        raise RuntimeError("detector bug")
+
+    summary = drive(channel, shared_tmp / "monitored", RunSettings(duration=1.0, series_every=1), restart=True,
+                    monitor=broken)
+    assert summary["stopped"] == "monitor_error" and summary["steps"] == 0
+    summary = drive(channel, shared_tmp / "monitored", RunSettings(duration=2e-3, series_every=1), restart=True)
+    assert summary["stopped"] == "duration" and summary["steps"] >= 1

@@ -1,0 +1,53 @@
+"""The packaged default generator (cfdseed/models/default.pt, model card cfdseed/models/README.md):
+small, weights-only loadable, the default of the gan source / generate / evaluate, and its fields
+pass the constraint checks on grids other than the training grid."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from mpi4py import MPI
+
+from cfdseed import Grid, init_field
+from cfdseed.cli import main as cli_main
+from cfdseed.generate import read_field
+from cfdseed.model import default_model, load_generator
+
+SELF = MPI.COMM_SELF
+
+
+def test_packaged_model_is_small_and_loads_weights_only():
+    path = default_model()
+    assert path.is_file() and path.stat().st_size <= 10 * 2**20
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code
+    assert raw["grid"]["ny"] == 64 and raw["grid"]["nz"] == 32 and raw["grid"]["re_tau"] == 180.0
+    assert "critic" not in raw and "optim" not in str(sorted(raw))  # generator only
+    g = load_generator(path, device="cpu")
+    out = g.sample(4, seed=0)
+    assert out.shape == (4, 3, 64, 32) and np.isfinite(out).all()
+    u = out[:, 0].mean(axis=(0, 2)) / g.u_tau  # mean profile in wall units: a turbulent one
+    assert 14.0 < u.max() < 22.0 and u[0] < 6.0 and u[-1] < 6.0
+
+
+@pytest.mark.parametrize("shape,y", [((24, 33, 20), "chebyshev"), ((16, 40, 16), "tanh")])
+def test_gan_default_fields_pass_the_checks(shape, y):
+    grid = Grid(shape, (math.pi, 2.0, math.pi / 2), y=y)
+    f = init_field(SELF, grid, source="gan", seed=3, options={"bulk": 15.7, "device": "cpu"})  # check=True
+    assert f.shape == (3, *shape)
+    rms_v = f[1].std()
+    assert 0.3 < rms_v < 1.5  # turbulent fluctuations in u_tau units, not noise or zero
+
+
+def test_generate_and_evaluate_default_to_the_packaged_model(tmp_path):
+    out = tmp_path / "f.h5"
+    rc = cli_main(["generate", "--shape", "16", "64", "16", "--lengths", str(math.pi), "2", str(math.pi / 2),
+                   "--y", "chebyshev", "--seed", "1", "--device", "cpu", "--no-png", "--out", str(out)])
+    assert rc == 0
+    field, y, lengths, attrs = read_field(out)
+    assert field.shape == (3, 16, 64, 16) and "default.pt (default-re180-v1)" in attrs["model"]
+    rc = cli_main(["evaluate", "--samples", "32", "--device", "cpu", "--out", str(tmp_path / "ev")])
+    assert rc == 0 and (tmp_path / "ev" / "metrics.json").is_file()
+    assert "default.pt" in (tmp_path / "ev" / "report.md").read_text()
