@@ -40,3 +40,16 @@ def test_mpi_module(module: str, nproc: int) -> None:
         pytest.fail(f"{module} on {nproc} ranks hung for {TIMEOUT:.0f} s (a rank left waiting?)\n{out!r}")
     if proc.returncode != 0:
         pytest.fail(f"{module} on {nproc} ranks failed (rc={proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
+
+
+@pytest.mark.mpi
+def test_main_job_example_seeds_from_the_default_model(tmp_path: Path) -> None:
+    """The README's main job: examples/minimal_solver.py on the packaged model, report and picture."""
+    png = tmp_path / "ic.png"
+    cmd = [_mpiexec(), "-n", "2", sys.executable, str(HERE.parent / "examples" / "minimal_solver.py"),
+           "--picture", str(png)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "source gan built 64x65x48" in proc.stderr and "PASSED" in proc.stdout
+    assert "divergence max" in proc.stdout and png.stat().st_size > 20_000
