@@ -98,7 +98,12 @@ def test_reductions_targets_and_bounds(tb):
     snap = red["gan_vs_snapshot"]["onset_time"]
     assert snap["ratio"] == pytest.approx(g["value"] / recs[4]["onset_time"])
     assert snap["meets_target"] == (snap["ratio"] <= 1.5)
+    assert snap["lag"] == pytest.approx(g["value"] - recs[4]["onset_time"])
     assert "streaks" not in red["gan_reduction"]
+    snap0 = dict(rec(tb, "snapshot", 3, 1e-9), onset_time=0.0, onset_steps=0, onset_cpu_s=0.0)  # steady at once
+    at_once = tb.reductions([rec(tb, "gan", 0, 3.0), snap0])
+    lag = at_once["gan_vs_snapshot"]["onset_time"]
+    assert lag["ratio"] is None and lag["lag"] == at_once["time_to_steady"]["gan"]["onset_time"]["value"]
     none = tb.reductions([rec(tb, "gan", 0, 50.0), rec(tb, "trig", 0, 2.0)])
     assert none["gan_reduction"]["trig"]["onset_time"]["value"] is None  # censored GAN: no claim
 
