@@ -26,13 +26,22 @@ slice per grid x.
 **Units.** Velocities are scaled in wall units (``u+ = u / u_tau`` kept), the wall-normal
 coordinate in outer units (``y / ly``: the slice spans the whole channel), the spanwise coordinate
 in wall units (a slice ``lz_m+ = lz_m u_tau_m / nu_m`` wide stays that wide, so near-wall streak
-spacing is kept; the target span is tiled / resampled seam-free). The target is given by any
+spacing is kept; see "Wide boxes" for spans wider than a slice). The target is given by any
 consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk`` (see :func:`target_units`). When the
 target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
 ``r`` times their wall-unit height (the y-mapping is outer), the log layer is too short or too long,
 and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
 units. This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`); beyond it a warning is
 issued, and beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
+
+**Wide boxes.** A target span covering ``m = round(lz / lz_slice) > 1`` slice widths gets ``m``
+independent tiles (``z_tiles="independent"``, the default): each tile has its own latent path, and
+neighbouring tiles are cross-faded with periodic ``cos^2`` windows (a partition of unity, so the
+field is smooth and periodic over the span). The fluctuations about each tile's spanwise mean are
+divided by ``sqrt(sum w_k^2)``, which keeps their variance where two independent tiles overlap; the
+spanwise means are blended linearly. The result is stretched / resampled to the grid like a single
+slice. ``z_tiles="periodic"`` repeats one slice ``m`` times instead (exactly periodic copies:
+spanwise correlation 1 at a lag of one slice width). Inference cost grows ``m``-fold.
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ import numpy as np
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, bulk_velocity, enforce, require_grid
 from .errors import SourceError
 from .grid import Grid
-from .interp import resample_periodic, slices_to_grid
+from .interp import resample_periodic, slices_to_grid, tile_factor
 from .sources import register
 
 __all__ = [
@@ -60,6 +69,7 @@ __all__ = [
     "KAPPA",
     "harmonic_weights",
     "latent_path",
+    "join_tiles",
     "auto_stations",
     "latent_correlation",
     "streamwise_correlation",
@@ -281,8 +291,35 @@ class SynthesisInfo:
     units: TargetUnits | None = None
     harmonics: int = 0
     stations: int = 0
+    tiles: int = 1  # independent spanwise tiles
     timings: dict[str, float] = field(default_factory=dict)
     enforcement: Any = None
+
+
+def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
+    """Cross-fade ``m`` independent sets of periodic slices ``(ns, 3, ny, nz)`` into ``(ns, 3, ny, m nz)``.
+
+    Tile ``k`` is centred at ``(k + 1/2)`` slice widths with the window ``cos^2(pi d / 2)``, ``d``
+    the periodic distance in slice widths (zero beyond 1): the windows sum to one everywhere.
+    Deviations from the mean profile (over tiles, slices and z) are scaled by
+    ``1 / sqrt(sum_k w_k^2)``, which keeps their variance where independent tiles overlap; the mean
+    profile is kept. One tile is returned as is.
+    """
+    m = len(tiles)
+    if m == 1:
+        return tiles[0]
+    nz = tiles[0].shape[-1]
+    z = np.arange(m * nz) / nz  # position in slice widths
+    w = np.empty((m, m * nz))
+    for k in range(m):
+        d = np.abs((z - (k + 0.5) + 0.5 * m) % m - 0.5 * m)
+        w[k] = np.where(d < 1.0, np.cos(0.5 * np.pi * np.minimum(d, 1.0)) ** 2, 0.0)
+    norm = 1.0 / np.sqrt((w**2).sum(axis=0))
+    mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]  # (1, 3, ny, 1)
+    fluct = np.zeros(tiles[0].shape[:-1] + (m * nz,))
+    for k, t in enumerate(tiles):
+        fluct += w[k] * (np.tile(t, m) - mean)  # periodic continuation over the span
+    return mean + fluct * norm
 
 
 def _load(model: Any, device: str | None) -> Any:
@@ -311,7 +348,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
                re_tau: float | None = None, u_tau: float | None = None, nu: float | None = None,
                bulk: float | None = None, batch: int = 64, device: str | None = None, y_method: str = "auto",
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
-               max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto") -> tuple[np.ndarray, SynthesisInfo]:
+               max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto",
+               z_tiles: str = "independent") -> tuple[np.ndarray, SynthesisInfo]:
     """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
 
     Parameters
@@ -338,6 +376,9 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         Number of slices generated along x; fewer than nx are Fourier-interpolated to the grid's
         x. ``"auto"`` (:func:`auto_stations`: 8 per latent harmonic) resolves the latent path, which
         carries all streamwise variation, at a fraction of the inference cost; ``"all"``: nx.
+    z_tiles : {"independent", "periodic"}
+        Spans wider than one slice: independent cross-faded tiles or copies of one slice (module
+        docstring, "Wide boxes").
 
     Returns
     -------
@@ -352,6 +393,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     require_grid(grid)
     if not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be a positive int, got {batch!r}")
+    if z_tiles not in ("independent", "periodic"):
+        raise ValueError(f"z_tiles must be 'independent' or 'periodic', got {z_tiles!r}")
     info = SynthesisInfo()
     t0 = time.perf_counter()
     gen = _load(model, device)
@@ -366,22 +409,22 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     lz_src = (gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h
     corr = None if corr_length is None else corr_length * h
     ns = _stations(x_stations, nx, lx, corr)
-    lat = latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns)
-    info.harmonics, info.stations = harmonic_weights(nx, lx, corr).size, ns
+    tiles = tile_factor(lz_src, lz)[0] if z_tiles == "independent" else 1
+    lats = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
+    info.harmonics, info.stations, info.tiles = harmonic_weights(nx, lx, corr).size, ns, tiles
+    t = time.perf_counter()
+    slices = join_tiles([np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
+                                         for s in range(0, ns, batch)]) for lat in lats])  # (ns, 3, ny_m, wide nz)
+    t_inf = time.perf_counter() - t
+    t = time.perf_counter()
     out = np.empty((3, ns, ny, nz))
-    t_inf = t_int = 0.0
     for s in range(0, ns, batch):
-        t = time.perf_counter()
-        sl = gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)  # (b, 3, ny_m, nz_m)
-        t_inf += time.perf_counter() - t
-        t = time.perf_counter()
-        out[:, s : s + sl.shape[0]] = slices_to_grid(sl, gen.y, gen.ly, lz_src, grid, y_method) / gen.u_tau
-        t_int += time.perf_counter() - t
+        out[:, s : s + batch] = slices_to_grid(slices[s : s + batch], gen.y, gen.ly, tiles * lz_src, grid,
+                                               y_method) / gen.u_tau
+    del slices
     if ns < nx:
-        t = time.perf_counter()
         out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz)
-        t_int += time.perf_counter() - t
-    info.timings["inference"], info.timings["interpolation"] = t_inf, t_int
+    info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
     # bulk velocity in wall units: the field's own plus the log-law shift for another Re_tau
     bulk_plus = bulk_velocity(out, grid) + math.log(units.ratio) / KAPPA
     if bulk is not None:
@@ -397,8 +440,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     out *= units.u_tau
     info.timings["enforcement"] = time.perf_counter() - t
     info.enforcement = rep
-    log.info("gan: %d of %d x-stations generated, %d latent harmonics, Re_tau %.4g (model %.4g), u_tau %.4g, bulk %.4g; %s",
-             ns, nx, info.harmonics, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
+    log.info("gan: %d of %d x-stations generated, %d spanwise tile(s), %d latent harmonics, Re_tau %.4g (model %.4g), "
+             "u_tau %.4g, bulk %.4g; %s", ns, nx, tiles, info.harmonics, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
              ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
     return out, info
 
@@ -417,7 +460,7 @@ class GanSource:
 
 
 _GAN_OPTIONS = ("model", "corr_length", "re_tau", "u_tau", "nu", "bulk", "batch", "device", "y_method",
-                "no_slip", "divergence_free", "blend", "max_ratio", "x_stations")
+                "no_slip", "divergence_free", "blend", "max_ratio", "x_stations", "z_tiles")
 
 
 @register("gan")
@@ -427,7 +470,8 @@ def gan(**options: Any) -> GanSource:
     ``u_tau``, ``nu``, ``bulk`` (target units, default the model's), ``batch`` (64), ``device``
     (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
     ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
-    Fourier-interpolated in x; "all": one slice per grid x)."""
+    Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
+    wider than a slice get independent cross-faded tiles; "periodic": copies of one slice)."""
     unknown = sorted(set(options) - set(_GAN_OPTIONS))
     if unknown:
         raise SourceError(f"unknown option(s) {', '.join(unknown)} for source 'gan'; allowed: {', '.join(_GAN_OPTIONS)}")

@@ -14,6 +14,7 @@ from cfdseed.grid import Grid, wall_normal
 from cfdseed.synthesis import (
     harmonic_weights,
     integral_length,
+    join_tiles,
     latent_correlation,
     latent_path,
     streamwise_correlation,
@@ -165,15 +166,73 @@ def test_gan_seeded_units_and_bulk(model):
     # higher Re_tau: bulk velocity in wall units rises by the log-law shift
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        _, ih = synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=360.0)
+        _, ih = synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=360.0,
+                           z_tiles="periodic")  # the same slices, half as wide: two copies
     assert ih.units.bulk / ih.units.u_tau == pytest.approx(ia.units.bulk + np.log(2.0) / 0.41, rel=1e-6)
 
 
 def test_gan_spanwise_tiling_keeps_wall_units(model):
     """A span twice the slice's (in wall units) holds two copies of the slice: period lz / 2."""
     g = Grid((4, 9, 16), (4.0, 2.0, 6.0), y="chebyshev")
-    f, _ = synthesise(model, g, np.random.default_rng(1), device="cpu", no_slip=False, divergence_free=False)
+    f, info = synthesise(model, g, np.random.default_rng(1), device="cpu", no_slip=False, divergence_free=False,
+                         z_tiles="periodic")
     np.testing.assert_allclose(f[:, :, :, :8], f[:, :, :, 8:], atol=1e-10)
+    assert info.tiles == 1
+    with pytest.raises(ValueError, match="z_tiles"):
+        synthesise(model, g, np.random.default_rng(1), device="cpu", z_tiles="copies")
+
+
+def test_join_tiles_windows():
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal((2, 3, 4, 8))
+    assert join_tiles([one]) is one
+    for m in (2, 3, 5):
+        tiles = [rng.standard_normal((2, 3, 4, 8)) + 7.0 for _ in range(m)]
+        out = join_tiles(tiles)
+        assert out.shape == (2, 3, 4, 8 * m)
+        mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]
+        for k in range(m):  # each tile's centre is the tile itself
+            np.testing.assert_allclose(out[..., k * 8 + 4], tiles[k][..., 4], atol=1e-12)
+        # a constant field stays constant: the windows are a partition of unity
+        np.testing.assert_allclose(join_tiles([np.full((1, 3, 4, 8), 2.5)] * m), 2.5, atol=1e-12)
+        assert np.allclose(out.mean(), mean.mean(), atol=0.5)
+
+
+def test_join_tiles_keeps_variance_and_is_seam_free():
+    """Independent smooth periodic tiles: no jump where they meet (wrap included), variance kept."""
+    rng = np.random.default_rng(1)
+    nz, m, n = 32, 3, 4000
+    z = 2 * np.pi * np.arange(nz) / nz
+    tiles = []
+    for _ in range(m):
+        a, b = rng.standard_normal((2, n, 1, 1, 1))
+        tiles.append(a * np.cos(z) + b * np.sin(z))  # (n, 1, 1, nz), unit variance per point
+    out = join_tiles(tiles)
+    var = out.var(axis=0)[0, 0]
+    assert np.all(np.abs(var - 1.0) < 0.1), var.round(2)  # everywhere, crossings included
+    jumps = np.abs(np.diff(np.concatenate([out, out[..., :1]], axis=-1), axis=-1))
+    interior = np.abs(np.diff(tiles[0], axis=-1)).max()
+    assert jumps.max() < 1.5 * interior
+    # periodic copies of one slice jump at the seams when they are not continuous: here they are
+    # different slices, so simply concatenating them would jump
+    cat = np.concatenate(tiles, axis=-1)
+    assert np.abs(np.diff(cat, axis=-1)).max() > 3 * interior
+
+
+def test_gan_wide_span_gets_independent_tiles(tmp_path):
+    """A span of 3 slice widths: independent tiles are decorrelated at one slice width, copies are not;
+    both pass the constraint checks."""
+    model = tiny_model(tmp_path / "w.pt", ny=9, nz=16, lz=2.0)
+    g = Grid((16, 9, 48), (4.0, 2.0, 6.0), y="chebyshev")
+    corr = {}
+    for mode in ("independent", "periodic"):
+        f, info = synthesise(model, g, np.random.default_rng(3), device="cpu", z_tiles=mode)
+        assert _check(g, f).passed
+        assert info.tiles == (3 if mode == "independent" else 1)
+        fl = f - f.mean(axis=(1, 3), keepdims=True)
+        corr[mode] = np.mean(fl * np.roll(fl, -16, axis=3)) / np.mean(fl * fl)
+    assert corr["periodic"] > 0.95
+    assert abs(corr["independent"]) < 0.5, corr
 
 
 def test_gan_through_registry_and_bad_input(model, tmp_path):
