@@ -100,12 +100,21 @@ def test_reductions_targets_and_bounds(tb):
     assert snap["meets_target"] == (snap["ratio"] <= 1.5)
     assert snap["lag"] == pytest.approx(g["value"] - recs[4]["onset_time"])
     assert "streaks" not in red["gan_reduction"]
+    # charged the control's onset where the snapshot is slower than the GAN (its floor)
+    floor = red["gan_reduction_at_control"]["trig"]["onset_time"]
+    assert floor["value"] == pytest.approx(1 - max(g["value"], recs[4]["onset_time"]) / recs[2]["onset_time"])
+    slow_snap = tb.reductions([rec(tb, "gan", 0, 1.0), rec(tb, "trig", 0, 6.0), rec(tb, "snapshot", 0, 3.0)])
+    ts = slow_snap["time_to_steady"]
+    fl = slow_snap["gan_reduction_at_control"]["trig"]["onset_time"]["value"]
+    assert fl == pytest.approx(1 - ts["snapshot"]["onset_time"]["value"] / ts["trig"]["onset_time"]["value"])
+    assert fl < slow_snap["gan_reduction"]["trig"]["onset_time"]["value"]
     snap0 = dict(rec(tb, "snapshot", 3, 1e-9), onset_time=0.0, onset_steps=0, onset_cpu_s=0.0)  # steady at once
     at_once = tb.reductions([rec(tb, "gan", 0, 3.0), snap0])
     lag = at_once["gan_vs_snapshot"]["onset_time"]
     assert lag["ratio"] is None and lag["lag"] == at_once["time_to_steady"]["gan"]["onset_time"]["value"]
     none = tb.reductions([rec(tb, "gan", 0, 50.0), rec(tb, "trig", 0, 2.0)])
     assert none["gan_reduction"]["trig"]["onset_time"]["value"] is None  # censored GAN: no claim
+    assert none["gan_reduction_at_control"] == {}  # no control run: no floor
 
 
 def test_json_upsert_and_report(tb, tmp_path, capsys):
