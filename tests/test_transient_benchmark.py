@@ -100,6 +100,10 @@ def test_reductions_targets_and_bounds(tb):
     assert snap["meets_target"] == (snap["ratio"] <= 1.5)
     assert snap["lag"] == pytest.approx(g["value"] - recs[4]["onset_time"])
     assert "streaks" not in red["gan_reduction"]
+    per_seed = red["gan_reduction_by_seed"]
+    assert set(per_seed) == {"0", "1"}
+    assert per_seed["1"]["trig"]["onset_time"]["value"] == pytest.approx(1 - recs[1]["onset_time"] / recs[2]["onset_time"])
+    assert per_seed["0"]["plug"]["onset_steps"]["at_least"]
     # charged the control's onset where the snapshot is slower than the GAN (its floor)
     floor = red["gan_reduction_at_control"]["trig"]["onset_time"]
     assert floor["value"] == pytest.approx(1 - max(g["value"], recs[4]["onset_time"]) / recs[2]["onset_time"])
@@ -115,6 +119,7 @@ def test_reductions_targets_and_bounds(tb):
     none = tb.reductions([rec(tb, "gan", 0, 50.0), rec(tb, "trig", 0, 2.0)])
     assert none["gan_reduction"]["trig"]["onset_time"]["value"] is None  # censored GAN: no claim
     assert none["gan_reduction_at_control"] == {}  # no control run: no floor
+    assert none["gan_reduction_by_seed"]["0"]["trig"]["onset_time"]["value"] is None
 
 
 def test_json_upsert_and_report(tb, tmp_path, capsys):
@@ -134,6 +139,11 @@ def test_json_upsert_and_report(tb, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "GAN vs trig" in out and "at least" in out and "censored" in out
     assert fig.stat().st_size > 10_000
+    assert "GAN seed 0: vs trig time" in out and "GAN censored" not in out
+    tb.write_records(tb.upsert(recs, rec(tb, "gan", 1, 50.0)), path)  # a second seed never steady
+    assert tb.main(["report", "--results", str(path), "--no-figure"]) == 0
+    out = capsys.readouterr().out
+    assert "GAN censored in seed(s) 1" in out and "GAN vs trig    : time n/a" in out
     assert tb.main(["report", "--results", str(tmp_path / "none.json"), "--no-figure"]) == 1
 
 
