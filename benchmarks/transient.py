@@ -192,6 +192,12 @@ def _time_to_steady(recs: list[dict[str, Any]], metric: str) -> tuple[float, boo
     return float(np.mean(vals)), censored
 
 
+def _reduction(t_gan: float | None, gan_censored: bool, base: dict[str, Any]) -> dict[str, Any]:
+    """``1 - t_gan / T_base``: None for a censored GAN, "at least" for a censored baseline."""
+    red = None if gan_censored or base["value"] <= 0 else 1.0 - t_gan / base["value"]
+    return {"value": red, "at_least": bool(base["lower_bound"] and red is not None)}
+
+
 def reductions(records: list[dict[str, Any]], case: str = "re180") -> dict[str, Any]:
     """Time to steady state per IC and the GAN's reductions (JSON-ready).
 
@@ -221,10 +227,8 @@ def reductions(records: list[dict[str, Any]], case: str = "re180") -> dict[str, 
             if b not in out["time_to_steady"]:
                 continue
             for m in metrics:
-                base = out["time_to_steady"][b][m]
-                red = None if r["censored"] or base["value"] <= 0 else 1.0 - float(r[m]) / base["value"]
-                out["gan_reduction_by_seed"].setdefault(str(r["seed"]), {}).setdefault(b, {})[m] = {
-                    "value": red, "at_least": bool(base["lower_bound"] and red is not None)}
+                out["gan_reduction_by_seed"].setdefault(str(r["seed"]), {}).setdefault(b, {})[m] = _reduction(
+                    r.get(m), r["censored"], out["time_to_steady"][b][m])
     for m in metrics:
         if gan is None:
             break
@@ -234,15 +238,13 @@ def reductions(records: list[dict[str, Any]], case: str = "re180") -> dict[str, 
         for b in GAN_BASELINES:
             if b not in out["time_to_steady"]:
                 continue
-            base, b_cens = out["time_to_steady"][b][m]["value"], out["time_to_steady"][b][m]["lower_bound"]
             for key, t_gan in (("gan_reduction", g), ("gan_reduction_at_control", floor)):
                 if t_gan is None:
                     continue
-                red = None if g_cens or base <= 0 else 1.0 - t_gan / base
-                out[key].setdefault(b, {})[m] = {
-                    "value": red, "at_least": bool(b_cens and red is not None), "target": TARGETS.get(b),
-                    "meets_target": None if red is None or b not in TARGETS else red >= TARGETS[b],
-                }
+                entry = _reduction(t_gan, g_cens, out["time_to_steady"][b][m])
+                red = entry["value"]
+                out[key].setdefault(b, {})[m] = dict(
+                    entry, target=TARGETS.get(b), meets_target=None if red is None or b not in TARGETS else red >= TARGETS[b])
         if snap is not None:
             s, s_cens = snap[m]["value"], snap[m]["lower_bound"]
             ratio = None if g_cens or s_cens or s <= 0 else g / s

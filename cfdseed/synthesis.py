@@ -313,12 +313,13 @@ def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
     w = np.empty((m, m * nz))
     for k in range(m):
         d = np.abs((z - (k + 0.5) + 0.5 * m) % m - 0.5 * m)
-        w[k] = np.where(d < 1.0, np.cos(0.5 * np.pi * np.minimum(d, 1.0)) ** 2, 0.0)
+        w[k] = np.where(d < 1.0, np.cos(0.5 * np.pi * d) ** 2, 0.0)
     norm = 1.0 / np.sqrt((w**2).sum(axis=0))
     mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]  # (1, 3, ny, 1)
     fluct = np.zeros(tiles[0].shape[:-1] + (m * nz,))
     for k, t in enumerate(tiles):
-        fluct += w[k] * (np.tile(t, m) - mean)  # periodic continuation over the span
+        j = np.flatnonzero(w[k])  # the tile's window: two slice widths at most
+        fluct[..., j] += w[k, j] * (t[..., j % nz] - mean)  # periodic continuation of the tile
     return mean + fluct * norm
 
 
@@ -413,10 +414,12 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     lats = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
     info.harmonics, info.stations, info.tiles = harmonic_weights(nx, lx, corr).size, ns, tiles
     t = time.perf_counter()
-    slices = join_tiles([np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
-                                         for s in range(0, ns, batch)]) for lat in lats])  # (ns, 3, ny_m, wide nz)
+    raw = [np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
+                           for s in range(0, ns, batch)]) for lat in lats]  # per tile (ns, 3, ny_m, nz_m)
     t_inf = time.perf_counter() - t
     t = time.perf_counter()
+    slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
+    del raw
     out = np.empty((3, ns, ny, nz))
     for s in range(0, ns, batch):
         out[:, s : s + batch] = slices_to_grid(slices[s : s + batch], gen.y, gen.ly, tiles * lz_src, grid,
