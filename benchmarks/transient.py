@@ -482,7 +482,21 @@ def plot(records: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def _campaign(argv: list[str]) -> int:
+    """``transient.py campaign ...``: the long, resumable runs (see benchmarks/campaign.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transient_campaign", Path(__file__).with_name("campaign.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("transient_campaign", mod)
+    spec.loader.exec_module(mod)
+    return mod.main(argv, commit=_commit())
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["campaign"]:
+        return _campaign(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("snapshot", "run", "report"):

@@ -151,6 +151,8 @@ class Diagnostics:
 
     ``profiles`` holds (ny,) arrays on the Gauss points: ``U, V, W`` means and ``uu, vv, ww, uv``
     central second moments. Wall shear stresses are in units of u_tau^2 (1 at the force balance).
+    ``bulk_w`` is the bulk spanwise velocity; ``dissipation`` the volume-averaged viscous
+    dissipation nu <|grad u|^2>, which balances the power input ``force * bulk`` in equilibrium.
     """
 
     t: float
@@ -162,6 +164,8 @@ class Diagnostics:
     centre_u: float
     tke: float
     profiles: dict[str, np.ndarray] = field(repr=False)
+    bulk_w: float = 0.0
+    dissipation: float = 0.0
 
     def row(self) -> dict[str, float]:
         """Scalar fields for a time-series row."""
@@ -174,6 +178,8 @@ class Diagnostics:
             "probe_u": self.probe_u,
             "centre_u": self.centre_u,
             "tke": self.tke,
+            "bulk_w": self.bulk_w,
+            "dissipation": self.dissipation,
         }
 
 
@@ -232,6 +238,9 @@ class DedalusChannel:
             threshold=0.05, max_change=1.5, min_change=0.5, max_dt=spec.max_step,
         )
         self.cfl.add_velocity(u)
+        # volume integral of |grad u|^2 (Frobenius), for the dissipation diagnostic
+        grad = d3.grad(u)
+        self._grad_sq = d3.integ(d3.trace(grad @ d3.transpose(grad)))
         self.timestep = spec.initial_step
         self._d3, self._dist, self._bases, self._coords = d3, dist, bases, coords
         self.u, self.p = u, p
@@ -384,11 +393,21 @@ class DedalusChannel:
         bulk = float(self._weights @ U) / ly
         tke = 0.5 * float(self._weights @ (prof["uu"] + prof["vv"] + prof["ww"])) / ly
         return Diagnostics(
+            bulk_w=float(self._weights @ W) / ly, dissipation=self._dissipation(),
             t=self.sim_time, iteration=self.iteration, bulk=bulk,
             tau_lower=self.spec.nu * float(cheb.chebval(-1.0, dcoef)),
             tau_upper=-self.spec.nu * float(cheb.chebval(1.0, dcoef)),
             probe_u=float(probe[0]), centre_u=float(cheb.chebval(0.0, coef)), tke=tke, profiles=prof,
         )
+
+    def _dissipation(self) -> float:
+        """nu <|grad u|^2> over the box (identical on every rank). Collective."""
+        from mpi4py import MPI
+
+        data = np.ravel(self._grad_sq.evaluate()["g"])  # a constant: one value where it is held
+        local = float(data[0]) if data.size else -math.inf
+        total = self.comm.allreduce(local, op=MPI.MAX)
+        return self.spec.nu * total / math.prod(self.spec.lengths)
 
     def slices(self, x_indices: list[int] | np.ndarray, root: int = 0) -> np.ndarray | None:
         """Gather y-z planes (u, v, w) at global x indices on ``root``: (n, 3, ny, nz) float64.
@@ -417,6 +436,69 @@ class DedalusChannel:
                     z0, block = part[i]
                     out[k, :, :, z0 : z0 + block.shape[2]] = block
         return out
+
+    # -- compact state ------------------------------------------------------------------------
+    def save_state(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
+        """Write the velocity on the grid, float32, as one portable ``.npz`` (root writes). Collective.
+
+        Unlike a checkpoint it is independent of the rank count and about a quarter the size
+        (``u (3, nx, ny, nz)`` in (u, v, w) with y increasing, plus time, iteration and step):
+        the state a statistical run needs to go on after a move to another machine. The pressure
+        and tau variables are not stored: the solver recomputes them on the first step.
+        """
+        from .._collective import agree
+        from ..transport import gather
+
+        field = gather(self.comm, self.grid, self._grid_velocity(), axes="xzy")
+        err = None
+        if self.comm.rank == 0:
+            try:
+                path = Path(path)
+                tmp = path.with_name(path.name + ".tmp.npz")
+                meta = dict(sim_time=self.sim_time, iteration=self.iteration, timestep=self.timestep,
+                            spec=self.spec.to_dict(), extra=extra or {})
+                np.savez_compressed(tmp, u=field.astype(np.float32), meta=json.dumps(meta))
+                os.replace(tmp, path)
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+                err = exc
+        agree(self.comm, err)
+
+    def load_state(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Restore a :meth:`save_state` file (any rank count); returns its metadata. Collective.
+
+        Raises :class:`CheckpointError` on every rank when the file is unreadable or was written
+        for another resolution or box.
+        """
+        from .._collective import agree
+        from ..transport import scatter
+
+        err, field, meta = None, None, None
+        if self.comm.rank == 0:
+            try:
+                with np.load(path) as f:
+                    field, meta = f["u"], json.loads(str(f["meta"]))
+                if tuple(field.shape) != (3, *self.spec.shape):
+                    raise CheckpointError(f"{path}: velocity {field.shape} != (3, {self.spec.shape})")
+                lengths = tuple(meta["spec"]["lengths"])
+                if not np.allclose(lengths, self.spec.lengths, rtol=1e-12):
+                    raise CheckpointError(f"{path}: box {lengths} != {self.spec.lengths}")
+                if not np.isfinite(field).all():
+                    raise CheckpointError(f"{path}: non-finite velocity")
+            except CheckpointError as exc:
+                err = exc
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+                err = CheckpointError(f"{path}: unreadable state file ({type(exc).__name__}: {exc})")
+        agree(self.comm, err)
+        meta = self.comm.bcast(meta, root=0)
+        for f in self.solver.state:
+            f.preset_layout("c")
+            f.data[...] = 0.0
+        scatter(self.comm, self.grid, field, out=self.velocity_views(), axes="xzy")
+        self.solver.sim_time = meta["sim_time"]
+        self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
+        self.timestep = meta["timestep"]
+        self.cfl.stored_dt = meta["timestep"]
+        return meta
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, directory: str | os.PathLike, keep: int = 2, extra: dict[str, Any] | None = None) -> Path:

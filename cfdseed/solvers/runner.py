@@ -5,7 +5,8 @@ A run directory holds::
     segments.json          one entry per (re)start: start time/iteration, options, wall clock
     checkpoints/it*/       solver restart files (see DedalusChannel.save_checkpoint)
     seg000/timeseries.csv  t, step, dt_sim, bulk, tau_lower, tau_upper, re_tau_lower, re_tau_upper,
-                           probe_u, centre_u, tke, wall_s (every ``series_every`` steps)
+                           probe_u, centre_u, tke, bulk_w, dissipation, wall_s (every
+                           ``series_every`` steps)
     seg000/profiles.h5     t (n,), y (ny,), U V W uu vv ww uv (n, ny) plane averages
     seg000/slices_0000.h5  y-z slices in the cfdseed dataset format (contract 4), a new file every
                            ``slices_per_file`` snapshots so a killed run loses at most one file
@@ -46,7 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SERIES_COLUMNS = ("t", "step", "dt_sim", "bulk", "tau_lower", "tau_upper", "re_tau_lower",
-                  "re_tau_upper", "probe_u", "centre_u", "tke", "wall_s")
+                  "re_tau_upper", "probe_u", "centre_u", "tke", "bulk_w", "dissipation", "wall_s")
 PROFILE_KEYS = ("U", "V", "W", "uu", "vv", "ww", "uv")
 #: Creating this file in the run directory ends the segment gracefully (checkpoint, closed files).
 STOP_FILE = "STOP"
@@ -120,7 +121,7 @@ class _Recorder:
         self._rows.writerow([
             row["t"], row["step"], dt_sim, row["bulk"], row["tau_lower"], row["tau_upper"],
             re * math.sqrt(max(row["tau_lower"], 0.0)), re * math.sqrt(max(row["tau_upper"], 0.0)),
-            row["probe_u"], row["centre_u"], row["tke"], wall,
+            row["probe_u"], row["centre_u"], row["tke"], row["bulk_w"], row["dissipation"], wall,
         ])
         self._csv.flush()
         n = self._prof["t"].shape[0]

@@ -198,3 +198,41 @@ def test_monitor_ends_segment_and_its_errors_stop_every_rank(channel, shared_tmp
     assert summary["stopped"] == "monitor_error" and summary["steps"] == 0
     summary = drive(channel, shared_tmp / "monitored", RunSettings(duration=2e-3, series_every=1), restart=True)
     assert summary["stopped"] == "duration" and summary["steps"] >= 1
+
+
+def test_dissipation_balances_power_in_laminar_flow_and_bulk_w_is_measured(channel):
+    # Poiseuille flow under the body force f: U = f y (ly - y) / (2 nu), so nu <|dU/dy|^2> = f U_b
+    nu, f = SPEC.nu, SPEC.force
+    for view, comp in zip(channel.velocity_views(), range(3)):
+        view[...] = 0.0
+    u, v, w = channel.velocity_views()
+    y = channel.grid.y
+    u[...] = f * y * (SPEC.lengths[1] - y) / (2 * nu)
+    w[...] = 0.25
+    d = channel.diagnostics()
+    assert d.dissipation == pytest.approx(f * d.bulk, rel=1e-10)
+    assert d.bulk == pytest.approx(f / (3 * nu), rel=1e-10) and d.bulk_w == pytest.approx(0.25, rel=1e-12)
+    assert set(d.row()) >= {"bulk_w", "dissipation"}
+
+
+def test_compact_state_round_trips_in_float32_and_refuses_other_boxes(channel, shared_tmp):
+    channel.seed("analytic", options=ANALYTIC, seed=6)
+    channel.step()
+    ref = np.stack(channel.velocity_views()).copy()
+    t, it, dt = channel.sim_time, channel.iteration, channel.timestep
+    channel.save_state(shared_tmp / "state.npz", extra=dict(note="x"))
+    channel.step()
+    other = DedalusChannel(SPEC, comm)
+    meta = other.load_state(shared_tmp / "state.npz")
+    assert (other.sim_time, other.iteration, other.timestep) == (t, it, dt) and meta["extra"] == {"note": "x"}
+    np.testing.assert_allclose(np.stack(other.velocity_views()), ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    other.step()
+    assert all(math.isfinite(x) for x in other.diagnostics().row().values())
+    wide = DedalusChannel(dataclasses.replace(SPEC, lengths=(2 * math.pi, 2.0, math.pi / 2)), comm)
+    with pytest.raises(CheckpointError, match="box"):
+        wide.load_state(shared_tmp / "state.npz")
+    if comm.rank == 0:
+        (shared_tmp / "junk.npz").write_bytes(b"not a state")
+    comm.Barrier()
+    with pytest.raises(CheckpointError, match="unreadable"):
+        other.load_state(shared_tmp / "junk.npz")

@@ -1,0 +1,306 @@
+"""The transient campaign: long Dedalus runs done in resumable chunks across working periods.
+
+The plan (``benchmarks/campaign/plan.json``, committed) lists the runs: the stationary reference
+and, once the protocol is pre-registered, the IC ensembles. Each run advances in *chunks* (one
+:func:`cfdseed.solvers.runner.drive` segment, ``chunk`` h/u_tau or less when stopped early). After
+every chunk the run's committed folder ``benchmarks/campaign/<id>/`` gets:
+
+    chunk_NNN.npz   the chunk's full time series (every column of the runner, every record) and its
+                    plane-averaged profiles binned in ``profile_bin`` h/u_tau (float32); immutable
+    state.npz       compact restart state: the velocity on the grid, float32, any rank count
+    run.json        progress: simulated time, iteration, chunks, wall and CPU seconds, settings
+
+so a run survives a move to a fresh machine through what is committed. The working folder
+``runs/campaign/<id>/`` (ignored by git) holds the exact float64 checkpoints and the y-z slices
+(all x planes every ``slices_every`` steps: the v2 model's training data); a run continues from
+its newest working checkpoint when that is at least as new as ``state.npz``, else from
+``state.npz``. Creating ``runs/campaign/<id>/STOP`` ends the running chunk gracefully (exported
+like any other chunk).
+
+Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
+``PY=.venv-dedalus/bin/python``, ``OMP_NUM_THREADS=1`` and, as root,
+``OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1``)::
+
+    $MPI $PY benchmarks/transient.py campaign run [--max-wall S] [--run ID]   # next pending run
+    $PY benchmarks/transient.py campaign status                              # done/running/pending
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN = ROOT / "benchmarks" / "campaign"
+WORK = ROOT / "runs" / "campaign"
+HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
+
+log = logging.getLogger("campaign")
+
+
+# -- plan and progress (pure, no MPI) -----------------------------------------------------------
+def read_plan(campaign: Path = CAMPAIGN) -> list[dict[str, Any]]:
+    """The planned runs, in order."""
+    plan = json.loads((campaign / "plan.json").read_text())
+    ids = [r["id"] for r in plan["runs"]]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{campaign / 'plan.json'}: duplicate run ids {ids}")
+    return plan["runs"]
+
+
+def progress(campaign: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Committed progress of one run (``run.json``), or a fresh record."""
+    p = campaign / run["id"] / "run.json"
+    if p.exists():
+        return json.loads(p.read_text())
+    return dict(id=run["id"], t=0.0, iteration=0, chunks=[], wall_s=0.0, cpu_s=0.0)
+
+
+def is_done(run: dict[str, Any], prog: dict[str, Any]) -> bool:
+    return prog["t"] >= run["horizon"] - 1e-9 or prog.get("failed") is not None
+
+
+def lock_info(work: Path, run_id: str) -> dict[str, Any] | None:
+    """The running chunk's lock (pid, host, heartbeat) or None."""
+    p = work / run_id / "RUNNING"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None) -> list[str]:
+    """Human-readable campaign status: one line a run plus totals."""
+    now = time.time() if now is None else now
+    lines, left_h, left_wall = [], 0.0, 0.0
+    for run in read_plan(campaign):
+        prog = progress(campaign, run)
+        lock = lock_info(work, run["id"])
+        if prog.get("failed"):
+            state = f"failed: {prog['failed']}"
+        elif is_done(run, prog):
+            state = "done"
+        elif lock and now - lock["heartbeat"] < HEARTBEAT_S and lock.get("host") == socket.gethostname():
+            state = f"running (pid {lock['pid']}, at t = {lock.get('t', prog['t']):.1f})"
+        elif prog["t"] > 0 or lock:
+            state = "paused" + (" (stale lock)" if lock else "")
+        else:
+            state = "pending"
+        rate = prog["t"] / (prog["wall_s"] / 3600) if prog["wall_s"] > 0 else math.nan  # h/u_tau per wall-hour
+        rest = max(run["horizon"] - prog["t"], 0.0)
+        left_h += rest
+        left_wall += rest / rate if rate > 0 else math.nan
+        rate_s = f"{rate:.1f} h/u_tau per wall-h" if math.isfinite(rate) else "rate unknown"
+        lines.append(f"{run['id']:10s} {run['kind']:12s} t = {prog['t']:7.2f} / {run['horizon']:g} h/u_tau, "
+                     f"{len(prog['chunks']):3d} chunks, {prog['wall_s'] / 3600:6.2f} wall-h, {rate_s}: {state}")
+    wall = f"{left_wall:.1f} wall-h at the measured rates" if math.isfinite(left_wall) else "wall time unknown"
+    lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
+    return lines
+
+
+def bin_profiles(t: np.ndarray, prof: dict[str, np.ndarray], t0: float, width: float) -> dict[str, np.ndarray]:
+    """Means of profile records in bins ``[t0 + k width, t0 + (k+1) width)``: ``t`` (bin centres'
+    mean record time), ``n`` (records per bin) and each key ``(nbins, ny)`` float32; empty bins dropped."""
+    k = np.floor((np.asarray(t) - t0) / width + 1e-9).astype(int)
+    out: dict[str, list[Any]] = {"t": [], "n": [], **{key: [] for key in prof}}
+    for b in np.unique(k):
+        m = k == b
+        out["t"].append(float(np.mean(t[m])))
+        out["n"].append(int(m.sum()))
+        for key, v in prof.items():
+            out[key].append(v[m].mean(axis=0))
+    return {key: np.asarray(v, dtype=np.float64 if key == "t" else np.int64 if key == "n" else np.float32)
+            for key, v in out.items()}
+
+
+def read_chunks(campaign: Path, run_id: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """All committed chunks of a run joined: (time series columns, binned profiles incl. ``y``)."""
+    files = sorted((campaign / run_id).glob("chunk_*.npz"))
+    series: dict[str, list[np.ndarray]] = {}
+    prof: dict[str, list[np.ndarray]] = {}
+    y = None
+    for f in files:
+        with np.load(f) as z:
+            for key in z.files:
+                if key.startswith("series/"):
+                    series.setdefault(key[7:], []).append(z[key])
+                elif key.startswith("profiles/"):
+                    prof.setdefault(key[9:], []).append(z[key])
+                elif key == "y":
+                    y = z[key]
+    s = {k: np.concatenate(v) for k, v in series.items()}
+    p = {k: np.concatenate(v) for k, v in prof.items()}
+    if y is not None:
+        p["y"] = y
+    return s, p
+
+
+# -- running (MPI, Dedalus) ---------------------------------------------------------------------
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[str, Any], t0: float,
+                  summary: dict[str, Any], ranks: int, commit: str) -> dict[str, Any]:
+    """Rank 0: write chunk_NNN.npz for records in [t0, now) and update run.json."""
+    from cfdseed.solvers.runner import read_profiles, read_timeseries
+
+    series = read_timeseries(work)
+    t1 = summary["t"]
+    m = (series["t"] >= t0 - 1e-12) & (series["t"] < t1 - 1e-12)
+    tp, y, prof = read_profiles(work)
+    mp = (tp >= t0 - 1e-12) & (tp < t1 - 1e-12)
+    binned = bin_profiles(tp[mp], {k: v[mp] for k, v in prof.items()}, t0, run["profile_bin"])
+    k = len(prog["chunks"])
+    arrays = {f"series/{c}": v[m] for c, v in series.items()}
+    arrays.update({f"profiles/{c}": v for c, v in binned.items()}, y=y)
+    dest = campaign / run["id"] / f"chunk_{k:03d}.npz"
+    tmp = dest.with_name(dest.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, dest)
+    chunk = dict(index=k, t0=t0, t1=t1, records=int(m.sum()), steps=summary["steps"], wall_s=summary["wall_s"],
+                 ranks=ranks, stopped=summary["stopped"], slices=summary["slices"], host=platform.node(),
+                 commit=commit, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    prog = dict(prog, t=t1, iteration=summary["iteration"], chunks=prog["chunks"] + [chunk],
+                wall_s=prog["wall_s"] + summary["wall_s"], cpu_s=prog["cpu_s"] + summary["wall_s"] * ranks)
+    _write_json(campaign / run["id"] / "run.json", prog)
+    return prog
+
+
+def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Path = WORK,
+               max_wall: float = math.inf, commit: str = "unknown") -> dict[str, Any]:
+    """Advance one run chunk by chunk until its horizon, ``max_wall`` or a STOP file. Collective.
+
+    Returns the run's progress record (identical on every rank).
+    """
+    from mpi4py import MPI
+
+    import dedalus
+
+    from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
+    from cfdseed.solvers.runner import STOP_FILE, RunSettings, drive
+
+    comm = MPI.COMM_WORLD
+    work = work_root / run["id"]
+    cdir = campaign / run["id"]
+    state_file = cdir / "state.npz"
+    spec = ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["spec"].items()})
+    ch = DedalusChannel(spec, comm)
+    prog = progress(campaign, run) if comm.rank == 0 else None
+    prog = comm.bcast(prog, root=0)
+    nx = spec.shape[0]
+    stride = run.get("slice_stride", 1)
+    settings_base = dict(series_every=run["series_every"], checkpoint_every=run["checkpoint_every"],
+                         slices_every=run.get("slices_every", 0), slices_after=run.get("slices_after", 0.0),
+                         slice_x=tuple(range(0, nx, stride)), source=f"dedalus:campaign:{run['id']}",
+                         provenance=dict(solver="dedalus", solver_version=dedalus.__version__, timestepper="SBDF2",
+                                         campaign_run=run["id"], nranks=comm.size))
+    wall0 = time.time()
+    while prog["t"] < run["horizon"] - 1e-9:
+        # where to continue from: the newest working checkpoint if it is not older than the state
+        ck = ch.latest_checkpoint(work / "checkpoints")
+        ck_t = json.loads((ck / "meta.json").read_text())["sim_time"] if ck is not None else -math.inf
+        ck_ok = ck is not None and ck_t >= prog["t"] - 1e-9 and \
+            json.loads((ck / "meta.json").read_text())["nranks"] == comm.size
+        ck_ok = comm.allreduce(int(ck_ok), op=MPI.MIN) == 1
+        if not ck_ok and comm.rank == 0 and work.exists():
+            aside = work.with_name(f"{work.name}.old-{int(time.time())}")
+            log.warning("%s: its checkpoints are older than %s or from another rank count; moved to %s",
+                        work, state_file, aside)
+            work.rename(aside)
+        comm.Barrier()
+        if comm.rank == 0:
+            work.mkdir(parents=True, exist_ok=True)
+            _write_json(work / "RUNNING", dict(pid=os.getpid(), host=socket.gethostname(),
+                                               heartbeat=time.time(), t=prog["t"]))
+        comm.Barrier()
+
+        def seed_fn() -> None:
+            if prog["t"] > 0:
+                meta = ch.load_state(state_file)
+                log.info("continued from %s at t=%.4f", state_file, meta["sim_time"])
+            else:
+                ic = run["ic"]
+                ch.seed(ic["source"], options=ic.get("options"), seed=ic.get("seed"))
+
+        budget = max_wall - (time.time() - wall0)
+        if budget <= 0:
+            break
+        t0 = prog["t"]
+        target = min(run["chunk"], run["horizon"] - t0)
+        if ck_ok:
+            target = max(t0 + target - ck_t, 0.0)  # the checkpoint is already into this chunk
+        settings = RunSettings(duration=target, max_wall=budget, **settings_base)
+
+        beat = [0.0]
+
+        def heartbeat(d: Any, wall_s: float) -> bool:  # rank 0, every record; the lock says who runs
+            if wall_s - beat[0] >= 30:
+                beat[0] = wall_s
+                _write_json(work / "RUNNING", dict(pid=os.getpid(), host=socket.gethostname(),
+                                                   heartbeat=time.time(), t=d.t))
+            return False
+
+        summary = drive(ch, work, settings, restart=ck_ok, seed_fn=seed_fn, monitor=heartbeat,
+                        note=dict(campaign_run=run["id"], chunk=len(prog["chunks"])))
+        ch.save_state(state_file, extra=dict(run=run["id"], chunk=len(prog["chunks"])))
+        if comm.rank == 0:
+            prog = _export_chunk(campaign, work, run, prog, t0, summary, comm.size, commit)
+            log.info("%s: chunk %d done, t = %.3f (%s)", run["id"], len(prog["chunks"]) - 1, prog["t"], summary["stopped"])
+        prog = comm.bcast(prog, root=0)
+        if summary["stopped"] not in ("duration",):
+            break
+        if comm.rank == 0 and (work / STOP_FILE).exists():
+            break
+    if comm.rank == 0 and (work / "RUNNING").exists():
+        (work / "RUNNING").unlink()
+    return prog
+
+
+def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
+    """The first planned run that is not done."""
+    for run in read_plan(campaign):
+        if not is_done(run, progress(campaign, run)):
+            return run
+    return None
+
+
+def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
+    p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
+    p.add_argument("action", choices=("run", "status"))
+    p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
+    p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
+    p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
+    p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
+    args = p.parse_args(argv)
+    campaign, work = Path(args.campaign), Path(args.work)
+    if args.action == "status":
+        print("\n".join(status_lines(campaign, work)))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    runs = {r["id"]: r for r in read_plan(campaign)}
+    if args.run is not None and args.run not in runs:
+        raise SystemExit(f"unknown run {args.run!r}; the plan has {', '.join(runs)}")
+    run = runs[args.run] if args.run else next_run(campaign)
+    if run is None:
+        print("campaign: every planned run is done")
+        return 0
+    (campaign / run["id"]).mkdir(parents=True, exist_ok=True)
+    prog = run_chunks(run, campaign=campaign, work_root=work, max_wall=args.max_wall, commit=commit)
+    print(f"campaign {run['id']}: t = {prog['t']:.2f} / {run['horizon']} h/u_tau, {len(prog['chunks'])} chunks")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

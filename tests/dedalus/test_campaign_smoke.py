@@ -1,0 +1,94 @@
+"""benchmarks/campaign.py on a tiny case (2 ranks, Dedalus): chunks exported as they complete,
+a move to a fresh machine continued from the committed compact state, a STOP mid-chunk."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+comm = MPI.COMM_WORLD
+ROOT = Path(__file__).resolve().parents[2]
+RUN = dict(id="tiny", kind="reference", horizon=0.012, discard=0.0, chunk=0.005,
+           spec=dict(shape=[8, 16, 8], lengths=[math.pi, 2.0, math.pi / 2], re_tau=180.0, cfl_safety=0.2,
+                     max_step=1e-3, initial_step=1e-3),
+           ic=dict(source="analytic", options=dict(u_bulk=15.0, amplitude=0.1), seed=1),
+           series_every=2, checkpoint_every=4, slices_every=4, slices_after=0.0, slice_stride=2, profile_bin=0.002)
+
+
+@pytest.fixture(scope="module")
+def cp():
+    spec = importlib.util.spec_from_file_location("campaign_benchmark", ROOT / "benchmarks" / "campaign.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["campaign_benchmark"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def where():
+    name = tempfile.mkdtemp(prefix="cfdseed-campaign-") if comm.rank == 0 else None
+    where = Path(comm.bcast(name, root=0))
+    if comm.rank == 0:
+        (where / "c").mkdir()
+        (where / "c" / "plan.json").write_text(json.dumps({"runs": [RUN]}))
+    comm.Barrier()
+    return where
+
+
+def campaign(cp, where, *extra):
+    comm.Barrier()
+    rc = cp.main(["run", "--campaign", str(where / "c"), "--work", str(where / "w"), *extra])
+    comm.Barrier()
+    assert rc == 0
+    return json.loads((where / "c" / "tiny" / "run.json").read_text())
+
+
+def test_chunks_to_the_horizon_then_done(cp, where):
+    prog = campaign(cp, where)
+    assert prog["t"] >= RUN["horizon"] - 1e-9 and len(prog["chunks"]) == 3
+    assert [c["stopped"] for c in prog["chunks"]] == ["duration"] * 3
+    s, p = cp.read_chunks(where / "c", "tiny")
+    assert np.all(np.diff(s["t"]) > 0) and s["t"][0] == 0.0
+    assert {"bulk_w", "dissipation", "probe_u", "tau_lower", "tau_upper", "tke"} <= set(s)
+    assert p["U"].shape[1] == 16 and p["U"].dtype == np.float32 and np.all(p["n"] >= 1)
+    assert (where / "c" / "tiny" / "state.npz").exists()
+    assert any((where / "w" / "tiny").glob("seg*/slices_*.h5"))  # training data, not committed
+    assert "done" in cp.status_lines(where / "c", where / "w")[0]
+    again = campaign(cp, where)  # nothing left: no new chunk
+    assert len(again["chunks"]) == 3
+
+
+def test_fresh_machine_continues_from_the_committed_state(cp, where):
+    if comm.rank == 0:
+        shutil.rmtree(where / "w")  # a fresh machine: only the committed folder is left
+        plan = json.loads((where / "c" / "plan.json").read_text())
+        plan["runs"][0]["horizon"] = 0.02
+        (where / "c" / "plan.json").write_text(json.dumps(plan))
+    t_before = json.loads((where / "c" / "tiny" / "run.json").read_text())["t"]
+    prog = campaign(cp, where)
+    assert prog["t"] >= 0.02 - 1e-9 and prog["chunks"][3]["t0"] == pytest.approx(t_before)
+    s, _ = cp.read_chunks(where / "c", "tiny")
+    assert np.all(np.diff(s["t"]) > 0) and s["t"][-1] < prog["t"]
+    # the restored run goes on from the float32 state without a jump in the bulk velocity
+    k = np.searchsorted(s["t"], t_before)
+    assert abs(s["bulk"][k] - s["bulk"][k - 1]) < 1e-3 * abs(s["bulk"][k - 1])
+
+
+def test_max_wall_ends_a_chunk_early_and_it_is_exported(cp, where):
+    if comm.rank == 0:
+        plan = json.loads((where / "c" / "plan.json").read_text())
+        plan["runs"][0].update(horizon=1.0, chunk=1.0)  # ~1000 steps: seconds, far beyond max_wall
+        (where / "c" / "plan.json").write_text(json.dumps(plan))
+    n = len(json.loads((where / "c" / "tiny" / "run.json").read_text())["chunks"])
+    prog = campaign(cp, where, "--max-wall", "0.3")
+    assert len(prog["chunks"]) == n + 1 and prog["chunks"][-1]["stopped"] == "max_wall"
+    assert prog["t"] < 1.0 and "paused" in cp.status_lines(where / "c", where / "w")[0]

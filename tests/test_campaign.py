@@ -1,0 +1,85 @@
+"""benchmarks/campaign.py without a solver: the plan, progress, status and profile binning."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cp():
+    spec = importlib.util.spec_from_file_location("campaign_benchmark", ROOT / "benchmarks" / "campaign.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["campaign_benchmark"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _plan(tmp_path: Path, *runs: dict) -> Path:
+    (tmp_path / "plan.json").write_text(json.dumps({"runs": list(runs)}))
+    return tmp_path
+
+
+def test_committed_plan_is_readable_and_has_the_reference(cp):
+    runs = cp.read_plan()
+    ref = [r for r in runs if r["kind"] == "reference"]
+    assert ref and ref[0]["horizon"] - ref[0]["discard"] >= 200  # >= 200 h/u_tau of stationary record
+    for key in ("spec", "ic", "chunk", "series_every", "checkpoint_every", "profile_bin"):
+        assert key in ref[0]
+
+
+def test_duplicate_ids_are_refused(cp, tmp_path):
+    _plan(tmp_path, dict(id="a", kind="reference", horizon=1.0), dict(id="a", kind="ic", horizon=1.0))
+    with pytest.raises(ValueError, match="duplicate"):
+        cp.read_plan(tmp_path)
+
+
+def test_status_pending_paused_running_done(cp, tmp_path):
+    (tmp_path / "c").mkdir()
+    camp = _plan(tmp_path / "c", dict(id="a", kind="reference", horizon=10.0), dict(id="b", kind="ic", horizon=4.0),
+                 dict(id="c", kind="ic", horizon=4.0), dict(id="d", kind="ic", horizon=4.0))
+    work = tmp_path / "w"
+    for rid, t, wall in (("a", 5.0, 3600.0), ("b", 4.0, 1800.0), ("c", 1.0, 360.0)):
+        (camp / rid).mkdir()
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=t, iteration=0, chunks=[{}], wall_s=wall, cpu_s=0)))
+    (work / "c").mkdir(parents=True)
+    (work / "c" / "RUNNING").write_text(json.dumps(dict(pid=1, host=socket.gethostname(), heartbeat=1000.0, t=1.5)))
+    lines = cp.status_lines(camp, work, now=1010.0)
+    assert "paused" in lines[0] and "5.0 h/u_tau per wall-h" in lines[0]
+    assert lines[1].endswith("done")
+    assert "running (pid 1, at t = 1.5)" in lines[2] and "10.0 h/u_tau per wall-h" in lines[2]
+    assert lines[3].endswith("pending")
+    # left: 5 (a) + 3 (c) + 4 (d); d has no rate, so the wall time is unknown
+    assert lines[-1].startswith("left: 12.0 h/u_tau") and "unknown" in lines[-1]
+    assert "stale lock" in cp.status_lines(camp, work, now=1000.0 + cp.HEARTBEAT_S + 1)[2]
+    assert cp.next_run(camp)["id"] == "a"
+
+
+def test_bin_profiles_means_per_bin(cp):
+    t = np.array([0.0, 0.2, 0.4, 0.6, 1.1, 1.4])
+    prof = {"U": np.arange(12.0).reshape(6, 2)}
+    b = cp.bin_profiles(t, prof, 0.0, 0.5)
+    np.testing.assert_allclose(b["t"], [0.2, 0.6, 1.25])
+    np.testing.assert_array_equal(b["n"], [3, 1, 2])
+    np.testing.assert_allclose(b["U"], [[2, 3], [6, 7], [9, 10]])
+    assert b["U"].dtype == np.float32
+
+
+def test_read_chunks_joins_in_order(cp, tmp_path):
+    (tmp_path / "r").mkdir()
+    for k, (t0, t1) in enumerate(((0.0, 1.0), (1.0, 2.0))):
+        t = np.linspace(t0, t1, 5, endpoint=False)
+        np.savez(tmp_path / "r" / f"chunk_{k:03d}.npz", **{"series/t": t, "series/bulk": t + 10,
+                 "profiles/t": t[:2], "profiles/U": np.ones((2, 3), np.float32)}, y=np.arange(3.0))
+    s, p = cp.read_chunks(tmp_path, "r")
+    assert np.all(np.diff(s["t"]) > 0) and s["t"].size == 10
+    np.testing.assert_allclose(s["bulk"], s["t"] + 10)
+    assert p["U"].shape == (4, 3) and p["y"].tolist() == [0, 1, 2]
