@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
+from .._collective import agree, run_agreed
 from ..errors import CfdseedError, CheckpointError, ConfigError
 from ..grid import Grid
 
@@ -245,7 +246,7 @@ class DedalusChannel:
         self._d3, self._dist, self._bases, self._coords = d3, dist, bases, coords
         self.u, self.p = u, p
         self._work = dist.VectorField(coords, name="u_work", bases=bases)
-        self.grid = self._make_grid()
+        self.grid = run_agreed(self.comm, self._make_grid)
         self._weights = gauss_weights(ny, ly)
 
     # -- grid and seeding ---------------------------------------------------------------------
@@ -446,7 +447,6 @@ class DedalusChannel:
         the state a statistical run needs to go on after a move to another machine. The pressure
         and tau variables are not stored: the solver recomputes them on the first step.
         """
-        from .._collective import agree
         from ..transport import gather
 
         field = gather(self.comm, self.grid, self._grid_velocity(), axes="xzy")
@@ -469,7 +469,6 @@ class DedalusChannel:
         Raises :class:`CheckpointError` on every rank when the file is unreadable or was written
         for another resolution or box.
         """
-        from .._collective import agree
         from ..transport import scatter
 
         err, field, meta = None, None, None
@@ -509,18 +508,22 @@ class DedalusChannel:
         """
         root = Path(directory)
         ck = root / f"it{self.iteration:09d}"
-        if self.comm.rank == 0:
-            ck.mkdir(parents=True, exist_ok=True)
-        self.comm.Barrier()
+        run_agreed(self.comm, lambda: ck.mkdir(parents=True, exist_ok=True) if self.comm.rank == 0 else None)
         arrays = {}
         for f in self.solver.state:
             f.change_layout("c")
             arrays[f.name] = np.array(f.data)
-        tmp = ck / f"rank{self.comm.rank:04d}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, ck / f"rank{self.comm.rank:04d}.npz")
-        self.comm.Barrier()
-        if self.comm.rank == 0:
+
+        def write_rank() -> None:
+            tmp = ck / f"rank{self.comm.rank:04d}.tmp.npz"
+            np.savez(tmp, **arrays)
+            os.replace(tmp, ck / f"rank{self.comm.rank:04d}.npz")
+
+        run_agreed(self.comm, write_rank)
+
+        def write_meta() -> None:
+            if self.comm.rank != 0:
+                return
             meta = dict(
                 sim_time=self.sim_time, iteration=self.iteration, timestep=self.timestep,
                 nranks=self.comm.size, spec=self.spec.to_dict(), extra=extra or {},
@@ -530,7 +533,8 @@ class DedalusChannel:
             done = sorted(d for d in root.glob("it*") if (d / "meta.json").exists())
             for old in done[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
-        self.comm.Barrier()
+
+        run_agreed(self.comm, write_meta)
         return ck
 
     @staticmethod
@@ -545,17 +549,24 @@ class DedalusChannel:
         The checkpoint must come from the same rank count and resolution. Collective.
         """
         ck = Path(path)
-        meta = json.loads((ck / "meta.json").read_text())
-        if meta["nranks"] != self.comm.size:
-            raise CheckpointError(f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; use the same count")
-        if tuple(meta["spec"]["shape"]) != tuple(self.spec.shape):
-            raise CheckpointError(f"{ck}: shape {meta['spec']['shape']} != {self.spec.shape}")
-        with np.load(ck / f"rank{self.comm.rank:04d}.npz") as data:
+
+        def read() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+            meta = json.loads((ck / "meta.json").read_text())
+            if meta["nranks"] != self.comm.size:
+                raise CheckpointError(f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; use the same count")
+            if tuple(meta["spec"]["shape"]) != tuple(self.spec.shape):
+                raise CheckpointError(f"{ck}: shape {meta['spec']['shape']} != {self.spec.shape}")
+            with np.load(ck / f"rank{self.comm.rank:04d}.npz") as data:
+                arrays = {f.name: data[f.name] for f in self.solver.state}
             for f in self.solver.state:
                 f.preset_layout("c")
-                if data[f.name].shape != f.data.shape:
-                    raise CheckpointError(f"{ck}: {f.name} has local shape {data[f.name].shape}, expected {f.data.shape}")
-                f.data[...] = data[f.name]
+                if arrays[f.name].shape != f.data.shape:
+                    raise CheckpointError(f"{ck}: {f.name} has local shape {arrays[f.name].shape}, expected {f.data.shape}")
+            return meta, arrays
+
+        meta, arrays = run_agreed(self.comm, read)
+        for f in self.solver.state:
+            f.data[...] = arrays[f.name]
         self.solver.sim_time = meta["sim_time"]
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
         self.timestep = meta["timestep"]

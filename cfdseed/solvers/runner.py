@@ -36,6 +36,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._collective import agree, run_agreed
 from ..data import DatasetWriter, open_dataset
 from ..errors import ConfigError, DatasetError
 
@@ -179,10 +180,12 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
     if restart and ck is None:
         raise ConfigError(f"--restart given but no complete checkpoint under {ckdir}")
-    comm.Barrier()
-    if comm.rank == 0 and (out / STOP_FILE).exists():
-        (out / STOP_FILE).unlink()
-    comm.Barrier()
+
+    def clear_stop() -> None:
+        if comm.rank == 0 and (out / STOP_FILE).exists():
+            (out / STOP_FILE).unlink()
+
+    run_agreed(comm, clear_stop)
     if ck is not None:
         channel.load_checkpoint(ck)
         log.info("restarted from %s at t=%.4f it=%d", ck, channel.sim_time, channel.iteration)
@@ -190,25 +193,29 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         seed_fn()
     if after_start is not None:
         after_start()
-    segments = read_segments(out) if comm.rank == 0 else None
-    rec = None
-    if comm.rank == 0:
+
+    def open_segment() -> tuple[list[dict[str, Any]] | None, _Recorder | None]:
+        """Rank 0: append this segment to segments.json and open its recorder."""
+        if comm.rank != 0:
+            return None, None
         out.mkdir(parents=True, exist_ok=True)
-        if not restart:
-            segments = []
+        segments = read_segments(out) if restart else []
         segments.append(dict(
             index=len(segments), start_time=channel.sim_time, start_iteration=channel.iteration,
             restart_from=str(ck) if ck else None, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             settings={k: v for k, v in vars(settings).items() if k != "provenance"}, note=note or {},
         ))
         _write_json(out / "segments.json", segments)
-        rec = _Recorder(out / f"seg{len(segments) - 1:03d}", channel, settings)
+        return segments, _Recorder(out / f"seg{len(segments) - 1:03d}", channel, settings)
+
+    segments, rec = run_agreed(comm, open_segment)
     t_end = channel.sim_time + settings.duration
     wall0 = time.time()
     n_slices = 0
     dt_sim = 0.0
     steps = 0
     reason = None  # set on rank 0 only; broadcast with the stop decision
+    failure: BaseException | None = None  # a rank-0 recording error, raised everywhere below
     try:
         while True:
             it = channel.iteration
@@ -217,8 +224,11 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                 if not all(math.isfinite(v) for v in d.row().values()):
                     raise FloatingPointError(f"non-finite diagnostics at t={d.t}: {d.row()}")
                 if rec:
-                    rec.series(d, dt_sim, time.time() - wall0)
-                if comm.rank == 0 and monitor is not None:
+                    try:
+                        rec.series(d, dt_sim, time.time() - wall0)
+                    except Exception as exc:  # noqa: BLE001 - raised on every rank after the loop
+                        failure, reason = exc, "record_error"
+                if comm.rank == 0 and monitor is not None and reason is None:
                     try:
                         if monitor(d, time.time() - wall0):
                             reason = "monitor"
@@ -227,8 +237,11 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                         reason = "monitor_error"
             if settings.slices_every and it % settings.slices_every == 0 and channel.sim_time >= settings.slices_after:
                 planes = channel.slices(settings.slice_x)
-                if rec:
-                    rec.slices(planes, channel.sim_time)
+                if rec and failure is None:
+                    try:
+                        rec.slices(planes, channel.sim_time)
+                    except Exception as exc:  # noqa: BLE001 - raised on every rank after the loop
+                        failure, reason = exc, "record_error"
                 n_slices += len(settings.slice_x)
             if steps and it % settings.checkpoint_every == 0:
                 channel.save_checkpoint(ckdir, extra=dict(segment=len(segments or []) - 1))
@@ -247,8 +260,12 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
             steps += 1
     finally:
         if rec:
-            rec.close()
+            try:
+                rec.close()
+            except Exception as exc:  # noqa: BLE001 - raised on every rank below
+                failure = failure or exc
     channel.save_checkpoint(ckdir)
+    agree(comm, failure)
     summary = dict(t=channel.sim_time, iteration=channel.iteration, steps=steps, slices=n_slices,
                    wall_s=time.time() - wall0, stopped=reason)
     log.info("segment done: %s", summary)

@@ -236,3 +236,31 @@ def test_compact_state_round_trips_in_float32_and_refuses_other_boxes(channel, s
     comm.Barrier()
     with pytest.raises(CheckpointError, match="unreadable"):
         other.load_state(shared_tmp / "junk.npz")
+
+
+@pytest.mark.parametrize("stage", ["open", "series", "slices", "checkpoint", "load"])
+def test_a_failure_on_one_rank_raises_on_every_rank(channel, shared_tmp, monkeypatch, stage):
+    """Fault injection: one rank fails at one stage of a segment; every rank raises the same."""
+    import cfdseed.solvers.runner as runner
+
+    bad = comm.size - 1 if stage in ("checkpoint", "load") else 0  # the recorder lives on rank 0
+
+    def boom(*args, **kwargs):
+        raise OSError(f"injected {stage} failure")
+
+    if comm.rank == bad:
+        target = {"open": (runner._Recorder, "__init__"), "series": (runner._Recorder, "series"),
+                  "slices": (runner._Recorder, "slices"), "checkpoint": (np, "savez"), "load": (np, "load")}[stage]
+        monkeypatch.setattr(*target, boom)
+    out = shared_tmp / f"fault-{stage}"
+    settings = RunSettings(duration=4e-3, series_every=1, slices_every=1, checkpoint_every=2)
+    if stage == "load":
+        if comm.rank == bad:
+            monkeypatch.undo()
+        drive(channel, out, settings, restart=False, seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
+        if comm.rank == bad:
+            monkeypatch.setattr(np, "load", boom)
+    with pytest.raises(OSError, match=f"injected {stage} failure"):
+        drive(channel, out, settings, restart=stage == "load",
+              seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
+    comm.Barrier()
