@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SteadyState", "detect_steady", "combine", "running_mean", "mser"]
+__all__ = ["SteadyState", "detect_steady", "combine", "running_mean", "mser", "steady_start"]
 
 METHODS = ("mser", "band")
 
@@ -269,3 +269,31 @@ def combine(results: Sequence[SteadyState]) -> SteadyState:
     last = max(results, key=lambda r: r.onset_time)  # type: ignore[arg-type, return-value]
     return SteadyState(False, last.onset_time, last.onset_index, t_end, "+".join(r.method for r in results),
                        f"latest onset of {len(results)} signals: {last.reason}")
+
+
+def steady_start(series: dict[str, np.ndarray], *, window: float = 2.0, tol_tau: float = 0.05,
+                 tol_bulk: float = 0.01, min_windows: int = 2) -> float:
+    """Start of the statistically steady state (documented criterion).
+
+    The earliest t_s on a grid of window starts (windows of ``window`` h/u_tau, stepped by
+    window/4) such that the steady part [t_s, t_end] spans at least ``min_windows`` windows and
+    every window in it has (a) its mean wall shear (both walls) within ``tol_tau`` of the force
+    balance value 1 and (b) its mean bulk velocity within ``tol_bulk`` (relative) of the mean
+    bulk velocity over [t_s, t_end]. Returns ``inf`` if no such time exists yet.
+    """
+    t, bulk = series["t"], series["bulk"]
+    tau = 0.5 * (series["tau_lower"] + series["tau_upper"])
+    if t.size < 2:
+        return math.inf
+    starts = np.arange(t[0], t[-1] - window + 1e-12, window / 4)
+    means = []
+    for s in starts:
+        m = (t >= s) & (t < s + window)
+        means.append((tau[m].mean(), bulk[m].mean()) if m.any() else (math.nan, math.nan))
+    for k, s in enumerate(starts):
+        if t[-1] - s < min_windows * window:
+            break
+        ref = bulk[t >= s].mean()
+        if all(abs(mt - 1) <= tol_tau and abs(mb / ref - 1) <= tol_bulk for mt, mb in means[k:]):
+            return float(s)
+    return math.inf

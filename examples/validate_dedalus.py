@@ -1,7 +1,7 @@
 """Validate a Dedalus channel run against Lee & Moser (2015) Re_tau = 180; optionally export data.
 
 Reads a run directory of examples/dedalus_channel.py, finds the start of the statistically
-steady state (cfdseed.solvers.runner.steady_start: 2 h/u_tau windows whose mean wall shear is
+steady state (cfdseed.transient.steady_start: 2 h/u_tau windows whose mean wall shear is
 within 5 % of the force balance and whose bulk velocity is within 1 % of the mean over all later
 times, for every later window), averages the plane-averaged profiles over the steady part, folds
 the halves, and compares in wall units (u_tau = 1 from the imposed force):
@@ -31,7 +31,8 @@ import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
 from cfdseed.reference import load_reference
-from cfdseed.solvers.runner import build_dataset, mean_profiles, read_segments, read_timeseries, steady_start
+from cfdseed.solvers.runner import build_dataset, mean_profiles, read_segments, read_timeseries
+from cfdseed.transient import steady_start
 
 LIMIT_U = 0.03
 LIMIT_PEAK = 0.10
