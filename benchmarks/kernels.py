@@ -1,4 +1,4 @@
-"""Constraint kernels (cfdseed._core) vs their numpy oracles (tests/test_constraints.py) on one block.
+"""Constraint kernels (cfdseed._core) vs their numpy oracles (tests/test_operators.py) on one block.
 
     OMP_NUM_THREADS=1 python benchmarks/kernels.py [--shape 192 128 128] [--repeat 3]
 
@@ -25,7 +25,7 @@ from cfdseed import _core
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-import test_constraints as oracle  # noqa: E402  (the numpy oracles live with the tests)
+import test_operators as oracle  # noqa: E402  (the numpy oracles live with the tests)
 
 
 def _calls(field, planes, yext, wy):

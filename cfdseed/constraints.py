@@ -13,7 +13,8 @@ and combined in rank order, so every rank returns the identical report. Figures:
   max |u_i|, RMS per component, count of non-finite values.
 
 U_ref = |bulk velocity| (if 0: max |u_i|, if 0: 1). Every figure except the non-finite count
-ignores NaN/Inf values. Enforcement (projection, no-slip, bulk scaling) lives elsewhere.
+ignores NaN/Inf values. The operators (wall detection, bulk weights, wall extrapolation, checked
+rows) come from :mod:`cfdseed.operators`; enforcement lives in :mod:`cfdseed.enforce`.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from ._collective import agree
 from .errors import ConfigError, GridError
 from .grid import Grid, check_tiling
 from .halo import exchange_faces
+from .operators import bulk_weights, checked_rows, wall_extrapolation
 
+# bulk_weights is re-exported: public here before cfdseed.operators became its home
 __all__ = ["Tolerances", "ConstraintReport", "check_field", "as_components", "bulk_weights"]
 
 _log = logging.getLogger(__name__)
-_WALL_TOL = 1e-12  # relative to ly: a y point this close to a wall lies on it (as in Grid)
 
 
 @dataclass(frozen=True)
@@ -189,28 +191,6 @@ def as_components(local: Any, axes: str, shape: Sequence[int]) -> tuple[np.ndarr
     return tuple(np.transpose(c, perm) for c in comps)  # type: ignore[return-value]
 
 
-def _walls(grid: Grid) -> tuple[bool, bool]:
-    """Whether the first / last y point lies on its wall."""
-    tol = _WALL_TOL * grid.lengths[1]
-    return bool(grid.y[0] <= tol), bool(grid.y[-1] >= grid.lengths[1] - tol)
-
-
-def bulk_weights(grid: Grid) -> np.ndarray:
-    """Weights ``(ny,)`` with bulk velocity = sum_j w_j * sum_{x,z} u[:, j, :] (contract 1).
-
-    Trapezoid over y on [0, ly] (zero wall values appended where no point lies on a wall), divided
-    by ly and by the nx * nz points of a plane.
-    """
-    lo, hi = _walls(grid)
-    y = np.concatenate([[] if lo else [0.0], grid.y, [] if hi else [grid.lengths[1]]])
-    dy = np.diff(y)
-    w = np.zeros_like(y)
-    w[:-1] += 0.5 * dy
-    w[1:] += 0.5 * dy
-    w = w[(0 if lo else 1) : len(y) - (0 if hi else 1)]
-    return w / (grid.lengths[1] * grid.shape[0] * grid.shape[2])
-
-
 # Layout of the per-rank partial figures (allgathered, then max or summed over ranks).
 _MAX = ("wall", "x_int", "x_seam", "z_int", "z_seam", "div_max", "max_abs")
 _SUM = ("div_sumsq", "div_count", "bulk", "ss_u", "ss_v", "ss_w", "nf_u", "nf_v", "nf_w")
@@ -228,8 +208,7 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
         return np.array([p[k] for k in _MAX + _SUM])
     (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
     (x0, x1), (y0, y1), (z0, z1) = ((s.start, s.stop) for s in grid.local)
-    nyl, y = y1 - y0, grid.y
-    lo_wall, hi_wall = _walls(grid)
+    y = grid.y
 
     wy = bulk_weights(grid)[y0:y1]
     for c, name in zip(comps, "uvw"):
@@ -240,6 +219,7 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
             p["bulk"] = ws
 
     (xlo, xhi), (ylo, yhi), (zlo, zhi) = halos  # each (3, ...) with extent 1 along its axis
+    t_lo, t_hi = wall_extrapolation(grid)
     for n, c in enumerate(comps):
         def plane(j: int) -> np.ndarray:  # (nxl, 1, nzl) at global y index j, from the block or the y halo
             if y0 <= j < y1:
@@ -247,11 +227,9 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
             return yhi[n] if j == y1 else ylo[n]
 
         if y0 == 0:
-            t = 0.0 if lo_wall else -y[0] / (y[1] - y[0])
-            p["wall"] = max(p["wall"], _core.wall_absmax(plane(0), plane(1), t))
+            p["wall"] = max(p["wall"], _core.wall_absmax(plane(0), plane(1), t_lo))
         if y1 == ny:
-            t = 0.0 if hi_wall else (ly - y[-1]) / (y[-2] - y[-1])
-            p["wall"] = max(p["wall"], _core.wall_absmax(plane(ny - 1), plane(ny - 2), t))
+            p["wall"] = max(p["wall"], _core.wall_absmax(plane(ny - 1), plane(ny - 2), t_hi))
         xi, xs = _core.increments(c, xhi[n], 0, nx - 1 - x0 if x1 == nx else -1)
         zi, zs = _core.increments(c, zhi[n], 2, nz - 1 - z0 if z1 == nz else -1)
         p["x_int"], p["x_seam"] = max(p["x_int"], xi), max(p["x_seam"], xs)
@@ -261,8 +239,8 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
     below = y[y0 - 1] if y0 > 0 else 0.0
     above = y[y1] if y1 < ny else ly
     yext = np.concatenate([[below], y[y0:y1], [above]])
-    j0 = 1 if (y0 == 0 and lo_wall) else 0
-    j1 = nyl - 1 if (y1 == ny and hi_wall) else nyl
+    rows = checked_rows(grid)  # global; as local indices of the block:
+    j0, j1 = max(rows.start, y0) - y0, min(rows.stop, y1) - y0
     dmax, dss, dn = _core.divergence(*comps, xlo[0], xhi[0], ylo[1], yhi[1], zlo[2], zhi[2],
                                      yext, lx / nx, lz / nz, j0, max(j0, j1))
     p["div_max"], p["div_sumsq"], p["div_count"] = dmax, dss, dn
@@ -358,7 +336,6 @@ def check_field(
     n = grid.size
     rms = tuple(math.sqrt(sm[f"ss_{c}"] / (n - sm[f"nf_{c}"])) if n > sm[f"nf_{c}"] else 0.0 for c in "uvw")
     count = sm["div_count"]
-    lo_wall, hi_wall = _walls(grid)
     report = ConstraintReport(
         shape=grid.shape,
         dtype=str(comps[0].dtype),
@@ -368,7 +345,7 @@ def check_field(
         rms=rms,  # type: ignore[arg-type]
         nonfinite=int(sm["nf_u"] + sm["nf_v"] + sm["nf_w"]),
         no_slip=float(mx["wall"]) / u_ref,
-        wall_extrapolated=not (lo_wall and hi_wall),
+        wall_extrapolated=not grid.has_walls,
         seam_x=_ratio(mx["x_seam"], mx["x_int"]),
         seam_z=_ratio(mx["z_seam"], mx["z_int"]),
         divergence_max=float(mx["div_max"]) / scale,

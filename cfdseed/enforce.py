@@ -1,8 +1,9 @@
 """Constraint enforcement on a global channel field: no-slip, divergence-free projection, bulk velocity.
 
 :func:`enforce` turns any field ``(3, nx, ny, nz)`` on a :class:`~cfdseed.grid.Grid` into one that
-passes the checks of :mod:`cfdseed.constraints` (contract 1 operators), step by step, each step
-switchable, and reports the figures before and after (:class:`EnforceReport`):
+passes the checks of :mod:`cfdseed.constraints` (the contract-1 operators of
+:mod:`cfdseed.operators`), step by step, each step switchable, and reports the figures
+(:func:`~cfdseed.operators.field_figures`) before and after (:class:`EnforceReport`):
 
 1. **finite**: non-finite input is an error (nothing can repair it meaningfully).
 2. **no-slip**: the wall value of every component (grids with wall points: the value on the wall;
@@ -40,7 +41,20 @@ import numpy as np
 
 from .errors import GridError, SourceError
 from .grid import Grid
+from .operators import (
+    bulk_velocity,
+    checked_rows,
+    divergence,
+    dy_stencil,
+    field_figures,
+    trapezoid_weights,
+    wall_extrapolation,
+    wall_values,
+    y_ext,
+)
 
+# field_figures, divergence, bulk_velocity and wall_values are re-exported: public here before
+# cfdseed.operators became their home
 __all__ = ["enforce", "EnforceReport", "field_figures", "divergence", "bulk_velocity",
            "wall_values", "require_grid", "DEFAULT_BLEND", "DEFAULT_MAX_RATIO"]
 
@@ -62,129 +76,12 @@ def require_grid(grid: Grid) -> None:
     nx, ny, nz = grid.shape
     # the no-slip condition pins the wall points (or, without wall points, the wall-nearest
     # points via the extrapolation): a divergence-free field needs at least 2 free values per column
-    ny_min = 3 if all(_walls(grid)) else 4
+    ny_min = 3 if grid.has_walls else 4
     if nx < 2 or nz < 2 or ny < ny_min:
         raise GridError(
             f"grid shape {grid.shape} is too small for an initial condition: need nx >= 2, nz >= 2 and "
             f"ny >= {ny_min} (3 with points on both walls, else 4)"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# contract-1 figures (numpy): divergence, bulk velocity, wall values
-# ---------------------------------------------------------------------------------------------
-def _walls(grid: Grid) -> tuple[bool, bool]:
-    """Whether the first / last y point lies on its wall (as the check decides it)."""
-    tol = 1e-12 * grid.lengths[1]
-    return bool(grid.y[0] <= tol), bool(grid.y[-1] >= grid.lengths[1] - tol)
-
-
-def _y_ext(grid: Grid) -> np.ndarray:
-    """y with the virtual wall points appended where no point lies on a wall (contract 1)."""
-    lo, hi = _walls(grid)
-    return np.concatenate([[] if lo else [0.0], grid.y, [] if hi else [grid.lengths[1]]])
-
-
-def _dy_stencil(y_ext: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coefficients ``(cm, c0, cp)`` of f_{j-1}, f_j, f_{j+1} at the interior points of ``y_ext``."""
-    hm = y_ext[1:-1] - y_ext[:-2]
-    hp = y_ext[2:] - y_ext[1:-1]
-    den = hp * hm * (hp + hm)
-    return -hp * hp / den, (hp * hp - hm * hm) / den, hm * hm / den
-
-
-def _rows(grid: Grid) -> slice:
-    """The y rows where the divergence is checked (not on a wall)."""
-    lo, hi = _walls(grid)
-    return slice(1 if lo else 0, grid.shape[1] - 1 if hi else grid.shape[1])
-
-
-def divergence(f: np.ndarray, grid: Grid, xs: slice | None = None) -> np.ndarray:
-    """Discrete divergence (contract 1) at the checked rows, shape ``(nx, nrows, nz)``.
-
-    ``xs`` restricts it to a block of x indices (periodic neighbours are fetched).
-    """
-    nx, ny, nz = grid.shape
-    lx, _, lz = grid.lengths
-    xs = slice(0, nx) if xs is None else xs
-    ix = np.arange(xs.start, xs.stop)
-    r = _rows(grid)
-    u, v, w = f[0], f[1, xs], f[2, xs]
-    cm, c0, cp = (c[None, :, None] for c in _dy_stencil(_y_ext(grid)))
-    lo, hi = _walls(grid)
-    vz = np.zeros((v.shape[0], 1, nz))
-    ve = np.concatenate([v] if lo else [vz, v], axis=1)
-    ve = ve if hi else np.concatenate([ve, vz], axis=1)
-    d = cm * ve[:, :-2]
-    d += c0 * ve[:, 1:-1]
-    d += cp * ve[:, 2:]
-    d += (u[(ix + 1) % nx, r] - u[(ix - 1) % nx, r]) * (0.5 * nx / lx)
-    wr = w[:, r]
-    d[:, :, 1:-1] += (wr[:, :, 2:] - wr[:, :, :-2]) * (0.5 * nz / lz)
-    d[:, :, 0] += (wr[:, :, 1 % nz] - wr[:, :, -1]) * (0.5 * nz / lz)
-    if nz > 1:
-        d[:, :, -1] += (wr[:, :, 0] - wr[:, :, -2]) * (0.5 * nz / lz)
-    return d
-
-
-def _trapz_weights(grid: Grid) -> np.ndarray:
-    """Weights ``(ny,)`` of the contract-1 bulk quadrature (already divided by ly)."""
-    ye = _y_ext(grid)
-    h = np.diff(ye)
-    wts = np.zeros(ye.size)
-    wts[:-1] += 0.5 * h
-    wts[1:] += 0.5 * h
-    lo, hi = _walls(grid)
-    return wts[(0 if lo else 1) : wts.size - (0 if hi else 1)] / grid.lengths[1]
-
-
-def bulk_velocity(f: np.ndarray, grid: Grid) -> float:
-    """Bulk velocity (contract 1): trapezoidal y-integral of the plane-averaged u, over ly."""
-    prof = np.asarray(f[0], dtype=np.float64).mean(axis=(0, 2))
-    return float(prof @ _trapz_weights(grid))
-
-
-def _extrap(grid: Grid) -> tuple[float, float]:
-    """Linear-extrapolation parameters ``t`` of the wall value ``a + t (b - a)`` (low, high wall)."""
-    y, ly = grid.y, grid.lengths[1]
-    lo, hi = _walls(grid)
-    return (0.0 if lo else -y[0] / (y[1] - y[0])), (0.0 if hi else (ly - y[-1]) / (y[-2] - y[-1]))
-
-
-def wall_values(f: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Wall values of every component as the check measures them: ``(3, nx, nz)`` low and high."""
-    tl, th = _extrap(grid)
-    lo = f[:, :, 0] + tl * (f[:, :, 1] - f[:, :, 0])
-    hi = f[:, :, -1] + th * (f[:, :, -2] - f[:, :, -1])
-    return lo, hi
-
-
-def field_figures(f: np.ndarray, grid: Grid) -> dict[str, float]:
-    """Contract-1 figures of a global field: divergence (normalised), wall, bulk, max |u|, non-finite."""
-    lo_v, hi_v = (float(f.min()), float(f.max())) if np.size(f) else (0.0, 0.0)
-    if not (math.isfinite(lo_v) and math.isfinite(hi_v)):  # NaN/Inf propagate through min/max
-        return {"nonfinite": float(np.size(f) - np.count_nonzero(np.isfinite(f)))}
-    ub = bulk_velocity(f, grid)
-    umax = max(hi_v, -lo_v)
-    uref = abs(ub) or umax or 1.0
-    dmax, dss, count = 0.0, 0.0, 0
-    step = max(1, (1 << 22) // max(1, grid.shape[1] * grid.shape[2]))  # x blocks of ~4M points
-    for x0 in range(0, grid.shape[0], step):
-        d = divergence(f, grid, slice(x0, min(x0 + step, grid.shape[0]))).ravel()
-        if d.size:
-            dmax = max(dmax, float(d.max()), -float(d.min()))
-            dss += float(np.dot(d, d))
-            count += d.size
-    scale = 0.5 * grid.lengths[1] / uref
-    lo, hi = wall_values(f, grid)
-    return {
-        "div_max": dmax * scale,
-        "div_rms": math.sqrt(dss / count) * scale if count else 0.0,
-        "wall_max": float(max(np.abs(lo).max(), np.abs(hi).max())),
-        "bulk": ub,
-        "max_abs": umax,
-        "nonfinite": 0.0,
-    }
 
 
 @dataclass
@@ -224,7 +121,7 @@ def _blend_functions(grid: Grid, width: float) -> tuple[np.ndarray, np.ndarray]:
 def _no_slip(f: np.ndarray, grid: Grid, width: float) -> None:
     """Remove the wall values in place with smooth blends (exact for the check's wall value)."""
     b_lo, b_hi = _blend_functions(grid, width)
-    tl, th = _extrap(grid)
+    tl, th = wall_extrapolation(grid)
     # wall values of the blends: the 2x2 system couples the walls (exactly, whatever the grid)
     e = np.array([[b_lo[0] + tl * (b_lo[1] - b_lo[0]), b_hi[0] + tl * (b_hi[1] - b_hi[0])],
                   [b_lo[-1] + th * (b_lo[-2] - b_lo[-1]), b_hi[-1] + th * (b_hi[-2] - b_hi[-1])]])
@@ -235,7 +132,7 @@ def _no_slip(f: np.ndarray, grid: Grid, width: float) -> None:
     for j in range(grid.shape[1]):  # row by row: no field-sized temporaries
         if b_lo[j] != 0.0 or b_hi[j] != 0.0:
             f[:, :, j] -= b_lo[j] * c_lo + b_hi[j] * c_hi
-    lo_wall, hi_wall = _walls(grid)
+    lo_wall, hi_wall = grid.walls
     if lo_wall:
         f[:, :, 0] = 0.0  # exact zeros (the blend leaves round-off)
     if hi_wall:
@@ -251,9 +148,9 @@ class _Projector:
     def __init__(self, grid: Grid) -> None:
         ny = grid.shape[1]
         y, ly = grid.y, grid.lengths[1]
-        lo, hi = _walls(grid)
-        r = np.arange(ny)[_rows(grid)]  # checked rows
-        cm, c0, cp = _dy_stencil(_y_ext(grid))  # one entry per checked row
+        lo, hi = grid.walls
+        r = np.arange(ny)[checked_rows(grid)]
+        cm, c0, cp = dy_stencil(y_ext(grid))  # one entry per checked row
         a = np.zeros((ny, ny))  # d/dy on the full column, wall/virtual values zero
         a[r, r] = c0
         a[r[r > 0], r[r > 0] - 1] = cm[r > 0]
@@ -398,7 +295,7 @@ def _project(f: np.ndarray, grid: Grid) -> None:
 # bulk velocity
 # ---------------------------------------------------------------------------------------------
 def _set_bulk(f: np.ndarray, grid: Grid, target: float) -> None:
-    wts = _trapz_weights(grid)
+    wts = trapezoid_weights(grid)
     prof = f[0].mean(axis=(0, 2))  # (ny,)
     ub = float(prof @ wts)
     if abs(ub) > 1e-3 * abs(target) and ub != 0.0:  # a real mean flow: keep its shape
@@ -408,7 +305,7 @@ def _set_bulk(f: np.ndarray, grid: Grid, target: float) -> None:
     # no-slip as the check sees it
     y, ly = grid.y, grid.lengths[1]
     phi = y * (ly - y)
-    lo, hi = _walls(grid)
+    lo, hi = grid.walls
     if not lo:
         phi[0] = phi[1] * y[0] / y[1]
     if not hi:

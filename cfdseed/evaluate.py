@@ -8,13 +8,13 @@ Python::
     d = compare(s, statistics(real, y, lz, nu=nu, u_tau=u_tau))   # errors vs a reference dataset
     m = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau)      # cheap dict for training; m["combined"]
 
-Command line (see :func:`cli_run`)::
+The ``cfdseed evaluate`` job (:func:`evaluate`; command line in :mod:`cfdseed.cli`)::
 
     cfdseed evaluate (--model M [--samples N] | --fields F.h5) [--against DATA.h5]
                      [--reference NAME] --out DIR
 
-``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.data`) or a 3-D field written by
-``cfdseed generate`` (:func:`cfdseed.generate.read_field`; units from its attributes or --nu/--u-tau).
+``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.slices`) or a 3-D field written by
+``cfdseed generate`` (:func:`cfdseed.fields.read_field`; units from its attributes or --nu/--u-tau).
 ``--against`` is a slice dataset (at most ``--against-samples`` slices, evenly spread). Outputs in
 ``--out``: ``metrics.json`` (every number below with its units and heights; NaN written as null),
 the figures of :mod:`cfdseed.report` and ``report.md`` linking them.
@@ -36,7 +36,7 @@ over u_tau, wavenumbers k+ = k nu / u_tau, spectral densities over u_tau nu.
   spanwise mean fluctuation); two-point spanwise correlations R_ii(dz) = <u_i'(z) u_i'(z+dz)> /
   <u_i'^2> for 0 <= dz <= lz/2 (from the same spectra); the fluctuation samples (for PDFs, their
   moments and histograms); for 3-D fields also streamwise spectra E_ii(k_x).
-- 3-D fields: divergence with the contract-1 operators (:func:`cfdseed.enforce.field_figures`),
+- 3-D fields: divergence with the contract-1 operators (:func:`cfdseed.operators.field_figures`),
   max and RMS normalised by U_bulk / h.
 
 Comparisons (:func:`compare`, :func:`compare_reference`)
@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,7 @@ __all__ = [
     "wasserstein1",
     "relative_l2",
     "log_spectral_error",
-    "cli_run",
+    "evaluate",
 ]
 
 log = logging.getLogger(__name__)
@@ -376,8 +377,8 @@ def statistics(
 
 def _divergence(f: np.ndarray, y: np.ndarray, lengths: tuple[float, float, float]) -> dict[str, float]:
     """Contract-1 divergence figures over 3-D fields (N, 3, nx, ny, nz): worst max, mean RMS."""
-    from .enforce import field_figures
     from .grid import Grid
+    from .operators import field_figures
 
     grid = Grid(f.shape[2:], lengths, y=y)
     figs = [field_figures(fi, grid) for fi in f]
@@ -555,8 +556,8 @@ class _Set:
                           lx=self.lx, heights=heights)
 
 
-def _read_slices(path: str, max_samples: int | None) -> _Set:
-    from .data import open_dataset
+def _slice_set(path: str, max_samples: int | None) -> _Set:
+    from .slices import open_dataset
 
     with open_dataset(path, check_finite=False) as ds:
         idx = np.arange(ds.n)
@@ -566,10 +567,10 @@ def _read_slices(path: str, max_samples: int | None) -> _Set:
         return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
 
 
-def _read_fields(path: str, max_samples: int | None, nu: float | None = None,
-                 u_tau: float | None = None) -> _Set:
+def _read_input(path: str, max_samples: int | None, nu: float | None = None,
+                u_tau: float | None = None) -> _Set:
     """A slice dataset (contract 4) or one 3-D field written by ``cfdseed generate``
-    (:func:`cfdseed.generate.read_field`); ``nu``/``u_tau`` override or supply the file's units."""
+    (:func:`cfdseed.fields.read_field`); ``nu``/``u_tau`` override or supply the file's units."""
     import h5py
 
     from .errors import DatasetError
@@ -580,8 +581,8 @@ def _read_fields(path: str, max_samples: int | None, nu: float | None = None,
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     if not is_field:
-        return _read_slices(path, max_samples)
-    from .generate import read_field
+        return _slice_set(path, max_samples)
+    from .fields import read_field
 
     field, y, (lx, ly, lz), attrs = read_field(path)
     units = {"nu": nu if nu is not None else attrs.get("nu"), "u_tau": u_tau if u_tau is not None else attrs.get("u_tau")}
@@ -594,7 +595,8 @@ def _read_fields(path: str, max_samples: int | None, nu: float | None = None,
 
 
 def _sample_model(path: str | None, n: int, seed: int, device: str | None) -> _Set:
-    from .model import default_model, load_generator
+    from .checkpoint import default_model
+    from .model import load_generator
 
     p = str(default_model()) if path is None else path
     g = load_generator(p, device=device)
@@ -616,8 +618,8 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _evaluate(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
-             heights: Sequence[float | str] = DEFAULT_HEIGHTS) -> dict[str, Any]:
+def _write(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
+           heights: Sequence[float | str]) -> dict[str, Any]:
     """Statistics, comparisons, ``metrics.json``, figures and ``report.md`` into ``out``."""
     import json
     from pathlib import Path
@@ -667,33 +669,71 @@ def _grid(d: _Set) -> dict[str, Any]:
             "nu": d.nu, "u_tau": d.u_tau, "re_tau": 0.5 * d.ly * d.u_tau / d.nu}
 
 
-def cli_run(args: Any) -> int:
-    """``cfdseed evaluate``: evaluate a model's samples or stored fields; write DIR/metrics.json,
-    DIR/*.png and DIR/report.md."""
+def evaluate(
+    out: str | os.PathLike,
+    *,
+    fields: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    samples: int = 256,
+    seed: int = 0,
+    device: str | None = None,
+    nu: float | None = None,
+    u_tau: float | None = None,
+    against: str | os.PathLike | None = None,
+    against_samples: int = 1024,
+    reference: str = "auto",
+    heights: Sequence[float | str] = DEFAULT_HEIGHTS,
+) -> dict[str, Any]:
+    """Evaluate stored fields or a model's samples; write ``out/metrics.json``, figures, ``report.md``.
+
+    Parameters
+    ----------
+    out
+        Output folder (created if missing).
+    fields
+        A slice dataset or a 3-D field file written by ``cfdseed generate``; else the model is sampled.
+    model
+        Generator checkpoint sampled when ``fields`` is None (None: the packaged default model).
+    samples, seed, device
+        Slices drawn from the model, their latent seed, the torch device (None: CUDA when available).
+    nu, u_tau
+        Units of a 3-D field file (default: its attributes).
+    against
+        Reference slice dataset; at most ``against_samples`` slices of it, evenly spread.
+    reference
+        Published DNS: a name of :data:`cfdseed.reference.REFERENCES`, ``"auto"`` (nearest in
+        Re_tau) or ``"none"``.
+    heights
+        y+ of spectra, PDFs and correlations (``"centre"`` for the centre row).
+
+    Returns
+    -------
+    dict
+        The contents of ``metrics.json`` plus ``figures`` (figure name -> file name).
+
+    Raises
+    ------
+    ConfigError
+        ``fields`` and ``model`` both given, non-positive sample counts, an unknown reference.
+    DatasetError, CheckpointError
+        Unreadable inputs, or data the statistics reject (non-finite values, bad grid, ...).
+    """
     from .errors import CfdseedError, ConfigError, DatasetError
     from .reference import REFERENCES
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.samples < 1 or args.against_samples < 1:
-        raise ConfigError(f"--samples and --against-samples must be positive, got {args.samples}, {args.against_samples}")
-    ref = str(args.reference).strip().lower()
+    if fields is not None and model is not None:
+        raise ConfigError("give either fields or a model to evaluate, not both")
+    if samples < 1 or against_samples < 1:
+        raise ConfigError(f"--samples and --against-samples must be positive, got {samples}, {against_samples}")
+    ref = str(reference).strip().lower()
     if ref not in ("auto", "none", *REFERENCES):
-        raise ConfigError(f"unknown --reference {args.reference!r}; one of auto, none, {', '.join(REFERENCES)}")
+        raise ConfigError(f"unknown --reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")
     try:
-        ev = _read_fields(args.fields, None, args.nu, args.u_tau) if args.fields else _sample_model(args.model, args.samples, args.seed,
-                                                                               args.device)
-        ag = _read_slices(args.against, args.against_samples) if args.against else None
-        m = _evaluate(ev, ag, ref, args.out, [*args.heights, "centre"])
+        ev = (_read_input(str(fields), None, nu, u_tau) if fields is not None
+              else _sample_model(None if model is None else str(model), samples, seed, device))
+        ag = _slice_set(str(against), against_samples) if against is not None else None
+        return _write(ev, ag, ref, out, heights)
     except CfdseedError:
         raise
     except ValueError as exc:  # statistics reject the data (non-finite values, bad grid, ...)
         raise DatasetError(f"cannot evaluate: {exc}") from None
-    print(f"cfdseed evaluate: {ev.source}")
-    if m["vs_dataset"]:
-        print(f"  combined metric vs {ag.source if ag else ''}: {m['vs_dataset']['combined']:.4g}")
-        print("  profile errors: " + ", ".join(f"{k} {v:.3g}" for k, v in m["vs_dataset"]["profiles"].items()))
-    if m["vs_reference"]:
-        r = m["vs_reference"]
-        print(f"  vs {r['name']}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["profiles"].items()))
-    print(f"  wrote {args.out}/metrics.json, report.md and {len(m['figures'])} figures")
-    return 0

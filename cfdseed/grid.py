@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DecompositionError, GridError
+from .operators import WALL_TOL, wall_points
 
 __all__ = [
     "Grid",
@@ -226,15 +227,12 @@ class Grid:
             if np.any(np.diff(yy) <= 0):
                 k = int(np.argmax(np.diff(yy) <= 0))
                 raise GridError(f"y must be strictly increasing; y[{k}] = {yy[k]} >= y[{k + 1}] = {yy[k + 1]}")
-            tol = 1e-12 * lens[1]
+            tol = WALL_TOL * lens[1]
             if yy[0] < -tol or yy[-1] > lens[1] + tol:
                 raise GridError(f"y must lie inside the walls [0, {lens[1]}], got [{yy[0]}, {yy[-1]}]")
             yy = np.clip(yy, 0.0, lens[1])
         self.y: np.ndarray = yy
         self.y.setflags(write=False)
-        tol = 1e-12 * lens[1]
-        #: True when no point lies on a wall (finite-volume cell centres).
-        self.cell_centred: bool = bool(yy[0] > tol and yy[-1] < lens[1] - tol)
         #: Process-grid dimensions when built by :meth:`block`, else None.
         self.dims: tuple[int, int, int] | None = None
         if local is None:
@@ -262,9 +260,23 @@ class Grid:
         return math.prod(self.shape)
 
     @property
+    def walls(self) -> tuple[bool, bool]:
+        """(lower, upper): whether the first / last y point lies on that wall.
+
+        Within :data:`~cfdseed.operators.WALL_TOL` ``* ly``: the one decision of every operator
+        and check (:func:`cfdseed.operators.wall_points`); a grid may have one wall point only.
+        """
+        return wall_points(self.y, self.lengths[1])
+
+    @property
     def has_walls(self) -> bool:
         """True when the first and last y points lie on the walls."""
-        return not self.cell_centred and self.y[0] == 0.0 and self.y[-1] == self.lengths[1]
+        return all(self.walls)
+
+    @property
+    def cell_centred(self) -> bool:
+        """True when no point lies on either wall (finite-volume cell centres)."""
+        return not any(self.walls)
 
     # -- this rank's block ---------------------------------------------------------------
     @property

@@ -1,11 +1,12 @@
 """Interpolation of velocity data from a source grid (model slices, snapshot) onto a solver grid.
 
 - **y** (bounded by walls): the source column is first completed with zero wall values where it
-  has none (cell-centred sources: no-slip), then interpolated in the normalised coordinate
-  ``y / ly`` either by global barycentric Lagrange interpolation (spectrally accurate, exact for
-  polynomials of degree < ny; used automatically when the source points are Chebyshev
-  Gauss-Lobatto) or by a not-a-knot cubic spline (exact for cubic polynomials; any distribution).
-  Both are linear maps, applied as one small ``(ny_out, ny_in)`` matrix.
+  has no wall point (:func:`cfdseed.operators.extend_y`; cell-centred sources: no-slip), then
+  interpolated in the normalised coordinate ``y / ly`` either by global barycentric Lagrange
+  interpolation (spectrally accurate, exact for polynomials of degree < ny; used automatically
+  when the source points are Chebyshev Gauss-Lobatto) or by a not-a-knot cubic spline (exact for
+  cubic polynomials; any distribution). Both are linear maps, applied as one small
+  ``(ny_out, ny_in)`` matrix.
 - **x, z** (periodic): Fourier resampling. A target period ``l_out`` different from the source's
   ``l_in`` is covered by ``m = max(1, round(l_out / l_in))`` periodic copies of the source (tiling:
   seam-free by construction), stretched by ``l_out / (m l_in)`` when the ratio is not an integer;
@@ -22,20 +23,12 @@ import numpy as np
 
 from .errors import GridError
 from .grid import Grid
+from .operators import WALL_TOL, extend_y, wall_points
 
 __all__ = ["y_matrix", "interp_y", "resample_periodic", "tile_factor", "slices_to_grid", "field_to_grid"]
 
 YMethod = Literal["auto", "barycentric", "cubic"]
 _Y_METHODS = ("auto", "barycentric", "cubic")
-
-
-def _complete_walls(y: np.ndarray, ly: float) -> tuple[np.ndarray, bool, bool]:
-    """Normalised source points with wall points added where missing (value 0 there)."""
-    eta = np.asarray(y, dtype=np.float64) / ly
-    tol = 1e-12
-    add_lo, add_hi = eta[0] > tol, eta[-1] < 1.0 - tol
-    eta = np.concatenate([[0.0] if add_lo else [], eta, [1.0] if add_hi else []])
-    return eta, bool(add_lo), bool(add_hi)
 
 
 def _is_gauss_lobatto(eta: np.ndarray) -> bool:
@@ -84,15 +77,16 @@ def y_matrix(y_in: np.ndarray, ly_in: float, y_out: np.ndarray, ly_out: float,
     y_in = np.asarray(y_in, dtype=np.float64)
     if y_in.ndim != 1 or y_in.size < 2 or np.any(np.diff(y_in) <= 0):
         raise GridError(f"source y must be >= 2 strictly increasing points, got shape {y_in.shape}")
-    eta_s, add_lo, add_hi = _complete_walls(y_in, ly_in)
+    on_lo, on_hi = wall_points(y_in, ly_in)
+    eta_s = extend_y(y_in, ly_in) / ly_in  # zero wall values where the source has no wall point
     eta_t = np.asarray(y_out, dtype=np.float64) / ly_out
-    if eta_t.min() < -1e-12 or eta_t.max() > 1 + 1e-12:
+    if eta_t.min() < -WALL_TOL or eta_t.max() > 1 + WALL_TOL:
         raise GridError(f"target y must lie in [0, {ly_out}], got [{y_out.min()}, {y_out.max()}]")
     eta_t = np.clip(eta_t, 0.0, 1.0)
     use_bary = method == "barycentric" or (method == "auto" and _is_gauss_lobatto(eta_s))
     m = _barycentric_matrix(eta_s, eta_t) if use_bary else _cubic_matrix(eta_s, eta_t)
     # drop the columns of the added zero wall values
-    return m[:, (1 if add_lo else 0) : m.shape[1] - (1 if add_hi else 0)]
+    return m[:, (0 if on_lo else 1) : m.shape[1] - (0 if on_hi else 1)]
 
 
 def interp_y(a: np.ndarray, axis: int, y_in: np.ndarray, ly_in: float, y_out: np.ndarray,

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .enforce import _dy_stencil, _trapz_weights, _walls, _y_ext
 from .errors import SourceError
 from .grid import Grid
+from .operators import d_dy, d_periodic, trapezoid_weights, y_ext
 
 __all__ = ["SourceFn", "register", "resolve", "available", "analytic", "ANALYTIC_DEFAULTS"]
 
@@ -129,11 +129,6 @@ ANALYTIC_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _d_periodic(f: np.ndarray, axis: int, delta: float) -> np.ndarray:
-    """Contract-1 periodic central difference along ``axis``."""
-    return (np.roll(f, -1, axis) - np.roll(f, 1, axis)) / (2.0 * delta)
-
-
 def _modes(value: Any) -> tuple[int, int]:
     try:
         mx, mz = (int(m) for m in value)
@@ -178,18 +173,14 @@ def analytic(**options: Any) -> SourceFn:
 
     def source(grid: Grid, rng: np.random.Generator) -> np.ndarray:
         (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
-        lo, _ = _walls(grid)
+        lo, _ = grid.walls
         # y with virtual wall points where no grid point lies on a wall; ext index of real points
-        yext = _y_ext(grid)
-        cm, c0, cp = (c[:, None] for c in _dy_stencil(yext))
-
-        def d_wall_normal(f: np.ndarray) -> np.ndarray:  # contract-1 d/dy at the interior of yext
-            return cp * f[:, 2:] + cm * f[:, :-2] + c0 * f[:, 1:-1]
+        yext = y_ext(grid)
 
         def bulk(u: np.ndarray) -> float:  # contract-1 bulk of u on yext (zero at virtual walls)
             return float(u[:, real].mean(axis=(0, 2)) @ weights)
 
-        weights = _trapz_weights(grid)
+        weights = trapezoid_weights(grid)
         j0 = 0 if lo else 1
         real = slice(j0, j0 + ny)
         x = grid.x[:, None, None]
@@ -201,9 +192,9 @@ def analytic(**options: Any) -> SourceFn:
         psi = f * np.sin(kx * x + a) * np.cos(kz * z + b)  # (nx, ny_ext, nz)
         chi = f * (np.cos(kx * x + c) * np.sin(kz * z + d) + np.sin(kz * z + e))
         up = np.zeros((3, nx, yext.size, nz))
-        up[0, :, 1:-1] = d_wall_normal(psi)
-        up[1] = -_d_periodic(psi, 0, lx / nx) - _d_periodic(chi, 2, lz / nz)
-        up[2, :, 1:-1] = d_wall_normal(chi)
+        up[0, :, 1:-1] = d_dy(psi, yext)
+        up[1] = -d_periodic(psi, 0, lx / nx) - d_periodic(chi, 2, lz / nz)
+        up[2, :, 1:-1] = d_dy(chi, yext)
         # amplitude = largest deviation from the plane (x-z) mean; on coarse grids a mode can alias
         # onto the plane mean, which then belongs to the mean flow, not to u'
         real_up = up[:, :, real]

@@ -56,10 +56,11 @@ from typing import Any
 
 import numpy as np
 
-from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, bulk_velocity, enforce, require_grid
+from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from .errors import SourceError
 from .grid import Grid
 from .interp import resample_periodic, slices_to_grid, tile_factor
+from .operators import bulk_velocity
 from .sources import register
 
 __all__ = [

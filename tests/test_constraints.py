@@ -1,7 +1,6 @@
-"""Constraint kernels (cfdseed._core) against their numpy oracles, and check_field on one process.
+"""check_field on one process: analytic fields with known answers, reports, bad input.
 
-The oracles below are the reference implementation of every kernel: plain vectorised numpy over
-(x, y, z) arrays, computed in float64, skipping non-finite values exactly as the kernels do.
+The kernels of cfdseed._core are tested against their numpy oracles in test_operators.py.
 """
 
 from __future__ import annotations
@@ -10,169 +9,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from cfdseed import ConfigError, Grid, _core
+from cfdseed import ConfigError, Grid
 from cfdseed.constraints import ConstraintReport, Tolerances, as_components, bulk_weights, check_field
+from test_operators import GRIDS
 
 MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
-GRIDS = ("uniform", "tanh:2.0", "chebyshev", "uniform-cc", "tanh-cc:1.5", "chebyshev-cc")
-
-
-# -- oracles ---------------------------------------------------------------------------------
-def _fmax(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    return float(a.max()) if a.size else 0.0
-
-
-def o_stats(f, wy):
-    f = np.asarray(f, np.float64)
-    fin = np.isfinite(f)
-    g = np.where(fin, f, 0.0)
-    wsum = float((g * np.asarray(wy)[None, :, None]).sum())
-    return _fmax(np.abs(f)), float((g * g).sum()), wsum, int((~fin).sum())
-
-
-def o_wall(a, b, t):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return _fmax(np.abs(a + t * (b - a)))
-
-
-def o_increments(f, hi, axis, seam):
-    d = np.abs(np.diff(np.concatenate([f, hi], axis=axis).astype(np.float64), axis=axis))
-    at_seam = np.zeros(d.shape[axis], bool)
-    if seam >= 0:
-        at_seam[seam] = True
-    return _fmax(np.compress(~at_seam, d, axis=axis)), _fmax(np.compress(at_seam, d, axis=axis))
-
-
-def o_divergence(u, v, w, ulo, uhi, vlo, vhi, wlo, whi, yext, dx, dz, j0, j1):
-    f64 = lambda *a: [np.asarray(x, np.float64) for x in a]  # noqa: E731
-    U = np.concatenate(f64(ulo, u, uhi), axis=0)
-    V = np.concatenate(f64(vlo, v, vhi), axis=1)
-    W = np.concatenate(f64(wlo, w, whi), axis=2)
-    ye = np.asarray(yext)
-    j = np.arange(j0, j1)
-    hm, hp = (ye[j + 1] - ye[j])[None, :, None], (ye[j + 2] - ye[j + 1])[None, :, None]
-    dvdy = (hm**2 * V[:, j + 2] - hp**2 * V[:, j] + (hp**2 - hm**2) * V[:, j + 1]) / (hp * hm * (hp + hm))
-    div = (U[2:, j] - U[:-2, j]) / (2 * dx) + dvdy + (W[:, j, 2:] - W[:, j, :-2]) / (2 * dz)
-    fin = np.isfinite(div)
-    return _fmax(np.abs(div)), float((div[fin] ** 2).sum()), int(fin.sum())
-
-
-# -- strided test arrays ---------------------------------------------------------------------
-@st.composite
-def strided(draw, shape, dtype=None, nonfinite=True):
-    """A (x, y, z) view of ``shape`` with random axis order, memory order, steps and values."""
-    dtype = dtype or draw(st.sampled_from([np.float32, np.float64]))
-    perm = draw(st.permutations([0, 1, 2]))
-    steps = draw(st.tuples(*[st.sampled_from([1, 2, -1, -2])] * 3))
-    order = draw(st.sampled_from("CF"))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    store = np.empty([max(1, shape[p] * abs(steps[p])) for p in perm], dtype, order=order)
-    store[...] = rng.standard_normal(store.shape)
-    view = store[tuple(slice(None, None, steps[p]) for p in perm)][tuple(slice(0, shape[p]) for p in perm)]
-    out = view.transpose(np.argsort(perm))
-    if nonfinite and out.size and draw(st.booleans()):
-        flat = rng.integers(0, out.size, size=2)
-        out[np.unravel_index(flat, shape)] = [np.nan, np.inf]
-    assert out.shape == tuple(shape)
-    return out
-
-
-shapes = st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5))
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _plane(shape, axis):
-    s = list(shape)
-    s[axis] = 1
-    return tuple(s)
-
-
-# -- kernels vs oracles ----------------------------------------------------------------------
-@FAST
-@given(st.data(), shapes)
-def test_stats_matches_oracle(data, shape):
-    f = data.draw(strided(shape))
-    wy = np.random.default_rng(0).random(shape[1])
-    got, want = _core.stats(f, wy), o_stats(f, wy)
-    assert got[0] == want[0] and got[3] == want[3]
-    assert got[1:3] == pytest.approx(want[1:3], rel=1e-12, abs=1e-12)
-
-
-@FAST
-@given(st.data(), shapes, st.floats(-3, 3))
-def test_wall_absmax_matches_oracle(data, shape, t):
-    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-    plane = _plane(shape, 1)
-    a, b = data.draw(strided(plane, dtype)), data.draw(strided(plane, dtype))
-    assert _core.wall_absmax(a, b, t) == pytest.approx(o_wall(a, b, t), rel=1e-14)
-
-
-@FAST
-@given(st.data(), shapes, st.sampled_from([0, 1, 2]))
-def test_increments_match_oracle(data, shape, axis):
-    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-    f, hi = data.draw(strided(shape, dtype)), data.draw(strided(_plane(shape, axis), dtype))
-    seam = data.draw(st.integers(-1, shape[axis] - 1))
-    assert _core.increments(f, hi, axis, seam) == o_increments(f, hi, axis, seam)
-
-
-@FAST
-@given(st.data(), shapes, st.sampled_from(GRIDS))
-def test_divergence_matches_oracle(data, shape, spec):
-    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-    ny = max(2, shape[1] + data.draw(st.integers(0, 4)))
-    grid = Grid((8, ny, 8), (2.0, 2.0, 1.0), y=spec)
-    y0 = data.draw(st.integers(0, ny - shape[1]))
-    y = grid.y
-    yext = np.concatenate([[y[y0 - 1] if y0 else 0.0], y[y0 : y0 + shape[1]],
-                           [y[y0 + shape[1]] if y0 + shape[1] < ny else 2.0]])
-    # on grids with wall points the wall rows are excluded (yext would repeat the wall)
-    j0 = 1 if (y0 == 0 and grid.has_walls) else 0
-    j1 = shape[1] - (1 if (y0 + shape[1] == ny and grid.has_walls) else 0)
-    j1 = max(j0, j1)
-    arrays = [data.draw(strided(shape, dtype)) for _ in range(3)]
-    planes = [data.draw(strided(_plane(shape, ax), dtype)) for ax in (0, 0, 1, 1, 2, 2)]
-    args = (*arrays, *planes, yext, 0.3, 0.7, j0, j1)
-    got, want = _core.divergence(*args), o_divergence(*args)
-    assert got[2] == want[2]
-    assert got[:2] == pytest.approx(want[:2], rel=1e-9, abs=1e-9)
-
-
-def test_kernels_reject_bad_input():
-    f = np.zeros((3, 4, 5))
-    with pytest.raises(ValueError, match="float32 or float64"):
-        _core.stats(f.astype(np.int32), np.ones(4))
-    with pytest.raises(ValueError, match="3-D"):
-        _core.stats(np.zeros((3, 4)), np.ones(4))
-    with pytest.raises(ValueError, match="one weight per y"):
-        _core.stats(f, np.ones(5))
-    with pytest.raises(ValueError, match="same shape"):
-        _core.wall_absmax(f[:, :1], f[:2, :1], 0.0)
-    with pytest.raises(ValueError, match="dtype of a"):
-        _core.wall_absmax(f[:, :1], f[:, :1].astype(np.float32), 0.0)
-    with pytest.raises(ValueError, match="hi must have shape"):
-        _core.increments(f, f[:, :1], 0, -1)
-    with pytest.raises(ValueError, match="axis"):
-        _core.increments(f, f[:1], 3, -1)
-    with pytest.raises(ValueError, match="seam"):
-        _core.increments(f, f[:1], 0, 3)
-    planes = [f[:1], f[:1], f[:, :1], f[:, :1], f[:, :, :1], f[:, :, :1]]
-    yext = np.linspace(0, 1, 6)
-    with pytest.raises(ValueError, match="ulo must have shape"):
-        _core.divergence(f, f, f, f[:, :1], *planes[1:], yext, 1.0, 1.0, 0, 4)
-    with pytest.raises(ValueError, match="yext"):
-        _core.divergence(f, f, f, *planes, yext[:5], 1.0, 1.0, 0, 4)
-    with pytest.raises(ValueError, match="j0"):
-        _core.divergence(f, f, f, *planes, yext, 1.0, 1.0, 2, 5)
-    with pytest.raises(ValueError, match="strictly increasing"):
-        _core.divergence(f, f, f, *planes, yext[::-1].copy(), 1.0, 1.0, 0, 4)
-    with pytest.raises(ValueError, match="dtype of u"):
-        _core.divergence(f, f.astype(np.float32), f, *planes, yext, 1.0, 1.0, 0, 4)
 
 
 # -- check_field on one process: analytic fields with known answers --------------------------

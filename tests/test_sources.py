@@ -1,5 +1,5 @@
-"""Source registry and the built-in "analytic" source (contract 3), checked against an independent
-numpy oracle of the contract-1 operators and against check_field on one process."""
+"""Source registry and the built-in "analytic" source (contract 3), checked against the independent
+numpy oracles of the contract-1 operators (test_operators.py) and against check_field on one process."""
 
 from __future__ import annotations
 
@@ -12,45 +12,12 @@ from cfdseed import Grid, SourceError
 from cfdseed import sources
 from cfdseed.constraints import check_field
 from cfdseed.sources import ANALYTIC_DEFAULTS, available, register, resolve
+from test_operators import bulk_oracle, divergence_oracle
 
 MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 WALL = ("uniform", "chebyshev", "tanh:2.5")
 CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
-
-
-def divergence_oracle(f, grid):
-    """Contract 1, written out point by point in y: div at the evaluated points, (nx, nj, nz)."""
-    (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
-    u, v, w = (np.asarray(c, np.float64) for c in f)
-    dudx = (np.roll(u, -1, 0) - np.roll(u, 1, 0)) / (2 * lx / nx)
-    dwdz = (np.roll(w, -1, 2) - np.roll(w, 1, 2)) / (2 * lz / nz)
-    y = list(grid.y)
-    vv = [v[:, j] for j in range(ny)]
-    if grid.y[0] > 0:
-        y, vv = [0.0] + y, [np.zeros_like(vv[0])] + vv
-        off = 1
-    else:
-        off = 0
-    if grid.y[-1] < ly:
-        y, vv = y + [ly], vv + [np.zeros_like(vv[0])]
-    out = []
-    for k in range(1, len(y) - 1):
-        hm, hp = y[k] - y[k - 1], y[k + 1] - y[k]
-        dv = (hm**2 * vv[k + 1] - hp**2 * vv[k - 1] + (hp**2 - hm**2) * vv[k]) / (hp * hm * (hp + hm))
-        j = k - off
-        out.append(dudx[:, j] + dv + dwdz[:, j])
-    return np.stack(out, axis=1)
-
-
-def bulk_oracle(u, grid):
-    y, prof = grid.y, u.mean(axis=(0, 2))
-    ly = grid.lengths[1]
-    if y[0] > 0:
-        y, prof = np.r_[0.0, y], np.r_[0.0, prof]
-    if y[-1] < ly:
-        y, prof = np.r_[y, ly], np.r_[prof, 0.0]
-    return np.trapezoid(prof, y) / ly
 
 
 @settings(max_examples=60, deadline=None)
