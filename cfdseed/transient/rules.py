@@ -1,4 +1,4 @@
-"""Detection of the end of the start-up transient in solver time series.
+"""Single-record rules for the end of the start-up transient in solver time series.
 
 A run seeded with an initial condition drifts before its statistics become steady. Given a time
 series from the solver (wall shear stress, friction velocity, bulk velocity or a probe at the

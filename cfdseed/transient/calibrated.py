@@ -1,0 +1,308 @@
+"""Steady-state detection calibrated on a long stationary reference record.
+
+The single-record rules of :mod:`cfdseed.transient.rules` judge a run by itself; their standard
+errors come from the run, which in a minimal channel box is far too short for the slow bulk
+mode (under a constant body force U_b relaxes with T of about 8 h/u_tau). The rule here takes
+the noise from a *reference*: a long stationary run of the same case. For each monitored signal
+s the reference gives its mean mu_s and the standard deviation sigma_s of its trailing
+``window`` means; an ensemble of N runs is steady from the first time t after which, until the
+horizon, every signal's ensemble-mean trailing mean m_s satisfies
+
+    |m_s(t) - mu_s| <= k sigma_s / sqrt(N).
+
+k is calibrated on surrogates of the reference (:meth:`Reference.surrogates`: random Fourier
+phases, one set for all signals, so every spectrum and cross-spectrum is kept) such that an
+ensemble of N stationary records stays inside the band over the whole horizon with probability
+``level`` (0.95): control vs control passes from the first full window with that probability, and
+a single run (N = 1) is falsely censored with probability 1 - level.
+
+Usage::
+
+    ref = Reference.from_series(t, {"bulk": ub, "tau_lower": tl, ...}, window=1.0, t_start=40)
+    k = ref.calibrate(members=8, horizon=32.0, rng=np.random.default_rng(0))
+    r = ref.onset([(t1, s1), (t2, s2), ...], k=k, horizon=32.0)      # SteadyState
+    ref.bootstrap([(t1, s1), ...], k=k, horizon=32.0, n=2000, rng=rng)  # onsets, NaN = censored
+
+Every time is in the units of the series (h/u_tau in cfdseed) and measured from the run's start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .rules import SteadyState
+
+__all__ = ["Reference", "resample", "trailing_mean"]
+
+Member = tuple[Any, Mapping[str, Any]]  # (t (n,), {signal: (n,)}) of one run
+
+
+def resample(t: Any, x: Any, dt: float, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of ``x (..., n)`` onto the uniform grid ``t0, t0 + dt, ... <= t1``."""
+    t = np.asarray(t, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if t.ndim != 1 or x.shape[-1] != t.size or t.size < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError(f"need strictly increasing t (n,) and x (..., n) with n >= 2; got {t.shape}, {x.shape}")
+    if t0 < t[0] - 1e-9 or t1 > t[-1] + 1e-9:
+        raise ValueError(f"grid [{t0:g}, {t1:g}] outside the series [{t[0]:g}, {t[-1]:g}]")
+    grid = t0 + dt * np.arange(int(math.floor((t1 - t0) / dt + 1e-9)) + 1)
+    flat = x.reshape(-1, t.size)
+    out = np.stack([np.interp(grid, t, row) for row in flat]).reshape(*x.shape[:-1], grid.size)
+    return grid, out
+
+
+def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Mean of the last ``w`` samples along the last axis; NaN until ``w`` samples exist."""
+    x = np.asarray(x, dtype=np.float64)
+    c = np.cumsum(x, axis=-1)
+    out = np.full(x.shape, np.nan)
+    out[..., w - 1] = c[..., w - 1] / w
+    out[..., w:] = (c[..., w:] - c[..., :-w]) / w
+    return out
+
+
+def _onset(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, names: Sequence[str]) -> SteadyState:
+    """First grid time after which ``max_s |z_s| <= k`` holds to the end (``z (S, m)``)."""
+    inside = np.all(np.abs(z) <= k, axis=0)  # NaN (window not yet full) counts as outside
+    t_end = float(grid[-1])
+    if not inside[-1]:
+        worst = names[int(np.nanargmax(np.abs(z[:, -1])))]
+        return SteadyState(True, None, None, t_end, "reference-band",
+                           f"outside the band at the horizon ({worst}: {z[:, -1].max():+.2f} / {z[:, -1].min():+.2f} "
+                           f"band units, k = {k:.2f})")
+    out = np.flatnonzero(~inside)
+    i = int(out[-1] + 1) if out.size else 0
+    if t_end - grid[i] < min_steady:
+        return SteadyState(True, None, None, t_end, "reference-band",
+                           f"inside the band only from t = {grid[i]:g}, {t_end - grid[i]:g} before the horizon "
+                           f"(at least {min_steady:g} needed)")
+    last_z = np.abs(z[:, out[-1]]) if out.size else np.full(len(names), np.nan)
+    if np.isfinite(last_z).any():
+        why = f"last out: {names[int(np.nanargmax(last_z))]} at t = {grid[out[-1]]:g}"
+    else:
+        why = "inside from the first full window"
+    return SteadyState(False, float(grid[i]), i, t_end, "reference-band",
+                       f"every signal's trailing mean within {k:.2f} reference standard deviations to the horizon ({why})")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Stationary statistics of the monitored signals, from one long reference run.
+
+    Attributes
+    ----------
+    signals
+        Names of the monitored signals (the keys of the series).
+    dt, window
+        Step of the uniform resampling grid and the trailing-mean window.
+    record
+        ``(S, n)`` the stationary part of the reference on the grid.
+    mean, sigma
+        ``(S,)`` each signal's mean and the standard deviation of its trailing window means.
+    """
+
+    signals: tuple[str, ...]
+    dt: float
+    window: float
+    record: np.ndarray = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    sigma: np.ndarray = field(repr=False)
+
+    @classmethod
+    def from_series(cls, t: Any, series: Mapping[str, Any], *, window: float = 1.0, dt: float = 0.05,
+                    t_start: float = 0.0) -> Reference:
+        """Reference from the part ``t >= t_start`` of one run's series.
+
+        Raises
+        ------
+        ValueError
+            Fewer than 20 windows after ``t_start``, non-finite values or a constant signal.
+        """
+        t = np.asarray(t, dtype=np.float64)
+        names = tuple(series)
+        if not names:
+            raise ValueError("need at least one signal")
+        if not (0 < dt < window):
+            raise ValueError(f"need 0 < dt < window, got dt={dt!r}, window={window!r}")
+        if t.size < 2 or t[-1] - max(t_start, t[0]) < 20 * window:
+            raise ValueError(f"reference after t = {t_start:g} spans less than 20 windows of {window:g}")
+        x = np.stack([np.asarray(series[s], dtype=np.float64) for s in names])
+        if not np.isfinite(x).all():
+            raise ValueError("reference series hold non-finite values")
+        _, rec = resample(t, x, dt, max(t_start, float(t[0])), float(t[-1]))
+        w = cls._samples(window, dt)
+        tm = trailing_mean(rec, w)[:, w - 1:]
+        sigma = tm.std(axis=1, ddof=1)
+        if np.any(sigma <= 0):
+            raise ValueError(f"constant reference signal(s): {[n for n, s in zip(names, sigma) if s <= 0]}")
+        return cls(names, float(dt), float(window), rec, rec.mean(axis=1), sigma)
+
+    @staticmethod
+    def _samples(window: float, dt: float) -> int:
+        """Grid samples of one window: those in [t - window, t]."""
+        return max(1, int(round(window / dt))) + 1
+
+    @property
+    def duration(self) -> float:
+        return self.dt * (self.record.shape[1] - 1)
+
+    # -- statistics of the reference ---------------------------------------------------------
+    def window_means(self) -> np.ndarray:
+        """``(S, m)`` means of consecutive, non-overlapping windows."""
+        w = self._samples(self.window, self.dt)
+        m = self.record.shape[1] // w
+        return self.record[:, : m * w].reshape(len(self.signals), m, w).mean(axis=2)
+
+    def acf(self, max_lag: float) -> tuple[np.ndarray, np.ndarray]:
+        """Autocorrelation of each signal: lags (L,) and ``(S, L)`` (FFT, biased estimator)."""
+        x = self.record - self.mean[:, None]
+        n = x.shape[1]
+        f = np.fft.rfft(x, 2 * n, axis=1)
+        c = np.fft.irfft(f * np.conj(f), axis=1)[:, : int(max_lag / self.dt) + 1]
+        return self.dt * np.arange(c.shape[1]), c / c[:, :1]
+
+    def integral_time(self) -> np.ndarray:
+        """``(S,)`` integral time scale: the ACF integrated to its first zero crossing."""
+        lags, r = self.acf(self.duration / 4)
+        out = np.empty(len(self.signals))
+        for s, row in enumerate(r):
+            neg = np.flatnonzero(row <= 0)
+            end = int(neg[0]) if neg.size else row.size
+            out[s] = float(np.trapezoid(row[:end], lags[:end])) if end > 1 else 0.0
+        return out
+
+    def largest_excursion(self, lengths: Sequence[float]) -> np.ndarray:
+        """``(S, len(lengths))``: the largest |change| of the trailing window mean over each length."""
+        w = self._samples(self.window, self.dt)
+        tm = trailing_mean(self.record, w)[:, w - 1:]
+        out = np.zeros((len(self.signals), len(lengths)))
+        for j, length in enumerate(lengths):
+            lag = int(round(length / self.dt))
+            if 0 < lag < tm.shape[1]:
+                out[:, j] = np.abs(tm[:, lag:] - tm[:, :-lag]).max(axis=1)
+            else:
+                out[:, j] = np.nan
+        return out
+
+    def summary(self, lengths: Sequence[float] = (1, 2, 4, 6, 8, 12, 16)) -> dict[str, Any]:
+        """JSON-ready statistics: mean, sigma of window means, 5-95 % of window means, integral
+        time, the window means' autocorrelation at lags of 1-4 windows, largest excursions."""
+        wm = self.window_means()
+        lags, r = self.acf(4 * self.window)
+        at = [int(round(j * self.window / self.dt)) for j in (1, 2, 3, 4)]
+        tint = self.integral_time()
+        exc = self.largest_excursion(lengths)
+        return {
+            "duration": self.duration, "window": self.window, "dt": self.dt, "excursion_lengths": list(lengths),
+            "signals": {
+                name: {
+                    "mean": float(self.mean[s]), "sigma_window_mean": float(self.sigma[s]),
+                    "window_mean_q05_q95": [float(q) for q in np.quantile(wm[s], [0.05, 0.95])],
+                    "window_mean_acf_lag1_4": [float(np.corrcoef(wm[s][:-j], wm[s][j:])[0, 1]) for j in (1, 2, 3, 4)],
+                    "acf_lag_window_1_4": [float(r[s, i]) for i in at if i < r.shape[1]],
+                    "integral_time": float(tint[s]),
+                    "largest_excursion": [float(v) for v in exc[s]],
+                } for s, name in enumerate(self.signals)
+            },
+        }
+
+    # -- surrogates, calibration and the rule --------------------------------------------------
+    def surrogates(self, n: int, length: float, rng: np.random.Generator) -> np.ndarray:
+        """``(n, S, m)`` stationary records of ``length`` with the reference's spectra.
+
+        Phase randomisation: the record's Fourier amplitudes with uniform random phases, the
+        same for every signal (cross-spectra kept); each surrogate is cut at a random offset.
+        """
+        m = int(round(length / self.dt)) + 1
+        x = self.record - self.mean[:, None]
+        nrec = x.shape[1]
+        if m > nrec:
+            raise ValueError(f"surrogate length {length:g} exceeds the reference ({self.duration:g})")
+        f = np.fft.rfft(x, axis=1)  # (S, F)
+        out = np.empty((n, len(self.signals), m))
+        for i in range(n):
+            phase = np.exp(2j * np.pi * rng.random(f.shape[1]))
+            phase[0] = 1.0
+            if nrec % 2 == 0:
+                phase[-1] = 1.0
+            y = np.fft.irfft(f * phase, n=nrec, axis=1)
+            start = int(rng.integers(nrec))
+            out[i] = np.take(y, np.arange(start, start + m) % nrec, axis=1)
+        return out + self.mean[None, :, None]
+
+    def z_scores(self, grid_values: np.ndarray, members: int) -> np.ndarray:
+        """``(S, m)`` band units of an ensemble-mean ``(S, m)`` record of ``members`` runs."""
+        w = self._samples(self.window, self.dt)
+        tm = trailing_mean(grid_values, w)
+        return (tm - self.mean[:, None]) / (self.sigma[:, None] / math.sqrt(members))
+
+    def calibrate(self, members: int, horizon: float, *, level: float = 0.95, n: int = 1000,
+                  rng: np.random.Generator | None = None) -> float:
+        """k such that an ensemble of ``members`` stationary surrogate runs stays inside the band
+        over the whole horizon with probability ``level``."""
+        if members < 1 or not 0 < level < 1:
+            raise ValueError(f"need members >= 1 and 0 < level < 1, got {members!r}, {level!r}")
+        rng = np.random.default_rng() if rng is None else rng
+        sup = np.empty(n)
+        for i in range(n):
+            ens = self.surrogates(members, horizon, rng).mean(axis=0)
+            sup[i] = np.nanmax(np.abs(self.z_scores(ens, members)))
+        return float(np.quantile(sup, level))
+
+    def grid(self, members: Sequence[Member], horizon: float) -> tuple[np.ndarray, np.ndarray]:
+        """Members resampled onto ``0, dt, ..., horizon``: grid (m,) and ``(N, S, m)`` values."""
+        if not members:
+            raise ValueError("need at least one run")
+        vals = []
+        for k, (t, series) in enumerate(members):
+            missing = [s for s in self.signals if s not in series]
+            if missing:
+                raise ValueError(f"run {k} lacks signal(s) {missing}")
+            t = np.asarray(t, dtype=np.float64)
+            if t[-1] < horizon - 1e-9:
+                raise ValueError(f"run {k} ends at t = {t[-1]:g}, before the horizon {horizon:g}")
+            g, v = resample(t, np.stack([np.asarray(series[s], dtype=np.float64) for s in self.signals]),
+                            self.dt, 0.0, horizon)
+            vals.append(v)
+        return g, np.stack(vals)
+
+    def onset_of_grid(self, grid: np.ndarray, values: np.ndarray, *, k: float, min_steady: float = 4.0) -> SteadyState:
+        """The rule on resampled members ``values (N, S, m)`` (see :meth:`grid`)."""
+        z = self.z_scores(values.mean(axis=0), values.shape[0])
+        return _onset(grid, z, k, min_steady, self.signals)
+
+    def onset(self, members: Sequence[Member], *, k: float, horizon: float, min_steady: float = 4.0) -> SteadyState:
+        """Onset of the steady state of an ensemble (one run: a list of one) by the rule above."""
+        g, v = self.grid(members, horizon)
+        return self.onset_of_grid(g, v, k=k, min_steady=min_steady)
+
+    def bootstrap(self, members: Sequence[Member], *, k: float, horizon: float, n: int = 2000,
+                  rng: np.random.Generator | None = None, min_steady: float = 4.0) -> np.ndarray:
+        """Ensemble onsets of ``n`` resamples of the members with replacement (NaN: censored)."""
+        rng = np.random.default_rng() if rng is None else rng
+        g, v = self.grid(members, horizon)
+        out = np.empty(n)
+        for i in range(n):
+            r = self.onset_of_grid(g, v[rng.integers(v.shape[0], size=v.shape[0])], k=k, min_steady=min_steady)
+            out[i] = np.nan if r.censored else r.onset_time
+        return out
+
+    def simulate(self, template: np.ndarray, members: int, horizon: float, *, k: float, n: int,
+                 rng: np.random.Generator, min_steady: float = 4.0) -> np.ndarray:
+        """Ensemble onsets of ``n`` synthetic ensembles: reference surrogates plus a deterministic
+        transient ``template (S, m)`` on the grid ``0, dt, ..., horizon`` (the power analysis)."""
+        m = int(round(horizon / self.dt)) + 1
+        if template.shape != (len(self.signals), m):
+            raise ValueError(f"template must be (S, m) = ({len(self.signals)}, {m}), got {template.shape}")
+        grid = self.dt * np.arange(m)
+        out = np.empty(n)
+        for i in range(n):
+            v = self.surrogates(members, horizon, rng) + template[None]
+            r = self.onset_of_grid(grid, v, k=k, min_steady=min_steady)
+            out[i] = np.nan if r.censored else r.onset_time
+        return out

@@ -1,0 +1,146 @@
+"""The reference-calibrated steady-state rule on synthetic records: Ornstein-Uhlenbeck noise with a
+known correlation time (the reference's stand-in), known onsets, and records that never settle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cfdseed.transient import Reference, resample, trailing_mean
+
+DT, TAU, S = 0.05, 3.0, 0.1  # grid step, correlation time and std of the noise
+
+
+def ou(rng, n, tau=TAU, s=S, signals=2, rho=0.0):
+    """(signals, n) OU records; the second correlated with the first by rho."""
+    phi = math.exp(-DT / tau)
+    e = rng.standard_normal((signals, n))
+    if signals > 1:
+        e[1] = rho * e[0] + math.sqrt(1 - rho**2) * e[1]
+    x = np.empty((signals, n))
+    x[:, 0] = s * e[:, 0]
+    for i in range(1, n):
+        x[:, i] = phi * x[:, i - 1] + math.sqrt(1 - phi**2) * s * e[:, i]
+    return x
+
+
+@pytest.fixture(scope="module")
+def ref():
+    rng = np.random.default_rng(0)
+    n = int(600 / DT) + 1
+    t = DT * np.arange(n)
+    x = ou(rng, n, rho=0.6)
+    return Reference.from_series(t, {"bulk": 15.7 + x[0], "tau": 1.0 + x[1]}, window=1.0, dt=DT, t_start=20.0)
+
+
+def member(rng, horizon, offset=None):
+    n = int(horizon / DT) + 1
+    t = DT * np.arange(n)
+    x = ou(rng, n, rho=0.6)
+    if offset is not None:
+        x = x + offset(t)
+    return t, {"bulk": 15.7 + x[0], "tau": 1.0 + x[1]}
+
+
+def test_trailing_mean_and_resample():
+    x = np.arange(6.0)
+    np.testing.assert_allclose(trailing_mean(x, 3), [np.nan, np.nan, 1, 2, 3, 4])
+    g, v = resample([0.0, 1.0, 3.0], [[0.0, 1.0, 3.0]], 0.5, 0.0, 3.0)
+    np.testing.assert_allclose(g, [0, 0.5, 1, 1.5, 2, 2.5, 3])
+    np.testing.assert_allclose(v[0], g)
+    with pytest.raises(ValueError, match="outside"):
+        resample([0.0, 1.0], [0.0, 1.0], 0.1, 0.0, 2.0)
+
+
+def test_reference_statistics_match_the_ou_theory(ref):
+    assert ref.signals == ("bulk", "tau") and ref.duration == pytest.approx(580.0)
+    np.testing.assert_allclose(ref.mean, [15.7, 1.0], atol=3 * S * math.sqrt(2 * TAU / 580))
+    w = 1.0  # variance of a window mean of OU noise: 2 s^2 tau^2 / w^2 (w / tau - 1 + exp(-w / tau))
+    sigma = S * math.sqrt(2 * TAU**2 / w**2 * (w / TAU - 1 + math.exp(-w / TAU)))
+    np.testing.assert_allclose(ref.sigma, sigma, rtol=0.2)
+    np.testing.assert_allclose(ref.integral_time(), TAU, rtol=0.35)
+    summ = ref.summary()
+    acf1 = summ["signals"]["bulk"]["window_mean_acf_lag1_4"][0]
+    assert 0.5 < acf1 < 0.85  # window means 1 apart: correlation ~ exp(-1/3) = 0.72
+    exc = summ["signals"]["bulk"]["largest_excursion"]
+    assert all(np.diff(exc[:4]) > 0)  # the larger the lag, the larger the largest change (to ~tau)
+
+
+def test_surrogates_keep_spectra_and_cross_correlation(ref):
+    sur = ref.surrogates(40, 100.0, np.random.default_rng(1))
+    assert sur.shape == (40, 2, int(100 / DT) + 1)
+    np.testing.assert_allclose(sur.mean(axis=(0, 2)), ref.mean, atol=0.02)
+    rho = np.mean([np.corrcoef(s[0], s[1])[0, 1] for s in sur])
+    assert rho == pytest.approx(np.corrcoef(ref.record)[0, 1], abs=0.05)
+    lag, m = int(TAU / DT), sur.shape[2]  # the same estimator on pieces of the same length
+    c_sur = np.mean([np.corrcoef(s[0, :-lag], s[0, lag:])[0, 1] for s in sur])
+    pieces = [ref.record[0, i: i + m] for i in range(0, ref.record.shape[1] - m, m)]
+    c_ref = np.mean([np.corrcoef(p[:-lag], p[lag:])[0, 1] for p in pieces])
+    assert c_sur == pytest.approx(c_ref, abs=0.08) and c_sur > 0.15
+
+
+@pytest.mark.parametrize("members", [1, 4])
+def test_calibration_false_censoring_on_independent_stationary_runs(ref, members):
+    horizon = 32.0
+    k = ref.calibrate(members, horizon, n=300, rng=np.random.default_rng(2))
+    assert 2.0 < k < 5.0
+    rng = np.random.default_rng(3)  # fresh OU records, not surrogates: the calibration must carry over
+    trials = 120
+    out = [ref.onset([member(rng, horizon) for _ in range(members)], k=k, horizon=horizon) for _ in range(trials)]
+    censored = sum(r.censored for r in out)
+    late = sum((not r.censored) and r.onset_time > 1.0 + 1e-9 for r in out)
+    assert censored / trials <= 0.10
+    assert (censored + late) / trials <= 0.14  # 5 % nominal: passes from the first full window
+
+
+def test_known_onset_is_found(ref):
+    rng = np.random.default_rng(4)
+    horizon, k = 32.0, 3.0
+    step = lambda t: np.where(t < 10.0, 1.0, 0.0)  # 1.0 ~ 10 sigma of a window mean, until t = 10  # noqa: E731
+    onsets = [ref.onset([member(rng, horizon, step) for _ in range(4)], k=k, horizon=horizon).onset_time
+              for _ in range(10)]
+    assert all(10.0 < o <= 11.05 + 0.2 for o in onsets)  # the trailing window must clear the step
+    decay = lambda t: 2.0 * np.exp(-t / 4.0)  # noqa: E731
+    r = ref.onset([member(rng, horizon, decay) for _ in range(4)], k=k, horizon=horizon)
+    # 2 exp(-t/4) drops below k sigma / 2 (~0.1) near t = 12, its window mean a little later
+    assert not r.censored and 9.0 < r.onset_time < 17.0
+
+
+def test_never_settling_runs_are_censored(ref):
+    rng = np.random.default_rng(5)
+    drift = lambda t: 0.05 * t  # noqa: E731
+    r = ref.onset([member(rng, 32.0, drift)], k=3.0, horizon=32.0)
+    assert r.censored and r.onset_time is None and "horizon" in r.reason
+    late = lambda t: np.where(t < 30.0, 1.0, 0.0)  # noqa: E731
+    r = ref.onset([member(rng, 32.0, late)], k=3.0, horizon=32.0, min_steady=4.0)
+    assert r.censored and "needed" in r.reason
+
+
+def test_bootstrap_and_power_simulation(ref):
+    rng = np.random.default_rng(6)
+    horizon, k = 32.0, 3.0
+    decay = lambda t: 2.0 * np.exp(-t / 4.0)  # noqa: E731
+    ens = [member(rng, horizon, decay) for _ in range(6)]
+    boot = ref.bootstrap(ens, k=k, horizon=horizon, n=60, rng=rng)
+    assert boot.shape == (60,) and np.isfinite(boot).mean() > 0.75
+    lo, hi = np.nanquantile(boot, [0.025, 0.975])
+    assert 8.0 < lo <= hi <= 32.0
+    m = int(horizon / DT) + 1
+    tgrid = DT * np.arange(m)
+    flat = ref.simulate(np.zeros((2, m)), 6, horizon, k=k, n=30, rng=rng)
+    slow = ref.simulate(np.stack([decay(tgrid), 0.1 * decay(tgrid)]), 6, horizon, k=k, n=30, rng=rng)
+    assert np.nanmedian(flat) == pytest.approx(1.0) and np.nanmedian(slow) > 8.0
+
+
+def test_bad_input_is_refused(ref):
+    with pytest.raises(ValueError, match="20 windows"):
+        Reference.from_series(np.arange(10.0), {"a": np.arange(10.0)})
+    with pytest.raises(ValueError, match="horizon"):
+        ref.onset([member(np.random.default_rng(0), 10.0)], k=3.0, horizon=32.0)
+    t, s = member(np.random.default_rng(0), 32.0)
+    with pytest.raises(ValueError, match="lacks"):
+        ref.onset([(t, {"bulk": s["bulk"]})], k=3.0, horizon=32.0)
+    with pytest.raises(ValueError, match="template"):
+        ref.simulate(np.zeros((2, 5)), 2, 32.0, k=3.0, n=1, rng=np.random.default_rng(0))
