@@ -8,6 +8,8 @@ every chunk the run's committed folder ``benchmarks/campaign/<id>/`` gets:
     chunk_NNN.npz   the chunk's full time series (every column of the runner, every record) and its
                     plane-averaged profiles binned in ``profile_bin`` h/u_tau (float32); immutable
     state.npz       compact restart state: the velocity on the grid, float32, any rank count
+    snapshots/      copies of state.npz from ``snapshots.after`` every ``snapshots.every`` h/u_tau
+                    (the first chunk end at or after each time): the controls' initial states
     run.json        progress: simulated time, iteration, chunks, wall and CPU seconds, settings
 
 so a run survives a move to a fresh machine through what is committed. The working folder
@@ -177,6 +179,27 @@ def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[st
     return prog
 
 
+def snapshot_times(run: dict[str, Any]) -> list[float]:
+    """Times from which the run keeps its state as a snapshot (the controls' initial states)."""
+    snap = run.get("snapshots")
+    if not snap:
+        return []
+    n = int(math.floor((run["horizon"] - snap["after"]) / snap["every"] + 1e-9)) + 1
+    return [snap["after"] + j * snap["every"] for j in range(max(n, 0))]
+
+
+def _keep_snapshot(cdir: Path, run: dict[str, Any], t: float) -> None:
+    """Rank 0: copy state.npz to snapshots/ when t passed the next snapshot time (>= 1 a chunk)."""
+    kept = sorted((cdir / "snapshots").glob("t*.npz"))
+    due = [s for s in snapshot_times(run) if s <= t + 1e-9]
+    if len(due) > len(kept):
+        (cdir / "snapshots").mkdir(exist_ok=True)
+        dest = cdir / "snapshots" / f"t{t:08.3f}.npz"
+        tmp = dest.with_name(dest.name + ".tmp.npz")
+        tmp.write_bytes((cdir / "state.npz").read_bytes())
+        os.replace(tmp, dest)
+
+
 def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Path = WORK,
                max_wall: float = math.inf, commit: str = "unknown") -> dict[str, Any]:
     """Advance one run chunk by chunk until its horizon, ``max_wall`` or a STOP file. Collective.
@@ -256,6 +279,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
         ch.save_state(state_file, extra=dict(run=run["id"], chunk=len(prog["chunks"])))
         if comm.rank == 0:
             prog = _export_chunk(campaign, work, run, prog, t0, summary, comm.size, commit)
+            _keep_snapshot(cdir, run, prog["t"])
             log.info("%s: chunk %d done, t = %.3f (%s)", run["id"], len(prog["chunks"]) - 1, prog["t"], summary["stopped"])
         prog = comm.bcast(prog, root=0)
         if summary["stopped"] not in ("duration",):

@@ -83,3 +83,14 @@ def test_read_chunks_joins_in_order(cp, tmp_path):
     assert np.all(np.diff(s["t"]) > 0) and s["t"].size == 10
     np.testing.assert_allclose(s["bulk"], s["t"] + 10)
     assert p["U"].shape == (4, 3) and p["y"].tolist() == [0, 1, 2]
+
+
+def test_snapshots_kept_once_per_due_time(cp, tmp_path):
+    run = dict(id="r", horizon=100.0, snapshots=dict(after=40.0, every=20.0))
+    assert cp.snapshot_times(run) == [40.0, 60.0, 80.0, 100.0]
+    assert cp.snapshot_times(dict(horizon=10.0)) == []
+    (tmp_path / "state.npz").write_bytes(b"state")
+    for t in (36.0, 40.2, 44.3, 61.0, 64.9):  # chunk ends
+        cp._keep_snapshot(tmp_path, run, t)
+    kept = sorted(p.name for p in (tmp_path / "snapshots").glob("*.npz"))
+    assert kept == ["t0040.200.npz", "t0061.000.npz"]

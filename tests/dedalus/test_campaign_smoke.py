@@ -21,7 +21,8 @@ RUN = dict(id="tiny", kind="reference", horizon=0.012, discard=0.0, chunk=0.005,
            spec=dict(shape=[8, 16, 8], lengths=[math.pi, 2.0, math.pi / 2], re_tau=180.0, cfl_safety=0.2,
                      max_step=1e-3, initial_step=1e-3),
            ic=dict(source="analytic", options=dict(u_bulk=15.0, amplitude=0.1), seed=1),
-           series_every=2, checkpoint_every=4, slices_every=4, slices_after=0.0, slice_stride=2, profile_bin=0.002)
+           series_every=2, checkpoint_every=4, slices_every=4, slices_after=0.0, slice_stride=2, profile_bin=0.002,
+           snapshots=dict(after=0.004, every=0.005))
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,8 @@ def test_chunks_to_the_horizon_then_done(cp, where):
     assert {"bulk_w", "dissipation", "probe_u", "tau_lower", "tau_upper", "tke"} <= set(s)
     assert p["U"].shape[1] == 16 and p["U"].dtype == np.float32 and np.all(p["n"] >= 1)
     assert (where / "c" / "tiny" / "state.npz").exists()
+    snaps = sorted((where / "c" / "tiny" / "snapshots").glob("t*.npz"))  # due at 0.004 and 0.009
+    assert len(snaps) == 2 and float(snaps[0].stem[1:]) >= 0.004
     assert any((where / "w" / "tiny").glob("seg*/slices_*.h5"))  # training data, not committed
     assert "done" in cp.status_lines(where / "c", where / "w")[0]
     again = campaign(cp, where)  # nothing left: no new chunk
