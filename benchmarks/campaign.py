@@ -291,6 +291,25 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     return prog
 
 
+def _reference(campaign: Path, results: Path) -> int:
+    """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("campaign_report", Path(__file__).with_name("campaign_report.py"))
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    run = next((r for r in read_plan(campaign) if r["kind"] == "reference"), None)
+    if run is None:
+        raise SystemExit(f"{campaign / 'plan.json'} has no reference run")
+    series, _ = read_chunks(campaign, run["id"])
+    stats = report.reference_statistics(report.read_protocol(campaign), run, series)
+    stats["reproduce"] = "python benchmarks/transient.py campaign reference (from the committed chunks)"
+    report.write_json(results, stats)
+    print("\n".join(report.format_reference(stats)))
+    print(f"written: {results}")
+    return 0
+
+
 def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
     """The first planned run that is not done."""
     for run in read_plan(campaign):
@@ -301,16 +320,20 @@ def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("run", "status"))
+    p.add_argument("action", choices=("run", "status", "reference"))
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
     p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "reference.json"),
+                   help="reference statistics JSON written by 'reference' (default %(default)s)")
     args = p.parse_args(argv)
     campaign, work = Path(args.campaign), Path(args.work)
     if args.action == "status":
         print("\n".join(status_lines(campaign, work)))
         return 0
+    if args.action == "reference":
+        return _reference(campaign, Path(args.results))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runs = {r["id"]: r for r in read_plan(campaign)}
     if args.run is not None and args.run not in runs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import socket
 import sys
 from pathlib import Path
@@ -94,3 +95,82 @@ def test_snapshots_kept_once_per_due_time(cp, tmp_path):
         cp._keep_snapshot(tmp_path, run, t)
     kept = sorted(p.name for p in (tmp_path / "snapshots").glob("*.npz"))
     assert kept == ["t0040.200.npz", "t0061.000.npz"]
+
+
+@pytest.fixture(scope="module")
+def cr():
+    spec = importlib.util.spec_from_file_location("campaign_report", ROOT / "benchmarks" / "campaign_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run_series(rng, t_end, offset=0.0):
+    """Campaign-like series: AR(1) noise (correlation 2 h/u_tau) on every column, bulk + offset(t)."""
+    t = np.arange(0.0, t_end + 1e-9, 0.01)
+    phi = math.exp(-0.01 / 2.0)
+    e = rng.standard_normal((7, t.size))
+    x = np.empty_like(e)
+    x[:, 0] = e[:, 0]
+    for i in range(1, t.size):
+        x[:, i] = phi * x[:, i - 1] + math.sqrt(1 - phi**2) * e[:, i]
+    bulk = 15.7 + 0.1 * x[0] + (offset(t) if callable(offset) else offset)
+    return t, dict(t=t, bulk=bulk, tau_lower=1 + 0.05 * x[1], tau_upper=1 + 0.05 * x[2], bulk_w=0.01 * x[3],
+                   probe_u=18 + 0.5 * x[4], tke=0.9 + 0.02 * x[5], dissipation=bulk * (1 + 0.03 * x[6]))
+
+
+def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
+                    members_candidates=[3], bootstrap=40, min_steady=2.0)
+    run = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    rng = np.random.default_rng(7)
+    _, series = _run_series(rng, 120.0)
+    stats = cr.reference_statistics(protocol, run, series)
+    assert stats["complete"] and stats["stationary_span"] == pytest.approx(100.0)
+    eps = stats["signals"]["eps_ratio"]
+    assert eps["mean"] == pytest.approx(1.0, abs=0.01) and eps["sigma_window_mean"] > 0
+    assert set(stats["signals"]) == set(protocol["signals"])
+    assert set(stats["k"]) == {"1", "3"} and all(2.0 < v < 6.0 for v in stats["k"].values())
+    seg = stats["per_run_rule_on_reference_segments"]
+    assert seg["segments"] > 10 and seg["censored_fraction"] <= 0.25
+    assert any("band constant" in line for line in cr.format_reference(stats))
+    ref = cr.reference(protocol, run, series)
+    groups = {"g1": [], "g2": []}
+    for _ in range(3):
+        groups["g1"].append(_run_series(rng, 8.0))
+        t, s = _run_series(rng, 8.0, offset=lambda t: np.where(t < 4.0, 2.0, 0.0))
+        groups["g2"].append((t, cr.signals(s, protocol["signals"], 1.0)))
+    groups["g1"] = [(t, cr.signals(s, protocol["signals"], 1.0)) for t, s in groups["g1"]]
+    res = cr.ensemble_onsets(groups, ref, stats["k"], protocol, rng)
+    assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
+    assert len(res["g2"]["per_run"]) == 3
+    named = cr.join(res, {"g1": "control", "g2": "trig"})
+    assert named["trig"]["group"] == "g2"
+    with pytest.raises(KeyError, match="g2"):
+        cr.join(res, {"g1": "control"})
+
+
+def test_reference_statistics_before_the_horizon_is_covered(cr):
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), calibration_surrogates=10)
+    run = dict(id="ref", kind="reference", horizon=240.0, discard=5.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    _, series = _run_series(np.random.default_rng(8), 30.0)
+    stats = cr.reference_statistics(protocol, run, series)
+    assert stats["k"] is None and not stats["complete"] and "no calibration yet" in stats["note"]
+
+
+def test_reference_command_writes_the_json(cp, cr, tmp_path, capsys):
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=20,
+                    members_candidates=[2])
+    (tmp_path / "protocol.json").write_text(json.dumps(protocol))
+    _plan(tmp_path, dict(id="ref", kind="reference", horizon=60.0, discard=10.0,
+                         spec=dict(lengths=[3.14, 2.0, 1.57])))
+    _, series = _run_series(np.random.default_rng(9), 60.0)
+    (tmp_path / "ref").mkdir()
+    for k, (a, b) in enumerate(((0.0, 30.0), (30.0, 60.01))):
+        m = (series["t"] >= a) & (series["t"] < b)
+        np.savez(tmp_path / "ref" / f"chunk_{k:03d}.npz", **{f"series/{c}": v[m] for c, v in series.items()})
+    out = tmp_path / "reference.json"
+    assert cp.main(["reference", "--campaign", str(tmp_path), "--results", str(out)]) == 0
+    stats = json.loads(out.read_text())
+    assert stats["stationary_span"] == pytest.approx(50.0, abs=0.02) and set(stats["k"]) == {"1", "2"}
+    assert "band constant k" in capsys.readouterr().out
