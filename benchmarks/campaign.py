@@ -291,22 +291,54 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     return prog
 
 
-def _reference(campaign: Path, results: Path) -> int:
-    """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
+def _report_module() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("campaign_report", Path(__file__).with_name("campaign_report.py"))
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
+    return report
+
+
+def _reference_run(campaign: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     run = next((r for r in read_plan(campaign) if r["kind"] == "reference"), None)
     if run is None:
         raise SystemExit(f"{campaign / 'plan.json'} has no reference run")
-    series, _ = read_chunks(campaign, run["id"])
+    return run, read_chunks(campaign, run["id"])[0]
+
+
+def _reference(campaign: Path, results: Path) -> int:
+    """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
+    report = _report_module()
+    run, series = _reference_run(campaign)
     stats = report.reference_statistics(report.read_protocol(campaign), run, series)
     stats["reproduce"] = "python benchmarks/transient.py campaign reference (from the committed chunks)"
     report.write_json(results, stats)
     print("\n".join(report.format_reference(stats)))
     print(f"written: {results}")
+    return 0
+
+
+def _power(campaign: Path, reference_json: Path) -> int:
+    """``campaign power``: the protocol's ensemble-size decision (complete reference only)."""
+    report = _report_module()
+    stats = json.loads(reference_json.read_text())
+    if not stats.get("complete") or not stats.get("k"):
+        raise SystemExit(f"{reference_json}: the reference is not complete; the protocol decides N only then")
+    protocol = report.read_protocol(campaign)
+    run, series = _reference_run(campaign)
+    ref = report.reference(protocol, run, series)
+    old = [r for r in json.loads((ROOT / "benchmarks" / "results" / "transient.json").read_text())["runs"]
+           if r["ic"] == "trig" and r["seed"] == 0][0]["series"]
+    b = ref.signals.index("bulk")
+    grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
+    tmpl = report.bulk_template(old["t"], old["bulk"], float(ref.mean[b]), float(ref.integral_time()[b]), grid)
+    res = report.power(ref, tmpl, stats["k"], protocol, np.random.default_rng(protocol["seed"] + 1))
+    res["template"] = "trig seed 0 bulk velocity of benchmarks/results/transient.json, continued by its integral time"
+    out = reference_json.with_name("power.json")
+    report.write_json(out, res)
+    print(json.dumps(res, indent=1))
+    print(f"written: {out}")
     return 0
 
 
@@ -320,7 +352,7 @@ def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("run", "status", "reference"))
+    p.add_argument("action", choices=("run", "status", "reference", "power"))
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
@@ -334,6 +366,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         return 0
     if args.action == "reference":
         return _reference(campaign, Path(args.results))
+    if args.action == "power":
+        return _power(campaign, Path(args.results))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runs = {r["id"]: r for r in read_plan(campaign)}
     if args.run is not None and args.run not in runs:

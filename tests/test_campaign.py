@@ -174,3 +174,22 @@ def test_reference_command_writes_the_json(cp, cr, tmp_path, capsys):
     stats = json.loads(out.read_text())
     assert stats["stationary_span"] == pytest.approx(50.0, abs=0.02) and set(stats["k"]) == {"1", "2"}
     assert "band constant k" in capsys.readouterr().out
+
+
+def test_power_template_and_rule(cp, cr):
+    grid = np.arange(0.0, 32.0 + 1e-9, 0.05)
+    t = np.linspace(0.0, 16.0, 50)
+    tmpl = cr.bulk_template(t, 15.6 + 0.5 * np.exp(-t / 5.0), 15.6, 8.0, grid)
+    np.testing.assert_allclose(tmpl[grid <= 16.0][:3], 0.5 * np.exp(-grid[:3] / 5.0), rtol=1e-3)
+    assert tmpl[-1] == pytest.approx(0.5 * math.exp(-16 / 5.0) * math.exp(-16 / 8.0), rel=1e-6)
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), members_candidates=[2, 4],
+                    power_simulations=30, calibration_surrogates=30)
+    run = dict(id="ref", kind="reference", horizon=200.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    _, series = _run_series(np.random.default_rng(10), 200.0)
+    ref = cr.reference(protocol, run, series)
+    k = {"2": 3.5, "4": 3.5}
+    big = cr.bulk_template(t, 15.7 + 3.0 * np.exp(-t / 3.0), 15.7, 3.0, grid)
+    res = cr.power(ref, big, k, protocol, np.random.default_rng(11))
+    assert set(res["per_n"]) == {"2", "4"} and res["chosen_n"] in (2, 4)
+    q = res["per_n"]["4"]["onset_q025_q50_q975"]
+    assert 5.0 < q[1] < 25.0 and q[0] <= q[1] <= q[2]
