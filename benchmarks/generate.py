@@ -35,7 +35,8 @@ def _model(path: Path) -> None:
     import torch
 
     from cfdseed.grid import wall_normal
-    from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+    from cfdseed.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from cfdseed.model import Generator, arch_config
 
     ny, nz = 128, 128
     arch = arch_config("published-128", ny, nz)
@@ -93,7 +94,7 @@ def main() -> None:
     from cfdseed.constraints import check_field
     from cfdseed.coupling import init_field
     from cfdseed.grid import Grid
-    from cfdseed.synthesis import GanSource
+    from cfdseed.sources import resolve
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -104,13 +105,14 @@ def main() -> None:
         _model(model)
     comm.Barrier()
     stations = args.x_stations if args.x_stations in ("auto", "all") else int(args.x_stations)
-    src = GanSource(model=str(model), device=args.device, x_stations=stations)
+    src = resolve("gan", {"model": str(model), "device": args.device, "x_stations": stations})
     grid = Grid.block(comm, args.shape, args.lengths, y=args.y)
     dtype = np.dtype(args.dtype)
 
     comm.Barrier()
     t0 = time.perf_counter()
-    block = init_field(comm, grid, source=src, seed=1, dtype=dtype, check=False)
+    seeded = init_field(comm, grid, source=src, seed=1, dtype=dtype, check=False, result=True)
+    block = seeded.field
     comm.Barrier()
     t1 = time.perf_counter()
     report = check_field(comm, grid, block)
@@ -118,7 +120,7 @@ def main() -> None:
     t2 = time.perf_counter()
 
     if rank == 0:
-        info = src.last_info
+        info = seeded.source_info.synthesis
         tm = dict(info.timings)
         enf = dict(info.enforcement.timings)
         source_s = sum(tm.values())

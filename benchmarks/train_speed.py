@@ -37,7 +37,7 @@ BATCH, N_CRITIC, LATENT, LAMBDA = 64, 5, 128, 10.0
 
 
 def _dataset(path: Path, ny: int, nz: int, n: int = 2 * BATCH) -> None:
-    from cfdseed.data import DatasetWriter
+    from cfdseed.slices import DatasetWriter
     from cfdseed.grid import wall_normal
 
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def _clock(device: str) -> tuple[float, float]:
 
 def _textbook(path: Path, device: str) -> Callable[[], None]:
     """One iteration of the loop as usually written: in-memory data, fake detached, no shortcuts."""
-    from cfdseed.data import read_fields
+    from cfdseed.slices import read_slices as read_fields
     from cfdseed.model import Critic, Generator, arch_config
     from cfdseed.train import _auto_preset
 

@@ -294,7 +294,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     """Write a solver checkpoint as a 3-D field file (the ``snapshot`` IC)."""
     from mpi4py import MPI
 
-    from cfdseed.generate import write_field
+    from cfdseed.fields import write_field
     from cfdseed.solvers.dedalus import DedalusChannel
     from cfdseed.transport import gather
 

@@ -8,7 +8,8 @@ Public API (imports are lazy: ``import cfdseed`` loads neither torch nor MPI)::
     ConstraintReport      result of the checks                            (cfdseed.constraints)
     Tolerances            limits of the checks                            (cfdseed.constraints)
     load_generator(path)  trained generator from a checkpoint             (cfdseed.model)
-    default_model()       path of the packaged default generator          (cfdseed.model)
+    default_model()       path of the packaged default generator          (cfdseed.checkpoint)
+    abort_on_error(comm)  context manager: an exception on any rank ends the MPI job
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _LAZY = {
     "ConstraintReport": "cfdseed.constraints",
     "Tolerances": "cfdseed.constraints",
     "load_generator": "cfdseed.model",
-    "default_model": "cfdseed.model",
+    "default_model": "cfdseed.checkpoint",
+    "abort_on_error": "cfdseed._collective",
 }
 
 __all__ = [

@@ -1,98 +1,286 @@
-"""Command line: ``cfdseed train|generate|evaluate``. Argument parsing only; work lives in modules."""
+"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate``.
+
+Argument parsing, checks of the command line (output paths, clashing options), logging set-up and
+printing; the work is done by :func:`cfdseed.train.train`, :func:`cfdseed.generate.generate` and
+:func:`cfdseed.evaluate.evaluate`. Exit status: 0 success, 1 failed checks, 2 bad input (one line
+on stderr says what), 130 training interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import CfdseedError, ConfigError
+
+__all__ = ["main", "build_parser", "parse_options"]
+
+_EXIT = """\
+exit status:
+  0    success
+  1    the checks failed (generate: the written field violates a channel constraint)
+  2    bad input: unreadable or inconsistent files, options or units (one line on stderr says what)
+  130  training was interrupted (Ctrl-C, SIGTERM); the checkpoint is written, continue with --resume
+"""
+
+_MAIN = """\
+Synthetic turbulence for channel-flow simulations: train a generator (a WGAN-GP) on y-z slices of
+real turbulence, write an initial condition for your own grid instead of waiting out the start-up
+transient, and compare fields with data and published DNS.
+"""
+
+_MAIN_EPILOG = """\
+examples:
+  cfdseed generate --shape 64 65 48 --lengths 12.566 2 4.189 --y chebyshev --seed 1 --out ic.h5
+  cfdseed evaluate --fields ic.h5 --out ic-report
+  cfdseed train examples/train_tiny.toml
+
+Run `cfdseed COMMAND --help` for the options of a command.
+
+""" + _EXIT
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a WGAN-GP generator from a TOML config")
-    p.set_defaults(_run="cfdseed.train:cli_run")
-    # owned by cfdseed.train
-    p.add_argument("config", help="TOML config ([data], [model], [train], [log]; see cfdseed.config)")
-    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/ckpt.pt")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides train.device)")
+    p = sub.add_parser(
+        "train", help="train a generator on a slice dataset",
+        description="Train a generator (WGAN-GP) on the y-z slices of a dataset, as a TOML config describes\n"
+                    "(sections [data], [model], [train], [log]; see the README). The run folder receives\n"
+                    "ckpt.pt (training state), model.pt (the generator to use), best.pt (best by the\n"
+                    "validation metric), config.toml, log.csv, metrics.csv and losses.png. Ctrl-C writes a\n"
+                    "checkpoint and stops; --resume continues exactly.",
+        epilog="examples:\n"
+               "  cfdseed train examples/train_tiny.toml\n"
+               "  cfdseed train run.toml --set train.iterations=5000 --out runs/long\n"
+               "  cfdseed train run.toml --out runs/long --resume\n"
+               "  torchrun --nproc-per-node=4 -m cfdseed.cli train run.toml   # several processes or GPUs\n\n"
+               + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_run_train)
+    p.add_argument("config", help="TOML config file; data.path in it is relative to the file")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in the run folder from its ckpt.pt (same config; more iterations allowed)")
+    again.add_argument("--force", action="store_true",
+                       help="replace the run already in the run folder (deletes its checkpoints and logs); "
+                            "without --resume or --force such a folder is refused")
+    p.add_argument("--device", help="where to train: auto (a GPU when available), cpu, cuda or cuda:N")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set train.lr_g=1e-4 (repeatable)")
-    p.add_argument("--out", help="run folder (overrides log.out)")
+                   help="change one config value, e.g. --set train.lr_g=1e-4 (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: log.out of the config); created with any missing parent folders")
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="write an initial condition (HDF5 + XDMF + PNG) for a grid")
-    p.set_defaults(_run="cfdseed.generate:cli_run")
-    # owned by cfdseed.generate
-    p.add_argument("--source", default="gan",
-                   help="named source: gan (default), plug, laminar, trig, streaks, snapshot, analytic")
-    p.add_argument("--model", default=None, help="generator checkpoint for --source gan (default: packaged model)")
+    p = sub.add_parser(
+        "generate", help="write an initial condition for a grid",
+        description="Write a velocity field for your grid as an initial condition: OUT.h5 (HDF5, the layout\n"
+                    "is in the README), OUT.xmf (open it in ParaView) and OUT.png (a quick look at u').\n"
+                    "The field meets the channel's constraints (no-slip walls, periodic, divergence-free,\n"
+                    "the bulk velocity), which are checked and printed. By default it comes from the\n"
+                    "packaged generator, trained at Re_tau = 180.",
+        epilog="examples:\n"
+               "  cfdseed generate --shape 64 65 48 --lengths 12.566 2 4.189 --y chebyshev --seed 1 --out ic.h5\n"
+               "  cfdseed generate --shape 64 65 48 --lengths 12.566 2 4.189 --re-tau 300 --model run/model.pt --out ic.h5\n"
+               "  cfdseed generate --source streaks --option re_tau=180 --shape 64 65 48 --lengths 12.566 2 4.189 "
+               "--out streaks.h5\n\n"
+               + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_run_generate)
+    p.add_argument("--source", default="gan", metavar="NAME",
+                   help="what makes the field: gan (the trained generator, default), plug, laminar, trig, "
+                        "streaks, snapshot (an existing field file, --option path=F.h5) or analytic")
+    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint for --source gan (default: the packaged model)")
     p.add_argument("--shape", nargs=3, type=int, required=True, metavar=("NX", "NY", "NZ"),
                    help="grid points (streamwise, wall-normal, spanwise)")
     p.add_argument("--lengths", nargs=3, type=float, required=True, metavar=("LX", "LY", "LZ"),
                    help="box size; walls at y = 0 and y = LY")
-    p.add_argument("--y", default="uniform",
-                   help="wall-normal distribution: uniform, chebyshev, tanh[:s], uniform-cc, chebyshev-cc, tanh-cc[:s]")
-    p.add_argument("--re-tau", type=float, default=None, help="target friction Reynolds number (default: the model's)")
-    p.add_argument("--u-tau", type=float, default=None, help="target friction velocity")
-    p.add_argument("--nu", type=float, default=None, help="target kinematic viscosity")
-    p.add_argument("--bulk", type=float, default=None, help="target bulk velocity (set exactly)")
+    p.add_argument("--y", default="uniform", metavar="POINTS",
+                   help="wall-normal points: uniform (default), chebyshev, tanh[:S]; -cc variants "
+                        "(uniform-cc, chebyshev-cc, tanh-cc[:S]) have no point on the walls")
+    p.add_argument("--re-tau", type=float, default=None, help="friction Reynolds number of your flow (default: the model's)")
+    p.add_argument("--u-tau", type=float, default=None, help="friction velocity of your flow")
+    p.add_argument("--nu", type=float, default=None, help="kinematic viscosity of your flow")
+    p.add_argument("--bulk", type=float, default=None, help="bulk velocity to set exactly")
     p.add_argument("--corr-length", type=float, default=None,
-                   help="gan: streamwise latent correlation length in half-heights (default 1.5)")
-    p.add_argument("--device", default=None, help="gan: torch device for inference (cpu, cuda)")
+                   help="gan: how far (in half-heights) structures stay correlated along x (default 1.5)")
+    p.add_argument("--device", default=None, help="gan: where the generator runs, cpu or cuda (default: a GPU when available)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="further source option (JSON value), repeatable, e.g. --option amplitude=0.2")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="stored precision")
-    p.add_argument("--no-png", action="store_true", help="skip the PNG quick-look")
-    p.add_argument("--out", required=True, help="output HDF5 file (an .xmf sidecar and a .png go next to it)")
+                   help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible field (default: a fresh one)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="stored precision (default float64)")
+    p.add_argument("--no-png", action="store_true", help="do not draw OUT.png")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output file, ending in .h5 or .hdf5, in an existing folder (OUT.xmf and OUT.png go next to it)")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="compare generated or given fields with data and DNS")
-    p.set_defaults(_run="cfdseed.evaluate:cli_run")
-    # owned by cfdseed.evaluate
+    p = sub.add_parser(
+        "evaluate", help="compare generated or given fields with data and published DNS",
+        description="Turbulence statistics in wall units (mean and rms profiles, spectra, PDFs,\n"
+                    "correlations) of a model's samples or of a field file, compared with a slice dataset\n"
+                    "and published DNS (Lee & Moser, Moser-Kim-Mansour). Writes OUT/metrics.json,\n"
+                    "OUT/report.md and PNG figures.",
+        epilog="examples:\n"
+               "  cfdseed evaluate --out report                          # the packaged model vs DNS\n"
+               "  cfdseed evaluate --model run/model.pt --against val.h5 --out report\n"
+               "  cfdseed evaluate --fields ic.h5 --out ic-report\n\n"
+               + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_run_evaluate)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="generator checkpoint to sample (default: the packaged default model)")
-    src.add_argument("--fields", help="HDF5 to evaluate: a cfdseed slice dataset (N,3,ny,nz) or a 3-D field "
-                     "written by `cfdseed generate`")
+    src.add_argument("--model", metavar="FILE", help="generator checkpoint to sample (default: the packaged model)")
+    src.add_argument("--fields", metavar="FILE", help="file to evaluate instead of a model: a slice dataset or a field "
+                                      "written by `cfdseed generate`")
     p.add_argument("--nu", type=float, help="kinematic viscosity of --fields (default: from the file)")
     p.add_argument("--u-tau", type=float, help="friction velocity of --fields (default: from the file)")
-    p.add_argument("--samples", type=int, default=256, help="slices drawn from the model (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="latent seed of the model samples (default 0)")
-    p.add_argument("--device", help="device of the model: cpu | cuda | cuda:N (default: CUDA if available)")
-    p.add_argument("--against", help="reference slice dataset (e.g. the training data or its validation split)")
-    p.add_argument("--against-samples", type=int, default=1024,
-                   help="at most this many slices of --against, evenly spread over the file (default 1024)")
-    p.add_argument("--reference", default="auto",
-                   help="published DNS profiles: lee-moser-180|-550|-1000|-2000|-5200, mkm-180; "
-                   "auto = Lee & Moser nearest in Re_tau (default); none")
+    p.add_argument("--samples", type=int, default=256, metavar="N", help="slices drawn from the model (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the model's samples (default 0)")
+    p.add_argument("--device", help="where the model runs: cpu, cuda or cuda:N (default: a GPU when available)")
+    p.add_argument("--against", metavar="FILE", help="slice dataset to compare with (e.g. the training data or held-out data)")
+    p.add_argument("--against-samples", type=int, default=1024, metavar="N",
+                   help="use at most this many slices of --against, evenly spread over the file (default 1024)")
+    p.add_argument("--reference", default="auto", metavar="NAME",
+                   help="published DNS to compare with: lee-moser-180|-550|-1000|-2000|-5200, mkm-180; "
+                        "auto = Lee & Moser nearest in Re_tau (default); none")
     p.add_argument("--heights", type=float, nargs="+", default=[5.0, 15.0, 30.0, 100.0], metavar="YPLUS",
                    help="y+ of spectra, PDFs and correlations (default 5 15 30 100; the centre is always added)")
-    p.add_argument("--out", required=True, help="output folder (metrics.json, report.md, PNG figures)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder, created if missing (the folder above it must exist)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cfdseed", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_train(sub)
+    """The argument parser of ``cfdseed`` and its sub-commands."""
+    parser = argparse.ArgumentParser(prog="cfdseed", description=_MAIN, epilog=_MAIN_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_train(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cfdseed`` command; returns the exit status."""
-    import importlib
-
+    """Entry point of the ``cfdseed`` command; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
-    module, _, func = args._run.partition(":")
-    from .errors import CfdseedError
-
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return int(getattr(importlib.import_module(module), func)(args) or 0)
-    except CfdseedError as exc:
-        print(f"cfdseed {args.command}: error: {exc}", file=sys.stderr)
+        return int(run(args))
+    except (CfdseedError, ValueError) as exc:  # bad input; anything else is a bug and keeps its traceback
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"cfdseed {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["key=value", ...]`` -> dict; values parsed as JSON where possible (numbers, lists, null)."""
+    out: dict[str, Any] = {}
+    for it in items or []:
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"source option {it!r} must look like key=value")
+        try:
+            out[key.strip()] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key.strip()] = val
+    return out
+
+
+def _parent_exists(path: Path, what: str) -> None:
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"--out {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first "
+                          f"({what})")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import train
+
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.out:
+        overrides.append(f"log.out={args.out}")
+    cfg = load_config(args.config, overrides)
+    rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+    logging.basicConfig(level=logging.INFO if rank == "0" else logging.WARNING,
+                        format=f"%(asctime)s rank {rank}/{world} %(name)s %(levelname)s: %(message)s")
+    res = train(cfg, resume=args.resume, force=args.force)
+    if rank == "0":
+        state = "interrupted" if res.interrupted else "finished"
+        print(f"cfdseed train: {state} at iteration {res.iteration}; run folder {res.out}")
+    return 130 if res.interrupted else 0
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    """Under ``mpiexec`` only rank 0 works and writes; every rank returns its exit status."""
+    from mpi4py import MPI
+
+    from ._collective import agree
+
+    world = MPI.COMM_WORLD
+    rc, err = None, None
+    if world.Get_rank() == 0:
+        try:
+            rc = _generate(args)
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+    agree(world, err)
+    return int(world.bcast(rc, root=0))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+    from .grid import Grid
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError(f"--out {args.out!r} must name an HDF5 file ending in .h5 or .hdf5 "
+                          "(OUT.xmf and OUT.png are written next to it)")
+    if out.is_dir():
+        raise ConfigError(f"--out {args.out!r} is a folder; name the HDF5 file to write, e.g. {args.out}/ic.h5")
+    _parent_exists(out, "cfdseed generate writes into an existing folder")
+    options = parse_options(args.option)
+    for key, val in (("re_tau", args.re_tau), ("u_tau", args.u_tau), ("nu", args.nu), ("bulk", args.bulk),
+                     ("model", args.model), ("device", args.device), ("corr_length", args.corr_length)):
+        if val is not None:
+            if key in options:
+                raise ConfigError(f"{key} given both as --{key.replace('_', '-')} and as --option")
+            options[key] = val
+    grid = Grid(args.shape, args.lengths, y=args.y)
+    res = generate(grid, out, source=args.source, options=options, seed=args.seed, dtype=args.dtype,
+                   picture=not args.no_png)
+    if res.enforcement is not None:
+        print(res.enforcement)
+    print(res.report)
+    print(f"wrote {res.path}, {res.xdmf}" + (f", {res.picture}" if res.picture else ""))
+    return 0 if res.report.passed else 1
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out!r} is a file; name the folder to write the report into")
+    _parent_exists(out, "cfdseed evaluate creates the output folder itself, not the ones above it")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    m = evaluate(out, fields=args.fields, model=args.model, samples=args.samples, seed=args.seed,
+                 device=args.device, nu=args.nu, u_tau=args.u_tau, against=args.against,
+                 against_samples=args.against_samples, reference=args.reference,
+                 heights=[*args.heights, "centre"])
+    print(f"cfdseed evaluate: {m['evaluated']['source']}")
+    if m["vs_dataset"]:
+        print(f"  combined metric vs {m['against']['source']}: {m['vs_dataset']['combined']:.4g}")
+        print("  profile errors: " + ", ".join(f"{k} {v:.3g}" for k, v in m["vs_dataset"]["profiles"].items()))
+    if m["vs_reference"]:
+        r = m["vs_reference"]
+        print(f"  vs {r['name']}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["profiles"].items()))
+    print(f"  wrote {out}/metrics.json, report.md and {len(m['figures'])} figures")
+    return 0
 
 
 if __name__ == "__main__":

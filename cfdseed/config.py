@@ -26,7 +26,7 @@ __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "LogConfig", "Config", "l
 
 @dataclass
 class DataConfig:
-    path: str = ""  # HDF5 dataset (cfdseed.data format); relative paths are relative to the config
+    path: str = ""  # HDF5 dataset (cfdseed.slices format); relative paths are relative to the config
     val_fraction: float = 0.1  # share of samples held out for validation (0 = none)
     split: str = "blocks"  # "blocks": whole time blocks go to validation; "random": seeded shuffle
     split_blocks: int = 10  # number of contiguous time blocks for split="blocks"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +30,13 @@ import numpy as np
 from . import _core
 from ._collective import agree
 from .errors import ConfigError, GridError
-from .grid import Grid, check_tiling
+from .grid import Grid, agree_grid
 from .halo import exchange_faces
 from .operators import bulk_weights, checked_rows, wall_extrapolation
+from .transport import block_views
 
 # bulk_weights is re-exported: public here before cfdseed.operators became its home
-__all__ = ["Tolerances", "ConstraintReport", "check_field", "as_components", "bulk_weights"]
+__all__ = ["Tolerances", "ConstraintReport", "check_field", "bulk_weights"]
 
 _log = logging.getLogger(__name__)
 
@@ -150,47 +150,6 @@ class ConstraintReport:
         return "\n".join(lines)
 
 
-def as_components(local: Any, axes: str, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, z) views (no copies) of ``local``: an array ``(3, ...)`` or a tuple ``(u, v, w)``.
-
-    Parameters
-    ----------
-    local : ndarray (3, ...) or sequence of 3 ndarrays
-        Components in the axis order ``axes``, float32 or float64, any memory order.
-    axes : str
-        Permutation of ``"xyz"`` naming the array axes (``"xzy"``: arrays are ``(x, z, y)``).
-    shape : (nx, ny, nz)
-        Expected block shape in (x, y, z) order.
-
-    Raises
-    ------
-    ValueError
-        Bad ``axes``, not three components, wrong shape, non-float dtype or mixed dtypes.
-    """
-    if not isinstance(axes, str) or sorted(axes) != ["x", "y", "z"]:
-        raise ValueError(f"axes must be a permutation of 'xyz' (e.g. 'xyz', 'xzy'), got {axes!r}")
-    if isinstance(local, np.ndarray):
-        if local.ndim != 4 or local.shape[0] != 3:
-            raise ValueError(f"local array must have shape (3, ...) with 3 axes after the component, got {local.shape}")
-        comps = tuple(local)
-    elif isinstance(local, (tuple, list)) and len(local) == 3:
-        comps = tuple(local)
-    else:
-        raise ValueError(f"local must be an ndarray (3, ...) or a tuple (u, v, w), got {type(local).__name__}")
-    want = tuple(int(shape["xyz".index(a)]) for a in axes)
-    for name, c in zip("uvw", comps):
-        if not isinstance(c, np.ndarray):
-            raise ValueError(f"component {name} must be a numpy array, got {type(c).__name__}")
-        if c.dtype not in (np.float32, np.float64):
-            raise ValueError(f"component {name} has dtype {c.dtype}; allowed: float32, float64")
-        if c.shape != want:
-            raise ValueError(f"component {name} has shape {c.shape}; expected {want} (axes {axes!r}, block {tuple(shape)})")
-    if len({c.dtype for c in comps}) > 1:
-        raise ValueError(f"components must share one dtype, got {[str(c.dtype) for c in comps]}")
-    perm = [axes.index(a) for a in "xyz"]
-    return tuple(np.transpose(c, perm) for c in comps)  # type: ignore[return-value]
-
-
 # Layout of the per-rank partial figures (allgathered, then max or summed over ranks).
 _MAX = ("wall", "x_int", "x_seam", "z_int", "z_seam", "div_max", "max_abs")
 _SUM = ("div_sumsq", "div_count", "bulk", "ss_u", "ss_v", "ss_w", "nf_u", "nf_v", "nf_w")
@@ -283,14 +242,19 @@ def check_field(
 
     Raises
     ------
-    ValueError
-        Bad ``local``/``axes``/``tolerances`` on any rank, or dtypes differing between ranks
-        (raised on every rank).
+    TransportError
+        Bad ``local``/``axes`` on any rank (:func:`cfdseed.transport.block_views`), or dtypes
+        differing between ranks.
+    ConfigError
+        Bad ``tolerances``.
     GridError, DecompositionError
-        Ranks disagree on the global grid, or their blocks do not tile it.
+        Ranks disagree on the global grid, or their blocks do not tile it (:func:`cfdseed.grid.agree_grid`).
+
+    All raised on every rank (all are ``ValueError``).
     """
     err: BaseException | None = None
     comps: tuple[np.ndarray, ...] = ()
+    dtype = np.dtype(np.float64)
     try:
         if tolerances is None:
             tolerances = Tolerances()
@@ -298,26 +262,12 @@ def check_field(
             raise ConfigError(f"tolerances must be a Tolerances, got {type(tolerances).__name__}")
         if not isinstance(grid, Grid):
             raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
-        comps = as_components(local, axes, grid.local_shape)
+        views, dtype = block_views(local, axes, grid.local_shape, what="local")
+        comps = tuple(views)
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
-
-    mine = (grid.shape, grid.lengths, grid.y.tobytes(), [(s.start, s.stop) for s in grid.local], comps[0].dtype.str)
-    every = comm.allgather(mine)
-    err = None
-    try:
-        for r, (shape, lengths, y, _, dt) in enumerate(every):
-            if (shape, lengths, y) != every[0][:3]:
-                raise GridError(f"ranks disagree on the grid: rank 0 has shape {every[0][0]}, lengths "
-                                f"{every[0][1]}; rank {r} has shape {shape}, lengths {lengths} (or another y)")
-            if dt != every[0][4]:
-                raise ValueError(f"ranks disagree on the dtype: rank 0 has {np.dtype(every[0][4])}, rank {r} has {np.dtype(dt)}")
-        blocks = np.array([e[3] for e in every], dtype=np.int64)
-        check_tiling(blocks, grid.shape)
-    except Exception as exc:  # noqa: BLE001 - every rank computes the same error; agree keeps it safe
-        err = exc
-    agree(comm, err)
+    blocks = agree_grid(comm, grid, {"the dtype": dtype.name})
 
     err, part = None, np.zeros(len(_MAX) + len(_SUM))
     try:

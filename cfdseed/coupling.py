@@ -4,25 +4,28 @@
 source on the root only, validates its output there, agrees again, streams the field into every
 rank's block (:mod:`cfdseed.transport`) and checks the delivered blocks
 (:func:`cfdseed.constraints.check_field`). Any failure before the transfer raises the same error on
-every rank and leaves ``out`` untouched. Logs carry ``rank/size``; ranks > 0 log only warnings.
+every rank and leaves ``out`` untouched. With ``result=True`` it returns an :class:`InitResult`:
+the delivered blocks together with the report of those checks, so a solver need not run
+``check_field`` again. Logs carry ``rank/size``; ranks > 0 log only warnings.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._collective import agree
-from .constraints import Tolerances, check_field
+from .constraints import ConstraintReport, Tolerances, check_field
 from .errors import ConfigError, ConstraintError, SourceError
 from .grid import Grid
-from .sources import SourceFn, resolve
+from .sources import SourceFn, SourceInfo, build, resolve
 from .transport import DEFAULT_CHUNK_BYTES, prepare
 
-__all__ = ["init_field", "check_field"]
+__all__ = ["init_field", "check_field", "InitResult"]
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,31 @@ def _info(comm: Any, msg: str, *args: Any) -> None:
     log.log(logging.INFO if rank == 0 else logging.DEBUG, f"[{rank}/{size}] {msg}", *args)
 
 
-def _run_source(fn: SourceFn, grid: Grid, seed: Any, check: Any) -> tuple[np.ndarray | None, Exception | None]:
-    """Root: call the source and validate its field; returns (field, None) or (None, SourceError)."""
+@dataclass(frozen=True)
+class InitResult:
+    """What :func:`init_field` returns with ``result=True``."""
+
+    #: ``out`` (filled) or the new array: what ``init_field`` returns without ``result=True``.
+    field: Any
+    #: The report of the checks ``init_field`` ran on the delivered blocks (identical on every
+    #: rank); None with ``check=False``.
+    report: ConstraintReport | None
+    #: On the root: what the source did (:class:`cfdseed.sources.SourceInfo`: enforcement
+    #: figures, for ``gan`` the synthesis record); None on the other ranks.
+    source_info: SourceInfo | None
+
+
+def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
+                check: Any) -> tuple[np.ndarray | None, SourceInfo | None, Exception | None]:
+    """Root: run the source and validate its field; (field, info, None) or (None, None, SourceError)."""
     try:
         rng = np.random.default_rng(seed)
-        field = fn(grid.global_grid(), rng)
+        built = build(fn, grid.global_grid(), rng)
     except Exception as exc:  # noqa: BLE001 - reported on every rank as SourceError
-        err = SourceError(f"source {getattr(fn, '__name__', type(fn).__name__)} raised "
-                          f"{type(exc).__name__}: {exc}")
+        err = SourceError(f"source {name} raised {type(exc).__name__}: {exc}")
         err.__cause__ = exc
-        return None, err
+        return None, None, err
+    field = built.field
     err = check(field, SourceError)
     if err is None:
         # NaN/Inf propagate through min/max: a finite check without a field-sized boolean temporary
@@ -50,7 +68,7 @@ def _run_source(fn: SourceFn, grid: Grid, seed: Any, check: Any) -> tuple[np.nda
         if not (np.isfinite(lo) and np.isfinite(hi)):
             bad = int(np.count_nonzero(~np.isfinite(field)))
             err = SourceError(f"source returned {bad} non-finite value(s) (NaN or Inf) in a field of {field.size}")
-    return (None, err) if err is not None else (field, None)
+    return (None, None, err) if err is not None else (field, built.info, None)
 
 
 def init_field(
@@ -67,6 +85,7 @@ def init_field(
     check: bool = True,
     tolerances: Tolerances | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    result: bool = False,
 ) -> Any:
     """Collective: build an initial velocity field on ``root`` and deliver it into every rank's block.
 
@@ -82,7 +101,8 @@ def init_field(
         ``(grid, rng) -> ndarray (3, nx, ny, nz)`` (u, v, w); runs on the root only, on the global
         grid.
     options : dict, optional
-        Options of a named source (e.g. ``{"u_bulk": 1.0, "amplitude": 0.1}`` for "analytic").
+        Options of a named source (e.g. ``{"bulk": 1.0, "amplitude": 0.1}`` for "analytic"; README:
+        one table of every source's options).
     root : int, default 0
         Rank that runs the source.
     seed : int or SeedSequence, optional
@@ -100,12 +120,15 @@ def init_field(
         Limits of the check (its documented defaults when omitted).
     chunk_bytes : int, default 32 MiB
         Bound on the root's packed buffer per streamwise chunk (memory: global field + one chunk).
+    result : bool, default False
+        Return an :class:`InitResult` (the blocks, the report of the checks, the source's info)
+        instead of the blocks alone.
 
     Returns
     -------
-    ndarray (3, ...) or tuple
+    ndarray (3, ...) or tuple, or InitResult
         ``out`` (filled) when given, else this rank's block as a new array ``(3, *local shape)`` in
-        ``axes`` order.
+        ``axes`` order; with ``result=True`` that as ``InitResult.field``, with the report.
 
     Raises
     ------
@@ -136,30 +159,32 @@ def init_field(
     rank = comm.Get_rank()
 
     field: np.ndarray | None = None
+    info: SourceInfo | None = None
     err = None
+    name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     if plan.is_root:
         try:
             fn = resolve(source, options)
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
             err = exc if isinstance(exc, SourceError) else SourceError(f"{type(exc).__name__}: {exc}")
         if err is None:
-            field, err = _run_source(fn, grid, seed, plan.check_field)
+            field, info, err = _run_source(fn, name, grid, seed, plan.field_error)
     agree(comm, err)
     t1 = time.perf_counter()
-    name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     if plan.is_root:
         _info(comm, "source %s built %s %s field in %.3f s", name, "x".join(map(str, grid.shape)),
               field.dtype, t1 - t0)
 
-    result = plan.send(field if rank == plan.root else None)
+    delivered = plan.send(field if rank == plan.root else None)
     del field  # the root frees the global field before the checks
     t2 = time.perf_counter()
     _info(comm, "delivered %s blocks in %d chunk(s) in %.3f s", plan.dtype, len(plan.chunks), t2 - t1)
 
+    report = None
     if check:
-        report = check_field(comm, grid, result, axes=axes, tolerances=tolerances)
+        report = check_field(comm, grid, delivered, axes=axes, tolerances=tolerances)
         _info(comm, "constraint checks in %.3f s: %s", time.perf_counter() - t2,
               "passed" if report.passed else "FAILED")
         if not report.passed:
             raise ConstraintError(str(report), report)
-    return result
+    return InitResult(delivered, report, info) if result else delivered

@@ -724,10 +724,10 @@ def evaluate(
     if fields is not None and model is not None:
         raise ConfigError("give either fields or a model to evaluate, not both")
     if samples < 1 or against_samples < 1:
-        raise ConfigError(f"--samples and --against-samples must be positive, got {samples}, {against_samples}")
+        raise ConfigError(f"samples and against_samples must be positive, got {samples}, {against_samples}")
     ref = str(reference).strip().lower()
     if ref not in ("auto", "none", *REFERENCES):
-        raise ConfigError(f"unknown --reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")
+        raise ConfigError(f"unknown reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")
     try:
         ev = (_read_input(str(fields), None, nu, u_tau) if fields is not None
               else _sample_model(None if model is None else str(model), samples, seed, device))

@@ -1,21 +1,31 @@
-"""The channel grid and its block decomposition (pure numpy, no MPI).
+"""The channel grid and its block decomposition (numpy; MPI only through the communicator passed).
 
 Axis order is always (x, y, z) = (streamwise, wall-normal, spanwise). x and z are periodic and
 uniform (``x_i = i lx / nx``); y is bounded by no-slip walls at ``y = 0`` and ``y = ly`` and may
 be stretched. A :class:`Grid` carries the global description plus *this rank's* block
-``local = (slice_x, slice_y, slice_z)``; :meth:`Grid.block` builds a balanced decomposition from a
-communicator (only ``comm.Get_rank()``/``Get_size()`` are used, so any object with those works).
+``local = (slice_x, slice_y, slice_z)``.
+
+Per-rank mistakes must not leave the other ranks waiting, so the constructors that take a
+communicator are collective and raise the same error on every rank: :meth:`Grid.block` (a
+balanced decomposition) agrees on construction errors, :meth:`Grid.collective` (the solver's own
+blocks) also checks with :func:`agree_grid` that every rank has the same global grid and that the
+blocks tile it. ``Grid(...)`` itself is per-rank (it raises where the mistake is): use it alone
+only on one process, or where every rank builds the same grid from the same arguments.
+:func:`agree_grid` is the one grid agreement of the collective paths (``init_field``,
+``check_field``, ``scatter``, ``gather``); its messages name what differs and on which ranks,
+:func:`check_tiling` names the index ranges no rank holds.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import DecompositionError, GridError
+from ._collective import agree, run_agreed
+from .errors import DecompositionError, GridError, TransportError
 from .operators import WALL_TOL, wall_points
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "block_split",
     "balanced_dims",
     "check_tiling",
+    "grid_disagreement",
+    "agree_grid",
 ]
 
 #: Named wall-normal distributions; ``-cc`` variants are cell-centred (no point on a wall).
@@ -163,7 +175,58 @@ def check_tiling(blocks: Sequence[Sequence[tuple[int, int]]], shape: Sequence[in
     if total != math.prod(shape):
         raise DecompositionError(
             f"blocks cover {total} of {math.prod(shape)} grid points of {tuple(shape)}: the decomposition has gaps"
+            f"{_holes(b[nonempty], shp)}"
         )
+
+
+def _holes(b: np.ndarray, shape: np.ndarray, show: int = 4) -> str:
+    """``"; no rank holds x 0:2, y 0:9, z 0:4 and ... (and 1 more box)"``: the points no block covers.
+
+    The blocks' faces cut the grid into at most (2R + 1)^3 boxes, each covered or not as a whole.
+    """
+    cuts = [np.unique(np.r_[0, n, b[:, d].ravel()]) for d, n in enumerate(shape.tolist())]
+    if math.prod(c.size - 1 for c in cuts) > 10**7:
+        return ""  # too many boxes to list
+    cover = np.zeros([c.size - 1 for c in cuts], dtype=bool)
+    for blk in b:
+        cover[tuple(slice(*np.searchsorted(c, blk[d])) for d, c in enumerate(cuts))] = True
+    holes = np.argwhere(~cover)
+    boxes = [", ".join(f"{a} {int(cuts[d][i])}:{int(cuts[d][i + 1])}" for d, (a, i) in enumerate(zip("xyz", h)))
+             for h in holes[:show]]
+    more = f" (and {len(holes) - show} more box{'es' if len(holes) - show > 1 else ''})" if len(holes) > show else ""
+    return f"; no rank holds {' and '.join(boxes)}{more}"
+
+
+def grid_disagreement(grids: Sequence[Grid]) -> str | None:
+    """What differs between the global descriptions of ``grids[r]`` (rank ``r``), or None.
+
+    The first differing attribute (shape, lengths, y) is named with rank 0's value and the first
+    other rank's (for y: the first differing point and what each built y from), then the other
+    ranks that differ from rank 0 in it.
+    """
+    ref = grids[0]
+    for attr in ("shape", "lengths", "y"):
+        if attr == "y":
+            bad = [r for r, g in enumerate(grids) if not np.array_equal(g.y, ref.y)]
+        else:
+            bad = [r for r, g in enumerate(grids) if getattr(g, attr) != getattr(ref, attr)]
+        if not bad:
+            continue
+        r, g = bad[0], grids[bad[0]]
+        if attr == "y":
+            k = int(np.argmax(g.y != ref.y))
+            what = (f"rank 0 has y[{k}] = {float(ref.y[k])!r}, rank {r} has y[{k}] = {float(g.y[k])!r} "
+                    f"(y given as {_y_origin(ref)} on rank 0, {_y_origin(g)} on rank {r})")
+        else:
+            what = f"rank 0 has {getattr(ref, attr)}, rank {r} has {getattr(g, attr)}"
+        more = (f"; rank{'s' if len(bad) > 2 else ''} {', '.join(map(str, bad[1:]))} differ{'' if len(bad) > 2 else 's'}"
+                f" from rank 0 too" if len(bad) > 1 else "")
+        return f"ranks disagree on the grid ({attr}): {what}{more}"
+    return None
+
+
+def _y_origin(grid: Grid) -> str:
+    return repr(grid.y_spec) if grid.y_spec is not None else "an array"
 
 
 class Grid:
@@ -336,12 +399,12 @@ class Grid:
         dims: Sequence[int] | None = None,
         y: str | Sequence[float] | np.ndarray = "uniform",
     ) -> Grid:
-        """Balanced block decomposition over ``comm`` (collective-free: every rank computes its own).
+        """Collective: balanced block decomposition over ``comm``; errors raised on every rank.
 
         Parameters
         ----------
-        comm : communicator
-            Anything with ``Get_rank()`` and ``Get_size()`` (an ``mpi4py.MPI.Comm``).
+        comm : mpi4py.MPI.Intracomm
+            Every rank calls (``Get_rank``, ``Get_size`` and, to agree on errors, ``allreduce``).
         dims : (px, py, pz), optional
             Process grid; zeros are filled as ``MPI_Dims_create`` does. ``(size, 1, 1)`` gives
             x-slabs, ``(0, 1, 0)`` x-z pencils, ``None`` balanced 3-D blocks. Rank ``r`` gets
@@ -349,14 +412,103 @@ class Grid:
 
         Raises
         ------
+        GridError
+            Bad shape, lengths or y on any rank.
         DecompositionError
             ``dims`` incompatible with the number of ranks.
         """
         size, rank = int(comm.Get_size()), int(comm.Get_rank())
-        grid = cls(shape, lengths, y)
-        pdims = balanced_dims(size, 3, dims)
-        coords = np.unravel_index(rank, pdims)
-        local = tuple(block_split(n, p, int(c)) for n, p, c in zip(grid.shape, pdims, coords))
-        g = grid.with_local(local)
-        g.dims = pdims  # type: ignore[assignment]
-        return g
+
+        def build() -> Grid:
+            grid = cls(shape, lengths, y)
+            pdims = balanced_dims(size, 3, dims)
+            coords = np.unravel_index(rank, pdims)
+            local = tuple(block_split(n, p, int(c)) for n, p, c in zip(grid.shape, pdims, coords))
+            g = grid.with_local(local)
+            g.dims = pdims  # type: ignore[assignment]
+            return g
+
+        return run_agreed(comm, build)
+
+    @classmethod
+    def collective(
+        cls,
+        comm: Any,
+        shape: Sequence[int],
+        lengths: Sequence[float],
+        y: str | Sequence[float] | np.ndarray = "uniform",
+        local: Sequence[slice] | None = None,
+    ) -> Grid:
+        """Collective constructor: ``Grid(shape, lengths, y, local)`` on every rank, checked together.
+
+        For a solver that brings its own decomposition (``local`` on each rank). A mistake on any
+        rank (a bad argument, a ``local`` out of range, another global grid, blocks that leave gaps
+        or overlap) raises the same exception on every rank, so no rank is left waiting in a later
+        collective call.
+
+        Parameters
+        ----------
+        comm : mpi4py.MPI.Intracomm
+            Every rank of the decomposition calls.
+        shape, lengths, y, local
+            As for :class:`Grid`; all but ``local`` the same on every rank.
+
+        Raises
+        ------
+        GridError
+            Bad shape, lengths or y on some rank, or ranks disagreeing on them (named).
+        DecompositionError
+            Bad ``local`` on some rank, or blocks that do not tile the grid (missing ranges named).
+        """
+        grid = run_agreed(comm, cls, shape, lengths, y, local)
+        agree_grid(comm, grid)
+        return grid
+
+
+def agree_grid(comm: Any, grid: Grid, extras: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Collective: check that the ranks' grids are one grid tiled by their blocks; return the blocks.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        Every rank calls with a valid :class:`Grid`.
+    grid : Grid
+        This rank's grid.
+    extras : mapping, optional
+        Further values every rank must pass alike (e.g. ``root``, ``dtype``), compared by ``==``.
+
+    Returns
+    -------
+    ndarray (size, 3, 2)
+        ``[start, stop)`` of every rank's block along x, y, z.
+
+    Raises
+    ------
+    GridError
+        The global grids differ (:func:`grid_disagreement` says where).
+    TransportError
+        An ``extras`` value differs between ranks.
+    DecompositionError
+        The blocks do not tile the grid (:func:`check_tiling`).
+
+    All raised on every rank.
+    """
+    extras = dict(extras or {})
+    every = comm.allgather((grid, extras))
+    err = None
+    blocks = np.zeros((len(every), 3, 2), dtype=np.int64)
+    try:
+        msg = grid_disagreement([g for g, _ in every])
+        if msg:
+            raise GridError(msg)
+        for name, value in extras.items():
+            bad = [r for r, (_, e) in enumerate(every) if e[name] != value]
+            if bad:
+                raise TransportError(f"ranks disagree on {name}: rank 0 has {every[0][1][name]}, "
+                                     f"rank {bad[0]} has {every[bad[0]][1][name]}")
+        blocks = np.array([[(s.start, s.stop) for s in g.local] for g, _ in every], dtype=np.int64)
+        check_tiling(blocks, grid.shape)
+    except Exception as exc:  # noqa: BLE001 - the same data on every rank; agree keeps it safe
+        err = exc
+    agree(comm, err)
+    return blocks

@@ -1,4 +1,4 @@
-"""Networks (Generator, Critic), their presets, and the generator checkpoint users ship.
+"""Networks (Generator, Critic), their presets and architecture dicts, and the loaded generator.
 
 Both networks are convolutional with *circular* padding in z (the spanwise direction is periodic,
 so outputs are periodic by construction) and zero padding in y (walls). The generator maps a
@@ -7,17 +7,8 @@ resizes to ``ceil(n / 2**k)`` so the last stage lands exactly on (ny, nz) withou
 critic has no batch norm (it would break the per-sample gradient penalty): layer norm or none,
 strided convolutions, linear head.
 
-Checkpoint (format version 1) = one plain dict, loadable with ``torch.load(weights_only=True)``::
-
-    format="cfdseed-checkpoint", format_version=1,
-    arch       dict: latent_dim, ny, nz, g_channels, c_channels, norm   (rebuilds both nets)
-    generator  state dict (tensors)
-    norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
-    grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}
-    metadata   dict of str/number (source, iteration, metric values, ...)
-    training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
-
-:func:`load_generator` reads only the generator part, so a training checkpoint is also a model.
+The checkpoint file these are saved in and rebuilt from is :mod:`cfdseed.checkpoint`;
+:func:`load_generator` turns one into a :class:`GeneratorHandle` that samples physical slices.
 """
 
 from __future__ import annotations
@@ -25,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,25 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import read_checkpoint
 from .errors import CheckpointError
 
 __all__ = [
     "PRESETS",
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
     "arch_config",
+    "check_arch",
     "Generator",
     "Critic",
     "count_parameters",
-    "save_checkpoint",
-    "read_checkpoint",
     "GeneratorHandle",
     "load_generator",
-    "default_model",
 ]
-
-CHECKPOINT_FORMAT = "cfdseed-checkpoint"
-CHECKPOINT_VERSION = 1
 
 #: Channel widths per preset. Parameter counts (latent 128, layer norm):
 #: published-128 at 3x128x128: G 6.7e5, C 7.1e5; wide-512 at 3x128x512: G 1.07e6, C 3.1e5;
@@ -96,11 +80,12 @@ def arch_config(
         "c_channels": [int(c) for c in (c_channels or [])],
         "norm": norm,
     }
-    _check_arch(arch)
+    check_arch(arch)
     return arch
 
 
-def _check_arch(arch: Mapping[str, Any]) -> None:
+def check_arch(arch: Mapping[str, Any]) -> None:
+    """Raise :class:`CheckpointError` unless ``arch`` is a valid architecture dict (see :func:`arch_config`)."""
     if not isinstance(arch, Mapping) or set(arch) != set(_ARCH_KEYS):
         got = sorted(arch) if isinstance(arch, Mapping) else type(arch).__name__
         raise CheckpointError(f"architecture must have keys {', '.join(_ARCH_KEYS)}; got {got}")
@@ -143,7 +128,7 @@ class Generator(nn.Module):
 
     def __init__(self, arch: Mapping[str, Any]) -> None:
         super().__init__()
-        _check_arch(arch)
+        check_arch(arch)
         self.arch = dict(arch)
         ch = arch["g_channels"]
         stages = len(ch) - 1
@@ -170,7 +155,7 @@ class Critic(nn.Module):
 
     def __init__(self, arch: Mapping[str, Any]) -> None:
         super().__init__()
-        _check_arch(arch)
+        check_arch(arch)
         self.arch = dict(arch)
         layers: list[nn.Module] = []
         cin, h, w = 3, arch["ny"], arch["nz"]
@@ -192,68 +177,6 @@ class Critic(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` atomically: temporary file in the same folder, flush, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(dict(payload), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load and validate a checkpoint dict (``weights_only=True``; never unpickles objects).
-
-    Raises
-    ------
-    CheckpointError
-        Missing file, truncated or foreign file, wrong format or version, missing keys.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
-    try:
-        ck = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file can fail anywhere in the unpickler
-        raise CheckpointError(
-            f"{p}: not a readable cfdseed checkpoint (truncated, corrupt, or not a torch file "
-            f"loadable with weights_only=True): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p}: not a cfdseed checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
-    if ck.get("format_version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{p}: checkpoint format_version {ck.get('format_version')!r}; this cfdseed reads {CHECKPOINT_VERSION}"
-        )
-    missing = [k for k in ("arch", "generator", "norm", "grid", "metadata") if k not in ck]
-    if missing:
-        raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
-    try:
-        _check_arch(ck["arch"])
-    except CheckpointError as exc:
-        raise CheckpointError(f"{p}: foreign architecture: {exc}") from None
-    grid = ck["grid"]
-    need = ("ny", "nz", "y", "ly", "lz", "re_tau", "u_tau", "nu")
-    if not isinstance(grid, dict) or any(k not in grid for k in need):
-        raise CheckpointError(f"{p}: grid metadata must hold {', '.join(need)}")
-    return ck
 
 
 class GeneratorHandle:
@@ -334,28 +257,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     Raises
     ------
     CheckpointError
-        See :func:`read_checkpoint`; also weights that do not fit the stored architecture.
+        See :func:`cfdseed.checkpoint.read_checkpoint`; also weights that do not fit the stored
+        architecture.
     """
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return GeneratorHandle(read_checkpoint(path), dev, str(path))
 
-
-#: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
-
-
-def default_model() -> Path:
-    """Path of the packaged default generator, ``cfdseed/models/default.pt``.
-
-    Raises
-    ------
-    CheckpointError
-        No default model is packaged in this installation.
-    """
-    path = DEFAULT_MODEL
-    if not path.is_file():
-        raise CheckpointError(
-            f"no default model is packaged: {path} is missing. Train one with `cfdseed train "
-            "CONFIG.toml` and pass its checkpoint path (e.g. RUN/model.pt) instead"
-        )
-    return path

@@ -15,6 +15,7 @@ citations: ``cfdseed/reference_data/README.md``.
 
 Profiles: ``U+`` mean streamwise velocity, ``u'+, v'+, w'+`` rms fluctuations, ``uv+`` Reynolds
 shear stress <u'v'>+ (negative in the lower half), all available for every reference.
+:data:`KAPPA` is the von Karman constant that the sources and the synthesis use.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REFERENCES", "Reference", "load_reference", "nearest_reference", "reference_dir"]
+__all__ = ["KAPPA", "REFERENCES", "Reference", "load_reference", "nearest_reference", "reference_dir"]
+
+#: von Karman constant of the log law ``U+ = ln(y+) / KAPPA + B``: the one value of Reichardt's
+#: profile (:mod:`cfdseed.sources.baselines`) and of the log-law bulk-velocity shift (:mod:`cfdseed.synthesis`).
+KAPPA = 0.41
 
 #: name -> (loader kind, files, Re_tau, citation)
 REFERENCES: dict[str, tuple[str, tuple[str, ...], float, str]] = {}

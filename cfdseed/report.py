@@ -1,7 +1,8 @@
 """Figures and ``report.md`` of ``cfdseed evaluate`` (the numbers come from :mod:`cfdseed.evaluate`).
 
 Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
-global backend change), saved as PNG at 110 dpi:
+global backend change; :func:`figure` makes them, also for ``cfdseed generate`` and ``cfdseed train``),
+saved as PNG at 110 dpi:
 
 - ``profiles.png``   U+, u'+ v'+ w'+, uv+ against y+ (log axis): evaluated solid, reference dataset
                      dotted with markers, published DNS dashed;
@@ -24,13 +25,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ["write_figures", "write_report"]
+__all__ = ["figure", "write_figures", "write_report"]
 
 _DPI = 110
 _LABELS = {"U+": r"$U^+$", "u'+": r"$u'^+$", "v'+": r"$v'^+$", "w'+": r"$w'^+$", "uv+": r"$\langle u'v'\rangle^+$"}
 
 
-def _figure(w: float, h: float) -> Figure:
+def figure(w: float, h: float) -> Figure:
+    """A ``w`` x ``h`` inch figure (constrained layout) on the Agg canvas: no pyplot, no global backend."""
     fig = Figure(figsize=(w, h), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -49,7 +51,7 @@ def _colours(n: int) -> list[Any]:
 
 
 def _profiles(s: Any, a: Any, ref: Any, path: Path, names: tuple[str, str]) -> str:
-    fig = _figure(13, 4)
+    fig = figure(13, 4)
     axes = fig.subplots(1, 3)
     groups = [("U+",), ("u'+", "v'+", "w'+"), ("uv+",)]
     colours = {"U+": "C0", "u'+": "C0", "v'+": "C1", "w'+": "C2", "uv+": "C3"}
@@ -81,7 +83,7 @@ def _below_nyquist(k: np.ndarray, n: int) -> int:
 
 
 def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str]) -> str:
-    fig = _figure(13, 4)
+    fig = figure(13, 4)
     axes = fig.subplots(1, 3)
     k = s.kx if streamwise else s.kz
     e = s.spectra_x if streamwise else s.spectra_z
@@ -110,7 +112,7 @@ def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str
 
 def _pdfs(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
     nh = len(s.heights)
-    fig = _figure(2.6 * nh, 7)
+    fig = figure(2.6 * nh, 7)
     axes = np.atleast_2d(fig.subplots(3, nh, squeeze=False))
     for c, comp in enumerate("uvw"):
         for i, h in enumerate(s.heights):
@@ -138,7 +140,7 @@ def _pdfs(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
 
 
 def _correlations(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
-    fig = _figure(13, 4)
+    fig = figure(13, 4)
     axes = fig.subplots(1, 3)
     cols = _colours(len(s.heights))
     for c, (ax, pair) in enumerate(zip(axes, ("uu", "vv", "ww"))):
@@ -173,7 +175,7 @@ def _slices(fields: np.ndarray, y: np.ndarray, lz: float, other: tuple[np.ndarra
     ncol = max(d.shape[0] for _, d, _, _ in data)
     ly = max(float(yy[0] + yy[-1]) for _, _, yy, _ in data)
     aspect = ly / max(ll for *_, ll in data)  # panel height / width
-    fig = _figure(1.6 + 3.0 * ncol, 0.9 + len(data) * (3.0 * aspect + 0.35))
+    fig = figure(1.6 + 3.0 * ncol, 0.9 + len(data) * (3.0 * aspect + 0.35))
     axes = fig.subplots(len(data), ncol, squeeze=False)
     im = None
     for r, (name, d, yy, ll) in enumerate(data):

@@ -1,4 +1,5 @@
-"""3-D fields from a generator of 2-D y-z slices: latent paths, units, and the ``"gan"`` source.
+"""3-D fields from a generator of 2-D y-z slices: latent paths, units, :func:`synthesise` (what the
+``"gan"`` source of :mod:`cfdseed.sources.gan` runs).
 
 **Streamwise coherence and periodicity.** Slice ``k`` at ``x_k = k lx / nx`` is generated from the
 latent vector ``z(x_k)``, a random periodic path::
@@ -31,8 +32,8 @@ consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk`` (see :func:`target_
 target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
 ``r`` times their wall-unit height (the y-mapping is outer), the log layer is too short or too long,
 and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
-units. This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`); beyond it a warning is
-issued, and beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
+units. This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`); beyond it one
+``RuntimeWarning`` is issued (not also logged), and beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
 
 **Wide boxes.** A target span covering ``m = round(lz / lz_slice) > 1`` slice widths gets ``m``
 independent tiles (``z_tiles="independent"``, the default): each tile has its own latent path, and
@@ -56,12 +57,13 @@ from typing import Any
 
 import numpy as np
 
+from ._values import number
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from .errors import SourceError
 from .grid import Grid
 from .interp import resample_periodic, slices_to_grid, tile_factor
 from .operators import bulk_velocity
-from .sources import register
+from .reference import KAPPA
 
 __all__ = [
     "DEFAULT_CORR_LENGTH",
@@ -79,7 +81,6 @@ __all__ = [
     "TargetUnits",
     "target_units",
     "synthesise",
-    "GanSource",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,6 @@ DEFAULT_CORR_LENGTH = 1.5
 RE_TAU_WARN = 2.0
 #: Target/model Re_tau ratio beyond which (either way) synthesis refuses.
 RE_TAU_ERROR = 4.0
-#: von Karman constant of the log-law bulk-velocity correction.
-KAPPA = 0.41
 _WEIGHT_CUTOFF = 1e-10
 #: Generated slices per latent harmonic when ``x_stations="auto"`` (see :func:`auto_stations`).
 STATIONS_PER_HARMONIC = 8
@@ -181,7 +180,7 @@ def dataset_streamwise_correlation(path: str | os.PathLike, lx: float | None = N
     DatasetError
         No ``/x``, or stations that are not equispaced.
     """
-    from .data import open_dataset
+    from .slices import open_dataset
     from .errors import DatasetError
 
     with open_dataset(path, check_finite=False) as ds:
@@ -222,18 +221,6 @@ class TargetUnits:
     ratio: float  # target / model Re_tau
 
 
-def _positive(name: str, v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a positive number, got {v!r}")
-    return f
-
-
 def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: float | None = None,
                  u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
                  bulk_plus: float | None = None, warn: bool = True) -> TargetUnits:
@@ -247,11 +234,11 @@ def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: 
     Raises
     ------
     ValueError
-        Non-positive values, or ``re_tau, u_tau, nu`` all given but inconsistent.
+        ``re_tau, u_tau, nu`` all given but inconsistent.
     SourceError
-        Target ``Re_tau`` beyond :data:`RE_TAU_ERROR` times (or below its inverse) the model's.
+        A value that is not a positive number, or a target ``Re_tau`` beyond :data:`RE_TAU_ERROR` times (or below its inverse) the model's.
     """
-    re_tau, u_tau, nu, bulk = (_positive(n, v) for n, v in
+    re_tau, u_tau, nu, bulk = (None if v is None else number(n, v, minimum=0, strict=True) for n, v in
                                (("re_tau", re_tau), ("u_tau", u_tau), ("nu", nu), ("bulk", bulk)))
     h = 0.5 * ly
     if u_tau is not None and nu is not None:
@@ -279,8 +266,8 @@ def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: 
         msg = (f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g} (outside "
                f"[{1 / RE_TAU_WARN:g}, {RE_TAU_WARN:g}]): near-wall structures and the log layer are "
                "mis-scaled, expect a longer transient")
+        # one channel only (not also the log): the warnings machinery shows it once per call site
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        log.warning("%s", msg)
     return TargetUnits(re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, ratio=ratio)
 
 
@@ -325,7 +312,8 @@ def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
 
 
 def _load(model: Any, device: str | None) -> Any:
-    from .model import GeneratorHandle, default_model, load_generator
+    from .checkpoint import default_model
+    from .model import GeneratorHandle, load_generator
 
     if isinstance(model, GeneratorHandle):
         return model
@@ -357,7 +345,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     Parameters
     ----------
     model : path, GeneratorHandle or None
-        Checkpoint (None: :func:`cfdseed.model.default_model`).
+        Checkpoint (None: :func:`cfdseed.checkpoint.default_model`).
     grid : Grid
         Target grid (global description used); needs nx >= 2, ny >= 3, nz >= 2.
     rng : numpy.random.Generator
@@ -448,35 +436,3 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
              "u_tau %.4g, bulk %.4g; %s", ns, nx, tiles, info.harmonics, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
              ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
     return out, info
-
-
-class GanSource:
-    """The ``"gan"`` source function ``(grid, rng) -> (3, nx, ny, nz)``; ``last_info`` after a call."""
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
-        self.last_info: SynthesisInfo | None = None
-
-    def __call__(self, grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        field, self.last_info = synthesise(self.options.get("model"), grid, rng,
-                                           **{k: v for k, v in self.options.items() if k != "model"})
-        return field
-
-
-_GAN_OPTIONS = ("model", "corr_length", "re_tau", "u_tau", "nu", "bulk", "batch", "device", "y_method",
-                "no_slip", "divergence_free", "blend", "max_ratio", "x_stations", "z_tiles")
-
-
-@register("gan")
-def gan(**options: Any) -> GanSource:
-    """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
-    model), ``corr_length`` (1.5 half-heights; None = first latent harmonic only), ``re_tau``,
-    ``u_tau``, ``nu``, ``bulk`` (target units, default the model's), ``batch`` (64), ``device``
-    (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
-    ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
-    Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
-    wider than a slice get independent cross-faded tiles; "periodic": copies of one slice)."""
-    unknown = sorted(set(options) - set(_GAN_OPTIONS))
-    if unknown:
-        raise SourceError(f"unknown option(s) {', '.join(unknown)} for source 'gan'; allowed: {', '.join(_GAN_OPTIONS)}")
-    return GanSource(**options)

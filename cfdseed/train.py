@@ -1,4 +1,4 @@
-"""WGAN-GP training loop: ``cfdseed train CONFIG.toml [--resume] [--device D] [--set k=v] [--out DIR]``.
+"""WGAN-GP training loop (:func:`train`; command line ``cfdseed train CONFIG.toml`` in :mod:`cfdseed.cli`).
 
 Owns the loop, the losses (critic, gradient penalty, optional physics statistics loss), logging
 (tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact resume, and DDP.
@@ -12,9 +12,15 @@ backward), which DDP's reducer does not handle correctly, so the critic runs unw
 gradients are averaged with one explicit all-reduce after ``backward``. The optional physics loss
 uses each rank's local batch statistics (with one process: the whole batch).
 
+Everything that can fail before the first step (device, resumed checkpoint, run folder, dataset)
+is checked on every rank and agreed (:func:`cfdseed._collective.agree`): every rank raises the same
+error, none waits for one that failed.
+
 Run folder (``log.out``): ``ckpt.pt`` (latest, training state), ``model.pt`` (generator only, the
 file users ship), ``best.pt`` (best validation ``combined`` metric), ``config.toml`` (resolved),
-``log.csv``, ``metrics.csv``, ``losses.png``, ``tb/`` (TensorBoard).
+``log.csv``, ``metrics.csv``, ``losses.png``, ``tb/`` (TensorBoard). A folder holding a run is
+refused unless the run is resumed (``resume=True``) or replaced (``force=True``: its files are
+deleted once the set-up has passed).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import importlib
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -35,34 +42,23 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .config import Config, load_config, to_dict, to_toml
-from .data import (
-    EpochBatchSampler,
-    NormStats,
-    SliceDataset,
-    compute_stats,
-    open_dataset,
-    split_indices,
-)
+from ._collective import agree, run_agreed
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from .config import Config, to_dict, to_toml
+from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
-from .model import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    Critic,
-    Generator,
-    arch_config,
-    count_parameters,
-    read_checkpoint,
-    save_checkpoint,
-)
+from .model import Critic, Generator, arch_config, count_parameters
+from .slices import open_dataset
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "train", "TrainResult", "cli_run"]
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
 _LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
+#: What a run writes into its folder; any of them there means the folder holds a run.
+RUN_FILES = ("ckpt.pt", "model.pt", "best.pt", "config.toml", "log.csv", "metrics.csv", "losses.png", "tb")
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
@@ -115,7 +111,11 @@ class TrainResult:
 
 
 class _Dist:
-    """Rank, world and the collectives the loop needs (no-ops for one process)."""
+    """Rank, world and the collectives the loop needs (no-ops for one process).
+
+    Also a communicator for :func:`cfdseed._collective.agree` (``Get_rank``, ``Get_size``,
+    ``allreduce`` of ints with ``MPI.SUM``/``MPI.MIN``, ``bcast``) over torch.distributed.
+    """
 
     def __init__(self, device_kind: str) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -127,6 +127,35 @@ class _Dist:
         self.rank = dist.get_rank() if self.world > 1 else 0
         self.backend = dist.get_backend() if self.world > 1 else None
         self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+        if self.backend == "nccl":  # until the configured device is known (nccl needs CUDA tensors)
+            self.device = torch.device("cuda", self.local_rank)
+
+    def Get_rank(self) -> int:  # noqa: N802 - the mpi4py names agree() calls
+        return self.rank
+
+    def Get_size(self) -> int:  # noqa: N802
+        return self.world
+
+    def allreduce(self, value: int, op: Any = None) -> int:
+        if self.world == 1:
+            return value
+        reduce_op = dist.ReduceOp.SUM
+        if op is not None:
+            from mpi4py import MPI
+
+            if op != MPI.MIN:
+                raise ValueError(f"allreduce supports MPI.SUM (default) and MPI.MIN, got {op}")
+            reduce_op = dist.ReduceOp.MIN
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(t, op=reduce_op)
+        return int(t.item())
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        if self.world == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=root, device=self.device)
+        return box[0]
 
     def average_(self, tensors: list[torch.Tensor]) -> None:
         if self.world == 1 or not tensors:
@@ -141,19 +170,14 @@ class _Dist:
 
     def from_root(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on rank 0 and give every rank its result, or the same exception."""
-        if self.world == 1:
-            return fn()
-        box: list[Any] = [None]
+        result, err = None, None
         if self.rank == 0:
             try:
-                box[0] = ("ok", fn())
-            except Exception as exc:  # noqa: BLE001 - every rank must raise, not hang in broadcast
-                box[0] = ("err", type(exc).__name__, str(exc))
-        dist.broadcast_object_list(box, src=0)
-        if box[0][0] == "err":
-            known = {"DatasetError": DatasetError, "ConfigError": ConfigError, "CheckpointError": CheckpointError}
-            raise known.get(box[0][1], RuntimeError)(box[0][2])
-        return box[0][1]
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+                err = exc
+        agree(self, err)
+        return self.bcast(result)
 
     def any(self, flag: bool) -> bool:
         if self.world == 1:
@@ -318,13 +342,11 @@ class _Logger:
 
 
 def _plot(rows: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import figure
 
     it = [r["iteration"] for r in rows]
-    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig = figure(7, 6)
+    a, b = fig.subplots(2, 1, sharex=True)
     a.plot(it, [r["wasserstein"] for r in rows], label="Wasserstein estimate")
     a.plot(it, [r["gp"] for r in rows], label="gradient penalty")
     a.legend()
@@ -332,15 +354,35 @@ def _plot(rows: list[dict[str, float]], path: Path) -> None:
     b.plot(it, [r["loss_g"] for r in rows], label="generator loss")
     b.set_xlabel("generator iteration")
     b.legend()
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def _prepare_data(cfg: Config, dd: _Dist, stats: NormStats | None) -> tuple[Any, ...]:
-    """Validate the dataset, split it, compute (or reuse) normalisation; before any training."""
-    if not cfg.data.path:
-        raise ConfigError("data.path is empty; set it in [data] or with --set data.path=FILE.h5")
+def _resume_state(path: Path, cfg: Config) -> dict[str, Any]:
+    """The training checkpoint to resume from, refused when the config changed beyond _RESUMABLE."""
+    ck = read_checkpoint(path)
+    if "training" not in ck:
+        raise CheckpointError(f"{path} holds no training state (a shipped model?)")
+    changes = _config_changes(ck["training"]["config"], cfg)
+    if changes:
+        raise ConfigError("cannot resume with a changed config: " + "; ".join(changes))
+    return ck
+
+
+def _previous_run(out: Path, resume: bool, force: bool) -> list[Path]:
+    """The files of a run already in ``out`` that ``force`` replaces; refused unless resuming or forced."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run folder {out} is a file; choose a folder (--out / log.out)")
+    old = [out / name for name in RUN_FILES if (out / name).exists()]
+    if old and not (resume or force):
+        raise ConfigError(
+            f"run folder {out} already holds a run ({', '.join(p.name for p in old)}); continue it with "
+            "--resume, replace it with --force, or choose another folder (--out / log.out)"
+        )
+    return old if force else []
+
+
+def _open_data(cfg: Config, stats: NormStats | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
+    """Validate the dataset and split it: ``(train indices, validation indices, grid, source)``."""
     bs = cfg.train.batch_size
     with open_dataset(cfg.data.path, check_finite=False, min_samples=bs) as ds:
         train_idx, val_idx = split_indices(ds.n, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
@@ -350,26 +392,27 @@ def _prepare_data(cfg: Config, dd: _Dist, stats: NormStats | None) -> tuple[Any,
                 f"{ds.path}: {train_idx.size} training samples after the validation split are fewer "
                 f"than one batch of {bs}; lower data.val_fraction or train.batch_size"
             )
-        if bs % dd.world:
-            raise ConfigError(f"train.batch_size={bs} is not divisible by the {dd.world} processes")
-        if stats is None:
-            def _stats() -> NormStats:
-                base = compute_stats(ds, train_idx, chunk=cfg.data.stats_chunk)
-                return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
-            stats = dd.from_root(_stats)
-        elif stats.mean.shape != (3, ds.ny):
+        if stats is not None and stats.mean.shape != (3, ds.ny):
             raise CheckpointError(f"checkpoint normalisation is for ny={stats.mean.shape[1]}, data has {ds.ny}")
-        pool = val_idx if val_idx.size else train_idx
-        eval_idx = pool[: cfg.log.eval_samples]
-        real_eval = ds.read(eval_idx)  # (E, 3, ny, nz) physical units
-        if not np.all(np.isfinite(real_eval)):
-            raise DatasetError(f"{ds.path}: validation samples hold NaN/Inf values")
-        meta = {"ny": ds.ny, "nz": ds.nz, "y": torch.as_tensor(ds.y), "ly": ds.ly, "lz": ds.lz,
+        grid = {"ny": ds.ny, "nz": ds.nz, "y": torch.as_tensor(ds.y), "ly": ds.ly, "lz": ds.lz,
                 "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
-        source = ds.source
-    data = SliceDataset(cfg.data.path, stats, roll=cfg.data.augment_roll,
-                        spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
-    return data, train_idx, stats, real_eval, meta, source
+        return train_idx, val_idx, grid, ds.source
+
+
+def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
+    """Normalisation of the training samples (one streaming pass), closed under the augmentations."""
+    with open_dataset(cfg.data.path, check_finite=False) as ds:
+        base = compute_stats(ds, train_idx, chunk=cfg.data.stats_chunk)
+    return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
+
+
+def _eval_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
+    """The fixed validation batch ``(E, 3, ny, nz)`` in physical units."""
+    with open_dataset(cfg.data.path, check_finite=False) as ds:
+        real = ds.read(idx)
+    if not np.all(np.isfinite(real)):
+        raise DatasetError(f"{cfg.data.path}: validation samples hold NaN/Inf values")
+    return real
 
 
 def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid: dict[str, Any],
@@ -385,53 +428,91 @@ def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid:
     }
 
 
-def train(cfg: Config, *, resume: bool = False,
+def train(cfg: Config, *, resume: bool = False, force: bool = False,
           _on_iteration: Callable[[int], None] | None = None) -> TrainResult:
     """Train a WGAN-GP generator as configured; returns a :class:`TrainResult`.
 
-    Everything that can be wrong with the data or config raises before the first step:
-    :class:`DatasetError` (file, shapes, NaN/Inf, attributes, too few samples),
-    :class:`ConfigError`, :class:`CheckpointError` (``resume`` without a usable ``ckpt.pt``).
-    SIGINT (Ctrl-C) finishes the current iteration, writes ``ckpt.pt`` and returns with
-    ``interrupted=True``; ``resume=True`` continues from ``ckpt.pt`` exactly.
+    Parameters
+    ----------
+    cfg
+        The configuration (:mod:`cfdseed.config`); the run folder is ``cfg.log.out``, created with
+        any missing parent folders.
+    resume
+        Continue exactly from ``ckpt.pt`` in the run folder.
+    force
+        Replace a run already in the run folder (its files, :data:`RUN_FILES`, are deleted once the
+        set-up has passed); without ``resume`` or ``force`` such a folder is refused.
+
+    Raises
+    ------
+    DatasetError
+        Dataset file, shapes, NaN/Inf, attributes, too few samples.
+    ConfigError
+        Bad config, a run folder that already holds a run, ``resume`` together with ``force``.
+    CheckpointError
+        ``resume`` without a usable ``ckpt.pt``.
+
+    Everything above raises before the first step, on every rank alike. SIGINT (Ctrl-C) finishes
+    the current iteration, writes ``ckpt.pt`` and returns with ``interrupted=True``.
     """
+    if resume and force:
+        raise ConfigError("resume and force exclude each other: resume continues the run, force replaces it")
     t_cfg = cfg.train
     dev_kind = "cuda" if t_cfg.device.startswith("cuda") or (t_cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     dd = _Dist(dev_kind)
     determinism = (torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
+    # deterministic cuBLAS reads this when its handle is created; the caller's environment is restored
+    cublas = t_cfg.deterministic and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    if cublas:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     ok = False
     try:
-        result = _train(cfg, dd, resume, _on_iteration)
+        result = _train(cfg, dd, resume, force, _on_iteration)
         ok = True
         return result
     finally:
+        if cublas:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
         torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])  # process-global
         dd.close(sync=ok)  # no barrier after an error: a rank that failed alone must not hang the others
 
 
-def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], None] | None) -> TrainResult:
+def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
+           on_iteration: Callable[[int], None] | None) -> TrainResult:
     t_cfg = cfg.train
     out = Path(cfg.log.out)
     root = dd.rank == 0
+    if not cfg.data.path:
+        raise ConfigError("data.path is empty; set it in [data] or with --set data.path=FILE.h5")
+    if t_cfg.batch_size % dd.world:
+        raise ConfigError(f"train.batch_size={t_cfg.batch_size} is not divisible by the {dd.world} processes")
     if t_cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    device = _device(cfg, dd)
-    if dd.backend == "nccl":
-        dd.device = device
 
+    # what may differ between ranks (devices, files seen) is checked on each, then agreed
     ck: dict[str, Any] | None = None
-    if resume:
-        ck = read_checkpoint(out / "ckpt.pt")
-        if "training" not in ck:
-            raise CheckpointError(f"{out / 'ckpt.pt'} holds no training state (a shipped model?)")
-        changes = _config_changes(ck["training"]["config"], cfg)
-        if changes:
-            raise ConfigError("cannot resume with a changed config: " + "; ".join(changes))
-    stats0 = NormStats.from_dict(ck["norm"]) if ck else None
-    data, train_idx, stats, real_eval, grid, source = _prepare_data(cfg, dd, stats0)
+    stats: NormStats | None = None
+    err = None
+    try:
+        device = _device(cfg, dd)
+        if dd.backend == "nccl":
+            dd.device = device
+        if resume:
+            ck = _resume_state(out / "ckpt.pt", cfg)
+            stats = NormStats.from_dict(ck["norm"])
+        stale = _previous_run(out, resume, force)
+        train_idx, val_idx, grid, source = _open_data(cfg, stats)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    agree(dd, err)
+    if stats is None:
+        stats = dd.from_root(lambda: _norm_stats(cfg, train_idx))
+    pool = val_idx if val_idx.size else train_idx
+    real_eval = run_agreed(dd, _eval_batch, cfg, pool[: cfg.log.eval_samples])
+    data = run_agreed(dd, SliceDataset, cfg.data.path, stats, roll=cfg.data.augment_roll,
+                      spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
 
     m = cfg.model
     preset = _auto_preset(grid["ny"], grid["nz"]) if m.preset == "auto" else m.preset
@@ -491,6 +572,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, on_iteration: Callable[[int], N
         return p
 
     if root:
+        for p in stale:
+            log.warning("replacing the previous run (force): deleting %s", p)
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(to_toml(cfg))
         log.info("training %s: %d samples for training, grid %dx%d, preset %s, G %d / C %d parameters, "
@@ -610,21 +697,3 @@ def _evaluate(fn: Callable[..., dict[str, float]], gen: torch.nn.Module, latent:
         save_checkpoint(out / "best.pt", p)
         return combined
     return best
-
-
-def cli_run(args: Any) -> int:
-    """``cfdseed train``: load the config, apply the command-line overrides, train."""
-    overrides = list(args.set or [])
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    if args.out:
-        overrides.append(f"log.out={args.out}")
-    cfg = load_config(args.config, overrides)
-    level = logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING
-    logging.basicConfig(level=level, format=f"%(asctime)s rank {os.environ.get('RANK', '0')}/"
-                        f"{os.environ.get('WORLD_SIZE', '1')} %(name)s %(levelname)s: %(message)s")
-    res = train(cfg, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
-        state = "interrupted" if res.interrupted else "finished"
-        print(f"cfdseed train: {state} at iteration {res.iteration}; run folder {res.out}")
-    return 130 if res.interrupted else 0

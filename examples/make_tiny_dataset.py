@@ -3,7 +3,7 @@
     python examples/make_tiny_dataset.py [OUT.h5] [N]
 
 Fields are not turbulence: a laminar-like mean profile plus random spanwise-periodic streaks and
-noise that vanish at the walls, in the cfdseed.data format, on a 33 x 32 Chebyshev x uniform grid.
+noise that vanish at the walls, in the cfdseed.slices format, on a 33 x 32 Chebyshev x uniform grid.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from cfdseed.data import DatasetWriter
+from cfdseed.slices import DatasetWriter
 from cfdseed.grid import wall_normal
 
 

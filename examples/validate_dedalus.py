@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                                                for s in read_segments(args.run)]),
                                        ))
         if args.sample is not None:
-            from cfdseed.data import DatasetWriter, open_dataset
+            from cfdseed.slices import DatasetWriter, open_dataset
 
             with open_dataset(args.dataset / "train.h5") as ds:
                 idx = np.linspace(0, len(ds) - 1, min(args.sample_size, len(ds))).round().astype(int)

@@ -1,4 +1,4 @@
-"""Tests of cfdseed.baselines: every classical source passes check_field on several grids."""
+"""Tests of cfdseed.sources.baselines: every classical source passes check_field on several grids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from cfdseed.errors import GridError, SourceError
 from cfdseed.grid import Grid
 
-from cfdseed.baselines import reichardt_profile, smooth_noise
+from cfdseed.sources.baselines import reichardt_profile, smooth_noise
 from cfdseed.sources import resolve
 
 GRIDS = [
@@ -39,13 +39,13 @@ def _check(grid, field):
 @pytest.mark.parametrize("name,options", SOURCES)
 def test_source_passes_checks(name, options, shape, lengths, y):
     g = Grid(shape, lengths, y=y)
-    src = resolve(name, dict(options))
-    f = src(g, np.random.default_rng(0))
+    built = resolve(name, dict(options)).build(g, np.random.default_rng(0))
+    f = built.field
     rep = _check(g, f)
     assert rep.passed, f"{name} on {y}:\n{rep}"
     assert rep.bulk_velocity == pytest.approx(options.get("bulk", 1.0), rel=1e-12)
     assert rep.divergence_max < 1e-10
-    info = src.last_info
+    info = built.info
     assert info.enforcement.after["wall_max"] < 1e-12
 
 
@@ -91,7 +91,7 @@ def test_helpers():
 
 
 def test_snapshot_round_trip(tmp_path):
-    from cfdseed.generate import write_field
+    from cfdseed.fields import write_field
 
     src_grid = Grid((12, 17, 10), (4.0, 2.0, 3.0), y="chebyshev")
     field = resolve("trig", {"mean": "turbulent"})(src_grid, np.random.default_rng(0))

@@ -193,3 +193,8 @@ def test_power_template_and_rule(cp, cr):
     assert set(res["per_n"]) == {"2", "4"} and res["chosen_n"] in (2, 4)
     q = res["per_n"]["4"]["onset_q025_q50_q975"]
     assert 5.0 < q[1] < 25.0 and q[0] <= q[1] <= q[2]
+
+
+def test_bin_profiles_of_an_empty_chunk_keep_their_shape(cp):
+    b = cp.bin_profiles(np.zeros(0), {"U": np.zeros((0, 4))}, 0.0, 0.5)
+    assert b["U"].shape == (0, 4) and b["t"].shape == (0,) and b["n"].shape == (0,)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cfdseed import ConfigError, Grid
-from cfdseed.constraints import ConstraintReport, Tolerances, as_components, bulk_weights, check_field
+from cfdseed.constraints import ConstraintReport, Tolerances, bulk_weights, check_field
+from cfdseed.transport import block_views
 from test_operators import GRIDS
 
 MPI = pytest.importorskip("mpi4py.MPI")
@@ -199,9 +200,9 @@ def test_check_field_rejects_bad_input():
         check_field(SELF, grid, good, tolerances={"seam": 1.0})
 
 
-def test_as_components_returns_views():
+def test_block_views_of_a_checked_block_are_views():
     field = np.zeros((3, 4, 5, 6), order="F")
-    u, v, w = as_components(field, "xzy", (4, 6, 5))
+    (u, v, w), _ = block_views(field, "xzy", (4, 6, 5))
     assert u.shape == (4, 6, 5) and np.shares_memory(u, field)
 
 

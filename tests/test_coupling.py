@@ -33,9 +33,9 @@ def test_default_is_the_seeded_analytic_field():
 
 def test_out_dtype_axes_and_options():
     out = tuple(np.asfortranarray(np.zeros((8, 6, 17), np.float32)) for _ in range(3))
-    got = init_field(SELF, GRID, out=out, axes="xzy", seed=1, options={"u_bulk": 2.0})
+    got = init_field(SELF, GRID, out=out, axes="xzy", seed=1, options={"bulk": 2.0})
     assert got is out
-    ref = resolve("analytic", {"u_bulk": 2.0})(GRID, np.random.default_rng(1)).astype(np.float32)
+    ref = resolve("analytic", {"bulk": 2.0})(GRID, np.random.default_rng(1)).astype(np.float32)
     assert all(np.array_equal(c.transpose(0, 2, 1), r) for c, r in zip(out, ref))
     assert check_field(SELF, GRID, out, axes="xzy").bulk_velocity == pytest.approx(2.0, rel=1e-6)
     assert init_field(SELF, GRID, dtype=np.float32).dtype == np.float32
@@ -122,3 +122,12 @@ def test_logs_carry_rank_and_size(caplog):
     msgs = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("[0/1] source analytic built 8x17x6 float64") for m in msgs), msgs
     assert any("constraint checks" in m and "passed" in m for m in msgs), msgs
+
+
+def test_result_hands_back_the_report_of_the_checks_it_ran():
+    out = np.zeros((3, 8, 17, 6))
+    res = init_field(SELF, GRID, source="plug", seed=2, out=out, result=True)
+    assert res.field is out and res.report == check_field(SELF, GRID, out)
+    assert res.report.passed and res.source_info.enforcement.after["wall_max"] < 1e-12
+    bare = init_field(SELF, GRID, seed=2, check=False, result=True)
+    assert bare.report is None and bare.source_info.enforcement is None and bare.field.shape == (3, 8, 17, 6)

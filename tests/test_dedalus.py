@@ -47,7 +47,7 @@ def test_packaged_sample_is_a_valid_dedalus_dataset():
     """The committed sample of the Dedalus Re_tau = 180 training data (no Dedalus needed)."""
     import numpy as np
 
-    from cfdseed.data import open_dataset
+    from cfdseed.slices import open_dataset
     from cfdseed.solvers.dedalus import gauss_points
 
     if not SAMPLE.exists():

@@ -12,9 +12,10 @@ import torch
 from mpi4py import MPI
 
 from cfdseed import Grid, init_field
+from cfdseed.checkpoint import default_model
 from cfdseed.cli import main as cli_main
-from cfdseed.generate import read_field
-from cfdseed.model import default_model, load_generator
+from cfdseed.fields import read_field
+from cfdseed.model import load_generator
 
 SELF = MPI.COMM_SELF
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from cfdseed.cli import main as cli_main
-from cfdseed.data import DatasetWriter
 from cfdseed.evaluate import (
     PROFILES,
     compare,
@@ -23,6 +22,7 @@ from cfdseed.evaluate import (
 )
 from cfdseed.grid import wall_normal
 from cfdseed.reference import load_reference
+from cfdseed.slices import DatasetWriter
 
 torch.set_num_threads(1)
 NY, NZ, LY, LZ = 33, 32, 2.0, np.pi
@@ -294,7 +294,8 @@ def test_cli_fields_against_dataset(dataset, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_tiny_model(dataset, tmp_path):
-    from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+    from cfdseed.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from cfdseed.model import Generator, arch_config
 
     arch = arch_config("cpu-tiny", NY, NZ, latent_dim=8)
     torch.manual_seed(0)

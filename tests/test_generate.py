@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from cfdseed.cli import main
-from cfdseed.generate import parse_options, write_field
-from cfdseed.grid import Grid
 
 from test_synthesis import tiny_model
 
@@ -79,8 +77,12 @@ def test_generate_errors(tmp_path, capsys):
         main(["generate", "--shape", "8", "9", "--lengths", "1", "2", "1", "--out", "x.h5"])
 
 
-def test_parse_options_and_writer_validation():
-    assert parse_options(["a=1", "b=[1, 2]", "c=text", "d=null"]) == {"a": 1, "b": [1, 2], "c": "text", "d": None}
-    g = Grid((4, 5, 3), (1.0, 2.0, 1.0))
-    with pytest.raises(ValueError, match="shape"):
-        write_field("unused.h5", np.zeros((3, 4, 5, 4)), g)
+def test_generate_library_call(tmp_path):
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    res = generate(Grid((8, 13, 6), (4.0, 2.0, 3.0)), tmp_path / "f.h5", source="plug", seed=0, picture=False)
+    assert res.report.passed and res.path.is_file() and res.xdmf == tmp_path / "f.xmf"
+    assert res.picture is None
+    with h5py.File(res.path) as h:
+        assert h.attrs["seed"] == 0 and h.attrs["source"] == "plug"

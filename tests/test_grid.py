@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from _fakes import FakeComm
 from cfdseed import DecompositionError, Grid, GridError
-from cfdseed.grid import balanced_dims, block_split, check_tiling, wall_normal
+from cfdseed.grid import balanced_dims, block_split, check_tiling, grid_disagreement, wall_normal
 
 
 @pytest.mark.parametrize("kind", ["uniform", "chebyshev", "tanh", "tanh:3.5"])
@@ -112,3 +112,35 @@ def test_check_tiling_detects_gap_and_overlap():
         check_tiling([((0, 2), (0, 4), (0, 4))], (4, 4, 4))
     with pytest.raises(DecompositionError, match="outside"):
         check_tiling([((0, 5), (0, 4), (0, 4))], (4, 4, 4))
+
+
+def test_gap_message_names_the_missing_index_ranges():
+    with pytest.raises(DecompositionError, match=r"gaps; no rank holds x 4:5, y 0:9, z 0:4$"):
+        check_tiling([((0, 4), (0, 9), (0, 4)), ((5, 6), (0, 9), (0, 4))], (6, 9, 4))
+    with pytest.raises(DecompositionError, match=r"no rank holds x 0:2, y 0:2, z 2:4 and .* \(and 3 more boxes\)"):
+        check_tiling([((0, 2), (0, 2), (0, 2))], (4, 4, 4))  # 7 of the 8 boxes cut by the block's faces
+
+
+def test_grid_disagreement_names_the_attribute_and_the_ranks():
+    base = Grid((4, 5, 4), (1, 2, 1), "chebyshev")
+    assert grid_disagreement([base, base.with_local((slice(0, 1),) * 3)]) is None  # blocks may differ
+    msg = grid_disagreement([base, Grid((4, 5, 4), (1, 2, 3), "chebyshev"), base, Grid((4, 5, 4), (1, 2, 3))])
+    assert msg == ("ranks disagree on the grid (lengths): rank 0 has (1.0, 2.0, 1.0), rank 1 has (1.0, 2.0, 3.0); "
+                   "rank 3 differs from rank 0 too")
+    msg = grid_disagreement([base, base, Grid((4, 5, 4), (1, 2, 1), [0.0, 0.5, 1.0, 1.5, 2.0])])
+    assert msg.startswith("ranks disagree on the grid (y): rank 0 has y[1] = 0.2928932188134524, rank 2 has "
+                          "y[1] = 0.5 (y given as 'chebyshev' on rank 0, an array on rank 2)")
+    assert "(shape)" in grid_disagreement([base, Grid((4, 6, 4), (1, 2, 1), "chebyshev")])
+
+
+def test_collective_constructors_on_one_process():
+    from mpi4py import MPI
+
+    g = Grid.collective(MPI.COMM_SELF, (4, 5, 4), (1, 2, 1), "tanh:2")
+    assert g == Grid((4, 5, 4), (1, 2, 1), "tanh:2")
+    with pytest.raises(DecompositionError, match="outside"):
+        Grid.collective(MPI.COMM_SELF, (4, 5, 4), (1, 2, 1), local=(slice(0, 5), slice(None), slice(None)))
+    with pytest.raises(DecompositionError, match="no rank holds x 2:4, y 0:5, z 0:4"):
+        Grid.collective(MPI.COMM_SELF, (4, 5, 4), (1, 2, 1), local=(slice(0, 2), slice(None), slice(None)))
+    with pytest.raises(GridError, match="must be one of"):
+        Grid.block(MPI.COMM_SELF, (4, 5, 4), (1, 2, 1), y="cosine")

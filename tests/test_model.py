@@ -1,4 +1,4 @@
-"""Generator/Critic shapes, periodicity, presets, checkpoint loading and its errors."""
+"""Generator/Critic shapes, periodicity, presets, and the loaded generator's samples."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ import pytest
 import torch
 
 from cfdseed import CheckpointError
-from cfdseed.model import (
-    CHECKPOINT_FORMAT,
-    Critic,
-    Generator,
-    arch_config,
-    count_parameters,
-    default_model,
-    load_generator,
-    read_checkpoint,
-    save_checkpoint,
-)
+from cfdseed.model import Critic, Generator, arch_config, count_parameters, load_generator
+
+from test_checkpoint import _ckpt
 
 torch.set_num_threads(1)
 
@@ -68,25 +60,6 @@ def test_arch_validation():
         arch_config("cpu-tiny", 8, 8, norm="batch")
 
 
-def _ckpt(tmp_path, ny=9, nz=8):
-    arch = arch_config("cpu-tiny", ny, nz, latent_dim=8)
-    torch.manual_seed(1)
-    g = Generator(arch)
-    y = torch.linspace(0, 2, ny, dtype=torch.float64)
-    payload = {
-        "format": CHECKPOINT_FORMAT, "format_version": 1, "arch": arch,
-        "generator": g.state_dict(),
-        "norm": {"mean": torch.full((3, ny), 2.0, dtype=torch.float64),
-                 "std": torch.full((3, ny), 3.0, dtype=torch.float64)},
-        "grid": {"ny": ny, "nz": nz, "y": y, "ly": 2.0, "lz": 3.0, "re_tau": 180.0, "u_tau": 1.0,
-                 "nu": 1 / 180},
-        "metadata": {"source": "test"},
-    }
-    p = tmp_path / "m.pt"
-    save_checkpoint(p, payload)
-    return p, g, payload
-
-
 def test_load_generator_samples_physical_units(tmp_path):
     p, g, _ = _ckpt(tmp_path)
     h = load_generator(p, device="cpu")
@@ -101,45 +74,3 @@ def test_load_generator_samples_physical_units(tmp_path):
     np.testing.assert_allclose(h.sample(4, latent=lat), ref, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="latent"):
         h.sample(3, latent=lat)
-
-
-def test_checkpoint_errors(tmp_path):
-    p, _, payload = _ckpt(tmp_path)
-    data = p.read_bytes()
-    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated"):
-        load_generator(tmp_path / "trunc.pt")
-    (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable"):
-        load_generator(tmp_path / "text.pt")
-    torch.save({"model": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a cfdseed checkpoint"):
-        load_generator(tmp_path / "other.pt")
-    save_checkpoint(tmp_path / "v2.pt", {**payload, "format_version": 2})
-    with pytest.raises(CheckpointError, match="format_version 2"):
-        read_checkpoint(tmp_path / "v2.pt")
-    wrong = dict(payload, arch={**payload["arch"], "g_channels": [32, 16, 8]})
-    save_checkpoint(tmp_path / "foreign.pt", wrong)
-    with pytest.raises(CheckpointError, match="do not fit"):
-        load_generator(tmp_path / "foreign.pt")
-    save_checkpoint(tmp_path / "alien.pt", dict(payload, arch={"layers": 5}))
-    with pytest.raises(CheckpointError, match="foreign architecture"):
-        load_generator(tmp_path / "alien.pt")
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_generator(tmp_path / "missing.pt")
-
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    torch.save({"format": CHECKPOINT_FORMAT, "x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="weights_only"):
-        load_generator(tmp_path / "evil.pt")
-
-
-def test_default_model_reports_missing_package_model(tmp_path, monkeypatch):
-    import cfdseed.model as model_mod
-
-    monkeypatch.setattr(model_mod, "DEFAULT_MODEL", tmp_path / "absent.pt")
-    with pytest.raises(CheckpointError, match="no default model is packaged"):
-        default_model()

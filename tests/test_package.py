@@ -26,3 +26,29 @@ def test_import_loads_neither_torch_nor_mpi():
     code = "import sys, cfdseed; print('torch' in sys.modules, 'mpi4py.MPI' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_default_model_and_cli_help_need_no_torch():
+    code = ("import sys, cfdseed, cfdseed.cli; p = cfdseed.default_model(); cfdseed.cli.build_parser().format_help(); "
+            "print(p.name, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["default.pt", "False"]
+
+
+def test_library_modules_neither_print_nor_configure_logging_nor_set_a_backend():
+    """House habit 8: library code logs; only cfdseed/cli.py prints and sets up logging."""
+    import ast
+    from pathlib import Path
+
+    offences = []
+    for path in sorted(Path(cfdseed.__file__).parent.rglob("*.py")):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+                if name == "print" or name == "basicConfig" or (owner, name) == ("matplotlib", "use"):
+                    offences.append(f"{path.name}:{node.lineno} {owner + '.' if owner else ''}{name}")
+    assert not offences, offences

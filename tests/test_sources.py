@@ -24,20 +24,20 @@ CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
 @given(
     nx=st.integers(1, 10), ny=st.integers(3, 24), nz=st.integers(1, 10),
     spec=st.sampled_from(WALL + CELL), seed=st.integers(0, 2**16),
-    u_bulk=st.floats(-3, 3), amplitude=st.floats(0, 0.5), mx=st.integers(0, 3), mz=st.integers(0, 3),
+    bulk=st.floats(-3, 3), amplitude=st.floats(0, 0.5), mx=st.integers(0, 3), mz=st.integers(0, 3),
 )
-def test_analytic_is_discretely_solenoidal_no_slip_and_has_the_bulk(nx, ny, nz, spec, seed, u_bulk, amplitude, mx, mz):
+def test_analytic_is_discretely_solenoidal_no_slip_and_has_the_bulk(nx, ny, nz, spec, seed, bulk, amplitude, mx, mz):
     grid = Grid((nx, ny, nz), (4.0, 2.0, 2.0), spec)
-    f = resolve("analytic", {"u_bulk": u_bulk, "amplitude": amplitude, "modes": (mx, mz)})(
+    f = resolve("analytic", {"bulk": bulk, "amplitude": amplitude, "waves": (mx, mz)})(
         grid, np.random.default_rng(seed))
     assert f.shape == (3, nx, ny, nz) and f.dtype == np.float64 and np.isfinite(f).all()
     dmin = min(np.diff(np.r_[0.0, grid.y, 2.0])[np.diff(np.r_[0.0, grid.y, 2.0]) > 0].min(), 4.0 / nx, 2.0 / nz)
     assert np.abs(divergence_oracle(f, grid)).max() <= 1e-13 * (np.abs(f).max() + 1.0) / dmin  # round-off
-    assert bulk_oracle(f[0], grid) == pytest.approx(u_bulk, abs=1e-12)
+    assert bulk_oracle(f[0], grid) == pytest.approx(bulk, abs=1e-12)
     if not grid.cell_centred:
         assert (f[:, :, 0] == 0).all() and (f[:, :, -1] == 0).all()  # exactly, not approximately
     fluct = f - f.mean(axis=(1, 3), keepdims=True)
-    assert np.abs(fluct).max() <= amplitude * (abs(u_bulk) or 1.0) * (1 + 1e-12) + 1e-14 * np.abs(f).max()
+    assert np.abs(fluct).max() <= amplitude * (abs(bulk) or 1.0) * (1 + 1e-12) + 1e-14 * np.abs(f).max()
 
 
 @pytest.mark.parametrize("spec", WALL + CELL + ("array",))
@@ -49,7 +49,7 @@ def test_analytic_passes_the_default_checks(spec, dtype):
     f = resolve("analytic")(grid, np.random.default_rng(0)).astype(dtype)
     report = check_field(SELF, grid, f)
     assert report.passed, str(report)
-    assert report.bulk_velocity == pytest.approx(ANALYTIC_DEFAULTS["u_bulk"], rel=1e-6)
+    assert report.bulk_velocity == pytest.approx(ANALYTIC_DEFAULTS["bulk"], rel=1e-6)
     assert 0.5 < report.seam_x < 2 and 0.5 < report.seam_z < 2  # periodic: seam like the interior
 
 
@@ -65,9 +65,9 @@ def test_analytic_seeded_phases_and_options():
 
 @pytest.mark.parametrize(
     "options, match",
-    [({"ampl": 1}, "unknown option.*allowed: u_bulk, amplitude, modes"), ({"amplitude": -1}, "amplitude"),
-     ({"u_bulk": "fast"}, "numbers"), ({"modes": (1,)}, "modes"), ({"modes": (1.5, 2)}, "modes"),
-     ({"u_bulk": float("nan")}, "finite")],
+    [({"ampl": 1}, "unknown option.*allowed: bulk, amplitude, waves"), ({"amplitude": -1}, "amplitude"),
+     ({"bulk": "fast"}, "must be a finite number"), ({"waves": (1,)}, "waves"), ({"waves": (1.5, 2)}, "waves"),
+     ({"bulk": float("nan")}, "finite"), ({"u_bulk": 1.0}, "unknown option.*u_bulk"), ({"modes": (1, 1)}, "modes")],
 )
 def test_analytic_bad_options(options, match):
     with pytest.raises(SourceError, match=match):
@@ -85,8 +85,7 @@ def test_registry_resolve_and_errors():
         resolve(3)
     with pytest.raises(SourceError, match="options must be a dict"):
         resolve("analytic", [("amplitude", 1)])
-    assert "analytic" in available()
-    assert set(sources._PLUGINS) <= {"cfdseed.synthesis", "cfdseed.baselines"}
+    assert available() == sorted(["analytic", "gan", "plug", "laminar", "trig", "streaks", "snapshot"])
 
 
 def test_register_rejects_a_taken_name_and_wraps_factory_errors(monkeypatch):
@@ -106,11 +105,39 @@ def test_register_rejects_a_taken_name_and_wraps_factory_errors(monkeypatch):
         resolve("returns_junk")
 
 
-def test_broken_plugin_names_itself(monkeypatch):
-    monkeypatch.setattr(sources, "_plugins_loaded", False)
-    monkeypatch.setattr(sources, "_PLUGINS", ("cfdseed.no_such_plugin",))
-    with pytest.raises(SourceError, match="cfdseed.no_such_plugin failed to import"):
-        resolve("not_built_in")
+def test_the_registry_is_explicit_and_importing_it_loads_no_torch():
+    """Every built-in is listed in the registry itself (no module lookup by name); the gan's
+    torch is imported only when the source runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cfdseed.sources as s; f = s.resolve('gan', {'device': 'cpu'}); "
+            "print(sorted(s._REGISTRY) == s.available(), type(f).__name__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "Source", "False"]
+
+
+def test_one_option_vocabulary_in_one_readme_table():
+    """Every option of every built-in source is a word of sources.OPTIONS, and the README's one
+    options table lists exactly those words with the sources that take them."""
+    import re
+    from pathlib import Path
+
+    from cfdseed.sources.baselines import BASELINE_DEFAULTS
+    from cfdseed.sources.gan import GAN_DEFAULTS
+
+    takes = {"analytic": ANALYTIC_DEFAULTS, "gan": GAN_DEFAULTS, **BASELINE_DEFAULTS}
+    assert set(takes) == set(available())
+    used = {name for opts in takes.values() for name in opts}
+    assert used == set(sources.OPTIONS)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert readme.count("| option | meaning | taken by (default) |") == 1
+    table = readme.split("| option | meaning | taken by (default) |")[1].split("\n\n")[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \|[^|]*\|([^|]*)\|$", table, re.M))
+    assert set(rows) == used
+    for option, cell in rows.items():
+        listed = set(re.findall(r"`(\w+)`", cell))
+        assert listed == {s for s, opts in takes.items() if option in opts}, option
 
 
 def test_cell_centred_resolution_documented_for_the_default_no_slip_tolerance():

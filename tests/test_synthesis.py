@@ -27,7 +27,8 @@ torch.set_num_threads(1)
 
 def tiny_model(path, ny=9, nz=8, re_tau=180.0, u_tau=1.0, lz=3.0):
     """An untrained cpu-tiny generator whose de-normalised output looks like a channel (laminar-ish mean)."""
-    from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+    from cfdseed.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from cfdseed.model import Generator, arch_config
 
     arch = arch_config("cpu-tiny", ny, nz, latent_dim=8)
     torch.manual_seed(1)
@@ -133,6 +134,8 @@ def test_target_units_rules():
         target_units(180.0, 1.0, 2.0, nu=-1.0)
     with pytest.warns(RuntimeWarning, match="mis-scaled"):
         target_units(180.0, 1.0, 2.0, re_tau=500.0)
+    with pytest.raises(SourceError, match="re_tau must be a positive number"):
+        target_units(180.0, 1.0, 2.0, re_tau="200")
     with pytest.raises(SourceError, match="supports ratios"):
         target_units(180.0, 1.0, 2.0, re_tau=1000.0)
     with pytest.raises(SourceError, match="supports ratios"):
@@ -169,6 +172,16 @@ def test_gan_seeded_units_and_bulk(model):
         _, ih = synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=360.0,
                            z_tiles="periodic")  # the same slices, half as wide: two copies
     assert ih.units.bulk / ih.units.u_tau == pytest.approx(ia.units.bulk + np.log(2.0) / 0.41, rel=1e-6)
+
+
+def test_re_tau_extrapolation_warns_once(model, caplog):
+    """One RuntimeWarning per synthesis (not one per call path, and not also a log record)."""
+    g = Grid((8, 11, 8), (4.0, 2.0, 3.0), y="tanh:1.5")
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level("WARNING"):
+        warnings.simplefilter("always")
+        synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=400.0, bulk=1.0)
+    assert [str(w.message).count("mis-scaled") for w in seen if issubclass(w.category, RuntimeWarning)] == [1]
+    assert not [r for r in caplog.records if "mis-scaled" in r.getMessage()]
 
 
 def test_gan_spanwise_tiling_keeps_wall_units(model):
@@ -240,8 +253,9 @@ def test_gan_through_registry_and_bad_input(model, tmp_path):
 
     g = Grid((6, 9, 8), (4.0, 2.0, 3.0))
     src = resolve("gan", {"model": str(model), "device": "cpu"})
-    f = src(g, np.random.default_rng(0))
-    assert _check(g, f).passed and src.last_info.units.re_tau == 180.0
+    built = src.build(g, np.random.default_rng(0))
+    f = built.field
+    assert _check(g, f).passed and built.info.synthesis.units.re_tau == 180.0
     with pytest.raises(SourceError, match="unknown option"):
         resolve("gan", {"modle": str(model)})
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -271,7 +285,7 @@ def test_fewer_x_stations_interpolate_the_full_field(tmp_path):
 
 def test_dataset_streamwise_correlation(tmp_path):
     """Slices of a known 3-D field stored as a dataset give the field's own correlation."""
-    from cfdseed.data import DatasetWriter
+    from cfdseed.slices import DatasetWriter
     from cfdseed.errors import DatasetError
     from cfdseed.synthesis import dataset_streamwise_correlation
 

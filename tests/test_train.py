@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from cfdseed import CheckpointError, ConfigError, DatasetError, load_generator
+from cfdseed.checkpoint import read_checkpoint
 from cfdseed.cli import main as cli_main
 from cfdseed.config import Config, apply_overrides, to_toml
-from cfdseed.data import DatasetWriter
 from cfdseed.grid import wall_normal
-from cfdseed.model import Generator, read_checkpoint
+from cfdseed.model import Generator
+from cfdseed.slices import DatasetWriter
 from cfdseed.train import batch_statistics, gradient_penalty, physics_loss, train
 
 torch.set_num_threads(1)
@@ -296,3 +297,58 @@ def test_ddp_two_processes_match_one_process(dataset, tmp_path):
     torch.manual_seed(0)  # the comparison means something only if training moved the weights
     g0 = Generator(ck["arch"]).state_dict()
     assert max((g1[k] - g0[k]).abs().max().item() for k in g0) > 1e-3
+
+
+def test_existing_run_folder_refused_unless_resume_or_force(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    run = tmp_path / "run"
+    train(tiny_config(dataset, run, "train.iterations=3", "log.eval_every=3", "log.eval_samples=4"))
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # set for the run only
+    first = (run / "model.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"already holds a run \(ckpt.pt, model.pt, best.pt.*--resume.*--force"):
+        train(tiny_config(dataset, run, "train.iterations=1"))
+    assert (run / "model.pt").read_bytes() == first and read_checkpoint(run / "ckpt.pt")["training"]["iteration"] == 3
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, run, "train.iterations=1")))
+    assert cli_main(["train", str(cfg_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train(tiny_config(dataset, run), resume=True, force=True)
+    with pytest.raises(DatasetError):  # a failing set-up leaves the old run alone
+        train(tiny_config(tmp_path / "none.h5", run, "train.iterations=1"), force=True)
+    assert (run / "best.pt").is_file()
+    assert cli_main(["train", str(cfg_path), "--force"]) == 0
+    assert read_checkpoint(run / "ckpt.pt")["training"]["iteration"] == 1
+    assert not (run / "best.pt").exists() and not (run / "metrics.csv").exists()  # the old run's files are gone
+
+
+@pytest.mark.slow
+def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_path):
+    """Rank 1 cannot open the dataset: both ranks raise the same DatasetError, none hangs."""
+    cfg_path = tmp_path / "ddp.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "run")))
+    script = tmp_path / "one_rank_fails.py"
+    script.write_text(
+        "import os, sys\n"
+        "import cfdseed.train as t\n"
+        "from cfdseed.config import load_config\n"
+        "from cfdseed.errors import DatasetError\n"
+        "opened = t.open_dataset\n"
+        "def open_dataset(path, **kw):\n"
+        "    if os.environ['RANK'] == '1':\n"
+        "        raise DatasetError(f'dataset file {str(path)!r} does not exist')\n"
+        "    return opened(path, **kw)\n"
+        "t.open_dataset = open_dataset\n"
+        "try:\n"
+        "    t.train(load_config(sys.argv[1]))\n"
+        "except Exception as exc:\n"
+        "    print(f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\", flush=True)\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           str(cfg_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2 and all("DatasetError" in line and "does not exist" in line for line in lines), lines
+    assert lines[0].startswith("rank 0: DatasetError: [rank 1] dataset file")
+    assert not (tmp_path / "run").exists()

@@ -132,9 +132,11 @@ class ChannelSpec:
 
 
 def gauss_points(ny: int, ly: float) -> np.ndarray:
-    """Chebyshev-Gauss points on [0, ly], increasing (Dedalus' ChebyshevT grid at scale 1)."""
-    j = np.arange(ny)
-    return ly / 2 * (1 - np.cos(np.pi * (j + 0.5) / ny))
+    """Chebyshev-Gauss points on [0, ly], increasing (Dedalus' ChebyshevT grid at scale 1):
+    cfdseed's ``"chebyshev-cc"`` distribution."""
+    from ..grid import wall_normal
+
+    return wall_normal("chebyshev-cc", ny, ly)
 
 
 def gauss_weights(ny: int, ly: float) -> np.ndarray:
@@ -299,16 +301,18 @@ class DedalusChannel:
 
         Raises :class:`cfdseed.ConstraintError` (every rank) if ``check`` and the delivered field
         violates the tolerances; returns the :class:`cfdseed.ConstraintReport` of the delivered
-        field. Collective.
+        field (the one init_field made; with ``check=False`` made here, without raising). Collective.
         """
         from .. import check_field, init_field
 
         self.p["g"] = 0.0
         views = self.velocity_views()
-        init_field(
+        done = init_field(
             self.comm, self.grid, source=source, options=options, seed=seed,
-            out=views, axes="xzy", check=check, tolerances=tolerances,
+            out=views, axes="xzy", check=check, tolerances=tolerances, result=True,
         )
+        if done.report is not None:
+            return done.report
         return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
 
     def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None) -> float:

@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 
 from .._collective import agree, run_agreed
-from ..data import DatasetWriter, open_dataset
+from ..slices import DatasetWriter, open_dataset
 from ..errors import ConfigError, DatasetError
 
 __all__ = [

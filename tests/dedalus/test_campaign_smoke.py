@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = dict(id="tiny", kind="reference", horizon=0.012, discard=0.0, chunk=0.005,
            spec=dict(shape=[8, 16, 8], lengths=[math.pi, 2.0, math.pi / 2], re_tau=180.0, cfl_safety=0.2,
                      max_step=1e-3, initial_step=1e-3),
-           ic=dict(source="analytic", options=dict(u_bulk=15.0, amplitude=0.1), seed=1),
+           ic=dict(source="analytic", options=dict(bulk=15.0, amplitude=0.1), seed=1),
            series_every=2, checkpoint_every=4, slices_every=4, slices_after=0.0, slice_stride=2, profile_bin=0.002,
            snapshots=dict(after=0.004, every=0.005))
 
@@ -43,6 +43,19 @@ def where():
         (where / "c" / "plan.json").write_text(json.dumps({"runs": [RUN]}))
     comm.Barrier()
     return where
+
+
+def edit_plan(where, edit):
+    """Rank 0 changes the plan once every rank has finished reading it (a collective)."""
+    comm.Barrier()
+    if comm.rank == 0:
+        path = where / "c" / "plan.json"
+        plan = json.loads(path.read_text())
+        edit(plan["runs"])
+        tmp = path.with_name("plan.tmp")
+        tmp.write_text(json.dumps(plan))
+        tmp.replace(path)
+    comm.Barrier()
 
 
 def campaign(cp, where, *extra):
@@ -71,11 +84,10 @@ def test_chunks_to_the_horizon_then_done(cp, where):
 
 
 def test_fresh_machine_continues_from_the_committed_state(cp, where):
+    comm.Barrier()
     if comm.rank == 0:
         shutil.rmtree(where / "w")  # a fresh machine: only the committed folder is left
-        plan = json.loads((where / "c" / "plan.json").read_text())
-        plan["runs"][0]["horizon"] = 0.02
-        (where / "c" / "plan.json").write_text(json.dumps(plan))
+    edit_plan(where, lambda runs: runs[0].update(horizon=0.02))
     t_before = json.loads((where / "c" / "tiny" / "run.json").read_text())["t"]
     prog = campaign(cp, where)
     assert prog["t"] >= 0.02 - 1e-9 and prog["chunks"][3]["t0"] == pytest.approx(t_before)
@@ -87,11 +99,25 @@ def test_fresh_machine_continues_from_the_committed_state(cp, where):
 
 
 def test_max_wall_ends_a_chunk_early_and_it_is_exported(cp, where):
-    if comm.rank == 0:
-        plan = json.loads((where / "c" / "plan.json").read_text())
-        plan["runs"][0].update(horizon=1.0, chunk=1.0)  # ~1000 steps: seconds, far beyond max_wall
-        (where / "c" / "plan.json").write_text(json.dumps(plan))
+    edit_plan(where, lambda runs: runs[0].update(horizon=1.0, chunk=1.0))  # ~1000 steps, beyond max_wall
     n = len(json.loads((where / "c" / "tiny" / "run.json").read_text())["chunks"])
     prog = campaign(cp, where, "--max-wall", "0.3")
     assert len(prog["chunks"]) == n + 1 and prog["chunks"][-1]["stopped"] == "max_wall"
     assert prog["t"] < 1.0 and "paused" in cp.status_lines(where / "c", where / "w")[0]
+
+
+def test_a_control_starts_from_a_kept_state_through_the_snapshot_source(cp, where):
+    snaps = sorted((where / "c" / "tiny" / "snapshots").glob("t*.npz"))
+    ctl = dict(RUN, id="c1", kind="ic", horizon=0.004, chunk=0.004, ic=dict(state=str(snaps[0])), slices_every=0)
+    ctl.pop("snapshots")
+    edit_plan(where, lambda runs: runs.append(ctl))
+    assert cp.main(["run", "--run", "c1", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
+    comm.Barrier()
+    prog = json.loads((where / "c" / "c1" / "run.json").read_text())
+    assert prog["t"] >= 0.004 - 1e-9
+    s, _ = cp.read_chunks(where / "c", "c1")
+    ref, _ = cp.read_chunks(where / "c", "tiny")
+    t_snap = float(snaps[0].stem[1:])
+    k = int(np.argmin(np.abs(ref["t"] - t_snap)))
+    # the control starts at t = 0 from the reference's state (enforced, so the bulk is close, not equal)
+    assert s["t"][0] == 0.0 and abs(s["bulk"][0] - ref["bulk"][k]) < 0.02 * abs(ref["bulk"][k])

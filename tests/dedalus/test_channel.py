@@ -15,7 +15,7 @@ import pytest
 from mpi4py import MPI
 
 from cfdseed.constraints import Tolerances, check_field
-from cfdseed.data import open_dataset
+from cfdseed.slices import open_dataset
 from cfdseed.errors import CheckpointError
 from cfdseed.grid import check_tiling
 from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
@@ -26,7 +26,7 @@ from cfdseed.sources import resolve
 comm = MPI.COMM_WORLD
 SPEC = ChannelSpec(shape=(8, 16, 8), lengths=(math.pi, 2.0, math.pi / 2), re_tau=180.0,
                    cfl_safety=0.2, max_step=1e-3, initial_step=1e-3)
-ANALYTIC = dict(u_bulk=15.0, amplitude=0.1)
+ANALYTIC = dict(bulk=15.0, amplitude=0.1)
 # A spectrally solenoidal field is not divergence-free for the 2nd-order finite differences of
 # contract 1: on 8 points per period their truncation error is a few per cent of |grad u|.
 SPECTRAL_TOL = Tolerances(divergence_max=0.05, divergence_rms=0.02)
@@ -166,9 +166,9 @@ def test_stop_file_ends_segment_gracefully(channel, shared_tmp):
 
 
 def test_perturb_adds_fluctuations_and_keeps_the_mean_flow(channel):
-    channel.seed("analytic", options=dict(u_bulk=15.0, amplitude=0.0), seed=4)
+    channel.seed("analytic", options=dict(bulk=15.0, amplitude=0.0), seed=4)
     before = channel.diagnostics()
-    rms = channel.perturb("analytic", options=dict(u_bulk=15.0, amplitude=0.2), seed=7)
+    rms = channel.perturb("analytic", options=dict(bulk=15.0, amplitude=0.2), seed=7)
     after = channel.diagnostics()
     assert rms > 0.1
     np.testing.assert_allclose(after.profiles["U"], before.profiles["U"], atol=1e-10)

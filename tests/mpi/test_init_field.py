@@ -216,6 +216,9 @@ def decompose_for(n):
         def Get_size(self):
             return n
 
+        def allreduce(self, *args, **kwargs):  # Grid.block agrees on errors over the real ranks
+            return comm.allreduce(*args, **kwargs)
+
     return Grid.block(Fake(), (6, 9, 4), LENGTHS, dims=(n, 1, 1))
 
 

@@ -1,5 +1,10 @@
 """Every named source delivered by init_field on 1-4 ranks passes check_field, for several grids and
-decompositions; the delivered blocks are the root's field; bad input raises on every rank."""
+decompositions; the delivered blocks are the root's field; bad input raises on every rank.
+
+Rank-0-only work is agreed (``run_agreed``) before the next collective, and assertions whose
+outcome may differ between ranks are reduced first (``everywhere``): no rank fails alone while the
+others wait.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pytest
 from mpi4py import MPI
 
 from cfdseed import ConstraintError, Grid, SourceError
+from cfdseed._collective import run_agreed
 from cfdseed.constraints import check_field
 from cfdseed.coupling import init_field
 
@@ -27,13 +33,19 @@ KINDS = ("block", "pencil", "bisect1")
 BASELINES = [("plug", {}), ("laminar", {}), ("trig", {"mean": "turbulent"}), ("streaks", {})]
 
 
-def _tiny_model() -> str:
-    """Root writes an untrained cpu-tiny generator checkpoint; every rank gets its path."""
+def everywhere(ok):
+    """True on every rank when ``ok`` holds on every rank (so a lone failing rank cannot hang the rest)."""
+    return all(comm.allgather(bool(ok)))
+
+
+def _write_tiny_model() -> str | None:
+    """Rank 0: write an untrained cpu-tiny generator checkpoint and return its path (None elsewhere)."""
     path = None
     if rank == 0:
         import torch
 
-        from cfdseed.model import CHECKPOINT_FORMAT, Generator, arch_config, save_checkpoint
+        from cfdseed.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+        from cfdseed.model import Generator, arch_config
 
         torch.set_num_threads(1)
         ny, nz = 9, 8
@@ -52,10 +64,11 @@ def _tiny_model() -> str:
                      "u_tau": 1.0, "nu": 1 / 180},
             "metadata": {"source": "test"},
         })
-    return comm.bcast(path, root=0)
+    return path
 
 
-MODEL = _tiny_model()
+# a failure on rank 0 (torch missing, disk full) raises on every rank before the broadcast
+MODEL = comm.bcast(run_agreed(comm, _write_tiny_model), root=0)
 SOURCES = BASELINES + [("gan", {"model": MODEL, "device": "cpu"})]
 
 
@@ -70,7 +83,7 @@ def test_named_source_passes_checks(name, options, shape, lengths, y, kind):
     # the blocks are the root's field: compare with a serial build on every rank (same seed)
     if kind == "bisect1":
         full = init_field(MPI.COMM_SELF, g.global_grid(), source=name, options=dict(options), seed=3)
-        np.testing.assert_array_equal(block, full[(slice(None), *g.local)])
+        assert everywhere(np.array_equal(block, full[(slice(None), *g.local)]))
 
 
 @pytest.mark.parametrize("name", ["plug", "gan"])
@@ -97,3 +110,14 @@ def test_errors_on_every_rank():
     # a source with enforcement switched off fails the checks on every rank
     with pytest.raises(ConstraintError):
         init_field(comm, g, source="plug", options={"no_slip": False, "divergence_free": False}, seed=0)
+
+
+def test_re_tau_extrapolation_warns_once_on_the_root_only():
+    import warnings
+
+    g = decompose(comm, "block", (8, 11, 6), (4.0, 2.0, 3.0), "tanh:2.0")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        init_field(comm, g, source="gan", options={"model": MODEL, "device": "cpu", "re_tau": 400.0}, seed=1)
+    counts = comm.allgather(sum("mis-scaled" in str(w.message) for w in seen))
+    assert counts == [1] + [0] * (size - 1)

@@ -1,13 +1,14 @@
-"""Classical initial conditions as named sources: ``plug``, ``laminar``, ``trig``, ``streaks``, ``snapshot``.
+"""Classical initial conditions: ``plug``, ``laminar``, ``trig``, ``streaks``, ``snapshot``.
 
-Every source builds the global field on the root, then runs :func:`cfdseed.enforce.enforce`
+Every one builds the global field on the root, then runs :func:`cfdseed.enforce.enforce`
 (no-slip, divergence-free projection on the target grid, exact bulk velocity), so all of them pass
-the default checks. Common options (defaults): ``bulk`` (1.0; ``snapshot``: the file's own),
-``seed`` (None: the rng that :func:`cfdseed.coupling.init_field` passes, seeded by its ``seed``),
-``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights), ``max_ratio`` (10).
+the default checks. Options shared by all five (defaults): ``bulk`` (1.0; ``snapshot``: the
+file's own), ``seed`` (None: the rng that :func:`cfdseed.coupling.init_field` passes, seeded by
+its ``seed``), ``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights),
+``max_ratio`` (10); ``noise`` is the RMS of smooth random noise relative to ``|bulk|``.
 
-- ``plug``: uniform ``u = bulk`` plus smooth random noise of RMS ``noise * bulk`` (default 0.05);
-  the no-slip blend gives it thin wall layers.
+- ``plug``: uniform ``u = bulk`` plus noise (default 0.05); the no-slip blend gives it thin wall
+  layers.
 - ``laminar``: Poiseuille ``u = 1.5 bulk (1 - (y/h - 1)^2)`` plus noise (default 0.01).
 - ``trig``: sine/cosine streamwise-varying rolls on the ``mean`` profile (``"laminar"`` or
   ``"turbulent"`` = Reichardt's law at ``re_tau``, default 180): ``v = A phi(y) cos(ax x + px)
@@ -17,67 +18,74 @@ the default checks. Common options (defaults): ``bulk`` (1.0; ``snapshot``: the 
   turbulent mean profile at ``re_tau`` (default 180): ``u' = A (y+/yp) exp((1 - (y+/yp)^2)/2)
   cos(b z) (1 + s sin(a x))`` at each wall, ``w'`` from continuity, with spanwise spacing
   ``spacing_plus`` (100 wall units, rounded to fit lz) and streamwise wavelength
-  ``length_plus`` (500); ``amplitude`` A = 0.25 bulk, peak height ``yp = 15`` wall units,
-  streamwise modulation ``s = 0.5``, noise 0.01.
+  ``length_plus`` (500); ``amplitude`` A = 0.25 bulk, peak height ``peak_plus`` (15 wall units),
+  streamwise ``modulation`` s = 0.5, noise 0.01.
 - ``snapshot``: a field from an HDF5 file written by ``cfdseed generate`` (``path``), interpolated
-  to the grid (:func:`cfdseed.interp.field_to_grid`), velocities times ``scale`` (1.0).
+  to the grid (:func:`cfdseed.interp.field_to_grid`, ``y_method``), velocities times ``scale``
+  (1.0), noise 0.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
-from .errors import SourceError
-from .grid import Grid
-from .interp import field_to_grid
-from .sources import register
+from .._values import number
+from ..enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
+from ..errors import SourceError
+from ..grid import Grid
+from ..interp import field_to_grid
+from ..reference import KAPPA
+from .base import Source, SourceInfo, parse_options, waves
 
-__all__ = ["reichardt_profile", "smooth_noise", "BaselineSource", "SourceInfo", "KAPPA_REICHARDT"]
+__all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "BASELINE_DEFAULTS", "reichardt_profile",
+           "smooth_noise"]
 
-KAPPA_REICHARDT = 0.41
-_COMMON = ("bulk", "seed", "no_slip", "divergence_free", "blend", "max_ratio")
+_COMMON: dict[str, Any] = {"bulk": 1.0, "seed": None, "no_slip": True, "divergence_free": True,
+                           "blend": DEFAULT_BLEND, "max_ratio": DEFAULT_MAX_RATIO}
+#: Options of each baseline and their defaults.
+BASELINE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "plug": {**_COMMON, "noise": 0.05},
+    "laminar": {**_COMMON, "noise": 0.01},
+    "trig": {**_COMMON, "mean": "laminar", "re_tau": 180.0, "amplitude": 0.1, "waves": (1, 2), "noise": 0.0},
+    "streaks": {**_COMMON, "re_tau": 180.0, "amplitude": 0.25, "spacing_plus": 100.0, "length_plus": 500.0,
+                "peak_plus": 15.0, "modulation": 0.5, "noise": 0.01},
+    "snapshot": {**_COMMON, "bulk": None, "path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0},
+}
 Build = Callable[[Grid, np.random.Generator], np.ndarray]
 
 
-@dataclass
-class SourceInfo:
-    """What the last call did: the enforcement report (before/after figures)."""
+def _source(name: str, build: Build, o: dict[str, Any]) -> Source:
+    """The source: ``build`` the raw field, then enforce the constraints."""
 
-    enforcement: Any = None
-    units: Any = None
-
-
-class BaselineSource:
-    """A source function ``(grid, rng) -> (3, nx, ny, nz)``: raw field, then enforcement."""
-
-    def __init__(self, name: str, build: Build, options: dict[str, Any]) -> None:
-        self.name, self._build, self.options = name, build, options
-        self.last_info: SourceInfo | None = None
-
-    def __call__(self, grid: Grid, rng: np.random.Generator) -> np.ndarray:
+    def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         require_grid(grid)  # before any work
-        o = self.options
         rng = rng if o["seed"] is None else np.random.default_rng(o["seed"])
-        raw = self._build(grid, rng)
+        raw = build(grid, rng)
         out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
-                           bulk=True if o["bulk"] is None else float(o["bulk"]), blend=o["blend"],
+                           bulk=True if o["bulk"] is None else o["bulk"], blend=o["blend"],
                            max_ratio=o["max_ratio"], copy=False)
-        self.last_info = SourceInfo(enforcement=rep)
-        return out
+        return out, SourceInfo(enforcement=rep)
+
+    return Source(name, make)
+
+
+def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    o = parse_options(name, options, BASELINE_DEFAULTS[name])
+    for key in ("noise", "amplitude"):
+        if key in o:
+            o[key] = number(f"{name}: {key}", o[key], minimum=0)
+    if o["bulk"] is not None:
+        o["bulk"] = number(f"{name}: bulk", o["bulk"])
+    return o
 
 
 def reichardt_profile(y: np.ndarray, ly: float, re_tau: float) -> np.ndarray:
     """Turbulent mean profile ``U+`` (Reichardt's law) at the distance to the nearer wall."""
     d = np.minimum(y, ly - y) / (0.5 * ly) * re_tau  # y+
-    k = KAPPA_REICHARDT
-    return np.log1p(k * d) / k + 7.8 * (1.0 - np.exp(-d / 11.0) - d / 11.0 * np.exp(-d / 3.0))
+    return np.log1p(KAPPA * d) / KAPPA + 7.8 * (1.0 - np.exp(-d / 11.0) - d / 11.0 * np.exp(-d / 3.0))
 
 
 def smooth_noise(grid: Grid, rng: np.random.Generator, rms: float, kmax: int = 4) -> np.ndarray:
@@ -103,41 +111,22 @@ def smooth_noise(grid: Grid, rng: np.random.Generator, rms: float, kmax: int = 4
     return out * (rms / norm) if norm > 0 else out
 
 
-def _options(name: str, options: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    allowed = dict.fromkeys(_COMMON)
-    allowed.update({"bulk": 1.0, "no_slip": True, "divergence_free": True, "blend": DEFAULT_BLEND,
-                    "max_ratio": DEFAULT_MAX_RATIO})
-    allowed.update(own)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise SourceError(f"unknown option(s) {', '.join(unknown)} for source {name!r}; allowed: {', '.join(allowed)}")
-    allowed.update(options)
-    for key in ("noise", "amplitude"):
-        if key in allowed and not (isinstance(allowed[key], (int, float)) and math.isfinite(allowed[key])
-                                   and allowed[key] >= 0):
-            raise SourceError(f"{name}: {key} must be a non-negative number, got {allowed[key]!r}")
-    if allowed["bulk"] is not None and not (isinstance(allowed["bulk"], (int, float)) and math.isfinite(allowed["bulk"])):
-        raise SourceError(f"{name}: bulk must be a finite number, got {allowed['bulk']!r}")
-    return allowed
-
-
 def _channel(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Coordinates broadcastable to (nx, ny, nz) and the half-height."""
     return grid.x[:, None, None], grid.y[None, :, None], grid.z[None, None, :], 0.5 * grid.lengths[1]
 
 
-@register("plug")
-def plug(**options: Any) -> BaselineSource:
+def plug(**options: Any) -> Source:
     """Uniform bulk velocity plus smooth noise (``noise`` = 0.05 of the bulk velocity)."""
-    o = _options("plug", options, {"noise": 0.05})
+    o = _options("plug", options)
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = float(o["bulk"])
+        ub = o["bulk"]
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
         f[0] += ub
         return f
 
-    return BaselineSource("plug", make, o)
+    return _source("plug", make, o)
 
 
 def _laminar(grid: Grid, ub: float) -> np.ndarray:
@@ -145,18 +134,17 @@ def _laminar(grid: Grid, ub: float) -> np.ndarray:
     return 1.5 * ub * (1.0 - eta * eta)
 
 
-@register("laminar")
-def laminar(**options: Any) -> BaselineSource:
+def laminar(**options: Any) -> Source:
     """Poiseuille profile with bulk velocity ``bulk`` plus smooth noise (``noise`` = 0.01)."""
-    o = _options("laminar", options, {"noise": 0.01})
+    o = _options("laminar", options)
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = float(o["bulk"])
+        ub = o["bulk"]
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
         f[0] += _laminar(grid, ub)[None, :, None]
         return f
 
-    return BaselineSource("laminar", make, o)
+    return _source("laminar", make, o)
 
 
 def _mean(grid: Grid, kind: str, re_tau: float, ub: float) -> np.ndarray:
@@ -166,27 +154,15 @@ def _mean(grid: Grid, kind: str, re_tau: float, ub: float) -> np.ndarray:
     return reichardt_profile(grid.y, grid.lengths[1], re_tau)
 
 
-def _waves(name: str, w: Any) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in w)
-        if a < 0 or b < 1 or a != w[0] or b != w[1]:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SourceError(f"{name}: waves must be two integers (x >= 0, z >= 1), got {w!r}") from None
-    return a, b
-
-
-@register("trig")
-def trig(**options: Any) -> BaselineSource:
+def trig(**options: Any) -> Source:
     """Sine/cosine rolls on a mean profile; see the module docstring for options."""
-    o = _options("trig", options, {"mean": "laminar", "re_tau": 180.0, "amplitude": 0.1,
-                                   "waves": (1, 2), "noise": 0.0})
-    ax_n, az_n = _waves("trig", o["waves"])
+    o = _options("trig", options)
+    ax_n, az_n = waves("trig", o["waves"], z_min=1)
     if o["mean"] not in ("laminar", "turbulent"):
         raise SourceError(f"trig: mean {o['mean']!r} unknown; must be one of laminar, turbulent")
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = float(o["bulk"])
+        ub = o["bulk"]
         x, y, z, h = _channel(grid)
         ax, az = 2 * np.pi * ax_n / grid.lengths[0], 2 * np.pi * az_n / grid.lengths[2]
         px, pz = rng.uniform(0, 2 * np.pi, 2)
@@ -202,21 +178,17 @@ def trig(**options: Any) -> BaselineSource:
         f[2] += -amp * az / k2 * dphi * cx * sz
         return f
 
-    return BaselineSource("trig", make, o)
+    return _source("trig", make, o)
 
 
-@register("streaks")
-def streaks(**options: Any) -> BaselineSource:
+def streaks(**options: Any) -> Source:
     """Near-wall streaks (perturbU style) on the turbulent mean profile; see the module docstring."""
-    o = _options("streaks", options, {"re_tau": 180.0, "amplitude": 0.25, "spacing_plus": 100.0,
-                                      "length_plus": 500.0, "peak_plus": 15.0, "modulation": 0.5,
-                                      "noise": 0.01})
+    o = _options("streaks", options)
     for key in ("re_tau", "spacing_plus", "length_plus", "peak_plus"):
-        if not (isinstance(o[key], (int, float)) and math.isfinite(o[key]) and o[key] > 0):
-            raise SourceError(f"streaks: {key} must be a positive number, got {o[key]!r}")
+        o[key] = number(f"streaks: {key}", o[key], minimum=0, strict=True)
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = float(o["bulk"])
+        ub = o["bulk"]
         x, y, z, h = _channel(grid)
         lx, ly, lz = grid.lengths
         plus = o["re_tau"] / h  # wall units per length unit
@@ -236,20 +208,18 @@ def streaks(**options: Any) -> BaselineSource:
             f[2] += -amp * g * np.sin(b * z + pz) * dmod / b  # du/dx + dw/dz = 0
         return f
 
-    return BaselineSource("streaks", make, o)
+    return _source("streaks", make, o)
 
 
-@register("snapshot")
-def snapshot(**options: Any) -> BaselineSource:
+def snapshot(**options: Any) -> Source:
     """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
-    o = _options("snapshot", options, {"path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0})
-    o["bulk"] = options.get("bulk")  # default None: keep the file's own bulk velocity
+    o = _options("snapshot", options)  # bulk default None: keep the file's own bulk velocity
     if o["path"] is None:
         raise SourceError("snapshot: option path (an HDF5 field file) is required")
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        from .errors import DatasetError
-        from .generate import read_field
+        from ..errors import DatasetError
+        from ..fields import read_field
 
         try:
             field, y, lengths, _ = read_field(o["path"])
@@ -260,4 +230,4 @@ def snapshot(**options: Any) -> BaselineSource:
             f += smooth_noise(grid, rng, o["noise"] * float(np.abs(f[0]).mean()))
         return f
 
-    return BaselineSource("snapshot", make, o)
+    return _source("snapshot", make, o)

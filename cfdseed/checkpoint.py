@@ -1,0 +1,204 @@
+"""The checkpoint file format: atomic writer, validated reader with per-tensor content hashes, and
+the packaged default model.
+
+Checkpoint (format version 1) = one plain dict, loadable with ``torch.load(weights_only=True)``::
+
+    format="cfdseed-checkpoint", format_version=1,
+    arch       dict: latent_dim, ny, nz, g_channels, c_channels, norm   (rebuilds both nets)
+    generator  state dict (tensors)
+    norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
+    grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}
+    metadata   dict of str/number (source, iteration, metric values, ...)
+    training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
+    sha256     {"generator.fc.weight": hex digest, ...}: every tensor above by its key path, hashed
+               over dtype, shape and bytes; added by :func:`save_checkpoint`, verified by
+               :func:`read_checkpoint` (files written before hashes existed load unchecked)
+
+:func:`cfdseed.model.load_generator` reads only the generator part, so a training checkpoint is
+also a model. torch is imported only by the functions that read or write, so locating the default
+model (:func:`default_model`) needs no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "DEFAULT_MODEL",
+    "tensor_hashes",
+    "save_checkpoint",
+    "read_checkpoint",
+    "default_model",
+]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "cfdseed-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
+_HASHES = "sha256"
+
+
+def _tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(key path, tensor)`` for every tensor in nested dicts/lists/tuples, e.g. ``generator.fc.weight``."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if not (prefix == "" and k == _HASHES):
+                yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}.{i}")
+
+
+def tensor_hashes(payload: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of every tensor of a checkpoint dict (dtype, shape and bytes), keyed by its key path."""
+    import torch
+
+    out = {}
+    for name, t in _tensors(payload):
+        t = t.detach().cpu().contiguous()
+        h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        out[name] = h.hexdigest()
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` plus its ``sha256`` tensor hashes atomically: temporary file in the same
+    folder, flush, fsync, rename."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save({**payload, _HASHES: tensor_hashes(payload)}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def _load_error(exc: Exception) -> str:
+    """Why torch could not load a file, without torch's advice to load it unsafely."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found or "weights_only" in text:
+        what = f" ({found.group(1)})" if found else ""
+        return (f"it holds a pickled Python object{what}, not only tensors and plain containers; "
+                "cfdseed never runs pickled code")
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _verify(ck: Mapping[str, Any], p: Path) -> None:
+    """CheckpointError naming every tensor that differs from, lacks or outlived its stored hash."""
+    stored = ck.get(_HASHES)
+    if stored is None:
+        log.debug("%s: no tensor hashes (written before cfdseed stored them); contents unchecked", p)
+        return
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(f"{p}: the sha256 entry must map tensor names to hex digests")
+    actual = tensor_hashes(ck)
+
+    def names(keys: list[str]) -> str:
+        return f"tensor(s) {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+
+    bad = [k for k, v in actual.items() if k in stored and stored[k] != v]
+    unlisted = [k for k in actual if k not in stored]
+    lost = [k for k in stored if k not in actual]
+    problems = []
+    if bad:
+        problems.append(f"the content of {names(bad)} does not match its stored sha256")
+    if unlisted:
+        problems.append(f"{names(unlisted)} have no stored sha256")
+    if lost:
+        problems.append(f"{names(lost)} listed in sha256 are missing")
+    if problems:
+        raise CheckpointError(f"{p}: corrupt or edited checkpoint: {'; '.join(problems)}")
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint dict (``weights_only=True``; never unpickles objects).
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, truncated or foreign file, wrong format or version, missing keys, a tensor
+        whose content does not match its stored hash (named in the message).
+    """
+    import torch
+
+    from .model import check_arch
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file can fail anywhere in the unpickler
+        raise CheckpointError(
+            f"{p}: not a readable cfdseed checkpoint (truncated, corrupt, or not a torch file "
+            f"loadable with weights_only=True): {_load_error(exc)}"
+        ) from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p}: not a cfdseed checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
+    if ck.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format_version {ck.get('format_version')!r}; this cfdseed reads {CHECKPOINT_VERSION}"
+        )
+    _verify(ck, p)
+    missing = [k for k in ("arch", "generator", "norm", "grid", "metadata") if k not in ck]
+    if missing:
+        raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
+    try:
+        check_arch(ck["arch"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: foreign architecture: {exc}") from None
+    grid = ck["grid"]
+    need = ("ny", "nz", "y", "ly", "lz", "re_tau", "u_tau", "nu")
+    if not isinstance(grid, dict) or any(k not in grid for k in need):
+        raise CheckpointError(f"{p}: grid metadata must hold {', '.join(need)}")
+    return ck
+
+
+def default_model() -> Path:
+    """Path of the packaged default generator, ``cfdseed/models/default.pt`` (no torch needed).
+
+    Raises
+    ------
+    CheckpointError
+        No default model is packaged in this installation.
+    """
+    path = DEFAULT_MODEL
+    if not path.is_file():
+        raise CheckpointError(
+            f"no default model is packaged: {path} is missing. Train one with `cfdseed train "
+            "CONFIG.toml` and pass its checkpoint path (e.g. RUN/model.pt) instead"
+        )
+    return path

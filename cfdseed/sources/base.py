@@ -1,0 +1,144 @@
+"""The source contract, the record a named source returns, and the one option vocabulary.
+
+A source function ``(grid, rng) -> ndarray (3, nx, ny, nz)`` builds the global field (u, v, w) on
+the grid it is given (float32 or float64); :func:`cfdseed.init_field` runs it on the root only.
+The built-in sources are :class:`Source` objects: calling one gives the field, :meth:`Source.build`
+the field and its :class:`SourceInfo` (enforcement figures, synthesis record) together.
+:func:`build` does the same for any source function.
+
+:data:`OPTIONS` is the vocabulary of the built-in sources: one name per concept, the same meaning
+in every source that takes it (README, "Initial conditions", is the table of it);
+:func:`parse_options` rejects any other name, listing the names the source allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import SourceError
+from ..grid import Grid
+
+if TYPE_CHECKING:
+    from ..enforce import EnforceReport
+    from ..synthesis import SynthesisInfo
+
+__all__ = ["SourceFn", "SourceInfo", "Built", "Source", "build", "OPTIONS", "parse_options", "waves"]
+
+SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
+
+#: Every option of the built-in sources and its meaning (one name per concept).
+OPTIONS: dict[str, str] = {
+    "bulk": "bulk velocity, set exactly (contract quadrature)",
+    "amplitude": "perturbation amplitude, relative to |bulk|",
+    "waves": "(x, z) periods of the perturbation per box length",
+    "noise": "RMS of smooth random noise, relative to |bulk| (snapshot: to the mean |u|)",
+    "mean": "mean profile: laminar or turbulent (Reichardt at re_tau)",
+    "re_tau": "friction Reynolds number of the target",
+    "u_tau": "friction velocity of the target",
+    "nu": "kinematic viscosity of the target",
+    "spacing_plus": "spanwise streak spacing in wall units (rounded to fit lz)",
+    "length_plus": "streamwise modulation wavelength in wall units",
+    "peak_plus": "wall distance of the streak maximum in wall units",
+    "modulation": "relative streamwise modulation of the streaks",
+    "path": "field file written by cfdseed generate",
+    "scale": "factor on the interpolated velocities",
+    "y_method": "wall-normal interpolation: auto, barycentric or cubic",
+    "model": "generator checkpoint (default: the packaged model)",
+    "corr_length": "streamwise latent correlation length in half-heights (None: first harmonic)",
+    "batch": "slices per generator call",
+    "device": "torch device for inference (default: CUDA when available)",
+    "x_stations": "generated slices along x: auto, all or a number",
+    "z_tiles": "spans wider than a slice: independent or periodic tiles",
+    "seed": "seed of the source's own rng (default: init_field's)",
+    "no_slip": "enforce no-slip walls",
+    "divergence_free": "project onto discretely solenoidal fields",
+    "blend": "no-slip blending width in half-heights",
+    "max_ratio": "bound on max |u_i| / |bulk|",
+}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a named source did besides its field."""
+
+    enforcement: EnforceReport | None = None  #: before/after figures, when the source enforces
+    synthesis: SynthesisInfo | None = None  #: model, units, timings: gan only
+
+
+@dataclass(frozen=True)
+class Built:
+    """A source's global field ``(3, nx, ny, nz)`` and its :class:`SourceInfo`."""
+
+    field: np.ndarray
+    info: SourceInfo
+
+
+class Source:
+    """A named source ready to run, as its factory returns it.
+
+    Parameters
+    ----------
+    name : str
+        The registered name (for messages).
+    make : callable ``(grid, rng) -> (field, SourceInfo)``
+        Builds the global field on ``grid``.
+    """
+
+    def __init__(self, name: str, make: Callable[[Grid, np.random.Generator], tuple[np.ndarray, SourceInfo]]) -> None:
+        self.name = name
+        self.__name__ = name  # what init_field's messages call the source
+        self._make = make
+
+    def build(self, grid: Grid, rng: np.random.Generator) -> Built:
+        """The field on ``grid`` and what the source did."""
+        field, info = self._make(grid, rng)
+        return Built(field, info)
+
+    def __call__(self, grid: Grid, rng: np.random.Generator) -> np.ndarray:
+        return self.build(grid, rng).field
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r})"
+
+
+def build(source: SourceFn, grid: Grid, rng: np.random.Generator) -> Built:
+    """Run any source function: a :class:`Source` with its info, another callable with an empty one."""
+    if isinstance(source, Source):
+        return source.build(grid, rng)
+    return Built(source(grid, rng), SourceInfo())
+
+
+def parse_options(source: str, options: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``options``; an option not in ``defaults`` is an error.
+
+    Raises
+    ------
+    SourceError
+        Unknown option names; the message lists the ones ``source`` allows.
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise SourceError(f"unknown option(s) {', '.join(unknown)} for source {source!r}; "
+                          f"allowed: {', '.join(defaults)}")
+    return {**defaults, **options}
+
+
+def waves(source: str, value: Any, z_min: int = 0) -> tuple[int, int]:
+    """The ``waves`` option: two integers ``(x >= 0, z >= z_min)``.
+
+    Raises
+    ------
+    SourceError
+        Anything else (floats with a fraction, strings, other lengths, negative numbers).
+    """
+    try:
+        a, b = (int(v) for v in value)
+        if (a, b) != tuple(value) or a < 0 or b < z_min:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SourceError(f"{source}: waves must be two integers (x >= 0, z >= {z_min}), got {value!r}") from None
+    return a, b

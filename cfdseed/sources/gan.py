@@ -1,0 +1,44 @@
+"""The ``"gan"`` source: a trained generator's slices made into a 3-D field by
+:func:`cfdseed.synthesis.synthesise` (which documents every option)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ..grid import Grid
+from ..synthesis import synthesise
+from .base import Source, SourceInfo, parse_options
+
+__all__ = ["gan", "GAN_DEFAULTS"]
+
+#: Options of ``"gan"`` and their defaults: the checkpoint (None: the packaged default model) and
+#: the keyword arguments of :func:`~cfdseed.synthesis.synthesise`.
+GAN_DEFAULTS: dict[str, Any] = {"model": None, **{
+    p.name: p.default for p in inspect.signature(synthesise).parameters.values() if p.kind is p.KEYWORD_ONLY}}
+
+
+def gan(**options: Any) -> Source:
+    """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
+    model), ``corr_length`` (1.5 half-heights; None = first latent harmonic only), ``re_tau``,
+    ``u_tau``, ``nu``, ``bulk`` (target units, default the model's), ``batch`` (64), ``device``
+    (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
+    ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
+    Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
+    wider than a slice get independent cross-faded tiles; "periodic": copies of one slice).
+
+    Raises
+    ------
+    SourceError
+        Unknown options (values are checked when the source runs).
+    """
+    o = parse_options("gan", options, GAN_DEFAULTS)
+    kwargs = {k: v for k, v in o.items() if k != "model"}
+
+    def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+        field, info = synthesise(o["model"], grid, rng, **kwargs)
+        return field, SourceInfo(enforcement=info.enforcement, synthesis=info)
+
+    return Source("gan", make)

@@ -1,0 +1,65 @@
+"""The ``cfdseed`` command line: help for users, option parsing, output paths, exit codes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cfdseed.cli import main, parse_options
+
+from test_synthesis import tiny_model
+
+GRID = ["--shape", "8", "13", "6", "--lengths", "4.0", "2.0", "3.0"]
+
+
+def test_parse_options():
+    assert parse_options(["a=1", "b=[1, 2]", "c=text", "d=null"]) == {"a": 1, "b": [1, 2], "c": "text", "d": None}
+
+
+@pytest.mark.parametrize("command", [None, "train", "generate", "evaluate"])
+def test_help_has_examples_and_exit_codes(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"] if command is None else [command, "--help"])
+    text = capsys.readouterr().out
+    assert info.value.code == 0
+    assert "examples:" in text and "exit status:" in text and "2    bad input" in text
+    if command == "train":
+        assert "--force" in text and "--resume" in text
+
+
+def test_inconsistent_units_exit_2_with_one_line(tmp_path, capsys):
+    model = tiny_model(tmp_path / "m.pt")
+    rc = main(["generate", *GRID, "--model", str(model), "--device", "cpu", "--re-tau", "180", "--u-tau", "1",
+               "--nu", "0.1", "--no-png", "--out", str(tmp_path / "ic.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "contradicts" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("cfdseed generate: error: ")
+
+
+@pytest.mark.parametrize("out,match", [
+    ("missing/ic.h5", "does not exist"),
+    ("ic.png", r"\.h5 or \.hdf5"),
+    ("ic", r"\.h5 or \.hdf5"),
+    ("folder.h5", "is a folder"),
+])
+def test_generate_refuses_bad_out(tmp_path, capsys, out, match):
+    (tmp_path / "folder.h5").mkdir()
+    assert main(["generate", "--source", "plug", *GRID, "--no-png", "--out", str(tmp_path / out)]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "ic.xmf").exists()
+
+
+def test_evaluate_refuses_bad_out(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["evaluate", "--out", str(tmp_path / "missing" / "report")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_train_resume_and_force_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "c.toml", "--resume", "--force"])
+    assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
