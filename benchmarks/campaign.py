@@ -111,16 +111,20 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
 def bin_profiles(t: np.ndarray, prof: dict[str, np.ndarray], t0: float, width: float) -> dict[str, np.ndarray]:
     """Means of profile records in bins ``[t0 + k width, t0 + (k+1) width)``: ``t`` (bin centres'
     mean record time), ``n`` (records per bin) and each key ``(nbins, ny)`` float32; empty bins dropped."""
-    k = np.floor((np.asarray(t) - t0) / width + 1e-9).astype(int)
-    out: dict[str, list[Any]] = {"t": [], "n": [], **{key: [] for key in prof}}
-    for b in np.unique(k):
-        m = k == b
-        out["t"].append(float(np.mean(t[m])))
-        out["n"].append(int(m.sum()))
-        for key, v in prof.items():
-            out[key].append(v[m].mean(axis=0))
-    return {key: np.asarray(v, dtype=np.float64 if key == "t" else np.int64 if key == "n" else np.float32)
-            for key, v in out.items()}
+    t = np.asarray(t, dtype=np.float64)
+    k = np.floor((t - t0) / width + 1e-9).astype(int)
+    bins = np.unique(k)
+    out: dict[str, np.ndarray] = {
+        "t": np.array([t[k == b].mean() for b in bins], dtype=np.float64).reshape(-1),
+        "n": np.array([(k == b).sum() for b in bins], dtype=np.int64).reshape(-1),
+    }
+    for key, v in prof.items():
+        v = np.asarray(v)
+        means = np.empty((bins.size, *v.shape[1:]), dtype=np.float32)  # (nbins, ny), also when empty
+        for i, b in enumerate(bins):
+            means[i] = v[k == b].mean(axis=0)
+        out[key] = means
+    return out
 
 
 def read_chunks(campaign: Path, run_id: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -179,6 +183,32 @@ def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[st
     return prog
 
 
+def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, Any]]:
+    """init_field source and options of a run's IC. Collective.
+
+    ``{"state": PATH}`` (a control: a state of the reference, ``state.npz`` format) is written as a
+    3-D field file first and delivered through ``source="snapshot"``, i.e. through the same
+    interpolation and enforcement as every other IC.
+    """
+    from cfdseed._collective import run_agreed
+    from cfdseed.fields import write_field
+
+    options = dict(ic.get("options") or {})
+    if "state" not in ic:
+        return ic["source"], options
+    path = work / "control-field.h5"
+
+    def convert() -> None:
+        if ch.comm.rank == 0:
+            with np.load(ROOT / ic["state"]) as f:
+                meta = json.loads(str(f["meta"]))
+                write_field(path, f["u"].astype(np.float64), ch.grid.global_grid(),
+                            attrs=dict(source=f"campaign state {ic['state']}", t=meta["sim_time"]))
+
+    run_agreed(ch.comm, convert)
+    return "snapshot", dict(options, path=str(path))
+
+
 def snapshot_times(run: dict[str, Any]) -> list[float]:
     """Times from which the run keeps its state as a snapshot (the controls' initial states)."""
     snap = run.get("snapshots")
@@ -210,6 +240,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
 
     import dedalus
 
+    from cfdseed._collective import run_agreed
     from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
     from cfdseed.solvers.runner import STOP_FILE, RunSettings, drive
 
@@ -219,8 +250,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     state_file = cdir / "state.npz"
     spec = ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["spec"].items()})
     ch = DedalusChannel(spec, comm)
-    prog = progress(campaign, run) if comm.rank == 0 else None
-    prog = comm.bcast(prog, root=0)
+    prog = comm.bcast(run_agreed(comm, lambda: progress(campaign, run) if comm.rank == 0 else None), root=0)
     nx = spec.shape[0]
     stride = run.get("slice_stride", 1)
     settings_base = dict(series_every=run["series_every"], checkpoint_every=run["checkpoint_every"],
@@ -230,33 +260,35 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
                                          campaign_run=run["id"], nranks=comm.size))
     wall0 = time.time()
     while prog["t"] < run["horizon"] - 1e-9:
-        # where to continue from: the newest working checkpoint if it is not older than the state
-        ck = ch.latest_checkpoint(work / "checkpoints")
-        ck_t = json.loads((ck / "meta.json").read_text())["sim_time"] if ck is not None else -math.inf
-        ck_ok = ck is not None and ck_t >= prog["t"] - 1e-9 and \
-            json.loads((ck / "meta.json").read_text())["nranks"] == comm.size
-        ck_ok = comm.allreduce(int(ck_ok), op=MPI.MIN) == 1
-        if not ck_ok and comm.rank == 0 and work.exists():
-            aside = work.with_name(f"{work.name}.old-{int(time.time())}")
-            log.warning("%s: its checkpoints are older than %s or from another rank count; moved to %s",
-                        work, state_file, aside)
-            work.rename(aside)
-        comm.Barrier()
-        if comm.rank == 0:
+        def where_from() -> tuple[bool, float]:
+            """Rank 0: continue from the newest working checkpoint if it is not older than the
+            committed state and from this rank count (else move the working folder aside)."""
+            if comm.rank != 0:
+                return False, -math.inf
+            ck = ch.latest_checkpoint(work / "checkpoints")
+            meta = json.loads((ck / "meta.json").read_text()) if ck is not None else None
+            ok = meta is not None and meta["sim_time"] >= prog["t"] - 1e-9 and meta["nranks"] == comm.size
+            if not ok and work.exists():
+                aside = work.with_name(f"{work.name}.old-{int(time.time())}")
+                log.warning("%s: its checkpoints are older than %s or from another rank count; moved to %s",
+                            work, state_file, aside)
+                work.rename(aside)
             work.mkdir(parents=True, exist_ok=True)
             _write_json(work / "RUNNING", dict(pid=os.getpid(), host=socket.gethostname(),
                                                heartbeat=time.time(), t=prog["t"]))
-        comm.Barrier()
+            return ok, meta["sim_time"] if ok else -math.inf
+
+        ck_ok, ck_t = comm.bcast(run_agreed(comm, where_from), root=0)
 
         def seed_fn() -> None:
             if prog["t"] > 0:
                 meta = ch.load_state(state_file)
                 log.info("continued from %s at t=%.4f", state_file, meta["sim_time"])
             else:
-                ic = run["ic"]
-                ch.seed(ic["source"], options=ic.get("options"), seed=ic.get("seed"))
+                source, options = ic_source(run["ic"], ch, work)
+                ch.seed(source, options=options, seed=run["ic"].get("seed"))
 
-        budget = max_wall - (time.time() - wall0)
+        budget = comm.bcast(max_wall - (time.time() - wall0), root=0)  # one clock decides for all
         if budget <= 0:
             break
         t0 = prog["t"]
@@ -277,14 +309,18 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
         summary = drive(ch, work, settings, restart=ck_ok, seed_fn=seed_fn, monitor=heartbeat,
                         note=dict(campaign_run=run["id"], chunk=len(prog["chunks"])))
         ch.save_state(state_file, extra=dict(run=run["id"], chunk=len(prog["chunks"])))
-        if comm.rank == 0:
-            prog = _export_chunk(campaign, work, run, prog, t0, summary, comm.size, commit)
-            _keep_snapshot(cdir, run, prog["t"])
-            log.info("%s: chunk %d done, t = %.3f (%s)", run["id"], len(prog["chunks"]) - 1, prog["t"], summary["stopped"])
-        prog = comm.bcast(prog, root=0)
-        if summary["stopped"] not in ("duration",):
+        def export() -> dict[str, Any] | None:
+            if comm.rank != 0:
+                return None
+            new = _export_chunk(campaign, work, run, prog, t0, summary, comm.size, commit)
+            _keep_snapshot(cdir, run, new["t"])
+            log.info("%s: chunk %d done, t = %.3f (%s)", run["id"], len(new["chunks"]) - 1, new["t"], summary["stopped"])
+            return new
+
+        prog = comm.bcast(run_agreed(comm, export), root=0)
+        if summary["stopped"] != "duration":
             break
-        if comm.rank == 0 and (work / STOP_FILE).exists():
+        if comm.bcast(comm.rank == 0 and (work / STOP_FILE).exists(), root=0):
             break
     if comm.rank == 0 and (work / "RUNNING").exists():
         (work / "RUNNING").unlink()

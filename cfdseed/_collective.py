@@ -12,11 +12,15 @@ Pattern::
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from . import errors as _errors
 
-__all__ = ["agree", "run_agreed"]
+__all__ = ["agree", "run_agreed", "abort_on_error"]
 
 _BUILTIN = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, KeyError, IndexError,
                                     FileNotFoundError, OSError, MemoryError, NotImplementedError)}
@@ -69,3 +73,42 @@ def _min_op() -> Any:
     from mpi4py import MPI
 
     return MPI.MIN
+
+
+@contextlib.contextmanager
+def abort_on_error(comm: Any, code: int = 1) -> Iterator[None]:
+    """End the whole MPI job when the block raises on any rank, instead of leaving the other
+    ranks waiting in their next collective call.
+
+    For the solver's own code, where errors are not agreed between ranks::
+
+        with cfdseed.abort_on_error(comm):
+            grid = cfdseed.Grid.collective(comm, ...)
+            cfdseed.init_field(comm, grid, ...)
+            run_my_solver()          # a bug on one rank ends the job, with its traceback
+
+    The failing rank prints its traceback (prefixed with its rank) to stderr and calls
+    ``comm.Abort(code)``, which ends every process of the job. ``SystemExit(0)`` and
+    ``KeyboardInterrupt`` on a single process are passed on unchanged.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            raise
+        _abort(comm, code)
+    except KeyboardInterrupt:
+        if comm.Get_size() == 1:
+            raise
+        _abort(comm, code)
+    except BaseException:  # noqa: BLE001 - every error ends the job
+        _abort(comm, code)
+
+
+def _abort(comm: Any, code: int) -> None:
+    rank = comm.Get_rank()
+    text = "".join(traceback.format_exc())
+    sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.splitlines()))
+    sys.stderr.write(f"[rank {rank}] cfdseed.abort_on_error: aborting the MPI job (code {code})\n")
+    sys.stderr.flush()
+    comm.Abort(code)

@@ -1,7 +1,7 @@
 """Root -> blocks transport of a global velocity field (mpi4py): streaming scatter and test gather.
 
 :func:`scatter` sends every rank exactly its block of a field ``(3, nx, ny, nz)`` held by the
-root. The blocks of all ranks are allgathered and validated with :func:`cfdseed.grid.check_tiling`,
+root. The blocks of all ranks are allgathered and validated (:func:`cfdseed.grid.agree_grid`),
 so any tiling works, Cartesian or not. The field is streamed in streamwise chunks (:func:`plan_chunks`):
 for each chunk the root sends every other rank its piece, one message per component (``Isend`` on a
 duplicate of the communicator), straight from the field where the piece is contiguous, else packed
@@ -11,8 +11,10 @@ one array ``(3, ...)`` or a tuple ``(u, v, w)``). So the root holds the global f
 one chunk, non-root ranks at most one chunk piece besides their own arrays, and every MPI message
 count stays below ``2**31 - 1`` elements however large the field is.
 
-Every argument is validated on every rank and agreed (:func:`cfdseed._collective.agree`) before
-the first byte moves: on error all ranks raise the same exception and ``out`` is untouched.
+Every argument is validated on every rank and agreed (:func:`cfdseed._collective.agree`, the grid
+by :func:`cfdseed.grid.agree_grid`) before the first byte moves: on error all ranks raise the same
+exception and ``out`` is untouched. :func:`block_views` is the one reader of a rank's block as
+given by a solver (also for :func:`cfdseed.constraints.check_field`).
 Usage is split in two for callers that produce the field between validation and transfer
 (:mod:`cfdseed.coupling`): :func:`prepare` then :meth:`ScatterPlan.send`.
 """
@@ -29,7 +31,7 @@ import numpy as np
 
 from ._collective import agree
 from .errors import DecompositionError, GridError, TransportError
-from .grid import Grid, check_tiling
+from .grid import Grid, agree_grid
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -134,7 +136,7 @@ def block_views(local: Any, axes: str, shape: Sequence[int], *, writable: bool =
     want = tuple(int(shape[p]) for p in ("xyz".index(a) for a in axes))
     if isinstance(local, np.ndarray):
         if local.shape != (3, *want):
-            raise TransportError(f"{what} has shape {local.shape}; expected {(3, *want)} (axes {axes!r}, "
+            raise TransportError(f"{what} has shape {local.shape}; expected (3, ...) = {(3, *want)} (axes {axes!r}, "
                                  f"block {tuple(shape)} in x, y, z)")
         comps = list(local)
     elif isinstance(local, (tuple, list)) and len(local) == 3:
@@ -191,7 +193,7 @@ class ScatterPlan:
         """True on the root rank."""
         return self.comm.Get_rank() == self.root
 
-    def check_field(self, field: Any, error: type[Exception] = TransportError) -> Exception | None:
+    def field_error(self, field: Any, error: type[Exception] = TransportError) -> Exception | None:
         """Root only: the error (not raised) if ``field`` is not a float array ``(3, nx, ny, nz)``."""
         want = (3, *self.grid.shape)
         if not isinstance(field, np.ndarray):
@@ -205,7 +207,7 @@ class ScatterPlan:
     def send(self, field: np.ndarray | None) -> Any:
         """Collective: deliver ``field`` (root; ignored elsewhere, pass None) into every rank's block.
 
-        The field must have passed :meth:`check_field` (agreed). Returns ``out`` or the new array.
+        The field must have passed :meth:`field_error` (agreed). Returns ``out`` or the new array.
         Per chunk, the root sends each other rank its piece per component, as one message or plane
         by plane (:func:`_messages`): straight from the field where a message is contiguous and
         needs no cast, else packed into the chunk buffer
@@ -220,24 +222,56 @@ class ScatterPlan:
         own = self.blocks[rank, :, 0]
         steps = [_intersect(self.blocks, box) for box in self.chunks]
         vols = [np.prod(ext, axis=1) for _, ext in steps]  # (size,) points per rank and chunk
+        # the one thing that can fail once the plan is agreed is memory: every buffer is
+        # allocated, and the allocation agreed, before the first message moves
+        buf, err = None, None
+        try:
+            buf = self._buffer(field, steps, vols, own)
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+        agree(self.comm, err)
         comm = self.comm.Dup()  # private context: the solver's own messages cannot match ours
         try:
             if rank == root:
-                nmsg = self._send_root(comm, field, steps, vols, mpitype)
+                nmsg = self._send_root(comm, field, steps, vols, mpitype, buf)
             else:
-                nmsg = self._receive(comm, steps, vols, mpitype, own)
+                nmsg = self._receive(comm, steps, vols, mpitype, own, buf)
         finally:
             comm.Free()
         log.debug("rank %d/%d: scatter done in %d chunk(s), %d message(s)",
                   rank, self.comm.Get_size(), len(self.chunks), nmsg)
         return self.result
 
-    def _send_root(self, comm: Any, field: np.ndarray, steps: list, vols: list, mpitype: Any) -> int:
+    def _buffer(self, field: np.ndarray | None, steps: list, vols: list, own: np.ndarray) -> np.ndarray | None:
+        """The one chunk buffer this rank needs (None if none): on the root for the messages that
+        must be packed (a cast or odd strides), elsewhere for destinations that are not contiguous."""
+        rank, root = self.comm.Get_rank(), self.root
+        shape, item = self.grid.shape, self.dtype.itemsize
+        need = False
+        for lo, ext in steps:
+            if rank == root:
+                for r in range(len(ext)):
+                    if r == root or not np.prod(ext[r]):
+                        continue
+                    need = need or any(not (field.dtype == self.dtype and field[c][_slices(mlo, mext)].flags.c_contiguous)
+                                       for c in range(3) for mlo, mext in _messages(lo[r], ext[r], shape, item))
+            elif np.prod(ext[rank]):
+                need = need or any(not v[_slices(mlo - own, mext)].flags.c_contiguous
+                                   for v in self.views for mlo, mext in _messages(lo[rank], ext[rank], shape, item))
+            if need:
+                break
+        if not need:
+            return None
+        if rank == root:
+            return _allocate(3 * max(int(v.sum() - v[root]) for v in vols), self.dtype)
+        return _allocate(3 * max(int(v[rank]) for v in vols), self.dtype)
+
+    def _send_root(self, comm: Any, field: np.ndarray, steps: list, vols: list, mpitype: Any,
+                   sendbuf: np.ndarray | None) -> int:
         from mpi4py import MPI
 
         root, own = self.root, self.blocks[self.root, :, 0]
         direct = field.dtype == self.dtype
-        sendbuf: np.ndarray | None = None  # packed pieces of one chunk, allocated on first need
         nmsg, prev = 0, []  # prev: the sends of the previous chunk, still in flight
         for (lo, ext), vol in zip(steps, vols):
             others = [r for r in np.nonzero(vol)[0] if r != root]
@@ -247,8 +281,6 @@ class ScatterPlan:
                     for mlo, mext in _messages(lo[r], ext[r], self.grid.shape, self.dtype.itemsize):
                         src = field[c][_slices(mlo, mext)]
                         if not (direct and src.flags.c_contiguous):  # cast or odd strides: pack
-                            if sendbuf is None:
-                                sendbuf = np.empty(3 * max(int(v.sum() - v[root]) for v in vols), self.dtype)
                             if off == 0:  # the previous chunk's sends may still read the buffer
                                 MPI.Request.Waitall(prev)
                             packed = sendbuf[off : off + src.size].reshape(src.shape)
@@ -263,11 +295,11 @@ class ScatterPlan:
         MPI.Request.Waitall(prev)
         return nmsg
 
-    def _receive(self, comm: Any, steps: list, vols: list, mpitype: Any, own: np.ndarray) -> int:
+    def _receive(self, comm: Any, steps: list, vols: list, mpitype: Any, own: np.ndarray,
+                 recvbuf: np.ndarray | None) -> int:
         from mpi4py import MPI
 
         rank, root = self.comm.Get_rank(), self.root
-        recvbuf: np.ndarray | None = None  # one chunk piece, allocated on first need
         nmsg = 0
         for (lo, ext), vol in zip(steps, vols):
             if not vol[rank]:
@@ -277,8 +309,6 @@ class ScatterPlan:
                 for mlo, mext in _messages(lo[rank], ext[rank], self.grid.shape, self.dtype.itemsize):
                     dst = view[_slices(mlo - own, mext)]
                     if not dst.flags.c_contiguous:
-                        if recvbuf is None:
-                            recvbuf = np.empty(3 * max(int(v[rank]) for v in vols), self.dtype)
                         buf = recvbuf[off : off + dst.size].reshape(dst.shape)
                         off += dst.size
                         pending.append((dst, buf))
@@ -295,6 +325,11 @@ class ScatterPlan:
         sl = _slices(start, piece.shape[1:])
         for view, comp in zip(self.views, piece):
             np.copyto(view[sl], comp, casting="same_kind")
+
+
+def _allocate(n: int, dtype: np.dtype) -> np.ndarray:
+    """A transport buffer of ``n`` elements (its own function: fault-injection tests patch it)."""
+    return np.empty(n, dtype)
 
 
 def _messages(lo: np.ndarray, ext: np.ndarray, shape: Sequence[int],
@@ -398,29 +433,9 @@ def prepare(
         err = exc
     agree(comm, err)
 
-    mine = (grid.shape, grid.lengths, grid.y.tobytes(), [(s.start, s.stop) for s in grid.local],
-            int(root), dt.str, int(chunk_bytes))
-    every = comm.allgather(mine)
-    err = None
-    try:
-        ref = every[0]
-        for r, e in enumerate(every):
-            if e[:3] != ref[:3]:
-                raise GridError(f"ranks disagree on the grid: rank 0 has shape {ref[0]}, lengths {ref[1]}; "
-                                f"rank {r} has shape {e[0]}, lengths {e[1]} (or another y)")
-            if e[4] != ref[4]:
-                raise TransportError(f"ranks disagree on root: rank 0 passed {ref[4]}, rank {r} passed {e[4]}")
-            if e[5] != ref[5]:
-                raise TransportError(f"ranks disagree on the dtype: rank 0 has {np.dtype(ref[5])}, "
-                                     f"rank {r} has {np.dtype(e[5])}")
-            if e[6] != ref[6]:
-                raise TransportError(f"ranks disagree on chunk_bytes: rank 0 has {ref[6]}, rank {r} has {e[6]}")
-        blocks = np.array([e[3] for e in every], dtype=np.int64).reshape(size, 3, 2)
-        check_tiling(blocks, grid.shape)
-        chunks = plan_chunks(grid.shape, min(int(chunk_bytes) // dt.itemsize, MAX_COUNT))
-    except Exception as exc:  # noqa: BLE001 - same data on every rank; agree keeps it safe
-        err = exc
-    agree(comm, err)
+    blocks = agree_grid(comm, grid, {"root": int(root), "the dtype": dt.name, "chunk_bytes": int(chunk_bytes)})
+    # the same (agreed) arguments on every rank: the same result, or the same error, everywhere
+    chunks = plan_chunks(grid.shape, min(int(chunk_bytes) // dt.itemsize, MAX_COUNT))
 
     if out is None:
         shape_axes = tuple(grid.local_shape["xyz".index(a)] for a in axes)
@@ -462,7 +477,7 @@ def scatter(
         root is a TransportError.
     """
     plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes)
-    agree(comm, plan.check_field(field) if plan.is_root else None)
+    agree(comm, plan.field_error(field) if plan.is_root else None)
     return plan.send(field if plan.is_root else None)
 
 

@@ -102,4 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mpi4py import MPI
+
+    import cfdseed
+
+    with cfdseed.abort_on_error(MPI.COMM_WORLD):  # a failure on one rank ends the job, not hangs it
+        sys.exit(main())

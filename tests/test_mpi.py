@@ -53,3 +53,21 @@ def test_main_job_example_seeds_from_the_default_model(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "source gan built 64x65x48" in proc.stderr and "PASSED" in proc.stdout
     assert "divergence max" in proc.stdout and png.stat().st_size > 20_000
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("nproc", (2, 3))
+def test_abort_on_error_ends_the_job_when_one_rank_raises(nproc: int) -> None:
+    """The documented guard for the solver's own code: one rank raises, the others wait in a
+    collective; the job must end (non-zero) with the failing rank's traceback, not hang."""
+    code = ("from mpi4py import MPI; import cfdseed\n"
+            "comm = MPI.COMM_WORLD\n"
+            "with cfdseed.abort_on_error(comm, code=3):\n"
+            "    if comm.rank == comm.size - 1:\n"
+            "        raise RuntimeError('solver bug on one rank')\n"
+            "    comm.Barrier()\n")
+    proc = subprocess.run([_mpiexec(), "-n", str(nproc), sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode != 0
+    assert f"[rank {nproc - 1}] RuntimeError: solver bug on one rank" in proc.stderr
+    assert "aborting the MPI job (code 3)" in proc.stderr

@@ -1,0 +1,100 @@
+"""Fault injection: an exception on exactly one rank at each stage of the collective entry points.
+
+Every stage of ``init_field`` and ``check_field`` (argument validation, grid agreement, the source,
+enforcement, transport, the constraint kernels) is made to fail on one rank only — the root, and
+the last rank — and every rank must end promptly with the same exception type and the injected
+message. Run on 1–4 ranks by tests/test_mpi.py, whose timeout catches a hang.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import cfdseed
+from cfdseed import Grid
+from cfdseed import constraints, enforce, transport
+from cfdseed import grid as grid_mod
+from cfdseed.sources import baselines
+
+comm = MPI.COMM_WORLD
+size, rank = comm.Get_size(), comm.Get_rank()
+SHAPE, LENGTHS = (12, 17, 10), (2 * np.pi, 2.0, np.pi)
+
+
+def boom(*args, **kwargs):
+    raise OSError(f"injected on rank {rank}")  # a type every rank can raise alike
+
+
+# stage -> (object, attribute) patched on the failing rank; which ranks the stage runs on
+STAGES = {
+    "validation": (transport, "block_views"),      # argument checks of prepare / check_field
+    "grid agreement": (grid_mod, "check_tiling"),  # inside the collective grid agreement
+    "source": (baselines, "smooth_noise"),          # root only: the plug source's noise
+    "enforcement": (enforce, "_project"),           # root only: the divergence projection
+    "transport": (transport, "_allocate"),          # a transport buffer (root or receiver)
+    "checks": (constraints._core, "stats"),         # the C++ kernels of check_field
+}
+ROOT_ONLY = {"source", "enforcement"}
+
+
+def failing_ranks(stage):
+    if stage in ROOT_ONLY:
+        return [0]
+    if stage == "transport":
+        return sorted({0, size - 1}) if size > 1 else []  # one rank moves no message
+    return sorted({0, size - 1})
+
+
+CASES = [(s, r) for s in STAGES for r in failing_ranks(s)]
+
+
+def grid():
+    return Grid.block(comm, SHAPE, LENGTHS, dims=None, y="chebyshev")
+
+
+def solver_arrays(g):
+    """(u, v, w) as a float32 spectral solver keeps them, Fortran-ordered (x, z, y): the root must
+    pack (a cast) and the receivers unpack (strided destinations), so both need buffers."""
+    sx, sy, sz = g.local_shape
+    return tuple(np.zeros((sx, sz, sy), dtype=np.float32, order="F") for _ in range(3))
+
+
+@pytest.mark.parametrize("stage,bad", CASES, ids=[f"{s}-rank{r}" for s, r in CASES])
+def test_init_field_fails_on_every_rank_alike(stage, bad, monkeypatch):
+    g = grid()
+    obj, attr = STAGES[stage]
+    if not hasattr(obj, attr):
+        pytest.fail(f"stage {stage!r}: {obj!r} has no {attr!r} to patch (the test is stale)")
+    if rank == bad:
+        monkeypatch.setattr(obj, attr, boom)
+    t0 = time.perf_counter()
+    with pytest.raises(Exception) as info:
+        cfdseed.init_field(comm, g, source="plug", options={"bulk": 15.0}, seed=1, out=solver_arrays(g), axes="xzy")
+    elapsed = time.perf_counter() - t0
+    monkeypatch.undo()
+    names = comm.allgather(type(info.value).__name__)
+    msgs = comm.allgather(str(info.value))
+    expected = "SourceError" if stage in ROOT_ONLY else "OSError"  # a source's failure is a SourceError
+    assert names == [expected] * size, names
+    assert all(f"injected on rank {bad}" in m for m in msgs), msgs
+    assert max(comm.allgather(elapsed)) < 30.0
+
+
+@pytest.mark.parametrize("stage", ["validation", "grid agreement", "checks"])
+def test_check_field_fails_on_every_rank_alike(stage, monkeypatch):
+    g = grid()
+    local = np.zeros((3, *g.local_shape))
+    obj, attr = (constraints, "block_views") if stage == "validation" else STAGES[stage]
+    for bad in sorted({0, size - 1}):
+        if rank == bad:
+            monkeypatch.setattr(obj, attr, boom)
+        with pytest.raises(Exception) as info:
+            cfdseed.check_field(comm, g, local)
+        monkeypatch.undo()
+        names = comm.allgather(type(info.value).__name__)
+        msgs = comm.allgather(str(info.value))
+        assert names == ["OSError"] * size and all(f"injected on rank {bad}" in m for m in msgs), (names, msgs)
