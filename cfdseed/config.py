@@ -24,6 +24,12 @@ __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "LogConfig", "Config", "l
            "apply_overrides", "from_dict", "to_dict", "to_toml"]
 
 
+#: The allowed values, one home for the config checks here and the library's own
+#: (:func:`cfdseed.data.split_indices`, :mod:`cfdseed.model`), which import them from here.
+SPLIT_MODES = ("blocks", "random")  # train/validation split of the slices
+NORMS = ("layer", "none")  # critic normalisation (never batch norm)
+
+
 @dataclass
 class DataConfig:
     path: str = ""  # HDF5 dataset (cfdseed.slices format); relative paths are relative to the config
@@ -156,10 +162,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.betas must be two numbers in [0, 1), got {t.betas}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
-    if d.split not in ("blocks", "random"):
-        raise ConfigError(f"data.split {d.split!r} unknown; must be one of blocks, random")
-    if m.norm not in ("layer", "none"):
-        raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of layer, none")
+    if d.split not in SPLIT_MODES:
+        raise ConfigError(f"data.split {d.split!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
+    if m.norm not in NORMS:
+        raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"train.device {dev!r} unknown; must be one of auto, cpu, cuda, cuda:N")

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .config import SPLIT_MODES
 from .errors import DatasetError
 from .slices import Dataset, open_dataset
 
@@ -173,8 +174,8 @@ def split_indices(
     are not near-duplicates of neighbouring training snapshots. ``mode="random"``: a seeded
     permutation. ``val_fraction=0`` gives an empty validation set.
     """
-    if mode not in ("blocks", "random"):
-        raise DatasetError(f"split mode {mode!r} unknown; must be one of blocks, random")
+    if mode not in SPLIT_MODES:
+        raise DatasetError(f"split mode {mode!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)

@@ -74,6 +74,8 @@ from typing import Any
 
 import numpy as np
 
+from ._values import number
+
 __all__ = [
     "DEFAULT_HEIGHTS",
     "PROFILES",
@@ -205,13 +207,7 @@ class Statistics:
 # statistics
 # ---------------------------------------------------------------------------------------------
 def _positive(name: str, v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return f
+    return number(name, v, minimum=0, strict=True, error=ValueError)
 
 
 def _fold(f: np.ndarray, y: np.ndarray, ly: float) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -567,8 +563,7 @@ def _slice_set(path: str, max_samples: int | None) -> _Set:
         return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
 
 
-def _read_input(path: str, max_samples: int | None, nu: float | None = None,
-                u_tau: float | None = None) -> _Set:
+def _read_input(path: str, nu: float | None = None, u_tau: float | None = None) -> _Set:
     """A slice dataset (contract 4) or one 3-D field written by ``cfdseed generate``
     (:func:`cfdseed.fields.read_field`); ``nu``/``u_tau`` override or supply the file's units."""
     import h5py
@@ -581,7 +576,7 @@ def _read_input(path: str, max_samples: int | None, nu: float | None = None,
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     if not is_field:
-        return _slice_set(path, max_samples)
+        return _slice_set(path, None)
     from .fields import read_field
 
     field, y, (lx, ly, lz), attrs = read_field(path)
@@ -729,7 +724,7 @@ def evaluate(
     if ref not in ("auto", "none", *REFERENCES):
         raise ConfigError(f"unknown reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")
     try:
-        ev = (_read_input(str(fields), None, nu, u_tau) if fields is not None
+        ev = (_read_input(str(fields), nu, u_tau) if fields is not None
               else _sample_model(None if model is None else str(model), samples, seed, device))
         ag = _slice_set(str(against), against_samples) if against is not None else None
         return _write(ev, ag, ref, out, heights)

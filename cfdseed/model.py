@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import read_checkpoint
+from .config import NORMS
 from .errors import CheckpointError
 
 __all__ = [
@@ -46,7 +47,6 @@ PRESETS: dict[str, dict[str, list[int]]] = {
     "cpu-small": {"g_channels": [32, 64, 32, 16], "c_channels": [16, 32, 32, 64]},
     "cpu-tiny": {"g_channels": [16, 16, 8], "c_channels": [8, 16]},
 }
-NORMS = ("layer", "none")
 _ARCH_KEYS = ("latent_dim", "ny", "nz", "g_channels", "c_channels", "norm")
 
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _bench import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def cp():
-    spec = importlib.util.spec_from_file_location("campaign_benchmark", ROOT / "benchmarks" / "campaign.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["campaign_benchmark"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("campaign")
 
 
 def _plan(tmp_path: Path, *runs: dict) -> Path:
@@ -99,10 +94,7 @@ def test_snapshots_kept_once_per_due_time(cp, tmp_path):
 
 @pytest.fixture(scope="module")
 def cr():
-    spec = importlib.util.spec_from_file_location("campaign_report", ROOT / "benchmarks" / "campaign_report.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("campaign_report")
 
 
 def _run_series(rng, t_end, offset=0.0):

@@ -71,3 +71,18 @@ def test_abort_on_error_ends_the_job_when_one_rank_raises(nproc: int) -> None:
     assert proc.returncode != 0
     assert f"[rank {nproc - 1}] RuntimeError: solver bug on one rank" in proc.stderr
     assert "aborting the MPI job (code 3)" in proc.stderr
+
+
+@pytest.mark.mpi
+def test_generate_under_mpiexec_writes_once_and_agrees_on_bad_input(tmp_path: Path) -> None:
+    """``mpiexec -n 2 cfdseed generate``: rank 0 works, every rank ends with its exit status."""
+    exe = str(Path(sys.executable).with_name("cfdseed"))
+    base = [_mpiexec(), "-n", "2", exe, "generate", "--source", "plug", "--shape", "8", "9", "6",
+            "--lengths", "6.28", "2", "3.14", "--bulk", "1", "--no-png"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    ok = subprocess.run(base + ["--out", str(tmp_path / "ic.h5")], capture_output=True, text=True, timeout=120, env=env)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    assert (tmp_path / "ic.h5").exists() and ok.stdout.count("PASSED") == 1  # one report: rank 0's
+    bad = subprocess.run(base + ["--out", str(tmp_path / "missing" / "ic.h5")], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert bad.returncode == 2, bad.stdout[-3000:] + bad.stderr[-3000:]

@@ -4,24 +4,19 @@ The solver side runs in tests/dedalus/test_transient_smoke.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _bench import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tb():
-    spec = importlib.util.spec_from_file_location("transient_benchmark", ROOT / "benchmarks" / "transient.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["transient_benchmark"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("transient")
 
 
 CASE = dict(detector=dict(method="mser", batch=5), signals=("tau", "bulk", "centre_u"),

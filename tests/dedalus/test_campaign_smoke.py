@@ -3,17 +3,16 @@ a move to a fresh machine continued from the committed compact state, a STOP mid
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mpi4py import MPI
+from _bench import load
 
 comm = MPI.COMM_WORLD
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +26,7 @@ RUN = dict(id="tiny", kind="reference", horizon=0.012, discard=0.0, chunk=0.005,
 
 @pytest.fixture(scope="module")
 def cp():
-    spec = importlib.util.spec_from_file_location("campaign_benchmark", ROOT / "benchmarks" / "campaign.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["campaign_benchmark"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("campaign")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ and its verdicts, resuming one with a larger cap, the gan and snapshot ICs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from mpi4py import MPI
 
 from cfdseed.solvers.runner import read_segments, read_timeseries
+from _bench import load
 
 comm = MPI.COMM_WORLD
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,11 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def tb():
-    spec = importlib.util.spec_from_file_location("transient_benchmark", ROOT / "benchmarks" / "transient.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["transient_benchmark"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("transient")
 
 
 @pytest.fixture(scope="module")
