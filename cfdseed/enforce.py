@@ -23,10 +23,14 @@ passes the checks of :mod:`cfdseed.constraints` (the contract-1 operators of
    O(N log N). A discretely solenoidal field is a fixed point; after it the divergence measured by
    the check is at round-off (a second pass is made if not, which only wildly uneven custom y
    grids need).
-4. **bulk velocity**: the plane-averaged streamwise profile is scaled so that the trapezoidal bulk
+4. **no mean cross-flow**: the plane means V(y) and W(y) are subtracted (zero in a channel in
+   equilibrium; a synthetic field's mean spanwise flow would otherwise decay only by wall friction,
+   over ~U_b h/u_tau^2). Plane means have no x/z derivative and vanish on the walls (or, linearly
+   extrapolated, at them), so divergence and no-slip are unchanged.
+5. **bulk velocity**: the plane-averaged streamwise profile is scaled so that the trapezoidal bulk
    velocity (contract 1) equals the target exactly (neither divergence nor no-slip change; a field
    without mean flow gets a laminar profile instead).
-5. **bounds**: the result must be finite with ``max |u| <= max_ratio * |U_b|``.
+6. **bounds**: the result must be finite with ``max |u| <= max_ratio * |U_b|``.
 """
 
 from __future__ import annotations
@@ -324,6 +328,7 @@ def enforce(
     divergence_free: bool = True,
     bulk: float | None | bool = True,
     bounds: bool = True,
+    cross_flow: bool = True,
     blend: float = DEFAULT_BLEND,
     max_ratio: float = DEFAULT_MAX_RATIO,
     copy: bool = True,
@@ -345,6 +350,9 @@ def enforce(
         enforcement), ``False``/``None`` leaves it as the other steps make it.
     bounds : bool
         Raise unless the result is finite with ``max |u| <= max_ratio * |U_b|``.
+    cross_flow : bool
+        Remove the plane-mean wall-normal and spanwise velocities V(y), W(y) (after the
+        projection; the divergence and the wall values are unchanged).
     blend : float
         No-slip blending width as a fraction of the half-height (default :data:`DEFAULT_BLEND`).
     max_ratio : float
@@ -386,6 +394,11 @@ def enforce(
         _project(f, grid)
         rep.steps.append("projection")
         rep.timings["projection"], t = time.perf_counter() - t, time.perf_counter()
+    if cross_flow:
+        # the plane means V(y), W(y) are zero in a channel in equilibrium (symmetry; V also by
+        # continuity and no-slip); removing them changes neither the divergence nor the walls
+        f[1:] -= f[1:].mean(axis=(1, 3), keepdims=True)
+        rep.steps.append("no mean cross-flow")
     if target is not None:
         _set_bulk(f, grid, target)
         rep.steps.append(f"bulk={target:.6g}")

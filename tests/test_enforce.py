@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
+from cfdseed.constraints import check_field
 from cfdseed.enforce import _banded_ldl_solve, enforce, require_grid
 from cfdseed.errors import GridError, SourceError
 from cfdseed.grid import Grid
@@ -113,9 +115,26 @@ def test_bulk_set_exactly_and_figures():
 def test_steps_switch_off():
     g = Grid((6, 9, 4), LENGTHS)
     f = _random_field(g.shape, np.random.default_rng(0))
-    out, rep = enforce(f, g, no_slip=False, divergence_free=False, bulk=False, bounds=False)
+    out, rep = enforce(f, g, no_slip=False, divergence_free=False, bulk=False, bounds=False, cross_flow=False)
     np.testing.assert_array_equal(out, f)
     assert rep.steps == []
+
+
+@pytest.mark.parametrize("y", ["uniform", "chebyshev", "chebyshev-cc"])
+def test_mean_cross_flow_removed_without_touching_divergence_or_walls(y):
+    g = Grid((8, 17, 6), LENGTHS, y=y)
+    f = _random_field(g.shape, np.random.default_rng(1))
+    f[2] += 0.3 * np.sin(np.pi * g.y / g.lengths[1])[None, :, None]  # a mean spanwise flow W(y)
+    with_mean, _ = enforce(f, g, cross_flow=False)
+    out, rep = enforce(f, g)
+    assert "no mean cross-flow" in rep.steps
+    assert np.abs(with_mean[2].mean(axis=(0, 2))).max() > 0.1  # the projection keeps W(y)
+    np.testing.assert_allclose(out[1:].mean(axis=(1, 3)), 0.0, atol=1e-14)
+    np.testing.assert_allclose(out[0], with_mean[0], atol=1e-12)  # u untouched
+    assert rep.after["div_max"] <= 1e-10 and rep.after["wall_max"] <= 1e-12
+    report = check_field(MPI.COMM_SELF, g, out)
+    assert report.passed and report.cross_flow < 1e-14
+    assert not check_field(MPI.COMM_SELF, g, with_mean).passed  # the check sees a mean W
 
 
 def test_bad_input():

@@ -29,7 +29,8 @@ SPEC = ChannelSpec(shape=(8, 16, 8), lengths=(math.pi, 2.0, math.pi / 2), re_tau
 ANALYTIC = dict(bulk=15.0, amplitude=0.1)
 # A spectrally solenoidal field is not divergence-free for the 2nd-order finite differences of
 # contract 1: on 8 points per period their truncation error is a few per cent of |grad u|.
-SPECTRAL_TOL = Tolerances(divergence_max=0.05, divergence_rms=0.02)
+# After steps the solver's own dynamics (d<vw>/dy) give the state a small, physical mean W.
+SPECTRAL_TOL = Tolerances(divergence_max=0.05, divergence_rms=0.02, cross_flow=1e-3)
 
 
 @pytest.fixture(scope="module")
