@@ -137,3 +137,44 @@ def test_bad_input(tmp_path):
         resolve("sinusoid", {})
     with pytest.raises(GridError, match="too small"):
         resolve("plug", {})(Grid((8, 9, 1), (2.0, 2.0, 1.0)), np.random.default_rng(0))
+
+
+def test_randomise_phases_keeps_statistics_spectra_and_continuity_but_not_the_field():
+    from cfdseed.operators import divergence
+    from cfdseed.sources.baselines import randomise_phases
+
+    g = Grid((16, 17, 12), (4.0, 2.0, 3.0), y="chebyshev")
+    rng = np.random.default_rng(3)
+    field = resolve("analytic", {"bulk": 1.0, "amplitude": 0.3, "waves": (2, 3)})(g, rng)
+    field = field + resolve("trig", {"mean": "turbulent", "waves": (1, 1)})(g, rng)  # two solenoidal parts
+    out = randomise_phases(field, np.random.default_rng(4))
+    assert out.shape == field.shape and out.dtype == np.float64
+    # plane statistics: means and every second moment (incl. uv) per y
+    np.testing.assert_allclose(out.mean(axis=(1, 3)), field.mean(axis=(1, 3)), atol=1e-12)
+    fl, ol = field - field.mean(axis=(1, 3), keepdims=True), out - out.mean(axis=(1, 3), keepdims=True)
+    for a, b in ((0, 0), (1, 1), (2, 2), (0, 1)):
+        np.testing.assert_allclose((ol[a] * ol[b]).mean(axis=(0, 2)), (fl[a] * fl[b]).mean(axis=(0, 2)), atol=1e-12)
+    # spectra: |coefficients| per (kx, y, kz) unchanged; the field itself is not
+    np.testing.assert_allclose(np.abs(np.fft.rfft2(out, axes=(1, 3))), np.abs(np.fft.rfft2(field, axes=(1, 3))),
+                               atol=1e-9)
+    assert np.abs(out - field).max() > 0.1 * np.abs(fl).max()
+    # continuity (a diagonal operator in Fourier space) and the walls: kept
+    assert np.abs(divergence(field, g)).max() < 1e-10
+    np.testing.assert_allclose(divergence(out, g), 0.0, atol=1e-10)
+    np.testing.assert_allclose(out[:, :, [0, -1], :], 0.0, atol=1e-13)
+
+
+def test_phase_randomised_source_from_a_file(tmp_path):
+    from cfdseed.fields import write_field
+
+    src_grid = Grid((12, 17, 10), (4.0, 2.0, 3.0), y="chebyshev")
+    field = resolve("trig", {"mean": "turbulent", "amplitude": 0.3})(src_grid, np.random.default_rng(0))
+    write_field(tmp_path / "f.h5", field, src_grid)
+    a = resolve("phase-randomised", {"path": str(tmp_path / "f.h5")})(src_grid, np.random.default_rng(1))
+    b = resolve("phase-randomised", {"path": str(tmp_path / "f.h5")})(src_grid, np.random.default_rng(2))
+    assert _check(src_grid, a).passed and not np.allclose(a, b)
+    np.testing.assert_allclose(a.var(axis=(1, 3)), field.var(axis=(1, 3)), rtol=1e-6, atol=1e-10)
+    g = Grid((16, 24, 20), (8.0, 1.0, 6.0), y="tanh-cc:2")  # another grid: resampled like snapshot
+    assert _check(g, resolve("phase-randomised", {"path": str(tmp_path / "f.h5")})(g, np.random.default_rng(1))).passed
+    with pytest.raises(SourceError, match="phase-randomised: option path"):
+        resolve("phase-randomised", {})

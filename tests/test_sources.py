@@ -85,7 +85,8 @@ def test_registry_resolve_and_errors():
         resolve(3)
     with pytest.raises(SourceError, match="options must be a dict"):
         resolve("analytic", [("amplitude", 1)])
-    assert available() == sorted(["analytic", "gan", "plug", "laminar", "trig", "streaks", "snapshot"])
+    assert available() == sorted(["analytic", "gan", "plug", "laminar", "trig", "streaks", "snapshot",
+                                  "phase-randomised"])
 
 
 def test_register_rejects_a_taken_name_and_wraps_factory_errors(monkeypatch):
@@ -136,7 +137,7 @@ def test_one_option_vocabulary_in_one_readme_table():
     rows = dict(re.findall(r"^\| `(\w+)` \|[^|]*\|([^|]*)\|$", table, re.M))
     assert set(rows) == used
     for option, cell in rows.items():
-        listed = set(re.findall(r"`(\w+)`", cell))
+        listed = set(re.findall(r"`([\w-]+)`", cell))
         assert listed == {s for s, opts in takes.items() if option in opts}, option
 
 

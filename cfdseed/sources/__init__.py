@@ -44,6 +44,7 @@ _REGISTRY: dict[str, Factory] = {
     "trig": _baselines.trig,
     "streaks": _baselines.streaks,
     "snapshot": _baselines.snapshot,
+    "phase-randomised": _baselines.phase_randomised,
 }
 
 

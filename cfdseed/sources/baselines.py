@@ -23,6 +23,12 @@ its ``seed``), ``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heigh
 - ``snapshot``: a field from an HDF5 file written by ``cfdseed generate`` (``path``), interpolated
   to the grid (:func:`cfdseed.interp.field_to_grid`, ``y_method``), velocities times ``scale``
   (1.0), noise 0.
+- ``phase-randomised``: the same, after the file's Fourier coefficients in x and z were given
+  random phases (:func:`randomise_phases`): one phase per (k_x, k_z), the same for the three
+  components and every y. Every one-point statistic, spectrum and cross-spectrum of the file, its
+  no-slip walls and its continuity (for any x/z derivative that is diagonal in Fourier space) are
+  kept exactly; its coherent structures are not: the baseline with the data's information but no
+  structure.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ from ..interp import field_to_grid
 from ..reference import KAPPA
 from .base import Source, SourceInfo, parse_options, waves
 
-__all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "BASELINE_DEFAULTS", "reichardt_profile",
-           "smooth_noise"]
+__all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "phase_randomised", "BASELINE_DEFAULTS",
+           "reichardt_profile", "smooth_noise", "randomise_phases"]
 
 _COMMON: dict[str, Any] = {"bulk": 1.0, "seed": None, "no_slip": True, "divergence_free": True,
                            "blend": DEFAULT_BLEND, "max_ratio": DEFAULT_MAX_RATIO}
@@ -53,6 +59,7 @@ BASELINE_DEFAULTS: dict[str, dict[str, Any]] = {
     "streaks": {**_COMMON, "re_tau": 180.0, "amplitude": 0.25, "spacing_plus": 100.0, "length_plus": 500.0,
                 "peak_plus": 15.0, "modulation": 0.5, "noise": 0.01},
     "snapshot": {**_COMMON, "bulk": None, "path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0},
+    "phase-randomised": {**_COMMON, "bulk": None, "path": None, "scale": 1.0, "y_method": "auto"},
 }
 Build = Callable[[Grid, np.random.Generator], np.ndarray]
 
@@ -211,11 +218,26 @@ def streaks(**options: Any) -> Source:
     return _source("streaks", make, o)
 
 
-def snapshot(**options: Any) -> Source:
-    """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
-    o = _options("snapshot", options)  # bulk default None: keep the file's own bulk velocity
+def randomise_phases(field: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``field (3, nx, ny, nz)`` with random Fourier phases in x and z, one per (k_x, k_z).
+
+    The phases are those of the 2-D transform of real white noise (so the result is real), with
+    the plane mean (k_x = k_z = 0) kept as it is; the moduli of every coefficient are unchanged.
+    """
+    nx, _, nz = field.shape[1:]
+    noise = np.fft.rfft2(rng.standard_normal((nx, nz)))  # (nx, nz//2+1), Hermitian by construction
+    mod = np.abs(noise)
+    phase = np.where(mod > 0, noise / np.where(mod > 0, mod, 1.0), 1.0)
+    phase[0, 0] = 1.0
+    spec = np.fft.rfft2(field, axes=(1, 3))  # (3, nx, ny, nz//2+1)
+    return np.fft.irfft2(spec * phase[None, :, None, :], s=(nx, nz), axes=(1, 3))
+
+
+def _from_file(name: str, o: dict[str, Any], prepare: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Source:
+    """A field file (``path``) ``prepare``-d on its own grid, interpolated to the target grid,
+    times ``scale``, plus ``noise`` (relative to the mean |u|) when the source takes it."""
     if o["path"] is None:
-        raise SourceError("snapshot: option path (an HDF5 field file) is required")
+        raise SourceError(f"{name}: option path (an HDF5 field file) is required")
 
     def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
         from ..errors import DatasetError
@@ -224,10 +246,23 @@ def snapshot(**options: Any) -> Source:
         try:
             field, y, lengths, _ = read_field(o["path"])
         except DatasetError as exc:
-            raise SourceError(f"snapshot: {exc}") from None
-        f = field_to_grid(field, y, lengths, grid, o["y_method"]) * float(o["scale"])
-        if o["noise"]:
+            raise SourceError(f"{name}: {exc}") from None
+        f = field_to_grid(prepare(field, rng), y, lengths, grid, o["y_method"]) * float(o["scale"])
+        if o.get("noise"):
             f += smooth_noise(grid, rng, o["noise"] * float(np.abs(f[0]).mean()))
         return f
 
-    return _source("snapshot", make, o)
+    return _source(name, make, o)
+
+
+def snapshot(**options: Any) -> Source:
+    """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
+    o = _options("snapshot", options)  # bulk default None: keep the file's own bulk velocity
+    return _from_file("snapshot", o, lambda field, rng: field)
+
+
+def phase_randomised(**options: Any) -> Source:
+    """An existing field with random Fourier phases in x and z (:func:`randomise_phases`),
+    interpolated to the grid: the data's statistics and spectra without its structures."""
+    o = _options("phase-randomised", options)
+    return _from_file("phase-randomised", o, randomise_phases)
