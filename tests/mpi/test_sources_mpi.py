@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from cfdseed import ConstraintError, Grid, SourceError
+from cfdseed import ConstraintError, SourceError
 from cfdseed._collective import run_agreed
 from cfdseed.constraints import check_field
 from cfdseed.coupling import init_field
