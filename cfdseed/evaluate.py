@@ -150,6 +150,7 @@ class Statistics:
     divergence: dict[str, float] | None = None
     nz: int = 0
     nx: int = 0
+    balance: dict[str, float] | None = None
 
     def moments(self) -> dict[str, dict[str, dict[str, float]]]:
         """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
@@ -200,6 +201,8 @@ class Statistics:
                 for c, p in enumerate(_PAIRS)}}
         if self.divergence is not None:
             d["divergence"] = dict(self.divergence, units="|div u| / (U_bulk / h), h = ly/2")
+        if self.balance is not None:
+            d["balance"] = dict(self.balance, units="wall units; integrals over each half channel / h")
         return d
 
 
@@ -327,6 +330,7 @@ def statistics(
     nz = f.shape[-1]
 
     divergence = _divergence(f, y, (lx, ly, lz)) if three_d else None
+    balance = _balance(f, y, ly, nu, u_tau)
     half, yw, folded = _fold(f, y, ly)  # (M, 3, [nx,] nh, nz)
     yplus = yw * u_tau / nu
     slices = half.transpose(0, 2, 1, 3, 4).reshape(-1, 3, *half.shape[-2:]) if three_d else half
@@ -368,7 +372,44 @@ def statistics(
         folded=folded, yplus=yplus, y_delta=yw / (0.5 * ly), profiles=profiles, heights=hs,
         kz=kz * nu / u_tau, spectra_z=spectra_z, dz=dz, correlation=corr, samples=samples,
         kx=kx, spectra_x=spectra_x, divergence=divergence, nz=int(nz), nx=int(half.shape[2]) if three_d else 0,
+        balance=balance,
     )
+
+
+def _balance(f: np.ndarray, y: np.ndarray, ly: float, nu: float, u_tau: float) -> dict[str, float]:
+    """Per-wall and momentum-balance figures of unfolded fields ``(N, 3, [nx,] ny, nz)``.
+
+    TKE and the wall-ward shear stress (-uv at the lower wall, +uv at the upper) integrated over
+    each half channel / h; the momentum balance of the mean flow under a constant force,
+    -uv+ + dU+/dy+ = 1 - y/h (from +1 at the lower wall to -1 at the upper), its largest and RMS
+    residual; the bulk V and W. Trapezoid rule on the points (walls included where present).
+    """
+    axes = tuple(a for a in range(f.ndim) if a not in (1, f.ndim - 2))  # all but component and y
+    mean = f.mean(axis=axes)  # (3, ny)
+    fl = f - np.expand_dims(mean, axes)
+    uu = np.mean(fl * fl, axis=axes)  # (3, ny)
+    uv = np.mean(fl[:, 0] * fl[:, 1], axis=tuple(a for a in range(f.ndim - 1) if a != f.ndim - 3))  # (ny,)
+    h = 0.5 * ly
+    tke = 0.5 * uu.sum(axis=0) / u_tau**2
+    tau = (-uv + nu * np.gradient(mean[0], y)) / u_tau**2  # total shear stress
+    residual = tau - (1.0 - y / h)
+    lower, upper = y <= h, y >= h
+
+    def integral(v: np.ndarray, m: np.ndarray) -> float:
+        return float(np.trapezoid(v[m], y[m]) / h) if m.sum() > 1 else 0.0
+
+    yw = np.concatenate([[0.0], y, [ly]])
+
+    def bulk(v: np.ndarray) -> float:  # walls at zero velocity: the delivered fields' contract
+        return float(np.trapezoid(np.concatenate([[0.0], v, [0.0]]), yw) / ly) / u_tau
+
+    return {
+        "tke_lower": integral(tke, lower), "tke_upper": integral(tke, upper),
+        "shear_stress_lower": integral(-uv / u_tau**2, lower), "shear_stress_upper": integral(uv / u_tau**2, upper),
+        "balance_residual_max": float(np.abs(residual).max()),
+        "balance_residual_rms": float(np.sqrt(np.mean(residual**2))),
+        "bulk_v": bulk(mean[1]), "bulk_w": bulk(mean[2]),
+    }
 
 
 def _divergence(f: np.ndarray, y: np.ndarray, lengths: tuple[float, float, float]) -> dict[str, float]:
