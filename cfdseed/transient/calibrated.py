@@ -28,6 +28,7 @@ Every time is in the units of the series (h/u_tau in cfdseed) and measured from 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,12 @@ class Reference:
         }
 
     # -- surrogates, calibration and the rule --------------------------------------------------
+    @functools.cached_property
+    def _spectrum(self) -> np.ndarray:
+        """``(S, F)`` Fourier coefficients of the record's fluctuations (computed once: the
+        calibration and the power analysis draw thousands of surrogates from it)."""
+        return np.fft.rfft(self.record - self.mean[:, None], axis=1)
+
     def surrogates(self, n: int, length: float, rng: np.random.Generator) -> np.ndarray:
         """``(n, S, m)`` stationary records of ``length`` with the reference's spectra.
 
@@ -219,11 +226,10 @@ class Reference:
         same for every signal (cross-spectra kept); each surrogate is cut at a random offset.
         """
         m = int(round(length / self.dt)) + 1
-        x = self.record - self.mean[:, None]
-        nrec = x.shape[1]
+        nrec = self.record.shape[1]
         if m > nrec:
             raise ValueError(f"surrogate length {length:g} exceeds the reference ({self.duration:g})")
-        f = np.fft.rfft(x, axis=1)  # (S, F)
+        f = self._spectrum  # (S, F)
         out = np.empty((n, len(self.signals), m))
         for i in range(n):
             phase = np.exp(2j * np.pi * rng.random(f.shape[1]))
