@@ -12,6 +12,11 @@ and combined in rank order, so every rank returns the identical report. Figures:
 - bulk velocity (trapezoid in y, zero wall values appended where no point lies on a wall),
   max |u_i|, RMS per component, count of non-finite values.
 
+A grid with ``operators="spectral"`` gets its divergence, wall values and bulk velocity measured
+with the spectral operators (:mod:`cfdseed.operators`); these need whole x and z lines, so the
+field is gathered on rank 0 for them (memory: the global field once, as ``init_field``'s root).
+The report names the operators.
+
 U_ref = |bulk velocity| (if 0: max |u_i|, if 0: 1). Every figure except the non-finite count
 ignores NaN/Inf values. The operators (wall detection, bulk weights, wall extrapolation, checked
 rows) come from :mod:`cfdseed.operators`; enforcement lives in :mod:`cfdseed.enforce`.
@@ -32,8 +37,15 @@ from ._collective import agree
 from .errors import ConfigError, GridError
 from .grid import Grid, agree_grid
 from .halo import exchange_faces
-from .operators import bulk_weights, checked_rows, wall_extrapolation
-from .transport import block_views
+from .operators import (
+    bulk_velocity,
+    bulk_weights,
+    checked_rows,
+    divergence,
+    wall_extrapolation,
+    wall_values,
+)
+from .transport import block_views, gather
 
 # bulk_weights is re-exported: public here before cfdseed.operators became its home
 __all__ = ["Tolerances", "ConstraintReport", "check_field", "bulk_weights"]
@@ -102,6 +114,7 @@ class ConstraintReport:
     divergence_rms: float  #: / (U_ref / h)
     cross_flow: float = 0.0  #: max over y of |plane-mean v|, |plane-mean w| / U_ref
     tolerances: Tolerances = field(default_factory=Tolerances)
+    operators: str = "central"  #: the operator set of divergence, wall values and bulk velocity
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tolerances", self.tolerances.resolved(self.dtype))
@@ -144,7 +157,8 @@ class ConstraintReport:
     def __str__(self) -> str:
         nx, ny, nz = self.shape
         lines = [
-            f"constraint report: {nx}x{ny}x{nz} {self.dtype}, bulk velocity {self.bulk_velocity:.6g},"
+            f"constraint report: {nx}x{ny}x{nz} {self.dtype}, {self.operators} operators,"
+            f" bulk velocity {self.bulk_velocity:.6g},"
             f" U_ref {self.u_ref:.6g}, max |u_i| {self.max_abs:.6g},"
             f" RMS (u, v, w) ({', '.join(f'{r:.4g}' for r in self.rms)})",
             f"  {'check':<38} {'value':>11} {'limit':>11}  status",
@@ -199,6 +213,8 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
         p["x_int"], p["x_seam"] = max(p["x_int"], xi), max(p["x_seam"], xs)
         p["z_int"], p["z_seam"] = max(p["z_int"], zi), max(p["z_seam"], zs)
 
+    if grid.operators != "central":
+        return np.array([float(p[k]) for k in _MAX + _SUM])  # divergence: _spectral_figures
     # y of the neighbours beyond the block; at a wall the virtual wall point (zero velocity)
     below = y[y0 - 1] if y0 > 0 else 0.0
     above = y[y1] if y1 < ny else ly
@@ -209,6 +225,25 @@ def _partials(comm: Any, grid: Grid, comps: tuple[np.ndarray, ...], blocks: np.n
                                      yext, lx / nx, lz / nz, j0, max(j0, j1))
     p["div_max"], p["div_sumsq"], p["div_count"] = dmax, dss, dn
     return np.array([float(p[k]) for k in _MAX + _SUM])
+
+
+def _spectral_figures(comm: Any, grid: Grid, local: Any, axes: str) -> tuple[float, float, float, float, float]:
+    """Collective: (bulk, max |wall value|, max |div|, sum of div^2, count) under the spectral
+    operators, computed on rank 0 from the gathered field (non-finite values read as 0)."""
+    full = gather(comm, grid, local, root=0, axes=axes)
+    err, out = None, (0.0, 0.0, 0.0, 0.0, 0.0)
+    if comm.Get_rank() == 0:
+        try:
+            f = np.nan_to_num(np.asarray(full, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            del full
+            lo, hi = wall_values(f, grid)
+            d = divergence(f, grid)
+            out = (bulk_velocity(f, grid), float(max(np.abs(lo).max(), np.abs(hi).max())),
+                   float(np.abs(d).max()), float(np.sum(d * d)), float(d.size))
+        except Exception as exc:  # noqa: BLE001 - e.g. memory; re-raised on every rank by agree
+            err = exc
+    agree(comm, err)
+    return comm.bcast(out, root=0)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -290,6 +325,9 @@ def check_field(
     rows = comm.allreduce(rows)  # (2, ny): object mode, also for the tests' fake communicators
     mx = dict(zip(_MAX, allp[:, : len(_MAX)].max(axis=0)))
     sm = dict(zip(_SUM, allp[:, len(_MAX) :].sum(axis=0)))
+    if grid.operators == "spectral":
+        sm["bulk"], mx["wall"], mx["div_max"], sm["div_sumsq"], sm["div_count"] = _spectral_figures(
+            comm, grid, comps, axes="xyz")
 
     bulk = float(sm["bulk"])
     u_ref = abs(bulk) or float(mx["max_abs"]) or 1.0
@@ -306,13 +344,14 @@ def check_field(
         rms=rms,  # type: ignore[arg-type]
         nonfinite=int(sm["nf_u"] + sm["nf_v"] + sm["nf_w"]),
         no_slip=float(mx["wall"]) / u_ref,
-        wall_extrapolated=not grid.has_walls,
+        wall_extrapolated=not grid.has_walls and grid.operators == "central",
         seam_x=_ratio(mx["x_seam"], mx["x_int"]),
         seam_z=_ratio(mx["z_seam"], mx["z_int"]),
         divergence_max=float(mx["div_max"]) / scale,
         divergence_rms=math.sqrt(sm["div_sumsq"] / count) / scale if count else 0.0,
         cross_flow=float(np.abs(rows).max()) / (grid.shape[0] * grid.shape[2]) / u_ref,
         tolerances=tolerances,
+        operators=grid.operators,
     )
     if comm.Get_rank() == 0:
         _log.debug("check_field on %d ranks:\n%s", comm.Get_size(), report)

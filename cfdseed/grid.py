@@ -26,7 +26,7 @@ import numpy as np
 
 from ._collective import agree, run_agreed
 from .errors import DecompositionError, GridError, TransportError
-from .operators import WALL_TOL, wall_points
+from .operators import WALL_TOL, check_operators, column, wall_points
 
 __all__ = [
     "Grid",
@@ -200,12 +200,12 @@ def _holes(b: np.ndarray, shape: np.ndarray, show: int = 4) -> str:
 def grid_disagreement(grids: Sequence[Grid]) -> str | None:
     """What differs between the global descriptions of ``grids[r]`` (rank ``r``), or None.
 
-    The first differing attribute (shape, lengths, y) is named with rank 0's value and the first
+    The first differing attribute (shape, lengths, y, operators) is named with rank 0's value and the first
     other rank's (for y: the first differing point and what each built y from), then the other
     ranks that differ from rank 0 in it.
     """
     ref = grids[0]
-    for attr in ("shape", "lengths", "y"):
+    for attr in ("shape", "lengths", "y", "operators"):
         if attr == "y":
             bad = [r for r, g in enumerate(grids) if not np.array_equal(g.y, ref.y)]
         else:
@@ -243,11 +243,16 @@ class Grid:
         :data:`WALL_NORMAL_KINDS` (``"tanh:2.5"`` sets the stretch).
     local : tuple of 3 slices, optional
         This rank's block; the whole grid by default.
+    operators : {"central", "spectral"}, default "central"
+        The solver's discrete operators, which enforcement and checks use
+        (:mod:`cfdseed.operators`): 2nd-order central differences (finite-volume and
+        finite-difference codes) or Fourier in x, z and the y-interpolant's derivative (spectral
+        codes, e.g. Dedalus; y must then be fit for polynomial interpolation).
 
     Raises
     ------
     GridError
-        Bad shape, lengths or y.
+        Bad shape, lengths, y or operators.
     DecompositionError
         ``local`` not a tuple of three unit-step slices inside the grid.
     """
@@ -258,7 +263,12 @@ class Grid:
         lengths: Sequence[float],
         y: str | Sequence[float] | np.ndarray = "uniform",
         local: Sequence[slice] | None = None,
+        operators: str = "central",
     ) -> None:
+        try:
+            self.operators: str = check_operators(operators)
+        except ValueError as exc:
+            raise GridError(str(exc)) from None
         try:
             shp = tuple(int(n) for n in shape)
             if any(int(n) != n for n in shape):
@@ -296,6 +306,8 @@ class Grid:
             yy = np.clip(yy, 0.0, lens[1])
         self.y: np.ndarray = yy
         self.y.setflags(write=False)
+        if operators != "central":
+            column(self)  # raises GridError for y points unfit for these operators
         #: Process-grid dimensions when built by :meth:`block`, else None.
         self.dims: tuple[int, int, int] | None = None
         if local is None:
@@ -363,17 +375,21 @@ class Grid:
 
     def with_local(self, local: Sequence[slice]) -> Grid:
         """The same global grid with another block."""
-        g = Grid(self.shape, self.lengths, self.y, local)
+        g = Grid(self.shape, self.lengths, self.y, local, self.operators)
         g.y_spec, g.dims = self.y_spec, self.dims
         return g
 
     def global_grid(self) -> Grid:
-        """The same global grid with the whole domain as the block (what the root's source sees)."""
-        return self.with_local((slice(None),) * 3)
+        """The same global grid with the whole domain as the block (what the root's source sees);
+        not decomposed (``dims`` None)."""
+        g = self.with_local((slice(None),) * 3)
+        g.dims = None
+        return g
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description (shape, lengths, y) that rebuilds the global grid."""
-        return {"shape": list(self.shape), "lengths": list(self.lengths), "y": self.y.tolist()}
+        return {"shape": list(self.shape), "lengths": list(self.lengths), "y": self.y.tolist(),
+                "operators": self.operators}
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -382,12 +398,14 @@ class Grid:
             and self.lengths == other.lengths
             and np.array_equal(self.y, other.y)
             and self.local == other.local
+            and self.operators == other.operators
         )
 
     def __repr__(self) -> str:
         y = self.y_spec if self.y_spec is not None else f"array[{self.shape[1]}]"
         loc = ", ".join(f"{s.start}:{s.stop}" for s in self.local)
-        return f"Grid(shape={self.shape}, lengths={self.lengths}, y={y!r}, local=({loc}))"
+        ops = "" if self.operators == "central" else f", operators={self.operators!r}"
+        return f"Grid(shape={self.shape}, lengths={self.lengths}, y={y!r}, local=({loc}){ops})"
 
     # -- decomposition -------------------------------------------------------------------
     @classmethod
@@ -398,6 +416,7 @@ class Grid:
         lengths: Sequence[float],
         dims: Sequence[int] | None = None,
         y: str | Sequence[float] | np.ndarray = "uniform",
+        operators: str = "central",
     ) -> Grid:
         """Collective: balanced block decomposition over ``comm``; errors raised on every rank.
 
@@ -409,6 +428,8 @@ class Grid:
             Process grid; zeros are filled as ``MPI_Dims_create`` does. ``(size, 1, 1)`` gives
             x-slabs, ``(0, 1, 0)`` x-z pencils, ``None`` balanced 3-D blocks. Rank ``r`` gets
             process coordinates in C order (x slowest), as ``MPI_Cart_create`` without reorder.
+        y, operators
+            As for :class:`Grid`.
 
         Raises
         ------
@@ -420,7 +441,7 @@ class Grid:
         size, rank = int(comm.Get_size()), int(comm.Get_rank())
 
         def build() -> Grid:
-            grid = cls(shape, lengths, y)
+            grid = cls(shape, lengths, y, operators=operators)
             pdims = balanced_dims(size, 3, dims)
             coords = np.unravel_index(rank, pdims)
             local = tuple(block_split(n, p, int(c)) for n, p, c in zip(grid.shape, pdims, coords))
@@ -438,8 +459,9 @@ class Grid:
         lengths: Sequence[float],
         y: str | Sequence[float] | np.ndarray = "uniform",
         local: Sequence[slice] | None = None,
+        operators: str = "central",
     ) -> Grid:
-        """Collective constructor: ``Grid(shape, lengths, y, local)`` on every rank, checked together.
+        """Collective constructor: ``Grid(shape, lengths, y, local, operators)`` on every rank, checked together.
 
         For a solver that brings its own decomposition (``local`` on each rank). A mistake on any
         rank (a bad argument, a ``local`` out of range, another global grid, blocks that leave gaps
@@ -450,7 +472,7 @@ class Grid:
         ----------
         comm : mpi4py.MPI.Intracomm
             Every rank of the decomposition calls.
-        shape, lengths, y, local
+        shape, lengths, y, local, operators
             As for :class:`Grid`; all but ``local`` the same on every rank.
 
         Raises
@@ -460,7 +482,7 @@ class Grid:
         DecompositionError
             Bad ``local`` on some rank, or blocks that do not tile the grid (missing ranges named).
         """
-        grid = run_agreed(comm, cls, shape, lengths, y, local)
+        grid = run_agreed(comm, cls, shape, lengths, y, local, operators)
         agree_grid(comm, grid)
         return grid
 

@@ -21,12 +21,23 @@ This module is the one home of what the checks (:mod:`cfdseed.constraints`, whos
 - **figures** of a global field: normalised divergence, wall value, bulk velocity, max |u|,
   non-finite count (:func:`field_figures`).
 
+**Operator sets.** The list above is the ``"central"`` set (2nd-order, the finite-volume and
+finite-difference codes' own; the C++ kernels implement it). A grid built with
+``operators="spectral"`` (spectral codes such as Dedalus) replaces the x/z differences by exact
+Fourier derivatives (the Nyquist mode carries none and is not represented), d/dy by the derivative
+of the polynomial interpolant through the grid's y points, the wall values by that interpolant at
+``y = 0, ly`` and the bulk weights by its integral (:class:`Column`, :func:`column`,
+:func:`wavenumbers`); the divergence is evaluated at every y point. The functions below dispatch on
+``grid.operators``.
+
 ``tests/test_operators.py`` holds the oracles of these functions and of the C++ kernels.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +47,14 @@ if TYPE_CHECKING:  # grid.py imports this module for its wall facts
 
 __all__ = [
     "WALL_TOL",
+    "OPERATORS",
+    "check_operators",
+    "Column",
+    "column",
+    "wavenumbers",
+    "barycentric_weights",
+    "interpolation_matrix",
+    "differentiation_matrix",
     "wall_points",
     "extend_y",
     "y_ext",
@@ -54,6 +73,18 @@ __all__ = [
 
 #: Relative to ly: a y point this close to a wall lies on it.
 WALL_TOL = 1e-12
+#: The operator sets a grid can name (module docstring).
+OPERATORS = ("central", "spectral")
+#: Largest condition number of the Chebyshev-Vandermonde matrix of y for spectral operators: beyond
+#: it the polynomial interpolant through the points is meaningless (e.g. many uniform points).
+SPECTRAL_COND_MAX = 1e4
+
+
+def check_operators(name: object) -> str:
+    """``name`` if it is one of :data:`OPERATORS`, else a ``ValueError`` listing them."""
+    if not isinstance(name, str) or name not in OPERATORS:
+        raise ValueError(f"operators must be one of {', '.join(OPERATORS)}, got {name!r}")
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,9 +121,178 @@ def y_ext(grid: Grid) -> np.ndarray:
 
 
 def checked_rows(grid: Grid) -> slice:
-    """The y rows where d/dy and the divergence are evaluated: every row but wall points."""
-    lo, hi = grid.walls
-    return slice(1 if lo else 0, grid.shape[1] - 1 if hi else grid.shape[1])
+    """The y rows where d/dy and the divergence are evaluated: every row but wall points (central),
+    every row (spectral)."""
+    return column(grid).rows
+
+
+# ---------------------------------------------------------------------------------------------
+# operator sets: the wall-normal column operators and the x/z wavenumbers
+# ---------------------------------------------------------------------------------------------
+def barycentric_weights(nodes: np.ndarray) -> np.ndarray:
+    """Barycentric weights ``1 / prod_{k != j} (x_j - x_k)`` of distinct ``nodes``, scaled to max |w| = 1.
+
+    Computed in logarithms, so many nodes neither overflow nor underflow.
+    """
+    x = np.asarray(nodes, dtype=np.float64)
+    diff = x[:, None] - x[None, :]
+    np.fill_diagonal(diff, 1.0)
+    logw = -np.log(np.abs(diff)).sum(axis=1)
+    sign = np.prod(np.sign(diff), axis=1)
+    return sign * np.exp(logw - logw.max())
+
+
+def interpolation_matrix(nodes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Matrix ``(len(points), len(nodes))`` evaluating the polynomial interpolant through ``nodes``
+    at ``points`` (barycentric formula; a point on a node gets that node's value exactly)."""
+    x = np.asarray(nodes, dtype=np.float64)
+    p = np.atleast_1d(np.asarray(points, dtype=np.float64))
+    w = barycentric_weights(x)
+    out = np.zeros((p.size, x.size))
+    for i, pt in enumerate(p):
+        d = pt - x
+        hit = np.flatnonzero(d == 0.0)
+        if hit.size:
+            out[i, hit[0]] = 1.0
+            continue
+        c = w / d
+        out[i] = c / c.sum()
+    return out
+
+
+def differentiation_matrix(nodes: np.ndarray) -> np.ndarray:
+    """Matrix ``(n, n)``: the derivative of the polynomial interpolant through ``nodes``, at the nodes.
+
+    ``D_ij = (w_j / w_i) / (x_i - x_j)`` off the diagonal, ``D_ii = -sum_{j != i} D_ij`` (exact
+    for constants), ``w`` the barycentric weights.
+    """
+    x = np.asarray(nodes, dtype=np.float64)
+    w = barycentric_weights(x)
+    diff = x[:, None] - x[None, :]
+    np.fill_diagonal(diff, 1.0)
+    d = (w[None, :] / w[:, None]) / diff
+    np.fill_diagonal(d, 0.0)
+    np.fill_diagonal(d, -d.sum(axis=1))
+    return d
+
+
+def _interpolatory_quadrature(nodes: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Weights ``q`` with ``q @ f`` = the integral over [a, b] of the interpolant through ``(nodes, f)``.
+
+    Raises
+    ------
+    GridError
+        The nodes are unfit for polynomial interpolation (:data:`SPECTRAL_COND_MAX`).
+    """
+    from .errors import GridError
+
+    t = (2.0 * np.asarray(nodes, dtype=np.float64) - (a + b)) / (b - a)
+    n = t.size
+    v = np.polynomial.chebyshev.chebvander(t, n - 1)  # (n, n): T_j(t_i)
+    cond = np.linalg.cond(v)
+    if not cond <= SPECTRAL_COND_MAX:
+        raise GridError(f"spectral operators need y points fit for polynomial interpolation (Chebyshev or "
+                        f"Gauss-type); these {n} points give a Chebyshev-Vandermonde condition number "
+                        f"{cond:.3g} > {SPECTRAL_COND_MAX:g}: use operators='central'")
+    j = np.arange(n)
+    ints = np.where(j % 2 == 0, 2.0 / (1.0 - np.where(j == 1, 0, j) ** 2), 0.0)  # integral of T_j on [-1, 1]
+    return 0.5 * (b - a) * np.linalg.solve(v.T, ints)
+
+
+@dataclass(frozen=True)
+class Column:
+    """The wall-normal operators of one grid under one operator set, as matrices on a y column.
+
+    Attributes
+    ----------
+    kind : str
+        ``"central"`` or ``"spectral"``.
+    dy : ndarray (ny, ny)
+        d/dy of a column (velocity zero at virtual wall points); meaningful on ``rows``.
+    rows : slice
+        The rows where d/dy and the divergence are evaluated.
+    walls : ndarray (2, ny)
+        The wall values at ``y = 0`` and ``y = ly`` as functionals of the column.
+    bulk : ndarray (ny,)
+        Bulk velocity = ``bulk @ (plane-averaged u)``.
+    """
+
+    kind: str
+    dy: np.ndarray
+    rows: slice
+    walls: np.ndarray
+    bulk: np.ndarray
+
+
+def column(grid: Grid) -> Column:
+    """The :class:`Column` operators of ``grid`` under ``grid.operators`` (cached per y).
+
+    Raises
+    ------
+    GridError
+        Spectral operators on y points unfit for polynomial interpolation.
+    """
+    y = np.ascontiguousarray(grid.y, dtype=np.float64)
+    return _column(grid.operators, y.tobytes(), float(grid.lengths[1]))
+
+
+@lru_cache(maxsize=32)
+def _column(kind: str, y_bytes: bytes, ly: float) -> Column:
+    y = np.frombuffer(y_bytes, dtype=np.float64)
+    ny = y.size
+    lo, hi = wall_points(y, ly)
+    if kind == "spectral":
+        dy = differentiation_matrix(y)
+        walls = interpolation_matrix(y, [0.0, ly])
+        if lo:
+            walls[0] = np.eye(ny)[0]
+        if hi:
+            walls[1] = np.eye(ny)[-1]
+        col = Column(kind, dy, slice(0, ny), walls, _interpolatory_quadrature(y, 0.0, ly) / ly)
+    else:
+        ye = extend_y(y, ly)
+        cm, c0, cp = dy_stencil(ye)
+        dy = np.zeros((ny, ny))
+        j0 = 0 if lo else 1  # index in ye of the grid's first point
+        for k in range(ye.size - 2):  # interior point k + 1 of ye is grid row k + 1 - j0
+            r = k + 1 - j0
+            for off, c in ((-1, cm[k]), (0, c0[k]), (1, cp[k])):
+                if 0 <= r + off < ny:
+                    dy[r, r + off] = c
+        walls = np.zeros((2, ny))
+        walls[0, 0] = walls[1, -1] = 1.0
+        if not lo:
+            t = -y[0] / (y[1] - y[0])
+            walls[0, :2] = (1.0 - t, t)
+        if not hi:
+            t = (ly - y[-1]) / (y[-2] - y[-1])
+            walls[1, -2:] = (t, 1.0 - t)
+        wts = np.diff(ye)
+        q = np.zeros(ye.size)
+        q[:-1] += 0.5 * wts
+        q[1:] += 0.5 * wts
+        col = Column(kind, dy, slice(1 if lo else 0, ny - 1 if hi else ny), walls, q[j0 : j0 + ny] / ly)
+    for a in (col.dy, col.walls, col.bulk):
+        a.setflags(write=False)
+    return col
+
+
+def wavenumbers(n: int, length: float, kind: str, rfft: bool = False) -> np.ndarray:
+    """Multipliers ``k`` with d/dx = ``i k`` on the DFT of ``n`` periodic points over ``length``.
+
+    ``"central"``: the modified wavenumbers ``sin(2 pi m / n) / dx`` of the central difference;
+    ``"spectral"``: ``2 pi m / length``. The Nyquist mode (even ``n``) and the mean get 0 in both
+    sets (neither derivative sees them). Order of ``np.fft.fftfreq`` (``rfft=True``: of ``rfftfreq``).
+    """
+    m = np.fft.rfftfreq(n, 1.0 / n) if rfft else np.fft.fftfreq(n, 1.0 / n)
+    if kind == "spectral":
+        k = 2.0 * np.pi * m / length
+    else:
+        k = np.sin(2.0 * np.pi * m / n) * (n / length)
+    if n % 2 == 0:
+        k[np.abs(m) == n // 2] = 0.0
+    k[np.abs(k) < 1e-12 * n / length] = 0.0
+    return k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +340,7 @@ def d_periodic(f: np.ndarray, axis: int, delta: float) -> np.ndarray:
 
 
 def divergence(f: np.ndarray, grid: Grid, xs: slice | None = None) -> np.ndarray:
-    """Discrete divergence of a global field at the checked rows.
+    """Discrete divergence of a global field at the checked rows, under ``grid.operators``.
 
     Parameters
     ----------
@@ -154,9 +354,11 @@ def divergence(f: np.ndarray, grid: Grid, xs: slice | None = None) -> np.ndarray
     -------
     ndarray (len(xs), len(checked_rows(grid)), nz), float64
     """
-    nx, ny, nz = grid.shape
+    nx, _, nz = grid.shape
     lx, _, lz = grid.lengths
     xs = slice(0, nx) if xs is None else xs
+    if grid.operators == "spectral":
+        return _spectral_divergence(f, grid)[xs]
     ix = np.arange(xs.start, xs.stop)
     r = checked_rows(grid)
     u, v, w = f[0], f[1, xs], f[2, xs]
@@ -174,36 +376,44 @@ def divergence(f: np.ndarray, grid: Grid, xs: slice | None = None) -> np.ndarray
     return d
 
 
+def _fourier_derivative(a: np.ndarray, axis: int, length: float) -> np.ndarray:
+    """Exact Fourier derivative of periodic ``a`` along ``axis`` (Nyquist mode dropped)."""
+    n = a.shape[axis]
+    k = wavenumbers(n, length, "spectral", rfft=True)
+    shape = [1] * a.ndim
+    shape[axis] = k.size
+    return np.fft.irfft(np.fft.rfft(a, axis=axis) * (1j * k).reshape(shape), n=n, axis=axis)
+
+
+def _spectral_divergence(f: np.ndarray, grid: Grid) -> np.ndarray:
+    """Divergence ``(nx, ny, nz)`` of a global field under the spectral operators."""
+    lx, _, lz = grid.lengths
+    d = np.matmul(column(grid).dy, np.asarray(f[1], dtype=np.float64))  # (nx, ny, nz): d/dy per x
+    d += _fourier_derivative(np.asarray(f[0], dtype=np.float64), 0, lx)
+    d += _fourier_derivative(np.asarray(f[2], dtype=np.float64), 2, lz)
+    return d
+
+
 # ---------------------------------------------------------------------------------------------
 # bulk velocity
 # ---------------------------------------------------------------------------------------------
-def _trapezoid(grid: Grid) -> np.ndarray:
-    """Trapezoid weights ``(ny,)`` over the extended y, the virtual wall points' weights dropped."""
-    ye = y_ext(grid)
-    h = np.diff(ye)
-    wts = np.zeros(ye.size)
-    wts[:-1] += 0.5 * h
-    wts[1:] += 0.5 * h
-    lo, hi = grid.walls
-    return wts[(0 if lo else 1) : wts.size - (0 if hi else 1)]
-
-
 def trapezoid_weights(grid: Grid) -> np.ndarray:
-    """Weights ``(ny,)`` with bulk velocity = weights @ (plane-averaged u): trapezoid over ly."""
-    return _trapezoid(grid) / grid.lengths[1]
+    """Weights ``(ny,)`` with bulk velocity = weights @ (plane-averaged u).
+
+    Central: the trapezoid over the extended y (zero wall values appended where no point lies on a
+    wall), over ly; spectral: the integral of the y-interpolant, over ly.
+    """
+    return column(grid).bulk.copy()
 
 
 def bulk_weights(grid: Grid) -> np.ndarray:
-    """Weights ``(ny,)`` with bulk velocity = sum_j w_j * sum_{x,z} u[:, j, :].
-
-    The trapezoid over y on [0, ly] (zero wall values appended where no point lies on a wall),
-    divided by ly and by the nx * nz points of a plane.
-    """
-    return _trapezoid(grid) / (grid.lengths[1] * grid.shape[0] * grid.shape[2])
+    """Weights ``(ny,)`` with bulk velocity = sum_j w_j * sum_{x,z} u[:, j, :]
+    (:func:`trapezoid_weights` over the nx * nz points of a plane)."""
+    return column(grid).bulk / (grid.shape[0] * grid.shape[2])
 
 
 def bulk_velocity(f: np.ndarray, grid: Grid) -> float:
-    """Bulk velocity of a global field ``(3, nx, ny, nz)``: trapezoid of the plane-averaged u, over ly."""
+    """Bulk velocity of a global field ``(3, nx, ny, nz)``: :func:`trapezoid_weights` @ plane-averaged u."""
     prof = np.asarray(f[0], dtype=np.float64).mean(axis=(0, 2))
     return float(prof @ trapezoid_weights(grid))
 
@@ -223,7 +433,11 @@ def wall_extrapolation(grid: Grid) -> tuple[float, float]:
 
 
 def wall_values(f: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Wall values of every component of a global field: ``(3, nx, nz)`` at the low and high wall."""
+    """Wall values of every component of a global field: ``(3, nx, nz)`` at the low and high wall
+    (central: :func:`wall_extrapolation`; spectral: the y-interpolant at the walls)."""
+    if grid.operators == "spectral":
+        e = column(grid).walls
+        return tuple(np.tensordot(f, e[i], axes=([2], [0])) for i in (0, 1))  # type: ignore[return-value]
     tl, th = wall_extrapolation(grid)
     lo = f[:, :, 0] + tl * (f[:, :, 1] - f[:, :, 0])
     hi = f[:, :, -1] + th * (f[:, :, -2] - f[:, :, -1])
@@ -251,6 +465,8 @@ def field_figures(f: np.ndarray, grid: Grid) -> dict[str, float]:
     uref = abs(ub) or umax or 1.0
     dmax, dss, count = 0.0, 0.0, 0
     step = max(1, (1 << 22) // max(1, grid.shape[1] * grid.shape[2]))  # x blocks of ~4M points
+    if grid.operators == "spectral":
+        step = grid.shape[0]  # the x derivative needs every x at once
     for x0 in range(0, grid.shape[0], step):
         d = divergence(f, grid, slice(x0, min(x0 + step, grid.shape[0]))).ravel()
         if d.size:

@@ -293,3 +293,83 @@ def test_check_field_kernels_agree_with_numpy_operators(y):
     assert rep.divergence_rms == pytest.approx(figs["div_rms"], rel=1e-12)
     assert rep.no_slip * rep.u_ref == pytest.approx(figs["wall_max"], rel=1e-12)
     assert rep.wall_extrapolated == (not g.has_walls)
+
+
+# -- the spectral operator set ----------------------------------------------------------------
+def _gauss(n, ly=2.0):
+    return 0.5 * ly * (1.0 - np.cos(np.pi * (np.arange(n) + 0.5) / n))
+
+
+@pytest.mark.parametrize("nodes", [pytest.param(_gauss(24), id="gauss"),
+                                   pytest.param(1.0 - np.cos(np.pi * np.arange(25) / 24), id="lobatto")])
+def test_spectral_matrices_are_exact_for_polynomials(nodes):
+    from cfdseed.operators import _interpolatory_quadrature, differentiation_matrix, interpolation_matrix
+
+    n = nodes.size
+    for deg in (0, 1, 5, n - 1):
+        p = np.polynomial.Polynomial(np.random.default_rng(deg).standard_normal(deg + 1), domain=[0, 2], window=[-1, 1])
+        np.testing.assert_allclose(differentiation_matrix(nodes) @ p(nodes), p.deriv()(nodes),
+                                   atol=1e-9 * max(1.0, np.abs(p.deriv()(nodes)).max()))
+        np.testing.assert_allclose(interpolation_matrix(nodes, [0.0, 0.7, 2.0]) @ p(nodes), p([0.0, 0.7, 2.0]),
+                                   atol=1e-11 * max(1.0, np.abs(p(nodes)).max()))
+        q = _interpolatory_quadrature(nodes, 0.0, 2.0) @ p(nodes)
+        assert q == pytest.approx(p.integ()(2.0) - p.integ()(0.0), abs=1e-11 * max(1.0, abs(q)))
+
+
+def test_central_column_is_the_contract_one_stencil_and_trapezoid():
+    """Column("central") restates dy_stencil, the trapezoid and the wall extrapolation as matrices."""
+    from cfdseed.operators import column, wall_extrapolation
+
+    rng = np.random.default_rng(4)
+    for spec in GRIDS:
+        g = Grid((5, 11, 4), LENGTHS, y=spec)
+        col = column(g)
+        f = rng.standard_normal((3, *g.shape))
+        rows = checked_rows(g)
+        dv = np.einsum("ij,xjz->xiz", col.dy, f[1])[:, rows]
+        np.testing.assert_allclose(dv, divergence_oracle(np.stack([0 * f[0], f[1], 0 * f[2]]), g), atol=1e-12)
+        assert bulk_velocity(f, g) == pytest.approx(bulk_oracle(f[0], g), rel=1e-13)
+        lo, hi = wall_oracle(f, g)
+        np.testing.assert_allclose(np.tensordot(f, col.walls[0], axes=([2], [0])), lo, atol=1e-13)
+        np.testing.assert_allclose(np.tensordot(f, col.walls[1], axes=([2], [0])), hi, atol=1e-13)
+        assert wall_extrapolation(g)  # still the C++ kernels' parameters
+
+
+def test_wavenumbers():
+    from cfdseed.operators import wavenumbers
+
+    n, length = 8, 2.0
+    k = wavenumbers(n, length, "spectral")
+    np.testing.assert_allclose(k, 2 * np.pi * np.array([0, 1, 2, 3, 0, -3, -2, -1]) / length)
+    kc = wavenumbers(n, length, "central")
+    np.testing.assert_allclose(kc, np.sin(2 * np.pi * np.fft.fftfreq(n, 1 / n) / n) * n / length, atol=1e-12)
+    assert kc[4] == 0.0 and wavenumbers(7, 1.0, "spectral", rfft=True).size == 4
+
+
+@pytest.mark.parametrize("spec", ["chebyshev", "chebyshev-cc"])
+def test_spectral_divergence_of_a_solenoidal_polynomial_field_is_round_off(spec):
+    """u = f'(y) sin(x) cos(2z), v = -f(y) cos(x) cos(2z), f a polynomial vanishing at the walls:
+    divergence 0 under the spectral operators (the central ones see O(dx^2) of it)."""
+    g = Grid((12, 20, 8), LENGTHS, y=spec, operators="spectral")
+    x, y, z = g.x[:, None, None], g.y[None, :, None], g.z[None, None, :]
+    fy, dfy = (y * (2 - y)) ** 2, 2 * y * (2 - y) * (2 - 2 * y)
+    f = np.zeros((3, *g.shape))
+    f[0] = dfy * np.sin(x) * np.cos(2 * z)
+    f[1] = -fy * np.cos(x) * np.cos(2 * z)
+    assert np.abs(divergence(f, g)).max() < 1e-11
+    central = Grid(g.shape, g.lengths, y=spec)
+    assert np.abs(divergence(f, central)).max() > 1e-2
+    lo, hi = wall_values(f, g)
+    assert max(np.abs(lo).max(), np.abs(hi).max()) < 1e-12
+
+
+def test_grid_operators_are_validated():
+    from cfdseed import GridError
+
+    with pytest.raises(GridError, match="operators must be one of central, spectral"):
+        Grid((4, 9, 4), LENGTHS, operators="fourier")
+    with pytest.raises(GridError, match="polynomial interpolation"):
+        Grid((4, 65, 4), LENGTHS, y="uniform", operators="spectral")
+    g = Grid((4, 9, 4), LENGTHS, y="chebyshev", operators="spectral")
+    assert g != Grid((4, 9, 4), LENGTHS, y="chebyshev") and "spectral" in repr(g)
+    assert g.with_local((slice(0, 2), slice(None), slice(None))).operators == "spectral"

@@ -13,8 +13,10 @@ Owns everything that touches Dedalus objects:
 Dedalus stores the grid data of the vector ``u`` as ``(component, x, z, y)`` with the
 coordinate order ``('x', 'z', 'y')`` chosen here, so the component order is (u, w, v); the views
 returned by :meth:`DedalusChannel.velocity_views` reorder them to (u, v, w) with ``axes="xzy"``.
-The Chebyshev grid consists of the Gauss points (no wall points), increasing in y; the cfdseed
-grid therefore is cell-centred in the sense of contract 1 (virtual zero-velocity walls).
+The Chebyshev grid consists of the Gauss points (no wall points), increasing in y. The cfdseed
+grid carries the spectral operator set (``operators="spectral"``: Fourier in x and z, the
+derivative of the Chebyshev interpolant in y, wall values of that interpolant), so a seeded field
+is divergence-free and no-slip to round-off in Dedalus' own discretisation.
 
 Collective methods (``diagnostics``, ``slices``, checkpoints, seeding) must be called on every
 rank of the solver's communicator.
@@ -280,7 +282,8 @@ class DedalusChannel:
             y = y[::-1]
         else:
             raise CfdseedError("Dedalus y grid is not monotonic")
-        return Grid(self.spec.shape, self.spec.lengths, y=y, local=(slices[0], slice(0, ny), slices[1]))
+        return Grid(self.spec.shape, self.spec.lengths, y=y, local=(slices[0], slice(0, ny), slices[1]),
+                    operators="spectral")
 
     def velocity_views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Writable views ``(u, v, w)`` of the velocity grid data at scale 1, axes ``"xzy"``.

@@ -29,12 +29,12 @@ def bisect_blocks(shape, parts, seed):
     return boxes
 
 
-def decompose(comm, kind, shape, lengths, y):
+def decompose(comm, kind, shape, lengths, y, operators="central"):
     """This rank's Grid for a named decomposition kind (see KINDS)."""
     size, rank = comm.Get_size(), comm.Get_rank()
     dims = {"block": None, "xslab": (size, 1, 1), "yslab": (1, size, 1), "zslab": (1, 1, size),
             "pencil": (0, 1, 0)}
     if kind in dims:
-        return Grid.block(comm, shape, lengths, dims=dims[kind], y=y)
+        return Grid.block(comm, shape, lengths, dims=dims[kind], y=y, operators=operators)
     box = bisect_blocks(shape, size, int(kind[-1]))[rank]
-    return Grid(shape, lengths, y=y, local=tuple(slice(a, b) for a, b in box))
+    return Grid(shape, lengths, y=y, local=tuple(slice(a, b) for a, b in box), operators=operators)

@@ -48,6 +48,28 @@ def test_collective_report_equals_single_process(kind, spec, shape):
     report = check_field(comm, grid, local, axes="zyx")
     same_report(report, check_field(MPI.COMM_SELF, grid.global_grid(), field))
     assert report.nonfinite == 1 and not report.passed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("spec", ["chebyshev", "chebyshev-cc"])
+def test_spectral_report_equals_single_process_and_tells_the_operator_sets_apart(kind, spec):
+    """Spectral figures (gathered on rank 0) agree with one process; a field projected for the
+    central operators fails the spectral divergence check and passes the central one."""
+    from cfdseed.enforce import enforce
+
+    shape = (8, 12, 6)
+    grid = decompose(comm, kind, shape, LENGTHS, spec, operators="spectral")
+    field = global_field(shape)
+    field[1, shape[0] // 2, shape[1] // 2, 0] = 0.0  # no NaN: the enforced fields below need none
+    central, _ = enforce(field, grid.global_grid().__class__(shape, LENGTHS, y=spec), bounds=False)
+    spectral, _ = enforce(field, grid.global_grid(), bounds=False)
+    for f in (field, central, spectral):
+        local = np.asfortranarray(f[(slice(None), *grid.local)].transpose(0, 3, 2, 1))
+        report = check_field(comm, grid, local, axes="zyx")
+        same_report(report, check_field(MPI.COMM_SELF, grid.global_grid(), f), rel=1e-10)
+        assert report.operators == "spectral"
+    assert check_field(comm, grid, central[(slice(None), *grid.local)]).divergence_max > 1e-3
+    assert check_field(comm, grid, spectral[(slice(None), *grid.local)]).divergence_max < 1e-10
     assert all(r == report for r in comm.allgather(report))  # bit-identical on every rank
 
 

@@ -1,0 +1,512 @@
+"""Reynolds-stress calibration of a solenoidal channel field: targets and the v-eta construction.
+
+A **target** (:class:`StressTarget`) holds one-point statistics of a channel in wall units on the
+lower half, ``y/h`` from 0 to 1: the mean ``U+`` and ``<u'u'>+, <v'v'>+, <w'w'>+, <u'v'>+``
+(negative in the lower half). :func:`stress_target` makes one from a packaged reference by name
+(``lee-moser-180`` ... , ``mkm-180``: :mod:`cfdseed.reference`), from a user file (CSV/text with
+the columns ``y/h, U+, uu+, vv+, ww+, uv+``, or ``.npz`` with those keys: ``y_delta, U, uu, vv,
+ww, uv``) or from a generator checkpoint's stored training statistics. :meth:`StressTarget.on_grid`
+gives the profiles on a grid's y in the field's velocity units (both halves, ``<u'v'>`` changing
+sign at the centre): :class:`Stresses`.
+
+The **calibration** (:func:`calibrate_spectrum`, run by :func:`cfdseed.enforce.enforce` when it
+is given ``stresses``) works on the field's Fourier coefficients in x and z, where a discretely
+solenoidal field with no-slip walls is fixed by its wall-normal velocity ``v`` and wall-normal
+vorticity ``eta = i kz u - i kx w`` (``k`` the operator set's wavenumbers): per mode
+``u = (i kx D v - i kz eta) / k2``, ``w = (i kz D v + i kx eta) / k2`` satisfies continuity at
+every checked row whatever ``v`` and ``eta`` are. Per row ``y``:
+
+1. the mean profile is set to the target's (its end values tied so that its wall value is zero),
+   the mean cross-flow to zero;
+2. ``v`` is scaled by ``s_v(y)``, taken from a joint least-squares fit of all four stresses per
+   row (the field's ``v`` spectrum may not allow ``<v'v'>`` and ``<w'w'>`` both near a wall: the
+   ``v`` it takes feeds ``u`` and ``w`` through continuity), smoothed over rows (its derivative
+   enters d/dy of the rescaled ``v``) and kept in [1/4, 4];
+3. ``eta`` becomes ``(a + c g) eta + b i kz v``, ``g = (kx2 - kz2) / k2`` (streak-like modes,
+   ``g ~ -1``, feed ``u``; spanwise ones, ``g ~ 1``, feed ``w``), and ``i kz v`` is the lift-up
+   term that carries ``<u'v'>``: the three numbers ``a, c, b`` per row are fitted (damped
+   Gauss-Newton, exactly where the field allows) to ``<u'u'>``, ``<w'w'>`` and ``<u'v'>``;
+4. ``u`` and ``w`` are rebuilt from ``v`` and ``eta``.
+
+Residuals are weighted by the local target plus 2 % of the profile's largest value, so near-wall
+rows count without dividing by zero. Modes that the operators resolve poorly are left alone
+(central differences: ``|m| > n/3``, where ``sin(k dx)/dx`` falls below 83 % of ``k`` and
+dividing by it amplifies), and their share of each statistic is accounted for. On grids with
+points on both walls under central differences the rebuilt field is divergence-free and no-slip as
+it stands; otherwise (the wall-nearest values tied by the extrapolation, or the spectral
+interpolant's wall values) the end rows are tied again and the projection applied after each pass.
+Passes: two with steps 1-4, a third with steps 1, 3, 4 (``max_iter``), fewer when nothing changes by
+more than ``tol``. The residual errors are reported (:class:`CalibrationInfo`); one beyond
+:data:`ACCEPT` means the target is out of the field's reach: :class:`~cfdseed.errors.SourceError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SourceError
+
+__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "calibrate_spectrum",
+           "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
+
+#: Passes end when no statistic changed by more than this (relative to its profile's largest value).
+DEFAULT_TOL = 2e-3
+#: Passes at most: the first two rescale v and eta, the others eta only (module docstring).
+DEFAULT_MAX_ITER = 3
+_V_PASSES = 2
+#: A calibrated statistic further than this from its target (relative to the profile's largest
+#: value) means the target is out of this field's reach: SourceError.
+ACCEPT = 0.2
+_SCALE_MAX = 4.0  # bounds of the v scaling per row
+_FLOOR = 0.02  # residual weights: |target| + _FLOOR * max |target| (near-wall rows count, none divides by 0)
+_STATS = ("uu", "vv", "ww", "uv")
+_Y_COVER = 0.05  # a target must reach within this many half-heights of the wall and of the centre
+
+
+@dataclass(frozen=True)
+class Stresses:
+    """Target profiles on a grid's y (both halves), in the field's velocity units: ``(ny,)`` each."""
+
+    U: np.ndarray
+    uu: np.ndarray
+    vv: np.ndarray
+    ww: np.ndarray
+    uv: np.ndarray
+
+
+@dataclass(frozen=True)
+class StressTarget:
+    """One-point channel statistics in wall units on the lower half (``y_delta = y/h`` in [0, 1]).
+
+    Raises
+    ------
+    SourceError
+        Arrays of different lengths, non-finite values, ``y_delta`` not increasing or not covering
+        the half channel (from <= 0.05 to >= 0.95), negative variances, or a stress tensor that is
+        not positive semi-definite (``uv^2 > uu vv``).
+    """
+
+    name: str
+    re_tau: float
+    y_delta: np.ndarray
+    U: np.ndarray
+    uu: np.ndarray
+    vv: np.ndarray
+    ww: np.ndarray
+    uv: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrays = {k: np.asarray(getattr(self, k), dtype=np.float64).reshape(-1)
+                  for k in ("y_delta", "U", *_STATS)}
+        n = arrays["y_delta"].size
+        bad = [k for k, a in arrays.items() if a.size != n]
+        if bad or n < 2:
+            raise SourceError(f"stress target {self.name!r}: profiles must have one value per y point "
+                              f"({n}); {', '.join(f'{k} has {arrays[k].size}' for k in bad) or 'need >= 2 points'}")
+        for k, a in arrays.items():
+            if not np.all(np.isfinite(a)):
+                raise SourceError(f"stress target {self.name!r}: {k} has non-finite values")
+            object.__setattr__(self, k, a)
+        y = arrays["y_delta"]
+        if np.any(np.diff(y) <= 0):
+            raise SourceError(f"stress target {self.name!r}: y/h must increase strictly")
+        if y[0] > _Y_COVER or y[-1] < 1.0 - _Y_COVER or y[0] < 0 or y[-1] > 1.0 + 1e-9:
+            raise SourceError(f"stress target {self.name!r}: y/h spans [{y[0]:.4g}, {y[-1]:.4g}]; it must "
+                              f"cover the half channel, from <= {_Y_COVER} to >= {1 - _Y_COVER} within [0, 1]")
+        for k in ("uu", "vv", "ww"):
+            if np.any(arrays[k] < 0):
+                j = int(np.argmin(arrays[k]))
+                raise SourceError(f"stress target {self.name!r}: negative variance {k} = {arrays[k][j]:.4g} "
+                                  f"at y/h = {y[j]:.4g}")
+        excess = arrays["uv"] ** 2 - arrays["uu"] * arrays["vv"]
+        if np.any(excess > 1e-9 * (arrays["uu"] * arrays["vv"]).max()):
+            j = int(np.argmax(excess))
+            raise SourceError(f"stress target {self.name!r}: not positive semi-definite at y/h = {y[j]:.4g} "
+                              f"(uv^2 = {arrays['uv'][j] ** 2:.4g} > uu vv = {arrays['uu'][j] * arrays['vv'][j]:.4g})")
+        if not (math.isfinite(self.re_tau) and self.re_tau > 0):
+            raise SourceError(f"stress target {self.name!r}: re_tau must be a positive number, got {self.re_tau!r}")
+
+    def on_grid(self, y: np.ndarray, ly: float, u_tau: float = 1.0) -> Stresses:
+        """The profiles at the points ``y`` of a channel of height ``ly`` (both halves), velocities
+        times ``u_tau``; linear in ``y/h``, constant beyond the data's ends."""
+        eta = np.minimum(y, ly - y) / (0.5 * ly)
+        sign = np.where(y <= 0.5 * ly, 1.0, -1.0)
+
+        y_d = self.y_delta if self.y_delta[-1] >= 1.0 else np.append(self.y_delta, 1.0)
+
+        def at(a: np.ndarray, centre: float | None = None) -> np.ndarray:
+            # data stopping short of the centre: held constant there, <u'v'> going to 0 (symmetry)
+            if y_d.size > a.size:
+                a = np.append(a, a[-1] if centre is None else centre)
+            return np.interp(eta, y_d, a)
+
+        s2 = u_tau * u_tau
+        return Stresses(U=at(self.U) * u_tau, uu=at(self.uu) * s2, vv=at(self.vv) * s2, ww=at(self.ww) * s2,
+                        uv=sign * at(self.uv, 0.0) * s2)
+
+    def bulk_plus(self) -> float:
+        """Bulk velocity of the mean profile in wall units (trapezoid over the half channel)."""
+        return float(np.trapezoid(np.r_[0.0, self.U] if self.y_delta[0] > 0 else self.U,
+                                  np.r_[0.0, self.y_delta] if self.y_delta[0] > 0 else self.y_delta)
+                     / self.y_delta[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists), e.g. for a checkpoint's metadata; :func:`stress_target` reads it back."""
+        return {"name": self.name, "re_tau": float(self.re_tau),
+                **{k: np.asarray(getattr(self, k)).tolist() for k in ("y_delta", "U", *_STATS)}}
+
+
+def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
+    """A :class:`StressTarget` from a packaged reference name, a file, a dict or a target.
+
+    Parameters
+    ----------
+    spec : str, path, dict or StressTarget
+        ``"lee-moser-180"`` etc. (:data:`cfdseed.reference.REFERENCES`); a ``.npz`` file (keys
+        ``y_delta, U, uu, vv, ww, uv`` and optionally ``re_tau``) or a text/CSV file (header line,
+        then columns ``y/h, U+, uu+, vv+, ww+, uv+``, comma or blank separated); a dict as
+        :meth:`StressTarget.to_dict` writes it.
+    re_tau : float, optional
+        Friction Reynolds number of a file target (required where the file does not say).
+
+    Raises
+    ------
+    SourceError
+        Unknown name, unreadable file, missing columns or ``re_tau``, or an invalid target.
+    """
+    from .reference import REFERENCES, load_reference
+
+    if isinstance(spec, StressTarget):
+        return spec
+    if isinstance(spec, dict):
+        try:
+            return StressTarget(name=str(spec.get("name", "dict")), re_tau=float(spec["re_tau"]),
+                                **{k: np.asarray(spec[k], dtype=np.float64) for k in ("y_delta", "U", *_STATS)})
+        except KeyError as exc:
+            raise SourceError(f"stress target dict lacks {exc.args[0]!r}; needs re_tau, y_delta, U, uu, vv, ww, uv") from None
+    if not isinstance(spec, (str, os.PathLike)):
+        raise SourceError(f"stress target must be a reference name, a file, a dict or a StressTarget, "
+                          f"got {type(spec).__name__}")
+    key = str(spec).strip().lower()
+    if key in REFERENCES:
+        ref = load_reference(key)
+        p = ref.profiles
+        keep = ref.y_delta <= 1.0
+        return StressTarget(name=ref.name, re_tau=ref.re_tau, y_delta=ref.y_delta[keep], U=p["U+"][keep],
+                            uu=p["u'+"][keep] ** 2, vv=p["v'+"][keep] ** 2, ww=p["w'+"][keep] ** 2, uv=p["uv+"][keep])
+    path = os.fspath(spec)
+    if not os.path.exists(path):
+        raise SourceError(f"stress target {spec!r} is neither a packaged reference ({', '.join(REFERENCES)}) "
+                          "nor an existing file")
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as z:
+                cols = {k: z[k] for k in ("y_delta", "U", *_STATS)}
+                file_re = float(z["re_tau"]) if "re_tau" in z else None
+        else:
+            data = np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, skiprows=1, ndmin=2)
+            if data.shape[1] < 6:
+                raise SourceError(f"stress target file {path}: {data.shape[1]} columns; need y/h, U+, uu+, vv+, ww+, uv+")
+            cols = dict(zip(("y_delta", "U", *_STATS), data[:, :6].T))
+            file_re = None
+    except SourceError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise SourceError(f"stress target file {path}: {exc}") from None
+    rt = re_tau if re_tau is not None else file_re
+    if rt is None:
+        raise SourceError(f"stress target file {path} does not give re_tau; pass re_tau")
+    return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics of a spectrum
+# ---------------------------------------------------------------------------------------------
+def _kz_weights(nz: int) -> np.ndarray:
+    """Weights of the rfft coefficients in Parseval sums: 1 for the mean and Nyquist, else 2."""
+    w = np.full(nz // 2 + 1, 2.0)
+    w[0] = 1.0
+    if nz % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def moments(spec: np.ndarray, nx: int, nz: int) -> dict[str, np.ndarray]:
+    """Plane-mean profiles and one-point second moments per row from a spectrum.
+
+    ``spec`` (3, nx, ny, nz // 2 + 1): the x-FFT of the z-rfft of a field (u, v, w). Returns
+    ``U, V, W`` and ``uu, vv, ww, uv`` (each ``(ny,)``; fluctuations about the plane mean).
+    """
+    n2 = float(nx * nz) ** 2
+    wz = _kz_weights(nz)[None, None, :]
+    out = {name: spec[c, 0, :, 0].real / (nx * nz) for c, name in enumerate("UVW")}
+    for name, (i, j) in zip(_STATS, ((0, 0), (1, 1), (2, 2), (0, 1))):
+        prod = (spec[i] * spec[j].conj()).real if i != j else np.abs(spec[i]) ** 2  # (nx, ny, nkz)
+        tot = np.einsum("xyk,k->y", prod, wz[0, 0])
+        tot -= prod[0, :, 0]  # the mean mode is not a fluctuation
+        out[name] = tot / n2
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CalibrationInfo:
+    """What :func:`calibrate_spectrum` did: passes, largest relative errors before/after, time."""
+
+    iterations: int = 0
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+    change: float = math.inf  #: largest change of a statistic in the last pass (relative)
+    converged: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "before": dict(self.before), "after": dict(self.after),
+                "change": self.change, "converged": self.converged, "seconds": self.seconds}
+
+
+def _errors(mom: dict[str, np.ndarray], target: Stresses, rows: np.ndarray) -> dict[str, float]:
+    """Largest |statistic - target| over ``rows``, relative to the target's largest |value|."""
+    out = {}
+    for name in ("U", *_STATS):
+        t = getattr(target, name)
+        scale = float(np.abs(t).max()) or 1.0
+        out[name] = float(np.abs(mom[name][rows] - t[rows]).max()) / scale
+    return out
+
+
+def _resolved(n: int, kind: str, rfft: bool = False) -> np.ndarray:
+    """Indices of the DFT (or rfft) coefficients the operator set resolves (central: |m| <= n/3)."""
+    m = np.fft.rfftfreq(n, 1.0 / n) if rfft else np.fft.fftfreq(n, 1.0 / n)
+    keep = np.abs(m) <= (n / 3 if kind == "central" else (n - 1) / 2)
+    return np.flatnonzero(keep)
+
+
+def _solve_rows(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, t: np.ndarray, wts: np.ndarray,
+                iters: int = 60) -> np.ndarray:
+    """Per row, ``p = (a, c, b)`` fitting ``uu = q G_u q``, ``ww = q G_w q``, ``uv = h . q``
+    (``q = (1, p)``) to ``t`` (ny, 3) in least squares weighted by ``1 / wts`` (ny, 3).
+
+    Damped Gauss-Newton (Levenberg-Marquardt) from ``p = (1, 0, 0)`` (the field as it is),
+    vectorised over rows. ``gu, gw`` (ny, 4, 4), ``h`` (ny, 4).
+    """
+    ny = gu.shape[0]
+    p = np.tile([1.0, 0.0, 0.0], (ny, 1))
+    mu = np.full(ny, 1e-3)
+
+    def resid(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = np.concatenate([np.ones((ny, 1)), p], axis=1)
+        gq_u, gq_w = np.einsum("rij,rj->ri", gu, q), np.einsum("rij,rj->ri", gw, q)
+        r = np.stack([np.einsum("ri,ri->r", q, gq_u), np.einsum("ri,ri->r", q, gq_w),
+                      np.einsum("ri,ri->r", h, q)], axis=1) - t
+        jac = np.stack([2.0 * gq_u[:, 1:], 2.0 * gq_w[:, 1:], h[:, 1:]], axis=1)  # (ny, 3, 3)
+        return r / wts, jac / wts[:, :, None]
+
+    r, jac = resid(p)
+    cost = (r * r).sum(axis=1)
+    eye = np.eye(3)[None]
+    for _ in range(iters):
+        jtj = np.einsum("rki,rkj->rij", jac, jac)
+        jtr = np.einsum("rki,rk->ri", jac, r)
+        diag = np.einsum("rii->ri", jtj)[:, :, None] * eye + 1e-30 * eye
+        trial = p - np.linalg.solve(jtj + mu[:, None, None] * diag, jtr[:, :, None])[:, :, 0]
+        r_new, jac_new = resid(trial)
+        cost_new = (r_new * r_new).sum(axis=1)
+        better = cost_new < cost
+        p = np.where(better[:, None], trial, p)
+        r = np.where(better[:, None], r_new, r)
+        jac = np.where(better[:, None, None], jac_new, jac)
+        cost = np.where(better, cost_new, cost)
+        mu = np.where(better, mu * 0.3, np.minimum(mu * 10.0, 1e12))
+        if cost.max() < 1e-24:
+            break
+    return p
+
+
+def _fit_v(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, evv: np.ndarray, t: np.ndarray, wts: np.ndarray,
+           iters: int = 60) -> np.ndarray:
+    """Per row, the v factor ``s`` of the joint fit ``q = (s, a, c, b)``: ``uu = q G_u q``,
+    ``vv = s^2 E``, ``ww = q G_w q``, ``uv = s (h . q)`` to ``t`` (ny, 4), weights ``1 / wts``,
+    with d/dy of ``s v`` taken as ``s`` times that of ``v`` (Levenberg-Marquardt from (1, 1, 0, 0))."""
+    ny = gu.shape[0]
+    q = np.tile([1.0, 1.0, 0.0, 0.0], (ny, 1))
+    mu = np.full(ny, 1e-3)
+
+    def resid(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = q[:, 0]
+        gq_u, gq_w = np.einsum("rij,rj->ri", gu, q), np.einsum("rij,rj->ri", gw, q)
+        hq = np.einsum("ri,ri->r", h, q)
+        r = np.stack([np.einsum("ri,ri->r", q, gq_u), s * s * evv, np.einsum("ri,ri->r", q, gq_w), s * hq],
+                     axis=1) - t
+        jv = np.zeros((ny, 4))
+        jv[:, 0] = 2.0 * s * evv
+        juv = s[:, None] * h
+        juv[:, 0] += hq
+        jac = np.stack([2.0 * gq_u, jv, 2.0 * gq_w, juv], axis=1)
+        return r / wts, jac / wts[:, :, None]
+
+    r, jac = resid(q)
+    cost = (r * r).sum(axis=1)
+    eye = np.eye(4)[None]
+    for _ in range(iters):
+        jtj = np.einsum("rki,rkj->rij", jac, jac)
+        jtr = np.einsum("rki,rk->ri", jac, r)
+        diag = np.einsum("rii->ri", jtj)[:, :, None] * eye + 1e-30 * eye
+        trial = q - np.linalg.solve(jtj + mu[:, None, None] * diag, jtr[:, :, None])[:, :, 0]
+        trial[:, 0] = np.clip(trial[:, 0], 1.0 / _SCALE_MAX, _SCALE_MAX)
+        r_new, jac_new = resid(trial)
+        cost_new = (r_new * r_new).sum(axis=1)
+        better = cost_new < cost
+        q = np.where(better[:, None], trial, q)
+        r = np.where(better[:, None], r_new, r)
+        jac = np.where(better[:, None, None], jac_new, jac)
+        cost = np.where(better, cost_new, cost)
+        mu = np.where(better, mu * 0.3, np.minimum(mu * 10.0, 1e12))
+    return q[:, 0]
+
+
+def _smooth(a: np.ndarray, rows: np.ndarray, width: float = 1.0) -> np.ndarray:
+    """``a`` smoothed over ``rows`` (Gaussian in the row index, ``width`` rows; others kept)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    out = a.copy()
+    out[rows] = gaussian_filter1d(a[rows], width, mode="nearest")
+    return out
+
+
+def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.ndarray, kz: np.ndarray,
+                       reproject: Callable[[np.ndarray], None] | None, *, tol: float = DEFAULT_TOL,
+                       max_iter: int = DEFAULT_MAX_ITER) -> CalibrationInfo:
+    """Calibrate, in place, the spectrum of a solenoidal no-slip field to ``target`` (module docstring).
+
+    Parameters
+    ----------
+    spec : ndarray complex (3, nx, ny, nz // 2 + 1)
+        x-FFT of the z-rfft of (u, v, w), divergence-free and no-slip under ``grid.operators``.
+    grid : Grid
+    target : Stresses
+        Profiles on the grid's y in the field's units.
+    kx, kz : ndarray
+        The operator set's wavenumbers (:func:`cfdseed.operators.wavenumbers`, full and rfft order).
+    reproject : callable or None
+        Restores continuity and the walls in place (the enforcement's projection); None when the
+        rebuilt field needs none (central operators with points on both walls).
+    tol, max_iter
+        Stop when every statistic is within ``tol`` of its target (relative to the profile's largest
+        value); :class:`SourceError` after ``max_iter`` passes.
+
+    Returns
+    -------
+    CalibrationInfo
+    """
+    from .operators import column
+
+    t0 = time.perf_counter()
+    nx, ny, nz = grid.shape
+    col = column(grid)
+    lo, hi = grid.walls
+    free = np.arange(ny)[(1 if lo else 0) : ny - (1 if hi else 0)]  # rows carrying fluctuations
+    info = CalibrationInfo()
+    ix = _resolved(nx, grid.operators)
+    iz = _resolved(nz, grid.operators, rfft=True)
+    kxs, kzs = kx[ix][:, None], kz[iz][None, :]  # (nix, 1), (1, niz)
+    k2 = kxs**2 + kzs**2
+    ok = k2 > 0  # the mean mode is set separately
+    k2s = np.where(ok, k2, 1.0)
+    g = np.where(ok, (kxs**2 - kzs**2) / k2s, 0.0)
+    wz = _kz_weights(nz)[iz][None, :]  # Parseval weights of the rfft coefficients
+    n2 = float(nx * nz) ** 2
+    tstack = np.stack([target.uu, target.vv, target.ww, target.uv], axis=1)  # (ny, 4)
+    # residual weights: the local target, floored at a fraction of its profile's largest value
+    wts = np.abs(tstack) + _FLOOR * np.abs(tstack).max(axis=0)[None, :] + 1e-300
+    # the mean profile with its end values set so that its wall values are zero (a tie to the next
+    # row on cell-centred grids, the interpolant's zero on spectral ones; wall points: 0)
+    mean_u = np.array(target.U, dtype=np.float64)
+    mean_u[[0, -1]] = -np.linalg.solve(col.walls[:, [0, -1]], col.walls[:, 1:-1] @ mean_u[1:-1])
+    target = Stresses(U=mean_u, uu=target.uu, vv=target.vv, ww=target.ww, uv=target.uv)
+    prev = moments(spec, nx, nz)
+    info.before = _errors(prev, target, free)
+
+    def psum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per row: sum over the resolved modes of w Re(a conj b) / N^2; a, b (ny, nix, niz)."""
+        return np.einsum("yxk,k->y", (a * b.conj()).real, wz[0]) / n2
+
+    def dy(a: np.ndarray) -> np.ndarray:
+        return np.tensordot(col.dy, a, axes=(1, 0))
+
+    for it in range(1, max_iter + 1):
+        info.iterations = it
+        spec[0, 0, :, 0] = mean_u * (nx * nz)  # the mean profile and no mean cross-flow
+        spec[1:, 0, :, 0] = 0.0
+        mom = moments(spec, nx, nz)
+        sub = spec[:, ix][:, :, :, iz]  # (3, nix, ny, niz): a copy of the resolved modes
+        u0, v0, w0 = (np.where(ok[None], np.moveaxis(sub[c], 1, 0), 0.0) for c in range(3))  # (ny, nix, niz)
+        rest = np.stack([mom["uu"] - psum(u0, u0), mom["vv"] - psum(v0, v0), mom["ww"] - psum(w0, w0),
+                         mom["uv"] - psum(u0, v0)], axis=1)  # the unresolved modes' share
+        eta = 1j * kzs * u0 - 1j * kxs * w0
+
+        def grams(v: np.ndarray, eta: np.ndarray) -> tuple[list, list, np.ndarray, np.ndarray, np.ndarray]:
+            """Contributions to u and w of (the potential part of) v and the eta terms, and their
+            per-row Gram matrices ``G_u, G_w`` (ny, 4, 4) and correlations with v ``h`` (ny, 4)."""
+            dv = dy(v)
+            bu = [1j * kxs * dv / k2s, -1j * kzs * eta / k2s, -1j * kzs * g * eta / k2s, kzs**2 * v / k2s]
+            bw = [1j * kzs * dv / k2s, 1j * kxs * eta / k2s, 1j * kxs * g * eta / k2s, -kxs * kzs * v / k2s]
+            gu, gw, hv = np.zeros((ny, 4, 4)), np.zeros((ny, 4, 4)), np.zeros((ny, 4))
+            for i in range(4):
+                hv[:, i] = psum(bu[i], v)
+                for j in range(i, 4):
+                    gu[:, i, j] = gu[:, j, i] = psum(bu[i], bu[j])
+                    gw[:, i, j] = gw[:, j, i] = psum(bw[i], bw[j])
+            return bu, bw, gu, gw, hv
+
+        base_u, base_w, gu, gw, hv = grams(v0, eta)
+        v = v0
+        if it <= _V_PASSES:
+            # v: its factor per row from the joint fit of all four stresses (the field's v
+            # spectrum may not allow <v'v'> and <w'w'> both near a wall), smoothed over rows so
+            # that d/dy of the rescaled v picks up no row-to-row jumps
+            logs = np.zeros(ny)
+            logs[free] = np.log(_fit_v(gu[free], gw[free], hv[free], psum(v0, v0)[free], (tstack - rest)[free],
+                                       wts[free]))
+            v = v0 * np.exp(_smooth(logs, free))[:, None, None]
+            base_u, base_w, gu, gw, hv = grams(v, eta)
+        # eta: a, c, b per row for <u'u'>, <w'w'>, <u'v'> with v fixed (exact d/dy)
+        coef = np.tile([1.0, 0.0, 0.0], (ny, 1))
+        pick = [0, 2, 3]  # uu, ww, uv
+        coef[free] = _solve_rows(gu[free], gw[free], hv[free], (tstack[:, pick] - rest[:, pick])[free],
+                                 wts[free][:, pick])
+        a, c, b = (coef[:, m][:, None, None] for m in range(3))
+        un = base_u[0] + a * base_u[1] + c * base_u[2] + b * base_u[3]
+        wn = base_w[0] + a * base_w[1] + c * base_w[2] + b * base_w[3]
+        outside = np.setdiff1d(np.arange(ny), free)
+        un[outside], wn[outside] = 0.0, 0.0  # wall points stay exactly zero
+        where = np.ix_(ix, np.arange(ny), iz)
+        for cidx, arr in ((0, un), (1, v), (2, wn)):
+            spec[cidx][where] = np.where(ok[:, None, :], np.moveaxis(arr, 0, 1), sub[cidx])  # mean mode kept
+        if reproject is not None:
+            reproject(spec)
+            spec[0, 0, :, 0] = mean_u * (nx * nz)
+            spec[1:, 0, :, 0] = 0.0
+        now = moments(spec, nx, nz)
+        info.after = _errors(now, target, free)
+        info.change = max(_errors(now, Stresses(**{k: prev[k] for k in ("U", *_STATS)}), free).values())
+        prev = now
+        if info.change <= tol or max(info.after.values()) <= tol:
+            info.converged = True
+            break
+    info.seconds = time.perf_counter() - t0
+    worst = max(info.after, key=lambda k: info.after[k] if math.isfinite(info.after[k]) else math.inf)
+    if not info.after[worst] <= ACCEPT:
+        raise SourceError(f"stress calibration failed: after {info.iterations} pass(es) {worst} is "
+                          f"{info.after[worst]:.3g} off its target (relative to the profile's largest value; "
+                          f"accepted up to {ACCEPT:g}): the target is out of this field's reach")
+    return info

@@ -1,0 +1,155 @@
+"""Tests of cfdseed.calibrate: stress targets (names, files, validation) and the v-eta calibration
+inside the enforcement (statistics reached, continuity and walls kept, unreachable targets refused)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from cfdseed.calibrate import StressTarget, moments, stress_target
+from cfdseed.constraints import check_field
+from cfdseed.enforce import _spectrum, enforce
+from cfdseed.errors import SourceError
+from cfdseed.grid import Grid
+
+LM = stress_target("lee-moser-180")
+
+
+def test_reference_targets_are_consistent():
+    for name in ("lee-moser-180", "lee-moser-550", "mkm-180"):
+        t = stress_target(name)
+        assert t.y_delta[0] == pytest.approx(0.0, abs=1e-6) and t.y_delta[-1] <= 1.0
+        assert np.all(t.uu >= 0) and np.all(t.uv ** 2 <= t.uu * t.vv + 1e-12)
+        assert t.re_tau > 170
+    assert LM.bulk_plus() == pytest.approx(15.7, abs=0.2)  # Lee & Moser: U_b+ 15.73 at Re_tau 182
+
+
+def test_on_grid_is_symmetric_and_uv_changes_sign():
+    y = np.linspace(0.0, 2.0, 41)
+    s = LM.on_grid(y, 2.0, u_tau=2.0)
+    np.testing.assert_allclose(s.U, s.U[::-1], atol=1e-12)
+    np.testing.assert_allclose(s.uv, -s.uv[::-1], atol=1e-12)
+    assert s.uv[5] < 0 < s.uv[-6] and s.uu.max() == pytest.approx(4.0 * LM.uu.max(), rel=0.05)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".txt", ".npz"])
+def test_file_targets_round_trip(tmp_path, suffix):
+    path = tmp_path / f"target{suffix}"
+    cols = np.stack([LM.y_delta, LM.U, LM.uu, LM.vv, LM.ww, LM.uv], axis=1)
+    if suffix == ".npz":
+        np.savez(path, re_tau=LM.re_tau, **{k: getattr(LM, k) for k in ("y_delta", "U", "uu", "vv", "ww", "uv")})
+    else:
+        np.savetxt(path, cols, delimiter="," if suffix == ".csv" else " ", header="y/h U+ uu+ vv+ ww+ uv+", comments="")
+    t = stress_target(path, re_tau=None if suffix == ".npz" else 182.0)
+    np.testing.assert_allclose(t.uu, LM.uu, rtol=1e-12)
+    assert stress_target(LM.to_dict()).re_tau == LM.re_tau
+
+
+def _target(**change):
+    d = LM.to_dict()
+    d.update(change)
+    return d
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"y_delta": list(np.linspace(0.1, 1.0, len(LM.y_delta)))}, "cover the half channel"),
+    ({"y_delta": list(np.linspace(0.0, 0.8, len(LM.y_delta)))}, "cover the half channel"),
+    ({"vv": list(-LM.vv)}, "negative variance vv"),
+    ({"uv": list(-3 * np.sqrt(LM.uu * LM.vv))}, "not positive semi-definite"),
+    ({"uu": list(LM.uu[:-1])}, "one value per y point"),
+    ({"ww": [np.nan] * len(LM.y_delta)}, "non-finite"),
+    ({"re_tau": -1.0}, "re_tau must be a positive number"),
+])
+def test_bad_targets_are_clear_errors(change, match):
+    with pytest.raises(SourceError, match=match):
+        stress_target(_target(**change))
+
+
+def test_bad_target_specs(tmp_path):
+    with pytest.raises(SourceError, match="neither a packaged reference"):
+        stress_target("lee-moser-9999")
+    p = tmp_path / "t.csv"
+    p.write_text("y,U\n0,0\n1,1\n")
+    with pytest.raises(SourceError, match="need y/h, U\\+"):
+        stress_target(p, re_tau=180)
+    np.savetxt(p, np.stack([LM.y_delta, LM.U, LM.uu, LM.vv, LM.ww, LM.uv], 1), delimiter=",", header="h", comments="")
+    with pytest.raises(SourceError, match="pass re_tau"):
+        stress_target(p)
+    with pytest.raises(SourceError, match="must be a reference name"):
+        stress_target(3.0)
+
+
+def test_moments_match_physical_space():
+    rng = np.random.default_rng(0)
+    g = Grid((8, 7, 6), (2.0, 2.0, 1.0), y="chebyshev")
+    f = rng.standard_normal((3, *g.shape))
+    m = moments(_spectrum(f, g), 8, 6)
+    fl = f - f.mean(axis=(1, 3), keepdims=True)
+    np.testing.assert_allclose(m["U"], f[0].mean(axis=(0, 2)), atol=1e-12)
+    np.testing.assert_allclose(m["uu"], (fl[0] ** 2).mean(axis=(0, 2)), atol=1e-12)
+    np.testing.assert_allclose(m["uv"], (fl[0] * fl[1]).mean(axis=(0, 2)), atol=1e-12)
+    np.testing.assert_allclose(m["ww"], (fl[2] ** 2).mean(axis=(0, 2)), atol=1e-12)
+
+
+def _turbulent_like(grid, seed=1):
+    """The packaged generator's field, uncalibrated (in wall units): turbulence with the wrong stresses."""
+    from cfdseed.sources import resolve
+
+    return resolve("gan", {"re_tau": 182.088, "divergence_free": False, "no_slip": False}).build(
+        Grid(grid.shape, grid.lengths, y=grid.y), np.random.default_rng(seed)).field
+
+
+GRIDS = [("chebyshev", "central"), ("chebyshev-cc", "central"), ("tanh:2", "central"),
+         ("chebyshev", "spectral"), ("chebyshev-cc", "spectral")]
+
+
+@pytest.mark.parametrize("y, operators", GRIDS)
+def test_calibration_reaches_the_target_and_keeps_the_constraints(y, operators):
+    g = Grid((48, 49, 32), (2 * np.pi, 2.0, np.pi), y=y, operators=operators)
+    target = LM.on_grid(g.y, 2.0)
+    out, rep = enforce(_turbulent_like(g), g, stresses=target, bulk=False)
+    cal = rep.calibration
+    assert cal is not None and cal.iterations <= 3 and "stress calibration" in rep.steps
+    assert max(cal.before.values()) > 0.2  # far off before
+    assert cal.after["U"] < 1e-12 and cal.after["uu"] < 0.03 and cal.after["uv"] < 0.03
+    assert cal.after["vv"] < 0.1 and cal.after["ww"] < 0.1
+    m = moments(_spectrum(out, g), 48, 32)
+    inner = np.minimum(g.y, 2.0 - g.y) > 0.1  # y+ > 18: away from the walls every stress is reachable
+    for k in ("uu", "vv", "ww", "uv"):
+        np.testing.assert_allclose(m[k][inner], getattr(target, k)[inner], atol=0.05 * np.abs(getattr(target, k)).max())
+    chk = check_field(MPI.COMM_SELF, g, out)
+    assert chk.divergence_max < 1e-10 and chk.no_slip < 1e-12 and chk.cross_flow < 1e-12
+    assert "stress calibration" in str(rep)
+
+
+def test_calibration_then_bulk_keeps_the_profile_shape():
+    g = Grid((48, 33, 32), (2 * np.pi, 2.0, np.pi), y="chebyshev")
+    target = LM.on_grid(g.y, 2.0)
+    out, rep = enforce(_turbulent_like(g), g, stresses=target, bulk=10.0)
+    prof = out[0].mean(axis=(0, 2))
+    assert rep.after["bulk"] == pytest.approx(10.0, rel=1e-12)
+    np.testing.assert_allclose(prof / prof.max(), target.U / target.U.max(), atol=1e-12)
+
+
+def test_unreachable_target_is_an_error():
+    """A laminar field has no fluctuations to scale: the target is out of its reach."""
+    g = Grid((8, 17, 8), (2 * np.pi, 2.0, np.pi), y="chebyshev")
+    f = np.zeros((3, *g.shape))
+    f[0] = (g.y * (2 - g.y))[None, :, None]
+    with pytest.raises(SourceError, match="out of this field's reach"):
+        enforce(f, g, stresses=LM.on_grid(g.y, 2.0))
+
+
+def test_calibration_needs_the_other_steps_and_matching_profiles():
+    g = Grid((8, 17, 8), (2 * np.pi, 2.0, np.pi), y="chebyshev")
+    f = _turbulent_like(g)
+    with pytest.raises(ValueError, match="needs no_slip=True and divergence_free=True"):
+        enforce(f, g, stresses=LM.on_grid(g.y, 2.0), divergence_free=False)
+    with pytest.raises(ValueError, match="one value per y point"):
+        enforce(f, g, stresses=LM.on_grid(np.linspace(0, 2, 5), 2.0))
+
+
+def test_target_dataclass_validates_directly():
+    with pytest.raises(SourceError):
+        StressTarget("x", 180.0, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), np.ones(2), np.ones(2), np.full(2, 2.0))
