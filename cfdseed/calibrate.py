@@ -53,8 +53,8 @@ import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "calibrate_spectrum",
-           "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
+__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "dataset_target", "calibrate_spectrum",
+           "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
 
 #: Passes end when no statistic changed by more than this (relative to its profile's largest value).
 DEFAULT_TOL = 2e-3
@@ -224,6 +224,57 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
     if rt is None:
         raise SourceError(f"stress target file {path} does not give re_tau; pass re_tau")
     return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
+
+
+def dataset_target(path: str | os.PathLike, indices: np.ndarray | None = None, *, chunk: int = 64,
+                   name: str | None = None) -> StressTarget:
+    """The one-point statistics of a slice dataset's samples as a :class:`StressTarget`.
+
+    One streaming pass (pairwise updates in float64) over the samples ``indices`` (default all) and
+    z: the mean profile and the second moments about it, folded onto the lower half (``<u'v'>``
+    changing sign), in wall units of the dataset (``u_tau``), at its ``re_tau``. What a generator
+    trained on the data is calibrated to by default (stored in its checkpoint).
+    """
+    from .slices import open_dataset
+
+    with open_dataset(path, check_finite=False) as ds:
+        y, ly = np.asarray(ds.y, dtype=np.float64), float(ds.attrs["ly"])
+        u_tau, re_tau = float(ds.attrs["u_tau"]), float(ds.attrs["re_tau"])
+        count, mean, m2 = 0, np.zeros((3, ds.ny)), np.zeros((4, ds.ny))  # uu, vv, ww, uv
+        for _, block in ds.iter_chunks(chunk, indices):
+            b = block.astype(np.float64)  # (k, 3, ny, nz)
+            nb = b.shape[0] * b.shape[3]
+            bmean = b.mean(axis=(0, 3))
+            d = b - bmean[None, :, :, None]
+            bm2 = np.stack([(d[:, 0] ** 2).sum(axis=(0, 2)), (d[:, 1] ** 2).sum(axis=(0, 2)),
+                            (d[:, 2] ** 2).sum(axis=(0, 2)), (d[:, 0] * d[:, 1]).sum(axis=(0, 2))])
+            delta = bmean - mean
+            tot = count + nb
+            cross = np.stack([delta[0] ** 2, delta[1] ** 2, delta[2] ** 2, delta[0] * delta[1]])
+            mean = mean + delta * nb / tot
+            m2 = m2 + bm2 + cross * count * nb / tot
+            count = tot
+    if count == 0:
+        raise SourceError(f"{path}: no samples to compute statistics from")
+    mom = m2 / count
+    h = 0.5 * ly
+    lower = y <= h + 1e-12 * ly
+    eta = y[lower] / h
+    if eta[-1] < 1.0 - 1e-12:
+        eta = np.append(eta, 1.0)  # the centre, from both sides (uv folds to 0 there)
+
+    def fold(a: np.ndarray, sign: float = 1.0) -> np.ndarray:  # average with the mirror row (y -> ly - y)
+        return 0.5 * (np.interp(eta, y / h, a) + sign * np.interp(eta, (ly - y[::-1]) / h, a[::-1]))
+
+    keep = (eta > 0) if y[0] > 0 else slice(None)
+    cols = {"U": fold(mean[0]), "uu": fold(mom[0]), "vv": fold(mom[1]), "ww": fold(mom[2]), "uv": fold(mom[3], -1.0)}
+    y_d = eta[keep]
+    out = {k: v[keep] / (u_tau if k == "U" else u_tau**2) for k, v in cols.items()}
+    if y_d[0] > 0:  # the wall itself: no velocity, no stress
+        y_d = np.r_[0.0, y_d]
+        out = {k: np.r_[0.0, v] for k, v in out.items()}
+    return StressTarget(name=name or f"{os.path.basename(os.fspath(path))} ({count // ds.nz} samples)",
+                        re_tau=re_tau, y_delta=y_d, **out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """The checkpoint file format: atomic writer, validated reader with per-tensor content hashes, and
 the packaged default model.
 
-Checkpoint (format version 1) = one plain dict, loadable with ``torch.load(weights_only=True)``::
+Checkpoint (format version 2) = one plain dict, loadable with ``torch.load(weights_only=True)``::
 
-    format="cfdseed-checkpoint", format_version=1,
+    format="cfdseed-checkpoint", format_version=2,
     arch       dict: latent_dim, ny, nz, g_channels, c_channels, norm   (rebuilds both nets)
     generator  state dict (tensors)
     norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
     grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}
     metadata   dict of str/number (source, iteration, metric values, ...)
+    statistics the training data's one-point statistics in wall units, lower half
+               (:meth:`cfdseed.calibrate.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
+               ww, uv as lists): the model's default calibration target. Version 2 only; version-1
+               files (the first packaged model) still load and are calibrated to Lee & Moser.
     training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
     sha256     {"generator.fc.weight": hex digest, ...}: every tensor above by its key path, hashed
                over dtype, shape and bytes; added by :func:`save_checkpoint`, verified by
@@ -34,6 +38,7 @@ from .errors import CheckpointError
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "READABLE_VERSIONS",
     "DEFAULT_MODEL",
     "tensor_hashes",
     "save_checkpoint",
@@ -44,7 +49,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "cfdseed-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+#: Format versions this cfdseed reads (1: no training statistics).
+READABLE_VERSIONS = (1, 2)
 #: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 _HASHES = "sha256"
@@ -168,12 +175,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         ) from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: not a cfdseed checkpoint (no format={CHECKPOINT_FORMAT!r} entry)")
-    if ck.get("format_version") != CHECKPOINT_VERSION:
+    if ck.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{p}: checkpoint format_version {ck.get('format_version')!r}; this cfdseed reads {CHECKPOINT_VERSION}"
+            f"{p}: checkpoint format_version {ck.get('format_version')!r}; this cfdseed reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     _verify(ck, p)
-    missing = [k for k in ("arch", "generator", "norm", "grid", "metadata") if k not in ck]
+    need = ("arch", "generator", "norm", "grid", "metadata") + (("statistics",) if ck["format_version"] >= 2 else ())
+    missing = [k for k in need if k not in ck]
     if missing:
         raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
     try:

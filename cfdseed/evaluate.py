@@ -83,6 +83,7 @@ __all__ = [
     "Height",
     "Statistics",
     "statistics",
+    "balance_figures",
     "compare",
     "compare_reference",
     "slice_metrics",
@@ -330,7 +331,7 @@ def statistics(
     nz = f.shape[-1]
 
     divergence = _divergence(f, y, (lx, ly, lz)) if three_d else None
-    balance = _balance(f, y, ly, nu, u_tau)
+    balance = balance_figures(f, y, ly, nu, u_tau)
     half, yw, folded = _fold(f, y, ly)  # (M, 3, [nx,] nh, nz)
     yplus = yw * u_tau / nu
     slices = half.transpose(0, 2, 1, 3, 4).reshape(-1, 3, *half.shape[-2:]) if three_d else half
@@ -376,7 +377,7 @@ def statistics(
     )
 
 
-def _balance(f: np.ndarray, y: np.ndarray, ly: float, nu: float, u_tau: float) -> dict[str, float]:
+def balance_figures(f: np.ndarray, y: np.ndarray, ly: float, nu: float, u_tau: float) -> dict[str, float]:
     """Per-wall and momentum-balance figures of unfolded fields ``(N, 3, [nx,] ny, nz)``.
 
     TKE and the wall-ward shear stress (-uv at the lower wall, +uv at the upper) integrated over

@@ -182,7 +182,7 @@ def count_parameters(module: nn.Module) -> int:
 class GeneratorHandle:
     """A trained generator with its normalisation and grid: :meth:`sample` gives physical slices.
 
-    Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict),
+    Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict), statistics,
     arch (dict), device, module (the torch Generator), path (where it was loaded from)``.
     """
 
@@ -206,6 +206,17 @@ class GeneratorHandle:
         self.ly, self.lz = float(g["ly"]), float(g["lz"])
         self.re_tau, self.u_tau, self.nu = float(g["re_tau"]), float(g["u_tau"]), float(g["nu"])
         self.metadata: dict[str, Any] = dict(ck["metadata"])
+        #: the training data's one-point statistics (:class:`cfdseed.calibrate.StressTarget`), None
+        #: for format-1 checkpoints
+        self.statistics = None
+        if ck.get("statistics") is not None:
+            from .calibrate import stress_target
+            from .errors import SourceError
+
+            try:
+                self.statistics = stress_target(dict(ck["statistics"]))
+            except SourceError as exc:
+                raise CheckpointError(f"{path}: stored training statistics are invalid: {exc}") from None
         self.path = path
         mean = torch.as_tensor(ck["norm"]["mean"], dtype=torch.float32)
         std = torch.as_tensor(ck["norm"]["std"], dtype=torch.float32)

@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 
 from ._collective import agree, run_agreed
+from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
@@ -416,7 +417,7 @@ def _eval_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
 
 
 def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid: dict[str, Any],
-             metadata: dict[str, Any]) -> dict[str, Any]:
+             metadata: dict[str, Any], statistics: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
@@ -425,6 +426,7 @@ def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid:
         "norm": {"mean": torch.as_tensor(stats.mean), "std": torch.as_tensor(stats.std)},
         "grid": grid,
         "metadata": metadata,
+        "statistics": statistics,
     }
 
 
@@ -509,6 +511,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     agree(dd, err)
     if stats is None:
         stats = dd.from_root(lambda: _norm_stats(cfg, train_idx))
+    # the training data's one-point statistics: the model's default calibration target
+    statistics = ck["statistics"] if ck is not None and "statistics" in ck else dd.from_root(
+        lambda: dataset_target(cfg.data.path, train_idx, chunk=cfg.data.stats_chunk).to_dict())
     pool = val_idx if val_idx.size else train_idx
     real_eval = run_agreed(dd, _eval_batch, cfg, pool[: cfg.log.eval_samples])
     data = run_agreed(dd, SliceDataset, cfg.data.path, stats, roll=cfg.data.augment_roll,
@@ -562,7 +567,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
 
     def payload(it: int, training: bool) -> dict[str, Any]:
-        p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it})
+        p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
         if training:
             p["training"] = {
                 "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),

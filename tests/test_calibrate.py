@@ -153,3 +153,31 @@ def test_calibration_needs_the_other_steps_and_matching_profiles():
 def test_target_dataclass_validates_directly():
     with pytest.raises(SourceError):
         StressTarget("x", 180.0, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), np.ones(2), np.ones(2), np.full(2, 2.0))
+
+
+def test_dataset_target_equals_the_folded_moments_of_its_samples(tmp_path):
+    from cfdseed.calibrate import dataset_target
+    from cfdseed.grid import wall_normal
+    from cfdseed.slices import DatasetWriter
+
+    rng = np.random.default_rng(5)
+    ny, nz, n = 12, 8, 30
+    y = wall_normal("chebyshev-cc", ny, 2.0)
+    env = np.sin(np.pi * y / 2.0)[None, :, None]
+    f = env * rng.standard_normal((n, 3, ny, nz))
+    f[:, 1] += 0.5 * f[:, 0] * np.sign(1.0 - y)[None, :, None]  # <u'v'> > 0 below, < 0 above: folds to one sign
+    f[:, 0] += 10.0 * env[0]
+    with DatasetWriter(tmp_path / "d.h5", y, np.arange(nz) * 0.5, attrs=dict(re_tau=150.0, nu=0.01, u_tau=2.0, ly=2.0,
+                                                                            lz=4.0, source="test")) as w:
+        w.append(f.astype(np.float32), t=np.arange(n, dtype=float))
+    t = dataset_target(tmp_path / "d.h5", chunk=7)
+    g = f.astype(np.float32).astype(np.float64)
+    mean = g.mean(axis=(0, 3))
+    d = g - mean[None, :, :, None]
+    uu, uv = (d[:, 0] ** 2).mean(axis=(0, 2)), (d[:, 0] * d[:, 1]).mean(axis=(0, 2))
+    lower = slice(0, ny // 2)
+    np.testing.assert_allclose(t.uu[1:-1], 0.5 * (uu[lower] + uu[::-1][lower]) / 4.0, rtol=1e-9)
+    np.testing.assert_allclose(t.uv[1:-1], 0.5 * (uv[lower] - uv[::-1][lower]) / 4.0, rtol=1e-9)
+    np.testing.assert_allclose(t.U[1:-1], 0.5 * (mean[0][lower] + mean[0][::-1][lower]) / 2.0, rtol=1e-9)
+    assert t.re_tau == 150.0 and t.y_delta[0] == 0.0 and t.y_delta[-1] == 1.0 and t.uu[0] == 0.0
+    assert t.uv[1] > 0 and t.uv[-1] == pytest.approx(0.0, abs=1e-12)

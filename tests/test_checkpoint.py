@@ -7,6 +7,8 @@ import struct
 import zipfile
 
 import pytest
+
+from cfdseed.calibrate import stress_target
 import torch
 
 from cfdseed import CheckpointError
@@ -53,9 +55,16 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"model": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a cfdseed checkpoint"):
         load_generator(tmp_path / "other.pt")
-    save_checkpoint(tmp_path / "v2.pt", {**payload, "format_version": 2})
-    with pytest.raises(CheckpointError, match="format_version 2"):
+    save_checkpoint(tmp_path / "v3.pt", {**payload, "format_version": 3})
+    with pytest.raises(CheckpointError, match="format_version 3; this cfdseed reads 1, 2"):
+        read_checkpoint(tmp_path / "v3.pt")
+    save_checkpoint(tmp_path / "v2.pt", {**payload, "format_version": 2})  # version 2 needs statistics
+    with pytest.raises(CheckpointError, match="lacks statistics"):
         read_checkpoint(tmp_path / "v2.pt")
+    bad = {**stress_target("lee-moser-180").to_dict(), "vv": [-1.0] * len(stress_target("lee-moser-180").vv)}
+    save_checkpoint(tmp_path / "v2bad.pt", {**payload, "format_version": 2, "statistics": bad})
+    with pytest.raises(CheckpointError, match="stored training statistics are invalid: .*negative variance"):
+        load_generator(tmp_path / "v2bad.pt")
     wrong = dict(payload, arch={**payload["arch"], "g_channels": [32, 16, 8]})
     save_checkpoint(tmp_path / "foreign.pt", wrong)
     with pytest.raises(CheckpointError, match="do not fit"):

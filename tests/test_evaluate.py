@@ -350,7 +350,7 @@ def test_cli_bad_input(dataset, tmp_path, capsys):
 def test_balance_figures_of_a_field_with_known_stresses():
     """Per-wall TKE and shear stress, the momentum-balance residual and V_b, W_b on a synthetic
     field whose mean profile and uv are chosen so that the balance holds exactly."""
-    from cfdseed.evaluate import _balance
+    from cfdseed.evaluate import balance_figures
 
     nu, u_tau, ly = 1 / 180, 1.0, 2.0
     y = np.linspace(0.0, ly, 81)
@@ -362,11 +362,11 @@ def test_balance_figures_of_a_field_with_known_stresses():
     f[:, 0] = 10.0 + a
     f[:, 1] = -s[None, None, :, None] * a
     f[:, 2] = 0.25
-    b = _balance(f, y, ly, nu, u_tau)
+    b = balance_figures(f, y, ly, nu, u_tau)
     assert b["balance_residual_max"] < 1e-12
     assert b["shear_stress_lower"] == pytest.approx(0.5, rel=1e-3)  # integral of (1 - y) over [0, 1]
     assert b["shear_stress_upper"] == pytest.approx(0.5, rel=1e-3)
     assert b["tke_lower"] == pytest.approx(b["tke_upper"], rel=1e-12)
     assert b["bulk_v"] == pytest.approx(0.0, abs=1e-14) and b["bulk_w"] == pytest.approx(0.25, rel=1e-12)
     f[:, 1] *= 0.5  # half the stress: the balance is off by up to 0.5
-    assert _balance(f, y, ly, nu, u_tau)["balance_residual_max"] == pytest.approx(0.5, rel=1e-6)
+    assert balance_figures(f, y, ly, nu, u_tau)["balance_residual_max"] == pytest.approx(0.5, rel=1e-6)

@@ -111,6 +111,14 @@ def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     assert abs(x[:, 0].mean() - 3.0) < 3.0  # physical units: denormalised around the data mean
     assert "training" not in torch.load(run / "model.pt", weights_only=True)
     assert len((run / "log.csv").read_text().strip().splitlines()) == 5
+    # the training data's statistics travel with the model (its default calibration target)
+    from cfdseed.calibrate import dataset_target
+
+    t = h.statistics
+    assert t is not None and t.re_tau == 180.0 and t.y_delta[0] == 0.0 and t.y_delta[-1] == pytest.approx(1.0)
+    full = dataset_target(dataset)  # every sample: the training split is most of them
+    np.testing.assert_allclose(t.U, full.U, rtol=0.1, atol=0.1)
+    assert np.all(t.uv ** 2 <= t.uu * t.vv + 1e-12)
 
 
 def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
