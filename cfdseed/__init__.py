@@ -10,6 +10,7 @@ Public API (imports are lazy: ``import cfdseed`` loads neither torch nor MPI)::
     load_generator(path)  trained generator from a checkpoint             (cfdseed.model)
     default_model()       path of the packaged default generator          (cfdseed.checkpoint)
     abort_on_error(comm)  context manager: an exception on any rank ends the MPI job
+    Units, resolve_units(ly, ...)  the unit contract of every source      (cfdseed.units)
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _LAZY = {
     "load_generator": "cfdseed.model",
     "default_model": "cfdseed.checkpoint",
     "abort_on_error": "cfdseed._collective",
+    "Units": "cfdseed.units",
+    "resolve_units": "cfdseed.units",
 }
 
 __all__ = [

@@ -102,10 +102,15 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--y", default="uniform", metavar="POINTS",
                    help="wall-normal points: uniform (default), chebyshev, tanh[:S]; -cc variants "
                         "(uniform-cc, chebyshev-cc, tanh-cc[:S]) have no point on the walls")
-    p.add_argument("--re-tau", type=float, default=None, help="friction Reynolds number of your flow (default: the model's)")
-    p.add_argument("--u-tau", type=float, default=None, help="friction velocity of your flow")
-    p.add_argument("--nu", type=float, default=None, help="kinematic viscosity of your flow")
-    p.add_argument("--bulk", type=float, default=None, help="bulk velocity to set exactly")
+    p.add_argument("--re-tau", type=float, default=None,
+                   help="friction Reynolds number of your flow (default: the model's for gan, 180 otherwise)")
+    p.add_argument("--u-tau", type=float, default=None,
+                   help="friction velocity of your flow (default: re_tau nu / h, else bulk / expected bulk+, "
+                        "else 1: wall units; the same for every source)")
+    p.add_argument("--nu", type=float, default=None, help="kinematic viscosity of your flow (default: u_tau h / re_tau)")
+    p.add_argument("--bulk", type=float, default=None,
+                   help="bulk velocity to set exactly (default: the expected turbulent bulk velocity in these units, "
+                        "15.5 u_tau at Re_tau 180; snapshot: the file's own)")
     p.add_argument("--corr-length", type=float, default=None,
                    help="gan: how far (in half-heights) structures stay correlated along x (default 1.5)")
     p.add_argument("--device", default=None, help="gan: where the generator runs, cpu or cuda (default: a GPU when available)")

@@ -16,8 +16,10 @@ The field is built by a named source (default ``gan``; any of ``cfdseed.sources`
 ``init_field`` builds it on its root, checked with :func:`cfdseed.constraints.check_field`, and
 written by :func:`cfdseed.fields.write_field` with the attributes source, options (JSON), seed,
 bulk_velocity, report (JSON of the constraint report), model (gan) and re_tau, u_tau, nu when the
-units are known. ``ic.png`` (:func:`quicklook`) shows u' (u minus its plane average) on the y-z
-plane x = 0 and on the x-z plane nearest y+ = 15 (or y = 0.1 h when Re_tau is unknown).
+units are known (the source's resolved :class:`cfdseed.units.Units`: every built-in source except
+a snapshot of a file without units). ``ic.png`` (:func:`quicklook`) shows u' (u minus its plane
+average) on the y-z plane x = 0 and on the x-z plane nearest y+ = 15 (or y = 0.1 h when Re_tau is
+unknown).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     field = np.asarray(built.field)
     report = check_field(MPI.COMM_SELF, grid, field.astype(dtype))
     syn = built.info.synthesis  # None except for gan
-    units = syn.units if syn else None
+    units = built.info.units  # every built-in source but a snapshot of a file without units
     re_tau = units.re_tau if units else options.get("re_tau")
     attrs: dict[str, Any] = {
         "source": source, "options": {k: str(v) for k, v in options.items()},
@@ -99,7 +101,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
         attrs["model"] = syn.model
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
-    else:  # baselines: record whatever units the user stated, so evaluate can work in wall units
+    else:  # no resolved units: record whatever units the user stated, so evaluate can work in wall units
         attrs.update({k: float(options[k]) for k in ("re_tau", "u_tau", "nu") if options.get(k) is not None})
     out = Path(out)
     xmf = write_field(out, field, grid, attrs, dtype=dtype)

@@ -10,6 +10,7 @@ from cfdseed.grid import Grid
 
 from cfdseed.sources.baselines import reichardt_profile, smooth_noise
 from cfdseed.sources import resolve
+from cfdseed.units import Units, reichardt_bulk
 
 GRIDS = [
     ((16, 17, 12), (4 * np.pi, 2.0, 2 * np.pi), "uniform"),
@@ -24,6 +25,8 @@ SOURCES = [
     ("trig", {"mean": "turbulent", "waves": [2, 1]}),
     ("streaks", {}),
     ("streaks", {"re_tau": 395.0, "bulk": 2.0}),
+    ("plug", {"u_tau": 0.5}),
+    ("laminar", {"re_tau": 395.0, "nu": 1e-3}),
 ]
 
 
@@ -43,7 +46,14 @@ def test_source_passes_checks(name, options, shape, lengths, y):
     f = built.field
     rep = _check(g, f)
     assert rep.passed, f"{name} on {y}:\n{rep}"
-    assert rep.bulk_velocity == pytest.approx(options.get("bulk", 1.0), rel=1e-12)
+    units = built.info.units  # resolved by cfdseed.units: wall units at Re_tau 180 unless given
+    assert isinstance(units, Units) and units.h == lengths[1] / 2
+    assert rep.bulk_velocity == pytest.approx(units.bulk, rel=1e-12)
+    if "bulk" in options:
+        assert units.bulk == options["bulk"]
+    else:
+        assert units.bulk == pytest.approx(reichardt_bulk(units.re_tau) * units.u_tau, rel=1e-12)
+    assert units.re_tau == pytest.approx(options.get("re_tau", 180.0)) and units.u_tau == options.get("u_tau", units.u_tau)
     assert rep.divergence_max < 1e-10
     info = built.info
     assert info.enforcement.after["wall_max"] < 1e-12
@@ -60,15 +70,18 @@ def test_seed_option_and_rng():
 
 def test_fields_have_the_intended_structure():
     g = Grid((16, 33, 24), (4 * np.pi, 2.0, 2 * np.pi), y="tanh:2")
+    ub = reichardt_bulk(180.0)  # the default bulk velocity: wall units at Re_tau 180
     lam = resolve("laminar", {"noise": 0.0})(g, np.random.default_rng(0))
     eta = g.y - 1.0
-    prof = lam[0, 3, :, 5]  # Poiseuille, scaled so that the discrete bulk velocity is exactly 1
+    prof = lam[0, 3, :, 5]  # Poiseuille, scaled so that the discrete bulk velocity is exactly ub
     np.testing.assert_allclose(prof / prof.max(), 1 - eta**2, atol=1e-12)
-    assert prof.max() == pytest.approx(1.5, rel=0.01)
+    assert prof.max() == pytest.approx(1.5 * ub, rel=0.01)
     np.testing.assert_allclose(lam[1:], 0.0, atol=1e-12)
+    unit = resolve("laminar", {"noise": 0.0, "bulk": 1.0})(g, np.random.default_rng(0))
+    np.testing.assert_allclose(unit * ub, lam, rtol=1e-12, atol=1e-12)  # the old default, by option
     # trig: rolls of amplitude 0.1 bulk in v
     tr = resolve("trig", {"amplitude": 0.1})(g, np.random.default_rng(0))
-    assert np.abs(tr[1]).max() == pytest.approx(0.1, rel=0.05)
+    assert np.abs(tr[1]).max() == pytest.approx(0.1 * ub, rel=0.05)
     # streaks at re_tau 180 in a 2 pi h wide box: span+ = 1131 -> 11 streaks (spacing ~100 wall units)
     st = resolve("streaks", {"noise": 0.0})(g, np.random.default_rng(0))
     j = int(np.argmin(np.abs(g.y * 180 - 15)))
@@ -108,10 +121,82 @@ def test_snapshot_round_trip(tmp_path):
     assert rep.bulk_velocity == pytest.approx(_check(src_grid, field).bulk_velocity, rel=0.02)
 
 
+def test_trig_and_streaks_use_the_resolved_re_tau():
+    g = Grid((16, 33, 24), (4 * np.pi, 2.0, 2 * np.pi), y="tanh:2")
+    # re_tau from u_tau and nu: the turbulent mean and the streak spacing follow it
+    a = resolve("trig", {"mean": "turbulent", "amplitude": 0.0, "u_tau": 1.0, "nu": 1 / 395})(g, np.random.default_rng(0))
+    b = resolve("trig", {"mean": "turbulent", "amplitude": 0.0, "re_tau": 395})(g, np.random.default_rng(0))
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    prof = b[0].mean(axis=(0, 2))
+    ref = reichardt_profile(g.y, 2.0, 395.0)
+    np.testing.assert_allclose(prof[8:25] / prof[16], ref[8:25] / ref[16], rtol=1e-6)  # the core, away from the blend
+    st = resolve("streaks", {"noise": 0.0, "u_tau": 0.5, "nu": 0.5 / 90})(g, np.random.default_rng(0))
+    j = int(np.argmin(np.abs(g.y * 90 - 15)))
+    up = st[0, 0, j] - st[0, 0, j].mean()
+    assert int(np.argmax(np.abs(np.fft.rfft(up)))) == 6  # re_tau 90: span+ = 2 pi 90 = 565, 6 streaks
+
+
+def test_plug_takes_every_unit_option_and_contradictions_fail_on_the_grid():
+    g = Grid((8, 9, 6), (2.0, 4.0, 1.0))  # h = 2
+    built = resolve("plug", {"re_tau": 200, "nu": 0.01}).build(g, np.random.default_rng(0))
+    assert built.info.units == Units(re_tau=200.0, u_tau=1.0, nu=0.01, bulk=reichardt_bulk(200.0), h=2.0)
+    src = resolve("plug", {"re_tau": 395, "u_tau": 1, "nu": 0.1})  # contradiction: needs h, known on the grid
+    with pytest.raises(SourceError, match=r"plug: re_tau=395 contradicts u_tau \* h / nu = 1 \* 2 / 0.1 = 20"):
+        src(g, np.random.default_rng(0))
+    with pytest.raises(SourceError, match="cannot set the velocity scale"):
+        resolve("plug", {"bulk": -1.0})(g, np.random.default_rng(0))
+    assert resolve("plug", {"bulk": -1.0, "u_tau": 1.0}).build(g, np.random.default_rng(0)).info.units.bulk == -1.0
+
+
+def test_snapshot_units_come_from_the_file(tmp_path):
+    """A file that records u_tau is rescaled by the unit options (default: its own velocities); a
+    file without takes bulk and scale only."""
+    from cfdseed.fields import write_field
+
+    g = Grid((12, 17, 10), (4.0, 2.0, 3.0), y="chebyshev")
+    field = resolve("trig", {"mean": "turbulent", "u_tau": 2.0})(g, np.random.default_rng(0))
+    own = 2.0 * reichardt_bulk(180.0)
+    known, plain = tmp_path / "known.h5", tmp_path / "plain.h5"
+    write_field(known, field, g, attrs={"re_tau": 180.0, "u_tau": 2.0, "nu": 2.0 / 180})
+    write_field(plain, field, g)
+
+    def build(path, **options):
+        return resolve("snapshot", {"path": str(path), **options}).build(g, np.random.default_rng(0))
+
+    b = build(known)  # the file's own velocities and units
+    np.testing.assert_allclose(b.field, field, atol=1e-10)
+    assert (b.info.units.re_tau, b.info.units.u_tau) == (180.0, 2.0) and b.info.units.bulk == pytest.approx(own)
+    w = build(known, u_tau=1.0)  # to wall units
+    np.testing.assert_allclose(w.field, field / 2.0, atol=1e-10)
+    assert w.info.units.bulk == pytest.approx(own / 2.0) and w.info.units.nu == pytest.approx(1 / 180)
+    assert build(known, re_tau=180.0, nu=1 / 180).info.units == w.info.units  # the same scale, other words
+    k = build(known, bulk=2.5)  # bulk alone: rescaled to it, u_tau follows
+    np.testing.assert_allclose(k.field, field * (2.5 / own), atol=1e-10)
+    assert k.info.units.u_tau == pytest.approx(2.0 * 2.5 / own)
+    r = build(known, re_tau=360.0)  # re_tau alone restates, rescales nothing
+    np.testing.assert_allclose(r.field, field, atol=1e-10)
+    assert r.info.units.nu == pytest.approx(2.0 / 360)
+    assert build(known, scale=3.0).info.units.u_tau == pytest.approx(6.0)  # scale multiplies the file's u_tau
+    ph = resolve("phase-randomised", {"path": str(known), "u_tau": 1.0}).build(g, np.random.default_rng(1))
+    assert ph.info.units.u_tau == 1.0 and _check(g, ph.field).bulk_velocity == pytest.approx(own / 2.0, rel=1e-12)
+    # no u_tau in the file: the file's velocities, bulk set exactly when given, no units
+    assert build(plain).info.units is None
+    assert _check(g, build(plain, bulk=2.5).field).bulk_velocity == pytest.approx(2.5, rel=1e-12)
+    with pytest.raises(SourceError, match="records no u_tau, so re_tau, nu cannot rescale"):
+        build(plain, re_tau=180.0, nu=0.01)
+
+
 def test_bad_input(tmp_path):
     g = Grid((8, 9, 6), (2.0, 2.0, 1.0))
     with pytest.raises(SourceError, match="unknown option"):
         resolve("plug", {"amplitude": 1.0})
+    for key in ("re_tau", "u_tau", "nu"):
+        with pytest.raises(SourceError, match=f"streaks: {key} must be a positive number"):
+            resolve("streaks", {key: 0})
+    with pytest.raises(SourceError, match="laminar: bulk must be a finite number"):
+        resolve("laminar", {"bulk": float("inf")})
+    with pytest.raises(SourceError, match="snapshot: scale must be a positive number"):
+        resolve("snapshot", {"path": "f.h5", "scale": 0})
     with pytest.raises(SourceError, match="noise"):
         resolve("laminar", {"noise": -1.0})
     with pytest.raises(SourceError, match="mean"):

@@ -37,6 +37,20 @@ def test_inconsistent_units_exit_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("cfdseed generate: error: ")
 
 
+@pytest.mark.parametrize("source", ["plug", "streaks", "analytic"])
+def test_contradicting_units_of_any_source_exit_2_with_the_message(tmp_path, capsys, source):
+    rc = main(["generate", "--source", source, *GRID, "--re-tau", "395", "--u-tau", "1", "--nu", "0.1", "--no-png",
+               "--out", str(tmp_path / "ic.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert err == f"cfdseed generate: error: {source}: re_tau=395 contradicts u_tau * h / nu = 1 * 1 / 0.1 = 10 " \
+                  "(h = ly / 2); give at most two of re_tau, u_tau, nu, or consistent values\n"
+    assert not (tmp_path / "ic.h5").exists()
+    assert main(["generate", "--source", source, *GRID, "--option", "nu=-1", "--no-png",
+                 "--out", str(tmp_path / "ic.h5")]) == 2
+    assert f"{source}: nu must be a positive number, got -1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("out,match", [
     ("missing/ic.h5", "does not exist"),
     ("ic.png", r"\.h5 or \.hdf5"),

@@ -330,9 +330,14 @@ def test_cli_three_d_field_written_by_generate(tmp_path, capsys):
 
 
 def test_cli_field_without_units_needs_nu_and_u_tau(tmp_path, capsys):
+    from cfdseed.fields import write_field
+    from cfdseed.grid import Grid
+    from cfdseed.sources import resolve
+
+    # every built-in source records its units now; a field written without them (another tool's)
     ic = tmp_path / "plug.h5"
-    assert cli_main(["generate", "--source", "plug", "--shape", "8", "9", "8", "--lengths", "4", str(LY), "2",
-                     "--no-png", "--out", str(ic)]) == 0
+    g = Grid((8, 9, 8), (4.0, LY, 2.0))
+    write_field(ic, resolve("plug", {})(g, np.random.default_rng(0)), g)
     assert cli_main(["evaluate", "--fields", str(ic), "--reference", "none", "--out", str(tmp_path / "a")]) == 2
     assert "--nu and --u-tau" in capsys.readouterr().err
     assert cli_main(["evaluate", "--fields", str(ic), "--reference", "none", "--nu", "0.01", "--u-tau", "0.05",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cfdseed.cli import main
+from cfdseed.units import reichardt_bulk
 
 from test_synthesis import tiny_model
 
@@ -31,7 +32,9 @@ def test_generate_baseline_writes_checked_field(tmp_path, capsys, source):
         u = h["u"][...].transpose(2, 1, 0)
         y = h["y"][...]
         assert np.all(u[:, 0] == 0) and np.all(u[:, -1] == 0)
-        assert h.attrs["bulk_velocity"] == pytest.approx(1.0, rel=1e-9)
+        # the unit contract's default: wall units at Re_tau 180 with Reichardt's bulk, recorded
+        assert h.attrs["bulk_velocity"] == pytest.approx(reichardt_bulk(180.0), rel=1e-9)
+        assert (h.attrs["re_tau"], h.attrs["u_tau"], h.attrs["nu"]) == pytest.approx((180.0, 1.0, 1 / 180))
         assert len(h["x"]) == 8 and y[0] == 0.0
     xmf = ET.parse(out.with_suffix(".xmf")).getroot()
     topo = xmf.find(".//Topology")
@@ -51,7 +54,7 @@ def test_generate_baseline_writes_checked_field(tmp_path, capsys, source):
 def test_generate_gan_and_snapshot(tmp_path, capsys):
     model = tiny_model(tmp_path / "m.pt")
     rc, out = _run(tmp_path, "--model", str(model), "--device", "cpu", "--re-tau", "200", "--bulk", "1.5",
-                   "--dtype", "float32", "--no-png")
+                   "--dtype", "float32", "--no-png", "--option", "calibrate=null")  # an untrained generator
     text = capsys.readouterr().out
     assert rc == 0 and "projection" in text and "PASSED" in text
     assert not out.with_suffix(".png").exists()

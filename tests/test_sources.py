@@ -12,6 +12,7 @@ from cfdseed import Grid, SourceError
 from cfdseed import sources
 from cfdseed.constraints import check_field
 from cfdseed.sources import ANALYTIC_DEFAULTS, available, register, resolve
+from cfdseed.units import Units, reichardt_bulk
 from test_operators import bulk_oracle, divergence_oracle
 
 MPI = pytest.importorskip("mpi4py.MPI")
@@ -28,7 +29,8 @@ CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
 )
 def test_analytic_is_discretely_solenoidal_no_slip_and_has_the_bulk(nx, ny, nz, spec, seed, bulk, amplitude, mx, mz):
     grid = Grid((nx, ny, nz), (4.0, 2.0, 2.0), spec)
-    f = resolve("analytic", {"bulk": bulk, "amplitude": amplitude, "waves": (mx, mz)})(
+    # u_tau fixes the scale, so any finite bulk (zero, negative) is just the bulk velocity
+    f = resolve("analytic", {"bulk": bulk, "u_tau": 1.0, "amplitude": amplitude, "waves": (mx, mz)})(
         grid, np.random.default_rng(seed))
     assert f.shape == (3, nx, ny, nz) and f.dtype == np.float64 and np.isfinite(f).all()
     dmin = min(np.diff(np.r_[0.0, grid.y, 2.0])[np.diff(np.r_[0.0, grid.y, 2.0]) > 0].min(), 4.0 / nx, 2.0 / nz)
@@ -49,7 +51,8 @@ def test_analytic_passes_the_default_checks(spec, dtype):
     f = resolve("analytic")(grid, np.random.default_rng(0)).astype(dtype)
     report = check_field(SELF, grid, f)
     assert report.passed, str(report)
-    assert report.bulk_velocity == pytest.approx(ANALYTIC_DEFAULTS["bulk"], rel=1e-6)
+    assert ANALYTIC_DEFAULTS["bulk"] is None  # resolved: wall units at Re_tau 180, Reichardt's bulk
+    assert report.bulk_velocity == pytest.approx(reichardt_bulk(180.0), rel=1e-6)
     assert 0.5 < report.seam_x < 2 and 0.5 < report.seam_z < 2  # periodic: seam like the interior
 
 
@@ -65,13 +68,44 @@ def test_analytic_seeded_phases_and_options():
 
 @pytest.mark.parametrize(
     "options, match",
-    [({"ampl": 1}, "unknown option.*allowed: bulk, amplitude, waves"), ({"amplitude": -1}, "amplitude"),
+    [({"ampl": 1}, "unknown option.*allowed: re_tau, u_tau, nu, bulk, amplitude, waves"), ({"amplitude": -1}, "amplitude"),
+     ({"re_tau": 0}, "re_tau must be a positive number"), ({"nu": -1e-3}, "nu must be a positive number"),
      ({"bulk": "fast"}, "must be a finite number"), ({"waves": (1,)}, "waves"), ({"waves": (1.5, 2)}, "waves"),
      ({"bulk": float("nan")}, "finite"), ({"u_bulk": 1.0}, "unknown option.*u_bulk"), ({"modes": (1, 1)}, "modes")],
 )
 def test_analytic_bad_options(options, match):
     with pytest.raises(SourceError, match=match):
         resolve("analytic", options)
+
+
+SCALED = ("plug", "laminar", "trig", "streaks", "analytic", "gan")
+
+
+def _built(name, options, grid):
+    extra = {"device": "cpu"} if name == "gan" else {}  # the packaged model: cheap on a small grid
+    return resolve(name, {**options, **extra}).build(grid, np.random.default_rng(0))
+
+
+def test_the_same_unit_options_give_the_same_velocity_scale_in_every_source():
+    """One unit contract: {"re_tau": 180} is wall units (u_tau = 1) with Reichardt's bulk velocity
+    (gan: its own, within 2 %), {"bulk": 2.5} a bulk velocity of exactly 2.5, whatever the source."""
+    pytest.importorskip("torch")
+    grid = Grid((8, 17, 8), (4.0, 2.0, 1.6), "chebyshev")
+    for options in ({"re_tau": 180}, {}):
+        built = {name: _built(name, options, grid) for name in SCALED}
+        for name, b in built.items():
+            report = check_field(SELF, grid, b.field)
+            assert report.passed, f"{name}: {report}"
+            assert isinstance(b.info.units, Units) and (b.info.units.re_tau, b.info.units.u_tau) == (180.0, 1.0), name
+            assert report.bulk_velocity == pytest.approx(b.info.units.bulk, rel=1e-9), name
+            expected = reichardt_bulk(180.0)
+            assert report.bulk_velocity == pytest.approx(expected, rel=0.02 if name == "gan" else 1e-9), name
+    built = {name: _built(name, {"bulk": 2.5}, grid) for name in SCALED}
+    for name, b in built.items():
+        assert check_field(SELF, grid, b.field).bulk_velocity == pytest.approx(2.5, rel=1e-9), name
+        assert b.info.units.bulk == 2.5 and b.info.units.re_tau == 180.0
+        assert b.info.units.u_tau == pytest.approx(2.5 / reichardt_bulk(180.0), rel=0.02 if name == "gan" else 1e-12)
+    assert built["gan"].info.units is built["gan"].info.synthesis.units  # one record, the same type
 
 
 def test_registry_resolve_and_errors():

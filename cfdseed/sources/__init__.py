@@ -12,6 +12,10 @@ in :data:`_REGISTRY` below, users add theirs with :func:`register`::
 return :class:`Source` objects, whose :meth:`Source.build` also returns what the source did
 (:class:`SourceInfo`); :func:`build` runs any source function that way.
 
+Every built-in takes the unit options ``re_tau``, ``u_tau``, ``nu``, ``bulk`` and resolves them
+with :func:`cfdseed.units.resolve_units`: the same options give the same velocity scale whichever
+source (:attr:`SourceInfo.units` records it).
+
 Modules: :mod:`~cfdseed.sources.base` (contract, option vocabulary :data:`OPTIONS`),
 :mod:`~cfdseed.sources.analytic`, :mod:`~cfdseed.sources.baselines` (plug, laminar, trig,
 streaks, snapshot), :mod:`~cfdseed.sources.gan` (the trained generator). Importing this package

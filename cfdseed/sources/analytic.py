@@ -17,13 +17,16 @@ import numpy as np
 from .._values import number
 from ..grid import Grid
 from ..operators import column, d_dy, d_periodic, trapezoid_weights, y_ext
+from ..units import UNIT_OPTIONS, check_unit_options, resolve_units
 from .base import Source, SourceInfo, parse_options, waves
 
 __all__ = ["analytic", "ANALYTIC_DEFAULTS"]
 
 #: Options of ``"analytic"`` and their defaults.
 ANALYTIC_DEFAULTS: dict[str, Any] = {
-    "bulk": 1.0,  # bulk velocity (trapezoid in y of the plane-averaged u, as the checks measure it)
+    # the unit options (cfdseed.units.resolve_units): wall units at Re_tau 180 unless given; bulk is
+    # set exactly for the trapezoid in y of the plane-averaged u, as the checks measure it
+    **dict.fromkeys(UNIT_OPTIONS),
     "amplitude": 0.1,  # max |u_i'| of the modes, relative to |bulk| (absolute if bulk is 0)
     "waves": (1, 1),  # streamwise and spanwise periods per lx, per lz
 }
@@ -32,10 +35,12 @@ ANALYTIC_DEFAULTS: dict[str, Any] = {
 def analytic(**options: Any) -> Source:
     """Laminar Poiseuille flow plus divergence-free periodic modes that vanish at the walls.
 
-    Options (defaults in :data:`ANALYTIC_DEFAULTS`): ``bulk`` (1.0) the bulk velocity, set
-    exactly for the discrete quadrature of the checks; ``amplitude`` (0.1) the largest |u_i'| of
-    the modes relative to ``|bulk|``; ``waves`` ((1, 1)) the streamwise and spanwise periods.
-    The phases are drawn from the ``rng`` (so ``seed`` changes the field).
+    Options (defaults in :data:`ANALYTIC_DEFAULTS`): the unit options ``re_tau``, ``u_tau``,
+    ``nu``, ``bulk`` (:func:`cfdseed.units.resolve_units`; by default wall units at Re_tau 180,
+    bulk 15.515), the bulk velocity set exactly for the discrete quadrature of the checks;
+    ``amplitude`` (0.1) the largest |u_i'| of the modes relative to ``|bulk|``; ``waves``
+    ((1, 1)) the streamwise and spanwise periods. The phases are drawn from the ``rng`` (so
+    ``seed`` changes the field). The resolved units are in the returned info (``units``).
 
     The modes come from stream functions ``psi = f(y) sin(kx x + a) cos(kz z + b)`` and
     ``chi = f(y) [cos(kx x + c) sin(kz z + d) + sin(kz z + e)]`` with ``f = (y (ly - y))^2``:
@@ -52,12 +57,14 @@ def analytic(**options: Any) -> Source:
         Unknown options or bad values.
     """
     opts = parse_options("analytic", options, ANALYTIC_DEFAULTS)
-    ub = number("analytic: bulk", opts["bulk"])
+    given = check_unit_options("analytic", opts)
     amplitude = number("analytic: amplitude", opts["amplitude"], minimum=0)
     mx, mz = waves("analytic", opts["waves"])
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
+        units = resolve_units(ly, **given, source="analytic")
+        ub = units.bulk
         lo, _ = grid.walls
         # y with virtual wall points where no grid point lies on a wall; ext index of real points
         yext = y_ext(grid)
@@ -102,6 +109,6 @@ def analytic(**options: Any) -> Source:
         # mean profile, then a y-only correction (divergence-free, zero at walls) for the exact bulk
         prof = (eta * (1.0 - eta))[None, :, None]  # (1, ny_ext, 1)
         up[0] += prof * ((ub - bulk(up[0])) / bulk(prof))
-        return up[:, :, real], SourceInfo()
+        return up[:, :, real], SourceInfo(units=units)
 
     return Source("analytic", make)

@@ -8,7 +8,9 @@ the field and its :class:`SourceInfo` (enforcement figures, synthesis record) to
 
 :data:`OPTIONS` is the vocabulary of the built-in sources: one name per concept, the same meaning
 in every source that takes it (README, "Initial conditions", is the table of it);
-:func:`parse_options` rejects any other name, listing the names the source allows.
+:func:`parse_options` rejects any other name, listing the names the source allows. The unit
+options ``re_tau``, ``u_tau``, ``nu``, ``bulk`` are taken by every built-in source and resolved by
+:func:`cfdseed.units.resolve_units` (the result is :attr:`SourceInfo.units`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..grid import Grid
 if TYPE_CHECKING:
     from ..enforce import EnforceReport
     from ..synthesis import SynthesisInfo
+    from ..units import Units
 
 __all__ = ["SourceFn", "SourceInfo", "Built", "Source", "build", "OPTIONS", "parse_options", "waves"]
 
@@ -32,23 +35,24 @@ SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
 
 #: Every option of the built-in sources and its meaning (one name per concept).
 OPTIONS: dict[str, str] = {
-    "bulk": "bulk velocity, set exactly (contract quadrature)",
+    "bulk": "bulk velocity, set exactly (contract quadrature); default bulk_plus(re_tau) * u_tau (cfdseed.units)",
     "amplitude": "perturbation amplitude, relative to |bulk|",
     "waves": "(x, z) periods of the perturbation per box length",
     "noise": "RMS of smooth random noise, relative to |bulk| (snapshot: to the mean |u|)",
     "mean": "mean profile: laminar or turbulent (Reichardt at re_tau)",
-    "re_tau": "friction Reynolds number of the target",
-    "u_tau": "friction velocity of the target",
-    "nu": "kinematic viscosity of the target",
+    "re_tau": "friction Reynolds number of the target (default 180; gan: the model's)",
+    "u_tau": "friction velocity of the target (default re_tau nu / h, else bulk / bulk_plus, else 1)",
+    "nu": "kinematic viscosity of the target (default u_tau h / re_tau)",
     "spacing_plus": "spanwise streak spacing in wall units (rounded to fit lz)",
     "length_plus": "streamwise modulation wavelength in wall units",
     "peak_plus": "wall distance of the streak maximum in wall units",
     "modulation": "relative streamwise modulation of the streaks",
     "path": "field file written by cfdseed generate",
-    "scale": "factor on the interpolated velocities",
+    "scale": "factor on the interpolated velocities (and on the file's u_tau)",
     "y_method": "wall-normal interpolation: auto, barycentric or cubic",
     "model": "generator checkpoint (default: the packaged model)",
     "corr_length": "streamwise latent correlation length in half-heights (None: first harmonic)",
+    "calibrate": "Reynolds-stress calibration target: model, reference, a reference name or file; None: off",
     "batch": "slices per generator call",
     "device": "torch device for inference (default: CUDA when available)",
     "x_stations": "generated slices along x: auto, all or a number",
@@ -67,6 +71,9 @@ class SourceInfo:
 
     enforcement: EnforceReport | None = None  #: before/after figures, when the source enforces
     synthesis: SynthesisInfo | None = None  #: model, units, timings: gan only
+    #: the resolved units (velocity scale) the field was built in: every built-in source (gan: the
+    #: same object as ``synthesis.units``); None for snapshots of files without units
+    units: Units | None = None
 
 
 @dataclass(frozen=True)

@@ -2,37 +2,50 @@
 
 Every one builds the global field on the root, then runs :func:`cfdseed.enforce.enforce`
 (no-slip, divergence-free projection on the target grid, exact bulk velocity), so all of them pass
-the default checks. Options shared by all five (defaults): ``bulk`` (1.0; ``snapshot``: the
-file's own), ``seed`` (None: the rng that :func:`cfdseed.coupling.init_field` passes, seeded by
-its ``seed``), ``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights),
-``max_ratio`` (10); ``noise`` is the RMS of smooth random noise relative to ``|bulk|``.
+the default checks. Options shared by all (defaults): the unit options ``re_tau``, ``u_tau``,
+``nu``, ``bulk`` (resolved by :func:`cfdseed.units.resolve_units`: wall units at Re_tau 180 with
+the bulk of Reichardt's profile, 15.515, unless given; ``snapshot``: see below), ``seed`` (None:
+the rng that :func:`cfdseed.coupling.init_field` passes, seeded by its ``seed``),
+``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights), ``max_ratio`` (10);
+``noise`` is the RMS of smooth random noise relative to ``|bulk|``. The resolved units are in the
+source's :class:`~cfdseed.sources.base.SourceInfo` (``units``).
 
 - ``plug``: uniform ``u = bulk`` plus noise (default 0.05); the no-slip blend gives it thin wall
   layers.
 - ``laminar``: Poiseuille ``u = 1.5 bulk (1 - (y/h - 1)^2)`` plus noise (default 0.01).
 - ``trig``: sine/cosine streamwise-varying rolls on the ``mean`` profile (``"laminar"`` or
-  ``"turbulent"`` = Reichardt's law at ``re_tau``, default 180): ``v = A phi(y) cos(ax x + px)
+  ``"turbulent"`` = Reichardt's law at the resolved ``re_tau``): ``v = A phi(y) cos(ax x + px)
   cos(az z + pz)`` with ``phi = (1 - (y/h - 1)^2)^2`` and ``u, w`` from continuity; ``amplitude``
   A = 0.1 bulk, ``waves = (1, 2)`` periods in x and z, random phases; noise 0.
 - ``streaks``: near-wall streaks in the style of OpenFOAM's perturbU (our own formulas) on the
-  turbulent mean profile at ``re_tau`` (default 180): ``u' = A (y+/yp) exp((1 - (y+/yp)^2)/2)
-  cos(b z) (1 + s sin(a x))`` at each wall, ``w'`` from continuity, with spanwise spacing
-  ``spacing_plus`` (100 wall units, rounded to fit lz) and streamwise wavelength
+  turbulent mean profile at the resolved ``re_tau`` (which also sets the wall units of the
+  ``*_plus`` options): ``u' = A (y+/yp) exp((1 - (y+/yp)^2)/2) cos(b z) (1 + s sin(a x))`` at
+  each wall, ``w'`` from continuity, with spanwise spacing ``spacing_plus`` (100 wall units,
+  rounded to fit lz) and streamwise wavelength
   ``length_plus`` (500); ``amplitude`` A = 0.25 bulk, peak height ``peak_plus`` (15 wall units),
   streamwise ``modulation`` s = 0.5, noise 0.01.
 - ``snapshot``: a field from an HDF5 file written by ``cfdseed generate`` (``path``), interpolated
   to the grid (:func:`cfdseed.interp.field_to_grid`, ``y_method``), velocities times ``scale``
-  (1.0), noise 0.
+  (1.0, a positive number), noise 0. Units: by default the file's own velocities (times
+  ``scale``) and bulk velocity. A file that records ``u_tau`` (``cfdseed generate`` writes
+  ``re_tau``, ``u_tau``, ``nu``) has known units: the four unit options are resolved with the
+  file's ``u_tau`` (times ``scale``) as the default friction velocity, its ``re_tau`` as the
+  default Re_tau and its own bulk in wall units as ``bulk_plus``, and the velocities (times
+  ``scale``) are multiplied by ``u_tau / (u_tau_file scale)``; so ``u_tau``, ``nu`` or ``bulk``
+  rescale the field (``bulk`` alone: to that bulk velocity), ``re_tau`` alone only restates it. A file without ``u_tau``
+  takes ``bulk`` (set exactly) and ``scale`` only: ``re_tau``, ``u_tau``, ``nu`` are refused, and
+  the source records no units.
 - ``phase-randomised``: the same, after the file's Fourier coefficients in x and z were given
   random phases (:func:`randomise_phases`): one phase per (k_x, k_z), the same for the three
   components and every y. Every one-point statistic, spectrum and cross-spectrum of the file, its
   no-slip walls and its continuity (for any x/z derivative that is diagonal in Fourier space) are
   kept exactly; its coherent structures are not: the baseline with the data's information but no
-  structure.
+  structure. Units as for ``snapshot``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,38 +56,57 @@ from ..enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from ..errors import SourceError
 from ..grid import Grid
 from ..interp import field_to_grid
-from ..reference import KAPPA
+from ..units import (
+    DEFAULT_RE_TAU,
+    UNIT_OPTIONS,
+    Units,
+    check_unit_options,
+    reichardt_profile,
+    resolve_units,
+)
 from .base import Source, SourceInfo, parse_options, waves
 
 __all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "phase_randomised", "BASELINE_DEFAULTS",
            "reichardt_profile", "smooth_noise", "randomise_phases"]
 
-_COMMON: dict[str, Any] = {"bulk": 1.0, "seed": None, "no_slip": True, "divergence_free": True,
+#: The unit options (None: resolved by cfdseed.units.resolve_units) and the enforcement switches.
+_COMMON: dict[str, Any] = {**dict.fromkeys(UNIT_OPTIONS), "seed": None, "no_slip": True, "divergence_free": True,
                            "blend": DEFAULT_BLEND, "max_ratio": DEFAULT_MAX_RATIO}
 #: Options of each baseline and their defaults.
 BASELINE_DEFAULTS: dict[str, dict[str, Any]] = {
     "plug": {**_COMMON, "noise": 0.05},
     "laminar": {**_COMMON, "noise": 0.01},
-    "trig": {**_COMMON, "mean": "laminar", "re_tau": 180.0, "amplitude": 0.1, "waves": (1, 2), "noise": 0.0},
-    "streaks": {**_COMMON, "re_tau": 180.0, "amplitude": 0.25, "spacing_plus": 100.0, "length_plus": 500.0,
+    "trig": {**_COMMON, "mean": "laminar", "amplitude": 0.1, "waves": (1, 2), "noise": 0.0},
+    "streaks": {**_COMMON, "amplitude": 0.25, "spacing_plus": 100.0, "length_plus": 500.0,
                 "peak_plus": 15.0, "modulation": 0.5, "noise": 0.01},
-    "snapshot": {**_COMMON, "bulk": None, "path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0},
-    "phase-randomised": {**_COMMON, "bulk": None, "path": None, "scale": 1.0, "y_method": "auto"},
+    "snapshot": {**_COMMON, "path": None, "scale": 1.0, "y_method": "auto", "noise": 0.0},
+    "phase-randomised": {**_COMMON, "path": None, "scale": 1.0, "y_method": "auto"},
 }
-Build = Callable[[Grid, np.random.Generator], np.ndarray]
+#: ``(grid, rng, units) -> raw field (3, nx, ny, nz)`` before the enforcement.
+Build = Callable[[Grid, np.random.Generator, Units], np.ndarray]
+
+
+def _units(name: str, o: dict[str, Any], grid: Grid) -> Units:
+    """The source's units on ``grid`` (:func:`cfdseed.units.resolve_units`, default Re_tau 180)."""
+    return resolve_units(grid.lengths[1], **{k: o[k] for k in UNIT_OPTIONS}, source=name)
+
+
+def _enforced(raw: np.ndarray, grid: Grid, o: dict[str, Any], bulk: float | bool,
+              units: Units | None) -> tuple[np.ndarray, SourceInfo]:
+    """``raw`` through the enforcement (``bulk``: the target, True keeps the field's own)."""
+    out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"], bulk=bulk,
+                       blend=o["blend"], max_ratio=o["max_ratio"], copy=False)
+    return out, SourceInfo(enforcement=rep, units=units)
 
 
 def _source(name: str, build: Build, o: dict[str, Any]) -> Source:
-    """The source: ``build`` the raw field, then enforce the constraints."""
+    """The source: resolve the units, ``build`` the raw field, then enforce the constraints."""
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         require_grid(grid)  # before any work
+        units = _units(name, o, grid)
         rng = rng if o["seed"] is None else np.random.default_rng(o["seed"])
-        raw = build(grid, rng)
-        out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
-                           bulk=True if o["bulk"] is None else o["bulk"], blend=o["blend"],
-                           max_ratio=o["max_ratio"], copy=False)
-        return out, SourceInfo(enforcement=rep)
+        return _enforced(build(grid, rng, units), grid, o, units.bulk, units)
 
     return Source(name, make)
 
@@ -84,15 +116,8 @@ def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     for key in ("noise", "amplitude"):
         if key in o:
             o[key] = number(f"{name}: {key}", o[key], minimum=0)
-    if o["bulk"] is not None:
-        o["bulk"] = number(f"{name}: bulk", o["bulk"])
+    o.update(check_unit_options(name, o))
     return o
-
-
-def reichardt_profile(y: np.ndarray, ly: float, re_tau: float) -> np.ndarray:
-    """Turbulent mean profile ``U+`` (Reichardt's law) at the distance to the nearer wall."""
-    d = np.minimum(y, ly - y) / (0.5 * ly) * re_tau  # y+
-    return np.log1p(KAPPA * d) / KAPPA + 7.8 * (1.0 - np.exp(-d / 11.0) - d / 11.0 * np.exp(-d / 3.0))
 
 
 def smooth_noise(grid: Grid, rng: np.random.Generator, rms: float, kmax: int = 4) -> np.ndarray:
@@ -124,11 +149,12 @@ def _channel(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
 
 
 def plug(**options: Any) -> Source:
-    """Uniform bulk velocity plus smooth noise (``noise`` = 0.05 of the bulk velocity)."""
+    """Uniform bulk velocity plus smooth noise (``noise`` = 0.05 of the bulk velocity); units:
+    :func:`cfdseed.units.resolve_units`."""
     o = _options("plug", options)
 
-    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = o["bulk"]
+    def make(grid: Grid, rng: np.random.Generator, units: Units) -> np.ndarray:
+        ub = units.bulk
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
         f[0] += ub
         return f
@@ -142,11 +168,11 @@ def _laminar(grid: Grid, ub: float) -> np.ndarray:
 
 
 def laminar(**options: Any) -> Source:
-    """Poiseuille profile with bulk velocity ``bulk`` plus smooth noise (``noise`` = 0.01)."""
+    """Poiseuille profile with the resolved bulk velocity plus smooth noise (``noise`` = 0.01)."""
     o = _options("laminar", options)
 
-    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = o["bulk"]
+    def make(grid: Grid, rng: np.random.Generator, units: Units) -> np.ndarray:
+        ub = units.bulk
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
         f[0] += _laminar(grid, ub)[None, :, None]
         return f
@@ -168,8 +194,8 @@ def trig(**options: Any) -> Source:
     if o["mean"] not in ("laminar", "turbulent"):
         raise SourceError(f"trig: mean {o['mean']!r} unknown; must be one of laminar, turbulent")
 
-    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = o["bulk"]
+    def make(grid: Grid, rng: np.random.Generator, units: Units) -> np.ndarray:
+        ub = units.bulk
         x, y, z, h = _channel(grid)
         ax, az = 2 * np.pi * ax_n / grid.lengths[0], 2 * np.pi * az_n / grid.lengths[2]
         px, pz = rng.uniform(0, 2 * np.pi, 2)
@@ -180,7 +206,7 @@ def trig(**options: Any) -> Source:
         k2 = ax * ax + az * az
         cx, sx, cz, sz = np.cos(ax * x + px), np.sin(ax * x + px), np.cos(az * z + pz), np.sin(az * z + pz)
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
-        f[0] += _mean(grid, o["mean"], o["re_tau"], ub)[None, :, None] - amp * ax / k2 * dphi * sx * cz
+        f[0] += _mean(grid, o["mean"], units.re_tau, ub)[None, :, None] - amp * ax / k2 * dphi * sx * cz
         f[1] += amp * phi * cx * cz
         f[2] += -amp * az / k2 * dphi * cx * sz
         return f
@@ -191,19 +217,19 @@ def trig(**options: Any) -> Source:
 def streaks(**options: Any) -> Source:
     """Near-wall streaks (perturbU style) on the turbulent mean profile; see the module docstring."""
     o = _options("streaks", options)
-    for key in ("re_tau", "spacing_plus", "length_plus", "peak_plus"):
+    for key in ("spacing_plus", "length_plus", "peak_plus"):
         o[key] = number(f"streaks: {key}", o[key], minimum=0, strict=True)
 
-    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
-        ub = o["bulk"]
+    def make(grid: Grid, rng: np.random.Generator, units: Units) -> np.ndarray:
+        ub = units.bulk
         x, y, z, h = _channel(grid)
         lx, ly, lz = grid.lengths
-        plus = o["re_tau"] / h  # wall units per length unit
+        plus = units.re_tau / h  # wall units per length unit
         nzw = max(1, round(lz * plus / o["spacing_plus"]))  # whole streaks across the span
         nxw = max(1, round(lx * plus / o["length_plus"]))
         b, a = 2 * np.pi * nzw / lz, 2 * np.pi * nxw / lx
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
-        f[0] += reichardt_profile(grid.y, ly, o["re_tau"])[None, :, None]
+        f[0] += reichardt_profile(grid.y, ly, units.re_tau)[None, :, None]
         amp = o["amplitude"] * abs(ub)
         for dist in (y, ly - y):  # each wall its own streaks, random phases
             pz, px = rng.uniform(0, 2 * np.pi, 2)
@@ -233,31 +259,71 @@ def randomise_phases(field: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft2(spec * phase[None, :, None, :], s=(nx, nz), axes=(1, 3))
 
 
+def _file_units(attrs: dict[str, Any], lengths: tuple[float, float, float]) -> tuple[float, float] | None:
+    """``(u_tau, re_tau)`` a field file records, or None without a positive finite ``u_tau``.
+
+    ``re_tau``: the recorded one, else ``u_tau h / nu`` of the file's box, else 180.
+    """
+    def positive(key: str) -> float | None:
+        try:
+            v = float(attrs[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return v if math.isfinite(v) and v > 0 else None
+
+    u_tau, re_tau, nu = positive("u_tau"), positive("re_tau"), positive("nu")
+    if u_tau is None:
+        return None
+    if re_tau is None:
+        re_tau = u_tau * 0.5 * lengths[1] / nu if nu is not None else DEFAULT_RE_TAU
+    return u_tau, re_tau
+
+
 def _from_file(name: str, o: dict[str, Any], prepare: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Source:
     """A field file (``path``) ``prepare``-d on its own grid, interpolated to the target grid,
-    times ``scale``, plus ``noise`` (relative to the mean |u|) when the source takes it."""
+    times ``scale``, plus ``noise`` (relative to the mean |u|) when the source takes it, rescaled
+    to the unit options when the file records its units (module docstring)."""
     if o["path"] is None:
         raise SourceError(f"{name}: option path (an HDF5 field file) is required")
+    o["scale"] = number(f"{name}: scale", o["scale"], minimum=0, strict=True)
 
-    def make(grid: Grid, rng: np.random.Generator) -> np.ndarray:
+    def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         from ..errors import DatasetError
         from ..fields import read_field
+        from ..operators import bulk_velocity
 
+        require_grid(grid)  # before any work
+        rng = rng if o["seed"] is None else np.random.default_rng(o["seed"])
         try:
-            field, y, lengths, _ = read_field(o["path"])
+            field, y, lengths, attrs = read_field(o["path"])
         except DatasetError as exc:
             raise SourceError(f"{name}: {exc}") from None
-        f = field_to_grid(prepare(field, rng), y, lengths, grid, o["y_method"]) * float(o["scale"])
+        f = field_to_grid(prepare(field, rng), y, lengths, grid, o["y_method"]) * o["scale"]
         if o.get("noise"):
             f += smooth_noise(grid, rng, o["noise"] * float(np.abs(f[0]).mean()))
-        return f
+        own = _file_units(attrs, lengths)
+        if own is None:  # the file's velocities, its bulk velocity unless bulk is given
+            rescale = [k for k in ("re_tau", "u_tau", "nu") if o[k] is not None]
+            if rescale:
+                raise SourceError(f"{name}: {o['path']} records no u_tau, so {', '.join(rescale)} cannot rescale "
+                                  "its velocities; give bulk (set exactly) or scale instead, or use a file that "
+                                  "records its units (cfdseed generate writes re_tau, u_tau, nu)")
+            return _enforced(f, grid, o, True if o["bulk"] is None else o["bulk"], None)
+        u_own = own[0] * o["scale"]  # the friction velocity of f
+        given = {k: o[k] for k in UNIT_OPTIONS}
+        if given["u_tau"] is None and given["nu"] is None and given["bulk"] is None:
+            given["u_tau"] = u_own  # nothing rescales: the file's own velocities
+        units = resolve_units(grid.lengths[1], **given, default_re_tau=own[1],
+                              bulk_plus=bulk_velocity(f, grid) / u_own, source=name)
+        f *= units.u_tau / u_own
+        return _enforced(f, grid, o, units.bulk, units)
 
-    return _source(name, make, o)
+    return Source(name, make)
 
 
 def snapshot(**options: Any) -> Source:
     """An existing field (``path``, written by ``cfdseed generate``) interpolated to the grid."""
-    o = _options("snapshot", options)  # bulk default None: keep the file's own bulk velocity
+    o = _options("snapshot", options)  # default: the file's own velocities and bulk velocity
     return _from_file("snapshot", o, lambda field, rng: field)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..grid import Grid
 from ..synthesis import synthesise
+from ..units import check_unit_options
 from .base import Source, SourceInfo, parse_options
 
 __all__ = ["gan", "GAN_DEFAULTS"]
@@ -23,7 +24,9 @@ GAN_DEFAULTS: dict[str, Any] = {"model": None, **{
 def gan(**options: Any) -> Source:
     """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
     model), ``corr_length`` (1.5 half-heights; None = first latent harmonic only), ``re_tau``,
-    ``u_tau``, ``nu``, ``bulk`` (target units, default the model's), ``batch`` (64), ``device``
+    ``u_tau``, ``nu``, ``bulk`` (target units by :func:`cfdseed.units.resolve_units`, as for every
+    source; default the model's Re_tau in wall units, u_tau = 1, the field's own bulk velocity
+    with the log-law shift), ``batch`` (64), ``device``
     (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
     ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
     Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
@@ -32,13 +35,15 @@ def gan(**options: Any) -> Source:
     Raises
     ------
     SourceError
-        Unknown options (values are checked when the source runs).
+        Unknown options or bad unit values (the other values, and contradicting units, are checked
+        when the source runs).
     """
     o = parse_options("gan", options, GAN_DEFAULTS)
+    o.update(check_unit_options("gan", o))
     kwargs = {k: v for k, v in o.items() if k != "model"}
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         field, info = synthesise(o["model"], grid, rng, **kwargs)
-        return field, SourceInfo(enforcement=info.enforcement, synthesis=info)
+        return field, SourceInfo(enforcement=info.enforcement, synthesis=info, units=info.units)
 
     return Source("gan", make)
