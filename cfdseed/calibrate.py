@@ -53,7 +53,8 @@ import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "dataset_target", "calibrate_spectrum",
+__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "resolve_target", "dataset_target",
+           "calibrate_spectrum",
            "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
 
 #: Passes end when no statistic changed by more than this (relative to its profile's largest value).
@@ -224,6 +225,23 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
     if rt is None:
         raise SourceError(f"stress target file {path} does not give re_tau; pass re_tau")
     return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
+
+
+def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) -> StressTarget:
+    """The stress target a source's ``calibrate`` option names, for a field at ``re_tau``.
+
+    ``"model"``: ``model`` (a generator's stored training statistics) when given and its Re_tau
+    is within 10 % of ``re_tau``, else the packaged Lee & Moser profile nearest ``re_tau``
+    (``"reference"`` always the latter); anything else goes to :func:`stress_target` (a reference
+    name, a file, a dict, a StressTarget).
+    """
+    from .reference import nearest_reference
+
+    if isinstance(spec, str) and spec in ("model", "reference"):
+        if spec == "model" and model is not None and abs(re_tau / model.re_tau - 1.0) <= 0.1:
+            return model
+        return stress_target(nearest_reference(re_tau))
+    return stress_target(spec)
 
 
 def dataset_target(path: str | os.PathLike, indices: np.ndarray | None = None, *, chunk: int = 64,
@@ -425,6 +443,11 @@ def _fit_v(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, evv: np.ndarray, t: np
     return q[:, 0]
 
 
+def _bandwidth(m: np.ndarray) -> int:
+    nz = np.nonzero(m)
+    return int(np.abs(nz[0] - nz[1]).max()) if nz[0].size else 0
+
+
 def _smooth(a: np.ndarray, rows: np.ndarray, width: float = 1.0) -> np.ndarray:
     """``a`` smoothed over ``rows`` (Gaussian in the row index, ``width`` rows; others kept)."""
     from scipy.ndimage import gaussian_filter1d
@@ -475,7 +498,6 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     k2s = np.where(ok, k2, 1.0)
     g = np.where(ok, (kxs**2 - kzs**2) / k2s, 0.0)
     wz = _kz_weights(nz)[iz][None, :]  # Parseval weights of the rfft coefficients
-    n2 = float(nx * nz) ** 2
     tstack = np.stack([target.uu, target.vv, target.ww, target.uv], axis=1)  # (ny, 4)
     # residual weights: the local target, floored at a fraction of its profile's largest value
     wts = np.abs(tstack) + _FLOOR * np.abs(tstack).max(axis=0)[None, :] + 1e-300
@@ -484,73 +506,98 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     mean_u = np.array(target.U, dtype=np.float64)
     mean_u[[0, -1]] = -np.linalg.solve(col.walls[:, [0, -1]], col.walls[:, 1:-1] @ mean_u[1:-1])
     target = Stresses(U=mean_u, uu=target.uu, vv=target.vv, ww=target.ww, uv=target.uv)
-    prev = moments(spec, nx, nz)
-    info.before = _errors(prev, target, free)
-
-    def psum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per row: sum over the resolved modes of w Re(a conj b) / N^2; a, b (ny, nix, niz)."""
-        return np.einsum("yxk,k->y", (a * b.conj()).real, wz[0]) / n2
+    mom = moments(spec, nx, nz)
+    info.before = _errors(mom, target, free)
+    spec[0, 0, :, 0] = mean_u * (nx * nz)  # the mean profile and no mean cross-flow
+    spec[1:, 0, :, 0] = 0.0
+    mom.update(U=mean_u, V=np.zeros(ny), W=np.zeros(ny))  # the moments about the mean are unchanged
+    wsq = np.sqrt(wz) / (nx * nz)  # (1, niz): Parseval weights folded into the modes
+    banded = _bandwidth(col.dy) <= 2
+    where = np.ix_(range(3), ix, range(ny), iz)
+    outside = np.setdiff1d(np.arange(ny), free)
 
     def dy(a: np.ndarray) -> np.ndarray:
-        return np.tensordot(col.dy, a, axes=(1, 0))
+        """d/dy along axis 0: by diagonals for the 3-point stencil, else a dense product."""
+        if not banded:
+            return np.tensordot(col.dy, a, axes=(1, 0))
+        out = col.dy.diagonal()[:, None, None] * a
+        out[:-1] += col.dy.diagonal(1)[:, None, None] * a[1:]
+        out[1:] += col.dy.diagonal(-1)[:, None, None] * a[:-1]
+        return out
+
+    # per-mode coefficients of the four contributions to u and w: potential part of v (D v),
+    # eta, g eta, lift-up (i kz v); (nix, niz) each, the mean mode's zero
+    cu = [1j * kxs / k2s, -1j * kzs / k2s, -1j * kzs * g / k2s, kzs**2 / k2s + 0j]
+    cw = [1j * kzs / k2s, 1j * kxs / k2s, 1j * kxs * g / k2s, -kxs * kzs / k2s + 0j]
+    for c in (*cu, *cw):
+        c[~ok] = 0.0
+
+    def gram(parts: list[np.ndarray]) -> np.ndarray:
+        """Sum over the resolved modes of one row of w Re(p_i conj p_j) / N^2: (k, k)."""
+        r = np.stack(parts) * wsq  # (k, nix, niz)
+        r = r.view(np.float64).reshape(len(parts), -1)  # Re(a conj b) = ar br + ai bi
+        return r @ r.T
+
+    def row_grams(v: np.ndarray, dv: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per row (a loop over y: the arrays of one row stay in cache): the Gram matrices of the
+        contributions to u and to w (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,)."""
+        gu, gw, hv, evv = np.zeros((ny, 4, 4)), np.zeros((ny, 4, 4)), np.zeros((ny, 4)), np.zeros(ny)
+        for j in free:
+            bu = [cu[0] * dv[j], cu[1] * eta[j], cu[2] * eta[j], cu[3] * v[j]]
+            gv = gram([*bu, v[j]])
+            gu[j], hv[j], evv[j] = gv[:4, :4], gv[:4, 4], gv[4, 4]
+            gw[j] = gram([cw[0] * dv[j], cw[1] * eta[j], cw[2] * eta[j], cw[3] * v[j]])
+        return gu, gw, hv, evv
 
     for it in range(1, max_iter + 1):
         info.iterations = it
-        spec[0, 0, :, 0] = mean_u * (nx * nz)  # the mean profile and no mean cross-flow
-        spec[1:, 0, :, 0] = 0.0
-        mom = moments(spec, nx, nz)
-        sub = spec[:, ix][:, :, :, iz]  # (3, nix, ny, niz): a copy of the resolved modes
-        u0, v0, w0 = (np.where(ok[None], np.moveaxis(sub[c], 1, 0), 0.0) for c in range(3))  # (ny, nix, niz)
-        rest = np.stack([mom["uu"] - psum(u0, u0), mom["vv"] - psum(v0, v0), mom["ww"] - psum(w0, w0),
-                         mom["uv"] - psum(u0, v0)], axis=1)  # the unresolved modes' share
+        sub = spec[where]  # (3, nix, ny, niz): a copy of the resolved modes
+        mean_mode = sub[:, 0, :, 0].copy()  # kx = kz = 0 (the only mode with k2 = 0 here): kept
+        sub[:, 0, :, 0] = 0.0
+        u0, v0, w0 = (np.moveaxis(sub[c], 1, 0) for c in range(3))  # (ny, nix, niz) views
+        rest = np.zeros((ny, 4))  # the unresolved modes' share of uu, vv, ww, uv
+        for j in free:
+            g0 = gram([u0[j], v0[j], w0[j]])
+            rest[j] = g0[0, 0], g0[1, 1], g0[2, 2], g0[0, 1]
+        rest = np.stack([mom["uu"], mom["vv"], mom["ww"], mom["uv"]], axis=1) - rest
         eta = 1j * kzs * u0 - 1j * kxs * w0
-
-        def grams(v: np.ndarray, eta: np.ndarray) -> tuple[list, list, np.ndarray, np.ndarray, np.ndarray]:
-            """Contributions to u and w of (the potential part of) v and the eta terms, and their
-            per-row Gram matrices ``G_u, G_w`` (ny, 4, 4) and correlations with v ``h`` (ny, 4)."""
-            dv = dy(v)
-            bu = [1j * kxs * dv / k2s, -1j * kzs * eta / k2s, -1j * kzs * g * eta / k2s, kzs**2 * v / k2s]
-            bw = [1j * kzs * dv / k2s, 1j * kxs * eta / k2s, 1j * kxs * g * eta / k2s, -kxs * kzs * v / k2s]
-            gu, gw, hv = np.zeros((ny, 4, 4)), np.zeros((ny, 4, 4)), np.zeros((ny, 4))
-            for i in range(4):
-                hv[:, i] = psum(bu[i], v)
-                for j in range(i, 4):
-                    gu[:, i, j] = gu[:, j, i] = psum(bu[i], bu[j])
-                    gw[:, i, j] = gw[:, j, i] = psum(bw[i], bw[j])
-            return bu, bw, gu, gw, hv
-
-        base_u, base_w, gu, gw, hv = grams(v0, eta)
         v = v0
+        dv = dy(v)
+        gu, gw, hv, evv = row_grams(v, dv, eta)
         if it <= _V_PASSES:
             # v: its factor per row from the joint fit of all four stresses (the field's v
             # spectrum may not allow <v'v'> and <w'w'> both near a wall), smoothed over rows so
             # that d/dy of the rescaled v picks up no row-to-row jumps
             logs = np.zeros(ny)
-            logs[free] = np.log(_fit_v(gu[free], gw[free], hv[free], psum(v0, v0)[free], (tstack - rest)[free],
-                                       wts[free]))
+            logs[free] = np.log(_fit_v(gu[free], gw[free], hv[free], evv[free], (tstack - rest)[free], wts[free]))
             v = v0 * np.exp(_smooth(logs, free))[:, None, None]
-            base_u, base_w, gu, gw, hv = grams(v, eta)
+            dv = dy(v)
+            gu, gw, hv, evv = row_grams(v, dv, eta)
         # eta: a, c, b per row for <u'u'>, <w'w'>, <u'v'> with v fixed (exact d/dy)
         coef = np.tile([1.0, 0.0, 0.0], (ny, 1))
         pick = [0, 2, 3]  # uu, ww, uv
         coef[free] = _solve_rows(gu[free], gw[free], hv[free], (tstack[:, pick] - rest[:, pick])[free],
                                  wts[free][:, pick])
-        a, c, b = (coef[:, m][:, None, None] for m in range(3))
-        un = base_u[0] + a * base_u[1] + c * base_u[2] + b * base_u[3]
-        wn = base_w[0] + a * base_w[1] + c * base_w[2] + b * base_w[3]
-        outside = np.setdiff1d(np.arange(ny), free)
-        un[outside], wn[outside] = 0.0, 0.0  # wall points stay exactly zero
-        where = np.ix_(ix, np.arange(ny), iz)
-        for cidx, arr in ((0, un), (1, v), (2, wn)):
-            spec[cidx][where] = np.where(ok[:, None, :], np.moveaxis(arr, 0, 1), sub[cidx])  # mean mode kept
+        for j in range(ny):
+            if j not in free:  # wall points stay exactly zero
+                sub[:, :, j] = 0.0
+                continue
+            a, c, b = coef[j]
+            sub[0, :, j] = cu[0] * dv[j] + (a * cu[1] + c * cu[2]) * eta[j] + b * cu[3] * v[j]
+            sub[2, :, j] = cw[0] * dv[j] + (a * cw[1] + c * cw[2]) * eta[j] + b * cw[3] * v[j]
+            sub[1, :, j] = v[j]
+        del eta, u0, v0, w0, v, dv
+        sub[:, 0, :, 0] = mean_mode
+        spec[where] = sub
+        del sub
         if reproject is not None:
             reproject(spec)
             spec[0, 0, :, 0] = mean_u * (nx * nz)
             spec[1:, 0, :, 0] = 0.0
         now = moments(spec, nx, nz)
         info.after = _errors(now, target, free)
-        info.change = max(_errors(now, Stresses(**{k: prev[k] for k in ("U", *_STATS)}), free).values())
-        prev = now
+        info.change = max(_errors(now, Stresses(**{k: mom[k] for k in ("U", *_STATS)}), free).values())
+        mom = now
         if info.change <= tol or max(info.after.values()) <= tol:
             info.converged = True
             break

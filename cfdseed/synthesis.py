@@ -28,12 +28,15 @@ slice per grid x.
 coordinate in outer units (``y / ly``: the slice spans the whole channel), the spanwise coordinate
 in wall units (a slice ``lz_m+ = lz_m u_tau_m / nu_m`` wide stays that wide, so near-wall streak
 spacing is kept; see "Wide boxes" for spans wider than a slice). The target is given by any
-consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk`` (see :func:`target_units`). When the
-target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
+consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk``, resolved by
+:func:`cfdseed.units.resolve_units` like every source's (``re_tau`` defaults to the model's,
+``u_tau`` to 1), with the generated field's own bulk velocity in wall units as ``bulk_plus``. When
+the target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
 ``r`` times their wall-unit height (the y-mapping is outer), the log layer is too short or too long,
 and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
-units. This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`); beyond it one
-``RuntimeWarning`` is issued (not also logged), and beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
+units (part of ``bulk_plus``). This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`);
+beyond it one ``RuntimeWarning`` is issued (not also logged, :func:`check_re_tau_ratio`), and
+beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
 
 **Wide boxes.** A target span covering ``m = round(lz / lz_slice) > 1`` slice widths gets ``m``
 independent tiles (``z_tiles="independent"``, the default): each tile has its own latent path, and
@@ -57,13 +60,14 @@ from typing import Any
 
 import numpy as np
 
-from ._values import number
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from .errors import SourceError
 from .grid import Grid
 from .interp import resample_periodic, slices_to_grid, tile_factor
-from .operators import bulk_velocity
+from .calibrate import resolve_target
+from .operators import bulk_velocity, trapezoid_weights
 from .reference import KAPPA
+from .units import Units, resolve_units
 
 __all__ = [
     "DEFAULT_CORR_LENGTH",
@@ -78,8 +82,7 @@ __all__ = [
     "streamwise_correlation",
     "dataset_streamwise_correlation",
     "integral_length",
-    "TargetUnits",
-    "target_units",
+    "check_re_tau_ratio",
     "synthesise",
 ]
 
@@ -210,51 +213,17 @@ def integral_length(r: np.ndarray, corr: np.ndarray) -> np.ndarray:
     return np.trapezoid(c, r, axis=-1) if hasattr(np, "trapezoid") else np.trapz(c, r, axis=-1)
 
 
-@dataclass
-class TargetUnits:
-    """Resolved target units: ``re_tau = u_tau h / nu`` with ``h = ly / 2``; ``bulk`` may be None."""
+def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True) -> float:
+    """The target/model Re_tau ratio ``r``, checked against :data:`RE_TAU_WARN` and :data:`RE_TAU_ERROR`.
 
-    re_tau: float
-    u_tau: float
-    nu: float
-    bulk: float | None
-    ratio: float  # target / model Re_tau
-
-
-def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: float | None = None,
-                 u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
-                 bulk_plus: float | None = None, warn: bool = True) -> TargetUnits:
-    """Resolve the target units from any consistent subset of ``re_tau, u_tau, nu, bulk``.
-
-    Rules (h = ly / 2): ``re_tau`` defaults to the model's unless ``u_tau`` and ``nu`` fix it;
-    ``u_tau`` comes from ``re_tau nu / h``, else from ``bulk / bulk_plus`` (``bulk_plus`` = expected
-    bulk velocity in wall units), else the model's own ``u_tau``; ``nu = u_tau h / re_tau``.
-    ``warn=False`` silences the out-of-range warning (the error stays).
+    Beyond ``1/RE_TAU_WARN <= r <= RE_TAU_WARN`` one ``RuntimeWarning`` is issued (not also logged;
+    ``warn=False`` silences it).
 
     Raises
     ------
-    ValueError
-        ``re_tau, u_tau, nu`` all given but inconsistent.
     SourceError
-        A value that is not a positive number, or a target ``Re_tau`` beyond :data:`RE_TAU_ERROR` times (or below its inverse) the model's.
+        ``r`` beyond :data:`RE_TAU_ERROR` (or below its inverse).
     """
-    re_tau, u_tau, nu, bulk = (None if v is None else number(n, v, minimum=0, strict=True) for n, v in
-                               (("re_tau", re_tau), ("u_tau", u_tau), ("nu", nu), ("bulk", bulk)))
-    h = 0.5 * ly
-    if u_tau is not None and nu is not None:
-        implied = u_tau * h / nu
-        if re_tau is not None and abs(implied - re_tau) > 1e-6 * re_tau:
-            raise ValueError(f"re_tau={re_tau:g} contradicts u_tau * h / nu = {u_tau:g} * {h:g} / {nu:g} = {implied:g}")
-        re_tau = implied
-    re_tau = model_re_tau if re_tau is None else re_tau
-    if u_tau is None:
-        if nu is not None:
-            u_tau = re_tau * nu / h
-        elif bulk is not None and bulk_plus is not None and bulk_plus > 0:
-            u_tau = bulk / bulk_plus
-        else:
-            u_tau = model_u_tau
-    nu = u_tau * h / re_tau if nu is None else nu
     ratio = re_tau / model_re_tau
     spread = max(ratio, 1.0 / ratio)
     if spread > RE_TAU_ERROR:
@@ -268,7 +237,7 @@ def target_units(model_re_tau: float, model_u_tau: float, ly: float, *, re_tau: 
                "mis-scaled, expect a longer transient")
         # one channel only (not also the log): the warnings machinery shows it once per call site
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
-    return TargetUnits(re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, ratio=ratio)
+    return ratio
 
 
 @dataclass
@@ -276,10 +245,11 @@ class SynthesisInfo:
     """What :func:`synthesise` did: model, units, latent weights, timings (s), enforcement report."""
 
     model: str = ""  # checkpoint path and, when recorded, its name
-    units: TargetUnits | None = None
+    units: Units | None = None  # resolved by cfdseed.units.resolve_units, as SourceInfo.units
     harmonics: int = 0
     stations: int = 0
     tiles: int = 1  # independent spanwise tiles
+    calibration_target: str | None = None  # name of the stress target, None without calibration
     timings: dict[str, float] = field(default_factory=dict)
     enforcement: Any = None
 
@@ -339,7 +309,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
                bulk: float | None = None, batch: int = 64, device: str | None = None, y_method: str = "auto",
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
                max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto",
-               z_tiles: str = "independent") -> tuple[np.ndarray, SynthesisInfo]:
+               z_tiles: str = "independent", calibrate: Any = "model") -> tuple[np.ndarray, SynthesisInfo]:
     """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
 
     Parameters
@@ -353,7 +323,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     corr_length : float or None
         Latent correlation length in half-heights of the target (module docstring).
     re_tau, u_tau, nu, bulk : float, optional
-        Target units (:func:`target_units`); ``bulk`` is enforced exactly when given.
+        Target units (:func:`cfdseed.units.resolve_units`; default: the model's Re_tau in wall
+        units, u_tau = 1); ``bulk`` is enforced exactly when given.
     batch : int
         Slices per generator call.
     device : str, optional
@@ -369,6 +340,12 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     z_tiles : {"independent", "periodic"}
         Spans wider than one slice: independent cross-faded tiles or copies of one slice (module
         docstring, "Wide boxes").
+    calibrate : "model", "reference", a reference name, path, dict, StressTarget, or None/False
+        Calibrate the mean profile and the Reynolds stresses (:mod:`cfdseed.calibrate`) to a
+        target in wall units (:func:`cfdseed.calibrate.resolve_target`; "model": the training
+        data's statistics stored in the checkpoint, else the Lee & Moser profile nearest the target
+        Re_tau). The default bulk velocity is then the target profile's. None or False: off; off
+        too without ``no_slip`` and ``divergence_free`` (it calibrates a solenoidal field).
 
     Returns
     -------
@@ -394,7 +371,9 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     nx, ny, nz = grid.shape
     lx, ly, lz = grid.lengths
     h = 0.5 * ly
-    units = target_units(gen.re_tau, gen.u_tau, ly, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=None)
+    given = {"re_tau": re_tau, "u_tau": u_tau, "nu": nu, "bulk": bulk}
+    units = resolve_units(ly, **given, default_re_tau=gen.re_tau, source="gan")  # fixes re_tau, checks values
+    ratio = check_re_tau_ratio(units.re_tau, gen.re_tau)
     # slice width in target units, keeping its width in wall units
     lz_src = (gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h
     corr = None if corr_length is None else corr_length * h
@@ -417,18 +396,21 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     if ns < nx:
         out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz)
     info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
-    # bulk velocity in wall units: the field's own plus the log-law shift for another Re_tau
-    bulk_plus = bulk_velocity(out, grid) + math.log(units.ratio) / KAPPA
-    if bulk is not None:
-        units = target_units(gen.re_tau, gen.u_tau, ly, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
-                             bulk_plus=bulk_plus, warn=False)  # warned above already
-        bulk_plus = units.bulk / units.u_tau
-    else:
-        units.bulk = bulk_plus * units.u_tau
+    # expected bulk velocity in wall units: the field's own plus the log-law shift for another
+    # Re_tau, or with calibration the target profile's
+    own_plus = bulk_velocity(out, grid) + math.log(ratio) / KAPPA
+    stresses = None
+    if calibrate is not None and calibrate is not False and no_slip and divergence_free:
+        target = resolve_target(calibrate, units.re_tau, getattr(gen, "statistics", None))
+        stresses = target.on_grid(grid.y, ly)  # wall units, like the field until the end
+        own_plus = float(trapezoid_weights(grid) @ stresses.U)
+        info.calibration_target = target.name
+    units = resolve_units(ly, **given, default_re_tau=gen.re_tau, bulk_plus=own_plus, source="gan")
+    bulk_plus = units.bulk / units.u_tau
     info.units = units
     t = time.perf_counter()
     out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                       blend=blend, max_ratio=max_ratio, copy=False)
+                       blend=blend, max_ratio=max_ratio, copy=False, stresses=stresses)
     out *= units.u_tau
     info.timings["enforcement"] = time.perf_counter() - t
     info.enforcement = rep

@@ -11,16 +11,17 @@ import torch
 from cfdseed.errors import CheckpointError, GridError, SourceError
 from cfdseed.grid import Grid, wall_normal
 
+from cfdseed.synthesis import synthesise as _synthesise
 from cfdseed.synthesis import (
     harmonic_weights,
     integral_length,
     join_tiles,
     latent_correlation,
     latent_path,
+    check_re_tau_ratio,
     streamwise_correlation,
-    synthesise,
-    target_units,
 )
+from cfdseed.units import Units
 
 torch.set_num_threads(1)
 
@@ -52,6 +53,13 @@ def tiny_model(path, ny=9, nz=8, re_tau=180.0, u_tau=1.0, lz=3.0):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt")
+
+
+def synthesise(*args, **kwargs):
+    """The tests' untrained generators have no turbulence to calibrate: calibration off unless asked
+    (tests/test_calibrate.py and tests/mpi/test_field_physics.py calibrate the packaged model's fields)."""
+    kwargs.setdefault("calibrate", None)
+    return _synthesise(*args, **kwargs)
 
 
 def _check(grid, field):
@@ -119,27 +127,39 @@ def test_streamwise_correlation_of_a_wave():
 
 
 # -- units -----------------------------------------------------------------------------------
-def test_target_units_rules():
-    u = target_units(180.0, 1.0, 2.0)
-    assert (u.re_tau, u.u_tau, u.nu, u.ratio) == (180.0, 1.0, 1 / 180, 1.0)
-    u = target_units(180.0, 1.0, 2.0, re_tau=200.0, nu=1e-3)
-    assert u.u_tau == pytest.approx(0.2) and u.nu == 1e-3
-    u = target_units(180.0, 1.0, 2.0, u_tau=0.05, nu=2.5e-4)
-    assert u.re_tau == pytest.approx(200.0)
-    u = target_units(180.0, 1.0, 2.0, bulk=2.0, bulk_plus=16.0)
-    assert u.u_tau == pytest.approx(0.125)
-    with pytest.raises(ValueError, match="contradicts"):
-        target_units(180.0, 1.0, 2.0, re_tau=100.0, u_tau=0.05, nu=2.5e-4)
-    with pytest.raises(ValueError, match="positive"):
-        target_units(180.0, 1.0, 2.0, nu=-1.0)
+def test_re_tau_ratio_rules():
+    assert check_re_tau_ratio(180.0, 180.0) == 1.0
+    assert check_re_tau_ratio(360.0, 180.0) == 2.0  # the edge of the trusted range: no warning
     with pytest.warns(RuntimeWarning, match="mis-scaled"):
-        target_units(180.0, 1.0, 2.0, re_tau=500.0)
+        check_re_tau_ratio(500.0, 180.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_re_tau_ratio(500.0, 180.0, warn=False)  # silenced; the error stays
+    with pytest.raises(SourceError, match="supports ratios"):
+        check_re_tau_ratio(1000.0, 180.0)
+    with pytest.raises(SourceError, match="supports ratios"):
+        check_re_tau_ratio(30.0, 180.0)
+
+
+def test_gan_units_follow_the_unit_contract(model):
+    """synthesise resolves its units with cfdseed.units.resolve_units: the model's Re_tau and
+    u_tau = 1 by default, the field's own bulk (plus the log-law shift) as bulk_plus."""
+    g = Grid((8, 11, 8), (4.0, 2.0, 3.0), y="tanh:1.5")
+    _, ia = synthesise(model, g, np.random.default_rng(5), device="cpu")
+    assert isinstance(ia.units, Units) and (ia.units.re_tau, ia.units.u_tau, ia.units.h) == (180.0, 1.0, 1.0)
+    assert ia.units.nu == pytest.approx(1 / 180)
+    _, ib = synthesise(model, g, np.random.default_rng(5), device="cpu", bulk=2.0)
+    assert ib.units.bulk == 2.0 and ib.units.u_tau == pytest.approx(2.0 / ia.units.bulk)  # own bulk+
+    _, ic = synthesise(model, g, np.random.default_rng(5), device="cpu", u_tau=0.05, nu=2.5e-4)
+    assert ic.units.re_tau == pytest.approx(200.0)
+    with pytest.raises(SourceError, match=r"gan: re_tau=100 contradicts u_tau \* h / nu = 0.05 \* 1 / 0.00025 = 200"):
+        synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=100.0, u_tau=0.05, nu=2.5e-4)
+    with pytest.raises(SourceError, match="gan: nu must be a positive number"):
+        synthesise(model, g, np.random.default_rng(5), device="cpu", nu=-1.0)
     with pytest.raises(SourceError, match="re_tau must be a positive number"):
-        target_units(180.0, 1.0, 2.0, re_tau="200")
+        synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau="200")
     with pytest.raises(SourceError, match="supports ratios"):
-        target_units(180.0, 1.0, 2.0, re_tau=1000.0)
-    with pytest.raises(SourceError, match="supports ratios"):
-        target_units(180.0, 1.0, 2.0, re_tau=30.0)
+        synthesise(model, g, np.random.default_rng(5), device="cpu", re_tau=1000.0)
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -252,12 +272,15 @@ def test_gan_through_registry_and_bad_input(model, tmp_path):
     from cfdseed.sources import resolve
 
     g = Grid((6, 9, 8), (4.0, 2.0, 3.0))
-    src = resolve("gan", {"model": str(model), "device": "cpu"})
+    src = resolve("gan", {"model": str(model), "device": "cpu", "calibrate": None})
     built = src.build(g, np.random.default_rng(0))
     f = built.field
     assert _check(g, f).passed and built.info.synthesis.units.re_tau == 180.0
+    assert built.info.units is built.info.synthesis.units
     with pytest.raises(SourceError, match="unknown option"):
         resolve("gan", {"modle": str(model)})
+    with pytest.raises(SourceError, match="gan: u_tau must be a positive number"):
+        resolve("gan", {"model": str(model), "u_tau": 0})
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve("gan", {"model": str(tmp_path / "none.pt")})(g, np.random.default_rng(0))
     (tmp_path / "foreign.pt").write_bytes(b"not a checkpoint")
@@ -266,7 +289,7 @@ def test_gan_through_registry_and_bad_input(model, tmp_path):
     with pytest.raises(GridError, match="too small"):
         src(Grid((1, 9, 8), (4.0, 2.0, 3.0)), np.random.default_rng(0))
     with pytest.raises(SourceError, match="supports ratios"):
-        resolve("gan", {"model": str(model), "re_tau": 5000.0})(g, np.random.default_rng(0))
+        resolve("gan", {"model": str(model), "re_tau": 5000.0, "calibrate": None})(g, np.random.default_rng(0))
 
 
 def test_fewer_x_stations_interpolate_the_full_field(tmp_path):

@@ -69,7 +69,8 @@ def _write_tiny_model() -> str | None:
 
 # a failure on rank 0 (torch missing, disk full) raises on every rank before the broadcast
 MODEL = comm.bcast(run_agreed(comm, _write_tiny_model), root=0)
-SOURCES = BASELINES + [("gan", {"model": MODEL, "device": "cpu"})]
+# the untrained model has no turbulence to calibrate: calibration off, except where tested
+SOURCES = BASELINES + [("gan", {"model": MODEL, "device": "cpu", "calibrate": None})]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -88,7 +89,7 @@ def test_named_source_passes_checks(name, options, shape, lengths, y, kind):
 
 @pytest.mark.parametrize("name", ["plug", "gan"])
 def test_float32_delivery_passes(name):
-    opts = {"model": MODEL, "device": "cpu"} if name == "gan" else {}
+    opts = {"model": MODEL, "device": "cpu", "calibrate": None} if name == "gan" else {}
     g = decompose(comm, "block", (8, 12, 6), (4.0, 2.0, 3.0), "uniform")
     block = init_field(comm, g, source=name, options=opts, seed=1, dtype=np.float32)
     assert block.dtype == np.float32
@@ -107,6 +108,12 @@ def test_errors_on_every_rank():
     small = decompose(comm, "xslab", (size, 9, 1), (2.0, 2.0, 1.0), "uniform")
     with pytest.raises(SourceError, match="too small"):
         init_field(comm, small, source="laminar")
+    # a calibration target out of the field's reach (an untrained generator): the same error on
+    # every rank, nothing delivered
+    out = np.full((3, *g.local_shape), 7.0)
+    with pytest.raises(SourceError, match="stress calibration failed: .* out of this field's reach"):
+        init_field(comm, g, source="gan", options={"model": MODEL, "device": "cpu"}, seed=2, out=out)
+    assert everywhere((out == 7.0).all())
     # a source with enforcement switched off fails the checks on every rank
     with pytest.raises(ConstraintError):
         init_field(comm, g, source="plug", options={"no_slip": False, "divergence_free": False}, seed=0)
@@ -118,6 +125,7 @@ def test_re_tau_extrapolation_warns_once_on_the_root_only():
     g = decompose(comm, "block", (8, 11, 6), (4.0, 2.0, 3.0), "tanh:2.0")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        init_field(comm, g, source="gan", options={"model": MODEL, "device": "cpu", "re_tau": 400.0}, seed=1)
+        init_field(comm, g, source="gan", options={"model": MODEL, "device": "cpu", "re_tau": 400.0, "calibrate": None},
+                   seed=1)
     counts = comm.allgather(sum("mis-scaled" in str(w.message) for w in seen))
     assert counts == [1] + [0] * (size - 1)

@@ -1,0 +1,227 @@
+"""Is the delivered field turbulence in equilibrium? Bands of real snapshots, and fields against them.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_physics.py bands [--runs runs/campaign/ref]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_physics.py measure [--seeds 1 2 3 4 5 6]
+
+``bands`` reads the transient campaign's stationary reference run (Dedalus, Re_tau 180,
+pi x 2 x pi/2, 32 x 64 x 32; every x-plane of y-z slices every 200 steps, i.e. full 3-D snapshots,
+kept on the machine in ``runs/campaign/ref/seg*/slices_*.h5``), keeps the snapshots after the
+spin-up (t >= 40 h/u_tau, the protocol's discard) and writes the 5 / 50 / 95 % points of every
+statistic over them to ``benchmarks/results/reference_bands.json`` (committed; a few kB):
+profiles per y (U, u', v', w', uv, both halves) and scalars (volume TKE, TKE and -uv integral
+per wall, their wall-to-wall differences, the momentum-balance residual, W_b, V_b), in wall units.
+
+``measure`` builds fields on that grid (spectral operators, as the Dedalus adapter gives them)
+and on the README's main-job grid (64 x 65 x 48 Chebyshev with wall points, central operators)
+from the packaged model: raw (before enforcement), projected only (today's enforcement without
+calibration) and delivered (with the default calibration); reports their figures, which band
+statistics they fall inside, and the enforcement report. Writes ``benchmarks/results/field_physics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BANDS = HERE / "results" / "reference_bands.json"
+OUT = HERE / "results" / "field_physics.json"
+RE_TAU, LY = 180.0, 2.0  # the reference's units: h = 1, u_tau = 1, nu = 1 / 180
+SCALARS = ("tke", "tke_lower", "tke_upper", "shear_stress_lower", "shear_stress_upper", "tke_asymmetry",
+           "shear_asymmetry", "balance_residual_max", "bulk_w", "bulk_v")
+PROFILES = ("U", "u'", "v'", "w'", "uv")
+#: Statistics whose ideal is 0 (a residual, an asymmetry, a mean cross-flow): judged by |value| <=
+#: the band's largest |end|, since an equilibrium field may lie below the band of real snapshots.
+ONE_SIDED = ("tke_asymmetry", "shear_asymmetry", "balance_residual_max", "bulk_w", "bulk_v")
+
+
+def field_statistics(f: np.ndarray, y: np.ndarray, ly: float = LY, re_tau: float = RE_TAU) -> dict:
+    """Profiles per y and scalars of one field ``(3, nx, ny, nz)`` in wall units (u_tau = 1)."""
+    from cfdseed.evaluate import balance_figures
+
+    h = 0.5 * ly
+    mean = f.mean(axis=(1, 3))  # (3, ny)
+    fl = f - mean[:, None, :, None]
+    rms = np.sqrt((fl**2).mean(axis=(1, 3)))
+    uv = (fl[0] * fl[1]).mean(axis=(0, 2))
+    b = balance_figures(f[None], y, ly, h / re_tau, 1.0)
+    tke = 0.5 * (rms**2).sum(axis=0)
+    yw = np.concatenate([[0.0], y, [ly]])
+    scalars = {
+        "tke": float(np.trapezoid(np.concatenate([[0.0], tke, [0.0]]), yw) / ly),
+        "tke_lower": b["tke_lower"], "tke_upper": b["tke_upper"],
+        "shear_stress_lower": b["shear_stress_lower"], "shear_stress_upper": b["shear_stress_upper"],
+        "tke_asymmetry": b["tke_lower"] - b["tke_upper"],
+        "shear_asymmetry": b["shear_stress_lower"] - b["shear_stress_upper"],
+        "balance_residual_max": b["balance_residual_max"], "bulk_w": b["bulk_w"], "bulk_v": b["bulk_v"],
+    }
+    profiles = {"U": mean[0], "u'": rms[0], "v'": rms[1], "w'": rms[2], "uv": uv}
+    return {"profiles": profiles, "scalars": scalars}
+
+
+def _snapshots(runs: str, after: float):
+    """Yield (t, field (3, nx, ny, nz), y, lengths) for every complete snapshot after ``after``."""
+    import h5py
+
+    for path in sorted(glob.glob(os.path.join(runs, "seg*", "slices_*.h5"))):
+        try:
+            fh = h5py.File(path, "r")
+        except OSError:  # the file the running segment is writing: locked, skip it
+            continue
+        with fh:
+            t, x = fh["t"][:], fh["x"][:]
+            y, z = fh["y"][:], fh["z"][:]
+            lz = float(fh.attrs["lz"])
+            for tk in np.unique(t):
+                if tk < after:
+                    continue
+                idx = np.flatnonzero(t == tk)
+                idx = idx[np.argsort(x[idx])]
+                nx = idx.size
+                if nx < 2:
+                    continue
+                planes = fh["fields"][np.sort(idx)]  # (nx, 3, ny, nz), x order
+                order = np.argsort(x[np.sort(idx)])
+                f = np.moveaxis(planes[order].astype(np.float64), 0, 1)  # (3, nx, ny, nz)
+                yield float(tk), f, y, (float(nx * (x[idx][1] - x[idx][0])), LY, lz)
+
+
+def bands(runs: str, after: float) -> dict:
+    stats, times = [], []
+    grid = None
+    for t, f, y, lengths in _snapshots(runs, after):
+        stats.append(field_statistics(f, y))
+        times.append(t)
+        grid = {"shape": list(f.shape[1:]), "lengths": list(lengths), "y": "chebyshev-cc (Gauss)"}
+    if not stats:
+        raise SystemExit(f"no snapshots after t = {after} under {runs}")
+    q = (5, 50, 95)
+    out = {
+        "about": "5/50/95 % points over real snapshots of the campaign's stationary reference run "
+                 "(Dedalus Re_tau 180, pi x 2 x pi/2, 32 x 64 x 32), wall units; benchmarks/field_physics.py bands",
+        "grid": grid, "n_snapshots": len(stats), "t_range": [min(times), max(times)],
+        "snapshot_spacing": float(np.median(np.diff(sorted(times)))) if len(times) > 1 else None,
+        "y": stats[0]["profiles"]["U"].size,
+        "profiles": {}, "scalars": {},
+    }
+    for name in PROFILES:
+        arr = np.stack([s["profiles"][name] for s in stats])  # (N, ny)
+        out["profiles"][name] = {f"p{k:02d}": np.percentile(arr, k, axis=0).round(6).tolist() for k in q}
+    for name in SCALARS:
+        arr = np.array([s["scalars"][name] for s in stats])
+        out["scalars"][name] = {f"p{k:02d}": float(np.percentile(arr, k)) for k in q}
+    return out
+
+
+def inside(stat: dict, band: dict) -> dict:
+    """Which statistics of one field lie inside the band: per profile the share of y points and the
+    largest excursion beyond the band (in band widths); per scalar in/out and the value
+    (:data:`ONE_SIDED` ones by their size)."""
+    res = {"profiles": {}, "scalars": {}}
+    for name in PROFILES:
+        v = np.asarray(stat["profiles"][name])
+        lo, mid, hi = (np.asarray(band["profiles"][name][k]) for k in ("p05", "p50", "p95"))
+        width = np.maximum(hi - lo, 1e-12)
+        excess = np.maximum(lo - v, 0) + np.maximum(v - hi, 0)
+        res["profiles"][name] = {"share_inside": float(np.mean(excess == 0)),
+                                 "worst_excess_in_widths": float((excess / width).max()),
+                                 "worst_index": int(np.argmax(excess / width))}
+    for name in SCALARS:
+        v = float(stat["scalars"][name])
+        b = band["scalars"][name]
+        if name in ONE_SIDED:  # ideal 0: a field may be better than real snapshots, not worse
+            limit = max(abs(b["p05"]), abs(b["p95"])) if name != "balance_residual_max" else b["p95"]
+            res["scalars"][name] = {"value": v, "band": [-limit, limit], "inside": abs(v) <= limit}
+        else:
+            res["scalars"][name] = {"value": v, "band": [b["p05"], b["p95"]], "inside": b["p05"] <= v <= b["p95"]}
+    return res
+
+
+def _campaign_grid():
+    from cfdseed.grid import Grid
+
+    return Grid((32, 64, 32), (math.pi, LY, math.pi / 2), y="chebyshev-cc", operators="spectral")
+
+
+def _main_grid():
+    from cfdseed.grid import Grid
+
+    return Grid((64, 65, 48), (4 * math.pi, LY, 4 * math.pi / 3), y="chebyshev")
+
+
+def measure(seeds: list[int]) -> dict:
+    from cfdseed.sources import resolve
+
+    band = json.loads(BANDS.read_text()) if BANDS.exists() else None
+    out: dict = {"seeds": seeds, "band_file": str(BANDS.relative_to(HERE.parent)) if band else None, "cases": {}}
+    variants = {
+        "raw": {"no_slip": False, "divergence_free": False},
+        "projected": {"calibrate": False},
+        "delivered": {},
+    }
+    for gname, make in (("campaign", _campaign_grid), ("main-job", _main_grid)):
+        grid = make()
+        for vname, opts in variants.items():
+            rows = []
+            for seed in seeds:
+                t0 = time.perf_counter()
+                built = resolve("gan", {"re_tau": RE_TAU, **opts}).build(grid, np.random.default_rng(seed))
+                st = field_statistics(built.field, grid.y)
+                row = {"seed": seed, "seconds": time.perf_counter() - t0, "scalars": st["scalars"]}
+                if band is not None and gname == "campaign":
+                    row["band"] = inside(st, band)
+                enf = built.info.enforcement
+                if enf is not None:
+                    row["enforcement"] = enf.to_dict()
+                rows.append(row)
+            out["cases"][f"{gname}/{vname}"] = rows
+    out["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    return out
+
+
+def _table(res: dict) -> str:
+    lines = [f"{'case':<22} {'TKE':>6} {'TKE lo/hi':>13} {'-uv lo/hi':>13} {'bal.res':>8} {'W_b':>9}  in band"]
+    for case, rows in res["cases"].items():
+        s = {k: np.mean([r["scalars"][k] for r in rows]) for k in SCALARS}
+        band = ""
+        if rows and "band" in rows[0]:
+            n_in = np.mean([sum(v["inside"] for v in r["band"]["scalars"].values()) for r in rows])
+            prof = np.mean([np.mean([p["share_inside"] for p in r["band"]["profiles"].values()]) for r in rows])
+            band = f"{n_in:.1f}/{len(SCALARS)} scalars, {100 * prof:.0f} % of profile points"
+        lines.append(f"{case:<22} {s['tke']:6.3f} {s['tke_lower']:6.3f}/{s['tke_upper']:6.3f} "
+                     f"{s['shear_stress_lower']:6.3f}/{s['shear_stress_upper']:6.3f} {s['balance_residual_max']:8.3f} "
+                     f"{s['bulk_w']:9.1e}  {band}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bands")
+    b.add_argument("--runs", default=str(HERE.parent / "runs" / "campaign" / "ref"))
+    b.add_argument("--after", type=float, default=40.0)
+    m = sub.add_parser("measure")
+    m.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    a = ap.parse_args()
+    if a.cmd == "bands":
+        res = bands(a.runs, a.after)
+        BANDS.write_text(json.dumps(res, indent=1) + "\n")
+        s = res["scalars"]
+        print(f"{res['n_snapshots']} snapshots, t = {res['t_range'][0]:.1f}..{res['t_range'][1]:.1f}: "
+              + ", ".join(f"{k} [{v['p05']:.3g}, {v['p95']:.3g}]" for k, v in s.items()))
+    else:
+        res = measure(a.seeds)
+        OUT.write_text(json.dumps(res, indent=1, default=float) + "\n")
+        print(_table(res))
+
+
+if __name__ == "__main__":
+    main()
