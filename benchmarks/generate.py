@@ -33,7 +33,13 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-TARGET = 30.0  # seconds for the whole field on 2 ranks, calibration included (issue 12)
+TARGET = 30.0  # seconds for the whole field on 2 ranks, calibration included (issues 12, 16)
+#: main: 28.3 M cells in the main-job box at Re_tau 180; talk: the talk's box (12.5 x 1 x 4 in units
+#: of the channel height) at Re_tau 2260 with its cell count (examples/talk_case.py says why this grid)
+CASES = {
+    "main": {"shape": [768, 96, 384], "lengths": [4 * math.pi, 2.0, 4 * math.pi / 3], "y": "tanh:2.0", "re_tau": 180.0},
+    "talk": {"shape": [1024, 96, 288], "lengths": [25.0, 2.0, 8.0], "y": "tanh:2.5", "re_tau": 2260.0},
+}
 
 
 def _model(path: Path) -> None:
@@ -82,11 +88,41 @@ def _scaling(base: tuple[int, int, int]) -> list[dict[str, float]]:
     return out
 
 
+def _profiles(full: np.ndarray, grid, re_tau: float, u_tau: float) -> dict:
+    """Largest relative error of U+, u'+, v'+, w'+, uv+ against Lee & Moser at re_tau (interpolated)
+    on the rows the grid resolves (>= two spanwise spacings from a wall), and the momentum balance."""
+    from cfdseed.evaluate import balance_figures
+    from cfdseed.reference import interpolate_reference
+
+    f = np.asarray(full, dtype=np.float64) / u_tau
+    lx, ly, lz = grid.lengths
+    d = np.minimum(grid.y, ly - grid.y)
+    lower = (grid.y <= 0.5 * ly) & (d >= 2.0 * lz / grid.shape[2])
+    mean = f.mean(axis=(1, 3))
+    fl = f - mean[:, None, :, None]
+    rms = np.sqrt((fl**2).mean(axis=(1, 3)))
+    uv = (fl[0] * fl[1]).mean(axis=(0, 2))
+    ref = interpolate_reference(re_tau).interpolate(d[lower] / (0.5 * ly) * re_tau)
+    out = {"resolved_from_yplus": float(d[lower].min() / (0.5 * ly) * re_tau), "rows": int(lower.sum())}
+    for k, v in (("U+", mean[0]), ("u'+", rms[0]), ("v'+", rms[1]), ("w'+", rms[2]), ("uv+", uv)):
+        r = ref[k]
+        rel = np.abs(v[lower] - r) / np.maximum(np.abs(r), 0.05 * np.abs(r).max())
+        out[f"{k}_max_rel_error"] = float(rel.max())
+    b = balance_figures(f[None], grid.y, ly, 0.5 * ly / re_tau, 1.0)
+    out["balance_residual_max_all_rows"] = b["balance_residual_max"]
+    # total shear stress -uv+ + dU+/dy+ against 1 - y/h on the resolved rows
+    tau = -uv + np.gradient(mean[0], grid.y) * (0.5 * ly / re_tau)
+    out["balance_residual_max"] = float(np.abs(tau - (1.0 - grid.y / (0.5 * ly)))[lower].max())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", nargs=3, type=int, default=[768, 96, 384])
-    ap.add_argument("--lengths", nargs=3, type=float, default=[4 * math.pi, 2.0, 4 * math.pi / 3])
-    ap.add_argument("--y", default="tanh:2.0")
+    ap.add_argument("--case", default="main", choices=tuple(CASES),
+                    help="main: the main-job box at Re_tau 180; talk: the talk's box at Re_tau 2260 (issue 16)")
+    ap.add_argument("--shape", nargs=3, type=int, default=None)
+    ap.add_argument("--lengths", nargs=3, type=float, default=None)
+    ap.add_argument("--y", default=None)
     ap.add_argument("--x-stations", default="auto")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -94,8 +130,12 @@ def main() -> None:
     ap.add_argument("--model", default="default", choices=("default", "published-128"),
                     help="the packaged model (calibrated), or the published-size architecture untrained "
                          "(inference cost of the talk's generator; no turbulence to calibrate: calibration off)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    ap.add_argument("--out", default=None, help="default results/generate.json (main), results/generate-talk.json")
     args = ap.parse_args()
+    case = CASES[args.case]
+    args.shape = args.shape or case["shape"]
+    args.lengths = args.lengths or case["lengths"]
+    args.y = args.y or case["y"]
 
     import torch
 
@@ -103,12 +143,13 @@ def main() -> None:
     from cfdseed.coupling import init_field
     from cfdseed.grid import Grid
     from cfdseed.sources import resolve
+    from cfdseed.transport import gather
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // size) if args.device == "cpu" else 1)
     stations = args.x_stations if args.x_stations in ("auto", "all") else int(args.x_stations)
-    opts = {"device": args.device, "x_stations": stations}
+    opts = {"device": args.device, "x_stations": stations, "re_tau": case["re_tau"]}
     if args.model == "published-128":
         tmp = Path(tempfile.mkdtemp())
         model = tmp / "published128.pt"
@@ -129,6 +170,7 @@ def main() -> None:
     report = check_field(comm, grid, block)
     comm.Barrier()
     t2 = time.perf_counter()
+    full = gather(comm, grid, block)  # for the profiles against the target (not timed)
 
     if rank == 0:
         info = seeded.source_info.synthesis
@@ -160,6 +202,10 @@ def main() -> None:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         }
         row["ratio_total_to_target"] = row["seconds"]["generate_enforce_scatter_total"] / TARGET
+        row["case"] = args.case
+        row["profiles"] = _profiles(full, grid, case["re_tau"], info.units.u_tau)
+        del full
+        print("  profiles vs Lee & Moser at Re_tau", case["re_tau"], json.dumps(row["profiles"]))
         print(report)
         for k, v in row["seconds"].items():
             print(f"  {k:<32} {v:8.2f} s")
@@ -169,7 +215,8 @@ def main() -> None:
             row["projection_scaling"] = _scaling((96, 48, 96))
             for r in row["projection_scaling"]:
                 print(f"  projection {r['shape']}: {r['seconds']:.3f} s, per N log N ratio {r['ratio_to_smallest']:.2f}")
-        out = Path(args.out)
+        out = Path(args.out or Path(__file__).parent / "results" / ("generate.json" if args.case == "main"
+                                                                       else f"generate-{args.case}.json"))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(row, indent=2))
         print(f"wrote {out}")

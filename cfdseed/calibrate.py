@@ -53,7 +53,8 @@ import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "resolve_target", "dataset_target",
+__all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "reference_target", "resolve_target",
+           "dataset_target",
            "calibrate_spectrum",
            "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
 
@@ -63,9 +64,9 @@ DEFAULT_TOL = 2e-3
 DEFAULT_MAX_ITER = 3
 _V_PASSES = 2
 #: A calibrated statistic further than this from its target (relative to the profile's largest
-#: value) means the target is out of this field's reach: SourceError.
+#: value) on the rows the grid resolves means the target is out of this field's reach: SourceError.
 ACCEPT = 0.2
-_SCALE_MAX = 4.0  # bounds of the v scaling per row
+_SCALE_MAX = 32.0  # bounds of the v scaling per row
 _FLOOR = 0.02  # residual weights: |target| + _FLOOR * max |target| (near-wall rows count, none divides by 0)
 _STATS = ("uu", "vv", "ww", "uv")
 _Y_COVER = 0.05  # a target must reach within this many half-heights of the wall and of the centre
@@ -73,13 +74,19 @@ _Y_COVER = 0.05  # a target must reach within this many half-heights of the wall
 
 @dataclass(frozen=True)
 class Stresses:
-    """Target profiles on a grid's y (both halves), in the field's velocity units: ``(ny,)`` each."""
+    """Target profiles on a grid's y (both halves), in the field's velocity units: ``(ny,)`` each.
+
+    ``resolved`` (optional, bool ``(ny,)``) marks the rows whose statistics the grid can carry (the
+    others: too close to a wall for its x/z spacing, see :meth:`StressTarget.on_grid`); the
+    acceptance limit :data:`ACCEPT` applies there only. None: every row.
+    """
 
     U: np.ndarray
     uu: np.ndarray
     vv: np.ndarray
     ww: np.ndarray
     uv: np.ndarray
+    resolved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -134,9 +141,14 @@ class StressTarget:
         if not (math.isfinite(self.re_tau) and self.re_tau > 0):
             raise SourceError(f"stress target {self.name!r}: re_tau must be a positive number, got {self.re_tau!r}")
 
-    def on_grid(self, y: np.ndarray, ly: float, u_tau: float = 1.0) -> Stresses:
+    def on_grid(self, y: np.ndarray, ly: float, u_tau: float = 1.0, spacing: float | None = None) -> Stresses:
         """The profiles at the points ``y`` of a channel of height ``ly`` (both halves), velocities
-        times ``u_tau``; linear in ``y/h``, constant beyond the data's ends."""
+        times ``u_tau``; linear in ``y/h``, constant beyond the data's ends.
+
+        ``spacing`` (in the units of ``y``; ``gan`` passes two spanwise grid spacings): rows nearer
+        a wall than it are marked unresolved (``Stresses.resolved``): the near-wall eddies there are
+        smaller than the grid carries (an LES-like grid), so the acceptance limit does not apply.
+        """
         eta = np.minimum(y, ly - y) / (0.5 * ly)
         sign = np.where(y <= 0.5 * ly, 1.0, -1.0)
 
@@ -149,8 +161,9 @@ class StressTarget:
             return np.interp(eta, y_d, a)
 
         s2 = u_tau * u_tau
+        resolved = None if spacing is None else np.minimum(y, ly - y) >= spacing
         return Stresses(U=at(self.U) * u_tau, uu=at(self.uu) * s2, vv=at(self.vv) * s2, ww=at(self.ww) * s2,
-                        uv=sign * at(self.uv, 0.0) * s2)
+                        uv=sign * at(self.uv, 0.0) * s2, resolved=resolved)
 
     def bulk_plus(self) -> float:
         """Bulk velocity of the mean profile in wall units (trapezoid over the half channel)."""
@@ -197,11 +210,7 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
                           f"got {type(spec).__name__}")
     key = str(spec).strip().lower()
     if key in REFERENCES:
-        ref = load_reference(key)
-        p = ref.profiles
-        keep = ref.y_delta <= 1.0
-        return StressTarget(name=ref.name, re_tau=ref.re_tau, y_delta=ref.y_delta[keep], U=p["U+"][keep],
-                            uu=p["u'+"][keep] ** 2, vv=p["v'+"][keep] ** 2, ww=p["w'+"][keep] ** 2, uv=p["uv+"][keep])
+        return reference_target(load_reference(key))
     path = os.fspath(spec)
     if not os.path.exists(path):
         raise SourceError(f"stress target {spec!r} is neither a packaged reference ({', '.join(REFERENCES)}) "
@@ -227,20 +236,37 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
     return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
 
 
+def reference_target(ref: Any) -> StressTarget:
+    """A :class:`cfdseed.reference.Reference` (published profiles) as a :class:`StressTarget`."""
+    p = ref.profiles
+    keep = ref.y_delta <= 1.0
+    return StressTarget(name=ref.name, re_tau=ref.re_tau, y_delta=ref.y_delta[keep], U=p["U+"][keep],
+                        uu=p["u'+"][keep] ** 2, vv=p["v'+"][keep] ** 2, ww=p["w'+"][keep] ** 2, uv=p["uv+"][keep])
+
+
 def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) -> StressTarget:
     """The stress target a source's ``calibrate`` option names, for a field at ``re_tau``.
 
     ``"model"``: ``model`` (a generator's stored training statistics) when given and its Re_tau
-    is within 10 % of ``re_tau``, else the packaged Lee & Moser profile nearest ``re_tau``
-    (``"reference"`` always the latter); anything else goes to :func:`stress_target` (a reference
-    name, a file, a dict, a StressTarget).
+    is within 10 % of ``re_tau``, else ``"reference"``: the Lee & Moser statistics at ``re_tau``
+    (:func:`cfdseed.reference.interpolate_reference`: a packaged profile, or interpolated between
+    two); anything else goes to :func:`stress_target` (a reference name, a file, a dict, a
+    StressTarget).
+
+    Raises
+    ------
+    SourceError
+        ``re_tau`` outside the packaged range (for "model"/"reference"), or a bad target.
     """
-    from .reference import nearest_reference
+    from .reference import interpolate_reference
 
     if isinstance(spec, str) and spec in ("model", "reference"):
         if spec == "model" and model is not None and abs(re_tau / model.re_tau - 1.0) <= 0.1:
             return model
-        return stress_target(nearest_reference(re_tau))
+        try:
+            return reference_target(interpolate_reference(re_tau))
+        except ValueError as exc:
+            raise SourceError(f"calibration target: {exc}") from None
     return stress_target(spec)
 
 
@@ -312,15 +338,18 @@ def moments(spec: np.ndarray, nx: int, nz: int) -> dict[str, np.ndarray]:
 
     ``spec`` (3, nx, ny, nz // 2 + 1): the x-FFT of the z-rfft of a field (u, v, w). Returns
     ``U, V, W`` and ``uu, vv, ww, uv`` (each ``(ny,)``; fluctuations about the plane mean).
+    One 3 x 3 Gram matrix per row (Parseval), a loop over y: no field-sized temporaries.
     """
-    n2 = float(nx * nz) ** 2
-    wz = _kz_weights(nz)[None, None, :]
+    ny = spec.shape[2]
+    wsq = np.sqrt(_kz_weights(nz)) / (nx * nz)  # (nkz,)
     out = {name: spec[c, 0, :, 0].real / (nx * nz) for c, name in enumerate("UVW")}
-    for name, (i, j) in zip(_STATS, ((0, 0), (1, 1), (2, 2), (0, 1))):
-        prod = (spec[i] * spec[j].conj()).real if i != j else np.abs(spec[i]) ** 2  # (nx, ny, nkz)
-        tot = np.einsum("xyk,k->y", prod, wz[0, 0])
-        tot -= prod[0, :, 0]  # the mean mode is not a fluctuation
-        out[name] = tot / n2
+    mom = np.empty((ny, 3, 3))
+    for j in range(ny):
+        r = spec[:, :, j, :] * wsq  # (3, nx, nkz)
+        r[:, 0, 0] = 0.0  # the mean mode is not a fluctuation
+        r = r.view(np.float64).reshape(3, -1)  # Re(a conj b) = ar br + ai bi
+        mom[j] = r @ r.T
+    out.update(uu=mom[:, 0, 0], vv=mom[:, 1, 1], ww=mom[:, 2, 2], uv=mom[:, 0, 1])
     return out
 
 
@@ -337,9 +366,13 @@ class CalibrationInfo:
     change: float = math.inf  #: largest change of a statistic in the last pass (relative)
     converged: bool = False
     seconds: float = 0.0
+    #: errors after, over the rows the grid resolves (``Stresses.resolved``; all rows without it)
+    resolved: dict[str, float] = field(default_factory=dict)
+    unresolved_rows: int = 0  #: rows left out of ``resolved`` (too near a wall for the x/z spacing)
 
     def to_dict(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "before": dict(self.before), "after": dict(self.after),
+                "resolved": dict(self.resolved), "unresolved_rows": self.unresolved_rows,
                 "change": self.change, "converged": self.converged, "seconds": self.seconds}
 
 
@@ -505,6 +538,7 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     # row on cell-centred grids, the interpolant's zero on spectral ones; wall points: 0)
     mean_u = np.array(target.U, dtype=np.float64)
     mean_u[[0, -1]] = -np.linalg.solve(col.walls[:, [0, -1]], col.walls[:, 1:-1] @ mean_u[1:-1])
+    judged = free if target.resolved is None else free[np.asarray(target.resolved)[free]]
     target = Stresses(U=mean_u, uu=target.uu, vv=target.vv, ww=target.ww, uv=target.uv)
     mom = moments(spec, nx, nz)
     info.before = _errors(mom, target, free)
@@ -602,9 +636,13 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
             info.converged = True
             break
     info.seconds = time.perf_counter() - t0
-    worst = max(info.after, key=lambda k: info.after[k] if math.isfinite(info.after[k]) else math.inf)
-    if not info.after[worst] <= ACCEPT:
+    info.resolved = _errors(mom, target, judged) if judged.size else {}
+    if judged.size < free.size:
+        info.unresolved_rows = int(free.size - judged.size)
+    worst = max(info.resolved, key=lambda k: info.resolved[k] if math.isfinite(info.resolved[k]) else math.inf,
+                default=None)
+    if worst is not None and not info.resolved[worst] <= ACCEPT:
         raise SourceError(f"stress calibration failed: after {info.iterations} pass(es) {worst} is "
-                          f"{info.after[worst]:.3g} off its target (relative to the profile's largest value; "
+                          f"{info.resolved[worst]:.3g} off its target (relative to the profile's largest value; "
                           f"accepted up to {ACCEPT:g}): the target is out of this field's reach")
     return info

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KAPPA", "REFERENCES", "Reference", "load_reference", "nearest_reference", "reference_dir"]
+__all__ = ["KAPPA", "REFERENCES", "Reference", "load_reference", "nearest_reference", "interpolate_reference",
+           "reference_dir", "INNER_LIMIT", "OUTER_LIMIT", "RANGE_SLACK"]
 
 #: von Karman constant of the log law ``U+ = ln(y+) / KAPPA + B``: the one value of Reichardt's
 #: profile (:mod:`cfdseed.sources.baselines`) and of the log-law bulk-velocity shift (:mod:`cfdseed.synthesis`).
@@ -150,3 +151,65 @@ def nearest_reference(re_tau: float) -> str:
         raise ValueError(f"re_tau must be a positive finite number, got {re_tau!r}")
     names = [n for n in REFERENCES if n.startswith("lee-moser")]
     return min(names, key=lambda n: abs(math.log(REFERENCES[n][2] / r)))
+
+
+#: Interpolation in Re_tau (:func:`interpolate_reference`): below this y+ the profiles are taken at
+#: fixed y+ (wall scaling) ...
+INNER_LIMIT = 30.0
+#: ... above this y/delta at fixed y/delta (outer scaling); in between the two are blended
+#: linearly in log y.
+OUTER_LIMIT = 0.3
+#: A target Re_tau up to this factor outside the packaged Lee & Moser range takes the end profile.
+RANGE_SLACK = 1.05
+
+
+def _lee_moser() -> list[tuple[float, str]]:
+    return sorted((REFERENCES[n][2], n) for n in REFERENCES if n.startswith("lee-moser"))
+
+
+def interpolate_reference(re_tau: float) -> Reference:
+    """Lee & Moser statistics at ``re_tau``, interpolated between the packaged Re_tau.
+
+    The rule: between the packaged references ``a < re_tau < b`` every profile is interpolated
+    linearly in ``ln Re_tau`` (the log law makes U+ at fixed y/delta linear in it), at fixed ``y+``
+    near the wall (``y+ <= INNER_LIMIT``, wall scaling), at fixed ``y/delta`` in the outer layer
+    (``y/delta >= OUTER_LIMIT``, outer scaling), and as a blend of the two, linear in ``ln y``, in
+    between; the points are those of ``a`` (its y+ below INNER_LIMIT, its y/delta beyond). A
+    packaged Re_tau gives that reference itself; a target
+    up to :data:`RANGE_SLACK` times outside the packaged range the end reference.
+
+    Raises
+    ------
+    ValueError
+        ``re_tau`` not a positive number, or outside the packaged range by more than RANGE_SLACK.
+    """
+    r = float(re_tau)
+    if not math.isfinite(r) or r <= 0:
+        raise ValueError(f"re_tau must be a positive finite number, got {re_tau!r}")
+    known = _lee_moser()
+    lo, hi = known[0][0], known[-1][0]
+    if not lo / RANGE_SLACK <= r <= hi * RANGE_SLACK:
+        raise ValueError(f"Re_tau = {r:.6g} is outside the packaged Lee & Moser range "
+                         f"[{lo:.6g}, {hi:.6g}] (accepted down to {lo / RANGE_SLACK:.4g} and up to "
+                         f"{hi * RANGE_SLACK:.4g}); pass a target file for other Reynolds numbers")
+    for rk, name in known:
+        if abs(r / rk - 1.0) <= 1e-9 or (r < lo and rk == lo) or (r > hi and rk == hi):
+            return load_reference(name)
+    (ra, na), (rb, nb) = next((known[i], known[i + 1]) for i in range(len(known) - 1) if known[i][0] < r < known[i + 1][0])
+    a, b = load_reference(na), load_reference(nb)
+    theta = math.log(r / ra) / math.log(rb / ra)
+    # points: a's in wall units near the wall (fixed y+: profiles there are linear in ln Re_tau at
+    # every y+, so monotone), a's in outer units beyond
+    yplus = np.concatenate([a.yplus[a.yplus <= INNER_LIMIT], a.y_delta[a.y_delta * r > INNER_LIMIT] * r])
+    eta = yplus / r
+    # blend weight of the outer representation: 0 at y+ <= INNER_LIMIT, 1 at y/delta >= OUTER_LIMIT
+    lo_y, hi_y = INNER_LIMIT / r, OUTER_LIMIT
+    with np.errstate(divide="ignore"):
+        w = np.clip((np.log(np.maximum(eta, 1e-300)) - math.log(lo_y)) / math.log(hi_y / lo_y), 0.0, 1.0)
+    prof = {}
+    for k in PROFILES:
+        inner = (1 - theta) * np.interp(yplus, a.yplus, a.profiles[k]) + theta * np.interp(yplus, b.yplus, b.profiles[k])
+        outer = (1 - theta) * np.interp(eta, a.y_delta, a.profiles[k]) + theta * np.interp(eta, b.y_delta, b.profiles[k])
+        prof[k] = (1 - w) * inner + w * outer
+    return Reference(name=f"lee-moser interpolated to Re_tau {r:.6g} (between {na} and {nb})", re_tau=r,
+                     citation=a.citation, files=a.files + b.files, yplus=yplus, y_delta=eta, profiles=prof)

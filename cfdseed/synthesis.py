@@ -36,7 +36,15 @@ the target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall str
 and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
 units (part of ``bulk_plus``). This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`);
 beyond it one ``RuntimeWarning`` is issued (not also logged, :func:`check_re_tau_ratio`), and
-beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error.
+beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error -- unless the field is calibrated to
+statistics at the target Re_tau (the default ``calibrate="model"`` falls back to the Lee & Moser
+profiles interpolated to it, :func:`cfdseed.reference.interpolate_reference`): then one warning
+says that the one-point statistics are right and the spectra and structure sizes the model's.
+
+**Coarse grids.** The slice is never resampled to a spanwise spacing finer than half the grid's
+(its width in wall units is stretched when the grid is that coarse, e.g. an LES-like grid far above
+the model's Re_tau): the grid could not carry the finer structures, and generating them costs
+inference and tiles for nothing. On grids that resolve the model's spacing nothing changes.
 
 **Wide boxes.** A target span covering ``m = round(lz / lz_slice) > 1`` slice widths gets ``m``
 independent tiles (``z_tiles="independent"``, the default): each tile has its own latent path, and
@@ -92,8 +100,10 @@ log = logging.getLogger(__name__)
 DEFAULT_CORR_LENGTH = 1.5
 #: Target/model Re_tau ratio beyond which (either way) a warning is issued.
 RE_TAU_WARN = 2.0
-#: Target/model Re_tau ratio beyond which (either way) synthesis refuses.
+#: Target/model Re_tau ratio beyond which (either way) synthesis refuses, unless calibrated.
 RE_TAU_ERROR = 4.0
+#: A calibration target within this relative distance of the target Re_tau lifts the refusal.
+CALIBRATED_RTOL = 0.01
 _WEIGHT_CUTOFF = 1e-10
 #: Generated slices per latent harmonic when ``x_stations="auto"`` (see :func:`auto_stations`).
 STATIONS_PER_HARMONIC = 8
@@ -213,23 +223,36 @@ def integral_length(r: np.ndarray, corr: np.ndarray) -> np.ndarray:
     return np.trapezoid(c, r, axis=-1) if hasattr(np, "trapezoid") else np.trapz(c, r, axis=-1)
 
 
-def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True) -> float:
+def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True, calibrated: bool = False) -> float:
     """The target/model Re_tau ratio ``r``, checked against :data:`RE_TAU_WARN` and :data:`RE_TAU_ERROR`.
 
     Beyond ``1/RE_TAU_WARN <= r <= RE_TAU_WARN`` one ``RuntimeWarning`` is issued (not also logged;
-    ``warn=False`` silences it).
+    ``warn=False`` silences it). With ``calibrated`` (the field is calibrated to a published or
+    interpolated profile at the target Re_tau) any ratio is accepted, beyond RE_TAU_ERROR with a
+    warning that says what is right (one-point statistics, mean profile) and what is not (spectra
+    and structure sizes: the model's, rescaled).
 
     Raises
     ------
     SourceError
-        ``r`` beyond :data:`RE_TAU_ERROR` (or below its inverse).
+        ``r`` beyond :data:`RE_TAU_ERROR` (or below its inverse) without ``calibrated``.
     """
     ratio = re_tau / model_re_tau
     spread = max(ratio, 1.0 / ratio)
+    if spread > RE_TAU_ERROR and calibrated:
+        if warn:
+            warnings.warn(
+                f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g}: the field is calibrated "
+                f"to the target's published one-point statistics (mean profile, Reynolds stresses: right), but its "
+                f"spectra and structure sizes are the model's rescaled (in wall units near the wall, outer units in "
+                "y), not those of this Re_tau: expect a longer transient than at the model's own Re_tau",
+                RuntimeWarning, stacklevel=2)
+        return ratio
     if spread > RE_TAU_ERROR:
         raise SourceError(
             f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g}; the generator "
-            f"supports ratios in [{1 / RE_TAU_ERROR:g}, {RE_TAU_ERROR:g}] (train a model nearer the target)"
+            f"supports ratios in [{1 / RE_TAU_ERROR:g}, {RE_TAU_ERROR:g}] uncalibrated (train a model nearer the target, "
+            "or calibrate to the target's statistics: calibrate='reference' or a file at this Re_tau)"
         )
     if spread > RE_TAU_WARN and warn:
         msg = (f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g} (outside "
@@ -373,9 +396,16 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     h = 0.5 * ly
     given = {"re_tau": re_tau, "u_tau": u_tau, "nu": nu, "bulk": bulk}
     units = resolve_units(ly, **given, default_re_tau=gen.re_tau, source="gan")  # fixes re_tau, checks values
-    ratio = check_re_tau_ratio(units.re_tau, gen.re_tau)
-    # slice width in target units, keeping its width in wall units
-    lz_src = (gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h
+    target = None
+    if calibrate is not None and calibrate is not False and no_slip and divergence_free:
+        target = resolve_target(calibrate, units.re_tau, getattr(gen, "statistics", None))
+    # calibrated to a profile at the target's own Re_tau, one-point statistics are right at any ratio
+    ratio = check_re_tau_ratio(units.re_tau, gen.re_tau, calibrated=target is not None
+                               and abs(target.re_tau / units.re_tau - 1.0) <= CALIBRATED_RTOL)
+    # slice width in target units, keeping its width in wall units -- but never finer than half the
+    # grid's spanwise spacing: structures the grid cannot carry are not generated (an LES-like grid
+    # at a Re_tau far above the model's would otherwise cost tiles by the dozen for nothing)
+    lz_src = max((gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h, gen.nz * 0.5 * lz / nz)
     corr = None if corr_length is None else corr_length * h
     ns = _stations(x_stations, nx, lx, corr)
     tiles = tile_factor(lz_src, lz)[0] if z_tiles == "independent" else 1
@@ -400,9 +430,10 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     # Re_tau, or with calibration the target profile's
     own_plus = bulk_velocity(out, grid) + math.log(ratio) / KAPPA
     stresses = None
-    if calibrate is not None and calibrate is not False and no_slip and divergence_free:
-        target = resolve_target(calibrate, units.re_tau, getattr(gen, "statistics", None))
-        stresses = target.on_grid(grid.y, ly)  # wall units, like the field until the end
+    if target is not None:
+        # wall units, like the field until the end; rows nearer a wall than two spanwise spacings
+        # are not judged (near-wall eddies scale in z; an LES-like grid does not carry them)
+        stresses = target.on_grid(grid.y, ly, spacing=2.0 * lz / nz)
         own_plus = float(trapezoid_weights(grid) @ stresses.U)
         info.calibration_target = target.name
     units = resolve_units(ly, **given, default_re_tau=gen.re_tau, bulk_plus=own_plus, source="gan")

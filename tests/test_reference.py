@@ -83,3 +83,46 @@ def test_every_file_is_packaged_with_provenance():
     for name in REFERENCES:
         assert f"`{name}`" in readme
     assert "Lee & Moser" in readme and "Moser, J. Kim & N. N. Mansour" in readme
+
+
+# -- interpolation in Re_tau (issue 16) ---------------------------------------------------------
+def test_interpolation_reproduces_the_packaged_ends_exactly():
+    from cfdseed.reference import interpolate_reference
+
+    for name in ("lee-moser-2000", "lee-moser-5200", "lee-moser-180"):
+        ref = load_reference(name)
+        got = interpolate_reference(ref.re_tau)
+        assert got.name == name
+        for k in ref.profiles:
+            np.testing.assert_array_equal(got.profiles[k], ref.profiles[k])
+    # and it is continuous at them: just above 2000 the profiles are 2000's
+    a, near = load_reference("lee-moser-2000"), interpolate_reference(1994.756 * (1 + 1e-9))
+    for k in a.profiles:
+        np.testing.assert_allclose(near.interpolate(a.yplus[1:-1])[k], a.profiles[k][1:-1], rtol=1e-6, atol=1e-6)
+
+
+def test_interpolated_u_plus_is_monotone_in_re_tau_at_fixed_y_plus():
+    from cfdseed.reference import INNER_LIMIT, interpolate_reference
+
+    res = np.geomspace(1994.756, 5185.897, 30)[1:-1]
+    for yp in (1.0, 5.0, 15.0, INNER_LIMIT):  # wall scaling: linear in ln Re_tau, exactly monotone
+        u = np.array([interpolate_reference(r).interpolate([yp])["U+"][0] for r in res])
+        d = np.diff(u)
+        assert (d <= 1e-12).all() or (d >= -1e-12).all(), (yp, d)
+    for yp in (300.0, 1000.0, 1500.0):  # outer and blended scaling: monotone to interpolation error
+        u = np.array([interpolate_reference(r).interpolate([yp])["U+"][0] for r in res])
+        trend = np.sign(u[-1] - u[0])
+        assert (trend * np.diff(u) >= -2e-3 * abs(u).max()).all(), yp
+
+
+def test_interpolation_range_is_a_clear_error():
+    from cfdseed.reference import interpolate_reference
+
+    assert interpolate_reference(180.0).name == "lee-moser-180"  # within 5 % of the lowest
+    assert interpolate_reference(5400.0).name == "lee-moser-5200"
+    for bad in (150.0, 6000.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="outside the packaged Lee & Moser range|positive finite"):
+            interpolate_reference(bad)
+    t = interpolate_reference(2260.0)
+    assert "between lee-moser-2000 and lee-moser-5200" in t.name and t.re_tau == 2260.0
+    assert load_reference("lee-moser-2000").centreline() < t.centreline() < load_reference("lee-moser-5200").centreline()

@@ -330,3 +330,30 @@ def test_dataset_streamwise_correlation(tmp_path):
         w.append(np.zeros((2, 3, ny, nz), np.float32))
     with pytest.raises(DatasetError, match="no /x"):
         dataset_streamwise_correlation(tmp_path / "nox.h5")
+
+
+def test_talk_re_tau_is_seeded_when_calibrated_and_refused_otherwise():
+    """Re_tau 2260 with the packaged Re_tau 180 model (ratio 12.6): calibrated to Lee & Moser
+    interpolated to 2260, with one warning saying what is right and what is not; uncalibrated, the
+    refusal stays (issue 16)."""
+    from cfdseed.reference import interpolate_reference
+
+    g = Grid((128, 64, 36), (3.125, 2.0, 1.0), y="tanh:2.5")  # the talk case's x/z spacings, a smaller box
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        f, info = _synthesise(None, g, np.random.default_rng(1), re_tau=2260.0)
+    msgs = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert len(msgs) == 1 and "one-point statistics" in msgs[0] and "structure sizes are the model's" in msgs[0]
+    assert "interpolated to Re_tau 2260" in info.calibration_target
+    cal = info.enforcement.calibration
+    assert max(cal.resolved.values()) < 0.1 and cal.unresolved_rows > 0
+    ref = interpolate_reference(2260.0)
+    yp = np.minimum(g.y, 2.0 - g.y) * 2260.0
+    lower = (g.y < 1.0) & (np.minimum(g.y, 2.0 - g.y) >= 2.0 * 1.0 / 36)  # the rows the grid resolves
+    mean = f.mean(axis=(1, 3))
+    fl = f - mean[:, None, :, None]
+    r = ref.interpolate(yp[lower])
+    np.testing.assert_allclose(mean[0][lower], r["U+"], rtol=0.01)
+    np.testing.assert_allclose(np.sqrt((fl[0] ** 2).mean(axis=(0, 2)))[lower], r["u'+"], rtol=0.05)
+    with pytest.raises(SourceError, match="uncalibrated"):
+        _synthesise(None, g, np.random.default_rng(1), re_tau=2260.0, calibrate=None)
