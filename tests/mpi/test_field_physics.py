@@ -82,3 +82,19 @@ def test_campaign_grid_field_lies_inside_the_band_of_real_snapshots():
             assert verdict["scalars"][name]["inside"], (name, verdict["scalars"][name])
         for name, p in verdict["profiles"].items():
             assert p["share_inside"] >= 0.9, (name, p)
+
+
+def test_talk_re_tau_is_seeded_with_one_warning_on_the_root_only():
+    """Re_tau 2260 from the Re_tau 180 model, calibrated to Lee & Moser interpolated to 2260: the
+    ratio is accepted, one warning per call, issued on the root only (issue 16)."""
+    import warnings
+
+    grid = Grid.block(comm, (128, 64, 36), (3.125, 2.0, 1.0), y="tanh:2.5")  # the talk case's x/z spacings
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = init_field(comm, grid, source="gan", options={"re_tau": 2260}, seed=3, result=True)
+    counts = comm.allgather(sum("one-point statistics" in str(w.message) for w in seen))
+    assert counts == [1] + [0] * (comm.size - 1)
+    assert res.report.passed
+    if comm.rank == 0:
+        assert "interpolated to Re_tau 2260" in res.source_info.synthesis.calibration_target
