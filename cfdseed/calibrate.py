@@ -393,34 +393,25 @@ def _resolved(n: int, kind: str, rfft: bool = False) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _solve_rows(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, t: np.ndarray, wts: np.ndarray,
-                iters: int = 60) -> np.ndarray:
-    """Per row, ``p = (a, c, b)`` fitting ``uu = q G_u q``, ``ww = q G_w q``, ``uv = h . q``
-    (``q = (1, p)``) to ``t`` (ny, 3) in least squares weighted by ``1 / wts`` (ny, 3).
+Residual = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-    Damped Gauss-Newton (Levenberg-Marquardt) from ``p = (1, 0, 0)`` (the field as it is),
-    vectorised over rows. ``gu, gw`` (ny, 4, 4), ``h`` (ny, 4).
-    """
-    ny = gu.shape[0]
-    p = np.tile([1.0, 0.0, 0.0], (ny, 1))
-    mu = np.full(ny, 1e-3)
 
-    def resid(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q = np.concatenate([np.ones((ny, 1)), p], axis=1)
-        gq_u, gq_w = np.einsum("rij,rj->ri", gu, q), np.einsum("rij,rj->ri", gw, q)
-        r = np.stack([np.einsum("ri,ri->r", q, gq_u), np.einsum("ri,ri->r", q, gq_w),
-                      np.einsum("ri,ri->r", h, q)], axis=1) - t
-        jac = np.stack([2.0 * gq_u[:, 1:], 2.0 * gq_w[:, 1:], h[:, 1:]], axis=1)  # (ny, 3, 3)
-        return r / wts, jac / wts[:, :, None]
-
+def _levenberg_marquardt(resid: Residual, p: np.ndarray, iters: int = 60,
+                         project: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Damped Gauss-Newton per row, vectorised over rows: ``resid(p) -> (r (rows, m), J (rows, m, k))``
+    from the start ``p`` (rows, k); ``project`` maps a trial step back into the allowed set. A row
+    keeps its best point; stops early when every row's residual vanishes."""
     r, jac = resid(p)
     cost = (r * r).sum(axis=1)
-    eye = np.eye(3)[None]
+    mu = np.full(p.shape[0], 1e-3)
+    eye = np.eye(p.shape[1])[None]
     for _ in range(iters):
         jtj = np.einsum("rki,rkj->rij", jac, jac)
         jtr = np.einsum("rki,rk->ri", jac, r)
         diag = np.einsum("rii->ri", jtj)[:, :, None] * eye + 1e-30 * eye
         trial = p - np.linalg.solve(jtj + mu[:, None, None] * diag, jtr[:, :, None])[:, :, 0]
+        if project is not None:
+            trial = project(trial)
         r_new, jac_new = resid(trial)
         cost_new = (r_new * r_new).sum(axis=1)
         better = cost_new < cost
@@ -434,14 +425,30 @@ def _solve_rows(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, t: np.ndarray, wt
     return p
 
 
-def _fit_v(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, evv: np.ndarray, t: np.ndarray, wts: np.ndarray,
-           iters: int = 60) -> np.ndarray:
+def _solve_rows(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, t: np.ndarray, wts: np.ndarray) -> np.ndarray:
+    """Per row, ``p = (a, c, b)`` fitting ``uu = q G_u q``, ``ww = q G_w q``, ``uv = h . q``
+    (``q = (1, p)``) to ``t`` (ny, 3) in least squares weighted by ``1 / wts`` (ny, 3), from
+    ``p = (1, 0, 0)`` (the field as it is). ``gu, gw`` (ny, 4, 4), ``h`` (ny, 4).
+    """
+    ny = gu.shape[0]
+
+    def resid(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = np.concatenate([np.ones((ny, 1)), p], axis=1)
+        gq_u, gq_w = np.einsum("rij,rj->ri", gu, q), np.einsum("rij,rj->ri", gw, q)
+        r = np.stack([np.einsum("ri,ri->r", q, gq_u), np.einsum("ri,ri->r", q, gq_w),
+                      np.einsum("ri,ri->r", h, q)], axis=1) - t
+        jac = np.stack([2.0 * gq_u[:, 1:], 2.0 * gq_w[:, 1:], h[:, 1:]], axis=1)  # (ny, 3, 3)
+        return r / wts, jac / wts[:, :, None]
+
+    return _levenberg_marquardt(resid, np.tile([1.0, 0.0, 0.0], (ny, 1)))
+
+
+def _fit_v(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, evv: np.ndarray, t: np.ndarray, wts: np.ndarray) -> np.ndarray:
     """Per row, the v factor ``s`` of the joint fit ``q = (s, a, c, b)``: ``uu = q G_u q``,
     ``vv = s^2 E``, ``ww = q G_w q``, ``uv = s (h . q)`` to ``t`` (ny, 4), weights ``1 / wts``,
-    with d/dy of ``s v`` taken as ``s`` times that of ``v`` (Levenberg-Marquardt from (1, 1, 0, 0))."""
+    with d/dy of ``s v`` taken as ``s`` times that of ``v``, from (1, 1, 0, 0); ``s`` kept in
+    [1 / _SCALE_MAX, _SCALE_MAX]."""
     ny = gu.shape[0]
-    q = np.tile([1.0, 1.0, 0.0, 0.0], (ny, 1))
-    mu = np.full(ny, 1e-3)
 
     def resid(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = q[:, 0]
@@ -456,24 +463,11 @@ def _fit_v(gu: np.ndarray, gw: np.ndarray, h: np.ndarray, evv: np.ndarray, t: np
         jac = np.stack([2.0 * gq_u, jv, 2.0 * gq_w, juv], axis=1)
         return r / wts, jac / wts[:, :, None]
 
-    r, jac = resid(q)
-    cost = (r * r).sum(axis=1)
-    eye = np.eye(4)[None]
-    for _ in range(iters):
-        jtj = np.einsum("rki,rkj->rij", jac, jac)
-        jtr = np.einsum("rki,rk->ri", jac, r)
-        diag = np.einsum("rii->ri", jtj)[:, :, None] * eye + 1e-30 * eye
-        trial = q - np.linalg.solve(jtj + mu[:, None, None] * diag, jtr[:, :, None])[:, :, 0]
-        trial[:, 0] = np.clip(trial[:, 0], 1.0 / _SCALE_MAX, _SCALE_MAX)
-        r_new, jac_new = resid(trial)
-        cost_new = (r_new * r_new).sum(axis=1)
-        better = cost_new < cost
-        q = np.where(better[:, None], trial, q)
-        r = np.where(better[:, None], r_new, r)
-        jac = np.where(better[:, None, None], jac_new, jac)
-        cost = np.where(better, cost_new, cost)
-        mu = np.where(better, mu * 0.3, np.minimum(mu * 10.0, 1e12))
-    return q[:, 0]
+    def clip(q: np.ndarray) -> np.ndarray:
+        q[:, 0] = np.clip(q[:, 0], 1.0 / _SCALE_MAX, _SCALE_MAX)
+        return q
+
+    return _levenberg_marquardt(resid, np.tile([1.0, 1.0, 0.0, 0.0], (ny, 1)), project=clip)[:, 0]
 
 
 def _bandwidth(m: np.ndarray) -> int:
