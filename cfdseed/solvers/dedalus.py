@@ -40,7 +40,10 @@ from .._collective import agree, run_agreed
 from ..errors import CfdseedError, CheckpointError, ConfigError
 from ..grid import Grid
 
-__all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights"]
+__all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights", "DRIVINGS"]
+
+#: How the flow is driven (:class:`ChannelSpec`).
+DRIVINGS = ("force", "flow_rate")
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,15 @@ class ChannelSpec:
         Largest and first time step, in h / u_tau.
     dealias
         Dealiasing scale (3/2 rule).
+    driving
+        ``"force"``: the constant streamwise body force u_tau^2 / h (the bulk velocity follows the
+        wall shear, relaxing over ~7-9 h/u_tau); ``"flow_rate"``: the bulk velocity held at
+        ``bulk`` exactly by a spatially uniform streamwise pressure gradient solved with the flow
+        each step (an extra scalar unknown and the constraint integ(u) = bulk * volume, implicit
+        like the pressure gauge), so there is no slow U_b mode; the gradient needed is reported
+        as ``Diagnostics.forcing``.
+    bulk
+        Target bulk velocity of ``"flow_rate"`` (u_tau units; Lee & Moser 180: 15.7).
     """
 
     shape: tuple[int, int, int] = (32, 64, 32)
@@ -83,6 +95,8 @@ class ChannelSpec:
     max_step: float = 0.01
     initial_step: float = 2e-4
     dealias: float = 1.5
+    driving: str = "force"
+    bulk: float = 15.7
 
     def __post_init__(self) -> None:
         if len(self.shape) != 3 or any(int(n) != n for n in self.shape):
@@ -98,6 +112,10 @@ class ChannelSpec:
                 raise ConfigError(f"{name}={v!r} must be a positive finite number")
         if self.cfl_safety > 0.5:
             raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.2")
+        if self.driving not in DRIVINGS:
+            raise ConfigError(f"driving={self.driving!r} unknown; must be one of {', '.join(DRIVINGS)}")
+        if not (math.isfinite(self.bulk) and self.bulk > 0):
+            raise ConfigError(f"bulk={self.bulk!r} must be a positive finite number")
 
     @property
     def h(self) -> float:
@@ -157,7 +175,8 @@ class Diagnostics:
     ``profiles`` holds (ny,) arrays on the Gauss points: ``U, V, W`` means and ``uu, vv, ww, uv``
     central second moments. Wall shear stresses are in units of u_tau^2 (1 at the force balance).
     ``bulk_w`` is the bulk spanwise velocity; ``dissipation`` the volume-averaged viscous
-    dissipation nu <|grad u|^2>, which balances the power input ``force * bulk`` in equilibrium.
+    dissipation nu <|grad u|^2>, which balances the power input ``forcing * bulk`` in equilibrium;
+    ``forcing`` the streamwise driving (the constant body force, or the held pressure gradient).
     """
 
     t: float
@@ -171,6 +190,7 @@ class Diagnostics:
     profiles: dict[str, np.ndarray] = field(repr=False)
     bulk_w: float = 0.0
     dissipation: float = 0.0
+    forcing: float = 0.0  #: the streamwise driving (body force or held pressure gradient), u_tau^2 / h
 
     def row(self) -> dict[str, float]:
         """Scalar fields for a time-series row."""
@@ -185,6 +205,7 @@ class Diagnostics:
             "tke": self.tke,
             "bulk_w": self.bulk_w,
             "dissipation": self.dissipation,
+            "forcing": self.forcing,
         }
 
 
@@ -220,6 +241,7 @@ class DedalusChannel:
         tau_p = dist.Field(name="tau_p")
         tau_u1 = dist.VectorField(coords, name="tau_u1", bases=(xb, zb))
         tau_u2 = dist.VectorField(coords, name="tau_u2", bases=(xb, zb))
+        drive = dist.Field(name="drive")  # flow_rate: the uniform pressure gradient that holds U_b
         ex, _ez, ey = coords.unit_vector_fields(dist)
         lift_basis = yb.derivative_basis(1)
 
@@ -229,14 +251,21 @@ class DedalusChannel:
         grad_u = d3.grad(u) + ey * lift(tau_u1)
         namespace = dict(
             u=u, p=p, tau_p=tau_p, tau_u1=tau_u1, tau_u2=tau_u2, grad_u=grad_u, lift=lift,
-            ex=ex, nu=spec.nu, force=spec.force, ly=ly,
+            ex=ex, nu=spec.nu, force=spec.force, ly=ly, drive=drive,
+            flux=spec.bulk * math.prod(spec.lengths),
         )
-        problem = d3.IVP([p, u, tau_p, tau_u1, tau_u2], namespace=namespace)
+        unknowns = [p, u, tau_p, tau_u1, tau_u2] + ([drive] if spec.driving == "flow_rate" else [])
+        problem = d3.IVP(unknowns, namespace=namespace)
         problem.add_equation("trace(grad_u) + tau_p = 0")
-        problem.add_equation("dt(u) - nu*div(grad_u) + grad(p) + lift(tau_u2) = - u@grad(u) + force*ex")
+        if spec.driving == "flow_rate":
+            problem.add_equation("dt(u) - nu*div(grad_u) + grad(p) + lift(tau_u2) - drive*ex = - u@grad(u)")
+        else:
+            problem.add_equation("dt(u) - nu*div(grad_u) + grad(p) + lift(tau_u2) = - u@grad(u) + force*ex")
         problem.add_equation("u(y=0) = 0")
         problem.add_equation("u(y=ly) = 0")
         problem.add_equation("integ(p) = 0")
+        if spec.driving == "flow_rate":
+            problem.add_equation("integ(ex@u) = flux")
         self.solver = problem.build_solver(d3.SBDF2)
         self.cfl = d3.CFL(
             self.solver, initial_dt=spec.initial_step, cadence=5, safety=spec.cfl_safety,
@@ -248,7 +277,7 @@ class DedalusChannel:
         self._grad_sq = d3.integ(d3.trace(grad @ d3.transpose(grad)))
         self.timestep = spec.initial_step
         self._d3, self._dist, self._bases, self._coords = d3, dist, bases, coords
-        self.u, self.p = u, p
+        self.u, self.p, self._drive = u, p, drive
         self._work = dist.VectorField(coords, name="u_work", bases=bases)
         self.grid = run_agreed(self.comm, self._make_grid)
         self._weights = gauss_weights(ny, ly)
@@ -401,12 +430,24 @@ class DedalusChannel:
         bulk = float(self._weights @ U) / ly
         tke = 0.5 * float(self._weights @ (prof["uu"] + prof["vv"] + prof["ww"])) / ly
         return Diagnostics(
-            bulk_w=float(self._weights @ W) / ly, dissipation=self._dissipation(),
+            bulk_w=float(self._weights @ W) / ly, dissipation=self._dissipation(), forcing=self.forcing(),
             t=self.sim_time, iteration=self.iteration, bulk=bulk,
             tau_lower=self.spec.nu * float(cheb.chebval(-1.0, dcoef)),
             tau_upper=-self.spec.nu * float(cheb.chebval(1.0, dcoef)),
             probe_u=float(probe[0]), centre_u=float(cheb.chebval(0.0, coef)), tke=tke, profiles=prof,
         )
+
+    def forcing(self) -> float:
+        """The streamwise driving per unit mass: the constant body force, or under ``"flow_rate"``
+        the pressure gradient that held the bulk velocity at the last step (1 u_tau^2/h in
+        equilibrium: it balances the mean wall shear). Collective under ``"flow_rate"``."""
+        if self.spec.driving != "flow_rate":
+            return self.spec.force
+        from mpi4py import MPI
+
+        data = np.ravel(self._drive["g"])  # a constant: one value where it is held
+        local = float(data[0]) if data.size else -math.inf
+        return float(self.comm.allreduce(local, op=MPI.MAX))
 
     def _dissipation(self) -> float:
         """nu <|grad u|^2> over the box (identical on every rank). Collective."""

@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 from cfdseed.constraints import Tolerances, check_field
 from cfdseed.slices import open_dataset
-from cfdseed.errors import CheckpointError
+from cfdseed.errors import CheckpointError, ConfigError
 from cfdseed.grid import check_tiling
 from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
 from cfdseed.solvers.runner import (STOP_FILE, RunSettings, build_dataset, drive, read_profiles,
@@ -287,3 +287,24 @@ def test_a_failure_on_one_rank_raises_on_every_rank(channel, shared_tmp, monkeyp
         drive(channel, out, settings, restart=stage == "load",
               seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
     comm.Barrier()
+
+
+def test_flow_rate_driving_holds_the_bulk_velocity_and_reports_the_gradient():
+    """driving="flow_rate": U_b stays at its target to round-off while the flow evolves; the
+    pressure gradient that holds it is reported and balances the wall shear on average."""
+    spec = dataclasses.replace(SPEC, driving="flow_rate", bulk=15.0)
+    ch = DedalusChannel(spec, comm)
+    ch.seed("analytic", options=ANALYTIC, seed=3)
+    b0 = ch.diagnostics()
+    assert b0.bulk == pytest.approx(15.0, rel=1e-12)
+    for _ in range(20):
+        ch.step()
+    d = ch.diagnostics()
+    assert d.bulk == pytest.approx(15.0, rel=1e-9) and abs(d.bulk_w) < 1e-6
+    # a laminar-ish start: the held gradient is what the wall shear needs (both walls' mean)
+    assert d.forcing == pytest.approx(0.5 * (d.tau_lower + d.tau_upper) / SPEC.h, rel=0.2)
+    assert d.forcing > 0 and d.row()["forcing"] == d.forcing
+    with pytest.raises(ConfigError, match="driving='pressure' unknown; must be one of force, flow_rate"):
+        dataclasses.replace(SPEC, driving="pressure")
+    force = DedalusChannel(SPEC, comm)
+    assert force.diagnostics().forcing == pytest.approx(1.0 / SPEC.h)
