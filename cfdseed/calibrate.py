@@ -21,7 +21,8 @@ every checked row whatever ``v`` and ``eta`` are. Per row ``y``:
 2. ``v`` is scaled by ``s_v(y)``, taken from a joint least-squares fit of all four stresses per
    row (the field's ``v`` spectrum may not allow ``<v'v'>`` and ``<w'w'>`` both near a wall: the
    ``v`` it takes feeds ``u`` and ``w`` through continuity), smoothed over rows (its derivative
-   enters d/dy of the rescaled ``v``) and kept in [1/4, 4];
+   enters d/dy of the rescaled ``v``) and kept in [1/32, 32] (a coarse grid's field may carry only a
+   small part of the target's ``v`` near the wall);
 3. ``eta`` becomes ``(a + c g) eta + b i kz v``, ``g = (kx2 - kz2) / k2`` (streak-like modes,
    ``g ~ -1``, feed ``u``; spanwise ones, ``g ~ 1``, feed ``w``), and ``i kz v`` is the lift-up
    term that carries ``<u'v'>``: the three numbers ``a, c, b`` per row are fitted (damped
@@ -37,7 +38,8 @@ it stands; otherwise (the wall-nearest values tied by the extrapolation, or the 
 interpolant's wall values) the end rows are tied again and the projection applied after each pass.
 Passes: two with steps 1-4, a third with steps 1, 3, 4 (``max_iter``), fewer when nothing changes by
 more than ``tol``. The residual errors are reported (:class:`CalibrationInfo`); one beyond
-:data:`ACCEPT` means the target is out of the field's reach: :class:`~cfdseed.errors.SourceError`.
+:data:`ACCEPT` on the rows the grid resolves (``Stresses.resolved``) means the target is out of
+the field's reach: :class:`~cfdseed.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -54,9 +56,7 @@ import numpy as np
 from .errors import SourceError
 
 __all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "reference_target", "resolve_target",
-           "dataset_target",
-           "calibrate_spectrum",
-           "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
+           "dataset_target", "calibrate_spectrum", "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
 
 #: Passes end when no statistic changed by more than this (relative to its profile's largest value).
 DEFAULT_TOL = 2e-3
