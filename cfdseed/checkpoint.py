@@ -1,17 +1,21 @@
 """The checkpoint file format: atomic writer, validated reader with per-tensor content hashes, and
 the packaged default model.
 
-Checkpoint (format version 2) = one plain dict, loadable with ``torch.load(weights_only=True)``::
+Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weights_only=True)``::
 
-    format="cfdseed-checkpoint", format_version=2,
-    arch       dict: latent_dim, ny, nz, g_channels, c_channels, norm   (rebuilds both nets)
+    format="cfdseed-checkpoint", format_version=3,
+    arch       dict: kind ("plane" | "conditional"; absent before version 3: "plane"), latent_dim,
+               ny, nz, g_channels, c_channels, norm, and for conditional models noise_channels, residual
+               (rebuilds both nets; :func:`cfdseed.model.check_arch`)
     generator  state dict (tensors)
     norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
-    grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}
+    grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}; conditional
+               models also "dx_plus": the streamwise step of one generated plane in wall units
+               (the training data's plane spacing dx u_tau / nu)
     metadata   dict of str/number (source, iteration, metric values, ...)
     statistics the training data's one-point statistics in wall units, lower half
                (:meth:`cfdseed.calibrate.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
-               ww, uv as lists): the model's default calibration target. Version 2 only; version-1
+               ww, uv as lists): the model's default calibration target. Version 2 on; version-1
                files (the first packaged model) still load and are calibrated to Lee & Moser.
     training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
     sha256     {"generator.fc.weight": hex digest, ...}: every tensor above by its key path, hashed
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -49,9 +54,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "cfdseed-checkpoint"
-CHECKPOINT_VERSION = 2
-#: Format versions this cfdseed reads (1: no training statistics).
-READABLE_VERSIONS = (1, 2)
+CHECKPOINT_VERSION = 3
+#: Format versions this cfdseed reads (1: no training statistics; 2: no arch kind, plane models only).
+READABLE_VERSIONS = (1, 2, 3)
 #: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 _HASHES = "sha256"
@@ -161,7 +166,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """
     import torch
 
-    from .model import check_arch
+    from .model import arch_kind, check_arch
 
     p = Path(path)
     if not p.is_file():
@@ -193,6 +198,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     need = ("ny", "nz", "y", "ly", "lz", "re_tau", "u_tau", "nu")
     if not isinstance(grid, dict) or any(k not in grid for k in need):
         raise CheckpointError(f"{p}: grid metadata must hold {', '.join(need)}")
+    if arch_kind(ck["arch"]) == "conditional":
+        dxp = grid.get("dx_plus")
+        if isinstance(dxp, bool) or not isinstance(dxp, (int, float)) or not math.isfinite(dxp) or dxp <= 0:
+            raise CheckpointError(f"{p}: a conditional model needs grid dx_plus, the plane spacing in wall "
+                                  f"units (a positive number); got {dxp!r}")
     return ck
 
 

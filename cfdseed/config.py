@@ -26,16 +26,22 @@ __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "LogConfig", "Config", "l
 
 #: The allowed values, one home for the config checks here and the library's own
 #: (:func:`cfdseed.data.split_indices`, :mod:`cfdseed.model`), which import them from here.
-SPLIT_MODES = ("blocks", "random")  # train/validation split of the slices
+SPLIT_MODES = ("blocks", "random", "last")  # train/validation split of the slices
 NORMS = ("layer", "none")  # critic normalisation (never batch norm)
+KINDS = ("plane", "conditional")  # generator kind: latent -> plane, or (plane, latent) -> next plane
 
 
 @dataclass
 class DataConfig:
     path: str = ""  # HDF5 dataset (cfdseed.slices format); relative paths are relative to the config
     val_fraction: float = 0.1  # share of samples held out for validation (0 = none)
-    split: str = "blocks"  # "blocks": whole time blocks go to validation; "random": seeded shuffle
-    split_blocks: int = 10  # number of contiguous time blocks for split="blocks"
+    split: str = "blocks"  # "blocks": whole time blocks (seeded) go to validation; "last": the last
+    #                        blocks in time; "random": seeded shuffle
+    split_blocks: int = 10  # number of contiguous time blocks for split="blocks" / "last"
+    val_gap: float = 0.0  # training samples (pairs) within this time of a validation one are dropped
+    #                       (dataset time units, e.g. h/u_tau; needs /t); 0 = keep all
+    lx: float = 0.0  # conditional: streamwise period of the planes, for the wrap pair last -> first;
+    #                  0 = the dataset's attribute lx (or lengths[0]); without either, no wrap pair
     augment_roll: bool = True  # random periodic shift in z
     augment_spanwise: bool = True  # z -> -z with w -> -w, probability 1/2
     augment_wall: bool = False  # y -> ly - y with v -> -v (only if y is symmetric)
@@ -45,11 +51,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    preset: str = "auto"  # published-128 | wide-512 | cpu-small | cpu-tiny | auto (by grid size)
+    kind: str = "plane"  # "plane": latent -> y-z slice (v1); "conditional": (plane, latent) -> next plane
+    preset: str = "auto"  # plane: published-128 | wide-512 | cpu-small | cpu-tiny; conditional:
+    #                       cond-small | cond-tiny; auto (by grid size)
     latent_dim: int = 128  # latent space dimension (published: 128)
     norm: str = "layer"  # critic normalisation: "layer" or "none" (never batch norm)
     g_channels: list[int] = field(default_factory=list)  # override the preset's generator widths
     c_channels: list[int] = field(default_factory=list)  # override the preset's critic widths
+    residual: bool = True  # conditional: next = prev + learned increment (false: next = decoder output)
 
 
 @dataclass
@@ -61,7 +70,8 @@ class TrainConfig:
     lr_g: float = 5e-4  # Adam learning rate, generator (published: 5e-4)
     lr_c: float = 5e-4  # Adam learning rate, critic (published: 5e-4)
     betas: list[float] = field(default_factory=lambda: [0.0, 0.9])  # Adam betas, both nets
-    physics_weight: float = 0.0  # weight of the batch-statistics loss ("Case 3"); 0 = off
+    physics_weight: float = 0.0  # weight of the batch-statistics loss ("Case 3"; conditional: plus the
+    #                              one-step correlation prev -> next per component and y); 0 = off
     seed: int = 0  # seeds weights, data order, augmentation, latents
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     deterministic: bool = True  # torch deterministic algorithms (CPU runs are bitwise repeatable)
@@ -154,7 +164,8 @@ def validate(cfg: Config) -> None:
         if v <= 0:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
-              "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed}
+              "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
+              "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():
         if v < 0:
             raise ConfigError(f"{k} must be >= 0, got {v}")
@@ -164,6 +175,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     if d.split not in SPLIT_MODES:
         raise ConfigError(f"data.split {d.split!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
+    if m.kind not in KINDS:
+        raise ConfigError(f"model.kind {m.kind!r} unknown; must be one of {', '.join(KINDS)}")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device

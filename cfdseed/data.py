@@ -138,6 +138,9 @@ def augment(
 ) -> np.ndarray:
     """Random physically valid symmetry of one slice ``(3, ny, nz)`` (copy).
 
+    Leading axes are allowed (``(..., 3, ny, nz)``, e.g. a pair of consecutive planes
+    ``(2, 3, ny, nz)``): the same transform is applied to every slice.
+
     - ``roll``: periodic spanwise shift by a uniform random number of points.
     - ``spanwise``: with probability 1/2, z -> -z (index k -> -k mod nz) with w -> -w.
     - ``wall``: with probability 1/2, y -> ly - y (row j -> ny-1-j) with v -> -v; only valid
@@ -151,10 +154,10 @@ def augment(
         out = np.roll(out, shift, axis=-1)
     if spanwise and flip_z:
         out = np.roll(out[..., ::-1], 1, axis=-1)  # index k -> (-k) mod nz
-        out[2] *= -1.0
+        out[..., 2, :, :] *= -1.0
     if wall and flip_y:
-        out = out[:, ::-1, :].copy()
-        out[1] *= -1.0
+        out = out[..., ::-1, :].copy()
+        out[..., 1, :, :] *= -1.0
     return np.ascontiguousarray(out)
 
 
@@ -166,18 +169,31 @@ def split_indices(
     mode: str = "blocks",
     blocks: int = 10,
     t: np.ndarray | None = None,
+    gap: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reproducible train/validation split of ``n`` samples -> ``(train, val)`` sorted indices.
 
     ``mode="blocks"``: samples ordered by time ``t`` (file order when None) are cut into ``blocks``
     contiguous blocks and whole blocks (chosen by ``seed``) go to validation, so validation samples
-    are not near-duplicates of neighbouring training snapshots. ``mode="random"``: a seeded
-    permutation. ``val_fraction=0`` gives an empty validation set.
+    are not near-duplicates of neighbouring training snapshots. ``mode="last"``: the same blocks,
+    the last ones in time go to validation (a gap then costs training data on one side only).
+    ``mode="random"``: a seeded permutation. ``val_fraction=0`` gives an empty validation set.
+    ``gap > 0`` drops the training samples whose time lies within ``gap`` of a validation sample's
+    (needs ``t``), so that validation is at least ``gap`` away in time from every training sample.
+
+    Raises
+    ------
+    DatasetError
+        Unknown ``mode``, ``val_fraction`` outside [0, 1), ``gap`` < 0 or ``gap > 0`` without ``t``.
     """
     if mode not in SPLIT_MODES:
         raise DatasetError(f"split mode {mode!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not gap >= 0.0:
+        raise DatasetError(f"the validation gap must be >= 0, got {gap}")
+    if gap > 0.0 and t is None:
+        raise DatasetError(f"a validation gap ({gap}) needs the time of each sample (/t); the dataset has none")
     rng = np.random.default_rng(seed)
     if val_fraction == 0.0:
         return np.arange(n), np.arange(0)
@@ -190,11 +206,20 @@ def split_indices(
         nblocks = max(2, min(blocks, n))
         parts = np.array_split(order, nblocks)
         nval = max(1, int(round(val_fraction * nblocks)))
-        chosen = rng.choice(nblocks, size=nval, replace=False)
+        chosen = (rng.choice(nblocks, size=nval, replace=False) if mode == "blocks"
+                  else np.arange(nblocks - nval, nblocks))
         val = np.concatenate([parts[i] for i in chosen])
     mask = np.zeros(n, dtype=bool)
     mask[val] = True
-    return np.nonzero(~mask)[0], np.nonzero(mask)[0]
+    train = np.nonzero(~mask)[0]
+    if gap > 0.0 and train.size:
+        tt = np.asarray(t, dtype=np.float64)
+        tv = np.sort(tt[mask])
+        pos = np.searchsorted(tv, tt[train])  # nearest validation time on either side
+        after = np.abs(tv[np.minimum(pos, tv.size - 1)] - tt[train])
+        before = np.abs(tt[train] - tv[np.maximum(pos - 1, 0)])
+        train = train[np.minimum(after, before) >= gap]
+    return train, np.nonzero(mask)[0]
 
 
 class SliceDataset:

@@ -61,6 +61,18 @@ The "combined" metric
 against the reference dataset; dimensionless, 0 for identical statistics, lower is better. One-point
 statistics and spanwise structure weigh equally. :func:`slice_metrics` returns it (the trainer keeps
 the checkpoint with the lowest value as ``best.pt``).
+
+For the conditional plane generator (:mod:`cfdseed.conditional`), :func:`pair_metrics` scores
+generated next planes against real ones *for the same previous planes*: the slice metrics above
+(``combined_slices``) plus the one-step correlation error of each component,
+``R1_u, R1_v, R1_w = RMS over rows of R1_fake(y) - R1_real(y)`` with ``R1(y)`` the correlation
+between a plane and the next one over samples and z (:func:`step_correlation`), and
+
+``combined = combined_slices + mean(R1_u, R1_v, R1_w)``
+
+(an error of 0.1 in the one-step correlation weighs like a 10 % error in the slice statistics: both
+scales are "relative"; the correlation term is what tells a model whose v decorrelates at the rate
+of u from one whose components decorrelate at their own rates).
 """
 
 from __future__ import annotations
@@ -87,6 +99,8 @@ __all__ = [
     "compare",
     "compare_reference",
     "slice_metrics",
+    "step_correlation",
+    "pair_metrics",
     "wasserstein1",
     "relative_l2",
     "log_spectral_error",
@@ -570,6 +584,62 @@ def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, 
     out = {k: float(v) for k, v in c["profiles"].items()}
     out.update({f"E_{p}": float(v) for p, v in c["spectra_mean"].items()})
     out["combined"] = float(c["combined"])
+    return out
+
+
+def step_correlation(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """Correlation ``(3, ny)`` between planes ``prev`` and the next ones ``nxt`` ``(N, 3, ny, nz)``.
+
+    Per component and row, over samples and z, of the fluctuations about each set's mean over
+    samples and z; rows where either has no variance give NaN.
+    """
+    p = np.asarray(prev, dtype=np.float64)
+    n = np.asarray(nxt, dtype=np.float64)
+    if p.ndim != 4 or p.shape != n.shape:
+        raise ValueError(f"prev and nxt must be planes (N, 3, ny, nz) of one shape, got {p.shape} and {n.shape}")
+    p = p - p.mean(axis=(0, 3), keepdims=True)
+    n = n - n.mean(axis=(0, 3), keepdims=True)
+    den = np.sqrt((p * p).mean(axis=(0, 3)) * (n * n).mean(axis=(0, 3)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (p * n).mean(axis=(0, 3)) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
+                 u_tau: float, ly: float | None = None) -> dict[str, float]:
+    """Validation metrics of a conditional plane generator (module docstring, "combined").
+
+    Parameters
+    ----------
+    prev, real, fake
+        Planes ``(N, 3, ny, nz)`` in physical units: the conditions, the real next planes and the
+        generated next planes for the same conditions.
+    y, lz, nu, u_tau, ly
+        As :func:`slice_metrics`.
+
+    Returns
+    -------
+    dict
+        :func:`slice_metrics` of ``real`` and ``fake`` (its ``combined`` as ``combined_slices``),
+        ``"R1_u", "R1_v", "R1_w"`` (RMS over rows of the one-step correlation error) and
+        ``"combined"``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`slice_metrics`; ``prev`` of another shape than ``real`` and ``fake``.
+    """
+    prev, real, fake = np.asarray(prev), np.asarray(real), np.asarray(fake)
+    if prev.shape != real.shape or prev.shape != fake.shape:
+        raise ValueError(f"prev, real and fake must be planes of one shape, got {prev.shape}, {real.shape}, "
+                         f"{fake.shape}")
+    out = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau, ly=ly)
+    out["combined_slices"] = out.pop("combined")
+    r_real, r_fake = step_correlation(prev, real), step_correlation(prev, fake)
+    for c, name in enumerate(_COMP):
+        rows = np.isfinite(r_real[c])  # rows with variance in the data (not a no-slip wall row)
+        diff = np.nan_to_num(r_fake[c, rows], nan=0.0) - r_real[c, rows]  # a frozen generated row: corr 0
+        out[f"R1_{name}"] = float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0
+    out["combined"] = out["combined_slices"] + float(np.mean([out[f"R1_{c}"] for c in _COMP]))
     return out
 
 

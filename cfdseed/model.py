@@ -1,4 +1,5 @@
-"""Networks (Generator, Critic), their presets and architecture dicts, and the loaded generator.
+"""Networks (Generator, Critic), the presets and architecture dicts of every generator kind, and
+the loaded generator.
 
 Both networks are convolutional with *circular* padding in z (the spanwise direction is periodic,
 so outputs are periodic by construction) and zero padding in y (walls). The generator maps a
@@ -7,8 +8,12 @@ resizes to ``ceil(n / 2**k)`` so the last stage lands exactly on (ny, nz) withou
 critic has no batch norm (it would break the per-sample gradient penalty): layer norm or none,
 strided convolutions, linear head.
 
-The checkpoint file these are saved in and rebuilt from is :mod:`cfdseed.checkpoint`;
-:func:`load_generator` turns one into a :class:`GeneratorHandle` that samples physical slices.
+Two generator kinds (arch key ``kind``; absent in checkpoints written before it existed: "plane"):
+``"plane"``, the networks here (v1: latent -> slice), and ``"conditional"``, the plane-to-plane
+networks of :mod:`cfdseed.conditional` (``G(prev, z) -> next``, the next y-z plane one streamwise
+step downstream). The checkpoint file these are saved in and rebuilt from is
+:mod:`cfdseed.checkpoint`; :func:`load_generator` turns one into a :class:`GeneratorHandle` that
+samples physical slices, or a :class:`cfdseed.conditional.ConditionalHandle` that rolls planes out.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import read_checkpoint
-from .config import NORMS
+from .config import KINDS, NORMS
 from .errors import CheckpointError
 
 __all__ = [
     "PRESETS",
+    "COND_PRESETS",
     "arch_config",
+    "arch_kind",
     "check_arch",
     "Generator",
     "Critic",
@@ -47,7 +54,19 @@ PRESETS: dict[str, dict[str, list[int]]] = {
     "cpu-small": {"g_channels": [32, 64, 32, 16], "c_channels": [16, 32, 32, 64]},
     "cpu-tiny": {"g_channels": [16, 16, 8], "c_channels": [8, 16]},
 }
+#: Conditional (plane-to-plane) presets: ``g_channels`` are the encoder widths from full resolution
+#: down to the bottleneck (one halving per step; the decoder mirrors them), ``c_channels`` the pair
+#: critic's. cond-small at 3x64x32 (global latent 128, 2 noise maps per level): G 3.1e5, C 4.8e4
+#: (about 1.5 s per iteration at batch 32, n_critic 5 on one CPU core); cond-tiny (tests): G 9.5e3,
+#: C 1.8e3 at 3x9x8, global latent 8.
+COND_PRESETS: dict[str, dict[str, list[int]]] = {
+    "cond-small": {"g_channels": [16, 32, 48, 64], "c_channels": [16, 32, 48, 64]},
+    "cond-tiny": {"g_channels": [8, 16], "c_channels": [8, 16]},
+}
+#: Gaussian noise maps per level of a conditional generator (:func:`cfdseed.conditional.latent_layout`).
+NOISE_CHANNELS = 2
 _ARCH_KEYS = ("latent_dim", "ny", "nz", "g_channels", "c_channels", "norm")
+_COND_KEYS = ("kind", *_ARCH_KEYS, "noise_channels", "residual")
 
 
 def arch_config(
@@ -55,24 +74,35 @@ def arch_config(
     ny: int,
     nz: int,
     *,
+    kind: str = "plane",
     latent_dim: int = 128,
     norm: str = "layer",
     g_channels: Sequence[int] | None = None,
     c_channels: Sequence[int] | None = None,
+    residual: bool = True,
+    noise_channels: int = NOISE_CHANNELS,
 ) -> dict[str, Any]:
     """Validated architecture dict (plain ints/lists/str) from a preset and/or explicit widths.
+
+    ``kind="plane"`` takes the :data:`PRESETS`, ``kind="conditional"`` the :data:`COND_PRESETS`
+    and two more keys: ``residual`` (the generator outputs ``prev`` plus a learned increment) and
+    ``noise_channels`` (noise maps per level; ``latent_dim`` is then the global latent's size).
 
     Raises
     ------
     CheckpointError
-        Unknown preset or norm, non-positive sizes, empty channel lists.
+        Unknown kind, preset (for that kind) or norm, non-positive sizes, empty channel lists.
     """
+    if kind not in KINDS:
+        raise CheckpointError(f"generator kind {kind!r} unknown; must be one of {', '.join(KINDS)}")
+    presets = PRESETS if kind == "plane" else COND_PRESETS
     if preset:
-        if preset not in PRESETS:
-            raise CheckpointError(f"unknown model preset {preset!r}; must be one of {', '.join(PRESETS)}")
-        g_channels = g_channels or PRESETS[preset]["g_channels"]
-        c_channels = c_channels or PRESETS[preset]["c_channels"]
-    arch = {
+        if preset not in presets:
+            raise CheckpointError(f"unknown model preset {preset!r} for kind {kind!r}; must be one of {', '.join(presets)}")
+        g_channels = g_channels or presets[preset]["g_channels"]
+        c_channels = c_channels or presets[preset]["c_channels"]
+    arch: dict[str, Any] = {
+        "kind": kind,
         "latent_dim": latent_dim,
         "ny": ny,
         "nz": nz,
@@ -80,15 +110,31 @@ def arch_config(
         "c_channels": [int(c) for c in (c_channels or [])],
         "norm": norm,
     }
+    if kind == "conditional":
+        arch.update(noise_channels=noise_channels, residual=residual)
     check_arch(arch)
     return arch
 
 
+def arch_kind(arch: Mapping[str, Any]) -> str:
+    """The generator kind of an architecture dict ("plane" when it has no ``kind``: older checkpoints)."""
+    return arch.get("kind", "plane") if isinstance(arch, Mapping) else "plane"
+
+
 def check_arch(arch: Mapping[str, Any]) -> None:
-    """Raise :class:`CheckpointError` unless ``arch`` is a valid architecture dict (see :func:`arch_config`)."""
-    if not isinstance(arch, Mapping) or set(arch) != set(_ARCH_KEYS):
+    """Raise :class:`CheckpointError` unless ``arch`` is a valid architecture dict (see :func:`arch_config`).
+
+    A plane architecture has the keys ``latent_dim, ny, nz, g_channels, c_channels, norm`` and
+    optionally ``kind="plane"``; a conditional one ``kind="conditional"``, the same keys,
+    ``noise_channels`` (positive int) and ``residual`` (bool).
+    """
+    kind = arch_kind(arch)
+    if kind not in KINDS:
+        raise CheckpointError(f"architecture kind {kind!r} unknown; must be one of {', '.join(KINDS)}")
+    keys = _ARCH_KEYS if kind == "plane" else _COND_KEYS
+    if not isinstance(arch, Mapping) or set(arch) - {"kind"} != set(keys) - {"kind"}:
         got = sorted(arch) if isinstance(arch, Mapping) else type(arch).__name__
-        raise CheckpointError(f"architecture must have keys {', '.join(_ARCH_KEYS)}; got {got}")
+        raise CheckpointError(f"{kind} architecture must have keys {', '.join(keys)}; got {got}")
     for k in ("latent_dim", "ny", "nz"):
         if not isinstance(arch[k], int) or arch[k] < 1:
             raise CheckpointError(f"architecture {k}={arch[k]!r} must be a positive int")
@@ -99,9 +145,15 @@ def check_arch(arch: Mapping[str, Any]) -> None:
         if not isinstance(ch, list) or not ch or not all(isinstance(c, int) and c > 0 for c in ch):
             raise CheckpointError(f"architecture {k}={ch!r} must be a non-empty list of positive ints")
     if len(arch["g_channels"]) < 2:
-        raise CheckpointError("g_channels needs at least 2 entries (base width + one stage)")
+        what = "base width + one stage" if kind == "plane" else "full-resolution width + one level"
+        raise CheckpointError(f"g_channels needs at least 2 entries ({what})")
     if arch["norm"] not in NORMS:
         raise CheckpointError(f"norm {arch['norm']!r} unknown; must be one of {', '.join(NORMS)}")
+    if kind == "conditional" and not isinstance(arch["residual"], bool):
+        raise CheckpointError(f"architecture residual={arch['residual']!r} must be true or false")
+    if kind == "conditional" and (isinstance(arch["noise_channels"], bool) or not isinstance(arch["noise_channels"], int)
+                                  or arch["noise_channels"] < 1):
+        raise CheckpointError(f"architecture noise_channels={arch['noise_channels']!r} must be a positive int")
 
 
 class _PeriodicConv(nn.Module):
@@ -129,6 +181,9 @@ class Generator(nn.Module):
     def __init__(self, arch: Mapping[str, Any]) -> None:
         super().__init__()
         check_arch(arch)
+        if arch_kind(arch) != "plane":
+            raise CheckpointError(f"Generator builds plane architectures, got kind {arch_kind(arch)!r} "
+                                  "(cfdseed.conditional.CondGenerator builds conditional ones)")
         self.arch = dict(arch)
         ch = arch["g_channels"]
         stages = len(ch) - 1
@@ -151,14 +206,17 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    """Slices ``(B, 3, ny, nz)`` -> scores ``(B,)``; strided periodic convs, no batch norm."""
+    """Slices ``(B, 3, ny, nz)`` -> scores ``(B,)``; strided periodic convs, no batch norm.
 
-    def __init__(self, arch: Mapping[str, Any]) -> None:
+    ``in_channels`` other than 3: the trunk of the pair critic (:class:`cfdseed.conditional.PairCritic`).
+    """
+
+    def __init__(self, arch: Mapping[str, Any], in_channels: int = 3) -> None:
         super().__init__()
         check_arch(arch)
         self.arch = dict(arch)
         layers: list[nn.Module] = []
-        cin, h, w = 3, arch["ny"], arch["nz"]
+        cin, h, w = in_channels, arch["ny"], arch["nz"]
         for c in arch["c_channels"]:
             layers.append(_PeriodicConv(cin, c, stride=2))
             if arch["norm"] == "layer":
@@ -179,17 +237,16 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class GeneratorHandle:
-    """A trained generator with its normalisation and grid: :meth:`sample` gives physical slices.
+class _Handle:
+    """What every loaded generator has: its module (weights loaded, eval mode), normalisation, grid."""
 
-    Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict), statistics,
-    arch (dict), device, module (the torch Generator), path (where it was loaded from)``.
-    """
+    def _build(self, arch: Mapping[str, Any]) -> nn.Module:
+        raise NotImplementedError
 
     def __init__(self, ck: Mapping[str, Any], device: torch.device, path: str = "<memory>") -> None:
         arch = ck["arch"]
         self.arch = dict(arch)
-        self.module = Generator(arch)
+        self.module = self._build(arch)
         try:
             self.module.load_state_dict(ck["generator"], strict=True)
         except (RuntimeError, TypeError, AttributeError) as exc:
@@ -228,6 +285,19 @@ class GeneratorHandle:
         self._mean = mean[:, :, None].to(device)  # (3, ny, 1)
         self._std = std[:, :, None].to(device)
 
+
+class GeneratorHandle(_Handle):
+    """A trained generator with its normalisation and grid: :meth:`sample` gives physical slices.
+
+    Attributes: ``latent_dim, ny, nz, y (ndarray), ly, lz, re_tau, u_tau, nu, metadata (dict), statistics,
+    arch (dict), device, module (the torch Generator), path (where it was loaded from)``.
+    """
+
+    kind = "plane"
+
+    def _build(self, arch: Mapping[str, Any]) -> nn.Module:
+        return Generator(arch)
+
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, latent: np.ndarray | None = None,
                batch: int = 64) -> np.ndarray:
@@ -255,8 +325,12 @@ class GeneratorHandle:
                 f"re_tau={self.re_tau}, device={self.device})")
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device | None = None) -> GeneratorHandle:
+def load_generator(path: str | os.PathLike, device: str | torch.device | None = None) -> Any:
     """Load a generator checkpoint (a shipped model or a training checkpoint).
+
+    Returns a :class:`GeneratorHandle` for a plane model, a
+    :class:`cfdseed.conditional.ConditionalHandle` for a conditional one (both have ``kind``,
+    ``sample(n, seed)`` and the grid attributes).
 
     Parameters
     ----------
@@ -272,5 +346,10 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
         architecture.
     """
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return GeneratorHandle(read_checkpoint(path), dev, str(path))
+    ck = read_checkpoint(path)
+    if arch_kind(ck["arch"]) == "conditional":
+        from .conditional import ConditionalHandle
+
+        return ConditionalHandle(ck, dev, str(path))
+    return GeneratorHandle(ck, dev, str(path))
 

@@ -1,5 +1,11 @@
-"""3-D fields from a generator of 2-D y-z slices: latent paths, units, :func:`synthesise` (what the
-``"gan"`` source of :mod:`cfdseed.sources.gan` runs).
+"""3-D fields from a generator of 2-D y-z slices: latent paths, rollouts, units, :func:`synthesise`
+(what the ``"gan"`` source of :mod:`cfdseed.sources.gan` runs).
+
+**Two streamwise constructions** (``x_construction``): ``"latent"`` (plane models, their default and
+only choice) generates each x-station's slice from a point of a periodic latent path (next
+paragraph); ``"rollout"`` (conditional models, :mod:`cfdseed.conditional`, their default and only
+choice) steps a chain of planes downstream with the model (see "Rollout" below), so streamwise
+structure, and each component's own decorrelation, come from data.
 
 **Streamwise coherence and periodicity.** Slice ``k`` at ``x_k = k lx / nx`` is generated from the
 latent vector ``z(x_k)``, a random periodic path::
@@ -17,6 +23,27 @@ correlation), ``L = corr_length * h``, ``h = ly / 2``
 (default :data:`DEFAULT_CORR_LENGTH` = 1.5 h: ``rho`` falls to 0.1 at ~3 h, close to the outer-layer
 streamwise correlation of u in DNS; compare with :func:`streamwise_correlation` of a DNS field or
 of stacked training slices). For ``L >~ lx / 2 pi`` it reduces to the published construction.
+
+**Rollout.** The conditional model ``G(prev, z) -> next`` advances one plane by its step ``dx``
+(the training data's plane spacing, stored in wall units: ``dx+``). Like the slice width, the step
+keeps its size in wall units at the target Re_tau: ``dx = dx+ h / Re_tau`` in the target's units.
+A chain starts from the training mean profile plus small noise and runs
+:data:`cfdseed.conditional.BURN_IN` half-heights of the *model* (6 h, about four integral lengths
+of u, the longest-lived component) before planes are kept, so the start is forgotten. Then
+``n = round(lx / dx)`` planes fill the box (the step is stretched by ``lx / (n dx)`` so that a whole
+number of planes fits: a relative change below ``1 / 2n``), plus an overlap of
+:data:`ROLLOUT_OVERLAP` half-heights (at least 4 planes, at most ``n / 2``). The overlap -- the
+chain's natural continuation past the end of the box -- is cross-faded into the first planes
+(:func:`close_ring`): at plane ``j`` of the overlap the continuation has the weight
+``cos^2(pi (j + 1/2) / 2 n_ov)`` and the chain's own plane ``sin^2``, so the ring joins the
+continuation of its last plane at its start and its own planes at the end of the overlap, with no
+jump anywhere; deviations from the mean profile are divided by ``sqrt(cos^4 + sin^4)``, which keeps
+their variance (the two are ``lx`` apart in the chain, independent for boxes longer than the
+correlation length). The ring is Fourier-resampled onto the grid's ``nx``
+(:func:`cfdseed.interp.resample_periodic`). Spans wider than a slice get one independent chain per
+tile (joined by :func:`join_tiles`); everything after (y interpolation, units, enforcement,
+calibration) is the same for both constructions. ``corr_length`` and ``x_stations`` belong to the
+latent construction (``x_stations`` other than "auto" with a rollout is an error).
 
 **Inference cost.** All streamwise variation comes from the latent path, which has few
 harmonics; by default (``x_stations="auto"``) only 8 slices per harmonic (at least 32, at most nx)
@@ -85,6 +112,9 @@ __all__ = [
     "harmonic_weights",
     "latent_path",
     "join_tiles",
+    "close_ring",
+    "X_CONSTRUCTIONS",
+    "ROLLOUT_OVERLAP",
     "auto_stations",
     "latent_correlation",
     "streamwise_correlation",
@@ -107,6 +137,11 @@ CALIBRATED_RTOL = 0.01
 _WEIGHT_CUTOFF = 1e-10
 #: Generated slices per latent harmonic when ``x_stations="auto"`` (see :func:`auto_stations`).
 STATIONS_PER_HARMONIC = 8
+#: Streamwise constructions of :func:`synthesise`: latent path (plane models), rollout (conditional).
+X_CONSTRUCTIONS = ("latent", "rollout")
+#: Length of the rollout's ring-closing overlap in half-heights of the target (module docstring):
+#: enough steps for smooth windows (10 at Re_tau 180, dx+ 18), a third of a pi-long box at most.
+ROLLOUT_OVERLAP = 1.0
 
 
 def harmonic_weights(nx: int, lx: float, corr_length: float | None) -> np.ndarray:
@@ -272,6 +307,8 @@ class SynthesisInfo:
     harmonics: int = 0
     stations: int = 0
     tiles: int = 1  # independent spanwise tiles
+    x_construction: str = "latent"  # "latent" (latent path) or "rollout" (conditional model)
+    steps: int = 0  # rollout: planes stepped per chain (burn-in, box, overlap); 0 for "latent"
     calibration_target: str | None = None  # name of the stress target, None without calibration
     timings: dict[str, float] = field(default_factory=dict)
     enforcement: Any = None
@@ -304,17 +341,67 @@ def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
     return mean + fluct * norm
 
 
+def close_ring(planes: np.ndarray, n: int) -> np.ndarray:
+    """Close a chain of planes ``(n + n_ov, 3, ny, nz)`` into a periodic ring of ``n`` planes.
+
+    The last ``n_ov`` planes (the chain's continuation past plane ``n - 1``) are cross-faded into
+    the first ``n_ov``: weight ``a_j = cos^2(pi (j + 1/2) / (2 n_ov))`` for the continuation,
+    ``1 - a_j`` for the plane itself; deviations from the mean profile (over planes and z) are
+    divided by ``sqrt(a_j^2 + (1 - a_j)^2)`` (variance kept for independent parts). ``n_ov = 0``
+    returns the first ``n`` planes.
+    """
+    m = planes.shape[0]
+    if not 1 <= n <= m or m - n > n:
+        raise ValueError(f"need n <= planes <= 2 n, got n = {n} and {m} planes")
+    out = np.array(planes[:n], dtype=np.float64)
+    n_ov = m - n
+    if n_ov == 0:
+        return out
+    a = np.cos(0.5 * np.pi * (np.arange(n_ov) + 0.5) / n_ov) ** 2  # (n_ov,) continuation weight
+    a = a.reshape(-1, *([1] * (planes.ndim - 1)))
+    mean = out.mean(axis=(0, -1), keepdims=True)  # (1, 3, ny, 1)
+    head, tail = out[:n_ov] - mean, np.asarray(planes[n:], dtype=np.float64) - mean
+    out[:n_ov] = mean + (a * tail + (1.0 - a) * head) / np.sqrt(a**2 + (1.0 - a) ** 2)
+    return out
+
+
 def _load(model: Any, device: str | None) -> Any:
     from .checkpoint import default_model
+    from .conditional import ConditionalHandle
     from .model import GeneratorHandle, load_generator
 
-    if isinstance(model, GeneratorHandle):
+    if isinstance(model, (GeneratorHandle, ConditionalHandle)):
         return model
     if model is None:
         model = default_model()
     if not isinstance(model, (str, os.PathLike)):
-        raise SourceError(f"model must be a checkpoint path or a GeneratorHandle, got {type(model).__name__}")
+        raise SourceError(f"model must be a checkpoint path, a GeneratorHandle or a ConditionalHandle, "
+                          f"got {type(model).__name__}")
     return load_generator(model, device=device)
+
+
+def _construction(x_construction: str | None, kind: str) -> str:
+    if x_construction is not None and x_construction not in X_CONSTRUCTIONS:
+        raise ValueError(f"x_construction must be one of {', '.join(X_CONSTRUCTIONS)} (or None: the model's), "
+                         f"got {x_construction!r}")
+    allowed = "latent" if kind == "plane" else "rollout"
+    if x_construction is not None and x_construction != allowed:
+        raise SourceError(f"x_construction={x_construction!r} needs a {'plane' if allowed == 'rollout' else 'conditional'}"
+                          f" model; this {kind} model allows x_construction={allowed!r} (or None)")
+    return allowed
+
+
+def _rollout(gen: Any, lx: float, h: float, re_tau: float, tiles: int, rng: np.random.Generator,
+             batch: int) -> tuple[list[np.ndarray], int]:
+    """Per tile a ring of planes ``(n, 3, ny_m, nz_m)`` (module docstring, "Rollout"); and the steps run."""
+    dx = gen.dx_plus * h / re_tau  # one model step in the target's units, kept in wall units
+    n = round(lx / dx)
+    if n < 2:
+        raise SourceError(f"the box (lx = {lx:.4g}) is shorter than two steps of this conditional model "
+                          f"(dx = {dx:.4g} at Re_tau {re_tau:.4g}, dx+ = {gen.dx_plus:.4g})")
+    n_ov = min(n // 2, max(4, math.ceil(ROLLOUT_OVERLAP * h / dx)))
+    chain = gen.rollout(n + n_ov, chains=tiles, rng=rng, batch=batch)  # (tiles, n + n_ov, 3, ny_m, nz_m)
+    return [close_ring(c, n) for c in chain], gen.burn_in + n + n_ov
 
 
 def _stations(x_stations: int | str, nx: int, lx: float, corr: float | None) -> int:
@@ -332,19 +419,20 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
                bulk: float | None = None, batch: int = 64, device: str | None = None, y_method: str = "auto",
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
                max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto",
-               z_tiles: str = "independent", calibrate: Any = "model") -> tuple[np.ndarray, SynthesisInfo]:
+               z_tiles: str = "independent", calibrate: Any = "model",
+               x_construction: str | None = None) -> tuple[np.ndarray, SynthesisInfo]:
     """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
 
     Parameters
     ----------
-    model : path, GeneratorHandle or None
+    model : path, GeneratorHandle, ConditionalHandle or None
         Checkpoint (None: :func:`cfdseed.checkpoint.default_model`).
     grid : Grid
         Target grid (global description used); needs nx >= 2, ny >= 3, nz >= 2.
     rng : numpy.random.Generator
-        Draws the latent path (seeded by the caller).
+        Draws the latent path, or the rollout's start and latents (seeded by the caller).
     corr_length : float or None
-        Latent correlation length in half-heights of the target (module docstring).
+        Latent correlation length in half-heights of the target (module docstring); "latent" only.
     re_tau, u_tau, nu, bulk : float, optional
         Target units (:func:`cfdseed.units.resolve_units`; default: the model's Re_tau in wall
         units, u_tau = 1); ``bulk`` is enforced exactly when given.
@@ -369,6 +457,9 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         data's statistics stored in the checkpoint, else the Lee & Moser profile nearest the target
         Re_tau). The default bulk velocity is then the target profile's. None or False: off; off
         too without ``no_slip`` and ``divergence_free`` (it calibrates a solenoidal field).
+    x_construction : {"latent", "rollout"} or None
+        Streamwise construction (module docstring): a latent path (plane models) or a rollout
+        (conditional models); None: the model's. Each model kind allows only its own.
 
     Returns
     -------
@@ -378,7 +469,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     Raises
     ------
     GridError, SourceError, CheckpointError, ValueError
-        Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options.
+        Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options, an
+        ``x_construction`` the model does not allow, a box shorter than two rollout steps.
     """
     require_grid(grid)
     if not (isinstance(batch, int) and batch >= 1):
@@ -389,6 +481,10 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     t0 = time.perf_counter()
     gen = _load(model, device)
     info.timings["load"] = time.perf_counter() - t0
+    construction = info.x_construction = _construction(x_construction, getattr(gen, "kind", "plane"))
+    if construction == "rollout" and x_stations != "auto":
+        raise ValueError(f"x_stations={x_stations!r} applies to x_construction='latent'; a rollout generates "
+                         "one plane per model step")
     name = gen.metadata.get("name")
     info.model = f"{gen.path} ({name})" if name else str(gen.path)
     nx, ny, nz = grid.shape
@@ -406,14 +502,19 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     # grid's spanwise spacing: structures the grid cannot carry are not generated (an LES-like grid
     # at a Re_tau far above the model's would otherwise cost tiles by the dozen for nothing)
     lz_src = max((gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h, gen.nz * 0.5 * lz / nz)
-    corr = None if corr_length is None else corr_length * h
-    ns = _stations(x_stations, nx, lx, corr)
     tiles = tile_factor(lz_src, lz)[0] if z_tiles == "independent" else 1
-    lats = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
-    info.harmonics, info.stations, info.tiles = harmonic_weights(nx, lx, corr).size, ns, tiles
     t = time.perf_counter()
-    raw = [np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
-                           for s in range(0, ns, batch)]) for lat in lats]  # per tile (ns, 3, ny_m, nz_m)
+    if construction == "rollout":
+        raw, info.steps = _rollout(gen, lx, h, units.re_tau, tiles, rng, batch)  # per tile (ns, 3, ny_m, nz_m)
+        ns = raw[0].shape[0]
+    else:
+        corr = None if corr_length is None else corr_length * h
+        ns = _stations(x_stations, nx, lx, corr)
+        lats = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
+        info.harmonics = harmonic_weights(nx, lx, corr).size
+        raw = [np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
+                               for s in range(0, ns, batch)]) for lat in lats]  # per tile (ns, 3, ny_m, nz_m)
+    info.stations, info.tiles = ns, tiles
     t_inf = time.perf_counter() - t
     t = time.perf_counter()
     slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
@@ -423,8 +524,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         out[:, s : s + batch] = slices_to_grid(slices[s : s + batch], gen.y, gen.ly, tiles * lz_src, grid,
                                                y_method) / gen.u_tau
     del slices
-    if ns < nx:
-        out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz)
+    if ns != nx:
+        out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz); a rollout may hold more planes than nx
     info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
     # expected bulk velocity in wall units: the field's own plus the log-law shift for another
     # Re_tau, or with calibration the target profile's
@@ -445,7 +546,9 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     out *= units.u_tau
     info.timings["enforcement"] = time.perf_counter() - t
     info.enforcement = rep
-    log.info("gan: %d of %d x-stations generated, %d spanwise tile(s), %d latent harmonics, Re_tau %.4g (model %.4g), "
-             "u_tau %.4g, bulk %.4g; %s", ns, nx, tiles, info.harmonics, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
+    how = (f"{info.harmonics} latent harmonics" if construction == "latent"
+           else f"rollout of {info.steps} steps per tile (burn-in {gen.burn_in})")
+    log.info("gan: %d x-stations generated for %d, %d spanwise tile(s), %s, Re_tau %.4g (model %.4g), "
+             "u_tau %.4g, bulk %.4g; %s", ns, nx, tiles, how, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
              ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
     return out, info

@@ -3,6 +3,15 @@
 Owns the loop, the losses (critic, gradient penalty, optional physics statistics loss), logging
 (tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact resume, and DDP.
 
+Two modes (``model.kind``): ``"plane"`` trains the v1 generator latent -> slice on single slices;
+``"conditional"`` trains ``G(prev, z) -> next`` (:mod:`cfdseed.conditional`) as a conditional
+WGAN-GP on consecutive-plane pairs (:mod:`cfdseed.pairs`): the critic scores pairs
+``(prev, next)``, the gradient penalty interpolates ``next`` only (``prev`` is the condition, held
+fixed), the physics loss adds the one-step correlation prev -> next per component and y
+(:func:`pair_physics_loss`), and ``best.pt`` follows the ``combined`` value of
+:func:`cfdseed.evaluate.pair_metrics`. Everything else (sharding, resume, checkpoints, logs) is the
+same code for both.
+
 Multi-process: ``torchrun --nproc-per-node=N -m cfdseed.cli train CONFIG.toml`` (gloo on CPU,
 nccl on CUDA). Every global batch is split into equal per-rank shards; latents and interpolation
 coefficients are drawn for the global batch on every rank and sliced, so a run with N processes
@@ -46,12 +55,15 @@ from ._collective import agree, run_agreed
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
+from .conditional import CondGenerator, PairCritic, latent_size
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
 from .model import Critic, Generator, arch_config, count_parameters
+from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "train", "TrainResult", "RUN_FILES"]
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "step_correlation", "pair_physics_loss",
+           "train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +107,27 @@ def batch_statistics(x: torch.Tensor) -> torch.Tensor:
 def physics_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """``||S(real) - S(fake)||^2 / dim(S)`` (mean squared difference of :func:`batch_statistics`)."""
     return (batch_statistics(real) - batch_statistics(fake)).pow(2).mean()
+
+
+def step_correlation(prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+    """One-step correlation ``(3, ny)`` between planes ``prev`` and ``nxt`` ``(B, 3, ny, nz)``.
+
+    Per component and row: ``<p' n'> / sqrt(<p'^2> <n'^2> + 1e-8)`` over batch and z, with the
+    fluctuations about the batch-and-z mean of each (differentiable; rows without variance give 0).
+    """
+    p = prev - prev.mean(dim=(0, 3), keepdim=True)  # (B, 3, ny, nz)
+    n = nxt - nxt.mean(dim=(0, 3), keepdim=True)
+    cov = (p * n).mean(dim=(0, 3))  # (3, ny)
+    return cov / torch.sqrt(p.pow(2).mean(dim=(0, 3)) * n.pow(2).mean(dim=(0, 3)) + 1e-8)
+
+
+def pair_physics_loss(prev: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Physics loss of the conditional mode: mean squared difference of ``[S(next), R1(prev, next)]``
+    between real and generated ``next`` for the same ``prev`` (:func:`batch_statistics` and
+    :func:`step_correlation`): each component decorrelates at its own rate, row by row."""
+    s_real = torch.cat([batch_statistics(real), step_correlation(prev, real).flatten()])
+    s_fake = torch.cat([batch_statistics(fake), step_correlation(prev, fake).flatten()])
+    return (s_real - s_fake).pow(2).mean()
 
 
 @dataclass
@@ -212,7 +245,9 @@ def _device(cfg: Config, dd: _Dist) -> torch.device:
     return torch.device(dev)
 
 
-def _auto_preset(ny: int, nz: int) -> str:
+def _auto_preset(ny: int, nz: int, kind: str = "plane") -> str:
+    if kind == "conditional":
+        return "cond-small" if ny * nz >= 32 * 32 else "cond-tiny"
     if ny * nz >= 128 * 256:
         return "wide-512"
     if ny * nz >= 96 * 96:
@@ -224,24 +259,27 @@ def _auto_preset(ny: int, nz: int) -> str:
 
 def _config_changes(old: Mapping[str, Any], new: Config) -> list[str]:
     changes = []
+    defaults = to_dict(Config())
     for sec, body in to_dict(new).items():
         for key, value in body.items():
             if sec == "log" or (sec, key) in _RESUMABLE:
                 continue
+            if key not in old.get(sec, {}) and value == defaults[sec][key]:
+                continue  # a key added after the checkpoint was written, at its default: no change
             if old.get(sec, {}).get(key) != value:
                 changes.append(f"{sec}.{key}: {old.get(sec, {}).get(key)!r} -> {value!r}")
     return changes
 
 
-def _metrics_fn() -> Callable[..., dict[str, float]] | None:
+def _metrics_fn(name: str = "slice_metrics") -> Callable[..., dict[str, float]] | None:
     try:
         mod = importlib.import_module("cfdseed.evaluate")
     except ImportError as exc:
         log.warning("validation metrics off: cfdseed.evaluate cannot be imported (%s)", exc)
         return None
-    fn = getattr(mod, "slice_metrics", None)
+    fn = getattr(mod, name, None)
     if fn is None:
-        log.warning("validation metrics off: cfdseed.evaluate has no slice_metrics")
+        log.warning("validation metrics off: cfdseed.evaluate has no %s", name)
     return fn
 
 
@@ -382,22 +420,47 @@ def _previous_run(out: Path, resume: bool, force: bool) -> list[Path]:
     return old if force else []
 
 
-def _open_data(cfg: Config, stats: NormStats | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
-    """Validate the dataset and split it: ``(train indices, validation indices, grid, source)``."""
-    bs = cfg.train.batch_size
-    with open_dataset(cfg.data.path, check_finite=False, min_samples=bs) as ds:
-        train_idx, val_idx = split_indices(ds.n, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
-                                           mode=cfg.data.split, blocks=cfg.data.split_blocks, t=ds.t)
+@dataclass
+class _Data:
+    """The split dataset: indices of samples (plane mode) or of pairs (conditional mode)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    grid: dict[str, Any]
+    source: str
+    pairs: PlanePairs | None = None
+
+    def planes(self, idx: np.ndarray) -> np.ndarray:
+        """Sample indices behind ``idx`` (the samples themselves, or the planes of those pairs)."""
+        return idx if self.pairs is None else self.pairs.planes(idx)
+
+
+def _open_data(cfg: Config, stats: NormStats | None) -> _Data:
+    """Validate the dataset and split it (by samples, or by consecutive-plane pairs)."""
+    bs, d = cfg.train.batch_size, cfg.data
+    cond = cfg.model.kind == "conditional"
+    with open_dataset(d.path, check_finite=False, min_samples=1 if cond else bs) as ds:
+        pairs = None
+        if cond:
+            pairs = plane_pairs(ds.t, ds.x, lx=d.lx or streamwise_period(ds.attrs), where=str(ds.path))
+            train_idx, val_idx = split_pairs(pairs, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
+                                             blocks=d.split_blocks, gap=d.val_gap)
+        else:
+            train_idx, val_idx = split_indices(ds.n, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
+                                               blocks=d.split_blocks, t=ds.t, gap=d.val_gap)
+        what = "pairs" if cond else "samples"
         if train_idx.size < bs:
             raise DatasetError(
-                f"{ds.path}: {train_idx.size} training samples after the validation split are fewer "
-                f"than one batch of {bs}; lower data.val_fraction or train.batch_size"
+                f"{ds.path}: {train_idx.size} training {what} after the validation split are fewer "
+                f"than one batch of {bs}; lower data.val_fraction, data.val_gap or train.batch_size"
             )
         if stats is not None and stats.mean.shape != (3, ds.ny):
             raise CheckpointError(f"checkpoint normalisation is for ny={stats.mean.shape[1]}, data has {ds.ny}")
         grid = {"ny": ds.ny, "nz": ds.nz, "y": torch.as_tensor(ds.y), "ly": ds.ly, "lz": ds.lz,
                 "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
-        return train_idx, val_idx, grid, ds.source
+        if pairs is not None:
+            grid["dx_plus"] = pairs.dx * ds.u_tau / ds.nu  # one generated step, in wall units
+        return _Data(train_idx, val_idx, grid, ds.source, pairs)
 
 
 def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
@@ -505,31 +568,45 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             ck = _resume_state(out / "ckpt.pt", cfg)
             stats = NormStats.from_dict(ck["norm"])
         stale = _previous_run(out, resume, force)
-        train_idx, val_idx, grid, source = _open_data(cfg, stats)
+        data_split = _open_data(cfg, stats)
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(dd, err)
+    cond = cfg.model.kind == "conditional"
+    grid, source = data_split.grid, data_split.source
+    train_idx, val_idx = data_split.train, data_split.val  # samples, or pairs (conditional)
+    planes = data_split.planes(train_idx)  # the training samples behind them
     if stats is None:
-        stats = dd.from_root(lambda: _norm_stats(cfg, train_idx))
+        stats = dd.from_root(lambda: _norm_stats(cfg, planes))
     # the training data's one-point statistics: the model's default calibration target
     statistics = ck["statistics"] if ck is not None and "statistics" in ck else dd.from_root(
-        lambda: dataset_target(cfg.data.path, train_idx, chunk=cfg.data.stats_chunk).to_dict())
+        lambda: dataset_target(cfg.data.path, planes, chunk=cfg.data.stats_chunk).to_dict())
     pool = val_idx if val_idx.size else train_idx
-    real_eval = run_agreed(dd, _eval_batch, cfg, pool[: cfg.log.eval_samples])
-    data = run_agreed(dd, SliceDataset, cfg.data.path, stats, roll=cfg.data.augment_roll,
-                      spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
+    augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
+    if cond:
+        # pairs spread over the validation times (neighbouring pairs of one snapshot are alike)
+        pick = pool[np.unique(np.linspace(0, pool.size - 1, min(cfg.log.eval_samples, pool.size)).astype(np.int64))]
+        real_eval = run_agreed(dd, _eval_batch, cfg, data_split.pairs.pairs[pick].ravel())
+        real_eval = real_eval.reshape(pick.size, 2, *real_eval.shape[1:])  # (E, 2, 3, ny, nz): prev, next
+        data = run_agreed(dd, PairDataset, cfg.data.path, stats, data_split.pairs.pairs, **augment)
+    else:
+        real_eval = run_agreed(dd, _eval_batch, cfg, pool[: cfg.log.eval_samples])
+        data = run_agreed(dd, SliceDataset, cfg.data.path, stats, **augment)
 
     m = cfg.model
-    preset = _auto_preset(grid["ny"], grid["nz"]) if m.preset == "auto" else m.preset
+    preset = _auto_preset(grid["ny"], grid["nz"], m.kind) if m.preset == "auto" else m.preset
     try:
-        arch = arch_config(preset, grid["ny"], grid["nz"], latent_dim=m.latent_dim, norm=m.norm,
-                           g_channels=m.g_channels or None, c_channels=m.c_channels or None)
+        arch = arch_config(preset, grid["ny"], grid["nz"], kind=m.kind, latent_dim=m.latent_dim, norm=m.norm,
+                           g_channels=m.g_channels or None, c_channels=m.c_channels or None, residual=m.residual)
     except CheckpointError as exc:
         raise ConfigError(f"[model]: {exc}") from None
-    if ck is not None and ck["arch"] != arch:
+    if ck is not None and {"kind": "plane", **ck["arch"]} != arch:
         raise CheckpointError(f"checkpoint architecture {ck['arch']} differs from the configured {arch}")
     torch.manual_seed(t_cfg.seed)
-    gen, critic = Generator(arch).to(device), Critic(arch).to(device)
+    if cond:
+        gen, critic = CondGenerator(arch).to(device), PairCritic(arch).to(device)
+    else:
+        gen, critic = Generator(arch).to(device), Critic(arch).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
     opt_c = torch.optim.Adam(critic.parameters(), lr=t_cfg.lr_c, betas=tuple(t_cfg.betas))
     noise = torch.Generator().manual_seed(t_cfg.seed + 1)  # latents + GP coefficients, all ranks alike
@@ -561,10 +638,24 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     local = t_cfg.batch_size // dd.world
     lo = dd.rank * local
 
-    metrics_fn = _metrics_fn() if (root and cfg.log.eval_every) else None
-    eval_latent = torch.randn(real_eval.shape[0], arch["latent_dim"],
+    metrics_fn = _metrics_fn("pair_metrics" if cond else "slice_metrics") if (root and cfg.log.eval_every) else None
+    n_latent = latent_size(arch) if cond else arch["latent_dim"]  # conditional: global part + noise maps
+    eval_latent = torch.randn(real_eval.shape[0], n_latent,
                               generator=torch.Generator().manual_seed(t_cfg.seed + 2))
+    eval_prev = torch.from_numpy(stats.normalise(real_eval[:, 0])) if cond else None  # (E, 3, ny, nz)
     metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
+    if cond:
+        metadata.update(pairs=len(data_split.pairs), wrap=data_split.pairs.wrap)
+
+    def eval_fake() -> np.ndarray:
+        """Generated planes for the fixed validation batch, physical units."""
+        was_training = gen.training
+        gen.eval()
+        with torch.no_grad():
+            args = (eval_prev.to(device),) if cond else ()
+            x = gen(*args, eval_latent.to(device)).cpu().numpy()  # (E, 3, ny, nz)
+        gen.train(was_training)
+        return stats.denormalise(x)
 
     def payload(it: int, training: bool) -> dict[str, Any]:
         p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
@@ -585,9 +676,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 p.unlink()
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(to_toml(cfg))
-        log.info("training %s: %d samples for training, grid %dx%d, preset %s, G %d / C %d parameters, "
-                 "%d process(es) on %s", source, train_idx.size, grid["ny"], grid["nz"], preset,
-                 params["generator"], params["critic"], dd.world, device)
+        log.info("training %s (%s): %d %s for training, grid %dx%d, preset %s, G %d / C %d parameters, "
+                 "%d process(es) on %s", source, m.kind, train_idx.size, "pairs" if cond else "samples",
+                 grid["ny"], grid["nz"], preset, params["generator"], params["critic"], dd.world, device)
     logger = _Logger(out, cfg, start, t_cfg.iterations, root)
 
     stop = {"flag": False}
@@ -606,7 +697,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             break
 
     def draw_latent() -> torch.Tensor:
-        z = torch.randn(t_cfg.batch_size, arch["latent_dim"], generator=noise)  # (B, latent) global
+        z = torch.randn(t_cfg.batch_size, n_latent, generator=noise)  # (B, latent) global
         return z[lo : lo + local].to(device, non_blocking=True)
 
     it = start
@@ -617,24 +708,31 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     try:
         while it < t_cfg.iterations:
             for _ in range(t_cfg.n_critic):
-                real = next(batches).to(device, non_blocking=True)  # (b, 3, ny, nz), this rank's shard
+                real = next(batches).to(device, non_blocking=True)  # (b, 3, ny, nz) or pairs (b, 2, 3, ny, nz)
                 consumed += 1
+                # conditional: the condition prev goes first to both nets (and is fixed in the GP)
+                prev, real = (real[:, 0], real[:, 1]) if cond else (None, real)  # (b, 3, ny, nz) each
+                given = (prev,) if cond else ()
                 z = draw_latent()
                 eps = torch.rand(t_cfg.batch_size, generator=noise)[lo : lo + local].to(device)  # (b,)
                 with torch.no_grad():
-                    fake = gen(z)  # (b, 3, ny, nz); no graph: the critic step does not train G
-                scores = critic(torch.cat([real, fake]))  # (2b,)
+                    fake = gen(*given, z)  # (b, 3, ny, nz); no graph: the critic step does not train G
+                doubled = (torch.cat([prev, prev]),) if cond else ()  # the condition of real and fake alike
+                scores = critic(*doubled, torch.cat([real, fake]))  # (2b,)
                 d_real, d_fake = scores[:local].mean(), scores[local:].mean()
-                gp = gradient_penalty(critic, real, fake, eps)
+                gp = gradient_penalty(lambda x, c=given: critic(*c, x), real, fake, eps)
                 loss_c = d_fake - d_real + t_cfg.gp_lambda * gp
                 opt_c.zero_grad(set_to_none=True)
                 loss_c.backward()
                 dd.average_([p.grad for p in critic.parameters() if p.grad is not None])
                 opt_c.step()
             critic.requires_grad_(False)  # G step: no weight gradients for the critic
-            fake = gen_step(draw_latent())  # (b, 3, ny, nz)
-            loss_g = -critic(fake).mean()
-            phys = physics_loss(real, fake) if t_cfg.physics_weight > 0 else torch.zeros((), device=device)
+            fake = gen_step(*given, draw_latent())  # (b, 3, ny, nz), for the last critic batch's prev
+            loss_g = -critic(*given, fake).mean()
+            if t_cfg.physics_weight == 0:
+                phys = torch.zeros((), device=device)
+            else:
+                phys = pair_physics_loss(prev, real, fake) if cond else physics_loss(real, fake)
             total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()
@@ -656,8 +754,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 t_prev = now
             logger.progress(last or {"loss_c": float("nan"), "wasserstein": float("nan"), "gp": float("nan")})
             if metrics_fn is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
-                best = _evaluate(metrics_fn, gen, eval_latent, real_eval, stats, grid, it, best, logger, out,
-                                 lambda: payload(it, False), device)
+                best = _evaluate(metrics_fn, eval_fake, real_eval, grid, it, best, logger, out,
+                                 lambda: payload(it, False))
             if on_iteration is not None:
                 on_iteration(it)
             interrupted = dd.any(stop["flag"])
@@ -679,20 +777,20 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                        iterations_run=it - start, best_combined=best, parameters=params)
 
 
-@torch.no_grad()
-def _evaluate(fn: Callable[..., dict[str, float]], gen: torch.nn.Module, latent: torch.Tensor,
-              real: np.ndarray, stats: NormStats, grid: Mapping[str, Any], it: int, best: float | None,
-              logger: _Logger, out: Path, make_payload: Callable[[], dict[str, Any]],
-              device: torch.device) -> float | None:
-    """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves."""
-    was_training = gen.training
-    gen.eval()
-    fake = stats.denormalise(gen(latent.to(device)).cpu().numpy())  # (E, 3, ny, nz) physical
-    gen.train(was_training)
+def _evaluate(fn: Callable[..., dict[str, float]], make_fake: Callable[[], np.ndarray], real: np.ndarray,
+              grid: Mapping[str, Any], it: int, best: float | None, logger: _Logger, out: Path,
+              make_payload: Callable[[], dict[str, Any]]) -> float | None:
+    """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves.
+
+    ``real`` is ``(E, 3, ny, nz)`` (``fn`` = slice_metrics(real, fake, ...)) or pairs
+    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ...)).
+    """
+    fake = make_fake()  # (E, 3, ny, nz) physical
+    given = (real[:, 0], real[:, 1]) if real.ndim == 5 else (real,)
     try:
-        values = fn(real, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
+        values = fn(*given, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
     except Exception:  # noqa: BLE001 - a failing metric must not end a days-long run
-        log.exception("slice_metrics failed at iteration %d; training continues", it)
+        log.exception("validation metrics failed at iteration %d; training continues", it)
         return best
     logger.metrics(it, values)
     combined = float(values.get("combined", float("nan")))

@@ -55,9 +55,9 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"model": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a cfdseed checkpoint"):
         load_generator(tmp_path / "other.pt")
-    save_checkpoint(tmp_path / "v3.pt", {**payload, "format_version": 3})
-    with pytest.raises(CheckpointError, match="format_version 3; this cfdseed reads 1, 2"):
-        read_checkpoint(tmp_path / "v3.pt")
+    save_checkpoint(tmp_path / "v4.pt", {**payload, "format_version": 4})
+    with pytest.raises(CheckpointError, match="format_version 4; this cfdseed reads 1, 2, 3"):
+        read_checkpoint(tmp_path / "v4.pt")
     save_checkpoint(tmp_path / "v2.pt", {**payload, "format_version": 2})  # version 2 needs statistics
     with pytest.raises(CheckpointError, match="lacks statistics"):
         read_checkpoint(tmp_path / "v2.pt")

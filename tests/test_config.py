@@ -37,6 +37,10 @@ def test_load_and_relative_data_path(tmp_path):
     ("[train]\nbetas = [0.0]\n", "train.betas must be two numbers"),
     ("[train]\ndevice = \"tpu\"\n", "train.device 'tpu' unknown"),
     ("[train\n", "invalid TOML"),
+    ("[model]\nkind = \"sequence\"\n", "model.kind 'sequence' unknown; must be one of plane, conditional"),
+    ("[data]\nval_gap = -1.0\n", "data.val_gap must be >= 0"),
+    ("[data]\nsplit = \"first\"\n", "must be one of blocks, random, last"),
+    ("[model]\nresidual = 1\n", "model.residual: expected true or false"),
 ])
 def test_bad_configs(tmp_path, text, match):
     p = tmp_path / "c.toml"

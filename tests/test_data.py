@@ -148,3 +148,15 @@ def test_slice_dataset_normalised_and_deterministic(tmp_path):
             yy = h["y"][...]
             h["y"][...] = yy**1.2 * (2.0 / yy[-1] ** 1.2)
         SliceDataset(tmp_path / "s.h5", st, wall=True)
+
+
+def test_split_last_blocks_and_gap():
+    t = np.arange(100, dtype=float)[::-1]  # file order reversed relative to time
+    tr, va = split_indices(100, val_fraction=0.2, seed=0, mode="last", blocks=10, t=t)
+    assert sorted(t[va]) == list(range(80, 100))  # the last times validate
+    tr, va = split_indices(100, val_fraction=0.2, seed=0, mode="last", blocks=10, t=t, gap=15.0)
+    assert t[tr].max() == 65.0 and len(tr) == 66
+    tr, va = split_indices(100, val_fraction=0.2, seed=1, mode="blocks", blocks=10, t=t, gap=3.0)
+    assert np.min(np.abs(t[tr][:, None] - t[va][None, :])) >= 3.0
+    with pytest.raises(DatasetError, match="gap"):
+        split_indices(10, val_fraction=0.2, seed=0, gap=-1.0)

@@ -375,3 +375,27 @@ def test_balance_figures_of_a_field_with_known_stresses():
     assert b["bulk_v"] == pytest.approx(0.0, abs=1e-14) and b["bulk_w"] == pytest.approx(0.25, rel=1e-12)
     f[:, 1] *= 0.5  # half the stress: the balance is off by up to 0.5
     assert balance_figures(f, y, ly, nu, u_tau)["balance_residual_max"] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_pair_metrics_add_the_one_step_correlation_error():
+    from cfdseed.evaluate import pair_metrics, step_correlation
+
+    rng = np.random.default_rng(0)
+    ny, nz = 9, 16
+    y = np.linspace(0.0, 2.0, ny)
+    prof = (y * (2.0 - y))[None, None, :, None]  # zero on the walls
+    prev = prof * rng.standard_normal((200, 3, ny, nz))
+    fresh = prof * rng.standard_normal((200, 3, ny, nz))
+    rho = np.array([0.9, 0.6, 0.3])[None, :, None, None]
+    real = rho * prev + np.sqrt(1 - rho**2) * fresh
+    r = step_correlation(prev, real)
+    assert np.all(np.isnan(r[:, [0, -1]]))  # wall rows: no variance
+    np.testing.assert_allclose(np.nanmean(r, axis=1), [0.9, 0.6, 0.3], atol=0.03)
+    same = pair_metrics(prev, real, real, y, 3.0, nu=1 / 180, u_tau=1.0)
+    assert same["combined"] == same["combined_slices"] == 0.0 and same["R1_v"] == 0.0
+    one_rate = 0.9 * prev + np.sqrt(1 - 0.81) * fresh  # v and w keep u's correlation
+    m = pair_metrics(prev, real, one_rate, y, 3.0, nu=1 / 180, u_tau=1.0)
+    assert m["R1_u"] < 0.05 and m["R1_v"] == pytest.approx(0.3, abs=0.05) and m["R1_w"] == pytest.approx(0.6, abs=0.05)
+    assert m["combined"] == pytest.approx(m["combined_slices"] + (m["R1_u"] + m["R1_v"] + m["R1_w"]) / 3)
+    with pytest.raises(ValueError, match="one shape"):
+        pair_metrics(prev[:5], real, real, y, 3.0, nu=1 / 180, u_tau=1.0)

@@ -74,3 +74,33 @@ def test_load_generator_samples_physical_units(tmp_path):
     np.testing.assert_allclose(h.sample(4, latent=lat), ref, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="latent"):
         h.sample(3, latent=lat)
+
+
+def test_generator_kinds_load_by_their_arch(tmp_path):
+    """Plane checkpoints without an arch kind (written before it existed, e.g. the packaged format-1 model)
+    load as plane generators; conditional ones as ConditionalHandle."""
+    from cfdseed.checkpoint import save_checkpoint
+    from cfdseed.conditional import ConditionalHandle
+    from cfdseed.model import GeneratorHandle
+
+    from test_conditional import tiny_conditional
+
+    p, _, payload = _ckpt(tmp_path)
+    assert payload["arch"]["kind"] == "plane"
+    old = {**payload, "arch": {k: v for k, v in payload["arch"].items() if k != "kind"}}
+    save_checkpoint(tmp_path / "old.pt", old)
+    for path in (p, tmp_path / "old.pt"):
+        h = load_generator(path, device="cpu")
+        assert type(h) is GeneratorHandle and h.kind == "plane"
+        np.testing.assert_array_equal(h.sample(2, seed=1), load_generator(p, device="cpu").sample(2, seed=1))
+    c = load_generator(tiny_conditional(tmp_path / "c.pt"), device="cpu")
+    assert isinstance(c, ConditionalHandle) and c.kind == "conditional" and c.sample(2, seed=0).shape == (2, 3, 9, 8)
+
+
+def test_packaged_default_model_still_loads():
+    from cfdseed.checkpoint import default_model, read_checkpoint
+
+    ck = read_checkpoint(default_model())
+    assert ck["format_version"] == 1 and "kind" not in ck["arch"]
+    h = load_generator(default_model(), device="cpu")
+    assert h.kind == "plane" and h.sample(1, seed=0).shape == (1, 3, 64, 32)

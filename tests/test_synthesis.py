@@ -357,3 +357,74 @@ def test_talk_re_tau_is_seeded_when_calibrated_and_refused_otherwise():
     np.testing.assert_allclose(np.sqrt((fl[0] ** 2).mean(axis=(0, 2)))[lower], r["u'+"], rtol=0.05)
     with pytest.raises(SourceError, match="uncalibrated"):
         _synthesise(None, g, np.random.default_rng(1), re_tau=2260.0, calibrate=None)
+
+
+# -- the rollout of a conditional model (x_construction="rollout") -------------------------------------
+@pytest.fixture(scope="module")
+def cond_model(tmp_path_factory):
+    from test_conditional import tiny_conditional
+
+    return tiny_conditional(tmp_path_factory.mktemp("c") / "cond.pt", dx_plus=18.0)  # dx = 0.1 h at Re_tau 180
+
+
+def test_rollout_field_is_periodic_and_reproducible(cond_model):
+    g = Grid((12, 15, 10), (4.0, 2.0, 6.0), y="tanh:2.0")
+    f, info = synthesise(cond_model, g, np.random.default_rng(0), device="cpu")
+    assert f.shape == (3, 12, 15, 10) and info.x_construction == "rollout"
+    assert info.stations == 40 and info.tiles == 2 and info.harmonics == 0  # lx / dx planes, two spanwise chains
+    assert info.steps == 60 + 40 + 10  # burn-in (6 h), the box, the overlap (1 h)
+    rep = _check(g, f)  # seams in x and z among the checks
+    assert rep.passed, str(rep)
+    same, _ = synthesise(cond_model, g, np.random.default_rng(0), device="cpu")
+    np.testing.assert_array_equal(same, f)
+    other, _ = synthesise(cond_model, g, np.random.default_rng(1), device="cpu")
+    assert np.abs(other - f).max() > 1e-3
+    # dx keeps its size in wall units: twice the Re_tau, twice the planes over the same box
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _, i2 = synthesise(cond_model, g, np.random.default_rng(0), device="cpu", re_tau=360.0)
+    assert i2.stations == 80
+
+
+def test_x_construction_must_fit_the_model(model, cond_model):
+    g = Grid((8, 11, 8), (4.0, 2.0, 3.0))
+    with pytest.raises(SourceError, match="this conditional model allows x_construction='rollout'"):
+        synthesise(cond_model, g, np.random.default_rng(0), device="cpu", x_construction="latent")
+    with pytest.raises(SourceError, match="this plane model allows x_construction='latent'"):
+        synthesise(model, g, np.random.default_rng(0), device="cpu", x_construction="rollout")
+    with pytest.raises(ValueError, match="x_construction must be one of latent, rollout"):
+        synthesise(model, g, np.random.default_rng(0), device="cpu", x_construction="morph")
+    with pytest.raises(ValueError, match="x_stations=16 applies to x_construction='latent'"):
+        synthesise(cond_model, Grid((16, 11, 8), (4.0, 2.0, 3.0)), np.random.default_rng(0), device="cpu",
+                   x_stations=16)
+    with pytest.raises(SourceError, match="shorter than two steps"):
+        synthesise(cond_model, Grid((4, 11, 8), (0.1, 2.0, 3.0)), np.random.default_rng(0), device="cpu")
+    _, info = synthesise(model, g, np.random.default_rng(0), device="cpu", x_construction="latent")
+    assert info.x_construction == "latent" and info.steps == 0
+
+
+def test_close_ring_is_seam_free_and_keeps_variance():
+    """A chain of independent smooth segments: the ring joins its end to its start without a jump."""
+    from cfdseed.synthesis import close_ring
+
+    rng = np.random.default_rng(2)
+    n, n_ov, m = 40, 10, 3000
+    # m independent smooth random chains (a slowly varying AR(1) process), unit variance
+    rho = 0.9
+    x = np.empty((n + n_ov, m))
+    x[0] = rng.standard_normal(m)
+    for k in range(1, n + n_ov):
+        x[k] = rho * x[k - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(m)
+    chains = x.reshape(n + n_ov, 1, 1, m)  # (planes, "3", "ny", "nz"): m samples along z
+    ring = close_ring(chains, n)[:, 0, 0]  # (n, m)
+    assert ring.shape == (n, m)
+    np.testing.assert_allclose(ring[n_ov:], x[n_ov:n])  # untouched after the overlap
+    steps = np.diff(np.concatenate([ring, ring[:1]]), axis=0)  # includes the wrap n-1 -> 0
+    rms = np.sqrt((steps**2).mean(axis=1))
+    interior = np.sqrt((np.diff(x, axis=0) ** 2).mean())
+    assert rms.max() < 1.3 * interior, (rms.max(), interior)
+    assert np.all(np.abs(ring.var(axis=1) - 1.0) < 0.1)  # variance kept through the cross-fade
+    cut = np.concatenate([x[:n], x[:1]])  # the chain simply cut at n: a jump at the wrap
+    assert np.sqrt((np.diff(cut, axis=0)[-1] ** 2).mean()) > 3 * interior
+    with pytest.raises(ValueError, match="n <= planes <= 2 n"):
+        close_ring(chains, 20)

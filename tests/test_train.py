@@ -284,12 +284,14 @@ def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one_process(dataset, tmp_path):
-    """2-process gloo run (torchrun) == 1-process run with the same global batch."""
+@pytest.mark.parametrize("kind", ["plane", "conditional"])
+def test_ddp_two_processes_match_one_process(dataset, planes, tmp_path, kind):
+    """2-process gloo run (torchrun) == 1-process run with the same global batch, in both modes."""
     extra = ("train.iterations=3", "data.augment_wall=true")
-    train(tiny_config(dataset, tmp_path / "one", *extra))
+    make, data = (tiny_config, dataset) if kind == "plane" else (cond_config, planes)
+    train(make(data, tmp_path / "one", *extra))
     cfg_path = tmp_path / "ddp.toml"
-    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "two", *extra)))
+    cfg_path.write_text(to_toml(make(data, tmp_path / "two", *extra)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "cfdseed.cli", "train", str(cfg_path)]
@@ -303,7 +305,9 @@ def test_ddp_two_processes_match_one_process(dataset, tmp_path):
         torch.testing.assert_close(c2[k], c1[k], rtol=1e-4, atol=1e-5)
     ck = read_checkpoint(tmp_path / "one" / "ckpt.pt")
     torch.manual_seed(0)  # the comparison means something only if training moved the weights
-    g0 = Generator(ck["arch"]).state_dict()
+    from cfdseed.conditional import CondGenerator
+
+    g0 = (Generator if kind == "plane" else CondGenerator)(ck["arch"]).state_dict()
     assert max((g1[k] - g0[k]).abs().max().item() for k in g0) > 1e-3
 
 
@@ -360,3 +364,104 @@ def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_
     assert len(lines) == 2 and all("DatasetError" in line and "does not exist" in line for line in lines), lines
     assert lines[0].startswith("rank 0: DatasetError: [rank 1] dataset file")
     assert not (tmp_path / "run").exists()
+
+
+# -- conditional mode (model.kind = "conditional": pairs of consecutive planes) ---------------------------
+@pytest.fixture
+def planes(tmp_path):
+    from test_pairs import write_planes
+
+    p = tmp_path / "planes.h5"
+    write_planes(p, times=6, nx=8)  # 6 snapshots of 8 planes pi/8 apart: 48 pairs (wrap included)
+    return p
+
+
+def cond_config(data, out, *extra):
+    return tiny_config(data, out, "model.kind=conditional", "model.preset=cond-tiny", "model.latent_dim=8",
+                       "data.augment_wall=true", *extra)
+
+
+def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
+    from cfdseed.conditional import ConditionalHandle
+
+    res = train(cond_config(planes, tmp_path / "run", "train.physics_weight=1.0", "log.eval_every=2",
+                            "log.eval_samples=6"))
+    assert res.iteration == 4 and all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0
+    run = tmp_path / "run"
+    ck = read_checkpoint(run / "model.pt")
+    assert ck["format_version"] == 3 and ck["arch"]["kind"] == "conditional"
+    assert ck["grid"]["dx_plus"] == pytest.approx(np.pi / 8 * 180.0)  # dx u_tau / nu
+    assert ck["metadata"]["pairs"] == 48 and ck["metadata"]["wrap"] is True
+    h = load_generator(run / "model.pt", device="cpu")
+    assert isinstance(h, ConditionalHandle) and h.statistics is not None
+    nxt = h.step(h.sample(3, seed=0), seed=1)
+    assert nxt.shape == (3, 3, 9, 8) and np.all(np.isfinite(nxt))
+    # validation: slice metrics of the next planes plus the one-step correlation errors; best.pt by combined
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    head = rows[0].split(",")
+    assert {"combined", "combined_slices", "R1_u", "R1_v", "R1_w", "E_uu"} <= set(head) and len(rows) == 3
+    best = read_checkpoint(run / "best.pt")
+    assert best["metadata"]["combined"] == pytest.approx(res.best_combined)
+    assert load_generator(run / "best.pt", device="cpu").kind == "conditional"
+
+
+def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path):
+    extra = ("log.checkpoint_every=100", "train.physics_weight=0.5")
+    train(cond_config(planes, tmp_path / "full", *extra))
+
+    def ctrl_c(it):
+        if it == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    cfg = cond_config(planes, tmp_path / "cut", *extra)
+    res = train(cfg, _on_iteration=ctrl_c)
+    assert res.interrupted and res.iteration == 2
+    res = train(cfg, resume=True)
+    assert res.iteration == 4 and res.iterations_run == 2
+    g1, c1 = _weights(tmp_path / "full" / "model.pt")[0], _weights(tmp_path / "full" / "ckpt.pt")[1]
+    g2, c2 = _weights(tmp_path / "cut" / "model.pt")[0], _weights(tmp_path / "cut" / "ckpt.pt")[1]
+    for k in g1:
+        assert torch.equal(g1[k], g2[k]), k
+    for k in c1:
+        assert torch.equal(c1[k], c2[k]), k
+    with pytest.raises(ConfigError, match="model.kind: 'conditional' -> 'plane'"):  # a plane config cannot resume it
+        train(tiny_config(planes, tmp_path / "cut", "train.iterations=5", *extra), resume=True)
+
+
+def test_conditional_mode_refuses_datasets_without_planes(dataset, planes, tmp_path):
+    with pytest.raises(DatasetError, match="no /x; consecutive-plane pairs need"):  # slices without positions
+        train(cond_config(dataset, tmp_path / "a"))
+    with pytest.raises(DatasetError, match="training pairs after the validation split"):
+        train(cond_config(planes, tmp_path / "b", "data.val_gap=10.0"))
+    with pytest.raises(ConfigError, match=r"\[model\]: unknown model preset 'cpu-tiny' for kind 'conditional'"):
+        train(cond_config(planes, tmp_path / "c", "model.preset=cpu-tiny"))
+    assert not any((tmp_path / n / "ckpt.pt").exists() for n in "abc")
+
+
+def test_pair_physics_loss_sees_each_components_decorrelation():
+    from cfdseed.train import pair_physics_loss, step_correlation
+
+    rng = np.random.default_rng(0)
+    prev = torch.from_numpy(rng.standard_normal((64, 3, 5, 8)))
+    noise = torch.from_numpy(rng.standard_normal((64, 3, 5, 8)))
+    rho = torch.tensor([0.9, 0.5, 0.2], dtype=torch.float64).view(1, 3, 1, 1)
+    real = rho * prev + torch.sqrt(1 - rho**2) * noise  # each component its own one-step correlation
+    r = step_correlation(prev, real)
+    assert r.shape == (3, 5)
+    np.testing.assert_allclose(r.mean(dim=1).numpy(), [0.9, 0.5, 0.2], atol=0.06)
+    same = 0.9 * prev + np.sqrt(1 - 0.81) * noise  # one rate for all: the v1 failure mode
+    assert pair_physics_loss(prev, real, same).item() > 0.02
+    assert pair_physics_loss(prev, real, real).item() == 0.0
+
+
+def test_checkpoints_from_before_new_config_keys_still_resume():
+    """Keys added to the config later (model.kind, data.val_gap, ...) at their defaults are no change."""
+    from cfdseed.config import to_dict
+    from cfdseed.train import _config_changes
+
+    cfg = Config()
+    old = to_dict(cfg)
+    for sec, key in (("model", "kind"), ("model", "residual"), ("data", "val_gap"), ("data", "lx")):
+        del old[sec][key]
+    assert _config_changes(old, cfg) == []
+    assert _config_changes(old, apply_overrides(cfg, ["data.val_gap=5"])) == ["data.val_gap: None -> 5.0"]

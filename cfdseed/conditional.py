@@ -1,0 +1,342 @@
+"""The conditional plane generator (v2): ``G(prev, z) -> next``, the y-z plane one streamwise step
+``dx`` downstream of ``prev``; its pair critic; and the loaded model (:class:`ConditionalHandle`),
+which rolls planes out along x.
+
+Architecture (architecture dicts and presets: :mod:`cfdseed.model`, ``kind="conditional"``):
+
+- **Encoder** of ``prev`` ``(B, 3, ny, nz)`` plus one coordinate channel ``eta = 2 j / (ny - 1) - 1``
+  (the statistics depend on y; the network is told where it is rather than left to infer it from
+  the padding): a stem convolution at full resolution, then one level per further entry of
+  ``g_channels``, each a stride-2 convolution (sizes ``ceil(n / 2)``, as the v1 critic) and a
+  convolution.
+- **Latent**: one standard normal vector per step (:func:`latent_layout`) in two parts. Gaussian
+  noise maps, ``noise_channels`` per level at the bottleneck and at every decoder level down to the
+  full plane, concatenated with the features there: the innovation is spatially local at every
+  scale (the small scales of v and w decorrelate within a few steps, u's large scales slowly), and
+  i.i.d. in z, so the generator is exactly spanwise shift-equivariant and its output statistically
+  homogeneous in z (a latent vector mapped to a map by a linear layer, as v1 does, is neither).
+  And a global vector of ``latent_dim`` entries, applied by FiLM (per-channel scale and shift) in
+  every stage: plane-wide modulation, e.g. of the innovation's amplitude.
+- **Decoder**: resize-then-convolve with *bilinear* up-sampling (nearest up-sampling followed by
+  convolutions is what left the v1 spectra with an uptick in the last bins and alternating
+  neighbouring modes), U-Net skip connections from the encoder level of the same size (the fine
+  scales of ``prev`` that survive one step need not squeeze through the bottleneck). The bilinear
+  resize is periodic in z (a wrap-around weight, not clamped) and clamped in y.
+- **Padding**: circular in z (periodic: outputs are periodic and z-shift equivariant by
+  construction), zeros in y. Zero rather than reflect padding in y because the walls are not a
+  mirror of the interior: zero padding marks the wall to every layer (a wall-distance cue the
+  coordinate channel then makes explicit), where reflection would make a near-wall row look like
+  its interior neighbour (and flip-symmetric features blur the sign of v at the wall).
+- **Residual** (``arch["residual"]``, default true): ``next = prev + increment``. Consecutive planes
+  at the training data's spacing (dx+ ~ 18 in the Re_tau 180 reference run) are strongly correlated,
+  so the increment is the small part to learn and the identity is the right starting point; the
+  last convolution is initialised at 1/10 of its default scale for that reason.
+- **Pair critic**: ``(prev, next, eta)`` ``(B, 7, ny, nz)`` -> score, the v1 critic's trunk
+  (strided periodic convolutions, layer norm, linear head) on 7 channels.
+
+Everything works in the normalised units of :class:`cfdseed.data.NormStats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CheckpointError, SourceError
+from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind, check_arch
+
+__all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "BURN_IN", "START_NOISE", "resize_matrix",
+           "latent_layout", "latent_size"]
+
+#: Rollout burn-in in half-heights h of the model: a chain started from the mean profile plus noise
+#: is run this far before planes are kept. 6 h is four times the streamwise integral length of u
+#: near the centre of a Re_tau 180 channel (~1.5 h, the longest-lived component), so the start is
+#: remembered at about e^-4 ~ 2 %.
+BURN_IN = 6.0
+#: Start of a rollout: the mean profile plus this much Gaussian noise, in units of the data's RMS.
+START_NOISE = 0.1
+
+
+def resize_matrix(n_in: int, n_out: int, periodic: bool) -> torch.Tensor:
+    """Linear interpolation ``(n_out, n_in)`` with half-pixel centres (``align_corners=False``).
+
+    ``periodic``: the neighbour beyond the last point is the first one (z); else the end points are
+    held (y, as :func:`torch.nn.functional.interpolate`). Rows sum to one.
+    """
+    src = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    if not periodic:
+        src = np.clip(src, 0.0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    frac = src - i0
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if periodic:
+        np.add.at(m, (rows, i0 % n_in), 1.0 - frac)
+        np.add.at(m, (rows, (i0 + 1) % n_in), frac)
+    else:
+        np.add.at(m, (rows, i0), 1.0 - frac)
+        np.add.at(m, (rows, np.minimum(i0 + 1, n_in - 1)), frac)
+    return torch.as_tensor(m, dtype=torch.float32)
+
+
+class _Resize(nn.Module):
+    """Bilinear resize ``(B, C, h, w) -> (B, C, H, W)``: clamped in y, periodic in z."""
+
+    def __init__(self, h: int, w: int, hh: int, ww: int) -> None:
+        super().__init__()
+        self.register_buffer("ay", resize_matrix(h, hh, periodic=False), persistent=False)  # (H, h)
+        self.register_buffer("az", resize_matrix(w, ww, periodic=True).T.contiguous(), persistent=False)  # (w, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.ay, x), self.az)  # (B, C, H, W)
+
+
+def _eta(ny: int) -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, ny).view(1, 1, ny, 1)  # (1, 1, ny, 1)
+
+
+def _with_eta(x: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, eta.expand(x.shape[0], 1, -1, x.shape[-1])], dim=1)  # (B, C + 1, ny, nz)
+
+
+class _Film(nn.Module):
+    """Per-channel scale and shift from the latent: ``x (1 + gamma(z)) + beta(z)``."""
+
+    def __init__(self, latent_dim: int, channels: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(latent_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.lin(z)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        return x * (1.0 + gamma) + beta
+
+
+def latent_layout(arch: Mapping[str, Any]) -> tuple[int, list[tuple[int, int, int]]]:
+    """How a conditional latent vector is cut: ``(global size, [(channels, h, w) per noise map])``.
+
+    The maps run from the bottleneck (coarsest level) to the full plane; the latent's length is
+    ``global + sum(c h w)`` (:func:`latent_size`).
+    """
+    levels = len(arch["g_channels"]) - 1
+    hs, ws = _stage_sizes(arch["ny"], levels), _stage_sizes(arch["nz"], levels)  # coarsest first
+    return arch["latent_dim"], [(arch["noise_channels"], h, w) for h, w in zip(hs, ws)]
+
+
+def latent_size(arch: Mapping[str, Any]) -> int:
+    """Length of the latent vector of one step of a conditional generator."""
+    d, maps = latent_layout(arch)
+    return d + sum(c * h * w for c, h, w in maps)
+
+
+class CondGenerator(nn.Module):
+    """``(prev (B, 3, ny, nz), z (B, latent_size))`` -> next plane ``(B, 3, ny, nz)``, normalised units.
+
+    ``z`` is standard normal: its first ``latent_dim`` entries are a global vector (FiLM in every
+    stage), the rest are Gaussian noise maps, ``noise_channels`` per level from the bottleneck to
+    the full plane (:func:`latent_layout`), concatenated with the features there: spatially local
+    innovation, i.i.d. in z, so that the generator stays exactly spanwise shift-equivariant
+    (shifting ``prev`` and the maps shifts ``next``) and its output statistically homogeneous in z.
+    """
+
+    def __init__(self, arch: Mapping[str, Any]) -> None:
+        super().__init__()
+        check_arch(arch)
+        if arch_kind(arch) != "conditional":
+            raise CheckpointError(f"CondGenerator builds conditional architectures, got kind {arch_kind(arch)!r}")
+        self.arch = dict(arch)
+        ch, d, cn = arch["g_channels"], arch["latent_dim"], arch["noise_channels"]
+        levels = len(ch) - 1
+        # level k has size (hs[k], ws[k]); level 0 is the full plane
+        hs, ws = _stage_sizes(arch["ny"], levels)[::-1], _stage_sizes(arch["nz"], levels)[::-1]
+        self.global_dim, self.maps = latent_layout(arch)
+        self.latent_size = latent_size(arch)
+        self.residual = bool(arch["residual"])
+        self.register_buffer("eta", _eta(arch["ny"]), persistent=False)
+        self.stem = nn.Sequential(_PeriodicConv(4, ch[0]), _act())
+        self.down = nn.ModuleList(
+            nn.Sequential(_PeriodicConv(a, b, stride=2), _act(), _PeriodicConv(b, b), _act())
+            for a, b in zip(ch[:-1], ch[1:])
+        )
+        self.mid = _PeriodicConv(ch[-1] + cn, ch[-1])
+        self.mid_film = _Film(d, ch[-1])
+        # decoder stage k: level k + 1 -> level k (k = levels - 1 .. 0)
+        self.up = nn.ModuleList(_Resize(hs[k + 1], ws[k + 1], hs[k], ws[k]) for k in range(levels))
+        self.fuse = nn.ModuleList(_PeriodicConv(ch[k + 1] + ch[k] + cn, ch[k]) for k in range(levels))
+        self.film = nn.ModuleList(_Film(d, ch[k]) for k in range(levels))
+        self.refine = nn.ModuleList(_PeriodicConv(ch[k], ch[k]) for k in range(levels))
+        self.out = _PeriodicConv(ch[0], 3)
+        with torch.no_grad():  # a small first increment: training starts near next = prev
+            self.out.conv.weight.mul_(0.1)
+            self.out.conv.bias.zero_()
+
+    def split_latent(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``z (B, latent_size)`` -> global ``(B, latent_dim)`` and noise maps ``(B, c, h_k, w_k)``,
+        bottleneck first."""
+        if z.dim() != 2 or z.shape[1] != self.latent_size:
+            raise ValueError(f"latent must have shape (B, {self.latent_size}), got {tuple(z.shape)}")
+        parts = torch.split(z, [self.global_dim] + [c * h * w for c, h, w in self.maps], dim=1)
+        return parts[0], [p.reshape(-1, c, h, w) for p, (c, h, w) in zip(parts[1:], self.maps)]
+
+    def forward(self, prev: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        g, noise = self.split_latent(z)  # (B, d); maps coarsest first
+        x = self.stem(_with_eta(prev, self.eta))  # (B, c0, ny, nz)
+        skips = [x]
+        for block in self.down:
+            x = block(x)  # (B, c_k, h_k, w_k), halving
+            skips.append(x)
+        x = F.leaky_relu(self.mid_film(self.mid(torch.cat([x, noise[0]], dim=1)), g), 0.2)  # (B, c_L, h_L, w_L)
+        levels = len(self.up)
+        for k in reversed(range(levels)):
+            x = self.up[k](x)  # (B, c_{k+1}, h_k, w_k), bilinear
+            x = self.fuse[k](torch.cat([x, skips[k], noise[levels - k]], dim=1))  # (B, c_k, h_k, w_k)
+            x = F.leaky_relu(self.film[k](x, g), 0.2)
+            x = F.leaky_relu(self.refine[k](x), 0.2)
+        out = self.out(x)  # (B, 3, ny, nz)
+        return prev + out if self.residual else out
+
+
+class PairCritic(nn.Module):
+    """Pairs ``(prev, next)``, each ``(B, 3, ny, nz)`` -> scores ``(B,)``."""
+
+    def __init__(self, arch: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.trunk = Critic(arch, in_channels=7)  # prev, next, eta
+        self.register_buffer("eta", _eta(arch["ny"]), persistent=False)
+
+    def forward(self, prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        return self.trunk(_with_eta(torch.cat([prev, nxt], dim=1), self.eta))  # (B,)
+
+
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class ConditionalHandle(_Handle):
+    """A trained conditional generator: :meth:`step`, :meth:`rollout` and :meth:`sample` in physical units.
+
+    Attributes: as :class:`cfdseed.model.GeneratorHandle`, plus ``latent_size`` (one step's latent
+    vector: global part and noise maps, :func:`latent_layout`), ``dx_plus`` (the streamwise step of
+    one plane in wall units, from the training data's plane spacing), ``dx`` (the same in the
+    model's own length units) and ``burn_in`` (default rollout burn-in in steps: :data:`BURN_IN`
+    half-heights).
+    """
+
+    kind = "conditional"
+
+    def _build(self, arch: Mapping[str, Any]) -> nn.Module:
+        return CondGenerator(arch)
+
+    def __init__(self, ck: Mapping[str, Any], device: torch.device, path: str = "<memory>") -> None:
+        super().__init__(ck, device, path)
+        #: length of one step's latent vector (:func:`latent_layout`); ``latent_dim`` is its global part
+        self.latent_size = latent_size(self.arch)
+        self.dx_plus = float(ck["grid"]["dx_plus"])
+        self.dx = self.dx_plus * self.nu / self.u_tau
+        self.burn_in = math.ceil(BURN_IN * 0.5 * self.ly / self.dx)
+
+    def _normalise(self, x: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
+        return (x - self._mean) / self._std
+
+    def _physical(self, x: torch.Tensor) -> np.ndarray:
+        return (x * self._std + self._mean).cpu().numpy()
+
+    def _planes(self, x: np.ndarray, n: int | None, what: str) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != (3, self.ny, self.nz) or (n is not None and x.shape[0] != n):
+            raise ValueError(f"{what} must have shape ({n if n is not None else 'n'}, 3, {self.ny}, {self.nz}), "
+                             f"got {x.shape}")
+        return x
+
+    @torch.no_grad()
+    def step(self, prev: np.ndarray, latent: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
+        """Next planes ``(n, 3, ny, nz)`` float32, one step ``dx`` downstream of ``prev`` (physical units).
+
+        ``latent`` ``(n, latent_size)``; without it one is drawn (``seed`` makes it reproducible).
+        """
+        prev = self._planes(prev, None, "prev")
+        n = prev.shape[0]
+        if latent is None:
+            latent = np.random.default_rng(seed).standard_normal((n, self.latent_size))
+        latent = np.asarray(latent)
+        if latent.shape != (n, self.latent_size):
+            raise ValueError(f"latent must have shape ({n}, {self.latent_size}), got {latent.shape}")
+        z = torch.as_tensor(latent, dtype=torch.float32, device=self.device)
+        return self._physical(self.module(self._normalise(prev), z))
+
+    @torch.no_grad()
+    def rollout(self, steps: int, *, chains: int = 1, rng: np.random.Generator | int | None = None,
+                burn_in: int | None = None, start: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
+        """``chains`` independent streamwise sequences of ``steps`` planes, ``dx`` apart.
+
+        Parameters
+        ----------
+        steps : int
+            Planes kept per chain (after the burn-in).
+        chains : int
+            Independent chains (run together in batches of ``batch``).
+        rng : numpy Generator, int or None
+            Draws the start noise and every latent (a seed makes it a new Generator).
+        burn_in : int, optional
+            Steps run and discarded first (default :attr:`burn_in`: :data:`BURN_IN` half-heights).
+        start : ndarray (chains, 3, ny, nz), optional
+            Physical start planes; default the training mean profile plus :data:`START_NOISE` noise.
+
+        Returns
+        -------
+        ndarray (chains, steps, 3, ny, nz) float32, physical units.
+
+        Raises
+        ------
+        SourceError
+            The chain left the finite numbers (a diverging model).
+        """
+        for name, v, low in (("steps", steps, 1), ("chains", chains, 1), ("batch", batch, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        burn = self.burn_in if burn_in is None else burn_in
+        if isinstance(burn, bool) or not isinstance(burn, (int, np.integer)) or burn < 0:
+            raise ValueError(f"burn_in must be an int >= 0, got {burn!r}")
+        gen = _rng(rng)
+        if start is None:
+            x = torch.as_tensor(START_NOISE * gen.standard_normal((chains, 3, self.ny, self.nz)),
+                                dtype=torch.float32, device=self.device)  # normalised: mean profile + noise
+        else:
+            x = self._normalise(self._planes(start, chains, "start"))
+        out = np.empty((chains, steps, 3, self.ny, self.nz), np.float32)
+        for k in range(burn + steps):
+            z = torch.as_tensor(gen.standard_normal((chains, self.latent_size)), dtype=torch.float32,
+                                device=self.device)  # (chains, latent)
+            x = torch.cat([self.module(x[s : s + batch], z[s : s + batch]) for s in range(0, chains, batch)])
+            if not bool(torch.isfinite(x).all()):
+                raise SourceError(f"{self.path}: the rollout left the finite numbers at step {k} (a diverging model)")
+            if k >= burn:
+                out[:, k - burn] = self._physical(x)
+        return out
+
+    def sample(self, n: int, seed: int | None = None, latent: np.ndarray | None = None,
+               batch: int = 64) -> np.ndarray:
+        """``n`` independent planes ``(n, 3, ny, nz)`` float32 in physical units: the last plane of
+        ``n`` burnt-in chains (what the plane models' ``sample`` gives, for evaluation).
+
+        Raises
+        ------
+        ValueError
+            ``latent`` given: a conditional model draws one latent per step.
+        """
+        if latent is not None:
+            raise ValueError("a conditional model draws one latent per rollout step; latent= is for plane models "
+                             "(use step(prev, latent) for one step)")
+        if n == 0:
+            return np.empty((0, 3, self.ny, self.nz), np.float32)
+        return self.rollout(1, chains=n, rng=seed, batch=batch)[:, 0]
+
+    def __repr__(self) -> str:
+        return (f"ConditionalHandle(ny={self.ny}, nz={self.nz}, latent_dim={self.latent_dim}, "
+                f"dx_plus={self.dx_plus:.4g}, re_tau={self.re_tau}, device={self.device})")

@@ -1,0 +1,196 @@
+"""The conditional plane generator (cfdseed.conditional): presets on any grid, periodicity, the bilinear
+resize, the pair critic, and the loaded model's step / rollout / sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cfdseed import CheckpointError, SourceError, load_generator
+from cfdseed.conditional import ConditionalHandle, CondGenerator, PairCritic, latent_size, resize_matrix
+from cfdseed.grid import wall_normal
+from cfdseed.model import COND_PRESETS, arch_config, count_parameters
+
+torch.set_num_threads(1)
+
+
+def tiny_conditional(path, ny=9, nz=8, re_tau=180.0, lz=3.0, dx_plus=18.0, seed=1):
+    """An untrained cond-tiny checkpoint (format 3) with a channel-like normalisation."""
+    from cfdseed.calibrate import stress_target
+    from cfdseed.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+
+    arch = arch_config("cond-tiny", ny, nz, kind="conditional", latent_dim=8)
+    torch.manual_seed(seed)
+    g = CondGenerator(arch)
+    y = wall_normal("chebyshev", ny, 2.0)
+    mean = np.zeros((3, ny))
+    mean[0] = 15.0 * (1 - (y - 1.0) ** 2)
+    std = np.tile(np.sin(np.pi * y / 2.0), (3, 1)) + 1e-3
+    payload = {
+        "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "arch": arch,
+        "generator": g.state_dict(),
+        "norm": {"mean": torch.as_tensor(mean), "std": torch.as_tensor(std)},
+        "grid": {"ny": ny, "nz": nz, "y": torch.as_tensor(y), "ly": 2.0, "lz": lz, "re_tau": re_tau,
+                 "u_tau": 1.0, "nu": 1.0 / re_tau, "dx_plus": dx_plus},
+        "metadata": {"source": "test"},
+        "statistics": stress_target("lee-moser-180").to_dict(),
+    }
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.mark.parametrize("preset", list(COND_PRESETS))
+@pytest.mark.parametrize("ny,nz", [(9, 8), (13, 10), (17, 7), (8, 9), (64, 32)])
+def test_presets_build_for_odd_and_even_grids(preset, ny, nz):
+    arch = arch_config(preset, ny, nz, kind="conditional", latent_dim=16)
+    assert arch["kind"] == "conditional" and arch["residual"] is True
+    g, c = CondGenerator(arch), PairCritic(arch)
+    prev = torch.randn(2, 3, ny, nz)
+    nxt = g(prev, torch.randn(2, latent_size(arch)))
+    assert nxt.shape == (2, 3, ny, nz) and torch.isfinite(nxt).all()
+    assert c(prev, nxt).shape == (2,)
+
+
+def test_parameter_counts_of_the_cpu_preset():
+    arch = arch_config("cond-small", 64, 32, kind="conditional")
+    ng, nc = count_parameters(CondGenerator(arch)), count_parameters(PairCritic(arch))
+    assert abs(ng / 3.1e5 - 1) < 0.05 and abs(nc / 4.8e4 - 1) < 0.05, (ng, nc)
+    assert latent_size(arch) == 128 + 2 * (64 * 32 + 32 * 16 + 16 * 8 + 8 * 4)
+
+
+def test_generator_is_spanwise_shift_equivariant_and_residual():
+    """Circular padding and a periodic bilinear resize: shifting prev by the total stride shifts next."""
+    torch.manual_seed(0)
+    arch = arch_config(None, 9, 16, kind="conditional", latent_dim=8, g_channels=[8, 8, 8], c_channels=[8])
+    g = CondGenerator(arch).double()  # double: equal to rounding, not to float32's summation order
+    prev = torch.randn(2, 3, 9, 16, dtype=torch.float64)
+    z = torch.randn(2, latent_size(arch), dtype=torch.float64)
+    glob, maps = g.split_latent(z)  # noise maps at widths 4, 8, 16: shifted by 1, 2, 4 cells
+    shifted = torch.cat([glob] + [torch.roll(m, 4 * m.shape[-1] // 16, dims=-1).flatten(1) for m in maps], dim=1)
+    with torch.no_grad():
+        a = g(torch.roll(prev, 4, dims=-1), shifted)
+        b = torch.roll(g(prev, z), 4, dims=-1)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="latent must have shape"):
+        g(prev, z[:, :-1])
+    # residual: next = prev + increment, and the increment starts small
+    with torch.no_grad():
+        inc = g(prev, z) - prev
+    assert 0 < inc.abs().mean() < 0.5 * prev.abs().mean()
+    flat = CondGenerator({**arch, "residual": False}).double()
+    with torch.no_grad():
+        assert flat(prev, z).abs().mean() < 0.5 * prev.abs().mean()  # no prev in the output
+
+
+def test_resize_is_bilinear_periodic_in_z_and_clamped_in_y():
+    for n_in, n_out in ((4, 8), (5, 9), (3, 7), (8, 8)):
+        for periodic in (True, False):
+            m = resize_matrix(n_in, n_out, periodic).numpy()
+            assert m.shape == (n_out, n_in)
+            np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-6)
+            assert np.all(m >= 0)
+    m = resize_matrix(4, 8, periodic=True).numpy()
+    assert m[0, 3] == pytest.approx(0.25) and m[0, 0] == pytest.approx(0.75)  # wraps around
+    # exact doubling commutes with a shift by one coarse cell
+    v = np.random.default_rng(0).standard_normal(4)
+    np.testing.assert_allclose(m @ np.roll(v, 1), np.roll(m @ v, 2), atol=1e-6)
+    m = resize_matrix(4, 8, periodic=False).numpy()
+    assert m[0, 0] == pytest.approx(1.0) and m[-1, -1] == pytest.approx(1.0)  # held at the ends
+    ramp = np.arange(4.0)
+    np.testing.assert_allclose((m @ ramp)[1:-1], (np.arange(1, 7) + 0.5) / 2 - 0.5, atol=1e-6)  # linear inside
+    # not nearest: no two neighbouring outputs repeat a value of a smooth input
+    assert np.all(np.diff(m @ ramp)[1:-1] > 0)
+
+
+def test_pair_critic_sees_both_planes():
+    torch.manual_seed(0)
+    arch = arch_config("cond-tiny", 9, 8, kind="conditional", latent_dim=8)
+    c = PairCritic(arch)
+    prev = torch.randn(1, 3, 9, 8, requires_grad=True)
+    nxt = torch.randn(1, 3, 9, 8, requires_grad=True)
+    c(prev, nxt).sum().backward()
+    assert prev.grad.abs().sum() > 0 and nxt.grad.abs().sum() > 0
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in c.modules())
+
+
+def test_arch_kinds_and_validation():
+    plane = arch_config("cpu-tiny", 9, 8)
+    assert plane["kind"] == "plane"
+    from cfdseed.model import Generator, check_arch
+
+    old = {k: v for k, v in plane.items() if k != "kind"}  # written before the kind existed: a plane model
+    check_arch(old)
+    Generator(old)
+    with pytest.raises(CheckpointError, match="for kind 'conditional'; must be one of cond-small, cond-tiny"):
+        arch_config("cpu-tiny", 9, 8, kind="conditional")
+    with pytest.raises(CheckpointError, match="kind 'sequence' unknown; must be one of plane, conditional"):
+        arch_config("cond-tiny", 9, 8, kind="sequence")
+    cond = arch_config("cond-tiny", 9, 8, kind="conditional")
+    with pytest.raises(CheckpointError, match="conditional architecture must have keys.*noise_channels, residual"):
+        check_arch({k: v for k, v in cond.items() if k != "residual"})
+    with pytest.raises(CheckpointError, match="residual"):
+        check_arch({**cond, "residual": 1})
+    with pytest.raises(CheckpointError, match="noise_channels"):
+        check_arch({**cond, "noise_channels": 0})
+    with pytest.raises(CheckpointError, match="Generator builds plane"):
+        Generator(cond)
+    with pytest.raises(CheckpointError, match="CondGenerator builds conditional"):
+        CondGenerator(plane)
+
+
+def test_handle_step_rollout_sample(tmp_path):
+    p = tiny_conditional(tmp_path / "c.pt")
+    h = load_generator(p, device="cpu")
+    assert isinstance(h, ConditionalHandle) and h.kind == "conditional"
+    assert h.dx_plus == 18.0 and h.dx == pytest.approx(0.1)
+    assert h.burn_in == int(np.ceil(6.0 * 1.0 / 0.1))  # 6 half-heights of 0.1
+    prev = h.sample(4, seed=0)
+    assert prev.shape == (4, 3, 9, 8) and prev.dtype == np.float32
+    np.testing.assert_array_equal(prev, h.sample(4, seed=0))
+    a, b = h.step(prev, seed=1), h.step(prev, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, h.step(prev, seed=2))
+    assert h.latent_size == 8 + 2 * (5 * 4 + 9 * 8)
+    lat = np.random.default_rng(1).standard_normal((4, h.latent_size))
+    np.testing.assert_allclose(h.step(prev, latent=lat), a, rtol=1e-6, atol=1e-6)
+    r = h.rollout(5, chains=3, rng=np.random.default_rng(4), burn_in=2)
+    assert r.shape == (3, 5, 3, 9, 8) and np.all(np.isfinite(r))
+    np.testing.assert_array_equal(r, h.rollout(5, chains=3, rng=4, burn_in=2))
+    # chains do not depend on the batch they run in (up to float32 summation order)
+    np.testing.assert_allclose(r, h.rollout(5, chains=3, rng=4, burn_in=2, batch=2), rtol=1e-5, atol=1e-5)
+    # a given start is the rollout's first condition
+    start = r[:, -1]
+    first = h.rollout(1, chains=3, rng=np.random.default_rng(7), burn_in=0, start=start)[:, 0]
+    # the rollout draws one latent per step for all chains
+    np.testing.assert_allclose(first, h.step(start, latent=np.random.default_rng(7).standard_normal((3, h.latent_size))),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="latent= is for plane models"):
+        h.sample(2, latent=lat)
+    with pytest.raises(ValueError, match="prev must have shape"):
+        h.step(prev[:, :, :5])
+    with pytest.raises(ValueError, match="steps must be an int"):
+        h.rollout(0)
+
+
+def test_conditional_checkpoint_needs_its_step(tmp_path):
+    import torch as t
+
+    from cfdseed.checkpoint import read_checkpoint, save_checkpoint
+
+    p = tiny_conditional(tmp_path / "c.pt")
+    ck = t.load(p, weights_only=True)
+    ck.pop("sha256")
+    del ck["grid"]["dx_plus"]
+    save_checkpoint(tmp_path / "nodx.pt", ck)
+    with pytest.raises(CheckpointError, match="needs grid dx_plus"):
+        read_checkpoint(tmp_path / "nodx.pt")
+
+
+def test_diverging_rollout_is_an_error(tmp_path):
+    p = tiny_conditional(tmp_path / "c.pt")
+    h = load_generator(p, device="cpu")
+    with torch.no_grad():
+        h.module.out.conv.bias.fill_(float("inf"))
+    with pytest.raises(SourceError, match="left the finite numbers at step 0"):
+        h.rollout(2, burn_in=0)
