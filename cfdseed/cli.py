@@ -1,4 +1,4 @@
-"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate``.
+"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate|cmakedir``.
 
 Argument parsing, checks of the command line (output paths, clashing options), logging set-up and
 printing; the work is done by :func:`cfdseed.train.train`, :func:`cfdseed.generate.generate` and
@@ -40,6 +40,7 @@ examples:
   cfdseed generate --shape 64 65 48 --lengths 12.566 2 4.189 --y chebyshev --seed 1 --out ic.h5
   cfdseed evaluate --fields ic.h5 --out ic-report
   cfdseed train examples/train_tiny.toml
+  cmake -S solver -B build -Dcfdseed_DIR=$(cfdseed cmakedir)   # C, C++ and Fortran solvers
 
 Run `cfdseed COMMAND --help` for the options of a command.
 
@@ -157,6 +158,20 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder, created if missing (the folder above it must exist)")
 
 
+def _add_cmakedir(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cmakedir", help="print the folder of the CMake package (C, C++ and Fortran solvers)",
+        description="Write the CMake package of this Python environment (if it changed) and print its folder,\n"
+                    "for find_package(cfdseed CONFIG): the solver's build then compiles libcfdseed with the\n"
+                    "solver's own compilers and MPI, embedding this environment's interpreter (README: Compiled\n"
+                    "solvers). The folder is <prefix>/share/cmake/cfdseed of this environment.",
+        epilog="examples:\n"
+               "  cmake -S solver -B build -Dcfdseed_DIR=$(.venv/bin/cfdseed cmakedir) -DMPI_C_COMPILER=$PWD/.venv/bin/mpicc\n\n"
+               + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_run_cmakedir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cfdseed`` and its sub-commands."""
     parser = argparse.ArgumentParser(prog="cfdseed", description=_MAIN, epilog=_MAIN_EPILOG,
@@ -165,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_evaluate(sub)
     _add_train(sub)
+    _add_cmakedir(sub)
     return parser
 
 
@@ -263,6 +279,16 @@ def _generate(args: argparse.Namespace) -> int:
     print(res.report)
     print(f"wrote {res.path}, {res.xdmf}" + (f", {res.picture}" if res.picture else ""))
     return 0 if res.report.passed else 1
+
+
+def _run_cmakedir(args: argparse.Namespace) -> int:
+    from .capi import cmake_dir
+
+    try:
+        print(cmake_dir())
+    except OSError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "DatasetError",
     "ConfigError",
     "CheckpointError",
+    "MPIMismatchError",
 ]
 
 
@@ -58,3 +59,7 @@ class ConfigError(CfdseedError, ValueError):
 
 class CheckpointError(CfdseedError, ValueError):
     """A model checkpoint is missing, truncated, foreign or of another format version."""
+
+
+class MPIMismatchError(CfdseedError, RuntimeError):
+    """A compiled solver's MPI library is not the one mpi4py uses (C/Fortran API, :mod:`cfdseed.capi`)."""
