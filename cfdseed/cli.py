@@ -93,8 +93,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=_run_generate)
     p.add_argument("--source", default="gan", metavar="NAME",
-                   help="what makes the field: gan (the trained generator, default), plug, laminar, trig, "
-                        "streaks, snapshot (an existing field file, --option path=F.h5) or analytic")
+                   help="what makes the field: gan (the trained generator, default), sem (synthetic eddies, "
+                        "calibrated like gan), plug, laminar, trig, streaks, snapshot or phase-randomised (an "
+                        "existing field file, --option path=F.h5) or analytic")
     p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint for --source gan (default: the packaged model)")
     p.add_argument("--shape", nargs=3, type=int, required=True, metavar=("NX", "NY", "NZ"),
                    help="grid points (streamwise, wall-normal, spanwise)")

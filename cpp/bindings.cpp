@@ -1,4 +1,4 @@
-// pybind11 bindings of the constraint kernels (cfdseed._core, internal).
+// pybind11 bindings of the kernels (cfdseed._core, internal).
 //
 // Only argument conversion lives here: numpy arrays (float32 or float64, 3-D, any strides) become
 // strided views without copies, the GIL is released while a kernel runs, and
@@ -98,10 +98,54 @@ py::tuple divergence_t(const py::array& u, const py::array& v, const py::array& 
   return py::make_tuple(r.max_abs, r.sumsq, r.count);
 }
 
+template <class T>
+cfdseed::Out3<T> out_view(py::array& a, const char* name) {
+  if (a.ndim() != 3)
+    throw std::invalid_argument(std::string(name) + " must be a 3-D (x, y, z) array, got " +
+                                std::to_string(a.ndim()) + " dimensions");
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " must be writeable");
+  cfdseed::Out3<T> v;
+  v.data = static_cast<T*>(a.mutable_data());
+  for (int d = 0; d < 3; ++d) {
+    v.n[d] = static_cast<idx>(a.shape(d));
+    const auto s = static_cast<idx>(a.strides(d));
+    if (s % static_cast<idx>(sizeof(T)) != 0)
+      throw std::invalid_argument(std::string(name) + " has a stride that is not a multiple of its item size");
+    v.s[d] = s / static_cast<idx>(sizeof(T));
+  }
+  return v;
+}
+
+// An (n, 3) or (n,) float64 array of eddy data; returns n.
+idx eddy_rows(const Weights& a, idx cols, const char* name) {
+  const bool ok = cols == 1 ? a.ndim() == 1 : (a.ndim() == 2 && a.shape(1) == cols);
+  if (!ok)
+    throw std::invalid_argument(std::string(name) + " must have shape " + (cols == 1 ? "(n,)" : "(n, 3)"));
+  return static_cast<idx>(a.shape(0));
+}
+
+template <class T>
+void eddies_t(py::array& u, py::array& v, py::array& w, const Weights& x, const Weights& y, const Weights& z,
+              double lx, double lz, const Weights& damp, const Weights& ddamp, const Weights& centre,
+              const Weights& sigma, const Weights& alpha) {
+  const auto vu = out_view<T>(u, "u"), vv = out_view<T>(v, "v"), vw = out_view<T>(w, "w");
+  const idx n = eddy_rows(sigma, 1, "sigma");
+  if (eddy_rows(centre, 3, "centre") != n || eddy_rows(alpha, 3, "alpha") != n)
+    throw std::invalid_argument("centre, sigma and alpha must have one row per eddy (sigma has " +
+                                std::to_string(n) + ")");
+  if (damp.size() != ddamp.size())
+    throw std::invalid_argument("damp and ddamp must have the same length, got " + std::to_string(damp.size()) +
+                                " and " + std::to_string(ddamp.size()));
+  py::gil_scoped_release nogil;
+  cfdseed::eddies(vu, vv, vw, x.data(), static_cast<idx>(x.size()), y.data(), static_cast<idx>(y.size()), z.data(),
+                  static_cast<idx>(z.size()), lx, lz, damp.data(), ddamp.data(), static_cast<idx>(damp.size()),
+                  centre.data(), sigma.data(), alpha.data(), n);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "cfdseed constraint kernels (internal; see cpp/kernels.hpp)";
+  m.doc() = "cfdseed kernels: constraint figures, eddy synthesis (internal; see cpp/kernels.hpp)";
 
   m.def(
       "stats",
@@ -140,4 +184,20 @@ PYBIND11_MODULE(_core, m) {
       py::arg("u"), py::arg("v"), py::arg("w"), py::arg("ulo"), py::arg("uhi"), py::arg("vlo"), py::arg("vhi"),
       py::arg("wlo"), py::arg("whi"), py::arg("yext"), py::arg("dx"), py::arg("dz"), py::arg("j0"), py::arg("j1"),
       "(max |div u|, sum (div u)^2, count) at local y indices [j0, j1) (contract 1); finite values only.");
+
+  m.def(
+      "eddies",
+      [](py::array& u, py::array& v, py::array& w, const Weights& x, const Weights& y, const Weights& z, double lx,
+         double lz, const Weights& damp, const Weights& ddamp, const Weights& centre, const Weights& sigma,
+         const Weights& alpha) {
+        if (common_kind({{&u, "u"}, {&v, "v"}, {&w, "w"}}) == Kind::f32)
+          eddies_t<float>(u, v, w, x, y, z, lx, lz, damp, ddamp, centre, sigma, alpha);
+        else
+          eddies_t<double>(u, v, w, x, y, z, lx, lz, damp, ddamp, centre, sigma, alpha);
+      },
+      py::arg("u"), py::arg("v"), py::arg("w"), py::arg("x"), py::arg("y"), py::arg("z"), py::arg("lx"),
+      py::arg("lz"), py::arg("damp"), py::arg("ddamp"), py::arg("centre"), py::arg("sigma"), py::arg("alpha"),
+      "Add to (u, v, w) curl(D(y) sum psi alpha) = D f (r x alpha) + D' psi (alpha_z, 0, -alpha_x) of compact "
+      "eddies, f(s) = (1 - s^2)^3, psi = -sigma^2 (1 - s^2)^4 / 8, periodic in x and z (periods lx, lz), "
+      "clipped at the ends of y; damp, ddamp: D and dD/dy per y index.");
 }

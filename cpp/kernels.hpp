@@ -1,4 +1,5 @@
-// Constraint kernels of cfdseed: pure functions over one rank's block of a velocity component.
+// Kernels of cfdseed, pure functions: the constraint figures over one rank's block of a velocity
+// component, and the eddy sum of the "sem" source (`eddies`, at the end).
 //
 // Every array is a strided 3-D view (data pointer, extents, strides in elements) in logical
 // (x, y, z) order, so any axis order or memory order of the caller works without copies; the
@@ -43,13 +44,25 @@ struct View3 {
   idx size() const { return n[0] * n[1] * n[2]; }
 };
 
+// A writable strided 3-D view: the output of the synthesis kernels (`eddies`).
+template <class T>
+struct Out3 {
+  T* data = nullptr;
+  Ext n{0, 0, 0};  // extents (x, y, z)
+  Ext s{0, 0, 0};  // strides in elements (may be negative)
+  T& operator()(idx i, idx j, idx k) const { return data[i * s[0] + j * s[1] + k * s[2]]; }
+};
+
 // Axes sorted by decreasing |stride|: the last one is walked in the innermost loop.
+inline std::array<int, 3> stride_order(const Ext& s) {
+  std::array<int, 3> o{0, 1, 2};
+  std::stable_sort(o.begin(), o.end(), [&](int a, int b) { return std::llabs(s[a]) > std::llabs(s[b]); });
+  return o;
+}
+
 template <class T>
 std::array<int, 3> loop_order(const View3<T>& v) {
-  std::array<int, 3> o{0, 1, 2};
-  std::stable_sort(o.begin(), o.end(),
-                   [&](int a, int b) { return std::llabs(v.s[a]) > std::llabs(v.s[b]); });
-  return o;
+  return stride_order(v.s);
 }
 
 // Nesting order fixed at compile time (A slowest, C innermost), so the indices live in registers.
@@ -236,6 +249,161 @@ Divergence divergence(const View3<T>& u, const View3<T>& v, const View3<T>& w, c
     }
   });
   return {m, ss, count};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic eddies (the "sem" source)
+// ---------------------------------------------------------------------------------------------
+
+// The points of one coordinate axis inside an eddy's support |p - c| < sigma, over every periodic
+// image c + m * period of the centre (period > 0) or the centre alone (period 0: clipped at the
+// ends of the axis). Per point: its index, r = p - image and (r / sigma)^2.
+struct Support {
+  std::vector<idx> at;
+  std::vector<double> r;
+  std::vector<double> q;
+  void clear() {
+    at.clear();
+    r.clear();
+    q.clear();
+  }
+  idx size() const { return static_cast<idx>(at.size()); }
+};
+
+inline void support(const double* c, idx n, double centre, double sigma, double period, Support& out) {
+  out.clear();
+  if (n == 0) return;
+  double m0 = 0.0, m1 = 0.0;
+  if (period > 0) {  // images whose support (image - sigma, image + sigma) meets [c[0], c[n - 1]]
+    m0 = std::ceil((c[0] - centre - sigma) / period);
+    m1 = std::floor((c[n - 1] - centre + sigma) / period);
+  }
+  const double inv = 1.0 / sigma;
+  for (double m = m0; m <= m1; m += 1.0) {
+    const double at = centre + m * period;
+    for (idx i = std::upper_bound(c, c + n, at - sigma) - c; i < n && c[i] < at + sigma; ++i) {
+      const double r = c[i] - at, q = (r * inv) * (r * inv);
+      if (q < 1.0) {
+        out.at.push_back(i);
+        out.r.push_back(r);
+        out.q.push_back(q);
+      }
+    }
+  }
+}
+
+inline void require_axis(const double* c, idx n, idx want, const char* name) {
+  if (n != want)
+    throw std::invalid_argument(std::string(name) + " must have one coordinate per grid index (" +
+                                std::to_string(want) + "), got " + std::to_string(n));
+  for (idx i = 0; i < n; ++i)
+    if (!std::isfinite(c[i]) || (i > 0 && !(c[i] > c[i - 1])))
+      throw std::invalid_argument(std::string(name) + " must be finite and strictly increasing (index " +
+                                  std::to_string(i) + ")");
+}
+
+// One eddy of `eddies`: its support points (per axis: index, r, (r / sigma)^2) nested with axis A
+// slowest and C innermost; a partial sum of (r / sigma)^2 that reaches 1 skips its inner loop.
+template <int A, int B, int C, class T>
+void add_eddy(const Out3<T>& u, const Out3<T>& v, const Out3<T>& w, const Support* sup, const double* damp,
+              const double* ddamp, double c_psi, double ax, double ay, double az) {
+  const Support &sa = sup[A], &sb = sup[B], &sc = sup[C];
+  const idx na = sa.size(), nb = sb.size(), nc = sc.size();
+  idx ix[3];
+  double r[3];
+  for (idx a = 0; a < na; ++a) {
+    ix[A] = sa.at[a];
+    r[A] = sa.r[a];
+    const double qa = sa.q[a];
+    for (idx b = 0; b < nb; ++b) {
+      const double qab = qa + sb.q[b];
+      if (qab >= 1.0) continue;
+      ix[B] = sb.at[b];
+      r[B] = sb.r[b];
+      for (idx c = 0; c < nc; ++c) {
+        const double q = 1.0 - (qab + sc.q[c]);
+        if (q <= 0.0) continue;
+        ix[C] = sc.at[c];
+        r[C] = sc.r[c];
+        const idx j = ix[1];
+        const double q3 = q * q * q, f = damp[j] * q3, g = ddamp[j] * c_psi * q3 * q;  // D f, D' psi
+        T& pu = u(ix[0], j, ix[2]);
+        T& pv = v(ix[0], j, ix[2]);
+        T& pw = w(ix[0], j, ix[2]);
+        pu = static_cast<T>(pu + f * (r[1] * az - r[2] * ay) + g * az);
+        pv = static_cast<T>(pv + f * (r[2] * ax - r[0] * az));
+        pw = static_cast<T>(pw + f * (r[0] * ay - r[1] * ax) - g * ax);
+      }
+    }
+  }
+}
+
+// Adds to (u, v, w) the velocity of `ne` divergence-free eddies, damped towards the walls:
+//
+//     u(p) += curl( D(y) sum_e psi_e(p) alpha_e )
+//           = sum_e D(y) f(s_e) (r_e x alpha_e) + D'(y) psi_e (alpha_e,z, 0, -alpha_e,x),
+//
+// f(s) = (1 - s^2)^3 and psi = -sigma^2 (1 - s^2)^4 / 8 for s = |r_e| / sigma_e < 1 (zero beyond,
+// grad psi = f r), with r_e = p - c_e over every periodic image of the centre c_e in x (period lx)
+// and z (period lz); in y the support is clipped at the ends of the axis (the walls). A curl, so
+// solenoidal for any D; D = 1, D' = 0 gives the plain eddies f (r x alpha), and D, D' = 0 at a
+// wall make the velocity vanish there. f, f', f'' vanish at the edge of the support: the field is
+// twice continuously differentiable where D is.
+// Points: the tensor grid (x[i], y[j], z[k]), each axis strictly increasing; `damp` and `ddamp`
+// hold D and dD/dy at y[j]. Eddies: centre (ne, 3), sigma (ne,) > 0, alpha (ne, 3), row-major.
+// Cost: the support points of every eddy, i.e. cells x eddies per cell; the loops run in the order
+// of u's strides.
+template <class T>
+void eddies(const Out3<T>& u, const Out3<T>& v, const Out3<T>& w, const double* x, idx nx, const double* y,
+            idx ny, const double* z, idx nz, double lx, double lz, const double* damp, const double* ddamp, idx nd,
+            const double* centre, const double* sigma, const double* alpha, idx ne) {
+  if (v.n != u.n || w.n != u.n)
+    throw std::invalid_argument("u, v, w must have the same shape, got " + ext_str(u.n) + ", " + ext_str(v.n) +
+                                ", " + ext_str(w.n));
+  require_axis(x, nx, u.n[0], "x");
+  require_axis(y, ny, u.n[1], "y");
+  require_axis(z, nz, u.n[2], "z");
+  if (nd != u.n[1])
+    throw std::invalid_argument("damp and ddamp must have one value per y index (" + std::to_string(u.n[1]) +
+                                "), got " + std::to_string(nd));
+  for (idx j = 0; j < nd; ++j)
+    if (!std::isfinite(damp[j]) || !std::isfinite(ddamp[j]))
+      throw std::invalid_argument("damp and ddamp must be finite (y index " + std::to_string(j) + ")");
+  if (!(std::isfinite(lx) && lx > 0) || !(std::isfinite(lz) && lz > 0))
+    throw std::invalid_argument("periods lx and lz must be positive finite numbers, got " + std::to_string(lx) +
+                                " and " + std::to_string(lz));
+  for (idx e = 0; e < ne; ++e) {
+    const double s = sigma[e];
+    bool ok = std::isfinite(s) && s > 0;
+    for (int d = 0; d < 3; ++d) ok = ok && std::isfinite(centre[3 * e + d]) && std::isfinite(alpha[3 * e + d]);
+    if (!ok)
+      throw std::invalid_argument("eddy " + std::to_string(e) + ": sigma must be positive and finite, centre " +
+                                  "and alpha finite (sigma = " + std::to_string(s) + ")");
+    // images of one eddy along a periodic axis: a support wider than 1e6 periods is a mistake
+    if (2.0 * s > 1e6 * std::min(lx, lz))
+      throw std::invalid_argument("eddy " + std::to_string(e) + ": sigma = " + std::to_string(s) +
+                                  " spans more than a million periods");
+  }
+  const auto o = stride_order(u.s);
+  const int key = o[0] * 9 + o[1] * 3 + o[2];
+  Support sup[3];
+  for (idx e = 0; e < ne; ++e) {
+    const double s = sigma[e];
+    support(x, nx, centre[3 * e], s, lx, sup[0]);
+    support(y, ny, centre[3 * e + 1], s, 0.0, sup[1]);
+    support(z, nz, centre[3 * e + 2], s, lz, sup[2]);
+    if (sup[0].size() == 0 || sup[1].size() == 0 || sup[2].size() == 0) continue;
+    const double c_psi = -0.125 * s * s;  // psi = c_psi (1 - (r / sigma)^2)^4
+    const double ax = alpha[3 * e], ay = alpha[3 * e + 1], az = alpha[3 * e + 2];
+    switch (key) {  // the nesting order of u's strides, fixed at compile time
+      case 0 * 9 + 1 * 3 + 2: add_eddy<0, 1, 2>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az); break;
+      case 0 * 9 + 2 * 3 + 1: add_eddy<0, 2, 1>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az); break;
+      case 1 * 9 + 0 * 3 + 2: add_eddy<1, 0, 2>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az); break;
+      case 1 * 9 + 2 * 3 + 0: add_eddy<1, 2, 0>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az); break;
+      case 2 * 9 + 0 * 3 + 1: add_eddy<2, 0, 1>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az); break;
+      default: add_eddy<2, 1, 0>(u, v, w, sup, damp, ddamp, c_psi, ax, ay, az);
+    }
+  }
 }
 
 }  // namespace cfdseed

@@ -120,7 +120,7 @@ def test_registry_resolve_and_errors():
     with pytest.raises(SourceError, match="options must be a dict"):
         resolve("analytic", [("amplitude", 1)])
     assert available() == sorted(["analytic", "gan", "plug", "laminar", "trig", "streaks", "snapshot",
-                                  "phase-randomised"])
+                                  "phase-randomised", "sem"])
 
 
 def test_register_rejects_a_taken_name_and_wraps_factory_errors(monkeypatch):
@@ -160,8 +160,9 @@ def test_one_option_vocabulary_in_one_readme_table():
 
     from cfdseed.sources.baselines import BASELINE_DEFAULTS
     from cfdseed.sources.gan import GAN_DEFAULTS
+    from cfdseed.sources.sem import SEM_DEFAULTS
 
-    takes = {"analytic": ANALYTIC_DEFAULTS, "gan": GAN_DEFAULTS, **BASELINE_DEFAULTS}
+    takes = {"analytic": ANALYTIC_DEFAULTS, "gan": GAN_DEFAULTS, "sem": SEM_DEFAULTS, **BASELINE_DEFAULTS}
     assert set(takes) == set(available())
     used = {name for opts in takes.values() for name in opts}
     assert used == set(sources.OPTIONS)

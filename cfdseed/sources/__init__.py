@@ -18,8 +18,9 @@ source (:attr:`SourceInfo.units` records it).
 
 Modules: :mod:`~cfdseed.sources.base` (contract, option vocabulary :data:`OPTIONS`),
 :mod:`~cfdseed.sources.analytic`, :mod:`~cfdseed.sources.baselines` (plug, laminar, trig,
-streaks, snapshot), :mod:`~cfdseed.sources.gan` (the trained generator). Importing this package
-loads neither torch nor MPI.
+streaks, snapshot), :mod:`~cfdseed.sources.gan` (the trained generator),
+:mod:`~cfdseed.sources.sem` (divergence-free synthetic eddies, the classical baseline of ``gan``).
+Importing this package loads neither torch nor MPI.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..errors import SourceError
 from . import analytic as _analytic
 from . import baselines as _baselines
 from . import gan as _gan
+from . import sem as _sem
 from .analytic import ANALYTIC_DEFAULTS
 from .base import OPTIONS, Built, Source, SourceFn, SourceInfo, build
 
@@ -49,6 +51,7 @@ _REGISTRY: dict[str, Factory] = {
     "streaks": _baselines.streaks,
     "snapshot": _baselines.snapshot,
     "phase-randomised": _baselines.phase_randomised,
+    "sem": _sem.sem,
 }
 
 

@@ -69,8 +69,9 @@ def _write_tiny_model() -> str | None:
 
 # a failure on rank 0 (torch missing, disk full) raises on every rank before the broadcast
 MODEL = comm.bcast(run_agreed(comm, _write_tiny_model), root=0)
-# the untrained model has no turbulence to calibrate: calibration off, except where tested
-SOURCES = BASELINES + [("gan", {"model": MODEL, "device": "cpu", "calibrate": None})]
+# the untrained model has no turbulence to calibrate, and grids this coarse resolve none (sem's
+# calibration refuses them): calibration off, except where tested
+SOURCES = BASELINES + [("gan", {"model": MODEL, "device": "cpu", "calibrate": None}), ("sem", {"calibrate": None})]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -95,6 +96,20 @@ def test_float32_delivery_passes(name):
     assert block.dtype == np.float32
 
 
+@pytest.mark.parametrize("kind", ["pencil", "bisect2"])
+def test_calibrated_sem_is_the_serial_field_on_any_rank_count(kind):
+    """The default sem (calibrated to Lee & Moser 180) on a grid that resolves turbulence: checked,
+    and the blocks are those of a serial build with the same seed."""
+    shape, lengths = (48, 49, 32), (2 * np.pi, 2.0, np.pi)
+    g = decompose(comm, kind, shape, lengths, "chebyshev")
+    res = init_field(comm, g, source="sem", seed=5, result=True)
+    assert res.report.passed and res.report.divergence_max < 1e-10
+    cal = res.source_info.enforcement.calibration if rank == 0 else None  # the source ran on the root
+    assert everywhere(cal is None or (cal.after["uu"] < 0.03 and cal.after["uv"] < 0.03 and cal.after["vv"] < 0.1))
+    full = init_field(MPI.COMM_SELF, g.global_grid(), source="sem", seed=5)
+    assert everywhere(np.array_equal(res.field, full[(slice(None), *g.local)]))
+
+
 def test_errors_on_every_rank():
     g = decompose(comm, "block", (6, 9, 6), (2.0, 2.0, 1.0), "uniform")
     with pytest.raises(SourceError, match="unknown source"):
@@ -102,9 +117,15 @@ def test_errors_on_every_rank():
     with pytest.raises(SourceError, match="does not exist"):
         init_field(comm, g, source="gan", options={"model": "/nonexistent/model.pt"})
     with pytest.raises(SourceError, match="supports ratios"):
-        init_field(comm, g, source="gan", options={"model": MODEL, "re_tau": 5000.0, "device": "cpu"})
+        init_field(comm, g, source="gan", options={"model": MODEL, "re_tau": 5000.0, "device": "cpu", "calibrate": None})
     with pytest.raises(SourceError, match="unknown option"):
         init_field(comm, g, source="streaks", options={"amplitud": 0.1})
+    with pytest.raises(SourceError, match="sem: length must be a positive number, got 0"):
+        init_field(comm, g, source="sem", options={"length": 0})
+    with pytest.raises(SourceError, match="sem: calibrate: .* not positive semi-definite"):
+        init_field(comm, g, source="sem", options={"calibrate": {"re_tau": 180, "y_delta": [0, 1], "U": [0, 18],
+                                                                  "uu": [0, 1], "vv": [0, 1], "ww": [0, 1],
+                                                                  "uv": [0, -2]}})
     small = decompose(comm, "xslab", (size, 9, 1), (2.0, 2.0, 1.0), "uniform")
     with pytest.raises(SourceError, match="too small"):
         init_field(comm, small, source="laminar")
@@ -113,6 +134,10 @@ def test_errors_on_every_rank():
     out = np.full((3, *g.local_shape), 7.0)
     with pytest.raises(SourceError, match="stress calibration failed: .* out of this field's reach"):
         init_field(comm, g, source="gan", options={"model": MODEL, "device": "cpu"}, seed=2, out=out)
+    assert everywhere((out == 7.0).all())
+    # the same for sem on a grid that resolves no turbulence (6 points per direction)
+    with pytest.raises(SourceError, match="stress calibration failed: .* out of this field's reach"):
+        init_field(comm, g, source="sem", seed=2, out=out)
     assert everywhere((out == 7.0).all())
     # a source with enforcement switched off fails the checks on every rank
     with pytest.raises(ConstraintError):
