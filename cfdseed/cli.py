@@ -129,26 +129,34 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="compare generated or given fields with data and published DNS",
         description="Turbulence statistics in wall units (mean and rms profiles, spectra, PDFs,\n"
-                    "correlations) of a model's samples or of a field file, compared with a slice dataset\n"
+                    "correlations) of a model's samples or of field files, compared with DNS data (--against)\n"
                     "and published DNS (Lee & Moser, Moser-Kim-Mansour). Writes OUT/metrics.json,\n"
-                    "OUT/report.md and PNG figures.",
+                    "OUT/report.md and PNG figures. Several --fields LABEL=FILE give a side-by-side report:\n"
+                    "one table column and one line in every figure per input, the DNS in black.",
         epilog="examples:\n"
                "  cfdseed evaluate --out report                          # the packaged model vs DNS\n"
                "  cfdseed evaluate --model run/model.pt --against val.h5 --out report\n"
-               "  cfdseed evaluate --fields ic.h5 --out ic-report\n\n"
+               "  cfdseed evaluate --fields ic.h5 --out ic-report\n"
+               "  cfdseed evaluate --fields gan=gan.h5 --fields sem=sem.h5 --fields phase-randomised=pr.h5 \\\n"
+               "                   --against dns.h5 --out compare      # side by side\n\n"
                + _EXIT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=_run_evaluate)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="FILE", help="generator checkpoint to sample (default: the packaged model)")
-    src.add_argument("--fields", metavar="FILE", help="file to evaluate instead of a model: a slice dataset or a field "
-                                      "written by `cfdseed generate`")
-    p.add_argument("--nu", type=float, help="kinematic viscosity of --fields (default: from the file)")
-    p.add_argument("--u-tau", type=float, help="friction velocity of --fields (default: from the file)")
+    src.add_argument("--fields", metavar="[LABEL=]FILE", action="append",
+                     help="file to evaluate instead of a model: a slice dataset or a field written by `cfdseed "
+                          "generate`; repeat for a side-by-side report, LABEL naming each input (default: the "
+                          "file name without suffix)")
+    p.add_argument("--nu", type=float, help="kinematic viscosity of --fields (default: from the files; a field file "
+                                            "given to --against keeps its own)")
+    p.add_argument("--u-tau", type=float, help="friction velocity of --fields (default: from the files; a field file "
+                                               "given to --against keeps its own)")
     p.add_argument("--samples", type=int, default=256, metavar="N", help="slices drawn from the model (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the model's samples (default 0)")
     p.add_argument("--device", help="where the model runs: cpu, cuda or cuda:N (default: a GPU when available)")
-    p.add_argument("--against", metavar="FILE", help="slice dataset to compare with (e.g. the training data or held-out data)")
+    p.add_argument("--against", metavar="FILE", help="DNS data to compare with: a slice dataset (e.g. the training data or "
+                                                     "held-out data) or a field file")
     p.add_argument("--against-samples", type=int, default=1024, metavar="N",
                    help="use at most this many slices of --against, evenly spread over the file (default 1024)")
     p.add_argument("--reference", default="auto", metavar="NAME",
@@ -299,11 +307,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a file; name the folder to write the report into")
     _parent_exists(out, "cfdseed evaluate creates the output folder itself, not the ones above it")
+    fields = None if args.fields is None else [_labelled(f) for f in args.fields]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    m = evaluate(out, fields=args.fields, model=args.model, samples=args.samples, seed=args.seed,
+    m = evaluate(out, fields=fields, model=args.model, samples=args.samples, seed=args.seed,
                  device=args.device, nu=args.nu, u_tau=args.u_tau, against=args.against,
                  against_samples=args.against_samples, reference=args.reference,
                  heights=[*args.heights, "centre"])
+    if "labels" in m:
+        return _print_side_by_side(m, out)
     print(f"cfdseed evaluate: {m['evaluated']['source']}")
     if m["vs_dataset"]:
         print(f"  combined metric vs {m['against']['source']}: {m['vs_dataset']['combined']:.4g}")
@@ -312,6 +323,29 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         r = m["vs_reference"]
         print(f"  vs {r['name']}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["profiles"].items()))
     print(f"  wrote {out}/metrics.json, report.md and {len(m['figures'])} figures")
+    return 0
+
+
+def _labelled(text: str) -> str | tuple[str, str]:
+    """``--fields`` value: ``LABEL=FILE`` -> (label, file); an existing file or text without '=' -> itself."""
+    label, sep, path = text.partition("=")
+    if not sep or Path(text).is_file():
+        return text
+    return label, path
+
+
+def _print_side_by_side(m: dict[str, Any], out: Path) -> int:
+    print(f"cfdseed evaluate: {len(m['labels'])} inputs side by side"
+          + (f" against {m['against']['source']}" if m["against"] else ""))
+    for label in m["labels"]:
+        e = m["inputs"][label]
+        parts = [e["source"]]
+        if e["vs_dataset"]:
+            parts.append(f"combined metric {e['vs_dataset']['combined']:.4g}")
+        if e["vs_reference"]:
+            parts.append(f"U+ vs {e['vs_reference']['name']} {e['vs_reference']['profiles']['U+']:.3g}")
+        print(f"  {label}: " + "; ".join(parts))
+    print(f"  wrote {out}/metrics.json, report.md (side-by-side table) and {len(m['figures'])} figures")
     return 0
 
 

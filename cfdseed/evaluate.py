@@ -10,14 +10,16 @@ Python::
 
 The ``cfdseed evaluate`` job (:func:`evaluate`; command line in :mod:`cfdseed.cli`)::
 
-    cfdseed evaluate (--model M [--samples N] | --fields F.h5) [--against DATA.h5]
+    cfdseed evaluate (--model M [--samples N] | --fields [LABEL=]F.h5 ...) [--against DATA.h5]
                      [--reference NAME] --out DIR
 
 ``--fields`` reads a cfdseed slice dataset (:mod:`cfdseed.slices`) or a 3-D field written by
 ``cfdseed generate`` (:func:`cfdseed.fields.read_field`; units from its attributes or --nu/--u-tau).
-``--against`` is a slice dataset (at most ``--against-samples`` slices, evenly spread). Outputs in
-``--out``: ``metrics.json`` (every number below with its units and heights; NaN written as null),
-the figures of :mod:`cfdseed.report` and ``report.md`` linking them.
+``--against`` (the DNS) is a slice dataset (at most ``--against-samples`` slices, evenly spread) or
+a field file (its own units). Outputs in ``--out``: ``metrics.json`` (every number below with its
+units and heights; NaN written as null), the figures of :mod:`cfdseed.report` and ``report.md``
+linking them. Several ``--fields`` (each ``LABEL=FILE``, a bare file labelled by its name) give the
+side-by-side report of :mod:`cfdseed.sidebyside` instead: per-label metrics, one table, overlays.
 
 Statistics (:func:`statistics`)
 -------------------------------
@@ -35,7 +37,8 @@ over u_tau, wavenumbers k+ = k nu / u_tau, spectral densities over u_tau nu.
   sum_k E(k) dk = variance (dk = 2 pi / lz; the k = 0 bin holds the square of the sample's
   spanwise mean fluctuation); two-point spanwise correlations R_ii(dz) = <u_i'(z) u_i'(z+dz)> /
   <u_i'^2> for 0 <= dz <= lz/2 (from the same spectra); the fluctuation samples (for PDFs, their
-  moments and histograms); for 3-D fields also streamwise spectra E_ii(k_x).
+  moments and histograms); for 3-D fields also streamwise spectra E_ii(k_x) and correlations
+  R_ii(dx) for 0 <= dx <= lx/2.
 - 3-D fields: divergence with the contract-1 operators (:func:`cfdseed.operators.field_figures`),
   max and RMS normalised by U_bulk / h.
 
@@ -50,7 +53,7 @@ Comparisons (:func:`compare`, :func:`compare_reference`)
   alone gives about sqrt(2 / M) for M independent samples per bin (M = 2 N nx: both halves, and x
   for 3-D fields);
 - 1-D Wasserstein distance W1 between the fluctuation samples at a height (wall units);
-- correlation error: RMS over dz of R - R_ref.
+- correlation error: RMS over dz of R - R_ref (and over dx when both sets are 3-D).
 - against published DNS (:mod:`cfdseed.reference`): relative L2 error of each available profile,
   the reference interpolated to the data's y+ (rows outside the reference range are left out).
 
@@ -80,6 +83,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +146,8 @@ class Statistics:
     dz : (nlag,) separations dz+; ``correlation`` (3, nheights, nlag) R_ii(dz).
     samples : (3, nheights, S) fluctuations u_i'+ at the heights (PDFs).
     kx, spectra_x : streamwise counterparts for 3-D fields, else None.
+    dx, correlation_x : separations dx+ and streamwise correlations R_ii(dx) (3, nheights, nlag_x)
+        for 3-D fields, else None (not in :meth:`to_dict`; the side-by-side report writes them).
     divergence : dict of divergence figures for 3-D fields, else None.
     nz, nx : grid points along z and x (0: unknown); with an even count the last spectral bin is
         the Nyquist mode, which :func:`compare` leaves out (see the module docstring).
@@ -166,6 +172,8 @@ class Statistics:
     nz: int = 0
     nx: int = 0
     balance: dict[str, float] | None = None
+    dx: np.ndarray | None = None
+    correlation_x: np.ndarray | None = None
 
     def moments(self) -> dict[str, dict[str, dict[str, float]]]:
         """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
@@ -374,7 +382,7 @@ def statistics(
     dz = np.arange(nlag) * (lz / nz) * u_tau / nu
     samples = at.transpose(1, 2, 0, 3).reshape(3, len(hs), -1) / u_tau  # (3, H, M' nz)
 
-    kx = spectra_x = None
+    kx = spectra_x = dx = corr_x = None
     if three_d:
         nx = half.shape[2]
         flx = half[:, :, :, rows, :] - mean[None, :, None, rows, None]  # (M, 3, nx, H, nz)
@@ -382,12 +390,16 @@ def statistics(
         dkx = 2 * np.pi / lx
         kx = np.arange(nx // 2 + 1) * dkx * nu / u_tau
         spectra_x = _one_sided(px.transpose(0, 2, 1), nx) / dkx / (u_tau * nu)
+        cov_x = np.fft.irfft(px, n=nx, axis=1).transpose(0, 2, 1) * nx  # (3, H, nx) autocovariance at k dx
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr_x = np.where(cov_x[..., :1] > 0, cov_x[..., : nx // 2 + 1] / cov_x[..., :1], 0.0)
+        dx = np.arange(nx // 2 + 1) * (lx / nx) * u_tau / nu
     return Statistics(
         re_tau=re_tau, n_fields=int(f.shape[0]), kind="fields" if three_d else "slices",
         folded=folded, yplus=yplus, y_delta=yw / (0.5 * ly), profiles=profiles, heights=hs,
         kz=kz * nu / u_tau, spectra_z=spectra_z, dz=dz, correlation=corr, samples=samples,
         kx=kx, spectra_x=spectra_x, divergence=divergence, nz=int(nz), nx=int(half.shape[2]) if three_d else 0,
-        balance=balance,
+        balance=balance, dx=dx, correlation_x=corr_x,
     )
 
 
@@ -528,6 +540,10 @@ def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
         xmask = _comparable(s.kx, s.nx, ref.kx, ref.nx)
         out["streamwise_spectra"] = {
             p: {lab: log_spectral_error(s.spectra_x[c, i][xmask], _on(s.kx[xmask], ref.kx, ref.spectra_x[c, j]))
+                for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}
+    if s.dx is not None and ref.dx is not None and s.correlation_x is not None and ref.correlation_x is not None:
+        out["streamwise_correlation"] = {
+            p: {lab: float(np.sqrt(np.mean((s.correlation_x[c, i] - _on(s.dx, ref.dx, ref.correlation_x[c, j])) ** 2)))
                 for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}
     return out
 
@@ -675,24 +691,29 @@ def _slice_set(path: str, max_samples: int | None) -> _Set:
         return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
 
 
-def _read_input(path: str, nu: float | None = None, u_tau: float | None = None) -> _Set:
-    """A slice dataset (contract 4) or one 3-D field written by ``cfdseed generate``
-    (:func:`cfdseed.fields.read_field`); ``nu``/``u_tau`` override or supply the file's units."""
+def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, *,
+                max_samples: int | None = None, override: bool = True) -> _Set:
+    """A slice dataset (contract 4; at most ``max_samples`` slices, evenly spread) or one 3-D field
+    written by ``cfdseed generate`` (:func:`cfdseed.fields.read_field`); ``nu``/``u_tau`` override
+    (``override``) or only supply the field file's units."""
     import h5py
 
     from .errors import DatasetError
 
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as h:
             is_field = "u" in h and "fields" not in h
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     if not is_field:
-        return _slice_set(path, None)
+        return _slice_set(path, max_samples)
     from .fields import read_field
 
     field, y, (lx, ly, lz), attrs = read_field(path)
-    units = {"nu": nu if nu is not None else attrs.get("nu"), "u_tau": u_tau if u_tau is not None else attrs.get("u_tau")}
+    given = {"nu": nu, "u_tau": u_tau}
+    units = {k: (v if v is not None and (override or attrs.get(k) is None) else attrs.get(k)) for k, v in given.items()}
     missing = [k for k, v in units.items() if v is None]
     if missing:
         raise DatasetError(f"{path}: the field file does not record {' and '.join(missing)} (its source had no units); "
@@ -725,8 +746,65 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+#: Label of an input: what a markdown table header and a legend can show.
+_LABEL = re.compile(r"\w[\w.+\- ]*\Z")
+
+
+def _inputs(fields: Any) -> list[tuple[str, str, bool]]:
+    """``(label, path, labelled)`` of each input of :func:`evaluate`'s ``fields`` (a file, a mapping
+    label -> file, or a sequence of files and ``(label, file)`` pairs); a bare file is labelled by
+    its file name without suffix. Labels must be unique."""
+    from .errors import ConfigError
+
+    if isinstance(fields, (str, os.PathLike)):
+        items: list[Any] = [fields]
+    elif isinstance(fields, Mapping):
+        items = list(fields.items())
+    elif isinstance(fields, Sequence):
+        items = list(fields)
+    else:
+        raise ConfigError(f"fields must be a file, a mapping label -> file or a list of files and (label, file) "
+                          f"pairs, got {type(fields).__name__}")
+    if not items:
+        raise ConfigError("fields: no input given")
+    out: list[tuple[str, str, bool]] = []
+    seen: dict[str, str] = {}
+    for it in items:
+        if isinstance(it, (str, os.PathLike)):
+            path, explicit = os.fspath(it), False
+            label = os.path.splitext(os.path.basename(path))[0]
+        elif (isinstance(it, (tuple, list)) and len(it) == 2 and isinstance(it[0], str)
+              and isinstance(it[1], (str, os.PathLike))):
+            label, path, explicit = it[0].strip(), os.fspath(it[1]), True
+        else:
+            raise ConfigError(f"fields: {it!r} is neither a file nor a (label, file) pair")
+        if not path:
+            raise ConfigError(f"input {label!r}: no file given (LABEL=FILE)")
+        if (explicit or len(items) > 1) and not _LABEL.match(label):
+            what = "label" if explicit else f"{path}: its file name as a label,"
+            raise ConfigError(f"{what} {label!r} is not allowed: use letters, digits, spaces and _ . + - "
+                              "(starting with a letter or digit)" + ("" if explicit else "; give LABEL=FILE"))
+        if label in seen:
+            raise ConfigError(f"label {label!r} given twice ({seen[label]} and {path}); give each input its own "
+                              "label, e.g. --fields sem=sem.h5 --fields gan=gan.h5")
+        seen[label] = path
+        out.append((label, path, explicit))
+    return out
+
+
+#: What the comparison numbers mean (metrics.json "definitions").
+_DEFINITIONS = {
+    "relative_l2": "||p - p_ref||_2 / ||p_ref||_2 over the rows (wall-distance ordered, both halves averaged)",
+    "log_spectral": "RMS over k_z > 0 of ln(E / E_ref)",
+    "wasserstein1": "integral |F - F_ref| du' of the fluctuation CDFs, wall units",
+    "correlation": "RMS over dz of R - R_ref",
+    "combined": "0.5 * mean(rel. L2 of U+, u'+, v'+, w'+, uv+) + 0.5 * mean(log-spectral E_uu, E_vv, E_ww "
+                "averaged over heights); lower is better",
+}
+
+
 def _write(evaluated: _Set, against: _Set | None, reference: str | None, out: Any,
-           heights: Sequence[float | str]) -> dict[str, Any]:
+           heights: Sequence[float | str], name: str | None = None) -> dict[str, Any]:
     """Statistics, comparisons, ``metrics.json``, figures and ``report.md`` into ``out``."""
     import json
     from pathlib import Path
@@ -750,20 +828,13 @@ def _write(evaluated: _Set, against: _Set | None, reference: str | None, out: An
         "vs_dataset": compare(s, a) if a is not None else None,
         "vs_reference": compare_reference(s, ref) if ref is not None else None,
         "against_vs_reference": compare_reference(a, ref) if (ref is not None and a is not None) else None,
-        "definitions": {
-            "relative_l2": "||p - p_ref||_2 / ||p_ref||_2 over the rows (wall-distance ordered, both halves averaged)",
-            "log_spectral": "RMS over k_z > 0 of ln(E / E_ref)",
-            "wasserstein1": "integral |F - F_ref| du' of the fluctuation CDFs, wall units",
-            "correlation": "RMS over dz of R - R_ref",
-            "combined": "0.5 * mean(rel. L2 of U+, u'+, v'+, w'+, uv+) + 0.5 * mean(log-spectral E_uu, E_vv, E_ww "
-                        "averaged over heights); lower is better",
-        },
+        "definitions": dict(_DEFINITIONS),
     }
     if ref is not None and s.re_tau > 0 and abs(math.log(ref.re_tau / s.re_tau)) > 0.2:
         log.warning("reference %s has Re_tau %.0f, the data %.0f: profiles differ physically", ref.name,
                     ref.re_tau, s.re_tau)
     other = (against.fields, against.y, against.lz) if against is not None else None
-    names = ("generated" if evaluated.source.startswith("model") else "evaluated", "dataset")
+    names = (name or ("generated" if evaluated.source.startswith("model") else "evaluated"), "dataset")
     figures = write_figures(out, s, a, ref, evaluated.fields, evaluated.y, evaluated.lz, other, names)
     metrics["figures"] = figures
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
@@ -779,7 +850,7 @@ def _grid(d: _Set) -> dict[str, Any]:
 def evaluate(
     out: str | os.PathLike,
     *,
-    fields: str | os.PathLike | None = None,
+    fields: str | os.PathLike | Mapping[str, str | os.PathLike] | Sequence[Any] | None = None,
     model: str | os.PathLike | None = None,
     samples: int = 256,
     seed: int = 0,
@@ -798,32 +869,41 @@ def evaluate(
     out
         Output folder (created if missing).
     fields
-        A slice dataset or a 3-D field file written by ``cfdseed generate``; else the model is sampled.
+        What to evaluate: a slice dataset or a 3-D field file written by ``cfdseed generate``; or
+        several, side by side (:mod:`cfdseed.sidebyside`): a mapping label -> file, or a list of
+        files and ``(label, file)`` pairs (a bare file is labelled by its name without suffix).
+        One input, labelled or not, gives the single-input report. None: the model is sampled.
     model
         Generator checkpoint sampled when ``fields`` is None (None: the packaged default model).
     samples, seed, device
         Slices drawn from the model, their latent seed, the torch device (None: CUDA when available).
     nu, u_tau
-        Units of a 3-D field file (default: its attributes).
+        Units of the 3-D field files of ``fields`` (default: their attributes); a field file given as
+        ``against`` keeps its own units and takes these only where it records none.
     against
-        Reference slice dataset; at most ``against_samples`` slices of it, evenly spread.
+        The data the inputs are compared with (the DNS): a slice dataset (at most
+        ``against_samples`` slices of it, evenly spread) or a 3-D field file.
     reference
         Published DNS: a name of :data:`cfdseed.reference.REFERENCES`, ``"auto"`` (nearest in
-        Re_tau) or ``"none"``.
+        Re_tau to the evaluated data; side by side, to ``against``, else to the first input) or
+        ``"none"``.
     heights
         y+ of spectra, PDFs and correlations (``"centre"`` for the centre row).
 
     Returns
     -------
     dict
-        The contents of ``metrics.json`` plus ``figures`` (figure name -> file name).
+        The contents of ``metrics.json`` plus ``figures`` (figure name -> file name); side by side
+        the layout of :func:`cfdseed.sidebyside.write_side_by_side`.
 
     Raises
     ------
     ConfigError
-        ``fields`` and ``model`` both given, non-positive sample counts, an unknown reference.
+        ``fields`` and ``model`` both given, a label given twice or not allowed, non-positive sample
+        counts, an unknown reference.
     DatasetError, CheckpointError
-        Unreadable inputs, or data the statistics reject (non-finite values, bad grid, ...).
+        Missing or unreadable inputs, field files without units (and no ``nu``/``u_tau``), or data
+        the statistics reject (non-finite values, bad grid, ...).
     """
     from .errors import CfdseedError, ConfigError, DatasetError
     from .reference import REFERENCES
@@ -835,12 +915,41 @@ def evaluate(
     ref = str(reference).strip().lower()
     if ref not in ("auto", "none", *REFERENCES):
         raise ConfigError(f"unknown reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")
+    inputs = _inputs(fields) if fields is not None else []
     try:
-        ev = (_read_input(str(fields), nu, u_tau) if fields is not None
-              else _sample_model(None if model is None else str(model), samples, seed, device))
-        ag = _slice_set(str(against), against_samples) if against is not None else None
-        return _write(ev, ag, ref, out, heights)
+        if len(inputs) > 1:
+            from .sidebyside import write_side_by_side
+
+            for label, path, _ in inputs:  # every file exists before any is read
+                if not os.path.isfile(path):
+                    raise DatasetError(f"input {label!r}: {path}: no such file")
+            sets = []
+            for label, path, _ in inputs:
+                try:
+                    sets.append((label, _read_input(path, nu, u_tau)))
+                except DatasetError as exc:
+                    raise DatasetError(f"input {label!r}: {exc}") from None
+            ag = _read_against(against, against_samples, nu, u_tau)
+            return write_side_by_side(sets, ag, ref, out, heights)
+        ag = _read_against(against, against_samples, nu, u_tau)  # before a model is sampled
+        if inputs:
+            label, path, explicit = inputs[0]
+            ev, name = _read_input(path, nu, u_tau), (label if explicit else None)
+        else:
+            ev, name = _sample_model(None if model is None else str(model), samples, seed, device), None
+        return _write(ev, ag, ref, out, heights, name)
     except CfdseedError:
         raise
     except ValueError as exc:  # statistics reject the data (non-finite values, bad grid, ...)
         raise DatasetError(f"cannot evaluate: {exc}") from None
+
+
+def _read_against(path: Any, max_samples: int, nu: float | None, u_tau: float | None) -> _Set | None:
+    from .errors import DatasetError
+
+    if path is None:
+        return None
+    try:
+        return _read_input(os.fspath(path), nu, u_tau, max_samples=max_samples, override=False)
+    except DatasetError as exc:
+        raise DatasetError(f"--against: {exc}") from None

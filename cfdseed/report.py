@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ["figure", "write_figures", "write_report"]
+__all__ = ["figure", "slice_rows", "write_figures", "write_report"]
 
 _DPI = 110
 _LABELS = {"U+": r"$U^+$", "u'+": r"$u'^+$", "v'+": r"$v'^+$", "w'+": r"$w'^+$", "uv+": r"$\langle u'v'\rangle^+$"}
@@ -162,14 +162,25 @@ def _correlations(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
 
 def _slices(fields: np.ndarray, y: np.ndarray, lz: float, other: tuple[np.ndarray, np.ndarray, float] | None,
             names: tuple[str, str], path: Path, n: int = 4) -> str:
+    rows = [(names[1], *other) if other is not None else None, (names[0], fields, y, lz)]
+    title = "Streamwise velocity fluctuation on y-z planes" + (f": {names[1]} (top) vs {names[0]} (bottom)"
+                                                               if other is not None else "")
+    return slice_rows([r for r in rows if r is not None], path, title, n)
+
+
+def slice_rows(rows: list[tuple[str, np.ndarray, np.ndarray, float]], path: Path, title: str, n: int = 4,
+               x_planes: int = 1) -> str:
+    """u' = u - <u>(y) on y-z planes, one row of at most ``n`` planes per ``(name, fields, y, lz)``
+    (3-D fields: ``x_planes`` planes evenly spread in x from x = 0 of each field), one shared colour
+    scale; returns the file name."""
     def prepare(f: np.ndarray) -> np.ndarray:
         u = np.asarray(f[:, 0], dtype=np.float64)  # (N, [nx,] ny, nz)
         mean = u.mean(axis=(0, 1, 3) if u.ndim == 4 else (0, 2))  # (ny,) over every sample
-        u = u[:n, 0] if u.ndim == 4 else u[:n]  # 3-D fields: the plane x = 0
-        return u - mean[None, :, None]  # u' (n, ny, nz)
+        if u.ndim == 4:  # 3-D fields: planes x = 0, nx/x_planes, ... of each
+            xs = np.unique(np.arange(x_planes) * u.shape[1] // x_planes)
+            u = u[:n, xs].reshape(-1, *u.shape[2:])
+        return u[:n] - mean[None, :, None]  # u' (n, ny, nz)
 
-    rows = [(names[1], *other) if other is not None else None, (names[0], fields, y, lz)]
-    rows = [r for r in rows if r is not None]
     data = [(name, prepare(f), yy, ll) for name, f, yy, ll in rows]
     vmax = max(float(np.percentile(np.abs(d), 99.5)) for _, d, _, _ in data) or 1.0
     ncol = max(d.shape[0] for _, d, _, _ in data)
@@ -197,8 +208,7 @@ def _slices(fields: np.ndarray, y: np.ndarray, lz: float, other: tuple[np.ndarra
                 ax.set_xlabel("z")
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.8, label="u' = u - <u>(y)")
-    fig.suptitle("Streamwise velocity fluctuation on y-z planes" + (f": {names[1]} (top) vs {names[0]} (bottom)"
-                                                                    if other is not None else ""))
+    fig.suptitle(title)
     return _save(fig, path)
 
 

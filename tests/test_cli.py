@@ -77,3 +77,29 @@ def test_train_resume_and_force_exclude_each_other(capsys):
         main(["train", "c.toml", "--resume", "--force"])
     assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
+
+
+def test_evaluate_help_shows_side_by_side(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    assert "--fields [LABEL=]FILE" in text
+    assert "--fields gan=gan.h5 --fields sem=sem.h5 --fields phase-randomised=pr.h5" in text
+
+
+def test_evaluate_fields_label_equals_file(tmp_path):
+    from cfdseed.cli import _labelled
+
+    assert _labelled("sem=runs/sem.h5") == ("sem", "runs/sem.h5")
+    assert _labelled("runs/sem.h5") == "runs/sem.h5"
+    odd = tmp_path / "re=180.h5"  # an existing file is a file, '=' or not; LABEL=FILE splits at the first '='
+    odd.write_text("")
+    assert _labelled(str(odd)) == str(odd)
+    assert _labelled(f"dns={odd}") == ("dns", str(odd))
+
+
+def test_evaluate_label_given_twice_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--fields", "a=x.h5", "--fields", "a=y.h5", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == ("cfdseed evaluate: error: label 'a' given twice (x.h5 and y.h5); give each "
+                                       "input its own label, e.g. --fields sem=sem.h5 --fields gan=gan.h5\n")
+    assert not (tmp_path / "o").exists()

@@ -399,3 +399,175 @@ def test_pair_metrics_add_the_one_step_correlation_error():
     assert m["combined"] == pytest.approx(m["combined_slices"] + (m["R1_u"] + m["R1_v"] + m["R1_w"]) / 3)
     with pytest.raises(ValueError, match="one shape"):
         pair_metrics(prev[:5], real, real, y, 3.0, nu=1 / 180, u_tau=1.0)
+
+
+def test_streamwise_correlation_of_a_single_mode():
+    nx, lx = 16, 4.0
+    x = np.arange(nx) * lx / nx
+    y = wall_normal("chebyshev", 17, LY)
+    f = np.zeros((2, 3, nx, 17, 12))
+    f[:, 0] = np.cos(2 * np.pi * 3 * x / lx)[:, None, None] * (y * (LY - y))[None, :, None]
+    s = statistics(f, y, 2.0, nu=NU, u_tau=U_TAU, lx=lx)
+    assert s.dx[1] == pytest.approx(lx / nx * U_TAU / NU) and s.dx.size == nx // 2 + 1
+    for h in range(len(s.heights)):
+        np.testing.assert_allclose(s.correlation_x[0, h], np.cos(2 * np.pi * 3 * np.arange(nx // 2 + 1) / nx),
+                                   atol=1e-12)
+    assert all(v == 0.0 for d in compare(s, s)["streamwise_correlation"].values() for v in d.values())
+    assert statistics(single_mode(), Y, LZ, nu=NU, u_tau=U_TAU).correlation_x is None  # slices
+
+
+# --------------------------------------------------------------------------------------------
+# several inputs side by side
+# --------------------------------------------------------------------------------------------
+SIDE = {"profiles.png", "spectra.png", "spectra_x.png", "correlations.png", "correlations_x.png", "pdfs.png",
+        "slices.png"}
+
+
+def field_file(path, shape, seed, amp=1.0, units=True):
+    """A small 3-D field file (Re_tau = 180 in u_tau = 1, half-height 1): a parabolic mean flow and
+    white noise vanishing at the walls."""
+    from cfdseed.fields import write_field
+    from cfdseed.grid import Grid
+
+    g = Grid(shape, (4.0, LY, 2.0), y="chebyshev")
+    rng = np.random.default_rng(seed)
+    wall = (g.y * (LY - g.y))[None, None, :, None]
+    f = amp * wall * rng.standard_normal((3, *shape))
+    f[0] += 15 * wall[0]
+    write_field(path, f, g, attrs={"nu": 1 / 180, "u_tau": 1.0} if units else None)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fields3(tmp_path_factory):
+    d = tmp_path_factory.mktemp("side")
+    return {"sem": field_file(d / "sem.h5", (8, 17, 8), 0), "pr": field_file(d / "pr.h5", (12, 13, 12), 1, amp=2.0),
+            "dns": field_file(d / "dns.h5", (16, 21, 16), 2)}
+
+
+@pytest.mark.slow
+def test_side_by_side_metrics_table_and_overlays(fields3, tmp_path):
+    """Inputs on three grids against a 3-D DNS field: per-label numbers, the table, the overlays.
+    The DNS given as an input as well ("copy") scores 0 on every comparison."""
+    from cfdseed.evaluate import evaluate
+    from cfdseed.report import _fmt
+
+    out = tmp_path / "cmp"
+    m = evaluate(out, fields={"sem": fields3["sem"], "phase-randomised": fields3["pr"], "copy": fields3["dns"]},
+                 against=fields3["dns"], reference="lee-moser-180", heights=(10.0, "centre"))
+    labels = ["sem", "phase-randomised", "copy"]
+    assert m["labels"] == labels and list(m["inputs"]) == labels
+    assert json.loads((out / "metrics.json").read_text())["labels"] == labels
+    assert SIDE | {"metrics.json", "report.md"} == {p.name for p in out.iterdir()}
+    report = (out / "report.md").read_text()
+    for name in m["figures"].values():
+        assert (out / name).stat().st_size > 10_000 and f"]({name})" in report
+    assert [e["grid"]["shape"] for e in m["inputs"].values()] == [[3, 8, 17, 8], [3, 12, 13, 12], [3, 16, 21, 16]]
+    assert m["reference"]["name"] == "lee-moser-180" and m["against"]["statistics"]["kind"] == "fields"
+    for label in labels:
+        e = m["inputs"][label]
+        assert set(e) == {"source", "grid", "statistics", "vs_dataset", "vs_reference", "summary"}
+        assert [h["label"] for h in e["statistics"]["heights"]] == ["y+=10", "centre"]
+        assert set(e["statistics"]["streamwise_correlation"]) == {"dx+", "uu", "vv", "ww"}
+        vd, col = e["vs_dataset"], e["summary"]
+        assert col["vs_dataset"]["combined"] == vd["combined"]
+        assert col["vs_dataset"]["E_vv_x"] == pytest.approx(np.mean(list(vd["streamwise_spectra"]["vv"].values())))
+        assert col["vs_dataset"]["R_uu_x"] == pytest.approx(np.mean(list(vd["streamwise_correlation"]["uu"].values())))
+        assert col["vs_dataset"]["W1_w"] == pytest.approx(np.mean(list(vd["pdf_w1"]["w"].values())))
+        assert col["vs_reference"] == e["vs_reference"]["profiles"]
+        assert col["balance"]["bulk_w"] == e["statistics"]["balance"]["bulk_w"]
+        assert col["balance"]["div_max"] == e["statistics"]["divergence"]["div_max"]
+    assert all(v == 0.0 for v in m["inputs"]["copy"]["summary"]["vs_dataset"].values())
+    assert m["inputs"]["phase-randomised"]["summary"]["vs_dataset"]["u'+"] > 0.5  # twice the DNS's noise
+    assert m["against"]["summary"]["vs_dataset"] is None
+    assert m["against"]["summary"]["vs_reference"] == m["inputs"]["copy"]["summary"]["vs_reference"]
+    # the table: one column per input plus the DNS, the numbers of metrics.json
+    assert "| | sem | phase-randomised | copy | DNS |" in report
+    cols = [m["inputs"][k]["summary"] for k in labels] + [m["against"]["summary"]]
+    for group, key, row in [("vs_dataset", "combined", "**combined metric**"), ("vs_dataset", "uv+", "rel. L2 uv+"),
+                            ("vs_dataset", "E_ww", "log-spectral E_ww (z)"), ("vs_dataset", "R_vv_x", "correlation R_vv(dx)"),
+                            ("vs_dataset", "W1_u", "PDF W1 u'"), ("vs_reference", "U+", "rel. L2 U+"),
+                            ("balance", "tke_lower", "TKE, lower wall"), ("balance", "shear_stress_upper", "-uv, upper wall"),
+                            ("balance", "balance_residual_max", "balance residual, max"), ("balance", "bulk_w", "W_b")]:
+        line = f"| {row} | " + " | ".join(_fmt((c[group] or {}).get(key)) for c in cols) + " |"
+        assert line in report, line
+    assert "| **combined metric** | " in report and report.count("| – |") >= 1  # the DNS vs itself: no number
+
+
+@pytest.mark.slow
+def test_cli_side_by_side_against_a_slice_dataset(fields3, dataset, tmp_path, capsys):
+    """LABEL=FILE and a bare FILE (labelled by its name), a 3-D field and a slice dataset as inputs."""
+    out = tmp_path / "cmp"
+    assert cli_main(["evaluate", "--fields", f"sem={fields3['sem']}", "--fields", str(dataset), "--against",
+                     str(dataset), "--against-samples", "20", "--reference", "none", "--heights", "10",
+                     "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2 inputs side by side" in text and "  sem: field" in text and "  data: dataset" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["labels"] == ["sem", "data"] and m["reference"] is None
+    assert set(m["figures"].values()) == SIDE  # the 3-D input brings the streamwise figures
+    assert m["against"]["statistics"]["n_fields"] == 20 and m["inputs"]["data"]["statistics"]["n_fields"] == 48
+    sem = m["inputs"]["sem"]
+    assert "streamwise_spectra" not in sem["vs_dataset"] and "E_uu_x" not in sem["summary"]["vs_dataset"]
+    assert sem["vs_reference"] is None and sem["summary"]["vs_reference"] is None
+    report = (out / "report.md").read_text()
+    assert "| | sem | data | DNS |" in report and "vs published DNS" not in report and "(x)" not in report
+
+
+def test_one_labelled_input_keeps_the_single_input_report(fields3, tmp_path):
+    from cfdseed.evaluate import evaluate
+
+    kw = {"reference": "none", "heights": ("centre",)}
+    bare = evaluate(tmp_path / "a", fields=fields3["sem"], **kw)
+    labelled = evaluate(tmp_path / "b", fields=[("sem", fields3["sem"])], **kw)
+    assert labelled == bare and "labels" not in bare and "evaluated" in bare
+    assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
+
+
+def test_side_by_side_bad_inputs(fields3, tmp_path, capsys):
+    from cfdseed.errors import ConfigError, DatasetError
+    from cfdseed.evaluate import evaluate
+
+    sem, pr = str(fields3["sem"]), str(fields3["pr"])
+    out = tmp_path / "o"
+    assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"a={pr}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "label 'a' given twice" in err and err.count("\n") == 1
+    (tmp_path / "x").mkdir()
+    twin = field_file(tmp_path / "x" / "sem.h5", (8, 9, 8), 3)  # bare files labelled by their names: both 'sem'
+    assert cli_main(["evaluate", "--fields", sem, "--fields", str(twin), "--out", str(out)]) == 2
+    assert "label 'sem' given twice" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={tmp_path / 'missing.h5'}", "--out",
+                     str(out)]) == 2
+    assert "input 'b'" in (err := capsys.readouterr().err) and "missing.h5: no such file" in err
+    assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={pr}", "--against", str(tmp_path / "dns.h5"),
+                     "--out", str(out)]) == 2
+    assert "--against" in (err := capsys.readouterr().err) and "dns.h5: no such file" in err
+    bare = field_file(tmp_path / "nounits.h5", (8, 9, 8), 4, units=False)
+    assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={bare}", "--out", str(out)]) == 2
+    assert "input 'b'" in (err := capsys.readouterr().err) and "--nu and --u-tau" in err
+    assert cli_main(["evaluate", "--fields", f"a|b={sem}", "--fields", f"c={pr}", "--out", str(out)]) == 2
+    assert "label 'a|b' is not allowed" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--fields", "a=", "--fields", f"c={pr}", "--out", str(out)]) == 2
+    assert "no file given" in capsys.readouterr().err
+    assert not out.exists()  # nothing written before the inputs are known to be good
+    with pytest.raises(ConfigError, match="given twice"):
+        evaluate(out, fields=[("sem", sem), ("sem", pr)])
+    with pytest.raises(ConfigError, match="no input"):
+        evaluate(out, fields={})
+    with pytest.raises(ConfigError, match="neither a file nor"):
+        evaluate(out, fields=[("sem", sem, "extra")])
+    with pytest.raises(DatasetError, match="input 'pr'"):
+        evaluate(out, fields={"sem": sem, "pr": tmp_path / "gone.h5"})
+
+
+@pytest.mark.slow
+def test_single_input_against_a_field_file(fields3, tmp_path):
+    """--against takes a 3-D field file too (its own units): streamwise comparisons appear."""
+    from cfdseed.evaluate import evaluate
+
+    m = evaluate(tmp_path / "o", fields=fields3["sem"], against=fields3["dns"], nu=1 / 180, u_tau=1.0,
+                 reference="none", heights=("centre",))
+    assert m["against"]["statistics"]["kind"] == "fields" and m["against"]["grid"]["shape"] == [3, 16, 21, 16]
+    assert set(m["vs_dataset"]["streamwise_spectra"]) == set(m["vs_dataset"]["streamwise_correlation"]) == {"uu", "vv", "ww"}
+    assert "spectra_x" in m["figures"] and 0 < m["vs_dataset"]["combined"] < 5
