@@ -149,7 +149,8 @@ def main() -> None:
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // size) if args.device == "cpu" else 1)
+    # the root builds the field while the other ranks sleep (init_field): it may use every core
+    torch.set_num_threads((os.cpu_count() or 1) if args.device == "cpu" and rank == 0 else 1)
     stations = args.x_stations if args.x_stations in ("auto", "all") else int(args.x_stations)
     opts = {"device": args.device, "x_stations": stations, "re_tau": case["re_tau"]}
     if args.model == "published-128":

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
 from . import errors as _errors
 
-__all__ = ["agree", "run_agreed", "abort_on_error"]
+__all__ = ["agree", "run_agreed", "abort_on_error", "idle_until"]
 
 _BUILTIN = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, KeyError, IndexError,
                                     FileNotFoundError, OSError, MemoryError, NotImplementedError)}
@@ -55,6 +56,24 @@ def agree(comm: Any, error: BaseException | None) -> None:
     if comm.Get_size() > 1:
         message = f"[rank {first}] {message}"
     raise _rebuild(name, message) from error
+
+
+def idle_until(comm: Any, *, longest: float = 0.05) -> None:
+    """Collective barrier that sleeps instead of spinning.
+
+    A non-blocking barrier polled with growing sleeps (1 ms up to ``longest`` s): MPI libraries
+    busy-poll in blocking collectives (MPICH, Open MPI), so ranks that arrive early would take the
+    cores the rank still working could use (the root building a field with threaded FFTs and
+    inference). Communicators without ``Ibarrier`` (the tests' fakes) return at once.
+    """
+    ibarrier = getattr(comm, "Ibarrier", None)
+    if ibarrier is None:
+        return
+    req = ibarrier()
+    pause = 0.001
+    while not req.Test():
+        time.sleep(pause)
+        pause = min(2.0 * pause, longest)
 
 
 def run_agreed(comm: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._collective import agree
+from ._collective import agree, idle_until
 from .constraints import ConstraintReport, Tolerances, check_field
 from .errors import ConfigError, ConstraintError, SourceError
 from .grid import Grid
@@ -169,6 +169,9 @@ def init_field(
             err = exc if isinstance(exc, SourceError) else SourceError(f"{type(exc).__name__}: {exc}")
         if err is None:
             field, info, err = _run_source(fn, name, grid, seed, plan.field_error)
+    # the other ranks sleep until the root has built the field (a blocking collective would spin
+    # on their cores, which the root's FFTs and inference can use)
+    idle_until(comm)
     agree(comm, err)
     t1 = time.perf_counter()
     if plan.is_root:
