@@ -188,7 +188,9 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
     ``{"state": PATH}`` (a control: a state of the reference, ``state.npz`` format) is written as a
     3-D field file first and delivered through ``source="snapshot"``, i.e. through the same
-    interpolation and enforcement as every other IC.
+    interpolation and enforcement as every other IC; ``{"state": PATH, "source": "phase-randomised"}``
+    delivers the same state with random Fourier phases (the fair baseline with the DNS's statistics
+    and spectra but not its structures).
     """
     from cfdseed._collective import run_agreed
     from cfdseed.fields import write_field
@@ -206,7 +208,7 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
                             attrs=dict(source=f"campaign state {ic['state']}", t=meta["sim_time"]))
 
     run_agreed(ch.comm, convert)
-    return "snapshot", dict(options, path=str(path))
+    return ic.get("source", "snapshot"), dict(options, path=str(path))
 
 
 def snapshot_times(run: dict[str, Any]) -> list[float]:

@@ -116,3 +116,19 @@ def test_a_control_starts_from_a_kept_state_through_the_snapshot_source(cp, wher
     k = int(np.argmin(np.abs(ref["t"] - t_snap)))
     # the control starts at t = 0 from the reference's state (enforced, so the bulk is close, not equal)
     assert s["t"][0] == 0.0 and abs(s["bulk"][0] - ref["bulk"][k]) < 0.02 * abs(ref["bulk"][k])
+
+
+def test_a_phase_randomised_baseline_starts_from_the_same_state(cp, where):
+    """The fair baseline: the reference's state with random Fourier phases, through the same pipeline."""
+    snaps = sorted((where / "c" / "tiny" / "snapshots").glob("t*.npz"))
+    run = dict(RUN, id="p1", kind="ic", horizon=0.004, chunk=0.004, slices_every=0,
+               ic=dict(state=str(snaps[0]), source="phase-randomised", seed=5))
+    run.pop("snapshots")
+    edit_plan(where, lambda runs: runs.append(run))
+    assert cp.main(["run", "--run", "p1", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
+    comm.Barrier()
+    s, _ = cp.read_chunks(where / "c", "p1")
+    c, _ = cp.read_chunks(where / "c", "c1")
+    # same one-point content (the bulk kept: phases do not touch the plane mean), other structures
+    assert abs(s["bulk"][0] - c["bulk"][0]) < 1e-6 * abs(c["bulk"][0])
+    assert s["probe_u"][0] != c["probe_u"][0]
