@@ -64,7 +64,37 @@ def field_statistics(f: np.ndarray, y: np.ndarray, ly: float = LY, re_tau: float
         "balance_residual_max": b["balance_residual_max"], "bulk_w": b["bulk_w"], "bulk_v": b["bulk_v"],
     }
     profiles = {"U": mean[0], "u'": rms[0], "v'": rms[1], "w'": rms[2], "uv": uv}
-    return {"profiles": profiles, "scalars": scalars}
+    return {"profiles": profiles, "scalars": scalars, "spectra": _spectra(fl, y, ly, re_tau)}
+
+
+#: Heights of the spectra (issue 13's targets): y+ = 15 and the centre; both halves averaged.
+SPECTRA_HEIGHTS = {"y+15": 15.0, "centre": None}
+
+
+def _rows(y: np.ndarray, ly: float, re_tau: float, yplus: float | None) -> list[int]:
+    """The row nearest ``yplus`` in each half (the centre row(s) for None)."""
+    d = np.minimum(y, ly - y) / (0.5 * ly) * re_tau
+    if yplus is None:
+        return [int(np.argmax(d))] if np.sum(d == d.max()) == 1 else list(np.flatnonzero(d == d.max()))
+    lo, hi = y <= 0.5 * ly, y > 0.5 * ly
+    return [int(np.flatnonzero(lo)[np.argmin(np.abs(d[lo] - yplus))]), int(np.flatnonzero(hi)[np.argmin(np.abs(d[hi] - yplus))])]
+
+
+def _spectra(fl: np.ndarray, y: np.ndarray, ly: float, re_tau: float) -> dict:
+    """Streamwise spectra E_ii(k_x) (fraction of the variance per mode, z-averaged) and premultiplied
+    spanwise spectra k_z E_ii(k_z) (x-averaged) of u, v, w at :data:`SPECTRA_HEIGHTS`."""
+    nx, nz = fl.shape[1], fl.shape[3]
+    out = {}
+    for name, yp in SPECTRA_HEIGHTS.items():
+        rows = _rows(y, ly, re_tau, yp)
+        sub = fl[:, :, rows, :]  # (3, nx, r, nz)
+        ex = (np.abs(np.fft.rfft(sub, axis=1)) ** 2).mean(axis=(2, 3))[:, 1:] / nx**2  # (3, nx//2): k_x >= 1
+        ez = (np.abs(np.fft.rfft(sub, axis=3)) ** 2).mean(axis=(1, 2))[:, 1:] / nz**2
+        kz = np.arange(1, ez.shape[1] + 1)
+        for c, comp in enumerate("uvw"):
+            out[f"Ex_{comp}_{name}"] = ex[c]
+            out[f"kzEz_{comp}_{name}"] = kz * ez[c]
+    return out
 
 
 def _snapshots(runs: str, after: float):
@@ -118,6 +148,11 @@ def bands(runs: str, after: float) -> dict:
     for name in SCALARS:
         arr = np.array([s["scalars"][name] for s in stats])
         out["scalars"][name] = {f"p{k:02d}": float(np.percentile(arr, k)) for k in q}
+    out["spectra"] = {}
+    for name in stats[0]["spectra"]:
+        arr = np.stack([s["spectra"][name] for s in stats])
+        out["spectra"][name] = {f"p{k:02d}": np.percentile(arr, k, axis=0).tolist() for k in q}
+    out["lx"] = grid["lengths"][0] if grid else None
     return out
 
 
@@ -187,6 +222,70 @@ def measure(seeds: list[int]) -> dict:
     return out
 
 
+def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
+    """Issue 13's targets for a generator's fields *before any enforcement* on the campaign grid.
+
+    Per seed: volume TKE against the real snapshots' median (target within 5 %), -uv per wall inside
+    the band, |W_b|, |V_b| (target <= 0.002 u_tau), the energy the divergence-free projection
+    removes over the TKE (target <= 5 %), streamwise spectra of u, v, w at y+ 15 and the centre for
+    k_x h <= 8 inside the band (share of bins), premultiplied spanwise spectra over the energetic
+    bins (> 10 % of the peak) inside the band, and no bin of the last two above 1.5x the median.
+    """
+    from unittest import mock
+
+    from cfdseed.enforce import EnforceReport, _project
+    from cfdseed.sources import resolve
+
+    grid = _campaign_grid()
+    lx = grid.lengths[0]
+    rows = []
+    for seed in seeds:
+        opts = {"re_tau": RE_TAU, "no_slip": False, "divergence_free": False, "calibrate": None}
+        if model:
+            opts["model"] = model
+        # before *any* enforcement: the synthesis's enforce call hands back the raw field
+        with mock.patch("cfdseed.synthesis.enforce", lambda f, g, **kw: (f, EnforceReport())):
+            f = resolve("gan", opts).build(grid, np.random.default_rng(seed)).field
+        st = field_statistics(f, grid.y)
+        g = f.copy()
+        _project(g, grid)
+        removed = 0.5 * float(((f - g) ** 2).mean())
+        tke_med = band["scalars"]["tke"]["p50"]
+        row = {"seed": seed, "tke": st["scalars"]["tke"], "tke_vs_median": st["scalars"]["tke"] / tke_med - 1.0,
+               "shear_stress_lower": st["scalars"]["shear_stress_lower"],
+               "shear_stress_upper": st["scalars"]["shear_stress_upper"],
+               "bulk_w": st["scalars"]["bulk_w"], "bulk_v": st["scalars"]["bulk_v"],
+               "projection_removed_over_tke": removed / st["scalars"]["tke"], "spectra": {}}
+        for k in ("shear_stress_lower", "shear_stress_upper"):
+            b = band["scalars"][k]
+            row[f"{k}_inside"] = b["p05"] <= row[k] <= b["p95"]
+        for name, v in st["spectra"].items():
+            lo, mid, hi = (np.asarray(band["spectra"][name][q]) for q in ("p05", "p50", "p95"))
+            v = np.asarray(v)
+            if name.startswith("Ex"):
+                kh = 2 * np.pi * np.arange(1, v.size + 1) / lx  # k_x h, h = 1
+                sel = kh <= 8
+            else:
+                sel = mid > 0.1 * mid.max()
+            inside = (v >= lo) & (v <= hi)
+            # the DNS's last bins hold next to nothing (dealiased): measured against 1e-3 of its peak at least
+            row["spectra"][name] = {"share_inside": float(inside[sel].mean()),
+                                    "last_two_over_median": float((v[-2:] / np.maximum(mid[-2:], 1e-3 * mid.max())).max())}
+        rows.append(row)
+    spec = [r["spectra"] for r in rows]
+    summary = {
+        "tke_vs_median": [float(min(r["tke_vs_median"] for r in rows)), float(max(r["tke_vs_median"] for r in rows))],
+        "shear_inside": float(np.mean([r["shear_stress_lower_inside"] and r["shear_stress_upper_inside"] for r in rows])),
+        "max_abs_bulk_w": float(max(abs(r["bulk_w"]) for r in rows)),
+        "projection_removed_over_tke": [float(min(r["projection_removed_over_tke"] for r in rows)),
+                                        float(max(r["projection_removed_over_tke"] for r in rows))],
+        "streamwise_spectra_share_inside": float(np.mean([v["share_inside"] for s in spec for k, v in s.items() if k.startswith("Ex")])),
+        "spanwise_spectra_share_inside": float(np.mean([v["share_inside"] for s in spec for k, v in s.items() if k.startswith("kz")])),
+        "spanwise_last_two_over_median_max": float(max(v["last_two_over_median"] for s in spec for k, v in s.items() if k.startswith("kz"))),
+    }
+    return {"model": model or "packaged default", "seeds": seeds, "summary": summary, "rows": rows}
+
+
 def _table(res: dict) -> str:
     lines = [f"{'case':<22} {'TKE':>6} {'TKE lo/hi':>13} {'-uv lo/hi':>13} {'bal.res':>8} {'W_b':>9}  in band"]
     for case, rows in res["cases"].items():
@@ -210,6 +309,10 @@ def main() -> None:
     b.add_argument("--after", type=float, default=40.0)
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    t = sub.add_parser("model", help="issue 13's targets for a generator's unenforced fields")
+    t.add_argument("--model", default=None, help="checkpoint (default: the packaged model)")
+    t.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    t.add_argument("--out", default=None)
     a = ap.parse_args()
     if a.cmd == "bands":
         res = bands(a.runs, a.after)
@@ -217,6 +320,12 @@ def main() -> None:
         s = res["scalars"]
         print(f"{res['n_snapshots']} snapshots, t = {res['t_range'][0]:.1f}..{res['t_range'][1]:.1f}: "
               + ", ".join(f"{k} [{v['p05']:.3g}, {v['p95']:.3g}]" for k, v in s.items()))
+    elif a.cmd == "model":
+        res = model_targets(a.model, a.seeds, json.loads(BANDS.read_text()))
+        name = Path(a.model).stem if a.model else "default"
+        out = Path(a.out) if a.out else HERE / "results" / f"model_targets_{name}.json"
+        out.write_text(json.dumps(res, indent=1, default=float) + "\n")
+        print(json.dumps(res["summary"], indent=1))
     else:
         res = measure(a.seeds)
         OUT.write_text(json.dumps(res, indent=1, default=float) + "\n")
