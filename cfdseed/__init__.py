@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from .errors import (
+    CaseError,
     CfdseedError,
     CheckpointError,
     ConfigError,
@@ -48,6 +49,7 @@ _LAZY = {
 __all__ = [
     "Grid",
     *_LAZY,
+    "CaseError",
     "CfdseedError",
     "CheckpointError",
     "ConfigError",

@@ -1,4 +1,4 @@
-"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate|cmakedir``.
+"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate|openfoam|cmakedir``.
 
 Argument parsing, checks of the command line (output paths, clashing options), logging set-up and
 printing; the work is done by :func:`cfdseed.train.train`, :func:`cfdseed.generate.generate` and
@@ -40,6 +40,7 @@ examples:
   cfdseed generate --shape 64 65 48 --lengths 12.566 2 4.189 --y chebyshev --seed 1 --out ic.h5
   cfdseed evaluate --fields ic.h5 --out ic-report
   cfdseed train examples/train_tiny.toml
+  cfdseed openfoam channel395 --seed 1                          # an OpenFOAM channel case's 0/U
   cmake -S solver -B build -Dcfdseed_DIR=$(cfdseed cmakedir)   # C, C++ and Fortran solvers
 
 Run `cfdseed COMMAND --help` for the options of a command.
@@ -167,6 +168,40 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder, created if missing (the folder above it must exist)")
 
 
+def _add_openfoam(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "openfoam", help="write the initial velocity of an OpenFOAM channel case",
+        description="Write the initial velocity (TIME/U, internalField only) of an OpenFOAM channel case: walls\n"
+                    "normal to y, cyclic in x and z. The mesh is read through OpenFOAM's own postProcess\n"
+                    "(cell centres and volumes; it must be on PATH) and the case's files with foamlib. The\n"
+                    "bulk velocity is the Ubar of a meanVelocityForce, nu comes from transportProperties\n"
+                    "and, unless given, re_tau is the one that fits U_b h / nu. Writes 0/U of the\n"
+                    "reconstructed case and/or processor*/0/U of a decomposed one (--layout); under mpiexec\n"
+                    "the ranks share the processor directories out. Each U is replaced atomically and the\n"
+                    "original kept as U.before-cfdseed; a second run needs --force.",
+        epilog="examples:\n"
+               "  cfdseed openfoam channel395 --seed 1\n"
+               "  cfdseed openfoam channel395 --source streaks --layout decomposed\n"
+               "  mpiexec -n 4 cfdseed openfoam channel395 --re-tau 395 --force\n\n"
+               + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_run_openfoam)
+    p.add_argument("case", metavar="CASE", help="the OpenFOAM case folder")
+    p.add_argument("--source", default="gan", metavar="NAME",
+                   help="what makes the field (as for generate; default gan, the packaged generator)")
+    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint for --source gan")
+    p.add_argument("--re-tau", type=float, default=None,
+                   help="friction Reynolds number (default: the one whose turbulent bulk velocity fits Ubar h / nu)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible field")
+    p.add_argument("--time", default="0", metavar="DIR", help="time directory to write (default 0)")
+    p.add_argument("--layout", choices=("auto", "reconstructed", "decomposed"), default="auto",
+                   help="which U to write: auto (default) every layout present, or one of them")
+    p.add_argument("--force", action="store_true",
+                   help="write although an earlier run's backup U.before-cfdseed exists (it is kept)")
+
+
 def _add_cmakedir(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cmakedir", help="print the folder of the CMake package (C, C++ and Fortran solvers)",
@@ -188,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_openfoam(sub)
     _add_train(sub)
     _add_cmakedir(sub)
     return parser
@@ -288,6 +324,35 @@ def _generate(args: argparse.Namespace) -> int:
     print(res.report)
     print(f"wrote {res.path}, {res.xdmf}" + (f", {res.picture}" if res.picture else ""))
     return 0 if res.report.passed else 1
+
+
+def _run_openfoam(args: argparse.Namespace) -> int:
+    """Every rank works (collective); rank 0 prints."""
+    from mpi4py import MPI
+
+    from .errors import ConstraintError
+    from .solvers.openfoam import write_initial_field
+
+    world = MPI.COMM_WORLD
+    options = parse_options(args.option)
+    for key, val in (("re_tau", args.re_tau), ("model", args.model)):
+        if val is not None:
+            if key in options:
+                raise ConfigError(f"{key} given both as --{key.replace('_', '-')} and as --option")
+            options[key] = val
+    if world.Get_rank() == 0:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        res = write_initial_field(world, args.case, source=args.source, options=options, seed=args.seed,
+                                  time=args.time, layout=args.layout, force=args.force)
+    except ConstraintError as exc:
+        if world.Get_rank() == 0:
+            print(f"cfdseed openfoam: the field fails a channel check, nothing written: {exc}", file=sys.stderr)
+        return 1
+    if world.Get_rank() == 0:
+        print(res.summary())
+        print(res.report)
+    return 0
 
 
 def _run_cmakedir(args: argparse.Namespace) -> int:

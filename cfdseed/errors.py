@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "MPIMismatchError",
+    "CaseError",
 ]
 
 
@@ -63,3 +64,7 @@ class CheckpointError(CfdseedError, ValueError):
 
 class MPIMismatchError(CfdseedError, RuntimeError):
     """A compiled solver's MPI library is not the one mpi4py uses (C/Fortran API, :mod:`cfdseed.capi`)."""
+
+
+class CaseError(CfdseedError, ValueError):
+    """A solver case (OpenFOAM) is missing files, is not a periodic channel, or cannot be written."""

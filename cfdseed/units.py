@@ -38,7 +38,7 @@ from .errors import SourceError
 from .reference import KAPPA
 
 __all__ = ["Units", "resolve_units", "check_unit_options", "reichardt_profile", "reichardt_bulk",
-           "UNIT_OPTIONS", "DEFAULT_RE_TAU", "RE_TAU_RTOL"]
+           "re_tau_from_bulk", "UNIT_OPTIONS", "DEFAULT_RE_TAU", "RE_TAU_RTOL"]
 
 #: The four unit options every built-in source takes (default None: resolved by the rules above).
 UNIT_OPTIONS: tuple[str, ...] = ("re_tau", "u_tau", "nu", "bulk")
@@ -98,6 +98,33 @@ def reichardt_bulk(re_tau: float) -> float:
     bump_part = 7.8 / 11.0 * (9.0 - (3.0 * r + 9.0) * math.exp(-r / 3.0))  # of 7.8 d/11 exp(-d/3)
     return (log_part + damp_part - bump_part) / r
 
+
+
+def re_tau_from_bulk(re_bulk: float) -> float:
+    """The ``re_tau`` whose expected bulk velocity matches a bulk Reynolds number ``U_b h / nu``.
+
+    Solves ``re_tau * reichardt_bulk(re_tau) = re_bulk`` (bisection; monotone): 180 for
+    ``re_bulk`` 2793, 380 for OpenFOAM's channel395 tutorial (``Ubar`` 0.1335, ``nu`` 2e-5, h = 1).
+
+    Raises
+    ------
+    SourceError
+        ``re_bulk`` not a positive number, or below the laminar-transition range (< 100).
+    """
+    rb = number("bulk Reynolds number", re_bulk, minimum=0, strict=True)
+    if rb < 100.0:
+        raise SourceError(f"bulk Reynolds number U_b h / nu = {rb:g} is far below turbulence (< 100); "
+                          "give re_tau explicitly")
+    lo, hi = 1.0, max(10.0, rb)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid * reichardt_bulk(mid) < rb:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-10 * hi:
+            break
+    return 0.5 * (lo + hi)
 
 def check_unit_options(source: str, options: Mapping[str, Any]) -> dict[str, float | None]:
     """The four unit options of ``options`` checked as values (None where not given).

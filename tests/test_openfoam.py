@@ -1,0 +1,233 @@
+"""OpenFOAM adapter (:mod:`cfdseed.solvers.openfoam`, ``cfdseed openfoam``) on a tiny blockMesh channel.
+
+Needs OpenFOAM (``blockMesh``, ``decomposePar``, ``postProcess``, ``pimpleFoam``; CI installs
+Debian's ``openfoam``) and foamlib. The case, tests/data/openfoam_channel, is 8 x 10 x 6 cells
+(two y blocks graded towards the walls), cyclic in x and z; variants of its blockMeshDict make the
+bad cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+foamlib = pytest.importorskip("foamlib")
+if shutil.which("blockMesh") is None:
+    pytest.skip("OpenFOAM is not installed (Debian: apt install openfoam)", allow_module_level=True)
+
+from cfdseed.solvers.openfoam import BACKUP_SUFFIX, _foam_env  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "openfoam_channel"
+CLI = [sys.executable, "-m", "cfdseed.cli"]
+
+
+def _block_mesh_dict(inout: str = "cyclic", sides: str = "cyclic", cells: tuple[int, int, int] = (8, 5, 6)) -> str:
+    """Two blocks, y in [0, 1] and [1, 2], graded towards the walls; x in [0, 4], z in [0, 2]."""
+    nx, nyh, nz = cells
+
+    def pair(name: str, kind: str, a: str, b: str) -> str:
+        if kind == "cyclic":
+            return (f"    {name}_0 {{ type cyclic; neighbourPatch {name}_1; faces ({a}); }}\n"
+                    f"    {name}_1 {{ type cyclic; neighbourPatch {name}_0; faces ({b}); }}\n")
+        return f"    {name} {{ type {kind}; faces ({a} {b}); }}\n"
+
+    return f"""FoamFile {{ version 2.0; format ascii; class dictionary; object blockMeshDict; }}
+convertToMeters 1;
+vertices
+(
+    (0 0 0) (4 0 0) (0 1 0) (4 1 0) (0 2 0) (4 2 0)
+    (0 0 2) (4 0 2) (0 1 2) (4 1 2) (0 2 2) (4 2 2)
+);
+blocks
+(
+    hex (0 1 3 2 6 7 9 8) ({nx} {nyh} {nz}) simpleGrading (1 3 1)
+    hex (2 3 5 4 8 9 11 10) ({nx} {nyh} {nz}) simpleGrading (1 0.333333333333 1)
+);
+edges ();
+boundary
+(
+    bottomWall {{ type wall; faces ((0 1 7 6)); }}
+    topWall {{ type wall; faces ((4 10 11 5)); }}
+{pair("sides", sides, "(0 2 3 1) (2 4 5 3)", "(6 7 9 8) (8 9 11 10)")}{pair("inout", inout, "(1 3 9 7) (3 5 11 9)", "(0 6 8 2) (2 8 10 4)")});
+"""
+
+
+def _foam(case: Path, *cmd: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*cmd, "-case", str(case)], env=_foam_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def _case(tmp: Path, name: str = "channel", *, mesh: bool = True, processors: int = 0, **variant: str) -> Path:
+    case = tmp / name
+    shutil.copytree(DATA, case)
+    (case / "system" / "blockMeshDict").write_text(_block_mesh_dict(**variant))
+    if mesh:
+        _foam(case, "blockMesh")
+    if processors:
+        _decompose(case, processors)
+    return case
+
+
+def _decompose(case: Path, n: int) -> None:
+    d = foamlib.FoamFile(case / "system" / "decomposeParDict")
+    d["numberOfSubdomains"] = n
+    d["coeffs"] = {"n": [n, 1, 1]}
+    _foam(case, "decomposePar", "-force")
+
+
+def _cli(*args: str, ranks: int = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = CLI + ["openfoam", *args]
+    if ranks:
+        cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _u(path: Path) -> np.ndarray:
+    return np.asarray(foamlib.FoamFieldFile(path).internal_field, dtype=np.float64)
+
+
+def _addressing(case: Path, k: int) -> np.ndarray:
+    return np.asarray(foamlib.FoamFile(case / f"processor{k}" / "constant" / "polyMesh" / "cellProcAddressing")[None])
+
+
+def _snapshot(case: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the case with its size and modification time."""
+    return {str(p.relative_to(case)): (p.stat().st_size, p.stat().st_mtime_ns) for p in case.rglob("*") if p.is_file()}
+
+
+def _boundary_text(path: Path) -> str:
+    text = path.read_text()
+    return text[text.index("boundaryField"):]
+
+
+# -- values -------------------------------------------------------------------------------
+def test_written_values_are_the_synthesised_field_at_the_cell_centres(tmp_path: Path) -> None:
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import write_initial_field
+    from cfdseed.sources import build, resolve
+
+    case = _case(tmp_path)
+    before = _boundary_text(case / "0" / "U")
+    res = write_initial_field(MPI.COMM_SELF, case, source="streaks", seed=5)
+    assert res.case.tensor and res.grid.shape == (8, 12, 6) and res.case.cells == 480
+    assert res.case.walls == ("bottomWall", "topWall") and set(res.case.cyclic) == {"sides_0", "sides_1", "inout_0", "inout_1"}
+    assert res.case.ubar == 15.5 and abs(res.case.nu - 1 / 180) < 1e-9
+    assert abs(res.units.re_tau - 180) < 1.0 and abs(res.units.bulk - 15.5) < 1e-12
+    # independently: the same source on the same grid, read at each cell centre's grid node
+    field = build(resolve("streaks", res.options), res.grid, np.random.default_rng(5)).field
+    _foam(case, "postProcess", "-func", "writeCellCentres", "-time", "0")
+    c = np.asarray(foamlib.FoamFieldFile(case / "0" / "C").internal_field)
+    i = np.rint((c[:, 0] - 0.25) / 0.5).astype(int)
+    k = np.rint((c[:, 2] - 1 / 6) / (1 / 3)).astype(int)
+    j = np.array([np.argmin(np.abs(res.grid.y - y)) for y in c[:, 1]])
+    assert np.allclose(res.grid.y[j], c[:, 1], atol=1e-6)  # the grid's y points are the centres
+    expect = field[:, i, j, k].T.copy()
+    expect[:, 0] *= res.bulk_factor
+    got = _u(case / "0" / "U")
+    assert np.abs(got - expect).max() <= 1e-9 * np.abs(expect).max()
+    assert abs(res.bulk_factor - 1) < 0.05 and abs(res.bulk - 15.5) < 1e-9
+    assert _boundary_text(case / "0" / "U") == before  # wall and cyclic conditions untouched
+    assert (case / "0" / ("U" + BACKUP_SUFFIX)).read_text().count("uniform (15.5 0 0)") == 1
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_decomposed_cases_get_the_reconstructed_values_per_cell(tmp_path: Path, ranks: int) -> None:
+    """Reconstructed + 2 or 3 processors, written serially and under mpiexec: one value per cell."""
+    serial = _case(tmp_path, "serial", processors=ranks)
+    par = _case(tmp_path, "parallel", processors=ranks)
+    proc = _cli(str(serial), "--source", "streaks", "--seed", "2")
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli(str(par), "--source", "streaks", "--seed", "2", "--layout", "decomposed", ranks=ranks)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"wrote {ranks} file(s)" in proc.stdout and "PASSED" in proc.stdout
+    whole = _u(serial / "0" / "U")
+    assert not (par / "0" / ("U" + BACKUP_SUFFIX)).exists()  # layout decomposed: 0/U left alone
+    for k in range(ranks):
+        a = _addressing(serial, k)
+        assert np.abs(_u(serial / f"processor{k}" / "0" / "U") - whole[a]).max() < 1e-12
+        assert np.abs(_u(par / f"processor{k}" / "0" / "U") - whole[a]).max() < 1e-12
+
+
+def test_pimplefoam_runs_from_the_written_field(tmp_path: Path) -> None:
+    case = _case(tmp_path)
+    proc = _cli(str(case), "--source", "gan", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    run = _foam(case, "pimpleFoam")
+    local = [float(line.split("sum local =")[1].split(",")[0])
+             for line in run.stdout.splitlines() if "continuity errors" in line]
+    assert len(local) == 6 and max(local) < 1e-3, local  # 3 steps x 2 correctors, bounded
+    assert "nan" not in run.stdout.lower()
+
+
+def test_second_run_needs_force_and_keeps_the_first_backup(tmp_path: Path) -> None:
+    case = _case(tmp_path)
+    assert _cli(str(case), "--source", "streaks", "--seed", "1").returncode == 0
+    first = _u(case / "0" / "U")
+    again = _cli(str(case), "--source", "streaks", "--seed", "2")
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert np.array_equal(_u(case / "0" / "U"), first)
+    forced = _cli(str(case), "--source", "streaks", "--seed", "2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not np.array_equal(_u(case / "0" / "U"), first)
+    assert "uniform (15.5 0 0)" in (case / "0" / ("U" + BACKUP_SUFFIX)).read_text()  # the original, kept
+
+
+# -- bad cases: exit 2, one line that names the problem, nothing written -------------------
+@pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U"])
+def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str) -> None:
+    expect = {"no-mesh": "no mesh", "not-periodic": "not a periodic channel: patch inout (patch)",
+              "duct": "wall patch 'sides'", "no-case": "not a folder", "proc-count": "numberOfSubdomains",
+              "proc-cells": "does not match the decomposition", "no-U": "no velocity field"}[kind]
+    if kind == "no-case":
+        case = tmp_path / "missing"
+    elif kind == "no-mesh":
+        case = _case(tmp_path, mesh=False)
+    elif kind == "not-periodic":
+        case = _case(tmp_path, inout="patch")
+    elif kind == "duct":
+        case = _case(tmp_path, sides="wall")
+    elif kind == "proc-count":
+        case = _case(tmp_path, processors=2)
+        shutil.copytree(case / "processor1", case / "processor2")
+    elif kind == "proc-cells":
+        case = _case(tmp_path, processors=2)
+        other = _case(tmp_path, "other", processors=3)
+        assert _cli(str(other), "--source", "streaks", "--layout", "decomposed").returncode == 0  # nonuniform U
+        shutil.copy(other / "processor0" / "0" / "U", case / "processor0" / "0" / "U")
+    else:
+        case = _case(tmp_path)
+        (case / "0" / "U").unlink()
+    before = _snapshot(case) if case.exists() else {}
+    proc = _cli(str(case), "--source", "streaks", "--seed", "1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert expect in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert (_snapshot(case) if case.exists() else {}) == before
+
+
+def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """The time folder made immutable (chattr +i, which stops root too) or read-only (chmod)."""
+    case = _case(tmp_path)
+    tdir = case / "0"
+    immutable = shutil.which("chattr") is not None and subprocess.run(["chattr", "+i", str(tdir)]).returncode == 0
+    if not immutable:
+        tdir.chmod(0o555)
+    try:
+        if os.access(tdir, os.W_OK) and not immutable:
+            pytest.skip("no chattr +i here and permissions do not stop this user (root)")
+        before = _snapshot(case)
+        proc = _cli(str(case), "--source", "streaks")
+        assert proc.returncode == 2 and "cannot write into" in proc.stderr, proc.stderr
+        assert _snapshot(case) == before
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(tdir)], check=True)
+        tdir.chmod(0o755)
