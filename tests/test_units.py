@@ -16,6 +16,7 @@ from cfdseed.units import (
     UNIT_OPTIONS,
     Units,
     check_unit_options,
+    re_tau_from_bulk,
     reichardt_bulk,
     reichardt_profile,
     resolve_units,
@@ -50,6 +51,18 @@ def test_reichardt_bulk_at_180_and_its_growth():
     # far from the wall the bulk grows like the log law: d bulk+ / d ln(re_tau) -> 1 / kappa
     slope = (reichardt_bulk(2e5) - reichardt_bulk(1e5)) / math.log(2.0)
     assert slope == pytest.approx(1.0 / KAPPA, rel=1e-3)
+
+
+@pytest.mark.parametrize("re_tau", [100.0, 180.0, 395.0, 2260.0, 5200.0])
+def test_re_tau_from_bulk_inverts_the_expected_bulk(re_tau):
+    assert re_tau_from_bulk(re_tau * reichardt_bulk(re_tau)) == pytest.approx(re_tau, rel=1e-8)
+
+
+def test_re_tau_from_bulk_of_openfoams_channel395_and_bad_values():
+    assert re_tau_from_bulk(0.1335 * 1.0 / 2e-5) == pytest.approx(380.74, abs=0.01)  # the docstring's value
+    for bad in (0.0, -5.0, float("nan"), 50.0):
+        with pytest.raises(SourceError):
+            re_tau_from_bulk(bad)
 
 
 def test_defaults_are_wall_units_at_180_with_reichardts_bulk():
