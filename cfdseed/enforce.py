@@ -325,10 +325,17 @@ def _wavenumbers(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     return wavenumbers(nx, lx, grid.operators), wavenumbers(nz, lz, grid.operators, rfft=True)
 
 
-def _project_spectrum(spec: np.ndarray, grid: Grid, proj: _Projector) -> None:
-    """Divergence-free projection of a spectrum in place (see module docstring)."""
+def _project_spectrum(spec: np.ndarray, grid: Grid, proj: _Projector, kz_range: slice | None = None) -> None:
+    """Divergence-free projection of a spectrum in place (see module docstring).
+
+    ``spec`` holds every kx and the rfft modes ``kz_range`` of z (default all): the modes are
+    independent, so a rank holding a range of kz projects its own (:mod:`cfdseed.pencils`).
+    """
     nx, nkz = spec.shape[1], spec.shape[3]
     kx, kz = _wavenumbers(grid)
+    kz = kz[kz_range or slice(None)]
+    if kz.size != nkz:
+        raise ValueError(f"spectrum has {nkz} kz modes, kz_range {kz_range} selects {kz.size}")
     rows = proj.rows
     cx = max(1, _MODE_CHUNK // nkz)
     for x0 in range(0, nx, cx):  # blocks of kx: views, no copies of the spectrum
