@@ -333,22 +333,40 @@ def _kz_weights(nz: int) -> np.ndarray:
     return w
 
 
-def moments(spec: np.ndarray, nx: int, nz: int) -> dict[str, np.ndarray]:
+def _sum(comm: Any, a: np.ndarray) -> np.ndarray:
+    """``a`` summed over the ranks of ``comm`` (None: ``a`` itself)."""
+    if comm is None:
+        return a
+    out = np.empty_like(a)
+    comm.Allreduce(np.ascontiguousarray(a), out)
+    return out
+
+
+def moments(spec: np.ndarray, nx: int, nz: int, *, comm: Any = None, kz_range: slice | None = None) -> dict[str, np.ndarray]:
     """Plane-mean profiles and one-point second moments per row from a spectrum.
 
     ``spec`` (3, nx, ny, nz // 2 + 1): the x-FFT of the z-rfft of a field (u, v, w). Returns
     ``U, V, W`` and ``uu, vv, ww, uv`` (each ``(ny,)``; fluctuations about the plane mean).
     One 3 x 3 Gram matrix per row (Parseval), a loop over y: no field-sized temporaries.
+    Distributed (:mod:`cfdseed.pencils`): ``spec`` holds the rfft modes ``kz_range`` on each rank
+    of ``comm`` and the sums are reduced over the ranks (collective).
     """
     ny = spec.shape[2]
-    wsq = np.sqrt(_kz_weights(nz)) / (nx * nz)  # (nkz,)
-    out = {name: spec[c, 0, :, 0].real / (nx * nz) for c, name in enumerate("UVW")}
+    kz_range = kz_range or slice(0, nz // 2 + 1)
+    wsq = np.sqrt(_kz_weights(nz)[kz_range]) / (nx * nz)  # (nkz,)
+    has_mean = kz_range.start == 0 and spec.shape[3] > 0
+    means = np.zeros((3, ny))
+    if has_mean:
+        means[:] = spec[:, 0, :, 0].real / (nx * nz)
     mom = np.empty((ny, 3, 3))
     for j in range(ny):
         r = spec[:, :, j, :] * wsq  # (3, nx, nkz)
-        r[:, 0, 0] = 0.0  # the mean mode is not a fluctuation
+        if has_mean:
+            r[:, 0, 0] = 0.0  # the mean mode is not a fluctuation
         r = r.view(np.float64).reshape(3, -1)  # Re(a conj b) = ar br + ai bi
         mom[j] = r @ r.T
+    means, mom = _sum(comm, means), _sum(comm, mom)
+    out = {name: means[c] for c, name in enumerate("UVW")}
     out.update(uu=mom[:, 0, 0], vv=mom[:, 1, 1], ww=mom[:, 2, 2], uv=mom[:, 0, 1])
     return out
 
@@ -486,7 +504,8 @@ def _smooth(a: np.ndarray, rows: np.ndarray, width: float = 1.0) -> np.ndarray:
 
 def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.ndarray, kz: np.ndarray,
                        reproject: Callable[[np.ndarray], None] | None, *, tol: float = DEFAULT_TOL,
-                       max_iter: int = DEFAULT_MAX_ITER) -> CalibrationInfo:
+                       max_iter: int = DEFAULT_MAX_ITER, comm: Any = None,
+                       kz_range: slice | None = None) -> CalibrationInfo:
     """Calibrate, in place, the spectrum of a solenoidal no-slip field to ``target`` (module docstring).
 
     Parameters
@@ -504,6 +523,10 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     tol, max_iter
         Stop when every statistic is within ``tol`` of its target (relative to the profile's largest
         value); :class:`SourceError` after ``max_iter`` passes.
+    comm, kz_range
+        Distributed (collective): ``spec`` holds the rfft modes ``kz_range`` of every kx on each
+        rank of ``comm`` (:class:`cfdseed.pencils.Slabs`); the per-row sums are reduced over the
+        ranks, so every rank takes the same decisions and raises the same errors.
 
     Returns
     -------
@@ -518,13 +541,17 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     free = np.arange(ny)[(1 if lo else 0) : ny - (1 if hi else 0)]  # rows carrying fluctuations
     info = CalibrationInfo()
     ix = _resolved(nx, grid.operators)
-    iz = _resolved(nz, grid.operators, rfft=True)
-    kxs, kzs = kx[ix][:, None], kz[iz][None, :]  # (nix, 1), (1, niz)
+    kz_range = kz_range or slice(0, nz // 2 + 1)
+    iz_all = _resolved(nz, grid.operators, rfft=True)
+    iz_all = iz_all[(iz_all >= kz_range.start) & (iz_all < kz_range.stop)]  # this rank's (global indices)
+    iz = iz_all - kz_range.start  # ... in its spectrum
+    has_mean = kz_range.start == 0 and iz.size > 0  # holds the mode kx = kz = 0
+    kxs, kzs = kx[ix][:, None], kz[iz_all][None, :]  # (nix, 1), (1, niz)
     k2 = kxs**2 + kzs**2
     ok = k2 > 0  # the mean mode is set separately
     k2s = np.where(ok, k2, 1.0)
     g = np.where(ok, (kxs**2 - kzs**2) / k2s, 0.0)
-    wz = _kz_weights(nz)[iz][None, :]  # Parseval weights of the rfft coefficients
+    wz = _kz_weights(nz)[iz_all][None, :]  # Parseval weights of the rfft coefficients
     tstack = np.stack([target.uu, target.vv, target.ww, target.uv], axis=1)  # (ny, 4)
     # residual weights: the local target, floored at a fraction of its profile's largest value
     wts = np.abs(tstack) + _FLOOR * np.abs(tstack).max(axis=0)[None, :] + 1e-300
@@ -534,10 +561,11 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     mean_u[[0, -1]] = -np.linalg.solve(col.walls[:, [0, -1]], col.walls[:, 1:-1] @ mean_u[1:-1])
     judged = free if target.resolved is None else free[np.asarray(target.resolved)[free]]
     target = Stresses(U=mean_u, uu=target.uu, vv=target.vv, ww=target.ww, uv=target.uv)
-    mom = moments(spec, nx, nz)
+    mom = moments(spec, nx, nz, comm=comm, kz_range=kz_range)
     info.before = _errors(mom, target, free)
-    spec[0, 0, :, 0] = mean_u * (nx * nz)  # the mean profile and no mean cross-flow
-    spec[1:, 0, :, 0] = 0.0
+    if has_mean:
+        spec[0, 0, :, 0] = mean_u * (nx * nz)  # the mean profile and no mean cross-flow
+        spec[1:, 0, :, 0] = 0.0
     mom.update(U=mean_u, V=np.zeros(ny), W=np.zeros(ny))  # the moments about the mean are unchanged
     wsq = np.sqrt(wz) / (nx * nz)  # (1, niz): Parseval weights folded into the modes
     banded = _bandwidth(col.dy) <= 2
@@ -575,18 +603,25 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
             gv = gram([*bu, v[j]])
             gu[j], hv[j], evv[j] = gv[:4, :4], gv[:4, 4], gv[4, 4]
             gw[j] = gram([cw[0] * dv[j], cw[1] * eta[j], cw[2] * eta[j], cw[3] * v[j]])
-        return gu, gw, hv, evv
+        if comm is None:
+            return gu, gw, hv, evv
+        flat = _sum(comm, np.concatenate([gu.ravel(), gw.ravel(), hv.ravel(), evv]))
+        n16, n4 = ny * 16, ny * 4
+        return (flat[:n16].reshape(ny, 4, 4), flat[n16:2 * n16].reshape(ny, 4, 4),
+                flat[2 * n16:2 * n16 + n4].reshape(ny, 4), flat[2 * n16 + n4:])
 
     for it in range(1, max_iter + 1):
         info.iterations = it
         sub = spec[where]  # (3, nix, ny, niz): a copy of the resolved modes
-        mean_mode = sub[:, 0, :, 0].copy()  # kx = kz = 0 (the only mode with k2 = 0 here): kept
-        sub[:, 0, :, 0] = 0.0
+        if has_mean:
+            mean_mode = sub[:, 0, :, 0].copy()  # kx = kz = 0 (the only mode with k2 = 0 here): kept
+            sub[:, 0, :, 0] = 0.0
         u0, v0, w0 = (np.moveaxis(sub[c], 1, 0) for c in range(3))  # (ny, nix, niz) views
         rest = np.zeros((ny, 4))  # the unresolved modes' share of uu, vv, ww, uv
         for j in free:
             g0 = gram([u0[j], v0[j], w0[j]])
             rest[j] = g0[0, 0], g0[1, 1], g0[2, 2], g0[0, 1]
+        rest = _sum(comm, rest)
         rest = np.stack([mom["uu"], mom["vv"], mom["ww"], mom["uv"]], axis=1) - rest
         eta = 1j * kzs * u0 - 1j * kxs * w0
         v = v0
@@ -615,14 +650,16 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
             sub[2, :, j] = cw[0] * dv[j] + (a * cw[1] + c * cw[2]) * eta[j] + b * cw[3] * v[j]
             sub[1, :, j] = v[j]
         del eta, u0, v0, w0, v, dv
-        sub[:, 0, :, 0] = mean_mode
+        if has_mean:
+            sub[:, 0, :, 0] = mean_mode
         spec[where] = sub
         del sub
         if reproject is not None:
             reproject(spec)
-            spec[0, 0, :, 0] = mean_u * (nx * nz)
-            spec[1:, 0, :, 0] = 0.0
-        now = moments(spec, nx, nz)
+            if has_mean:
+                spec[0, 0, :, 0] = mean_u * (nx * nz)
+                spec[1:, 0, :, 0] = 0.0
+        now = moments(spec, nx, nz, comm=comm, kz_range=kz_range)
         info.after = _errors(now, target, free)
         info.change = max(_errors(now, Stresses(**{k: mom[k] for k in ("U", *_STATS)}), free).values())
         mom = now

@@ -12,8 +12,9 @@ Layouts over the P ranks of a communicator (:class:`Slabs`):
 exactly the part of :func:`cfdseed.enforce._spectrum` of the global field that it holds;
 :meth:`Slabs.backward` its inverse. A spectral layout holds whole (kx, kz) columns in y, so the
 projection (one small solve per mode) is local: :func:`project` gives every rank its slab of
-:func:`cfdseed.enforce.enforce`'s projection of the global field, to round-off. Ranks may hold
-empty slabs (nx or nz // 2 + 1 smaller than P).
+:func:`cfdseed.enforce.enforce`'s projection of the global field, to round-off; the stress
+calibration (:func:`calibrate`) needs per-row sums over the modes, reduced over the ranks. Ranks
+may hold empty slabs (nx or nz // 2 + 1 smaller than P).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from ._collective import run_agreed
 from .grid import Grid, block_split
 
-__all__ = ["Slabs", "project"]
+__all__ = ["Slabs", "project", "calibrate"]
 
 
 class Slabs:
@@ -129,3 +130,36 @@ def project(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
     if spec.shape[3]:
         _project_spectrum(spec, grid, _Projector(grid), kz_range=slabs.kz)
     return slabs.backward(spec, out=slab)
+
+
+def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float | None = None) -> Any:
+    """Collective: the stress calibration of the x slabs of a no-slip solenoidal field, in place.
+
+    The distributed form of what :func:`cfdseed.enforce.enforce` does with ``stresses``
+    (:func:`cfdseed.calibrate.calibrate_spectrum` on kz slabs, per-row sums reduced, the
+    projection after each pass where the operator set needs it); returns its
+    :class:`~cfdseed.calibrate.CalibrationInfo`, identical on every rank.
+    """
+    from .calibrate import DEFAULT_TOL, calibrate_spectrum
+    from .enforce import _project_spectrum, _Projector, _wavenumbers
+    from .operators import column
+
+    slabs = Slabs(comm, grid)
+    spec = slabs.forward(slab)
+    kx, kz = _wavenumbers(grid)
+    exact = grid.operators == "central" and grid.has_walls  # the v-eta rebuild is solenoidal as it is
+    proj = None if exact else _Projector(grid)
+    walls = column(grid).walls
+    tie = -np.linalg.solve(walls[:, [0, -1]], walls[:, 1:-1])  # (2, ny - 2): end rows from the others
+
+    def restore(s: np.ndarray) -> None:  # as cfdseed.enforce._calibrate's: no-slip rows, projection
+        ends = np.tensordot(tie, s[:, :, 1:-1], axes=(1, 2))
+        s[:, :, 0], s[:, :, -1] = ends[0], ends[1]
+        if s.shape[3]:
+            _project_spectrum(s, grid, proj, kz_range=slabs.kz)
+
+    # collective inside (identical reduced sums on every rank): its errors are raised everywhere alike
+    info = calibrate_spectrum(spec, grid, stresses, kx, kz, None if proj is None else restore,
+                              tol=DEFAULT_TOL if tol is None else tol, comm=comm, kz_range=slabs.kz)
+    slabs.backward(spec, out=slab)
+    return info

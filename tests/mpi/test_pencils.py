@@ -67,3 +67,41 @@ def test_a_wrong_slab_raises_on_every_rank():
     bad = np.zeros(slabs.slab_shape()) if comm.rank else np.zeros((3, 1, 1, 1))
     with pytest.raises(ValueError, match="x slab must have shape"):
         slabs.forward(bad)
+
+
+@pytest.mark.parametrize("name", ["chebyshev", "odd-tanh", "cell-centred", "spectral", "thin-calibration"])
+def test_distributed_calibration_is_the_serial_calibration(name):
+    """A reachable target: the field's own statistics, rescaled by 0.9-1.15."""
+    from cfdseed.calibrate import Stresses, moments
+    from cfdseed.enforce import _calibrate
+    from cfdseed.pencils import calibrate
+
+    grid = Grid((6, 17, 4), (2.0, 2.0, 1.0), y="chebyshev") if name == "thin-calibration" else GRIDS[name]()
+    f = _global(grid, seed=11)
+    base, _ = enforce(f, grid, bulk=False, bounds=False)  # no-slip, solenoidal, no mean cross-flow
+    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]  # a mean profile
+    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
+    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    serial = base.copy()
+    want = _calibrate(serial, grid, target, 1e-3)
+    slabs = Slabs(comm, grid)
+    mine = np.ascontiguousarray(base[:, slabs.x])
+    info = calibrate(comm, mine, grid, target, 1e-3)
+    assert info.iterations == want.iterations and info.converged == want.converged
+    for k, v in want.after.items():
+        assert info.after[k] == pytest.approx(v, rel=1e-6, abs=1e-12)
+    assert _maxabs(mine - serial[:, slabs.x]) <= 1e-10 * np.abs(serial).max()
+    assert max(want.before.values()) > 0.05 and max(want.resolved.values()) < 0.2  # it did calibrate
+
+
+def test_an_unreachable_calibration_raises_the_same_error_on_every_rank():
+    from cfdseed.calibrate import stress_target
+    from cfdseed.errors import SourceError
+    from cfdseed.pencils import calibrate
+
+    grid = GRIDS["chebyshev"]()
+    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
+    slabs = Slabs(comm, grid)
+    with pytest.raises(SourceError, match="stress calibration failed"):
+        calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid,
+                  stress_target("lee-moser-180").on_grid(grid.y, grid.lengths[1]))
