@@ -390,9 +390,10 @@ def _calibrate(f: np.ndarray, grid: Grid, stresses: Stresses, tol: float) -> Cal
 # ---------------------------------------------------------------------------------------------
 # bulk velocity
 # ---------------------------------------------------------------------------------------------
-def _set_bulk(f: np.ndarray, grid: Grid, target: float) -> None:
+def _set_bulk(f: np.ndarray, grid: Grid, target: float, prof: np.ndarray | None = None) -> None:
+    """Scale the mean profile (``prof``: the plane-averaged u, default ``f``'s own) to bulk ``target``."""
     wts = trapezoid_weights(grid)
-    prof = f[0].mean(axis=(0, 2))  # (ny,)
+    prof = f[0].mean(axis=(0, 2)) if prof is None else prof  # (ny,)
     ub = float(prof @ wts)
     if abs(ub) > 1e-3 * abs(target) and ub != 0.0:  # a real mean flow: keep its shape
         f[0] += ((target / ub) - 1.0) * prof[None, :, None]  # scale the mean profile: keeps shape

@@ -13,8 +13,9 @@ exactly the part of :func:`cfdseed.enforce._spectrum` of the global field that i
 :meth:`Slabs.backward` its inverse. A spectral layout holds whole (kx, kz) columns in y, so the
 projection (one small solve per mode) is local: :func:`project` gives every rank its slab of
 :func:`cfdseed.enforce.enforce`'s projection of the global field, to round-off; the stress
-calibration (:func:`calibrate`) needs per-row sums over the modes, reduced over the ranks. Ranks
-may hold empty slabs (nx or nz // 2 + 1 smaller than P).
+calibration (:func:`calibrate`) needs per-row sums over the modes, reduced over the ranks;
+:func:`enforce` is :func:`cfdseed.enforce.enforce` on x slabs (every step, the figures reduced over
+the ranks). Ranks may hold empty slabs (nx or nz // 2 + 1 smaller than P).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from ._collective import run_agreed
 from .grid import Grid, block_split
 
-__all__ = ["Slabs", "project", "calibrate"]
+__all__ = ["Slabs", "project", "calibrate", "figures", "enforce"]
 
 
 class Slabs:
@@ -71,8 +72,11 @@ class Slabs:
         self.comm.Alltoallv([send, scounts, sdis, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdis, MPI.C_DOUBLE_COMPLEX])
         return [recv[rdis[q]:rdis[q] + rcounts[q]].reshape(shapes[q]) for q in range(len(shapes))]
 
-    def forward(self, slab: np.ndarray) -> np.ndarray:
-        """Collective: this rank's kz slab ``(ncomp, nx, ny, nkz_local)`` of the spectrum of the x slabs."""
+    def forward(self, slab: np.ndarray, *, nyquist: bool = False) -> np.ndarray:
+        """Collective: this rank's kz slab ``(ncomp, nx, ny, nkz_local)`` of the spectrum of the x slabs.
+
+        Spectral operators drop the Nyquist modes, as :func:`cfdseed.enforce._spectrum` does,
+        unless ``nyquist`` (the exact transform, e.g. for figures of a field that has them)."""
         from scipy import fft as sfft
 
         slab = np.asarray(slab, dtype=np.float64)
@@ -88,7 +92,7 @@ class Slabs:
             spec[:, x] = got
         if spec.size:
             spec = sfft.fft(spec, axis=1, workers=-1, overwrite_x=True)
-        if self.grid.operators == "spectral":  # as cfdseed.enforce._spectrum: no Nyquist modes
+        if self.grid.operators == "spectral" and not nyquist:  # as cfdseed.enforce._spectrum
             if nx % 2 == 0:
                 spec[:, nx // 2] = 0.0
             if nz % 2 == 0 and self.kz.start <= nz // 2 < self.kz.stop:
@@ -163,3 +167,125 @@ def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float
                               tol=DEFAULT_TOL if tol is None else tol, comm=comm, kz_range=slabs.kz)
     slabs.backward(spec, out=slab)
     return info
+
+
+def _plane_mean(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
+    """Plane averages ``(ncomp, ny)`` of the x slabs (collective)."""
+    local = slab.sum(axis=(1, 3)) if slab.size else np.zeros(slab.shape[:1] + slab.shape[2:3])
+    total = np.empty_like(local)
+    comm.Allreduce(np.ascontiguousarray(local), total)
+    return total / (grid.shape[0] * grid.shape[2])
+
+
+def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
+    """Collective: :func:`cfdseed.operators.field_figures` of the field whose x slabs the ranks hold."""
+    from mpi4py import MPI
+
+    from .enforce import _wavenumbers
+    from .operators import column, wall_values
+
+    bad = float(slab.size - np.count_nonzero(np.isfinite(slab)))
+    bad = comm.allreduce(bad)
+    if bad:
+        return {"nonfinite": bad}
+    col = column(grid)
+    ub = float(_plane_mean(comm, slab[:1], grid)[0] @ col.bulk)
+    umax = comm.allreduce(float(np.abs(slab).max(initial=0.0)), op=MPI.MAX)
+    uref = abs(ub) or umax or 1.0
+    lo, hi = wall_values(slab, grid)
+    wall = comm.allreduce(float(max(np.abs(lo).max(initial=0.0), np.abs(hi).max(initial=0.0))), op=MPI.MAX)
+    # the divergence per mode (the operator set's wavenumbers and d/dy), back on the x slabs
+    slabs = Slabs(comm, grid)
+    spec = slabs.forward(slab, nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
+    kx, kz = _wavenumbers(grid)
+    kz = kz[slabs.kz]
+    div = 1j * kx[None, :, None, None] * spec[:1] + 1j * kz[None, None, None, :] * spec[2:3]
+    div[0] += np.moveaxis(np.tensordot(col.dy, spec[1], axes=(1, 1)), 0, 1)
+    d = slabs.backward(div)[0][:, col.rows]
+    dmax = comm.allreduce(float(np.abs(d).max(initial=0.0)), op=MPI.MAX)
+    dss, count = comm.allreduce(float(np.dot(d.ravel(), d.ravel()))), comm.allreduce(d.size)
+    scale = 0.5 * grid.lengths[1] / uref
+    return {"div_max": dmax * scale, "div_rms": float(np.sqrt(dss / count)) * scale if count else 0.0,
+            "wall_max": wall, "bulk": ub, "max_abs": umax, "nonfinite": 0.0}
+
+
+def enforce(comm: Any, slab: np.ndarray, grid: Grid, *, no_slip: bool = True, divergence_free: bool = True,
+            bulk: float | None | bool = True, bounds: bool = True, cross_flow: bool = True,
+            stresses: Any = None, calibration_tol: float | None = None, blend: float | None = None,
+            max_ratio: float | None = None) -> Any:
+    """Collective: :func:`cfdseed.enforce.enforce` on the x slabs, in place; returns the
+    :class:`~cfdseed.enforce.EnforceReport` (identical on every rank).
+
+    ``slab`` is this rank's x slab ``(3, nx_local, ny, nz)``, C-contiguous float64. Every step is
+    the serial one (no-slip and bounds per column, plane means and sums reduced, projection and
+    calibration on kz slabs), so the field is the serial field to round-off.
+
+    Raises
+    ------
+    SourceError, ValueError
+        As :func:`cfdseed.enforce.enforce`, on every rank alike.
+    """
+    import math
+    import time
+
+    from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, EnforceReport, _no_slip, _set_bulk, require_grid
+    from .enforce import _REFINE_PASSES, _REFINE_TOL
+    from .errors import SourceError
+
+    blend = DEFAULT_BLEND if blend is None else blend
+    max_ratio = DEFAULT_MAX_RATIO if max_ratio is None else max_ratio
+    slabs = Slabs(comm, grid)
+
+    def check() -> None:
+        require_grid(grid)
+        if not (isinstance(slab, np.ndarray) and slab.dtype == np.float64 and slab.flags.c_contiguous):
+            raise ValueError("slab must be a C-contiguous float64 array (it is enforced in place)")
+        if slab.shape != slabs.slab_shape():
+            raise SourceError(f"slab must have shape {slabs.slab_shape()} on rank {comm.Get_rank()}, got {slab.shape}")
+        if stresses is not None and not (no_slip and divergence_free):
+            raise ValueError("stress calibration needs no_slip=True and divergence_free=True")
+    run_agreed(comm, check)
+    rep = EnforceReport(before=figures(comm, slab, grid))
+    if rep.before.get("nonfinite", 0):
+        raise SourceError(f"field has {int(rep.before['nonfinite'])} non-finite values; cannot enforce constraints")
+    target = rep.before["bulk"] if bulk is True else (None if bulk is False or bulk is None else float(bulk))
+    if target is not None and not math.isfinite(target):
+        raise ValueError(f"bulk velocity target must be finite, got {bulk!r}")
+    t = time.perf_counter()
+    if no_slip:
+        if slab.size:
+            _no_slip(slab, grid, blend)
+        rep.steps.append("no-slip")
+        rep.timings["no-slip"], t = time.perf_counter() - t, time.perf_counter()
+    if divergence_free:
+        project(comm, slab, grid)
+        rep.steps.append("projection")
+        rep.timings["projection"], t = time.perf_counter() - t, time.perf_counter()
+    if cross_flow:
+        slab[1:] -= _plane_mean(comm, slab[1:], grid)[:, None, :, None]
+        rep.steps.append("no mean cross-flow")
+    if stresses is not None:
+        t = time.perf_counter()
+        rep.calibration = calibrate(comm, slab, grid, stresses, calibration_tol)
+        rep.steps.append("stress calibration")
+        rep.timings["calibration"], t = time.perf_counter() - t, time.perf_counter()
+    if target is not None:
+        _set_bulk(slab, grid, target, prof=_plane_mean(comm, slab[:1], grid)[0])
+        rep.steps.append(f"bulk={target:.6g}")
+        rep.timings["bulk"] = time.perf_counter() - t
+    rep.after = figures(comm, slab, grid)
+    for _ in range(_REFINE_PASSES):
+        if not divergence_free or rep.after.get("div_max", 0.0) <= _REFINE_TOL:
+            break
+        project(comm, slab, grid)
+        rep.steps.append("projection")
+        rep.after = figures(comm, slab, grid)
+    if bounds:
+        rep.steps.append("bounds")
+        if rep.after.get("nonfinite", 0):
+            raise SourceError(f"enforced field has {int(rep.after['nonfinite'])} non-finite values")
+        ub = abs(rep.after["bulk"])
+        if ub > 0 and rep.after["max_abs"] > max_ratio * ub:
+            raise SourceError(f"max |u| = {rep.after['max_abs']:.4g} exceeds {max_ratio:g} x bulk velocity {ub:.4g}; "
+                              "the source produced an implausible field (raise max_ratio to accept it)")
+    return rep

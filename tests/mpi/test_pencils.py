@@ -105,3 +105,61 @@ def test_an_unreachable_calibration_raises_the_same_error_on_every_rank():
     with pytest.raises(SourceError, match="stress calibration failed"):
         calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid,
                   stress_target("lee-moser-180").on_grid(grid.y, grid.lengths[1]))
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_distributed_figures_are_the_serial_figures(name):
+    from cfdseed.pencils import figures
+
+    grid = GRIDS[name]()
+    f = _global(grid, seed=5)
+    f[0] += 3.0
+    want = field_figures(f, grid)
+    slabs = Slabs(comm, grid)
+    got = figures(comm, np.ascontiguousarray(f[:, slabs.x]), grid)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-10, abs=1e-12), k
+    bad = f.copy()
+    bad[1, 0, 2, 1] = np.nan
+    got = figures(comm, np.ascontiguousarray(bad[:, slabs.x]), grid)
+    assert got == {"nonfinite": 1.0}
+
+
+@pytest.mark.parametrize("name", ["chebyshev", "odd-tanh", "cell-centred", "spectral"])
+def test_distributed_enforcement_is_the_serial_enforcement(name):
+    from cfdseed.calibrate import Stresses, moments
+    from cfdseed.pencils import enforce as enforce_slabs
+
+    grid = GRIDS[name]()
+    f = _global(grid, seed=13)
+    f[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None] * 5.0
+    pre, _ = enforce(f, grid, bulk=False, bounds=False)
+    m = moments(_spectrum(pre, grid), grid.shape[0], grid.shape[2])
+    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    want, wrep = enforce(f, grid, bulk=4.0, stresses=target, calibration_tol=1e-3)
+    slabs = Slabs(comm, grid)
+    mine = np.ascontiguousarray(f[:, slabs.x])
+    rep = enforce_slabs(comm, mine, grid, bulk=4.0, stresses=target, calibration_tol=1e-3)
+    assert rep.steps == wrep.steps
+    assert _maxabs(mine - want[:, slabs.x]) <= 1e-10 * np.abs(want).max()
+    for k in ("bulk", "max_abs", "wall_max"):
+        assert rep.after[k] == pytest.approx(wrep.after[k], rel=1e-9, abs=1e-12)
+    assert rep.after["div_max"] < 1e-10 and rep.after["bulk"] == pytest.approx(4.0, rel=1e-12)
+
+
+def test_distributed_enforcement_refuses_what_the_serial_one_refuses():
+    from cfdseed.errors import SourceError
+    from cfdseed.pencils import enforce as enforce_slabs
+
+    grid = GRIDS["chebyshev"]()
+    f = _global(grid)
+    slabs = Slabs(comm, grid)
+    mine = np.ascontiguousarray(f[:, slabs.x])
+    if comm.rank == comm.size - 1 and mine.size:
+        mine[0, 0, 3, 0] = np.inf
+    with pytest.raises(SourceError, match="non-finite"):
+        enforce_slabs(comm, mine, grid)
+    wrong = np.zeros((3, 1, 1, 1)) if comm.rank == 0 else np.zeros(slabs.slab_shape())
+    with pytest.raises(SourceError, match="slab must have shape"):
+        enforce_slabs(comm, wrong, grid)
