@@ -320,6 +320,38 @@ class ScatterPlan:
             nmsg += len(reqs)
         return nmsg
 
+    def from_slabs(self, slab: np.ndarray, x_ranges: Sequence[slice]) -> Any:
+        """Collective: deliver a field held as x slabs (rank r: ``x_ranges[r]``, every y and z) into
+        every rank's block; returns what :meth:`send` returns. One all-to-all of the overlaps of
+        slabs and blocks (float64 on the wire): no rank holds more than its slab and its block."""
+        from mpi4py import MPI
+
+        comm, size, rank = self.comm, self.comm.Get_size(), self.comm.Get_rank()
+        nx, ny, nz = self.grid.shape
+        boxes = [np.array([[x.start, x.stop], [0, ny], [0, nz]]) for x in x_ranges]
+        mine = boxes[rank]
+        lo_out, ext_out = _intersect(self.blocks, mine)  # pieces of my slab for every rank
+        lo_in, ext_in = _intersect(np.stack(boxes), self.blocks[rank])  # pieces of my block from every rank
+        parts = []
+        for q in range(size):
+            if ext_out[q].all():
+                sl = _slices(lo_out[q] - mine[:, 0], ext_out[q])
+                parts.append(np.ascontiguousarray(slab[(slice(None), *sl)], dtype=np.float64).reshape(-1))
+            else:
+                parts.append(np.zeros(0))
+        scounts = np.array([p.size for p in parts], dtype=np.int64)
+        rcounts = np.array([3 * int(np.prod(e)) if e.all() else 0 for e in ext_in], dtype=np.int64)
+        sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
+        rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
+        recv = np.empty(int(rcounts.sum()))
+        comm.Alltoallv([np.concatenate(parts) if parts else np.zeros(0), scounts, sdis, MPI.DOUBLE],
+                       [recv, rcounts, rdis, MPI.DOUBLE])
+        for q in range(size):
+            if rcounts[q]:
+                piece = recv[rdis[q]:rdis[q] + rcounts[q]].reshape(3, *ext_in[q])
+                self._put(piece, lo_in[q] - self.blocks[rank, :, 0])
+        return self.result
+
     def _put(self, piece: np.ndarray, start: np.ndarray) -> None:
         """Copy ``piece`` (3, ex, ey, ez) into this rank's views at block offset ``start``."""
         sl = _slices(start, piece.shape[1:])

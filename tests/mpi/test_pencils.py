@@ -163,3 +163,23 @@ def test_distributed_enforcement_refuses_what_the_serial_one_refuses():
     wrong = np.zeros((3, 1, 1, 1)) if comm.rank == 0 else np.zeros(slabs.slab_shape())
     with pytest.raises(SourceError, match="slab must have shape"):
         enforce_slabs(comm, wrong, grid)
+
+
+@pytest.mark.parametrize("kind", ["block", "yslab", "zslab", "pencil", "bisect0", "bisect2"])
+@pytest.mark.parametrize("axes, dtype", [("xyz", np.float64), ("xzy", np.float32)])
+def test_slabs_are_delivered_into_any_tiling(kind, axes, dtype):
+    from cfdseed.transport import prepare
+
+    from _tilings import decompose
+
+    shape = (7, 9, 5)
+    grid = decompose(comm, kind, shape, (2.0, 2.0, 1.0), "chebyshev")
+    f = _global(Grid(shape, (2.0, 2.0, 1.0), y="chebyshev"))
+    slabs = Slabs(comm, grid)
+    plan = prepare(comm, grid, axes=axes, dtype=dtype)
+    got = plan.from_slabs(np.ascontiguousarray(f[:, slabs.x]), slabs.x_ranges)
+    want = f[(slice(None), *grid.local)].astype(dtype)
+    if axes == "xzy":
+        want = np.moveaxis(want, 2, 3)
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
