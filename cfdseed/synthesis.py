@@ -105,6 +105,7 @@ from .reference import KAPPA
 from .units import Units, resolve_units
 
 __all__ = [
+    "synthesise_slabs",
     "DEFAULT_CORR_LENGTH",
     "RE_TAU_WARN",
     "RE_TAU_ERROR",
@@ -314,14 +315,15 @@ class SynthesisInfo:
     enforcement: Any = None
 
 
-def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
+def join_tiles(tiles: list[np.ndarray], mean: np.ndarray | None = None) -> np.ndarray:
     """Cross-fade ``m`` independent sets of periodic slices ``(ns, 3, ny, nz)`` into ``(ns, 3, ny, m nz)``.
 
     Tile ``k`` is centred at ``(k + 1/2)`` slice widths with the window ``cos^2(pi d / 2)``, ``d``
     the periodic distance in slice widths (zero beyond 1): the windows sum to one everywhere.
     Deviations from the mean profile (over tiles, slices and z) are scaled by
     ``1 / sqrt(sum_k w_k^2)``, which keeps their variance where independent tiles overlap; the mean
-    profile is kept. One tile is returned as is.
+    profile is kept. One tile is returned as is. ``mean`` ``(1, 3, ny, 1)``: that mean profile
+    when the slices are only part of the stations (distributed synthesis), else computed here.
     """
     m = len(tiles)
     if m == 1:
@@ -333,7 +335,8 @@ def join_tiles(tiles: list[np.ndarray]) -> np.ndarray:
         d = np.abs((z - (k + 0.5) + 0.5 * m) % m - 0.5 * m)
         w[k] = np.where(d < 1.0, np.cos(0.5 * np.pi * d) ** 2, 0.0)
     norm = 1.0 / np.sqrt((w**2).sum(axis=0))
-    mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]  # (1, 3, ny, 1)
+    if mean is None:
+        mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]  # (1, 3, ny, 1)
     fluct = np.zeros(tiles[0].shape[:-1] + (m * nz,))
     for k, t in enumerate(tiles):
         j = np.flatnonzero(w[k])  # the tile's window: two slice widths at most
@@ -472,6 +475,160 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options, an
         ``x_construction`` the model does not allow, a box shorter than two rollout steps.
     """
+    plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
+                 batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
+                 x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction)
+    gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
+    nx = grid.shape[0]
+    t = time.perf_counter()
+    if plan.construction == "rollout":
+        raw, info.steps = _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, tiles, rng, batch)  # per tile
+        ns = info.stations = raw[0].shape[0]
+    else:
+        raw = [_sample(gen, lat, batch) for lat in plan.latents]  # per tile (ns, 3, ny_m, nz_m)
+    t_inf = time.perf_counter() - t
+    t = time.perf_counter()
+    slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
+    del raw
+    out = _on_grid(plan, slices, grid, y_method, batch)
+    del slices
+    if ns != nx:
+        out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz); a rollout may hold more planes than nx
+    info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
+    stresses, bulk_plus, units = _targets(plan, grid, lambda: bulk_velocity(out, grid))
+    t = time.perf_counter()
+    out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
+                       blend=blend, max_ratio=max_ratio, copy=False, stresses=stresses)
+    out *= units.u_tau
+    info.timings["enforcement"] = time.perf_counter() - t
+    info.enforcement = rep
+    _log_done(plan, nx)
+    return out, info
+
+
+
+def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator, *,
+                     corr_length: float | None = DEFAULT_CORR_LENGTH, re_tau: float | None = None,
+                     u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
+                     batch: int = 64, device: str | None = None, y_method: str = "auto", no_slip: bool = True,
+                     divergence_free: bool = True, blend: float = DEFAULT_BLEND, max_ratio: float = DEFAULT_MAX_RATIO,
+                     x_stations: int | str = "auto", z_tiles: str = "independent", calibrate: Any = "model",
+                     x_construction: str | None = None) -> tuple[np.ndarray, SynthesisInfo]:
+    """Collective: :func:`synthesise` with no rank holding more than its x slab (and one copy).
+
+    Every rank draws the same latent paths (``rng`` in the same state on every rank), generates
+    the x stations ``block_split(stations, P, rank)``, joins tiles with reduced means, puts them on
+    the grid's y and z, resamples in x by zero-padding in the spectral layout
+    (:class:`cfdseed.pencils.Slabs`) and enforces the constraints on x slabs
+    (:func:`cfdseed.pencils.enforce`). Returns this rank's slab ``(3, nx_local, ny, nz)`` of the
+    field :func:`synthesise` makes with the same arguments (to round-off) and the same
+    :class:`SynthesisInfo` on every rank. A rollout (conditional models) is sequential in x and is
+    refused (``ValueError``): use the root path.
+    """
+    from ._collective import run_agreed
+    from .grid import block_split
+    from .pencils import Slabs, _plane_mean
+    from .pencils import enforce as enforce_slabs
+
+    def plan_() -> _Plan:
+        p = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
+                  batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
+                  x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction)
+        if p.construction == "rollout":
+            raise ValueError("a rollout (x_construction='rollout', conditional models) is sequential in x: "
+                             "it cannot be distributed; use the root strategy")
+        return p
+
+    plan = run_agreed(comm, plan_)
+    info, gen, ns = plan.info, plan.gen, plan.stations
+    size, rank = comm.Get_size(), comm.Get_rank()
+    nx, ny, nz = grid.shape
+    mine = block_split(ns, size, rank)
+    t = time.perf_counter()
+    raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
+    t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
+    t = time.perf_counter()
+    # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
+    sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
+    total = np.empty_like(sums)
+    comm.Allreduce(sums, total)
+    mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
+    slices = join_tiles(raw, mean=mean)
+    del raw
+    out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
+    del slices
+    if ns == nx:
+        slab = np.ascontiguousarray(out)
+    else:
+        slab = _resample_x(comm, out, ns, grid)
+    del out
+    info.timings["inference"] = t_inf
+    info.timings["interpolation"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
+    stresses, bulk_plus, units = _targets(plan, grid,
+                                          lambda: float(_plane_mean(comm, slab[:1], grid)[0] @ trapezoid_weights(grid)))
+    t = time.perf_counter()
+    rep = enforce_slabs(comm, slab, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
+                        blend=blend, max_ratio=max_ratio, stresses=stresses)
+    slab *= units.u_tau
+    info.timings["enforcement"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
+    info.enforcement = rep
+    if rank == 0:
+        _log_done(plan, nx)
+    return slab, info
+
+
+def _max_op() -> Any:
+    from mpi4py import MPI
+
+    return MPI.MAX
+
+
+def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndarray:
+    """Station slabs ``(3, ns_local, ny, nz)`` -> x slabs of ``grid``: :func:`resample_periodic` along x
+    (ns < nx) done on kz slabs by zero-padding the x spectrum."""
+    from .pencils import Slabs
+
+    nx, ny, nz = grid.shape
+    src = Slabs(comm, Grid((ns, ny, nz), grid.lengths, y=grid.y))
+    spec = src.forward(stations, nyquist=True)  # (3, ns, ny, nkz_local)
+    if ns > nx:
+        raise ValueError(f"x stations ({ns}) must not outnumber the grid's x points ({nx})")
+    out = np.zeros((3, nx, ny, spec.shape[3]), dtype=np.complex128)
+    k = np.fft.fftfreq(ns, 1.0 / ns).astype(int)
+    scale = nx / ns
+    for i, kk in enumerate(k):
+        if ns % 2 == 0 and abs(kk) == ns // 2:  # the source Nyquist cosine: half to +N, half to -N
+            out[:, ns // 2] += 0.5 * scale * spec[:, i]
+            out[:, -(ns // 2)] += 0.5 * scale * spec[:, i]
+        else:
+            out[:, kk] = scale * spec[:, i]
+    del spec
+    return np.ascontiguousarray(Slabs(comm, grid).backward(out))
+
+
+@dataclass
+class _Plan:
+    """Everything :func:`synthesise` decides before generating (identical on every rank)."""
+
+    gen: Any
+    info: SynthesisInfo
+    construction: str
+    given: dict[str, float | None]
+    re_tau: float  # the target's
+    h: float
+    target: Any  # StressTarget or None
+    ratio: float
+    lz_src: float  # slice width in target units
+    tiles: int
+    stations: int
+    latents: list[np.ndarray]  # latent paths per tile ("latent"), empty for a rollout
+
+
+def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | None, re_tau: float | None,
+          u_tau: float | None, nu: float | None, bulk: float | None, batch: int, device: str | None,
+          no_slip: bool, divergence_free: bool, x_stations: int | str, z_tiles: str, calibrate: Any,
+          x_construction: str | None) -> _Plan:
+    """Load the model, resolve units and the stress target, size tiles and stations, draw latents."""
     require_grid(grid)
     if not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be a positive int, got {batch!r}")
@@ -503,52 +660,60 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     # at a Re_tau far above the model's would otherwise cost tiles by the dozen for nothing)
     lz_src = max((gen.lz / (0.5 * gen.ly)) * (gen.re_tau / units.re_tau) * h, gen.nz * 0.5 * lz / nz)
     tiles = tile_factor(lz_src, lz)[0] if z_tiles == "independent" else 1
-    t = time.perf_counter()
-    if construction == "rollout":
-        raw, info.steps = _rollout(gen, lx, h, units.re_tau, tiles, rng, batch)  # per tile (ns, 3, ny_m, nz_m)
-        ns = raw[0].shape[0]
-    else:
+    ns, latents = 0, []
+    if construction == "latent":
         corr = None if corr_length is None else corr_length * h
         ns = _stations(x_stations, nx, lx, corr)
-        lats = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
+        latents = [latent_path(nx, gen.latent_dim, rng, lx=lx, corr_length=corr, stations=ns) for _ in range(tiles)]
         info.harmonics = harmonic_weights(nx, lx, corr).size
-        raw = [np.concatenate([gen.sample(min(batch, ns - s), latent=lat[s : s + batch], batch=batch)
-                               for s in range(0, ns, batch)]) for lat in lats]  # per tile (ns, 3, ny_m, nz_m)
     info.stations, info.tiles = ns, tiles
-    t_inf = time.perf_counter() - t
-    t = time.perf_counter()
-    slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
-    del raw
-    out = np.empty((3, ns, ny, nz))
+    return _Plan(gen, info, construction, given, units.re_tau, h, target, ratio, lz_src, tiles, ns, latents)
+
+
+def _sample(gen: Any, lat: np.ndarray, batch: int) -> np.ndarray:
+    """The generator's slices ``(n, 3, ny_m, nz_m)`` for latent vectors ``lat`` ``(n, D)``, in batches."""
+    n = lat.shape[0]
+    if n == 0:
+        return np.zeros((0, 3, gen.ny, gen.nz), dtype=np.float32)
+    return np.concatenate([gen.sample(min(batch, n - s), latent=lat[s : s + batch], batch=batch)
+                           for s in range(0, n, batch)])
+
+
+def _on_grid(plan: _Plan, slices: np.ndarray, grid: Grid, y_method: str, batch: int) -> np.ndarray:
+    """Joined slices ``(n, 3, ny_m, nz_s)`` onto the grid's y and z, in wall units: ``(3, n, ny, nz)``."""
+    gen = plan.gen
+    ns = slices.shape[0]
+    out = np.empty((3, ns, grid.shape[1], grid.shape[2]))
     for s in range(0, ns, batch):
-        out[:, s : s + batch] = slices_to_grid(slices[s : s + batch], gen.y, gen.ly, tiles * lz_src, grid,
+        out[:, s : s + batch] = slices_to_grid(slices[s : s + batch], gen.y, gen.ly, plan.tiles * plan.lz_src, grid,
                                                y_method) / gen.u_tau
-    del slices
-    if ns != nx:
-        out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz); a rollout may hold more planes than nx
-    info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
-    # expected bulk velocity in wall units: the field's own plus the log-law shift for another
-    # Re_tau, or with calibration the target profile's
-    own_plus = bulk_velocity(out, grid) + math.log(ratio) / KAPPA
+    return out
+
+
+def _targets(plan: _Plan, grid: Grid, field_bulk: Any) -> tuple[Any, float, Units]:
+    """Stress profiles on the grid (None without calibration), the bulk velocity in wall units
+    and the final units; ``field_bulk()`` is the raw field's bulk velocity (called without a target)."""
+    ly, lz, nz = grid.lengths[1], grid.lengths[2], grid.shape[2]
+    info, gen = plan.info, plan.gen
     stresses = None
-    if target is not None:
+    if plan.target is not None:
         # wall units, like the field until the end; rows nearer a wall than two spanwise spacings
         # are not judged (near-wall eddies scale in z; an LES-like grid does not carry them)
-        stresses = target.on_grid(grid.y, ly, spacing=2.0 * lz / nz)
+        stresses = plan.target.on_grid(grid.y, ly, spacing=2.0 * lz / nz)
         own_plus = float(trapezoid_weights(grid) @ stresses.U)
-        info.calibration_target = target.name
-    units = resolve_units(ly, **given, default_re_tau=gen.re_tau, bulk_plus=own_plus, source="gan")
-    bulk_plus = units.bulk / units.u_tau
+        info.calibration_target = plan.target.name
+    else:
+        # expected bulk velocity in wall units: the field's own plus the log-law shift for another Re_tau
+        own_plus = field_bulk() + math.log(plan.ratio) / KAPPA
+    units = resolve_units(ly, **plan.given, default_re_tau=gen.re_tau, bulk_plus=own_plus, source="gan")
     info.units = units
-    t = time.perf_counter()
-    out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                       blend=blend, max_ratio=max_ratio, copy=False, stresses=stresses)
-    out *= units.u_tau
-    info.timings["enforcement"] = time.perf_counter() - t
-    info.enforcement = rep
-    how = (f"{info.harmonics} latent harmonics" if construction == "latent"
+    return stresses, units.bulk / units.u_tau, units
+
+
+def _log_done(plan: _Plan, nx: int) -> None:
+    info, gen, units = plan.info, plan.gen, plan.info.units
+    how = (f"{info.harmonics} latent harmonics" if plan.construction == "latent"
            else f"rollout of {info.steps} steps per tile (burn-in {gen.burn_in})")
     log.info("gan: %d x-stations generated for %d, %d spanwise tile(s), %s, Re_tau %.4g (model %.4g), "
-             "u_tau %.4g, bulk %.4g; %s", ns, nx, tiles, how, units.re_tau, gen.re_tau, units.u_tau, units.bulk,
-             ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
-    return out, info
+             "u_tau %.4g, bulk %.4g; %s", info.stations, nx, info.tiles, how, units.re_tau, gen.re_tau,
+             units.u_tau, units.bulk, ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))

@@ -1,0 +1,49 @@
+"""synthesise_slabs (the distributed gan synthesis) against synthesise on the packaged model."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from cfdseed.grid import Grid
+from cfdseed.pencils import Slabs
+from cfdseed.synthesis import synthesise, synthesise_slabs
+
+comm = MPI.COMM_WORLD
+
+CASES = {
+    "stations=all": (Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev"), {"x_stations": "all"}),
+    "resampled, tiles": (Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0"), {"x_stations": 10}),
+    "spectral, uncalibrated": (Grid((20, 24, 16), (3.0, 2.0, 1.5), y="chebyshev-cc", operators="spectral"),
+                               {"x_stations": 8, "calibrate": None, "bulk": 15.0}),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_slabs_are_the_serial_field(name):
+    grid, opts = CASES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want, winfo = synthesise(None, grid, np.random.default_rng(4), device="cpu", **opts)
+        slab, info = synthesise_slabs(comm, None, grid, np.random.default_rng(4), device="cpu", **opts)
+    slabs = Slabs(comm, grid)
+    assert slab.shape == slabs.slab_shape() and slab.flags.c_contiguous
+    scale = np.abs(want).max()
+    err = comm.allreduce(float(np.abs(slab - want[:, slabs.x]).max(initial=0.0)), op=MPI.MAX)
+    assert err <= 1e-6 * scale, err  # float32 inference in other batches: round-off of float32
+    assert (info.stations, info.tiles, info.harmonics) == (winfo.stations, winfo.tiles, winfo.harmonics)
+    if name == "resampled, tiles":  # the paths this case is for: x resampling and cross-faded tiles
+        assert info.stations < grid.shape[0] and info.tiles > 1
+    for k in ("re_tau", "u_tau", "nu", "bulk"):  # the raw field's bulk (uncalibrated) is a sum in another order
+        assert getattr(info.units, k) == pytest.approx(getattr(winfo.units, k), rel=1e-9)
+    assert info.enforcement.steps == winfo.enforcement.steps
+    assert info.enforcement.after["bulk"] == pytest.approx(winfo.enforcement.after["bulk"], rel=1e-9)
+
+
+def test_a_rollout_is_refused_on_every_rank(tmp_path):
+    grid = Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev")
+    with pytest.raises(ValueError, match="x_construction"):
+        synthesise_slabs(comm, None, grid, np.random.default_rng(1), device="cpu", x_construction="rollout")
