@@ -7,6 +7,14 @@ rank's block (:mod:`cfdseed.transport`) and checks the delivered blocks
 every rank and leaves ``out`` untouched. With ``result=True`` it returns an :class:`InitResult`:
 the delivered blocks together with the report of those checks, so a solver need not run
 ``check_field`` again. Logs carry ``rank/size``; ranks > 0 log only warnings.
+
+Strategies (``strategy=``): ``"root"`` builds the global field on the root (any source; memory:
+the global field plus one chunk on the root); ``"distributed"`` has every rank build its own x
+slab (sources with a slab path, :attr:`cfdseed.sources.Source.distributable`: ``gan`` with a
+latent x construction) and redistributes the slabs into the blocks, so no rank holds more than its
+slab, one spectral copy and its block; ``"auto"`` (default) takes the distributed path on more
+than one rank when the global float64 field would exceed :data:`AUTO_DISTRIBUTED_BYTES` and the
+source can, the root path otherwise. Both deliver the same field for the same seed (to round-off).
 """
 
 from __future__ import annotations
@@ -25,7 +33,13 @@ from .grid import Grid
 from .sources import SourceFn, SourceInfo, build, resolve
 from .transport import DEFAULT_CHUNK_BYTES, prepare
 
-__all__ = ["init_field", "check_field", "InitResult"]
+__all__ = ["init_field", "check_field", "InitResult", "STRATEGIES", "AUTO_DISTRIBUTED_BYTES"]
+
+#: Values of ``init_field(strategy=...)``.
+STRATEGIES = ("auto", "root", "distributed")
+#: ``strategy="auto"``: global float64 fields larger than this (4 GiB, ~1.8e8 cells) are built
+#: distributed when the source can.
+AUTO_DISTRIBUTED_BYTES = 4 << 30
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,8 @@ class InitResult:
     #: On the root: what the source did (:class:`cfdseed.sources.SourceInfo`: enforcement
     #: figures, for ``gan`` the synthesis record); None on the other ranks.
     source_info: SourceInfo | None
+    #: The path taken: "root" (built on the root) or "distributed" (x slabs on every rank).
+    strategy: str = "root"
 
 
 def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
@@ -86,6 +102,7 @@ def init_field(
     tolerances: Tolerances | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     result: bool = False,
+    strategy: str = "auto",
 ) -> Any:
     """Collective: build an initial velocity field on ``root`` and deliver it into every rank's block.
 
@@ -123,6 +140,10 @@ def init_field(
     result : bool, default False
         Return an :class:`InitResult` (the blocks, the report of the checks, the source's info)
         instead of the blocks alone.
+    strategy : {"auto", "root", "distributed"}, default "auto"
+        Where the field is built (module docstring): on the root, or as x slabs on every rank
+        (named sources that can, e.g. ``gan``; ``seed`` then seeds every rank alike, None: the
+        root's fresh entropy, broadcast).
 
     Returns
     -------
@@ -152,11 +173,15 @@ def init_field(
         if not (isinstance(source, str) or callable(source)):
             raise SourceError(f"source must be a registered name or a callable (grid, rng) -> field, "
                               f"got {type(source).__name__}")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
     plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes)
     rank = comm.Get_rank()
+    if _distributed(comm, grid, source, options, strategy):
+        return _init_distributed(comm, grid, plan, source, options, seed, check, tolerances, result, axes, t0)
 
     field: np.ndarray | None = None
     info: SourceInfo | None = None
@@ -183,6 +208,11 @@ def init_field(
     t2 = time.perf_counter()
     _info(comm, "delivered %s blocks in %d chunk(s) in %.3f s", plan.dtype, len(plan.chunks), t2 - t1)
 
+    return _checked(comm, grid, delivered, info, check, tolerances, result, axes, t2)
+
+
+def _checked(comm: Any, grid: Grid, delivered: Any, info: SourceInfo | None, check: bool,
+             tolerances: Tolerances | None, result: bool, axes: str, t2: float, strategy: str = "root") -> Any:
     report = None
     if check:
         report = check_field(comm, grid, delivered, axes=axes, tolerances=tolerances)
@@ -190,4 +220,78 @@ def init_field(
               "passed" if report.passed else "FAILED")
         if not report.passed:
             raise ConstraintError(str(report), report)
-    return InitResult(delivered, report, info) if result else delivered
+    return InitResult(delivered, report, info, strategy) if result else delivered
+
+
+def _distributed(comm: Any, grid: Grid, source: Any, options: dict[str, Any] | None, strategy: str) -> bool:
+    """Collective: whether to take the distributed path (the same answer on every rank)."""
+    from ._collective import run_agreed
+    from .sources.base import Source
+
+    if strategy == "root":
+        return False
+    if strategy == "auto" and not (comm.Get_size() > 1 and 3 * grid.size * 8 > AUTO_DISTRIBUTED_BYTES):
+        return False  # the grid is agreed (prepare): the same answer everywhere, no source resolved
+
+    def decide() -> bool:
+        fn = resolve(source, options) if isinstance(source, str) else source
+        can = isinstance(fn, Source) and fn.distributable
+        if strategy == "distributed":
+            if not can:
+                name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
+                raise SourceError(f"source {name} has no distributed path (strategy='distributed'); "
+                                  "use strategy='root'")
+            return True
+        if not can:
+            return False
+        kind = (options or {}).get("x_construction")  # a rollout is sequential in x: the root path
+        return kind != "rollout" and not _is_conditional((options or {}).get("model"))
+    return bool(run_agreed(comm, decide))
+
+
+def _is_conditional(model: Any) -> bool:
+    """Whether ``model`` (None: the packaged model) is a conditional checkpoint (rollout by default)."""
+    from .checkpoint import default_model, read_checkpoint
+    from .model import arch_kind
+
+    if not (model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")):
+        return getattr(model, "kind", "plane") == "conditional"  # a loaded handle
+    try:
+        arch = read_checkpoint(default_model() if model is None else model)["arch"]
+    except Exception:  # noqa: BLE001 - the source reports a bad model itself
+        return False
+    return arch_kind(arch) == "conditional"
+
+
+def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: dict[str, Any] | None, seed: Any,
+                      check: bool, tolerances: Tolerances | None, result: bool, axes: str, t0: float) -> Any:
+    """Every rank builds its x slab (Source.build_slabs), the slabs go into the blocks, then the checks."""
+    from ._collective import run_agreed
+    from .pencils import Slabs
+
+    rank = comm.Get_rank()
+    if seed is None:
+        seed = comm.bcast(np.random.SeedSequence().entropy if rank == 0 else None, root=0)
+    name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
+    fn = resolve(source, options) if isinstance(source, str) else source
+
+    def build_() -> Any:
+        try:
+            return fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(seed))
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported on every rank as SourceError
+            raise SourceError(f"source {name} raised {type(exc).__name__}: {exc}") from exc
+
+    built = run_agreed(comm, build_)
+    slab, info = built.field, built.info
+    del built
+    t1 = time.perf_counter()
+    _info(comm, "source %s built %s field as x slabs on %d ranks in %.3f s", name, "x".join(map(str, grid.shape)),
+          comm.Get_size(), t1 - t0)
+    delivered = plan.from_slabs(slab, Slabs(comm, grid).x_ranges)
+    del slab
+    t2 = time.perf_counter()
+    _info(comm, "redistributed slabs into %s blocks in %.3f s", plan.dtype, t2 - t1)
+    return _checked(comm, grid, delivered, info if rank == plan.root else None, check, tolerances, result, axes, t2,
+                    "distributed")

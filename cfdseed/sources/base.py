@@ -96,12 +96,31 @@ class Source:
         The registered name (for messages).
     make : callable ``(grid, rng) -> (field, SourceInfo)``
         Builds the global field on ``grid``.
+    make_slabs : callable ``(comm, grid, rng) -> (slab, SourceInfo)``, optional
+        Collective: builds this rank's x slab ``(3, nx_local, ny, nz)`` (``block_split(nx, P,
+        rank)``) of the same field, no rank holding the global field (``init_field``'s
+        distributed strategy); None when the source has no such path.
     """
 
-    def __init__(self, name: str, make: Callable[[Grid, np.random.Generator], tuple[np.ndarray, SourceInfo]]) -> None:
+    def __init__(self, name: str, make: Callable[[Grid, np.random.Generator], tuple[np.ndarray, SourceInfo]],
+                 make_slabs: Callable[[Any, Grid, np.random.Generator], tuple[np.ndarray, SourceInfo]] | None = None
+                 ) -> None:
         self.name = name
         self.__name__ = name  # what init_field's messages call the source
         self._make = make
+        self._make_slabs = make_slabs
+
+    @property
+    def distributable(self) -> bool:
+        """Whether :meth:`build_slabs` exists (the distributed strategy of ``init_field``)."""
+        return self._make_slabs is not None
+
+    def build_slabs(self, comm: Any, grid: Grid, rng: np.random.Generator) -> Built:
+        """Collective: this rank's x slab of the field and what the source did (same on every rank)."""
+        if self._make_slabs is None:
+            raise SourceError(f"source {self.name!r} builds the global field only (no distributed path)")
+        slab, info = self._make_slabs(comm, grid, rng)
+        return Built(slab, info)
 
     def build(self, grid: Grid, rng: np.random.Generator) -> Built:
         """The field on ``grid`` and what the source did."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..grid import Grid
-from ..synthesis import synthesise
+from ..synthesis import synthesise, synthesise_slabs
 from ..units import check_unit_options
 from .base import Source, SourceInfo, parse_options
 
@@ -46,4 +46,8 @@ def gan(**options: Any) -> Source:
         field, info = synthesise(o["model"], grid, rng, **kwargs)
         return field, SourceInfo(enforcement=info.enforcement, synthesis=info, units=info.units)
 
-    return Source("gan", make)
+    def make_slabs(comm: Any, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+        slab, info = synthesise_slabs(comm, o["model"], grid, rng, **kwargs)
+        return slab, SourceInfo(enforcement=info.enforcement, synthesis=info, units=info.units)
+
+    return Source("gan", make, make_slabs)

@@ -47,3 +47,53 @@ def test_a_rollout_is_refused_on_every_rank(tmp_path):
     grid = Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev")
     with pytest.raises(ValueError, match="x_construction"):
         synthesise_slabs(comm, None, grid, np.random.default_rng(1), device="cpu", x_construction="rollout")
+
+
+@pytest.mark.parametrize("kind", ["block", "pencil", "bisect1"])
+def test_init_field_strategies_deliver_the_same_field(kind):
+    from cfdseed import init_field
+
+    from _tilings import decompose
+
+    grid = decompose(comm, kind, (24, 33, 24), (4.0, 2.0, 4.0), "tanh:2.0")
+    opts = {"re_tau": 180, "x_stations": 10, "device": "cpu"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root = init_field(comm, grid, source="gan", options=opts, seed=9, strategy="root", result=True)
+        dist = init_field(comm, grid, source="gan", options=opts, seed=9, strategy="distributed", result=True)
+    err = comm.allreduce(float(np.abs(dist.field - root.field).max(initial=0.0)), op=MPI.MAX)
+    assert err <= 1e-6 * np.abs(root.field).max(initial=1.0), err
+    assert dist.report.passed and dist.report.divergence_max < 1e-9
+    assert (dist.source_info is not None) == (comm.rank == 0)
+    if comm.rank == 0:
+        assert dist.source_info.synthesis.stations == 10 and dist.source_info.units == root.source_info.units
+
+
+def test_init_field_refuses_a_distributed_source_that_has_no_slab_path():
+    from cfdseed import init_field
+    from cfdseed.errors import SourceError
+
+    grid = Grid.block(comm, (8, 9, 8), (2.0, 2.0, 1.0), y="chebyshev")
+    with pytest.raises(SourceError, match="no distributed path"):
+        init_field(comm, grid, source="streaks", strategy="distributed")
+    from cfdseed.errors import ConfigError
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        init_field(comm, grid, source="streaks", strategy="everywhere")
+
+
+def test_auto_goes_distributed_past_the_size_bound_on_more_than_one_rank(monkeypatch):
+    import cfdseed.coupling as coupling
+    from cfdseed import init_field
+
+    grid = Grid.block(comm, (16, 17, 16), (2.0, 2.0, 1.0), y="chebyshev")
+    opts = {"device": "cpu", "x_stations": 8}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert init_field(comm, grid, source="gan", options=opts, seed=1, result=True).strategy == "root"
+        monkeypatch.setattr(coupling, "AUTO_DISTRIBUTED_BYTES", 0)
+        res = init_field(comm, grid, source="gan", options=opts, seed=1, result=True)
+        assert res.strategy == ("distributed" if comm.size > 1 else "root")
+        assert init_field(comm, grid, source="streaks", seed=1, result=True).strategy == "root"  # no slab path
+        rolled = init_field(comm, grid, source="gan", options={**opts, "x_stations": "auto",
+                                                                "x_construction": "latent"}, seed=1, result=True)
+        assert rolled.strategy == ("distributed" if comm.size > 1 else "root")
