@@ -121,6 +121,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible field (default: a fresh one)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="stored precision (default float64)")
+    p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
+                   help="under mpiexec: build and write on rank 0 (root), or every rank its own x slab with MPI-IO "
+                        "output (distributed: OUT.h5 holds the metadata, OUT.raw the velocity); auto: distributed "
+                        "past 4 GiB of field when the source can (gan)")
     p.add_argument("--no-png", action="store_true", help="do not draw OUT.png")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file, ending in .h5 or .hdf5, in an existing folder (OUT.xmf and OUT.png go next to it)")
@@ -282,24 +286,35 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    """Under ``mpiexec`` only rank 0 works and writes; every rank returns its exit status."""
+    """Under ``mpiexec``: the root path (rank 0 works and writes) or, with the distributed strategy,
+    every rank builds and writes its own x slab; every rank returns the exit status."""
     from mpi4py import MPI
 
-    from ._collective import agree
+    from ._collective import agree, run_agreed
+    from .coupling import _distributed
 
     world = MPI.COMM_WORLD
+    out, grid, options = run_agreed(world, _generate_setup, args)
+    if _distributed(world, grid, args.source, options, args.strategy):
+        from .generate import generate_slabs
+
+        res = generate_slabs(world, grid, out, source=args.source, options=options, seed=args.seed,
+                             dtype=args.dtype, picture=not args.no_png)
+        if world.Get_rank() == 0:
+            _print_generated(res)
+        return 0 if res.report.passed else 1
     rc, err = None, None
     if world.Get_rank() == 0:
         try:
-            rc = _generate(args)
+            rc = _generate(args, out, grid, options)
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
             err = exc
     agree(world, err)
     return int(world.bcast(rc, root=0))
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from .generate import generate
+def _generate_setup(args: argparse.Namespace) -> tuple[Path, Any, dict[str, Any]]:
+    """The output path, grid and source options of ``cfdseed generate``, checked (every rank)."""
     from .grid import Grid
 
     out = Path(args.out)
@@ -316,14 +331,23 @@ def _generate(args: argparse.Namespace) -> int:
             if key in options:
                 raise ConfigError(f"{key} given both as --{key.replace('_', '-')} and as --option")
             options[key] = val
-    grid = Grid(args.shape, args.lengths, y=args.y)
+    return out, Grid(args.shape, args.lengths, y=args.y), options
+
+
+def _generate(args: argparse.Namespace, out: Path, grid: Any, options: dict[str, Any]) -> int:
+    from .generate import generate
+
     res = generate(grid, out, source=args.source, options=options, seed=args.seed, dtype=args.dtype,
                    picture=not args.no_png)
+    _print_generated(res)
+    return 0 if res.report.passed else 1
+
+
+def _print_generated(res: Any) -> None:
     if res.enforcement is not None:
         print(res.enforcement)
     print(res.report)
     print(f"wrote {res.path}, {res.xdmf}" + (f", {res.picture}" if res.picture else ""))
-    return 0 if res.report.passed else 1
 
 
 def _run_openfoam(args: argparse.Namespace) -> int:

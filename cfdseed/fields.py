@@ -12,6 +12,13 @@ HDF5 layout (``ic.h5``)::
 
 ``ic.xmf`` (ParaView: open it, pick the Xdmf3 reader) describes the rectilinear grid and the point
 data u, v, w and the vector velocity.
+
+Written in parallel (:func:`write_field_slabs`, ``cfdseed generate`` under ``mpiexec`` with the
+distributed strategy), the velocity goes into one raw binary file ``ic.raw`` by MPI-IO (every
+rank its own x range, collectively): u, v, w one after the other, each (nz, ny, nx) little-endian
+C order; ``ic.h5`` then holds /x, /y, /z and the attributes plus ``storage = "raw"``,
+``raw_file`` and ``raw_dtype``, and the XDMF sidecar points ParaView at the raw file
+(``Format="Binary"``, ``Seek``). :func:`read_field` reads both forms alike.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 
 from .grid import Grid
 
-__all__ = ["write_field", "read_field", "write_xdmf"]
+__all__ = ["write_field", "write_field_slabs", "read_field", "write_xdmf"]
 
 
 def write_field(path: str | Path, field: np.ndarray, grid: Grid, attrs: dict[str, Any] | None = None,
@@ -40,8 +47,6 @@ def write_field(path: str | Path, field: np.ndarray, grid: Grid, attrs: dict[str
     """
     import h5py
 
-    from . import __version__
-
     path = Path(path)
     nx, ny, nz = grid.shape
     if field.shape != (3, nx, ny, nz):
@@ -51,15 +56,84 @@ def write_field(path: str | Path, field: np.ndarray, grid: Grid, attrs: dict[str
     with h5py.File(tmp, "w") as h:
         for c, name in enumerate("uvw"):
             h.create_dataset(name, data=np.ascontiguousarray(field[c].transpose(2, 1, 0), dtype=dtype))
-        h["x"], h["y"], h["z"] = grid.x, grid.y, grid.z
-        h.attrs["lengths"] = np.asarray(grid.lengths)
-        h.attrs["shape"] = np.asarray(grid.shape)
-        h.attrs["layout"] = "u[z, y, x] (C order), i.e. Fortran (x, y, z)"
-        h.attrs["cfdseed_version"] = __version__
-        for k, v in (attrs or {}).items():
-            h.attrs[k] = v if isinstance(v, (int, float, str, np.ndarray)) else json.dumps(v)
+        _write_meta(h, grid, attrs)
     tmp.replace(path)
     return write_xdmf(path, grid, np.dtype(dtype))
+
+
+def _write_meta(h5: Any, grid: Grid, attrs: dict[str, Any] | None) -> None:
+    from . import __version__
+
+    h5["x"], h5["y"], h5["z"] = grid.x, grid.y, grid.z
+    h5.attrs["lengths"] = np.asarray(grid.lengths)
+    h5.attrs["shape"] = np.asarray(grid.shape)
+    h5.attrs["layout"] = "u[z, y, x] (C order), i.e. Fortran (x, y, z)"
+    h5.attrs["cfdseed_version"] = __version__
+    for k, v in (attrs or {}).items():
+        h5.attrs[k] = v if isinstance(v, (int, float, str, np.ndarray)) else json.dumps(v)
+
+
+def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: slice, grid: Grid,
+                      attrs: dict[str, Any] | None = None, dtype: Any = np.float64) -> Path:
+    """Collective: write a field held as x slabs (this rank: ``slab`` ``(3, nx_local, ny, nz)`` at
+    ``x_range``) as ``path`` (HDF5, metadata) + ``<stem>.raw`` (MPI-IO) + XDMF sidecar (module
+    docstring). No rank gathers the field. Returns the XDMF path on every rank.
+
+    Raises
+    ------
+    ValueError
+        A slab of the wrong shape, or a file that cannot be written: on every rank.
+    """
+    import h5py
+    from mpi4py import MPI
+
+    from ._collective import run_agreed
+
+    path = Path(path)
+    dt = np.dtype(dtype).newbyteorder("<")
+    nx, ny, nz = grid.shape
+    raw = path.with_suffix(".raw")
+
+    def meta() -> None:
+        want = (3, x_range.stop - x_range.start, ny, nz)
+        if slab.shape != want:
+            raise ValueError(f"slab must have shape {want} on rank {comm.Get_rank()}, got {slab.shape}")
+        if comm.Get_rank() == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            with h5py.File(tmp, "w") as h:
+                _write_meta(h, grid, attrs)
+                h.attrs["storage"] = "raw"
+                h.attrs["raw_file"] = raw.name
+                h.attrs["raw_dtype"] = dt.str
+            tmp.replace(path)
+    run_agreed(comm, meta)
+    mpitype = MPI.DOUBLE if dt.itemsize == 8 else MPI.FLOAT
+    n = nx * ny * nz
+    nxl = x_range.stop - x_range.start
+
+    def write() -> None:
+        fh = MPI.File.Open(comm, str(raw), MPI.MODE_WRONLY | MPI.MODE_CREATE)
+        try:
+            fh.Set_size(3 * n * dt.itemsize)
+            filetype = None
+            if nxl:
+                filetype = mpitype.Create_subarray([nz, ny, nx], [nz, ny, nxl], [0, 0, x_range.start]).Commit()
+            for c in range(3):
+                disp = c * n * dt.itemsize
+                if filetype is not None:
+                    fh.Set_view(disp, mpitype, filetype)
+                    fh.Write_all(np.ascontiguousarray(slab[c].transpose(2, 1, 0), dtype=dt))
+                else:
+                    fh.Set_view(disp, mpitype, mpitype)
+                    fh.Write_all(np.zeros(0, dtype=dt))
+            if filetype is not None:
+                filetype.Free()
+        finally:
+            fh.Close()
+    run_agreed(comm, write)
+    return run_agreed(comm, lambda: comm.bcast(write_xdmf(path, grid, dt, raw=raw.name) if comm.Get_rank() == 0
+                                               else None, root=0))
 
 
 def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
@@ -79,14 +153,18 @@ def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, f
         raise DatasetError(f"field file {str(p)!r} does not exist")
     try:
         with h5py.File(p, "r") as h:
-            missing = [k for k in ("u", "v", "w", "y") if k not in h]
+            raw = h.attrs.get("storage") == "raw"
+            missing = [k for k in (("y",) if raw else ("u", "v", "w", "y")) if k not in h]
             if missing or "lengths" not in h.attrs:
                 raise DatasetError(f"{p}: not a cfdseed field file (missing {', '.join(missing) or 'attribute lengths'}); "
                                    "expected /u, /v, /w (nz, ny, nx), /y and attribute lengths")
-            comps = [np.asarray(h[k][...], dtype=np.float64).transpose(2, 1, 0) for k in "uvw"]
             y = np.asarray(h["y"][...], dtype=np.float64)
             lengths = tuple(float(v) for v in h.attrs["lengths"])
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
+            if raw:
+                comps = _read_raw(p, attrs)
+            else:
+                comps = [np.asarray(h[k][...], dtype=np.float64).transpose(2, 1, 0) for k in "uvw"]
     except OSError as exc:
         raise DatasetError(f"{p}: cannot read as HDF5: {exc}") from None
     shapes = {c.shape for c in comps}
@@ -96,14 +174,32 @@ def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, f
     return np.stack(comps), y, lengths, attrs  # type: ignore[return-value]
 
 
-def write_xdmf(h5path: Path, grid: Grid, dtype: np.dtype) -> Path:
-    """XDMF 3 sidecar ``<stem>.xmf`` for a file written by :func:`write_field`."""
+def _read_raw(p: Path, attrs: dict[str, Any]) -> list[np.ndarray]:
+    """The three components ``(nx, ny, nz)`` float64 of a field stored raw (:func:`write_field_slabs`)."""
+    from .errors import DatasetError
+
+    nx, ny, nz = (int(v) for v in attrs["shape"])
+    raw = p.with_name(str(attrs.get("raw_file", "")))
+    dt = np.dtype(str(attrs.get("raw_dtype", "<f8")))
+    if not raw.is_file() or raw.stat().st_size != 3 * nx * ny * nz * dt.itemsize:
+        raise DatasetError(f"{p}: its raw data {raw.name} is missing or not {3 * nx * ny * nz * dt.itemsize} bytes")
+    data = np.memmap(raw, dtype=dt, mode="r", shape=(3, nz, ny, nx))
+    return [np.asarray(data[c], dtype=np.float64).transpose(2, 1, 0) for c in range(3)]
+
+
+def write_xdmf(h5path: Path, grid: Grid, dtype: np.dtype, raw: str | None = None) -> Path:
+    """XDMF 3 sidecar ``<stem>.xmf`` for a file written by :func:`write_field` (or, with ``raw``, by
+    :func:`write_field_slabs`: the velocity read from that raw file)."""
     nx, ny, nz = grid.shape
     name = h5path.name
     prec = dtype.itemsize
     dims = f"{nz} {ny} {nx}"
 
     def item(path: str, n: str, p: int = 8) -> str:
+        if raw is not None and path in "uvw":
+            seek = "uvw".index(path) * nx * ny * nz * p
+            return (f'<DataItem Dimensions="{n}" NumberType="Float" Precision="{p}" Format="Binary" '
+                    f'Endian="Little" Seek="{seek}">{raw}</DataItem>')
         return (f'<DataItem Dimensions="{n}" NumberType="Float" Precision="{p}" Format="HDF">'
                 f"{name}:/{path}</DataItem>")
 

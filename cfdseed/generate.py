@@ -35,7 +35,7 @@ import numpy as np
 from .fields import write_field
 from .grid import Grid
 
-__all__ = ["Generated", "generate", "quicklook"]
+__all__ = ["Generated", "generate", "generate_slabs", "quicklook"]
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,98 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     return Generated(out, xmf, png, report, built.info.enforcement)
 
 
-def quicklook(path: str | Path, field: np.ndarray, grid: Grid, re_tau: float | None = None, title: str = "") -> Path:
-    """PNG: u' on the y-z plane x = 0 and on the x-z plane nearest y+ = 15 (else y = 0.1 h)."""
-    from .report import figure
+def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan",
+                   options: Mapping[str, Any] | None = None, seed: int | None = None, dtype: str = "float64",
+                   picture: bool = True) -> Generated:
+    """Collective: :func:`generate` with every rank building and writing its own x slab.
 
+    The source's distributed path (:meth:`cfdseed.sources.Source.build_slabs`), the checks on the
+    slabs (:func:`cfdseed.constraints.check_field`), MPI-IO output
+    (:func:`cfdseed.fields.write_field_slabs`) and the quick-look from two gathered planes: no rank
+    holds the global field. ``seed`` None: the root's fresh entropy, broadcast (stored as -1).
+    Returns the same :class:`Generated` on every rank.
+
+    Raises
+    ------
+    SourceError, GridError, ConfigError
+        As :func:`generate`, on every rank; a source without a distributed path.
+    """
+    from ._collective import run_agreed
+    from .constraints import check_field
+    from .fields import write_field_slabs
+    from .pencils import Slabs
+    from .sources import resolve
+
+    options = dict(options or {})
+    used = seed if seed is not None else comm.bcast(np.random.SeedSequence().entropy if comm.Get_rank() == 0
+                                                      else None, root=0)
+    fn = run_agreed(comm, resolve, source, options)
+    built = run_agreed(comm, lambda: fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(used))
+                       if hasattr(fn, "build_slabs") else _no_slabs(source))
+    slab, info = built.field, built.info
+    del built
+    slabs = Slabs(comm, grid)
+    local = Grid(grid.shape, grid.lengths, y=grid.y, local=(slabs.x, slice(None), slice(None)), operators=grid.operators)
+    stored = slab.astype(dtype)
+    report = check_field(comm, local, stored)
+    units = info.units
+    attrs: dict[str, Any] = {
+        "source": source, "options": {k: str(v) for k, v in options.items()},
+        "seed": -1 if seed is None else int(seed), "report": report.to_dict(),
+        "bulk_velocity": float(report.bulk_velocity), "strategy": "distributed",
+    }
+    if info.synthesis is not None and info.synthesis.model:
+        attrs["model"] = info.synthesis.model
+    if units is not None:
+        attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
+    out = Path(out)
+    xmf = write_field_slabs(comm, out, stored, slabs.x, grid, attrs, dtype=dtype)
+    png = None
+    if picture:
+        from .pencils import _plane_mean
+
+        j = _near_wall_row(grid, units.re_tau if units else options.get("re_tau"))
+        mean = _plane_mean(comm, stored[:1].astype(np.float64), grid)[0]  # (ny,)
+        rows = comm.gather(stored[0, :, j] - mean[j], root=0)
+        if comm.Get_rank() == 0:
+            yz = stored[0, 0] - mean[:, None]  # rank 0 holds x = 0
+            png = quicklook_planes(out.with_suffix(".png"), yz, np.concatenate(rows), grid, j,
+                                   title=f"cfdseed generate --source {source} (distributed)")
+        png = comm.bcast(png, root=0)
+    log.info("wrote %s (%s, distributed over %d ranks): checks %s", out, source, comm.Get_size(),
+             "passed" if report.passed else "FAILED")
+    return Generated(out, xmf, png, report, info.enforcement)
+
+
+def _no_slabs(source: str) -> Any:
+    from .errors import SourceError
+
+    raise SourceError(f"source {source!r} has no distributed path; run cfdseed generate with --strategy root")
+
+
+def _near_wall_row(grid: Grid, re_tau: float | None) -> int:
+    """The row of the quick-look's x-z plane: nearest y+ = 15 (else y = 0.1 h)."""
     h = 0.5 * grid.lengths[1]
     y_near = 15.0 * h / re_tau if re_tau else 0.1 * h
-    j = int(np.argmin(np.abs(grid.y - y_near)))
+    return int(np.argmin(np.abs(grid.y - y_near)))
+
+
+def quicklook(path: str | Path, field: np.ndarray, grid: Grid, re_tau: float | None = None, title: str = "") -> Path:
+    """PNG: u' on the y-z plane x = 0 and on the x-z plane nearest y+ = 15 (else y = 0.1 h)."""
+    j = _near_wall_row(grid, re_tau)
     up = field[0] - field[0].mean(axis=(0, 2), keepdims=True)  # (nx, ny, nz)
+    return quicklook_planes(path, up[0], up[:, j], grid, j, title)
+
+
+def quicklook_planes(path: str | Path, yz: np.ndarray, xz: np.ndarray, grid: Grid, j: int, title: str = "") -> Path:
+    """The quick-look from its two planes of u': ``yz`` (ny, nz) at x = 0, ``xz`` (nx, nz) at row ``j``."""
+    from .report import figure
+
     fig = figure(12, 3.8)
     a, b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
     for ax, (h1, h2, data, xl, yl, ttl) in zip((a, b), (
-        (grid.z, grid.y, up[0], "z", "y", "u' at x = 0 (y-z plane)"),
-        (grid.x, grid.z, up[:, j].T, "x", "z", f"u' at y = {grid.y[j]:.4g} (x-z plane)"),
+        (grid.z, grid.y, yz, "z", "y", "u' at x = 0 (y-z plane)"),
+        (grid.x, grid.z, xz.T, "x", "z", f"u' at y = {grid.y[j]:.4g} (x-z plane)"),
     )):
         lim = float(np.abs(data).max()) or 1.0  # each panel its own symmetric scale
         m = ax.pcolormesh(h1, h2, data, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")

@@ -97,3 +97,43 @@ def test_auto_goes_distributed_past_the_size_bound_on_more_than_one_rank(monkeyp
         rolled = init_field(comm, grid, source="gan", options={**opts, "x_stations": "auto",
                                                                 "x_construction": "latent"}, seed=1, result=True)
         assert rolled.strategy == ("distributed" if comm.size > 1 else "root")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_generate_distributed_writes_the_root_field_through_mpi_io(dtype):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from cfdseed.cli import main
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+
+    folder = Path(comm.bcast(tempfile.mkdtemp(prefix="cfdseed-gen-") if comm.rank == 0 else None, root=0))
+    try:
+        args = ["generate", "--shape", "24", "33", "24", "--lengths", "4", "2", "4", "--y", "tanh:2.0",
+                "--seed", "3", "--device", "cpu", "--option", "x_stations=10", "--dtype", dtype]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rc = main([*args, "--strategy", "distributed", "--out", str(folder / "dist.h5")])
+        assert rc == 0
+        if comm.rank == 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                grid = Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0")
+                generate(grid, folder / "root.h5", source="gan", options={"x_stations": 10, "device": "cpu"},
+                         seed=3, dtype=dtype, picture=False)
+            got, y, lengths, attrs = read_field(folder / "dist.h5")
+            want, y0, _, _ = read_field(folder / "root.h5")
+            assert attrs["storage"] == "raw" and attrs["strategy"] == "distributed" and attrs["seed"] == 3
+            assert np.array_equal(y, y0) and lengths == (4.0, 2.0, 4.0)
+            tol = 1e-6 if dtype == "float64" else 1e-5
+            assert np.abs(got - want).max() <= tol * np.abs(want).max()
+            xmf = (folder / "dist.xmf").read_text()
+            assert xmf.count('Format="Binary"') == 6 and "dist.raw" in xmf
+            assert (folder / "dist.png").stat().st_size > 10_000
+            assert (folder / "dist.raw").stat().st_size == 3 * 24 * 33 * 24 * np.dtype(dtype).itemsize
+        comm.Barrier()
+    finally:
+        if comm.rank == 0:
+            shutil.rmtree(folder, ignore_errors=True)
