@@ -27,7 +27,18 @@ import numpy as np
 from ._collective import run_agreed
 from .grid import Grid, block_split
 
-__all__ = ["Slabs", "project", "calibrate", "figures", "enforce"]
+__all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "bytes_sent"]
+
+_SENT = [0]  # bytes this process has sent to other ranks in transposes (bytes_sent)
+
+
+def bytes_sent(reset: bool = False) -> int:
+    """Bytes this rank has sent to other ranks in :class:`Slabs` transposes (the benchmarks' traffic
+    figure); ``reset`` starts the count again."""
+    n = _SENT[0]
+    if reset:
+        _SENT[0] = 0
+    return n
 
 
 class Slabs:
@@ -66,6 +77,7 @@ class Slabs:
         send = np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0, np.complex128)
         scounts = np.array([p.size for p in parts], dtype=np.int64)
         rcounts = np.array([int(np.prod(s)) for s in shapes], dtype=np.int64)
+        _SENT[0] += 16 * int(scounts.sum() - scounts[self.comm.Get_rank()])
         recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
         sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
         rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
