@@ -204,6 +204,9 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
                    help="which U to write: auto (default) every layout present, or one of them")
     p.add_argument("--force", action="store_true",
                    help="write although an earlier run's backup U.before-cfdseed exists (it is kept)")
+    p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
+                   help="build the structured field on rank 0 (root) or as x slabs on every rank (distributed, "
+                        "gan); auto: distributed past 4 GiB")
 
 
 def _add_cmakedir(sub: argparse._SubParsersAction) -> None:
@@ -368,7 +371,7 @@ def _run_openfoam(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         res = write_initial_field(world, args.case, source=args.source, options=options, seed=args.seed,
-                                  time=args.time, layout=args.layout, force=args.force)
+                                  time=args.time, layout=args.layout, force=args.force, strategy=args.strategy)
     except ConstraintError as exc:
         if world.Get_rank() == 0:
             print(f"cfdseed openfoam: the field fails a channel check, nothing written: {exc}", file=sys.stderr)

@@ -36,7 +36,8 @@ What happens, collectively over the ranks of ``comm``:
    that tensor structure get a grid twice as fine as their mean cell size (x, z) and wall-normal
    points at the quantiles of the cell centres (y), sampled trilinearly.
 5. **Synthesis** with :func:`cfdseed.init_field` on that grid, decomposed into x slabs over the
-   ranks (the named source, its options, the seed: as everywhere in cfdseed).
+   ranks (the named source, its options, the seed, the strategy: as everywhere in cfdseed; with
+   ``strategy="distributed"`` no rank holds the structured field whole either).
 6. **Sampling at the cell centres**: each rank sends its cells' grid coordinates to the ranks whose
    slabs hold them (all-to-all) and gets the values back, so no rank gathers the cell field. The
    streamwise component is scaled by one factor so that the volume-weighted bulk velocity of the
@@ -555,7 +556,8 @@ def _write(root: Path, part: str, time: str, values: np.ndarray) -> tuple[Path, 
 
 # -- the whole job ------------------------------------------------------------------------
 def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", options: Mapping[str, Any] | None = None,
-                        seed: Any = None, time: str = "0", layout: str = "auto", force: bool = False) -> Written:
+                        seed: Any = None, time: str = "0", layout: str = "auto", force: bool = False,
+                        strategy: str = "auto") -> Written:
     """Collective: synthesise an initial velocity for an OpenFOAM channel case and write its ``U``.
 
     Parameters
@@ -573,6 +575,9 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         Which ``U`` files to write; ``auto``: every layout present.
     force : bool
         Write even though an earlier run's backup ``U.before-cfdseed`` exists (it is kept).
+    strategy : {"auto", "root", "distributed"}
+        :func:`cfdseed.init_field`'s: build the structured field on rank 0, or as x slabs on every
+        rank (no rank holds it whole; ``gan``); auto: distributed past 4 GiB.
 
     Returns
     -------
@@ -608,7 +613,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
 
     slab_x = block_split(grid.shape[0], size, rank)
     local = Grid(grid.shape, grid.lengths, y=grid.y, local=(slab_x, slice(None), slice(None)))
-    res = init_field(comm, local, source=source, options=opts, seed=seed, result=True)
+    res = init_field(comm, local, source=source, options=opts, seed=seed, result=True, strategy=strategy)
     slab = np.asarray(res.field)
     blocks = [[(block_split(grid.shape[0], size, r).start, block_split(grid.shape[0], size, r).stop),
                (0, grid.shape[1]), (0, grid.shape[2])] for r in range(size)]
