@@ -70,40 +70,49 @@ class Slabs:
                 raise ValueError(f"{what} must have shape {want} on rank {self.comm.Get_rank()}, got {a.shape}")
         run_agreed(self.comm, check)
 
-    def _exchange(self, parts: list[np.ndarray], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-        """All-to-all of complex arrays: ``parts[q]`` to rank q; returns the arrays of ``shapes`` received."""
+    def _exchange(self, pieces: list[np.ndarray], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+        """All-to-all of complex arrays: ``pieces[q]`` (any views) to rank q, packed straight into one
+        send buffer; returns views of the receive buffer with ``shapes``."""
         from mpi4py import MPI
 
-        send = np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0, np.complex128)
-        scounts = np.array([p.size for p in parts], dtype=np.int64)
+        scounts = np.array([p.size for p in pieces], dtype=np.int64)
         rcounts = np.array([int(np.prod(s)) for s in shapes], dtype=np.int64)
-        _SENT[0] += 16 * int(scounts.sum() - scounts[self.comm.Get_rank()])
-        recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
         sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
         rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
+        send = np.empty(int(scounts.sum()), dtype=np.complex128)
+        for p, d in zip(pieces, sdis):
+            send[d:d + p.size].reshape(p.shape)[...] = p
+        _SENT[0] += 16 * int(scounts.sum() - scounts[self.comm.Get_rank()])
+        recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
         self.comm.Alltoallv([send, scounts, sdis, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdis, MPI.C_DOUBLE_COMPLEX])
+        del send
         return [recv[rdis[q]:rdis[q] + rcounts[q]].reshape(shapes[q]) for q in range(len(shapes))]
 
     def forward(self, slab: np.ndarray, *, nyquist: bool = False) -> np.ndarray:
         """Collective: this rank's kz slab ``(ncomp, nx, ny, nkz_local)`` of the spectrum of the x slabs.
 
         Spectral operators drop the Nyquist modes, as :func:`cfdseed.enforce._spectrum` does,
-        unless ``nyquist`` (the exact transform, e.g. for figures of a field that has them)."""
+        unless ``nyquist`` (the exact transform, e.g. for figures of a field that has them).
+        One component at a time: besides the input and the result, the buffers of one component."""
         from scipy import fft as sfft
 
         slab = np.asarray(slab, dtype=np.float64)
         ncomp = slab.shape[0] if slab.ndim == 4 else -1
         self._check(slab, self.slab_shape(max(ncomp, 0)), "the x slab")
         nx, ny, nz = self.grid.shape
-        a = sfft.rfft(slab, axis=3, workers=-1) if slab.size else np.zeros(slab.shape[:3] + (self.nkz,), np.complex128)
-        parts = [np.ascontiguousarray(a[..., k]) for k in self.kz_ranges]
         nkzl = self.kz.stop - self.kz.start
-        shapes = [(ncomp, x.stop - x.start, ny, nkzl) for x in self.x_ranges]
         spec = np.empty((ncomp, nx, ny, nkzl), dtype=np.complex128)
-        for x, got in zip(self.x_ranges, self._exchange(parts, shapes)):
-            spec[:, x] = got
-        if spec.size:
-            spec = sfft.fft(spec, axis=1, workers=-1, overwrite_x=True)
+        shapes = [(x.stop - x.start, ny, nkzl) for x in self.x_ranges]
+        for c in range(ncomp):
+            a = sfft.rfft(slab[c], axis=2, workers=-1) if slab[c].size else np.zeros(slab.shape[1:3] + (self.nkz,),
+                                                                                     np.complex128)
+            got = self._exchange([a[..., k] for k in self.kz_ranges], shapes)
+            del a
+            for x, piece in zip(self.x_ranges, got):
+                spec[c, x] = piece
+            del got
+            if spec[c].size:
+                spec[c] = sfft.fft(spec[c], axis=0, workers=-1, overwrite_x=True)
         if self.grid.operators == "spectral" and not nyquist:  # as cfdseed.enforce._spectrum
             if nx % 2 == 0:
                 spec[:, nx // 2] = 0.0
@@ -112,25 +121,27 @@ class Slabs:
         return spec
 
     def backward(self, spec: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Collective: inverse of :meth:`forward` into this rank's x slab (``out`` when given)."""
+        """Collective: inverse of :meth:`forward` into this rank's x slab (``out`` when given);
+        one component at a time (``spec`` is left as it was)."""
         from scipy import fft as sfft
 
         spec = np.asarray(spec, dtype=np.complex128)
         ncomp = spec.shape[0] if spec.ndim == 4 else -1
         self._check(spec, self.spectrum_shape(max(ncomp, 0)), "the kz slab")
         nx, ny, nz = self.grid.shape
-        b = sfft.ifft(spec, axis=1, workers=-1) if spec.size else spec
-        parts = [np.ascontiguousarray(b[:, x]) for x in self.x_ranges]
         nxl = self.x.stop - self.x.start
-        shapes = [(ncomp, nxl, ny, k.stop - k.start) for k in self.kz_ranges]
-        full = np.empty((ncomp, nxl, ny, self.nkz), dtype=np.complex128)
-        for k, got in zip(self.kz_ranges, self._exchange(parts, shapes)):
-            full[..., k] = got
-        res = sfft.irfft(full, n=nz, axis=3, workers=-1) if full.size else np.zeros((ncomp, nxl, ny, nz))
-        if out is None:
-            return res
-        out[...] = res
-        return out
+        res = np.empty((ncomp, nxl, ny, nz)) if out is None else out
+        shapes = [(nxl, ny, k.stop - k.start) for k in self.kz_ranges]
+        for c in range(ncomp):
+            b = sfft.ifft(spec[c], axis=0, workers=-1) if spec[c].size else spec[c]
+            got = self._exchange([b[x] for x in self.x_ranges], shapes)
+            del b
+            full = np.empty((nxl, ny, self.nkz), dtype=np.complex128)
+            for k, piece in zip(self.kz_ranges, got):
+                full[..., k] = piece
+            del got
+            res[c] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
+        return res
 
 
 def project(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
