@@ -480,15 +480,46 @@ def enforce(
     f = np.array(field, dtype=np.float64, order="C", copy=copy or None)
     if f.shape != (3, nx, ny, nz):
         raise SourceError(f"field must have shape (3, nx, ny, nz) = {(3, nx, ny, nz)}, got {f.shape}")
+    check_options(grid, blend, stresses, no_slip, divergence_free)
+    ops = Steps(figures=lambda a: field_figures(a, grid), project=lambda a: _project(a, grid),
+                plane_mean=lambda a: a.mean(axis=(1, 3)),
+                calibrate=lambda a, st, tol: _calibrate(a, grid, st, tol))
+    rep = run_steps(f, grid, ops, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk, bounds=bounds,
+                    cross_flow=cross_flow, stresses=stresses, calibration_tol=calibration_tol, blend=blend,
+                    max_ratio=max_ratio)
+    log.debug("%s", rep)
+    return f, rep
+
+
+def check_options(grid: Grid, blend: float, stresses: Stresses | None, no_slip: bool, divergence_free: bool) -> None:
+    """Raise ``ValueError`` for options :func:`enforce` cannot take (blend, stresses)."""
     if not (math.isfinite(blend) and blend > 0):
         raise ValueError(f"blend must be a positive number, got {blend!r}")
     if stresses is not None:
         if not (no_slip and divergence_free):
             raise ValueError("stress calibration needs no_slip=True and divergence_free=True")
+        ny = grid.shape[1]
         bad = [k for k in ("U", "uu", "vv", "ww", "uv") if np.shape(getattr(stresses, k)) != (ny,)]
         if bad:
             raise ValueError(f"stresses must hold one value per y point ({ny}); wrong: {', '.join(bad)}")
-    rep = EnforceReport(before=field_figures(f, grid))
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The operations :func:`run_steps` needs that see more than one (x, z) column: on a global
+    field here, on x slabs with reductions in :func:`cfdseed.pencils.enforce`."""
+
+    figures: Any  #: f -> field_figures of the whole field
+    project: Any  #: f -> None (divergence-free projection in place)
+    plane_mean: Any  #: f (ncomp, x, y, z) -> (ncomp, ny) plane averages
+    calibrate: Any  #: (f, stresses, tol) -> CalibrationInfo (in place)
+
+
+def run_steps(f: np.ndarray, grid: Grid, ops: Steps, *, no_slip: bool, divergence_free: bool,
+              bulk: float | None | bool, bounds: bool, cross_flow: bool, stresses: Stresses | None,
+              calibration_tol: float, blend: float, max_ratio: float) -> EnforceReport:
+    """The enforcement steps of :func:`enforce` on ``f`` (the whole field or this rank's x slab), in place."""
+    rep = EnforceReport(before=ops.figures(f))
     if rep.before.get("nonfinite", 0):
         raise SourceError(f"field has {int(rep.before['nonfinite'])} non-finite values; cannot enforce constraints")
     target = rep.before["bulk"] if bulk is True else (None if bulk is False or bulk is None else float(bulk))
@@ -496,28 +527,29 @@ def enforce(
         raise ValueError(f"bulk velocity target must be finite, got {bulk!r}")
     t = time.perf_counter()
     if no_slip:
-        _no_slip(f, grid, blend)
+        if f.size:
+            _no_slip(f, grid, blend)
         rep.steps.append("no-slip")
         rep.timings["no-slip"], t = time.perf_counter() - t, time.perf_counter()
     if divergence_free:
-        _project(f, grid)
+        ops.project(f)
         rep.steps.append("projection")
         rep.timings["projection"], t = time.perf_counter() - t, time.perf_counter()
     if cross_flow:
         # the plane means V(y), W(y) are zero in a channel in equilibrium (symmetry; V also by
         # continuity and no-slip); removing them changes neither the divergence nor the walls
-        f[1:] -= f[1:].mean(axis=(1, 3), keepdims=True)
+        f[1:] -= ops.plane_mean(f[1:])[:, None, :, None]
         rep.steps.append("no mean cross-flow")
     if stresses is not None:
         t = time.perf_counter()
-        rep.calibration = _calibrate(f, grid, stresses, calibration_tol)
+        rep.calibration = ops.calibrate(f, stresses, calibration_tol)
         rep.steps.append("stress calibration")
         rep.timings["calibration"], t = time.perf_counter() - t, time.perf_counter()
     if target is not None:
-        _set_bulk(f, grid, target)
+        _set_bulk(f, grid, target, prof=ops.plane_mean(f[:1])[0])
         rep.steps.append(f"bulk={target:.6g}")
         rep.timings["bulk"] = time.perf_counter() - t
-    rep.after = field_figures(f, grid)
+    rep.after = ops.figures(f)
     for _ in range(_REFINE_PASSES):
         # iterative refinement: on badly conditioned grids (wildly uneven spacing) one pass leaves
         # more than round-off; a second pass removes what the first left. Never taken on the
@@ -525,10 +557,10 @@ def enforce(
         if not divergence_free or rep.after.get("div_max", 0.0) <= _REFINE_TOL:
             break
         t = time.perf_counter()
-        _project(f, grid)
+        ops.project(f)
         rep.steps.append("projection")
         rep.timings["projection"] += time.perf_counter() - t
-        rep.after = field_figures(f, grid)
+        rep.after = ops.figures(f)
     if bounds:
         rep.steps.append("bounds")
         if rep.after.get("nonfinite", 0):
@@ -539,5 +571,4 @@ def enforce(
                 f"max |u| = {rep.after['max_abs']:.4g} exceeds {max_ratio:g} x bulk velocity {ub:.4g}; "
                 "the source produced an implausible field (raise max_ratio to accept it)"
             )
-    log.debug("%s", rep)
-    return f, rep
+    return rep

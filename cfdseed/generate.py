@@ -165,11 +165,13 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
         j = _near_wall_row(grid, units.re_tau if units else options.get("re_tau"))
         mean = _plane_mean(comm, stored[:1].astype(np.float64), grid)[0]  # (ny,)
         rows = comm.gather(stored[0, :, j] - mean[j], root=0)
-        if comm.Get_rank() == 0:
-            yz = stored[0, 0] - mean[:, None]  # rank 0 holds x = 0
-            png = quicklook_planes(out.with_suffix(".png"), yz, np.concatenate(rows), grid, j,
-                                   title=f"cfdseed generate --source {source} (distributed)")
-        png = comm.bcast(png, root=0)
+
+        def draw() -> Path | None:  # rank 0 holds x = 0; a drawing error is raised on every rank
+            if comm.Get_rank() != 0:
+                return None
+            return quicklook_planes(out.with_suffix(".png"), stored[0, 0] - mean[:, None], np.concatenate(rows), grid,
+                                    j, title=f"cfdseed generate --source {source} (distributed)")
+        png = comm.bcast(run_agreed(comm, draw), root=0)
     log.info("wrote %s (%s, distributed over %d ranks): checks %s", out, source, comm.Get_size(),
              "passed" if report.passed else "FAILED")
     return Generated(out, xmf, png, report, info.enforcement)

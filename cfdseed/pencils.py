@@ -248,11 +248,7 @@ def enforce(comm: Any, slab: np.ndarray, grid: Grid, *, no_slip: bool = True, di
     SourceError, ValueError
         As :func:`cfdseed.enforce.enforce`, on every rank alike.
     """
-    import math
-    import time
-
-    from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, EnforceReport, _no_slip, _set_bulk, require_grid
-    from .enforce import _REFINE_PASSES, _REFINE_TOL
+    from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, DEFAULT_TOL, Steps, check_options, require_grid, run_steps
     from .errors import SourceError
 
     blend = DEFAULT_BLEND if blend is None else blend
@@ -265,50 +261,13 @@ def enforce(comm: Any, slab: np.ndarray, grid: Grid, *, no_slip: bool = True, di
             raise ValueError("slab must be a C-contiguous float64 array (it is enforced in place)")
         if slab.shape != slabs.slab_shape():
             raise SourceError(f"slab must have shape {slabs.slab_shape()} on rank {comm.Get_rank()}, got {slab.shape}")
-        if stresses is not None and not (no_slip and divergence_free):
-            raise ValueError("stress calibration needs no_slip=True and divergence_free=True")
+        check_options(grid, blend, stresses, no_slip, divergence_free)
     run_agreed(comm, check)
-    rep = EnforceReport(before=figures(comm, slab, grid))
-    if rep.before.get("nonfinite", 0):
-        raise SourceError(f"field has {int(rep.before['nonfinite'])} non-finite values; cannot enforce constraints")
-    target = rep.before["bulk"] if bulk is True else (None if bulk is False or bulk is None else float(bulk))
-    if target is not None and not math.isfinite(target):
-        raise ValueError(f"bulk velocity target must be finite, got {bulk!r}")
-    t = time.perf_counter()
-    if no_slip:
-        if slab.size:
-            _no_slip(slab, grid, blend)
-        rep.steps.append("no-slip")
-        rep.timings["no-slip"], t = time.perf_counter() - t, time.perf_counter()
-    if divergence_free:
-        project(comm, slab, grid)
-        rep.steps.append("projection")
-        rep.timings["projection"], t = time.perf_counter() - t, time.perf_counter()
-    if cross_flow:
-        slab[1:] -= _plane_mean(comm, slab[1:], grid)[:, None, :, None]
-        rep.steps.append("no mean cross-flow")
-    if stresses is not None:
-        t = time.perf_counter()
-        rep.calibration = calibrate(comm, slab, grid, stresses, calibration_tol)
-        rep.steps.append("stress calibration")
-        rep.timings["calibration"], t = time.perf_counter() - t, time.perf_counter()
-    if target is not None:
-        _set_bulk(slab, grid, target, prof=_plane_mean(comm, slab[:1], grid)[0])
-        rep.steps.append(f"bulk={target:.6g}")
-        rep.timings["bulk"] = time.perf_counter() - t
-    rep.after = figures(comm, slab, grid)
-    for _ in range(_REFINE_PASSES):
-        if not divergence_free or rep.after.get("div_max", 0.0) <= _REFINE_TOL:
-            break
-        project(comm, slab, grid)
-        rep.steps.append("projection")
-        rep.after = figures(comm, slab, grid)
-    if bounds:
-        rep.steps.append("bounds")
-        if rep.after.get("nonfinite", 0):
-            raise SourceError(f"enforced field has {int(rep.after['nonfinite'])} non-finite values")
-        ub = abs(rep.after["bulk"])
-        if ub > 0 and rep.after["max_abs"] > max_ratio * ub:
-            raise SourceError(f"max |u| = {rep.after['max_abs']:.4g} exceeds {max_ratio:g} x bulk velocity {ub:.4g}; "
-                              "the source produced an implausible field (raise max_ratio to accept it)")
-    return rep
+    ops = Steps(figures=lambda a: figures(comm, a, grid), project=lambda a: project(comm, a, grid),
+                plane_mean=lambda a: _plane_mean(comm, a, grid),
+                calibrate=lambda a, st, tol: calibrate(comm, a, grid, st, tol))
+    # every figure the steps decide on is reduced: the same decisions and errors on every rank
+    return run_steps(slab, grid, ops, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk, bounds=bounds,
+                     cross_flow=cross_flow, stresses=stresses,
+                     calibration_tol=DEFAULT_TOL if calibration_tol is None else calibration_tol, blend=blend,
+                     max_ratio=max_ratio)

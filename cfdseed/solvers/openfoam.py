@@ -604,7 +604,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         except Exception as exc:  # noqa: BLE001 - agreed below
             err = exc
     agree(comm, err)
-    summaries = comm.gather([_summary(p) for p in mine], root=0)
+    summaries = comm.gather(run_agreed(comm, lambda: [_summary(p) for p in mine]), root=0)
     ch, grid = _bcast_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
     run_agreed(comm, lambda: [_check_target(root, p.name, time, p.centres.shape[0], force) for p in mine])
     opts = _source_options(ch, options)
