@@ -63,6 +63,8 @@ DEFAULT_TOL = 2e-3
 #: Passes at most: the first two rescale v and eta, the others eta only (module docstring).
 DEFAULT_MAX_ITER = 3
 _V_PASSES = 2
+#: Size of the blocks of kx in which the calibration rescales v and takes its d/dy.
+_BLOCK_BYTES = 4 << 20
 #: A calibrated statistic further than this from its target (relative to the profile's largest
 #: value) on the rows the grid resolves means the target is out of this field's reach: SourceError.
 ACCEPT = 0.2
@@ -569,16 +571,33 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     mom.update(U=mean_u, V=np.zeros(ny), W=np.zeros(ny))  # the moments about the mean are unchanged
     wsq = np.sqrt(wz) / (nx * nz)  # (1, niz): Parseval weights folded into the modes
     banded = _bandwidth(col.dy) <= 2
-    where = np.ix_(range(3), ix, range(ny), iz)
-    outside = np.setdiff1d(np.arange(ny), free)
 
-    def dy(a: np.ndarray) -> np.ndarray:
-        """d/dy along axis 0: by diagonals for the 3-point stencil, else a dense product."""
-        if not banded:
-            return np.tensordot(col.dy, a, axes=(1, 0))
-        out = col.dy.diagonal()[:, None, None] * a
-        out[:-1] += col.dy.diagonal(1)[:, None, None] * a[1:]
-        out[1:] += col.dy.diagonal(-1)[:, None, None] * a[:-1]
+    sel = np.ix_(ix, iz)
+    # kx planes per block in the d/dy of v (the one spectrum-sized temporary is d/dy v itself)
+    bx = max(1, _BLOCK_BYTES // max(1, 16 * ny * iz.size))
+
+    def rows(c: int, j: int) -> np.ndarray:
+        """The resolved modes ``(nix, niz)`` of component c in row j (a copy), the mean mode zeroed."""
+        r = spec[c, :, j, :][sel]
+        if has_mean:
+            r[0, 0] = 0.0
+        return r
+
+    def dy_v(scale: np.ndarray) -> np.ndarray:
+        """d/dy of v rescaled by ``scale`` per row, over the resolved modes: ``(nix, ny, niz)``, by
+        blocks of kx (by diagonals for the 3-point stencil, else a dense product)."""
+        out = np.empty((ix.size, ny, iz.size), dtype=np.complex128)
+        for x0 in range(0, ix.size, bx):
+            v = spec[1][np.ix_(ix[x0:x0 + bx], range(ny), iz)] * scale[None, :, None]
+            if has_mean and x0 == 0:
+                v[0, :, 0] = 0.0
+            if banded:
+                o = col.dy.diagonal()[None, :, None] * v
+                o[:, :-1] += col.dy.diagonal(1)[None, :, None] * v[:, 1:]
+                o[:, 1:] += col.dy.diagonal(-1)[None, :, None] * v[:, :-1]
+            else:
+                o = np.matmul(col.dy, v)
+            out[x0:x0 + bx] = o
         return out
 
     # per-mode coefficients of the four contributions to u and w: potential part of v (D v),
@@ -594,15 +613,16 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
         r = r.view(np.float64).reshape(len(parts), -1)  # Re(a conj b) = ar br + ai bi
         return r @ r.T
 
-    def row_grams(v: np.ndarray, dv: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per row (a loop over y: the arrays of one row stay in cache): the Gram matrices of the
-        contributions to u and to w (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,)."""
+    def row_grams(scale: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per row (the arrays of one row stay in cache), v rescaled by ``scale``: the Gram matrices
+        of the contributions to u and to w (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,)."""
         gu, gw, hv, evv = np.zeros((ny, 4, 4)), np.zeros((ny, 4, 4)), np.zeros((ny, 4)), np.zeros(ny)
         for j in free:
-            bu = [cu[0] * dv[j], cu[1] * eta[j], cu[2] * eta[j], cu[3] * v[j]]
-            gv = gram([*bu, v[j]])
+            v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
+            bu = [cu[0] * dv[:, j], cu[1] * eta, cu[2] * eta, cu[3] * v]
+            gv = gram([*bu, v])
             gu[j], hv[j], evv[j] = gv[:4, :4], gv[:4, 4], gv[4, 4]
-            gw[j] = gram([cw[0] * dv[j], cw[1] * eta[j], cw[2] * eta[j], cw[3] * v[j]])
+            gw[j] = gram([cw[0] * dv[:, j], cw[1] * eta, cw[2] * eta, cw[3] * v])
         if comm is None:
             return gu, gw, hv, evv
         flat = _sum(comm, np.concatenate([gu.ravel(), gw.ravel(), hv.ravel(), evv]))
@@ -612,48 +632,44 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
 
     for it in range(1, max_iter + 1):
         info.iterations = it
-        sub = spec[where]  # (3, nix, ny, niz): a copy of the resolved modes
-        if has_mean:
-            mean_mode = sub[:, 0, :, 0].copy()  # kx = kz = 0 (the only mode with k2 = 0 here): kept
-            sub[:, 0, :, 0] = 0.0
-        u0, v0, w0 = (np.moveaxis(sub[c], 1, 0) for c in range(3))  # (ny, nix, niz) views
         rest = np.zeros((ny, 4))  # the unresolved modes' share of uu, vv, ww, uv
         for j in free:
-            g0 = gram([u0[j], v0[j], w0[j]])
+            g0 = gram([rows(0, j), rows(1, j), rows(2, j)])
             rest[j] = g0[0, 0], g0[1, 1], g0[2, 2], g0[0, 1]
         rest = _sum(comm, rest)
         rest = np.stack([mom["uu"], mom["vv"], mom["ww"], mom["uv"]], axis=1) - rest
-        eta = 1j * kzs * u0 - 1j * kxs * w0
-        v = v0
-        dv = dy(v)
-        gu, gw, hv, evv = row_grams(v, dv, eta)
+        scale = np.ones(ny)
+        dv = dy_v(scale)
+        gu, gw, hv, evv = row_grams(scale, dv)
         if it <= _V_PASSES:
             # v: its factor per row from the joint fit of all four stresses (the field's v
             # spectrum may not allow <v'v'> and <w'w'> both near a wall), smoothed over rows so
             # that d/dy of the rescaled v picks up no row-to-row jumps
             logs = np.zeros(ny)
             logs[free] = np.log(_fit_v(gu[free], gw[free], hv[free], evv[free], (tstack - rest)[free], wts[free]))
-            v = v0 * np.exp(_smooth(logs, free))[:, None, None]
-            dv = dy(v)
-            gu, gw, hv, evv = row_grams(v, dv, eta)
+            scale = np.exp(_smooth(logs, free))
+            dv = dy_v(scale)
+            gu, gw, hv, evv = row_grams(scale, dv)
         # eta: a, c, b per row for <u'u'>, <w'w'>, <u'v'> with v fixed (exact d/dy)
         coef = np.tile([1.0, 0.0, 0.0], (ny, 1))
         pick = [0, 2, 3]  # uu, ww, uv
         coef[free] = _solve_rows(gu[free], gw[free], hv[free], (tstack[:, pick] - rest[:, pick])[free],
                                  wts[free][:, pick])
+        # the new field row by row, in place: row j's eta and v come from row j alone (d/dy v is dv)
         for j in range(ny):
+            kept = spec[:, ix[0], j, iz[0]].copy() if has_mean else None  # the mean mode stays
             if j not in free:  # wall points stay exactly zero
-                sub[:, :, j] = 0.0
-                continue
-            a, c, b = coef[j]
-            sub[0, :, j] = cu[0] * dv[j] + (a * cu[1] + c * cu[2]) * eta[j] + b * cu[3] * v[j]
-            sub[2, :, j] = cw[0] * dv[j] + (a * cw[1] + c * cw[2]) * eta[j] + b * cw[3] * v[j]
-            sub[1, :, j] = v[j]
-        del eta, u0, v0, w0, v, dv
-        if has_mean:
-            sub[:, 0, :, 0] = mean_mode
-        spec[where] = sub
-        del sub
+                new = [np.zeros((ix.size, iz.size), dtype=np.complex128)] * 3
+            else:
+                a, c, b = coef[j]
+                v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
+                new = [cu[0] * dv[:, j] + (a * cu[1] + c * cu[2]) * eta + b * cu[3] * v, v,
+                       cw[0] * dv[:, j] + (a * cw[1] + c * cw[2]) * eta + b * cw[3] * v]
+            for comp in range(3):
+                spec[comp, :, j, :][sel] = new[comp]
+            if has_mean:
+                spec[:, ix[0], j, iz[0]] = kept
+        del dv
         if reproject is not None:
             reproject(spec)
             if has_mean:

@@ -289,7 +289,7 @@ def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: di
     t1 = time.perf_counter()
     _info(comm, "source %s built %s field as x slabs on %d ranks in %.3f s", name, "x".join(map(str, grid.shape)),
           comm.Get_size(), t1 - t0)
-    delivered = plan.from_slabs(slab, Slabs(comm, grid).x_ranges)
+    delivered = plan.from_slabs(slab, Slabs(comm, grid).x_ranges, consume=True)
     del slab
     t2 = time.perf_counter()
     _info(comm, "redistributed slabs into %s blocks in %.3f s", plan.dtype, t2 - t1)

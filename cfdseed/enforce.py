@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import discard
 from .calibrate import DEFAULT_TOL, CalibrationInfo, Stresses, calibrate_spectrum
 from .errors import GridError, SourceError
 from .grid import Grid
@@ -360,29 +361,40 @@ def _project_spectrum(spec: np.ndarray, grid: Grid, proj: _Projector, kz_range: 
 def _project(f: np.ndarray, grid: Grid) -> None:
     """Divergence-free projection of a field in place (see module docstring)."""
     spec = _spectrum(f, grid)
+    discard(f)  # refilled from the spectrum: the peak holds one of the two
     _project_spectrum(spec, grid, _Projector(grid))
     _field(spec, f, grid)
+
+
+def _restorer(grid: Grid, kz_range: slice | None = None) -> Any:
+    """The calibration's restore step for spectra of ``grid`` (the modes ``kz_range`` of z): no-slip
+    by the end rows alone (the projection's own embedding: the least change at the wall), then the
+    projection, both linear per column, so per mode; None where the rebuilt field needs neither
+    (central operators with points on both walls: the v-eta rebuild is solenoidal as it is)."""
+    if grid.operators == "central" and grid.has_walls:
+        return None
+    proj = _Projector(grid)
+    walls = column(grid).walls
+    tie = -np.linalg.solve(walls[:, [0, -1]], walls[:, 1:-1])  # (2, ny - 2): end rows from the others
+
+    def restore(s: np.ndarray) -> None:
+        for end, weights in ((0, tie[0]), (-1, tie[1])):
+            row = np.zeros_like(s[:, :, 0])
+            for j in np.flatnonzero(weights):  # row by row: no spectrum-sized temporary
+                row += weights[j] * s[:, :, 1 + j]
+            s[:, :, end] = row
+        if s.shape[3]:  # a rank may hold no kz modes
+            _project_spectrum(s, grid, proj, kz_range=kz_range)
+    return restore
 
 
 def _calibrate(f: np.ndarray, grid: Grid, stresses: Stresses, tol: float) -> CalibrationInfo:
     """Stress calibration in place (:func:`cfdseed.calibrate.calibrate_spectrum`), with the wall
     values and the projection restored after each pass where the rebuilt field needs it."""
     spec = _spectrum(f, grid)
+    discard(f)  # refilled from the spectrum
     kx, kz = _wavenumbers(grid)
-    exact = grid.operators == "central" and grid.has_walls  # the v-eta rebuild is solenoidal as it is
-    proj = None if exact else _Projector(grid)
-
-    walls = column(grid).walls
-    tie = -np.linalg.solve(walls[:, [0, -1]], walls[:, 1:-1])  # (2, ny - 2): end rows from the others
-
-    def restore(s: np.ndarray) -> None:
-        # no-slip by the end rows alone (the projection's own embedding: the least change at the
-        # wall), then the projection; both linear per column, so per mode
-        ends = np.tensordot(tie, s[:, :, 1:-1], axes=(1, 2))  # (2, 3, nx, nkz)
-        s[:, :, 0], s[:, :, -1] = ends[0], ends[1]
-        _project_spectrum(s, grid, proj)
-
-    info = calibrate_spectrum(spec, grid, stresses, kx, kz, None if proj is None else restore, tol=tol)
+    info = calibrate_spectrum(spec, grid, stresses, kx, kz, _restorer(grid), tol=tol)
     _field(spec, f, grid)
     return info
 

@@ -25,21 +25,14 @@ from typing import Any
 import numpy as np
 
 from ._collective import run_agreed
+from ._memory import discard
 from .grid import Grid, block_split
 
-__all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "bytes_sent"]
+__all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "EXCHANGE_BYTES"]
 
-_SENT = [0]  # bytes this process has sent to other ranks in transposes (bytes_sent)
-
-
-def bytes_sent(reset: bool = False) -> int:
-    """Bytes this rank has sent to other ranks in :class:`Slabs` transposes (the benchmarks' traffic
-    figure); ``reset`` starts the count again."""
-    n = _SENT[0]
-    if reset:
-        _SENT[0] = 0
-    return n
-
+#: Bytes of one component's rows a transpose moves per message round and rank (the size of its
+#: buffers; Slabs.y_chunks): small against a slab, large enough that the rounds' latency is noise.
+EXCHANGE_BYTES = 4 << 20
 
 class Slabs:
     """The x-slab and kz-slab layouts of ``grid`` over ``comm`` (collective constructor: none)."""
@@ -70,6 +63,15 @@ class Slabs:
                 raise ValueError(f"{what} must have shape {want} on rank {self.comm.Get_rank()}, got {a.shape}")
         run_agreed(self.comm, check)
 
+    def y_chunks(self) -> list[slice]:
+        """Blocks of y rows the transposes move one at a time (one component each): about
+        :data:`EXCHANGE_BYTES` per rank and message round, the same blocks on every rank."""
+        nx, ny, nz = self.grid.shape
+        size = self.comm.Get_size()
+        per_row = 16 * max(-(-nx // size) * self.nkz, nx * -(-self.nkz // size))  # largest piece of one row
+        n = min(ny, max(1, -(-per_row * ny // EXCHANGE_BYTES)))
+        return [block_split(ny, n, i) for i in range(n)]
+
     def _exchange(self, pieces: list[np.ndarray], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
         """All-to-all of complex arrays: ``pieces[q]`` (any views) to rank q, packed straight into one
         send buffer; returns views of the receive buffer with ``shapes``."""
@@ -82,18 +84,20 @@ class Slabs:
         send = np.empty(int(scounts.sum()), dtype=np.complex128)
         for p, d in zip(pieces, sdis):
             send[d:d + p.size].reshape(p.shape)[...] = p
-        _SENT[0] += 16 * int(scounts.sum() - scounts[self.comm.Get_rank()])
         recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
         self.comm.Alltoallv([send, scounts, sdis, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdis, MPI.C_DOUBLE_COMPLEX])
         del send
         return [recv[rdis[q]:rdis[q] + rcounts[q]].reshape(shapes[q]) for q in range(len(shapes))]
 
-    def forward(self, slab: np.ndarray, *, nyquist: bool = False) -> np.ndarray:
+    def forward(self, slab: np.ndarray, *, nyquist: bool = False, consume: bool = False) -> np.ndarray:
         """Collective: this rank's kz slab ``(ncomp, nx, ny, nkz_local)`` of the spectrum of the x slabs.
 
         Spectral operators drop the Nyquist modes, as :func:`cfdseed.enforce._spectrum` does,
         unless ``nyquist`` (the exact transform, e.g. for figures of a field that has them).
-        One component at a time: besides the input and the result, the buffers of one component."""
+        One component and one block of y rows (:meth:`y_chunks`) at a time: besides the input and
+        the result, buffers of about :data:`EXCHANGE_BYTES`. ``consume``: the input is dead after
+        the call and each component's pages are given back once transformed
+        (:func:`cfdseed._memory.discard`), so the peak holds little more than one of the two."""
         from scipy import fft as sfft
 
         slab = np.asarray(slab, dtype=np.float64)
@@ -102,17 +106,21 @@ class Slabs:
         nx, ny, nz = self.grid.shape
         nkzl = self.kz.stop - self.kz.start
         spec = np.empty((ncomp, nx, ny, nkzl), dtype=np.complex128)
-        shapes = [(x.stop - x.start, ny, nkzl) for x in self.x_ranges]
         for c in range(ncomp):
-            a = sfft.rfft(slab[c], axis=2, workers=-1) if slab[c].size else np.zeros(slab.shape[1:3] + (self.nkz,),
-                                                                                     np.complex128)
-            got = self._exchange([a[..., k] for k in self.kz_ranges], shapes)
-            del a
-            for x, piece in zip(self.x_ranges, got):
-                spec[c, x] = piece
-            del got
-            if spec[c].size:
-                spec[c] = sfft.fft(spec[c], axis=0, workers=-1, overwrite_x=True)
+            for ys in self.y_chunks():
+                rows = slab[c, :, ys]
+                a = (sfft.rfft(rows, axis=2, workers=-1) if rows.size
+                     else np.zeros(rows.shape[:2] + (self.nkz,), np.complex128))
+                shapes = [(x.stop - x.start, ys.stop - ys.start, nkzl) for x in self.x_ranges]
+                got = self._exchange([a[..., k] for k in self.kz_ranges], shapes)
+                del a
+                for x, piece in zip(self.x_ranges, got):
+                    spec[c, x, ys] = piece
+                del got
+                if spec[c, :, ys].size:
+                    spec[c, :, ys] = sfft.fft(spec[c, :, ys], axis=0, workers=-1)
+            if consume:
+                discard(slab[c])
         if self.grid.operators == "spectral" and not nyquist:  # as cfdseed.enforce._spectrum
             if nx % 2 == 0:
                 spec[:, nx // 2] = 0.0
@@ -120,9 +128,10 @@ class Slabs:
                 spec[..., nz // 2 - self.kz.start] = 0.0
         return spec
 
-    def backward(self, spec: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def backward(self, spec: np.ndarray, out: np.ndarray | None = None, *, consume: bool = False) -> np.ndarray:
         """Collective: inverse of :meth:`forward` into this rank's x slab (``out`` when given);
-        one component at a time (``spec`` is left as it was)."""
+        one component and one block of y rows at a time. ``spec`` is left as it was, or with
+        ``consume`` dead (each component's pages given back once transformed)."""
         from scipy import fft as sfft
 
         spec = np.asarray(spec, dtype=np.complex128)
@@ -131,16 +140,20 @@ class Slabs:
         nx, ny, nz = self.grid.shape
         nxl = self.x.stop - self.x.start
         res = np.empty((ncomp, nxl, ny, nz)) if out is None else out
-        shapes = [(nxl, ny, k.stop - k.start) for k in self.kz_ranges]
         for c in range(ncomp):
-            b = sfft.ifft(spec[c], axis=0, workers=-1) if spec[c].size else spec[c]
-            got = self._exchange([b[x] for x in self.x_ranges], shapes)
-            del b
-            full = np.empty((nxl, ny, self.nkz), dtype=np.complex128)
-            for k, piece in zip(self.kz_ranges, got):
-                full[..., k] = piece
-            del got
-            res[c] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
+            for ys in self.y_chunks():
+                cols = spec[c, :, ys]
+                b = sfft.ifft(cols, axis=0, workers=-1) if cols.size else cols
+                shapes = [(nxl, ys.stop - ys.start, k.stop - k.start) for k in self.kz_ranges]
+                got = self._exchange([b[x] for x in self.x_ranges], shapes)
+                del b
+                full = np.empty((nxl, ys.stop - ys.start, self.nkz), dtype=np.complex128)
+                for k, piece in zip(self.kz_ranges, got):
+                    full[..., k] = piece
+                del got
+                res[c, :, ys] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
+            if consume:
+                discard(spec[c])
         return res
 
 
@@ -148,15 +161,16 @@ def project(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
     """Collective: the divergence-free projection of the x slabs, in place (returns ``slab``).
 
     Every rank gets its slab of what :func:`cfdseed.enforce.enforce` (``divergence_free`` alone)
-    makes of the global field, to round-off; peak memory per rank: its slab and two spectral copies.
+    makes of the global field, to round-off; peak memory per rank: one spectral copy of its slab
+    (the slab's pages are discarded meanwhile, :func:`cfdseed._memory.discard`) and small buffers.
     """
     from .enforce import _project_spectrum, _Projector
 
     slabs = Slabs(comm, grid)
-    spec = slabs.forward(slab)
+    spec = slabs.forward(slab, consume=True)  # refilled by backward: the peak holds the spectrum or the slab
     if spec.shape[3]:
         _project_spectrum(spec, grid, _Projector(grid), kz_range=slabs.kz)
-    return slabs.backward(spec, out=slab)
+    return slabs.backward(spec, out=slab, consume=True)
 
 
 def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float | None = None) -> Any:
@@ -168,27 +182,15 @@ def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float
     :class:`~cfdseed.calibrate.CalibrationInfo`, identical on every rank.
     """
     from .calibrate import DEFAULT_TOL, calibrate_spectrum
-    from .enforce import _project_spectrum, _Projector, _wavenumbers
-    from .operators import column
+    from .enforce import _restorer, _wavenumbers
 
     slabs = Slabs(comm, grid)
-    spec = slabs.forward(slab)
+    spec = slabs.forward(slab, consume=True)  # refilled by backward
     kx, kz = _wavenumbers(grid)
-    exact = grid.operators == "central" and grid.has_walls  # the v-eta rebuild is solenoidal as it is
-    proj = None if exact else _Projector(grid)
-    walls = column(grid).walls
-    tie = -np.linalg.solve(walls[:, [0, -1]], walls[:, 1:-1])  # (2, ny - 2): end rows from the others
-
-    def restore(s: np.ndarray) -> None:  # as cfdseed.enforce._calibrate's: no-slip rows, projection
-        ends = np.tensordot(tie, s[:, :, 1:-1], axes=(1, 2))
-        s[:, :, 0], s[:, :, -1] = ends[0], ends[1]
-        if s.shape[3]:
-            _project_spectrum(s, grid, proj, kz_range=slabs.kz)
-
     # collective inside (identical reduced sums on every rank): its errors are raised everywhere alike
-    info = calibrate_spectrum(spec, grid, stresses, kx, kz, None if proj is None else restore,
+    info = calibrate_spectrum(spec, grid, stresses, kx, kz, _restorer(grid, slabs.kz),
                               tol=DEFAULT_TOL if tol is None else tol, comm=comm, kz_range=slabs.kz)
-    slabs.backward(spec, out=slab)
+    slabs.backward(spec, out=slab, consume=True)
     return info
 
 
@@ -217,16 +219,30 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     uref = abs(ub) or umax or 1.0
     lo, hi = wall_values(slab, grid)
     wall = comm.allreduce(float(max(np.abs(lo).max(initial=0.0), np.abs(hi).max(initial=0.0))), op=MPI.MAX)
-    # the divergence per mode (the operator set's wavenumbers and d/dy), back on the x slabs
+    # the divergence per mode (the operator set's wavenumbers and d/dy), one component's spectrum at
+    # a time, back on the x slabs
     slabs = Slabs(comm, grid)
-    spec = slabs.forward(slab, nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
     kx, kz = _wavenumbers(grid)
     kz = kz[slabs.kz]
-    div = 1j * kx[None, :, None, None] * spec[:1] + 1j * kz[None, None, None, :] * spec[2:3]
-    div[0] += np.moveaxis(np.tensordot(col.dy, spec[1], axes=(1, 1)), 0, 1)
-    d = slabs.backward(div)[0][:, col.rows]
-    dmax = comm.allreduce(float(np.abs(d).max(initial=0.0)), op=MPI.MAX)
-    dss, count = comm.allreduce(float(np.dot(d.ravel(), d.ravel()))), comm.allreduce(d.size)
+    div = np.zeros(slabs.spectrum_shape(1), dtype=np.complex128)
+    nx = grid.shape[0]
+    cx = max(1, EXCHANGE_BYTES // max(1, 16 * div[0, 0].size))  # kx planes per d/dy product
+    for c in range(3):
+        spec = slabs.forward(slab[c:c + 1], nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
+        if c == 1:
+            for x0 in range(0, nx, cx):  # d/dy by blocks of kx: no second spectrum-sized array
+                div[0, x0:x0 + cx] += col.dy @ spec[0, x0:x0 + cx]
+        else:
+            spec *= 1j * (kx[None, :, None, None] if c == 0 else kz[None, None, None, :])
+            div += spec
+        del spec
+    d = slabs.backward(div, consume=True)[0][:, col.rows]
+    del div
+    dmax, dss = 0.0, 0.0
+    for plane in d:  # plane by plane: no slab-sized temporaries
+        dmax, dss = max(dmax, float(np.abs(plane).max(initial=0.0))), dss + float(np.vdot(plane, plane))
+    dmax = comm.allreduce(dmax, op=MPI.MAX)
+    dss, count = comm.allreduce(dss), comm.allreduce(d.size)
     scale = 0.5 * grid.lengths[1] / uref
     return {"div_max": dmax * scale, "div_rms": float(np.sqrt(dss / count)) * scale if count else 0.0,
             "wall_max": wall, "bulk": ub, "max_abs": umax, "nonfinite": 0.0}

@@ -341,7 +341,9 @@ def join_tiles(tiles: list[np.ndarray], mean: np.ndarray | None = None) -> np.nd
     for k, t in enumerate(tiles):
         j = np.flatnonzero(w[k])  # the tile's window: two slice widths at most
         fluct[..., j] += w[k, j] * (t[..., j % nz] - mean)  # periodic continuation of the tile
-    return mean + fluct * norm
+    fluct *= norm
+    fluct += mean
+    return fluct
 
 
 def close_ring(planes: np.ndarray, n: int) -> np.ndarray:
@@ -527,7 +529,8 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     """
     from ._collective import run_agreed
     from .grid import block_split
-    from .pencils import Slabs, _plane_mean
+    from ._memory import trim
+    from .pencils import _plane_mean
     from .pencils import enforce as enforce_slabs
 
     def plan_() -> _Plan:
@@ -546,6 +549,7 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     mine = block_split(ns, size, rank)
     t = time.perf_counter()
     raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
+    trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
     t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
     t = time.perf_counter()
     # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
@@ -585,25 +589,30 @@ def _max_op() -> Any:
 
 def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndarray:
     """Station slabs ``(3, ns_local, ny, nz)`` -> x slabs of ``grid``: :func:`resample_periodic` along x
-    (ns < nx) done on kz slabs by zero-padding the x spectrum."""
+    (ns < nx) done on kz slabs by zero-padding the x spectrum, one component at a time. Consumes
+    ``stations`` (each component's pages are discarded once transformed)."""
     from .pencils import Slabs
 
     nx, ny, nz = grid.shape
-    src = Slabs(comm, Grid((ns, ny, nz), grid.lengths, y=grid.y))
-    spec = src.forward(stations, nyquist=True)  # (3, ns, ny, nkz_local)
     if ns > nx:
         raise ValueError(f"x stations ({ns}) must not outnumber the grid's x points ({nx})")
-    out = np.zeros((3, nx, ny, spec.shape[3]), dtype=np.complex128)
+    src = Slabs(comm, Grid((ns, ny, nz), grid.lengths, y=grid.y))
+    dst = Slabs(comm, grid)
+    slab = np.empty(dst.slab_shape())
     k = np.fft.fftfreq(ns, 1.0 / ns).astype(int)
     scale = nx / ns
-    for i, kk in enumerate(k):
-        if ns % 2 == 0 and abs(kk) == ns // 2:  # the source Nyquist cosine: half to +N, half to -N
-            out[:, ns // 2] += 0.5 * scale * spec[:, i]
-            out[:, -(ns // 2)] += 0.5 * scale * spec[:, i]
-        else:
-            out[:, kk] = scale * spec[:, i]
-    del spec
-    return np.ascontiguousarray(Slabs(comm, grid).backward(out))
+    for c in range(3):
+        spec = src.forward(stations[c:c + 1], nyquist=True, consume=True)  # (1, ns, ny, nkz_local)
+        out = np.zeros((1, nx, ny, spec.shape[3]), dtype=np.complex128)
+        for i, kk in enumerate(k):
+            if ns % 2 == 0 and abs(kk) == ns // 2:  # the source Nyquist cosine: half to +N, half to -N
+                out[:, ns // 2] += 0.5 * scale * spec[:, i]
+                out[:, -(ns // 2)] += 0.5 * scale * spec[:, i]
+            else:
+                out[:, kk] = scale * spec[:, i]
+        del spec
+        dst.backward(out, out=slab[c:c + 1], consume=True)
+    return slab
 
 
 @dataclass

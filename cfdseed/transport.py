@@ -52,6 +52,9 @@ DEFAULT_CHUNK_BYTES = 32 * 2**20
 MAX_COUNT = 2**31 - 1
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GATHER_TAG = 7411
+#: Bytes of one component of a slab :meth:`ScatterPlan.from_slabs` sends per all-to-all round (at
+#: most; its send and receive buffers).
+SLAB_ROUND_BYTES = 8 * 2**20
 #: Smallest plane worth its own message (see :func:`_messages`).
 _PLANE_MESSAGE_BYTES = 2**20
 
@@ -320,11 +323,17 @@ class ScatterPlan:
             nmsg += len(reqs)
         return nmsg
 
-    def from_slabs(self, slab: np.ndarray, x_ranges: Sequence[slice]) -> Any:
+    def from_slabs(self, slab: np.ndarray, x_ranges: Sequence[slice], *, consume: bool = False) -> Any:
         """Collective: deliver a field held as x slabs (rank r: ``x_ranges[r]``, every y and z) into
-        every rank's block; returns what :meth:`send` returns. One all-to-all of the overlaps of
-        slabs and blocks (float64 on the wire): no rank holds more than its slab and its block."""
+        every rank's block; returns what :meth:`send` returns. All-to-alls of the overlaps of slabs
+        and blocks (float64 on the wire), one component and one block of x planes of every overlap
+        per round (:data:`SLAB_ROUND_BYTES`): no rank holds more than its slab, its block and the
+        buffers of one round. ``consume``: the slab is dead afterwards, and each component's pages
+        are given back once it is sent (:func:`cfdseed._memory.discard`)."""
+        from ._memory import discard
         from mpi4py import MPI
+
+        from .grid import block_split
 
         comm, size, rank = self.comm, self.comm.Get_size(), self.comm.Get_rank()
         nx, ny, nz = self.grid.shape
@@ -332,24 +341,39 @@ class ScatterPlan:
         mine = boxes[rank]
         lo_out, ext_out = _intersect(self.blocks, mine)  # pieces of my slab for every rank
         lo_in, ext_in = _intersect(np.stack(boxes), self.blocks[rank])  # pieces of my block from every rank
-        parts = []
-        for q in range(size):
-            if ext_out[q].all():
-                sl = _slices(lo_out[q] - mine[:, 0], ext_out[q])
-                parts.append(np.ascontiguousarray(slab[(slice(None), *sl)], dtype=np.float64).reshape(-1))
-            else:
-                parts.append(np.zeros(0))
-        scounts = np.array([p.size for p in parts], dtype=np.int64)
-        rcounts = np.array([3 * int(np.prod(e)) if e.all() else 0 for e in ext_in], dtype=np.int64)
-        sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
-        rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
-        recv = np.empty(int(rcounts.sum()))
-        comm.Alltoallv([np.concatenate(parts) if parts else np.zeros(0), scounts, sdis, MPI.DOUBLE],
-                       [recv, rcounts, rdis, MPI.DOUBLE])
-        for q in range(size):
-            if rcounts[q]:
-                piece = recv[rdis[q]:rdis[q] + rcounts[q]].reshape(3, *ext_in[q])
-                self._put(piece, lo_in[q] - self.blocks[rank, :, 0])
+        own = self.blocks[rank, :, 0]
+        nxl = int(mine[0, 1] - mine[0, 0])
+        rounds = comm.allreduce(min(max(nxl, 1), max(1, -(-8 * nxl * ny * nz // SLAB_ROUND_BYTES))), op=MPI.MAX)
+
+        def part(lo: np.ndarray, ext: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+            """Round i's x planes of the overlap (lo, ext): the same split on both sides."""
+            if not ext.all():
+                return lo, np.zeros(3, dtype=np.int64)
+            xs = block_split(int(ext[0]), rounds, i)
+            return lo + np.array([xs.start, 0, 0]), np.array([xs.stop - xs.start, ext[1], ext[2]])
+
+        for c in range(3):
+            for i in range(rounds):
+                outs = [part(lo_out[q], ext_out[q], i) for q in range(size)]
+                ins = [part(lo_in[q], ext_in[q], i) for q in range(size)]
+                scounts = np.array([int(np.prod(e)) for _, e in outs], dtype=np.int64)
+                rcounts = np.array([int(np.prod(e)) for _, e in ins], dtype=np.int64)
+                sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
+                rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
+                send = np.empty(int(scounts.sum()))
+                for (lo, ext), d, n in zip(outs, sdis, scounts):
+                    if n:
+                        send[d:d + n].reshape(ext)[...] = slab[(c, *_slices(lo - mine[:, 0], ext))]
+                recv = np.empty(int(rcounts.sum()))
+                comm.Alltoallv([send, scounts, sdis, MPI.DOUBLE], [recv, rcounts, rdis, MPI.DOUBLE])
+                del send
+                for (lo, ext), d, n in zip(ins, rdis, rcounts):
+                    if n:
+                        np.copyto(self.views[c][_slices(lo - own, ext)], recv[d:d + n].reshape(ext),
+                                  casting="same_kind")
+                del recv
+            if consume:
+                discard(slab[c])
         return self.result
 
     def _put(self, piece: np.ndarray, start: np.ndarray) -> None:

@@ -22,6 +22,21 @@ GRIDS = {
 }
 
 
+@pytest.fixture(autouse=True, params=["buffers", "row-by-row"])
+def _exchange_size(request, monkeypatch):
+    """Every test twice: the default transpose buffers (one round on these grids) and one y row, one
+    component and one x block per message round (many rounds, as on a large grid), with every dead
+    buffer's pages given back however small (so that a value read after its discard shows)."""
+    if request.param == "row-by-row":
+        import cfdseed._memory
+        import cfdseed.pencils
+        import cfdseed.transport
+
+        monkeypatch.setattr(cfdseed._memory, "MIN_BYTES", 0)
+        monkeypatch.setattr(cfdseed.pencils, "EXCHANGE_BYTES", 1)
+        monkeypatch.setattr(cfdseed.transport, "SLAB_ROUND_BYTES", 1)
+
+
 def _maxabs(a: np.ndarray) -> float:
     return float(np.abs(a).max(initial=0.0))  # empty slabs: 0
 
