@@ -1,19 +1,24 @@
 """The distributed strategy against the root strategy (issue 19): peak memory per rank, CPU time
-per cell and bytes sent, 1-8 ranks with a fixed block per rank (weak scaling), and a
-measured-then-modelled table for 1e8-1e10 cells on 1e2-1e4 ranks.
+per cell and bytes sent, 1-8 ranks with a fixed block per rank (weak scaling), one-rank block-size
+fits, and a measured-then-modelled table for 1e8-1e10 cells on 1e2-1e4 ranks.
 
-    .venv/bin/python benchmarks/distributed.py run [--ranks 1 2 4 8] [--per-rank 64 65 48]
+    .venv/bin/python benchmarks/distributed.py run [--ranks 1 2 4 8] [--per-rank 256 65 192]
+                                                   [--size-fractions 0.125 0.25 0.5]
     .venv/bin/python benchmarks/distributed.py model
 
-``run`` starts, per rank count P and strategy, one fresh ``mpiexec -n P`` job (peak memory is a
-process-lifetime figure): ``init_field`` of the packaged ``gan`` (calibrated, checked) on the grid
-``(P nx, ny, nz)`` in a ``4 pi P x 2 x 4 pi / 3`` box (the main job's spacing), decomposed in 3-D
-blocks (``Grid.block``). Memory: each rank's peak resident set minus its resident set after the
-imports and the model load, against its own block plus one x slab (the issue's bound: peak <= 2 x
-block + slab). CPU: user + system seconds of every rank, per cell; on more ranks than cores the
-wall time says nothing, the CPU time per cell does. Oversubscribed runs share the machine with
-whatever else runs: ratios within one ``run`` are what counts. Writes
-``benchmarks/results/distributed.json``; ``model`` prints the table from it.
+``run`` starts, per rank count P and strategy, one fresh ``mpiexec -n P`` job: ``init_field`` of
+the packaged ``gan`` (calibrated, checked) on the grid ``(P nx, ny, nz)`` in a ``4 pi P x 2 x 4 pi / 3``
+box (the main job's spacing), decomposed in 3-D blocks (``Grid.block``), after a warm-up call on a
+tiny grid (imports, thread pools, FFT plans: fixed costs of the process, not of the field).
+Memory: each rank's high-water mark (Linux ``VmHWM``, reset to the resident set right before the
+call) minus that resident set, against its own block plus one x slab (the issue's bound: peak <= 2 x
+block + slab). CPU: user + system seconds of every rank, per cell, and the same without the CPU
+spent inside MPI calls (:class:`_Timed`: a waiting rank spins, and on more ranks than cores that
+CPU is the oversubscription's); on more ranks than cores the wall time says nothing. Then one-rank
+distributed runs with the block's x extent scaled by ``--size-fractions``: the fits of memory and
+compute as fixed + per cell. Oversubscribed runs share the machine with whatever else runs:
+ratios within one ``run`` are what counts. Writes ``benchmarks/results/distributed.json``;
+``model`` prints the weak-scaling ratios, the fits and the table from it.
 """
 
 from __future__ import annotations
