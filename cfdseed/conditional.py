@@ -201,6 +201,23 @@ class CondGenerator(nn.Module):
         return prev + out if self.residual else out
 
 
+class Unrolled(nn.Module):
+    """``k`` steps of a conditional generator in one call: ``forward(prev, zs)`` with ``zs``
+    ``(k, B, latent)`` gives the planes ``(k, B, 3, ny, nz)``, each from the one before (training on
+    the generator's own rollouts: ``train.unroll``)."""
+
+    def __init__(self, gen: CondGenerator) -> None:
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, prev: torch.Tensor, zs: torch.Tensor) -> torch.Tensor:
+        out, x = [], prev
+        for z in zs:
+            x = self.gen(x, z)
+            out.append(x)
+        return torch.stack(out)
+
+
 class PairCritic(nn.Module):
     """Pairs ``(prev, next)``, each ``(B, 3, ny, nz)`` -> scores ``(B,)``."""
 

@@ -72,6 +72,8 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.0, 0.9])  # Adam betas, both nets
     physics_weight: float = 0.0  # weight of the batch-statistics loss ("Case 3"; conditional: plus the
     #                              one-step correlation prev -> next per component and y); 0 = off
+    unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
+    #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     deterministic: bool = True  # torch deterministic algorithms (CPU runs are bitwise repeatable)
@@ -156,7 +158,7 @@ def validate(cfg: Config) -> None:
     """Range checks that do not need the data; ConfigError naming the key."""
     t, d, lg, m = cfg.train, cfg.data, cfg.log, cfg.model
     positive = {"train.iterations": t.iterations, "train.batch_size": t.batch_size,
-                "train.n_critic": t.n_critic, "model.latent_dim": m.latent_dim,
+                "train.n_critic": t.n_critic, "train.unroll": t.unroll, "model.latent_dim": m.latent_dim,
                 "log.checkpoint_every": lg.checkpoint_every, "log.log_every": lg.log_every,
                 "log.eval_samples": lg.eval_samples, "data.split_blocks": d.split_blocks,
                 "data.stats_chunk": d.stats_chunk, "train.lr_g": t.lr_g, "train.lr_c": t.lr_c}
@@ -177,6 +179,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.split {d.split!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
     if m.kind not in KINDS:
         raise ConfigError(f"model.kind {m.kind!r} unknown; must be one of {', '.join(KINDS)}")
+    if t.unroll != 1 and m.kind != "conditional":
+        raise ConfigError(f"train.unroll = {t.unroll} needs model.kind = 'conditional' (a plane model has no steps)")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device

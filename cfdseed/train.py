@@ -55,7 +55,7 @@ from ._collective import agree, run_agreed
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
-from .conditional import CondGenerator, PairCritic, latent_size
+from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
 from .model import Critic, Generator, arch_config, count_parameters
@@ -613,6 +613,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         gen, critic = CondGenerator(arch).to(device), PairCritic(arch).to(device)
     else:
         gen, critic = Generator(arch).to(device), Critic(arch).to(device)
+    unroll = t_cfg.unroll if cond else 1
+    unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
     opt_c = torch.optim.Adam(critic.parameters(), lr=t_cfg.lr_c, betas=tuple(t_cfg.betas))
     noise = torch.Generator().manual_seed(t_cfg.seed + 1)  # latents + GP coefficients, all ranks alike
@@ -631,9 +633,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             dist.broadcast(p.data, src=0)
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        gen_step = DDP(gen, device_ids=[device.index] if device.type == "cuda" else None)
+        gen_step = DDP(unrolled if cond else gen, device_ids=[device.index] if device.type == "cuda" else None)
     else:
-        gen_step = gen
+        gen_step = unrolled if cond else gen
     params = {"generator": count_parameters(gen), "critic": count_parameters(critic)}
 
     sampler = EpochBatchSampler(train_idx, t_cfg.batch_size, t_cfg.seed, rank=dd.rank, world=dd.world,
@@ -719,26 +721,42 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 # conditional: the condition prev goes first to both nets (and is fixed in the GP)
                 prev, real = (real[:, 0], real[:, 1]) if cond else (None, real)  # (b, 3, ny, nz) each
                 given = (prev,) if cond else ()
-                z = draw_latent()
+                zs = [draw_latent() for _ in range(unroll)]  # one latent per step (plane mode: one)
                 eps = torch.rand(t_cfg.batch_size, generator=noise)[lo : lo + local].to(device)  # (b,)
-                with torch.no_grad():
-                    fake = gen(*given, z)  # (b, 3, ny, nz); no graph: the critic step does not train G
-                doubled = (torch.cat([prev, prev]),) if cond else ()  # the condition of real and fake alike
+                with torch.no_grad():  # no graph: the critic step does not train G
+                    if unroll == 1:
+                        cond_f, fake = prev, gen(*given, zs[0])  # (b, 3, ny, nz)
+                    else:  # the last pair of a rollout from prev: the critic judges drifted chains too
+                        chain = unrolled(prev, torch.stack(zs))
+                        cond_f, fake = chain[-2], chain[-1]
+                doubled = (torch.cat([prev, cond_f]),) if cond else ()  # the conditions of real and fake
                 scores = critic(*doubled, torch.cat([real, fake]))  # (2b,)
                 d_real, d_fake = scores[:local].mean(), scores[local:].mean()
-                gp = gradient_penalty(lambda x, c=given: critic(*c, x), real, fake, eps)
+                if unroll == 1:  # the condition is the same for real and fake: fixed in the penalty
+                    gp = gradient_penalty(lambda x, c=given: critic(*c, x), real, fake, eps)
+                else:  # conditions differ: interpolate (condition, next) jointly
+                    gp = gradient_penalty(lambda x: critic(x[:, :3], x[:, 3:]), torch.cat([prev, real], 1),
+                                          torch.cat([cond_f, fake], 1), eps)
                 loss_c = d_fake - d_real + t_cfg.gp_lambda * gp
                 opt_c.zero_grad(set_to_none=True)
                 loss_c.backward()
                 dd.average_([p.grad for p in critic.parameters() if p.grad is not None])
                 opt_c.step()
             critic.requires_grad_(False)  # G step: no weight gradients for the critic
-            fake = gen_step(*given, draw_latent())  # (b, 3, ny, nz), for the last critic batch's prev
-            loss_g = -critic(*given, fake).mean()
+            if cond:  # unroll steps from the last critic batch's prev, each pair judged and kept physical
+                chain = gen_step(prev, torch.stack([draw_latent() for _ in range(unroll)]))  # (k, b, 3, ny, nz)
+                conds = [prev, *chain[:-1]]
+                loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
+            else:
+                fake = gen_step(draw_latent())  # (b, 3, ny, nz)
+                loss_g = -critic(fake).mean()
             if t_cfg.physics_weight == 0:
                 phys = torch.zeros((), device=device)
+            elif cond:  # step 1 against the real next plane; later steps' one-point statistics against it
+                phys = torch.stack([pair_physics_loss(prev, real, chain[0]),
+                                    *(physics_loss(real, x) for x in chain[1:])]).mean()
             else:
-                phys = pair_physics_loss(prev, real, fake) if cond else physics_loss(real, fake)
+                phys = physics_loss(real, fake)
             total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()

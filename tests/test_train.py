@@ -405,8 +405,9 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     assert load_generator(run / "best.pt", device="cpu").kind == "conditional"
 
 
-def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path):
-    extra = ("log.checkpoint_every=100", "train.physics_weight=0.5")
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
+    extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}")
     train(cond_config(planes, tmp_path / "full", *extra))
 
     def ctrl_c(it):
@@ -425,7 +426,38 @@ def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_pat
     for k in c1:
         assert torch.equal(c1[k], c2[k]), k
     with pytest.raises(ConfigError, match="model.kind: 'conditional' -> 'plane'"):  # a plane config cannot resume it
-        train(tiny_config(planes, tmp_path / "cut", "train.iterations=5", *extra), resume=True)
+        train(tiny_config(planes, tmp_path / "cut", "train.iterations=5", *extra[:2]), resume=True)
+
+
+def test_unrolled_training_judges_the_generators_own_rollouts(planes, tmp_path):
+    """train.unroll = k: k steps per pair, from the real prev plane; a different run from k = 1 (the
+    latents and the losses differ), finite, loadable; a plane model refuses the setting."""
+    runs = {k: train(cond_config(planes, tmp_path / f"k{k}", "train.physics_weight=1.0", f"train.unroll={k}"))
+            for k in (1, 2)}
+    assert all(np.isfinite(v) for r in runs.values() for v in r.last.values())
+    g1, g2 = _weights(tmp_path / "k1" / "model.pt")[0], _weights(tmp_path / "k2" / "model.pt")[0]
+    assert any(not torch.equal(g1[k], g2[k]) for k in g1)
+    assert load_generator(tmp_path / "k2" / "model.pt", device="cpu").kind == "conditional"
+    with pytest.raises(ConfigError, match="train.unroll = 2 needs model.kind = 'conditional'"):
+        tiny_config(planes, tmp_path / "plane", "train.unroll=2")
+    with pytest.raises(ConfigError, match="train.unroll must be positive"):
+        cond_config(planes, tmp_path / "zero", "train.unroll=0")
+
+
+def test_unrolled_module_is_the_generator_stepped_k_times():
+    from cfdseed.conditional import CondGenerator, Unrolled, latent_size
+    from cfdseed.model import arch_config
+
+    torch.manual_seed(0)
+    gen = CondGenerator(arch_config("cond-tiny", 9, 8, kind="conditional", latent_dim=8)).eval()
+    prev = torch.randn(2, 3, 9, 8)
+    zs = torch.randn(3, 2, latent_size(gen.arch))
+    with torch.no_grad():
+        chain = Unrolled(gen)(prev, zs)
+        x = prev
+        for i in range(3):
+            x = gen(x, zs[i])
+            assert torch.equal(chain[i], x)
 
 
 def test_conditional_mode_refuses_datasets_without_planes(dataset, planes, tmp_path):
