@@ -75,7 +75,10 @@ between a plane and the next one over samples and z (:func:`step_correlation`), 
 
 (an error of 0.1 in the one-step correlation weighs like a 10 % error in the slice statistics: both
 scales are "relative"; the correlation term is what tells a model whose v decorrelates at the rate
-of u from one whose components decorrelate at their own rates).
+of u from one whose components decorrelate at their own rates). Given the planes a rollout of many
+steps reaches from the same previous planes (``rolled``), it adds ``rollout_tke``, the relative
+error of their volume-averaged TKE against the real next planes' (a chain that drifts, as one-step
+training allows, fails here however good its single steps are; non-finite: inf), to ``combined``.
 """
 
 from __future__ import annotations
@@ -621,7 +624,7 @@ def step_correlation(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 
 
 def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
-                 u_tau: float, ly: float | None = None) -> dict[str, float]:
+                 u_tau: float, ly: float | None = None, rolled: np.ndarray | None = None) -> dict[str, float]:
     """Validation metrics of a conditional plane generator (module docstring, "combined").
 
     Parameters
@@ -631,13 +634,15 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         generated next planes for the same conditions.
     y, lz, nu, u_tau, ly
         As :func:`slice_metrics`.
+    rolled
+        Optional planes ``(M, 3, ny, nz)`` at the end of rollouts from ``prev`` (physical units).
 
     Returns
     -------
     dict
         :func:`slice_metrics` of ``real`` and ``fake`` (its ``combined`` as ``combined_slices``),
-        ``"R1_u", "R1_v", "R1_w"`` (RMS over rows of the one-step correlation error) and
-        ``"combined"``.
+        ``"R1_u", "R1_v", "R1_w"`` (RMS over rows of the one-step correlation error),
+        ``"rollout_tke"`` when ``rolled`` is given, and ``"combined"``.
 
     Raises
     ------
@@ -656,7 +661,24 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         diff = np.nan_to_num(r_fake[c, rows], nan=0.0) - r_real[c, rows]  # a frozen generated row: corr 0
         out[f"R1_{name}"] = float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0
     out["combined"] = out["combined_slices"] + float(np.mean([out[f"R1_{c}"] for c in _COMP]))
+    if rolled is not None:
+        rolled = np.asarray(rolled)
+        if rolled.ndim != 4 or rolled.shape[1:] != real.shape[1:]:
+            raise ValueError(f"rolled must be planes (M, {', '.join(map(str, real.shape[1:]))}), got {rolled.shape}")
+        tke_real, tke_rolled = _plane_tke(real, y), _plane_tke(rolled, y)
+        ok = math.isfinite(tke_rolled) and tke_real > 0
+        out["rollout_tke"] = abs(tke_rolled / tke_real - 1.0) if ok else math.inf
+        out["combined"] += out["rollout_tke"]
     return out
+
+
+def _plane_tke(planes: np.ndarray, y: np.ndarray) -> float:
+    """Volume-averaged TKE of planes ``(N, 3, ny, nz)``: fluctuations about their mean profile over
+    planes and z, averaged in y by the trapezoid rule."""
+    f = planes.astype(np.float64) - planes.mean(axis=(0, 3), keepdims=True)
+    prof = 0.5 * (f**2).sum(axis=1).mean(axis=(0, 2))  # (ny,)
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.trapezoid(prof, y) / (y[-1] - y[0]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from ._collective import agree, run_agreed
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
-from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
+from .conditional import BURN_IN, CondGenerator, PairCritic, Unrolled, latent_size
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
 from .model import Critic, Generator, arch_config, count_parameters
@@ -665,6 +665,21 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         gen.train(was_training)
         return stats.denormalise(x)
 
+    def eval_rolled() -> np.ndarray:
+        """Planes after a burn-in's worth of rollout steps from the fixed validation prev planes
+        (fixed latents, physical units): the drift one-step validation cannot see."""
+        y = np.asarray(grid["y"])
+        steps = math.ceil(BURN_IN * 0.5 * (y[-1] - y[0]) / (grid["dx_plus"] * grid["nu"] / grid["u_tau"]))
+        g = torch.Generator().manual_seed(t_cfg.seed + 3)  # not the training stream: resume stays exact
+        was_training = gen.training
+        gen.eval()
+        with torch.no_grad():
+            x = eval_prev.to(device)
+            for _ in range(steps):
+                x = gen(x, torch.randn(x.shape[0], n_latent, generator=g).to(device))
+        gen.train(was_training)
+        return stats.denormalise(x.cpu().numpy())
+
     def payload(it: int, training: bool) -> dict[str, Any]:
         p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
         if training:
@@ -779,6 +794,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             logger.progress(last or {"loss_c": float("nan"), "wasserstein": float("nan"), "gp": float("nan")})
             if metrics_fn is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
                 best = _evaluate(metrics_fn, eval_fake, real_eval, grid, it, best, logger, out,
+                                 eval_rolled if cond else None,
                                  lambda: payload(it, False))
             if on_iteration is not None:
                 on_iteration(it)
@@ -803,16 +819,18 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
 def _evaluate(fn: Callable[..., dict[str, float]], make_fake: Callable[[], np.ndarray], real: np.ndarray,
               grid: Mapping[str, Any], it: int, best: float | None, logger: _Logger, out: Path,
+              make_rolled: Callable[[], np.ndarray] | None,
               make_payload: Callable[[], dict[str, Any]]) -> float | None:
     """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves.
 
     ``real`` is ``(E, 3, ny, nz)`` (``fn`` = slice_metrics(real, fake, ...)) or pairs
-    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ...)).
+    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ..., rolled=make_rolled())).
     """
     fake = make_fake()  # (E, 3, ny, nz) physical
     given = (real[:, 0], real[:, 1]) if real.ndim == 5 else (real,)
     try:
-        values = fn(*given, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"])
+        extra = {} if make_rolled is None else {"rolled": make_rolled()}
+        values = fn(*given, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"], **extra)
     except Exception:  # noqa: BLE001 - a failing metric must not end a days-long run
         log.exception("validation metrics failed at iteration %d; training continues", it)
         return best

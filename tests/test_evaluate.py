@@ -399,6 +399,17 @@ def test_pair_metrics_add_the_one_step_correlation_error():
     assert m["combined"] == pytest.approx(m["combined_slices"] + (m["R1_u"] + m["R1_v"] + m["R1_w"]) / 3)
     with pytest.raises(ValueError, match="one shape"):
         pair_metrics(prev[:5], real, real, y, 3.0, nu=1 / 180, u_tau=1.0)
+    # rollout drift: a chain's end planes with the real TKE pass, twice the amplitude (4x TKE) costs 3
+    kw = dict(nu=1 / 180, u_tau=1.0)
+    held = pair_metrics(prev, real, real, y, 3.0, rolled=fresh, **kw)
+    assert held["rollout_tke"] == pytest.approx(0.0, abs=0.05)
+    drifted = pair_metrics(prev, real, real, y, 3.0, rolled=2.0 * fresh, **kw)
+    assert drifted["rollout_tke"] == pytest.approx(3.0, rel=0.05)
+    assert drifted["combined"] == pytest.approx(same["combined"] + drifted["rollout_tke"])
+    blown = pair_metrics(prev, real, real, y, 3.0, rolled=np.full_like(fresh, np.nan), **kw)
+    assert blown["rollout_tke"] == np.inf and blown["combined"] == np.inf
+    with pytest.raises(ValueError, match="rolled must be planes"):
+        pair_metrics(prev, real, real, y, 3.0, rolled=fresh[:, :2], **kw)
 
 
 def test_streamwise_correlation_of_a_single_mode():
