@@ -11,7 +11,7 @@ the delivered blocks together with the report of those checks, so a solver need 
 Strategies (``strategy=``): ``"root"`` builds the global field on the root (any source; memory:
 the global field plus one chunk on the root); ``"distributed"`` has every rank build its own x
 slab (sources with a slab path, :attr:`cfdseed.sources.Source.distributable`: ``gan`` with a
-latent x construction) and redistributes the slabs into the blocks, so no rank holds more than its
+latent x construction, ``sem``) and redistributes the slabs into the blocks, so no rank holds more than its
 slab (or its spectrum), its block and fixed-size buffers; ``"auto"`` (default) takes the distributed path on more
 than one rank when the global float64 field would exceed :data:`AUTO_DISTRIBUTED_BYTES` and the
 source can, the root path otherwise. Both deliver the same field for the same seed (to round-off).

@@ -79,6 +79,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -218,18 +219,22 @@ def wall_damping(grid: Grid, blend: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def eddy_field(grid: Grid, centre: np.ndarray, sigma: np.ndarray, alpha: np.ndarray,
-               damp: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+               damp: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None,
+               x: np.ndarray | None = None) -> np.ndarray:
     """The eddy sum ``(3, nx, ny, nz)`` on ``grid`` (:func:`cfdseed._core.eddies`), the curl of
     ``D(y) sum psi alpha`` with ``damp = (D, dD/dy)`` at the grid's y (None: ``D = 1``, the plain
-    eddies), added to ``out`` when given (float32 or float64), else to zeros (float64)."""
+    eddies), added to ``out`` when given (float32 or float64), else to zeros (float64). ``x``: only
+    these streamwise points of the grid (an x slab; images over the period lx as for the whole)."""
     from .. import _core
 
+    x = grid.x if x is None else np.asarray(x, dtype=np.float64)
     if out is None:
-        out = np.zeros((3, *grid.shape))
+        out = np.zeros((3, x.size, *grid.shape[1:]))
     if damp is None:
         damp = (np.ones(grid.shape[1]), np.zeros(grid.shape[1]))
     lx, _, lz = grid.lengths
-    _core.eddies(out[0], out[1], out[2], grid.x, grid.y, grid.z, lx, lz, damp[0], damp[1], centre, sigma, alpha)
+    if x.size:
+        _core.eddies(out[0], out[1], out[2], x, grid.y, grid.z, lx, lz, damp[0], damp[1], centre, sigma, alpha)
     return out
 
 
@@ -266,7 +271,8 @@ def sem(**options: Any) -> Source:
         o[key] = number(f"sem: {key}", o[key], minimum=0, strict=True)
     spec = _target(o)
 
-    def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+    def plan(grid: Grid, rng: np.random.Generator) -> _Plan:
+        """Units, the stress target and the eddies: a pure function of the grid and the rng state."""
         require_grid(grid)  # before any work
         rng = rng if o["seed"] is None else np.random.default_rng(o["seed"])
         ly = grid.lengths[1]
@@ -284,23 +290,71 @@ def sem(**options: Any) -> Source:
             units = resolve_units(ly, **given, bulk_plus=bulk_plus, source="sem")
             # rows nearer a wall than two spanwise spacings are not judged (as for gan)
             stresses = target.on_grid(grid.y, ly, units.u_tau, spacing=2.0 * grid.lengths[2] / grid.shape[2])
-        t = time.perf_counter()
         centre, sigma = sample_eddies(grid, rng, o["length"], o["eddy_density"])
         alpha = eddy_intensities(target.on_grid(centre[:, 1], ly, units.u_tau), sigma, rng, o["eddy_density"],
                                  beyond="vortices" if calibrated else "clip")
-        raw = eddy_field(grid, centre, sigma, alpha, wall_damping(grid, o["blend"]))
-        raw[0] += _mean(grid, units)[None, :, None]
-        t_eddies = time.perf_counter() - t
-        out, rep = enforce(raw, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
-                           bulk=units.bulk, blend=o["blend"], max_ratio=o["max_ratio"], copy=False,
-                           stresses=stresses)
-        log.info("sem: %d eddies, sigma %.4g-%.4g, target %s%s, Re_tau %.4g, u_tau %.4g, bulk %.4g; eddies %.3f s, %s",
-                 sigma.size, sigma.min(), sigma.max(), target.name, "" if calibrated else " (intensities only)",
-                 units.re_tau, units.u_tau, units.bulk, t_eddies,
-                 ", ".join(f"{k} {v:.3f} s" for k, v in rep.timings.items()))
-        return out, SourceInfo(enforcement=rep, units=units)
+        return _Plan(units, stresses, target.name, calibrated, centre, sigma, alpha)
 
-    return Source("sem", make)
+    def raw(grid: Grid, p: _Plan, xs: slice) -> np.ndarray:
+        """The eddy sum plus the mean profile at the x points ``xs`` (every y and z)."""
+        out = eddy_field(grid, p.centre, p.sigma, p.alpha, wall_damping(grid, o["blend"]), x=grid.x[xs])
+        out[0] += _mean(grid, p.units)[None, :, None]
+        return out
+
+    def report(p: _Plan, t_eddies: float, rep: Any) -> None:
+        log.info("sem: %d eddies, sigma %.4g-%.4g, target %s%s, Re_tau %.4g, u_tau %.4g, bulk %.4g; eddies %.3f s, %s",
+                 p.sigma.size, p.sigma.min(initial=math.inf), p.sigma.max(initial=0.0), p.target_name,
+                 "" if p.calibrated else " (intensities only)", p.units.re_tau, p.units.u_tau, p.units.bulk, t_eddies,
+                 ", ".join(f"{k} {v:.3f} s" for k, v in rep.timings.items()))
+
+    def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+        t = time.perf_counter()
+        p = plan(grid, rng)
+        field = raw(grid, p, slice(None))
+        t_eddies = time.perf_counter() - t
+        out, rep = enforce(field, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
+                           bulk=p.units.bulk, blend=o["blend"], max_ratio=o["max_ratio"], copy=False,
+                           stresses=p.stresses)
+        report(p, t_eddies, rep)
+        return out, SourceInfo(enforcement=rep, units=p.units)
+
+    def make_slabs(comm: Any, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+        """Collective: every rank draws the same eddies and sums those that reach its x slab; the
+        enforcement runs on the slabs (:func:`cfdseed.pencils.enforce`): the serial field, to round-off."""
+        from .._collective import run_agreed
+        from ..pencils import Slabs
+        from ..pencils import enforce as enforce_slabs
+
+        t = time.perf_counter()
+        p = run_agreed(comm, plan, grid, rng)
+        slab = run_agreed(comm, raw, grid, p, Slabs(comm, grid).x)
+        t_eddies = comm.allreduce(time.perf_counter() - t, op=_max())
+        rep = enforce_slabs(comm, slab, grid, no_slip=o["no_slip"], divergence_free=o["divergence_free"],
+                            bulk=p.units.bulk, blend=o["blend"], max_ratio=o["max_ratio"], stresses=p.stresses)
+        if comm.Get_rank() == 0:
+            report(p, t_eddies, rep)
+        return slab, SourceInfo(enforcement=rep, units=p.units)
+
+    return Source("sem", make, make_slabs)
+
+
+@dataclass
+class _Plan:
+    """What one ``sem`` call draws and resolves before summing eddies (identical on every rank)."""
+
+    units: Units
+    stresses: Stresses | None
+    target_name: str
+    calibrated: bool
+    centre: np.ndarray  # (ne, 3)
+    sigma: np.ndarray  # (ne,)
+    alpha: np.ndarray  # (ne, 3)
+
+
+def _max() -> Any:
+    from mpi4py import MPI
+
+    return MPI.MAX
 
 
 def _mean(grid: Grid, units: Units) -> np.ndarray:
