@@ -374,29 +374,36 @@ def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: f
     """Merge the run's slices with t >= t_start into ``dest/train.h5`` and ``dest/val.h5``.
 
     The validation part is the last ``val_fraction`` of the sampled time span; slices within
-    ``gap`` (h/u_tau) before it are dropped so the parts come from separate times. Returns counts
-    and time ranges.
+    ``gap`` (h/u_tau) before it are dropped so the parts come from separate times. With
+    ``val_fraction = 0`` every slice goes into one ``dest/all.h5``, for a trainer that splits by
+    time itself (``data.split``, ``data.val_gap``: the conditional mode). Returns counts and time
+    ranges.
     """
-    if not 0 < val_fraction < 1:
-        raise ConfigError(f"val_fraction={val_fraction} must be in (0, 1)")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
     ts = [t[(t >= t_start)] for _, t, *_ in iter_slices(out)]
     ts = np.concatenate(ts) if ts else np.zeros(0)
     if ts.size == 0:
         raise DatasetError(f"{out}: no slices at t >= {t_start}")
-    t_val = ts.min() + (1 - val_fraction) * (ts.max() - ts.min())
+    t_val = ts.min() + (1 - val_fraction) * (ts.max() - ts.min()) if val_fraction else math.inf
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     writers: dict[str, DatasetWriter] = {}
-    counts = {"train": 0, "val": 0}
-    spans: dict[str, list[float]] = {"train": [math.inf, -math.inf], "val": [math.inf, -math.inf]}
+    names = ("train", "val") if val_fraction else ("all",)
+    counts = {n: 0 for n in names}
+    spans: dict[str, list[float]] = {n: [math.inf, -math.inf] for n in names}
     try:
         for fields, t, x, attrs, y, z in iter_slices(out):
-            for part, m in (("train", (t >= t_start) & (t < t_val - gap)), ("val", t >= t_val)):
+            parts = ((("train", (t >= t_start) & (t < t_val - gap)), ("val", t >= t_val)) if val_fraction
+                     else (("all", t >= t_start),))
+            for part, m in parts:
                 if not m.any():
                     continue
                 if part not in writers:
                     a = {k: v for k, v in attrs.items() if k not in ("format", "format_version")}
-                    a.update(extra_attrs or {}, part=part, t_start=t_start, t_val=float(t_val), gap=gap)
+                    a.update(extra_attrs or {}, part=part, t_start=t_start, gap=gap)
+                    if val_fraction:
+                        a["t_val"] = float(t_val)
                     writers[part] = DatasetWriter(dest / f"{part}.h5", y, z, attrs=a)
                 writers[part].append(fields[m], t=t[m], x=x[m])
                 counts[part] += int(m.sum())
@@ -407,4 +414,4 @@ def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: f
     for part, w in writers.items():
         with h5py.File(w.path, "a") as f:
             f.attrs["t_first"], f.attrs["t_last"] = spans[part]
-    return dict(counts=counts, spans=spans, t_start=t_start, t_val=float(t_val), gap=gap)
+    return dict(counts=counts, spans=spans, t_start=t_start, t_val=float(t_val) if val_fraction else None, gap=gap)

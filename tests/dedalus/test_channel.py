@@ -168,6 +168,10 @@ def test_run_outputs_round_trip_and_restart(shared_tmp):
         with open_dataset(out / "data" / "train.h5") as tr, open_dataset(out / "data" / "val.h5") as va:
             assert len(tr) == res["counts"]["train"] and len(va) == res["counts"]["val"]
             assert tr.t.max() < va.t.min()
+        one = build_dataset(out, out / "one", t_start=0.0, val_fraction=0.0)
+        with open_dataset(out / "one" / "all.h5") as al:  # one file, every slice: the trainer splits
+            assert len(al) == one["counts"]["all"] == res["counts"]["train"] + res["counts"]["val"]
+            assert one["t_val"] is None and al.t.min() == pytest.approx(res["spans"]["train"][0])
     comm.Barrier()
 
 
