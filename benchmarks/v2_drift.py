@@ -1,0 +1,73 @@
+"""Rollout drift of conditional (v2) checkpoints (issue 13): does a chain of generated planes keep
+the turbulence's energy?
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/v2_drift.py --data runs/v2data/all.h5 \
+        LABEL=CKPT [LABEL=CKPT ...] [--steps 31 62 124] [--planes 128]
+
+From ``--planes`` validation planes of the slice file (drawn with seed 0 among the last 20 % of its
+snapshot times, the trainer's ``split = "last"`` part), every checkpoint rolls each plane forward
+``steps`` times (fixed latents, seed 1; :meth:`cfdseed.conditional.ConditionalHandle.rollout` from
+``start`` = the planes, keeping the last plane) and the volume-averaged TKE of the planes reached
+is divided by the real planes' (1: no drift; 31 steps of the campaign's plane spacing are the
+synthesis burn-in, 6 half-heights). Writes
+``benchmarks/results/v2_drift.json`` (``--out``) and prints one line per checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "results" / "v2_drift.json"
+
+
+def validation_planes(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` planes from the last 20 % of the file's snapshot times (seed 0) and the file's y."""
+    with h5py.File(path) as f:
+        t, y = f["t"][:], f["y"][:]
+        times = np.unique(t)
+        late = times[times >= times.min() + 0.8 * (times.max() - times.min())]
+        pick = np.sort(np.random.default_rng(0).choice(np.flatnonzero(np.isin(t, late)), n, replace=False))
+        return f["fields"][pick], y
+
+
+def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int]) -> list[float]:
+    """TKE of the planes ``steps`` generated steps on from ``planes``, over the planes' own."""
+    from cfdseed.evaluate import _plane_tke
+    from cfdseed.model import load_generator
+
+    h = load_generator(ckpt, device="cpu")
+    real = _plane_tke(planes, y)
+    out = []
+    for k in steps:
+        rolled = h.rollout(1, chains=planes.shape[0], rng=1, burn_in=k - 1, start=planes)[:, 0]
+        out.append(float(_plane_tke(rolled, y) / real) if np.isfinite(rolled).all() else float("inf"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoints", nargs="+", help="LABEL=PATH of conditional checkpoints")
+    ap.add_argument("--data", required=True, help="slice file with /t and /x (the training data)")
+    ap.add_argument("--steps", type=int, nargs="+", default=[31, 62, 124])
+    ap.add_argument("--planes", type=int, default=128)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    planes, y = validation_planes(args.data, args.planes)
+    rows = {}
+    for spec in args.checkpoints:
+        label, _, path = spec.partition("=")
+        rows[label] = {"checkpoint": path, "tke_ratio": dict(zip(map(str, args.steps),
+                                                                tke_ratios(path, planes, y, args.steps)))}
+        print(f"{label:24s} TKE ratio after " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[label]["tke_ratio"].items())
+              + " steps", flush=True)
+    Path(args.out).write_text(json.dumps({"data": args.data, "planes": args.planes, "steps": args.steps,
+                                          "runs": rows, "how": "benchmarks/v2_drift.py (docstring)"}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
