@@ -510,6 +510,9 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
                        kz_range: slice | None = None) -> CalibrationInfo:
     """Calibrate, in place, the spectrum of a solenoidal no-slip field to ``target`` (module docstring).
 
+    Row by row on ``spec`` itself: besides it, one array of d/dy v over the resolved modes (a third
+    of the spectrum) and the arrays of one row.
+
     Parameters
     ----------
     spec : ndarray complex (3, nx, ny, nz // 2 + 1)

@@ -1,6 +1,6 @@
 """Distributed spectra of channel fields: x slabs <-> kz slabs by MPI all-to-all, and the
-divergence-free projection on them (the first piece of the distributed strategy: no rank holds
-more than its own slab and one transposed copy).
+divergence-free projection, calibration and enforcement on them (the distributed strategy: no rank
+holds more than its own slab or its spectrum, plus message buffers of a fixed size).
 
 Layouts over the P ranks of a communicator (:class:`Slabs`):
 
@@ -16,6 +16,11 @@ projection (one small solve per mode) is local: :func:`project` gives every rank
 calibration (:func:`calibrate`) needs per-row sums over the modes, reduced over the ranks;
 :func:`enforce` is :func:`cfdseed.enforce.enforce` on x slabs (every step, the figures reduced over
 the ranks). Ranks may hold empty slabs (nx or nz // 2 + 1 smaller than P).
+
+Memory: the transposes move one component and one block of y rows per all-to-all round
+(:data:`EXCHANGE_BYTES`), and the in-place steps transform with ``consume``: the slab's pages are
+given back while its spectrum lives and the reverse (:func:`cfdseed._memory.discard`), so a rank's
+peak is about one slab plus buffers (measured: ``benchmarks/distributed.py``).
 """
 
 from __future__ import annotations
