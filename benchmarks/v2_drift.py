@@ -2,7 +2,7 @@
 the turbulence's energy?
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/v2_drift.py --data runs/v2data/all.h5 \
-        LABEL=CKPT [LABEL=CKPT ...] [--steps 31 62 124] [--planes 128]
+        LABEL=CKPT [LABEL=CKPT ...] [--steps 31 62 124] [--planes 128] [--anchor RATE]
 
 From ``--planes`` validation planes of the slice file (drawn with seed 0 among the last 20 % of its
 snapshot times, the trainer's ``split = "last"`` part), every checkpoint rolls each plane forward
@@ -35,7 +35,8 @@ def validation_planes(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         return f["fields"][pick], y
 
 
-def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int]) -> list[float]:
+def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int],
+               anchor: float | None = None) -> list[float]:
     """TKE of the planes ``steps`` generated steps on from ``planes``, over the planes' own."""
     from cfdseed.evaluate import _plane_tke
     from cfdseed.model import load_generator
@@ -44,7 +45,7 @@ def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int]) -
     real = _plane_tke(planes, y)
     out = []
     for k in steps:
-        rolled = h.rollout(1, chains=planes.shape[0], rng=1, burn_in=k - 1, start=planes)[:, 0]
+        rolled = h.rollout(1, chains=planes.shape[0], rng=1, burn_in=k - 1, start=planes, anchor=anchor)[:, 0]
         out.append(float(_plane_tke(rolled, y) / real) if np.isfinite(rolled).all() else float("inf"))
     return out
 
@@ -55,14 +56,15 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="slice file with /t and /x (the training data)")
     ap.add_argument("--steps", type=int, nargs="+", default=[31, 62, 124])
     ap.add_argument("--planes", type=int, default=128)
+    ap.add_argument("--anchor", type=float, default=None, help="rollout anchor rate (ConditionalHandle.rollout)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     planes, y = validation_planes(args.data, args.planes)
     rows = {}
     for spec in args.checkpoints:
         label, _, path = spec.partition("=")
-        rows[label] = {"checkpoint": path, "tke_ratio": dict(zip(map(str, args.steps),
-                                                                tke_ratios(path, planes, y, args.steps)))}
+        rows[label] = {"checkpoint": path, "anchor": args.anchor,
+                       "tke_ratio": dict(zip(map(str, args.steps), tke_ratios(path, planes, y, args.steps, args.anchor)))}
         print(f"{label:24s} TKE ratio after " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[label]["tke_ratio"].items())
               + " steps", flush=True)
     Path(args.out).write_text(json.dumps({"data": args.data, "planes": args.planes, "steps": args.steps,

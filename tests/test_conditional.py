@@ -194,3 +194,31 @@ def test_diverging_rollout_is_an_error(tmp_path):
         h.module.out.conv.bias.fill_(float("inf"))
     with pytest.raises(SourceError, match="left the finite numbers at step 0"):
         h.rollout(2, burn_in=0)
+
+
+def test_anchored_rollout_holds_a_growing_chain(tmp_path):
+    """A model whose energy grows 1.44x per step, with a drifting mean, runs away alone; anchored,
+    each row's mean square over chains and z stays near the training data's (1 in normalised
+    units), its mean near 0, and rows without variance in the data sit at the mean."""
+    p = tiny_conditional(tmp_path / "c.pt")
+    h = load_generator(p, device="cpu")
+    start = h.sample(8, seed=0)
+    noise = torch.Generator().manual_seed(0)
+
+    class Growing(torch.nn.Module):
+        def forward(self, prev, z):
+            return 1.2 * prev + 0.3 + 0.3 * torch.randn(prev.shape, generator=noise)
+
+    h.module = Growing()
+    free = h.rollout(60, chains=8, rng=3, burn_in=0, start=start)
+    held = h.rollout(60, chains=8, rng=3, burn_in=0, start=start, anchor=0.1)
+    x = (torch.as_tensor(held[:, -20:]) - h._mean) / h._std  # normalised, the last 20 planes
+    live = (h._std > 2e-6 * h._std.amax(dim=1, keepdim=True))[..., 0]  # (3, ny)
+    energy = x.pow(2).mean(dim=(0, 1, 4))  # (3, ny)
+    mean = x.mean(dim=(0, 1, 4))
+    assert np.abs(free[:, -1]).max() > 1e3 * np.abs(held[:, -1]).max()
+    assert torch.all((energy[live] > 0.5) & (energy[live] < 2.0)), energy
+    assert torch.all(mean[live].abs() < 0.5), mean
+    assert torch.all(x.abs().amax(dim=(0, 1, 4))[~live] < 1e-3)
+    with pytest.raises(ValueError, match="anchor must be a rate"):
+        h.rollout(2, anchor=0.0)
