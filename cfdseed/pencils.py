@@ -78,21 +78,11 @@ class Slabs:
         return [block_split(ny, n, i) for i in range(n)]
 
     def _exchange(self, pieces: list[np.ndarray], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-        """All-to-all of complex arrays: ``pieces[q]`` (any views) to rank q, packed straight into one
-        send buffer; returns views of the receive buffer with ``shapes``."""
-        from mpi4py import MPI
+        """All-to-all of complex arrays: ``pieces[q]`` (any views) to rank q; views of what arrived, of ``shapes``."""
+        from .transport import alltoallv
 
-        scounts = np.array([p.size for p in pieces], dtype=np.int64)
-        rcounts = np.array([int(np.prod(s)) for s in shapes], dtype=np.int64)
-        sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
-        rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
-        send = np.empty(int(scounts.sum()), dtype=np.complex128)
-        for p, d in zip(pieces, sdis):
-            send[d:d + p.size].reshape(p.shape)[...] = p
-        recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
-        self.comm.Alltoallv([send, scounts, sdis, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdis, MPI.C_DOUBLE_COMPLEX])
-        del send
-        return [recv[rdis[q]:rdis[q] + rcounts[q]].reshape(shapes[q]) for q in range(len(shapes))]
+        got = alltoallv(self.comm, pieces, [int(np.prod(s)) for s in shapes], np.complex128)
+        return [g.reshape(s) for g, s in zip(got, shapes)]
 
     def forward(self, slab: np.ndarray, *, nyquist: bool = False, consume: bool = False) -> np.ndarray:
         """Collective: this rank's kz slab ``(ncomp, nx, ny, nkz_local)`` of the spectrum of the x slabs.

@@ -42,6 +42,7 @@ __all__ = [
     "scatter",
     "gather",
     "block_views",
+    "alltoallv",
 ]
 
 log = logging.getLogger(__name__)
@@ -356,22 +357,12 @@ class ScatterPlan:
             for i in range(rounds):
                 outs = [part(lo_out[q], ext_out[q], i) for q in range(size)]
                 ins = [part(lo_in[q], ext_in[q], i) for q in range(size)]
-                scounts = np.array([int(np.prod(e)) for _, e in outs], dtype=np.int64)
-                rcounts = np.array([int(np.prod(e)) for _, e in ins], dtype=np.int64)
-                sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
-                rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
-                send = np.empty(int(scounts.sum()))
-                for (lo, ext), d, n in zip(outs, sdis, scounts):
-                    if n:
-                        send[d:d + n].reshape(ext)[...] = slab[(c, *_slices(lo - mine[:, 0], ext))]
-                recv = np.empty(int(rcounts.sum()))
-                comm.Alltoallv([send, scounts, sdis, MPI.DOUBLE], [recv, rcounts, rdis, MPI.DOUBLE])
-                del send
-                for (lo, ext), d, n in zip(ins, rdis, rcounts):
-                    if n:
-                        np.copyto(self.views[c][_slices(lo - own, ext)], recv[d:d + n].reshape(ext),
-                                  casting="same_kind")
-                del recv
+                got = alltoallv(comm, [slab[(c, *_slices(lo - mine[:, 0], ext))] for lo, ext in outs],
+                                [int(np.prod(e)) for _, e in ins], np.float64)
+                for (lo, ext), piece in zip(ins, got):
+                    if piece.size:
+                        np.copyto(self.views[c][_slices(lo - own, ext)], piece.reshape(ext), casting="same_kind")
+                del got
             if consume:
                 discard(slab[c])
         return self.result
@@ -381,6 +372,31 @@ class ScatterPlan:
         sl = _slices(start, piece.shape[1:])
         for view, comp in zip(self.views, piece):
             np.copyto(view[sl], comp, casting="same_kind")
+
+
+def alltoallv(comm: Any, pieces: Sequence[np.ndarray], counts: Sequence[int] | None, dtype: Any) -> list[np.ndarray]:
+    """Collective all-to-all: ``pieces[q]`` (any arrays or views, cast to ``dtype``) goes to rank q,
+    packed straight into one send buffer; returns the flat piece received from every rank (views of
+    one receive buffer). ``counts``: the element counts to receive from every rank, or None to
+    exchange them first (one more all-to-all)."""
+    from mpi4py.util.dtlib import from_numpy_dtype
+
+    dt = np.dtype(dtype)
+    scounts = np.array([p.size for p in pieces], dtype=np.int64)
+    if counts is None:
+        rcounts = np.empty(comm.Get_size(), dtype=np.int64)
+        comm.Alltoall(scounts, rcounts)
+    else:
+        rcounts = np.asarray(counts, dtype=np.int64)
+    sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
+    rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
+    send = np.empty(int(scounts.sum()), dtype=dt)
+    for p, d in zip(pieces, sdis):
+        send[d:d + p.size].reshape(p.shape)[...] = p
+    recv = np.empty(int(rcounts.sum()), dtype=dt)
+    mpitype = from_numpy_dtype(dt)
+    comm.Alltoallv([send, scounts, sdis, mpitype], [recv, rcounts, rdis, mpitype])
+    return [recv[d:d + n] for d, n in zip(rdis, rcounts)]
 
 
 def _allocate(n: int, dtype: np.dtype) -> np.ndarray:

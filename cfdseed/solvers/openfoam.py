@@ -463,19 +463,9 @@ def _interpolate(slab: np.ndarray, above: np.ndarray, x0: int, nz: int, i: np.nd
 
 def _alltoallv(comm: Any, chunks: Sequence[np.ndarray], width: int) -> list[np.ndarray]:
     """Exchange float64 rows of ``width`` values: ``chunks[r]`` goes to rank r; returns what each rank sent."""
-    from mpi4py import MPI
+    from ..transport import alltoallv
 
-    size = comm.Get_size()
-    counts = np.array([c.shape[0] * width for c in chunks], dtype=np.int64)
-    recv_counts = np.empty(size, dtype=np.int64)
-    comm.Alltoall(counts, recv_counts)
-    send = np.concatenate([np.ascontiguousarray(c, dtype=np.float64).reshape(-1) for c in chunks]) \
-        if chunks else np.zeros(0)
-    recv = np.empty(int(recv_counts.sum()), dtype=np.float64)
-    sd = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rd = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    comm.Alltoallv([send, counts, sd, MPI.DOUBLE], [recv, recv_counts, rd, MPI.DOUBLE])
-    return [recv[rd[r]:rd[r] + recv_counts[r]].reshape(-1, width) for r in range(size)]
+    return [g.reshape(-1, width) for g in alltoallv(comm, list(chunks), None, np.float64)]
 
 
 def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.ndarray,
