@@ -40,7 +40,7 @@ Everything works in the normalised units of :class:`cfdseed.data.NormStats`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -51,16 +51,55 @@ from torch import nn
 from .errors import CheckpointError, SourceError
 from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind, check_arch
 
-__all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "BURN_IN", "START_NOISE", "resize_matrix",
-           "latent_layout", "latent_size"]
+__all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "BURN_IN", "START_NOISE", "START_RANK",
+           "resize_matrix", "latent_layout", "latent_size", "start_modes"]
 
 #: Rollout burn-in in half-heights h of the model: a chain started from the mean profile plus noise
 #: is run this far before planes are kept. 6 h is four times the streamwise integral length of u
 #: near the centre of a Re_tau 180 channel (~1.5 h, the longest-lived component), so the start is
 #: remembered at about e^-4 ~ 2 %.
 BURN_IN = 6.0
-#: Start of a rollout: the mean profile plus this much Gaussian noise, in units of the data's RMS.
+#: Start of a rollout without stored start modes: the mean profile plus this much Gaussian noise,
+#: in units of the data's RMS (a chain remembers its start: with a 150-iteration pilot such chains
+#: kept a twentieth of the data's energy and no large spanwise scales).
 START_NOISE = 0.1
+#: Modes kept per spanwise wavenumber by :func:`start_modes` (of 3 ny).
+START_RANK = 16
+
+
+def start_modes(chunks: Iterable[np.ndarray], rank: int = START_RANK) -> torch.Tensor:
+    """The Gaussian start of a rollout: the data's in-plane two-point statistics, low-rank.
+
+    ``chunks`` yields normalised planes ``(k, 3, ny, nz)``. Per spanwise wavenumber ``k_z`` the
+    covariance ``C = E[X X^H]`` of the ``3 ny`` coefficients ``X = rfft_z(plane)`` (every component
+    and row together, so wall-normal and cross-component correlations are kept); its ``rank``
+    leading eigenvectors scaled by the square roots of their eigenvalues are returned,
+    ``(nz // 2 + 1, 3 ny, rank)`` complex64. :meth:`ConditionalHandle.rollout` draws start planes
+    ``irfft_z(M a)`` from them (``a`` standard complex normal; real at ``k_z = 0`` and the Nyquist
+    wavenumber): Gaussian planes with the data's spanwise spectra and y-z correlations up to the
+    rank, none of the data's planes themselves.
+    """
+    cov, n = None, 0
+    for x in chunks:
+        x = np.asarray(x, dtype=np.float64)
+        coef = np.fft.rfft(x, axis=-1)  # (k, 3, ny, nk)
+        v = coef.reshape(x.shape[0], -1, coef.shape[-1]).transpose(2, 0, 1)  # (nk, k, 3 ny)
+        part = np.einsum("kni,knj->kij", v, v.conj())
+        cov = part if cov is None else cov + part
+        n += x.shape[0]
+    if cov is None or n == 0:
+        raise ValueError("start_modes needs at least one plane")
+    cov /= n
+    nk, dim = cov.shape[0], cov.shape[1]
+    nz = x.shape[-1]
+    r = min(rank, dim)
+    out = np.empty((nk, dim, r), np.complex64)
+    for k in range(nk):
+        # the mean and Nyquist coefficients of real planes are real: real eigenvectors there
+        real = k == 0 or (nz % 2 == 0 and k == nk - 1)
+        w, u = np.linalg.eigh(cov[k].real if real else cov[k])  # ascending
+        out[k] = u[:, ::-1][:, :r] * np.sqrt(np.clip(w[::-1][:r], 0.0, None))
+    return torch.as_tensor(out)
 
 
 def resize_matrix(n_in: int, n_out: int, periodic: bool) -> torch.Tensor:
@@ -256,6 +295,25 @@ class ConditionalHandle(_Handle):
         self.dx_plus = float(ck["grid"]["dx_plus"])
         self.dx = self.dx_plus * self.nu / self.u_tau
         self.burn_in = math.ceil(BURN_IN * 0.5 * self.ly / self.dx)
+        #: the Gaussian start's modes (:func:`start_modes`), None in checkpoints from before them
+        self.start_modes: torch.Tensor | None = None
+        if ck.get("start_modes") is not None:
+            m = torch.as_tensor(ck["start_modes"])
+            if m.ndim != 3 or m.shape[:2] != (self.nz // 2 + 1, 3 * self.ny) or not m.is_complex():
+                raise CheckpointError(f"{path}: start_modes must be complex ({self.nz // 2 + 1}, {3 * self.ny}, r), "
+                                      f"got {m.dtype} {tuple(m.shape)}")
+            self.start_modes = m.to(torch.complex64)
+
+    def _gaussian_start(self, chains: int, gen: np.random.Generator) -> torch.Tensor:
+        """Normalised start planes ``(chains, 3, ny, nz)`` drawn from :attr:`start_modes`."""
+        m = self.start_modes.numpy()  # (nk, 3 ny, r)
+        nk, _, r = m.shape
+        a = (gen.standard_normal((chains, nk, r)) + 1j * gen.standard_normal((chains, nk, r))) / math.sqrt(2.0)
+        real = [0] + ([nk - 1] if self.nz % 2 == 0 else [])
+        a[:, real] = gen.standard_normal((chains, len(real), r))  # real coefficients there
+        coef = np.einsum("kir,ckr->cik", m, a).reshape(chains, 3, self.ny, nk)
+        x = np.fft.irfft(coef, n=self.nz, axis=-1)
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     def _normalise(self, x: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
@@ -304,7 +362,9 @@ class ConditionalHandle(_Handle):
         burn_in : int, optional
             Steps run and discarded first (default :attr:`burn_in`: :data:`BURN_IN` half-heights).
         start : ndarray (chains, 3, ny, nz), optional
-            Physical start planes; default the training mean profile plus :data:`START_NOISE` noise.
+            Physical start planes; default Gaussian planes with the training data's in-plane
+            two-point statistics (:func:`start_modes`, stored in the checkpoint by the trainer), or
+            for checkpoints without them the mean profile plus :data:`START_NOISE` noise.
         anchor : float in (0, 1], optional
             Hold the chain's energy and mean profiles to the training data's over the long run: per
             component and row, running averages (rate ``anchor`` per step, starting from the
@@ -331,7 +391,9 @@ class ConditionalHandle(_Handle):
         if isinstance(burn, bool) or not isinstance(burn, (int, np.integer)) or burn < 0:
             raise ValueError(f"burn_in must be an int >= 0, got {burn!r}")
         gen = _rng(rng)
-        if start is None:
+        if start is None and self.start_modes is not None:
+            x = self._gaussian_start(chains, gen)
+        elif start is None:
             x = torch.as_tensor(START_NOISE * gen.standard_normal((chains, 3, self.ny, self.nz)),
                                 dtype=torch.float32, device=self.device)  # normalised: mean profile + noise
         else:

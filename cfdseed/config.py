@@ -72,6 +72,8 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.0, 0.9])  # Adam betas, both nets
     physics_weight: float = 0.0  # weight of the batch-statistics loss ("Case 3"; conditional: plus the
     #                              one-step correlation prev -> next per component and y); 0 = off
+    spectrum_weight: float = 0.0  # weight of the log spanwise spectrum loss (train.spectrum_loss; conditional:
+    #                               every unrolled step); 0 = off
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
@@ -166,6 +168,7 @@ def validate(cfg: Config) -> None:
         if v <= 0:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
+              "train.spectrum_weight": t.spectrum_weight,
               "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
               "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():

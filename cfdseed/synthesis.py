@@ -42,7 +42,11 @@ their variance (the two are ``lx`` apart in the chain, independent for boxes lon
 correlation length). The ring is Fourier-resampled onto the grid's ``nx``
 (:func:`cfdseed.interp.resample_periodic`). Spans wider than a slice get one independent chain per
 tile (joined by :func:`join_tiles`); everything after (y interpolation, units, enforcement,
-calibration) is the same for both constructions. ``corr_length`` and ``x_stations`` belong to the
+calibration) is the same for both constructions. A model that drifts over long chains (energy
+growing or dying away step by step) is held by the *anchor* (``anchor``, default
+:data:`ROLLOUT_ANCHOR` per step): each new plane's mean and energy per component and row are
+divided back to the training data's by their running averages, so plane-to-plane variability stays
+and the long-run statistics are the data's. ``corr_length`` and ``x_stations`` belong to the
 latent construction (``x_stations`` other than "auto" with a rollout is an error).
 
 **Inference cost.** All streamwise variation comes from the latent path, which has few
@@ -116,6 +120,7 @@ __all__ = [
     "close_ring",
     "X_CONSTRUCTIONS",
     "ROLLOUT_OVERLAP",
+    "ROLLOUT_ANCHOR",
     "auto_stations",
     "latent_correlation",
     "streamwise_correlation",
@@ -143,6 +148,11 @@ X_CONSTRUCTIONS = ("latent", "rollout")
 #: Length of the rollout's ring-closing overlap in half-heights of the target (module docstring):
 #: enough steps for smooth windows (10 at Re_tau 180, dx+ 18), a third of a pi-long box at most.
 ROLLOUT_OVERLAP = 1.0
+#: Default anchor rate of a rollout (``anchor="auto"``, :meth:`cfdseed.conditional.ConditionalHandle.rollout`):
+#: the chain's plane means and energy per component and row are held to the training data's with a
+#: memory of ~1 / 0.05 = 20 steps; with it every v2 pilot checkpoint held 0.83-1.11 of the data's
+#: TKE over 124 steps, including those that ran away alone (``benchmarks/results/v2_drift_anchor.json``).
+ROLLOUT_ANCHOR = 0.05
 
 
 def harmonic_weights(nx: int, lx: float, corr_length: float | None) -> np.ndarray:
@@ -310,6 +320,7 @@ class SynthesisInfo:
     tiles: int = 1  # independent spanwise tiles
     x_construction: str = "latent"  # "latent" (latent path) or "rollout" (conditional model)
     steps: int = 0  # rollout: planes stepped per chain (burn-in, box, overlap); 0 for "latent"
+    anchor: float | None = None  # rollout: the anchor rate used (None: the generator alone)
     calibration_target: str | None = None  # name of the stress target, None without calibration
     timings: dict[str, float] = field(default_factory=dict)
     enforcement: Any = None
@@ -397,7 +408,7 @@ def _construction(x_construction: str | None, kind: str) -> str:
 
 
 def _rollout(gen: Any, lx: float, h: float, re_tau: float, tiles: int, rng: np.random.Generator,
-             batch: int) -> tuple[list[np.ndarray], int]:
+             batch: int, anchor: float | None) -> tuple[list[np.ndarray], int]:
     """Per tile a ring of planes ``(n, 3, ny_m, nz_m)`` (module docstring, "Rollout"); and the steps run."""
     dx = gen.dx_plus * h / re_tau  # one model step in the target's units, kept in wall units
     n = round(lx / dx)
@@ -405,8 +416,22 @@ def _rollout(gen: Any, lx: float, h: float, re_tau: float, tiles: int, rng: np.r
         raise SourceError(f"the box (lx = {lx:.4g}) is shorter than two steps of this conditional model "
                           f"(dx = {dx:.4g} at Re_tau {re_tau:.4g}, dx+ = {gen.dx_plus:.4g})")
     n_ov = min(n // 2, max(4, math.ceil(ROLLOUT_OVERLAP * h / dx)))
-    chain = gen.rollout(n + n_ov, chains=tiles, rng=rng, batch=batch)  # (tiles, n + n_ov, 3, ny_m, nz_m)
+    chain = gen.rollout(n + n_ov, chains=tiles, rng=rng, batch=batch, anchor=anchor)  # (tiles, n + n_ov, 3, ny_m, nz_m)
     return [close_ring(c, n) for c in chain], gen.burn_in + n + n_ov
+
+
+def _anchor(anchor: float | str | None, construction: str) -> float | None:
+    """The rollout's anchor rate: ``"auto"`` is :data:`ROLLOUT_ANCHOR` for a rollout, None for a latent path."""
+    if anchor == "auto":
+        return ROLLOUT_ANCHOR if construction == "rollout" else None
+    if anchor is None:
+        return None
+    if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 < anchor <= 1:
+        raise ValueError(f"anchor must be 'auto', None or a rate in (0, 1], got {anchor!r}")
+    if construction != "rollout":
+        raise ValueError(f"anchor={anchor!r} applies to x_construction='rollout' (conditional models); "
+                         "a latent path has no chain to anchor")
+    return float(anchor)
 
 
 def _stations(x_stations: int | str, nx: int, lx: float, corr: float | None) -> int:
@@ -425,7 +450,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
                max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto",
                z_tiles: str = "independent", calibrate: Any = "model",
-               x_construction: str | None = None) -> tuple[np.ndarray, SynthesisInfo]:
+               x_construction: str | None = None, anchor: float | str | None = "auto") -> tuple[np.ndarray, SynthesisInfo]:
     """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
 
     Parameters
@@ -465,6 +490,11 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     x_construction : {"latent", "rollout"} or None
         Streamwise construction (module docstring): a latent path (plane models) or a rollout
         (conditional models); None: the model's. Each model kind allows only its own.
+    anchor : "auto", float in (0, 1] or None
+        Rollout only: hold the chain's plane means and energy per component and row to the
+        training data's at this rate per step
+        (:meth:`cfdseed.conditional.ConditionalHandle.rollout`); ``"auto"``: :data:`ROLLOUT_ANCHOR`
+        for a rollout, nothing for a latent path; None: the generator alone.
 
     Returns
     -------
@@ -479,12 +509,13 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     """
     plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
                  batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
-                 x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction)
+                 x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
+                 anchor=anchor)
     gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
     nx = grid.shape[0]
     t = time.perf_counter()
     if plan.construction == "rollout":
-        raw, info.steps = _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, tiles, rng, batch)  # per tile
+        raw, info.steps = _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, tiles, rng, batch, info.anchor)  # per tile
         ns = info.stations = raw[0].shape[0]
     else:
         raw = [_sample(gen, lat, batch) for lat in plan.latents]  # per tile (ns, 3, ny_m, nz_m)
@@ -515,7 +546,8 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
                      batch: int = 64, device: str | None = None, y_method: str = "auto", no_slip: bool = True,
                      divergence_free: bool = True, blend: float = DEFAULT_BLEND, max_ratio: float = DEFAULT_MAX_RATIO,
                      x_stations: int | str = "auto", z_tiles: str = "independent", calibrate: Any = "model",
-                     x_construction: str | None = None) -> tuple[np.ndarray, SynthesisInfo]:
+                     x_construction: str | None = None, anchor: float | str | None = "auto"
+                     ) -> tuple[np.ndarray, SynthesisInfo]:
     """Collective: :func:`synthesise` with no rank holding more than its x slab (and one copy).
 
     Every rank draws the same latent paths (``rng`` in the same state on every rank), generates
@@ -536,7 +568,8 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     def plan_() -> _Plan:
         p = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
                   batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
-                  x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction)
+                  x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
+                 anchor=anchor)
         if p.construction == "rollout":
             raise ValueError("a rollout (x_construction='rollout', conditional models) is sequential in x: "
                              "it cannot be distributed; use the root strategy")
@@ -636,7 +669,7 @@ class _Plan:
 def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | None, re_tau: float | None,
           u_tau: float | None, nu: float | None, bulk: float | None, batch: int, device: str | None,
           no_slip: bool, divergence_free: bool, x_stations: int | str, z_tiles: str, calibrate: Any,
-          x_construction: str | None) -> _Plan:
+          x_construction: str | None, anchor: float | str | None) -> _Plan:
     """Load the model, resolve units and the stress target, size tiles and stations, draw latents."""
     require_grid(grid)
     if not (isinstance(batch, int) and batch >= 1):
@@ -651,6 +684,7 @@ def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: floa
     if construction == "rollout" and x_stations != "auto":
         raise ValueError(f"x_stations={x_stations!r} applies to x_construction='latent'; a rollout generates "
                          "one plane per model step")
+    info.anchor = _anchor(anchor, construction)
     name = gen.metadata.get("name")
     info.model = f"{gen.path} ({name})" if name else str(gen.path)
     nx, ny, nz = grid.shape

@@ -55,19 +55,20 @@ from ._collective import agree, run_agreed
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
-from .conditional import BURN_IN, CondGenerator, PairCritic, Unrolled, latent_size
+from .conditional import BURN_IN, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
 from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "step_correlation", "pair_physics_loss",
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "step_correlation",
+           "pair_physics_loss",
            "train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
-_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "it_per_s", "time_s"]
+_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -107,6 +108,26 @@ def batch_statistics(x: torch.Tensor) -> torch.Tensor:
 def physics_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """``||S(real) - S(fake)||^2 / dim(S)`` (mean squared difference of :func:`batch_statistics`)."""
     return (batch_statistics(real) - batch_statistics(fake)).pow(2).mean()
+
+
+#: Floor of :func:`spectrum_loss`, relative to each component's mean spectral level in the real batch.
+SPECTRUM_FLOOR = 1e-3
+
+
+def spectrum_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the log spanwise spectra of ``(B, 3, ny, nz)`` slices, per
+    component, row and wavenumber (fluctuations about the batch-and-z mean, power averaged over
+    the batch), each spectrum floored at :data:`SPECTRUM_FLOOR` of the component's mean level in
+    ``real``. Relative errors count alike at every wavenumber: the linear spectra of
+    :func:`batch_statistics` do not see excess energy in the smallest scales, which hold ~1e-4 of
+    the peak."""
+    def spec(x: torch.Tensor) -> torch.Tensor:
+        f = x - x.mean(dim=(0, 3), keepdim=True)
+        return torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=0)  # (3, ny, nz // 2 + 1)
+
+    s_real, s_fake = spec(real), spec(fake)
+    floor = SPECTRUM_FLOOR * s_real.mean(dim=(1, 2), keepdim=True) + 1e-12
+    return (torch.log(s_fake + floor) - torch.log(s_real + floor)).pow(2).mean()
 
 
 def step_correlation(prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
@@ -476,6 +497,17 @@ def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
     return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
 
 
+#: Training planes (evenly spread) behind a conditional model's start modes.
+START_PLANES = 4096
+
+
+def _start_modes(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
+    """:func:`cfdseed.conditional.start_modes` of up to :data:`START_PLANES` training planes, normalised."""
+    pick = planes[np.unique(np.linspace(0, planes.size - 1, min(START_PLANES, planes.size)).astype(np.int64))]
+    with open_dataset(cfg.data.path, check_finite=False) as ds:
+        return start_modes(stats.normalise(b) for _, b in ds.iter_chunks(cfg.data.stats_chunk, pick))
+
+
 def _eval_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
     """The fixed validation batch ``(E, 3, ny, nz)`` in physical units."""
     with open_dataset(cfg.data.path, check_finite=False) as ds:
@@ -587,6 +619,10 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     # the training data's one-point statistics: the model's default calibration target
     statistics = ck["statistics"] if ck is not None and "statistics" in ck else dd.from_root(
         lambda: dataset_target(cfg.data.path, planes, chunk=cfg.data.stats_chunk).to_dict())
+    modes = None  # conditional: the rollout's Gaussian start (conditional.start_modes), kept on resume
+    if cond:
+        modes = ck["start_modes"] if ck is not None and "start_modes" in ck else dd.from_root(
+            lambda: _start_modes(cfg, planes, stats))
     pool = val_idx if val_idx.size else train_idx
     augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
     if cond:
@@ -682,6 +718,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
     def payload(it: int, training: bool) -> dict[str, Any]:
         p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
+        if modes is not None:
+            p["start_modes"] = modes
         if training:
             p["training"] = {
                 "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
@@ -773,6 +811,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             else:
                 phys = physics_loss(real, fake)
             total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
+            if t_cfg.spectrum_weight == 0:
+                spec = torch.zeros((), device=device)
+            else:  # conditional: every step of the chain against the real next planes
+                spec = (torch.stack([spectrum_loss(real, x) for x in chain]).mean() if cond
+                        else spectrum_loss(real, fake))
+                total_g = total_g + t_cfg.spectrum_weight * spec
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()
             opt_g.step()
@@ -781,11 +825,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach()]).float()  # on device: nccl needs it
+                                    gp.detach(), phys.detach(), spec.detach()]).float()  # on device: nccl needs it
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
-                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics"], vals.tolist()))
+                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum"], vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)
                 logger.row({"iteration": float(it), **last, "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12),

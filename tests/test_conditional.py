@@ -222,3 +222,72 @@ def test_anchored_rollout_holds_a_growing_chain(tmp_path):
     assert torch.all(x.abs().amax(dim=(0, 1, 4))[~live] < 1e-3)
     with pytest.raises(ValueError, match="anchor must be a rate"):
         h.rollout(2, anchor=0.0)
+
+
+def test_start_modes_keep_the_in_plane_two_point_statistics():
+    """Planes with correlated components and rows, of known spanwise spectra: starts drawn from
+    full-rank modes have the same per-wavenumber covariance (to sampling error), real mean and
+    Nyquist coefficients included; a low rank keeps the leading energy."""
+    from cfdseed.conditional import start_modes
+
+    rng = np.random.default_rng(0)
+    n, ny, nz = 4000, 5, 8
+    base = rng.standard_normal((n, 2, ny, nz))
+    x = np.empty((n, 3, ny, nz))
+    x[:, 0] = base[:, 0] + 0.5 * np.roll(base[:, 0], 1, axis=-1)  # a spanwise-correlated component
+    x[:, 1] = 0.7 * x[:, 0] + 0.3 * base[:, 1]  # correlated with it
+    x[:, 2] = np.cumsum(base[:, 1], axis=1) / 2  # correlated across rows
+    modes = start_modes(np.array_split(x, 7), rank=3 * ny)
+    assert modes.shape == (nz // 2 + 1, 3 * ny, 3 * ny) and modes.dtype == torch.complex64
+
+    class Fake:  # the handle's drawing method on these modes
+        pass
+
+    h = Fake()
+    h.start_modes, h.nz, h.ny, h.device = modes, nz, ny, "cpu"
+    draw = ConditionalHandle._gaussian_start(h, 8000, np.random.default_rng(1)).numpy().astype(np.float64)
+
+    def cov(a):
+        c = np.fft.rfft(a, axis=-1).reshape(a.shape[0], 3 * ny, -1)
+        return np.einsum("nik,njk->kij", c, c.conj()) / a.shape[0]
+
+    want, got = cov(x), cov(draw)
+    scale = np.abs(want).max()
+    assert np.abs(got - want).max() < 0.08 * scale, np.abs(got - want).max() / scale
+    assert abs(draw.var() / x.var() - 1) < 0.03
+    low = start_modes([x], rank=4)
+    assert low.shape[-1] == 4
+    assert 0.5 < float((low.abs() ** 2).sum() / (modes.abs() ** 2).sum()) < 1.0
+    with pytest.raises(ValueError, match="at least one plane"):
+        start_modes([])
+
+
+def test_rollout_starts_from_stored_modes(tmp_path):
+    """With start modes in the checkpoint the default start has the data's energy (not
+    START_NOISE's); malformed modes are a CheckpointError."""
+    from cfdseed.checkpoint import read_checkpoint, save_checkpoint
+    from cfdseed.conditional import START_NOISE, start_modes
+
+    p = tiny_conditional(tmp_path / "c.pt")
+    ck = read_checkpoint(p)
+    ny, nz = ck["grid"]["ny"], ck["grid"]["nz"]
+    rng = np.random.default_rng(0)
+    ck["start_modes"] = start_modes([rng.standard_normal((500, 3, ny, nz))], rank=3 * ny)
+    save_checkpoint(tmp_path / "m.pt", ck)
+    h = load_generator(tmp_path / "m.pt", device="cpu")
+    assert h.start_modes is not None
+    old = load_generator(p, device="cpu")
+    assert old.start_modes is None
+
+    class Identity(torch.nn.Module):
+        def forward(self, prev, z):
+            return prev
+
+    for handle, energy in ((h, 1.0), (old, START_NOISE**2)):
+        handle.module = Identity()
+        x = (torch.as_tensor(handle.rollout(1, chains=64, rng=2, burn_in=0)[:, 0]) - handle._mean) / handle._std
+        assert abs(float(x.pow(2).mean()) / energy - 1) < 0.1
+    ck["start_modes"] = torch.zeros(3, 4, 2, dtype=torch.complex64)
+    save_checkpoint(tmp_path / "bad.pt", ck)
+    with pytest.raises(CheckpointError, match="start_modes must be complex"):
+        load_generator(tmp_path / "bad.pt", device="cpu")

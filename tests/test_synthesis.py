@@ -403,6 +403,44 @@ def test_x_construction_must_fit_the_model(model, cond_model):
     assert info.x_construction == "latent" and info.steps == 0
 
 
+def test_rollout_anchor_holds_a_runaway_model(cond_model):
+    """``anchor="auto"`` is the module's rate for a rollout (recorded in the info); a model whose
+    energy grows step by step fills the box with overflowing planes alone and stays near the data's
+    energy anchored; an explicit rate with a latent path, or an out-of-range rate, is an error."""
+    from cfdseed.model import load_generator
+    from cfdseed.synthesis import ROLLOUT_ANCHOR
+
+    g = Grid((12, 15, 10), (4.0, 2.0, 3.0))
+    h = load_generator(cond_model, device="cpu")
+    raw = dict(no_slip=False, divergence_free=False, calibrate=None, device="cpu", max_ratio=1e12)
+    f, info = synthesise(h, g, np.random.default_rng(0), **raw)
+    assert info.anchor == ROLLOUT_ANCHOR
+    _, free = synthesise(h, g, np.random.default_rng(0), anchor=None, **raw)
+    assert free.anchor is None
+
+    class Growing(torch.nn.Module):
+        def forward(self, prev, z):
+            return 1.1 * prev + 0.1 * z[:, :1, None, None]
+
+    h.module = Growing()
+    with np.errstate(all="ignore"):
+        wild, _ = synthesise(h, g, np.random.default_rng(0), anchor=None, **raw)
+    held, _ = synthesise(h, g, np.random.default_rng(0), **raw)
+    rms = lambda a: float(np.sqrt(((a - a.mean(axis=(1, 3), keepdims=True)) ** 2).mean()))  # noqa: E731
+    assert rms(wild) > 1e3 * rms(f)
+    assert 0.3 < rms(held) / rms(f) < 3.0
+    with pytest.raises(ValueError, match="anchor must be 'auto', None or a rate"):
+        synthesise(cond_model, g, np.random.default_rng(0), device="cpu", anchor=1.5)
+
+
+def test_anchor_needs_a_rollout(model):
+    g = Grid((8, 11, 8), (4.0, 2.0, 3.0))
+    _, info = synthesise(model, g, np.random.default_rng(0), device="cpu")
+    assert info.anchor is None
+    with pytest.raises(ValueError, match="applies to x_construction='rollout'"):
+        synthesise(model, g, np.random.default_rng(0), device="cpu", anchor=0.05)
+
+
 def test_close_ring_is_seam_free_and_keeps_variance():
     """A chain of independent smooth segments: the ring joins its end to its start without a jump."""
     from cfdseed.synthesis import close_ring

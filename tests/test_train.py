@@ -97,11 +97,37 @@ def test_batch_statistics_match_numpy_and_physics_loss():
     assert physics_loss(xt, 2 * xt).item() > 0.1
 
 
+def test_spectrum_loss_sees_small_scale_excess():
+    """Log spectra: zero for a shifted copy, the same for x2 energy at any wavenumber (so a tiny
+    excess in the last bin counts like a large one in the first), and a floor for empty bins."""
+    from cfdseed.train import SPECTRUM_FLOOR, spectrum_loss
+
+    rng = np.random.default_rng(2)
+    nz = 16
+    smooth = np.fft.irfft(np.fft.rfft(rng.standard_normal((64, 3, 5, nz)), axis=-1)
+                          * np.exp(-np.arange(nz // 2 + 1) / 3.0), n=nz, axis=-1)  # a red spectrum
+    x = torch.from_numpy(smooth)
+    assert spectrum_loss(x, torch.roll(x, 5, dims=-1)).item() < 1e-20
+    coef = np.fft.rfft(smooth, axis=-1)
+
+    def boosted(k):
+        c = coef.copy()
+        c[..., k] *= np.sqrt(2.0)
+        return torch.from_numpy(np.fft.irfft(c, n=nz, axis=-1))
+
+    lo, hi = spectrum_loss(x, boosted(1)).item(), spectrum_loss(x, boosted(nz // 2 - 1)).item()
+    assert lo > 0 and hi > 0.5 * lo  # the linear spectra weigh them by the spectrum (e^-4 apart)
+    assert physics_loss(x, boosted(nz // 2 - 1)).item() < 1e-3 * physics_loss(x, boosted(1)).item()
+    # an empty real bin: bounded by the floor, not log(0)
+    flat = torch.from_numpy(np.fft.irfft(coef * (np.arange(nz // 2 + 1) < 4), n=nz, axis=-1))
+    assert np.isfinite(spectrum_loss(flat, x).item()) and SPECTRUM_FLOOR > 0
+
+
 def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     res = train(tiny_config(dataset, tmp_path / "run", "train.physics_weight=1.0", "log.plot=true",
-                            "data.augment_wall=true"))
+                            "data.augment_wall=true", "train.spectrum_weight=0.5"))
     assert res.iteration == 4 and not res.interrupted
-    assert all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0
+    assert all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0 and res.last["spectrum"] > 0
     run = tmp_path / "run"
     for name in ("ckpt.pt", "model.pt", "config.toml", "log.csv", "losses.png"):
         assert (run / name).is_file(), name
@@ -385,8 +411,9 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     from cfdseed.conditional import ConditionalHandle
 
     res = train(cond_config(planes, tmp_path / "run", "train.physics_weight=1.0", "log.eval_every=2",
-                            "log.eval_samples=6"))
+                            "log.eval_samples=6", "train.spectrum_weight=0.5", "train.unroll=2"))
     assert res.iteration == 4 and all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0
+    assert res.last["spectrum"] > 0
     run = tmp_path / "run"
     ck = read_checkpoint(run / "model.pt")
     assert ck["format_version"] == 3 and ck["arch"]["kind"] == "conditional"
@@ -394,6 +421,8 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     assert ck["metadata"]["pairs"] == 48 and ck["metadata"]["wrap"] is True
     h = load_generator(run / "model.pt", device="cpu")
     assert isinstance(h, ConditionalHandle) and h.statistics is not None
+    # the rollout's Gaussian start: the training planes' in-plane statistics (nz // 2 + 1, 3 ny, rank)
+    assert h.start_modes is not None and tuple(h.start_modes.shape) == (5, 27, 16)
     nxt = h.step(h.sample(3, seed=0), seed=1)
     assert nxt.shape == (3, 3, 9, 8) and np.all(np.isfinite(nxt))
     # validation: slice metrics of the next planes plus the one-step correlation errors; best.pt by combined
@@ -426,6 +455,8 @@ def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_pat
         assert torch.equal(g1[k], g2[k]), k
     for k in c1:
         assert torch.equal(c1[k], c2[k]), k
+    m1, m2 = (read_checkpoint(tmp_path / r / "model.pt")["start_modes"] for r in ("full", "cut"))
+    assert torch.equal(m1, m2)
     with pytest.raises(ConfigError, match="model.kind: 'conditional' -> 'plane'"):  # a plane config cannot resume it
         train(tiny_config(planes, tmp_path / "cut", "train.iterations=5", *extra[:2]), resume=True)
 

@@ -30,7 +30,9 @@ def gan(**options: Any) -> Source:
     (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
     ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
     Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
-    wider than a slice get independent cross-faded tiles; "periodic": copies of one slice).
+    wider than a slice get independent cross-faded tiles; "periodic": copies of one slice),
+    ``calibrate`` ("model": the training data's stresses), ``x_construction`` (None: the model's,
+    "latent" or "rollout"), ``anchor`` ("auto": 0.05 per step for a rollout).
 
     Raises
     ------
