@@ -17,13 +17,15 @@ so a run survives a move to a fresh machine through what is committed. The worki
 (all x planes every ``slices_every`` steps: the v2 model's training data); a run continues from
 its newest working checkpoint when that is at least as new as ``state.npz``, else from
 ``state.npz``. Creating ``runs/campaign/<id>/STOP`` ends the running chunk gracefully (exported
-like any other chunk).
+like any other chunk); ``runs/campaign/STOP`` ends ``run --all`` after the running chunk.
 
 Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
 ``PY=.venv-dedalus/bin/python``, ``OMP_NUM_THREADS=1`` and, as root,
 ``OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1``)::
 
     $MPI $PY benchmarks/transient.py campaign run [--max-wall S] [--run ID]   # next pending run
+    $MPI $PY benchmarks/transient.py campaign run --all   # every pending run in turn (stop: touch WORK/STOP)
+    $PY benchmarks/transient.py campaign register --members N [--ics trig plug control]   # a blinded tier
     $PY benchmarks/transient.py campaign status                              # done/running/pending
 """
 
@@ -322,7 +324,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
         prog = comm.bcast(run_agreed(comm, export), root=0)
         if summary["stopped"] != "duration":
             break
-        if comm.bcast(comm.rank == 0 and (work / STOP_FILE).exists(), root=0):
+        if comm.bcast(comm.rank == 0 and (work / STOP_FILE).exists(), root=0) or _stop_all(work_root):
             break
     if comm.rank == 0 and (work / "RUNNING").exists():
         (work / "RUNNING").unlink()
@@ -380,6 +382,78 @@ def _power(campaign: Path, reference_json: Path) -> int:
     return 0
 
 
+#: Settings every IC run shares (the reference's case; no slices, no snapshots).
+IC_RUN = dict(kind="ic", chunk=4.0, series_every=20, checkpoint_every=2000, profile_bin=0.5)
+
+
+def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members: int,
+             seed: int) -> dict[str, str]:
+    """Append a tier's IC ensembles to the plan, blinded; returns the new key ``{group: IC name}``.
+
+    ``ics`` maps an IC name to its ``ic`` entry (``source``/``options`` or, for controls,
+    ``states``: a list of state files, one a member). Every run gets an opaque id and its
+    ensemble an opaque group label (drawn with ``seed``); the runs are ordered member by member,
+    shuffled within a member, so a tier stopped part-way leaves ensembles of equal size. The key
+    (group -> IC name, tier) is merged into ``key.json``, which the analysis reads only to join
+    names to finished onsets (``campaign_report.join``).
+    """
+    plan_path, key_path = campaign / "plan.json", campaign / "key.json"
+    plan = json.loads(plan_path.read_text())
+    ref = next(r for r in plan["runs"] if r["kind"] == "reference")
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    seeds = protocol["member_seeds"][:members]
+    if len(seeds) < members:
+        raise SystemExit(f"the protocol lists {len(protocol['member_seeds'])} member seeds, not {members}")
+    key = json.loads(key_path.read_text()) if key_path.exists() else {}
+    if any(v["tier"] == tier and v["ic"] in ics for v in key.values()):
+        raise SystemExit(f"tier {tier!r} already registers some of {sorted(ics)}: an ensemble is run once")
+    rng = np.random.default_rng(seed)
+    taken = {r["id"] for r in plan["runs"]} | set(key)
+    def label(prefix: str) -> str:
+        while (s := prefix + "".join(rng.choice(list("0123456789abcdef"), 6))) in taken:
+            pass
+        taken.add(s)
+        return s
+    groups = {name: label("g") for name in ics}
+    new = []
+    for m, member_seed in enumerate(seeds):
+        batch = []
+        for name, ic in ics.items():
+            entry = {k: v for k, v in ic.items() if k != "states"}
+            if "states" in ic:
+                if len(ic["states"]) < members:
+                    raise SystemExit(f"{name}: {len(ic['states'])} states for {members} members")
+                entry["state"] = ic["states"][m]
+            entry["seed"] = member_seed
+            batch.append(dict(id=label("r"), group=groups[name], tier=tier, horizon=protocol["horizon"],
+                              spec=ref["spec"], ic=entry, **IC_RUN))
+        new += [batch[j] for j in rng.permutation(len(batch))]
+    plan["runs"] += new
+    plan_path.write_text(json.dumps(plan, indent=1) + "\n")
+    key.update({g: dict(ic=name, tier=tier, members=members) for name, g in groups.items()})
+    key_path.write_text(json.dumps(key, indent=1) + "\n")
+    return {g: name for name, g in groups.items()}
+
+
+def confirmatory_ics(campaign: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The protocol's confirmatory ICs ``names`` as plan ``ic`` entries (controls: the reference's
+    snapshots in time order)."""
+    protocol = json.loads((campaign / "protocol.json").read_text())["confirmatory_ics"]
+    out = {}
+    for name in names:
+        if name not in protocol:
+            raise SystemExit(f"{name!r} is not a confirmatory IC of the protocol ({', '.join(protocol)})")
+        if name == "gan":
+            raise SystemExit("the GAN ensemble is registered with its model's sha256 in its own amendment")
+        ic = protocol[name]
+        if "states" in ic:
+            snaps = sorted((campaign / "ref" / "snapshots").glob("t*.npz"))
+            out[name] = dict(states=[str(p.relative_to(ROOT)) for p in snaps])
+        else:
+            out[name] = dict(source=ic["source"], options=dict(ic["options"]))
+    return out
+
+
 def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
     """The first planned run that is not done."""
     for run in read_plan(campaign):
@@ -390,8 +464,13 @@ def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("run", "status", "reference", "power"))
+    p.add_argument("action", choices=("run", "status", "reference", "power", "register"))
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
+    p.add_argument("--all", action="store_true",
+                   help="run: go on with the next pending run until none is left or WORK/STOP exists")
+    p.add_argument("--tier", default="confirmatory", help="register: the tier's name")
+    p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: confirmatory ICs")
+    p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
     p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
@@ -406,18 +485,40 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         return _reference(campaign, Path(args.results))
     if args.action == "power":
         return _power(campaign, Path(args.results))
+    if args.action == "register":
+        if args.members is None:
+            raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")
+        seed = json.loads((campaign / "protocol.json").read_text())["seed"] + 2
+        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics), args.members, seed)
+        print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runs = {r["id"]: r for r in read_plan(campaign)}
     if args.run is not None and args.run not in runs:
         raise SystemExit(f"unknown run {args.run!r}; the plan has {', '.join(runs)}")
-    run = runs[args.run] if args.run else next_run(campaign)
-    if run is None:
-        print("campaign: every planned run is done")
-        return 0
-    (campaign / run["id"]).mkdir(parents=True, exist_ok=True)
-    prog = run_chunks(run, campaign=campaign, work_root=work, max_wall=args.max_wall, commit=commit)
-    print(f"campaign {run['id']}: t = {prog['t']:.2f} / {run['horizon']} h/u_tau, {len(prog['chunks'])} chunks")
-    return 0
+    wall0 = time.time()
+    while True:
+        run = runs[args.run] if args.run else next_run(campaign)
+        if run is None:
+            print("campaign: every planned run is done")
+            return 0
+        (campaign / run["id"]).mkdir(parents=True, exist_ok=True)
+        prog = run_chunks(run, campaign=campaign, work_root=work, max_wall=args.max_wall - (time.time() - wall0),
+                          commit=commit)
+        print(f"campaign {run['id']}: t = {prog['t']:.2f} / {run['horizon']} h/u_tau, {len(prog['chunks'])} chunks")
+        if not args.all or args.run or not is_done(run, prog) or _stop_all(work):
+            return 0
+
+
+def _stop_all(work: Path) -> bool:
+    """Collective: ``WORK/STOP`` (``--all``'s graceful stop) exists on rank 0; consumed."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    stop = comm.bcast(comm.rank == 0 and (work / "STOP").exists(), root=0)
+    if stop and comm.rank == 0:
+        (work / "STOP").unlink()
+    return stop
 
 
 if __name__ == "__main__":

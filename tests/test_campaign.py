@@ -190,3 +190,41 @@ def test_power_template_and_rule(cp, cr):
 def test_bin_profiles_of_an_empty_chunk_keep_their_shape(cp):
     b = cp.bin_profiles(np.zeros(0), {"U": np.zeros((0, 4))}, 0.0, 0.5)
     assert b["U"].shape == (0, 4) and b["t"].shape == (0,) and b["n"].shape == (0,)
+
+
+def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
+    """Opaque run ids and group labels, member-major order (a tier stopped part-way leaves equal
+    ensembles), controls one state a member, the key apart; an ensemble is registered once."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    ref = dict(id="ref", kind="reference", horizon=240.0, spec={"shape": [4, 5, 4]})
+    (camp / "plan.json").write_text(json.dumps({"about": "x", "runs": [ref]}))
+    (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103, 104]}))
+    ics = {"trig": dict(source="trig", options={"bulk": 15.7}), "plug": dict(source="plug", options={"bulk": 15.7}),
+           "control": dict(states=[f"s{j}.npz" for j in range(5)])}
+    key = cp.register(camp, "confirmatory", ics, 3, seed=7)
+    assert sorted(key.values()) == ["control", "plug", "trig"]
+    runs = cp.read_plan(camp)[1:]
+    assert len(runs) == 9 and all(r["kind"] == "ic" and r["horizon"] == 32.0 and r["spec"] == ref["spec"] for r in runs)
+    for m, seed in enumerate((101, 102, 103)):  # member by member
+        block = runs[3 * m : 3 * m + 3]
+        assert {r["group"] for r in block} == set(key) and {r["ic"]["seed"] for r in block} == {seed}
+    for r in runs:  # nothing in a run names its IC but the ic entry itself
+        assert not any(name in r["id"] or name in r["group"] for name in ics)
+    controls = [r["ic"]["state"] for r in runs if key[r["group"]] == "control"]
+    assert controls == ["s0.npz", "s1.npz", "s2.npz"]
+    stored = json.loads((camp / "key.json").read_text())
+    assert {g: v["ic"] for g, v in stored.items()} == key
+    with pytest.raises(SystemExit, match="run once"):
+        cp.register(camp, "confirmatory", {"trig": ics["trig"]}, 3, seed=8)
+    with pytest.raises(SystemExit, match="4 member seeds"):
+        cp.register(camp, "fair", {"sem": dict(source="sem")}, 6, seed=8)
+
+
+def test_confirmatory_ics_from_the_protocol(cp):
+    ics = cp.confirmatory_ics(cp.CAMPAIGN, ["trig", "plug", "control"])
+    assert ics["trig"] == {"source": "trig", "options": {"bulk": 15.7}}
+    assert all(s.startswith("benchmarks/campaign/ref/snapshots/t") for s in ics["control"]["states"])
+    assert ics["control"]["states"] == sorted(ics["control"]["states"])
+    with pytest.raises(SystemExit, match="its own amendment"):
+        cp.confirmatory_ics(cp.CAMPAIGN, ["gan"])

@@ -132,3 +132,30 @@ def test_a_phase_randomised_baseline_starts_from_the_same_state(cp, where):
     # same one-point content (the bulk kept: phases do not touch the plane mean), other structures
     assert abs(s["bulk"][0] - c["bulk"][0]) < 1e-6 * abs(c["bulk"][0])
     assert s["probe_u"][0] != c["probe_u"][0]
+
+
+def test_run_all_goes_through_the_pending_runs_until_a_global_stop(cp, where):
+    """``run --all`` runs every pending run in one call; WORK/STOP ends it after the running chunk
+    (consumed, so the next call goes on)."""
+    def ic_run(rid, horizon):
+        r = dict(RUN, id=rid, kind="ic", horizon=horizon, chunk=0.002, slices_every=0)
+        r.pop("snapshots")
+        return r
+
+    edit_plan(where, lambda runs: (runs.clear(), runs.extend([ic_run("a1", 0.002), ic_run("a2", 0.002)])))
+    campaign_all = ["run", "--all", "--campaign", str(where / "c"), "--work", str(where / "w")]
+    assert cp.main(campaign_all) == 0
+    comm.Barrier()
+    for rid in ("a1", "a2"):
+        assert json.loads((where / "c" / rid / "run.json").read_text())["t"] >= 0.002 - 1e-9
+    edit_plan(where, lambda runs: runs.extend([ic_run("a3", 0.004), ic_run("a4", 0.002)]))
+    if comm.rank == 0:
+        (where / "w" / "STOP").write_text("")
+    comm.Barrier()
+    assert cp.main(campaign_all) == 0
+    comm.Barrier()
+    assert len(json.loads((where / "c" / "a3" / "run.json").read_text())["chunks"]) == 1  # stopped after one
+    assert not (where / "c" / "a4").exists() and not (where / "w" / "STOP").exists()
+    assert cp.main(campaign_all) == 0
+    comm.Barrier()
+    assert json.loads((where / "c" / "a4" / "run.json").read_text())["t"] >= 0.002 - 1e-9
