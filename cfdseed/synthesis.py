@@ -362,9 +362,10 @@ def close_ring(planes: np.ndarray, n: int) -> np.ndarray:
 
     The last ``n_ov`` planes (the chain's continuation past plane ``n - 1``) are cross-faded into
     the first ``n_ov``: weight ``a_j = cos^2(pi (j + 1/2) / (2 n_ov))`` for the continuation,
-    ``1 - a_j`` for the plane itself; deviations from the mean profile (over planes and z) are
-    divided by ``sqrt(a_j^2 + (1 - a_j)^2)`` (variance kept for independent parts). ``n_ov = 0``
-    returns the first ``n`` planes.
+    ``1 - a_j`` for the plane itself; per overlap plane and component, deviations from the mean
+    profile (over planes and z) are scaled so that their mean square is the mean of the two
+    planes' -- ``sqrt(a_j^2 + (1 - a_j)^2)`` for independent parts, nearer 1 for correlated ones
+    (a chain that decorrelates slowly over the box). ``n_ov = 0`` returns the first ``n`` planes.
     """
     m = planes.shape[0]
     if not 1 <= n <= m or m - n > n:
@@ -377,7 +378,11 @@ def close_ring(planes: np.ndarray, n: int) -> np.ndarray:
     a = a.reshape(-1, *([1] * (planes.ndim - 1)))
     mean = out.mean(axis=(0, -1), keepdims=True)  # (1, 3, ny, 1)
     head, tail = out[:n_ov] - mean, np.asarray(planes[n:], dtype=np.float64) - mean
-    out[:n_ov] = mean + (a * tail + (1.0 - a) * head) / np.sqrt(a**2 + (1.0 - a) ** 2)
+    mixed = a * tail + (1.0 - a) * head
+    axes = tuple(range(2, planes.ndim))  # per overlap plane and component
+    want = 0.5 * ((head**2).mean(axis=axes, keepdims=True) + (tail**2).mean(axis=axes, keepdims=True))
+    have = (mixed**2).mean(axis=axes, keepdims=True)
+    out[:n_ov] = mean + mixed * np.sqrt(want / np.maximum(have, 1e-300))
     return out
 
 
