@@ -9,7 +9,10 @@ snapshot times, the trainer's ``split = "last"`` part), every checkpoint rolls e
 ``steps`` times (fixed latents, seed 1; :meth:`cfdseed.conditional.ConditionalHandle.rollout` from
 ``start`` = the planes, keeping the last plane) and the volume-averaged TKE of the planes reached
 is divided by the real planes' (1: no drift; 31 steps of the campaign's plane spacing are the
-synthesis burn-in, 6 half-heights). Writes
+synthesis burn-in, 6 half-heights). It also measures how fast a chain forgets: the correlation
+per component between planes ``lag`` steps apart (``--lags``; over y, z and pairs) of 16 chains
+as the synthesis runs them (default start, burn-in, ``--anchor``; seed 1), against the same
+correlation in the validation snapshots' x-planes (each snapshot a periodic ring). Writes
 ``benchmarks/results/v2_drift.json`` (``--out``) and prints one line per checkpoint.
 """
 
@@ -50,6 +53,35 @@ def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int],
     return out
 
 
+def _lag_corr(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """Correlation per component of fluctuations ``a``, ``b`` ``(..., 3, ny, nz)`` (axis -3)."""
+    axes = tuple(i for i in range(a.ndim) if i != a.ndim - 3)
+    return ((a * b).sum(axis=axes) / np.sqrt((a * a).sum(axis=axes) * (b * b).sum(axis=axes))).tolist()
+
+
+def data_lag_correlations(path: str, lags: list[int]) -> dict[str, list[float]]:
+    """Plane-to-plane correlations at ``lags`` in the last 20 % of the file's snapshots (periodic rings)."""
+    with h5py.File(path) as f:
+        t = f["t"][:]
+        times = np.unique(t)
+        late = times[times >= times.min() + 0.8 * (times.max() - times.min())]
+        idx = np.flatnonzero(np.isin(t, late))
+        fields, x = f["fields"][idx[0] : idx[-1] + 1].astype(np.float64), f["x"][idx[0] : idx[-1] + 1]
+    nx = np.unique(x).size
+    rings = fields.reshape(-1, nx, *fields.shape[1:])[:, np.argsort(x[:nx])]  # (snapshots, nx, 3, ny, nz)
+    fl = rings - rings.mean(axis=(0, 1, 4), keepdims=True)
+    return {str(k): _lag_corr(fl, np.roll(fl, k, axis=1)) for k in lags}
+
+
+def chain_lag_correlations(ckpt: str, lags: list[int], anchor: float | None) -> dict[str, list[float]]:
+    """The same correlations along 16 chains of the synthesis's rollout (default start and burn-in)."""
+    from cfdseed.model import load_generator
+
+    c = load_generator(ckpt, device="cpu").rollout(2 * max(lags), chains=16, rng=1, anchor=anchor).astype(np.float64)
+    fl = c - c.mean(axis=(0, 1, 4), keepdims=True)
+    return {str(k): _lag_corr(fl[:, :-k], fl[:, k:]) for k in lags}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="LABEL=PATH of conditional checkpoints")
@@ -57,6 +89,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[31, 62, 124])
     ap.add_argument("--planes", type=int, default=128)
     ap.add_argument("--anchor", type=float, default=None, help="rollout anchor rate (ConditionalHandle.rollout)")
+    ap.add_argument("--lags", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     planes, y = validation_planes(args.data, args.planes)
@@ -65,10 +98,18 @@ def main() -> None:
         label, _, path = spec.partition("=")
         rows[label] = {"checkpoint": path, "anchor": args.anchor,
                        "tke_ratio": dict(zip(map(str, args.steps), tke_ratios(path, planes, y, args.steps, args.anchor)))}
+        rows[label]["lag_corr"] = chain_lag_correlations(path, args.lags, args.anchor)
         print(f"{label:24s} TKE ratio after " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[label]["tke_ratio"].items())
-              + " steps", flush=True)
+              + " steps; u, v, w correlation at lags " + _lags(rows[label]["lag_corr"]), flush=True)
+    data_corr = data_lag_correlations(args.data, args.lags)
+    print(f"{'data':24s} u, v, w correlation at lags " + _lags(data_corr))
     Path(args.out).write_text(json.dumps({"data": args.data, "planes": args.planes, "steps": args.steps,
-                                          "runs": rows, "how": "benchmarks/v2_drift.py (docstring)"}, indent=1) + "\n")
+                                          "lags": args.lags, "data_lag_corr": data_corr, "runs": rows,
+                                          "how": "benchmarks/v2_drift.py (docstring)"}, indent=1) + "\n")
+
+
+def _lags(corr: dict[str, list[float]]) -> str:
+    return "; ".join(f"{k}: " + "/".join(f"{c:.2f}" for c in v) for k, v in corr.items())
 
 
 if __name__ == "__main__":
