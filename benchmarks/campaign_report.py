@@ -158,12 +158,14 @@ def ensemble_onsets(groups: dict[str, list[tuple[np.ndarray, dict[str, np.ndarra
     return out
 
 
-def join(onsets: dict[str, Any], key: dict[str, str]) -> dict[str, Any]:
-    """IC names attached to the blind results: {ic name: result} (after the analysis)."""
+def join(onsets: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    """IC names attached to the blind results: {ic name: result} (after the analysis). ``key`` maps
+    a group to its IC name, or to ``key.json``'s entry ``{"ic": name, "tier": ..., ...}``."""
     missing = sorted(set(onsets) - set(key))
     if missing:
         raise KeyError(f"groups {missing} have no entry in the key")
-    return {key[g]: dict(v, group=g) for g, v in onsets.items()}
+    name = {g: v["ic"] if isinstance(v, dict) else v for g, v in key.items()}
+    return {name[g]: dict(v, group=g) for g, v in onsets.items()}
 
 
 def write_json(path: Path, obj: Any) -> None:

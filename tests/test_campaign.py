@@ -137,6 +137,7 @@ def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
     assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
     assert len(res["g2"]["per_run"]) == 3
     named = cr.join(res, {"g1": "control", "g2": "trig"})
+    assert cr.join(res, {"g1": {"ic": "control", "tier": "c"}, "g2": {"ic": "trig", "tier": "c"}}) == named
     assert named["trig"]["group"] == "g2"
     with pytest.raises(KeyError, match="g2"):
         cr.join(res, {"g1": "control"})
