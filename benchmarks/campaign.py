@@ -26,6 +26,7 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
     $MPI $PY benchmarks/transient.py campaign run [--max-wall S] [--run ID]   # next pending run
     $MPI $PY benchmarks/transient.py campaign run --all   # every pending run in turn (stop: touch WORK/STOP)
     $PY benchmarks/transient.py campaign register --members N [--ics trig plug control]   # a blinded tier
+    $PY benchmarks/transient.py campaign analyse [--unblind]   # onsets per opaque group (names: --unblind)
     $PY benchmarks/transient.py campaign status                              # done/running/pending
 """
 
@@ -454,6 +455,63 @@ def confirmatory_ics(campaign: Path, names: list[str]) -> dict[str, dict[str, An
     return out
 
 
+def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Onsets of the IC ensembles by the protocol's rule, on opaque groups (``campaign analyse``).
+
+    Per-run onsets (band constant k_1) for every finished IC run; the ensemble onset with its
+    bootstrap interval for every group whose registered members have all finished (k_N exists for
+    the protocol's candidate sizes only); a member that failed (blew up) makes its ensemble
+    censored. ``key`` (``key.json``): the IC names are joined to the finished results (unblinding).
+    """
+    report = _report_module()
+    protocol = report.read_protocol(campaign)
+    stats = json.loads(reference_json.read_text())
+    if not stats.get("complete") or not stats.get("k"):
+        raise SystemExit(f"{reference_json}: the reference is not complete; no rule to judge by yet")
+    k = stats["k"]
+    ref_run, ref_series = _reference_run(campaign)
+    ref = report.reference(protocol, ref_run, ref_series)
+    horizon, ms = protocol["horizon"], protocol["min_steady"]
+    members: dict[str, list[Any]] = {}
+    registered: dict[str, int] = {}
+    failed: dict[str, list[str]] = {}
+    per_run: dict[str, Any] = {}
+    for run in read_plan(campaign):
+        if run["kind"] != "ic":
+            continue
+        g = run["group"]
+        registered[g] = registered.get(g, 0) + 1
+        prog = progress(campaign, run)
+        if not is_done(run, prog):
+            continue
+        if prog.get("failed"):
+            failed.setdefault(g, []).append(run["id"])
+            per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
+            continue
+        series, _ = read_chunks(campaign, run["id"])
+        member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run)))
+        members.setdefault(g, []).append(member)
+        r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
+        per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
+                              "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
+    complete = {g: m for g, m in members.items() if len(m) + len(failed.get(g, [])) == registered[g] and g not in failed}
+    rng = np.random.default_rng(protocol["seed"] + 3)
+    ensembles = report.ensemble_onsets(complete, ref, k, protocol, rng) if complete else {}
+    for g in failed:
+        if len(members.get(g, [])) + len(failed[g]) == registered[g]:
+            ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
+                            "reason": f"member(s) {', '.join(failed[g])} failed"}
+    out = {"groups": {g: {"registered": n, "finished": len(members.get(g, [])) + len(failed.get(g, []))}
+                      for g, n in sorted(registered.items())},
+           "ensembles": ensembles, "per_run": per_run, "k": k,
+           "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
+    if key is not None:
+        named = {g: (v["ic"] if isinstance(v, dict) else v) for g, v in key.items()}
+        out["named"] = report.join(ensembles, key) if ensembles else {}
+        out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
+    return out
+
+
 def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
     """The first planned run that is not done."""
     for run in read_plan(campaign):
@@ -464,10 +522,11 @@ def next_run(campaign: Path = CAMPAIGN) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("run", "status", "reference", "power", "register"))
+    p.add_argument("action", choices=("run", "status", "reference", "power", "register", "analyse"))
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
+    p.add_argument("--unblind", action="store_true", help="analyse: join the IC names from key.json")
     p.add_argument("--tier", default="confirmatory", help="register: the tier's name")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: confirmatory ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
@@ -485,6 +544,18 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         return _reference(campaign, Path(args.results))
     if args.action == "power":
         return _power(campaign, Path(args.results))
+    if args.action == "analyse":
+        key = json.loads((campaign / "key.json").read_text()) if args.unblind else None
+        res = analyse(campaign, Path(args.results), key)
+        dest = Path(args.results).with_name("campaign_onsets_named.json" if args.unblind else "campaign_onsets.json")
+        _report_module().write_json(dest, res)
+        for g, e in sorted(res["ensembles"].items()):
+            name = f" ({res['named'] and next(n for n, v in res['named'].items() if v['group'] == g)})" if args.unblind else ""
+            onset = "censored" if e["censored"] else f"{e['onset_time']:.2f} h/u_tau"
+            print(f"{g}{name}: {e['members']} members, onset {onset}, 95 % interval {e.get('onset_ci95')}")
+        print(f"{sum(v['finished'] for v in res['groups'].values())} of "
+              f"{sum(v['registered'] for v in res['groups'].values())} IC runs finished; written: {dest}")
+        return 0
     if args.action == "register":
         if args.members is None:
             raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")

@@ -229,3 +229,44 @@ def test_confirmatory_ics_from_the_protocol(cp):
     assert ics["control"]["states"] == sorted(ics["control"]["states"])
     with pytest.raises(SystemExit, match="its own amendment"):
         cp.confirmatory_ics(cp.CAMPAIGN, ["gan"])
+
+
+def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path):
+    """A synthetic campaign: reference + two registered groups of 3; a group is judged once all its
+    members finished, the per-run onsets as runs finish; names only with the key."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
+                    members_candidates=[3], bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
+    (camp / "protocol.json").write_text(json.dumps(protocol))
+    spec = dict(lengths=[3.14, 2.0, 1.57])
+    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=spec)
+    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    rng = np.random.default_rng(7)
+
+    def commit_run(rid, horizon, series):
+        (camp / rid).mkdir()
+        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
+                                                             wall_s=1.0, cpu_s=2.0)))
+
+    commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
+    results = tmp_path / "reference.json"
+    cr.write_json(results, cr.reference_statistics(protocol, ref, cp.read_chunks(camp, "ref")[0]))
+    key = cp.register(camp, "confirmatory", {"control": dict(source="a"), "late": dict(source="b")}, 3, seed=1)
+    runs = cp.read_plan(camp)[1:]
+    late = next(g for g, n in key.items() if n == "late")
+    for r in runs[:5]:  # one run of the last member still to go
+        off = (lambda t: np.where(t < 4.0, 2.0, 0.0)) if r["group"] == late else 0.0
+        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=off)[1])
+    res = cp.analyse(camp, results)
+    assert len(res["per_run"]) == 5 and "named" not in res
+    unfinished = runs[5]["group"]
+    assert set(res["ensembles"]) == set(key) - {unfinished}  # judged once complete
+    assert res["groups"][unfinished] == {"registered": 3, "finished": 2}
+    commit_run(runs[5]["id"], 8.0, _run_series(rng, 8.0, offset=(lambda t: np.where(t < 4.0, 2.0, 0.0))
+                                               if runs[5]["group"] == late else 0.0)[1])
+    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
+    named = res["named"]
+    assert named["control"]["onset_time"] < 2.0 and named["late"]["onset_time"] > 4.0
+    assert {v["ic"] for v in res["per_run_named"].values()} == {"control", "late"}
