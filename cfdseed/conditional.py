@@ -210,6 +210,9 @@ class CondGenerator(nn.Module):
         self.film = nn.ModuleList(_Film(d, ch[k]) for k in range(levels))
         self.refine = nn.ModuleList(_PeriodicConv(ch[k], ch[k]) for k in range(levels))
         self.out = _PeriodicConv(ch[0], 3)
+        #: ``memory`` architectures: the skip's factor per component and row, ``next = m * prev + out``
+        #: (1 here: the plain residual; the trainer sets it to the data's one-step correlation)
+        self.memory = nn.Parameter(torch.ones(3, arch["ny"], 1)) if arch.get("memory") else None
         with torch.no_grad():  # a small first increment: training starts near next = prev
             self.out.conv.weight.mul_(0.1)
             self.out.conv.bias.zero_()
@@ -237,7 +240,9 @@ class CondGenerator(nn.Module):
             x = F.leaky_relu(self.film[k](x, g), 0.2)
             x = F.leaky_relu(self.refine[k](x), 0.2)
         out = self.out(x)  # (B, 3, ny, nz)
-        return prev + out if self.residual else out
+        if not self.residual:
+            return out
+        return prev * self.memory + out if self.memory is not None else prev + out
 
 
 class Unrolled(nn.Module):

@@ -59,6 +59,8 @@ class ModelConfig:
     g_channels: list[int] = field(default_factory=list)  # override the preset's generator widths
     c_channels: list[int] = field(default_factory=list)  # override the preset's critic widths
     residual: bool = True  # conditional: next = prev + learned increment (false: next = decoder output)
+    memory: bool = False  # conditional, residual: next = m * prev + increment, m per component and row, learned,
+    #                       starting at the training data's one-step correlation (the data's decorrelation rate)
 
 
 @dataclass

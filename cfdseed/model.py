@@ -81,12 +81,15 @@ def arch_config(
     c_channels: Sequence[int] | None = None,
     residual: bool = True,
     noise_channels: int = NOISE_CHANNELS,
+    memory: bool = False,
 ) -> dict[str, Any]:
     """Validated architecture dict (plain ints/lists/str) from a preset and/or explicit widths.
 
     ``kind="plane"`` takes the :data:`PRESETS`, ``kind="conditional"`` the :data:`COND_PRESETS`
     and two more keys: ``residual`` (the generator outputs ``prev`` plus a learned increment) and
-    ``noise_channels`` (noise maps per level; ``latent_dim`` is then the global latent's size).
+    ``noise_channels`` (noise maps per level; ``latent_dim`` is then the global latent's size);
+    ``memory=True`` (residual only) adds the key ``memory``: the skip becomes a learned factor per
+    component and row, ``next = m * prev + increment`` (:class:`cfdseed.conditional.CondGenerator`).
 
     Raises
     ------
@@ -112,6 +115,8 @@ def arch_config(
     }
     if kind == "conditional":
         arch.update(noise_channels=noise_channels, residual=residual)
+        if memory:
+            arch["memory"] = True
     check_arch(arch)
     return arch
 
@@ -126,13 +131,14 @@ def check_arch(arch: Mapping[str, Any]) -> None:
 
     A plane architecture has the keys ``latent_dim, ny, nz, g_channels, c_channels, norm`` and
     optionally ``kind="plane"``; a conditional one ``kind="conditional"``, the same keys,
-    ``noise_channels`` (positive int) and ``residual`` (bool).
+    ``noise_channels`` (positive int), ``residual`` (bool) and optionally ``memory`` (true, residual only).
     """
     kind = arch_kind(arch)
     if kind not in KINDS:
         raise CheckpointError(f"architecture kind {kind!r} unknown; must be one of {', '.join(KINDS)}")
     keys = _ARCH_KEYS if kind == "plane" else _COND_KEYS
-    if not isinstance(arch, Mapping) or set(arch) - {"kind"} != set(keys) - {"kind"}:
+    optional = {"kind"} | ({"memory"} if kind == "conditional" else set())
+    if not isinstance(arch, Mapping) or set(arch) - optional != set(keys) - {"kind"}:
         got = sorted(arch) if isinstance(arch, Mapping) else type(arch).__name__
         raise CheckpointError(f"{kind} architecture must have keys {', '.join(keys)}; got {got}")
     for k in ("latent_dim", "ny", "nz"):
@@ -151,6 +157,8 @@ def check_arch(arch: Mapping[str, Any]) -> None:
         raise CheckpointError(f"norm {arch['norm']!r} unknown; must be one of {', '.join(NORMS)}")
     if kind == "conditional" and not isinstance(arch["residual"], bool):
         raise CheckpointError(f"architecture residual={arch['residual']!r} must be true or false")
+    if kind == "conditional" and "memory" in arch and (arch["memory"] is not True or arch["residual"] is not True):
+        raise CheckpointError(f"architecture memory={arch['memory']!r} must be true, and only with residual=true")
     if kind == "conditional" and (isinstance(arch["noise_channels"], bool) or not isinstance(arch["noise_channels"], int)
                                   or arch["noise_channels"] < 1):
         raise CheckpointError(f"architecture noise_channels={arch['noise_channels']!r} must be a positive int")

@@ -497,6 +497,18 @@ def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
     return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
 
 
+#: Training pairs (evenly spread) behind a ``memory`` generator's initial skip factors.
+MEMORY_PAIRS = 512
+
+
+def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
+    """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]."""
+    pick = train_idx[np.unique(np.linspace(0, train_idx.size - 1, min(MEMORY_PAIRS, train_idx.size)).astype(np.int64))]
+    pairs = _eval_batch(cfg, data_split.pairs.pairs[pick].ravel()).reshape(pick.size, 2, 3, *stats.mean.shape[1:], -1)
+    prev, nxt = (torch.from_numpy(stats.normalise(pairs[:, j])).double() for j in (0, 1))
+    return step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None]
+
+
 #: Training planes (evenly spread) behind a conditional model's start modes.
 START_PLANES = 4096
 
@@ -639,7 +651,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     preset = _auto_preset(grid["ny"], grid["nz"], m.kind) if m.preset == "auto" else m.preset
     try:
         arch = arch_config(preset, grid["ny"], grid["nz"], kind=m.kind, latent_dim=m.latent_dim, norm=m.norm,
-                           g_channels=m.g_channels or None, c_channels=m.c_channels or None, residual=m.residual)
+                           g_channels=m.g_channels or None, c_channels=m.c_channels or None, residual=m.residual,
+                           memory=m.memory)
     except CheckpointError as exc:
         raise ConfigError(f"[model]: {exc}") from None
     if ck is not None and {"kind": "plane", **ck["arch"]} != arch:
@@ -649,6 +662,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         gen, critic = CondGenerator(arch).to(device), PairCritic(arch).to(device)
     else:
         gen, critic = Generator(arch).to(device), Critic(arch).to(device)
+    if cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
+        with torch.no_grad():
+            gen.memory.copy_(dd.from_root(lambda: _memory_init(cfg, data_split, train_idx, stats)).to(device))
     unroll = t_cfg.unroll if cond else 1
     unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))

@@ -291,3 +291,27 @@ def test_rollout_starts_from_stored_modes(tmp_path):
     save_checkpoint(tmp_path / "bad.pt", ck)
     with pytest.raises(CheckpointError, match="start_modes must be complex"):
         load_generator(tmp_path / "bad.pt", device="cpu")
+
+
+def test_memory_skip_is_a_learned_factor_per_component_and_row():
+    """``memory``: next = m * prev + increment, m (3, ny, 1) a parameter (1 at construction: the
+    plain residual); only with residual; old architectures (no key) load unchanged."""
+    from cfdseed.model import check_arch
+
+    arch = arch_config("cond-tiny", 9, 8, kind="conditional", latent_dim=8, memory=True)
+    assert arch["memory"] is True and "memory" not in arch_config("cond-tiny", 9, 8, kind="conditional")
+    torch.manual_seed(0)
+    g = CondGenerator(arch).double()
+    plain = CondGenerator({k: v for k, v in arch.items() if k != "memory"}).double()
+    plain.load_state_dict({k: v for k, v in g.state_dict().items() if k != "memory"})
+    prev = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    z = torch.randn(2, latent_size(arch), dtype=torch.float64)
+    assert torch.allclose(g(prev, z), plain(prev, z))
+    with torch.no_grad():
+        g.memory.fill_(0.5)
+    assert torch.allclose(g(prev, z) - plain(prev, z), -0.5 * prev)
+    assert g.memory.requires_grad and "memory" in dict(g.named_parameters())
+    with pytest.raises(CheckpointError, match="only with residual=true"):
+        check_arch({**arch, "residual": False})
+    with pytest.raises(CheckpointError, match="memory"):
+        check_arch({**arch, "memory": 1})

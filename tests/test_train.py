@@ -435,9 +435,30 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     assert load_generator(run / "best.pt", device="cpu").kind == "conditional"
 
 
+def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path):
+    """model.memory: the skip factors start at the training pairs' one-step correlation (learned on)."""
+    from cfdseed.pairs import plane_pairs
+    from cfdseed.slices import open_dataset
+    from cfdseed.train import step_correlation
+
+    res = train(cond_config(planes, tmp_path / "m", "model.memory=true", "train.iterations=1", "train.unroll=2"))
+    assert res.iteration == 1
+    m = read_checkpoint(tmp_path / "m" / "model.pt")["generator"]["memory"][..., 0]  # (3, ny)
+    with open_dataset(planes) as ds:
+        pairs = plane_pairs(ds.t, ds.x, lx=np.pi).pairs
+        x = ds.read(np.arange(ds.n))
+    mean, std = x.mean(axis=(0, 3))[:, :, None], x.std(axis=(0, 3))[:, :, None] + 1e-12
+    xn = torch.from_numpy((x - mean) / std)
+    r1 = step_correlation(xn[pairs[:, 0]], xn[pairs[:, 1]]).clamp(0, 1).float()
+    live = r1 > 0.05
+    assert torch.all((m >= -0.01) & (m <= 1.01)) and torch.all(m[live] < 0.999)
+    assert torch.allclose(m[live], r1[live], atol=0.15)  # one Adam step away, a sample of the pairs
+
+
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
-    extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}")
+    extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}",
+             *(("model.memory=true",) if unroll == 3 else ()))
     train(cond_config(planes, tmp_path / "full", *extra))
 
     def ctrl_c(it):
