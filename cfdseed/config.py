@@ -76,6 +76,8 @@ class TrainConfig:
     #                              one-step correlation prev -> next per component and y); 0 = off
     spectrum_weight: float = 0.0  # weight of the log spanwise spectrum loss (train.spectrum_loss; conditional:
     #                               every unrolled step); 0 = off
+    innovation_weight: float = 0.0  # conditional: log spread of next given prev (two draws) against the data's
+    #                                 innovation variance (train.innovation_variance); 0 = off
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
@@ -170,7 +172,7 @@ def validate(cfg: Config) -> None:
         if v <= 0:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
-              "train.spectrum_weight": t.spectrum_weight,
+              "train.spectrum_weight": t.spectrum_weight, "train.innovation_weight": t.innovation_weight,
               "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
               "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():
@@ -186,6 +188,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.kind {m.kind!r} unknown; must be one of {', '.join(KINDS)}")
     if t.unroll != 1 and m.kind != "conditional":
         raise ConfigError(f"train.unroll = {t.unroll} needs model.kind = 'conditional' (a plane model has no steps)")
+    if t.innovation_weight > 0 and m.kind != "conditional":
+        raise ConfigError("train.innovation_weight > 0 needs model.kind = 'conditional' (a spread given prev)")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device

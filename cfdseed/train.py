@@ -62,13 +62,15 @@ from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "step_correlation",
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "innovation_variance",
+           "innovation_loss", "step_correlation",
            "pair_physics_loss",
            "train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
-_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "it_per_s", "time_s"]
+_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "it_per_s",
+               "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -509,6 +511,48 @@ def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: N
     return step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None]
 
 
+#: Training pairs (evenly spread) behind the innovation target (innovation_variance).
+INNOVATION_PAIRS = 4096
+
+
+def innovation_variance(prev: np.ndarray, nxt: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """``(3, ny)``: variance of ``next`` left unexplained by the best linear prediction from the whole
+    ``prev`` plane (pairs ``(n, 3, ny, nz)``, normalised), per component and row.
+
+    Per spanwise wavenumber, ``next_k`` is regressed on all components and rows of ``prev_k``
+    (covariances over the pairs, a ridge of ``ridge`` times the mean variance); the residual
+    covariance's diagonal summed over wavenumbers (real-space normalisation) is the innovation a
+    conditional generator must draw from its noise: a deterministic ``G(prev)`` has none."""
+    n, c, ny, nz = prev.shape
+    p = np.fft.rfft(np.asarray(prev, np.float64), axis=-1).reshape(n, c * ny, -1)
+    q = np.fft.rfft(np.asarray(nxt, np.float64), axis=-1).reshape(n, c * ny, -1)
+    nk = p.shape[-1]
+    out = np.zeros(c * ny)
+    for k in range(nk):
+        a, b = p[:, :, k], q[:, :, k]
+        cpp, cqp, cqq = a.T @ a.conj() / n, b.T @ a.conj() / n, b.T @ b.conj() / n  # E[p p^H], E[q p^H], E[q q^H]
+        reg = ridge * np.real(np.trace(cpp)) / cpp.shape[0] + 1e-300
+        gain = np.linalg.solve(cpp + reg * np.eye(cpp.shape[0]), cqp.conj().T).conj().T  # cqp cpp^-1
+        resid = np.real(np.diag(cqq - gain @ cqp.conj().T))
+        out += (1.0 if k == 0 or (nz % 2 == 0 and k == nk - 1) else 2.0) * np.clip(resid, 0.0, None)
+    return (out / nz**2).reshape(c, ny)
+
+
+def innovation_loss(fake: torch.Tensor, twin: torch.Tensor, target: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """Mean squared log ratio of the generated spread of ``next`` given ``prev`` -- half the mean
+    square of two draws' difference for the same ``prev``, per component and row -- to the data's
+    innovation variance ``target`` ``(3, ny, 1)`` (:func:`innovation_variance`), floored at ``floor``."""
+    spread = 0.5 * (fake - twin).pow(2).mean(dim=(0, 3))[..., None]  # (3, ny, 1)
+    return (torch.log(spread + floor) - torch.log(target + floor)).pow(2).mean()
+
+
+def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
+    pick = train_idx[np.unique(np.linspace(0, train_idx.size - 1, min(INNOVATION_PAIRS, train_idx.size)).astype(np.int64))]
+    pairs = _eval_batch(cfg, data_split.pairs.pairs[pick].ravel()).reshape(pick.size, 2, 3, *stats.mean.shape[1:], -1)
+    return torch.as_tensor(innovation_variance(stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])),
+                           dtype=torch.float32)[..., None]
+
+
 #: Training planes (evenly spread) behind a conditional model's start modes.
 START_PLANES = 4096
 
@@ -665,6 +709,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     if cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
         with torch.no_grad():
             gen.memory.copy_(dd.from_root(lambda: _memory_init(cfg, data_split, train_idx, stats)).to(device))
+    innovation = None  # conditional: the data's innovation variance (3, ny, 1), normalised (innovation_loss)
+    if cond and t_cfg.innovation_weight > 0:
+        innovation = dd.from_root(lambda: _innovation_target(cfg, data_split, train_idx, stats)).to(device)
     unroll = t_cfg.unroll if cond else 1
     unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
@@ -813,7 +860,14 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 opt_c.step()
             critic.requires_grad_(False)  # G step: no weight gradients for the critic
             if cond:  # unroll steps from the last critic batch's prev, each pair judged and kept physical
-                chain = gen_step(prev, torch.stack([draw_latent() for _ in range(unroll)]))  # (k, b, 3, ny, nz)
+                zs = torch.stack([draw_latent() for _ in range(unroll)])  # (k, b, latent)
+                if innovation is not None:  # twins: the first q prev planes again, other latents (one call: DDP)
+                    q = max(1, prev.shape[0] // 4)
+                    twin_z = torch.stack([draw_latent()[:q] for _ in range(unroll)])
+                    both = gen_step(torch.cat([prev, prev[:q]]), torch.cat([zs, twin_z], dim=1))
+                    chain, twin = both[:, : prev.shape[0]], both[0, prev.shape[0] :]
+                else:
+                    chain = gen_step(prev, zs)  # (k, b, 3, ny, nz)
                 conds = [prev, *chain[:-1]]
                 loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
             else:
@@ -827,6 +881,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             else:
                 phys = physics_loss(real, fake)
             total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
+            if innovation is not None:  # spread of next given prev against the data's innovation variance
+                inno = innovation_loss(chain[0, : twin.shape[0]], twin, innovation)
+                total_g = total_g + t_cfg.innovation_weight * inno
+            else:
+                inno = torch.zeros((), device=device)
             if t_cfg.spectrum_weight == 0:
                 spec = torch.zeros((), device=device)
             else:  # conditional: every step of the chain against the real next planes
@@ -841,11 +900,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach(), spec.detach()]).float()  # on device: nccl needs it
+                                    gp.detach(), phys.detach(), spec.detach(), inno.detach()]).float()  # nccl: on device
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
-                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum"], vals.tolist()))
+                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation"],
+                                vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)
                 logger.row({"iteration": float(it), **last, "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12),

@@ -123,6 +123,24 @@ def test_spectrum_loss_sees_small_scale_excess():
     assert np.isfinite(spectrum_loss(flat, x).item()) and SPECTRUM_FLOOR > 0
 
 
+def test_innovation_variance_of_linear_and_deterministic_steps():
+    """next = 0.6 prev + 0.8 white noise: the innovation is 0.64 everywhere; next = prev shifted in
+    z and mixed across rows (deterministic, linear): none; the loss is zero at the target."""
+    from cfdseed.train import innovation_loss, innovation_variance
+
+    rng = np.random.default_rng(0)
+    prev = rng.standard_normal((3000, 3, 4, 8))
+    nxt = 0.6 * prev + 0.8 * rng.standard_normal(prev.shape)
+    np.testing.assert_allclose(innovation_variance(prev, nxt), 0.64, rtol=0.08)
+    mixed = np.roll(prev, 2, axis=-1) + 0.5 * np.roll(prev, 1, axis=2)[:, ::-1]
+    assert innovation_variance(prev, mixed).max() < 0.02
+    target = torch.full((3, 4, 1), 0.64)
+    a = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)) * 0.8)
+    b = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)) * 0.8)
+    assert innovation_loss(a, b, target).item() < 1e-3
+    assert innovation_loss(a, a, target).item() > 10.0  # a deterministic generator
+
+
 def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     res = train(tiny_config(dataset, tmp_path / "run", "train.physics_weight=1.0", "log.plot=true",
                             "data.augment_wall=true", "train.spectrum_weight=0.5"))
@@ -411,9 +429,10 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     from cfdseed.conditional import ConditionalHandle
 
     res = train(cond_config(planes, tmp_path / "run", "train.physics_weight=1.0", "log.eval_every=2",
-                            "log.eval_samples=6", "train.spectrum_weight=0.5", "train.unroll=2"))
+                            "log.eval_samples=6", "train.spectrum_weight=0.5", "train.unroll=2",
+                            "train.innovation_weight=0.5"))
     assert res.iteration == 4 and all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0
-    assert res.last["spectrum"] > 0
+    assert res.last["spectrum"] > 0 and res.last["innovation"] > 0
     run = tmp_path / "run"
     ck = read_checkpoint(run / "model.pt")
     assert ck["format_version"] == 3 and ck["arch"]["kind"] == "conditional"
@@ -458,7 +477,7 @@ def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
     extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}",
-             *(("model.memory=true",) if unroll == 3 else ()))
+             *(("model.memory=true", "train.innovation_weight=1.0") if unroll == 3 else ()))
     train(cond_config(planes, tmp_path / "full", *extra))
 
     def ctrl_c(it):
