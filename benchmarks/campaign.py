@@ -352,7 +352,8 @@ def _reference(campaign: Path, results: Path) -> int:
     """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
     report = _report_module()
     run, series = _reference_run(campaign)
-    stats = report.reference_statistics(report.read_protocol(campaign), run, series)
+    stats = report.reference_statistics(report.read_protocol(campaign), run, series,
+                                        t_done=progress(campaign, run)["t"])
     stats["reproduce"] = "python benchmarks/transient.py campaign reference (from the committed chunks)"
     report.write_json(results, stats)
     print("\n".join(report.format_reference(stats)))

@@ -79,14 +79,17 @@ def segment_false_censoring(ref: Reference, k: float, horizon: float, every: flo
             "late_fraction": late / count if count else None}
 
 
-def reference_statistics(protocol: dict[str, Any], run: dict[str, Any], series: dict[str, np.ndarray]) -> dict[str, Any]:
-    """JSON-ready reference statistics and calibration (see the module docstring)."""
+def reference_statistics(protocol: dict[str, Any], run: dict[str, Any], series: dict[str, np.ndarray],
+                         t_done: float | None = None) -> dict[str, Any]:
+    """JSON-ready reference statistics and calibration (see the module docstring). ``t_done``: the
+    run's simulated time (its progress record; the last series record lies up to one record
+    interval before it); default the last record's time."""
     ref = reference(protocol, run, series)
     rng = np.random.default_rng(protocol["seed"])
     horizon = protocol["horizon"]
     out: dict[str, Any] = {
         "run": run["id"], "t_end": float(series["t"][-1]), "discard": run["discard"],
-        "stationary_span": ref.duration, "complete": float(series["t"][-1]) >= run["horizon"] - 1e-9,
+        "stationary_span": ref.duration, "complete": float(series["t"][-1] if t_done is None else t_done) >= run["horizon"] - 1e-9,
         "protocol": {k: protocol[k] for k in ("signals", "window", "dt", "horizon", "level", "min_steady")},
         **ref.summary(protocol.get("excursion_lengths", (1, 2, 4, 6, 8, 12, 16))),
     }

@@ -149,6 +149,10 @@ def test_reference_statistics_before_the_horizon_is_covered(cr):
     _, series = _run_series(np.random.default_rng(8), 30.0)
     stats = cr.reference_statistics(protocol, run, series)
     assert stats["k"] is None and not stats["complete"] and "no calibration yet" in stats["note"]
+    # complete by the run's progress, though its last record lies a record interval before the horizon
+    run_short = dict(run, horizon=30.0)
+    assert not cr.reference_statistics(protocol, run_short, {k: v[:-1] for k, v in series.items()})["complete"]
+    assert cr.reference_statistics(protocol, run_short, {k: v[:-1] for k, v in series.items()}, t_done=30.0)["complete"]
 
 
 def test_reference_command_writes_the_json(cp, cr, tmp_path, capsys):
