@@ -51,7 +51,7 @@ from torch import nn
 from .errors import CheckpointError, SourceError
 from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind, check_arch
 
-__all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "BURN_IN", "START_NOISE", "START_RANK",
+__all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "Anchor", "BURN_IN", "START_NOISE", "START_RANK",
            "resize_matrix", "latent_layout", "latent_size", "start_modes"]
 
 #: Rollout burn-in in half-heights h of the model: a chain started from the mean profile plus noise
@@ -278,6 +278,27 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+class Anchor:
+    """The anchor of a rollout (:meth:`ConditionalHandle.rollout`): per component and row, running
+    averages at ``rate`` per step of the plane mean and of the mean square about it (over chains
+    and z, normalised units, starting from the data's 0 and 1); each call removes the running mean
+    from the new planes ``(B, 3, ny, nz)`` and divides by the running RMS (rows without variance in
+    the data, ``std`` ``(3, ny, 1)`` below 2e-6 of the component's largest, are held at the mean)."""
+
+    def __init__(self, rate: float, std: torch.Tensor) -> None:
+        self.rate = rate
+        self.live = (std > 2e-6 * std.amax(dim=1, keepdim=True)).to(torch.float32)  # (3, ny, 1)
+        self.mean = torch.zeros_like(self.live)
+        self.square = torch.ones_like(self.live)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.rate
+        self.mean = (1 - a) * self.mean + a * x.mean(dim=(0, 3), keepdim=True)[0]
+        d = x - self.mean
+        self.square = (1 - a) * self.square + a * d.pow(2).mean(dim=(0, 3), keepdim=True)[0]
+        return d * self.live / torch.sqrt(torch.clamp(self.square, min=1e-12))
+
+
 class ConditionalHandle(_Handle):
     """A trained conditional generator: :meth:`step`, :meth:`rollout` and :meth:`sample` in physical units.
 
@@ -405,8 +426,7 @@ class ConditionalHandle(_Handle):
             x = self._normalise(self._planes(start, chains, "start"))
         if anchor is not None and not (isinstance(anchor, (int, float)) and 0 < anchor <= 1):
             raise ValueError(f"anchor must be a rate in (0, 1] or None, got {anchor!r}")
-        live = (self._std > 2e-6 * self._std.amax(dim=1, keepdim=True)).to(torch.float32)  # (3, ny, 1)
-        mean_run, square_run = torch.zeros_like(live), torch.ones_like(live)  # the data's, normalised
+        hold = Anchor(anchor, self._std) if anchor is not None else None
         out = np.empty((chains, steps, 3, self.ny, self.nz), np.float32)
         for k in range(burn + steps):
             z = torch.as_tensor(gen.standard_normal((chains, self.latent_size)), dtype=torch.float32,
@@ -414,13 +434,8 @@ class ConditionalHandle(_Handle):
             x = torch.cat([self.module(x[s : s + batch], z[s : s + batch]) for s in range(0, chains, batch)])
             if not bool(torch.isfinite(x).all()):
                 raise SourceError(f"{self.path}: the rollout left the finite numbers at step {k} (a diverging model)")
-            if anchor is not None:
-                m = x.mean(dim=(0, 3), keepdim=True)[0]  # (3, ny, 1)
-                mean_run = (1 - anchor) * mean_run + anchor * m
-                d = x - mean_run
-                sq = d.pow(2).mean(dim=(0, 3), keepdim=True)[0]
-                square_run = (1 - anchor) * square_run + anchor * sq
-                x = d * live / torch.sqrt(torch.clamp(square_run, min=1e-12))
+            if hold is not None:
+                x = hold(x)
             if k >= burn:
                 out[:, k - burn] = self._physical(x)
         return out

@@ -624,7 +624,8 @@ def step_correlation(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 
 
 def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
-                 u_tau: float, ly: float | None = None, rolled: np.ndarray | None = None) -> dict[str, float]:
+                 u_tau: float, ly: float | None = None, rolled: np.ndarray | None = None,
+                 rolled_prev: np.ndarray | None = None) -> dict[str, float]:
     """Validation metrics of a conditional plane generator (module docstring, "combined").
 
     Parameters
@@ -636,13 +637,17 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         As :func:`slice_metrics`.
     rolled
         Optional planes ``(M, 3, ny, nz)`` at the end of rollouts from ``prev`` (physical units).
+    rolled_prev
+        Optional: the planes one step before ``rolled`` along the same chains.
 
     Returns
     -------
     dict
         :func:`slice_metrics` of ``real`` and ``fake`` (its ``combined`` as ``combined_slices``),
         ``"R1_u", "R1_v", "R1_w"`` (RMS over rows of the one-step correlation error),
-        ``"rollout_tke"`` when ``rolled`` is given, and ``"combined"``.
+        ``"rollout_tke"`` when ``rolled`` is given, ``"rollout_R1"`` (mean over components of the
+        RMS over rows of the chain's one-step correlation error at its end: a frozen chain scores
+        high) when ``rolled_prev`` is given too, and ``"combined"`` (their sum with the rest).
 
     Raises
     ------
@@ -669,6 +674,18 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         ok = math.isfinite(tke_rolled) and tke_real > 0
         out["rollout_tke"] = abs(tke_rolled / tke_real - 1.0) if ok else math.inf
         out["combined"] += out["rollout_tke"]
+        if rolled_prev is not None:
+            rolled_prev = np.asarray(rolled_prev)
+            if rolled_prev.shape != rolled.shape:
+                raise ValueError(f"rolled_prev must have rolled's shape {rolled.shape}, got {rolled_prev.shape}")
+            r_chain = step_correlation(rolled_prev, rolled) if ok else np.zeros_like(r_real)
+            errs = []
+            for c in range(3):
+                rows = np.isfinite(r_real[c])
+                diff = np.nan_to_num(r_chain[c, rows], nan=0.0) - r_real[c, rows]
+                errs.append(float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0)
+            out["rollout_R1"] = float(np.mean(errs))
+            out["combined"] += out["rollout_R1"]
     return out
 
 

@@ -55,12 +55,13 @@ from ._collective import agree, run_agreed
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
-from .conditional import BURN_IN, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
+from .conditional import BURN_IN, Anchor, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
 from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
+from .synthesis import ROLLOUT_ANCHOR
 
 __all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "innovation_variance",
            "innovation_loss", "step_correlation",
@@ -764,20 +765,23 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         gen.train(was_training)
         return stats.denormalise(x)
 
-    def eval_rolled() -> np.ndarray:
-        """Planes after a burn-in's worth of rollout steps from the fixed validation prev planes
-        (fixed latents, physical units): the drift one-step validation cannot see."""
+    def eval_rolled() -> tuple[np.ndarray, np.ndarray]:
+        """The last two planes of a burn-in's worth of rollout steps from the fixed validation prev
+        planes (fixed latents, physical units), anchored as the synthesis anchors them
+        (:data:`cfdseed.synthesis.ROLLOUT_ANCHOR`): the drift and the freezing one-step validation
+        cannot see."""
         y = np.asarray(grid["y"])
         steps = math.ceil(BURN_IN * 0.5 * (y[-1] - y[0]) / (grid["dx_plus"] * grid["nu"] / grid["u_tau"]))
         g = torch.Generator().manual_seed(t_cfg.seed + 3)  # not the training stream: resume stays exact
         was_training = gen.training
         gen.eval()
+        hold = Anchor(ROLLOUT_ANCHOR, torch.as_tensor(stats.std, dtype=torch.float32)[..., None].to(device))
         with torch.no_grad():
-            x = eval_prev.to(device)
+            x = before = eval_prev.to(device)
             for _ in range(steps):
-                x = gen(x, torch.randn(x.shape[0], n_latent, generator=g).to(device))
+                before, x = x, hold(gen(x, torch.randn(x.shape[0], n_latent, generator=g).to(device)))
         gen.train(was_training)
-        return stats.denormalise(x.cpu().numpy())
+        return stats.denormalise(x.cpu().numpy()), stats.denormalise(before.cpu().numpy())
 
     def payload(it: int, training: bool) -> dict[str, Any]:
         p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
@@ -939,17 +943,18 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
 def _evaluate(fn: Callable[..., dict[str, float]], make_fake: Callable[[], np.ndarray], real: np.ndarray,
               grid: Mapping[str, Any], it: int, best: float | None, logger: _Logger, out: Path,
-              make_rolled: Callable[[], np.ndarray] | None,
+              make_rolled: Callable[[], tuple[np.ndarray, np.ndarray]] | None,
               make_payload: Callable[[], dict[str, Any]]) -> float | None:
     """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves.
 
     ``real`` is ``(E, 3, ny, nz)`` (``fn`` = slice_metrics(real, fake, ...)) or pairs
-    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ..., rolled=make_rolled())).
+    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ..., rolled=, rolled_prev=
+    make_rolled())).
     """
     fake = make_fake()  # (E, 3, ny, nz) physical
     given = (real[:, 0], real[:, 1]) if real.ndim == 5 else (real,)
     try:
-        extra = {} if make_rolled is None else {"rolled": make_rolled()}
+        extra = {} if make_rolled is None else dict(zip(("rolled", "rolled_prev"), make_rolled()))
         values = fn(*given, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"], **extra)
     except Exception:  # noqa: BLE001 - a failing metric must not end a days-long run
         log.exception("validation metrics failed at iteration %d; training continues", it)

@@ -410,6 +410,14 @@ def test_pair_metrics_add_the_one_step_correlation_error():
     assert blown["rollout_tke"] == np.inf and blown["combined"] == np.inf
     with pytest.raises(ValueError, match="rolled must be planes"):
         pair_metrics(prev, real, real, y, 3.0, rolled=fresh[:, :2], **kw)
+    # the chain's own last step: decorrelating at the data's rates scores ~0, a frozen chain high
+    live = pair_metrics(prev, real, real, y, 3.0, rolled=real, rolled_prev=prev, **kw)
+    assert live["rollout_R1"] < 0.03
+    frozen = pair_metrics(prev, real, real, y, 3.0, rolled=prev, rolled_prev=prev, **kw)
+    assert frozen["rollout_R1"] == pytest.approx(np.mean([0.1, 0.4, 0.7]), abs=0.03)
+    assert frozen["combined"] == pytest.approx(same["combined"] + frozen["rollout_tke"] + frozen["rollout_R1"])
+    with pytest.raises(ValueError, match="rolled_prev must have"):
+        pair_metrics(prev, real, real, y, 3.0, rolled=fresh, rolled_prev=fresh[:3], **kw)
 
 
 def test_streamwise_correlation_of_a_single_mode():

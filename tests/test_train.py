@@ -447,7 +447,7 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     # validation: slice metrics of the next planes plus the one-step correlation errors; best.pt by combined
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     head = rows[0].split(",")
-    assert {"combined", "combined_slices", "R1_u", "R1_v", "R1_w", "E_uu", "rollout_tke"} <= set(head)
+    assert {"combined", "combined_slices", "R1_u", "R1_v", "R1_w", "E_uu", "rollout_tke", "rollout_R1"} <= set(head)
     assert len(rows) == 3
     best = read_checkpoint(run / "best.pt")
     assert best["metadata"]["combined"] == pytest.approx(res.best_combined)
