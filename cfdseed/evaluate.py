@@ -78,7 +78,10 @@ scales are "relative"; the correlation term is what tells a model whose v decorr
 of u from one whose components decorrelate at their own rates). Given the planes a rollout of many
 steps reaches from the same previous planes (``rolled``), it adds ``rollout_tke``, the relative
 error of their volume-averaged TKE against the real next planes' (a chain that drifts, as one-step
-training allows, fails here however good its single steps are; non-finite: inf), to ``combined``.
+training allows, fails here however good its single steps are; non-finite: inf), to ``combined``;
+given also the planes one step before (``rolled_prev``), it adds ``rollout_R1``, the one-step
+correlation error of the chain's own last step (a chain that freezes, its planes barely changing,
+fails here).
 """
 
 from __future__ import annotations
