@@ -507,7 +507,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
            "ensembles": ensembles, "per_run": per_run, "k": k,
            "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
     if key is not None:
-        named = {g: (v["ic"] if isinstance(v, dict) else v) for g, v in key.items()}
+        named = report.key_names(key)
         out["named"] = report.join(ensembles, key) if ensembles else {}
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
     return out
@@ -549,9 +549,11 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         key = json.loads((campaign / "key.json").read_text()) if args.unblind else None
         res = analyse(campaign, Path(args.results), key)
         dest = Path(args.results).with_name("campaign_onsets_named.json" if args.unblind else "campaign_onsets.json")
-        _report_module().write_json(dest, res)
+        report = _report_module()
+        report.write_json(dest, res)
+        names = report.key_names(key) if key is not None else {}
         for g, e in sorted(res["ensembles"].items()):
-            name = f" ({res['named'] and next(n for n, v in res['named'].items() if v['group'] == g)})" if args.unblind else ""
+            name = f" ({names[g]})" if g in names else ""
             onset = "censored" if e["censored"] else f"{e['onset_time']:.2f} h/u_tau"
             print(f"{g}{name}: {e['members']} members, onset {onset}, 95 % interval {e.get('onset_ci95')}")
         print(f"{sum(v['finished'] for v in res['groups'].values())} of "

@@ -167,8 +167,13 @@ def join(onsets: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
     missing = sorted(set(onsets) - set(key))
     if missing:
         raise KeyError(f"groups {missing} have no entry in the key")
-    name = {g: v["ic"] if isinstance(v, dict) else v for g, v in key.items()}
+    name = key_names(key)
     return {name[g]: dict(v, group=g) for g, v in onsets.items()}
+
+
+def key_names(key: dict[str, Any]) -> dict[str, str]:
+    """``{group: IC name}`` of a key (plain names or ``key.json``'s entries)."""
+    return {g: v["ic"] if isinstance(v, dict) else v for g, v in key.items()}
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .calibrate import _kz_weights
 from .errors import CheckpointError, SourceError
 from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind, check_arch
 
@@ -91,15 +92,19 @@ def start_modes(chunks: Iterable[np.ndarray], rank: int = START_RANK) -> torch.T
         raise ValueError("start_modes needs at least one plane")
     cov /= n
     nk, dim = cov.shape[0], cov.shape[1]
-    nz = x.shape[-1]
+    real = _real_coefficients(x.shape[-1])
     r = min(rank, dim)
     out = np.empty((nk, dim, r), np.complex64)
     for k in range(nk):
-        # the mean and Nyquist coefficients of real planes are real: real eigenvectors there
-        real = k == 0 or (nz % 2 == 0 and k == nk - 1)
-        w, u = np.linalg.eigh(cov[k].real if real else cov[k])  # ascending
+        w, u = np.linalg.eigh(cov[k].real if real[k] else cov[k])  # ascending; real eigenvectors where real
         out[k] = u[:, ::-1][:, :r] * np.sqrt(np.clip(w[::-1][:r], 0.0, None))
     return torch.as_tensor(out)
+
+
+def _real_coefficients(nz: int) -> np.ndarray:
+    """Which rfft coefficients of a real signal of ``nz`` points are real (the mean and Nyquist):
+    those counted once in Parseval sums."""
+    return _kz_weights(nz) == 1.0
 
 
 def resize_matrix(n_in: int, n_out: int, periodic: bool) -> torch.Tensor:
@@ -335,8 +340,8 @@ class ConditionalHandle(_Handle):
         m = self.start_modes.numpy()  # (nk, 3 ny, r)
         nk, _, r = m.shape
         a = (gen.standard_normal((chains, nk, r)) + 1j * gen.standard_normal((chains, nk, r))) / math.sqrt(2.0)
-        real = [0] + ([nk - 1] if self.nz % 2 == 0 else [])
-        a[:, real] = gen.standard_normal((chains, len(real), r))  # real coefficients there
+        real = _real_coefficients(self.nz)
+        a[:, real] = gen.standard_normal((chains, int(real.sum()), r))  # real coefficients there
         coef = np.einsum("kir,ckr->cik", m, a).reshape(chains, 3, self.ny, nk)
         x = np.fft.irfft(coef, n=self.nz, axis=-1)
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)

@@ -52,7 +52,7 @@ import torch
 import torch.distributed as dist
 
 from ._collective import agree, run_agreed
-from .calibrate import dataset_target
+from .calibrate import _kz_weights, dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
 from .conditional import BURN_IN, Anchor, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
@@ -104,8 +104,13 @@ def batch_statistics(x: torch.Tensor) -> torch.Tensor:
     f = x - mean[None, :, :, None]  # (B, 3, ny, nz) fluctuations
     second = (f * f).mean(dim=(0, 3))  # (3, ny): uu, vv, ww
     uv = (f[:, 0] * f[:, 1]).mean(dim=(0, 2))  # (ny,)
-    spec = torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=(0, 2)) / nz**2  # (3, nz // 2 + 1)
+    spec = _spanwise_power(f).mean(dim=1) / nz**2  # (3, nz // 2 + 1)
     return torch.cat([mean.flatten(), second.flatten(), uv, spec.flatten()])
+
+
+def _spanwise_power(f: torch.Tensor) -> torch.Tensor:
+    """``|rfft_z f|^2`` of fluctuations ``f`` ``(B, 3, ny, nz)`` averaged over the batch: ``(3, ny, nz // 2 + 1)``."""
+    return torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=0)
 
 
 def physics_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -124,11 +129,7 @@ def spectrum_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     ``real``. Relative errors count alike at every wavenumber: the linear spectra of
     :func:`batch_statistics` do not see excess energy in the smallest scales, which hold ~1e-4 of
     the peak."""
-    def spec(x: torch.Tensor) -> torch.Tensor:
-        f = x - x.mean(dim=(0, 3), keepdim=True)
-        return torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=0)  # (3, ny, nz // 2 + 1)
-
-    s_real, s_fake = spec(real), spec(fake)
+    s_real, s_fake = (_spanwise_power(x - x.mean(dim=(0, 3), keepdim=True)) for x in (real, fake))
     floor = SPECTRUM_FLOOR * s_real.mean(dim=(1, 2), keepdim=True) + 1e-12
     return (torch.log(s_fake + floor) - torch.log(s_real + floor)).pow(2).mean()
 
@@ -504,11 +505,21 @@ def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
 MEMORY_PAIRS = 512
 
 
+def _evenly(idx: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` entries of ``idx``, evenly spread over it."""
+    return idx[np.unique(np.linspace(0, idx.size - 1, min(n, idx.size)).astype(np.int64))]
+
+
+def _pairs(cfg: Config, data_split: _Data, idx: np.ndarray, stats: NormStats) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``idx`` as normalised ``(prev, next)`` planes ``(n, 3, ny, nz)`` each."""
+    pairs = _eval_batch(cfg, data_split.pairs.pairs[idx].ravel())
+    pairs = pairs.reshape(idx.size, 2, *pairs.shape[1:])
+    return stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])
+
+
 def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
     """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]."""
-    pick = train_idx[np.unique(np.linspace(0, train_idx.size - 1, min(MEMORY_PAIRS, train_idx.size)).astype(np.int64))]
-    pairs = _eval_batch(cfg, data_split.pairs.pairs[pick].ravel()).reshape(pick.size, 2, 3, *stats.mean.shape[1:], -1)
-    prev, nxt = (torch.from_numpy(stats.normalise(pairs[:, j])).double() for j in (0, 1))
+    prev, nxt = (torch.from_numpy(a).double() for a in _pairs(cfg, data_split, _evenly(train_idx, MEMORY_PAIRS), stats))
     return step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None]
 
 
@@ -527,15 +538,15 @@ def innovation_variance(prev: np.ndarray, nxt: np.ndarray, ridge: float = 1e-3) 
     n, c, ny, nz = prev.shape
     p = np.fft.rfft(np.asarray(prev, np.float64), axis=-1).reshape(n, c * ny, -1)
     q = np.fft.rfft(np.asarray(nxt, np.float64), axis=-1).reshape(n, c * ny, -1)
-    nk = p.shape[-1]
+    weight = _kz_weights(nz)  # Parseval: the mean and Nyquist coefficients once, the others twice
     out = np.zeros(c * ny)
-    for k in range(nk):
+    for k in range(p.shape[-1]):
         a, b = p[:, :, k], q[:, :, k]
         cpp, cqp, cqq = a.T @ a.conj() / n, b.T @ a.conj() / n, b.T @ b.conj() / n  # E[p p^H], E[q p^H], E[q q^H]
         reg = ridge * np.real(np.trace(cpp)) / cpp.shape[0] + 1e-300
         gain = np.linalg.solve(cpp + reg * np.eye(cpp.shape[0]), cqp.conj().T).conj().T  # cqp cpp^-1
         resid = np.real(np.diag(cqq - gain @ cqp.conj().T))
-        out += (1.0 if k == 0 or (nz % 2 == 0 and k == nk - 1) else 2.0) * np.clip(resid, 0.0, None)
+        out += weight[k] * np.clip(resid, 0.0, None)
     return (out / nz**2).reshape(c, ny)
 
 
@@ -548,10 +559,9 @@ def innovation_loss(fake: torch.Tensor, twin: torch.Tensor, target: torch.Tensor
 
 
 def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
-    pick = train_idx[np.unique(np.linspace(0, train_idx.size - 1, min(INNOVATION_PAIRS, train_idx.size)).astype(np.int64))]
-    pairs = _eval_batch(cfg, data_split.pairs.pairs[pick].ravel()).reshape(pick.size, 2, 3, *stats.mean.shape[1:], -1)
-    return torch.as_tensor(innovation_variance(stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])),
-                           dtype=torch.float32)[..., None]
+    """``(3, ny, 1)``: :func:`innovation_variance` of :data:`INNOVATION_PAIRS` training pairs."""
+    prev, nxt = _pairs(cfg, data_split, _evenly(train_idx, INNOVATION_PAIRS), stats)
+    return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
 
 
 #: Training planes (evenly spread) behind a conditional model's start modes.
@@ -560,7 +570,7 @@ START_PLANES = 4096
 
 def _start_modes(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
     """:func:`cfdseed.conditional.start_modes` of up to :data:`START_PLANES` training planes, normalised."""
-    pick = planes[np.unique(np.linspace(0, planes.size - 1, min(START_PLANES, planes.size)).astype(np.int64))]
+    pick = _evenly(planes, START_PLANES)
     with open_dataset(cfg.data.path, check_finite=False) as ds:
         return start_modes(stats.normalise(b) for _, b in ds.iter_chunks(cfg.data.stats_chunk, pick))
 
@@ -684,7 +694,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
     if cond:
         # pairs spread over the validation times (neighbouring pairs of one snapshot are alike)
-        pick = pool[np.unique(np.linspace(0, pool.size - 1, min(cfg.log.eval_samples, pool.size)).astype(np.int64))]
+        pick = _evenly(pool, cfg.log.eval_samples)
         real_eval = run_agreed(dd, _eval_batch, cfg, data_split.pairs.pairs[pick].ravel())
         real_eval = real_eval.reshape(pick.size, 2, *real_eval.shape[1:])  # (E, 2, 3, ny, nz): prev, next
         data = run_agreed(dd, PairDataset, cfg.data.path, stats, data_split.pairs.pairs, **augment)
