@@ -1,7 +1,7 @@
 """Generate + enforce + scatter a ~28 M-cell generated field, with a breakdown; projection scaling.
 
     OMP_NUM_THREADS=1 .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/generate.py \\
-        [--shape 768 96 384] [--x-stations auto] [--device cpu] [--scaling] [--model published-128]
+        [--shape 768 96 384] [--x-stations auto] [--device cpu] [--scaling] [--model published-128|NAME|PATH]
 
 The generator is the packaged default model (calibrated to its target like the main job), or with
 ``--model published-128`` the published-size architecture (3x128x128 slices, ~6.7e5 parameters)
@@ -131,9 +131,10 @@ def main() -> None:
     ap.add_argument("--no-calibrate", action="store_true", help="calibrate=None (the enforcement as before issue 12)")
     ap.add_argument("--source", default="gan", choices=("gan", "sem"),
                     help="gan (default) or sem (synthetic eddies calibrated to the same target, issue 15)")
-    ap.add_argument("--model", default="default", choices=("default", "published-128"),
-                    help="the packaged model (calibrated), or the published-size architecture untrained "
-                         "(inference cost of the talk's generator; no turbulence to calibrate: calibration off)")
+    ap.add_argument("--model", default="default",
+                    help="default: the packaged model (calibrated); published-128: the published-size architecture "
+                         "untrained (inference cost of the talk's generator; no turbulence to calibrate: calibration "
+                         "off); else a packaged model's name or a checkpoint path (calibrated like the default)")
     ap.add_argument("--out", default=None, help="default results/generate.json (main), results/generate-talk.json")
     args = ap.parse_args()
     case = CASES[args.case]
@@ -164,6 +165,8 @@ def main() -> None:
             _model(model)
         comm.Barrier()
         opts.update(model=str(model), calibrate=None)
+    elif args.model != "default":
+        opts["model"] = args.model
     src = resolve("gan", opts) if args.source == "gan" else resolve("sem", {"re_tau": case["re_tau"]})
     grid = Grid.block(comm, args.shape, args.lengths, y=args.y)
     dtype = np.dtype(args.dtype)
@@ -206,7 +209,8 @@ def main() -> None:
             "ranks": size, "shape": list(grid.shape), "cells": grid.size, "dtype": str(dtype),
             "device": args.device, "x_stations": info.stations, "latent_harmonics": info.harmonics,
             "generator": ("published-128 (untrained weights), 3x128x128 slices" if args.model == "published-128"
-                          else f"packaged default model ({info.model})"),
+                          else f"packaged default model ({info.model})" if args.model == "default"
+                          else f"{args.model} ({info.model})"),
             "seconds": {
                 "load_model": tm.get("load", 0.0),
                 "inference": tm["inference"],

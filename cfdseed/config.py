@@ -78,9 +78,13 @@ class TrainConfig:
     #                               every unrolled step); 0 = off
     innovation_weight: float = 0.0  # conditional: log spread of next given prev (two draws) against the data's
     #                                 innovation variance (train.innovation_variance); 0 = off
+    lag_weight: float = 0.0  # conditional: correlation of each unrolled plane with prev (lags 1..unroll) per
+    #                          component and row against the data's (train.lag_correlation); 0 = off
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
+    init_from: str = ""  # a checkpoint whose weights start a new run (fine-tuning): its generator, its critic
+    #                      when it is a training checkpoint, its normalisation and start modes; fresh optimisers
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     deterministic: bool = True  # torch deterministic algorithms (CPU runs are bitwise repeatable)
 
@@ -173,7 +177,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
               "train.spectrum_weight": t.spectrum_weight, "train.innovation_weight": t.innovation_weight,
-              "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
+              "train.lag_weight": t.lag_weight, "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
               "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():
         if v < 0:
@@ -190,6 +194,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.unroll = {t.unroll} needs model.kind = 'conditional' (a plane model has no steps)")
     if t.innovation_weight > 0 and m.kind != "conditional":
         raise ConfigError("train.innovation_weight > 0 needs model.kind = 'conditional' (a spread given prev)")
+    if t.lag_weight > 0 and m.kind != "conditional":
+        raise ConfigError("train.lag_weight > 0 needs model.kind = 'conditional' (correlations along a rollout)")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device

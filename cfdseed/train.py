@@ -64,14 +64,14 @@ from .slices import open_dataset
 from .synthesis import ROLLOUT_ANCHOR
 
 __all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "innovation_variance",
-           "innovation_loss", "step_correlation",
+           "innovation_loss", "step_correlation", "plane_chains", "lag_loss",
            "pair_physics_loss",
            "train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
-_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "it_per_s",
-               "time_s"]
+_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
+               "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -354,8 +354,9 @@ class _Logger:
         if start == 0 or not path.exists():
             return []
         with open(path, newline="") as fh:
-            return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)
-                    if float(r["iteration"]) <= start]
+            # a column added since the run began reads as NaN in its earlier rows
+            return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()}
+                    for r in csv.DictReader(fh) if float(r["iteration"]) <= start]
 
     @staticmethod
     def _rewrite(path: Path, rows: list[dict[str, float]], fields: list[str]) -> None:
@@ -564,6 +565,47 @@ def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, st
     return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
 
 
+#: Chains (evenly spread starting pairs) behind the lag target (_lag_target).
+LAG_CHAINS = 1024
+
+
+def plane_chains(pairs: np.ndarray, starts: np.ndarray, lags: int) -> np.ndarray:
+    """``(starts', lags + 1)`` sample indices: each start plane followed ``lags`` steps downstream
+    along the consecutive-plane ``pairs`` ``(n, 2)`` (prev, next); starts whose chain ends early
+    (a non-periodic record) are dropped."""
+    follow = np.full(int(pairs.max()) + 1, -1, dtype=np.int64)
+    follow[pairs[:, 0]] = pairs[:, 1]
+    chains = [np.asarray(starts, np.int64)]
+    for _ in range(lags):
+        prev = chains[-1]
+        chains.append(np.where(prev >= 0, follow[np.maximum(prev, 0)], -1))
+    out = np.stack(chains, axis=1)
+    return out[(out >= 0).all(axis=1)]
+
+
+def _lag_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats, lags: int) -> torch.Tensor:
+    """``(lags, 3, ny)``: the data's correlation of planes ``1 .. lags`` steps downstream with their
+    start, per component and row (:func:`step_correlation`), over :data:`LAG_CHAINS` training chains."""
+    pairs = data_split.pairs.pairs
+    chains = plane_chains(pairs, pairs[_evenly(train_idx, LAG_CHAINS), 0], lags)
+    if not len(chains):
+        raise DatasetError(f"{cfg.data.path}: no chain of {lags + 1} consecutive planes for train.lag_weight")
+    planes = stats.normalise(_eval_batch(cfg, chains.ravel()))
+    planes = planes.reshape(*chains.shape, *planes.shape[1:])  # (chains, lags + 1, 3, ny, nz)
+    start = torch.from_numpy(planes[:, 0]).double()
+    return torch.stack([step_correlation(start, torch.from_numpy(planes[:, j]).double())
+                        for j in range(1, lags + 1)]).float()
+
+
+def lag_loss(prev: torch.Tensor, chain: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the correlation of each rollout plane ``chain[j]`` with its
+    start ``prev`` (lag ``j + 1``; :func:`step_correlation`) and the data's ``target``
+    ``(>= k, 3, ny)`` (the training data's, over chains of :func:`plane_chains`): each component forgets its start at the data's rate,
+    not only one step ahead."""
+    got = torch.stack([step_correlation(prev, x) for x in chain])  # (k, 3, ny)
+    return (got - target[: got.shape[0]]).pow(2).mean()
+
+
 #: Training planes (evenly spread) behind a conditional model's start modes.
 START_PLANES = 4096
 
@@ -663,6 +705,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
     # what may differ between ranks (devices, files seen) is checked on each, then agreed
     ck: dict[str, Any] | None = None
+    init: dict[str, Any] | None = None  # train.init_from (a new run starting from another's weights)
     stats: NormStats | None = None
     err = None
     try:
@@ -672,6 +715,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         if resume:
             ck = _resume_state(out / "ckpt.pt", cfg)
             stats = NormStats.from_dict(ck["norm"])
+        elif t_cfg.init_from:  # its weights mean something in its own normalisation: keep that
+            init = read_checkpoint(t_cfg.init_from)
+            stats = NormStats.from_dict(init["norm"])
         stale = _previous_run(out, resume, force)
         data_split = _open_data(cfg, stats)
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
@@ -688,8 +734,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         lambda: dataset_target(cfg.data.path, planes, chunk=cfg.data.stats_chunk).to_dict())
     modes = None  # conditional: the rollout's Gaussian start (conditional.start_modes), kept on resume
     if cond:
-        modes = ck["start_modes"] if ck is not None and "start_modes" in ck else dd.from_root(
-            lambda: _start_modes(cfg, planes, stats))
+        kept = next((c["start_modes"] for c in (ck, init) if c is not None and "start_modes" in c), None)
+        modes = kept if kept is not None else dd.from_root(lambda: _start_modes(cfg, planes, stats))
     pool = val_idx if val_idx.size else train_idx
     augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
     if cond:
@@ -710,14 +756,19 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                            memory=m.memory)
     except CheckpointError as exc:
         raise ConfigError(f"[model]: {exc}") from None
-    if ck is not None and {"kind": "plane", **ck["arch"]} != arch:
-        raise CheckpointError(f"checkpoint architecture {ck['arch']} differs from the configured {arch}")
+    for c, what in ((ck, "checkpoint"), (init, f"train.init_from {t_cfg.init_from}")):
+        if c is not None and {"kind": "plane", **c["arch"]} != arch:
+            raise CheckpointError(f"{what}: architecture {c['arch']} differs from the configured {arch}")
     torch.manual_seed(t_cfg.seed)
     if cond:
         gen, critic = CondGenerator(arch).to(device), PairCritic(arch).to(device)
     else:
         gen, critic = Generator(arch).to(device), Critic(arch).to(device)
-    if cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
+    if init is not None:
+        gen.load_state_dict(init["generator"])
+        if "training" in init:
+            critic.load_state_dict(init["training"]["critic"])
+    elif cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
         with torch.no_grad():
             gen.memory.copy_(dd.from_root(lambda: _memory_init(cfg, data_split, train_idx, stats)).to(device))
     innovation = None  # conditional: the data's innovation variance (3, ny, 1), normalised (innovation_loss)
@@ -725,6 +776,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         innovation = dd.from_root(lambda: _innovation_target(cfg, data_split, train_idx, stats)).to(device)
     unroll = t_cfg.unroll if cond else 1
     unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
+    lag_target = None  # conditional: the data's correlation with the start at lags 1..unroll (lag_loss)
+    if cond and t_cfg.lag_weight > 0:
+        lag_target = dd.from_root(lambda: _lag_target(cfg, data_split, train_idx, stats, unroll)).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
     opt_c = torch.optim.Adam(critic.parameters(), lr=t_cfg.lr_c, betas=tuple(t_cfg.betas))
     noise = torch.Generator().manual_seed(t_cfg.seed + 1)  # latents + GP coefficients, all ranks alike
@@ -762,6 +816,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                               generator=torch.Generator().manual_seed(t_cfg.seed + 2))
     eval_prev = torch.from_numpy(stats.normalise(real_eval[:, 0])) if cond else None  # (E, 3, ny, nz)
     metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
+    if t_cfg.init_from:
+        metadata["init_from"] = t_cfg.init_from
     if cond:
         metadata.update(pairs=len(data_split.pairs), wrap=data_split.pairs.wrap)
 
@@ -900,6 +956,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 total_g = total_g + t_cfg.innovation_weight * inno
             else:
                 inno = torch.zeros((), device=device)
+            if lag_target is not None:  # every rollout plane's correlation with prev against the data's
+                lag = lag_loss(prev, chain, lag_target)
+                total_g = total_g + t_cfg.lag_weight * lag
+            else:
+                lag = torch.zeros((), device=device)
             if t_cfg.spectrum_weight == 0:
                 spec = torch.zeros((), device=device)
             else:  # conditional: every step of the chain against the real next planes
@@ -914,11 +975,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach(), spec.detach(), inno.detach()]).float()  # nccl: on device
+                                    gp.detach(), phys.detach(), spec.detach(), inno.detach(), lag.detach()]).float()  # nccl: on device
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
-                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation"],
+                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag"],
                                 vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)

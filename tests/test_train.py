@@ -474,6 +474,60 @@ def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path
     assert torch.allclose(m[live], r1[live], atol=0.15)  # one Adam step away, a sample of the pairs
 
 
+def test_plane_chains_follow_the_pairs_and_drop_short_records():
+    from cfdseed.train import plane_chains
+
+    # a periodic ring 0 -> 1 -> 2 -> 0 and an open record 3 -> 4 -> 5
+    pairs = np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5]])
+    np.testing.assert_array_equal(plane_chains(pairs, np.array([0, 2, 3]), 2), [[0, 1, 2], [2, 0, 1], [3, 4, 5]])
+    np.testing.assert_array_equal(plane_chains(pairs, np.array([1, 4]), 3), [[1, 2, 0, 1]])
+
+
+def test_lag_loss_is_zero_at_the_data_rate_and_sees_frozen_chains():
+    """An AR(1) chain x_j = r x_(j-1) + sqrt(1 - r^2) e has correlation r^j with its start: zero
+    loss against that target; a frozen chain (x_j = x_0) is penalised by (1 - r^j)^2 on average."""
+    from cfdseed.train import lag_loss
+
+    rng = np.random.default_rng(3)
+    r, k = 0.6, 3
+    prev = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)))
+    chain, x = [], prev
+    for _ in range(k):
+        x = r * x + np.sqrt(1 - r * r) * torch.from_numpy(rng.standard_normal(prev.shape))
+        chain.append(x)
+    target = torch.stack([torch.full((3, 4), r**j) for j in range(1, k + 2)]).double()  # one lag spare
+    assert lag_loss(prev, torch.stack(chain), target).item() < 1e-3
+    frozen = lag_loss(prev, torch.stack([prev] * k), target).item()
+    assert frozen == pytest.approx(np.mean([(1 - r**j) ** 2 for j in range(1, k + 1)]), rel=1e-3)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
+    """train.init_from: generator, critic, normalisation and start modes of the given checkpoint
+    start a fresh run (iteration 0, fresh optimisers); the lag loss is logged; a checkpoint of
+    another architecture is refused, naming the key."""
+    train(cond_config(planes, tmp_path / "a", "model.memory=true", "train.unroll=2"))
+    a = read_checkpoint(tmp_path / "a" / "ckpt.pt")
+    extra = ("model.memory=true", "train.unroll=2", "train.iterations=1", "train.lag_weight=1.0",
+             "train.seed=7")  # another seed: the weights come from the checkpoint, not the seed
+    res = train(cond_config(planes, tmp_path / "b", *extra, f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
+    assert res.iteration == 1 and res.last["lag"] > 0
+    b = read_checkpoint(tmp_path / "b" / "ckpt.pt")
+    fresh = read_checkpoint(train(cond_config(planes, tmp_path / "c", *extra)).out / "ckpt.pt")
+    lr = 5e-4  # Config's default learning rates: one Adam step moves a weight by about lr
+    for k, w in a["generator"].items():
+        assert (b["generator"][k] - w).abs().max() <= 3 * lr, k
+    assert any((fresh["generator"][k] - w).abs().max() > 10 * lr for k, w in a["generator"].items())
+    for k, w in a["training"]["critic"].items():
+        assert (b["training"]["critic"][k] - w).abs().max() <= 3 * lr * 2, k  # n_critic = 2 steps
+    assert torch.equal(a["start_modes"], b["start_modes"]) and torch.equal(a["norm"]["mean"], b["norm"]["mean"])
+    assert b["metadata"]["init_from"] == str(tmp_path / "a" / "ckpt.pt")
+    assert "lag" in (tmp_path / "b" / "log.csv").read_text().splitlines()[0]
+    with pytest.raises(CheckpointError, match="train.init_from"):
+        train(cond_config(planes, tmp_path / "d", *extra[1:], f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
+    with pytest.raises(ConfigError, match="train.lag_weight > 0 needs model.kind = 'conditional'"):
+        tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
+
+
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
     extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}",
