@@ -59,6 +59,39 @@ def test_status_pending_paused_running_done(cp, tmp_path):
     assert cp.next_run(camp)["id"] == "a"
 
 
+def test_next_run_skips_runs_held_by_another_live_worker(cp, tmp_path):
+    """Several ``run --all`` workers share a plan: a run whose fresh lock names another live process
+    of this host is skipped; a dead pid, a stale heartbeat, our own pid or another host do not hold it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    camp = _plan(tmp_path, dict(id="a", kind="ic", horizon=4.0), dict(id="b", kind="ic", horizon=4.0))
+    work = tmp_path / "w"
+    (work / "a").mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        def lock(**kw):
+            (work / "a" / "RUNNING").write_text(json.dumps(
+                dict(dict(pid=other.pid, host=socket.gethostname(), heartbeat=time.time(), t=1.0), **kw)))
+
+        lock()
+        assert cp.held_elsewhere(work, "a") and cp.next_run(camp, work)["id"] == "b"
+        assert cp.next_run(camp)["id"] == "a"  # without the working folder: the plan's order
+        lock(heartbeat=time.time() - cp.HEARTBEAT_S - 1)
+        assert cp.next_run(camp, work)["id"] == "a"
+        lock(pid=os.getpid())
+        assert cp.next_run(camp, work)["id"] == "a"
+        lock(host="elsewhere")
+        assert cp.next_run(camp, work)["id"] == "a"
+    finally:
+        other.kill()
+        other.wait()
+    lock()  # the pid has exited
+    assert not cp.held_elsewhere(work, "a")
+
+
 def test_bin_profiles_means_per_bin(cp):
     t = np.array([0.0, 0.2, 0.4, 0.6, 1.1, 1.4])
     prof = {"U": np.arange(12.0).reshape(6, 2)}
