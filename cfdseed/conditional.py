@@ -446,9 +446,11 @@ class ConditionalHandle(_Handle):
         return out
 
     def sample(self, n: int, seed: int | None = None, latent: np.ndarray | None = None,
-               batch: int = 64) -> np.ndarray:
+               batch: int = 64, anchor: float | str | None = "auto") -> np.ndarray:
         """``n`` independent planes ``(n, 3, ny, nz)`` float32 in physical units: the last plane of
-        ``n`` burnt-in chains (what the plane models' ``sample`` gives, for evaluation).
+        ``n`` burnt-in chains (what the plane models' ``sample`` gives, for evaluation), anchored
+        as the synthesis anchors its rollouts (``"auto"``: :data:`cfdseed.synthesis.ROLLOUT_ANCHOR`;
+        a rate as :meth:`rollout` takes it; None: the generator alone).
 
         Raises
         ------
@@ -460,7 +462,11 @@ class ConditionalHandle(_Handle):
                              "(use step(prev, latent) for one step)")
         if n == 0:
             return np.empty((0, 3, self.ny, self.nz), np.float32)
-        return self.rollout(1, chains=n, rng=seed, batch=batch)[:, 0]
+        if anchor == "auto":
+            from .synthesis import ROLLOUT_ANCHOR
+
+            anchor = ROLLOUT_ANCHOR
+        return self.rollout(1, chains=n, rng=seed, batch=batch, anchor=anchor)[:, 0]
 
     def __repr__(self) -> str:
         return (f"ConditionalHandle(ny={self.ny}, nz={self.nz}, latent_dim={self.latent_dim}, "

@@ -165,6 +165,13 @@ def test_handle_step_rollout_sample(tmp_path):
     # the rollout draws one latent per step for all chains
     np.testing.assert_allclose(first, h.step(start, latent=np.random.default_rng(7).standard_normal((3, h.latent_size))),
                                rtol=1e-5, atol=1e-5)
+    # sample: the last planes of chains anchored as the synthesis anchors them (cfdseed evaluate
+    # judged unanchored, drifting chains before)
+    from cfdseed.synthesis import ROLLOUT_ANCHOR
+
+    np.testing.assert_array_equal(prev, h.rollout(1, chains=4, rng=0, anchor=ROLLOUT_ANCHOR)[:, 0])
+    np.testing.assert_array_equal(h.sample(4, seed=0, anchor=None), h.rollout(1, chains=4, rng=0)[:, 0])
+    assert not np.array_equal(prev, h.sample(4, seed=0, anchor=None))
     with pytest.raises(ValueError, match="latent= is for plane models"):
         h.sample(2, latent=lat)
     with pytest.raises(ValueError, match="prev must have shape"):
