@@ -328,7 +328,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
         prog = comm.bcast(run_agreed(comm, export), root=0)
         if summary["stopped"] != "duration":
             break
-        if comm.bcast(comm.rank == 0 and (work / STOP_FILE).exists(), root=0) or _stop_all(work_root):
+        if comm.bcast(comm.rank == 0 and (work / STOP_FILE).exists(), root=0) or _stop_asked(work_root):
             break
     if comm.rank == 0 and (work / "RUNNING").exists():
         (work / "RUNNING").unlink()
@@ -602,7 +602,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         prog = run_chunks(run, campaign=campaign, work_root=work, max_wall=args.max_wall - (time.time() - wall0),
                           commit=commit)
         print(f"campaign {run['id']}: t = {prog['t']:.2f} / {run['horizon']} h/u_tau, {len(prog['chunks'])} chunks")
-        if not args.all or args.run or not is_done(run, prog) or _stop_all(work):
+        stop = _stop_all(work)  # consumed here, whether it ended the run's chunks or not
+        if not args.all or args.run or not is_done(run, prog) or stop:
             return 0
 
 
@@ -614,6 +615,14 @@ def _root_decides(fn: Callable[[], Any]) -> Any:
 
     comm = MPI.COMM_WORLD
     return comm.bcast(run_agreed(comm, lambda: fn() if comm.rank == 0 else None), root=0)
+
+
+def _stop_asked(work: Path) -> bool:
+    """Collective: ``WORK/STOP`` exists on rank 0 (left for :func:`_stop_all` to consume)."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    return comm.bcast(comm.rank == 0 and (work / "STOP").exists(), root=0)
 
 
 def _stop_all(work: Path) -> bool:

@@ -159,3 +159,13 @@ def test_run_all_goes_through_the_pending_runs_until_a_global_stop(cp, where):
     assert cp.main(campaign_all) == 0
     comm.Barrier()
     assert json.loads((where / "c" / "a4" / "run.json").read_text())["t"] >= 0.002 - 1e-9
+    # a STOP seen as a run's last chunk ends still ends --all (it was consumed by the chunk loop and
+    # the next run started)
+    edit_plan(where, lambda runs: runs.extend([ic_run("a5", 0.002), ic_run("a6", 0.002)]))
+    if comm.rank == 0:
+        (where / "w" / "STOP").write_text("")
+    comm.Barrier()
+    assert cp.main(campaign_all) == 0
+    comm.Barrier()
+    assert json.loads((where / "c" / "a5" / "run.json").read_text())["t"] >= 0.002 - 1e-9
+    assert not (where / "c" / "a6").exists() and not (where / "w" / "STOP").exists()
