@@ -388,9 +388,13 @@ class _Logger:
         if not self.active:
             return
         row = {"iteration": float(it), **{k: float(v) for k, v in sorted(values.items())}}
-        fields = list(self.metric_rows[0]) if self.metric_rows else list(row)
-        self.metric_rows.append(row)
-        self._append(self.metrics_path, {k: row.get(k, float("nan")) for k in fields}, fields)
+        old = list(self.metric_rows[0]) if self.metric_rows else []
+        fields = old + [k for k in row if k not in old]
+        self.metric_rows = [{k: r.get(k, math.nan) for k in fields} for r in [*self.metric_rows, row]]
+        if self.metric_rows[:-1] and fields != old:  # a metric added since the run began: NaN before
+            self._rewrite(self.metrics_path, self.metric_rows, fields)
+        else:
+            self._append(self.metrics_path, self.metric_rows[-1], fields)
         if self.tb is not None:
             for k, v in values.items():
                 self.tb.add_scalar(f"val/{k}", float(v), it)

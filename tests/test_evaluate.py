@@ -405,9 +405,14 @@ def test_pair_metrics_add_the_one_step_correlation_error():
     assert held["rollout_tke"] == pytest.approx(0.0, abs=0.05)
     drifted = pair_metrics(prev, real, real, y, 3.0, rolled=2.0 * fresh, **kw)
     assert drifted["rollout_tke"] == pytest.approx(3.0, rel=0.05)
-    assert drifted["combined"] == pytest.approx(same["combined"] + drifted["rollout_tke"])
+    assert drifted["rollout_uv"] < 0.05  # u, v uncorrelated in both
+    assert drifted["combined"] == pytest.approx(same["combined"] + drifted["rollout_tke"] + drifted["rollout_uv"])
+    # rollout u-v correlation: chain ends whose u and v are correlated at -0.6 where the data's are not
+    coupled = fresh.copy()
+    coupled[:, 1] = -0.6 * fresh[:, 0] + 0.8 * fresh[:, 1]
+    assert pair_metrics(prev, real, real, y, 3.0, rolled=coupled, **kw)["rollout_uv"] == pytest.approx(0.6, abs=0.05)
     blown = pair_metrics(prev, real, real, y, 3.0, rolled=np.full_like(fresh, np.nan), **kw)
-    assert blown["rollout_tke"] == np.inf and blown["combined"] == np.inf
+    assert blown["rollout_tke"] == np.inf and blown["combined"] == np.inf and blown["rollout_uv"] == 1.0
     with pytest.raises(ValueError, match="rolled must be planes"):
         pair_metrics(prev, real, real, y, 3.0, rolled=fresh[:, :2], **kw)
     # the chain's own last step: decorrelating at the data's rates scores ~0, a frozen chain high
@@ -415,7 +420,8 @@ def test_pair_metrics_add_the_one_step_correlation_error():
     assert live["rollout_R1"] < 0.03
     frozen = pair_metrics(prev, real, real, y, 3.0, rolled=prev, rolled_prev=prev, **kw)
     assert frozen["rollout_R1"] == pytest.approx(np.mean([0.1, 0.4, 0.7]), abs=0.03)
-    assert frozen["combined"] == pytest.approx(same["combined"] + frozen["rollout_tke"] + frozen["rollout_R1"])
+    assert frozen["combined"] == pytest.approx(same["combined"] + frozen["rollout_tke"] + frozen["rollout_uv"]
+                                               + frozen["rollout_R1"])
     with pytest.raises(ValueError, match="rolled_prev must have"):
         pair_metrics(prev, real, real, y, 3.0, rolled=fresh, rolled_prev=fresh[:3], **kw)
 

@@ -447,7 +447,7 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     # validation: slice metrics of the next planes plus the one-step correlation errors; best.pt by combined
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     head = rows[0].split(",")
-    assert {"combined", "combined_slices", "R1_u", "R1_v", "R1_w", "E_uu", "rollout_tke", "rollout_R1"} <= set(head)
+    assert {"combined", "combined_slices", "R1_u", "R1_v", "R1_w", "E_uu", "rollout_tke", "rollout_uv", "rollout_R1"} <= set(head)
     assert len(rows) == 3
     best = read_checkpoint(run / "best.pt")
     assert best["metadata"]["combined"] == pytest.approx(res.best_combined)
@@ -526,6 +526,30 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
         train(cond_config(planes, tmp_path / "d", *extra[1:], f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
     with pytest.raises(ConfigError, match="train.lag_weight > 0 needs model.kind = 'conditional'"):
         tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
+
+
+def test_a_metric_added_since_the_run_began_gets_its_own_column_on_resume(planes, tmp_path):
+    """A run resumed by a newer cfdseed that validates one more metric: metrics.csv gains the
+    column (NaN in the earlier rows) instead of dropping the new values."""
+    import csv
+
+    cfg = cond_config(planes, tmp_path / "r", "log.eval_every=2", "log.eval_samples=6", "train.unroll=2")
+
+    def ctrl_c(it):
+        if it == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    assert train(cfg, _on_iteration=ctrl_c).iteration == 2
+    path = tmp_path / "r" / "metrics.csv"
+    rows = list(csv.DictReader(path.open()))
+    with path.open("w", newline="") as fh:  # as an older cfdseed wrote it: no rollout_uv
+        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "rollout_uv"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    train(cfg, resume=True)
+    rows = list(csv.DictReader(path.open()))
+    assert [float(r["iteration"]) for r in rows] == [2.0, 4.0]
+    assert np.isnan(float(rows[0]["rollout_uv"])) and np.isfinite(float(rows[1]["rollout_uv"]))
 
 
 @pytest.mark.parametrize("unroll", [1, 3])
