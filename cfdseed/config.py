@@ -80,6 +80,8 @@ class TrainConfig:
     #                                 innovation variance (train.innovation_variance); 0 = off
     lag_weight: float = 0.0  # conditional: correlation of each unrolled plane with prev (lags 1..unroll) per
     #                          component and row against the data's (train.lag_correlation); 0 = off
+    replay: bool = False  # conditional: also continue the generator's own chains (one batch, refreshed from
+    #                       real planes) every G step, their one-point statistics in the physics loss
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
@@ -196,6 +198,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.innovation_weight > 0 needs model.kind = 'conditional' (a spread given prev)")
     if t.lag_weight > 0 and m.kind != "conditional":
         raise ConfigError("train.lag_weight > 0 needs model.kind = 'conditional' (correlations along a rollout)")
+    if t.replay and (m.kind != "conditional" or t.physics_weight <= 0):
+        raise ConfigError("train.replay needs model.kind = 'conditional' and train.physics_weight > 0 "
+                          "(its loss is the physics loss deep into the chains)")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
     dev = t.device

@@ -71,7 +71,7 @@ __all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_los
 log = logging.getLogger(__name__)
 
 _LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-               "it_per_s", "time_s"]
+               "replay", "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -569,6 +569,11 @@ def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, st
     return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
 
 
+#: train.replay: each G step one in this many replayed chains restarts from a real plane, so the chains
+#: are on average REPLAY_REFRESH steps of ``unroll`` planes old (8 x 4 = 32 planes: past the ~16 over
+#: which a v2 candidate's near-wall u-v correlation decayed).
+REPLAY_REFRESH = 8
+
 #: Chains (evenly spread starting pairs) behind the lag target (_lag_target).
 LAG_CHAINS = 1024
 
@@ -701,6 +706,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     root = dd.rank == 0
     if not cfg.data.path:
         raise ConfigError("data.path is empty; set it in [data] or with --set data.path=FILE.h5")
+    if t_cfg.replay and dd.world > 1:
+        raise ConfigError("train.replay runs on one process (each DDP rank would keep its own chains)")
     if t_cfg.batch_size % dd.world:
         raise ConfigError(f"train.batch_size={t_cfg.batch_size} is not divisible by the {dd.world} processes")
     if t_cfg.deterministic:
@@ -780,6 +787,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         innovation = dd.from_root(lambda: _innovation_target(cfg, data_split, train_idx, stats)).to(device)
     unroll = t_cfg.unroll if cond else 1
     unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
+    # conditional, train.replay: the last planes of the generator's own chains (one batch, normalised),
+    # continued every G step; empty until the first batch; in the training checkpoint (exact resume)
+    replay = (torch.empty(0) if ck is None else ck["training"]["replay"].to(device)) if cond and t_cfg.replay else None
     lag_target = None  # conditional: the data's correlation with the start at lags 1..unroll (lag_loss)
     if cond and t_cfg.lag_weight > 0:
         lag_target = dd.from_root(lambda: _lag_target(cfg, data_split, train_idx, stats, unroll)).to(device)
@@ -863,6 +873,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(),
                 "iteration": it, "consumed": consumed, "best": best, "config": to_dict(cfg),
             }
+            if replay is not None:
+                p["training"]["replay"] = replay.detach().cpu()
         return p
 
     if root:
@@ -935,13 +947,27 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             critic.requires_grad_(False)  # G step: no weight gradients for the critic
             if cond:  # unroll steps from the last critic batch's prev, each pair judged and kept physical
                 zs = torch.stack([draw_latent() for _ in range(unroll)])  # (k, b, latent)
-                if innovation is not None:  # twins: the first q prev planes again, other latents (one call: DDP)
-                    q = max(1, prev.shape[0] // 4)
-                    twin_z = torch.stack([draw_latent()[:q] for _ in range(unroll)])
-                    both = gen_step(torch.cat([prev, prev[:q]]), torch.cat([zs, twin_z], dim=1))
-                    chain, twin = both[:, : prev.shape[0]], both[0, prev.shape[0] :]
-                else:
-                    chain = gen_step(prev, zs)  # (k, b, 3, ny, nz)
+                starts, lats = [prev], [zs]  # one generator call (DDP): the batch, twins, replayed planes
+                b = prev.shape[0]
+                if innovation is not None:  # twins: the first q prev planes again, other latents
+                    q = max(1, b // 4)
+                    starts.append(prev[:q])
+                    lats.append(torch.stack([draw_latent()[:q] for _ in range(unroll)]))
+                if replay is not None:  # the generator's own chains, continued (refreshed from real planes)
+                    if replay.numel() == 0:
+                        replay = prev.detach().clone()
+                    fresh = torch.randperm(b, generator=noise)[: max(1, b // REPLAY_REFRESH)].to(device)
+                    replay = replay.clone()
+                    replay[fresh] = prev[fresh].detach()
+                    starts.append(replay)
+                    lats.append(torch.stack([draw_latent() for _ in range(unroll)]))
+                both = gen_step(torch.cat(starts), torch.cat(lats, dim=1)) if len(starts) > 1 else gen_step(prev, zs)
+                chain = both[:, :b]  # (k, b, 3, ny, nz)
+                if innovation is not None:
+                    twin = both[0, b : b + q]
+                if replay is not None:
+                    replayed = both[:, both.shape[1] - b :]
+                    replay = replayed[-1].detach()
                 conds = [prev, *chain[:-1]]
                 loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
             else:
@@ -960,6 +986,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 total_g = total_g + t_cfg.innovation_weight * inno
             else:
                 inno = torch.zeros((), device=device)
+            if replay is not None:  # one-point statistics (uv per row too) deep into the chains, vs the real batch
+                rep_loss = torch.stack([physics_loss(real, x) for x in replayed]).mean()
+                total_g = total_g + t_cfg.physics_weight * rep_loss
+            else:
+                rep_loss = torch.zeros((), device=device)
             if lag_target is not None:  # every rollout plane's correlation with prev against the data's
                 lag = lag_loss(prev, chain, lag_target)
                 total_g = total_g + t_cfg.lag_weight * lag
@@ -979,11 +1010,13 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach(), spec.detach(), inno.detach(), lag.detach()]).float()  # nccl: on device
+                                    gp.detach(), phys.detach(), spec.detach(), inno.detach(), lag.detach(),
+                                    rep_loss.detach()]).float()  # nccl: on device
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
-                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag"],
+                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
+                                 "replay"],
                                 vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)

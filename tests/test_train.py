@@ -528,6 +528,20 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
         tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
 
 
+def test_replay_continues_the_generators_own_chains(planes, tmp_path):
+    """train.replay: a batch of the generator's chains is continued every G step (its physics loss
+    logged as "replay"), kept in the training checkpoint; refused without a conditional model or a
+    physics weight."""
+    res = train(cond_config(planes, tmp_path / "r", "train.unroll=2", "train.physics_weight=1.0", "train.replay=true"))
+    assert res.iteration == 4 and res.last["replay"] > 0 and np.isfinite(res.last["replay"])
+    buf = torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["training"]["replay"]
+    assert buf.shape == (8, 3, 9, 8) and torch.isfinite(buf).all()
+    with pytest.raises(ConfigError, match="train.replay needs"):
+        cond_config(planes, tmp_path / "x", "train.replay=true")
+    with pytest.raises(ConfigError, match="train.replay needs"):
+        tiny_config(planes, tmp_path / "y", "train.replay=true", "train.physics_weight=1.0")
+
+
 def test_a_metric_added_since_the_run_began_gets_its_own_column_on_resume(planes, tmp_path):
     """A run resumed by a newer cfdseed that validates one more metric: metrics.csv gains the
     column (NaN in the earlier rows) instead of dropping the new values."""
@@ -555,7 +569,7 @@ def test_a_metric_added_since_the_run_began_gets_its_own_column_on_resume(planes
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
     extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}",
-             *(("model.memory=true", "train.innovation_weight=1.0") if unroll == 3 else ()))
+             *(("model.memory=true", "train.innovation_weight=1.0", "train.replay=true") if unroll == 3 else ()))
     train(cond_config(planes, tmp_path / "full", *extra))
 
     def ctrl_c(it):
