@@ -85,6 +85,11 @@ def lock_info(work: Path, run_id: str) -> dict[str, Any] | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _fresh_here(lock: dict[str, Any] | None, now: float) -> bool:
+    """A lock written on this host within :data:`HEARTBEAT_S`."""
+    return bool(lock) and lock.get("host") == socket.gethostname() and now - lock["heartbeat"] < HEARTBEAT_S
+
+
 def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None) -> list[str]:
     """Human-readable campaign status: one line a run plus totals."""
     now = time.time() if now is None else now
@@ -96,7 +101,7 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
             state = f"failed: {prog['failed']}"
         elif is_done(run, prog):
             state = "done"
-        elif lock and now - lock["heartbeat"] < HEARTBEAT_S and lock.get("host") == socket.gethostname():
+        elif _fresh_here(lock, now):
             state = f"running (pid {lock['pid']}, at t = {lock.get('t', prog['t']):.1f})"
         elif prog["t"] > 0 or lock:
             state = "paused" + (" (stale lock)" if lock else "")
@@ -520,9 +525,7 @@ def held_elsewhere(work: Path, run_id: str, now: float | None = None) -> bool:
     """Another live process on this host runs ``run_id`` (a fresh lock whose pid exists and is not ours)."""
     lock = lock_info(work, run_id)
     now = time.time() if now is None else now
-    if not lock or lock.get("host") != socket.gethostname() or now - lock["heartbeat"] >= HEARTBEAT_S:
-        return False
-    if lock["pid"] == os.getpid():
+    if not _fresh_here(lock, now) or lock["pid"] == os.getpid():
         return False
     try:
         os.kill(lock["pid"], 0)
@@ -630,7 +633,7 @@ def _stop_all(work: Path) -> bool:
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    stop = comm.bcast(comm.rank == 0 and (work / "STOP").exists(), root=0)
+    stop = _stop_asked(work)
     if stop and comm.rank == 0:
         (work / "STOP").unlink()
     return stop

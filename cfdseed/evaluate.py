@@ -669,9 +669,7 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
     out["combined_slices"] = out.pop("combined")
     r_real, r_fake = step_correlation(prev, real), step_correlation(prev, fake)
     for c, name in enumerate(_COMP):
-        rows = np.isfinite(r_real[c])  # rows with variance in the data (not a no-slip wall row)
-        diff = np.nan_to_num(r_fake[c, rows], nan=0.0) - r_real[c, rows]  # a frozen generated row: corr 0
-        out[f"R1_{name}"] = float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0
+        out[f"R1_{name}"] = _row_rms_error(r_fake[c], r_real[c])
     out["combined"] = out["combined_slices"] + float(np.mean([out[f"R1_{c}"] for c in _COMP]))
     if rolled is not None:
         rolled = np.asarray(rolled)
@@ -681,24 +679,25 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         ok = math.isfinite(tke_rolled) and tke_real > 0
         out["rollout_tke"] = abs(tke_rolled / tke_real - 1.0) if ok else math.inf
         out["combined"] += out["rollout_tke"]
-        rho_real = _uv_correlation(real)
-        rows = np.isfinite(rho_real)
-        diff = (np.nan_to_num(_uv_correlation(rolled)[rows], nan=0.0) - rho_real[rows]) if ok else np.ones(1)
-        out["rollout_uv"] = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
+        out["rollout_uv"] = _row_rms_error(_uv_correlation(rolled), _uv_correlation(real)) if ok else 1.0
         out["combined"] += out["rollout_uv"]
         if rolled_prev is not None:
             rolled_prev = np.asarray(rolled_prev)
             if rolled_prev.shape != rolled.shape:
                 raise ValueError(f"rolled_prev must have rolled's shape {rolled.shape}, got {rolled_prev.shape}")
             r_chain = step_correlation(rolled_prev, rolled) if ok else np.zeros_like(r_real)
-            errs = []
-            for c in range(3):
-                rows = np.isfinite(r_real[c])
-                diff = np.nan_to_num(r_chain[c, rows], nan=0.0) - r_real[c, rows]
-                errs.append(float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0)
-            out["rollout_R1"] = float(np.mean(errs))
+            out["rollout_R1"] = float(np.mean([_row_rms_error(r_chain[c], r_real[c]) for c in range(3)]))
             out["combined"] += out["rollout_R1"]
     return out
+
+
+def _row_rms_error(fake: np.ndarray, real: np.ndarray) -> float:
+    """RMS over rows of ``fake - real`` (per-row correlations ``(ny,)``) on the rows where ``real`` is
+    defined (variance in the data: not a no-slip wall row); an undefined generated row counts as 0
+    (a frozen row); 0 when no row is defined."""
+    rows = np.isfinite(real)
+    diff = np.nan_to_num(fake[rows], nan=0.0) - real[rows]
+    return float(np.sqrt(np.mean(diff**2))) if rows.any() else 0.0
 
 
 def _uv_correlation(planes: np.ndarray) -> np.ndarray:
