@@ -9,7 +9,9 @@ snapshot times, the trainer's ``split = "last"`` part), every checkpoint rolls e
 ``steps`` times (fixed latents, seed 1; :meth:`cfdseed.conditional.ConditionalHandle.rollout` from
 ``start`` = the planes, keeping the last plane) and the volume-averaged TKE of the planes reached
 is divided by the real planes' (1: no drift; 31 steps of the campaign's plane spacing are the
-synthesis burn-in, 6 half-heights). It also measures how fast a chain forgets: the correlation
+synthesis burn-in, 6 half-heights); the u-v correlation coefficient of the same planes at y⁺ 5,
+10, 15, 40 and the centre (both walls, the upper one's sign turned) is set against the real
+planes' (the near-wall -uv a chain must keep). It also measures how fast a chain forgets: the correlation
 per component between planes ``lag`` steps apart (``--lags``; over y, z and pairs) of 16 chains
 as the synthesis runs them (default start, burn-in, ``--anchor``; seed 1), against the same
 correlation in the validation snapshots' x-planes (each snapshot a periodic ring). Writes
@@ -38,19 +40,44 @@ def validation_planes(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         return f["fields"][pick], y
 
 
-def tke_ratios(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int],
-               anchor: float | None = None) -> list[float]:
-    """TKE of the planes ``steps`` generated steps on from ``planes``, over the planes' own."""
+#: Wall distances (wall units) at which uv_profile reports the u-v correlation; inf: the centre.
+UV_YPLUS = (5.0, 10.0, 15.0, 40.0, float("inf"))
+
+
+def uv_profile(planes: np.ndarray, y: np.ndarray, re_tau: float) -> list[float]:
+    """The u-v correlation coefficient of ``planes`` ``(N, 3, ny, nz)`` at the rows nearest
+    :data:`UV_YPLUS` from each wall (``y`` in half-heights, walls at its ends), the upper wall's
+    sign turned (-uv > 0 on both sides means the same sign), averaged over the two walls."""
+    from cfdseed.evaluate import _uv_correlation
+
+    rho = _uv_correlation(planes)
+    d = (1.0 - np.abs(np.asarray(y) - 0.5 * (y[0] + y[-1])) / (0.5 * (y[-1] - y[0]))) * re_tau  # y+ from the nearer wall
+    lower = np.arange(len(y)) < len(y) / 2
+    out = []
+    for yp in UV_YPLUS:
+        target = min(yp, d.max())
+        lo = np.flatnonzero(lower)[np.argmin(np.abs(d[lower] - target))]
+        hi = np.flatnonzero(~lower)[np.argmin(np.abs(d[~lower] - target))]
+        out.append(float(0.5 * (rho[lo] - rho[hi])))
+    return out
+
+
+def rolled_stats(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int],
+                 anchor: float | None = None) -> tuple[list[float], list[list[float]], list[float]]:
+    """TKE of the planes ``steps`` generated steps on from ``planes`` over the planes' own, their
+    :func:`uv_profile` per step count, and the real planes' :func:`uv_profile`."""
     from cfdseed.evaluate import _plane_tke
     from cfdseed.model import load_generator
 
     h = load_generator(ckpt, device="cpu")
     real = _plane_tke(planes, y)
-    out = []
+    tke, uv = [], []
     for k in steps:
         rolled = h.rollout(1, chains=planes.shape[0], rng=1, burn_in=k - 1, start=planes, anchor=anchor)[:, 0]
-        out.append(float(_plane_tke(rolled, y) / real) if np.isfinite(rolled).all() else float("inf"))
-    return out
+        ok = np.isfinite(rolled).all()
+        tke.append(float(_plane_tke(rolled, y) / real) if ok else float("inf"))
+        uv.append(uv_profile(rolled, y, h.re_tau) if ok else [float("nan")] * len(UV_YPLUS))
+    return tke, uv, uv_profile(planes, y, h.re_tau)
 
 
 def _lag_corr(a: np.ndarray, b: np.ndarray) -> list[float]:
@@ -96,16 +123,24 @@ def main() -> None:
     rows = {}
     for spec in args.checkpoints:
         label, _, path = spec.partition("=")
-        rows[label] = {"checkpoint": path, "anchor": args.anchor,
-                       "tke_ratio": dict(zip(map(str, args.steps), tke_ratios(path, planes, y, args.steps, args.anchor)))}
+        tke, uv, uv_real = rolled_stats(path, planes, y, args.steps, args.anchor)
+        rows[label] = {"checkpoint": path, "anchor": args.anchor, "tke_ratio": dict(zip(map(str, args.steps), tke)),
+                       "uv_corr": dict(zip(map(str, args.steps), uv)), "uv_corr_real": uv_real}
         rows[label]["lag_corr"] = chain_lag_correlations(path, args.lags, args.anchor)
         print(f"{label:24s} TKE ratio after " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[label]["tke_ratio"].items())
               + " steps; u, v, w correlation at lags " + _lags(rows[label]["lag_corr"]), flush=True)
+        print(f"{'':24s} u-v correlation at y+ " + "/".join(f"{p:g}" for p in UV_YPLUS) + ": real "
+              + _row(uv_real) + "; after " + "; ".join(f"{k}: " + _row(v) for k, v in rows[label]["uv_corr"].items()))
     data_corr = data_lag_correlations(args.data, args.lags)
     print(f"{'data':24s} u, v, w correlation at lags " + _lags(data_corr))
     Path(args.out).write_text(json.dumps({"data": args.data, "planes": args.planes, "steps": args.steps,
+                                          "uv_yplus": [str(p) for p in UV_YPLUS],
                                           "lags": args.lags, "data_lag_corr": data_corr, "runs": rows,
                                           "how": "benchmarks/v2_drift.py (docstring)"}, indent=1) + "\n")
+
+
+def _row(values: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
 
 
 def _lags(corr: dict[str, list[float]]) -> str:

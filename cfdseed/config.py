@@ -80,8 +80,11 @@ class TrainConfig:
     #                                 innovation variance (train.innovation_variance); 0 = off
     lag_weight: float = 0.0  # conditional: correlation of each unrolled plane with prev (lags 1..unroll) per
     #                          component and row against the data's (train.lag_correlation); 0 = off
+    uv_weight: float = 0.0  # u-v correlation coefficient per row against the real batch's (train.uv_loss;
+    #                         conditional: every unrolled and replayed plane); 0 = off
     replay: bool = False  # conditional: also continue the generator's own chains (one batch, refreshed from
-    #                       real planes) every G step, their one-point statistics in the physics loss
+    #                       real planes, anchored as a rollout) every G step, their one-point statistics (and
+    #                       u-v correlation) in the loss
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
@@ -179,7 +182,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
               "train.spectrum_weight": t.spectrum_weight, "train.innovation_weight": t.innovation_weight,
-              "train.lag_weight": t.lag_weight, "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
+              "train.lag_weight": t.lag_weight, "train.uv_weight": t.uv_weight, "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
               "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():
         if v < 0:

@@ -71,7 +71,7 @@ __all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_los
 log = logging.getLogger(__name__)
 
 _LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-               "replay", "it_per_s", "time_s"]
+               "replay", "uv", "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -144,6 +144,14 @@ def step_correlation(prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
     n = nxt - nxt.mean(dim=(0, 3), keepdim=True)
     cov = (p * n).mean(dim=(0, 3))  # (3, ny)
     return cov / torch.sqrt(p.pow(2).mean(dim=(0, 3)) * n.pow(2).mean(dim=(0, 3)) + 1e-8)
+
+
+def uv_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the u-v correlation coefficient per row (over batch and z;
+    :func:`step_correlation` of u with v) between ``real`` and ``fake`` ``(B, 3, ny, nz)``. In
+    :func:`batch_statistics` the covariance uv is one of ~11 numbers per row, and a chain can keep
+    the energies while u and v drift apart (what -uv needs)."""
+    return (step_correlation(real[:, :1], real[:, 1:2]) - step_correlation(fake[:, :1], fake[:, 1:2])).pow(2).mean()
 
 
 def pair_physics_loss(prev: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -790,6 +798,11 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     # conditional, train.replay: the last planes of the generator's own chains (one batch, normalised),
     # continued every G step; empty until the first batch; in the training checkpoint (exact resume)
     replay = (torch.empty(0) if ck is None else ck["training"]["replay"].to(device)) if cond and t_cfg.replay else None
+    hold = None  # ... anchored as a rollout is (the same time scale: unroll steps between calls)
+    if replay is not None:
+        hold = Anchor(1 - (1 - ROLLOUT_ANCHOR) ** unroll, torch.as_tensor(stats.std, dtype=torch.float32)[..., None])
+        if ck is not None:
+            hold.mean, hold.square = ck["training"]["replay_anchor"]
     lag_target = None  # conditional: the data's correlation with the start at lags 1..unroll (lag_loss)
     if cond and t_cfg.lag_weight > 0:
         lag_target = dd.from_root(lambda: _lag_target(cfg, data_split, train_idx, stats, unroll)).to(device)
@@ -875,6 +888,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             }
             if replay is not None:
                 p["training"]["replay"] = replay.detach().cpu()
+                p["training"]["replay_anchor"] = [hold.mean.cpu(), hold.square.cpu()]
         return p
 
     if root:
@@ -967,7 +981,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                     twin = both[0, b : b + q]
                 if replay is not None:
                     replayed = both[:, both.shape[1] - b :]
-                    replay = replayed[-1].detach()
+                    replay = hold(replayed[-1].detach().cpu()).to(device)
                 conds = [prev, *chain[:-1]]
                 loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
             else:
@@ -991,6 +1005,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 total_g = total_g + t_cfg.physics_weight * rep_loss
             else:
                 rep_loss = torch.zeros((), device=device)
+            if t_cfg.uv_weight > 0:  # u-v correlation per row (conditional: every unrolled and replayed plane)
+                planes = [*chain, *(replayed if replay is not None else ())] if cond else [fake]
+                uv = torch.stack([uv_loss(real, x) for x in planes]).mean()
+                total_g = total_g + t_cfg.uv_weight * uv
+            else:
+                uv = torch.zeros((), device=device)
             if lag_target is not None:  # every rollout plane's correlation with prev against the data's
                 lag = lag_loss(prev, chain, lag_target)
                 total_g = total_g + t_cfg.lag_weight * lag
@@ -1011,12 +1031,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
                 vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
                                     gp.detach(), phys.detach(), spec.detach(), inno.detach(), lag.detach(),
-                                    rep_loss.detach()]).float()  # nccl: on device
+                                    rep_loss.detach(), uv.detach()]).float()  # nccl: on device
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
                 last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-                                 "replay"],
+                                 "replay", "uv"],
                                 vals.tolist()))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)

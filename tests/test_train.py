@@ -528,14 +528,36 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
         tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
 
 
+def test_uv_loss_sees_u_and_v_drifting_apart():
+    """uv_loss: 0 for the same correlation; ~(0.8)^2 when u and v lose a -0.8 correlation (same
+    energies: what the covariance term of the physics loss weighs as one number among ~11 per row)."""
+    from cfdseed.train import uv_loss
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(64, 1, 5, 16, generator=g)
+    noise = torch.randn(64, 1, 5, 16, generator=g)
+    w = torch.randn(64, 1, 5, 16, generator=g)
+    tied = torch.cat([u, -0.8 * u + 0.6 * noise, w], dim=1)  # corr(u, v) = -0.8, unit energies
+    apart = torch.cat([u, noise, w], dim=1)
+    assert uv_loss(tied, tied).item() == 0.0
+    assert 0.5 < uv_loss(tied, apart).item() < 0.8
+
+
 def test_replay_continues_the_generators_own_chains(planes, tmp_path):
     """train.replay: a batch of the generator's chains is continued every G step (its physics loss
-    logged as "replay"), kept in the training checkpoint; refused without a conditional model or a
-    physics weight."""
-    res = train(cond_config(planes, tmp_path / "r", "train.unroll=2", "train.physics_weight=1.0", "train.replay=true"))
+    logged as "replay"), anchored as a rollout (per row mean ~0, RMS ~1 in normalised units), kept
+    with the anchor's state in the training checkpoint; train.uv_weight logs "uv"; refused without a
+    conditional model or a physics weight."""
+    res = train(cond_config(planes, tmp_path / "r", "train.unroll=2", "train.physics_weight=1.0", "train.replay=true",
+                            "train.uv_weight=1.0"))
     assert res.iteration == 4 and res.last["replay"] > 0 and np.isfinite(res.last["replay"])
-    buf = torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["training"]["replay"]
+    assert res.last["uv"] > 0 and np.isfinite(res.last["uv"])
+    tr = torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["training"]
+    buf, (mean, square) = tr["replay"], tr["replay_anchor"]
     assert buf.shape == (8, 3, 9, 8) and torch.isfinite(buf).all()
+    assert mean.shape == square.shape == (3, 9, 1) and not torch.equal(square, torch.ones_like(square))
+    inner = buf[:, :, 1:-1]  # rows with variance: anchored toward the data's 0 and 1
+    assert inner.pow(2).mean(dim=(0, 3)).sqrt().max() < 3.0
     with pytest.raises(ConfigError, match="train.replay needs"):
         cond_config(planes, tmp_path / "x", "train.replay=true")
     with pytest.raises(ConfigError, match="train.replay needs"):
@@ -569,7 +591,8 @@ def test_a_metric_added_since_the_run_began_gets_its_own_column_on_resume(planes
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_path, unroll):
     extra = ("log.checkpoint_every=100", "train.physics_weight=0.5", f"train.unroll={unroll}",
-             *(("model.memory=true", "train.innovation_weight=1.0", "train.replay=true") if unroll == 3 else ()))
+             *(("model.memory=true", "train.innovation_weight=1.0", "train.replay=true", "train.uv_weight=1.0")
+               if unroll == 3 else ()))
     train(cond_config(planes, tmp_path / "full", *extra))
 
     def ctrl_c(it):

@@ -32,3 +32,20 @@ def test_data_lag_correlations_of_known_processes(tmp_path):
     assert np.allclose(c_frozen["1"], 1.0) and np.allclose(c_frozen["4"], 1.0)
     assert np.all(np.abs(c_noise["1"]) < 0.3) and len(c_noise["4"]) == 3
     assert np.allclose(c_half["1"], 0.5, atol=0.1) and np.allclose(c_half["3"], 0.5, atol=0.1)
+
+
+def test_uv_profile_reads_both_walls_with_the_upper_sign_turned():
+    """-uv has one sign per wall: a field with corr(u, v) = -0.6 on the lower half and +0.6 on the
+    upper half reads -0.6 at every reported wall distance; the rows nearest each y+ are used."""
+    vd = load("v2_drift")
+    rng = np.random.default_rng(1)
+    ny, n = 33, 400
+    y = -np.cos(np.pi * np.arange(ny) / (ny - 1))  # Chebyshev rows, walls at -1, 1
+    u, e = rng.standard_normal((n, ny, 8)), rng.standard_normal((n, ny, 8))
+    sign = np.where(y < 0, -1.0, 1.0)[None, :, None]
+    planes = np.stack([u, sign * 0.6 * u + 0.8 * e, rng.standard_normal((n, ny, 8))], axis=1)
+    prof = vd.uv_profile(planes, y, re_tau=180.0)
+    assert len(prof) == len(vd.UV_YPLUS) and np.allclose(prof[:4], -0.6, atol=0.05)
+    lopsided = planes.copy()
+    lopsided[:, 1, y > 0] = e[:, y > 0]  # the upper wall loses its correlation: the average halves
+    assert np.allclose(vd.uv_profile(lopsided, y, re_tau=180.0)[:4], -0.3, atol=0.05)
