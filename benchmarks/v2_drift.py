@@ -144,7 +144,7 @@ def _row(values: list[float]) -> str:
 
 
 def _lags(corr: dict[str, list[float]]) -> str:
-    return "; ".join(f"{k}: " + "/".join(f"{c:.2f}" for c in v) for k, v in corr.items())
+    return "; ".join(f"{k}: " + _row(v) for k, v in corr.items())
 
 
 if __name__ == "__main__":

@@ -182,8 +182,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{k} must be positive, got {v}")
     nonneg = {"train.gp_lambda": t.gp_lambda, "train.physics_weight": t.physics_weight,
               "train.spectrum_weight": t.spectrum_weight, "train.innovation_weight": t.innovation_weight,
-              "train.lag_weight": t.lag_weight, "train.uv_weight": t.uv_weight, "log.eval_every": lg.eval_every, "data.num_workers": d.num_workers, "train.seed": t.seed,
-              "data.val_gap": d.val_gap, "data.lx": d.lx}
+              "train.lag_weight": t.lag_weight, "train.uv_weight": t.uv_weight, "log.eval_every": lg.eval_every,
+              "data.num_workers": d.num_workers, "train.seed": t.seed, "data.val_gap": d.val_gap, "data.lx": d.lx}
     for k, v in nonneg.items():
         if v < 0:
             raise ConfigError(f"{k} must be >= 0, got {v}")

@@ -798,11 +798,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     # conditional, train.replay: the last planes of the generator's own chains (one batch, normalised),
     # continued every G step; empty until the first batch; in the training checkpoint (exact resume)
     replay = (torch.empty(0) if ck is None else ck["training"]["replay"].to(device)) if cond and t_cfg.replay else None
-    hold = None  # ... anchored as a rollout is (the same time scale: unroll steps between calls)
+    hold = None  # ... anchored as a rollout is (the same time scale: unroll steps between calls), on device
     if replay is not None:
-        hold = Anchor(1 - (1 - ROLLOUT_ANCHOR) ** unroll, torch.as_tensor(stats.std, dtype=torch.float32)[..., None])
+        hold = Anchor(1 - (1 - ROLLOUT_ANCHOR) ** unroll,
+                      torch.as_tensor(stats.std, dtype=torch.float32)[..., None].to(device))
         if ck is not None:
-            hold.mean, hold.square = ck["training"]["replay_anchor"]
+            hold.mean, hold.square = (t.to(device) for t in ck["training"]["replay_anchor"])
     lag_target = None  # conditional: the data's correlation with the start at lags 1..unroll (lag_loss)
     if cond and t_cfg.lag_weight > 0:
         lag_target = dd.from_root(lambda: _lag_target(cfg, data_split, train_idx, stats, unroll)).to(device)
@@ -981,7 +982,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                     twin = both[0, b : b + q]
                 if replay is not None:
                     replayed = both[:, both.shape[1] - b :]
-                    replay = hold(replayed[-1].detach().cpu()).to(device)
+                    replay = hold(replayed[-1].detach())
                 conds = [prev, *chain[:-1]]
                 loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
             else:
