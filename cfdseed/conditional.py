@@ -31,6 +31,10 @@ Architecture (architecture dicts and presets: :mod:`cfdseed.model`, ``kind="cond
   at the training data's spacing (dx+ ~ 18 in the Re_tau 180 reference run) are strongly correlated,
   so the increment is the small part to learn and the identity is the right starting point; the
   last convolution is initialised at 1/10 of its default scale for that reason.
+- **Band limit** (``arch["band_limit"]``, even ``nz``): the output's spanwise Nyquist mode is removed
+  (a fixed projection, no parameters). The Dedalus data hold that mode at exactly zero (its Fourier
+  basis on ``nz`` points keeps ``nz / 2`` modes), so any energy there is an artefact, and fed back
+  through a rollout it grew to 20-190x the data's tail (``benchmarks/field_physics.py model``).
 - **Pair critic**: ``(prev, next, eta)`` ``(B, 7, ny, nz)`` -> score, the v1 critic's trunk
   (strided periodic convolutions, layer norm, linear head) on 7 channels.
 
@@ -218,6 +222,10 @@ class CondGenerator(nn.Module):
         #: ``memory`` architectures: the skip's factor per component and row, ``next = m * prev + out``
         #: (1 here: the plain residual; the trainer sets it to the data's one-step correlation)
         self.memory = nn.Parameter(torch.ones(3, arch["ny"], 1)) if arch.get("memory") else None
+        #: ``band_limit`` (even nz): (-1)^k over z; the output's component along it (the spanwise
+        #: Nyquist mode) is removed
+        nyq = torch.tensor([(-1.0) ** k for k in range(arch["nz"])]) if arch.get("band_limit") and arch["nz"] % 2 == 0 else None
+        self.register_buffer("nyquist", nyq, persistent=False)
         with torch.no_grad():  # a small first increment: training starts near next = prev
             self.out.conv.weight.mul_(0.1)
             self.out.conv.bias.zero_()
@@ -245,9 +253,11 @@ class CondGenerator(nn.Module):
             x = F.leaky_relu(self.film[k](x, g), 0.2)
             x = F.leaky_relu(self.refine[k](x), 0.2)
         out = self.out(x)  # (B, 3, ny, nz)
-        if not self.residual:
-            return out
-        return prev * self.memory + out if self.memory is not None else prev + out
+        if self.residual:
+            out = prev * self.memory + out if self.memory is not None else prev + out
+        if self.nyquist is not None:
+            out = out - (out * self.nyquist).mean(dim=-1, keepdim=True) * self.nyquist
+        return out
 
 
 class Unrolled(nn.Module):

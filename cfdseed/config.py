@@ -61,6 +61,7 @@ class ModelConfig:
     residual: bool = True  # conditional: next = prev + learned increment (false: next = decoder output)
     memory: bool = False  # conditional, residual: next = m * prev + increment, m per component and row, learned,
     #                       starting at the training data's one-step correlation (the data's decorrelation rate)
+    band_limit: bool = False  # conditional: remove the output's spanwise Nyquist mode (even nz; the DNS has none)
 
 
 @dataclass

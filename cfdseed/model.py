@@ -67,6 +67,9 @@ COND_PRESETS: dict[str, dict[str, list[int]]] = {
 NOISE_CHANNELS = 2
 _ARCH_KEYS = ("latent_dim", "ny", "nz", "g_channels", "c_channels", "norm")
 _COND_KEYS = ("kind", *_ARCH_KEYS, "noise_channels", "residual")
+#: Optional keys of a conditional architecture; ``band_limit`` has no parameters (a checkpoint
+#: without it can seed a run with it: ``train.init_from``).
+COND_OPTIONAL = frozenset({"memory", "band_limit"})
 
 
 def arch_config(
@@ -82,6 +85,7 @@ def arch_config(
     residual: bool = True,
     noise_channels: int = NOISE_CHANNELS,
     memory: bool = False,
+    band_limit: bool = False,
 ) -> dict[str, Any]:
     """Validated architecture dict (plain ints/lists/str) from a preset and/or explicit widths.
 
@@ -89,7 +93,9 @@ def arch_config(
     and two more keys: ``residual`` (the generator outputs ``prev`` plus a learned increment) and
     ``noise_channels`` (noise maps per level; ``latent_dim`` is then the global latent's size);
     ``memory=True`` (residual only) adds the key ``memory``: the skip becomes a learned factor per
-    component and row, ``next = m * prev + increment`` (:class:`cfdseed.conditional.CondGenerator`).
+    component and row, ``next = m * prev + increment`` (:class:`cfdseed.conditional.CondGenerator`);
+    ``band_limit=True`` adds the key ``band_limit``: the output carries no spanwise Nyquist mode
+    (even ``nz``), as the spectral DNS it learns from (parameter-free).
 
     Raises
     ------
@@ -117,6 +123,8 @@ def arch_config(
         arch.update(noise_channels=noise_channels, residual=residual)
         if memory:
             arch["memory"] = True
+        if band_limit:
+            arch["band_limit"] = True
     check_arch(arch)
     return arch
 
@@ -131,13 +139,14 @@ def check_arch(arch: Mapping[str, Any]) -> None:
 
     A plane architecture has the keys ``latent_dim, ny, nz, g_channels, c_channels, norm`` and
     optionally ``kind="plane"``; a conditional one ``kind="conditional"``, the same keys,
-    ``noise_channels`` (positive int), ``residual`` (bool) and optionally ``memory`` (true, residual only).
+    ``noise_channels`` (positive int), ``residual`` (bool) and optionally ``memory`` (true, residual
+    only) and ``band_limit`` (true).
     """
     kind = arch_kind(arch)
     if kind not in KINDS:
         raise CheckpointError(f"architecture kind {kind!r} unknown; must be one of {', '.join(KINDS)}")
     keys = _ARCH_KEYS if kind == "plane" else _COND_KEYS
-    optional = {"kind"} | ({"memory"} if kind == "conditional" else set())
+    optional = {"kind"} | (COND_OPTIONAL if kind == "conditional" else set())
     if not isinstance(arch, Mapping) or set(arch) - optional != set(keys) - {"kind"}:
         got = sorted(arch) if isinstance(arch, Mapping) else type(arch).__name__
         raise CheckpointError(f"{kind} architecture must have keys {', '.join(keys)}; got {got}")
@@ -159,6 +168,8 @@ def check_arch(arch: Mapping[str, Any]) -> None:
         raise CheckpointError(f"architecture residual={arch['residual']!r} must be true or false")
     if kind == "conditional" and "memory" in arch and (arch["memory"] is not True or arch["residual"] is not True):
         raise CheckpointError(f"architecture memory={arch['memory']!r} must be true, and only with residual=true")
+    if kind == "conditional" and "band_limit" in arch and arch["band_limit"] is not True:
+        raise CheckpointError(f"architecture band_limit={arch['band_limit']!r} must be true (or absent)")
     if kind == "conditional" and (isinstance(arch["noise_channels"], bool) or not isinstance(arch["noise_channels"], int)
                                   or arch["noise_channels"] < 1):
         raise CheckpointError(f"architecture noise_channels={arch['noise_channels']!r} must be a positive int")

@@ -530,6 +530,10 @@ def _pairs(cfg: Config, data_split: _Data, idx: np.ndarray, stats: NormStats) ->
     return stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])
 
 
+def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
 def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
     """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]."""
     prev, nxt = (torch.from_numpy(a).double() for a in _pairs(cfg, data_split, _evenly(train_idx, MEMORY_PAIRS), stats))
@@ -772,11 +776,12 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     try:
         arch = arch_config(preset, grid["ny"], grid["nz"], kind=m.kind, latent_dim=m.latent_dim, norm=m.norm,
                            g_channels=m.g_channels or None, c_channels=m.c_channels or None, residual=m.residual,
-                           memory=m.memory)
+                           memory=m.memory, band_limit=m.band_limit)
     except CheckpointError as exc:
         raise ConfigError(f"[model]: {exc}") from None
-    for c, what in ((ck, "checkpoint"), (init, f"train.init_from {t_cfg.init_from}")):
-        if c is not None and {"kind": "plane", **c["arch"]} != arch:
+    for c, what, free in ((ck, "checkpoint", set()), (init, f"train.init_from {t_cfg.init_from}", {"band_limit"})):
+        # init_from: parameter-free keys may differ (a band limit added while fine-tuning)
+        if c is not None and _without({"kind": "plane", **c["arch"]}, free) != _without(arch, free):
             raise CheckpointError(f"{what}: architecture {c['arch']} differs from the configured {arch}")
     torch.manual_seed(t_cfg.seed)
     if cond:

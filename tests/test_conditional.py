@@ -322,3 +322,27 @@ def test_memory_skip_is_a_learned_factor_per_component_and_row():
         check_arch({**arch, "residual": False})
     with pytest.raises(CheckpointError, match="memory"):
         check_arch({**arch, "memory": 1})
+
+
+def test_band_limit_removes_the_spanwise_nyquist_mode_only():
+    """``band_limit``: for even nz the output's Nyquist coefficient in z is zero and every other
+    Fourier coefficient is the plain generator's; odd nz (no Nyquist mode) is unchanged; the
+    projection has no parameters (the weights of a plain generator load); other values refused."""
+    from cfdseed.model import check_arch
+
+    for nz in (8, 9):
+        arch = arch_config("cond-tiny", 9, nz, kind="conditional", latent_dim=8, memory=True, band_limit=True)
+        assert arch["band_limit"] is True and "band_limit" not in arch_config("cond-tiny", 9, nz, kind="conditional")
+        torch.manual_seed(0)
+        g = CondGenerator(arch).double()
+        plain = CondGenerator({k: v for k, v in arch.items() if k != "band_limit"}).double()
+        plain.load_state_dict(g.state_dict())
+        prev = torch.randn(3, 3, 9, nz, dtype=torch.float64)
+        z = torch.randn(3, latent_size(arch), dtype=torch.float64)
+        a, b = torch.fft.rfft(g(prev, z), dim=-1), torch.fft.rfft(plain(prev, z), dim=-1)
+        if nz % 2 == 0:
+            assert b[..., -1].abs().max() > 1e-3 and a[..., -1].abs().max() < 1e-10
+            a, b = a[..., :-1], b[..., :-1]
+        assert torch.allclose(a, b, atol=1e-10)
+    with pytest.raises(CheckpointError, match="band_limit"):
+        check_arch({**arch, "band_limit": False})

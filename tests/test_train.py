@@ -524,6 +524,13 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
     assert "lag" in (tmp_path / "b" / "log.csv").read_text().splitlines()[0]
     with pytest.raises(CheckpointError, match="train.init_from"):
         train(cond_config(planes, tmp_path / "d", *extra[1:], f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
+    # a parameter-free key (the band limit) may be added while fine-tuning; on resume it may not change
+    res = train(cond_config(planes, tmp_path / "e", *extra, "model.band_limit=true",
+                            f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
+    assert read_checkpoint(res.out / "ckpt.pt")["arch"]["band_limit"] is True
+    with pytest.raises(ConfigError, match="model.band_limit: True -> False"):
+        train(cond_config(planes, tmp_path / "e", *extra, "train.iterations=2",
+                          f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"), resume=True)
     with pytest.raises(ConfigError, match="train.lag_weight > 0 needs model.kind = 'conditional'"):
         tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
 
