@@ -44,11 +44,14 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "READABLE_VERSIONS",
-    "DEFAULT_MODEL",
+    "MODELS",
+    "DEFAULT_NAME",
     "tensor_hashes",
     "save_checkpoint",
     "read_checkpoint",
     "default_model",
+    "packaged_models",
+    "model_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,10 @@ CHECKPOINT_FORMAT = "cfdseed-checkpoint"
 CHECKPOINT_VERSION = 3
 #: Format versions this cfdseed reads (1: no training statistics; 2: no arch kind, plane models only).
 READABLE_VERSIONS = (1, 2, 3)
-#: Where the packaged default generator lives (see cfdseed/models/README.md, its model card).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
+#: Where the packaged generators live, one ``NAME.pt`` each (model cards: cfdseed/models/README.md).
+MODELS = Path(__file__).resolve().parent / "models"
+#: The packaged model behind every default (``source="gan"``, ``cfdseed generate / evaluate``).
+DEFAULT_NAME = "default-re180-v1"
 _HASHES = "sha256"
 
 
@@ -206,18 +211,35 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return ck
 
 
-def default_model() -> Path:
-    """Path of the packaged default generator, ``cfdseed/models/default.pt`` (no torch needed).
+def packaged_models() -> list[str]:
+    """Names of the generators packaged with this installation (``MODELS/NAME.pt``), sorted."""
+    return sorted(p.stem for p in MODELS.glob("*.pt"))
+
+
+def default_model(name: str | None = None) -> Path:
+    """Path of a packaged generator by name (default :data:`DEFAULT_NAME`; no torch needed).
 
     Raises
     ------
     CheckpointError
-        No default model is packaged in this installation.
+        No such model is packaged in this installation.
     """
-    path = DEFAULT_MODEL
+    name = DEFAULT_NAME if name is None else name
+    path = MODELS / f"{name}.pt"
     if not path.is_file():
+        have = ", ".join(packaged_models()) or "none"
         raise CheckpointError(
-            f"no default model is packaged: {path} is missing. Train one with `cfdseed train "
-            "CONFIG.toml` and pass its checkpoint path (e.g. RUN/model.pt) instead"
+            f"no packaged model {name!r} ({path} is missing; packaged: {have}). Train one with "
+            "`cfdseed train CONFIG.toml` and pass its checkpoint path (e.g. RUN/model.pt) instead"
         )
     return path
+
+
+def model_path(model: str | os.PathLike | None) -> Path:
+    """The checkpoint file behind ``model``: None is the default model, a packaged model's name
+    (e.g. ``"default-re180-v1"``) its file, anything else a path (an existing file of that name wins)."""
+    if model is None:
+        return default_model()
+    if isinstance(model, str) and not Path(model).exists() and model in packaged_models():
+        return default_model(model)
+    return Path(model)

@@ -97,7 +97,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="what makes the field: gan (the trained generator, default), sem (synthetic eddies, "
                         "calibrated like gan), plug, laminar, trig, streaks, snapshot or phase-randomised (an "
                         "existing field file, --option path=F.h5) or analytic")
-    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint for --source gan (default: the packaged model)")
+    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint or packaged model name for --source gan (default: the packaged default)")
     p.add_argument("--shape", nargs=3, type=int, required=True, metavar=("NX", "NY", "NZ"),
                    help="grid points (streamwise, wall-normal, spanwise)")
     p.add_argument("--lengths", nargs=3, type=float, required=True, metavar=("LX", "LY", "LZ"),
@@ -148,7 +148,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=_run_evaluate)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", metavar="FILE", help="generator checkpoint to sample (default: the packaged model)")
+    src.add_argument("--model", metavar="FILE", help="generator checkpoint or packaged model name to sample (default: the packaged default)")
     src.add_argument("--fields", metavar="[LABEL=]FILE", action="append",
                      help="file to evaluate instead of a model: a slice dataset or a field written by `cfdseed "
                           "generate`; repeat for a side-by-side report, LABEL naming each input (default: the "
@@ -193,7 +193,7 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
     p.add_argument("case", metavar="CASE", help="the OpenFOAM case folder")
     p.add_argument("--source", default="gan", metavar="NAME",
                    help="what makes the field (as for generate; default gan, the packaged generator)")
-    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint for --source gan")
+    p.add_argument("--model", default=None, metavar="FILE", help="generator checkpoint or packaged model name for --source gan")
     p.add_argument("--re-tau", type=float, default=None,
                    help="friction Reynolds number (default: the one whose turbulent bulk velocity fits Ubar h / nu)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",

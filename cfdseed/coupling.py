@@ -251,13 +251,13 @@ def _distributed(comm: Any, grid: Grid, source: Any, options: dict[str, Any] | N
 
 def _is_conditional(model: Any) -> bool:
     """Whether ``model`` (None: the packaged model) is a conditional checkpoint (rollout by default)."""
-    from .checkpoint import default_model, read_checkpoint
+    from .checkpoint import model_path, read_checkpoint
     from .model import arch_kind
 
     if not (model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")):
         return getattr(model, "kind", "plane") == "conditional"  # a loaded handle
     try:
-        arch = read_checkpoint(default_model() if model is None else model)["arch"]
+        arch = read_checkpoint(model_path(model))["arch"]
     except Exception:  # noqa: BLE001 - the source reports a bad model itself
         return False
     return arch_kind(arch) == "conditional"

@@ -783,10 +783,10 @@ def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, 
 
 
 def _sample_model(path: str | None, n: int, seed: int, device: str | None) -> _Set:
-    from .checkpoint import default_model
+    from .checkpoint import model_path
     from .model import load_generator
 
-    p = str(default_model()) if path is None else path
+    p = str(model_path(path))
     g = load_generator(p, device=device)
     f = g.sample(n, seed=seed)
     return _Set(f"model {p} ({n} samples, seed {seed})", f, g.y, g.ly, g.lz, g.nu, g.u_tau)

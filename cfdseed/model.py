@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import read_checkpoint
+from .checkpoint import model_path, read_checkpoint
 from .config import KINDS, NORMS
 from .errors import CheckpointError
 
@@ -354,7 +354,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     Parameters
     ----------
     path
-        Checkpoint file.
+        Checkpoint file, or the name of a packaged model (:func:`cfdseed.checkpoint.model_path`).
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when available.
 
@@ -365,6 +365,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
         architecture.
     """
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    path = model_path(path)
     ck = read_checkpoint(path)
     if arch_kind(ck["arch"]) == "conditional":
         from .conditional import ConditionalHandle

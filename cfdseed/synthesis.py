@@ -396,7 +396,7 @@ def _load(model: Any, device: str | None) -> Any:
     if model is None:
         model = default_model()
     if not isinstance(model, (str, os.PathLike)):
-        raise SourceError(f"model must be a checkpoint path, a GeneratorHandle or a ConditionalHandle, "
+        raise SourceError(f"model must be a checkpoint path, a packaged model's name, a GeneratorHandle or a ConditionalHandle, "
                           f"got {type(model).__name__}")
     return load_generator(model, device=device)
 
@@ -460,7 +460,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
 
     Parameters
     ----------
-    model : path, GeneratorHandle, ConditionalHandle or None
+    model : path, packaged model name, GeneratorHandle, ConditionalHandle or None
         Checkpoint (None: :func:`cfdseed.checkpoint.default_model`).
     grid : Grid
         Target grid (global description used); needs nx >= 2, ny >= 3, nz >= 2.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import struct
 import zipfile
 
@@ -87,9 +88,24 @@ def test_checkpoint_errors(tmp_path):
 def test_default_model_reports_missing_package_model(tmp_path, monkeypatch):
     import cfdseed.checkpoint as checkpoint_mod
 
-    monkeypatch.setattr(checkpoint_mod, "DEFAULT_MODEL", tmp_path / "absent.pt")
-    with pytest.raises(CheckpointError, match="no default model is packaged"):
+    monkeypatch.setattr(checkpoint_mod, "MODELS", tmp_path)
+    with pytest.raises(CheckpointError, match="no packaged model 'default-re180-v1'.*packaged: none"):
         default_model()
+
+
+def test_packaged_models_load_by_name(tmp_path, monkeypatch):
+    """model_path: None -> the default, a packaged name -> its file, an existing file of that name
+    or any other string -> a path; unknown names are refused with the packaged ones listed."""
+    from cfdseed.checkpoint import DEFAULT_NAME, model_path, packaged_models
+
+    assert DEFAULT_NAME in packaged_models() and model_path(None) == default_model()
+    assert model_path(DEFAULT_NAME) == default_model(DEFAULT_NAME) == default_model()
+    assert model_path("run/best.pt") == Path("run/best.pt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / DEFAULT_NAME).write_text("a local file")
+    assert model_path(DEFAULT_NAME) == Path(DEFAULT_NAME)
+    with pytest.raises(CheckpointError, match=f"no packaged model 'nope'.*packaged: .*{DEFAULT_NAME}"):
+        default_model("nope")
 
 
 def _flip_byte_of(path, tensor):

@@ -1,4 +1,4 @@
-"""The packaged default generator (cfdseed/models/default.pt, model card cfdseed/models/README.md):
+"""The packaged default generator (cfdseed/models/default-re180-v1.pt, model card cfdseed/models/README.md):
 small, weights-only loadable, the default of the gan source / generate / evaluate, and its fields
 pass the constraint checks on grids other than the training grid."""
 
@@ -48,7 +48,19 @@ def test_generate_and_evaluate_default_to_the_packaged_model(tmp_path):
                    "--y", "chebyshev", "--seed", "1", "--device", "cpu", "--no-png", "--out", str(out)])
     assert rc == 0
     field, y, lengths, attrs = read_field(out)
-    assert field.shape == (3, 16, 64, 16) and "default.pt (default-re180-v1)" in attrs["model"]
+    assert field.shape == (3, 16, 64, 16) and "default-re180-v1.pt (default-re180-v1)" in attrs["model"]
     rc = cli_main(["evaluate", "--samples", "32", "--device", "cpu", "--out", str(tmp_path / "ev")])
     assert rc == 0 and (tmp_path / "ev" / "metrics.json").is_file()
-    assert "default.pt" in (tmp_path / "ev" / "report.md").read_text()
+    assert "default-re180-v1.pt" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_packaged_model_by_name_is_the_default_s_field():
+    """A packaged model's name works wherever a checkpoint path does: same field as the default."""
+    from cfdseed.checkpoint import DEFAULT_NAME
+
+    grid = Grid((16, 33, 16), (math.pi, 2.0, math.pi / 2), y="chebyshev")
+    opts = {"bulk": 15.7, "device": "cpu"}
+    a = init_field(SELF, grid, source="gan", seed=5, options=opts)
+    b = init_field(SELF, grid, source="gan", seed=5, options={**opts, "model": DEFAULT_NAME})
+    assert np.array_equal(a, b)
+    assert load_generator(DEFAULT_NAME, device="cpu").metadata["name"] == DEFAULT_NAME

@@ -50,7 +50,7 @@ OPTIONS: dict[str, str] = {
     "path": "field file written by cfdseed generate",
     "scale": "factor on the interpolated velocities (and on the file's u_tau)",
     "y_method": "wall-normal interpolation: auto, barycentric or cubic",
-    "model": "generator checkpoint (default: the packaged model)",
+    "model": "generator checkpoint or packaged model name (default: the packaged default model)",
     "corr_length": "streamwise latent correlation length in half-heights (None: first harmonic)",
     "calibrate": "Reynolds-stress calibration target: model, reference, a reference name or file; None: off",
     "x_construction": "streamwise construction: latent (plane models) or rollout (conditional models); None: the model's",
