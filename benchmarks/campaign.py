@@ -207,6 +207,12 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
     from cfdseed.fields import write_field
 
     options = dict(ic.get("options") or {})
+    if "model_sha256" in ic:  # a registered model: the file the runs judge must be the one registered
+        def same_model() -> None:
+            if ch.comm.rank == 0 and (got := model_sha256(options["model"])) != ic["model_sha256"]:
+                raise RuntimeError(f"model {options['model']!r} has sha256 {got}, but {ic['model_sha256']} "
+                                   "was registered: the runs judge the registered model only")
+        run_agreed(ch.comm, same_model)
     if "state" not in ic:
         return ic["source"], options
     path = work / "control-field.h5"
@@ -445,17 +451,32 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     return {g: name for name, g in groups.items()}
 
 
-def confirmatory_ics(campaign: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+def model_sha256(model: str) -> str:
+    """sha256 of the checkpoint file behind ``model`` (a packaged model's name or a path)."""
+    import hashlib
+
+    from cfdseed.checkpoint import model_path
+
+    return hashlib.sha256(model_path(model).read_bytes()).hexdigest()
+
+
+def confirmatory_ics(campaign: Path, names: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
     """The protocol's confirmatory ICs ``names`` as plan ``ic`` entries (controls: the reference's
-    snapshots in time order)."""
+    snapshots in time order; ``gan``: ``model``, a packaged model's name or a repository path, with
+    its file's sha256, which every run checks before it builds its IC)."""
     protocol = json.loads((campaign / "protocol.json").read_text())["confirmatory_ics"]
     out = {}
     for name in names:
         if name not in protocol:
             raise SystemExit(f"{name!r} is not a confirmatory IC of the protocol ({', '.join(protocol)})")
-        if name == "gan":
-            raise SystemExit("the GAN ensemble is registered with its model's sha256 in its own amendment")
         ic = protocol[name]
+        if name == "gan":
+            if model is None:
+                raise SystemExit("the GAN ensemble is registered with its model (--model NAME): its sha256 "
+                                 "goes into the plan, and into its own amendment")
+            out[name] = dict(source=ic["source"], options=dict(ic["options"], model=model),
+                             model_sha256=model_sha256(model))
+            continue
         if "states" in ic:
             snaps = sorted((campaign / "ref" / "snapshots").glob("t*.npz"))
             out[name] = dict(states=[str(p.relative_to(ROOT)) for p in snaps])
@@ -555,6 +576,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--tier", default="confirmatory", help="register: the tier's name")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: confirmatory ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
+    p.add_argument("--model", default=None,
+                   help="register --ics gan: the model (a packaged model's name) whose sha256 the runs check")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
     p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
@@ -587,7 +610,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         if args.members is None:
             raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")
         seed = json.loads((campaign / "protocol.json").read_text())["seed"] + 2
-        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics), args.members, seed)
+        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics, args.model), args.members, seed)
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import types
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,26 @@ def test_confirmatory_ics_from_the_protocol(cp):
     assert ics["control"]["states"] == sorted(ics["control"]["states"])
     with pytest.raises(SystemExit, match="its own amendment"):
         cp.confirmatory_ics(cp.CAMPAIGN, ["gan"])
+
+
+def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_path):
+    """register --ics gan --model NAME: the plan's ic entry holds the model's name and its file's
+    sha256; ic_source delivers it unchanged while the file matches and refuses a changed file."""
+    import hashlib
+
+    from mpi4py import MPI
+
+    from cfdseed.checkpoint import DEFAULT_NAME, default_model
+
+    gan = cp.confirmatory_ics(cp.CAMPAIGN, ["gan"], model=DEFAULT_NAME)["gan"]
+    assert gan["options"] == {"bulk": 15.7, "model": DEFAULT_NAME} and gan["source"] == "gan"
+    assert gan["model_sha256"] == hashlib.sha256(default_model().read_bytes()).hexdigest()
+    ch = types.SimpleNamespace(comm=MPI.COMM_SELF)
+    assert cp.ic_source(gan, ch, tmp_path) == ("gan", gan["options"])
+    other = tmp_path / "other.pt"
+    other.write_bytes(default_model().read_bytes() + b"\0")
+    with pytest.raises(RuntimeError, match="registered model only"):
+        cp.ic_source(dict(gan, options=dict(gan["options"], model=str(other))), ch, tmp_path)
 
 
 def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path):
