@@ -77,6 +77,10 @@ class TrainConfig:
     #                              one-step correlation prev -> next per component and y); 0 = off
     spectrum_weight: float = 0.0  # weight of the log spanwise spectrum loss (train.spectrum_loss; conditional:
     #                               every unrolled step); 0 = off
+    spectrum_target: str = "batch"  # "batch": each plane's spectra against the real batch's; "data": the
+    #                                 generated planes' pooled spectra (conditional: all unrolled and replayed
+    #                                 planes) against the training data's (SPECTRUM_PLANES planes): no
+    #                                 sampling noise on the real side, little on the generated one
     innovation_weight: float = 0.0  # conditional: log spread of next given prev (two draws) against the data's
     #                                 innovation variance (train.innovation_variance); 0 = off
     lag_weight: float = 0.0  # conditional: correlation of each unrolled plane with prev (lags 1..unroll) per
@@ -188,6 +192,8 @@ def validate(cfg: Config) -> None:
     for k, v in nonneg.items():
         if v < 0:
             raise ConfigError(f"{k} must be >= 0, got {v}")
+    if t.spectrum_target not in ("batch", "data"):
+        raise ConfigError(f"train.spectrum_target must be 'batch' or 'data', got {t.spectrum_target!r}")
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"train.betas must be two numbers in [0, 1), got {t.betas}")
     if not 0.0 <= d.val_fraction < 1.0:

@@ -63,7 +63,8 @@ from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise
 from .slices import open_dataset
 from .synthesis import ROLLOUT_ANCHOR
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "innovation_variance",
+__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "spectrum_error", "pooled_power",
+           "innovation_variance",
            "innovation_loss", "step_correlation", "plane_chains", "lag_loss",
            "pair_physics_loss",
            "train", "TrainResult", "RUN_FILES"]
@@ -129,9 +130,21 @@ def spectrum_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     ``real``. Relative errors count alike at every wavenumber: the linear spectra of
     :func:`batch_statistics` do not see excess energy in the smallest scales, which hold ~1e-4 of
     the peak."""
-    s_real, s_fake = (_spanwise_power(x - x.mean(dim=(0, 3), keepdim=True)) for x in (real, fake))
+    return spectrum_error(*(_spanwise_power(x - x.mean(dim=(0, 3), keepdim=True)) for x in (real, fake)))
+
+
+def spectrum_error(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    """The log-spectrum difference of :func:`spectrum_loss` between spanwise power spectra
+    ``(3, ny, nk)`` (``s_real``: e.g. the training data's, ``train.spectrum_target = "data"``)."""
     floor = SPECTRUM_FLOOR * s_real.mean(dim=(1, 2), keepdim=True) + 1e-12
     return (torch.log(s_fake + floor) - torch.log(s_real + floor)).pow(2).mean()
+
+
+def pooled_power(planes: list[torch.Tensor]) -> torch.Tensor:
+    """Spanwise power ``(3, ny, nk)`` of ``planes`` (each ``(B, 3, ny, nz)``) pooled: fluctuations
+    about the mean over all of them and z."""
+    x = torch.cat(planes)
+    return _spanwise_power(x - x.mean(dim=(0, 3), keepdim=True))
 
 
 def step_correlation(prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
@@ -575,6 +588,18 @@ def innovation_loss(fake: torch.Tensor, twin: torch.Tensor, target: torch.Tensor
     return (torch.log(spread + floor) - torch.log(target + floor)).pow(2).mean()
 
 
+#: Training planes (evenly spread) behind ``train.spectrum_target = "data"``.
+SPECTRUM_PLANES = 2048
+
+
+def _spectrum_target(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
+    """``(3, ny, nk)``: the pooled spanwise power of :data:`SPECTRUM_PLANES` training planes
+    (normalised), rows mirrored about the centre when the wall flip augments the data."""
+    x = torch.as_tensor(stats.normalise(_eval_batch(cfg, _evenly(planes, SPECTRUM_PLANES))), dtype=torch.float32)
+    s = pooled_power([x])
+    return 0.5 * (s + s.flip(1)) if cfg.data.augment_wall else s
+
+
 def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
     """``(3, ny, 1)``: :func:`innovation_variance` of :data:`INNOVATION_PAIRS` training pairs."""
     prev, nxt = _pairs(cfg, data_split, _evenly(train_idx, INNOVATION_PAIRS), stats)
@@ -795,6 +820,9 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
     elif cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
         with torch.no_grad():
             gen.memory.copy_(dd.from_root(lambda: _memory_init(cfg, data_split, train_idx, stats)).to(device))
+    spec_target = None  # train.spectrum_target = "data": the training planes' spanwise power (3, ny, nk)
+    if t_cfg.spectrum_weight > 0 and t_cfg.spectrum_target == "data":
+        spec_target = dd.from_root(lambda: _spectrum_target(cfg, planes, stats)).to(device)
     innovation = None  # conditional: the data's innovation variance (3, ny, 1), normalised (innovation_loss)
     if cond and t_cfg.innovation_weight > 0:
         innovation = dd.from_root(lambda: _innovation_target(cfg, data_split, train_idx, stats)).to(device)
@@ -1011,9 +1039,10 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 total_g = total_g + t_cfg.physics_weight * rep_loss
             else:
                 rep_loss = torch.zeros((), device=device)
-            if t_cfg.uv_weight > 0:  # u-v correlation per row (conditional: every unrolled and replayed plane)
-                planes = [*chain, *(replayed if replay is not None else ())] if cond else [fake]
-                uv = torch.stack([uv_loss(real, x) for x in planes]).mean()
+            # this step's generated planes (conditional: every unrolled and replayed one)
+            generated = [*chain, *(replayed if replay is not None else ())] if cond else [fake]
+            if t_cfg.uv_weight > 0:  # u-v correlation per row
+                uv = torch.stack([uv_loss(real, x) for x in generated]).mean()
                 total_g = total_g + t_cfg.uv_weight * uv
             else:
                 uv = torch.zeros((), device=device)
@@ -1024,6 +1053,8 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 lag = torch.zeros((), device=device)
             if t_cfg.spectrum_weight == 0:
                 spec = torch.zeros((), device=device)
+            elif spec_target is not None:  # every generated plane of this step, pooled, against the data's
+                spec = spectrum_error(spec_target, pooled_power(generated))
             else:  # conditional: every step of the chain against the real next planes
                 spec = (torch.stack([spectrum_loss(real, x) for x in chain]).mean() if cond
                         else spectrum_loss(real, fake))
