@@ -29,6 +29,7 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
     # started a minute apart, ~10 % more steps per second than one 2-rank run; STOP ends one of them)
     $PY benchmarks/transient.py campaign register --members N [--ics trig plug control]   # a blinded tier
     $PY benchmarks/transient.py campaign analyse [--unblind]   # onsets per opaque group (names: --unblind)
+    # --unblind also compares the ensembles (gan vs the others; --compare A:B ...), both write a figure
     $PY benchmarks/transient.py campaign status                              # done/running/pending
 """
 
@@ -351,6 +352,7 @@ def _report_module() -> Any:
 
     spec = importlib.util.spec_from_file_location("campaign_report", Path(__file__).with_name("campaign_report.py"))
     report = importlib.util.module_from_spec(spec)
+    sys.modules["campaign_report"] = report  # dataclasses look their module up there
     spec.loader.exec_module(report)
     return report
 
@@ -485,13 +487,18 @@ def confirmatory_ics(campaign: Path, names: list[str], model: str | None = None)
     return out
 
 
-def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None) -> dict[str, Any]:
+def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None, *,
+            figure: Path | None = None, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Onsets of the IC ensembles by the protocol's rule, on opaque groups (``campaign analyse``).
 
     Per-run onsets (band constant k_1) for every finished IC run; the ensemble onset with its
-    bootstrap interval for every group whose registered members have all finished (k_N exists for
-    the protocol's candidate sizes only); a member that failed (blew up) makes its ensemble
-    censored. ``key`` (``key.json``): the IC names are joined to the finished results (unblinding).
+    bootstrap interval and its cost (simulated time, steps, CPU-seconds; ``campaign_report.judge``)
+    for every group whose registered members have all finished (k_N exists for the protocol's
+    candidate sizes only); a member that failed (blew up) makes its ensemble censored. ``key``
+    (``key.json``): the IC names are joined to the finished results (unblinding) and the ensembles
+    compared (``campaign_report.comparisons``: ``pairs`` of IC labels, default each GAN ensemble
+    against every other of its case). ``figure``: the campaign figure's PNG
+    (``campaign_report.plot_onsets``; blind: group labels).
     """
     report = _report_module()
     protocol = report.read_protocol(campaign)
@@ -502,8 +509,9 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     ref_run, ref_series = _reference_run(campaign)
     ref = report.reference(protocol, ref_run, ref_series)
     horizon, ms = protocol["horizon"], protocol["min_steady"]
-    members: dict[str, list[Any]] = {}
+    runs_of: dict[str, list[tuple[Any, Any, float]]] = {}  # group -> (member, (t, step), CPU s per time)
     registered: dict[str, int] = {}
+    case: dict[str, str] = {}
     failed: dict[str, list[str]] = {}
     per_run: dict[str, Any] = {}
     for run in read_plan(campaign):
@@ -511,6 +519,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             continue
         g = run["group"]
         registered[g] = registered.get(g, 0) + 1
+        case[g] = json.dumps(run["spec"], sort_keys=True)
         prog = progress(campaign, run)
         if not is_done(run, prog):
             continue
@@ -520,25 +529,38 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             continue
         series, _ = read_chunks(campaign, run["id"])
         member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run)))
-        members.setdefault(g, []).append(member)
+        runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
         r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
         per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
                               "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
-    complete = {g: m for g, m in members.items() if len(m) + len(failed.get(g, [])) == registered[g] and g not in failed}
-    rng = np.random.default_rng(protocol["seed"] + 3)
-    ensembles = report.ensemble_onsets(complete, ref, k, protocol, rng) if complete else {}
-    for g in failed:
-        if len(members.get(g, [])) + len(failed[g]) == registered[g]:
+    finished = {g: len(runs_of.get(g, [])) + len(failed.get(g, [])) for g in registered}
+    complete = {}
+    for g, n in registered.items():
+        if finished[g] == n and g not in failed:
+            members, steps, cpu_per_time = zip(*runs_of[g])
+            complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
+    judged = report.judge_groups(complete, ref, k, protocol, np.random.default_rng(protocol["seed"] + 3))
+    ensembles = report.ensemble_onsets(judged, ref, k, protocol)
+    not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in complete}
+    for g, ids in failed.items():
+        not_judged[g] = f"member(s) {', '.join(ids)} failed: censored, no series to compare"
+        if finished[g] == registered[g]:
             ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
-                            "reason": f"member(s) {', '.join(failed[g])} failed"}
-    out = {"groups": {g: {"registered": n, "finished": len(members.get(g, [])) + len(failed.get(g, []))}
-                      for g, n in sorted(registered.items())},
+                            "reason": f"member(s) {', '.join(ids)} failed"}
+    out = {"groups": {g: {"registered": n, "finished": finished[g]} for g, n in sorted(registered.items())},
            "ensembles": ensembles, "per_run": per_run, "k": k,
            "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
+    label = report.ic_labels(key) if key is not None else {g: g for g in registered}
     if key is not None:
         named = report.key_names(key)
         out["named"] = report.join(ensembles, key) if ensembles else {}
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
+        out["comparisons"] = report.comparisons(judged, key, case, not_judged, pairs)
+    if figure is not None and judged:
+        colours = ({label[g]: report.IC_COLOURS[n] for g, n in report.key_names(key).items() if n in report.IC_COLOURS}
+                   if key is not None else None)
+        legend = report.plot_onsets(figure, {label[g]: j for g, j in judged.items()}, ref, k, colours)
+        out["figure"] = {"path": figure.name, "legend": legend}
     return out
 
 
@@ -573,6 +595,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
     p.add_argument("--unblind", action="store_true", help="analyse: join the IC names from key.json")
+    p.add_argument("--compare", nargs="+", default=None, metavar="A:B",
+                   help="analyse --unblind: pairs of IC labels to compare (default: gan against every other)")
     p.add_argument("--tier", default="confirmatory", help="register: the tier's name")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: confirmatory ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
@@ -594,17 +618,25 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         return _power(campaign, Path(args.results))
     if args.action == "analyse":
         key = json.loads((campaign / "key.json").read_text()) if args.unblind else None
-        res = analyse(campaign, Path(args.results), key)
+        if args.compare and key is None:
+            raise SystemExit("--compare names ICs: only with --unblind")
+        pairs = [tuple(p.split(":", 1)) for p in args.compare] if args.compare else None
+        if pairs and any(len(p) != 2 for p in pairs):
+            raise SystemExit(f"--compare takes pairs A:B of IC labels, got {args.compare}")
         dest = Path(args.results).with_name("campaign_onsets_named.json" if args.unblind else "campaign_onsets.json")
+        res = analyse(campaign, Path(args.results), key, figure=dest.with_suffix(".png"), pairs=pairs)
         report = _report_module()
         report.write_json(dest, res)
-        names = report.key_names(key) if key is not None else {}
+        label = report.ic_labels(key) if key is not None else {}
         for g, e in sorted(res["ensembles"].items()):
-            name = f" ({names[g]})" if g in names else ""
+            name = f" ({label[g]})" if g in label else ""
             onset = "censored" if e["censored"] else f"{e['onset_time']:.2f} h/u_tau"
             print(f"{g}{name}: {e['members']} members, onset {onset}, 95 % interval {e.get('onset_ci95')}")
+        if "comparisons" in res:
+            print("\n".join(report.format_comparisons(res["comparisons"])))
         print(f"{sum(v['finished'] for v in res['groups'].values())} of "
-              f"{sum(v['registered'] for v in res['groups'].values())} IC runs finished; written: {dest}")
+              f"{sum(v['registered'] for v in res['groups'].values())} IC runs finished; written: {dest}"
+              + (f", {dest.with_suffix('.png')}" if "figure" in res else ""))
         return 0
     if args.action == "register":
         if args.members is None:

@@ -4,8 +4,14 @@
   the spread (5-95 %) and autocorrelation of its window means, integral times, the largest
   natural excursion per window length, the band constant k calibrated for each ensemble size of
   the protocol, and the per-run rule's false-censoring rate on (overlapping) reference segments.
-- :func:`ensemble_onsets`: onsets of the IC ensembles, computed on opaque group labels only
+- :func:`judge` / :func:`ensemble_onsets`: onsets of the IC ensembles, with bootstrap intervals and
+  their cost in simulated time, solver steps and CPU-seconds, computed on opaque group labels only
   (the plan's ``group``); :func:`join` attaches the IC names from ``key.json`` afterwards.
+- :func:`comparisons` (after unblinding): ensemble against ensemble (default: GAN against every
+  other of its case), T_a - T_b and 1 - T_a/T_b in each unit with intervals from resampling both
+  ensembles; a censored onset makes a comparison a one-sided bound, never a number; the
+  protocol's targets' verdicts (:func:`verdict`).
+- :func:`plot_onsets`: the figure in the talk's style (centre probe and bulk velocity).
 
 The protocol (``protocol.json``, committed before the runs it judges) fixes the signals, the
 window, the horizon, the level, the ensemble-size candidates, the surrogate counts and the seed.
@@ -15,12 +21,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cfdseed.transient import Reference
+from cfdseed.transient import Reference, SteadyState
+
+Member = tuple[np.ndarray, dict[str, np.ndarray]]  # (t (n,), {signal: (n,)}) of one run
+#: Units of the cost to an onset: simulated time (h/u_tau), solver steps, CPU-seconds.
+UNITS = {"time": "h/u_tau", "steps": "solver steps", "cpu_s": "CPU-seconds"}
 
 DERIVED = {
     # dissipation against power input (force * bulk): 1 on average in equilibrium
@@ -139,25 +152,301 @@ def power(ref: Reference, template_bulk: np.ndarray, k: dict[str, float], protoc
             "rule_met": chosen is not None, "simulations": protocol["power_simulations"]}
 
 
-def ensemble_onsets(groups: dict[str, list[tuple[np.ndarray, dict[str, np.ndarray]]]], ref: Reference,
-                    k: dict[str, float], protocol: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """Per opaque group: ensemble onset, bootstrap interval and per-run onsets (blind: labels only)."""
+@dataclass(frozen=True)
+class Ensemble:
+    """The finished runs of one IC ensemble.
+
+    Attributes
+    ----------
+    members
+        ``(t, {signal: series})`` per run, as :meth:`Reference.onset` takes them.
+    steps
+        ``(t, iteration)`` per run: the solver's step counter (the series' ``step`` column); None:
+        no steps are reported.
+    cpu_per_time
+        Per run: its CPU-seconds per simulated time over the whole run (``run.json``'s ``cpu_s / t``,
+        i.e. wall seconds times ranks); None: no CPU-seconds are reported.
+    """
+
+    members: list[Member]
+    steps: list[tuple[np.ndarray, np.ndarray]] | None = None
+    cpu_per_time: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An ensemble judged by the rule, itself and over bootstrap resamples of its members.
+
+    ``point[unit]`` and ``boot[unit]`` (``unit`` in :data:`UNITS`) hold the onset or, where censored,
+    its lower bound (:func:`censored_index`): simulated time, and the members' mean steps and
+    CPU-seconds at that time where the ensemble has them.
+    """
+
+    grid: np.ndarray  # (m,) 0, dt, ..., horizon
+    values: np.ndarray  # (N, S, m) the members on the grid
+    onset: SteadyState  # the rule on the ensemble itself
+    point: dict[str, float]
+    censored: np.ndarray  # (n,) bool: the resample is censored
+    boot: dict[str, np.ndarray]  # unit -> (n,)
+
+
+def censored_index(ref: Reference, values: np.ndarray, k: float) -> int:
+    """Grid index of a censored ensemble's lower bound: where it last entered the band when it is
+    inside to the horizon but too briefly to count (steady from there at the earliest), else the
+    horizon (outside there: steady, if ever, after it)."""
+    inside = np.all(np.abs(ref.z_scores(values.mean(axis=0), values.shape[0])) <= k, axis=0)
+    if not inside[-1]:
+        return inside.size - 1
+    out = np.flatnonzero(~inside)
+    return int(out[-1] + 1) if out.size else 0
+
+
+def judge(ens: Ensemble, ref: Reference, k: float, protocol: dict[str, Any], rng: np.random.Generator) -> Judged:
+    """The ensemble onset by the rule (band constant ``k``, i.e. k_N) and over ``protocol["bootstrap"]``
+    resamples of the members with replacement (the draws of :meth:`Reference.bootstrap`), with the
+    steps and CPU-seconds the members spent up to it.
+
+    Steps to a time: each run's step counter interpolated there, from its value at t = 0.
+    CPU-seconds to a time: the time times the run's own CPU-seconds per simulated time over its whole
+    record (a chunk's rate varies with the load of the shared machine; the whole run's average is
+    the run's measured cost). An ensemble's steps and CPU-seconds: the members' means.
+    """
     horizon, ms = protocol["horizon"], protocol["min_steady"]
+    grid, values = ref.grid(ens.members, horizon)
+    n = values.shape[0]
+    cost = {"time": np.broadcast_to(grid, (n, grid.size))}  # (N, m) per unit
+    if ens.steps is not None:
+        cost["steps"] = np.stack([np.interp(grid, t, s) - np.interp(0.0, t, s) for t, s in ens.steps])
+    if ens.cpu_per_time is not None:
+        cost["cpu_s"] = np.asarray(ens.cpu_per_time, dtype=np.float64)[:, None] * grid[None]
+
+    def at(idx: np.ndarray) -> tuple[SteadyState, dict[str, float]]:
+        r = ref.onset_of_grid(grid, values[idx], k=k, min_steady=ms)
+        j = censored_index(ref, values[idx], k) if r.censored else r.onset_index
+        return r, {u: float(c[idx, j].mean()) for u, c in cost.items()}
+
+    onset, point = at(np.arange(n))
+    nb = protocol["bootstrap"]
+    censored = np.zeros(nb, dtype=bool)
+    boot = {u: np.empty(nb) for u in cost}
+    for i in range(nb):
+        r, v = at(rng.integers(n, size=n))
+        censored[i] = r.censored
+        for u in cost:
+            boot[u][i] = v[u]
+    return Judged(grid, values, onset, point, censored, boot)
+
+
+def judge_groups(groups: Mapping[str, Ensemble], ref: Reference, k: Mapping[str, float], protocol: dict[str, Any],
+                 rng: np.random.Generator) -> dict[str, Judged]:
+    """:func:`judge` for every group (sorted by label, one ``rng`` stream) with its size's k_N."""
     out = {}
-    for label, members in sorted(groups.items()):
-        n = len(members)
-        kn = k.get(str(n))
+    for label, ens in sorted(groups.items()):
+        kn = k.get(str(len(ens.members)))
         if kn is None:
-            raise ValueError(f"group {label}: {n} members, but k was calibrated for {sorted(k)} only")
-        r = ref.onset(members, k=kn, horizon=horizon, min_steady=ms)
-        boot = ref.bootstrap(members, k=kn, horizon=horizon, n=protocol["bootstrap"], rng=rng, min_steady=ms)
-        per = [ref.onset([m], k=k["1"], horizon=horizon, min_steady=ms) for m in members]
+            raise ValueError(f"group {label}: {len(ens.members)} members, but k was calibrated for {sorted(k)} only")
+        out[label] = judge(ens, ref, kn, protocol, rng)
+    return out
+
+
+def ensemble_onsets(judged: Mapping[str, Judged], ref: Reference, k: Mapping[str, float],
+                    protocol: dict[str, Any]) -> dict[str, Any]:
+    """Per opaque group: ensemble onset, bootstrap interval, cost to the onset (:func:`onset_cost`)
+    and per-run onsets (blind: labels only)."""
+    out = {}
+    for label, j in judged.items():
+        per = [ref.onset_of_grid(j.grid, j.values[i:i + 1], k=k["1"], min_steady=protocol["min_steady"])
+               for i in range(j.values.shape[0])]
+        ci, _ = _interval(j.boot["time"], j.censored)
         out[label] = {
-            "members": n, "censored": r.censored, "onset_time": r.onset_time, "reason": r.reason,
-            "bootstrap_censored_fraction": float(np.isnan(boot).mean()),
-            "onset_ci95": None if np.isnan(boot).mean() > 0.025 else [float(q) for q in np.nanquantile(boot, [0.025, 0.975])],
+            "members": j.values.shape[0], "censored": j.onset.censored, "onset_time": j.onset.onset_time,
+            "reason": j.onset.reason, "bootstrap_censored_fraction": float(j.censored.mean()), "onset_ci95": ci,
+            "cost_to_onset": onset_cost(j),
             "per_run": [{"censored": p.censored, "onset_time": p.onset_time} for p in per],
         }
+    return out
+
+
+def _interval(x: np.ndarray, censored: np.ndarray) -> tuple[list[float] | None, str | None]:
+    """The protocol's 95 % percentile interval of resamples ``x``: only when at most 2.5 % of them
+    are censored (then of the uncensored ones); else None and why."""
+    frac = float(censored.mean())
+    if frac > 0.025:
+        return None, f"{frac:.1%} of the bootstrap resamples censored (more than 2.5 %): no interval"
+    return [float(q) for q in np.quantile(x[~censored], [0.025, 0.975])], None
+
+
+def _quantity(value: float, side: str | None, boot: np.ndarray, censored: np.ndarray,
+              unbounded: np.ndarray) -> dict[str, Any]:
+    """JSON of one estimate: a number with its 95 % interval (``side`` None), or a one-sided bound
+    (``side`` "lower"/"upper", never a number) with its own 95 % bootstrap limit (the 2.5 % quantile
+    of the resamples' lower bounds, the 97.5 % of upper bounds, a resample in ``unbounded`` counting
+    as infinite: no limit when more than ~2.5 % of them are), or neither (``side`` "none")."""
+    q: dict[str, Any] = dict(estimate=None, lower_bound=None, upper_bound=None, ci95=None, bound_limit95=None,
+                             note=None)
+    if side is None:
+        q["estimate"] = float(value)
+        q["ci95"], q["note"] = _interval(boot, censored)
+        ci = "no interval" if q["ci95"] is None else f"[{q['ci95'][0]:.4g}, {q['ci95'][1]:.4g}]"
+        q["text"] = f"{value:.4g} {ci}"
+        return q
+    if side == "none":
+        q["note"] = "both ensembles censored: neither a number nor a bound"
+        q["text"] = "no bound (both censored)"
+        return q
+    lower = side == "lower"
+    q["lower_bound" if lower else "upper_bound"] = float(value)
+    far = -math.inf if lower else math.inf
+    limit = float(np.quantile(np.where(unbounded, far, boot), 0.025 if lower else 0.975, method="inverted_cdf"))
+    if math.isfinite(limit):
+        q["bound_limit95"] = limit
+    else:
+        q["note"] = f"{unbounded.mean():.1%} of the resamples give no {side} bound: no 95 % limit"
+    q["text"] = f"{'>=' if lower else '<='} {value:.4g}" + (
+        f" (95 % limit {limit:.4g})" if math.isfinite(limit) else " (no 95 % limit)")
+    return q
+
+
+def onset_cost(j: Judged) -> dict[str, dict[str, Any]]:
+    """Per unit: the ensemble's onset (a lower bound when censored) with its 95 % bootstrap interval."""
+    side = "lower" if j.onset.censored else None
+    never = np.zeros_like(j.censored)  # a censored resample's value is still a lower bound
+    return {u: _quantity(j.point[u], side, j.boot[u], j.censored, never) for u in j.point}
+
+
+def _side(kind: str, ca: bool, cb: bool) -> str | None:
+    """Which bound a comparison of onsets T_a, T_b is when they are censored (T >= its bound):
+    T_a - T_b grows with T_a, 1 - T_a/T_b falls with it; both the other way round in T_b."""
+    if ca and cb:
+        return "none"
+    if not (ca or cb):
+        return None
+    return "lower" if ca == (kind == "difference") else "upper"
+
+
+def _pair_quantity(kind: str, a: Judged, b: Judged, unit: str) -> dict[str, Any]:
+    """T_a - T_b (``kind`` "difference") or 1 - T_a/T_b ("reduction") in ``unit``, bootstrapped over
+    both ensembles independently (their resamples paired index by index)."""
+    def f(x: Any, y: Any) -> Any:
+        return x - y if kind == "difference" else 1.0 - x / y
+
+    ca, cb = a.onset.censored, b.onset.censored
+    other = b.censored if ca else a.censored  # a resample has the bound unless the other side is censored there
+    return _quantity(f(a.point[unit], b.point[unit]), _side(kind, ca, cb), f(a.boot[unit], b.boot[unit]),
+                     a.censored | b.censored, other)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A pre-registered target: ``low <= quantity <= high``, ``quantity`` the comparison's
+    ``kind`` ("reduction" or "difference") in ``unit`` (:data:`UNITS`)."""
+
+    kind: str
+    unit: str
+    low: float = -math.inf
+    high: float = math.inf
+    text: str = ""
+
+
+#: The protocol's targets for the GAN ensemble against a baseline, by the baseline's IC name;
+#: every other baseline (the fair baselines): :data:`AHEAD`. "Within 1 h/u_tau of the controls'"
+#: is read one-sided: at most 1 later (no IC can be steady before the first full window).
+TARGETS = {
+    "trig": Target("reduction", "steps", low=0.5, text=">= 50 % fewer steps than trig"),
+    "plug": Target("reduction", "steps", low=0.8, text=">= 80 % fewer steps than plug"),
+    "control": Target("difference", "time", high=1.0, text="onset at most 1 h/u_tau after the controls'"),
+}
+AHEAD = Target("difference", "time", high=0.0, text="onset ahead of the baseline's")
+
+
+def verdict(q: dict[str, Any], target: Target) -> dict[str, Any]:
+    """A target's verdict on a quantity of :func:`_quantity`: "met" when its 95 % range lies inside
+    the target, "not met" when it lies wholly outside, else "undecided".
+
+    The range is the 95 % interval of a number; for a lower bound [its 95 % limit, inf), for an
+    upper bound (-inf, its 95 % limit], so a bound decides only where it proves or disproves the
+    target by itself; (-inf, inf) where there is no interval, no limit or no bound (undecided).
+    """
+    lo, hi = -math.inf, math.inf
+    if q["ci95"] is not None:
+        lo, hi = q["ci95"]
+    elif q["lower_bound"] is not None and q["bound_limit95"] is not None:
+        lo = q["bound_limit95"]
+    elif q["upper_bound"] is not None and q["bound_limit95"] is not None:
+        hi = q["bound_limit95"]
+    if lo >= target.low and hi <= target.high:
+        v = "met"
+    elif hi < target.low or lo > target.high:
+        v = "not met"
+    else:
+        v = "undecided"
+    return {"target": target.text, "kind": target.kind, "unit": target.unit,
+            "low": target.low if math.isfinite(target.low) else None,
+            "high": target.high if math.isfinite(target.high) else None,
+            "range95": [x if math.isfinite(x) else None for x in (lo, hi)], "verdict": v}
+
+
+def compare(judged: Mapping[str, Judged], pairs: Sequence[tuple[str, str]],
+            targets: Mapping[tuple[str, str], Target] | None = None) -> dict[str, Any]:
+    """Ensemble ``a`` against ``b`` for every pair: T_a - T_b and 1 - T_a/T_b in each unit both have
+    (:func:`_pair_quantity`), and the pair's target's :func:`verdict` if ``targets`` has one.
+
+    Raises
+    ------
+    KeyError
+        A pair names an ensemble that is not judged.
+    """
+    out = {}
+    for a, b in pairs:
+        missing = [x for x in (a, b) if x not in judged]
+        if missing:
+            raise KeyError(f"pair {a} vs {b}: {missing} not among the complete ensembles {sorted(judged)}")
+        ja, jb = judged[a], judged[b]
+        units = [u for u in UNITS if u in ja.point and u in jb.point]
+        entry: dict[str, Any] = {
+            "a": a, "b": b, "censored": [x for x, j in ((a, ja), (b, jb)) if j.onset.censored],
+            "difference": {u: _pair_quantity("difference", ja, jb, u) for u in units},
+            "reduction": {u: _pair_quantity("reduction", ja, jb, u) for u in units},
+        }
+        target = (targets or {}).get((a, b))
+        if target is not None:
+            entry["target"] = verdict(entry[target.kind][target.unit], target)
+        out[f"{a} vs {b}"] = entry
+    return out
+
+
+def ic_labels(key: Mapping[str, Any]) -> dict[str, str]:
+    """``{group: label}``: the IC name, with its tier (else its group) where several groups share it."""
+    names = key_names(key)
+    count = Counter(names.values())
+    return {g: n if count[n] == 1 else f"{n} ({key[g].get('tier', g) if isinstance(key[g], dict) else g})"
+            for g, n in names.items()}
+
+
+def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapping[str, str],
+                not_judged: Mapping[str, str], pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The unblinded comparisons: every complete ensemble's cost to its onset, the pairs (default:
+    each GAN ensemble against every other complete ensemble of the same case ``case[group]``), a
+    GAN ensemble's with the verdict of :data:`TARGETS` (else :data:`AHEAD`), and why ensembles in
+    ``not_judged`` (group -> reason) are not compared. Labels: :func:`ic_labels`."""
+    label, names = ic_labels(key), key_names(key)
+    ic = {label[g]: names[g] for g in names}
+    named = {label[g]: j for g, j in judged.items()}
+    case_of = {label[g]: case[g] for g in judged}
+    if pairs is None:
+        pairs = [(a, b) for a in sorted(named) if ic[a] == "gan" for b in sorted(named)
+                 if ic[b] != "gan" and case_of[b] == case_of[a]]
+    out: dict[str, Any] = {
+        "cost_to_onset": {lab: onset_cost(j) for lab, j in sorted(named.items())},
+        "pairs": compare(named, pairs, {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if ic[a] == "gan"}),
+        "not_compared": {label[g]: why for g, why in sorted(not_judged.items())},
+        "units": UNITS,
+    }
+    if not pairs:
+        gans = sorted(lab for lab, n in ic.items() if n == "gan")
+        out["note"] = (f"no gan ensemble complete yet ({', '.join(gans)}: see not_compared)" if gans else
+                       "no gan ensemble registered yet (its tier is registered in its own amendment, before its "
+                       "runs): nothing to compare")
     return out
 
 
@@ -201,3 +490,91 @@ def format_reference(stats: dict[str, Any]) -> list[str]:
     else:
         lines.append(stats.get("note", ""))
     return lines
+
+
+def format_comparisons(comp: dict[str, Any]) -> list[str]:
+    """Human-readable lines of :func:`comparisons`: a pair's difference and reduction per unit, its
+    target's verdict."""
+    lines = [f"{'comparison':24s} {'unit':6s} {'T_a - T_b':>36s}   {'1 - T_a/T_b':>34s}"]
+    for name, pair in comp["pairs"].items():
+        for i, unit in enumerate(pair["difference"]):
+            lines.append(f"{name if i == 0 else '':24s} {unit:6s} {pair['difference'][unit]['text']:>36s}   "
+                         f"{pair['reduction'][unit]['text']:>34s}")
+        if "target" in pair:
+            t = pair["target"]
+            rng = ", ".join("inf" if x is None else f"{x:.4g}" for x in t["range95"])
+            lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
+    if "note" in comp:
+        lines.append(comp["note"])
+    lines += [f"not compared: {lab}: {why}" for lab, why in comp["not_compared"].items()]
+    return lines
+
+
+#: The figure's panels: the talk's centre probe and the bulk velocity.
+FIGURE_SIGNALS = {"probe_u": "centre probe u / u_tau", "bulk": "bulk velocity U_b / u_tau"}
+#: One colour per IC once unblinded (blind figures take :data:`PALETTE` in label order: no name leaks).
+IC_COLOURS = {"gan": "tab:red", "trig": "tab:blue", "plug": "tab:gray", "control": "black"}
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+           "tab:olive", "tab:cyan")
+
+
+def plot_onsets(path: Path, judged: Mapping[str, Judged], ref: Reference, k: Mapping[str, float],
+                colours: Mapping[str, str] | None = None) -> list[str]:
+    """The campaign figure in the talk's style, a PNG at ``path``: centre probe and bulk velocity vs
+    time; per ensemble its members faint, its mean's trailing window mean bold (what the rule
+    judges), its onset a dashed line (censored: an arrow at its lower bound, ">="); shaded, the
+    control band mu_s +- k_N sigma_s / sqrt(N) for each ensemble size N. ``colours``: by label
+    (the others take :data:`PALETTE`'s remaining colours in order).
+
+    Returns
+    -------
+    list[str]
+        The legend's entries.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 7.5), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(FIGURE_SIGNALS), 1, sharex=True)
+    horizon = max(float(j.grid[-1]) for j in judged.values())
+    for ax, (name, ylabel) in zip(axes, FIGURE_SIGNALS.items()):
+        s = ref.signals.index(name)
+        for n in sorted({j.values.shape[0] for j in judged.values()}):
+            half = k[str(n)] * ref.sigma[s] / math.sqrt(n)
+            ax.axhspan(ref.mean[s] - half, ref.mean[s] + half, color="0.85", zorder=0,
+                       label=f"control band: reference mean $\\pm k_N\\sigma/\\sqrt{{N}}$, N = {n}")
+        ax.axhline(ref.mean[s], color="0.5", lw=0.8, ls=":")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    colours = dict(colours or {})
+    spare = [c for c in PALETTE if c not in colours.values()] or list(PALETTE)
+    labels = []
+    for i, (label, j) in enumerate(judged.items()):
+        c = colours.get(label) or spare[i % len(spare)]
+        n, t_on = j.values.shape[0], j.point["time"]
+        text = f"{label} (N = {n}): " + (f"not steady by {horizon:g} (onset >= {t_on:.1f})" if j.onset.censored
+                                         else f"steady from {t_on:.1f}")
+        labels.append(text)
+        mean_tm = ref.mean[:, None] + ref.z_scores(j.values.mean(axis=0), n) * (ref.sigma / math.sqrt(n))[:, None]
+        y = 0.95 - 0.07 * (i % 12)
+        for ax, name in zip(axes, FIGURE_SIGNALS):
+            s = ref.signals.index(name)
+            ax.plot(j.grid, j.values[:, s].T, color=c, lw=0.5, alpha=0.25)
+            ax.plot(j.grid, mean_tm[s], color=c, lw=2.2, label=text)
+            if j.onset.censored:
+                tr = ax.get_xaxis_transform()  # x in data, y in axes fraction
+                ax.annotate("", xy=(t_on, y), xytext=(t_on - 0.06 * horizon, y), xycoords=tr, textcoords=tr,
+                            arrowprops=dict(arrowstyle="->", color=c, lw=1.5))
+                ax.text(t_on - 0.06 * horizon, y, f">= {t_on:.1f} ", transform=tr, color=c, ha="right",
+                        va="center", fontsize=8)
+            else:
+                ax.axvline(t_on, color=c, ls="--", lw=1.2)
+    axes[0].legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("t u_tau / h")
+    axes[-1].set_xlim(0.0, horizon)
+    fig.suptitle(f"Transient campaign: members faint, ensemble means bold (trailing {ref.window:g} h/u_tau means, "
+                 "as the rule judges), onsets dashed", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return labels

@@ -132,7 +132,8 @@ def cr():
 
 
 def _run_series(rng, t_end, offset=0.0):
-    """Campaign-like series: AR(1) noise (correlation 2 h/u_tau) on every column, bulk + offset(t)."""
+    """Campaign-like series: AR(1) noise (correlation 2 h/u_tau) on every column, bulk + offset(t);
+    the step counter of a constant step of 0.01."""
     t = np.arange(0.0, t_end + 1e-9, 0.01)
     phi = math.exp(-0.01 / 2.0)
     e = rng.standard_normal((7, t.size))
@@ -141,7 +142,7 @@ def _run_series(rng, t_end, offset=0.0):
     for i in range(1, t.size):
         x[:, i] = phi * x[:, i - 1] + math.sqrt(1 - phi**2) * e[:, i]
     bulk = 15.7 + 0.1 * x[0] + (offset(t) if callable(offset) else offset)
-    return t, dict(t=t, bulk=bulk, tau_lower=1 + 0.05 * x[1], tau_upper=1 + 0.05 * x[2], bulk_w=0.01 * x[3],
+    return t, dict(t=t, step=np.round(t / 0.01), bulk=bulk, tau_lower=1 + 0.05 * x[1], tau_upper=1 + 0.05 * x[2], bulk_w=0.01 * x[3],
                    probe_u=18 + 0.5 * x[4], tke=0.9 + 0.02 * x[5], dissipation=bulk * (1 + 0.03 * x[6]))
 
 
@@ -167,7 +168,8 @@ def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
         t, s = _run_series(rng, 8.0, offset=lambda t: np.where(t < 4.0, 2.0, 0.0))
         groups["g2"].append((t, cr.signals(s, protocol["signals"], 1.0)))
     groups["g1"] = [(t, cr.signals(s, protocol["signals"], 1.0)) for t, s in groups["g1"]]
-    res = cr.ensemble_onsets(groups, ref, stats["k"], protocol, rng)
+    judged = cr.judge_groups({g: cr.Ensemble(m) for g, m in groups.items()}, ref, stats["k"], protocol, rng)
+    res = cr.ensemble_onsets(judged, ref, stats["k"], protocol)
     assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
     assert len(res["g2"]["per_run"]) == 3
     named = cr.join(res, {"g1": "control", "g2": "trig"})
@@ -328,3 +330,185 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
     named = res["named"]
     assert named["control"]["onset_time"] < 2.0 and named["late"]["onset_time"] > 4.0
     assert {v["ic"] for v in res["per_run_named"].values()} == {"control", "late"}
+    assert res["comparisons"]["pairs"] == {} and "no gan ensemble registered" in res["comparisons"]["note"]
+    assert set(res["comparisons"]["cost_to_onset"]) == {"control", "late"}
+
+
+# -- comparisons and the figure (synthetic ensembles; a wide band keeps noise exits rare) ---------
+@pytest.fixture(scope="module")
+def synth(cr):
+    """A reference of the synthetic signals, a 16 h/u_tau horizon, and a maker of ensembles whose
+    bulk velocity relaxes by ``offset(t)`` (per member: amplitude ``amps[i]``) at a known step and
+    CPU rate (one for all members or one per member)."""
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=16.0, min_steady=2.0, bootstrap=200)
+    run = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    ref = cr.reference(protocol, run, _run_series(np.random.default_rng(0), 120.0)[1])
+
+    def ensemble(rng, offset, amps, dt=0.01, cpu_per_time=1.0):
+        members, steps = [], []
+        for a in amps:
+            t, s = _run_series(rng, 16.0, offset=lambda t, a=a: a * offset(t))
+            members.append((t, cr.signals(s, protocol["signals"], 1.0)))
+            steps.append((t, t / dt))
+        return cr.Ensemble(members, steps, np.broadcast_to(cpu_per_time, len(amps)).tolist())
+
+    return types.SimpleNamespace(protocol=protocol, ref=ref, ensemble=ensemble, k=6.0)
+
+
+def _ramp(end):
+    return lambda t: np.clip(1.0 - t / end, 0.0, None)
+
+
+def test_fast_against_slow_ensemble_reduction_interval_and_units(cr, synth):
+    """Bulk relaxing in ~2 vs ~10 h/u_tau (member amplitudes vary): the reduction is about 0.8 and its
+    interval (both ensembles resampled) holds the noise-free truth; steps and CPU-seconds follow the
+    known step sizes (0.01, 0.02) and CPU rates (100, 300 s per h/u_tau) exactly."""
+    rng = np.random.default_rng(109)
+    fast = synth.ensemble(rng, _ramp(1.8), rng.uniform(0.5, 1.5, 6), dt=0.01, cpu_per_time=100.0)
+    slow = synth.ensemble(rng, _ramp(11.5), rng.uniform(0.5, 1.5, 6), dt=0.02, cpu_per_time=300.0)
+    judged = {"fast": cr.judge(fast, synth.ref, synth.k, synth.protocol, rng),
+              "slow": cr.judge(slow, synth.ref, synth.k, synth.protocol, rng)}
+    clean = {}  # the truth: the rule on the noise-free population (amplitude 1, no noise)
+    for name, end in (("fast", 1.8), ("slow", 11.5)):
+        t = np.arange(0.0, 16.0 + 1e-9, 0.01)
+        sig = {s: np.full(t.size, synth.ref.mean[i]) for i, s in enumerate(synth.ref.signals)}
+        sig["bulk"] = sig["bulk"] + _ramp(end)(t)
+        clean[name] = synth.ref.onset([(t, sig)] * 6, k=synth.k, horizon=16.0, min_steady=2.0).onset_time
+    truth = 1.0 - clean["fast"] / clean["slow"]
+    assert truth == pytest.approx(0.8, abs=0.03)
+    pair = cr.compare(judged, [("fast", "slow")])["fast vs slow"]
+    assert pair["censored"] == []
+    red = pair["reduction"]["time"]
+    assert red["estimate"] == pytest.approx(0.8, abs=0.05) and red["lower_bound"] is None
+    assert red["ci95"][0] < truth < red["ci95"][1] and red["ci95"][1] - red["ci95"][0] > 0.01
+    # both ensembles resampled: the difference is at least as uncertain as either onset
+    width = {n: np.subtract(*cr.onset_cost(j)["time"]["ci95"][::-1]) for n, j in judged.items()}
+    assert width["slow"] > 2 * width["fast"]
+    assert np.subtract(*pair["difference"]["time"]["ci95"][::-1]) >= 0.9 * width["slow"]
+    ta, tb = judged["fast"].point["time"], judged["slow"].point["time"]
+    assert pair["difference"]["time"]["estimate"] == pytest.approx(ta - tb)
+    assert pair["difference"]["steps"]["estimate"] == pytest.approx(ta / 0.01 - tb / 0.02)
+    assert pair["reduction"]["steps"]["estimate"] == pytest.approx(1 - (ta / 0.01) / (tb / 0.02))
+    assert pair["difference"]["cpu_s"]["estimate"] == pytest.approx(100 * ta - 300 * tb)
+    assert pair["reduction"]["cpu_s"]["estimate"] == pytest.approx(1 - ta / (3 * tb))
+    # the step reduction is 1 - 2 (1 - r_time) resample by resample: the same map holds for its interval
+    np.testing.assert_allclose(pair["reduction"]["steps"]["ci95"], [1 - 2 * (1 - q) for q in red["ci95"]], rtol=1e-9)
+    cost = cr.onset_cost(judged["slow"])
+    assert cost["steps"]["estimate"] == pytest.approx(tb / 0.02) and cost["cpu_s"]["estimate"] == pytest.approx(300 * tb)
+    lo, hi = pair["reduction"]["steps"]["ci95"]  # about [0.57, 0.66]: the verdict reads the interval
+    for low, expected in ((lo - 0.01, "met"), ((lo + hi) / 2, "undecided"), (hi + 0.01, "not met")):
+        assert cr.verdict(pair["reduction"]["steps"], cr.Target("reduction", "steps", low=low))["verdict"] == expected
+    assert cr.verdict(pair["difference"]["time"], cr.Target("difference", "time", high=-9.0))["verdict"] == "not met"
+
+
+def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the_target(cr, synth):
+    """A baseline that never settles: every comparison with it is a one-sided bound (no estimate, no
+    interval), met only where the bound itself proves the target; a censored GAN side bounds the
+    other way, both censored bound nothing. A baseline inside the band too briefly before the
+    horizon is bounded by the time it entered, not by the horizon."""
+    rng = np.random.default_rng(5)
+    fast = synth.ensemble(rng, lambda t: 0.0 * t, [1.0] * 4, cpu_per_time=[50.0, 100.0, 150.0, 200.0])
+    ramp = synth.ensemble(rng, _ramp(3.0), rng.uniform(0.5, 1.5, 4))
+    never = synth.ensemble(rng, lambda t: 2.0 + 0.0 * t, [1.0] * 4)
+    late = synth.ensemble(rng, lambda t: np.where(t < 13.6, 2.0, 0.0), [1.0] * 4)
+    # one member off by 0.7: inside the band as 1 of 4, outside where a resample draws it twice (~26 %)
+    mixed = synth.ensemble(rng, lambda t: 0.7 + 0.0 * t, [0.0, 0.0, 0.0, 1.0])
+    judged = {n: cr.judge(e, synth.ref, synth.k, synth.protocol, rng)
+              for n, e in (("fast", fast), ("ramp", ramp), ("never", never), ("late", late), ("mixed", mixed))}
+    assert judged["never"].onset.censored and judged["never"].point["time"] == pytest.approx(16.0)
+    assert judged["late"].onset.censored and 14.0 <= judged["late"].point["time"] < 16.0 - 1.0
+    assert judged["late"].point["steps"] == pytest.approx(100 * judged["late"].point["time"])
+    cost = cr.onset_cost(judged["fast"])  # onset 1 in every resample; CPU-seconds by each run's own rate
+    assert cost["time"]["ci95"] == [1.0, 1.0] and cost["cpu_s"]["estimate"] == pytest.approx(125.0)
+    assert cost["cpu_s"]["ci95"][0] < 100.0 and cost["cpu_s"]["ci95"][1] > 150.0
+    assert cr.onset_cost(judged["never"])["time"]["lower_bound"] == pytest.approx(16.0)
+    pairs = cr.compare(judged, [("fast", "never"), ("never", "fast"), ("never", "late"), ("ramp", "never")])
+    p = pairs["fast vs never"]
+    assert p["censored"] == ["never"]
+    for kind, side in (("reduction", "lower"), ("difference", "upper")):
+        for unit in ("time", "steps", "cpu_s"):
+            q = p[kind][unit]
+            assert q["estimate"] is None and q["ci95"] is None and q[f"{side}_bound"] is not None
+            assert q["text"].startswith(">=" if side == "lower" else "<=")
+    bound = p["reduction"]["steps"]
+    assert bound["lower_bound"] == pytest.approx(1 - judged["fast"].point["steps"] / judged["never"].point["steps"])
+    assert bound["lower_bound"] > 0.9
+    assert cr.verdict(bound, cr.Target("reduction", "steps", low=0.8))["verdict"] == "met"
+    assert cr.verdict(bound, cr.Target("reduction", "steps", low=0.97))["verdict"] == "undecided"
+    # a bound decides by its own 95 % limit: the ramp's onset varies over the resamples
+    bound = pairs["ramp vs never"]["reduction"]["steps"]
+    assert bound["bound_limit95"] < bound["lower_bound"] - 0.01
+    mid = (bound["bound_limit95"] + bound["lower_bound"]) / 2
+    assert cr.verdict(bound, cr.Target("reduction", "steps", low=mid))["verdict"] == "undecided"
+    assert cr.verdict(bound, cr.Target("reduction", "steps", low=bound["bound_limit95"]))["verdict"] == "met"
+    q = cr.compare(judged, [("fast", "mixed")])["fast vs mixed"]["reduction"]["steps"]
+    assert not judged["mixed"].onset.censored and judged["mixed"].censored.mean() > 0.1
+    assert q["estimate"] is not None and q["ci95"] is None and "no interval" in q["note"]
+    assert cr.onset_cost(judged["mixed"])["time"]["ci95"] is None
+    assert cr.verdict(q, cr.Target("reduction", "steps", low=-1.0))["verdict"] == "undecided"
+    back = pairs["never vs fast"]["reduction"]["steps"]  # the censored side is the one judged
+    assert back["upper_bound"] < 0 and back["estimate"] is None
+    assert cr.verdict(back, cr.Target("reduction", "steps", low=0.5))["verdict"] == "not met"
+    assert cr.verdict(back, cr.Target("reduction", "steps", low=-100.0))["verdict"] == "undecided"
+    none = pairs["never vs late"]["difference"]["time"]
+    assert none["estimate"] is None and none["lower_bound"] is None and none["upper_bound"] is None
+    assert cr.verdict(none, cr.Target("difference", "time", high=1.0))["verdict"] == "undecided"
+    with pytest.raises(KeyError, match="complete ensembles"):
+        cr.compare(judged, [("fast", "gan")])
+
+
+def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp, cr, tmp_path, capsys):
+    """``campaign analyse`` on a synthetic campaign (three ensembles of 3): blind, its JSON, its
+    printout and its figure's legend hold group labels only; unblinded, the GAN ensemble is compared
+    with the others, with the protocol's targets' verdicts, and the named figure is written."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
+                    bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
+    (camp / "protocol.json").write_text(json.dumps(protocol))
+    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    rng = np.random.default_rng(3)
+
+    def commit_run(rid, horizon, series, cpu_s):
+        (camp / rid).mkdir()
+        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
+                                                             wall_s=cpu_s, cpu_s=cpu_s)))
+
+    commit_run("ref", 120.0, _run_series(rng, 120.0)[1], 1.0)
+    results = tmp_path / "res" / "reference.json"
+    cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}})
+    key = cp.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig", "control")}, 3, seed=1)
+    end = {"gan": 1.0, "trig": 4.0, "control": 0.0}
+    for r in cp.read_plan(camp)[1:]:
+        e = end[key[r["group"]]]
+        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1], 80.0)
+    assert cp.main(["analyse", "--campaign", str(camp), "--results", str(results)]) == 0
+    blind = (tmp_path / "res" / "campaign_onsets.json").read_text()
+    out = capsys.readouterr().out.replace(str(tmp_path), "")
+    assert json.loads(blind)["figure"]["legend"] and "comparisons" not in json.loads(blind)
+    for name in end:
+        assert name not in blind and name not in out
+    png = tmp_path / "res" / "campaign_onsets.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert cp.main(["analyse", "--unblind", "--campaign", str(camp), "--results", str(results)]) == 0
+    res = json.loads((tmp_path / "res" / "campaign_onsets_named.json").read_text())
+    comp = res["comparisons"]
+    assert set(comp["pairs"]) == {"gan vs trig", "gan vs control"} and set(comp["cost_to_onset"]) == set(end)
+    trig = comp["pairs"]["gan vs trig"]
+    assert trig["target"]["target"].startswith(">= 50 % fewer steps") and trig["target"]["verdict"] == "met"
+    assert trig["reduction"]["time"]["estimate"] == pytest.approx(1 - 2.0 / 5.0, abs=0.1)
+    assert comp["pairs"]["gan vs control"]["target"]["unit"] == "time"
+    assert any(entry.startswith("gan (N = 3)") for entry in res["figure"]["legend"])
+    assert "gan vs trig" in capsys.readouterr().out
+    assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
+    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
+    assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
+    assert "target" not in res["comparisons"]["pairs"]["trig vs control"]  # the targets are the GAN's
+    blown = next(r["id"] for r in cp.read_plan(camp)[1:] if key[r["group"]] == "trig")  # a trig run blew up
+    prog = json.loads((camp / blown / "run.json").read_text())
+    (camp / blown / "run.json").write_text(json.dumps(dict(prog, failed="non-finite diagnostics")))
+    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
+    assert set(res["comparisons"]["pairs"]) == {"gan vs control"} and res["named"]["trig"]["censored"]
+    assert blown in res["comparisons"]["not_compared"]["trig"]
