@@ -90,6 +90,8 @@ class TrainConfig:
     replay: bool = False  # conditional: also continue the generator's own chains (one batch, refreshed from
     #                       real planes, anchored as a rollout) every G step, their one-point statistics (and
     #                       u-v correlation) in the loss
+    replay_refresh: int = 8  # replay: one in this many replayed chains restarts from a real plane each G step
+    #                          (chains on average replay_refresh x unroll planes old)
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
@@ -177,7 +179,7 @@ def from_dict(d: Mapping[str, Any]) -> Config:
 def validate(cfg: Config) -> None:
     """Range checks that do not need the data; ConfigError naming the key."""
     t, d, lg, m = cfg.train, cfg.data, cfg.log, cfg.model
-    positive = {"train.iterations": t.iterations, "train.batch_size": t.batch_size,
+    positive = {"train.iterations": t.iterations, "train.batch_size": t.batch_size, "train.replay_refresh": t.replay_refresh,
                 "train.n_critic": t.n_critic, "train.unroll": t.unroll, "model.latent_dim": m.latent_dim,
                 "log.checkpoint_every": lg.checkpoint_every, "log.log_every": lg.log_every,
                 "log.eval_samples": lg.eval_samples, "data.split_blocks": d.split_blocks,

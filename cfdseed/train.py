@@ -606,11 +606,6 @@ def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, st
     return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
 
 
-#: train.replay: each G step one in this many replayed chains restarts from a real plane, so the chains
-#: are on average REPLAY_REFRESH steps of ``unroll`` planes old (8 x 4 = 32 planes: past the ~16 over
-#: which a v2 candidate's near-wall u-v correlation decayed).
-REPLAY_REFRESH = 8
-
 #: Chains (evenly spread starting pairs) behind the lag target (_lag_target).
 LAG_CHAINS = 1024
 
@@ -1004,7 +999,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
                 if replay is not None:  # the generator's own chains, continued (refreshed from real planes)
                     if replay.numel() == 0:
                         replay = prev.detach().clone()
-                    fresh = torch.randperm(b, generator=noise)[: max(1, b // REPLAY_REFRESH)].to(device)
+                    fresh = torch.randperm(b, generator=noise)[: max(1, b // t_cfg.replay_refresh)].to(device)
                     replay = replay.clone()
                     replay[fresh] = prev[fresh].detach()
                     starts.append(replay)

@@ -590,6 +590,19 @@ def test_replay_continues_the_generators_own_chains(planes, tmp_path):
         tiny_config(planes, tmp_path / "y", "train.replay=true", "train.physics_weight=1.0")
 
 
+def test_replay_refresh_sets_how_many_chains_restart(planes, tmp_path):
+    """train.replay_refresh: one in this many replayed chains restarts from a real plane per G step
+    (1: all of them; the default 8: one of the 8 here), so the kept chains differ; 0 is refused."""
+    base = ("train.unroll=2", "train.physics_weight=1.0", "train.replay=true")
+    bufs = []
+    for name, extra in (("a", ()), ("b", ("train.replay_refresh=1",))):
+        train(cond_config(planes, tmp_path / name, *base, *extra))
+        bufs.append(torch.load(tmp_path / name / "ckpt.pt", weights_only=True)["training"]["replay"])
+    assert bufs[0].shape == bufs[1].shape and not torch.allclose(bufs[0], bufs[1])
+    with pytest.raises(ConfigError, match="train.replay_refresh must be positive"):
+        cond_config(planes, tmp_path / "x", *base, "train.replay_refresh=0")
+
+
 def test_a_metric_added_since_the_run_began_gets_its_own_column_on_resume(planes, tmp_path):
     """A run resumed by a newer cfdseed that validates one more metric: metrics.csv gains the
     column (NaN in the earlier rows) instead of dropping the new values."""
