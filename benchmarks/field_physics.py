@@ -102,8 +102,9 @@ def _spectra(fl: np.ndarray, y: np.ndarray, ly: float, re_tau: float) -> dict:
     return out
 
 
-def _snapshots(runs: str, after: float):
-    """Yield (t, field (3, nx, ny, nz), y, lengths) for every complete snapshot after ``after``."""
+def _snapshots(runs: str, after: float, keep=None):
+    """Yield (t, field (3, nx, ny, nz), y, lengths) for every complete snapshot after ``after``
+    (only those whose time ``keep(t)`` accepts, when given: the others are not read)."""
     import h5py
 
     for path in sorted(glob.glob(os.path.join(runs, "seg*", "slices_*.h5"))):
@@ -116,7 +117,7 @@ def _snapshots(runs: str, after: float):
             y, z = fh["y"][:], fh["z"][:]
             lz = float(fh.attrs["lz"])
             for tk in np.unique(t):
-                if tk < after:
+                if tk < after or (keep is not None and not keep(tk)):
                     continue
                 idx = np.flatnonzero(t == tk)
                 idx = idx[np.argsort(x[idx])]
@@ -328,10 +329,13 @@ def real_targets(runs: str, times: list[float], band: dict) -> dict:
     grid = _campaign_grid()
     want = sorted(times)
     rows, seen = [], set()
-    for t, f, y, _ in _snapshots(runs, min(want) - 1.0):
-        near = min(want, key=lambda w: abs(w - t))
-        if abs(near - t) < 0.5 and near not in seen:
-            seen.add(near)
+
+    def near(t: float) -> float:
+        return min(want, key=lambda w: abs(w - t))
+
+    for t, f, y, _ in _snapshots(runs, min(want) - 1.0, keep=lambda t: abs(near(t) - t) < 0.5):
+        if near(t) not in seen:
+            seen.add(near(t))
             rows.append({"t": t, **_target_row(f, grid, band)})
     if not rows:
         raise SystemExit(f"no snapshots near {want} in {runs}")

@@ -130,7 +130,7 @@ def spectrum_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     ``real``. Relative errors count alike at every wavenumber: the linear spectra of
     :func:`batch_statistics` do not see excess energy in the smallest scales, which hold ~1e-4 of
     the peak."""
-    return spectrum_error(*(_spanwise_power(x - x.mean(dim=(0, 3), keepdim=True)) for x in (real, fake)))
+    return spectrum_error(pooled_power([real]), pooled_power([fake]))
 
 
 def spectrum_error(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
