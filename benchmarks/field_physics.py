@@ -4,6 +4,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_physics.py measure [--seeds 1 2 3 4 5 6]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_physics.py model [--model CKPT] [--out JSON]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_physics.py real [--times 60 90 ...]
+    .venv/bin/python benchmarks/field_physics.py figure --models v1=JSON v2=JSON --out PNG
 
 ``bands`` reads the transient campaign's stationary reference run (Dedalus, Re_tau 180,
 pi x 2 x pi/2, 32 x 64 x 32; every x-plane of y-z slices every 200 steps, i.e. full 3-D snapshots,
@@ -18,6 +19,10 @@ and on the README's main-job grid (64 x 65 x 48 Chebyshev with wall points, cent
 from the packaged model: raw (before enforcement), projected only (today's enforcement without
 calibration) and delivered (with the default calibration); reports their figures, which band
 statistics they fall inside, and the enforcement report. Writes ``benchmarks/results/field_physics.json``.
+
+``model`` scores a generator's raw fields on issue 13's per-field targets (:func:`model_targets`),
+``real`` scores real snapshots by the same figures, ``figure`` draws the raw fields of several
+generators against the band (the model card's ``fields.png``).
 """
 
 from __future__ import annotations
@@ -257,7 +262,15 @@ def _target_row(f: np.ndarray, grid, band: dict) -> dict:
         # the DNS's last bins hold next to nothing (dealiased): measured against 1e-3 of its peak at least
         row["spectra"][name] = {"share_inside": float(inside[sel].mean()),
                                 "last_two_over_median": float((v[-2:] / np.maximum(mid[-2:], 1e-3 * mid.max())).max())}
+    row["_curves"] = {"profiles": st["profiles"], "spectra": st["spectra"]}
     return row
+
+
+def _median_curves(rows: list[dict]) -> dict:
+    """Pop the rows' raw curves (:func:`_target_row`); their median over the fields, per y / per bin."""
+    curves = [r.pop("_curves") for r in rows]
+    return {part: {k: np.median([c[part][k] for c in curves], axis=0).tolist() for k in curves[0][part]}
+            for part in ("profiles", "spectra")}
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -276,10 +289,13 @@ def _summary(rows: list[dict]) -> dict:
         "spanwise_last_two_over_median_median": {
             k: float(np.median([s[k]["last_two_over_median"] for s in spec])) for k in spec[0] if k.startswith("kz")},
     }
-    if "delivered_rms_over_median" in rows[0]:
-        out["delivered_rms_over_median"] = {k: [float(min(r["delivered_rms_over_median"][k] for r in rows)),
-                                                float(max(r["delivered_rms_over_median"][k] for r in rows))]
-                                            for k in rows[0]["delivered_rms_over_median"]}
+    delivered = [r for r in rows if r.get("delivered_rms_over_median")]
+    if delivered:
+        out["delivered_rms_over_median"] = {k: [float(min(r["delivered_rms_over_median"][k] for r in delivered)),
+                                                float(max(r["delivered_rms_over_median"][k] for r in delivered))]
+                                            for k in delivered[0]["delivered_rms_over_median"]}
+    if any("delivery_failed" in r for r in rows):
+        out["delivery_failures"] = {str(r["seed"]): r["delivery_failed"] for r in rows if "delivery_failed" in r}
     return out
 
 
@@ -293,12 +309,15 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
     bins (> 10 % of the peak) inside the band, and no bin of the last two above 1.5x the median.
     And the *delivered* field (full enforcement, the default calibration) of the same seed: u', v',
     w' at y+ 5, 10, 16 over the real snapshots' median (calibration mixing that the projection
-    then removes shows here as a near-wall v' deficit). :func:`real_targets` scores real snapshots
+    then removes shows here as a near-wall v' deficit); a seed whose delivery raises
+    :class:`~cfdseed.errors.SourceError` is recorded (``delivery_failed``, summary
+    ``delivery_failures``), not fatal. ``median``: the raw fields' profiles and spectra, median over seeds. :func:`real_targets` scores real snapshots
     by the same figures (what the per-field targets allow a real field).
     """
     from unittest import mock
 
     from cfdseed.enforce import EnforceReport
+    from cfdseed.errors import SourceError
     from cfdseed.sources import resolve
 
     grid = _campaign_grid()
@@ -312,15 +331,22 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
             f = resolve("gan", opts).build(grid, np.random.default_rng(seed)).field
         row = {"seed": seed, **_target_row(f, grid, band)}
         # delivered (full enforcement, the default calibration): rms near the wall over the real median
-        fd = resolve("gan", {k: v for k, v in opts.items() if k in ("re_tau", "model")}).build(
-            grid, np.random.default_rng(seed)).field
+        try:
+            fd = resolve("gan", {k: v for k, v in opts.items() if k in ("re_tau", "model")}).build(
+                grid, np.random.default_rng(seed)).field
+        except SourceError as exc:  # e.g. a field the stress calibration cannot reach: a finding, not a crash
+            row["delivery_failed"] = str(exc)
+            rows.append(row)
+            continue
         prof = field_statistics(fd, grid.y)["profiles"]
         row["delivered_rms_over_median"] = {
             f"{c}_y+{yp:g}": float(np.mean(prof[c][_rows(grid.y, LY, RE_TAU, yp)])
                                    / np.mean(np.asarray(band["profiles"][c]["p50"])[_rows(grid.y, LY, RE_TAU, yp)]))
             for c in ("u'", "v'", "w'") for yp in DELIVERED_YPLUS}
         rows.append(row)
-    return {"model": model or "packaged default", "seeds": seeds, "summary": _summary(rows), "rows": rows}
+    median = _median_curves(rows)
+    return {"model": model or "packaged default", "seeds": seeds, "summary": _summary(rows), "median": median,
+            "rows": rows}
 
 
 def real_targets(runs: str, times: list[float], band: dict) -> dict:
@@ -339,7 +365,9 @@ def real_targets(runs: str, times: list[float], band: dict) -> dict:
             rows.append({"t": t, **_target_row(f, grid, band)})
     if not rows:
         raise SystemExit(f"no snapshots near {want} in {runs}")
-    return {"model": f"real snapshots of {runs}", "times": [r["t"] for r in rows], "summary": _summary(rows), "rows": rows}
+    median = _median_curves(rows)
+    return {"model": f"real snapshots of {runs}", "times": [r["t"] for r in rows], "summary": _summary(rows),
+            "median": median, "rows": rows}
 
 
 def _table(res: dict) -> str:
@@ -357,6 +385,56 @@ def _table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def figure(path: Path, models: dict[str, dict], band: dict) -> None:
+    """Raw fields of several generators against the real snapshots' band (5-95 % shaded, median
+    black): rms and uv profiles over y+ (lower half), premultiplied spanwise spectra of u, v, w at
+    y+ 15 and the centre (Nyquist bin left out); each model's median over its seeds (``models``: label -> :func:`model_targets` JSON)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    y = _campaign_grid().y  # the band's rows (its "y" is their count)
+    half = y <= 0.5 * LY
+    yp = y[half] / (0.5 * LY) * RE_TAU
+    fig = Figure(figsize=(12, 10), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, 3)
+    colours = ["tab:blue", "tab:red", "tab:green", "tab:purple"]
+
+    def panel(ax, x, key, part, scale=1.0):
+        b = band[part][key]
+        ax.fill_between(x, scale * np.asarray(b["p05"])[sel], scale * np.asarray(b["p95"])[sel], color="0.85",
+                        label="real 5-95 %")
+        ax.plot(x, scale * np.asarray(b["p50"])[sel], "k", lw=1.5, label="real median")
+        for (label, res), c in zip(models.items(), colours):
+            ax.plot(x, scale * np.asarray(res["median"][part][key])[sel], color=c, lw=1.2, label=label)
+
+    sel = half
+    for ax, key, scale, title in ((axes[0, 0], "u'", 1.0, "u'+"), (axes[0, 1], "v'", 1.0, "v'+ (w'+ dashed)"),
+                                  (axes[0, 2], "uv", -1.0, "-uv+")):
+        panel(ax, yp, key, "profiles", scale)
+        ax.set_xscale("log")
+        ax.set_xlabel("y+")
+        ax.set_title(title)
+    for (label, res), c in zip(models.items(), colours):
+        axes[0, 1].plot(yp, np.asarray(res["median"]["profiles"]["w'"])[half], color=c, ls="--", lw=1.0)
+    axes[0, 1].plot(yp, np.asarray(band["profiles"]["w'"]["p50"])[half], "k--", lw=1.0)
+    for row, height in ((1, "y+15"), (2, "centre")):
+        for col, comp in enumerate("uvw"):
+            key = f"kzEz_{comp}_{height}"
+            sel = slice(0, -1)  # without the Nyquist bin: the solver holds it at zero
+            kz = np.arange(1, len(band["spectra"][key]["p50"]))
+            ax = axes[row, col]
+            panel(ax, kz, key, "spectra")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("k_z index (k_z = 4 n / h)")
+            ax.set_title(f"k_z E_{comp}{comp}(k_z), {height}")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Raw generated fields (before enforcement) vs real snapshots of the reference; model curves: "
+                 "median over seeds", fontsize=10)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -372,8 +450,16 @@ def main() -> None:
     r = sub.add_parser("real", help="the same figures for real snapshots (what the per-field targets allow)")
     r.add_argument("--runs", default=str(HERE.parent / "runs" / "campaign" / "ref"))
     r.add_argument("--times", type=float, nargs="+", default=[60.0, 90.0, 120.0, 150.0, 180.0, 210.0])
+    r.add_argument("--out", default=str(HERE / "results" / "model_targets_real.json"))
+    fg = sub.add_parser("figure", help="raw fields of several generators against the band (model JSONs of `model`)")
+    fg.add_argument("--models", nargs="+", required=True, metavar="LABEL=JSON")
+    fg.add_argument("--out", required=True)
     a = ap.parse_args()
-    if a.cmd == "bands":
+    if a.cmd == "figure":
+        models = {m.split("=", 1)[0]: json.loads(Path(m.split("=", 1)[1]).read_text()) for m in a.models}
+        figure(Path(a.out), models, json.loads(BANDS.read_text()))
+        print(a.out)
+    elif a.cmd == "bands":
         res = bands(a.runs, a.after)
         BANDS.write_text(json.dumps(res, indent=1) + "\n")
         s = res["scalars"]
@@ -381,12 +467,14 @@ def main() -> None:
               + ", ".join(f"{k} [{v['p05']:.3g}, {v['p95']:.3g}]" for k, v in s.items()))
     elif a.cmd == "real":
         res = real_targets(a.runs, a.times, json.loads(BANDS.read_text()))
-        out = HERE / "results" / "model_targets_real.json"
+        out = Path(a.out)
         out.write_text(json.dumps(res, indent=1, default=float) + "\n")
         print(json.dumps(res["summary"], indent=1))
     elif a.cmd == "model":
         res = model_targets(a.model, a.seeds, json.loads(BANDS.read_text()))
-        name = Path(a.model).stem if a.model else "default"
+        from cfdseed.checkpoint import DEFAULT_NAME
+
+        name = Path(a.model).stem if a.model else DEFAULT_NAME
         out = Path(a.out) if a.out else HERE / "results" / f"model_targets_{name}.json"
         out.write_text(json.dumps(res, indent=1, default=float) + "\n")
         print(json.dumps(res["summary"], indent=1))

@@ -93,10 +93,15 @@ def test_moments_match_physical_space():
 
 
 def _turbulent_like(grid, seed=1):
-    """The packaged generator's field, uncalibrated (in wall units): turbulence with the wrong stresses."""
+    """A packaged generator's field, uncalibrated (in wall units): turbulence with the wrong stresses.
+
+    Pinned to default-re180-v1, the field these tolerances were set on: v2's raw fields, calibrated
+    straight to Lee & Moser on the central grids, end 7-8 % off in uu after the 3 passes (the model
+    card's known limits); the gan source's own path calibrates them (tests/test_default_model.py)."""
     from cfdseed.sources import resolve
 
-    return resolve("gan", {"re_tau": 182.088, "divergence_free": False, "no_slip": False}).build(
+    return resolve("gan", {"re_tau": 182.088, "divergence_free": False, "no_slip": False,
+                           "model": "default-re180-v1"}).build(
         Grid(grid.shape, grid.lengths, y=grid.y), np.random.default_rng(seed)).field
 
 

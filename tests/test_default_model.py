@@ -1,4 +1,4 @@
-"""The packaged default generator (cfdseed/models/default-re180-v1.pt, model card cfdseed/models/README.md):
+"""The packaged default generator (cfdseed/models/default-re180-v2.pt, model card cfdseed/models/README.md):
 small, weights-only loadable, the default of the gan source / generate / evaluate, and its fields
 pass the constraint checks on grids other than the training grid."""
 
@@ -48,10 +48,10 @@ def test_generate_and_evaluate_default_to_the_packaged_model(tmp_path):
                    "--y", "chebyshev", "--seed", "1", "--device", "cpu", "--no-png", "--out", str(out)])
     assert rc == 0
     field, y, lengths, attrs = read_field(out)
-    assert field.shape == (3, 16, 64, 16) and "default-re180-v1.pt (default-re180-v1)" in attrs["model"]
+    assert field.shape == (3, 16, 64, 16) and "default-re180-v2.pt (default-re180-v2)" in attrs["model"]
     rc = cli_main(["evaluate", "--samples", "32", "--device", "cpu", "--out", str(tmp_path / "ev")])
     assert rc == 0 and (tmp_path / "ev" / "metrics.json").is_file()
-    assert "default-re180-v1.pt" in (tmp_path / "ev" / "report.md").read_text()
+    assert "default-re180-v2.pt" in (tmp_path / "ev" / "report.md").read_text()
 
 
 def test_packaged_model_by_name_is_the_default_s_field():
@@ -64,3 +64,12 @@ def test_packaged_model_by_name_is_the_default_s_field():
     b = init_field(SELF, grid, source="gan", seed=5, options={**opts, "model": DEFAULT_NAME})
     assert np.array_equal(a, b)
     assert load_generator(DEFAULT_NAME, device="cpu").metadata["name"] == DEFAULT_NAME
+
+
+def test_previous_default_stays_loadable_by_name():
+    """default-re180-v1 (the unconditional latent-path generator) ships beside the default."""
+    from cfdseed.checkpoint import DEFAULT_NAME, packaged_models
+
+    assert {"default-re180-v1", DEFAULT_NAME} <= set(packaged_models()) and DEFAULT_NAME != "default-re180-v1"
+    g = load_generator("default-re180-v1", device="cpu")
+    assert g.metadata["name"] == "default-re180-v1" and g.sample(2, seed=0).shape == (2, 3, 64, 32)

@@ -97,10 +97,11 @@ def test_generator_kinds_load_by_their_arch(tmp_path):
     assert isinstance(c, ConditionalHandle) and c.kind == "conditional" and c.sample(2, seed=0).shape == (2, 3, 9, 8)
 
 
-def test_packaged_default_model_still_loads():
+def test_packaged_format_1_model_still_loads():
+    """default-re180-v1 predates checkpoint format 2 (no kind, no statistics, no hashes)."""
     from cfdseed.checkpoint import default_model, read_checkpoint
 
-    ck = read_checkpoint(default_model())
+    ck = read_checkpoint(default_model("default-re180-v1"))
     assert ck["format_version"] == 1 and "kind" not in ck["arch"]
-    h = load_generator(default_model(), device="cpu")
+    h = load_generator(default_model("default-re180-v1"), device="cpu")
     assert h.kind == "plane" and h.sample(1, seed=0).shape == (1, 3, 64, 32)
