@@ -453,6 +453,14 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     return {g: name for name, g in groups.items()}
 
 
+def registration_seed(campaign: Path) -> int:
+    """The label seed of the next registration: the protocol's seed + 2 + the groups registered so
+    far (the first registration's seed unchanged), so that two registrations never draw the same labels."""
+    key_path = campaign / "key.json"
+    registered = len(json.loads(key_path.read_text())) if key_path.exists() else 0
+    return int(json.loads((campaign / "protocol.json").read_text())["seed"]) + 2 + registered
+
+
 def model_sha256(model: str) -> str:
     """sha256 of the checkpoint file behind ``model`` (a packaged model's name or a path)."""
     import hashlib
@@ -641,8 +649,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     if args.action == "register":
         if args.members is None:
             raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")
-        seed = json.loads((campaign / "protocol.json").read_text())["seed"] + 2
-        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics, args.model), args.members, seed)
+        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics, args.model), args.members,
+                       registration_seed(campaign))
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -258,6 +258,12 @@ def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
     assert {g: v["ic"] for g, v in stored.items()} == key
     with pytest.raises(SystemExit, match="run once"):
         cp.register(camp, "confirmatory", {"trig": ics["trig"]}, 3, seed=8)
+    # the next registration draws its own labels (its seed counts the groups registered before it)
+    (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103, 104], "seed": 7}))
+    assert cp.registration_seed(camp) == 7 + 2 + 3
+    later = cp.register(camp, "confirmatory", {"gan": dict(source="gan")}, 3, seed=cp.registration_seed(camp))
+    first = {x[1:] for x in key} | {r["id"][1:] for r in runs}
+    assert not first & ({x[1:] for x in later} | {r["id"][1:] for r in cp.read_plan(camp)[10:]})
     with pytest.raises(SystemExit, match="4 member seeds"):
         cp.register(camp, "fair", {"sem": dict(source="sem")}, 6, seed=8)
 
