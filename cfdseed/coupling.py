@@ -242,25 +242,8 @@ def _distributed(comm: Any, grid: Grid, source: Any, options: dict[str, Any] | N
                 raise SourceError(f"source {name} has no distributed path (strategy='distributed'); "
                                   "use strategy='root'")
             return True
-        if not can:
-            return False
-        kind = (options or {}).get("x_construction")  # a rollout is sequential in x: the root path
-        return kind != "rollout" and not _is_conditional((options or {}).get("model"))
+        return can
     return bool(run_agreed(comm, decide))
-
-
-def _is_conditional(model: Any) -> bool:
-    """Whether ``model`` (None: the packaged model) is a conditional checkpoint (rollout by default)."""
-    from .checkpoint import model_path, read_checkpoint
-    from .model import arch_kind
-
-    if not (model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")):
-        return getattr(model, "kind", "plane") == "conditional"  # a loaded handle
-    try:
-        arch = read_checkpoint(model_path(model))["arch"]
-    except Exception:  # noqa: BLE001 - the source reports a bad model itself
-        return False
-    return arch_kind(arch) == "conditional"
 
 
 def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: dict[str, Any] | None, seed: Any,

@@ -559,10 +559,11 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     the x stations ``block_split(stations, P, rank)``, joins tiles with reduced means, puts them on
     the grid's y and z, resamples in x by zero-padding in the spectral layout
     (:class:`cfdseed.pencils.Slabs`) and enforces the constraints on x slabs
-    (:func:`cfdseed.pencils.enforce`). Returns this rank's slab ``(3, nx_local, ny, nz)`` of the
-    field :func:`synthesise` makes with the same arguments (to round-off) and the same
-    :class:`SynthesisInfo` on every rank. A rollout (conditional models) is sequential in x and is
-    refused (``ValueError``): use the root path.
+    (:func:`cfdseed.pencils.enforce`). A rollout (conditional models) is sequential in x: every rank
+    runs the whole rollout (planes at the model's resolution, small beside the slab) with the same
+    draws and keeps its stations. Returns this rank's slab ``(3, nx_local, ny, nz)`` of the field
+    :func:`synthesise` makes with the same arguments (to round-off) and the same
+    :class:`SynthesisInfo` on every rank.
     """
     from ._collective import run_agreed
     from .grid import block_split
@@ -570,31 +571,39 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     from .pencils import _plane_mean
     from .pencils import enforce as enforce_slabs
 
-    def plan_() -> _Plan:
-        p = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
-                  batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
-                  x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
-                 anchor=anchor)
-        if p.construction == "rollout":
-            raise ValueError("a rollout (x_construction='rollout', conditional models) is sequential in x: "
-                             "it cannot be distributed; use the root strategy")
-        return p
-
-    plan = run_agreed(comm, plan_)
+    plan = run_agreed(comm, lambda: _plan(
+        model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
+        device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
+        calibrate=calibrate, x_construction=x_construction, anchor=anchor))
     info, gen, ns = plan.info, plan.gen, plan.stations
     size, rank = comm.Get_size(), comm.Get_rank()
     nx, ny, nz = grid.shape
-    mine = block_split(ns, size, rank)
     t = time.perf_counter()
-    raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
+    if plan.construction == "rollout":
+        def rollout() -> tuple[list[np.ndarray], int]:
+            return _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
+
+        ring, info.steps = run_agreed(comm, rollout)  # the whole ring on every rank
+        info.stations = ring[0].shape[0]
+        mean = np.mean([r.mean(axis=(0, -1)) for r in ring], axis=0)[None, ..., None]  # join_tiles' own mean
+        if info.stations > nx:  # more planes than the grid's x points: down to them here (linear in x, this
+            ring = [resample_periodic(r, 0, nx) for r in ring]  # commutes with the y and z interpolation)
+        ns = ring[0].shape[0]  # the stations the slabs hold from here on
+        mine = block_split(ns, size, rank)
+        raw = [r[mine] for r in ring]
+        del ring
+    else:
+        mine = block_split(ns, size, rank)
+        raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
     trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
     t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
     t = time.perf_counter()
-    # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
-    sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
-    total = np.empty_like(sums)
-    comm.Allreduce(sums, total)
-    mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
+    if plan.construction != "rollout":
+        # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
+        sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
+        total = np.empty_like(sums)
+        comm.Allreduce(sums, total)
+        mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
     slices = join_tiles(raw, mean=mean)
     del raw
     out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)

@@ -1,4 +1,5 @@
-"""synthesise_slabs (the distributed gan synthesis) against synthesise on the packaged model."""
+"""synthesise_slabs (the distributed gan synthesis) against synthesise: the latent path (v1, a plane
+model, by name) and the rollout (the default conditional model)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,33 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from cfdseed.errors import SourceError
 from cfdseed.grid import Grid
 from cfdseed.pencils import Slabs
 from cfdseed.synthesis import synthesise, synthesise_slabs
 
 comm = MPI.COMM_WORLD
 
+V1 = "default-re180-v1"  # x_stations and latent paths belong to plane models
 CASES = {
-    "stations=all": (Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev"), {"x_stations": "all"}),
-    "resampled, tiles": (Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0"), {"x_stations": 10}),
+    "stations=all": (Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev"), {"x_stations": "all"}, V1),
+    "resampled, tiles": (Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0"), {"x_stations": 10}, V1),
     "spectral, uncalibrated": (Grid((20, 24, 16), (3.0, 2.0, 1.5), y="chebyshev-cc", operators="spectral"),
-                               {"x_stations": 8, "calibrate": None, "bulk": 15.0}),
+                               {"x_stations": 8, "calibrate": None, "bulk": 15.0}, V1),
+    # the default (conditional) model: a ring of planes at its own dx, resampled to the grid's x
+    "rollout, tiles": (Grid((24, 33, 24), (2.0, 2.0, 4.0), y="tanh:2.0"), {}, None),
+    "rollout, spectral": (Grid((20, 24, 16), (1.5, 2.0, 1.5), y="chebyshev-cc", operators="spectral"),
+                          {"calibrate": None, "bulk": 15.0}, None),
 }
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_slabs_are_the_serial_field(name):
-    grid, opts = CASES[name]
+    grid, opts, model = CASES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        want, winfo = synthesise(None, grid, np.random.default_rng(4), device="cpu", **opts)
-        slab, info = synthesise_slabs(comm, None, grid, np.random.default_rng(4), device="cpu", **opts)
+        want, winfo = synthesise(model, grid, np.random.default_rng(4), device="cpu", **opts)
+        slab, info = synthesise_slabs(comm, model, grid, np.random.default_rng(4), device="cpu", **opts)
     slabs = Slabs(comm, grid)
     assert slab.shape == slabs.slab_shape() and slab.flags.c_contiguous
     scale = np.abs(want).max()
@@ -37,26 +44,32 @@ def test_slabs_are_the_serial_field(name):
     assert (info.stations, info.tiles, info.harmonics) == (winfo.stations, winfo.tiles, winfo.harmonics)
     if name == "resampled, tiles":  # the paths this case is for: x resampling and cross-faded tiles
         assert info.stations < grid.shape[0] and info.tiles > 1
+    if name.startswith("rollout"):
+        assert info.x_construction == "rollout" and info.steps == winfo.steps and info.stations != grid.shape[0]
+        assert (info.tiles > 1) == (name == "rollout, tiles")
     for k in ("re_tau", "u_tau", "nu", "bulk"):  # the raw field's bulk (uncalibrated) is a sum in another order
         assert getattr(info.units, k) == pytest.approx(getattr(winfo.units, k), rel=1e-9)
     assert info.enforcement.steps == winfo.enforcement.steps
     assert info.enforcement.after["bulk"] == pytest.approx(winfo.enforcement.after["bulk"], rel=1e-9)
 
 
-def test_a_rollout_is_refused_on_every_rank(tmp_path):
+def test_a_bad_construction_is_refused_on_every_rank(tmp_path):
     grid = Grid((16, 33, 16), (2.0, 2.0, 1.0), y="chebyshev")
-    with pytest.raises(ValueError, match="x_construction"):
-        synthesise_slabs(comm, None, grid, np.random.default_rng(1), device="cpu", x_construction="rollout")
+    with pytest.raises(SourceError, match="x_construction"):
+        synthesise_slabs(comm, V1, grid, np.random.default_rng(1), device="cpu", x_construction="rollout")
+    with pytest.raises(ValueError, match="x_stations"):
+        synthesise_slabs(comm, None, grid, np.random.default_rng(1), device="cpu", x_stations=8)
 
 
-@pytest.mark.parametrize("kind", ["block", "pencil", "bisect1"])
-def test_init_field_strategies_deliver_the_same_field(kind):
+@pytest.mark.parametrize("kind, model", [("block", V1), ("pencil", V1), ("bisect1", V1), ("block", None),
+                                         ("bisect1", None)])
+def test_init_field_strategies_deliver_the_same_field(kind, model):
     from cfdseed import init_field
 
     from _tilings import decompose
 
     grid = decompose(comm, kind, (24, 33, 24), (4.0, 2.0, 4.0), "tanh:2.0")
-    opts = {"re_tau": 180, "x_stations": 10, "device": "cpu"}
+    opts = {"re_tau": 180, "device": "cpu", **({"model": V1, "x_stations": 10} if model else {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = init_field(comm, grid, source="gan", options=opts, seed=9, strategy="root", result=True)
@@ -66,7 +79,9 @@ def test_init_field_strategies_deliver_the_same_field(kind):
     assert dist.report.passed and dist.report.divergence_max < 1e-9
     assert (dist.source_info is not None) == (comm.rank == 0)
     if comm.rank == 0:
-        assert dist.source_info.synthesis.stations == 10 and dist.source_info.units == root.source_info.units
+        assert dist.source_info.units == root.source_info.units
+        stations = dist.source_info.synthesis.stations
+        assert stations == root.source_info.synthesis.stations and (stations == 10 if model else stations != 24)
 
 
 @pytest.mark.parametrize("kind, opts", [("block", {"calibrate": None}), ("pencil", {"calibrate": None}),
@@ -116,7 +131,7 @@ def test_auto_goes_distributed_past_the_size_bound_on_more_than_one_rank(monkeyp
     from cfdseed import init_field
 
     grid = Grid.block(comm, (16, 17, 16), (2.0, 2.0, 1.0), y="chebyshev")
-    opts = {"device": "cpu", "x_stations": 8}
+    opts = {"device": "cpu", "x_stations": 8, "model": V1}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert init_field(comm, grid, source="gan", options=opts, seed=1, result=True).strategy == "root"
@@ -124,9 +139,8 @@ def test_auto_goes_distributed_past_the_size_bound_on_more_than_one_rank(monkeyp
         res = init_field(comm, grid, source="gan", options=opts, seed=1, result=True)
         assert res.strategy == ("distributed" if comm.size > 1 else "root")
         assert init_field(comm, grid, source="streaks", seed=1, result=True).strategy == "root"  # no slab path
-        rolled = init_field(comm, grid, source="gan", options={**opts, "x_stations": "auto",
-                                                                "x_construction": "latent"}, seed=1, result=True)
-        assert rolled.strategy == ("distributed" if comm.size > 1 else "root")
+        rolled = init_field(comm, grid, source="gan", options={"device": "cpu"}, seed=1, result=True)  # the default
+        assert rolled.strategy == ("distributed" if comm.size > 1 else "root") and rolled.report.passed
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -142,7 +156,7 @@ def test_generate_distributed_writes_the_root_field_through_mpi_io(dtype):
     folder = Path(comm.bcast(tempfile.mkdtemp(prefix="cfdseed-gen-") if comm.rank == 0 else None, root=0))
     try:
         args = ["generate", "--shape", "24", "33", "24", "--lengths", "4", "2", "4", "--y", "tanh:2.0",
-                "--seed", "3", "--device", "cpu", "--option", "x_stations=10", "--dtype", dtype]
+                "--seed", "3", "--device", "cpu", "--dtype", dtype]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rc = main([*args, "--strategy", "distributed", "--out", str(folder / "dist.h5")])
@@ -151,7 +165,7 @@ def test_generate_distributed_writes_the_root_field_through_mpi_io(dtype):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 grid = Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0")
-                generate(grid, folder / "root.h5", source="gan", options={"x_stations": 10, "device": "cpu"},
+                generate(grid, folder / "root.h5", source="gan", options={"device": "cpu"},
                          seed=3, dtype=dtype, picture=False)
             got, y, lengths, attrs = read_field(folder / "dist.h5")
             want, y0, _, _ = read_field(folder / "root.h5")
