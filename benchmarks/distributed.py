@@ -3,11 +3,12 @@ per cell and bytes sent, 1-8 ranks with a fixed block per rank (weak scaling), o
 fits, and a measured-then-modelled table for 1e8-1e10 cells on 1e2-1e4 ranks.
 
     .venv/bin/python benchmarks/distributed.py run [--ranks 1 2 4 8] [--per-rank 256 65 192]
-                                                   [--size-fractions 0.125 0.25 0.5]
+                                                   [--size-fractions 0.125 0.25 0.5] [--model NAME]
     .venv/bin/python benchmarks/distributed.py model
 
 ``run`` starts, per rank count P and strategy, one fresh ``mpiexec -n P`` job: ``init_field`` of
-the packaged ``gan`` (calibrated, checked) on the grid ``(P nx, ny, nz)`` in a ``4 pi P x 2 x 4 pi / 3``
+the ``gan`` source (calibrated, checked; ``--model``: a packaged name or checkpoint, default the
+packaged default) on the grid ``(P nx, ny, nz)`` in a ``4 pi P x 2 x 4 pi / 3``
 box (the main job's spacing), decomposed in 3-D blocks (``Grid.block``), after a warm-up call on a
 tiny grid (imports, thread pools, FFT plans: fixed costs of the process, not of the field).
 Memory: each rank's high-water mark (Linux ``VmHWM``, reset to the resident set right before the
@@ -99,11 +100,12 @@ def one(args: argparse.Namespace) -> None:
     nx, ny, nz = args.shape
     shape = (nx * size, ny, nz)
     grid = Grid.block(comm, shape, (4 * math.pi * size, 2.0, 4 * math.pi / 3), y="chebyshev")
-    _load(None, "cpu")  # the model in memory before the baseline
+    options = {"device": "cpu", "model": args.model}
+    _load(args.model, "cpu")  # the model in memory before the baseline
     with warnings.catch_warnings():  # and the imports, thread pools and FFT plans of a first call
         warnings.simplefilter("ignore")
         small = Grid.block(comm, (8 * size, 33, 24), (4 * math.pi * size / 8, 2.0, 4 * math.pi / 3 / 8), y="chebyshev")
-        init_field(comm, small, source="gan", options={"device": "cpu"}, seed=1, strategy=args.strategy)
+        init_field(comm, small, source="gan", options=options, seed=1, strategy=args.strategy)
     trim()
     comm.Barrier()
     base = _status_bytes("VmRSS")  # resident now, and the high-water mark reset to it
@@ -113,7 +115,7 @@ def one(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = init_field(_Timed(comm, book), grid, source="gan", options={"device": "cpu"}, seed=1,
+        res = init_field(_Timed(comm, book), grid, source="gan", options=options, seed=1,
                          strategy=args.strategy, result=True)
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -123,14 +125,16 @@ def one(args: argparse.Namespace) -> None:
     row = {"rank": rank, "peak_delta": peak - base, "block": 3 * 8 * grid.local_size,
            "slab": 8 * int(np.prod(slab)), "cpu_s": cpu, "cpu_mpi_s": book["cpu_mpi"], "wall_s": wall,
            "sent": book["sent"], "rounds": book["rounds"],
-           "strategy": res.strategy, "passed": bool(res.report.passed)}
+           "strategy": res.strategy, "passed": bool(res.report.passed),
+           "timings": res.source_info.synthesis.timings if res.source_info is not None else None}
     rows = comm.gather(row, root=0)
     if rank == 0:
         print(json.dumps({"ranks": size, "shape": shape, "cells": int(np.prod(shape)), "rows": rows}))
 
 
-def _job(mpiexec: str, p: int, strategy: str, shape: list[int]) -> dict:
-    cmd = [mpiexec, "-n", str(p), sys.executable, __file__, "one", "--strategy", strategy, "--shape", *map(str, shape)]
+def _job(mpiexec: str, p: int, strategy: str, shape: list[int], model: str | None) -> dict:
+    cmd = [mpiexec, "-n", str(p), sys.executable, __file__, "one", "--strategy", strategy, "--shape", *map(str, shape),
+           *(["--model", model] if model else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -144,15 +148,15 @@ def run(args: argparse.Namespace) -> None:
     mpiexec = str(Path(sys.executable).with_name("mpiexec"))
     for p in args.ranks:
         for strategy in ("root", "distributed"):
-            rec = _job(mpiexec, p, strategy, args.per_rank)
+            rec = _job(mpiexec, p, strategy, args.per_rank, args.model)
             results.append(rec)
             summarise(rec)
     nx, ny, nz = args.per_rank
     for f in args.size_fractions:  # one rank, smaller blocks: fixed + per-cell fits
-        rec = _job(mpiexec, 1, "distributed", [max(8, int(nx * f)), ny, nz])
+        rec = _job(mpiexec, 1, "distributed", [max(8, int(nx * f)), ny, nz], args.model)
         sizes.append(rec)
         summarise(rec)
-    OUT.write_text(json.dumps({"per_rank_shape": args.per_rank, "runs": results, "sizes": sizes,
+    OUT.write_text(json.dumps({"per_rank_shape": args.per_rank, "model": args.model, "runs": results, "sizes": sizes,
                                "how": "benchmarks/distributed.py run (docstring)"}, indent=1) + "\n")
     model(args)
 
@@ -230,12 +234,14 @@ def main() -> None:
     o = sub.add_parser("one")
     o.add_argument("--strategy", required=True)
     o.add_argument("--shape", type=int, nargs=3, required=True)
+    o.add_argument("--model", default=None, help="packaged model name or checkpoint (default: the packaged default)")
     o.set_defaults(fn=one)
     r = sub.add_parser("run")
     r.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4, 8])
     r.add_argument("--per-rank", type=int, nargs=3, default=[256, 65, 192])
     r.add_argument("--size-fractions", type=float, nargs="*", default=[0.125, 0.25, 0.5],
                    help="one-rank runs with these fractions of the per-rank x extent (the fits)")
+    r.add_argument("--model", default=None, help="packaged model name or checkpoint (default: the packaged default)")
     r.set_defaults(fn=run)
     m = sub.add_parser("model")
     m.set_defaults(fn=model)

@@ -559,11 +559,10 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     the x stations ``block_split(stations, P, rank)``, joins tiles with reduced means, puts them on
     the grid's y and z, resamples in x by zero-padding in the spectral layout
     (:class:`cfdseed.pencils.Slabs`) and enforces the constraints on x slabs
-    (:func:`cfdseed.pencils.enforce`). A rollout (conditional models) is sequential in x: every rank
-    runs the whole rollout (planes at the model's resolution, small beside the slab) with the same
-    draws and keeps its stations. Returns this rank's slab ``(3, nx_local, ny, nz)`` of the field
-    :func:`synthesise` makes with the same arguments (to round-off) and the same
-    :class:`SynthesisInfo` on every rank.
+    (:func:`cfdseed.pencils.enforce`). A rollout (conditional models) is sequential in x: the root
+    runs it and sends every rank its stations (:func:`_scatter_ring`). Returns this rank's slab
+    ``(3, nx_local, ny, nz)`` of the field :func:`synthesise` makes with the same arguments (to
+    round-off) and the same :class:`SynthesisInfo` on every rank.
     """
     from ._collective import run_agreed
     from .grid import block_split
@@ -577,21 +576,10 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
         calibrate=calibrate, x_construction=x_construction, anchor=anchor))
     info, gen, ns = plan.info, plan.gen, plan.stations
     size, rank = comm.Get_size(), comm.Get_rank()
-    nx, ny, nz = grid.shape
+    nx = grid.shape[0]
     t = time.perf_counter()
     if plan.construction == "rollout":
-        def rollout() -> tuple[list[np.ndarray], int]:
-            return _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
-
-        ring, info.steps = run_agreed(comm, rollout)  # the whole ring on every rank
-        info.stations = ring[0].shape[0]
-        mean = np.mean([r.mean(axis=(0, -1)) for r in ring], axis=0)[None, ..., None]  # join_tiles' own mean
-        if info.stations > nx:  # more planes than the grid's x points: down to them here (linear in x, this
-            ring = [resample_periodic(r, 0, nx) for r in ring]  # commutes with the y and z interpolation)
-        ns = ring[0].shape[0]  # the stations the slabs hold from here on
-        mine = block_split(ns, size, rank)
-        raw = [r[mine] for r in ring]
-        del ring
+        raw, mean, ns = _scatter_ring(comm, plan, grid, rng, batch)  # ns: the stations the slabs hold
     else:
         mine = block_split(ns, size, rank)
         raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
@@ -613,6 +601,7 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     else:
         slab = _resample_x(comm, out, ns, grid)
     del out
+    trim()  # the tiles' and joined slices' buffers (heap-carved below 32 MiB) back before the enforcement
     info.timings["inference"] = t_inf
     info.timings["interpolation"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
     stresses, bulk_plus, units = _targets(plan, grid,
@@ -626,6 +615,43 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     if rank == 0:
         _log_done(plan, nx)
     return slab, info
+
+
+def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
+                  batch: int) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Collective: the root runs the rollout while the others sleep, and sends every rank its
+    stations; returns them per tile ``(ns_local, 3, ny_m, nz_m)``, the tiles' mean profile
+    ``(1, 3, ny_m, 1)`` (:func:`join_tiles`' own) and the station count ``ns``.
+
+    One chain for every rank, not one per rank: a chain amplifies round-off step by step (a
+    relative 1e-6 grows ~30-fold over 200 steps of the default model), so rings run on ranks whose
+    arithmetic differs in the last bit (GPU kernels, thread counts) would not meet at slab edges.
+    A ring longer than the grid's x is resampled to it here (linear in x, this commutes with the y
+    and z interpolation). ``rng`` ends in the root's state on every rank.
+    """
+    from ._collective import agree, idle_until
+    from .grid import block_split
+
+    info, size, nx = plan.info, comm.Get_size(), grid.shape[0]
+    parts, err = None, None
+    if comm.Get_rank() == 0:
+        try:
+            ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
+            stations = ring[0].shape[0]
+            mean = np.mean([r.mean(axis=(0, -1)) for r in ring], axis=0)[None, ..., None]
+            if stations > nx:
+                ring = [resample_periodic(r, 0, nx) for r in ring]
+            ns = ring[0].shape[0]
+            parts = [([r[block_split(ns, size, k)] for r in ring], mean, ns, steps, stations) for k in range(size)]
+            del ring
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+    idle_until(comm)  # the others sleep rather than spin on the cores the root's inference uses
+    agree(comm, err)
+    raw, mean, ns, info.steps, info.stations = comm.scatter(parts, root=0)
+    del parts
+    rng.bit_generator.state = comm.bcast(rng.bit_generator.state, root=0)  # the draws, taken everywhere
+    return raw, mean, ns
 
 
 def _max_op() -> Any:

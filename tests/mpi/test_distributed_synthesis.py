@@ -32,10 +32,13 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_slabs_are_the_serial_field(name):
     grid, opts, model = CASES[name]
+    serial, rng = np.random.default_rng(4), np.random.default_rng(4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        want, winfo = synthesise(model, grid, np.random.default_rng(4), device="cpu", **opts)
-        slab, info = synthesise_slabs(comm, model, grid, np.random.default_rng(4), device="cpu", **opts)
+        want, winfo = synthesise(model, grid, serial, device="cpu", **opts)
+        slab, info = synthesise_slabs(comm, model, grid, rng, device="cpu", **opts)
+    # the draws are taken on every rank as in the serial synthesis (a rollout's on the root alone)
+    assert comm.allgather(int(rng.integers(2**62))) == [int(serial.integers(2**62))] * comm.size
     slabs = Slabs(comm, grid)
     assert slab.shape == slabs.slab_shape() and slab.flags.c_contiguous
     scale = np.abs(want).max()
@@ -59,6 +62,27 @@ def test_a_bad_construction_is_refused_on_every_rank(tmp_path):
         synthesise_slabs(comm, V1, grid, np.random.default_rng(1), device="cpu", x_construction="rollout")
     with pytest.raises(ValueError, match="x_stations"):
         synthesise_slabs(comm, None, grid, np.random.default_rng(1), device="cpu", x_stations=8)
+
+
+def test_the_rollout_runs_on_the_root_and_its_errors_on_every_rank(monkeypatch):
+    """A chain amplifies round-off: only the root's ring may reach the slabs, and a rollout that
+    fails there (a box shorter than two model steps) raises on every rank."""
+    from cfdseed import synthesis
+
+    grid = Grid((20, 24, 16), (1.5, 2.0, 1.5), y="chebyshev-cc", operators="spectral")
+    opts = {"device": "cpu", "calibrate": None, "bulk": 15.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want, _ = synthesise(None, grid, np.random.default_rng(6), **opts)
+        if comm.rank > 0:  # a rank whose arithmetic differs from the root's
+            monkeypatch.setattr(synthesis, "_rollout", lambda *a, **k: ([np.zeros((12, 3, 64, 32))], 0))
+        slab, info = synthesise_slabs(comm, None, grid, np.random.default_rng(6), **opts)
+        err = comm.allreduce(float(np.abs(slab - want[:, Slabs(comm, grid).x]).max(initial=0.0)), op=MPI.MAX)
+        assert err <= 1e-6 * np.abs(want).max() and info.steps > 0
+        monkeypatch.undo()
+        short = Grid((16, 17, 16), (0.05, 2.0, 1.0), y="chebyshev")
+        with pytest.raises(SourceError, match="shorter than two steps"):
+            synthesise_slabs(comm, None, short, np.random.default_rng(1), **opts)
 
 
 @pytest.mark.parametrize("kind, model", [("block", V1), ("pencil", V1), ("bisect1", V1), ("block", None),
