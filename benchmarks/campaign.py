@@ -377,6 +377,17 @@ def _reference(campaign: Path, results: Path) -> int:
     return 0
 
 
+def power_template(ref: Any, protocol: dict[str, Any]) -> np.ndarray:
+    """The power analysis's template on ``0, dt, ..., horizon``: the trig IC's (seed 0) bulk-velocity
+    excess of ``results/transient.json``, continued by the reference's integral time of U_b."""
+    report = _report_module()
+    old = [r for r in json.loads((ROOT / "benchmarks" / "results" / "transient.json").read_text())["runs"]
+           if r["ic"] == "trig" and r["seed"] == 0][0]["series"]
+    b = ref.signals.index("bulk")
+    grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
+    return report.bulk_template(old["t"], old["bulk"], float(ref.mean[b]), float(ref.integral_time()[b]), grid)
+
+
 def _power(campaign: Path, reference_json: Path) -> int:
     """``campaign power``: the protocol's ensemble-size decision (complete reference only)."""
     report = _report_module()
@@ -386,12 +397,8 @@ def _power(campaign: Path, reference_json: Path) -> int:
     protocol = report.read_protocol(campaign)
     run, series = _reference_run(campaign)
     ref = report.reference(protocol, run, series)
-    old = [r for r in json.loads((ROOT / "benchmarks" / "results" / "transient.json").read_text())["runs"]
-           if r["ic"] == "trig" and r["seed"] == 0][0]["series"]
-    b = ref.signals.index("bulk")
-    grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
-    tmpl = report.bulk_template(old["t"], old["bulk"], float(ref.mean[b]), float(ref.integral_time()[b]), grid)
-    res = report.power(ref, tmpl, stats["k"], protocol, np.random.default_rng(protocol["seed"] + 1))
+    res = report.power(ref, power_template(ref, protocol), stats["k"], protocol,
+                       np.random.default_rng(protocol["seed"] + 1))
     res["template"] = "trig seed 0 bulk velocity of benchmarks/results/transient.json, continued by its integral time"
     out = reference_json.with_name("power.json")
     report.write_json(out, res)
@@ -513,6 +520,9 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     stats = json.loads(reference_json.read_text())
     if not stats.get("complete") or not stats.get("k"):
         raise SystemExit(f"{reference_json}: the reference is not complete; no rule to judge by yet")
+    if not stats.get("k_boot"):
+        raise SystemExit(f"{reference_json}: no k_boot (the resamples' band constants, amendment 4): "
+                         "run 'campaign reference' first")
     k = stats["k"]
     ref_run, ref_series = _reference_run(campaign)
     ref = report.reference(protocol, ref_run, ref_series)
@@ -547,7 +557,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         if finished[g] == n and g not in failed:
             members, steps, cpu_per_time = zip(*runs_of[g])
             complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
-    judged = report.judge_groups(complete, ref, k, protocol, np.random.default_rng(protocol["seed"] + 3))
+    judged = report.judge_groups(complete, ref, k, stats["k_boot"], protocol, np.random.default_rng(protocol["seed"] + 3))
     ensembles = report.ensemble_onsets(judged, ref, k, protocol)
     not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in complete}
     for g, ids in failed.items():

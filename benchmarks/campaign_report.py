@@ -3,14 +3,17 @@
 - :func:`reference_statistics`: the stationary reference after its spin-up: every signal's mean,
   the spread (5-95 %) and autocorrelation of its window means, integral times, the largest
   natural excursion per window length, the band constant k calibrated for each ensemble size of
-  the protocol, and the per-run rule's false-censoring rate on (overlapping) reference segments.
+  the protocol and k^boot for its bootstrap resamples (:func:`band_constants`), and the per-run
+  rule's false-censoring rate on (overlapping) reference segments.
 - :func:`judge` / :func:`ensemble_onsets`: onsets of the IC ensembles, with bootstrap intervals and
   their cost in simulated time, solver steps and CPU-seconds, computed on opaque group labels only
   (the plan's ``group``); :func:`join` attaches the IC names from ``key.json`` afterwards.
+  Amendment 4: resamples are judged with k_N^boot, and a censored onset is the range [bound, inf),
+  so an interval may be one-sided (:func:`_interval`).
 - :func:`comparisons` (after unblinding): ensemble against ensemble (default: GAN against every
   other of its case), T_a - T_b and 1 - T_a/T_b in each unit with intervals from resampling both
-  ensembles; a censored onset makes a comparison a one-sided bound, never a number; the
-  protocol's targets' verdicts (:func:`verdict`).
+  ensembles; a censored onset makes a comparison a range with an open side (a bound), never a
+  number; the protocol's targets' verdicts (:func:`verdict`).
 - :func:`plot_onsets`: the figure in the talk's style (centre probe and bulk velocity).
 
 The protocol (``protocol.json``, committed before the runs it judges) fixes the signals, the
@@ -92,13 +95,24 @@ def segment_false_censoring(ref: Reference, k: float, horizon: float, every: flo
             "late_fraction": late / count if count else None}
 
 
+def band_constants(ref: Reference, protocol: dict[str, Any], boot: bool = False) -> dict[str, float]:
+    """k_N for N = 1 and every candidate size: surrogates from the protocol's seed, the sizes in
+    increasing order (``Reference.calibrate``). ``boot``: k_N^boot, the constant of bootstrap
+    resamples (amendment 4): the same surrogate ensembles, each judged by one resample of its
+    members drawn with the seed + 4 (for N = 1 a resample is the run itself)."""
+    rng = np.random.default_rng(protocol["seed"])
+    resample = np.random.default_rng(protocol["seed"] + 4) if boot else None
+    return {str(n): ref.calibrate(n, protocol["horizon"], level=protocol["level"], n=protocol["calibration_surrogates"],
+                                  rng=rng, resample=resample)
+            for n in sorted({1, *protocol["members_candidates"]})}
+
+
 def reference_statistics(protocol: dict[str, Any], run: dict[str, Any], series: dict[str, np.ndarray],
                          t_done: float | None = None) -> dict[str, Any]:
     """JSON-ready reference statistics and calibration (see the module docstring). ``t_done``: the
     run's simulated time (its progress record; the last series record lies up to one record
     interval before it); default the last record's time."""
     ref = reference(protocol, run, series)
-    rng = np.random.default_rng(protocol["seed"])
     horizon = protocol["horizon"]
     out: dict[str, Any] = {
         "run": run["id"], "t_end": float(series["t"][-1]), "discard": run["discard"],
@@ -106,15 +120,13 @@ def reference_statistics(protocol: dict[str, Any], run: dict[str, Any], series: 
         "protocol": {k: protocol[k] for k in ("signals", "window", "dt", "horizon", "level", "min_steady")},
         **ref.summary(protocol.get("excursion_lengths", (1, 2, 4, 6, 8, 12, 16))),
     }
-    calib = {}
     if ref.duration > horizon:
-        for n in sorted({1, *protocol["members_candidates"]}):
-            calib[str(n)] = ref.calibrate(n, horizon, level=protocol["level"], n=protocol["calibration_surrogates"], rng=rng)
-        out["k"] = calib
+        out["k"] = band_constants(ref, protocol)
+        out["k_boot"] = {n: v for n, v in band_constants(ref, protocol, boot=True).items() if n != "1"}
         out["per_run_rule_on_reference_segments"] = segment_false_censoring(
-            ref, calib["1"], horizon, protocol.get("segment_every", 2.0), protocol["min_steady"])
+            ref, out["k"]["1"], horizon, protocol.get("segment_every", 2.0), protocol["min_steady"])
     else:
-        out["k"] = None
+        out["k"] = out["k_boot"] = None
         out["note"] = f"stationary span {ref.duration:.1f} shorter than the horizon {horizon:g}: no calibration yet"
     return out
 
@@ -179,14 +191,15 @@ class Judged:
 
     ``point[unit]`` and ``boot[unit]`` (``unit`` in :data:`UNITS`) hold the onset or, where censored,
     its lower bound (:func:`censored_index`): simulated time, and the members' mean steps and
-    CPU-seconds at that time where the ensemble has them.
+    CPU-seconds at that time where the ensemble has them. A censored value stands for the range
+    [value, inf) of onsets consistent with it (:func:`_ranges`).
     """
 
     grid: np.ndarray  # (m,) 0, dt, ..., horizon
     values: np.ndarray  # (N, S, m) the members on the grid
-    onset: SteadyState  # the rule on the ensemble itself
+    onset: SteadyState  # the rule on the ensemble itself (band constant k_N)
     point: dict[str, float]
-    censored: np.ndarray  # (n,) bool: the resample is censored
+    censored: np.ndarray  # (n,) bool: the resample is censored (band constant k_N^boot)
     boot: dict[str, np.ndarray]  # unit -> (n,)
 
 
@@ -201,10 +214,12 @@ def censored_index(ref: Reference, values: np.ndarray, k: float) -> int:
     return int(out[-1] + 1) if out.size else 0
 
 
-def judge(ens: Ensemble, ref: Reference, k: float, protocol: dict[str, Any], rng: np.random.Generator) -> Judged:
+def judge(ens: Ensemble, ref: Reference, k: float, k_boot: float, protocol: dict[str, Any],
+          rng: np.random.Generator) -> Judged:
     """The ensemble onset by the rule (band constant ``k``, i.e. k_N) and over ``protocol["bootstrap"]``
-    resamples of the members with replacement (the draws of :meth:`Reference.bootstrap`), with the
-    steps and CPU-seconds the members spent up to it.
+    resamples of the members with replacement (the draws of :meth:`Reference.bootstrap`), each judged
+    with ``k_boot`` (k_N^boot, amendment 4: a resample's mean strays further from the reference mean
+    than the ensemble's), with the steps and CPU-seconds the members spent up to it.
 
     Steps to a time: each run's step counter interpolated there, from its value at t = 0.
     CPU-seconds to a time: the time times the run's own CPU-seconds per simulated time over its whole
@@ -220,32 +235,34 @@ def judge(ens: Ensemble, ref: Reference, k: float, protocol: dict[str, Any], rng
     if ens.cpu_per_time is not None:
         cost["cpu_s"] = np.asarray(ens.cpu_per_time, dtype=np.float64)[:, None] * grid[None]
 
-    def at(idx: np.ndarray) -> tuple[SteadyState, dict[str, float]]:
-        r = ref.onset_of_grid(grid, values[idx], k=k, min_steady=ms)
-        j = censored_index(ref, values[idx], k) if r.censored else r.onset_index
+    def at(idx: np.ndarray, band: float) -> tuple[SteadyState, dict[str, float]]:
+        r = ref.onset_of_grid(grid, values[idx], k=band, min_steady=ms)
+        j = censored_index(ref, values[idx], band) if r.censored else r.onset_index
         return r, {u: float(c[idx, j].mean()) for u, c in cost.items()}
 
-    onset, point = at(np.arange(n))
+    onset, point = at(np.arange(n), k)
     nb = protocol["bootstrap"]
     censored = np.zeros(nb, dtype=bool)
     boot = {u: np.empty(nb) for u in cost}
     for i in range(nb):
-        r, v = at(rng.integers(n, size=n))
+        r, v = at(rng.integers(n, size=n), k_boot)
         censored[i] = r.censored
         for u in cost:
             boot[u][i] = v[u]
     return Judged(grid, values, onset, point, censored, boot)
 
 
-def judge_groups(groups: Mapping[str, Ensemble], ref: Reference, k: Mapping[str, float], protocol: dict[str, Any],
-                 rng: np.random.Generator) -> dict[str, Judged]:
-    """:func:`judge` for every group (sorted by label, one ``rng`` stream) with its size's k_N."""
+def judge_groups(groups: Mapping[str, Ensemble], ref: Reference, k: Mapping[str, float], k_boot: Mapping[str, float],
+                 protocol: dict[str, Any], rng: np.random.Generator) -> dict[str, Judged]:
+    """:func:`judge` for every group (sorted by label, one ``rng`` stream) with its size's k_N and
+    k_N^boot."""
     out = {}
     for label, ens in sorted(groups.items()):
-        kn = k.get(str(len(ens.members)))
-        if kn is None:
-            raise ValueError(f"group {label}: {len(ens.members)} members, but k was calibrated for {sorted(k)} only")
-        out[label] = judge(ens, ref, kn, protocol, rng)
+        size = str(len(ens.members))
+        if size not in k or size not in k_boot:
+            raise ValueError(f"group {label}: {size} members, but k / k_boot were calibrated for "
+                             f"{sorted(k)} / {sorted(k_boot)} only")
+        out[label] = judge(ens, ref, k[size], k_boot[size], protocol, rng)
     return out
 
 
@@ -257,83 +274,102 @@ def ensemble_onsets(judged: Mapping[str, Judged], ref: Reference, k: Mapping[str
     for label, j in judged.items():
         per = [ref.onset_of_grid(j.grid, j.values[i:i + 1], k=k["1"], min_steady=protocol["min_steady"])
                for i in range(j.values.shape[0])]
-        ci, _ = _interval(j.boot["time"], j.censored)
         out[label] = {
             "members": j.values.shape[0], "censored": j.onset.censored, "onset_time": j.onset.onset_time,
-            "reason": j.onset.reason, "bootstrap_censored_fraction": float(j.censored.mean()), "onset_ci95": ci,
+            "reason": j.onset.reason, "bootstrap_censored_fraction": float(j.censored.mean()),
+            "onset_ci95": _interval(*_ranges(j.boot["time"], j.censored)),
             "cost_to_onset": onset_cost(j),
             "per_run": [{"censored": p.censored, "onset_time": p.onset_time} for p in per],
         }
     return out
 
 
-def _interval(x: np.ndarray, censored: np.ndarray) -> tuple[list[float] | None, str | None]:
-    """The protocol's 95 % percentile interval of resamples ``x``: only when at most 2.5 % of them
-    are censored (then of the uncensored ones); else None and why."""
-    frac = float(censored.mean())
-    if frac > 0.025:
-        return None, f"{frac:.1%} of the bootstrap resamples censored (more than 2.5 %): no interval"
-    return [float(q) for q in np.quantile(x[~censored], [0.025, 0.975])], None
+Ranges = tuple[np.ndarray, np.ndarray]  # (lower ends, upper ends), +-inf where unbounded
 
 
-def _quantity(value: float, side: str | None, boot: np.ndarray, censored: np.ndarray,
-              unbounded: np.ndarray) -> dict[str, Any]:
-    """JSON of one estimate: a number with its 95 % interval (``side`` None), or a one-sided bound
-    (``side`` "lower"/"upper", never a number) with its own 95 % bootstrap limit (the 2.5 % quantile
-    of the resamples' lower bounds, the 97.5 % of upper bounds, a resample in ``unbounded`` counting
-    as infinite: no limit when more than ~2.5 % of them are), or neither (``side`` "none")."""
-    q: dict[str, Any] = dict(estimate=None, lower_bound=None, upper_bound=None, ci95=None, bound_limit95=None,
-                             note=None)
-    if side is None:
-        q["estimate"] = float(value)
-        q["ci95"], q["note"] = _interval(boot, censored)
-        ci = "no interval" if q["ci95"] is None else f"[{q['ci95'][0]:.4g}, {q['ci95'][1]:.4g}]"
-        q["text"] = f"{value:.4g} {ci}"
-        return q
-    if side == "none":
-        q["note"] = "both ensembles censored: neither a number nor a bound"
-        q["text"] = "no bound (both censored)"
-        return q
-    lower = side == "lower"
-    q["lower_bound" if lower else "upper_bound"] = float(value)
-    far = -math.inf if lower else math.inf
-    limit = float(np.quantile(np.where(unbounded, far, boot), 0.025 if lower else 0.975, method="inverted_cdf"))
-    if math.isfinite(limit):
-        q["bound_limit95"] = limit
-    else:
-        q["note"] = f"{unbounded.mean():.1%} of the resamples give no {side} bound: no 95 % limit"
-    q["text"] = f"{'>=' if lower else '<='} {value:.4g}" + (
-        f" (95 % limit {limit:.4g})" if math.isfinite(limit) else " (no 95 % limit)")
+def _ranges(value: Any, censored: Any) -> Ranges:
+    """The values consistent with onsets (or costs to them): the value itself, or [its bound, inf)
+    where censored."""
+    lo = np.asarray(value, dtype=np.float64)
+    return lo, np.where(censored, math.inf, lo)
+
+
+def _combine(kind: str, a: Ranges, b: Ranges) -> Ranges:
+    """The range of T_a - T_b (``kind`` "difference") or 1 - T_a/T_b ("reduction", onsets > 0) over
+    T_a and T_b in their ranges: the difference grows with T_a and falls with T_b, the reduction the
+    other way round (a censored T_b bounds it by 1 from above, not by infinity)."""
+    (alo, ahi), (blo, bhi) = a, b
+    if kind == "difference":
+        return alo - bhi, ahi - blo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - ahi / blo, 1.0 - alo / bhi
+
+
+#: Tail shares of the reported 95 % interval (amendment 4: 1 % each side, the widest of 2.5, 2,
+#: 1.5, 1 % whose coverage on the power analysis's simulated ensembles reaches 95 %: 98 %).
+TAILS = (0.01, 0.01)
+
+
+def _interval(lo: np.ndarray, hi: np.ndarray, tails: tuple[float, float] | None = None) -> list[float | None]:
+    """The 95 % interval of resampled ranges: the ``tails[0]`` quantile of their lower ends to the
+    ``1 - tails[1]`` quantile of their upper ends (default :data:`TAILS`), each leaving out at most
+    that share of the resamples on its side (no interpolation: of 40 resamples at 2.5 % the second
+    smallest and the second largest); None for a side that is infinite (an open side: more than
+    that share of the resamples unbounded there)."""
+    tails = TAILS if tails is None else tails
+    ends = (-np.quantile(-lo, 1.0 - tails[0], method="inverted_cdf"),
+            np.quantile(hi, 1.0 - tails[1], method="inverted_cdf"))
+    return [float(x) if math.isfinite(x) else None for x in ends]
+
+
+def _fmt(lo: float, hi: float) -> str:
+    """A range as text: a number, ">= x", "<= x", "x to y", or "unbounded"."""
+    if lo == hi:
+        return f"{lo:.4g}"
+    if math.isfinite(lo) and math.isfinite(hi):
+        return f"{lo:.4g} to {hi:.4g}"
+    if math.isfinite(lo):
+        return f">= {lo:.4g}"
+    return f"<= {hi:.4g}" if math.isfinite(hi) else "unbounded"
+
+
+def _quantity(point: Ranges, boot: Ranges) -> dict[str, Any]:
+    """JSON of one estimate: the ``point`` range (a number: ``estimate``; else its finite ends as
+    ``lower_bound`` / ``upper_bound``, never a number) and ``ci95`` from the resampled ranges
+    ``boot`` (:func:`_interval`; None for an open side)."""
+    lo, hi = (float(x) for x in point)
+    q: dict[str, Any] = dict(estimate=lo if lo == hi else None, lower_bound=None, upper_bound=None,
+                             ci95=_interval(*boot), note=None)
+    if lo != hi:
+        q["lower_bound"] = lo if math.isfinite(lo) else None
+        q["upper_bound"] = hi if math.isfinite(hi) else None
+    open_sides = [f"{np.mean(~np.isfinite(ends)):.1%} of the resamples unbounded {side}"
+                  for ends, side, limit in zip(boot, ("below", "above"), q["ci95"]) if limit is None]
+    if open_sides:
+        q["note"] = "; ".join(open_sides) + ": no 95 % limit there"
+    clo, chi = (("-inf", "inf")[i] if x is None else f"{x:.4g}" for i, x in enumerate(q["ci95"]))
+    q["text"] = f"{_fmt(lo, hi)} [{clo}, {chi}]"
     return q
 
 
+def _closed(ci: list[float | None]) -> tuple[float, float]:
+    """A JSON interval with its open sides as -inf / inf."""
+    return (-math.inf if ci[0] is None else ci[0]), (math.inf if ci[1] is None else ci[1])
+
+
 def onset_cost(j: Judged) -> dict[str, dict[str, Any]]:
-    """Per unit: the ensemble's onset (a lower bound when censored) with its 95 % bootstrap interval."""
-    side = "lower" if j.onset.censored else None
-    never = np.zeros_like(j.censored)  # a censored resample's value is still a lower bound
-    return {u: _quantity(j.point[u], side, j.boot[u], j.censored, never) for u in j.point}
-
-
-def _side(kind: str, ca: bool, cb: bool) -> str | None:
-    """Which bound a comparison of onsets T_a, T_b is when they are censored (T >= its bound):
-    T_a - T_b grows with T_a, 1 - T_a/T_b falls with it; both the other way round in T_b."""
-    if ca and cb:
-        return "none"
-    if not (ca or cb):
-        return None
-    return "lower" if ca == (kind == "difference") else "upper"
+    """Per unit: the ensemble's onset (a range [bound, inf) when censored) with its 95 % bootstrap
+    interval."""
+    return {u: _quantity(_ranges(j.point[u], j.onset.censored), _ranges(j.boot[u], j.censored)) for u in j.point}
 
 
 def _pair_quantity(kind: str, a: Judged, b: Judged, unit: str) -> dict[str, Any]:
-    """T_a - T_b (``kind`` "difference") or 1 - T_a/T_b ("reduction") in ``unit``, bootstrapped over
-    both ensembles independently (their resamples paired index by index)."""
-    def f(x: Any, y: Any) -> Any:
-        return x - y if kind == "difference" else 1.0 - x / y
-
-    ca, cb = a.onset.censored, b.onset.censored
-    other = b.censored if ca else a.censored  # a resample has the bound unless the other side is censored there
-    return _quantity(f(a.point[unit], b.point[unit]), _side(kind, ca, cb), f(a.boot[unit], b.boot[unit]),
-                     a.censored | b.censored, other)
+    """T_a - T_b (``kind`` "difference") or 1 - T_a/T_b ("reduction") in ``unit``: the point range
+    from both ensembles' onsets, the interval from resampling both ensembles independently (their
+    resamples paired index by index), every pair giving the range consistent with both sides."""
+    point = _combine(kind, _ranges(a.point[unit], a.onset.censored), _ranges(b.point[unit], b.onset.censored))
+    boot = _combine(kind, _ranges(a.boot[unit], a.censored), _ranges(b.boot[unit], b.censored))
+    return _quantity(point, boot)
 
 
 @dataclass(frozen=True)
@@ -360,20 +396,11 @@ AHEAD = Target("difference", "time", high=0.0, text="onset ahead of the baseline
 
 
 def verdict(q: dict[str, Any], target: Target) -> dict[str, Any]:
-    """A target's verdict on a quantity of :func:`_quantity`: "met" when its 95 % range lies inside
-    the target, "not met" when it lies wholly outside, else "undecided".
-
-    The range is the 95 % interval of a number; for a lower bound [its 95 % limit, inf), for an
-    upper bound (-inf, its 95 % limit], so a bound decides only where it proves or disproves the
-    target by itself; (-inf, inf) where there is no interval, no limit or no bound (undecided).
-    """
-    lo, hi = -math.inf, math.inf
-    if q["ci95"] is not None:
-        lo, hi = q["ci95"]
-    elif q["lower_bound"] is not None and q["bound_limit95"] is not None:
-        lo = q["bound_limit95"]
-    elif q["upper_bound"] is not None and q["bound_limit95"] is not None:
-        hi = q["bound_limit95"]
+    """A target's verdict on a quantity of :func:`_quantity`: "met" when its 95 % range ``ci95``
+    lies inside the target, "not met" when it lies wholly outside, else "undecided". An open side of
+    the range (None) is infinite, so a one-sided range decides only where its finite limit proves or
+    disproves the target by itself."""
+    lo, hi = _closed(q["ci95"])
     if lo >= target.low and hi <= target.high:
         v = "met"
     elif hi < target.low or lo > target.high:
@@ -383,7 +410,7 @@ def verdict(q: dict[str, Any], target: Target) -> dict[str, Any]:
     return {"target": target.text, "kind": target.kind, "unit": target.unit,
             "low": target.low if math.isfinite(target.low) else None,
             "high": target.high if math.isfinite(target.high) else None,
-            "range95": [x if math.isfinite(x) else None for x in (lo, hi)], "verdict": v}
+            "range95": list(q["ci95"]), "verdict": v}
 
 
 def compare(judged: Mapping[str, Judged], pairs: Sequence[tuple[str, str]],
@@ -484,6 +511,8 @@ def format_reference(stats: dict[str, Any]) -> list[str]:
                      f"{s['window_mean_q05_q95'][1]:9.4g} {s['integral_time']:6.2f}  {exc}")
     if stats.get("k"):
         lines.append("band constant k by ensemble size: " + ", ".join(f"N={n}: {v:.2f}" for n, v in stats["k"].items()))
+        lines.append("band constant k_boot of bootstrap resamples: "
+                     + ", ".join(f"N={n}: {v:.2f}" for n, v in stats["k_boot"].items()))
         seg = stats["per_run_rule_on_reference_segments"]
         lines.append(f"per-run rule on {seg['segments']} reference segments: censored {seg['censored_fraction']:.1%}, "
                      f"later than the first window {seg['late_fraction']:.1%}")

@@ -158,6 +158,8 @@ def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
     assert eps["mean"] == pytest.approx(1.0, abs=0.01) and eps["sigma_window_mean"] > 0
     assert set(stats["signals"]) == set(protocol["signals"])
     assert set(stats["k"]) == {"1", "3"} and all(2.0 < v < 6.0 for v in stats["k"].values())
+    # resamples of 3 members stray further from the mean than the ensembles: a wider band
+    assert set(stats["k_boot"]) == {"3"} and stats["k_boot"]["3"] > 1.1 * stats["k"]["3"]
     seg = stats["per_run_rule_on_reference_segments"]
     assert seg["segments"] > 10 and seg["censored_fraction"] <= 0.25
     assert any("band constant" in line for line in cr.format_reference(stats))
@@ -168,7 +170,8 @@ def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
         t, s = _run_series(rng, 8.0, offset=lambda t: np.where(t < 4.0, 2.0, 0.0))
         groups["g2"].append((t, cr.signals(s, protocol["signals"], 1.0)))
     groups["g1"] = [(t, cr.signals(s, protocol["signals"], 1.0)) for t, s in groups["g1"]]
-    judged = cr.judge_groups({g: cr.Ensemble(m) for g, m in groups.items()}, ref, stats["k"], protocol, rng)
+    judged = cr.judge_groups({g: cr.Ensemble(m) for g, m in groups.items()}, ref, stats["k"], stats["k_boot"],
+                             protocol, rng)
     res = cr.ensemble_onsets(judged, ref, stats["k"], protocol)
     assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
     assert len(res["g2"]["per_run"]) == 3
@@ -206,6 +209,7 @@ def test_reference_command_writes_the_json(cp, cr, tmp_path, capsys):
     assert cp.main(["reference", "--campaign", str(tmp_path), "--results", str(out)]) == 0
     stats = json.loads(out.read_text())
     assert stats["stationary_span"] == pytest.approx(50.0, abs=0.02) and set(stats["k"]) == {"1", "2"}
+    assert set(stats["k_boot"]) == {"2"}
     assert "band constant k" in capsys.readouterr().out
 
 
@@ -358,22 +362,23 @@ def synth(cr):
             steps.append((t, t / dt))
         return cr.Ensemble(members, steps, np.broadcast_to(cpu_per_time, len(amps)).tolist())
 
-    return types.SimpleNamespace(protocol=protocol, ref=ref, ensemble=ensemble, k=6.0)
+    return types.SimpleNamespace(protocol=protocol, ref=ref, ensemble=ensemble, k=6.0, k_boot=6.0)
 
 
 def _ramp(end):
     return lambda t: np.clip(1.0 - t / end, 0.0, None)
 
 
-def test_fast_against_slow_ensemble_reduction_interval_and_units(cr, synth):
+def test_fast_against_slow_ensemble_reduction_interval_and_units(cr, synth, monkeypatch):
     """Bulk relaxing in ~2 vs ~10 h/u_tau (member amplitudes vary): the reduction is about 0.8 and its
     interval (both ensembles resampled) holds the noise-free truth; steps and CPU-seconds follow the
     known step sizes (0.01, 0.02) and CPU rates (100, 300 s per h/u_tau) exactly."""
+    monkeypatch.setattr(cr, "TAILS", (0.025, 0.025))  # the mechanics at 2.5 % tails (40 resamples)
     rng = np.random.default_rng(109)
     fast = synth.ensemble(rng, _ramp(1.8), rng.uniform(0.5, 1.5, 6), dt=0.01, cpu_per_time=100.0)
     slow = synth.ensemble(rng, _ramp(11.5), rng.uniform(0.5, 1.5, 6), dt=0.02, cpu_per_time=300.0)
-    judged = {"fast": cr.judge(fast, synth.ref, synth.k, synth.protocol, rng),
-              "slow": cr.judge(slow, synth.ref, synth.k, synth.protocol, rng)}
+    judged = {"fast": cr.judge(fast, synth.ref, synth.k, synth.k_boot, synth.protocol, rng),
+              "slow": cr.judge(slow, synth.ref, synth.k, synth.k_boot, synth.protocol, rng)}
     clean = {}  # the truth: the rule on the noise-free population (amplitude 1, no noise)
     for name, end in (("fast", 1.8), ("slow", 11.5)):
         t = np.arange(0.0, 16.0 + 1e-9, 0.01)
@@ -407,11 +412,13 @@ def test_fast_against_slow_ensemble_reduction_interval_and_units(cr, synth):
     assert cr.verdict(pair["difference"]["time"], cr.Target("difference", "time", high=-9.0))["verdict"] == "not met"
 
 
-def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the_target(cr, synth):
-    """A baseline that never settles: every comparison with it is a one-sided bound (no estimate, no
-    interval), met only where the bound itself proves the target; a censored GAN side bounds the
-    other way, both censored bound nothing. A baseline inside the band too briefly before the
-    horizon is bounded by the time it entered, not by the horizon."""
+def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the_target(cr, synth, monkeypatch):
+    """A baseline that never settles: every comparison with it is a range with an open side (no
+    estimate), met only where its 95 % limit proves the target; a censored GAN side bounds the other
+    way, both censored bound nothing. A baseline inside the band too briefly before the horizon is
+    bounded by the time it entered, not by the horizon. An ensemble whose resamples are censored in
+    part has a one-sided interval."""
+    monkeypatch.setattr(cr, "TAILS", (0.025, 0.025))  # the mechanics at 2.5 % tails (40 resamples)
     rng = np.random.default_rng(5)
     fast = synth.ensemble(rng, lambda t: 0.0 * t, [1.0] * 4, cpu_per_time=[50.0, 100.0, 150.0, 200.0])
     ramp = synth.ensemble(rng, _ramp(3.0), rng.uniform(0.5, 1.5, 4))
@@ -419,7 +426,7 @@ def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the
     late = synth.ensemble(rng, lambda t: np.where(t < 13.6, 2.0, 0.0), [1.0] * 4)
     # one member off by 0.7: inside the band as 1 of 4, outside where a resample draws it twice (~26 %)
     mixed = synth.ensemble(rng, lambda t: 0.7 + 0.0 * t, [0.0, 0.0, 0.0, 1.0])
-    judged = {n: cr.judge(e, synth.ref, synth.k, synth.protocol, rng)
+    judged = {n: cr.judge(e, synth.ref, synth.k, synth.k_boot, synth.protocol, rng)
               for n, e in (("fast", fast), ("ramp", ramp), ("never", never), ("late", late), ("mixed", mixed))}
     assert judged["never"].onset.censored and judged["never"].point["time"] == pytest.approx(16.0)
     assert judged["late"].onset.censored and 14.0 <= judged["late"].point["time"] < 16.0 - 1.0
@@ -427,15 +434,16 @@ def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the
     cost = cr.onset_cost(judged["fast"])  # onset 1 in every resample; CPU-seconds by each run's own rate
     assert cost["time"]["ci95"] == [1.0, 1.0] and cost["cpu_s"]["estimate"] == pytest.approx(125.0)
     assert cost["cpu_s"]["ci95"][0] < 100.0 and cost["cpu_s"]["ci95"][1] > 150.0
-    assert cr.onset_cost(judged["never"])["time"]["lower_bound"] == pytest.approx(16.0)
+    never_cost = cr.onset_cost(judged["never"])["time"]
+    assert never_cost["lower_bound"] == pytest.approx(16.0) and never_cost["ci95"] == [pytest.approx(16.0), None]
     pairs = cr.compare(judged, [("fast", "never"), ("never", "fast"), ("never", "late"), ("ramp", "never")])
     p = pairs["fast vs never"]
     assert p["censored"] == ["never"]
-    for kind, side in (("reduction", "lower"), ("difference", "upper")):
-        for unit in ("time", "steps", "cpu_s"):
-            q = p[kind][unit]
-            assert q["estimate"] is None and q["ci95"] is None and q[f"{side}_bound"] is not None
-            assert q["text"].startswith(">=" if side == "lower" else "<=")
+    for unit in ("time", "steps", "cpu_s"):  # T_b censored: difference (-inf, x], reduction [x, 1]
+        d, r = p["difference"][unit], p["reduction"][unit]
+        assert d["estimate"] is None and d["lower_bound"] is None and d["upper_bound"] is not None
+        assert d["ci95"][0] is None and d["ci95"][1] is not None and d["text"].startswith("<=")
+        assert r["estimate"] is None and r["upper_bound"] == 1.0 and r["ci95"][1] == 1.0
     bound = p["reduction"]["steps"]
     assert bound["lower_bound"] == pytest.approx(1 - judged["fast"].point["steps"] / judged["never"].point["steps"])
     assert bound["lower_bound"] > 0.9
@@ -443,24 +451,93 @@ def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the
     assert cr.verdict(bound, cr.Target("reduction", "steps", low=0.97))["verdict"] == "undecided"
     # a bound decides by its own 95 % limit: the ramp's onset varies over the resamples
     bound = pairs["ramp vs never"]["reduction"]["steps"]
-    assert bound["bound_limit95"] < bound["lower_bound"] - 0.01
-    mid = (bound["bound_limit95"] + bound["lower_bound"]) / 2
+    lo = bound["ci95"][0]
+    assert lo < bound["lower_bound"] - 0.01
+    mid = (lo + bound["lower_bound"]) / 2
     assert cr.verdict(bound, cr.Target("reduction", "steps", low=mid))["verdict"] == "undecided"
-    assert cr.verdict(bound, cr.Target("reduction", "steps", low=bound["bound_limit95"]))["verdict"] == "met"
-    q = cr.compare(judged, [("fast", "mixed")])["fast vs mixed"]["reduction"]["steps"]
+    assert cr.verdict(bound, cr.Target("reduction", "steps", low=lo))["verdict"] == "met"
+    # a number whose resamples are censored in part (more than 2.5 %): an interval open above
     assert not judged["mixed"].onset.censored and judged["mixed"].censored.mean() > 0.1
-    assert q["estimate"] is not None and q["ci95"] is None and "no interval" in q["note"]
-    assert cr.onset_cost(judged["mixed"])["time"]["ci95"] is None
-    assert cr.verdict(q, cr.Target("reduction", "steps", low=-1.0))["verdict"] == "undecided"
+    mixed_cost = cr.onset_cost(judged["mixed"])["time"]
+    assert mixed_cost["estimate"] is not None and mixed_cost["ci95"][0] is not None and mixed_cost["ci95"][1] is None
+    assert "unbounded above" in mixed_cost["note"]
+    q = cr.compare(judged, [("fast", "mixed")])["fast vs mixed"]["reduction"]["steps"]
+    assert q["estimate"] is not None and q["ci95"][0] is not None and q["ci95"][1] == 1.0
+    assert cr.verdict(q, cr.Target("reduction", "steps", low=-1.0))["verdict"] == "met"
     back = pairs["never vs fast"]["reduction"]["steps"]  # the censored side is the one judged
-    assert back["upper_bound"] < 0 and back["estimate"] is None
+    assert back["upper_bound"] < 0 and back["estimate"] is None and back["lower_bound"] is None
+    assert back["ci95"][0] is None and back["ci95"][1] < 0
     assert cr.verdict(back, cr.Target("reduction", "steps", low=0.5))["verdict"] == "not met"
     assert cr.verdict(back, cr.Target("reduction", "steps", low=-100.0))["verdict"] == "undecided"
     none = pairs["never vs late"]["difference"]["time"]
     assert none["estimate"] is None and none["lower_bound"] is None and none["upper_bound"] is None
+    assert none["ci95"] == [None, None] and none["text"].startswith("unbounded")
+    assert pairs["never vs late"]["reduction"]["time"]["upper_bound"] == 1.0
     assert cr.verdict(none, cr.Target("difference", "time", high=1.0))["verdict"] == "undecided"
     with pytest.raises(KeyError, match="complete ensembles"):
         cr.compare(judged, [("fast", "gan")])
+
+
+def test_resamples_are_judged_with_their_own_band_constant(cr, synth):
+    """k_N judges the ensemble, k_N^boot its resamples: an offset outside the one band and inside
+    the other censors the ensemble and none of its resamples (and the other way round)."""
+    rng = np.random.default_rng(12)
+    off = synth.ensemble(rng, lambda t: 0.4 + 0.0 * t, [1.0] * 4)  # ~9 band units of sigma / 2
+    wide = cr.judge(off, synth.ref, synth.k, 3 * synth.k, synth.protocol, rng)
+    assert wide.onset.censored and not wide.censored.any()
+    narrow = cr.judge(off, synth.ref, 3 * synth.k, synth.k, synth.protocol, rng)
+    assert not narrow.onset.censored and narrow.censored.all()
+
+
+def _hand_judged(cr, point, censored, boot, boot_censored):
+    """A :class:`Judged` from hand-made onsets (time only; steps = 100 per unit of time)."""
+    onset = cr.SteadyState(censored, None if censored else point, None if censored else 0, 16.0, "test", "")
+    boot = np.asarray(boot, dtype=np.float64)
+    return cr.Judged(np.zeros(1), np.zeros((1, 1, 1)), onset, {"time": point, "steps": 100 * point},
+                     np.asarray(boot_censored, dtype=bool), {"time": boot, "steps": 100 * boot})
+
+
+def test_intervals_of_ranges_on_hand_made_resamples(cr, monkeypatch):
+    """Every resample is a range ([bound, inf) when censored), every pair of resamples the range of
+    T_a - T_b or 1 - T_a/T_b over both; the interval runs from the 2.5 % quantile of the lower ends
+    to the 97.5 % quantile of the upper ends (of 40 resamples: the second smallest and the second largest),
+    open where that is infinite; the verdict reads an open side as infinite."""
+    monkeypatch.setattr(cr, "TAILS", (0.025, 0.025))  # the mechanics at 2.5 % tails (40 resamples)
+    a = _hand_judged(cr, 2.0, False, 0.1 * np.arange(1, 41), np.zeros(40))  # resamples 0.1 ... 4.0
+    one = np.zeros(40, dtype=bool)
+    one[0] = True
+    b1 = _hand_judged(cr, 10.0, False, np.full(40, 10.0), one)  # 1 of 40 censored: 2.5 %
+    two = one.copy()
+    two[1] = True
+    b2 = _hand_judged(cr, 10.0, False, np.full(40, 10.0), two)  # 2 of 40: 5 %
+    assert cr.onset_cost(a)["time"]["ci95"] == [pytest.approx(0.2), pytest.approx(3.9)]
+    assert cr.onset_cost(b1)["time"]["ci95"] == [10.0, 10.0]
+    c2 = cr.onset_cost(b2)["time"]
+    assert c2["estimate"] == 10.0 and c2["ci95"] == [10.0, None]
+    assert c2["note"].startswith("5.0% of the resamples unbounded above") and c2["text"] == "10 [10, inf]"
+    pair = cr.compare({"a": a, "b": b2}, [("a", "b")])["a vs b"]
+    d, r = pair["difference"]["time"], pair["reduction"]["time"]
+    # b's censored resamples (paired with a's 0.1 and 0.2) leave T_a - T_b unbounded below
+    assert d["estimate"] == -8.0 and d["ci95"] == [None, pytest.approx(3.9 - 10.0)]
+    assert r["estimate"] == pytest.approx(0.8) and r["ci95"] == [pytest.approx(0.61), 1.0]
+    at_most_1_later = cr.Target("difference", "time", high=1.0)
+    assert cr.verdict(d, at_most_1_later)["verdict"] == "met"  # (-inf, -6.1] inside (-inf, 1]
+    assert cr.verdict(d, cr.Target("difference", "time", high=-7.0))["verdict"] == "undecided"
+    assert cr.verdict(d, at_most_1_later)["range95"] == [None, pytest.approx(-6.1)]
+    for low, expected in ((0.5, "met"), (0.7, "undecided"), (1.01, "not met")):
+        assert cr.verdict(r, cr.Target("reduction", "time", low=low))["verdict"] == expected
+    # the point itself is a range by the same logic: a censored at 5 (b at 10), then both censored
+    ac = _hand_judged(cr, 5.0, True, np.full(40, 5.0), np.ones(40))
+    pair = cr.compare({"a": ac, "b": b1, "c": ac}, [("a", "b"), ("a", "c")])
+    d, r = pair["a vs b"]["difference"]["time"], pair["a vs b"]["reduction"]["steps"]
+    assert (d["estimate"], d["lower_bound"], d["upper_bound"], d["ci95"]) == (None, -5.0, None, [-5.0, None])
+    assert (r["estimate"], r["lower_bound"], r["upper_bound"], r["ci95"]) == (None, None, 0.5, [None, 0.5])
+    assert d["text"] == ">= -5 [-5, inf]" and r["text"] == "<= 0.5 [-inf, 0.5]"
+    d, r = pair["a vs c"]["difference"]["time"], pair["a vs c"]["reduction"]["time"]
+    assert (d["lower_bound"], d["upper_bound"], d["ci95"]) == (None, None, [None, None])
+    assert (r["lower_bound"], r["upper_bound"], r["ci95"]) == (None, 1.0, [None, 1.0])
+    assert cr.verdict(d, at_most_1_later)["verdict"] == "undecided"
+    assert cr.verdict(r, cr.Target("reduction", "time", low=1.5))["verdict"] == "not met"
 
 
 def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp, cr, tmp_path, capsys):
@@ -485,6 +562,9 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1], 1.0)
     results = tmp_path / "res" / "reference.json"
     cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}})
+    with pytest.raises(SystemExit, match="k_boot"):  # amendment 4: resamples need their own band constant
+        cp.analyse(camp, results)
+    cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
     key = cp.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig", "control")}, 3, seed=1)
     end = {"gan": 1.0, "trig": 4.0, "control": 0.0}
     for r in cp.read_plan(camp)[1:]:
@@ -518,3 +598,11 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
     assert set(res["comparisons"]["pairs"]) == {"gan vs control"} and res["named"]["trig"]["censored"]
     assert blown in res["comparisons"]["not_compared"]["trig"]
+
+
+def test_registered_tails_are_amendment_4_s(cr):
+    """Amendment 4's interval: 1 % on each side (of 40 resamples: the smallest and the largest)."""
+    assert cr.TAILS == (0.01, 0.01)
+    lo = hi = 0.1 * np.arange(1, 41)
+    assert cr._interval(lo, hi) == [pytest.approx(0.1), pytest.approx(4.0)]
+    assert cr._interval(lo, hi, tails=(0.025, 0.025)) == [pytest.approx(0.2), pytest.approx(3.9)]

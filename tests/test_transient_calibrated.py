@@ -95,6 +95,18 @@ def test_calibration_false_censoring_on_independent_stationary_runs(ref, members
     assert (censored + late) / trials <= 0.14  # 5 % nominal: passes from the first full window
 
 
+def test_resampled_calibration_widens_the_band_on_the_same_surrogates(ref):
+    """k_N^boot: one bootstrap resample of each surrogate ensemble (members with replacement) strays
+    further from the mean, so its band constant exceeds k_N; the surrogates themselves are
+    unchanged (a resample of one run is the run: k_1^boot = k_1 exactly)."""
+    horizon, n = 32.0, 300
+    k = ref.calibrate(4, horizon, n=n, rng=np.random.default_rng(2))
+    k_boot = ref.calibrate(4, horizon, n=n, rng=np.random.default_rng(2), resample=np.random.default_rng(7))
+    assert k_boot > 1.15 * k  # ~sqrt((2N - 1) / N) = 1.32 for the variance added by resampling
+    assert ref.calibrate(1, horizon, n=50, rng=np.random.default_rng(3), resample=np.random.default_rng(7)) == \
+        ref.calibrate(1, horizon, n=50, rng=np.random.default_rng(3))
+
+
 def test_known_onset_is_found(ref):
     rng = np.random.default_rng(4)
     horizon, k = 32.0, 3.0

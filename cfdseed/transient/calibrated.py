@@ -14,14 +14,19 @@ k is calibrated on surrogates of the reference (:meth:`Reference.surrogates`: ra
 phases, one set for all signals, so every spectrum and cross-spectrum is kept) such that an
 ensemble of N stationary records stays inside the band over the whole horizon with probability
 ``level`` (0.95): control vs control passes from the first full window with that probability, and
-a single run (N = 1) is falsely censored with probability 1 - level.
+a single run (N = 1) is falsely censored with probability 1 - level. A bootstrap resample of an
+ensemble (members drawn with replacement: ~(2N - 1)/N times the variance of its mean about mu) is
+judged with its own constant, calibrated the same way on one resample of each surrogate ensemble
+(``calibrate(..., resample=rng)``), so resampled stationary ensembles pass with ``level`` too.
 
 Usage::
 
     ref = Reference.from_series(t, {"bulk": ub, "tau_lower": tl, ...}, window=1.0, t_start=40)
     k = ref.calibrate(members=8, horizon=32.0, rng=np.random.default_rng(0))
+    k_boot = ref.calibrate(members=8, horizon=32.0, rng=np.random.default_rng(0),
+                           resample=np.random.default_rng(1))  # for bootstrap resamples
     r = ref.onset([(t1, s1), (t2, s2), ...], k=k, horizon=32.0)      # SteadyState
-    ref.bootstrap([(t1, s1), ...], k=k, horizon=32.0, n=2000, rng=rng)  # onsets, NaN = censored
+    ref.bootstrap([(t1, s1), ...], k=k_boot, horizon=32.0, n=2000, rng=rng)  # onsets, NaN = censored
 
 Every time is in the units of the series (h/u_tau in cfdseed) and measured from the run's start.
 """
@@ -248,16 +253,24 @@ class Reference:
         return (tm - self.mean[:, None]) / (self.sigma[:, None] / math.sqrt(members))
 
     def calibrate(self, members: int, horizon: float, *, level: float = 0.95, n: int = 1000,
-                  rng: np.random.Generator | None = None) -> float:
+                  rng: np.random.Generator | None = None, resample: np.random.Generator | None = None) -> float:
         """k such that an ensemble of ``members`` stationary surrogate runs stays inside the band
-        over the whole horizon with probability ``level``."""
+        over the whole horizon with probability ``level``.
+
+        ``resample``: judge instead one bootstrap resample of each surrogate ensemble (its members
+        drawn with replacement by this generator), giving the band constant of bootstrap resamples
+        (k_N^boot; a resample's mean strays further from mu than the ensemble's). The surrogates are
+        the same as without it: ``rng`` draws nothing else.
+        """
         if members < 1 or not 0 < level < 1:
             raise ValueError(f"need members >= 1 and 0 < level < 1, got {members!r}, {level!r}")
         rng = np.random.default_rng() if rng is None else rng
         sup = np.empty(n)
         for i in range(n):
-            ens = self.surrogates(members, horizon, rng).mean(axis=0)
-            sup[i] = np.nanmax(np.abs(self.z_scores(ens, members)))
+            ens = self.surrogates(members, horizon, rng)  # (members, S, m)
+            if resample is not None:
+                ens = ens[resample.integers(members, size=members)]
+            sup[i] = np.nanmax(np.abs(self.z_scores(ens.mean(axis=0), members)))
         return float(np.quantile(sup, level))
 
     def grid(self, members: Sequence[Member], horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +302,8 @@ class Reference:
 
     def bootstrap(self, members: Sequence[Member], *, k: float, horizon: float, n: int = 2000,
                   rng: np.random.Generator | None = None, min_steady: float = 4.0) -> np.ndarray:
-        """Ensemble onsets of ``n`` resamples of the members with replacement (NaN: censored)."""
+        """Ensemble onsets of ``n`` resamples of the members with replacement (NaN: censored);
+        ``k``: the resamples' band constant (``calibrate(..., resample=...)``)."""
         rng = np.random.default_rng() if rng is None else rng
         g, v = self.grid(members, horizon)
         out = np.empty(n)
