@@ -94,7 +94,8 @@ def _fresh_here(lock: dict[str, Any] | None, now: float) -> bool:
 def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None) -> list[str]:
     """Human-readable campaign status: one line a run plus totals."""
     now = time.time() if now is None else now
-    lines, left_h, left_wall = [], 0.0, 0.0
+    lines, left_h, left_wall, unrated = [], 0.0, 0.0, []
+    rates = []  # measured h/u_tau per wall-hour of the IC runs: the estimate for runs without one
     for run in read_plan(campaign):
         prog = progress(campaign, run)
         lock = lock_info(work, run["id"])
@@ -111,11 +112,22 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
         rate = prog["t"] / (prog["wall_s"] / 3600) if prog["wall_s"] > 0 else math.nan  # h/u_tau per wall-hour
         rest = max(run["horizon"] - prog["t"], 0.0)
         left_h += rest
-        left_wall += rest / rate if rate > 0 else math.nan
+        if rate > 0:
+            left_wall += rest / rate
+            rates += [rate] if run["kind"] == "ic" else []
+        else:
+            unrated.append(rest)
         rate_s = f"{rate:.1f} h/u_tau per wall-h" if math.isfinite(rate) else "rate unknown"
         lines.append(f"{run['id']:10s} {run['kind']:12s} t = {prog['t']:7.2f} / {run['horizon']:g} h/u_tau, "
                      f"{len(prog['chunks']):3d} chunks, {prog['wall_s'] / 3600:6.2f} wall-h, {rate_s}: {state}")
-    wall = f"{left_wall:.1f} wall-h at the measured rates" if math.isfinite(left_wall) else "wall time unknown"
+    if sum(unrated) == 0:
+        wall = f"{left_wall:.1f} wall-h for one worker at the measured rates"
+    elif rates:
+        typical = float(np.median(rates))
+        wall = (f"{left_wall + sum(unrated) / typical:.1f} wall-h for one worker at the measured rates, runs "
+                f"without one at the IC runs' median {typical:.1f} h/u_tau per wall-h")
+    else:
+        wall = "wall time unknown"
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
     return lines
 

@@ -400,7 +400,7 @@ def figure(path: Path, models: dict[str, dict], band: dict) -> None:
     axes = fig.subplots(3, 3)
     colours = ["tab:blue", "tab:red", "tab:green", "tab:purple"]
 
-    def panel(ax, x, key, part, scale=1.0):
+    def panel(ax, x, key, part, sel, scale=1.0):
         b = band[part][key]
         ax.fill_between(x, scale * np.asarray(b["p05"])[sel], scale * np.asarray(b["p95"])[sel], color="0.85",
                         label="real 5-95 %")
@@ -408,10 +408,9 @@ def figure(path: Path, models: dict[str, dict], band: dict) -> None:
         for (label, res), c in zip(models.items(), colours):
             ax.plot(x, scale * np.asarray(res["median"][part][key])[sel], color=c, lw=1.2, label=label)
 
-    sel = half
     for ax, key, scale, title in ((axes[0, 0], "u'", 1.0, "u'+"), (axes[0, 1], "v'", 1.0, "v'+ (w'+ dashed)"),
                                   (axes[0, 2], "uv", -1.0, "-uv+")):
-        panel(ax, yp, key, "profiles", scale)
+        panel(ax, yp, key, "profiles", half, scale)
         ax.set_xscale("log")
         ax.set_xlabel("y+")
         ax.set_title(title)
@@ -421,10 +420,9 @@ def figure(path: Path, models: dict[str, dict], band: dict) -> None:
     for row, height in ((1, "y+15"), (2, "centre")):
         for col, comp in enumerate("uvw"):
             key = f"kzEz_{comp}_{height}"
-            sel = slice(0, -1)  # without the Nyquist bin: the solver holds it at zero
             kz = np.arange(1, len(band["spectra"][key]["p50"]))
             ax = axes[row, col]
-            panel(ax, kz, key, "spectra")
+            panel(ax, kz, key, "spectra", slice(0, -1))  # without the Nyquist bin: the solver holds it at zero
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("k_z index (k_z = 4 n / h)")

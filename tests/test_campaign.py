@@ -54,8 +54,12 @@ def test_status_pending_paused_running_done(cp, tmp_path):
     assert lines[1].endswith("done")
     assert "running (pid 1, at t = 1.5)" in lines[2] and "10.0 h/u_tau per wall-h" in lines[2]
     assert lines[3].endswith("pending")
-    # left: 5 (a) + 3 (c) + 4 (d); d has no rate, so the wall time is unknown
-    assert lines[-1].startswith("left: 12.0 h/u_tau") and "unknown" in lines[-1]
+    # left: 5 (a) + 3 (c) + 4 (d); d has no rate of its own: the IC runs' median (8 and 10: 9) stands in
+    # for it: 5 / 5 + 3 / 10 + 4 / 9 = 1.74 wall-h
+    assert lines[-1].startswith("left: 12.0 h/u_tau (1.7 wall-h for one worker") and "median 9.0" in lines[-1]
+    (camp / "b" / "run.json").write_text(json.dumps(dict(id="b", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
+    (camp / "c" / "run.json").write_text(json.dumps(dict(id="c", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
+    assert "wall time unknown" in cp.status_lines(camp, work, now=1010.0)[-1]  # no IC run has a rate yet
     assert "stale lock" in cp.status_lines(camp, work, now=1000.0 + cp.HEARTBEAT_S + 1)[2]
     assert cp.next_run(camp)["id"] == "a"
 
