@@ -165,11 +165,20 @@ def test_handle_step_rollout_sample(tmp_path):
     # the rollout draws one latent per step for all chains
     np.testing.assert_allclose(first, h.step(start, latent=np.random.default_rng(7).standard_normal((3, h.latent_size))),
                                rtol=1e-5, atol=1e-5)
-    # sample: the last planes of chains anchored as the synthesis anchors them (cfdseed evaluate
-    # judged unanchored, drifting chains before)
+    # sample: the last planes of chains anchored as the synthesis anchors a tile's one chain, each
+    # to its own averages (cfdseed evaluate judged unanchored, drifting chains before)
     from cfdseed.synthesis import ROLLOUT_ANCHOR
 
-    np.testing.assert_array_equal(prev, h.rollout(1, chains=4, rng=0, anchor=ROLLOUT_ANCHOR)[:, 0])
+    np.testing.assert_array_equal(prev, h.rollout(1, chains=4, rng=0, anchor=ROLLOUT_ANCHOR, anchor_per_chain=True)[:, 0])
+    assert not np.array_equal(prev, h.rollout(1, chains=4, rng=0, anchor=ROLLOUT_ANCHOR)[:, 0])
+    # per chain: a chain started far off changes no other chain (anchored together it changes them all)
+    start = h.sample(4, seed=1)
+    off = start.copy()
+    off[0] *= 3.0
+    for per_chain, same in ((True, True), (False, False)):
+        a, b = (h.rollout(2, chains=4, rng=5, burn_in=3, start=s0, anchor=ROLLOUT_ANCHOR, anchor_per_chain=per_chain)
+                for s0 in (start, off))
+        assert np.array_equal(a[1:], b[1:]) == same and not np.array_equal(a[0], b[0])
     np.testing.assert_array_equal(h.sample(4, seed=0, anchor=None), h.rollout(1, chains=4, rng=0)[:, 0])
     assert not np.array_equal(prev, h.sample(4, seed=0, anchor=None))
     with pytest.raises(ValueError, match="latent= is for plane models"):
