@@ -64,9 +64,9 @@ def judge_both(report: Any, ref: Any, values: np.ndarray, k: float, k_boot: floa
         ci = registered_interval(j) if rule == "registered" else report._closed(report.onset_cost(j)["time"]["ci95"])
         shift = float(np.median(j.boot["time"]) - j.point["time"])  # resample onsets (or bounds) vs the point
         out[rule] = {"censored_share": float(j.censored.mean()), "ci": ci, "shift": shift}
-        if rule == "amended":  # the resamples' ranges, for intervals at other tail shares (calibrate_tails)
-            out["ranges"] = report._ranges(j.boot["time"], j.censored)
-        out["onset"] = math.nan if j.onset.censored else float(j.onset.onset_time)
+    # both rules judge the point alike (k_N); the last judgement's resample ranges feed calibrate_tails
+    out["onset"] = math.nan if j.onset.censored else float(j.onset.onset_time)
+    out["ranges"] = report._ranges(j.boot["time"], j.censored)
     return out
 
 

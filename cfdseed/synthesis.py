@@ -326,6 +326,11 @@ class SynthesisInfo:
     enforcement: Any = None
 
 
+def tile_mean(tiles: list[np.ndarray]) -> np.ndarray:
+    """The mean profile of sets of slices ``(ns, 3, ny, nz)`` over tiles, slices and z: ``(1, 3, ny, 1)``."""
+    return np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]
+
+
 def join_tiles(tiles: list[np.ndarray], mean: np.ndarray | None = None) -> np.ndarray:
     """Cross-fade ``m`` independent sets of periodic slices ``(ns, 3, ny, nz)`` into ``(ns, 3, ny, m nz)``.
 
@@ -347,7 +352,7 @@ def join_tiles(tiles: list[np.ndarray], mean: np.ndarray | None = None) -> np.nd
         w[k] = np.where(d < 1.0, np.cos(0.5 * np.pi * d) ** 2, 0.0)
     norm = 1.0 / np.sqrt((w**2).sum(axis=0))
     if mean is None:
-        mean = np.mean([t.mean(axis=(0, -1)) for t in tiles], axis=0)[None, ..., None]  # (1, 3, ny, 1)
+        mean = tile_mean(tiles)
     fluct = np.zeros(tiles[0].shape[:-1] + (m * nz,))
     for k, t in enumerate(tiles):
         j = np.flatnonzero(w[k])  # the tile's window: two slice widths at most
@@ -583,15 +588,14 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     else:
         mine = block_split(ns, size, rank)
         raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
-    trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
-    t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
-    t = time.perf_counter()
-    if plan.construction != "rollout":
         # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
         sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
         total = np.empty_like(sums)
         comm.Allreduce(sums, total)
         mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
+    trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
+    t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
+    t = time.perf_counter()
     slices = join_tiles(raw, mean=mean)
     del raw
     out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
@@ -638,7 +642,7 @@ def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
         try:
             ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
             stations = ring[0].shape[0]
-            mean = np.mean([r.mean(axis=(0, -1)) for r in ring], axis=0)[None, ..., None]
+            mean = tile_mean(ring)  # join_tiles' own, over the whole ring
             if stations > nx:
                 ring = [resample_periodic(r, 0, nx) for r in ring]
             ns = ring[0].shape[0]
