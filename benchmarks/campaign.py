@@ -28,6 +28,10 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
     # workers share the plan: each skips runs another live worker holds (e.g. two 1-rank workers,
     # started a minute apart, ~10 % more steps per second than one 2-rank run; STOP ends one of them)
     $PY benchmarks/transient.py campaign register --members N [--ics trig plug control]   # a blinded tier
+    $PY benchmarks/transient.py campaign register --tier fair --members N --ics sem phase-randomised streaks --model M
+    $PY benchmarks/transient.py campaign register --tier sweep   # the trig-turbulent amplitude sweep
+    $PY benchmarks/transient.py campaign check --tier fair --members N --ics ... --model M   # build, don't run
+    $PY benchmarks/transient.py campaign select   # sweep done: its scores; trig-turbulent joins the fair tier
     $PY benchmarks/transient.py campaign analyse [--unblind]   # onsets per opaque group (names: --unblind)
     # --unblind also compares the ensembles (gan vs the others; --compare A:B ...), both write a figure
     $PY benchmarks/transient.py campaign status                              # done/running/pending
@@ -221,11 +225,15 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
     options = dict(ic.get("options") or {})
     if "model_sha256" in ic:  # a registered model: the file the runs judge must be the one registered
+        model = ic.get("target_model", options.get("model"))
+
         def same_model() -> None:
-            if ch.comm.rank == 0 and (got := model_sha256(options["model"])) != ic["model_sha256"]:
-                raise RuntimeError(f"model {options['model']!r} has sha256 {got}, but {ic['model_sha256']} "
+            if ch.comm.rank == 0 and (got := model_sha256(model)) != ic["model_sha256"]:
+                raise RuntimeError(f"model {model!r} has sha256 {got}, but {ic['model_sha256']} "
                                    "was registered: the runs judge the registered model only")
         run_agreed(ch.comm, same_model)
+    if "target_model" in ic:  # calibrated to that model's training statistics (sem: the gan IC's target)
+        options["calibrate"] = run_agreed(ch.comm, lambda: model_statistics(ic["target_model"]))
     if "state" not in ic:
         return ic["source"], options
     path = work / "control-field.h5"
@@ -239,6 +247,15 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
     run_agreed(ch.comm, convert)
     return ic.get("source", "snapshot"), dict(options, path=str(path))
+
+
+def model_statistics(model: str) -> dict[str, Any]:
+    """A model's stored training statistics (``StressTarget.to_dict``: a ``calibrate`` option)."""
+    from cfdseed.checkpoint import model_path, read_checkpoint
+
+    stats = read_checkpoint(model_path(model))["statistics"]
+    return {k: np.asarray(v).tolist() if hasattr(v, "__len__") and not isinstance(v, str) else v
+            for k, v in dict(stats).items()}
 
 
 def snapshot_times(run: dict[str, Any]) -> list[float]:
@@ -424,21 +441,25 @@ IC_RUN = dict(kind="ic", chunk=4.0, series_every=20, checkpoint_every=2000, prof
 
 
 def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members: int,
-             seed: int) -> dict[str, str]:
-    """Append a tier's IC ensembles to the plan, blinded; returns the new key ``{group: IC name}``.
+             seed: int, *, kind: str = "ic", seeds: list[int] | None = None,
+             horizon: float | None = None, interleave: bool = False) -> dict[str, str]:
+    """Add a tier's IC ensembles to the plan, blinded; returns the new key ``{group: IC name}``.
 
     ``ics`` maps an IC name to its ``ic`` entry (``source``/``options`` or, for controls,
     ``states``: a list of state files, one a member). Every run gets an opaque id and its
     ensemble an opaque group label (drawn with ``seed``); the runs are ordered member by member,
-    shuffled within a member, so a tier stopped part-way leaves ensembles of equal size. The key
-    (group -> IC name, tier) is merged into ``key.json``, which the analysis reads only to join
-    names to finished onsets (``campaign_report.join``).
+    shuffled within a member, so a tier stopped part-way leaves ensembles of equal size; appended
+    to the plan, or with ``interleave`` each new member's run right after that member's runs of the
+    same tier (an ensemble joining a registered tier: trig-turbulent after the sweep). The key (group -> IC name, tier) is merged into ``key.json``, which the
+    analysis reads only to join names to finished onsets (``campaign_report.join``). ``kind``,
+    ``seeds`` and ``horizon``: the runs' kind (the analysis judges ``"ic"`` runs only), member
+    seeds and horizon (default the protocol's).
     """
     plan_path, key_path = campaign / "plan.json", campaign / "key.json"
     plan = json.loads(plan_path.read_text())
     ref = next(r for r in plan["runs"] if r["kind"] == "reference")
     protocol = json.loads((campaign / "protocol.json").read_text())
-    seeds = protocol["member_seeds"][:members]
+    seeds = protocol["member_seeds"][:members] if seeds is None else list(seeds)
     if len(seeds) < members:
         raise SystemExit(f"the protocol lists {len(protocol['member_seeds'])} member seeds, not {members}")
     key = json.loads(key_path.read_text()) if key_path.exists() else {}
@@ -452,7 +473,7 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
         taken.add(s)
         return s
     groups = {name: label("g") for name in ics}
-    new = []
+    batches = []
     for m, member_seed in enumerate(seeds):
         batch = []
         for name, ic in ics.items():
@@ -462,14 +483,30 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
                     raise SystemExit(f"{name}: {len(ic['states'])} states for {members} members")
                 entry["state"] = ic["states"][m]
             entry["seed"] = member_seed
-            batch.append(dict(id=label("r"), group=groups[name], tier=tier, horizon=protocol["horizon"],
-                              spec=ref["spec"], ic=entry, **IC_RUN))
-        new += [batch[j] for j in rng.permutation(len(batch))]
-    plan["runs"] += new
+            batch.append(dict(id=label("r"), group=groups[name], tier=tier,
+                              horizon=protocol["horizon"] if horizon is None else horizon,
+                              spec=ref["spec"], ic=entry, **dict(IC_RUN, kind=kind)))
+        batches.append([batch[j] for j in rng.permutation(len(batch))])
+    plan["runs"] = (_insert_members(plan["runs"], tier, seeds, batches) if interleave
+                    else plan["runs"] + [r for b in batches for r in b])
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     key.update({g: dict(ic=name, tier=tier, members=members) for name, g in groups.items()})
     key_path.write_text(json.dumps(key, indent=1) + "\n")
     return {g: name for name, g in groups.items()}
+
+
+def _insert_members(runs: list[dict[str, Any]], tier: str, seeds: list[int],
+                    batches: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``runs`` with member ``m``'s new ``batches[m]`` right after the tier's last run of seed
+    ``seeds[m]``; members the tier has no run of are appended, in member order."""
+    out, tail = list(runs), []
+    for member_seed, batch in zip(seeds, batches):
+        at = [i for i, r in enumerate(out) if r.get("tier") == tier and r["ic"].get("seed") == member_seed]
+        if at:
+            out[at[-1] + 1:at[-1] + 1] = batch
+        else:
+            tail += batch
+    return out + tail
 
 
 def registration_seed(campaign: Path) -> int:
@@ -489,29 +526,144 @@ def model_sha256(model: str) -> str:
     return hashlib.sha256(model_path(model).read_bytes()).hexdigest()
 
 
-def confirmatory_ics(campaign: Path, names: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
-    """The protocol's confirmatory ICs ``names`` as plan ``ic`` entries (controls: the reference's
-    snapshots in time order; ``gan``: ``model``, a packaged model's name or a repository path, with
-    its file's sha256, which every run checks before it builds its IC)."""
-    protocol = json.loads((campaign / "protocol.json").read_text())["confirmatory_ics"]
+#: The protocol's IC tables, by tier (``protocol.json``).
+TIER_ICS = {"confirmatory": "confirmatory_ics", "fair": "fair_ics"}
+
+
+def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
+    """The protocol's ICs ``names`` of ``tier`` as plan ``ic`` entries. Controls and
+    phase-randomised: the reference's snapshots in time order, one a member; ``gan``: ``model``
+    (a packaged model's name or a repository path) with its file's sha256, which every run checks
+    before it builds its IC; ``sem``: calibrated to that model's training statistics (the gan IC's
+    target; sha256 checked alike). ``trig-turbulent`` is registered by :func:`select_amplitude`."""
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    table = protocol.get(TIER_ICS.get(tier, ""))
+    if table is None:
+        raise SystemExit(f"tier {tier!r} has no IC table in the protocol (tiers: {', '.join(TIER_ICS)})")
     out = {}
     for name in names:
-        if name not in protocol:
-            raise SystemExit(f"{name!r} is not a confirmatory IC of the protocol ({', '.join(protocol)})")
-        ic = protocol[name]
-        if name == "gan":
+        if name not in table:
+            raise SystemExit(f"{name!r} is not a {tier} IC of the protocol ({', '.join(table)})")
+        ic = table[name]
+        if "amplitude" in ic:
+            raise SystemExit(f"{name}: its amplitude is the sweep's choice: 'campaign select' registers it")
+        if name in ("gan", "sem"):
             if model is None:
-                raise SystemExit("the GAN ensemble is registered with its model (--model NAME): its sha256 "
-                                 "goes into the plan, and into its own amendment")
-            out[name] = dict(source=ic["source"], options=dict(ic["options"], model=model),
-                             model_sha256=model_sha256(model))
+                raise SystemExit(f"{name} is registered with the GAN's model (--model NAME): its sha256 goes "
+                                 "into the plan, and into its own amendment")
+            entry = dict(source=ic["source"], options=dict(ic["options"]), model_sha256=model_sha256(model))
+            if name == "gan":
+                entry["options"]["model"] = model
+            else:
+                entry["target_model"] = model
+            out[name] = entry
             continue
         if "states" in ic:
             snaps = sorted((campaign / "ref" / "snapshots").glob("t*.npz"))
             out[name] = dict(states=[str(p.relative_to(ROOT)) for p in snaps])
+            if ic["source"] != "snapshot":
+                out[name]["source"] = ic["source"]
         else:
             out[name] = dict(source=ic["source"], options=dict(ic["options"]))
     return out
+
+
+def sweep_ics(campaign: Path) -> tuple[dict[str, dict[str, Any]], list[int]]:
+    """The protocol's ``trig_sweep`` as plan ``ic`` entries (one an amplitude) and its seeds."""
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    sw = protocol["trig_sweep"]
+    base = protocol["fair_ics"][sw["ic"]]
+    return ({f"{sw['ic']} a={a:g}": dict(source=base["source"], options=dict(base["options"], amplitude=a))
+             for a in sw["amplitudes"]}, list(sw["seeds"]))
+
+
+def register_sweep(campaign: Path) -> dict[str, str]:
+    """Register the protocol's ``trig_sweep``: one group an amplitude, its seeds, its horizon, runs of
+    kind ``"sweep"`` (exploratory, never judged by the rule; the key names each amplitude)."""
+    ics, seeds = sweep_ics(campaign)
+    horizon = json.loads((campaign / "protocol.json").read_text())["trig_sweep"]["horizon"]
+    return register(campaign, "sweep", ics, len(seeds), registration_seed(campaign), kind="sweep",
+                    seeds=seeds, horizon=horizon)
+
+
+def check_ics(ics: dict[str, dict[str, Any]], seeds: list[int], spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Build every IC of ``ics`` for every member seed on the campaign's channel, as a run would
+    (:func:`ic_source`, ``DedalusChannel.seed`` with its checks), without running: per IC and seed
+    the initial U_b, wall shear, centre probe and TKE, or the error that stopped it (rank 0's
+    record on every rank). Collective."""
+    from mpi4py import MPI
+
+    from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
+
+    comm = MPI.COMM_WORLD
+    ch = DedalusChannel(ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}), comm)
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name, ic in ics.items():
+        rows = {}
+        for m, member_seed in enumerate(seeds):
+            entry = {k: v for k, v in ic.items() if k != "states"}
+            if "states" in ic:
+                entry["state"] = ic["states"][m]
+            try:  # every step agrees on errors: all ranks raise alike
+                source, options = ic_source(entry, ch, work)
+                ch.seed(source, options=options, seed=member_seed)
+            except Exception as exc:  # noqa: BLE001 - reported, the check goes on
+                rows[str(member_seed)] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            d = ch.diagnostics()
+            rows[str(member_seed)] = {k: round(float(getattr(d, k)), 5)
+                                      for k in ("bulk", "bulk_w", "tau_lower", "tau_upper", "probe_u", "tke")}
+        out[name] = rows
+    return comm.bcast(out, root=0)  # the root's words (the others' messages name the failing rank)
+
+
+def sweep_scores(campaign: Path) -> dict[str, Any]:
+    """The sweep's score per run and per amplitude and the chosen amplitude (``trig_sweep.score``);
+    raises SystemExit while a sweep run is not done."""
+    report = _report_module()
+    protocol = report.read_protocol(campaign)
+    sw = protocol["trig_sweep"]
+    ref_run, ref_series = _reference_run(campaign)
+    ref = report.reference(protocol, ref_run, ref_series)
+    runs = [r for r in read_plan(campaign) if r["kind"] == "sweep"]
+    if not runs:
+        raise SystemExit("no sweep registered ('campaign register --tier sweep')")
+    per_run, by_amp = {}, {}
+    for run in runs:
+        prog = progress(campaign, run)
+        if not is_done(run, prog):
+            raise SystemExit(f"sweep run {run['id']} is at t = {prog['t']:.2f} of {run['horizon']:g}: not done")
+        a = float(run["ic"]["options"]["amplitude"])
+        if prog.get("failed"):
+            score = math.inf
+        else:
+            series, _ = read_chunks(campaign, run["id"])
+            sig = report.signals(series, protocol["signals"], report.force_of(run))
+            g, v = ref.grid([(series["t"], sig)], run["horizon"])
+            z = np.abs(ref.z_scores(v[0], 1)).max(axis=0)
+            score = float(np.mean(z[g >= sw["score_from"] - 1e-9]))
+        per_run[run["id"]] = dict(amplitude=a, seed=run["ic"]["seed"], score=score)
+        by_amp.setdefault(a, []).append(score)
+    mean = {a: float(np.mean(v)) for a, v in sorted(by_amp.items())}
+    chosen = min(mean, key=lambda a: (mean[a], a))
+    return {"rule": sw["score"], "per_run": per_run, "per_amplitude": {f"{a:g}": m for a, m in mean.items()},
+            "chosen": chosen}
+
+
+def select_amplitude(campaign: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """``campaign select``: the sweep's scores and the ``trig-turbulent`` ensemble registered in the
+    fair tier with the chosen amplitude (each member after that member's fair runs)."""
+    res = sweep_scores(campaign)
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    name = protocol["trig_sweep"]["ic"]
+    base = protocol["fair_ics"][name]
+    key = json.loads((campaign / "key.json").read_text())
+    members = next((v["members"] for v in key.values() if v["tier"] == "fair"), None)
+    if members is None:
+        raise SystemExit("register the fair tier first: trig-turbulent joins its ensembles, of their size")
+    ic = dict(source=base["source"], options=dict(base["options"], amplitude=res["chosen"]))
+    return res, register(campaign, "fair", {name: ic}, members, registration_seed(campaign), interleave=True)
 
 
 def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None, *,
@@ -620,18 +772,20 @@ def next_run(campaign: Path = CAMPAIGN, work: Path | None = None) -> dict[str, A
 
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("run", "status", "reference", "power", "register", "analyse"))
+    p.add_argument("action", choices=("run", "status", "reference", "power", "register", "check", "select",
+                                         "analyse"))
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
     p.add_argument("--unblind", action="store_true", help="analyse: join the IC names from key.json")
     p.add_argument("--compare", nargs="+", default=None, metavar="A:B",
                    help="analyse --unblind: pairs of IC labels to compare (default: gan against every other)")
-    p.add_argument("--tier", default="confirmatory", help="register: the tier's name")
-    p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: confirmatory ICs")
+    p.add_argument("--tier", default="confirmatory",
+                   help="register: the tier (confirmatory, fair; sweep: the protocol's trig_sweep)")
+    p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: the tier's ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
     p.add_argument("--model", default=None,
-                   help="register --ics gan: the model (a packaged model's name) whose sha256 the runs check")
+                   help="register --ics gan (or sem): the model (a packaged model's name) whose sha256 the runs check")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
     p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
@@ -669,11 +823,45 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
               + (f", {dest.with_suffix('.png')}" if "figure" in res else ""))
         return 0
     if args.action == "register":
+        if args.tier == "sweep":
+            key = register_sweep(campaign)
+            print(f"registered the trig sweep: groups {', '.join(f'{g} ({n})' for g, n in key.items())}")
+            return 0
         if args.members is None:
             raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")
-        key = register(campaign, args.tier, confirmatory_ics(campaign, args.ics, args.model), args.members,
+        key = register(campaign, args.tier, tier_ics(campaign, args.tier, args.ics, args.model), args.members,
                        registration_seed(campaign))
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
+        return 0
+    if args.action == "check":
+        ics, seeds = (sweep_ics(campaign) if args.tier == "sweep" else
+                      (tier_ics(campaign, args.tier, args.ics, args.model),
+                       json.loads((campaign / "protocol.json").read_text())["member_seeds"][:args.members]))
+        spec = next(r for r in read_plan(campaign) if r["kind"] == "reference")["spec"]
+        res = check_ics(ics, seeds, spec, work / "check")
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.rank == 0:
+            dest = Path(args.results).with_name(f"campaign_check_{args.tier}.json")
+            _report_module().write_json(dest, {"tier": args.tier, "seeds": seeds, "ics": res,
+                                               "reproduce": "python benchmarks/transient.py campaign check "
+                                                            + " ".join(sys.argv[2:])})
+            for name, rows in res.items():
+                bad = {s: r["error"] for s, r in rows.items() if "error" in r}
+                ok = [r for r in rows.values() if "error" not in r]
+                tke = f"TKE {min(r['tke'] for r in ok):.3f}-{max(r['tke'] for r in ok):.3f}" if ok else ""
+                print(f"{name}: {len(ok)} of {len(rows)} built {tke}" + (f"; failed {bad}" if bad else ""))
+            print(f"written: {dest}")
+        return 0
+    if args.action == "select":
+        res, key = select_amplitude(campaign)
+        dest = Path(args.results).with_name("trig_sweep.json")
+        res["registered"] = key
+        res["reproduce"] = "python benchmarks/transient.py campaign select (from the committed sweep chunks)"
+        _report_module().write_json(dest, res)
+        for a, m in res["per_amplitude"].items():
+            print(f"amplitude {a}: score {m:.3f}")
+        print(f"chosen {res['chosen']:g}: registered {', '.join(key)} in tier 'fair'; written: {dest}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runs = {r["id"]: r for r in read_plan(campaign)}

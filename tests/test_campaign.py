@@ -277,12 +277,118 @@ def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
 
 
 def test_confirmatory_ics_from_the_protocol(cp):
-    ics = cp.confirmatory_ics(cp.CAMPAIGN, ["trig", "plug", "control"])
+    ics = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["trig", "plug", "control"])
     assert ics["trig"] == {"source": "trig", "options": {"bulk": 15.7}}
     assert all(s.startswith("benchmarks/campaign/ref/snapshots/t") for s in ics["control"]["states"])
     assert ics["control"]["states"] == sorted(ics["control"]["states"])
     with pytest.raises(SystemExit, match="its own amendment"):
-        cp.confirmatory_ics(cp.CAMPAIGN, ["gan"])
+        cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["gan"])
+    with pytest.raises(SystemExit, match="not a confirmatory IC"):
+        cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["sem"])
+
+
+def test_fair_ics_from_the_protocol(cp):
+    """Amendment 5: sem calibrated to the registered model's statistics (sha256 kept), the
+    phase-randomised snapshots on the controls' states, streaks as the source has it; trig-turbulent
+    only through the sweep's choice."""
+    from cfdseed.checkpoint import DEFAULT_NAME
+
+    ics = cp.tier_ics(cp.CAMPAIGN, "fair", ["sem", "phase-randomised", "streaks"], model=DEFAULT_NAME)
+    control = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["control"])["control"]
+    assert ics["sem"]["target_model"] == DEFAULT_NAME and ics["sem"]["model_sha256"] == cp.model_sha256(DEFAULT_NAME)
+    assert "model" not in ics["sem"]["options"]
+    assert ics["phase-randomised"] == dict(control, source="phase-randomised")
+    assert ics["streaks"] == {"source": "streaks", "options": {"bulk": 15.7}}
+    with pytest.raises(SystemExit, match="sweep's choice"):
+        cp.tier_ics(cp.CAMPAIGN, "fair", ["trig-turbulent"])
+    with pytest.raises(SystemExit, match="--model"):
+        cp.tier_ics(cp.CAMPAIGN, "fair", ["sem"])
+    with pytest.raises(SystemExit, match="no IC table"):
+        cp.tier_ics(cp.CAMPAIGN, "flow-rate", ["gan"])
+
+
+def test_sem_runs_get_the_model_s_statistics_as_target(cp, tmp_path):
+    from mpi4py import MPI
+
+    from cfdseed.calibrate import stress_target
+    from cfdseed.checkpoint import DEFAULT_NAME
+    from cfdseed.model import load_generator
+
+    sem = cp.tier_ics(cp.CAMPAIGN, "fair", ["sem"], model=DEFAULT_NAME)["sem"]
+    source, options = cp.ic_source(sem, types.SimpleNamespace(comm=MPI.COMM_SELF), tmp_path)
+    assert source == "sem" and options["bulk"] == 15.7
+    want = load_generator(DEFAULT_NAME).statistics
+    got = stress_target(options["calibrate"])
+    assert np.array_equal(got.uv, want.uv) and np.array_equal(got.y_delta, want.y_delta)
+    json.dumps(options)  # plain values
+
+
+def test_a_tier_registered_again_takes_each_member_after_its_own_runs(cp, tmp_path):
+    """With ``interleave`` a later ensemble of a tier (trig-turbulent after the sweep) joins each
+    member's batch; the sweep's runs are not judged (kind) and have their own
+    seeds and horizon."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    ref = dict(id="ref", kind="reference", horizon=240.0, spec={"shape": [4, 5, 4]})
+    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103], "seed": 5}))
+    first = cp.register(camp, "fair", {"sem": dict(source="sem"), "streaks": dict(source="streaks")}, 3, seed=1)
+    sweep = cp.register(camp, "sweep", {"a=0.1": dict(source="trig")}, 1, seed=2, kind="sweep", seeds=[201],
+                        horizon=16.0)
+    late = cp.register(camp, "fair", {"trig-turbulent": dict(source="trig")}, 3, seed=3, interleave=True)
+    runs = cp.read_plan(camp)[1:]
+    order = [(r["group"], r["ic"]["seed"]) for r in runs]
+    (g_late,) = late
+    for m, seed in enumerate((101, 102, 103)):  # member m: sem, streaks (some order), then trig-turbulent
+        assert {g for g, s in order[3 * m:3 * m + 2]} == set(first) and order[3 * m + 2] == (g_late, seed)
+    assert runs[-1]["kind"] == "sweep" and runs[-1]["horizon"] == 16.0 and runs[-1]["ic"]["seed"] == 201
+    assert all(r["kind"] == "ic" and r["horizon"] == 32.0 for r in runs[:-1])
+    key = json.loads((camp / "key.json").read_text())
+    assert key[next(iter(sweep))] == {"ic": "a=0.1", "tier": "sweep", "members": 1}
+
+
+def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, cr, tmp_path):
+    """Synthetic sweep: the amplitude whose runs relax fastest scores lowest and is registered as
+    trig-turbulent in the fair tier; an unfinished sweep refuses to select."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, member_seeds=[1, 2])
+    protocol["trig_sweep"] = dict(protocol["trig_sweep"], amplitudes=[0.1, 0.2, 0.4], seeds=[7], horizon=8.0)
+    (camp / "protocol.json").write_text(json.dumps(protocol))
+    spec = dict(lengths=[3.14, 2.0, 1.57])
+    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=spec)
+    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    rng = np.random.default_rng(3)
+
+    def commit_run(rid, horizon, series):
+        (camp / rid).mkdir()
+        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
+                                                             wall_s=1.0, cpu_s=2.0)))
+
+    commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
+    cp.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=1)
+    cp.register_sweep(camp)
+    sweep = [r for r in cp.read_plan(camp) if r["kind"] == "sweep"]
+    assert [r["ic"]["options"]["amplitude"] for r in sorted(sweep, key=lambda r: r["ic"]["options"]["amplitude"])] \
+        == [0.1, 0.2, 0.4]
+    assert all(r["ic"]["options"]["mean"] == "turbulent" and r["horizon"] == 8.0 for r in sweep)
+    relax = {0.1: 6.0, 0.2: 1.5, 0.4: 4.0}  # the bulk excess lasts this long
+    for r in sweep[:-1]:
+        end = relax[r["ic"]["options"]["amplitude"]]
+        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=end: np.where(t < e, 3.0, 0.0))[1])
+    with pytest.raises(SystemExit, match="not done"):
+        cp.sweep_scores(camp)
+    end = relax[sweep[-1]["ic"]["options"]["amplitude"]]
+    commit_run(sweep[-1]["id"], 8.0, _run_series(rng, 8.0, offset=lambda t: np.where(t < end, 3.0, 0.0))[1])
+    res, key = cp.select_amplitude(camp)
+    scores = res["per_amplitude"]
+    assert res["chosen"] == 0.2 and scores["0.2"] < scores["0.4"] < scores["0.1"]
+    (g,) = key
+    tt = [r for r in cp.read_plan(camp) if r.get("group") == g]
+    assert len(tt) == 2 and all(r["ic"]["options"]["amplitude"] == 0.2 and r["kind"] == "ic" for r in tt)
+    with pytest.raises(SystemExit, match="run once"):
+        cp.select_amplitude(camp)
 
 
 def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_path):
@@ -294,7 +400,7 @@ def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_pat
 
     from cfdseed.checkpoint import DEFAULT_NAME, default_model
 
-    gan = cp.confirmatory_ics(cp.CAMPAIGN, ["gan"], model=DEFAULT_NAME)["gan"]
+    gan = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["gan"], model=DEFAULT_NAME)["gan"]
     assert gan["options"] == {"bulk": 15.7, "model": DEFAULT_NAME} and gan["source"] == "gan"
     assert gan["model_sha256"] == hashlib.sha256(default_model().read_bytes()).hexdigest()
     ch = types.SimpleNamespace(comm=MPI.COMM_SELF)

@@ -169,3 +169,15 @@ def test_run_all_goes_through_the_pending_runs_until_a_global_stop(cp, where):
     comm.Barrier()
     assert json.loads((where / "c" / "a5" / "run.json").read_text())["t"] >= 0.002 - 1e-9
     assert not (where / "c" / "a6").exists() and not (where / "w" / "STOP").exists()
+
+
+def test_check_builds_each_ic_per_seed_and_reports_failures_without_hanging(cp, where):
+    """``campaign check``: every IC built for every seed as a run would build it; an IC that
+    cannot be built is reported on every rank (agreed), and the check goes on."""
+    ics = {"plug": dict(source="plug", options=dict(bulk=15.0)),
+           "broken": dict(source="trig", options=dict(bulk=15.0, mean="nonsense"))}
+    res = cp.check_ics(ics, [1, 2], RUN["spec"], where / "check")
+    assert set(res["plug"]) == {"1", "2"} and all(abs(r["bulk"] - 15.0) < 1e-6 for r in res["plug"].values())
+    assert res["plug"]["1"]["tke"] > 0 and res["plug"]["1"]["tke"] != res["plug"]["2"]["tke"]  # seeded noise
+    assert all("mean 'nonsense' unknown" in r["error"] for r in res["broken"].values())
+    assert comm.allgather(json.dumps(res, sort_keys=True)) == [json.dumps(res, sort_keys=True)] * comm.size
