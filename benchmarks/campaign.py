@@ -31,6 +31,7 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
     $PY benchmarks/transient.py campaign register --tier fair --members N --ics sem phase-randomised streaks --model M
     $PY benchmarks/transient.py campaign register --tier sweep   # the trig-turbulent amplitude sweep
     $PY benchmarks/transient.py campaign check --tier fair --members N --ics ... --model M   # build, don't run
+    $PY benchmarks/transient.py campaign check --plan   # every planned IC rebuilt; started runs vs their t = 0
     $PY benchmarks/transient.py campaign select   # sweep done: its scores; trig-turbulent joins the fair tier
     $PY benchmarks/transient.py campaign analyse [--unblind]   # onsets per opaque group (names: --unblind)
     # --unblind also compares the ensembles (gan vs the others; --compare A:B ...), both write a figure
@@ -336,6 +337,8 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
             else:
                 source, options = ic_source(run["ic"], ch, work)
                 ch.seed(source, options=options, seed=run["ic"].get("seed"))
+                built = {k: float(getattr(d, k)) for d in [ch.diagnostics()] for k in INITIAL}
+                run_agreed(comm, lambda: comm.rank == 0 and same_as_registered(campaign, run["id"], built))
 
         budget = comm.bcast(max_wall - (time.time() - wall0), root=0)  # one clock decides for all
         if budget <= 0:
@@ -586,11 +589,14 @@ def register_sweep(campaign: Path) -> dict[str, str]:
                     seeds=seeds, horizon=horizon)
 
 
-def check_ics(ics: dict[str, dict[str, Any]], seeds: list[int], spec: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Build every IC of ``ics`` for every member seed on the campaign's channel, as a run would
-    (:func:`ic_source`, ``DedalusChannel.seed`` with its checks), without running: per IC and seed
-    the initial U_b, wall shear, centre probe and TKE, or the error that stopped it (rank 0's
-    record on every rank). Collective."""
+#: The initial values a check records (the runner's columns at t = 0).
+INITIAL = ("bulk", "bulk_w", "tau_lower", "tau_upper", "probe_u", "tke")
+
+
+def build_ics(items: list[tuple[dict[str, Any], int]], spec: dict[str, Any], work: Path) -> list[dict[str, Any]]:
+    """Build each ``(ic entry, seed)`` on the campaign's channel as its run would (:func:`ic_source`,
+    ``DedalusChannel.seed`` with its checks), without running: the initial values :data:`INITIAL`,
+    or the error that stopped it (rank 0's record on every rank). Collective."""
     from mpi4py import MPI
 
     from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
@@ -598,24 +604,93 @@ def check_ics(ics: dict[str, dict[str, Any]], seeds: list[int], spec: dict[str, 
     comm = MPI.COMM_WORLD
     ch = DedalusChannel(ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}), comm)
     work.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {}
+    out = []
+    for entry, seed in items:
+        try:  # every step agrees on errors: all ranks raise alike
+            source, options = ic_source(entry, ch, work)
+            ch.seed(source, options=options, seed=seed)
+        except Exception as exc:  # noqa: BLE001 - reported, the check goes on
+            out.append({"error": f"{type(exc).__name__}: {exc}"})
+            continue
+        d = ch.diagnostics()
+        out.append({k: float(getattr(d, k)) for k in INITIAL})
+    return comm.bcast(out, root=0)  # the root's words (the others' messages name the failing rank)
+
+
+def check_ics(ics: dict[str, dict[str, Any]], seeds: list[int], spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    """:func:`build_ics` for every IC of ``ics`` (``states``: one a member) and member seed:
+    ``{name: {seed: initial values (5 decimals) or error}}``. Collective."""
+    items, where = [], []
     for name, ic in ics.items():
-        rows = {}
-        for m, member_seed in enumerate(seeds):
+        for m, seed in enumerate(seeds):
             entry = {k: v for k, v in ic.items() if k != "states"}
             if "states" in ic:
                 entry["state"] = ic["states"][m]
-            try:  # every step agrees on errors: all ranks raise alike
-                source, options = ic_source(entry, ch, work)
-                ch.seed(source, options=options, seed=member_seed)
-            except Exception as exc:  # noqa: BLE001 - reported, the check goes on
-                rows[str(member_seed)] = {"error": f"{type(exc).__name__}: {exc}"}
-                continue
-            d = ch.diagnostics()
-            rows[str(member_seed)] = {k: round(float(getattr(d, k)), 5)
-                                      for k in ("bulk", "bulk_w", "tau_lower", "tau_upper", "probe_u", "tke")}
-        out[name] = rows
-    return comm.bcast(out, root=0)  # the root's words (the others' messages name the failing rank)
+            items.append((entry, seed))
+            where.append((name, str(seed)))
+    out: dict[str, Any] = {name: {} for name in ics}
+    for (name, seed), row in zip(where, build_ics(items, spec, work)):
+        out[name][seed] = row if "error" in row else {k: round(v, 5) for k, v in row.items()}
+    return out
+
+
+#: The registered ICs' initial values (``campaign check --plan``), in the campaign folder.
+IC_CHECK = "ic_check.json"
+#: How closely a run's IC must reproduce its registered build (relative; W_b absolute).
+IC_RTOL = 1e-4
+
+
+def _differs(row: dict[str, float], want: dict[str, float]) -> tuple[float, float]:
+    """Largest relative difference of the initial values (W_b, near zero: absolute) and W_b's."""
+    rel = max(abs(row[k] - want[k]) / max(abs(want[k]), 1e-12) for k in INITIAL if k != "bulk_w")
+    return rel, abs(row["bulk_w"] - want["bulk_w"])
+
+
+def same_as_registered(campaign: Path, run_id: str, built: dict[str, float]) -> bool:
+    """Rank 0, before a run's first step: its IC's initial values against the committed build of
+    :data:`IC_CHECK` (where that has one); raises when they differ by more than :data:`IC_RTOL`: the
+    code of now no longer builds the IC that was registered, and the run must not start."""
+    path = campaign / IC_CHECK
+    want = json.loads(path.read_text())["runs"].get(run_id, {}).get("built", {}) if path.exists() else {}
+    if not want or "error" in want:
+        return False
+    rel, absw = _differs(built, want)
+    if rel > IC_RTOL or absw > IC_RTOL:
+        raise RuntimeError(f"run {run_id}: its IC differs from the build recorded in {path} (relative "
+                           f"{rel:.1e}, W_b {absw:.1e}): the code changed a registered IC; the run is not "
+                           "started ('campaign check --plan' shows which)")
+    return True
+
+
+def check_plan(campaign: Path, work: Path, ids: list[str] | None = None, rtol: float = IC_RTOL,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rebuild the IC of every IC and sweep run of the plan (or of ``ids``) with the code of now and
+    compare it with what it was: a started run with its own record at t = 0, another with its values
+    in ``previous`` (an earlier check's ``runs``, e.g. the committed one), if any. ``same`` when every
+    initial value agrees to ``rtol`` (relative; W_b, near zero, absolute): a registered IC the code
+    no longer reproduces is a changed IC. Per run id, no IC names. Collective."""
+    runs = [r for r in read_plan(campaign) if (r["id"] in ids if ids else r["kind"] in ("ic", "sweep"))]
+    specs = {json.dumps(r["spec"], sort_keys=True) for r in runs}
+    if len(specs) != 1:
+        raise SystemExit(f"check --plan builds on one case; the runs chosen have {len(specs)}")
+    spec = runs[0]["spec"]
+    built = build_ics([(r["ic"], r["ic"].get("seed")) for r in runs], spec, work)
+    out: dict[str, Any] = {}
+    for run, row in zip(runs, built):
+        entry: dict[str, Any] = {"built": row}
+        first = campaign / run["id"] / "chunk_000.npz"
+        before = (previous or {}).get(run["id"], {}).get("built", {})
+        if first.exists():
+            with np.load(first) as f:
+                if float(f["series/t"][0]) == 0.0:
+                    entry.update(against="t = 0 record", expected={k: float(f[f"series/{k}"][0]) for k in INITIAL})
+        elif before and "error" not in before:
+            entry.update(against="previous check", expected=before)
+        if "expected" in entry and "error" not in row:
+            rel, absw = _differs(row, entry["expected"])
+            entry.update(max_rel_diff=rel, bulk_w_diff=absw, same=bool(rel <= rtol and absw <= rtol))
+        out[run["id"]] = entry
+    return out
 
 
 def sweep_scores(campaign: Path) -> dict[str, Any]:
@@ -777,6 +852,9 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
+    p.add_argument("--plan", action="store_true",
+                   help="check: rebuild every planned run's IC (or --run's); compare with its t = 0 record "
+                        "or the previous check")
     p.add_argument("--unblind", action="store_true", help="analyse: join the IC names from key.json")
     p.add_argument("--compare", nargs="+", default=None, metavar="A:B",
                    help="analyse --unblind: pairs of IC labels to compare (default: gan against every other)")
@@ -833,6 +911,9 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
                        registration_seed(campaign))
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
         return 0
+    if args.action == "check" and args.plan:
+        return _check_plan_command(campaign, work, Path(args.results).with_name("campaign_check_plan.json"),
+                                   [args.run] if args.run else None)
     if args.action == "check":
         ics, seeds = (sweep_ics(campaign) if args.tier == "sweep" else
                       (tier_ics(campaign, args.tier, args.ics, args.model),
@@ -881,6 +962,38 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         stop = _stop_all(work)  # consumed here, whether it ended the run's chunks or not
         if not args.all or args.run or not is_done(run, prog) or stop:
             return 0
+
+
+def _check_plan_command(campaign: Path, work: Path, report_path: Path, ids: list[str] | None) -> int:
+    """``campaign check --plan``: :func:`check_plan` against the committed builds; the report to
+    ``report_path``; :data:`IC_CHECK` keeps each run's first successful build (the registered IC:
+    a later, different build is reported, never recorded over it), new runs added. Collective."""
+    path = campaign / IC_CHECK
+    kept = json.loads(path.read_text())["runs"] if path.exists() else {}
+    res = check_plan(campaign, work / "check", ids, previous=kept)
+    return _root_decides(lambda: _record_check(path, kept, res, report_path))
+
+
+def _record_check(path: Path, kept: dict[str, Any], res: dict[str, Any], report_path: Path) -> int:
+    """Rank 0 of ``check --plan``: write the builds kept and the report, print, the exit status."""
+    for rid, e in res.items():
+        if "error" not in e["built"] and "error" in kept.get(rid, {}).get("built", {"error": ""}):
+            kept[rid] = {"built": e["built"]}
+    report = _report_module()
+    report.write_json(path, {"about": "each IC run's initial values as first built by 'campaign check --plan'; a "
+                                      "run whose IC no longer builds to these (relative 1e-4) is not started",
+                             "runs": kept})
+    report.write_json(report_path, {"runs": res, "reproduce": "python benchmarks/transient.py campaign check --plan"})
+    failed = sorted(i for i, e in res.items() if "error" in e["built"])
+    compared = {i: e for i, e in res.items() if "same" in e}
+    changed = sorted(i for i, e in compared.items() if not e["same"])
+    worst = max((e["max_rel_diff"] for e in compared.values()), default=0.0)
+    print(f"{len(res) - len(failed)} of {len(res)} ICs built" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"{len(compared) - len(changed)} of {len(compared)} reproduced (started runs against their t = 0 record, "
+          f"the others against {path.name}; largest relative difference {worst:.1e})"
+          + (f"; CHANGED: {', '.join(changed)}" if changed else ""))
+    print(f"written: {report_path}, {path}")
+    return 1 if changed or failed else 0
 
 
 def _root_decides(fn: Callable[[], Any]) -> Any:

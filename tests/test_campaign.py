@@ -716,3 +716,17 @@ def test_registered_tails_are_amendment_4_s(cr):
     lo = hi = 0.1 * np.arange(1, 41)
     assert cr._interval(lo, hi) == [pytest.approx(0.1), pytest.approx(4.0)]
     assert cr._interval(lo, hi, tails=(0.025, 0.025)) == [pytest.approx(0.2), pytest.approx(3.9)]
+
+
+def test_a_run_s_ic_is_checked_against_its_registered_build(cp, tmp_path):
+    """The worker's guard: no record, or a failed build recorded: nothing to compare (False); the
+    same values within 1e-4: True; a difference beyond it: refused."""
+    row = dict(bulk=15.7, bulk_w=0.0, tau_lower=1.0, tau_upper=1.0, probe_u=18.0, tke=1.9)
+    assert cp.same_as_registered(tmp_path, "r1", row) is False
+    (tmp_path / cp.IC_CHECK).write_text(json.dumps({"runs": {"r1": {"built": row}, "r2": {"built": {"error": "x"}}}}))
+    assert cp.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * (1 + 5e-5))) is True
+    assert cp.same_as_registered(tmp_path, "r2", row) is False and cp.same_as_registered(tmp_path, "r3", row) is False
+    with pytest.raises(RuntimeError, match="changed a registered IC"):
+        cp.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * 1.001))
+    with pytest.raises(RuntimeError, match="W_b"):
+        cp.same_as_registered(tmp_path, "r1", dict(row, bulk_w=1e-3))

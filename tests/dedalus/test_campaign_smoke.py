@@ -181,3 +181,49 @@ def test_check_builds_each_ic_per_seed_and_reports_failures_without_hanging(cp, 
     assert res["plug"]["1"]["tke"] > 0 and res["plug"]["1"]["tke"] != res["plug"]["2"]["tke"]  # seeded noise
     assert all("mean 'nonsense' unknown" in r["error"] for r in res["broken"].values())
     assert comm.allgather(json.dumps(res, sort_keys=True)) == [json.dumps(res, sort_keys=True)] * comm.size
+
+
+def test_check_plan_reproduces_started_runs_and_flags_a_changed_ic(cp, where):
+    """``campaign check --plan``: a started run's IC rebuilt by the code of now matches its own record
+    at t = 0; an IC entry changed after the run started does not; a run not started is only built."""
+    res = cp.check_plan(where / "c", where / "check", ["a1", "a6"])
+    assert res["a1"]["same"] and res["a1"]["max_rel_diff"] < 1e-12
+    assert "expected" not in res["a6"] and "same" not in res["a6"] and "tke" in res["a6"]["built"]
+    edit_plan(where, lambda runs: next(r for r in runs if r["id"] == "a2")["ic"]["options"].update(amplitude=0.2))
+    changed = cp.check_plan(where / "c", where / "check", ["a2"])["a2"]
+    assert not changed["same"] and changed["max_rel_diff"] > 1e-3
+    # a run not started is compared with an earlier check's values
+    again = cp.check_plan(where / "c", where / "check", ["a6"], previous=res)["a6"]
+    assert again["same"] and again["against"] == "previous check"
+    moved = {"a6": {"built": dict(res["a6"]["built"], tke=2 * res["a6"]["built"]["tke"])}}
+    assert not cp.check_plan(where / "c", where / "check", ["a6"], previous=moved)["a6"]["same"]
+
+
+def test_a_run_whose_ic_no_longer_builds_as_registered_is_not_started(cp, where):
+    """``check --plan`` records every IC's first build in ic_check.json (kept, never overwritten by a
+    different build); a run's worker compares its IC with it before the first step and refuses a
+    changed one."""
+    comm.Barrier()
+    edit_plan(where, lambda runs: runs.append(dict(next(r for r in runs if r["id"] == "a6"), id="a7")))
+    args = ["check", "--plan", "--campaign", str(where / "c"), "--work", str(where / "w"),
+            "--results", str(where / "results" / "reference.json")]
+    rc = cp.main(args)  # a2's IC was changed after it ran (test above): reported, rc 1
+    comm.Barrier()
+    kept = json.loads((where / "c" / cp.IC_CHECK).read_text())["runs"]
+    report = json.loads((where / "results" / "campaign_check_plan.json").read_text())["runs"]
+    assert rc == 1 and not report["a2"]["same"] and report["a1"]["same"] and "a7" in kept
+    # a7's registered build tampered with: its worker refuses to start it
+    if comm.rank == 0:
+        path = where / "c" / cp.IC_CHECK
+        doc = json.loads(path.read_text())
+        doc["runs"]["a7"]["built"]["tke"] *= 1.01
+        path.write_text(json.dumps(doc))
+    comm.Barrier()
+    with pytest.raises(RuntimeError, match="changed a registered IC"):
+        cp.main(["run", "--run", "a7", "--campaign", str(where / "c"), "--work", str(where / "w")])
+    comm.Barrier()
+    assert not (where / "c" / "a7" / "chunk_000.npz").exists()
+    assert cp.main(args) == 1  # the tampered value is kept: the check keeps reporting the change
+    comm.Barrier()
+    assert json.loads((where / "c" / cp.IC_CHECK).read_text())["runs"]["a7"]["built"]["tke"] != \
+        json.loads((where / "results" / "campaign_check_plan.json").read_text())["runs"]["a7"]["built"]["tke"]
