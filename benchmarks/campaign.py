@@ -771,6 +771,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     case: dict[str, str] = {}
     failed: dict[str, list[str]] = {}
     per_run: dict[str, Any] = {}
+    profiles_of: dict[str, list[dict[str, np.ndarray]]] = {}
     for run in read_plan(campaign):
         if run["kind"] != "ic":
             continue
@@ -784,9 +785,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             failed.setdefault(g, []).append(run["id"])
             per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
             continue
-        series, _ = read_chunks(campaign, run["id"])
+        series, prof = read_chunks(campaign, run["id"])
         member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run)))
         runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
+        profiles_of.setdefault(g, []).append(prof)
         r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
         per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
                               "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
@@ -798,6 +800,12 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
     judged = report.judge_groups(complete, ref, k, stats["k_boot"], protocol, np.random.default_rng(protocol["seed"] + 3))
     ensembles = report.ensemble_onsets(judged, ref, k, protocol)
+    ref_prof = read_chunks(campaign, ref_run["id"])[1]
+    prof_rng = np.random.default_rng(protocol["seed"] + 5)
+    for g, e in sorted(ensembles.items()):  # is the steady part the reference's state? (amendment 7)
+        if not e["censored"] and all("t" in p for p in [ref_prof, *profiles_of[g]]):
+            e["profiles_after_onset"] = report.profile_check(ref_prof, ref_run["discard"], profiles_of[g],
+                                                             e["onset_time"], horizon, prof_rng)
     not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in complete}
     for g, ids in failed.items():
         not_judged[g] = f"member(s) {', '.join(ids)} failed: censored, no series to compare"

@@ -14,6 +14,8 @@
   other of its case), T_a - T_b and 1 - T_a/T_b in each unit with intervals from resampling both
   ensembles; a censored onset makes a comparison a range with an open side (a bound), never a
   number; the protocol's targets' verdicts (:func:`verdict`).
+- :func:`profile_check`: whether an ensemble's profiles after its onset are the reference's
+  (deviation against the reference's own segments of the same length; amendment 7).
 - :func:`plot_onsets`: the figure in the talk's style (centre probe and bulk velocity).
 
 The protocol (``protocol.json``, committed before the runs it judges) fixes the signals, the
@@ -281,6 +283,49 @@ def ensemble_onsets(judged: Mapping[str, Judged], ref: Reference, k: Mapping[str
             "cost_to_onset": onset_cost(j),
             "per_run": [{"censored": p.censored, "onset_time": p.onset_time} for p in per],
         }
+    return out
+
+
+#: The plane-averaged profiles compared after an onset (amendment 7).
+PROFILES = ("U", "uu", "vv", "ww", "uv")
+
+
+def profile_check(ref_prof: Mapping[str, np.ndarray], discard: float, members: Sequence[Mapping[str, np.ndarray]],
+                  onset: float, horizon: float, rng: np.random.Generator, *, n: int = 2000,
+                  level: float = 0.99) -> dict[str, Any]:
+    """Is the state an ensemble settled into the reference's? (amendment 7; descriptive, no verdict
+    on the targets).
+
+    ``ref_prof`` and ``members``: binned profiles (``t`` bin times, ``(bins, ny)`` per quantity of
+    :data:`PROFILES`) of the reference and of each member. The ensemble's profile of a quantity is
+    the mean over its members and their bins with t in [onset, horizon]; its **deviation** from the
+    reference's mean profile (bins after ``discard``) is max_y |P - P_ref| / max_y |P_ref|. The
+    **band**: the ``level`` quantile of the same deviation for ``n`` ensembles of as many reference
+    segments of as many bins (random starts after ``discard``): what the reference's own fluctuations
+    give for an average that long. ``inside``: deviation <= band, per quantity and for all five (the
+    default 0.99 per quantity: Bonferroni for 95 % jointly; on random 8-member ensembles of
+    reference segments all five are inside for 93-95 %).
+    """
+    keep = np.asarray(ref_prof["t"]) >= discard
+    sel = [(np.asarray(m["t"]) >= onset) & (np.asarray(m["t"]) <= horizon) for m in members]
+    bins = min(int(s.sum()) for s in sel)
+    nb = int(keep.sum())
+    if bins < 1 or nb <= bins:
+        raise ValueError(f"{bins} member bins after t = {onset:g} against {nb} reference bins")
+    out: dict[str, Any] = {"from": float(onset), "bins": bins, "members": len(members), "quantities": {}}
+    starts = rng.integers(0, nb - bins + 1, size=(n, len(members)))
+    for q in PROFILES:
+        r = np.asarray(ref_prof[q], dtype=np.float64)[keep]
+        mean = r.mean(axis=0)
+        scale = float(np.abs(mean).max())
+        ens = np.mean([np.asarray(m[q], dtype=np.float64)[s].mean(axis=0) for m, s in zip(members, sel)], axis=0)
+        csum = np.concatenate([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
+        segs = (csum[starts + bins] - csum[starts]) / bins  # (n, members, ny)
+        dev_ref = np.abs(segs.mean(axis=1) - mean).max(axis=1) / scale
+        dev = float(np.abs(ens - mean).max() / scale)
+        band = float(np.quantile(dev_ref, level))
+        out["quantities"][q] = {"deviation": dev, "band": band, "inside": bool(dev <= band)}
+    out["inside"] = all(v["inside"] for v in out["quantities"].values())
     return out
 
 

@@ -411,6 +411,39 @@ def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_pat
         cp.ic_source(dict(gan, options=dict(gan["options"], model=str(other))), ch, tmp_path)
 
 
+def _profiles(rng, t_end, offset=None, ny=12, width=0.5):
+    """Binned profiles of a stationary run: fixed shapes plus independent noise per bin (``offset``:
+    added to uu)."""
+    y = np.linspace(0.0, 2.0, ny)
+    shape = {"U": 15 * (1 - (1 - y) ** 2), "uu": 4 * y * (2 - y) + 1, "vv": 0.5 + 0 * y, "ww": 1 + 0 * y,
+             "uv": -(1 - y)}
+    t = np.arange(width / 2, t_end, width)
+    out = {f"profiles/{q}": v[None, :] + 0.05 * rng.standard_normal((t.size, ny)) for q, v in shape.items()}
+    if offset is not None:
+        out["profiles/uu"] = out["profiles/uu"] + offset
+    return {"profiles/t": t, "y": y, **out}
+
+
+def test_profiles_after_the_onset_against_the_reference_s_own_segments(cr):
+    rng = np.random.default_rng(11)
+    flat = lambda d: {k.split("/")[-1]: v for k, v in d.items()}  # noqa: E731
+    ref = flat(_profiles(rng, 120.0))
+    same = [flat(_profiles(rng, 32.0)) for _ in range(4)]
+    res = cr.profile_check(ref, 20.0, same, 10.0, 32.0, np.random.default_rng(0), n=500)
+    assert res["bins"] == 44 and res["members"] == 4 and set(res["quantities"]) == set(cr.PROFILES)
+    assert all(0 < v["deviation"] and 0 < v["band"] < 0.05 for v in res["quantities"].values())
+    off = [flat(_profiles(rng, 32.0, offset=0.2)) for _ in range(4)]  # uu 4 % of its peak too high
+    bad = cr.profile_check(ref, 20.0, off, 10.0, 32.0, np.random.default_rng(0), n=500)
+    uu = bad["quantities"]["uu"]
+    assert not uu["inside"] and uu["deviation"] > 3 * uu["band"] and not bad["inside"]
+    # stationary ensembles land inside at about the level's rate
+    inside = [cr.profile_check(ref, 20.0, [flat(_profiles(rng, 32.0)) for _ in range(4)], 10.0, 32.0,
+                               np.random.default_rng(j), n=300)["quantities"]["uv"]["inside"] for j in range(40)]
+    assert np.mean(inside) >= 0.8
+    with pytest.raises(ValueError, match="member bins"):
+        cr.profile_check(ref, 20.0, same, 40.0, 32.0, np.random.default_rng(0))
+
+
 def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path):
     """A synthetic campaign: reference + two registered groups of 3; a group is judged once all its
     members finished, the per-run onsets as runs finish; names only with the key."""
@@ -426,7 +459,8 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
 
     def commit_run(rid, horizon, series):
         (camp / rid).mkdir()
-        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
+        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()},
+                 **_profiles(rng, horizon))
         (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
                                                              wall_s=1.0, cpu_s=2.0)))
 
@@ -449,6 +483,8 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
     named = res["named"]
     assert named["control"]["onset_time"] < 2.0 and named["late"]["onset_time"] > 4.0
+    prof = named["control"]["profiles_after_onset"]  # amendment 7: the steady part's profiles
+    assert prof["members"] == 3 and prof["from"] == named["control"]["onset_time"] and "uv" in prof["quantities"]
     assert {v["ic"] for v in res["per_run_named"].values()} == {"control", "late"}
     assert res["comparisons"]["pairs"] == {} and "no gan ensemble registered" in res["comparisons"]["note"]
     assert set(res["comparisons"]["cost_to_onset"]) == {"control", "late"}
