@@ -337,7 +337,8 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
             else:
                 source, options = ic_source(run["ic"], ch, work)
                 ch.seed(source, options=options, seed=run["ic"].get("seed"))
-                built = {k: float(getattr(d, k)) for d in [ch.diagnostics()] for k in INITIAL}
+                d = ch.diagnostics()  # the IC must be the one registered (amendment 6)
+                built = {k: float(getattr(d, k)) for k in INITIAL}
                 run_agreed(comm, lambda: comm.rank == 0 and same_as_registered(campaign, run["id"], built))
 
         budget = comm.bcast(max_wall - (time.time() - wall0), root=0)  # one clock decides for all
