@@ -155,6 +155,42 @@ def test_calibration_needs_the_other_steps_and_matching_profiles():
         enforce(f, g, stresses=LM.on_grid(np.linspace(0, 2, 5), 2.0))
 
 
+def test_dataset_target_takes_a_solver_snapshot_s_moments_about_its_own_plane_mean(tmp_path):
+    """Snapshots of 8 x-planes each whose plane mean wanders in time: the moments are the per-time
+    moments averaged (the wandering is not turbulence); with fewer planes per time, or without x,
+    about the mean of all samples as before."""
+    from cfdseed.calibrate import MIN_PLANES_PER_TIME, dataset_target
+    from cfdseed.grid import wall_normal
+    from cfdseed.slices import DatasetWriter
+
+    rng = np.random.default_rng(8)
+    ny, nz, times, planes = 10, 6, 5, MIN_PLANES_PER_TIME
+    y = wall_normal("chebyshev-cc", ny, 2.0)
+    env = np.sin(np.pi * y / 2.0)[None, :, None]
+    f = env * rng.standard_normal((times * planes, 3, ny, nz))
+    f[:, 0] += 10.0 * env[0] + np.repeat(rng.normal(0.0, 2.0, times), planes)[:, None, None] * env[0]
+    attrs = dict(re_tau=180.0, nu=0.01, u_tau=1.0, ly=2.0, lz=3.0, source="test")
+    t = np.repeat(np.arange(times, dtype=float), planes)
+    x = np.tile(np.arange(planes) * 0.4, times)
+
+    def target(name, **cols):
+        with DatasetWriter(tmp_path / name, y, np.arange(nz) * 0.5, attrs=attrs) as w:
+            w.append(f.astype(np.float32), **cols)
+        return dataset_target(tmp_path / name, chunk=7)
+
+    g = f.astype(np.float32).astype(np.float64).reshape(times, planes, 3, ny, nz)
+    d = g - g.mean(axis=(1, 4), keepdims=True)
+    uu_per_time = (d[:, :, 0] ** 2).mean(axis=(0, 1, 3))
+    grouped = target("a.h5", t=t, x=x)
+    lower = slice(0, ny // 2)
+    np.testing.assert_allclose(grouped.uu[1:-1], 0.5 * (uu_per_time[lower] + uu_per_time[::-1][lower]), rtol=1e-9)
+    pooled = target("b.h5", t=t)  # no x: about the mean of all samples, which adds the wandering
+    assert np.all(pooled.uu[1:-1] > 2 * grouped.uu[1:-1])
+    few = target("c.h5", t=np.repeat(np.arange(2 * times, dtype=float), planes // 2), x=x)  # 4 planes a time
+    np.testing.assert_allclose(few.uu, pooled.uu, rtol=1e-12)
+    np.testing.assert_allclose(grouped.U, pooled.U, rtol=1e-12)
+
+
 def test_target_dataclass_validates_directly():
     with pytest.raises(SourceError):
         StressTarget("x", 180.0, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), np.ones(2), np.ones(2), np.full(2, 2.0))
