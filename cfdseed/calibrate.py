@@ -56,7 +56,7 @@ import numpy as np
 from .errors import SourceError
 
 __all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "reference_target", "resolve_target",
-           "dataset_target", "calibrate_spectrum", "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
+           "dataset_target", "profiles_target", "calibrate_spectrum", "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
 
 #: Passes end when no statistic changed by more than this (relative to its profile's largest value).
 DEFAULT_TOL = 2e-3
@@ -329,8 +329,28 @@ def dataset_target(path: str | os.PathLike, indices: np.ndarray | None = None, *
     mu = s1 / n[:, None, None]  # each group's mean profile
     m2 = (s2 - n[:, None, None] * np.stack([mu[:, 0] ** 2, mu[:, 1] ** 2, mu[:, 2] ** 2, mu[:, 0] * mu[:, 1]],
                                            axis=1)).sum(axis=0)
-    mean = s1.sum(axis=0) / count
-    mom = m2 / count
+    return _folded_target(y, ly, s1.sum(axis=0)[0] / count, m2 / count, u_tau, re_tau,
+                          name or f"{os.path.basename(os.fspath(path))} ({count // nz} samples)")
+
+
+def profiles_target(y: Any, ly: float, U: Any, uu: Any, vv: Any, ww: Any, uv: Any, *, re_tau: float,
+                    u_tau: float = 1.0, name: str = "profiles") -> StressTarget:
+    """A :class:`StressTarget` from a solver's plane-averaged profiles over the whole channel (already
+    averaged in time: each moment about the plane mean of its own instant), folded onto the lower
+    half as :func:`dataset_target` does, in wall units (``u_tau``)."""
+    y = np.asarray(y, dtype=np.float64)
+    cols = [np.asarray(a, dtype=np.float64) for a in (U, uu, vv, ww, uv)]
+    if y.ndim != 1 or any(c.shape != y.shape for c in cols):
+        raise SourceError(f"profiles: every profile needs {y.size} values, one per y")
+    order = np.argsort(y)
+    cols = [c[order] for c in cols]
+    return _folded_target(y[order], float(ly), cols[0], np.stack(cols[1:]), float(u_tau), float(re_tau), name)
+
+
+def _folded_target(y: np.ndarray, ly: float, mean_u: np.ndarray, mom: np.ndarray, u_tau: float, re_tau: float,
+                   name: str) -> StressTarget:
+    """Profiles over the channel (mean u, moments uu, vv, ww, uv on ascending ``y``) folded onto the
+    lower half (uv changing sign), the wall and the centre added, in wall units."""
     h = 0.5 * ly
     lower = y <= h + 1e-12 * ly
     eta = y[lower] / h
@@ -341,14 +361,13 @@ def dataset_target(path: str | os.PathLike, indices: np.ndarray | None = None, *
         return 0.5 * (np.interp(eta, y / h, a) + sign * np.interp(eta, (ly - y[::-1]) / h, a[::-1]))
 
     keep = (eta > 0) if y[0] > 0 else slice(None)
-    cols = {"U": fold(mean[0]), "uu": fold(mom[0]), "vv": fold(mom[1]), "ww": fold(mom[2]), "uv": fold(mom[3], -1.0)}
+    cols = {"U": fold(mean_u), "uu": fold(mom[0]), "vv": fold(mom[1]), "ww": fold(mom[2]), "uv": fold(mom[3], -1.0)}
     y_d = eta[keep]
     out = {k: v[keep] / (u_tau if k == "U" else u_tau**2) for k, v in cols.items()}
     if y_d[0] > 0:  # the wall itself: no velocity, no stress
         y_d = np.r_[0.0, y_d]
         out = {k: np.r_[0.0, v] for k, v in out.items()}
-    return StressTarget(name=name or f"{os.path.basename(os.fspath(path))} ({count // nz} samples)",
-                        re_tau=re_tau, y_delta=y_d, **out)
+    return StressTarget(name=name, re_tau=re_tau, y_delta=y_d, **out)
 
 
 # ---------------------------------------------------------------------------------------------

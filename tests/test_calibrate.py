@@ -189,6 +189,16 @@ def test_dataset_target_takes_a_solver_snapshot_s_moments_about_its_own_plane_me
     few = target("c.h5", t=np.repeat(np.arange(2 * times, dtype=float), planes // 2), x=x)  # 4 planes a time
     np.testing.assert_allclose(few.uu, pooled.uu, rtol=1e-12)
     np.testing.assert_allclose(grouped.U, pooled.U, rtol=1e-12)
+    # a solver's plane averages (moments about each instant's plane mean, then time-averaged) give it too
+    from cfdseed.calibrate import profiles_target
+
+    mom = [(d[:, :, i] * d[:, :, j]).mean(axis=(0, 1, 3)) for i, j in ((0, 0), (1, 1), (2, 2), (0, 1))]
+    prof = profiles_target(y[::-1], 2.0, g[:, :, 0].mean(axis=(0, 1, 3))[::-1], *(m[::-1] for m in mom),
+                           re_tau=180.0)
+    for k in ("y_delta", "U", "uu", "vv", "ww", "uv"):
+        np.testing.assert_allclose(getattr(prof, k), getattr(grouped, k), rtol=1e-9, atol=1e-12)
+    with pytest.raises(SourceError, match="one per y"):
+        profiles_target(y, 2.0, mom[0][:-1], *mom, re_tau=180.0)
 
 
 def test_target_dataclass_validates_directly():
