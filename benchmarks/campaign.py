@@ -252,11 +252,10 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
 def model_statistics(model: str) -> dict[str, Any]:
     """A model's stored training statistics (``StressTarget.to_dict``: a ``calibrate`` option)."""
+    from cfdseed.calibrate import stress_target
     from cfdseed.checkpoint import model_path, read_checkpoint
 
-    stats = read_checkpoint(model_path(model))["statistics"]
-    return {k: np.asarray(v).tolist() if hasattr(v, "__len__") and not isinstance(v, str) else v
-            for k, v in dict(stats).items()}
+    return stress_target(dict(read_checkpoint(model_path(model))["statistics"])).to_dict()
 
 
 def snapshot_times(run: dict[str, Any]) -> list[float]:
@@ -337,8 +336,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
             else:
                 source, options = ic_source(run["ic"], ch, work)
                 ch.seed(source, options=options, seed=run["ic"].get("seed"))
-                d = ch.diagnostics()  # the IC must be the one registered (amendment 6)
-                built = {k: float(getattr(d, k)) for k in INITIAL}
+                built = initial_values(ch)  # the IC must be the one registered (amendment 6)
                 run_agreed(comm, lambda: comm.rank == 0 and same_as_registered(campaign, run["id"], built))
 
         budget = comm.bcast(max_wall - (time.time() - wall0), root=0)  # one clock decides for all
@@ -390,17 +388,18 @@ def _report_module() -> Any:
     return report
 
 
-def _reference_run(campaign: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _reference_run(campaign: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The reference run's plan entry, its time series and its binned profiles."""
     run = next((r for r in read_plan(campaign) if r["kind"] == "reference"), None)
     if run is None:
         raise SystemExit(f"{campaign / 'plan.json'} has no reference run")
-    return run, read_chunks(campaign, run["id"])[0]
+    return (run, *read_chunks(campaign, run["id"]))
 
 
 def _reference(campaign: Path, results: Path) -> int:
     """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
     report = _report_module()
-    run, series = _reference_run(campaign)
+    run, series, _ = _reference_run(campaign)
     stats = report.reference_statistics(report.read_protocol(campaign), run, series,
                                         t_done=progress(campaign, run)["t"])
     stats["reproduce"] = "python benchmarks/transient.py campaign reference (from the committed chunks)"
@@ -428,7 +427,7 @@ def _power(campaign: Path, reference_json: Path) -> int:
     if not stats.get("complete") or not stats.get("k"):
         raise SystemExit(f"{reference_json}: the reference is not complete; the protocol decides N only then")
     protocol = report.read_protocol(campaign)
-    run, series = _reference_run(campaign)
+    run, series, _ = _reference_run(campaign)
     ref = report.reference(protocol, run, series)
     res = report.power(ref, power_template(ref, protocol), stats["k"], protocol,
                        np.random.default_rng(protocol["seed"] + 1))
@@ -444,6 +443,14 @@ def _power(campaign: Path, reference_json: Path) -> int:
 IC_RUN = dict(kind="ic", chunk=4.0, series_every=20, checkpoint_every=2000, profile_bin=0.5)
 
 
+def member_entry(ic: dict[str, Any], m: int) -> dict[str, Any]:
+    """Member ``m``'s ``ic`` entry of an IC (``states``: its state, one a member)."""
+    entry = {k: v for k, v in ic.items() if k != "states"}
+    if "states" in ic:
+        entry["state"] = ic["states"][m]
+    return entry
+
+
 def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members: int,
              seed: int, *, kind: str = "ic", seeds: list[int] | None = None,
              horizon: float | None = None, interleave: bool = False) -> dict[str, str]:
@@ -454,8 +461,9 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     ensemble an opaque group label (drawn with ``seed``); the runs are ordered member by member,
     shuffled within a member, so a tier stopped part-way leaves ensembles of equal size; appended
     to the plan, or with ``interleave`` each new member's run right after that member's runs of the
-    same tier (an ensemble joining a registered tier: trig-turbulent after the sweep). The key (group -> IC name, tier) is merged into ``key.json``, which the
-    analysis reads only to join names to finished onsets (``campaign_report.join``). ``kind``,
+    same tier (an ensemble joining a registered tier: trig-turbulent after the sweep). The key
+    (group -> IC name, tier) is merged into ``key.json``, which the analysis reads only to join
+    names to finished onsets (``campaign_report.join``). ``kind``,
     ``seeds`` and ``horizon``: the runs' kind (the analysis judges ``"ic"`` runs only), member
     seeds and horizon (default the protocol's).
     """
@@ -476,17 +484,15 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
             pass
         taken.add(s)
         return s
+    for name, ic in ics.items():
+        if "states" in ic and len(ic["states"]) < members:
+            raise SystemExit(f"{name}: {len(ic['states'])} states for {members} members")
     groups = {name: label("g") for name in ics}
     batches = []
     for m, member_seed in enumerate(seeds):
         batch = []
         for name, ic in ics.items():
-            entry = {k: v for k, v in ic.items() if k != "states"}
-            if "states" in ic:
-                if len(ic["states"]) < members:
-                    raise SystemExit(f"{name}: {len(ic['states'])} states for {members} members")
-                entry["state"] = ic["states"][m]
-            entry["seed"] = member_seed
+            entry = dict(member_entry(ic, m), seed=member_seed)
             batch.append(dict(id=label("r"), group=groups[name], tier=tier,
                               horizon=protocol["horizon"] if horizon is None else horizon,
                               spec=ref["spec"], ic=entry, **dict(IC_RUN, kind=kind)))
@@ -594,6 +600,12 @@ def register_sweep(campaign: Path) -> dict[str, str]:
 INITIAL = ("bulk", "bulk_w", "tau_lower", "tau_upper", "probe_u", "tke")
 
 
+def initial_values(ch: Any) -> dict[str, float]:
+    """The channel's :data:`INITIAL` values now (``DedalusChannel.diagnostics``). Collective."""
+    d = ch.diagnostics()
+    return {k: float(getattr(d, k)) for k in INITIAL}
+
+
 def build_ics(items: list[tuple[dict[str, Any], int]], spec: dict[str, Any], work: Path) -> list[dict[str, Any]]:
     """Build each ``(ic entry, seed)`` on the campaign's channel as its run would (:func:`ic_source`,
     ``DedalusChannel.seed`` with its checks), without running: the initial values :data:`INITIAL`,
@@ -613,8 +625,7 @@ def build_ics(items: list[tuple[dict[str, Any], int]], spec: dict[str, Any], wor
         except Exception as exc:  # noqa: BLE001 - reported, the check goes on
             out.append({"error": f"{type(exc).__name__}: {exc}"})
             continue
-        d = ch.diagnostics()
-        out.append({k: float(getattr(d, k)) for k in INITIAL})
+        out.append(initial_values(ch))
     return comm.bcast(out, root=0)  # the root's words (the others' messages name the failing rank)
 
 
@@ -624,10 +635,7 @@ def check_ics(ics: dict[str, dict[str, Any]], seeds: list[int], spec: dict[str, 
     items, where = [], []
     for name, ic in ics.items():
         for m, seed in enumerate(seeds):
-            entry = {k: v for k, v in ic.items() if k != "states"}
-            if "states" in ic:
-                entry["state"] = ic["states"][m]
-            items.append((entry, seed))
+            items.append((member_entry(ic, m), seed))
             where.append((name, str(seed)))
     out: dict[str, Any] = {name: {} for name in ics}
     for (name, seed), row in zip(where, build_ics(items, spec, work)):
@@ -700,7 +708,7 @@ def sweep_scores(campaign: Path) -> dict[str, Any]:
     report = _report_module()
     protocol = report.read_protocol(campaign)
     sw = protocol["trig_sweep"]
-    ref_run, ref_series = _reference_run(campaign)
+    ref_run, ref_series, _ = _reference_run(campaign)
     ref = report.reference(protocol, ref_run, ref_series)
     runs = [r for r in read_plan(campaign) if r["kind"] == "sweep"]
     if not runs:
@@ -764,7 +772,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         raise SystemExit(f"{reference_json}: no k_boot (the resamples' band constants, amendment 4): "
                          "run 'campaign reference' first")
     k = stats["k"]
-    ref_run, ref_series = _reference_run(campaign)
+    ref_run, ref_series, ref_prof = _reference_run(campaign)
     ref = report.reference(protocol, ref_run, ref_series)
     horizon, ms = protocol["horizon"], protocol["min_steady"]
     runs_of: dict[str, list[tuple[Any, Any, float]]] = {}  # group -> (member, (t, step), CPU s per time)
@@ -801,7 +809,6 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
     judged = report.judge_groups(complete, ref, k, stats["k_boot"], protocol, np.random.default_rng(protocol["seed"] + 3))
     ensembles = report.ensemble_onsets(judged, ref, k, protocol)
-    ref_prof = read_chunks(campaign, ref_run["id"])[1]
     prof_rng = np.random.default_rng(protocol["seed"] + 5)
     for g, e in sorted(ensembles.items()):  # is the steady part the reference's state? (amendment 7)
         if not e["censored"] and all("t" in p for p in [ref_prof, *profiles_of[g]]):
@@ -929,20 +936,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
                        json.loads((campaign / "protocol.json").read_text())["member_seeds"][:args.members]))
         spec = next(r for r in read_plan(campaign) if r["kind"] == "reference")["spec"]
         res = check_ics(ics, seeds, spec, work / "check")
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.rank == 0:
-            dest = Path(args.results).with_name(f"campaign_check_{args.tier}.json")
-            _report_module().write_json(dest, {"tier": args.tier, "seeds": seeds, "ics": res,
-                                               "reproduce": "python benchmarks/transient.py campaign check "
-                                                            + " ".join(sys.argv[2:])})
-            for name, rows in res.items():
-                bad = {s: r["error"] for s, r in rows.items() if "error" in r}
-                ok = [r for r in rows.values() if "error" not in r]
-                tke = f"TKE {min(r['tke'] for r in ok):.3f}-{max(r['tke'] for r in ok):.3f}" if ok else ""
-                print(f"{name}: {len(ok)} of {len(rows)} built {tke}" + (f"; failed {bad}" if bad else ""))
-            print(f"written: {dest}")
-        return 0
+        dest = Path(args.results).with_name(f"campaign_check_{args.tier}.json")
+        return _root_decides(lambda: _record_tier_check(dest, args.tier, seeds, res))
     if args.action == "select":
         res, key = select_amplitude(campaign)
         dest = Path(args.results).with_name("trig_sweep.json")
@@ -986,7 +981,8 @@ def _check_plan_command(campaign: Path, work: Path, report_path: Path, ids: list
 def _record_check(path: Path, kept: dict[str, Any], res: dict[str, Any], report_path: Path) -> int:
     """Rank 0 of ``check --plan``: write the builds kept and the report, print, the exit status."""
     for rid, e in res.items():
-        if "error" not in e["built"] and "error" in kept.get(rid, {}).get("built", {"error": ""}):
+        old = kept.get(rid, {}).get("built")
+        if "error" not in e["built"] and (old is None or "error" in old):  # a first successful build
             kept[rid] = {"built": e["built"]}
     report = _report_module()
     report.write_json(path, {"about": "each IC run's initial values as first built by 'campaign check --plan'; a "
@@ -1003,6 +999,19 @@ def _record_check(path: Path, kept: dict[str, Any], res: dict[str, Any], report_
           + (f"; CHANGED: {', '.join(changed)}" if changed else ""))
     print(f"written: {report_path}, {path}")
     return 1 if changed or failed else 0
+
+
+def _record_tier_check(dest: Path, tier: str, seeds: list[int], res: dict[str, Any]) -> int:
+    """Rank 0 of ``check --tier``: write the builds, print a line an IC, the exit status."""
+    _report_module().write_json(dest, {"tier": tier, "seeds": seeds, "ics": res, "reproduce":
+                                       "python benchmarks/transient.py campaign check " + " ".join(sys.argv[2:])})
+    for name, rows in res.items():
+        bad = {s: r["error"] for s, r in rows.items() if "error" in r}
+        ok = [r for r in rows.values() if "error" not in r]
+        tke = f"TKE {min(r['tke'] for r in ok):.3f}-{max(r['tke'] for r in ok):.3f}" if ok else ""
+        print(f"{name}: {len(ok)} of {len(rows)} built {tke}" + (f"; failed {bad}" if bad else ""))
+    print(f"written: {dest}")
+    return 0
 
 
 def _root_decides(fn: Callable[[], Any]) -> Any:

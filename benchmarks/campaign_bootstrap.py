@@ -137,7 +137,7 @@ def main() -> None:
     a = ap.parse_args()
     report = cp._report_module()
     protocol = dict(report.read_protocol(cp.CAMPAIGN), bootstrap=a.resamples)
-    run, series = cp._reference_run(cp.CAMPAIGN)
+    run, series, _ = cp._reference_run(cp.CAMPAIGN)
     ref = report.reference(protocol, run, series)
     stats = json.loads((OUT.parent / "reference.json").read_text())
     k, k_boot = stats["k"]["8"], stats["k_boot"]["8"]

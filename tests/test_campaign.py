@@ -350,23 +350,11 @@ def test_a_tier_registered_again_takes_each_member_after_its_own_runs(cp, tmp_pa
 def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, cr, tmp_path):
     """Synthetic sweep: the amplitude whose runs relax fastest scores lowest and is registered as
     trig-turbulent in the fair tier; an unfinished sweep refuses to select."""
-    camp = tmp_path / "c"
-    camp.mkdir()
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, member_seeds=[1, 2])
     protocol["trig_sweep"] = dict(protocol["trig_sweep"], amplitudes=[0.1, 0.2, 0.4], seeds=[7], horizon=8.0)
-    (camp / "protocol.json").write_text(json.dumps(protocol))
-    spec = dict(lengths=[3.14, 2.0, 1.57])
-    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=spec)
-    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    camp = _synthetic_campaign(tmp_path, protocol)
     rng = np.random.default_rng(3)
-
-    def commit_run(rid, horizon, series):
-        (camp / rid).mkdir()
-        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
-        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
-                                                             wall_s=1.0, cpu_s=2.0)))
-
-    commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
+    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
     cp.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=1)
     cp.register_sweep(camp)
     sweep = [r for r in cp.read_plan(camp) if r["kind"] == "sweep"]
@@ -376,11 +364,11 @@ def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, 
     relax = {0.1: 6.0, 0.2: 1.5, 0.4: 4.0}  # the bulk excess lasts this long
     for r in sweep[:-1]:
         end = relax[r["ic"]["options"]["amplitude"]]
-        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=end: np.where(t < e, 3.0, 0.0))[1])
+        _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=end: np.where(t < e, 3.0, 0.0))[1])
     with pytest.raises(SystemExit, match="not done"):
         cp.sweep_scores(camp)
     end = relax[sweep[-1]["ic"]["options"]["amplitude"]]
-    commit_run(sweep[-1]["id"], 8.0, _run_series(rng, 8.0, offset=lambda t: np.where(t < end, 3.0, 0.0))[1])
+    _commit_run(camp, sweep[-1]["id"], 8.0, _run_series(rng, 8.0, offset=lambda t: np.where(t < end, 3.0, 0.0))[1])
     res, key = cp.select_amplitude(camp)
     scores = res["per_amplitude"]
     assert res["chosen"] == 0.2 and scores["0.2"] < scores["0.4"] < scores["0.1"]
@@ -409,6 +397,24 @@ def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_pat
     other.write_bytes(default_model().read_bytes() + b"\0")
     with pytest.raises(RuntimeError, match="registered model only"):
         cp.ic_source(dict(gan, options=dict(gan["options"], model=str(other))), ch, tmp_path)
+
+
+def _synthetic_campaign(tmp_path, protocol):
+    """A campaign folder with ``protocol`` and a plan holding only a 120 h/u_tau reference."""
+    camp = tmp_path / "c"
+    camp.mkdir()
+    (camp / "protocol.json").write_text(json.dumps(protocol))
+    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    return camp
+
+
+def _commit_run(camp, rid, horizon, series, profiles=None, wall_s=1.0, cpu_s=2.0):
+    """A finished run as a worker commits it: one chunk (series, binned profiles) and run.json."""
+    (camp / rid).mkdir()
+    np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()}, **(profiles or {}))
+    (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
+                                                         wall_s=wall_s, cpu_s=cpu_s)))
 
 
 def _profiles(rng, t_end, offset=None, ny=12, width=0.5):
@@ -447,22 +453,14 @@ def test_profiles_after_the_onset_against_the_reference_s_own_segments(cr):
 def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path):
     """A synthetic campaign: reference + two registered groups of 3; a group is judged once all its
     members finished, the per-run onsets as runs finish; names only with the key."""
-    camp = tmp_path / "c"
-    camp.mkdir()
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
                     members_candidates=[3], bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
-    (camp / "protocol.json").write_text(json.dumps(protocol))
-    spec = dict(lengths=[3.14, 2.0, 1.57])
-    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=spec)
-    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    camp = _synthetic_campaign(tmp_path, protocol)
+    ref = cp.read_plan(camp)[0]
     rng = np.random.default_rng(7)
 
     def commit_run(rid, horizon, series):
-        (camp / rid).mkdir()
-        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()},
-                 **_profiles(rng, horizon))
-        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
-                                                             wall_s=1.0, cpu_s=2.0)))
+        _commit_run(camp, rid, horizon, series, _profiles(rng, horizon))
 
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
     results = tmp_path / "reference.json"
@@ -690,20 +688,13 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     """``campaign analyse`` on a synthetic campaign (three ensembles of 3): blind, its JSON, its
     printout and its figure's legend hold group labels only; unblinded, the GAN ensemble is compared
     with the others, with the protocol's targets' verdicts, and the named figure is written."""
-    camp = tmp_path / "c"
-    camp.mkdir()
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
                     bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
-    (camp / "protocol.json").write_text(json.dumps(protocol))
-    ref = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
-    (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    camp = _synthetic_campaign(tmp_path, protocol)
     rng = np.random.default_rng(3)
 
     def commit_run(rid, horizon, series, cpu_s):
-        (camp / rid).mkdir()
-        np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()})
-        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
-                                                             wall_s=cpu_s, cpu_s=cpu_s)))
+        _commit_run(camp, rid, horizon, series, wall_s=cpu_s, cpu_s=cpu_s)
 
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1], 1.0)
     results = tmp_path / "res" / "reference.json"
