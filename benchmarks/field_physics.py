@@ -294,6 +294,9 @@ def _summary(rows: list[dict]) -> dict:
         out["delivered_rms_over_median"] = {k: [float(min(r["delivered_rms_over_median"][k] for r in delivered)),
                                                 float(max(r["delivered_rms_over_median"][k] for r in delivered))]
                                             for k in delivered[0]["delivered_rms_over_median"]}
+        tke = np.array([r["delivered_tke"] for r in delivered])
+        out["delivered_tke"] = {"min": float(tke.min()), "mean": float(tke.mean()), "max": float(tke.max()),
+                                "stderr": float(tke.std(ddof=1) / math.sqrt(tke.size)) if tke.size > 1 else None}
     if any("delivery_failed" in r for r in rows):
         out["delivery_failures"] = {str(r["seed"]): r["delivery_failed"] for r in rows if "delivery_failed" in r}
     return out
@@ -308,7 +311,7 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
     k_x h <= 8 inside the band (share of bins), premultiplied spanwise spectra over the energetic
     bins (> 10 % of the peak) inside the band, and no bin of the last two above 1.5x the median.
     And the *delivered* field (full enforcement, the default calibration) of the same seed: u', v',
-    w' at y+ 5, 10, 16 over the real snapshots' median (calibration mixing that the projection
+    w' at y+ 5, 10, 16 over the real snapshots' median and its volume TKE (calibration mixing that the projection
     then removes shows here as a near-wall v' deficit); a seed whose delivery raises
     :class:`~cfdseed.errors.SourceError` is recorded (``delivery_failed``, summary
     ``delivery_failures``), not fatal. ``median``: the raw fields' profiles and spectra, median over seeds. :func:`real_targets` scores real snapshots
@@ -338,7 +341,9 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
             row["delivery_failed"] = str(exc)
             rows.append(row)
             continue
-        prof = field_statistics(fd, grid.y)["profiles"]
+        st = field_statistics(fd, grid.y)
+        prof = st["profiles"]
+        row["delivered_tke"] = float(st["scalars"]["tke"])
         row["delivered_rms_over_median"] = {
             f"{c}_y+{yp:g}": float(np.mean(prof[c][_rows(grid.y, LY, RE_TAU, yp)])
                                    / np.mean(np.asarray(band["profiles"][c]["p50"])[_rows(grid.y, LY, RE_TAU, yp)]))

@@ -63,7 +63,7 @@ READABLE_VERSIONS = (1, 2, 3)
 #: Where the packaged generators live, one ``NAME.pt`` each (model cards: cfdseed/models/README.md).
 MODELS = Path(__file__).resolve().parent / "models"
 #: The packaged model behind every default (``source="gan"``, ``cfdseed generate / evaluate``).
-DEFAULT_NAME = "default-re180-v2"
+DEFAULT_NAME = "default-re180-v2.1"
 _HASHES = "sha256"
 
 
@@ -237,7 +237,7 @@ def default_model(name: str | None = None) -> Path:
 
 def model_path(model: str | os.PathLike | None) -> Path:
     """The checkpoint file behind ``model``: None is the default model, a packaged model's name
-    (e.g. ``"default-re180-v2"``) its file, anything else a path (an existing file of that name wins)."""
+    (e.g. ``"default-re180-v2.1"``) its file, anything else a path (an existing file of that name wins)."""
     if model is None:
         return default_model()
     if isinstance(model, str) and not Path(model).exists() and model in packaged_models():

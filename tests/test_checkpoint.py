@@ -89,7 +89,7 @@ def test_default_model_reports_missing_package_model(tmp_path, monkeypatch):
     import cfdseed.checkpoint as checkpoint_mod
 
     monkeypatch.setattr(checkpoint_mod, "MODELS", tmp_path)
-    with pytest.raises(CheckpointError, match="no packaged model 'default-re180-v2'.*packaged: none"):
+    with pytest.raises(CheckpointError, match=r"no packaged model 'default-re180-v2\.1'.*packaged: none"):
         default_model()
 
 

@@ -32,7 +32,7 @@ def test_default_model_and_cli_help_need_no_torch():
     code = ("import sys, cfdseed, cfdseed.cli; p = cfdseed.default_model(); cfdseed.cli.build_parser().format_help(); "
             "print(p.name, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["default-re180-v2.pt", "False"]
+    assert out.split() == ["default-re180-v2.1.pt", "False"]
 
 
 def test_library_modules_neither_print_nor_configure_logging_nor_set_a_backend():
