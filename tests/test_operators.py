@@ -51,11 +51,14 @@ def o_stats(f, wy):
     return _fmax(np.abs(f)), float((g * g).sum()), wsum, int((~fin).sum())
 
 
+# the oracles below see non-finite inputs on purpose (inf - inf is skipped, as the kernels skip it)
+@np.errstate(invalid="ignore", over="ignore")
 def o_wall(a, b, t):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return _fmax(np.abs(a + t * (b - a)))
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def o_increments(f, hi, axis, seam):
     d = np.abs(np.diff(np.concatenate([f, hi], axis=axis).astype(np.float64), axis=axis))
     at_seam = np.zeros(d.shape[axis], bool)
@@ -64,6 +67,7 @@ def o_increments(f, hi, axis, seam):
     return _fmax(np.compress(~at_seam, d, axis=axis)), _fmax(np.compress(at_seam, d, axis=axis))
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def o_divergence(u, v, w, ulo, uhi, vlo, vhi, wlo, whi, yext, dx, dz, j0, j1):
     f64 = lambda *a: [np.asarray(x, np.float64) for x in a]  # noqa: E731
     U = np.concatenate(f64(ulo, u, uhi), axis=0)
