@@ -297,6 +297,9 @@ def _summary(rows: list[dict]) -> dict:
         tke = np.array([r["delivered_tke"] for r in delivered])
         out["delivered_tke"] = {"min": float(tke.min()), "mean": float(tke.mean()), "max": float(tke.max()),
                                 "stderr": float(tke.std(ddof=1) / math.sqrt(tke.size)) if tke.size > 1 else None}
+    redrawn = {str(r["seed"]): r["delivered_redraws"] for r in rows if r.get("delivered_redraws")}
+    if redrawn:
+        out["delivery_redraws"] = redrawn
     if any("delivery_failed" in r for r in rows):
         out["delivery_failures"] = {str(r["seed"]): r["delivery_failed"] for r in rows if "delivery_failed" in r}
     return out
@@ -312,9 +315,10 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
     bins (> 10 % of the peak) inside the band, and no bin of the last two above 1.5x the median.
     And the *delivered* field (full enforcement, the default calibration) of the same seed: u', v',
     w' at y+ 5, 10, 16 over the real snapshots' median and its volume TKE (calibration mixing that the projection
-    then removes shows here as a near-wall v' deficit); a seed whose delivery raises
-    :class:`~cfdseed.errors.SourceError` is recorded (``delivery_failed``, summary
-    ``delivery_failures``), not fatal. ``median``: the raw fields' profiles and spectra, median over seeds. :func:`real_targets` scores real snapshots
+    then removes shows here as a near-wall v' deficit); a seed whose first field the calibration
+    cannot reach is redrawn (``gan``'s ``redraws``; counted in ``delivered_redraws``, summary
+    ``delivery_redraws``), a seed whose delivery still raises :class:`~cfdseed.errors.SourceError` is
+    recorded (``delivery_failed``, summary ``delivery_failures``), not fatal. ``median``: the raw fields' profiles and spectra, median over seeds. :func:`real_targets` scores real snapshots
     by the same figures (what the per-field targets allow a real field).
     """
     from unittest import mock
@@ -335,8 +339,9 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
         row = {"seed": seed, **_target_row(f, grid, band)}
         # delivered (full enforcement, the default calibration): rms near the wall over the real median
         try:
-            fd = resolve("gan", {k: v for k, v in opts.items() if k in ("re_tau", "model")}).build(
-                grid, np.random.default_rng(seed)).field
+            built = resolve("gan", {k: v for k, v in opts.items() if k in ("re_tau", "model")}).build(
+                grid, np.random.default_rng(seed))
+            fd = built.field
         except SourceError as exc:  # e.g. a field the stress calibration cannot reach: a finding, not a crash
             row["delivery_failed"] = str(exc)
             rows.append(row)
@@ -344,6 +349,7 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
         st = field_statistics(fd, grid.y)
         prof = st["profiles"]
         row["delivered_tke"] = float(st["scalars"]["tke"])
+        row["delivered_redraws"] = int(built.info.synthesis.redraws)  # fields the calibration could not reach
         row["delivered_rms_over_median"] = {
             f"{c}_y+{yp:g}": float(np.mean(prof[c][_rows(grid.y, LY, RE_TAU, yp)])
                                    / np.mean(np.asarray(band["profiles"][c]["p50"])[_rows(grid.y, LY, RE_TAU, yp)]))

@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from .errors import (
+    CalibrationError,
     CaseError,
     CfdseedError,
     CheckpointError,
@@ -49,6 +50,7 @@ _LAZY = {
 __all__ = [
     "Grid",
     *_LAZY,
+    "CalibrationError",
     "CaseError",
     "CfdseedError",
     "CheckpointError",

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import CalibrationError, SourceError
 
 __all__ = ["StressTarget", "Stresses", "CalibrationInfo", "stress_target", "reference_target", "resolve_target",
            "dataset_target", "profiles_target", "calibrate_spectrum", "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
@@ -739,7 +739,7 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     worst = max(info.resolved, key=lambda k: info.resolved[k] if math.isfinite(info.resolved[k]) else math.inf,
                 default=None)
     if worst is not None and not info.resolved[worst] <= ACCEPT:
-        raise SourceError(f"stress calibration failed: after {info.iterations} pass(es) {worst} is "
+        raise CalibrationError(f"stress calibration failed: after {info.iterations} pass(es) {worst} is "
                           f"{info.resolved[worst]:.3g} off its target (relative to the profile's largest value; "
                           f"accepted up to {ACCEPT:g}): the target is out of this field's reach")
     return info

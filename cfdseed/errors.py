@@ -13,6 +13,7 @@ __all__ = [
     "DecompositionError",
     "ConstraintError",
     "SourceError",
+    "CalibrationError",
     "TransportError",
     "DatasetError",
     "ConfigError",
@@ -44,6 +45,10 @@ class ConstraintError(CfdseedError, RuntimeError):
 
 class SourceError(CfdseedError, ValueError):
     """An initial-condition source is unknown, failed, or returned a bad field."""
+
+
+class CalibrationError(SourceError):
+    """The stress calibration cannot bring this field to its target (the target is out of its reach)."""
 
 
 class TransportError(CfdseedError, ValueError):

@@ -94,13 +94,14 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
-from .errors import SourceError
+from .errors import CalibrationError, SourceError
 from .grid import Grid
 from .interp import resample_periodic, slices_to_grid, tile_factor
 from .calibrate import resolve_target
@@ -153,6 +154,9 @@ ROLLOUT_OVERLAP = 1.0
 #: memory of ~1 / 0.05 = 20 steps; with it every v2 pilot checkpoint held 0.83-1.11 of the data's
 #: TKE over 124 steps, including those that ran away alone (``benchmarks/results/v2_drift_anchor.json``).
 ROLLOUT_ANCHOR = 0.05
+#: Default ``redraws``: new fields drawn when the stress calibration cannot reach its target (1 of
+#: 200 default-model fields on the campaign grid; two failures in a row would be ~1 in 40 000).
+DEFAULT_REDRAWS = 2
 
 
 def harmonic_weights(nx: int, lx: float, corr_length: float | None) -> np.ndarray:
@@ -322,6 +326,7 @@ class SynthesisInfo:
     steps: int = 0  # rollout: planes stepped per chain (burn-in, box, overlap); 0 for "latent"
     anchor: float | None = None  # rollout: the anchor rate used (None: the generator alone)
     calibration_target: str | None = None  # name of the stress target, None without calibration
+    redraws: int = 0  # fields drawn anew because the calibration could not reach the target
     timings: dict[str, float] = field(default_factory=dict)
     enforcement: Any = None
 
@@ -460,7 +465,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
                max_ratio: float = DEFAULT_MAX_RATIO, x_stations: int | str = "auto",
                z_tiles: str = "independent", calibrate: Any = "model",
-               x_construction: str | None = None, anchor: float | str | None = "auto") -> tuple[np.ndarray, SynthesisInfo]:
+               x_construction: str | None = None, anchor: float | str | None = "auto",
+               redraws: int = DEFAULT_REDRAWS) -> tuple[np.ndarray, SynthesisInfo]:
     """Generate a constraint-satisfying global field ``(3, nx, ny, nz)`` on ``grid`` from a generator.
 
     Parameters
@@ -505,6 +511,11 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         training data's at this rate per step
         (:meth:`cfdseed.conditional.ConditionalHandle.rollout`); ``"auto"``: :data:`ROLLOUT_ANCHOR`
         for a rollout, nothing for a latent path; None: the generator alone.
+    redraws : int
+        A rare raw field cannot be calibrated to the target (:class:`~cfdseed.errors.CalibrationError`;
+        ~1 in 200 fields of the default model on the campaign grid): draw a new one from ``rng`` as
+        it stands, up to this many times (logged; :attr:`SynthesisInfo.redraws`), then raise. The
+        result stays a function of the seed; 0: raise at once.
 
     Returns
     -------
@@ -517,36 +528,39 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options, an
         ``x_construction`` the model does not allow, a box shorter than two rollout steps.
     """
-    plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
-                 batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
-                 x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
-                 anchor=anchor)
-    gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
-    nx = grid.shape[0]
-    t = time.perf_counter()
-    if plan.construction == "rollout":
-        raw, info.steps = _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, tiles, rng, batch, info.anchor)  # per tile
-        ns = info.stations = raw[0].shape[0]
-    else:
-        raw = [_sample(gen, lat, batch) for lat in plan.latents]  # per tile (ns, 3, ny_m, nz_m)
-    t_inf = time.perf_counter() - t
-    t = time.perf_counter()
-    slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
-    del raw
-    out = _on_grid(plan, slices, grid, y_method, batch)
-    del slices
-    if ns != nx:
-        out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz); a rollout may hold more planes than nx
-    info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
-    stresses, bulk_plus, units = _targets(plan, grid, lambda: bulk_velocity(out, grid))
-    t = time.perf_counter()
-    out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                       blend=blend, max_ratio=max_ratio, copy=False, stresses=stresses)
-    out *= units.u_tau
-    info.timings["enforcement"] = time.perf_counter() - t
-    info.enforcement = rep
-    _log_done(plan, nx)
-    return out, info
+    def once() -> tuple[np.ndarray, SynthesisInfo]:
+        plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
+                     batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
+                     x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
+                     anchor=anchor)
+        gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
+        nx = grid.shape[0]
+        t = time.perf_counter()
+        if plan.construction == "rollout":
+            raw, info.steps = _rollout(gen, grid.lengths[0], plan.h, plan.re_tau, tiles, rng, batch, info.anchor)  # per tile
+            ns = info.stations = raw[0].shape[0]
+        else:
+            raw = [_sample(gen, lat, batch) for lat in plan.latents]  # per tile (ns, 3, ny_m, nz_m)
+        t_inf = time.perf_counter() - t
+        t = time.perf_counter()
+        slices = join_tiles(raw)  # (ns, 3, ny_m, tiles * nz_m)
+        del raw
+        out = _on_grid(plan, slices, grid, y_method, batch)
+        del slices
+        if ns != nx:
+            out = resample_periodic(out, 1, nx)  # (3, nx, ny, nz); a rollout may hold more planes than nx
+        info.timings["inference"], info.timings["interpolation"] = t_inf, time.perf_counter() - t
+        stresses, bulk_plus, units = _targets(plan, grid, lambda: bulk_velocity(out, grid))
+        t = time.perf_counter()
+        out, rep = enforce(out, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
+                           blend=blend, max_ratio=max_ratio, copy=False, stresses=stresses)
+        out *= units.u_tau
+        info.timings["enforcement"] = time.perf_counter() - t
+        info.enforcement = rep
+        _log_done(plan, nx)
+        return out, info
+
+    return _redrawn(once, redraws)
 
 
 
@@ -556,8 +570,8 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
                      batch: int = 64, device: str | None = None, y_method: str = "auto", no_slip: bool = True,
                      divergence_free: bool = True, blend: float = DEFAULT_BLEND, max_ratio: float = DEFAULT_MAX_RATIO,
                      x_stations: int | str = "auto", z_tiles: str = "independent", calibrate: Any = "model",
-                     x_construction: str | None = None, anchor: float | str | None = "auto"
-                     ) -> tuple[np.ndarray, SynthesisInfo]:
+                     x_construction: str | None = None, anchor: float | str | None = "auto",
+                     redraws: int = DEFAULT_REDRAWS) -> tuple[np.ndarray, SynthesisInfo]:
     """Collective: :func:`synthesise` with no rank holding more than its x slab (and one copy).
 
     Every rank draws the same latent paths (``rng`` in the same state on every rank), generates
@@ -575,50 +589,74 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     from .pencils import _plane_mean
     from .pencils import enforce as enforce_slabs
 
-    plan = run_agreed(comm, lambda: _plan(
-        model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
-        device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
-        calibrate=calibrate, x_construction=x_construction, anchor=anchor))
-    info, gen, ns = plan.info, plan.gen, plan.stations
-    size, rank = comm.Get_size(), comm.Get_rank()
-    nx = grid.shape[0]
-    t = time.perf_counter()
-    if plan.construction == "rollout":
-        raw, mean, ns = _scatter_ring(comm, plan, grid, rng, batch)  # ns: the stations the slabs hold
-    else:
-        mine = block_split(ns, size, rank)
-        raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
-        # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
-        sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
-        total = np.empty_like(sums)
-        comm.Allreduce(sums, total)
-        mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
-    trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
-    t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
-    t = time.perf_counter()
-    slices = join_tiles(raw, mean=mean)
-    del raw
-    out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
-    del slices
-    if ns == nx:
-        slab = np.ascontiguousarray(out)
-    else:
-        slab = _resample_x(comm, out, ns, grid)
-    del out
-    trim()  # the tiles' and joined slices' buffers (heap-carved below 32 MiB) back before the enforcement
-    info.timings["inference"] = t_inf
-    info.timings["interpolation"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
-    stresses, bulk_plus, units = _targets(plan, grid,
-                                          lambda: float(_plane_mean(comm, slab[:1], grid)[0] @ trapezoid_weights(grid)))
-    t = time.perf_counter()
-    rep = enforce_slabs(comm, slab, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                        blend=blend, max_ratio=max_ratio, stresses=stresses)
-    slab *= units.u_tau
-    info.timings["enforcement"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
-    info.enforcement = rep
-    if rank == 0:
-        _log_done(plan, nx)
-    return slab, info
+    def once() -> tuple[np.ndarray, SynthesisInfo]:
+        plan = run_agreed(comm, lambda: _plan(
+            model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
+            device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
+            calibrate=calibrate, x_construction=x_construction, anchor=anchor))
+        info, gen, ns = plan.info, plan.gen, plan.stations
+        size, rank = comm.Get_size(), comm.Get_rank()
+        nx = grid.shape[0]
+        t = time.perf_counter()
+        if plan.construction == "rollout":
+            raw, mean, ns = _scatter_ring(comm, plan, grid, rng, batch)  # ns: the stations the slabs hold
+        else:
+            mine = block_split(ns, size, rank)
+            raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
+            # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
+            sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
+            total = np.empty_like(sums)
+            comm.Allreduce(sums, total)
+            mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
+        trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
+        t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
+        t = time.perf_counter()
+        slices = join_tiles(raw, mean=mean)
+        del raw
+        out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
+        del slices
+        if ns == nx:
+            slab = np.ascontiguousarray(out)
+        else:
+            slab = _resample_x(comm, out, ns, grid)
+        del out
+        trim()  # the tiles' and joined slices' buffers (heap-carved below 32 MiB) back before the enforcement
+        info.timings["inference"] = t_inf
+        info.timings["interpolation"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
+        stresses, bulk_plus, units = _targets(plan, grid,
+                                              lambda: float(_plane_mean(comm, slab[:1], grid)[0] @ trapezoid_weights(grid)))
+        t = time.perf_counter()
+        rep = enforce_slabs(comm, slab, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
+                            blend=blend, max_ratio=max_ratio, stresses=stresses)
+        slab *= units.u_tau
+        info.timings["enforcement"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
+        info.enforcement = rep
+        if rank == 0:
+            _log_done(plan, nx)
+        return slab, info
+
+    return _redrawn(once, redraws, comm)
+
+
+def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
+             comm: Any = None) -> tuple[np.ndarray, SynthesisInfo]:
+    """``once()`` until its field calibrates, at most ``redraws`` more times (``synthesise``'s
+    ``redraws``). A :class:`CalibrationError` is raised alike on every rank (the calibration's
+    decisions come from reduced sums), so the ranks redraw together."""
+    if isinstance(redraws, bool) or not isinstance(redraws, (int, np.integer)) or redraws < 0:
+        raise SourceError(f"redraws must be an integer >= 0, got {redraws!r}")
+    for attempt in range(int(redraws) + 1):
+        try:
+            out, info = once()
+        except CalibrationError as exc:
+            if attempt == redraws:
+                raise
+            if comm is None or comm.Get_rank() == 0:
+                log.warning("%s; drawing a new field (redraw %d of at most %d)", exc, attempt + 1, redraws)
+            continue
+        info.redraws = attempt
+        return out, info
+    raise AssertionError("unreachable")
 
 
 def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,

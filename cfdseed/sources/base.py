@@ -55,6 +55,7 @@ OPTIONS: dict[str, str] = {
     "calibrate": "Reynolds-stress calibration target: model, reference, a reference name or file; None: off",
     "x_construction": "streamwise construction: latent (plane models) or rollout (conditional models); None: the model's",
     "anchor": "rollout only: hold the chain's plane means and energy per row to the training data's at this rate per step",
+    "redraws": "new fields drawn from the same random stream when the stress calibration cannot reach its target",
     "length": "factor on the eddy radii sigma = kappa d (d: wall distance, at most h; at least 2 x/z spacings)",
     "eddy_density": "eddies per sigma^3 volume (every point lies inside 4 pi / 3 times as many)",
     "batch": "slices per generator call",

@@ -32,7 +32,8 @@ def gan(**options: Any) -> Source:
     Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans
     wider than a slice get independent cross-faded tiles; "periodic": copies of one slice),
     ``calibrate`` ("model": the training data's stresses), ``x_construction`` (None: the model's,
-    "latent" or "rollout"), ``anchor`` ("auto": 0.05 per step for a rollout).
+    "latent" or "rollout"), ``anchor`` ("auto": 0.05 per step for a rollout), ``redraws`` (2: new
+    fields drawn when the calibration cannot reach its target).
 
     Raises
     ------
