@@ -529,11 +529,9 @@ def registration_seed(campaign: Path) -> int:
 
 def model_sha256(model: str) -> str:
     """sha256 of the checkpoint file behind ``model`` (a packaged model's name or a path)."""
-    import hashlib
+    from cfdseed.checkpoint import file_sha256
 
-    from cfdseed.checkpoint import model_path
-
-    return hashlib.sha256(model_path(model).read_bytes()).hexdigest()
+    return file_sha256(model)
 
 
 #: The protocol's IC tables, by tier (``protocol.json``).

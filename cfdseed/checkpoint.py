@@ -52,6 +52,8 @@ __all__ = [
     "default_model",
     "packaged_models",
     "model_path",
+    "model_summary",
+    "file_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -243,3 +245,47 @@ def model_path(model: str | os.PathLike | None) -> Path:
     if isinstance(model, str) and not Path(model).exists() and model in packaged_models():
         return default_model(model)
     return Path(model)
+
+
+def file_sha256(model: str | os.PathLike | None) -> str:
+    """sha256 of the checkpoint file behind ``model`` (as :func:`model_path` takes it): the hash a
+    registration pins (the transient campaign's ``model_sha256``)."""
+    digest = hashlib.sha256()
+    with open(model_path(model), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
+    """What a model file is (``model`` as :func:`model_path` takes it): name, whether it is the
+    default, path, size, the file's sha256 (what a registration pins), generator kind, the training
+    grid's Re_tau and ny x nz, the iteration, the parent it was derived from, and the name and
+    half-channel TKE (wall units) of its stored statistics, its default calibration target (None
+    for files without them)."""
+    import numpy as np
+
+    path = model_path(model)
+    ck = read_checkpoint(path)
+    meta, grid = ck.get("metadata", {}), ck["grid"]
+    stats = ck.get("statistics")
+    tke = None
+    if stats is not None:
+        y = np.asarray(stats["y_delta"], dtype=np.float64)
+        k = 0.5 * (np.asarray(stats["uu"]) + np.asarray(stats["vv"]) + np.asarray(stats["ww"]))
+        tke = float(np.trapezoid(k, y) / (y[-1] - y[0]))
+    name = meta.get("name") or path.stem
+    return {
+        "name": name,
+        "default": path.resolve() == (MODELS / f"{DEFAULT_NAME}.pt").resolve(),
+        "path": str(path),
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "kind": ck["arch"].get("kind", "plane"),
+        "re_tau": float(grid["re_tau"]),
+        "slice": [int(grid["ny"]), int(grid["nz"])],
+        "iteration": meta.get("iteration"),
+        "parent": meta.get("parent"),
+        "statistics": None if stats is None else stats.get("name"),
+        "statistics_tke": tke,
+    }

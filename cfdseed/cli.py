@@ -42,6 +42,7 @@ examples:
   cfdseed train examples/train_tiny.toml
   cfdseed openfoam channel395 --seed 1                          # an OpenFOAM channel case's 0/U
   cmake -S solver -B build -Dcfdseed_DIR=$(cfdseed cmakedir)   # C, C++ and Fortran solvers
+  cfdseed models                                                # the packaged generators
 
 Run `cfdseed COMMAND --help` for the options of a command.
 
@@ -223,6 +224,22 @@ def _add_cmakedir(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_cmakedir)
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models", help="list the packaged generators (or describe model files)",
+        description="One line per packaged generator (or per MODEL given: a packaged name or a checkpoint\n"
+                    "file): name, default marker, generator kind, training Re_tau, the file's sha256 (what a\n"
+                    "registration pins) and the TKE of its stored statistics (its default calibration target,\n"
+                    "half channel, wall units). --json writes every field as JSON (model card: cfdseed/models/README.md).",
+        epilog="examples:\n"
+               "  cfdseed models\n"
+               "  cfdseed models run/best.pt --json\n\n" + _EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="*", help="packaged model names or checkpoint files (default: every packaged model)")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
+    p.set_defaults(run=_run_models)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cfdseed`` and its sub-commands."""
     parser = argparse.ArgumentParser(prog="cfdseed", description=_MAIN, epilog=_MAIN_EPILOG,
@@ -233,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_openfoam(sub)
     _add_train(sub)
     _add_cmakedir(sub)
+    _add_models(sub)
     return parser
 
 
@@ -266,6 +284,21 @@ def _parent_exists(path: Path, what: str) -> None:
     if not path.resolve().parent.is_dir():
         raise ConfigError(f"--out {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first "
                           f"({what})")
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .checkpoint import model_summary, packaged_models
+
+    rows = [model_summary(m) for m in (args.model or packaged_models())]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'model':<22} {'':<9} {'kind':<12} {'Re_tau':>6} {'TKE':>6}  sha256")
+    for r in rows:
+        tke = "-" if r["statistics_tke"] is None else f"{r['statistics_tke']:.3f}"
+        print(f"{r['name']:<22} {'(default)' if r['default'] else '':<9} {r['kind']:<12} {r['re_tau']:>6g} "
+              f"{tke:>6}  {r['sha256']}")
+    return 0
 
 
 def _run_train(args: argparse.Namespace) -> int:

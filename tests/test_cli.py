@@ -17,7 +17,7 @@ def test_parse_options():
     assert parse_options(["a=1", "b=[1, 2]", "c=text", "d=null"]) == {"a": 1, "b": [1, 2], "c": "text", "d": None}
 
 
-@pytest.mark.parametrize("command", [None, "train", "generate", "evaluate"])
+@pytest.mark.parametrize("command", [None, "train", "generate", "evaluate", "models"])
 def test_help_has_examples_and_exit_codes(command, capsys):
     with pytest.raises(SystemExit) as info:
         main(["--help"] if command is None else [command, "--help"])
@@ -103,3 +103,28 @@ def test_evaluate_label_given_twice_exits_2_with_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == ("cfdseed evaluate: error: label 'a' given twice (x.h5 and y.h5); give each "
                                        "input its own label, e.g. --fields sem=sem.h5 --fields gan=gan.h5\n")
     assert not (tmp_path / "o").exists()
+
+
+def test_models_lists_the_packaged_generators_and_describes_files(tmp_path, capsys):
+    """``cfdseed models``: one line per packaged model, the default marked once, the file's sha256;
+    ``--json`` for a checkpoint file too; a missing model is bad input (2)."""
+    import hashlib
+    import json
+
+    from cfdseed.checkpoint import DEFAULT_NAME, default_model, packaged_models
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [ln.split()[0] for ln in lines] == packaged_models()
+    assert [ln.split()[0] for ln in lines if "(default)" in ln] == [DEFAULT_NAME]
+    want = hashlib.sha256(default_model().read_bytes()).hexdigest()
+    assert any(ln.startswith(DEFAULT_NAME + " ") and ln.endswith(want) for ln in lines)
+
+    path = tiny_model(tmp_path / "tiny.pt")
+    assert main(["models", str(path), "default-re180-v2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["default"] for r in rows] == [False, False] and rows[0]["path"] == str(path)
+    assert rows[0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert rows[1]["kind"] == "conditional" and rows[1]["statistics_tke"] == pytest.approx(1.864, abs=1e-3)
+    assert main(["models", str(tmp_path / "none.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
