@@ -99,6 +99,8 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     }
     if syn and syn.model:
         attrs["model"] = syn.model
+    if syn and syn.redraws:
+        attrs["redraws"] = int(syn.redraws)
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     else:  # no resolved units: record whatever units the user stated, so evaluate can work in wall units
@@ -154,6 +156,8 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     }
     if info.synthesis is not None and info.synthesis.model:
         attrs["model"] = info.synthesis.model
+    if info.synthesis is not None and info.synthesis.redraws:
+        attrs["redraws"] = int(info.synthesis.redraws)
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     out = Path(out)

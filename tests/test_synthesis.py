@@ -486,7 +486,7 @@ def test_close_ring_keeps_the_variance_of_a_slowly_decorrelating_chain():
     assert np.all(np.abs(energy - 1.0) < 0.1), energy.max()
 
 
-def test_a_field_out_of_the_calibrations_reach_is_redrawn():
+def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path):
     """Seed 29 of default-re180-v2.1 on the campaign grid is the 1 field in 200 that the stress
     calibration cannot bring to its target (ww 0.24 off near one wall): with ``redraws=0`` that is a
     CalibrationError, by default a new field drawn from the same generator, still a function of the
@@ -504,6 +504,12 @@ def test_a_field_out_of_the_calibrations_reach_is_redrawn():
     assert info.redraws == 1 and max(info.enforcement.calibration.resolved.values()) <= ACCEPT
     g, again = _synthesise(model, grid, np.random.default_rng(29), device="cpu", redraws=1)
     assert again.redraws == 1 and np.array_equal(f, g)
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+
+    generate(grid, tmp_path / "f.h5", options={"model": model, "device": "cpu"}, seed=29, picture=False)
+    field, _, _, attrs = read_field(tmp_path / "f.h5")
+    assert int(attrs["redraws"]) == 1 and np.allclose(field, f, atol=1e-6 * np.abs(f).max())  # the file records it
     h, other = _synthesise(model, grid, np.random.default_rng(30), device="cpu")
     assert other.redraws == 0 and not np.allclose(f, h)
     for bad in (-1, 1.5, True):
