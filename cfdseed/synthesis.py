@@ -645,18 +645,19 @@ def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
     decisions come from reduced sums), so the ranks redraw together."""
     if isinstance(redraws, bool) or not isinstance(redraws, (int, np.integer)) or redraws < 0:
         raise SourceError(f"redraws must be an integer >= 0, got {redraws!r}")
-    for attempt in range(int(redraws) + 1):
+    attempt = 0
+    while True:
         try:
             out, info = once()
         except CalibrationError as exc:
-            if attempt == redraws:
+            if attempt >= redraws:
                 raise
+            attempt += 1
             if comm is None or comm.Get_rank() == 0:
-                log.warning("%s; drawing a new field (redraw %d of at most %d)", exc, attempt + 1, redraws)
+                log.warning("%s; drawing a new field (redraw %d of at most %d)", exc, attempt, redraws)
             continue
         info.redraws = attempt
         return out, info
-    raise AssertionError("unreachable")
 
 
 def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
