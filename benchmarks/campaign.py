@@ -535,14 +535,14 @@ def model_sha256(model: str) -> str:
 
 
 #: The protocol's IC tables, by tier (``protocol.json``).
-TIER_ICS = {"confirmatory": "confirmatory_ics", "fair": "fair_ics"}
+TIER_ICS = {"confirmatory": "confirmatory_ics", "fair": "fair_ics", "exploratory": "exploratory_ics"}
 
 
 def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
     """The protocol's ICs ``names`` of ``tier`` as plan ``ic`` entries. Controls and
     phase-randomised: the reference's snapshots in time order, one a member; ``gan``: ``model``
     (a packaged model's name or a repository path) with its file's sha256, which every run checks
-    before it builds its IC; ``sem``: calibrated to that model's training statistics (the gan IC's
+    before it builds its IC (every IC of source ``gan``: the exploratory ``gan-v2.1`` too); ``sem``: calibrated to that model's training statistics (the gan IC's
     target; sha256 checked alike). ``trig-turbulent`` is registered by :func:`select_amplitude`."""
     protocol = json.loads((campaign / "protocol.json").read_text())
     table = protocol.get(TIER_ICS.get(tier, ""))
@@ -555,12 +555,12 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
         ic = table[name]
         if "amplitude" in ic:
             raise SystemExit(f"{name}: its amplitude is the sweep's choice: 'campaign select' registers it")
-        if name in ("gan", "sem"):
+        if ic["source"] == "gan" or name == "sem":
             if model is None:
                 raise SystemExit(f"{name} is registered with the GAN's model (--model NAME): its sha256 goes "
                                  "into the plan, and into its own amendment")
             entry = dict(source=ic["source"], options=dict(ic["options"]), model_sha256=model_sha256(model))
-            if name == "gan":
+            if ic["source"] == "gan":
                 entry["options"]["model"] = model
             else:
                 entry["target_model"] = model
@@ -873,7 +873,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--compare", nargs="+", default=None, metavar="A:B",
                    help="analyse --unblind: pairs of IC labels to compare (default: gan against every other)")
     p.add_argument("--tier", default="confirmatory",
-                   help="register: the tier (confirmatory, fair; sweep: the protocol's trig_sweep)")
+                   help="register: the tier (confirmatory, fair, exploratory; sweep: the protocol's trig_sweep)")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: the tier's ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
     p.add_argument("--model", default=None,

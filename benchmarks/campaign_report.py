@@ -495,22 +495,33 @@ def ic_labels(key: Mapping[str, Any]) -> dict[str, str]:
             for g, n in names.items()}
 
 
+#: The tier of exploratory ensembles (PROTOCOL.md: "never replace confirmatory ones"): compared,
+#: by default, with the registered GAN ensembles of their case, descriptively (no target).
+EXPLORATORY = "exploratory"
+
+
 def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapping[str, str],
                 not_judged: Mapping[str, str], pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The unblinded comparisons: every complete ensemble's cost to its onset, the pairs (default:
-    each GAN ensemble against every other complete ensemble of the same case ``case[group]``), a
-    GAN ensemble's with the verdict of :data:`TARGETS` (else :data:`AHEAD`), and why ensembles in
+    each GAN ensemble against every other complete ensemble of the same case ``case[group]``, an
+    :data:`EXPLORATORY` one against the GAN ensembles, descriptive), a registered GAN ensemble's
+    against a registered other with the verdict of :data:`TARGETS` (else :data:`AHEAD`), and why ensembles in
     ``not_judged`` (group -> reason) are not compared. Labels: :func:`ic_labels`."""
     label, names = ic_labels(key), key_names(key)
     ic = {label[g]: names[g] for g in names}
+    explo = {label[g] for g, v in key.items() if isinstance(v, dict) and v.get("tier") == EXPLORATORY}
     named = {label[g]: j for g, j in judged.items()}
     case_of = {label[g]: case[g] for g in judged}
     if pairs is None:
-        pairs = [(a, b) for a in sorted(named) if ic[a] == "gan" for b in sorted(named)
-                 if ic[b] != "gan" and case_of[b] == case_of[a]]
+        pairs = [(a, b) for a in sorted(named) if ic[a] == "gan" and a not in explo for b in sorted(named)
+                 if ic[b] != "gan" and b not in explo and case_of[b] == case_of[a]]
+        # an exploratory ensemble: against the registered GAN ensembles of its case, descriptive
+        pairs += [(a, b) for a in sorted(named) if a in explo for b in sorted(named)
+                  if ic[b] == "gan" and b not in explo and case_of[b] == case_of[a]]
+    targets = {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if ic[a] == "gan" and a not in explo and b not in explo}
     out: dict[str, Any] = {
         "cost_to_onset": {lab: onset_cost(j) for lab, j in sorted(named.items())},
-        "pairs": compare(named, pairs, {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if ic[a] == "gan"}),
+        "pairs": compare(named, pairs, targets),
         "not_compared": {label[g]: why for g, why in sorted(not_judged.items())},
         "units": UNITS,
     }

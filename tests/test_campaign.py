@@ -307,6 +307,15 @@ def test_fair_ics_from_the_protocol(cp):
         cp.tier_ics(cp.CAMPAIGN, "flow-rate", ["gan"])
 
 
+def test_exploratory_ics_from_the_protocol(cp):
+    """Amendment 8: the default users get (v2.1) as an exploratory gan ensemble, its sha256 kept."""
+    ics = cp.tier_ics(cp.CAMPAIGN, "exploratory", ["gan-v2.1"], model="default-re180-v2.1")
+    assert ics == {"gan-v2.1": {"source": "gan", "options": {"bulk": 15.7, "model": "default-re180-v2.1"},
+                                "model_sha256": cp.model_sha256("default-re180-v2.1")}}
+    with pytest.raises(SystemExit, match="--model"):
+        cp.tier_ics(cp.CAMPAIGN, "exploratory", ["gan-v2.1"])
+
+
 def test_sem_runs_get_the_model_s_statistics_as_target(cp, tmp_path):
     from mpi4py import MPI
 
@@ -757,3 +766,26 @@ def test_a_run_s_ic_is_checked_against_its_registered_build(cp, tmp_path):
         cp.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * 1.001))
     with pytest.raises(RuntimeError, match="W_b"):
         cp.same_as_registered(tmp_path, "r1", dict(row, bulk_w=1e-3))
+
+
+def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cp, cr, tmp_path):
+    """An exploratory ensemble is no baseline of the GAN's targets: by default it is compared with
+    the registered GAN ensemble, without a target, and the GAN's pairs stay the registered ones."""
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
+                    bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
+    camp = _synthetic_campaign(tmp_path, protocol)
+    rng = np.random.default_rng(5)
+    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
+    results = tmp_path / "res" / "reference.json"
+    cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
+    key = cp.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig")}, 3, seed=1)
+    key |= cp.register(camp, "exploratory", {"gan-v2.1": dict(source="gan")}, 3, seed=2)
+    end = {"gan": 1.0, "trig": 4.0, "gan-v2.1": 2.0}
+    for r in cp.read_plan(camp)[1:]:
+        e = end[key[r["group"]]]
+        _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1],
+                    wall_s=80.0, cpu_s=80.0)
+    pairs = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+    assert set(pairs) == {"gan vs trig", "gan-v2.1 vs gan"}
+    assert "target" in pairs["gan vs trig"] and "target" not in pairs["gan-v2.1 vs gan"]
+    assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
