@@ -526,7 +526,9 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     ------
     GridError, SourceError, CheckpointError, ValueError
         Incompatible grid, Re_tau far from the model's, missing/foreign model, bad options, an
-        ``x_construction`` the model does not allow, a box shorter than two rollout steps.
+        ``x_construction`` the model does not allow, a box shorter than two rollout steps;
+        :class:`~cfdseed.errors.CalibrationError` (a SourceError) when none of the ``1 + redraws``
+        fields drawn could be calibrated to the target.
     """
     def once() -> tuple[np.ndarray, SynthesisInfo]:
         plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
