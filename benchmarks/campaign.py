@@ -555,7 +555,7 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
         ic = table[name]
         if "amplitude" in ic:
             raise SystemExit(f"{name}: its amplitude is the sweep's choice: 'campaign select' registers it")
-        if ic["source"] == "gan" or name == "sem":
+        if ic["source"] in ("gan", "sem"):
             if model is None:
                 raise SystemExit(f"{name} is registered with the GAN's model (--model NAME): its sha256 goes "
                                  "into the plan, and into its own amendment")

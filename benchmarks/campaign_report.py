@@ -512,13 +512,14 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
     explo = {label[g] for g, v in key.items() if isinstance(v, dict) and v.get("tier") == EXPLORATORY}
     named = {label[g]: j for g, j in judged.items()}
     case_of = {label[g]: case[g] for g in judged}
+    gan = {lab for lab in ic if ic[lab] == "gan" and lab not in explo}  # the registered GAN ensembles
     if pairs is None:
-        pairs = [(a, b) for a in sorted(named) if ic[a] == "gan" and a not in explo for b in sorted(named)
+        pairs = [(a, b) for a in sorted(named) if a in gan for b in sorted(named)
                  if ic[b] != "gan" and b not in explo and case_of[b] == case_of[a]]
         # an exploratory ensemble: against the registered GAN ensembles of its case, descriptive
         pairs += [(a, b) for a in sorted(named) if a in explo for b in sorted(named)
-                  if ic[b] == "gan" and b not in explo and case_of[b] == case_of[a]]
-    targets = {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if ic[a] == "gan" and a not in explo and b not in explo}
+                  if b in gan and case_of[b] == case_of[a]]
+    targets = {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if a in gan and b not in explo}
     out: dict[str, Any] = {
         "cost_to_onset": {lab: onset_cost(j) for lab, j in sorted(named.items())},
         "pairs": compare(named, pairs, targets),

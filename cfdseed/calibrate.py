@@ -173,6 +173,12 @@ class StressTarget:
                                   np.r_[0.0, self.y_delta] if self.y_delta[0] > 0 else self.y_delta)
                      / self.y_delta[-1])
 
+    def tke_plus(self) -> float:
+        """Mean turbulent kinetic energy (uu + vv + ww) / 2 over the half channel in wall units
+        (trapezoid over the target's rows)."""
+        return float(np.trapezoid(0.5 * (self.uu + self.vv + self.ww), self.y_delta)
+                     / (self.y_delta[-1] - self.y_delta[0]))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists), e.g. for a checkpoint's metadata; :func:`stress_target` reads it back."""
         return {"name": self.name, "re_tau": float(self.re_tau),

@@ -263,17 +263,12 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
     grid's Re_tau and ny x nz, the iteration, the parent it was derived from, and the name and
     half-channel TKE (wall units) of its stored statistics, its default calibration target (None
     for files without them)."""
-    import numpy as np
+    from .calibrate import stress_target
 
     path = model_path(model)
     ck = read_checkpoint(path)
     meta, grid = ck.get("metadata", {}), ck["grid"]
     stats = ck.get("statistics")
-    tke = None
-    if stats is not None:
-        y = np.asarray(stats["y_delta"], dtype=np.float64)
-        k = 0.5 * (np.asarray(stats["uu"]) + np.asarray(stats["vv"]) + np.asarray(stats["ww"]))
-        tke = float(np.trapezoid(k, y) / (y[-1] - y[0]))
     name = meta.get("name") or path.stem
     return {
         "name": name,
@@ -287,5 +282,5 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
         "iteration": meta.get("iteration"),
         "parent": meta.get("parent"),
         "statistics": None if stats is None else stats.get("name"),
-        "statistics_tke": tke,
+        "statistics_tke": None if stats is None else stress_target(dict(stats)).tke_plus(),
     }

@@ -97,10 +97,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
         "seed": -1 if seed is None else int(seed), "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity),
     }
-    if syn and syn.model:
-        attrs["model"] = syn.model
-    if syn and syn.redraws:
-        attrs["redraws"] = int(syn.redraws)
+    attrs.update(_synthesis_attrs(syn))
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     else:  # no resolved units: record whatever units the user stated, so evaluate can work in wall units
@@ -154,10 +151,7 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
         "seed": -1 if seed is None else int(seed), "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity), "strategy": "distributed",
     }
-    if info.synthesis is not None and info.synthesis.model:
-        attrs["model"] = info.synthesis.model
-    if info.synthesis is not None and info.synthesis.redraws:
-        attrs["redraws"] = int(info.synthesis.redraws)
+    attrs.update(_synthesis_attrs(info.synthesis))
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     out = Path(out)
@@ -179,6 +173,17 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     log.info("wrote %s (%s, distributed over %d ranks): checks %s", out, source, comm.Get_size(),
              "passed" if report.passed else "FAILED")
     return Generated(out, xmf, png, report, info.enforcement)
+
+
+def _synthesis_attrs(syn: Any) -> dict[str, Any]:
+    """The field file's record of a ``gan`` synthesis (None for other sources): the model and, when
+    the first field was out of the calibration's reach, the redraws."""
+    out: dict[str, Any] = {}
+    if syn is not None and syn.model:
+        out["model"] = syn.model
+    if syn is not None and syn.redraws:
+        out["redraws"] = int(syn.redraws)
+    return out
 
 
 def _no_slabs(source: str) -> Any:

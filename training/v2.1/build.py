@@ -45,11 +45,6 @@ def reference_target(campaign: Path = ROOT / "benchmarks" / "campaign") -> Stres
                            re_tau=RE_TAU, name=f"campaign reference, t = {WINDOW[0]:g}-{WINDOW[1]:g} h/u_tau")
 
 
-def volume_tke(t: StressTarget) -> float:
-    """Half-channel mean of (uu + vv + ww) / 2 in wall units (trapezoid on the target's rows)."""
-    return float(np.trapezoid(0.5 * (t.uu + t.vv + t.ww), t.y_delta) / (t.y_delta[-1] - t.y_delta[0]))
-
-
 def build() -> dict:
     """v2's checkpoint with :func:`reference_target` as its statistics and v2.1's metadata."""
     ck = read_checkpoint(model_path(PARENT))
@@ -61,8 +56,8 @@ def build() -> dict:
                       "statistics_source": "plane averages of the campaign reference run over "
                       f"t = {WINDOW[0]:g}-{WINDOW[1]:g} h/u_tau, moments about each instant's plane mean "
                       "(training/v2.1/build.py)",
-                      "statistics_volume_tke": volume_tke(target),
-                      "parent_statistics_volume_tke": volume_tke(parent)}
+                      "statistics_volume_tke": target.tke_plus(),
+                      "parent_statistics_volume_tke": parent.tke_plus()}
     return ck
 
 
