@@ -859,6 +859,28 @@ def next_run(campaign: Path = CAMPAIGN, work: Path | None = None) -> dict[str, A
     return None
 
 
+def load_library(package: str = "cfdseed") -> list[str]:
+    """Import every module of ``package`` now; return the names skipped for a missing optional dependency.
+
+    A worker runs for hours while the library may be edited beside it: loading it whole at start keeps
+    it on one version (a lazy import of an edited module beside stale ones failed once). A module
+    whose import fails for any reason other than a missing third-party package raises.
+    """
+    import importlib
+    import pkgutil
+
+    root = importlib.import_module(package)
+    skipped = []
+    for m in pkgutil.walk_packages(root.__path__, f"{package}."):
+        try:
+            importlib.import_module(m.name)
+        except ModuleNotFoundError as e:
+            if e.name is None or e.name == package or e.name.startswith(f"{package}."):
+                raise
+            skipped.append(m.name)
+    return skipped
+
+
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=("run", "status", "reference", "power", "register", "check", "select",
@@ -947,6 +969,9 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         print(f"chosen {res['chosen']:g}: registered {', '.join(key)} in tier 'fair'; written: {dest}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    skipped = load_library()
+    if skipped:
+        log.info("not loaded (optional dependencies missing): %s", ", ".join(skipped))
     runs = {r["id"]: r for r in read_plan(campaign)}
     if args.run is not None and args.run not in runs:
         raise SystemExit(f"unknown run {args.run!r}; the plan has {', '.join(runs)}")

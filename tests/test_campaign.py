@@ -789,3 +789,36 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cp, cr, t
     assert set(pairs) == {"gan vs trig", "gan-v2.1 vs gan"}
     assert "target" in pairs["gan vs trig"] and "target" not in pairs["gan-v2.1 vs gan"]
     assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
+
+
+def _package(tmp_path: Path, name: str, modules: dict[str, str]) -> None:
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for mod, text in modules.items():
+        (pkg / f"{mod}.py").write_text(text)
+
+
+def test_load_library_imports_every_module_and_skips_missing_optional_packages(cp, tmp_path, monkeypatch):
+    import sys
+
+    _package(tmp_path, "cfdseed_probe_a", {"ok": "X = 1\n", "optional": "import no_such_thirdparty_pkg_xyz\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cp.load_library("cfdseed_probe_a") == ["cfdseed_probe_a.optional"]
+    assert "cfdseed_probe_a.ok" in sys.modules
+    skipped = cp.load_library()  # the real library: every module loads or names its missing dependency
+    import pkgutil
+
+    import cfdseed
+
+    names = {m.name for m in pkgutil.walk_packages(cfdseed.__path__, "cfdseed.")}
+    assert names - set(skipped) <= set(sys.modules)
+
+
+@pytest.mark.parametrize("text", ["from cfdseed_probe_{i} import gone\n", "import cfdseed_probe_{i}.gone\n"])
+def test_load_library_raises_on_a_broken_own_module(cp, tmp_path, monkeypatch, text):
+    name = f"cfdseed_probe_b{len(text)}"  # one package a case: the first import is cached
+    _package(tmp_path, name, {"broken": text.format(i=name.removeprefix("cfdseed_probe_"))})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match="gone"):
+        cp.load_library(name)
