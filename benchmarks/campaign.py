@@ -721,7 +721,7 @@ def sweep_scores(campaign: Path) -> dict[str, Any]:
             score = math.inf
         else:
             series, _ = read_chunks(campaign, run["id"])
-            sig = report.signals(series, protocol["signals"], report.force_of(run))
+            sig = report.signals(series, protocol["signals"], report.force_of(run, series))
             g, v = ref.grid([(series["t"], sig)], run["horizon"])
             z = np.abs(ref.z_scores(v[0], 1)).max(axis=0)
             score = float(np.mean(z[g >= sw["score_from"] - 1e-9]))
@@ -793,7 +793,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
             continue
         series, prof = read_chunks(campaign, run["id"])
-        member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run)))
+        member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run, series)))
         runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
         profiles_of.setdefault(g, []).append(prof)
         r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)

@@ -64,16 +64,22 @@ def signals(series: dict[str, np.ndarray], names: list[str], force: float) -> di
     return out
 
 
-def force_of(run: dict[str, Any]) -> float:
-    """The constant body force u_tau^2 / h of a run's case (h = ly / 2, u_tau = 1)."""
-    return 2.0 / float(run["spec"]["lengths"][1])
+def force_of(run: dict[str, Any], series: dict[str, np.ndarray]) -> float | np.ndarray:
+    """The streamwise driving of a run per record: the constant body force u_tau^2 / h (h = ly / 2,
+    u_tau = 1), or under a held flow rate (``spec.driving == "flow_rate"``) the pressure gradient
+    that holds it, which is the mean wall shear over h exactly (d U_b / dt = 0 in the momentum
+    balance: gradient * ly = tau_lower + tau_upper)."""
+    ly = float(run["spec"]["lengths"][1])
+    if run["spec"].get("driving", "force") == "flow_rate":
+        return (np.asarray(series["tau_lower"], dtype=np.float64) + np.asarray(series["tau_upper"], dtype=np.float64)) / ly
+    return 2.0 / ly
 
 
 def reference(protocol: dict[str, Any], run: dict[str, Any], series: dict[str, np.ndarray]) -> Reference:
     """The :class:`Reference` of the reference run's series after its discarded spin-up."""
     if not series or series["t"].size < 2:
         raise ValueError(f"reference run {run['id']}: no records yet")
-    sig = signals(series, protocol["signals"], force_of(run))
+    sig = signals(series, protocol["signals"], force_of(run, series))
     return Reference.from_series(series["t"], sig, window=protocol["window"], dt=protocol["dt"],
                                  t_start=run["discard"])
 

@@ -822,3 +822,37 @@ def test_load_library_raises_on_a_broken_own_module(cp, tmp_path, monkeypatch, t
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ImportError, match="gone"):
         cp.load_library(name)
+
+
+def test_power_input_is_the_body_force_or_the_held_gradient(cr):
+    """eps_ratio = dissipation / (driving * U_b): the constant force u_tau^2/h, or under a held flow
+    rate the pressure gradient, which equals the mean wall shear over h (ly = 2 h)."""
+    series = dict(bulk=np.full(3, 15.7), tau_lower=np.array([1.1, 0.9, 1.3]), tau_upper=np.array([0.9, 0.7, 1.1]),
+                  dissipation=np.array([15.7, 12.56, 18.84]))
+    force = dict(spec=dict(lengths=[3.14, 2.0, 1.57]))
+    held = dict(spec=dict(lengths=[3.14, 2.0, 1.57], driving="flow_rate", bulk=15.7))
+    assert cr.force_of(force, series) == 1.0
+    np.testing.assert_allclose(cr.force_of(held, series), [1.0, 0.8, 1.2])
+    np.testing.assert_allclose(cr.signals(series, ["eps_ratio"], cr.force_of(held, series))["eps_ratio"], 1.0)
+    np.testing.assert_allclose(cr.signals(series, ["eps_ratio"], cr.force_of(force, series))["eps_ratio"],
+                               [1.0, 0.8, 1.2])
+
+
+def test_flow_rate_view_is_registered_before_the_exploratory_runs(cp):
+    """Amendment 9: ref-cfr is the committed case under a held flow rate, from a body-force state
+    that is no control's, ahead of the exploratory tier; its protocol block names what the tier needs."""
+    runs = cp.read_plan()
+    ids = [r["id"] for r in runs]
+    ref, cfr = runs[0], runs[ids.index("ref-cfr")]
+    protocol = json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"]
+    assert cfr["kind"] == "reference" and cfr["spec"] == dict(ref["spec"], driving="flow_rate", bulk=protocol["bulk"])
+    assert cfr["horizon"] == protocol["reference"]["horizon"] and cfr["discard"] == protocol["reference"]["discard"]
+    assert cfr["horizon"] - cfr["discard"] >= 8 * 20 - 10  # eight control states 20 h/u_tau apart
+    assert (ROOT / cfr["ic"]["state"]).exists() and cfr["ic"]["options"]["bulk"] == protocol["bulk"]
+    assert all(r["ic"].get("state") != cfr["ic"]["state"] for r in runs if r["kind"] == "ic")
+    assert ids.index("ref-cfr") < min(i for i, r in enumerate(runs) if r.get("tier") == "exploratory")
+    assert "bulk" not in protocol["signals"] and protocol["horizon"] < 32.0
+    assert set(protocol["ics"]) == {"gan", "trig", "phase-randomised", "control"}
+    assert all(ic["options"]["bulk"] == protocol["bulk"] for ic in protocol["ics"].values())
+    gan = protocol["ics"]["gan"]
+    assert cp.model_sha256(gan["options"]["model"]) == gan["model_sha256"]  # amendment 3's model
