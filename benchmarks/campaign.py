@@ -409,6 +409,44 @@ def _reference(campaign: Path, results: Path) -> int:
     return 0
 
 
+def validate_reference(campaign: Path, run_id: str) -> dict[str, Any]:
+    """A reference run's stationary part against Lee & Moser Re_tau 180, in its own wall units
+    (amendment 9's gate, ``protocol.json`` ``flow_rate.validation``): the binned profiles after the
+    discard (second moments about the time-and-plane mean: the bins' moments about their plane mean
+    plus the variance of the bin means), u_tau = sqrt of the time-averaged mean wall shear of both
+    walls (``cfdseed.reference.compare_profiles``)."""
+    from cfdseed.reference import compare_profiles
+
+    run = next(r for r in read_plan(campaign) if r["id"] == run_id)
+    limits = json.loads((campaign / "protocol.json").read_text())["flow_rate"]["validation"]
+    series, prof = read_chunks(campaign, run_id)
+    if not series or "t" not in prof:
+        raise SystemExit(f"{run_id}: no committed chunks")
+    t, tb = series["t"], np.asarray(prof["t"])
+    keep, bins = t >= run["discard"], tb >= run["discard"]
+    if keep.sum() < 2 or not bins.any():
+        raise SystemExit(f"{run_id}: nothing after its discard (t = {run['discard']:g}) yet")
+    w = np.asarray(prof["n"], dtype=np.float64)[bins]
+    mean = {q: np.average(np.asarray(prof[q])[bins], axis=0, weights=w) for q in ("U", "V", "W", "uu", "vv", "ww", "uv")}
+    for q, (a, b) in {"uu": ("U", "U"), "vv": ("V", "V"), "ww": ("W", "W"), "uv": ("U", "V")}.items():
+        mean[q] = mean[q] + np.average(np.asarray(prof[a])[bins] * np.asarray(prof[b])[bins], axis=0, weights=w) \
+            - mean[a] * mean[b]
+    tau = 0.5 * (series["tau_lower"][keep] + series["tau_upper"][keep])
+    tk = t[keep]
+    tau_mean = float(np.trapezoid(tau, tk) / (tk[-1] - tk[0]))
+    ly, re_tau = float(run["spec"]["lengths"][1]), float(run["spec"]["re_tau"])
+    cmp = compare_profiles(prof["y"], mean, ly, (ly / 2) / re_tau, u_tau=math.sqrt(tau_mean))
+    cmp.pop("curves")
+    checks = {"u_plus_rel_l2": cmp["u_plus_rel_l2"] <= limits["u_plus_rel_l2"],
+              "peak_u_rel_err": cmp["peak_u_rel_err"] <= limits["peak_u_rel_err"],
+              "re_tau": limits["re_tau"][0] <= cmp["re_tau"] <= limits["re_tau"][1]}
+    return dict(run=run_id, driving=run["spec"].get("driving", "force"), span=[float(tk[0]), float(tk[-1])],
+                complete=is_done(run, progress(campaign, run)), mean_wall_shear=tau_mean,
+                bulk=float(np.trapezoid(series["bulk"][keep], tk) / (tk[-1] - tk[0])), **cmp,
+                limits={k: limits[k] for k in checks}, checks=checks, passed=all(checks.values()),
+                reproduce=f"python benchmarks/transient.py campaign validate --run {run_id} (from the committed chunks)")
+
+
 def power_template(ref: Any, protocol: dict[str, Any]) -> np.ndarray:
     """The power analysis's template on ``0, dt, ..., horizon``: the trig IC's (seed 0) bulk-velocity
     excess of ``results/transient.json``, continued by the reference's integral time of U_b."""
@@ -884,8 +922,8 @@ def load_library(package: str = "cfdseed") -> list[str]:
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=("run", "status", "reference", "power", "register", "check", "select",
-                                         "analyse"))
-    p.add_argument("--run", default=None, help="run id (default: the next pending run of the plan)")
+                                         "analyse", "validate"))
+    p.add_argument("--run", default=None, help="run id (run: default the next pending run of the plan; validate: default ref-cfr)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
     p.add_argument("--plan", action="store_true",
@@ -914,6 +952,17 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         return _reference(campaign, Path(args.results))
     if args.action == "power":
         return _power(campaign, Path(args.results))
+    if args.action == "validate":
+        run_id = args.run or "ref-cfr"
+        res = validate_reference(campaign, run_id)
+        dest = Path(args.results).with_name(f"validation_{run_id}.json")
+        _report_module().write_json(dest, res)
+        print(f"{run_id} ({res['driving']}, t = {res['span'][0]:.1f}-{res['span'][1]:.1f}"
+              f"{'' if res['complete'] else ', not complete'}): Re_tau {res['re_tau']:.1f}, "
+              f"U+ L2 {100 * res['u_plus_rel_l2']:.2f} %, peak u'+ {100 * res['peak_u_rel_err']:.2f} %: "
+              f"{'passed' if res['passed'] else 'FAILED ' + str([k for k, v in res['checks'].items() if not v])}")
+        print(f"written: {dest}")
+        return 0
     if args.action == "analyse":
         key = json.loads((campaign / "key.json").read_text()) if args.unblind else None
         if args.compare and key is None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["KAPPA", "REFERENCES", "Reference", "load_reference", "nearest_reference", "interpolate_reference",
-           "reference_dir", "INNER_LIMIT", "OUTER_LIMIT", "RANGE_SLACK"]
+           "reference_dir", "compare_profiles", "INNER_LIMIT", "OUTER_LIMIT", "RANGE_SLACK"]
 
 #: von Karman constant of the log law ``U+ = ln(y+) / KAPPA + B``: the one value of Reichardt's
 #: profile (:mod:`cfdseed.sources.baselines`) and of the log-law bulk-velocity shift (:mod:`cfdseed.synthesis`).
@@ -213,3 +213,53 @@ def interpolate_reference(re_tau: float) -> Reference:
         prof[k] = (1 - w) * inner + w * outer
     return Reference(name=f"lee-moser interpolated to Re_tau {r:.6g} (between {na} and {nb})", re_tau=r,
                      citation=a.citation, files=a.files + b.files, yplus=yplus, y_delta=eta, profiles=prof)
+
+
+def _symmetric_fit(y: np.ndarray, full: np.ndarray, ly: float, sym: int) -> np.ndarray:
+    """Chebyshev coefficients of the symmetrised (``sym`` +1) or antisymmetrised full-channel profile."""
+    from numpy.polynomial import chebyshev as cheb
+
+    prof = 0.5 * (full + sym * full[::-1])
+    return cheb.chebfit(2 * y / ly - 1, prof, y.size - 1)
+
+
+def compare_profiles(y: np.ndarray, full: dict[str, np.ndarray], ly: float, nu: float, u_tau: float = 1.0,
+                     reference: str = "lee-moser-180") -> dict[str, object]:
+    """A channel's mean profiles against a published reference, in the channel's own wall units.
+
+    ``y`` (ny,) Chebyshev points of the full channel (walls at 0 and ``ly``), ``full`` time-averaged
+    ``U, uu, vv, ww, uv`` on them (second moments about the mean), ``u_tau`` the friction velocity
+    that sets the wall units (1 for the imposed body force; sqrt of the measured mean wall shear
+    under a held flow rate). Halves are folded (uv antisymmetric). Returns ``re_tau`` (u_tau h / nu),
+    ``u_plus_rel_l2`` (relative L2 of U+ over the reference points up to the centre, trapezoid rule),
+    ``centreline_u_plus``, ``peaks`` and ``reference_peaks`` (``{"u'+": (value, y+)}``, ...),
+    ``peak_u_rel_err``, ``min_uv_plus`` and ``reference_min_uv_plus``, and ``curves`` (the
+    evaluated profiles, for plots).
+    """
+    from numpy.polynomial import chebyshev as cheb
+
+    ref = load_reference(reference)
+    h = ly / 2
+    re_tau = u_tau * h / nu
+    yp_ref = ref.yplus[ref.yplus <= re_tau]
+    to_s = lambda yplus: 2 * (yplus * nu / u_tau) / ly - 1  # noqa: E731 - y+ -> Chebyshev coordinate
+    cU = _symmetric_fit(y, full["U"] / u_tau, ly, +1)
+    U = cheb.chebval(to_s(yp_ref), cU)
+    Uref = np.interp(yp_ref, ref.yplus, ref.profiles["U+"])
+    l2 = math.sqrt(np.trapezoid((U - Uref) ** 2, yp_ref) / np.trapezoid(Uref**2, yp_ref))
+    fine = np.linspace(0, re_tau, 2001)
+    rms = {}
+    for k, key in (("uu", "u'+"), ("vv", "v'+"), ("ww", "w'+")):
+        var = cheb.chebval(to_s(fine), _symmetric_fit(y, full[k] / u_tau**2, ly, +1))
+        rms[key] = np.sqrt(np.maximum(var, 0))
+    uv = cheb.chebval(to_s(fine), _symmetric_fit(y, full["uv"] / u_tau**2, ly, -1))
+    peak = {k: (float(v.max()), float(fine[np.argmax(v)])) for k, v in rms.items()}
+    ref_peak = {k: (float(ref.profiles[k].max()), float(ref.yplus[np.argmax(ref.profiles[k])])) for k in rms}
+    return dict(
+        reference=ref.name, reference_re_tau=ref.re_tau, re_tau=re_tau, u_tau=u_tau,
+        u_plus_rel_l2=l2, centreline_u_plus=float(cheb.chebval(0.0, cU)),
+        reference_centreline_u_plus=ref.centreline(), peaks=peak, reference_peaks=ref_peak,
+        peak_u_rel_err=abs(peak["u'+"][0] / ref_peak["u'+"][0] - 1),
+        min_uv_plus=float(uv.min()), reference_min_uv_plus=float(ref.profiles["uv+"].min()),
+        curves=dict(yp_ref=yp_ref, U=U, fine=fine, rms=rms, uv=uv),
+    )

@@ -28,20 +28,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from numpy.polynomial import chebyshev as cheb
 
-from cfdseed.reference import load_reference
+from cfdseed.reference import compare_profiles, load_reference
 from cfdseed.solvers.runner import build_dataset, mean_profiles, read_segments, read_timeseries
 from cfdseed.transient import steady_start
 
 LIMIT_U = 0.03
 LIMIT_PEAK = 0.10
-
-
-def _fit(y: np.ndarray, full: np.ndarray, ly: float, sym: int) -> np.ndarray:
-    """Chebyshev coefficients of the symmetrised (sym=+1) or antisymmetrised full-channel profile."""
-    prof = 0.5 * (full + sym * full[::-1])
-    return cheb.chebfit(2 * y / ly - 1, prof, y.size - 1)
 
 
 def compare(run: Path, t_start: float | None, fallback: float | None = None,
@@ -59,25 +52,10 @@ def compare(run: Path, t_start: float | None, fallback: float | None = None,
     stats = mean_profiles(run, ts)
     y, full = stats["y"], stats["full"]
     ly, re_tau = float(spec["lengths"][1]), float(spec["re_tau"])
-    nu = (ly / 2) / re_tau
-    ref = load_reference(ref_name)
-    yp_ref = ref.yplus[ref.yplus <= re_tau]
-    cU = _fit(y, full["U"], ly, +1)
-    s_ref = 2 * (yp_ref * nu) / ly - 1
-    U = cheb.chebval(s_ref, cU)
-    Uref = np.interp(yp_ref, ref.yplus, ref.profiles["U+"])
-    l2 = math.sqrt(np.trapezoid((U - Uref) ** 2, yp_ref) / np.trapezoid(Uref**2, yp_ref))
-    fine = np.linspace(0, re_tau, 2001)
-    rms = {}
-    for k, key in (("uu", "u'+"), ("vv", "v'+"), ("ww", "w'+")):
-        var = cheb.chebval(2 * fine * nu / ly - 1, _fit(y, full[k], ly, +1))
-        rms[key] = np.sqrt(np.maximum(var, 0))
-    uv = cheb.chebval(2 * fine * nu / ly - 1, _fit(y, full["uv"], ly, -1))
-    peak = {k: (float(v.max()), float(fine[np.argmax(v)])) for k, v in rms.items()}
-    ref_peak = {k: (float(ref.profiles[k].max()), float(ref.yplus[np.argmax(ref.profiles[k])])) for k in rms}
+    cmp = compare_profiles(y, full, ly, (ly / 2) / re_tau, u_tau=1.0, reference=ref_name)
     steady = series["t"] >= ts
     res = dict(
-        run=str(run), reference=ref.name, reference_re_tau=ref.re_tau, re_tau=re_tau,
+        run=str(run), reference=cmp["reference"], reference_re_tau=cmp["reference_re_tau"], re_tau=re_tau,
         criterion=steady_start.__doc__.split("\n\n")[1].replace("\n", " ").strip(),
         t_end=float(series["t"][-1]), t_steady_start=ts, steady_by_criterion=by_criterion,
         bulk_drift_per_10=float(np.polyfit(series["t"][series["t"] >= ts], series["bulk"][series["t"] >= ts], 1)[0] * 10), averaging=dict(t0=stats["t0"], t1=stats["t1"], samples=stats["n"]),
@@ -87,15 +65,15 @@ def compare(run: Path, t_start: float | None, fallback: float | None = None,
             tau_upper=float(series["tau_upper"][steady].mean()),
             centre_u=float(series["centre_u"][steady].mean()),
         ),
-        u_plus_rel_l2=l2, u_plus_limit=LIMIT_U, u_plus_pass=l2 <= LIMIT_U,
-        centreline_u_plus=float(cheb.chebval(0.0, cU)), reference_centreline_u_plus=ref.centreline(),
-        peaks=peak, reference_peaks=ref_peak,
-        peak_u_rel_err=abs(peak["u'+"][0] / ref_peak["u'+"][0] - 1), peak_u_limit=LIMIT_PEAK,
-        min_uv_plus=float(uv.min()), reference_min_uv_plus=float(ref.profiles["uv+"].min()),
+        u_plus_rel_l2=cmp["u_plus_rel_l2"], u_plus_limit=LIMIT_U, u_plus_pass=cmp["u_plus_rel_l2"] <= LIMIT_U,
+        centreline_u_plus=cmp["centreline_u_plus"], reference_centreline_u_plus=cmp["reference_centreline_u_plus"],
+        peaks=cmp["peaks"], reference_peaks=cmp["reference_peaks"],
+        peak_u_rel_err=cmp["peak_u_rel_err"], peak_u_limit=LIMIT_PEAK,
+        min_uv_plus=cmp["min_uv_plus"], reference_min_uv_plus=cmp["reference_min_uv_plus"],
     )
     res["peak_u_pass"] = res["peak_u_rel_err"] <= LIMIT_PEAK
     res["passed"] = bool(res["u_plus_pass"] and res["peak_u_pass"])
-    res["_plot"] = dict(yp_ref=yp_ref, U=U, fine=fine, rms=rms, uv=uv, ref=ref, series=series, ts=ts)
+    res["_plot"] = dict(cmp["curves"], ref=load_reference(ref_name), series=series, ts=ts)
     return res
 
 

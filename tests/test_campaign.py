@@ -856,3 +856,20 @@ def test_flow_rate_view_is_registered_before_the_exploratory_runs(cp):
     assert all(ic["options"]["bulk"] == protocol["bulk"] for ic in protocol["ics"].values())
     gan = protocol["ics"]["gan"]
     assert cp.model_sha256(gan["options"]["model"]) == gan["model_sha256"]  # amendment 3's model
+
+
+def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_case(cp, tmp_path):
+    """Amendment 9's gate on the committed body-force reference (its own wall units: Re_tau 180);
+    the same chunks declared as a case of nu = 1/150 fail it (wall units 17 % off)."""
+    camp = ROOT / "benchmarks" / "campaign"
+    res = cp.validate_reference(camp, "ref")
+    assert res["passed"] and res["driving"] == "force" and res["complete"]
+    assert res["re_tau"] == pytest.approx(180.0, abs=1.0) and res["u_plus_rel_l2"] < 0.01
+    assert res["span"][0] >= 40.0  # the discard is excluded
+    plan = json.loads((camp / "plan.json").read_text())
+    ref = dict(plan["runs"][0], spec=dict(plan["runs"][0]["spec"], re_tau=150.0))
+    (tmp_path / "plan.json").write_text(json.dumps({"runs": [ref]}))
+    (tmp_path / "protocol.json").write_text((camp / "protocol.json").read_text())
+    (tmp_path / "ref").symlink_to(camp / "ref")
+    bad = cp.validate_reference(tmp_path, "ref")
+    assert not bad["passed"] and not bad["checks"]["re_tau"] and not bad["checks"]["u_plus_rel_l2"]

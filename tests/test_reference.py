@@ -126,3 +126,24 @@ def test_interpolation_range_is_a_clear_error():
     t = interpolate_reference(2260.0)
     assert "between lee-moser-2000 and lee-moser-5200" in t.name and t.re_tau == 2260.0
     assert load_reference("lee-moser-2000").centreline() < t.centreline() < load_reference("lee-moser-5200").centreline()
+
+
+def test_compare_profiles_measures_in_the_channels_own_wall_units():
+    """Lee & Moser's own profiles, put on a Chebyshev grid in units where u_tau = 1.3, compare
+    to within interpolation error when the right u_tau is given, and visibly worse with a wrong one."""
+    from cfdseed.reference import compare_profiles
+    from cfdseed.solvers.dedalus import gauss_points
+
+    ref = load_reference("lee-moser-180")
+    ly, u_tau = 2.0, 1.3
+    nu = u_tau * (ly / 2) / ref.re_tau
+    y = gauss_points(96, ly)
+    it = ref.interpolate(np.minimum(np.minimum(y, ly - y) * u_tau / nu, ref.re_tau))
+    full = {"U": u_tau * it["U+"], "uu": (u_tau * it["u'+"]) ** 2, "vv": (u_tau * it["v'+"]) ** 2,
+            "ww": (u_tau * it["w'+"]) ** 2, "uv": np.where(y < ly / 2, 1.0, -1.0) * u_tau**2 * it["uv+"]}
+    good = compare_profiles(y, full, ly, nu, u_tau=u_tau)
+    assert good["re_tau"] == pytest.approx(ref.re_tau)
+    assert good["u_plus_rel_l2"] < 0.005 and good["peak_u_rel_err"] < 0.01
+    assert good["min_uv_plus"] == pytest.approx(good["reference_min_uv_plus"], abs=0.02)
+    bad = compare_profiles(y, full, ly, nu, u_tau=1.03 * u_tau)  # 3 % off: U+ about 3 % low
+    assert 0.02 < bad["u_plus_rel_l2"] < 0.04 and bad["u_plus_rel_l2"] > 5 * good["u_plus_rel_l2"]
