@@ -388,24 +388,29 @@ def _report_module() -> Any:
     return report
 
 
-def _reference_run(campaign: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The reference run's plan entry, its time series and its binned profiles."""
-    run = next((r for r in read_plan(campaign) if r["kind"] == "reference"), None)
+def _reference_run(campaign: Path, run_id: str | None = None
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A reference run's plan entry (``run_id``, default the first: the body force's), its time
+    series and its binned profiles."""
+    run = next((r for r in read_plan(campaign) if r["kind"] == "reference" and run_id in (None, r["id"])), None)
     if run is None:
-        raise SystemExit(f"{campaign / 'plan.json'} has no reference run")
+        raise SystemExit(f"{campaign / 'plan.json'} has no reference run" + (f" {run_id!r}" if run_id else ""))
     return (run, *read_chunks(campaign, run["id"]))
 
 
-def _reference(campaign: Path, results: Path) -> int:
-    """``campaign reference``: the reference run's statistics and calibration -> JSON + table."""
+def _reference(campaign: Path, results: Path, run_id: str | None = None) -> int:
+    """``campaign reference``: a reference run's statistics and calibration under its view of the
+    protocol -> JSON (:func:`reference_json_of`) + table."""
     report = _report_module()
-    run, series, _ = _reference_run(campaign)
-    stats = report.reference_statistics(report.read_protocol(campaign), run, series,
-                                        t_done=progress(campaign, run)["t"])
-    stats["reproduce"] = "python benchmarks/transient.py campaign reference (from the committed chunks)"
-    report.write_json(results, stats)
+    run, series, _ = _reference_run(campaign, run_id)
+    protocol = report.view(report.read_protocol(campaign), report.driving_of(run))
+    stats = report.reference_statistics(protocol, run, series, t_done=progress(campaign, run)["t"])
+    stats["reproduce"] = ("python benchmarks/transient.py campaign reference"
+                          + (f" --run {run['id']}" if run_id else "") + " (from the committed chunks)")
+    dest = reference_json_of(results, run)
+    report.write_json(dest, stats)
     print("\n".join(report.format_reference(stats)))
-    print(f"written: {results}")
+    print(f"written: {dest}")
     return 0
 
 
@@ -491,7 +496,8 @@ def member_entry(ic: dict[str, Any], m: int) -> dict[str, Any]:
 
 def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members: int,
              seed: int, *, kind: str = "ic", seeds: list[int] | None = None,
-             horizon: float | None = None, interleave: bool = False) -> dict[str, str]:
+             horizon: float | None = None, interleave: bool = False, reference: str = "ref",
+             before_tier: str | None = None) -> dict[str, str]:
     """Add a tier's IC ensembles to the plan, blinded; returns the new key ``{group: IC name}``.
 
     ``ics`` maps an IC name to its ``ic`` entry (``source``/``options`` or, for controls,
@@ -503,11 +509,12 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     (group -> IC name, tier) is merged into ``key.json``, which the analysis reads only to join
     names to finished onsets (``campaign_report.join``). ``kind``,
     ``seeds`` and ``horizon``: the runs' kind (the analysis judges ``"ic"`` runs only), member
-    seeds and horizon (default the protocol's).
+    seeds and horizon (default the protocol's); ``reference``: the reference run whose case (spec)
+    the runs share; ``before_tier``: the runs go before that tier's first run (else appended).
     """
     plan_path, key_path = campaign / "plan.json", campaign / "key.json"
     plan = json.loads(plan_path.read_text())
-    ref = next(r for r in plan["runs"] if r["kind"] == "reference")
+    ref = next(r for r in plan["runs"] if r["kind"] == "reference" and r["id"] == reference)
     protocol = json.loads((campaign / "protocol.json").read_text())
     seeds = protocol["member_seeds"][:members] if seeds is None else list(seeds)
     if len(seeds) < members:
@@ -535,8 +542,14 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
                               horizon=protocol["horizon"] if horizon is None else horizon,
                               spec=ref["spec"], ic=entry, **dict(IC_RUN, kind=kind)))
         batches.append([batch[j] for j in rng.permutation(len(batch))])
-    plan["runs"] = (_insert_members(plan["runs"], tier, seeds, batches) if interleave
-                    else plan["runs"] + [r for b in batches for r in b])
+    new = [r for b in batches for r in b]
+    at = next((i for i, r in enumerate(plan["runs"]) if before_tier and r.get("tier") == before_tier), None)
+    if interleave:
+        plan["runs"] = _insert_members(plan["runs"], tier, seeds, batches)
+    elif at is not None:
+        plan["runs"] = plan["runs"][:at] + new + plan["runs"][at:]
+    else:
+        plan["runs"] = plan["runs"] + new
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     key.update({g: dict(ic=name, tier=tier, members=members) for name, g in groups.items()})
     key_path.write_text(json.dumps(key, indent=1) + "\n")
@@ -573,7 +586,19 @@ def model_sha256(model: str) -> str:
 
 
 #: The protocol's IC tables, by tier (``protocol.json``).
-TIER_ICS = {"confirmatory": "confirmatory_ics", "fair": "fair_ics", "exploratory": "exploratory_ics"}
+TIER_ICS = {"confirmatory": "confirmatory_ics", "fair": "fair_ics", "exploratory": "exploratory_ics",
+            "flow_rate": "flow_rate"}
+
+
+def tier_table(protocol: dict[str, Any], tier: str) -> dict[str, Any] | None:
+    """A tier's IC table of the protocol (the flow-rate view's in its own block, amendment 9)."""
+    table = protocol.get(TIER_ICS.get(tier, ""))
+    return table["ics"] if tier == "flow_rate" and table is not None else table
+
+
+def tier_reference(protocol: dict[str, Any], tier: str) -> str:
+    """The reference run a tier's runs share the case of and take their states from."""
+    return protocol["flow_rate"]["reference"]["id"] if tier == "flow_rate" else "ref"
 
 
 def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
@@ -583,7 +608,7 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
     before it builds its IC (every IC of source ``gan``: the exploratory ``gan-v2.1`` too); ``sem``: calibrated to that model's training statistics (the gan IC's
     target; sha256 checked alike). ``trig-turbulent`` is registered by :func:`select_amplitude`."""
     protocol = json.loads((campaign / "protocol.json").read_text())
-    table = protocol.get(TIER_ICS.get(tier, ""))
+    table = tier_table(protocol, tier)
     if table is None:
         raise SystemExit(f"tier {tier!r} has no IC table in the protocol (tiers: {', '.join(TIER_ICS)})")
     out = {}
@@ -598,6 +623,9 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
                 raise SystemExit(f"{name} is registered with the GAN's model (--model NAME): its sha256 goes "
                                  "into the plan, and into its own amendment")
             entry = dict(source=ic["source"], options=dict(ic["options"]), model_sha256=model_sha256(model))
+            if ic.get("model_sha256", entry["model_sha256"]) != entry["model_sha256"]:
+                raise SystemExit(f"{name}: the protocol registered model sha256 {ic['model_sha256']}; "
+                                 f"{model!r} has {entry['model_sha256']}")
             if ic["source"] == "gan":
                 entry["options"]["model"] = model
             else:
@@ -605,13 +633,33 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
             out[name] = entry
             continue
         if "states" in ic:
-            snaps = sorted((campaign / "ref" / "snapshots").glob("t*.npz"))
+            snaps = sorted((campaign / tier_reference(protocol, tier) / "snapshots").glob("t*.npz"))
             out[name] = dict(states=[str(p.relative_to(ROOT)) for p in snaps])
             if ic["source"] != "snapshot":
                 out[name]["source"] = ic["source"]
+            if "options" in ic:
+                out[name]["options"] = dict(ic["options"])
         else:
             out[name] = dict(source=ic["source"], options=dict(ic["options"]))
     return out
+
+
+def register_flow_rate(campaign: Path, names: list[str], members: int, model: str | None) -> dict[str, str]:
+    """Register the flow-rate view's IC runs (amendment 9): only once its reference is done and
+    passes the validation gate (:func:`validate_reference`), with the view's ensemble size, case and
+    horizon, before the exploratory runs."""
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    fr = protocol["flow_rate"]
+    if members != fr["members"]:
+        raise SystemExit(f"the flow-rate view registered N = {fr['members']}, not {members}")
+    ref_id = fr["reference"]["id"]
+    gate = validate_reference(campaign, ref_id)
+    if not gate["complete"] or not gate["passed"]:
+        raise SystemExit(f"{ref_id} is {'not done' if not gate['complete'] else 'done but fails the gate'}: "
+                         f"Re_tau {gate['re_tau']:.1f}, U+ L2 {gate['u_plus_rel_l2']:.4f}, peak u'+ "
+                         f"{gate['peak_u_rel_err']:.4f} ({gate['checks']}); the view's IC runs are not registered")
+    return register(campaign, "flow_rate", tier_ics(campaign, "flow_rate", names, model), members,
+                    registration_seed(campaign), horizon=fr["horizon"], reference=ref_id, before_tier="exploratory")
 
 
 def sweep_ics(campaign: Path) -> tuple[dict[str, dict[str, Any]], list[int]]:
@@ -786,6 +834,23 @@ def select_amplitude(campaign: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return res, register(campaign, "fair", {name: ic}, members, registration_seed(campaign), interleave=True)
 
 
+def reference_json_of(results: Path, run: dict[str, Any]) -> Path:
+    """Where ``campaign reference`` writes a reference run's statistics: ``results`` for the body
+    force's (``reference.json``), ``reference_<id>.json`` beside it for another view's."""
+    report = _report_module()
+    return results if report.driving_of(run) == "force" else results.with_name(f"reference_{run['id']}.json")
+
+
+def _view_stats(reference_json: Path) -> dict[str, Any]:
+    stats = json.loads(reference_json.read_text()) if reference_json.exists() else {}
+    if not stats.get("complete") or not stats.get("k"):
+        raise SystemExit(f"{reference_json}: the reference is not complete; no rule to judge by yet")
+    if not stats.get("k_boot"):
+        raise SystemExit(f"{reference_json}: no k_boot (the resamples' band constants, amendment 4): "
+                         "run 'campaign reference' first")
+    return stats
+
+
 def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None, *,
             figure: Path | None = None, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Onsets of the IC ensembles by the protocol's rule, on opaque groups (``campaign analyse``).
@@ -793,83 +858,102 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     Per-run onsets (band constant k_1) for every finished IC run; the ensemble onset with its
     bootstrap interval and its cost (simulated time, steps, CPU-seconds; ``campaign_report.judge``)
     for every group whose registered members have all finished (k_N exists for the protocol's
-    candidate sizes only); a member that failed (blew up) makes its ensemble censored. ``key``
-    (``key.json``): the IC names are joined to the finished results (unblinding) and the ensembles
-    compared (``campaign_report.comparisons``: ``pairs`` of IC labels, default each GAN ensemble
-    against every other of its case). ``figure``: the campaign figure's PNG
-    (``campaign_report.plot_onsets``; blind: group labels).
+    candidate sizes only); a member that failed (blew up) makes its ensemble censored. Each view
+    (driving: body force, held flow rate) is judged against its own reference and its part of the
+    protocol (``campaign_report.view``; the body force's statistics in ``reference_json``, another
+    view's beside it, :func:`reference_json_of`). ``key`` (``key.json``): the IC names are joined to
+    the finished results (unblinding) and the ensembles compared (``campaign_report.comparisons``:
+    ``pairs`` of IC labels, default each GAN ensemble against every other of its case). ``figure``:
+    the campaign figure's PNG per view (``campaign_report.plot_onsets``; blind: group labels; another
+    view's with its driving in the name).
     """
     report = _report_module()
     protocol = report.read_protocol(campaign)
-    stats = json.loads(reference_json.read_text())
-    if not stats.get("complete") or not stats.get("k"):
-        raise SystemExit(f"{reference_json}: the reference is not complete; no rule to judge by yet")
-    if not stats.get("k_boot"):
-        raise SystemExit(f"{reference_json}: no k_boot (the resamples' band constants, amendment 4): "
-                         "run 'campaign reference' first")
-    k = stats["k"]
-    ref_run, ref_series, ref_prof = _reference_run(campaign)
-    ref = report.reference(protocol, ref_run, ref_series)
-    horizon, ms = protocol["horizon"], protocol["min_steady"]
-    runs_of: dict[str, list[tuple[Any, Any, float]]] = {}  # group -> (member, (t, step), CPU s per time)
+    plan = read_plan(campaign)
+    drivings = sorted({report.driving_of(r) for r in plan if r["kind"] == "ic"}, key=lambda d: d != "force")
     registered: dict[str, int] = {}
     case: dict[str, str] = {}
     failed: dict[str, list[str]] = {}
     per_run: dict[str, Any] = {}
-    profiles_of: dict[str, list[dict[str, np.ndarray]]] = {}
-    for run in read_plan(campaign):
-        if run["kind"] != "ic":
-            continue
-        g = run["group"]
-        registered[g] = registered.get(g, 0) + 1
-        case[g] = json.dumps(run["spec"], sort_keys=True)
-        prog = progress(campaign, run)
-        if not is_done(run, prog):
-            continue
-        if prog.get("failed"):
-            failed.setdefault(g, []).append(run["id"])
-            per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
-            continue
-        series, prof = read_chunks(campaign, run["id"])
-        member = (series["t"], report.signals(series, protocol["signals"], report.force_of(run, series)))
-        runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
-        profiles_of.setdefault(g, []).append(prof)
-        r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
-        per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
-                              "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
-    finished = {g: len(runs_of.get(g, [])) + len(failed.get(g, [])) for g in registered}
-    complete = {}
-    for g, n in registered.items():
-        if finished[g] == n and g not in failed:
-            members, steps, cpu_per_time = zip(*runs_of[g])
-            complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
-    judged = report.judge_groups(complete, ref, k, stats["k_boot"], protocol, np.random.default_rng(protocol["seed"] + 3))
-    ensembles = report.ensemble_onsets(judged, ref, k, protocol)
-    prof_rng = np.random.default_rng(protocol["seed"] + 5)
-    for g, e in sorted(ensembles.items()):  # is the steady part the reference's state? (amendment 7)
-        if not e["censored"] and all("t" in p for p in [ref_prof, *profiles_of[g]]):
-            e["profiles_after_onset"] = report.profile_check(ref_prof, ref_run["discard"], profiles_of[g],
-                                                             e["onset_time"], horizon, prof_rng)
-    not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in complete}
+    judged_all: dict[str, Any] = {}
+    ensembles: dict[str, Any] = {}
+    views: dict[str, Any] = {}
+    label = report.ic_labels(key) if key is not None else None
+    for driving in drivings or ["force"]:
+        ref_run = next((r for r in plan if r["kind"] == "reference" and report.driving_of(r) == driving), None)
+        if ref_run is None:
+            raise SystemExit(f"{campaign / 'plan.json'} has IC runs driven by {driving!r} but no reference of it")
+        stats = _view_stats(reference_json_of(reference_json, ref_run))
+        pv = report.view(protocol, driving)
+        k = stats["k"]
+        ref_series, ref_prof = read_chunks(campaign, ref_run["id"])
+        ref = report.reference(pv, ref_run, ref_series)
+        horizon, ms = pv["horizon"], pv["min_steady"]
+        runs_of: dict[str, list[tuple[Any, Any, float]]] = {}  # group -> (member, (t, step), CPU s per time)
+        profiles_of: dict[str, list[dict[str, np.ndarray]]] = {}
+        mine: dict[str, int] = {}
+        for run in plan:
+            if run["kind"] != "ic" or report.driving_of(run) != driving:
+                continue
+            g = run["group"]
+            mine[g] = mine.get(g, 0) + 1
+            case[g] = json.dumps(run["spec"], sort_keys=True)
+            prog = progress(campaign, run)
+            if not is_done(run, prog):
+                continue
+            if prog.get("failed"):
+                failed.setdefault(g, []).append(run["id"])
+                per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
+                continue
+            series, prof = read_chunks(campaign, run["id"])
+            member = (series["t"], report.signals(series, pv["signals"], report.force_of(run, series)))
+            runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
+            profiles_of.setdefault(g, []).append(prof)
+            r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
+            per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
+                                  "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
+        registered.update(mine)
+        complete = {}
+        for g, n in mine.items():
+            if len(runs_of.get(g, [])) == n:
+                members, steps, cpu_per_time = zip(*runs_of[g])
+                complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
+        judged = report.judge_groups(complete, ref, k, stats["k_boot"], pv, np.random.default_rng(pv["seed"] + 3))
+        mine_ens = report.ensemble_onsets(judged, ref, k, pv)
+        prof_rng = np.random.default_rng(pv["seed"] + 5)
+        for g, e in sorted(mine_ens.items()):  # is the steady part the reference's state? (amendment 7)
+            if not e["censored"] and all("t" in p for p in [ref_prof, *profiles_of[g]]):
+                e["profiles_after_onset"] = report.profile_check(ref_prof, ref_run["discard"], profiles_of[g],
+                                                                 e["onset_time"], horizon, prof_rng)
+        ensembles.update(mine_ens)
+        judged_all.update(judged)
+        views[driving] = {"reference": ref_run["id"], "k": k, "horizon": horizon, "signals": pv["signals"],
+                          "groups": sorted(mine)}
+        if figure is not None and judged:
+            lab = label if label is not None else {g: g for g in mine}
+            colours = ({lab[g]: report.IC_COLOURS[n] for g, n in report.key_names(key).items()
+                        if n in report.IC_COLOURS} if key is not None else None)
+            path = figure if driving == "force" else figure.with_name(f"{figure.stem}_{driving}{figure.suffix}")
+            legend = report.plot_onsets(path, {lab[g]: j for g, j in judged.items()}, ref, k, colours,
+                                        panels=report.FIGURE_SIGNALS[driving])
+            views[driving]["figure"] = {"path": path.name, "legend": legend}
+    finished = {g: sum(1 for v in per_run.values() if v["group"] == g) for g in registered}
+    not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in judged_all}
     for g, ids in failed.items():
         not_judged[g] = f"member(s) {', '.join(ids)} failed: censored, no series to compare"
         if finished[g] == registered[g]:
             ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
                             "reason": f"member(s) {', '.join(ids)} failed"}
     out = {"groups": {g: {"registered": n, "finished": finished[g]} for g, n in sorted(registered.items())},
-           "ensembles": ensembles, "per_run": per_run, "k": k,
+           "ensembles": ensembles, "per_run": per_run, "k": views.get("force", {}).get("k"), "views": views,
            "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
-    label = report.ic_labels(key) if key is not None else {g: g for g in registered}
     if key is not None:
         named = report.key_names(key)
         out["named"] = report.join(ensembles, key) if ensembles else {}
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
-        out["comparisons"] = report.comparisons(judged, key, case, not_judged, pairs)
-    if figure is not None and judged:
-        colours = ({label[g]: report.IC_COLOURS[n] for g, n in report.key_names(key).items() if n in report.IC_COLOURS}
-                   if key is not None else None)
-        legend = report.plot_onsets(figure, {label[g]: j for g, j in judged.items()}, ref, k, colours)
-        out["figure"] = {"path": figure.name, "legend": legend}
+        out["comparisons"] = report.comparisons(judged_all, key, case, not_judged, pairs)
+    if "force" in views and "figure" in views["force"]:
+        out["figure"] = views["force"]["figure"]
     return out
 
 
@@ -923,7 +1007,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=("run", "status", "reference", "power", "register", "check", "select",
                                          "analyse", "validate"))
-    p.add_argument("--run", default=None, help="run id (run: default the next pending run of the plan; validate: default ref-cfr)")
+    p.add_argument("--run", default=None, help="run id (run: default the next pending run of the plan; reference: default ref; validate: default ref-cfr)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
     p.add_argument("--plan", action="store_true",
@@ -933,7 +1017,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--compare", nargs="+", default=None, metavar="A:B",
                    help="analyse --unblind: pairs of IC labels to compare (default: gan against every other)")
     p.add_argument("--tier", default="confirmatory",
-                   help="register: the tier (confirmatory, fair, exploratory; sweep: the protocol's trig_sweep)")
+                   help="register: the tier (confirmatory, fair, exploratory, flow_rate; sweep: the protocol's trig_sweep)")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: the tier's ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
     p.add_argument("--model", default=None,
@@ -949,7 +1033,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         print("\n".join(status_lines(campaign, work)))
         return 0
     if args.action == "reference":
-        return _reference(campaign, Path(args.results))
+        return _reference(campaign, Path(args.results), args.run)
     if args.action == "power":
         return _power(campaign, Path(args.results))
     if args.action == "validate":
@@ -992,8 +1076,11 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
             return 0
         if args.members is None:
             raise SystemExit("register needs --members (the ensemble size decided by the power analysis)")
-        key = register(campaign, args.tier, tier_ics(campaign, args.tier, args.ics, args.model), args.members,
-                       registration_seed(campaign))
+        if args.tier == "flow_rate":
+            key = register_flow_rate(campaign, args.ics, args.members, args.model)
+        else:
+            key = register(campaign, args.tier, tier_ics(campaign, args.tier, args.ics, args.model), args.members,
+                           registration_seed(campaign))
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
         return 0
     if args.action == "check" and args.plan:

@@ -51,6 +51,25 @@ def read_protocol(campaign: Path) -> dict[str, Any]:
     return json.loads((campaign / "protocol.json").read_text())
 
 
+def driving_of(run: dict[str, Any]) -> str:
+    """A run's driving: ``"force"`` (the constant body force) or ``"flow_rate"`` (U_b held)."""
+    return str(run["spec"].get("driving", "force"))
+
+
+def view(protocol: dict[str, Any], driving: str) -> dict[str, Any]:
+    """The protocol as it applies to runs of one driving: as registered under the body force; under
+    a held flow rate (amendment 9, ``protocol["flow_rate"]``) its signals (no U_b), horizon and
+    ensemble size replace the body force's, everything else (window, band level, surrogates,
+    bootstrap, seeds) is the protocol's."""
+    if driving == "force":
+        return protocol
+    if driving != "flow_rate" or "flow_rate" not in protocol:
+        raise ValueError(f"the protocol registers no view of driving {driving!r}")
+    fr = protocol["flow_rate"]
+    return dict(protocol, signals=list(fr["signals"]), horizon=float(fr["horizon"]),
+                members_candidates=[int(fr["members"])])
+
+
 def signals(series: dict[str, np.ndarray], names: list[str], force: float) -> dict[str, np.ndarray]:
     """The protocol's signals of one run: time-series columns or derived quantities."""
     out = {}
@@ -602,8 +621,10 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
     return lines
 
 
-#: The figure's panels: the talk's centre probe and the bulk velocity.
-FIGURE_SIGNALS = {"probe_u": "centre probe u / u_tau", "bulk": "bulk velocity U_b / u_tau"}
+#: The figure's panels per view: the talk's centre probe and U_b; U_b is held under a held flow
+#: rate, where the wall shear (what the held gradient balances) takes its panel.
+FIGURE_SIGNALS = {"force": {"probe_u": "centre probe u / u_tau", "bulk": "bulk velocity U_b / u_tau"},
+                  "flow_rate": {"probe_u": "centre probe u / u_tau", "tau_lower": "lower-wall shear / u_tau^2"}}
 #: One colour per IC once unblinded (blind figures take :data:`PALETTE` in label order: no name leaks).
 IC_COLOURS = {"gan": "tab:red", "trig": "tab:blue", "plug": "tab:gray", "control": "black"}
 PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
@@ -611,12 +632,14 @@ PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 
 
 def plot_onsets(path: Path, judged: Mapping[str, Judged], ref: Reference, k: Mapping[str, float],
-                colours: Mapping[str, str] | None = None) -> list[str]:
+                colours: Mapping[str, str] | None = None,
+                panels: Mapping[str, str] = FIGURE_SIGNALS["force"]) -> list[str]:
     """The campaign figure in the talk's style, a PNG at ``path``: centre probe and bulk velocity vs
     time; per ensemble its members faint, its mean's trailing window mean bold (what the rule
     judges), its onset a dashed line (censored: an arrow at its lower bound, ">="); shaded, the
     control band mu_s +- k_N sigma_s / sqrt(N) for each ensemble size N. ``colours``: by label
-    (the others take :data:`PALETTE`'s remaining colours in order).
+    (the others take :data:`PALETTE`'s remaining colours in order). ``panels``: signal -> axis
+    label, one panel each (:data:`FIGURE_SIGNALS` of the view).
 
     Returns
     -------
@@ -628,9 +651,9 @@ def plot_onsets(path: Path, judged: Mapping[str, Judged], ref: Reference, k: Map
 
     fig = Figure(figsize=(10, 7.5), constrained_layout=True)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(FIGURE_SIGNALS), 1, sharex=True)
+    axes = fig.subplots(len(panels), 1, sharex=True)
     horizon = max(float(j.grid[-1]) for j in judged.values())
-    for ax, (name, ylabel) in zip(axes, FIGURE_SIGNALS.items()):
+    for ax, (name, ylabel) in zip(axes, panels.items()):
         s = ref.signals.index(name)
         for n in sorted({j.values.shape[0] for j in judged.values()}):
             half = k[str(n)] * ref.sigma[s] / math.sqrt(n)
@@ -650,7 +673,7 @@ def plot_onsets(path: Path, judged: Mapping[str, Judged], ref: Reference, k: Map
         labels.append(text)
         mean_tm = ref.mean[:, None] + ref.z_scores(j.values.mean(axis=0), n) * (ref.sigma / math.sqrt(n))[:, None]
         y = 0.95 - 0.07 * (i % 12)
-        for ax, name in zip(axes, FIGURE_SIGNALS):
+        for ax, name in zip(axes, panels):
             s = ref.signals.index(name)
             ax.plot(j.grid, j.values[:, s].T, color=c, lw=0.5, alpha=0.25)
             ax.plot(j.grid, mean_tm[s], color=c, lw=2.2, label=text)

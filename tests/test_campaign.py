@@ -873,3 +873,71 @@ def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_ca
     (tmp_path / "ref").symlink_to(camp / "ref")
     bad = cp.validate_reference(tmp_path, "ref")
     assert not bad["passed"] and not bad["checks"]["re_tau"] and not bad["checks"]["u_plus_rel_l2"]
+
+
+def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_reference(cp, cr, tmp_path, monkeypatch):
+    """Amendment 9 on a synthetic campaign: the view's runs are refused until its reference passes
+    the gate, then take its case, horizon and place (before the exploratory runs); analyse judges
+    each view against its own reference (U_b held: no bulk signal) and draws a figure per view."""
+    fr = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"],
+              horizon=6.0, members=3)
+    fr["ics"] = {"control": dict(source="snapshot", options=dict(bulk=15.7), states="the reference's"),
+                 "trig": dict(source="trig", options=dict(bulk=15.7))}
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
+                    members_candidates=[3], bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3], flow_rate=fr)
+    camp = _synthetic_campaign(tmp_path, protocol)
+    plan = json.loads((camp / "plan.json").read_text())
+    cfr_spec = dict(plan["runs"][0]["spec"], driving="flow_rate", bulk=15.7)
+    plan["runs"].append(dict(id="ref-cfr", kind="reference", horizon=120.0, discard=20.0, spec=cfr_spec))
+    (camp / "plan.json").write_text(json.dumps(plan))
+    rng = np.random.default_rng(5)
+
+    def held(series):  # U_b held; the power input is the mean wall shear times U_b
+        s = dict(series, bulk=np.full_like(series["bulk"], 15.7))
+        s["dissipation"] = 0.5 * (s["tau_lower"] + s["tau_upper"]) * 15.7 * (1 + 0.03 * rng.standard_normal(s["t"].size))
+        return s
+
+    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
+    _commit_run(camp, "ref-cfr", 120.0, held(_run_series(rng, 120.0)[1]))
+    (camp / "ref-cfr" / "snapshots").mkdir()
+    for t in (20, 40, 60):
+        (camp / "ref-cfr" / "snapshots" / f"t{t:08.3f}.npz").write_bytes(b"")
+    results = tmp_path / "reference.json"
+    for rid in ("ref", "ref-cfr"):
+        run, series, _ = cp._reference_run(camp, rid)
+        stats = cr.reference_statistics(cr.view(protocol, cr.driving_of(run)), run, series)
+        cr.write_json(cp.reference_json_of(results, run), stats)
+    cfr_stats = json.loads((tmp_path / "reference_ref-cfr.json").read_text())
+    assert "bulk" not in cfr_stats["signals"] and set(cfr_stats["k"]) == {"1", "3"}
+    cp.register(camp, "confirmatory", {"control": dict(source="a")}, 3, seed=1)
+    cp.register(camp, "exploratory", {"gan-x": dict(source="b")}, 3, seed=2)
+
+    monkeypatch.setattr(cp, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match="ref-cfr"):
+        cp.register_flow_rate(camp, ["control", "trig"], 3, None)  # the gate: no profiles, nothing validated
+    monkeypatch.setattr(cp, "validate_reference", lambda c, rid: dict(complete=True, passed=True))
+    with pytest.raises(SystemExit, match="N = 3"):
+        cp.register_flow_rate(camp, ["control", "trig"], 8, None)
+    key = cp.register_flow_rate(camp, ["control", "trig"], 3, None)
+    runs = cp.read_plan(camp)
+    tiers = [r.get("tier") for r in runs if r["kind"] == "ic"]
+    assert tiers == ["confirmatory"] * 3 + ["flow_rate"] * 6 + ["exploratory"] * 3
+    mine = [r for r in runs if r.get("tier") == "flow_rate"]
+    assert all(r["spec"] == cfr_spec and r["horizon"] == 6.0 for r in mine)
+    controls = sorted((r for r in mine if key[r["group"]] == "control"), key=lambda r: r["ic"]["seed"])
+    assert [Path(r["ic"]["state"]).name for r in controls] == ["t0020.000.npz", "t0040.000.npz", "t0060.000.npz"]
+    assert all(r["ic"]["options"] == {"bulk": 15.7} for r in controls)
+
+    for r in runs:
+        if r["kind"] == "ic" and r.get("tier") != "exploratory":
+            s = _run_series(rng, r["horizon"])[1]
+            _commit_run(camp, r["id"], r["horizon"], held(s) if r.get("tier") == "flow_rate" else s)
+    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), figure=tmp_path / "fig.png")
+    assert set(res["views"]) == {"force", "flow_rate"}
+    v = res["views"]["flow_rate"]
+    assert v["reference"] == "ref-cfr" and v["horizon"] == 6.0 and "bulk" not in v["signals"]
+    assert v["k"] == cfr_stats["k"] and res["k"] == res["views"]["force"]["k"]
+    assert len(res["ensembles"]) == 3 and all(not e["censored"] for e in res["ensembles"].values())
+    assert (tmp_path / "fig.png").exists() and (tmp_path / "fig_flow_rate.png").exists()
+    # the views' cases differ: the flow-rate trig is compared with nothing of the body force's
+    assert res["comparisons"]["pairs"] == {}
