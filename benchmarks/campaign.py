@@ -761,15 +761,17 @@ def check_plan(campaign: Path, work: Path, ids: list[str] | None = None, rtol: f
     compare it with what it was: a started run with its own record at t = 0, another with its values
     in ``previous`` (an earlier check's ``runs``, e.g. the committed one), if any. ``same`` when every
     initial value agrees to ``rtol`` (relative; W_b, near zero, absolute): a registered IC the code
-    no longer reproduces is a changed IC. Per run id, no IC names. Collective."""
+    no longer reproduces is a changed IC. Each case (spec) is built on its own channel. Per run id, no
+    IC names. Collective."""
     runs = [r for r in read_plan(campaign) if (r["id"] in ids if ids else r["kind"] in ("ic", "sweep"))]
-    specs = {json.dumps(r["spec"], sort_keys=True) for r in runs}
-    if len(specs) != 1:
-        raise SystemExit(f"check --plan builds on one case; the runs chosen have {len(specs)}")
-    spec = runs[0]["spec"]
-    built = build_ics([(r["ic"], r["ic"].get("seed")) for r in runs], spec, work)
+    by_case: dict[str, list[dict[str, Any]]] = {}  # one channel a case (the views' cases differ)
+    for r in runs:
+        by_case.setdefault(json.dumps(r["spec"], sort_keys=True), []).append(r)
+    pairs = []
+    for case_runs in by_case.values():
+        pairs += zip(case_runs, build_ics([(r["ic"], r["ic"].get("seed")) for r in case_runs], case_runs[0]["spec"], work))
     out: dict[str, Any] = {}
-    for run, row in zip(runs, built):
+    for run, row in pairs:
         entry: dict[str, Any] = {"built": row}
         first = campaign / run["id"] / "chunk_000.npz"
         before = (previous or {}).get(run["id"], {}).get("built", {})
