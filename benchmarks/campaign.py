@@ -97,12 +97,18 @@ def _fresh_here(lock: dict[str, Any] | None, now: float) -> bool:
 
 
 def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None) -> list[str]:
-    """Human-readable campaign status: one line a run plus totals."""
+    """Human-readable campaign status: one line a run, one a tier (a reference: its own), totals."""
     now = time.time() if now is None else now
     lines, left_h, left_wall, unrated = [], 0.0, 0.0, []
     rates = []  # measured h/u_tau per wall-hour of the IC runs: the estimate for runs without one
+    tiers: dict[str, list[float]] = {}  # tier (a reference: its id) -> [runs, done, h/u_tau left]
     for run in read_plan(campaign):
         prog = progress(campaign, run)
+        tier = tiers.setdefault(run["id"] if run["kind"] == "reference" else run.get("tier", run["kind"]),
+                              [0, 0, 0.0])
+        tier[0] += 1
+        tier[1] += is_done(run, prog)
+        tier[2] += max(run["horizon"] - prog["t"], 0.0) if not prog.get("failed") else 0.0
         lock = lock_info(work, run["id"])
         if prog.get("failed"):
             state = f"failed: {prog['failed']}"
@@ -133,6 +139,10 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
                 f"without one at the IC runs' median {typical:.1f} h/u_tau per wall-h")
     else:
         wall = "wall time unknown"
+    typical = float(np.median(rates)) if rates else math.nan
+    for name, (n, done, rest) in tiers.items():  # in plan order: the order the workers take them
+        est = f", ~{rest / typical:.1f} wall-h for one worker at the median rate" if rest > 0 and math.isfinite(typical) else ""
+        lines.append(f"tier {name}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
     return lines
 

@@ -57,6 +57,8 @@ def test_status_pending_paused_running_done(cp, tmp_path):
     # left: 5 (a) + 3 (c) + 4 (d); d has no rate of its own: the IC runs' median (8 and 10: 9) stands in
     # for it: 5 / 5 + 3 / 10 + 4 / 9 = 1.74 wall-h
     assert lines[-1].startswith("left: 12.0 h/u_tau (1.7 wall-h for one worker") and "median 9.0" in lines[-1]
+    assert lines[4:6] == ["tier a: 0 of 1 runs done, 5.0 h/u_tau left, ~0.6 wall-h for one worker at the median rate",
+                          "tier ic: 1 of 3 runs done, 7.0 h/u_tau left, ~0.8 wall-h for one worker at the median rate"]
     (camp / "b" / "run.json").write_text(json.dumps(dict(id="b", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
     (camp / "c" / "run.json").write_text(json.dumps(dict(id="c", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
     assert "wall time unknown" in cp.status_lines(camp, work, now=1010.0)[-1]  # no IC run has a rate yet
