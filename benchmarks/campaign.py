@@ -147,6 +147,27 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
     return lines
 
 
+def decisions_due(campaign: Path = CAMPAIGN) -> list[str]:
+    """The registrations and analyses the protocol makes once runs are done and nobody has made yet
+    (a worker goes on with the plan as it is; these need a person's command, each its own commit)."""
+    runs = read_plan(campaign)
+    key_path = campaign / "key.json"
+    key = json.loads(key_path.read_text()) if key_path.exists() else {}
+    done = {r["id"]: is_done(r, progress(campaign, r)) for r in runs}
+    out = []
+    sweep = [r["id"] for r in runs if r["kind"] == "sweep"]
+    if sweep and all(done[i] for i in sweep) and not any(v.get("ic") == "trig-turbulent" for v in key.values()):
+        out.append("the trig sweep is done: 'campaign select' registers trig-turbulent in the fair tier (amendment 5)")
+    protocol = json.loads((campaign / "protocol.json").read_text())
+    fr = protocol.get("flow_rate", {}).get("reference", {}).get("id")
+    if fr in done and done[fr] and not any(v.get("tier") == "flow_rate" for v in key.values()):
+        out.append(f"{fr} is done: 'campaign validate --run {fr}', 'campaign reference --run {fr}', then 'campaign "
+                   "register --tier flow_rate ...' (amendment 9; refused unless the gate passes)")
+    if runs and all(done.values()):
+        out.append("every planned run is done: 'campaign analyse', then '--unblind'")
+    return out
+
+
 def bin_profiles(t: np.ndarray, prof: dict[str, np.ndarray], t0: float, width: float) -> dict[str, np.ndarray]:
     """Means of profile records in bins ``[t0 + k width, t0 + (k+1) width)``: ``t`` (bin centres'
     mean record time), ``n`` (records per bin) and each key ``(nbins, ny)`` float32; empty bins dropped."""
@@ -1042,7 +1063,7 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     args = p.parse_args(argv)
     campaign, work = Path(args.campaign), Path(args.work)
     if args.action == "status":
-        print("\n".join(status_lines(campaign, work)))
+        print("\n".join(status_lines(campaign, work) + [f"due: {d}" for d in decisions_due(campaign)]))
         return 0
     if args.action == "reference":
         return _reference(campaign, Path(args.results), args.run)

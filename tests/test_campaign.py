@@ -943,3 +943,28 @@ def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_refer
     assert (tmp_path / "fig.png").exists() and (tmp_path / "fig_flow_rate.png").exists()
     # the views' cases differ: the flow-rate trig is compared with nothing of the body force's
     assert res["comparisons"]["pairs"] == {}
+
+
+def test_decisions_due_name_the_registrations_that_wait_for_a_person(cp, tmp_path):
+    """The sweep done without trig-turbulent registered, the flow-rate reference done without its
+    tier: status names the command; once made (in key.json), or before the runs are done, it does not."""
+    camp = _plan(tmp_path, dict(id="ref", kind="reference", horizon=1.0),
+                 dict(id="s1", kind="sweep", horizon=1.0), dict(id="ref-cfr", kind="reference", horizon=1.0))
+    (camp / "protocol.json").write_text(json.dumps({"flow_rate": {"reference": {"id": "ref-cfr"}}}))
+
+    def finish(rid):
+        (camp / rid).mkdir()
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+
+    finish("ref")
+    assert cp.decisions_due(camp) == []
+    finish("s1")
+    assert ["campaign select" in d for d in cp.decisions_due(camp)] == [True]
+    (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8}}))
+    assert cp.decisions_due(camp) == []
+    finish("ref-cfr")
+    due = cp.decisions_due(camp)
+    assert len(due) == 2 and "register --tier flow_rate" in due[0] and "campaign analyse" in due[1]
+    (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8},
+                                               "g2": {"ic": "trig", "tier": "flow_rate", "members": 8}}))
+    assert cp.decisions_due(camp) == ["every planned run is done: 'campaign analyse', then '--unblind'"]
