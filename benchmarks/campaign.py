@@ -36,6 +36,8 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
     $PY benchmarks/transient.py campaign analyse [--unblind]   # onsets per opaque group (names: --unblind)
     # --unblind also compares the ensembles (gan vs the others; --compare A:B ...), both write a figure
     $PY benchmarks/transient.py campaign status                              # done/running/pending
+    $PY benchmarks/transient.py campaign start [--count 2]   # the missing 1-rank workers, detached, 60 s apart
+    $PY benchmarks/transient.py campaign stop    # every live worker's chunk ended and exported; waits; clears STOP
 """
 
 from __future__ import annotations
@@ -145,6 +147,89 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
         lines.append(f"tier {name}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
     return lines
+
+
+#: How a worker is started: one 1-rank run --all under the system Open MPI (Dedalus environment),
+#: not bound to a core (two 1-rank runs would share one otherwise).
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+
+def worker_command(campaign: Path = CAMPAIGN, work: Path = WORK) -> list[str]:
+    return ["/usr/bin/mpiexec", "-n", "1", "--bind-to", "none", str(ROOT / ".venv-dedalus" / "bin" / "python"),
+            str(ROOT / "benchmarks" / "transient.py"), "campaign", "run", "--all",
+            "--campaign", str(campaign), "--work", str(work)]
+
+
+def live_workers(work: Path = WORK, now: float | None = None) -> dict[str, int]:
+    """``{run id: pid}`` of the runs a live process on this host holds (fresh lock, pid alive)."""
+    out = {}
+    for lock_path in sorted(work.glob("*/RUNNING")) if work.exists() else []:
+        rid = lock_path.parent.name
+        if held_elsewhere(work, rid, now):
+            out[rid] = int(lock_info(work, rid)["pid"])
+    return out
+
+
+def start_workers(count: int, *, stagger: float = 60.0, campaign: Path = CAMPAIGN, work: Path = WORK,
+                  command: list[str] | None = None) -> list[int]:
+    """Start ``count`` background workers (``run --all``; :func:`worker_command`), ``stagger`` seconds
+    apart so that each finds the runs the others hold locked; logs ``<work>/../campaign-w<i>.log``
+    (appended). Workers already running count: only the missing ones start. Returns the new pids."""
+    import subprocess
+
+    running = len(set(live_workers(work).values()))
+    cmd = command or worker_command(campaign, work)
+    pids = []
+    for i in range(running, count):
+        if pids and stagger > 0:
+            time.sleep(stagger)
+        log_path = work.parent / f"campaign-w{i + 1}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **WORKER_ENV), stdout=log_file,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        pids.append(proc.pid)
+    return pids
+
+
+def stop_workers(*, work: Path = WORK, timeout: float = 600.0, poll: float = 5.0) -> dict[str, int]:
+    """End every live worker gracefully: each running chunk is stopped and exported (``<id>/STOP``)
+    and ``run --all`` ends (``WORK/STOP``); waits until their processes are gone (or ``timeout``),
+    then removes the STOP files so the next start goes on. Returns ``{run id: pid}`` stopped;
+    raises TimeoutError naming the workers still alive."""
+    from cfdseed.solvers.runner import STOP_FILE
+
+    held = live_workers(work)
+    flags = [work / rid / STOP_FILE for rid in held] + [work / "STOP"]
+    work.mkdir(parents=True, exist_ok=True)
+    for f in flags:
+        f.touch()
+    t0 = time.time()
+    try:
+        while True:
+            alive = {rid: pid for rid, pid in held.items() if _alive(pid)}
+            if not alive:
+                return held
+            if time.time() - t0 > timeout:
+                raise TimeoutError(f"workers still running after {timeout:g} s: {alive}")
+            time.sleep(poll)
+    finally:
+        if not any(_alive(pid) for pid in held.values()):
+            for f in flags:
+                f.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child of ours is a zombie until reaped: not alive
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
 
 
 def decisions_due(campaign: Path = CAMPAIGN) -> list[str]:
@@ -1039,7 +1124,7 @@ def load_library(package: str = "cfdseed") -> list[str]:
 def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p = argparse.ArgumentParser(prog="transient.py campaign", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=("run", "status", "reference", "power", "register", "check", "select",
-                                         "analyse", "validate"))
+                                         "analyse", "validate", "start", "stop"))
     p.add_argument("--run", default=None, help="run id (run: default the next pending run of the plan; reference: default ref; validate: default ref-cfr)")
     p.add_argument("--all", action="store_true",
                    help="run: go on with the next pending run until none is left or WORK/STOP exists")
@@ -1056,12 +1141,23 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
     p.add_argument("--model", default=None,
                    help="register --ics gan (or sem): the model (a packaged model's name) whose sha256 the runs check")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
+    p.add_argument("--count", type=int, default=2, help="start: workers to have running (default %(default)s)")
+    p.add_argument("--stagger", type=float, default=60.0, help="start: seconds between workers (default %(default)s)")
     p.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
     p.add_argument("--work", default=str(WORK), help="working folder (default %(default)s)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "reference.json"),
                    help="reference statistics JSON written by 'reference' (default %(default)s)")
     args = p.parse_args(argv)
     campaign, work = Path(args.campaign), Path(args.work)
+    if args.action == "start":
+        pids = start_workers(args.count, stagger=args.stagger, campaign=campaign, work=work)
+        print(f"started {len(pids)} worker(s): pids {pids}" if pids else f"{args.count} worker(s) already running")
+        return 0
+    if args.action == "stop":
+        held = stop_workers(work=work)
+        print(f"stopped: {', '.join(f'{r} (pid {p})' for r, p in held.items())}; commit 'benchmarks/campaign'"
+              if held else "no live worker")
+        return 0
     if args.action == "status":
         print("\n".join(status_lines(campaign, work) + [f"due: {d}" for d in decisions_due(campaign)]))
         return 0

@@ -968,3 +968,42 @@ def test_decisions_due_name_the_registrations_that_wait_for_a_person(cp, tmp_pat
     (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8},
                                                "g2": {"ic": "trig", "tier": "flow_rate", "members": 8}}))
     assert cp.decisions_due(camp) == ["every planned run is done: 'campaign analyse', then '--unblind'"]
+
+
+FAKE_WORKER = """
+import json, os, socket, sys, time
+from pathlib import Path
+run = Path(sys.argv[1]) / f"r{os.getpid()}"  # a run of its own, as a worker skips runs others hold
+run.mkdir(parents=True, exist_ok=True)
+(run / "RUNNING").write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time(), t=0.0)))
+while not (run / "STOP").exists():
+    time.sleep(0.05)
+(run / "RUNNING").unlink()
+print("stopped", flush=True)
+"""
+
+
+def test_start_and_stop_workers(cp, tmp_path):
+    """``campaign start`` launches the missing workers detached, each logging to its own file;
+    ``campaign stop`` stops the live ones through their STOP files, waits for them, and clears the
+    files so the next start goes on."""
+    import sys
+    import time
+
+    work = tmp_path / "runs" / "campaign"
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE_WORKER)
+    pids = cp.start_workers(2, stagger=0.0, work=work, command=[sys.executable, str(script), str(work)])
+    assert len(pids) == 2
+    assert sorted(f.name for f in (tmp_path / "runs").glob("*.log")) == ["campaign-w1.log", "campaign-w2.log"]
+    t0 = time.time()
+    while len(list(work.glob("*/RUNNING"))) < 2 and time.time() - t0 < 20:
+        time.sleep(0.05)
+    assert cp.live_workers(work) == {f"r{p}": p for p in pids}
+    assert cp.start_workers(2, stagger=0.0, work=work, command=[sys.executable, "-c", "pass"]) == []  # both run
+    assert cp.stop_workers(work=work, timeout=20.0, poll=0.05) == {f"r{p}": p for p in pids}
+    assert not any(cp._alive(p) for p in pids)
+    assert not list(work.glob("STOP")) and not list(work.glob("*/STOP"))
+    assert all("stopped" in (tmp_path / "runs" / f"campaign-w{i}.log").read_text() for i in (1, 2))
+    assert cp.stop_workers(work=work, timeout=1.0) == {}  # nothing running: returns at once, nothing left behind
+    assert not (work / "STOP").exists()
