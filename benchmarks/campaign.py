@@ -220,6 +220,7 @@ def stop_workers(*, work: Path = WORK, timeout: float = 600.0, poll: float = 5.0
 
 
 def _alive(pid: int) -> bool:
+    """The process ``pid`` exists (another user's counts) and, if our child, has not exited."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -1079,15 +1080,7 @@ def held_elsewhere(work: Path, run_id: str, now: float | None = None) -> bool:
     """Another live process on this host runs ``run_id`` (a fresh lock whose pid exists and is not ours)."""
     lock = lock_info(work, run_id)
     now = time.time() if now is None else now
-    if not _fresh_here(lock, now) or lock["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(lock["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    return _fresh_here(lock, now) and lock["pid"] != os.getpid() and _alive(lock["pid"])
 
 
 def next_run(campaign: Path = CAMPAIGN, work: Path | None = None) -> dict[str, Any] | None:
@@ -1234,7 +1227,11 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         print(f"chosen {res['chosen']:g}: registered {', '.join(key)} in tier 'fair'; written: {dest}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    skipped = load_library()
+    from mpi4py import MPI
+
+    from cfdseed._collective import run_agreed
+
+    skipped = run_agreed(MPI.COMM_WORLD, load_library)  # an import failing on one rank stops every rank
     if skipped:
         log.info("not loaded (optional dependencies missing): %s", ", ".join(skipped))
     runs = {r["id"]: r for r in read_plan(campaign)}
