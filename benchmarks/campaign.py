@@ -61,6 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
+#: FFTW planning rigor of the workers' solver (amendment 10: from 2026-12-06 03:50 UTC; before it
+#: Dedalus' default ``measure``): ~15 % more steps per CPU-second, results equal to round-off.
+FFTW_RIGOR = "patient"
 
 log = logging.getLogger("campaign")
 
@@ -322,11 +325,21 @@ def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[st
     os.replace(tmp, dest)
     chunk = dict(index=k, t0=t0, t1=t1, records=int(m.sum()), steps=summary["steps"], wall_s=summary["wall_s"],
                  ranks=ranks, stopped=summary["stopped"], slices=summary["slices"], host=platform.node(),
-                 commit=commit, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                 commit=commit, fftw_rigor=FFTW_RIGOR, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     prog = dict(prog, t=t1, iteration=summary["iteration"], chunks=prog["chunks"] + [chunk],
                 wall_s=prog["wall_s"] + summary["wall_s"], cpu_s=prog["cpu_s"] + summary["wall_s"] * ranks)
     _write_json(campaign / run["id"] / "run.json", prog)
     return prog
+
+
+def steps_by_rigor(prog: dict[str, Any]) -> dict[str, int]:
+    """A run's solver steps by the FFTW planning rigor its chunks ran with (amendment 10; a chunk
+    without the record ran with Dedalus' default, ``measure``)."""
+    out: dict[str, int] = {}
+    for c in prog["chunks"]:
+        rigor = c.get("fftw_rigor", "measure")
+        out[rigor] = out.get(rigor, 0) + int(c.get("steps", 0))
+    return out
 
 
 def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, Any]]:
@@ -415,7 +428,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     cdir = campaign / run["id"]
     state_file = cdir / "state.npz"
     spec = ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["spec"].items()})
-    ch = DedalusChannel(spec, comm)
+    ch = DedalusChannel(spec, comm, fftw_rigor=FFTW_RIGOR)
     prog = comm.bcast(run_agreed(comm, lambda: progress(campaign, run) if comm.rank == 0 else None), root=0)
     nx = spec.shape[0]
     stride = run.get("slice_stride", 1)
@@ -423,7 +436,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
                          slices_every=run.get("slices_every", 0), slices_after=run.get("slices_after", 0.0),
                          slice_x=tuple(range(0, nx, stride)), source=f"dedalus:campaign:{run['id']}",
                          provenance=dict(solver="dedalus", solver_version=dedalus.__version__, timestepper="SBDF2",
-                                         campaign_run=run["id"], nranks=comm.size))
+                                         campaign_run=run["id"], nranks=comm.size, fftw_rigor=FFTW_RIGOR))
     wall0 = time.time()
     while prog["t"] < run["horizon"] - 1e-9:
         def where_from() -> tuple[bool, float]:
@@ -1030,7 +1043,8 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             profiles_of.setdefault(g, []).append(prof)
             r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
             per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
-                                  "onset_time": None if r.censored else r.onset_time, "reason": r.reason}
+                                  "onset_time": None if r.censored else r.onset_time, "reason": r.reason,
+                                  "steps_by_fftw_rigor": steps_by_rigor(prog)}
         registered.update(mine)
         complete = {}
         for g, n in mine.items():
@@ -1063,7 +1077,12 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         if finished[g] == registered[g]:
             ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
                             "reason": f"member(s) {', '.join(ids)} failed"}
-    out = {"groups": {g: {"registered": n, "finished": finished[g]} for g, n in sorted(registered.items())},
+    rigor: dict[str, dict[str, int]] = {g: {} for g in registered}  # amendment 10: CPU-s per step differ
+    for v in per_run.values():
+        for r, n in v.get("steps_by_fftw_rigor", {}).items():
+            rigor[v["group"]][r] = rigor[v["group"]].get(r, 0) + n
+    out = {"groups": {g: {"registered": n, "finished": finished[g], "steps_by_fftw_rigor": rigor[g]}
+                      for g, n in sorted(registered.items())},
            "ensembles": ensembles, "per_run": per_run, "k": views.get("force", {}).get("k"), "views": views,
            "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
     if key is not None:
@@ -1071,6 +1090,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         out["named"] = report.join(ensembles, key) if ensembles else {}
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
         out["comparisons"] = report.comparisons(judged_all, key, case, not_judged, pairs)
+        label = report.ic_labels(key)  # amendment 10: beside every CPU-second comparison
+        out["comparisons"]["patient_share"] = {label[g]: v["steps_by_fftw_rigor"].get("patient", 0)
+                                               / max(1, sum(v["steps_by_fftw_rigor"].values()))
+                                               for g, v in out["groups"].items() if g in judged_all}
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

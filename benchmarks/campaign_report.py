@@ -611,6 +611,11 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
         for i, unit in enumerate(pair["difference"]):
             lines.append(f"{name if i == 0 else '':24s} {unit:6s} {pair['difference'][unit]['text']:>36s}   "
                          f"{pair['reduction'][unit]['text']:>34s}")
+        share = comp.get("patient_share", {})
+        if "cpu_s" in pair["difference"] and pair["a"] in share and pair["b"] in share:
+            lines.append(f"{'':24s} cpu_s: steps planned with FFTW patient {share[pair['a']]:.0%} / "
+                         f"{share[pair['b']]:.0%} (~13 % cheaper per step; amendment 10): at one cost per step "
+                         "the reduction is the steps'")
         if "target" in pair:
             t = pair["target"]
             rng = ", ".join("inf" if x is None else f"{x:.4g}" for x in t["range95"])

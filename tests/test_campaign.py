@@ -420,11 +420,12 @@ def _synthetic_campaign(tmp_path, protocol):
     return camp
 
 
-def _commit_run(camp, rid, horizon, series, profiles=None, wall_s=1.0, cpu_s=2.0):
-    """A finished run as a worker commits it: one chunk (series, binned profiles) and run.json."""
+def _commit_run(camp, rid, horizon, series, profiles=None, wall_s=1.0, cpu_s=2.0, chunks=({},)):
+    """A finished run as a worker commits it: one chunk (series, binned profiles) and run.json
+    (``chunks``: its chunk records)."""
     (camp / rid).mkdir()
     np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()}, **(profiles or {}))
-    (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=[{}],
+    (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=list(chunks),
                                                          wall_s=wall_s, cpu_s=cpu_s)))
 
 
@@ -470,8 +471,9 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
     ref = cp.read_plan(camp)[0]
     rng = np.random.default_rng(7)
 
-    def commit_run(rid, horizon, series):
-        _commit_run(camp, rid, horizon, series, _profiles(rng, horizon))
+    def commit_run(rid, horizon, series):  # two chunks, the second planned with patient (amendment 10)
+        _commit_run(camp, rid, horizon, series, _profiles(rng, horizon),
+                    chunks=[dict(steps=100), dict(steps=30, fftw_rigor="patient")])
 
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
     results = tmp_path / "reference.json"
@@ -486,7 +488,9 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
     assert len(res["per_run"]) == 5 and "named" not in res
     unfinished = runs[5]["group"]
     assert set(res["ensembles"]) == set(key) - {unfinished}  # judged once complete
-    assert res["groups"][unfinished] == {"registered": 3, "finished": 2}
+    assert res["groups"][unfinished] == {"registered": 3, "finished": 2,
+                                         "steps_by_fftw_rigor": {"measure": 200, "patient": 60}}
+    assert all(v["steps_by_fftw_rigor"] == {"measure": 100, "patient": 30} for v in res["per_run"].values())
     commit_run(runs[5]["id"], 8.0, _run_series(rng, 8.0, offset=(lambda t: np.where(t < 4.0, 2.0, 0.0))
                                                if runs[5]["group"] == late else 0.0)[1])
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
@@ -704,8 +708,9 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     camp = _synthetic_campaign(tmp_path, protocol)
     rng = np.random.default_rng(3)
 
-    def commit_run(rid, horizon, series, cpu_s):
-        _commit_run(camp, rid, horizon, series, wall_s=cpu_s, cpu_s=cpu_s)
+    def commit_run(rid, horizon, series, cpu_s, rigor=None):
+        chunk = dict(steps=100) if rigor is None else dict(steps=100, fftw_rigor=rigor)
+        _commit_run(camp, rid, horizon, series, wall_s=cpu_s, cpu_s=cpu_s, chunks=[chunk])
 
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1], 1.0)
     results = tmp_path / "res" / "reference.json"
@@ -717,7 +722,8 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     end = {"gan": 1.0, "trig": 4.0, "control": 0.0}
     for r in cp.read_plan(camp)[1:]:
         e = end[key[r["group"]]]
-        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1], 80.0)
+        commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1], 80.0,
+                   rigor="patient" if key[r["group"]] == "gan" else None)  # amendment 10: gan after the change
     assert cp.main(["analyse", "--campaign", str(camp), "--results", str(results)]) == 0
     blind = (tmp_path / "res" / "campaign_onsets.json").read_text()
     out = capsys.readouterr().out.replace(str(tmp_path), "")
@@ -735,7 +741,9 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     assert trig["reduction"]["time"]["estimate"] == pytest.approx(1 - 2.0 / 5.0, abs=0.1)
     assert comp["pairs"]["gan vs control"]["target"]["unit"] == "time"
     assert any(entry.startswith("gan (N = 3)") for entry in res["figure"]["legend"])
-    assert "gan vs trig" in capsys.readouterr().out
+    assert comp["patient_share"] == {"gan": 1.0, "trig": 0.0, "control": 0.0}
+    out = capsys.readouterr().out
+    assert "gan vs trig" in out and "cpu_s: steps planned with FFTW patient 100% / 0%" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res

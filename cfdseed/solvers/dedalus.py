@@ -40,7 +40,8 @@ from .._collective import agree, run_agreed
 from ..errors import CfdseedError, CheckpointError, ConfigError
 from ..grid import Grid
 
-__all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights", "DRIVINGS"]
+__all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights", "DRIVINGS",
+           "FFTW_RIGORS", "set_fftw_rigor"]
 
 #: How the flow is driven (:class:`ChannelSpec`).
 DRIVINGS = ("force", "flow_rate")
@@ -57,6 +58,21 @@ def import_dedalus() -> Any:
     except ImportError as exc:
         raise CfdseedError(f"Dedalus 3 is not importable ({exc}); {_INSTALL_HINT}") from exc
     return d3
+
+
+#: FFTW planning rigors, fastest planning first (:class:`DedalusChannel`'s ``fftw_rigor``).
+FFTW_RIGORS = ("estimate", "measure", "patient", "exhaustive")
+
+
+def set_fftw_rigor(rigor: str) -> None:
+    """Set Dedalus' FFTW planning rigor for the transforms planned from now on in this process
+    (its MPI transposes plan with their own fixed flags); raises :class:`ConfigError` for an
+    unknown rigor."""
+    if rigor not in FFTW_RIGORS:
+        raise ConfigError(f"fftw_rigor={rigor!r} unknown; must be one of {', '.join(FFTW_RIGORS)}")
+    from dedalus.tools.config import config
+
+    config["transforms-fftw"]["PLANNING_RIGOR"] = rigor
 
 
 @dataclass(frozen=True)
@@ -220,11 +236,22 @@ class DedalusChannel:
         mpi4py communicator (default ``MPI.COMM_WORLD``).
     mesh
         Optional Dedalus process mesh (default: 1-D over x).
+    fftw_rigor
+        FFTW planning rigor for Dedalus' spectral transforms (one of :data:`FFTW_RIGORS`);
+        None keeps Dedalus' configuration (``measure`` unless a ``dedalus.cfg`` says otherwise).
+        Process-wide: it sets Dedalus' configuration, which Dedalus reads when it first plans a
+        transform of a given shape. ``patient`` plans longer (seconds at 32 x 64 x 32) and steps
+        ~15 % faster there (``benchmarks/README.md``); either rigor's results agree to round-off
+        (so do two ``measure`` runs: FFTW picks its plans by timing them).
     """
 
-    def __init__(self, spec: ChannelSpec, comm: Any = None, mesh: tuple[int, ...] | None = None) -> None:
+    def __init__(self, spec: ChannelSpec, comm: Any = None, mesh: tuple[int, ...] | None = None,
+                 *, fftw_rigor: str | None = None) -> None:
         d3 = import_dedalus()
         from mpi4py import MPI
+
+        if fftw_rigor is not None:
+            set_fftw_rigor(fftw_rigor)
 
         self.spec = spec
         self.comm = MPI.COMM_WORLD if comm is None else comm

@@ -65,6 +65,7 @@ def test_chunks_to_the_horizon_then_done(cp, where):
     prog = campaign(cp, where)
     assert prog["t"] >= RUN["horizon"] - 1e-9 and len(prog["chunks"]) == 3
     assert [c["stopped"] for c in prog["chunks"]] == ["duration"] * 3
+    assert {c["fftw_rigor"] for c in prog["chunks"]} == {cp.FFTW_RIGOR}  # recorded with each chunk
     s, p = cp.read_chunks(where / "c", "tiny")
     assert np.all(np.diff(s["t"]) > 0) and s["t"][0] == 0.0
     assert {"bulk_w", "dissipation", "probe_u", "tau_lower", "tau_upper", "tke"} <= set(s)

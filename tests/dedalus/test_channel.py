@@ -312,3 +312,25 @@ def test_flow_rate_driving_holds_the_bulk_velocity_and_reports_the_gradient():
         dataclasses.replace(SPEC, driving="pressure")
     force = DedalusChannel(SPEC, comm)
     assert force.diagnostics().forcing == pytest.approx(1.0 / SPEC.h)
+
+
+def test_fftw_rigor_sets_dedalus_planning_and_rejects_unknown_values():
+    """fftw_rigor reaches Dedalus' configuration before the channel plans its transforms and the
+    channel steps; an unknown rigor is a ConfigError on every rank (no rank left waiting). (That
+    the rigors agree to round-off is measured in a fresh process each: Dedalus caches a basis'
+    plans for the process, benchmarks/README.md.)"""
+    from dedalus.tools.config import config
+
+    before = config["transforms-fftw"]["PLANNING_RIGOR"]
+    try:
+        for rigor, nz in (("estimate", 10), ("patient", 14)):  # shapes no other test plans
+            ch = DedalusChannel(dataclasses.replace(SPEC, shape=(8, 16, nz)), comm, fftw_rigor=rigor)
+            assert config["transforms-fftw"]["PLANNING_RIGOR"] == rigor
+            ch.seed("analytic", options=ANALYTIC, seed=4)
+            for _ in range(5):
+                ch.step()
+            assert np.isfinite(ch._grid_velocity()).all() and ch.diagnostics().bulk == pytest.approx(15.0, rel=0.01)
+        with pytest.raises(ConfigError, match="fftw_rigor='fast' unknown; must be one of estimate, measure"):
+            DedalusChannel(SPEC, comm, fftw_rigor="fast")
+    finally:
+        config["transforms-fftw"]["PLANNING_RIGOR"] = before
