@@ -25,6 +25,8 @@ import numpy as np
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from cfdseed.solvers.dedalus import FFTW_RIGORS  # no Dedalus import: parsing works in any venv
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument("--restart", action="store_true", help="continue from the newest checkpoint in --out")
@@ -39,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--re-tau", type=float, default=180.0)
     p.add_argument("--cfl", type=float, default=0.15, help="CFL safety factor")
     p.add_argument("--max-step", type=float, default=0.01, help="largest time step (h/u_tau)")
+    p.add_argument("--fftw-rigor", choices=FFTW_RIGORS, default=None,
+                   help="FFTW planning rigor of Dedalus' transforms (default: Dedalus' own, measure; "
+                        "patient: ~15 %% faster steps on the default case)")
     p.add_argument("--duration", type=float, required=True, help="simulated time to add (h/u_tau)")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this segment (s)")
     p.add_argument("--series-every", type=int, default=20, help="steps between time-series/profile records")
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("dedalus_channel")
     spec = ChannelSpec(shape=tuple(args.shape), lengths=tuple(args.lengths), re_tau=args.re_tau,
                        cfl_safety=args.cfl, max_step=args.max_step)
-    channel = DedalusChannel(spec, comm)
+    channel = DedalusChannel(spec, comm, fftw_rigor=args.fftw_rigor)
     nx = spec.shape[0]
     planes = tuple(int(i) for i in np.linspace(0, nx, args.slice_planes, endpoint=False).round().astype(int))
     provenance = dict(
