@@ -5,6 +5,9 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     export OMP_NUM_THREADS=1
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 \\
         --ic streaks --duration 20 --max-wall 3600 --slices-every 100 --slices-after 12
+    # from a committed state instead (e.g. to regenerate the campaign reference's planes):
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/replay-t060 \
+        --state benchmarks/campaign/ref/snapshots/t0060.159.npz --duration 20 --slices-every 200 --slice-planes 32
     # continue the same run later (same rank count):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
         --duration 20
@@ -31,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument("--restart", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--ic", default="analytic", help="init_field source name (e.g. analytic, streaks, gan)")
+    p.add_argument("--state", default=None,
+                   help="start from this compact state file instead of --ic (DedalusChannel.save_state, e.g. "
+                        "the campaign's benchmarks/campaign/ref/snapshots/*.npz): its velocity as stored, "
+                        "its time and step count")
     p.add_argument("--ic-options", default="{}", help="JSON options of the source")
     p.add_argument("--seed", type=int, default=0, help="random seed of the source")
     p.add_argument("--no-check", action="store_true", help="skip init_field's constraint checks")
@@ -76,17 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     provenance = dict(
         solver="dedalus", solver_version=dedalus.__version__, timestepper="SBDF2",
         shape=list(spec.shape), lengths=list(spec.lengths), dealias=spec.dealias, cfl_safety=spec.cfl_safety,
-        nranks=comm.size, ic=args.ic, ic_options=args.ic_options, seed=args.seed,
+        nranks=comm.size, ic=args.ic if args.state is None else f"state:{args.state}",
+        ic_options=args.ic_options, seed=args.seed,
         kick=args.kick or "", kick_options=args.kick_options if args.kick else "",
         wall_units=json.dumps(spec.wall_units()),
     )
     settings = RunSettings(
         duration=args.duration, max_wall=args.max_wall, series_every=args.series_every,
         slices_every=args.slices_every, slices_after=args.slices_after, slice_x=planes,
-        checkpoint_every=args.checkpoint_every, source=f"dedalus:{args.ic}", provenance=provenance,
+        checkpoint_every=args.checkpoint_every, source=f"dedalus:{provenance['ic']}", provenance=provenance,
     )
 
     def seed() -> None:
+        if args.state is not None:
+            meta = channel.load_state(args.state)
+            if comm.rank == 0:
+                log.info("started from %s at t = %.4f (iteration %d)", args.state, meta["sim_time"], meta["iteration"])
+            return
         report = channel.seed(args.ic, options=json.loads(args.ic_options), seed=args.seed, check=not args.no_check)
         if comm.rank == 0:
             log.info("seeded with %r:\n%s", args.ic, report)

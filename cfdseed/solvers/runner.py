@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,10 +369,13 @@ def mean_profiles(out: str | os.PathLike, t_start: float, t_stop: float = math.i
     )
 
 
-def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: float,
-                  val_fraction: float = 0.2, gap: float = 1.0, extra_attrs: dict[str, Any] | None = None,
-                  ) -> dict[str, Any]:
+def build_dataset(out: str | os.PathLike | Sequence[str | os.PathLike], dest: str | os.PathLike, *,
+                  t_start: float, val_fraction: float = 0.2, gap: float = 1.0,
+                  extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Merge the run's slices with t >= t_start into ``dest/train.h5`` and ``dest/val.h5``.
+
+    ``out``: a run folder, or several (e.g. replays of a long run from its committed states, each
+    over its own time span), read in the order given.
 
     The validation part is the last ``val_fraction`` of the sampled time span; slices within
     ``gap`` (h/u_tau) before it are dropped so the parts come from separate times. With
@@ -381,7 +385,8 @@ def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: f
     """
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
-    ts = [t[(t >= t_start)] for _, t, *_ in iter_slices(out)]
+    outs = [out] if isinstance(out, (str, os.PathLike)) else list(out)
+    ts = [t[(t >= t_start)] for o in outs for _, t, *_ in iter_slices(o)]
     ts = np.concatenate(ts) if ts else np.zeros(0)
     if ts.size == 0:
         raise DatasetError(f"{out}: no slices at t >= {t_start}")
@@ -393,7 +398,7 @@ def build_dataset(out: str | os.PathLike, dest: str | os.PathLike, *, t_start: f
     counts = {n: 0 for n in names}
     spans: dict[str, list[float]] = {n: [math.inf, -math.inf] for n in names}
     try:
-        for fields, t, x, attrs, y, z in iter_slices(out):
+        for fields, t, x, attrs, y, z in (item for o in outs for item in iter_slices(o)):
             parts = ((("train", (t >= t_start) & (t < t_val - gap)), ("val", t >= t_val)) if val_fraction
                      else (("all", t >= t_start),))
             for part, m in parts:
