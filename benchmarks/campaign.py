@@ -61,8 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
-#: FFTW planning rigor of the workers' solver (amendment 10: from 2026-12-06 03:50 UTC; before it
-#: Dedalus' default ``measure``): ~15 % more steps per CPU-second, results equal to round-off.
+#: FFTW planning rigor of the workers' solver (amendment 10: from commit ccb888d, 2026-12-06 04:00 UTC;
+#: before it Dedalus' default ``measure``): ~15 % more steps per CPU-second, results equal to round-off.
 FFTW_RIGOR = "patient"
 
 log = logging.getLogger("campaign")

@@ -6,7 +6,7 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 \\
         --ic streaks --duration 20 --max-wall 3600 --slices-every 100 --slices-after 12
     # from a committed state instead (e.g. to regenerate the campaign reference's planes):
-    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/replay-t060 \
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/replay-t060 \\
         --state benchmarks/campaign/ref/snapshots/t0060.159.npz --duration 20 --slices-every 200 --slice-planes 32
     # continue the same run later (same rank count):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
