@@ -1090,7 +1090,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         out["named"] = report.join(ensembles, key) if ensembles else {}
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
         out["comparisons"] = report.comparisons(judged_all, key, case, not_judged, pairs)
-        label = report.ic_labels(key)  # amendment 10: beside every CPU-second comparison
+        # amendment 10: the share of steps planned with patient, beside every CPU-second comparison
         out["comparisons"]["patient_share"] = {label[g]: v["steps_by_fftw_rigor"].get("patient", 0)
                                                / max(1, sum(v["steps_by_fftw_rigor"].values()))
                                                for g, v in out["groups"].items() if g in judged_all}
