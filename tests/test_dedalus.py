@@ -33,7 +33,13 @@ def test_dedalus_suite_two_ranks():
     env.pop("PYTHONPATH", None)
     cmd = [MPIEXEC, "-n", "2", "--oversubscribe", str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider",
            "-x", str(ROOT / "tests" / "dedalus")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:  # show where it stood
+        for stream, data in ((sys.stdout, exc.stdout), (sys.stderr, exc.stderr)):
+            text = data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+            stream.write(text[-20000:])
+        raise
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-20000:])
         sys.stderr.write(proc.stderr[-20000:])
