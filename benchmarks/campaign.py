@@ -51,6 +51,7 @@ import platform
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -335,11 +336,10 @@ def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[st
 def steps_by_rigor(prog: dict[str, Any]) -> dict[str, int]:
     """A run's solver steps by the FFTW planning rigor its chunks ran with (amendment 10; a chunk
     without the record ran with Dedalus' default, ``measure``)."""
-    out: dict[str, int] = {}
+    out: Counter[str] = Counter()
     for c in prog["chunks"]:
-        rigor = c.get("fftw_rigor", "measure")
-        out[rigor] = out.get(rigor, 0) + int(c.get("steps", 0))
-    return out
+        out[c.get("fftw_rigor", "measure")] += int(c.get("steps", 0))
+    return dict(out)
 
 
 def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, Any]]:
@@ -427,7 +427,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     work = work_root / run["id"]
     cdir = campaign / run["id"]
     state_file = cdir / "state.npz"
-    spec = ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["spec"].items()})
+    spec = ChannelSpec.from_json(run["spec"])
     ch = DedalusChannel(spec, comm, fftw_rigor=FFTW_RIGOR)
     prog = comm.bcast(run_agreed(comm, lambda: progress(campaign, run) if comm.rank == 0 else None), root=0)
     nx = spec.shape[0]
@@ -829,7 +829,7 @@ def build_ics(items: list[tuple[dict[str, Any], int]], spec: dict[str, Any], wor
     from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
 
     comm = MPI.COMM_WORLD
-    ch = DedalusChannel(ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}), comm)
+    ch = DedalusChannel(ChannelSpec.from_json(spec), comm)
     work.mkdir(parents=True, exist_ok=True)
     out = []
     for entry, seed in items:
@@ -1077,11 +1077,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         if finished[g] == registered[g]:
             ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
                             "reason": f"member(s) {', '.join(ids)} failed"}
-    rigor: dict[str, dict[str, int]] = {g: {} for g in registered}  # amendment 10: CPU-s per step differ
+    rigor = {g: Counter() for g in registered}  # amendment 10: CPU-seconds per step differ by rigor
     for v in per_run.values():
-        for r, n in v.get("steps_by_fftw_rigor", {}).items():
-            rigor[v["group"]][r] = rigor[v["group"]].get(r, 0) + n
-    out = {"groups": {g: {"registered": n, "finished": finished[g], "steps_by_fftw_rigor": rigor[g]}
+        rigor[v["group"]].update(v.get("steps_by_fftw_rigor", {}))
+    out = {"groups": {g: {"registered": n, "finished": finished[g], "steps_by_fftw_rigor": dict(rigor[g])}
                       for g, n in sorted(registered.items())},
            "ensembles": ensembles, "per_run": per_run, "k": views.get("force", {}).get("k"), "views": views,
            "reproduce": "python benchmarks/transient.py campaign analyse [--unblind] (from the committed chunks)"}
@@ -1091,9 +1090,8 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         out["per_run_named"] = {rid: dict(v, ic=named.get(v["group"])) for rid, v in per_run.items()}
         out["comparisons"] = report.comparisons(judged_all, key, case, not_judged, pairs)
         # amendment 10: the share of steps planned with patient, beside every CPU-second comparison
-        out["comparisons"]["patient_share"] = {label[g]: v["steps_by_fftw_rigor"].get("patient", 0)
-                                               / max(1, sum(v["steps_by_fftw_rigor"].values()))
-                                               for g, v in out["groups"].items() if g in judged_all}
+        out["comparisons"]["patient_share"] = {label[g]: rigor[g]["patient"] / max(1, rigor[g].total())
+                                               for g in judged_all}
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

@@ -39,8 +39,7 @@ def trial(rigor: str, steps: int, warm: int, out: Path) -> dict[str, float]:
 
     from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
 
-    spec = next(r for r in read_plan() if r["id"] == "ref")["spec"]
-    spec = ChannelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    spec = ChannelSpec.from_json(next(r for r in read_plan() if r["id"] == "ref")["spec"])
     t0 = time.process_time()
     ch = DedalusChannel(spec, fftw_rigor=rigor)
     ch.load_state(STATE)

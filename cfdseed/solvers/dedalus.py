@@ -161,6 +161,11 @@ class ChannelSpec:
             "dy_centre+": float(np.max(np.diff(y))) * scale,
         }
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ChannelSpec:
+        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)

@@ -373,3 +373,11 @@ def test_example_replays_a_committed_state_and_the_replays_merge_into_one_datase
     assert got["bulk0"] == pytest.approx(bulk_state, rel=1e-6)  # the state's flow (float32)
     assert got["merged"] == got["counted"] == sum(got["single"]) > 0 and got["t_min"] >= t_state - 1e-12
     assert got["ic"] == f"state:{state}"
+
+
+def test_spec_from_its_json_form():
+    """ChannelSpec.from_json reads a spec as JSON stores it (a campaign plan's: lists for tuples)."""
+    import json
+
+    stored = json.loads(json.dumps(dataclasses.asdict(SPEC)))
+    assert isinstance(stored["shape"], list) and ChannelSpec.from_json(stored) == SPEC
