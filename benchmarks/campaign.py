@@ -61,6 +61,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
+#: Amendment 10's measurement: steps per CPU-second, FFTW patient over measure (its median ratio).
+PLANNING = ROOT / "benchmarks" / "results" / "dedalus_planning.json"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
 #: FFTW planning rigor of the workers' solver (amendment 10: from commit ccb888d, 2026-12-06 04:00 UTC;
 #: before it Dedalus' default ``measure``): ~15 % more steps per CPU-second, results equal to round-off.
@@ -102,14 +104,36 @@ def _fresh_here(lock: dict[str, Any] | None, now: float) -> bool:
     return bool(lock) and lock.get("host") == socket.gethostname() and now - lock["heartbeat"] < HEARTBEAT_S
 
 
-def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None) -> list[str]:
-    """Human-readable campaign status: one line a run, one a tier (a reference: its own), totals."""
+#: How many of a run's latest chunks give its rate in ``campaign status`` (chunks got faster with
+#: amendment 10 and slower with other work on the cores: the latest say most about what is left).
+RATE_CHUNKS = 3
+
+
+def recent_rate(prog: dict[str, Any], last: int = RATE_CHUNKS) -> float:
+    """h/u_tau per wall-hour over a run's ``last`` chunks (the whole run's average where its chunks
+    do not record their times); NaN before any wall time."""
+    timed = [c for c in prog["chunks"] if {"t0", "t1", "wall_s"} <= c.keys() and c["wall_s"] > 0][-last:]
+    if timed:
+        return sum(c["t1"] - c["t0"] for c in timed) / (sum(c["wall_s"] for c in timed) / 3600)
+    return prog["t"] / (prog["wall_s"] / 3600) if prog["wall_s"] > 0 else math.nan
+
+
+def progresses(campaign: Path = CAMPAIGN) -> dict[str, dict[str, Any]]:
+    """Every planned run's committed progress by id (read once for a status and its due lines)."""
+    return {r["id"]: progress(campaign, r) for r in read_plan(campaign)}
+
+
+def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None,
+                 progs: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Human-readable campaign status: one line a run, one a tier (a reference: its own), totals;
+    rates from each run's latest chunks (:func:`recent_rate`). ``progs``: :func:`progresses`."""
     now = time.time() if now is None else now
+    progs = progresses(campaign) if progs is None else progs
     lines, left_h, left_wall, unrated = [], 0.0, 0.0, []
     rates = []  # measured h/u_tau per wall-hour of the IC runs: the estimate for runs without one
     tiers: dict[str, list[float]] = {}  # tier (a reference: its id) -> [runs, done, h/u_tau left]
     for run in read_plan(campaign):
-        prog = progress(campaign, run)
+        prog = progs[run["id"]]
         tier = tiers.setdefault(run["id"] if run["kind"] == "reference" else run.get("tier", run["kind"]),
                               [0, 0, 0.0])
         tier[0] += 1
@@ -126,7 +150,7 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
             state = "paused" + (" (stale lock)" if lock else "")
         else:
             state = "pending"
-        rate = prog["t"] / (prog["wall_s"] / 3600) if prog["wall_s"] > 0 else math.nan  # h/u_tau per wall-hour
+        rate = recent_rate(prog)
         rest = max(run["horizon"] - prog["t"], 0.0)
         left_h += rest
         if rate > 0:
@@ -134,14 +158,14 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
             rates += [rate] if run["kind"] == "ic" else []
         else:
             unrated.append(rest)
-        rate_s = f"{rate:.1f} h/u_tau per wall-h" if math.isfinite(rate) else "rate unknown"
+        rate_s = f"{rate:.1f} h/u_tau per wall-h lately" if math.isfinite(rate) else "rate unknown"
         lines.append(f"{run['id']:10s} {run['kind']:12s} t = {prog['t']:7.2f} / {run['horizon']:g} h/u_tau, "
                      f"{len(prog['chunks']):3d} chunks, {prog['wall_s'] / 3600:6.2f} wall-h, {rate_s}: {state}")
     if sum(unrated) == 0:
-        wall = f"{left_wall:.1f} wall-h for one worker at the measured rates"
+        wall = f"{left_wall:.1f} wall-h for one worker at the latest rates"
     elif rates:
         typical = float(np.median(rates))
-        wall = (f"{left_wall + sum(unrated) / typical:.1f} wall-h for one worker at the measured rates, runs "
+        wall = (f"{left_wall + sum(unrated) / typical:.1f} wall-h for one worker at the latest rates, runs "
                 f"without one at the IC runs' median {typical:.1f} h/u_tau per wall-h")
     else:
         wall = "wall time unknown"
@@ -237,13 +261,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def decisions_due(campaign: Path = CAMPAIGN) -> list[str]:
+def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | None = None) -> list[str]:
     """The registrations and analyses the protocol makes once runs are done and nobody has made yet
-    (a worker goes on with the plan as it is; these need a person's command, each its own commit)."""
+    (a worker goes on with the plan as it is; these need a person's command, each its own commit).
+    ``progs``: :func:`progresses`."""
     runs = read_plan(campaign)
+    progs = progresses(campaign) if progs is None else progs
     key_path = campaign / "key.json"
     key = json.loads(key_path.read_text()) if key_path.exists() else {}
-    done = {r["id"]: is_done(r, progress(campaign, r)) for r in runs}
+    done = {r["id"]: is_done(r, progs[r["id"]]) for r in runs}
     out = []
     sweep = [r["id"] for r in runs if r["kind"] == "sweep"]
     if sweep and all(done[i] for i in sweep) and not any(v.get("ic") == "trig-turbulent" for v in key.values()):
@@ -1092,6 +1118,8 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         # amendment 10: the share of steps planned with patient, beside every CPU-second comparison
         out["comparisons"]["patient_share"] = {label[g]: rigor[g]["patient"] / max(1, rigor[g].total())
                                                for g in judged_all}
+        if PLANNING.exists():
+            out["comparisons"]["patient_speedup"] = json.loads(PLANNING.read_text())["median_ratio"]
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out
@@ -1173,7 +1201,9 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
               if held else "no live worker")
         return 0
     if args.action == "status":
-        print("\n".join(status_lines(campaign, work) + [f"due: {d}" for d in decisions_due(campaign)]))
+        progs = progresses(campaign)
+        print("\n".join(status_lines(campaign, work, progs=progs)
+                        + [f"due: {d}" for d in decisions_due(campaign, progs)]))
         return 0
     if args.action == "reference":
         return _reference(campaign, Path(args.results), args.run)

@@ -613,8 +613,10 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
                          f"{pair['reduction'][unit]['text']:>34s}")
         share = comp.get("patient_share", {})
         if "cpu_s" in pair["difference"] and pair["a"] in share and pair["b"] in share:
+            speedup = comp.get("patient_speedup")
+            cost = f"{1 - 1 / speedup:.0%} cheaper per step, " if speedup else ""
             lines.append(f"{'':24s} cpu_s: steps planned with FFTW patient {share[pair['a']]:.0%} / "
-                         f"{share[pair['b']]:.0%} (~13 % cheaper per step; amendment 10): at one cost per step "
+                         f"{share[pair['b']]:.0%} ({cost}amendment 10): at one cost per step "
                          "the reduction is the steps'")
         if "target" in pair:
             t = pair["target"]

@@ -66,6 +66,16 @@ def test_status_pending_paused_running_done(cp, tmp_path):
     assert cp.next_run(camp)["id"] == "a"
 
 
+def test_status_rates_come_from_the_latest_chunks(cp):
+    """A run that sped up is judged by its last chunks; chunks without times fall back to the average."""
+    chunks = [dict(t0=0.0, t1=1.0, wall_s=3600.0)] + [dict(t0=1.0 + i, t1=2.0 + i, wall_s=1800.0) for i in range(3)]
+    prog = dict(t=4.0, wall_s=3600.0 + 3 * 1800.0, chunks=chunks)
+    assert cp.recent_rate(prog) == pytest.approx(2.0)  # 3 h/u_tau in 1.5 wall-h; the whole run: 4 / 2.5
+    assert cp.recent_rate(prog, last=4) == pytest.approx(4.0 / 2.5)
+    assert cp.recent_rate(dict(t=3.0, wall_s=7200.0, chunks=[{}])) == pytest.approx(1.5)
+    assert math.isnan(cp.recent_rate(dict(t=0.0, wall_s=0.0, chunks=[])))
+
+
 def test_next_run_skips_runs_held_by_another_live_worker(cp, tmp_path):
     """Several ``run --all`` workers share a plan: a run whose fresh lock names another live process
     of this host is skipped; a dead pid, a stale heartbeat, our own pid or another host do not hold it."""
@@ -744,6 +754,9 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     assert comp["patient_share"] == {"gan": 1.0, "trig": 0.0, "control": 0.0}
     out = capsys.readouterr().out
     assert "gan vs trig" in out and "cpu_s: steps planned with FFTW patient 100% / 0%" in out
+    planning = json.loads(cp.PLANNING.read_text())  # the cost per step is amendment 10's measurement
+    assert comp["patient_speedup"] == planning["median_ratio"] == sorted(planning["patient_over_measure"])[1]
+    assert f"({1 - 1 / planning['median_ratio']:.0%} cheaper per step, amendment 10)" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
