@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -57,6 +58,15 @@ def dataset(tmp_path):
 def _weights(path):
     ck = torch.load(path, weights_only=True)
     return ck["generator"], ck.get("training", {}).get("critic")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Two training folders hold bit-identical generators (``model.pt``) and critics (``ckpt.pt``)."""
+    for i, name in ((0, "model.pt"), (1, "ckpt.pt")):
+        wa, wb = _weights(a / name)[i], _weights(b / name)[i]
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), (name, k)
 
 
 def test_gradient_penalty_linear_critic_analytic():
@@ -201,12 +211,7 @@ def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     res = train(cfg, resume=True)
     assert res.iteration == 4 and res.iterations_run == 2
-    g1, c1 = _weights(tmp_path / "full" / "model.pt")[0], _weights(tmp_path / "full" / "ckpt.pt")[1]
-    g2, c2 = _weights(tmp_path / "cut" / "model.pt")[0], _weights(tmp_path / "cut" / "ckpt.pt")[1]
-    for k in g1:
-        assert torch.equal(g1[k], g2[k]), k
-    for k in c1:
-        assert torch.equal(c1[k], c2[k]), k
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
     rows = (tmp_path / "cut" / "log.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1.0", "2.0", "3.0", "4.0"]
 
@@ -643,12 +648,7 @@ def test_conditional_resume_after_interrupt_equals_uninterrupted(planes, tmp_pat
     assert res.interrupted and res.iteration == 2
     res = train(cfg, resume=True)
     assert res.iteration == 4 and res.iterations_run == 2
-    g1, c1 = _weights(tmp_path / "full" / "model.pt")[0], _weights(tmp_path / "full" / "ckpt.pt")[1]
-    g2, c2 = _weights(tmp_path / "cut" / "model.pt")[0], _weights(tmp_path / "cut" / "ckpt.pt")[1]
-    for k in g1:
-        assert torch.equal(g1[k], g2[k]), k
-    for k in c1:
-        assert torch.equal(c1[k], c2[k]), k
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
     m1, m2 = (read_checkpoint(tmp_path / r / "model.pt")["start_modes"] for r in ("full", "cut"))
     assert torch.equal(m1, m2)
     with pytest.raises(ConfigError, match="model.kind: 'conditional' -> 'plane'"):  # a plane config cannot resume it
