@@ -63,6 +63,8 @@ CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
 #: Amendment 10's measurement: steps per CPU-second, FFTW patient over measure (its median ratio).
 PLANNING = ROOT / "benchmarks" / "results" / "dedalus_planning.json"
+#: ``campaign analyse --unblind``'s result (the ensembles it judged): a complete tier not in it is due.
+ONSETS_NAMED = ROOT / "benchmarks" / "results" / "campaign_onsets_named.json"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
 #: FFTW planning rigor of the workers' solver (amendment 10: from commit ccb888d, 2026-12-06 04:00 UTC;
 #: before it Dedalus' default ``measure``): ~15 % more steps per CPU-second, results equal to round-off.
@@ -261,10 +263,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | None = None) -> list[str]:
+def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | None = None,
+                  onsets: Path = ONSETS_NAMED) -> list[str]:
     """The registrations and analyses the protocol makes once runs are done and nobody has made yet
     (a worker goes on with the plan as it is; these need a person's command, each its own commit).
-    ``progs``: :func:`progresses`."""
+    ``progs``: :func:`progresses`; ``onsets``: the unblinded analysis, where a complete tier's
+    groups must appear (amendment 11: a tier is analysed when its runs are done)."""
     runs = read_plan(campaign)
     progs = progresses(campaign) if progs is None else progs
     key_path = campaign / "key.json"
@@ -281,6 +285,16 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
                    "register --tier flow_rate ...' (amendment 9; refused unless the gate passes)")
     if runs and all(done.values()):
         out.append("every planned run is done: 'campaign analyse', then '--unblind'")
+        return out
+    judged = set(json.loads(onsets.read_text())["ensembles"]) if onsets.exists() else set()
+    tiers: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r["kind"] == "ic":
+            tiers.setdefault(r.get("tier", "ic"), []).append(r)
+    for tier, members in tiers.items():
+        if all(done[r["id"]] for r in members) and not {r["group"] for r in members} <= judged:
+            out.append(f"tier {tier} is done: 'campaign analyse', then '--unblind' (amendment 11), and commit "
+                       "the results")
     return out
 
 
@@ -1077,13 +1091,14 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             if len(runs_of.get(g, [])) == n:
                 members, steps, cpu_per_time = zip(*runs_of[g])
                 complete[g] = report.Ensemble(list(members), list(steps), list(cpu_per_time))
-        judged = report.judge_groups(complete, ref, k, stats["k_boot"], pv, np.random.default_rng(pv["seed"] + 3))
+        # every group its own streams (amendment 11): a tier's numbers stay put when later tiers complete
+        judged = report.judge_groups(complete, ref, k, stats["k_boot"], pv, pv["seed"] + 3)
         mine_ens = report.ensemble_onsets(judged, ref, k, pv)
-        prof_rng = np.random.default_rng(pv["seed"] + 5)
         for g, e in sorted(mine_ens.items()):  # is the steady part the reference's state? (amendment 7)
             if not e["censored"] and all("t" in p for p in [ref_prof, *profiles_of[g]]):
                 e["profiles_after_onset"] = report.profile_check(ref_prof, ref_run["discard"], profiles_of[g],
-                                                                 e["onset_time"], horizon, prof_rng)
+                                                                 e["onset_time"], horizon,
+                                                                 report.group_rng(pv["seed"] + 5, g))
         ensembles.update(mine_ens)
         judged_all.update(judged)
         views[driving] = {"reference": ref_run["id"], "k": k, "horizon": horizon, "signals": pv["signals"],

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -279,17 +280,23 @@ def judge(ens: Ensemble, ref: Reference, k: float, k_boot: float, protocol: dict
     return Judged(grid, values, onset, point, censored, boot)
 
 
+def group_rng(seed: int, label: str) -> np.random.Generator:
+    """A group's own random stream (amendment 11): from ``seed`` and the group's opaque label, so
+    what is drawn for one group does not depend on which other groups are complete or judged."""
+    return np.random.default_rng([seed, zlib.crc32(label.encode())])
+
+
 def judge_groups(groups: Mapping[str, Ensemble], ref: Reference, k: Mapping[str, float], k_boot: Mapping[str, float],
-                 protocol: dict[str, Any], rng: np.random.Generator) -> dict[str, Judged]:
-    """:func:`judge` for every group (sorted by label, one ``rng`` stream) with its size's k_N and
-    k_N^boot."""
+                 protocol: dict[str, Any], seed: int) -> dict[str, Judged]:
+    """:func:`judge` for every group with its size's k_N and k_N^boot, each group resampled from its
+    own stream (:func:`group_rng` of ``seed``)."""
     out = {}
     for label, ens in sorted(groups.items()):
         size = str(len(ens.members))
         if size not in k or size not in k_boot:
             raise ValueError(f"group {label}: {size} members, but k / k_boot were calibrated for "
                              f"{sorted(k)} / {sorted(k_boot)} only")
-        out[label] = judge(ens, ref, k[size], k_boot[size], protocol, rng)
+        out[label] = judge(ens, ref, k[size], k_boot[size], protocol, group_rng(seed, label))
     return out
 
 

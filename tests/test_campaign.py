@@ -187,8 +187,16 @@ def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
         groups["g2"].append((t, cr.signals(s, protocol["signals"], 1.0)))
     groups["g1"] = [(t, cr.signals(s, protocol["signals"], 1.0)) for t, s in groups["g1"]]
     judged = cr.judge_groups({g: cr.Ensemble(m) for g, m in groups.items()}, ref, stats["k"], stats["k_boot"],
-                             protocol, rng)
+                             protocol, 23)
     res = cr.ensemble_onsets(judged, ref, stats["k"], protocol)
+    # amendment 11: a group's resamples are its own; judged alone, g2 gets the same numbers
+    alone = cr.judge_groups({"g2": cr.Ensemble(groups["g2"])}, ref, stats["k"], stats["k_boot"], protocol, 23)
+    assert np.ptp(judged["g2"].boot["time"]) > 0  # the resamples differ: the comparison can fail
+    assert np.array_equal(alone["g2"].censored, judged["g2"].censored)
+    assert np.array_equal(alone["g2"].boot["time"], judged["g2"].boot["time"])
+    assert cr.ensemble_onsets(alone, ref, stats["k"], protocol)["g2"] == res["g2"]
+    other = cr.judge_groups({"g2": cr.Ensemble(groups["g2"])}, ref, stats["k"], stats["k_boot"], protocol, 24)
+    assert not np.array_equal(other["g2"].boot["time"], judged["g2"].boot["time"])  # the seed does matter
     assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
     assert len(res["g2"]["per_run"]) == 3
     named = cr.join(res, {"g1": "control", "g2": "trig"})
@@ -989,6 +997,29 @@ def test_decisions_due_name_the_registrations_that_wait_for_a_person(cp, tmp_pat
     (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8},
                                                "g2": {"ic": "trig", "tier": "flow_rate", "members": 8}}))
     assert cp.decisions_due(camp) == ["every planned run is done: 'campaign analyse', then '--unblind'"]
+
+
+def test_decisions_due_name_a_complete_tier_until_it_is_analysed(cp, tmp_path):
+    """Amendment 11: a tier whose runs are all done is analysed then; status says so until the
+    unblinded result holds its groups."""
+    camp = _plan(tmp_path, dict(id="a1", kind="ic", tier="confirmatory", group="ga", horizon=1.0),
+                 dict(id="b1", kind="ic", tier="confirmatory", group="gb", horizon=1.0),
+                 dict(id="c1", kind="ic", tier="fair", group="gc", horizon=1.0))
+    (camp / "protocol.json").write_text("{}")
+    onsets = tmp_path / "onsets.json"
+    for rid in ("a1", "b1"):
+        (camp / rid).mkdir()
+        (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=0.5, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    assert cp.decisions_due(camp, onsets=onsets) == []
+    (camp / "b1" / "run.json").write_text(json.dumps(dict(id="b1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    assert cp.decisions_due(camp, onsets=onsets) == []  # a1 still runs
+    (camp / "a1" / "run.json").write_text(json.dumps(dict(id="a1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    due = cp.decisions_due(camp, onsets=onsets)
+    assert len(due) == 1 and due[0].startswith("tier confirmatory is done: 'campaign analyse'")
+    onsets.write_text(json.dumps({"ensembles": {"ga": {}}}))
+    assert len(cp.decisions_due(camp, onsets=onsets)) == 1  # gb not analysed yet
+    onsets.write_text(json.dumps({"ensembles": {"ga": {}, "gb": {}}}))
+    assert cp.decisions_due(camp, onsets=onsets) == []
 
 
 FAKE_WORKER = """
