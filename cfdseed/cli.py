@@ -240,10 +240,25 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_models)
 
 
+def _version() -> str:
+    """``cfdseed X (torch Y, Python Z)``, from the installed metadata (torch is not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"cfdseed {__version__} (torch {torch}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cfdseed`` and its sub-commands."""
     parser = argparse.ArgumentParser(prog="cfdseed", description=_MAIN, epilog=_MAIN_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print cfdseed's version (with torch's and Python's) and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(sub)
     _add_evaluate(sub)

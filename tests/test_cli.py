@@ -28,6 +28,20 @@ def test_help_has_examples_and_exit_codes(command, capsys):
         assert "--force" in text and "--resume" in text
 
 
+def test_version_is_the_installed_one(capsys):
+    """``cfdseed --version``: the package's version as installed (pyproject and ``__version__`` agree)."""
+    from importlib.metadata import version
+
+    import cfdseed
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    assert out.startswith(f"cfdseed {cfdseed.__version__} (torch {version('torch')}, Python ")
+    assert cfdseed.__version__ == version("cfdseed")
+
+
 def test_inconsistent_units_exit_2_with_one_line(tmp_path, capsys):
     model = tiny_model(tmp_path / "m.pt")
     rc = main(["generate", *GRID, "--model", str(model), "--device", "cpu", "--re-tau", "180", "--u-tau", "1",
