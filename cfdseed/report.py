@@ -8,7 +8,7 @@ saved as PNG at 110 dpi:
                      dotted with markers, published DNS dashed;
 - ``spectra.png``    E_uu, E_vv, E_ww(k_z+) log-log, one colour per height (dataset dashed);
 - ``spectra_x.png``  the streamwise counterparts (3-D fields only);
-- ``pdfs.png``       PDFs of u'+, v'+, w'+ at each height (log density; dataset dashed);
+- ``pdfs.png``       PDFs of u'+, v'+, w'+ at each height (log density; dataset black);
 - ``correlations.png`` R_uu, R_vv, R_ww(dz+) per height;
 - ``slices.png``     u' = u - <u>(y) on y-z planes, reference dataset samples above generated ones,
                      one shared colour scale.
@@ -110,28 +110,46 @@ def _spectra(s: Any, a: Any, path: Path, streamwise: bool, names: tuple[str, str
     return _save(fig, path)
 
 
-def _pdfs(s: Any, a: Any, path: Path, names: tuple[str, str]) -> str:
-    nh = len(s.heights)
-    fig = figure(2.6 * nh, 7)
-    axes = np.atleast_2d(fig.subplots(3, nh, squeeze=False))
+#: Figure series: (name, statistics, colour); a dataset or DNS last, in black.
+Series = list[tuple[str, Any, str]]
+
+
+def _style(colour: str) -> dict[str, Any]:
+    return {"color": colour, "lw": 2.0 if colour == "k" else 1.5, "ls": "-"}
+
+
+def _height_labels(series: Series) -> list[str]:
+    """Every height label of the series, nearest the wall first, the centre last."""
+    seen: dict[str, float] = {}
+    for _, s, _ in series:
+        for h in s.heights:
+            seen.setdefault(h.label, math.inf if h.label == "centre" else h.target)
+    return sorted(seen, key=lambda k: seen[k])
+
+
+def _row(s: Any, label: str) -> int | None:
+    return next((i for i, h in enumerate(s.heights) if h.label == label), None)
+
+
+def pdf_figure(series: Series, path: Path) -> str:
+    """PDFs of u'+, v'+, w'+ (log density), rows = components, columns = every height of the
+    series (:func:`_height_labels`), one line per series."""
+    labels = _height_labels(series)
+    fig = figure(0.6 + 2.6 * len(labels), 7)
+    axes = fig.subplots(3, len(labels), squeeze=False)
     for c, comp in enumerate("uvw"):
-        for i, h in enumerate(s.heights):
-            ax = axes[c, i]
-            x = s.samples[c, i]
-            j = {hh.label: n for n, hh in enumerate(a.heights)}.get(h.label) if a is not None else None
-            xa = a.samples[c, j] if j is not None else None
-            both = x if xa is None else np.concatenate([x, xa])
-            lo, hi = np.percentile(both, [0.05, 99.95])
+        for r, label in enumerate(labels):
+            ax = axes[c, r]
+            xs = [(name, s.samples[c, i], col) for name, s, col in series if (i := _row(s, label)) is not None]
+            lo, hi = np.percentile(np.concatenate([x for _, x, _ in xs]), [0.05, 99.95])
             if hi <= lo:
                 lo, hi = lo - 1.0, hi + 1.0
             edges = np.linspace(lo, hi, 51)
             mid = 0.5 * (edges[1:] + edges[:-1])
-            d, _ = np.histogram(x, bins=edges, density=True)
-            ax.semilogy(mid, np.where(d > 0, d, np.nan), "-", color="C0", lw=1.6, label=names[0])
-            if xa is not None:
-                da, _ = np.histogram(xa, bins=edges, density=True)
-                ax.semilogy(mid, np.where(da > 0, da, np.nan), "--", color="k", lw=1.0, label=names[1])
-            ax.set_title(f"{comp}'+ at {h.label}", fontsize=8)
+            for name, x, col in xs:
+                dens, _ = np.histogram(x, bins=edges, density=True)
+                ax.semilogy(mid, np.where(dens > 0, dens, np.nan), label=name, **_style(col))
+            ax.set_title(f"{comp}'+ at {label}", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
     axes[0, 0].legend(fontsize=7)
@@ -229,7 +247,8 @@ def write_figures(out: Path, s: Any, a: Any, ref: Any, fields: np.ndarray, y: np
     if s.kx is not None:
         figs["spectra_x"] = _spectra(s, a if (a is not None and a.kx is not None) else None,
                                      out / "spectra_x.png", streamwise=True, names=names)
-    figs["pdfs"] = _pdfs(s, a, out / "pdfs.png", names)
+    figs["pdfs"] = pdf_figure([(names[0], s, "C0")] + ([(names[1], a, "k")] if a is not None else []),
+                              out / "pdfs.png")
     figs["correlations"] = _correlations(s, a, out / "correlations.png", names)
     figs["slices"] = _slices(fields, y, lz, other, names, out / "slices.png")
     return figs

@@ -55,7 +55,19 @@ from .evaluate import (
     compare,
     compare_reference,
 )
-from .report import _LABELS, _below_nyquist, _fmt, _save, figure, slice_rows
+from .report import (
+    _LABELS,
+    Series,
+    _below_nyquist,
+    _fmt,
+    _height_labels,
+    _row,
+    _save,
+    _style,
+    figure,
+    pdf_figure,
+    slice_rows,
+)
 
 __all__ = ["summary", "write_side_by_side"]
 
@@ -178,27 +190,9 @@ def write_side_by_side(inputs: Sequence[tuple[str, _Set]], against: _Set | None,
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-_Series = list[tuple[str, Statistics, str]]  # (name, statistics, colour); the DNS last, in black
 
 
-def _style(colour: str) -> dict[str, Any]:
-    return {"color": colour, "lw": 2.0 if colour == "k" else 1.5, "ls": "-"}
-
-
-def _height_labels(series: _Series) -> list[str]:
-    """Every height label of the series, nearest the wall first, the centre last."""
-    seen: dict[str, float] = {}
-    for _, s, _ in series:
-        for h in s.heights:
-            seen.setdefault(h.label, math.inf if h.label == "centre" else h.target)
-    return sorted(seen, key=lambda k: seen[k])
-
-
-def _row(s: Statistics, label: str) -> int | None:
-    return next((i for i, h in enumerate(s.heights) if h.label == label), None)
-
-
-def _profiles(series: _Series, ref: Any, path: Path) -> str:
+def _profiles(series: Series, ref: Any, path: Path) -> str:
     fig = figure(17, 3.8)
     axes = fig.subplots(1, len(PROFILES))
     for ax, k in zip(axes, PROFILES):
@@ -216,7 +210,7 @@ def _profiles(series: _Series, ref: Any, path: Path) -> str:
     return _save(fig, path)
 
 
-def _per_height(series: _Series, path: Path, streamwise: bool, what: str) -> str:
+def _per_height(series: Series, path: Path, streamwise: bool, what: str) -> str:
     """Spectra (``what="spectra"``) or correlations, rows = heights, columns = uu, vv, ww."""
     spectra = what == "spectra"
     have = [(n, s, c) for n, s, c in series if not streamwise or s.kx is not None]
@@ -255,31 +249,7 @@ def _per_height(series: _Series, path: Path, streamwise: bool, what: str) -> str
     return _save(fig, path)
 
 
-def _pdfs(series: _Series, path: Path) -> str:
-    labels = _height_labels(series)
-    fig = figure(0.6 + 2.6 * len(labels), 7)
-    axes = fig.subplots(3, len(labels), squeeze=False)
-    for c, comp in enumerate("uvw"):
-        for r, label in enumerate(labels):
-            ax = axes[c, r]
-            xs = [(name, s.samples[c, i], col) for name, s, col in series if (i := _row(s, label)) is not None]
-            lo, hi = np.percentile(np.concatenate([x for _, x, _ in xs]), [0.05, 99.95])
-            if hi <= lo:
-                lo, hi = lo - 1.0, hi + 1.0
-            edges = np.linspace(lo, hi, 51)
-            mid = 0.5 * (edges[1:] + edges[:-1])
-            for name, x, col in xs:
-                dens, _ = np.histogram(x, bins=edges, density=True)
-                ax.semilogy(mid, np.where(dens > 0, dens, np.nan), label=name, **_style(col))
-            ax.set_title(f"{comp}'+ at {label}", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(True, alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("PDFs of the velocity fluctuations (wall units)")
-    return _save(fig, path)
-
-
-def _write_overlays(out: Path, series: _Series, ref: Any,
+def _write_overlays(out: Path, series: Series, ref: Any,
                    rows: list[tuple[str, np.ndarray, np.ndarray, float]]) -> dict[str, str]:
     """The overlay PNGs of the module docstring into ``out``; returns {figure key: file name}."""
     figs = {"profiles": _profiles(series, ref, out / "profiles.png"),
@@ -290,7 +260,7 @@ def _write_overlays(out: Path, series: _Series, ref: Any,
     figs["correlations"] = _per_height(series, out / "correlations.png", False, "correlations")
     if three_d:
         figs["correlations_x"] = _per_height(series, out / "correlations_x.png", True, "correlations")
-    figs["pdfs"] = _pdfs(series, out / "pdfs.png")
+    figs["pdfs"] = pdf_figure(series, out / "pdfs.png")
     figs["slices"] = slice_rows(rows, out / "slices.png", "u' on y-z planes"
                                 + (" (DNS on top)" if rows and rows[0][0] == _DNS else ""), x_planes=4)
     return figs
