@@ -27,13 +27,12 @@ Kind kind_of(const py::array& a, const char* name) {
                               std::string(py::str(a.dtype())));
 }
 
-template <class T>
-View3<T> view(const py::array& a, const char* name) {
+// Shape and strides (in items of T) of a 3-D array into a view's n and s.
+template <class T, class V>
+void set_layout(const py::array& a, const char* name, V& v) {
   if (a.ndim() != 3)
     throw std::invalid_argument(std::string(name) + " must be a 3-D (x, y, z) array, got " +
                                 std::to_string(a.ndim()) + " dimensions");
-  View3<T> v;
-  v.data = static_cast<const T*>(a.data());
   for (int d = 0; d < 3; ++d) {
     v.n[d] = static_cast<idx>(a.shape(d));
     const auto s = static_cast<idx>(a.strides(d));
@@ -41,6 +40,13 @@ View3<T> view(const py::array& a, const char* name) {
       throw std::invalid_argument(std::string(name) + " has a stride that is not a multiple of its item size");
     v.s[d] = s / static_cast<idx>(sizeof(T));
   }
+}
+
+template <class T>
+View3<T> view(const py::array& a, const char* name) {
+  View3<T> v;
+  set_layout<T>(a, name, v);
+  v.data = static_cast<const T*>(a.data());
   return v;
 }
 
@@ -100,19 +106,10 @@ py::tuple divergence_t(const py::array& u, const py::array& v, const py::array& 
 
 template <class T>
 cfdseed::Out3<T> out_view(py::array& a, const char* name) {
-  if (a.ndim() != 3)
-    throw std::invalid_argument(std::string(name) + " must be a 3-D (x, y, z) array, got " +
-                                std::to_string(a.ndim()) + " dimensions");
-  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " must be writeable");
   cfdseed::Out3<T> v;
+  set_layout<T>(a, name, v);
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " must be writeable");
   v.data = static_cast<T*>(a.mutable_data());
-  for (int d = 0; d < 3; ++d) {
-    v.n[d] = static_cast<idx>(a.shape(d));
-    const auto s = static_cast<idx>(a.strides(d));
-    if (s % static_cast<idx>(sizeof(T)) != 0)
-      throw std::invalid_argument(std::string(name) + " has a stride that is not a multiple of its item size");
-    v.s[d] = s / static_cast<idx>(sizeof(T));
-  }
   return v;
 }
 

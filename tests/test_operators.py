@@ -255,6 +255,9 @@ def test_kernels_reject_bad_input():
         _core.stats(f.astype(np.int32), np.ones(4))
     with pytest.raises(ValueError, match="3-D"):
         _core.stats(np.zeros((3, 4)), np.ones(4))
+    odd = np.ndarray((3, 4, 5), dtype=np.float64, buffer=bytearray(8 * 200), strides=(164, 40, 8))
+    with pytest.raises(ValueError, match="f has a stride that is not a multiple of its item size"):
+        _core.stats(odd, np.ones(4))
     with pytest.raises(ValueError, match="one weight per y"):
         _core.stats(f, np.ones(5))
     with pytest.raises(ValueError, match="same shape"):

@@ -140,6 +140,11 @@ def test_kernel_rejects_bad_input():
         ro = f.copy()
         ro.flags.writeable = False
         _core.eddies(ro[0], ro[1], ro[2], *ok)
+    with pytest.raises(ValueError, match=r"u must be a 3-D \(x, y, z\) array, got 2 dimensions"):
+        _core.eddies(f[0, :, :, 0], f[1, :, :, 0], f[2, :, :, 0], *ok)
+    odd = np.ndarray((4, 5, 6), dtype=np.float64, buffer=bytearray(8 * 200), strides=(244, 48, 8))
+    with pytest.raises(ValueError, match="u has a stride that is not a multiple of its item size"):
+        _core.eddies(odd, f[1], f[2], *ok)
 
 
 # -- construction ----------------------------------------------------------------------------
