@@ -54,6 +54,24 @@ def test_trailing_mean_and_resample():
         resample([0.0, 1.0], [0.0, 1.0], 0.1, 0.0, 2.0)
 
 
+def test_a_run_whose_last_record_falls_short_of_the_horizon(ref):
+    """A solver records every few steps, so a run's last record may lie just before the horizon
+    (the campaign's runs: 0.0006-0.006 h/u_tau before 32): within half a grid step it stands for
+    the horizon; further short, the run is refused."""
+    rng = np.random.default_rng(5)
+    t, s = member(rng, 8.0)
+    fine_t = np.append(t[:-1], t[-2] + 0.8 * DT)  # the last record 0.2 DT short of the horizon
+    g, full = ref.grid([(t, s)], 8.0)
+    g2, short = ref.grid([(fine_t, s)], 8.0)
+    np.testing.assert_array_equal(g, g2)
+    np.testing.assert_array_equal(short[..., :-1], full[..., :-1])
+    np.testing.assert_array_equal(short[0, :, -1], [s["bulk"][-1], s["tau"][-1]])  # the last record, held
+    assert ref.onset([(fine_t, s)], k=4.0, horizon=8.0).onset_time == ref.onset([(t, s)], k=4.0, horizon=8.0).onset_time
+    cut = {k: v[:-1] for k, v in s.items()}
+    with pytest.raises(ValueError, match="more than half a grid step"):
+        ref.grid([(np.append(t[:-2], t[-2] + 0.4 * DT), cut)], 8.0)  # 0.6 DT short
+
+
 def test_reference_statistics_match_the_ou_theory(ref):
     assert ref.signals == ("bulk", "tau") and ref.duration == pytest.approx(580.0)
     np.testing.assert_allclose(ref.mean, [15.7, 1.0], atol=3 * S * math.sqrt(2 * TAU / 580))

@@ -274,7 +274,12 @@ class Reference:
         return float(np.quantile(sup, level))
 
     def grid(self, members: Sequence[Member], horizon: float) -> tuple[np.ndarray, np.ndarray]:
-        """Members resampled onto ``0, dt, ..., horizon``: grid (m,) and ``(N, S, m)`` values."""
+        """Members resampled onto ``0, dt, ..., horizon``: grid (m,) and ``(N, S, m)`` values.
+
+        A run's records need not reach the horizon exactly: a solver records every few steps, so
+        its last record may fall short of it. Within half a grid step (``dt / 2``) the last record
+        stands for the horizon (held); a run that ends earlier is refused.
+        """
         if not members:
             raise ValueError("need at least one run")
         vals = []
@@ -283,10 +288,13 @@ class Reference:
             if missing:
                 raise ValueError(f"run {k} lacks signal(s) {missing}")
             t = np.asarray(t, dtype=np.float64)
-            if t[-1] < horizon - 1e-9:
-                raise ValueError(f"run {k} ends at t = {t[-1]:g}, before the horizon {horizon:g}")
-            g, v = resample(t, np.stack([np.asarray(series[s], dtype=np.float64) for s in self.signals]),
-                            self.dt, 0.0, horizon)
+            x = np.stack([np.asarray(series[s], dtype=np.float64) for s in self.signals])
+            if t[-1] < horizon - 0.5 * self.dt - 1e-9:
+                raise ValueError(f"run {k} ends at t = {t[-1]:g}, more than half a grid step "
+                                 f"({0.5 * self.dt:g}) before the horizon {horizon:g}")
+            if t[-1] < horizon:
+                t, x = np.append(t, horizon), np.concatenate([x, x[:, -1:]], axis=1)
+            g, v = resample(t, x, self.dt, 0.0, horizon)
             vals.append(v)
         return g, np.stack(vals)
 
