@@ -1059,3 +1059,24 @@ def test_start_and_stop_workers(cp, tmp_path):
     assert all("stopped" in (tmp_path / "runs" / f"campaign-w{i}.log").read_text() for i in (1, 2))
     assert cp.stop_workers(work=work, timeout=1.0) == {}  # nothing running: returns at once, nothing left behind
     assert not (work / "STOP").exists()
+
+
+def test_rehearsal_runs_the_real_analysis_on_the_committed_reference(tmp_path):
+    """``campaign analyse`` end to end on real records (benchmarks/campaign_rehearsal.py): ensembles
+    of reference segments, two with a known U_b transient injected, judged blind and unblinded with
+    the committed protocol and reference statistics. The segments end a record interval short of
+    the horizon, as every IC run does (the analysis once refused them all)."""
+    reh = load("campaign_rehearsal")
+    stats = json.loads((ROOT / "benchmarks" / "results" / "reference.json").read_text())
+    half = stats["k"]["8"] * stats["signals"]["bulk"]["sigma_window_mean"] / math.sqrt(8)
+    res = reh.rehearse(ROOT / "benchmarks" / "results" / "reference.json", 20261206, half, tmp_path / "f.png")
+    assert res["blind_groups_match"] and (tmp_path / "f.png").stat().st_size > 10_000
+    on = res["onsets"]
+    assert on["gan"]["onset_time"] == on["control"]["onset_time"] == 1.0  # the first full window
+    for name in ("trig", "plug"):  # late, near where the injected offset enters the band
+        assert not on[name]["censored"] and abs(on[name]["onset_time"] - on[name]["expected_entry"]) < 4.0
+    assert on["trig"]["expected_entry"] > 10.0 and on["plug"]["onset_time"] > on["trig"]["onset_time"]
+    assert set(res["comparisons"]) == {"gan vs trig", "gan vs plug", "gan vs control"}
+    reh_seg = reh.segment({"t": np.arange(0.0, 10.0, 0.3), "step": np.arange(0.0, 10.0, 0.3) * 10},
+                          {"t": np.arange(0.25, 10.0, 0.5), "y": np.zeros(2)}, 2.0, 5.0)
+    assert reh_seg[0]["t"][0] == 0.0 and 5.0 - 0.3 < reh_seg[0]["t"][-1] <= 5.0 and reh_seg[0]["step"][0] == 0
