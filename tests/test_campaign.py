@@ -1080,3 +1080,18 @@ def test_rehearsal_runs_the_real_analysis_on_the_committed_reference(tmp_path):
     reh_seg = reh.segment({"t": np.arange(0.0, 10.0, 0.3), "step": np.arange(0.0, 10.0, 0.3) * 10},
                           {"t": np.arange(0.25, 10.0, 0.5), "y": np.zeros(2)}, 2.0, 5.0)
     assert reh_seg[0]["t"][0] == 0.0 and 5.0 - 0.3 < reh_seg[0]["t"][-1] <= 5.0 and reh_seg[0]["step"][0] == 0
+
+
+def test_verdict_study_runs_both_methods(tmp_path):
+    """benchmarks/campaign_verdicts.py on a minimal budget: every scenario gets a verdict per level,
+    the registered resample constant is reproduced from the protocol's surrogate streams."""
+    cv = load("campaign_verdicts")
+    out = tmp_path / "v.json"
+    assert cv.main(["--pairs", "1", "--resamples", "20", "--levels", "0.95", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    ref_stats = json.loads((ROOT / "benchmarks" / "results" / "reference.json").read_text())
+    assert res["levels"]["0.95"]["k_8_boot"] == pytest.approx(ref_stats["k_boot"]["8"], rel=1e-12)
+    assert all(sum(c.values()) == 1 for c in res["levels"]["0.95"]["verdicts"].values())
+    assert res["truth_onset"]["s0"] == 1.0 and res["truth_onset"]["s3"] > res["truth_onset"]["s1"] > 5.0
+    assert cv.main(["--per-run", "--pairs", "1", "--out", str(out)]) == 0
+    assert len(json.loads(out.read_text())["verdicts"]) == len(cv.SCENARIOS)

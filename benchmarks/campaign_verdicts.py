@@ -1,0 +1,173 @@
+"""Can the registered comparisons decide the targets? Verdicts on simulated pairs (issue 14)
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py [--pairs 100] [--resamples 1000]
+        [--levels 0.95,0.99]
+
+Blind-safe: surrogates of the reference only (``Reference.surrogates``, the power analysis's and
+amendment 4's ensembles), no IC run is read. An "IC" of scale s is 8 surrogates plus s times the
+power analysis's trig template on U_b (s = 0: a perfect IC; s = 1: trig-like; 2, 3: plug-like, later
+onsets). Each pair (a "GAN" ensemble against an independent baseline ensemble) is judged and
+compared exactly as ``campaign analyse --unblind`` does (``campaign_report.judge`` with k_8 for the
+point and a resample band constant for the resamples, ``compare`` with the protocol's reduction
+targets, here in simulated time), so the verdict shares per scenario are the design's power (true
+reduction above the target) or its false "met" rate (below it). Truth: the median point onset of
+400 further ensembles of each scale. ``--levels``: the pass level of the resample band constant
+(amendment 4 registered 0.95: k_8^boot 5.44; the same surrogate streams as ``campaign reference``);
+also reported, the coverage of each ensemble's own onset interval.
+
+``--per-run``: instead, comparisons of the members' mean per-run onset (each member judged alone by
+the per-run rule, k_1; a censored member counts as the horizon; members resampled with replacement,
+no re-judging, 2000 resamples, the same 1 % tails), an alternative that needs no resample band;
+truth: the mean per-run onset over 200 further ensembles of each scale.
+
+Writes ``benchmarks/results/campaign_verdicts.json`` (``--per-run``: ``campaign_verdicts_per_run.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import campaign as cp  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "campaign_verdicts.json"
+#: Template scales of the simulated ICs (see the module docstring).
+SCALES = {"s0": 0.0, "s0.2": 0.2, "s0.3": 0.3, "s0.4": 0.4, "s0.5": 0.5, "s1": 1.0, "s2": 2.0, "s3": 3.0}
+#: (GAN scale, baseline scale, the target's reduction): trig's 50 % and plug's 80 %, on both sides of them.
+SCENARIOS = [("s0", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.4", "s1", 0.5), ("s0.5", "s1", 0.5), ("s1", "s1", 0.5),
+             ("s0", "s3", 0.8), ("s0.2", "s3", 0.8), ("s0.4", "s3", 0.8), ("s0.5", "s2", 0.8)]
+
+
+def resample_constants(ref: Any, protocol: dict[str, Any], level: float) -> float:
+    """k_8^boot at ``level`` on the surrogate streams of ``campaign_report.band_constants``."""
+    rng, res = np.random.default_rng(protocol["seed"]), np.random.default_rng(protocol["seed"] + 4)
+    k = {n: ref.calibrate(n, protocol["horizon"], level=level, n=protocol["calibration_surrogates"], rng=rng,
+                          resample=res) for n in sorted({1, *protocol["members_candidates"]})}
+    return k[8]
+
+
+def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any, pairs: int,
+                     resamples: int = 2000) -> dict[str, Any]:
+    """Verdicts and interval coverage of the mean per-run onset (``--per-run``)."""
+    report = cp._report_module()
+    horizon, names = protocol["horizon"], list(SCALES)
+    grid = ref.dt * np.arange(int(round(horizon / ref.dt)) + 1)
+    lo_q, hi_q = report.TAILS[0], 1 - report.TAILS[1]
+
+    def onsets(v: np.ndarray) -> np.ndarray:
+        out = [ref.onset_of_grid(grid, x[None], k=k1, min_steady=protocol["min_steady"]) for x in v]
+        return np.array([horizon if r.censored else r.onset_time for r in out])
+
+    truth = {n: float(np.mean([onsets(values(n, [900 + j, i])).mean() for i in range(200)]))
+             for j, n in enumerate(names)}
+    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
+    counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
+    cover: dict[str, list[bool]] = {}
+    for i in range(pairs):
+        boot = {}
+        for j, (name, side) in enumerate(sides):
+            o = onsets(values(name, [100 + names.index(name), side, i]))
+            boot[(name, side)] = o[np.random.default_rng([5, j, i]).integers(o.size, size=(resamples, o.size))].mean(axis=1)
+            lo, hi = np.quantile(boot[(name, side)], [lo_q, hi_q])
+            cover.setdefault(name, []).append(bool(lo <= truth[name] <= hi))
+        for g, b, t in SCENARIOS:
+            lo, hi = np.quantile(1 - boot[(g, 0)] / boot[(b, 1)], [lo_q, hi_q])
+            verdict = "met" if lo >= t else ("not met" if hi < t else "undecided")
+            c = counts[f"{g} vs {b} (>= {t:g})"]
+            c[verdict] = c.get(verdict, 0) + 1
+    return {"truth_mean_per_run_onset": truth, "resamples": resamples,
+            "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
+            "verdicts": counts, "interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=100)
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--levels", default="0.95,0.99")
+    ap.add_argument("--per-run", action="store_true", help="the mean per-run onset instead (module docstring)")
+    ap.add_argument("--out", default=None, help="default: results/campaign_verdicts[_per_run].json")
+    a = ap.parse_args(argv)
+    out_path = Path(a.out) if a.out else OUT.with_name("campaign_verdicts_per_run.json" if a.per_run else OUT.name)
+    report = cp._report_module()
+    protocol = dict(report.read_protocol(cp.CAMPAIGN), bootstrap=a.resamples)
+    run, series, _ = cp._reference_run(cp.CAMPAIGN)
+    ref = report.reference(protocol, run, series)
+    k = json.loads((OUT.parent / "reference.json").read_text())["k"]["8"]
+    m = int(round(protocol["horizon"] / ref.dt)) + 1
+    grid = ref.dt * np.arange(m)
+    template = np.zeros((len(ref.signals), m))
+    template[ref.signals.index("bulk")] = cp.power_template(ref, protocol)
+    names = list(SCALES)
+    t0 = time.process_time()
+
+    def values(name: str, stream: list[int]) -> np.ndarray:
+        return ref.surrogates(8, protocol["horizon"], np.random.default_rng(stream)) + SCALES[name] * template[None]
+
+    if a.per_run:
+        res = per_run_verdicts(ref, protocol, json.loads((OUT.parent / "reference.json").read_text())["k"]["1"],
+                               values, a.pairs)
+        res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
+                   reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --per-run --pairs {a.pairs}")
+        out_path.write_text(json.dumps(res, indent=1) + "\n")
+        for key, c in res["verdicts"].items():
+            g, b = key.split(" (")[0].split(" vs ")
+            print(f"  {key:22s} true reduction {res['true_reduction'][f'{g} vs {b}']:+.2f}: {c}")
+        print(f"interval coverage: {res['interval_coverage']}; wrote {out_path}")
+        return 0
+    truth = {}
+    for j, name in enumerate(names):
+        on = []
+        for i in range(400):
+            r = ref.onset_of_grid(grid, values(name, [900 + j, i]), k=k, min_steady=protocol["min_steady"])
+            on.append(np.inf if r.censored else r.onset_time)
+        truth[name] = float(np.median(on))
+    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
+    levels = [float(x) for x in a.levels.split(",")]
+    out: dict[str, Any] = {"pairs": a.pairs, "resamples": a.resamples, "k_8": k, "truth_onset": truth,
+                           "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
+                           "levels": {}}
+    for level in levels:
+        kb = resample_constants(ref, protocol, level)
+        counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
+        cover: dict[str, list[bool]] = {}
+        for i in range(a.pairs):
+            judged = {}
+            for name, side in sides:  # side 1: the baseline, an independent draw
+                stream = [100 + names.index(name), side, i]
+                ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
+                judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
+            for g, b, t in SCENARIOS:
+                target = report.Target("reduction", "time", low=t)
+                pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
+                verdict = pair[f"{g}/0 vs {b}/1"]["target"]["verdict"]
+                c = counts[f"{g} vs {b} (>= {t:g})"]
+                c[verdict] = c.get(verdict, 0) + 1
+            for key, j in judged.items():
+                lo, hi = report.onset_cost(j)["time"]["ci95"]
+                name = key.split("/")[0]
+                cover.setdefault(name, []).append((lo is None or lo <= truth[name]) and (hi is None or truth[name] <= hi))
+        out["levels"][str(level)] = {"k_8_boot": kb, "verdicts": counts,
+                                     "onset_interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
+        print(f"level {level}: k_8^boot {kb:.3f}, CPU {time.process_time() - t0:.0f} s", flush=True)
+        for key, c in counts.items():
+            g, b = key.split(" (")[0].split(" vs ")
+            print(f"  {key:22s} true reduction {out['true_reduction'][f'{g} vs {b}']:+.2f}: {c}", flush=True)
+        print(f"  onset interval coverage: {out['levels'][str(level)]['onset_interval_coverage']}", flush=True)
+    out["cpu_s"] = time.process_time() - t0
+    out["reproduce"] = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --pairs {a.pairs} "
+                        f"--resamples {a.resamples} --levels {a.levels}")
+    out_path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"truth (median point onsets): {truth}; wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
