@@ -63,6 +63,8 @@ CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
 #: Amendment 10's measurement: steps per CPU-second, FFTW patient over measure (its median ratio).
 PLANNING = ROOT / "benchmarks" / "results" / "dedalus_planning.json"
+#: Amendment 13's measurement: how often the registered verdicts decide simulated pairs.
+VERDICT_STUDY = ROOT / "benchmarks" / "results" / "campaign_verdicts.json"
 #: ``campaign analyse --unblind``'s result (the ensembles it judged): a complete tier not in it is due.
 ONSETS_NAMED = ROOT / "benchmarks" / "results" / "campaign_onsets_named.json"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
@@ -1135,6 +1137,8 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
                                                for g in judged_all}
         if PLANNING.exists():
             out["comparisons"]["patient_speedup"] = json.loads(PLANNING.read_text())["median_ratio"]
+        if VERDICT_STUDY.exists():  # amendment 13: the registered verdicts' power, stated beside them
+            out["comparisons"]["verdict_power"] = report.verdict_power(json.loads(VERDICT_STUDY.read_text()))
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

@@ -558,6 +558,9 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
         "not_compared": {label[g]: why for g, why in sorted(not_judged.items())},
         "units": UNITS,
     }
+    for a, b in targets:  # what amendment 13's power statement needs: the baseline's IC and the view
+        t = out["pairs"][f"{a} vs {b}"]["target"]
+        t["baseline_ic"], t["driving"] = ic[b], _driving_of_case(case_of[a])
     if not pairs:
         gans = sorted(lab for lab, n in ic.items() if n == "gan")
         out["note"] = (f"no gan ensemble complete yet ({', '.join(gans)}: see not_compared)" if gans else
@@ -610,6 +613,32 @@ def format_reference(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _driving_of_case(case: str) -> str:
+    """The driving of a case key (a run's spec as JSON, :func:`driving_of`); "force" otherwise."""
+    try:
+        spec = json.loads(case)
+    except (TypeError, ValueError):
+        return "force"
+    return str(spec.get("driving", "force")) if isinstance(spec, dict) else "force"
+
+
+#: Amendment 13: the simulated pair (GAN scale vs baseline scale) that gives each target's power
+#: for a perfect IC in ``results/campaign_verdicts.json`` (``benchmarks/campaign_verdicts.py``).
+POWER_SCENARIOS = {"trig": "s0 vs s1 (>= 0.5)", "plug": "s0 vs s3 (>= 0.8)"}
+
+
+def verdict_power(study: dict[str, Any], level: str = "0.95") -> dict[str, dict[str, Any]]:
+    """Per reduction target (baseline name): the share of simulated pairs of a perfect IC against a
+    baseline of that kind that the registered procedure (resample level ``level``) called "met"."""
+    verdicts = study["levels"][level]["verdicts"]
+    out = {}
+    for name, key in POWER_SCENARIOS.items():
+        counts = verdicts[key]
+        out[name] = {"scenario": key, "met_share": counts.get("met", 0) / sum(counts.values()),
+                     "pairs": sum(counts.values())}
+    return out
+
+
 def format_comparisons(comp: dict[str, Any]) -> list[str]:
     """Human-readable lines of :func:`comparisons`: a pair's difference and reduction per unit, its
     target's verdict."""
@@ -629,6 +658,11 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             t = pair["target"]
             rng = ", ".join("inf" if x is None else f"{x:.4g}" for x in t["range95"])
             lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
+            power = comp.get("verdict_power", {}).get(t.get("baseline_ic"))
+            if power is not None and t.get("driving") == "force":  # studied for the body-force view
+                lines.append(f"{'':24s} (amendment 13: this procedure called a perfect IC's reduction 'met' in "
+                             f"{power['met_share']:.0%} of {power['pairs']} simulated pairs; undecided is the "
+                             "expected verdict)")
     if "note" in comp:
         lines.append(comp["note"])
     lines += [f"not compared: {lab}: {why}" for lab, why in comp["not_compared"].items()]

@@ -765,6 +765,10 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     planning = json.loads(cp.PLANNING.read_text())  # the cost per step is amendment 10's measurement
     assert comp["patient_speedup"] == planning["median_ratio"] == sorted(planning["patient_over_measure"])[1]
     assert f"({1 - 1 / planning['median_ratio']:.0%} cheaper per step, amendment 10)" in out
+    power = json.loads(cp.VERDICT_STUDY.read_text())["levels"]["0.95"]["verdicts"]
+    met = power["s0 vs s1 (>= 0.5)"].get("met", 0) / sum(power["s0 vs s1 (>= 0.5)"].values())
+    assert comp["verdict_power"]["trig"]["met_share"] == met and trig["target"]["baseline_ic"] == "trig"
+    assert f"called a perfect IC's reduction 'met' in {met:.0%} of 100 simulated pairs" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
