@@ -1099,3 +1099,28 @@ def test_verdict_study_runs_both_methods(tmp_path):
     assert res["truth_onset"]["s0"] == 1.0 and res["truth_onset"]["s3"] > res["truth_onset"]["s1"] > 5.0
     assert cv.main(["--per-run", "--pairs", "1", "--out", str(out)]) == 0
     assert len(json.loads(out.read_text())["verdicts"]) == len(cv.SCENARIOS)
+
+
+def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
+    """``campaign select``'s scores on the committed reference's own 16 h/u_tau segments (ending a
+    record interval short of the horizon, as real runs do), with U_b transients of growing size
+    injected in the registered amplitudes' order on one segment: the smallest transient scores lowest."""
+    reh = load("campaign_rehearsal")
+    camp = tmp_path / "c"
+    reh.build(camp, groups={"x": (0.0, 8.0)})  # protocol, reference and a plan to extend
+    protocol = json.loads((camp / "protocol.json").read_text())
+    ref = cp.read_plan(camp)[0]
+    series, prof = cp.read_chunks(cp.CAMPAIGN, "ref")
+    plan = [ref]
+    for i, (amp, offset) in enumerate(zip(protocol["trig_sweep"]["amplitudes"], (-0.3, -1.0, -2.0, -4.0))):
+        s, _ = reh.segment(series, prof, 60.0, 16.0)
+        s["bulk"] = s["bulk"] + offset * np.exp(-s["t"] / 4.0)
+        rid = f"s{i}"
+        plan.append({"id": rid, "kind": "sweep", "tier": "sweep", "group": "gs", "horizon": 16.0, "spec": ref["spec"],
+                     "ic": {"source": "trig", "options": {"amplitude": amp}, "seed": 201}})
+        _commit_run(camp, rid, 16.0, s)
+        assert s["t"][-1] < 16.0
+    (camp / "plan.json").write_text(json.dumps({"runs": plan}))
+    res = cp.sweep_scores(camp)
+    scores = [res["per_run"][f"s{i}"]["score"] for i in range(4)]
+    assert res["chosen"] == protocol["trig_sweep"]["amplitudes"][0] and scores == sorted(scores)
