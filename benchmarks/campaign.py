@@ -63,8 +63,6 @@ CAMPAIGN = ROOT / "benchmarks" / "campaign"
 WORK = ROOT / "runs" / "campaign"
 #: Amendment 10's measurement: steps per CPU-second, FFTW patient over measure (its median ratio).
 PLANNING = ROOT / "benchmarks" / "results" / "dedalus_planning.json"
-#: Amendment 13's measurement: how often the registered verdicts decide simulated pairs.
-VERDICT_STUDY = ROOT / "benchmarks" / "results" / "campaign_verdicts.json"
 #: ``campaign analyse --unblind``'s result (the ensembles it judged): a complete tier not in it is due.
 ONSETS_NAMED = ROOT / "benchmarks" / "results" / "campaign_onsets_named.json"
 HEARTBEAT_S = 600  # a run whose lock is older than this is reported as stale, not running
@@ -83,6 +81,12 @@ def read_plan(campaign: Path = CAMPAIGN) -> list[dict[str, Any]]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{campaign / 'plan.json'}: duplicate run ids {ids}")
     return plan["runs"]
+
+
+def verdict_study(rule: str) -> Path:
+    """Amendment 13's measurement of a resample rule: how often its verdicts decide simulated pairs
+    (``benchmarks/campaign_verdicts.py --rule RULE``)."""
+    return ROOT / "benchmarks" / "results" / f"campaign_verdicts_{rule}.json"
 
 
 def progress(campaign: Path, run: dict[str, Any]) -> dict[str, Any]:
@@ -1137,8 +1141,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
                                                for g in judged_all}
         if PLANNING.exists():
             out["comparisons"]["patient_speedup"] = json.loads(PLANNING.read_text())["median_ratio"]
-        if VERDICT_STUDY.exists():  # amendment 13: the registered verdicts' power, stated beside them
-            out["comparisons"]["verdict_power"] = report.verdict_power(json.loads(VERDICT_STUDY.read_text()))
+        rule = protocol.get("resample_rule", "exit")
+        if verdict_study(rule).exists():  # amendment 13: the registered verdicts' power, stated beside them
+            out["comparisons"]["verdict_power"] = report.verdict_power(
+                json.loads(verdict_study(rule).read_text()), rule, str(protocol["level"]))
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cfdseed.transient import Reference, SteadyState
+from cfdseed.transient.calibrated import steady_index
 
 Member = tuple[np.ndarray, dict[str, np.ndarray]]  # (t (n,), {signal: (n,)}) of one run
 #: Units of the cost to an onset: simulated time (h/u_tau), solver steps, CPU-seconds.
@@ -231,22 +232,28 @@ class Judged:
     boot: dict[str, np.ndarray]  # unit -> (n,)
 
 
-def censored_index(ref: Reference, values: np.ndarray, k: float) -> int:
-    """Grid index of a censored ensemble's lower bound: where it last entered the band when it is
-    inside to the horizon but too briefly to count (steady from there at the earliest), else the
-    horizon (outside there: steady, if ever, after it)."""
-    inside = np.all(np.abs(ref.z_scores(values.mean(axis=0), values.shape[0])) <= k, axis=0)
-    if not inside[-1]:
-        return inside.size - 1
-    out = np.flatnonzero(~inside)
-    return int(out[-1] + 1) if out.size else 0
+def censored_index(ref: Reference, values: np.ndarray, k: float, k_stay: float | None = None) -> int:
+    """Grid index of a censored ensemble's lower bound: where it became steady by the rule (inside
+    ``k``, then within ``k_stay``, default ``k``, to the horizon) when that came too briefly before
+    the horizon to count (steady from there at the earliest), else the horizon (steady, if ever,
+    after it)."""
+    i = steady_index(ref.z_scores(values.mean(axis=0), values.shape[0]), k, k_stay)
+    return values.shape[2] - 1 if i is None else i
+
+
+#: How a bootstrap resample is judged (``protocol["resample_rule"]``): ``"exit"`` (amendment 4, the
+#: registered rule) steady from its last exit from the band k_N^boot; ``"enter-stay"`` (amendment 14's
+#: candidate, not adopted) steady from the first time inside the ensemble's band k_N after which it
+#: stays within k_N^boot.
+RESAMPLE_RULES = ("exit", "enter-stay")
 
 
 def judge(ens: Ensemble, ref: Reference, k: float, k_boot: float, protocol: dict[str, Any],
           rng: np.random.Generator) -> Judged:
     """The ensemble onset by the rule (band constant ``k``, i.e. k_N) and over ``protocol["bootstrap"]``
     resamples of the members with replacement (the draws of :meth:`Reference.bootstrap`), each judged
-    with ``k_boot`` (k_N^boot, amendment 4: a resample's mean strays further from the reference mean
+    by ``protocol["resample_rule"]`` (:data:`RESAMPLE_RULES`; absent: ``"exit"``, as amendment 4
+    registered it) with ``k_boot`` (k_N^boot: a resample's mean strays further from the reference mean
     than the ensemble's), with the steps and CPU-seconds the members spent up to it.
 
     Steps to a time: each run's step counter interpolated there, from its value at t = 0.
@@ -263,17 +270,22 @@ def judge(ens: Ensemble, ref: Reference, k: float, k_boot: float, protocol: dict
     if ens.cpu_per_time is not None:
         cost["cpu_s"] = np.asarray(ens.cpu_per_time, dtype=np.float64)[:, None] * grid[None]
 
-    def at(idx: np.ndarray, band: float) -> tuple[SteadyState, dict[str, float]]:
-        r = ref.onset_of_grid(grid, values[idx], k=band, min_steady=ms)
-        j = censored_index(ref, values[idx], band) if r.censored else r.onset_index
+    rule = protocol.get("resample_rule", "exit")
+    if rule not in RESAMPLE_RULES:
+        raise ValueError(f"resample_rule {rule!r}: one of {RESAMPLE_RULES}")
+
+    def at(idx: np.ndarray, band: float, stay: float | None = None) -> tuple[SteadyState, dict[str, float]]:
+        r = ref.onset_of_grid(grid, values[idx], k=band, min_steady=ms, k_stay=stay)
+        j = censored_index(ref, values[idx], band, stay) if r.censored else r.onset_index
         return r, {u: float(c[idx, j].mean()) for u, c in cost.items()}
 
     onset, point = at(np.arange(n), k)
+    bands = (k, k_boot) if rule == "enter-stay" else (k_boot, None)
     nb = protocol["bootstrap"]
     censored = np.zeros(nb, dtype=bool)
     boot = {u: np.empty(nb) for u in cost}
     for i in range(nb):
-        r, v = at(rng.integers(n, size=n), k_boot)
+        r, v = at(rng.integers(n, size=n), *bands)
         censored[i] = r.censored
         for u in cost:
             boot[u][i] = v[u]
@@ -627,9 +639,12 @@ def _driving_of_case(case: str) -> str:
 POWER_SCENARIOS = {"trig": "s0 vs s1 (>= 0.5)", "plug": "s0 vs s3 (>= 0.8)"}
 
 
-def verdict_power(study: dict[str, Any], level: str = "0.95") -> dict[str, dict[str, Any]]:
+def verdict_power(study: dict[str, Any], rule: str, level: str) -> dict[str, dict[str, Any]]:
     """Per reduction target (baseline name): the share of simulated pairs of a perfect IC against a
-    baseline of that kind that the registered procedure (resample level ``level``) called "met"."""
+    baseline of that kind that the registered procedure (resample ``rule`` at pass ``level``) called
+    "met"; empty when the study measured another procedure."""
+    if study.get("rule", "exit") != rule or level not in study["levels"]:
+        return {}
     verdicts = study["levels"][level]["verdicts"]
     out = {}
     for name, key in POWER_SCENARIOS.items():
@@ -660,9 +675,8 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
             power = comp.get("verdict_power", {}).get(t.get("baseline_ic"))
             if power is not None and t.get("driving") == "force":  # studied for the body-force view
-                lines.append(f"{'':24s} (amendment 13: this procedure called a perfect IC's reduction 'met' in "
-                             f"{power['met_share']:.0%} of {power['pairs']} simulated pairs; undecided is the "
-                             "expected verdict)")
+                lines.append(f"{'':24s} (power, amendment 13: this procedure called a perfect IC's reduction "
+                             f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs)")
     if "note" in comp:
         lines.append(comp["note"])
     lines += [f"not compared: {lab}: {why}" for lab, why in comp["not_compared"].items()]

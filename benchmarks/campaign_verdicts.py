@@ -1,7 +1,7 @@
 """Can the registered comparisons decide the targets? Verdicts on simulated pairs (issue 14)
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py [--pairs 100] [--resamples 1000]
-        [--levels 0.95,0.99]
+        [--levels 0.95,0.99] [--rule exit|enter-stay]
 
 Blind-safe: surrogates of the reference only (``Reference.surrogates``, the power analysis's and
 amendment 4's ensembles), no IC run is read. An "IC" of scale s is 8 surrogates plus s times the
@@ -12,15 +12,16 @@ point and a resample band constant for the resamples, ``compare`` with the proto
 targets, here in simulated time), so the verdict shares per scenario are the design's power (true
 reduction above the target) or its false "met" rate (below it). Truth: the median point onset of
 400 further ensembles of each scale. ``--levels``: the pass level of the resample band constant
-(amendment 4 registered 0.95: k_8^boot 5.44; the same surrogate streams as ``campaign reference``);
-also reported, the coverage of each ensemble's own onset interval.
+k_8^boot (the same surrogate streams as ``campaign reference``); ``--rule``: how a resample is judged
+(``campaign_report.RESAMPLE_RULES``: ``exit``, registered by amendment 4 at 0.95; ``enter-stay``, the
+candidate of amendment 14); also reported, the coverage of each ensemble's own onset interval.
 
 ``--per-run``: instead, comparisons of the members' mean per-run onset (each member judged alone by
 the per-run rule, k_1; a censored member counts as the horizon; members resampled with replacement,
 no re-judging, 2000 resamples, the same 1 % tails), an alternative that needs no resample band;
 truth: the mean per-run onset over 200 further ensembles of each scale.
 
-Writes ``benchmarks/results/campaign_verdicts.json`` (``--per-run``: ``campaign_verdicts_per_run.json``).
+Writes ``benchmarks/results/campaign_verdicts_<rule>.json`` (``--per-run``: ``campaign_verdicts_per_run.json``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import campaign as cp  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "campaign_verdicts.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 #: Template scales of the simulated ICs (see the module docstring).
 SCALES = {"s0": 0.0, "s0.2": 0.2, "s0.3": 0.3, "s0.4": 0.4, "s0.5": 0.5, "s1": 1.0, "s2": 2.0, "s3": 3.0}
 #: (GAN scale, baseline scale, the target's reduction): trig's 50 % and plug's 80 %, on both sides of them.
@@ -92,15 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--levels", default="0.95,0.99")
+    ap.add_argument("--rule", default="exit", help="how resamples are judged: exit (registered) or enter-stay")
     ap.add_argument("--per-run", action="store_true", help="the mean per-run onset instead (module docstring)")
     ap.add_argument("--out", default=None, help="default: results/campaign_verdicts[_per_run].json")
     a = ap.parse_args(argv)
-    out_path = Path(a.out) if a.out else OUT.with_name("campaign_verdicts_per_run.json" if a.per_run else OUT.name)
+    name = "campaign_verdicts_per_run.json" if a.per_run else f"campaign_verdicts_{a.rule}.json"
+    out_path = Path(a.out) if a.out else RESULTS / name
     report = cp._report_module()
-    protocol = dict(report.read_protocol(cp.CAMPAIGN), bootstrap=a.resamples)
+    protocol = dict(report.read_protocol(cp.CAMPAIGN), bootstrap=a.resamples, resample_rule=a.rule)
     run, series, _ = cp._reference_run(cp.CAMPAIGN)
     ref = report.reference(protocol, run, series)
-    k = json.loads((OUT.parent / "reference.json").read_text())["k"]["8"]
+    k = json.loads((RESULTS / "reference.json").read_text())["k"]["8"]
     m = int(round(protocol["horizon"] / ref.dt)) + 1
     grid = ref.dt * np.arange(m)
     template = np.zeros((len(ref.signals), m))
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return ref.surrogates(8, protocol["horizon"], np.random.default_rng(stream)) + SCALES[name] * template[None]
 
     if a.per_run:
-        res = per_run_verdicts(ref, protocol, json.loads((OUT.parent / "reference.json").read_text())["k"]["1"],
+        res = per_run_verdicts(ref, protocol, json.loads((RESULTS / "reference.json").read_text())["k"]["1"],
                                values, a.pairs)
         res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
                    reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --per-run --pairs {a.pairs}")
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         truth[name] = float(np.median(on))
     sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
     levels = [float(x) for x in a.levels.split(",")]
-    out: dict[str, Any] = {"pairs": a.pairs, "resamples": a.resamples, "k_8": k, "truth_onset": truth,
+    out: dict[str, Any] = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "k_8": k, "truth_onset": truth,
                            "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
                            "levels": {}}
     for level in levels:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  onset interval coverage: {out['levels'][str(level)]['onset_interval_coverage']}", flush=True)
     out["cpu_s"] = time.process_time() - t0
     out["reproduce"] = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --pairs {a.pairs} "
-                        f"--resamples {a.resamples} --levels {a.levels}")
+                        f"--resamples {a.resamples} --levels {a.levels} --rule {a.rule}")
     out_path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"truth (median point onsets): {truth}; wrote {out_path}")
     return 0

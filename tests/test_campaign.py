@@ -765,10 +765,13 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     planning = json.loads(cp.PLANNING.read_text())  # the cost per step is amendment 10's measurement
     assert comp["patient_speedup"] == planning["median_ratio"] == sorted(planning["patient_over_measure"])[1]
     assert f"({1 - 1 / planning['median_ratio']:.0%} cheaper per step, amendment 10)" in out
-    power = json.loads(cp.VERDICT_STUDY.read_text())["levels"]["0.95"]["verdicts"]
-    met = power["s0 vs s1 (>= 0.5)"].get("met", 0) / sum(power["s0 vs s1 (>= 0.5)"].values())
+    rule = protocol.get("resample_rule", "exit")  # the registered procedure's measured power
+    study = json.loads(cp.verdict_study(rule).read_text())
+    assert study["rule"] == rule == "exit"
+    power = study["levels"][str(protocol["level"])]["verdicts"]["s0 vs s1 (>= 0.5)"]
+    met = power.get("met", 0) / sum(power.values())
     assert comp["verdict_power"]["trig"]["met_share"] == met and trig["target"]["baseline_ic"] == "trig"
-    assert f"called a perfect IC's reduction 'met' in {met:.0%} of 100 simulated pairs" in out
+    assert f"called a perfect IC's reduction 'met' in {met:.0%} of {sum(power.values())} simulated pairs" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
     res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
@@ -1094,6 +1097,7 @@ def test_verdict_study_runs_both_methods(tmp_path):
     assert cv.main(["--pairs", "1", "--resamples", "20", "--levels", "0.95", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     ref_stats = json.loads((ROOT / "benchmarks" / "results" / "reference.json").read_text())
+    assert res["rule"] == "exit"
     assert res["levels"]["0.95"]["k_8_boot"] == pytest.approx(ref_stats["k_boot"]["8"], rel=1e-12)
     assert all(sum(c.values()) == 1 for c in res["levels"]["0.95"]["verdicts"].values())
     assert res["truth_onset"]["s0"] == 1.0 and res["truth_onset"]["s3"] > res["truth_onset"]["s1"] > 5.0
@@ -1124,3 +1128,30 @@ def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
     res = cp.sweep_scores(camp)
     scores = [res["per_run"][f"s{i}"]["score"] for i in range(4)]
     assert res["chosen"] == protocol["trig_sweep"]["amplitudes"][0] and scores == sorted(scores)
+
+
+def test_resample_rules_bracket_each_other(cr):
+    """On the same resamples: the last exit from the wide band k^boot (amendment 4) <= enter the
+    ensemble's band k, then stay within k^boot (amendment 14) <= the last exit from k."""
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, min_steady=2.0, bootstrap=60)
+    run = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    rng = np.random.default_rng(17)
+    ref = cr.reference(protocol, run, _run_series(rng, 120.0)[1])
+    members = []
+    for _ in range(4):
+        t, s = _run_series(rng, 8.0, offset=lambda t: 0.6 * np.exp(-t / 1.5))
+        members.append((t, cr.signals(s, protocol["signals"], 1.0)))
+    ens, k, kb = cr.Ensemble(members), 3.0, 4.5
+
+    def boot(rule, k_boot):
+        j = cr.judge(ens, ref, k, k_boot, dict(protocol, resample_rule=rule), np.random.default_rng(3))
+        return np.where(j.censored, np.inf, j.boot["time"]), j
+
+    wide, _ = boot("exit", kb)
+    narrow, _ = boot("exit", k)
+    stay, j = boot("enter-stay", kb)
+    assert np.all(wide <= stay) and np.all(stay <= narrow)
+    assert np.any(wide < stay) and np.any(stay < narrow)  # the three rules differ on these resamples
+    assert j.onset.onset_time == boot("exit", kb)[1].onset.onset_time  # the point keeps the registered rule
+    with pytest.raises(ValueError, match="resample_rule"):
+        cr.judge(ens, ref, k, kb, dict(protocol, resample_rule="first-entry"), np.random.default_rng(3))

@@ -72,28 +72,44 @@ def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
-def _onset(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, names: Sequence[str]) -> SteadyState:
-    """First grid time after which ``max_s |z_s| <= k`` holds to the end (``z (S, m)``)."""
-    inside = np.all(np.abs(z) <= k, axis=0)  # NaN (window not yet full) counts as outside
+def steady_index(z: np.ndarray, k: float, k_stay: float | None = None) -> int | None:
+    """First grid index inside ``k`` (``max_s |z_s| <= k``) from which the record stays inside
+    ``k_stay`` (default ``k``: the last exit from the band) to the end; None if there is none.
+    NaN (window not yet full) counts as outside."""
+    a = np.max(np.where(np.isnan(z), np.inf, np.abs(z)), axis=0)
+    stay = a <= (k if k_stay is None else k_stay)
+    stays = np.flip(np.logical_and.accumulate(np.flip(stay)))  # inside k_stay from here to the end
+    hit = np.flatnonzero((a <= k) & stays)
+    return int(hit[0]) if hit.size else None
+
+
+def _onset(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, names: Sequence[str],
+           k_stay: float | None = None) -> SteadyState:
+    """First grid time inside ``k`` after which ``max_s |z_s|`` stays within ``k_stay`` (default
+    ``k``) to the end (``z (S, m)``)."""
+    stay = k if k_stay is None else k_stay
     t_end = float(grid[-1])
-    if not inside[-1]:
-        worst = names[int(np.nanargmax(np.abs(z[:, -1])))]
-        return SteadyState(True, None, None, t_end, "reference-band",
-                           f"outside the band at the horizon ({worst}: {z[:, -1].max():+.2f} / {z[:, -1].min():+.2f} "
-                           f"band units, k = {k:.2f})")
-    out = np.flatnonzero(~inside)
-    i = int(out[-1] + 1) if out.size else 0
+    i = steady_index(z, k, k_stay)
+    if i is None:
+        if np.all(np.abs(z[:, -1]) <= stay):
+            why = f"never inside k = {k:.2f} while staying within {stay:.2f} to the horizon"
+        else:
+            worst = names[int(np.nanargmax(np.abs(z[:, -1])))]
+            why = (f"outside the band at the horizon ({worst}: {z[:, -1].max():+.2f} / {z[:, -1].min():+.2f} "
+                   f"band units, k = {stay:.2f})")
+        return SteadyState(True, None, None, t_end, "reference-band", why)
     if t_end - grid[i] < min_steady:
         return SteadyState(True, None, None, t_end, "reference-band",
                            f"inside the band only from t = {grid[i]:g}, {t_end - grid[i]:g} before the horizon "
                            f"(at least {min_steady:g} needed)")
-    last_z = np.abs(z[:, out[-1]]) if out.size else np.full(len(names), np.nan)
+    last_z = np.abs(z[:, i - 1]) if i else np.full(len(names), np.nan)
     if np.isfinite(last_z).any():
-        why = f"last out: {names[int(np.nanargmax(last_z))]} at t = {grid[out[-1]]:g}"
+        why = f"last out: {names[int(np.nanargmax(last_z))]} at t = {grid[i - 1]:g}"
     else:
         why = "inside from the first full window"
+    band = f"within {k:.2f}" if k_stay is None else f"inside {k:.2f}, then within {stay:.2f},"
     return SteadyState(False, float(grid[i]), i, t_end, "reference-band",
-                       f"every signal's trailing mean within {k:.2f} reference standard deviations to the horizon ({why})")
+                       f"every signal's trailing mean {band} reference standard deviations to the horizon ({why})")
 
 
 @dataclass(frozen=True)
@@ -298,10 +314,13 @@ class Reference:
             vals.append(v)
         return g, np.stack(vals)
 
-    def onset_of_grid(self, grid: np.ndarray, values: np.ndarray, *, k: float, min_steady: float = 4.0) -> SteadyState:
-        """The rule on resampled members ``values (N, S, m)`` (see :meth:`grid`)."""
+    def onset_of_grid(self, grid: np.ndarray, values: np.ndarray, *, k: float, min_steady: float = 4.0,
+                      k_stay: float | None = None) -> SteadyState:
+        """The rule on resampled members ``values (N, S, m)`` (see :meth:`grid`). ``k_stay``: steady
+        from the first time inside ``k`` after which the trailing means stay within ``k_stay`` (a rule
+        for bootstrap resamples, whose means stray further); default ``k``: the last exit from the band."""
         z = self.z_scores(values.mean(axis=0), values.shape[0])
-        return _onset(grid, z, k, min_steady, self.signals)
+        return _onset(grid, z, k, min_steady, self.signals, k_stay)
 
     def onset(self, members: Sequence[Member], *, k: float, horizon: float, min_steady: float = 4.0) -> SteadyState:
         """Onset of the steady state of an ensemble (one run: a list of one) by the rule above."""
