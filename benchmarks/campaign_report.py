@@ -635,7 +635,7 @@ def _driving_of_case(case: str) -> str:
 
 
 #: Amendment 13: the simulated pair (GAN scale vs baseline scale) that gives each target's power
-#: for a perfect IC in ``results/campaign_verdicts.json`` (``benchmarks/campaign_verdicts.py``).
+#: for a perfect IC in ``results/campaign_verdicts_<rule>.json`` (``benchmarks/campaign_verdicts.py``).
 POWER_SCENARIOS = {"trig": "s0 vs s1 (>= 0.5)", "plug": "s0 vs s3 (>= 0.8)"}
 
 
