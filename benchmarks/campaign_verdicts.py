@@ -46,12 +46,56 @@ SCENARIOS = [("s0", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.4", "s1", 0.5), ("s0.5
              ("s0", "s3", 0.8), ("s0.2", "s3", 0.8), ("s0.4", "s3", 0.8), ("s0.5", "s2", 0.8)]
 
 
-def resample_constants(ref: Any, protocol: dict[str, Any], level: float) -> float:
-    """k_8^boot at ``level`` on the surrogate streams of ``campaign_report.band_constants``."""
-    rng, res = np.random.default_rng(protocol["seed"]), np.random.default_rng(protocol["seed"] + 4)
-    k = {n: ref.calibrate(n, protocol["horizon"], level=level, n=protocol["calibration_surrogates"], rng=rng,
-                          resample=res) for n in sorted({1, *protocol["members_candidates"]})}
-    return k[8]
+def _count(counts: dict[str, dict[str, int]], key: str, verdict: str) -> None:
+    counts[key][verdict] = counts[key].get(verdict, 0) + 1
+
+
+def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[str, float]) -> None:
+    for key, c in verdicts.items():
+        g, b = key.split(" (")[0].split(" vs ")
+        print(f"  {key:22s} true reduction {true_reduction[f'{g} vs {b}']:+.2f}: {c}", flush=True)
+
+
+def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any, pairs: int,
+                      levels: list[float]) -> dict[str, Any]:
+    """Verdicts of the registered comparisons (``protocol["resample_rule"]``) at each resample pass
+    level, and the coverage of each ensemble's onset interval."""
+    report = cp._report_module()
+    names = list(SCALES)
+    grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
+    truth = {}
+    for j, name in enumerate(names):
+        on = [ref.onset_of_grid(grid, values(name, [900 + j, i]), k=k, min_steady=protocol["min_steady"])
+              for i in range(400)]
+        truth[name] = float(np.median([np.inf if r.censored else r.onset_time for r in on]))
+    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
+    out: dict[str, Any] = {"k_8": k, "truth_onset": truth,
+                           "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
+                           "levels": {}}
+    for level in levels:  # k_8^boot at this level, on the surrogate streams of `campaign reference`
+        kb = report.band_constants(ref, dict(protocol, level=level), boot=True)["8"]
+        counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
+        cover: dict[str, list[bool]] = {}
+        for i in range(pairs):
+            judged = {}
+            for name, side in sides:  # side 1: the baseline, an independent draw
+                stream = [100 + names.index(name), side, i]
+                ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
+                judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
+            for g, b, t in SCENARIOS:
+                target = report.Target("reduction", "time", low=t)
+                pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
+                _count(counts, f"{g} vs {b} (>= {t:g})", pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
+            for key, j in judged.items():
+                lo, hi = report.onset_cost(j)["time"]["ci95"]
+                name = key.split("/")[0]
+                cover.setdefault(name, []).append((lo is None or lo <= truth[name]) and (hi is None or truth[name] <= hi))
+        out["levels"][str(level)] = {"k_8_boot": kb, "verdicts": counts,
+                                     "onset_interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
+        print(f"level {level}: k_8^boot {kb:.3f}", flush=True)
+        _print_verdicts(counts, out["true_reduction"])
+        print(f"  onset interval coverage: {out['levels'][str(level)]['onset_interval_coverage']}", flush=True)
+    return out
 
 
 def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any, pairs: int,
@@ -80,9 +124,7 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
             cover.setdefault(name, []).append(bool(lo <= truth[name] <= hi))
         for g, b, t in SCENARIOS:
             lo, hi = np.quantile(1 - boot[(g, 0)] / boot[(b, 1)], [lo_q, hi_q])
-            verdict = "met" if lo >= t else ("not met" if hi < t else "undecided")
-            c = counts[f"{g} vs {b} (>= {t:g})"]
-            c[verdict] = c.get(verdict, 0) + 1
+            _count(counts, f"{g} vs {b} (>= {t:g})", "met" if lo >= t else ("not met" if hi < t else "undecided"))
     return {"truth_mean_per_run_onset": truth, "resamples": resamples,
             "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
             "verdicts": counts, "interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
@@ -95,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", default="0.95,0.99")
     ap.add_argument("--rule", default="exit", help="how resamples are judged: exit (registered) or enter-stay")
     ap.add_argument("--per-run", action="store_true", help="the mean per-run onset instead (module docstring)")
-    ap.add_argument("--out", default=None, help="default: results/campaign_verdicts[_per_run].json")
+    ap.add_argument("--out", default=None, help="default: results/campaign_verdicts_<rule>.json (--per-run: _per_run)")
     a = ap.parse_args(argv)
     name = "campaign_verdicts_per_run.json" if a.per_run else f"campaign_verdicts_{a.rule}.json"
     out_path = Path(a.out) if a.out else RESULTS / name
@@ -105,10 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = report.reference(protocol, run, series)
     k = json.loads((RESULTS / "reference.json").read_text())["k"]["8"]
     m = int(round(protocol["horizon"] / ref.dt)) + 1
-    grid = ref.dt * np.arange(m)
     template = np.zeros((len(ref.signals), m))
     template[ref.signals.index("bulk")] = cp.power_template(ref, protocol)
-    names = list(SCALES)
     t0 = time.process_time()
 
     def values(name: str, stream: list[int]) -> np.ndarray:
@@ -117,58 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.per_run:
         res = per_run_verdicts(ref, protocol, json.loads((RESULTS / "reference.json").read_text())["k"]["1"],
                                values, a.pairs)
-        res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
-                   reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --per-run --pairs {a.pairs}")
-        out_path.write_text(json.dumps(res, indent=1) + "\n")
-        for key, c in res["verdicts"].items():
-            g, b = key.split(" (")[0].split(" vs ")
-            print(f"  {key:22s} true reduction {res['true_reduction'][f'{g} vs {b}']:+.2f}: {c}")
-        print(f"interval coverage: {res['interval_coverage']}; wrote {out_path}")
-        return 0
-    truth = {}
-    for j, name in enumerate(names):
-        on = []
-        for i in range(400):
-            r = ref.onset_of_grid(grid, values(name, [900 + j, i]), k=k, min_steady=protocol["min_steady"])
-            on.append(np.inf if r.censored else r.onset_time)
-        truth[name] = float(np.median(on))
-    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
-    levels = [float(x) for x in a.levels.split(",")]
-    out: dict[str, Any] = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "k_8": k, "truth_onset": truth,
-                           "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
-                           "levels": {}}
-    for level in levels:
-        kb = resample_constants(ref, protocol, level)
-        counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
-        cover: dict[str, list[bool]] = {}
-        for i in range(a.pairs):
-            judged = {}
-            for name, side in sides:  # side 1: the baseline, an independent draw
-                stream = [100 + names.index(name), side, i]
-                ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
-                judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
-            for g, b, t in SCENARIOS:
-                target = report.Target("reduction", "time", low=t)
-                pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
-                verdict = pair[f"{g}/0 vs {b}/1"]["target"]["verdict"]
-                c = counts[f"{g} vs {b} (>= {t:g})"]
-                c[verdict] = c.get(verdict, 0) + 1
-            for key, j in judged.items():
-                lo, hi = report.onset_cost(j)["time"]["ci95"]
-                name = key.split("/")[0]
-                cover.setdefault(name, []).append((lo is None or lo <= truth[name]) and (hi is None or truth[name] <= hi))
-        out["levels"][str(level)] = {"k_8_boot": kb, "verdicts": counts,
-                                     "onset_interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
-        print(f"level {level}: k_8^boot {kb:.3f}, CPU {time.process_time() - t0:.0f} s", flush=True)
-        for key, c in counts.items():
-            g, b = key.split(" (")[0].split(" vs ")
-            print(f"  {key:22s} true reduction {out['true_reduction'][f'{g} vs {b}']:+.2f}: {c}", flush=True)
-        print(f"  onset interval coverage: {out['levels'][str(level)]['onset_interval_coverage']}", flush=True)
-    out["cpu_s"] = time.process_time() - t0
-    out["reproduce"] = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py --pairs {a.pairs} "
-                        f"--resamples {a.resamples} --levels {a.levels} --rule {a.rule}")
-    out_path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"truth (median point onsets): {truth}; wrote {out_path}")
+        command = f"--per-run --pairs {a.pairs}"
+    else:
+        res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")])
+        res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, **res}
+        command = f"--pairs {a.pairs} --resamples {a.resamples} --levels {a.levels} --rule {a.rule}"
+    res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
+               reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py {command}")
+    out_path.write_text(json.dumps(res, indent=1) + "\n")
+    if a.per_run:
+        _print_verdicts(res["verdicts"], res["true_reduction"])
+        print(f"interval coverage: {res['interval_coverage']}")
+    print(f"CPU {res['cpu_s']:.0f} s; wrote {out_path}")
     return 0
 
 
