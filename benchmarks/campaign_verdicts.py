@@ -57,9 +57,10 @@ def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[st
 
 
 def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any, pairs: int,
-                      levels: list[float]) -> dict[str, Any]:
+                      levels: list[float], streams: int = 100) -> dict[str, Any]:
     """Verdicts of the registered comparisons (``protocol["resample_rule"]``) at each resample pass
-    level, and the coverage of each ensemble's onset interval."""
+    level, and the coverage of each ensemble's onset interval; the pairs' ensembles drawn from the
+    streams ``[streams + scale index, side, pair]`` (the same ensembles for every rule and level)."""
     report = cp._report_module()
     names = list(SCALES)
     grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
@@ -79,7 +80,7 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
         for i in range(pairs):
             judged = {}
             for name, side in sides:  # side 1: the baseline, an independent draw
-                stream = [100 + names.index(name), side, i]
+                stream = [streams + names.index(name), side, i]
                 ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
                 judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
             for g, b, t in SCENARIOS:
@@ -130,15 +131,58 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
             "verdicts": counts, "interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
 
 
+#: Amendment 15's conditions for replacing the registered resample procedure by a candidate, both
+#: measured on the same ensembles (same ``--streams`` and ``--pairs``): at most this share "met"
+#: in any scenario whose true reduction is below its target; every scale's onset-interval coverage
+#: at most this much below the registered procedure's; at least this share "met" for a perfect IC.
+FALSE_MET_MAX, COVERAGE_MARGIN, POWER_MIN = 0.05, 0.02, 0.5
+
+
+def decide(registered: dict[str, Any], candidate: dict[str, Any], registered_level: str = "0.95",
+           candidate_level: str = "0.99") -> dict[str, Any]:
+    """Amendment 15's decision between two studies of :func:`ensemble_verdicts` (see the constants)."""
+    same = ("pairs", "resamples", "streams", "truth_onset")
+    if any(registered.get(x) != candidate.get(x) for x in same):
+        raise SystemExit(f"the two studies must share {same}: they were not run on the same ensembles")
+    reg, cand = registered["levels"][registered_level], candidate["levels"][candidate_level]
+    share = {key: c.get("met", 0) / sum(c.values()) for key, c in cand["verdicts"].items()}
+    below = {key: share[key] for g, b, t in SCENARIOS
+             if candidate["true_reduction"][f"{g} vs {b}"] < t for key in [f"{g} vs {b} (>= {t:g})"]}
+    perfect = {key: share[key] for key in share if key.startswith("s0 vs")}
+    cover = {n: (cand["onset_interval_coverage"][n], reg["onset_interval_coverage"][n])
+             for n in cand["onset_interval_coverage"]}
+    checks = {
+        "false_met": {"limit": FALSE_MET_MAX, "shares": below, "ok": all(v <= FALSE_MET_MAX for v in below.values())},
+        "coverage": {"margin": COVERAGE_MARGIN, "candidate_vs_registered": cover,
+                     "ok": all(c >= r - COVERAGE_MARGIN for c, r in cover.values())},
+        "power": {"minimum": POWER_MIN, "shares": perfect, "ok": all(v >= POWER_MIN for v in perfect.values())},
+    }
+    return {"checks": checks, "adopt": all(c["ok"] for c in checks.values()),
+            "registered": {"rule": registered["rule"], "level": registered_level},
+            "candidate": {"rule": candidate["rule"], "level": candidate_level}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--levels", default="0.95,0.99")
     ap.add_argument("--rule", default="exit", help="how resamples are judged: exit (registered) or enter-stay")
+    ap.add_argument("--streams", type=int, default=100,
+                    help="first random stream of the pairs' ensembles (100: the studies of amendments 13-14)")
     ap.add_argument("--per-run", action="store_true", help="the mean per-run onset instead (module docstring)")
     ap.add_argument("--out", default=None, help="default: results/campaign_verdicts_<rule>.json (--per-run: _per_run)")
+    ap.add_argument("--decide", nargs=2, metavar=("REGISTERED", "CANDIDATE"),
+                    help="amendment 15: decide between two studies' JSONs (writes --out, default results/campaign_decision.json)")
     a = ap.parse_args(argv)
+    if a.decide:
+        res = decide(*(json.loads(Path(f).read_text()) for f in a.decide))
+        res["inputs"] = a.decide
+        (Path(a.out) if a.out else RESULTS / "campaign_decision.json").write_text(json.dumps(res, indent=1) + "\n")
+        for name, c in res["checks"].items():
+            print(f"{name}: {'ok' if c['ok'] else 'FAILS'}: {json.dumps({k: v for k, v in c.items() if k != 'ok'})}")
+        print("adopt the candidate" if res["adopt"] else "keep the registered procedure")
+        return 0
     name = "campaign_verdicts_per_run.json" if a.per_run else f"campaign_verdicts_{a.rule}.json"
     out_path = Path(a.out) if a.out else RESULTS / name
     report = cp._report_module()
@@ -159,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                                values, a.pairs)
         command = f"--per-run --pairs {a.pairs}"
     else:
-        res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")])
-        res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, **res}
-        command = f"--pairs {a.pairs} --resamples {a.resamples} --levels {a.levels} --rule {a.rule}"
+        res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")], a.streams)
+        res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "streams": a.streams, **res}
+        command = (f"--pairs {a.pairs} --resamples {a.resamples} --levels {a.levels} --rule {a.rule}"
+                   + (f" --streams {a.streams} --out {a.out}" if a.streams != 100 else ""))
     res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
                reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py {command}")
     out_path.write_text(json.dumps(res, indent=1) + "\n")

@@ -1155,3 +1155,32 @@ def test_resample_rules_bracket_each_other(cr):
     assert j.onset.onset_time == boot("exit", kb)[1].onset.onset_time  # the point keeps the registered rule
     with pytest.raises(ValueError, match="resample_rule"):
         cr.judge(ens, ref, k, kb, dict(protocol, resample_rule="first-entry"), np.random.default_rng(3))
+
+
+def test_decision_between_two_studies_follows_the_registered_conditions(tmp_path):
+    """Amendment 15's decision: false "met" below a target, coverage against the registered
+    procedure on the same ensembles, power for a perfect IC; studies of other ensembles refused."""
+    cv = load("campaign_verdicts")
+    truth = {"s0": 1.0, "s0.2": 2.5, "s0.3": 5.5, "s0.4": 6.7, "s0.5": 7.5, "s1": 13.1, "s2": 22.1, "s3": 25.4}
+    tr = {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in cv.SCENARIOS}
+
+    def study(rule, level, met, cover, streams=5000):
+        verdicts = {f"{g} vs {b} (>= {t:g})": {"met": met.get(g + " vs " + b, 0), "undecided": 100 - met.get(g + " vs " + b, 0)}
+                    for g, b, t in cv.SCENARIOS}
+        return {"rule": rule, "pairs": 100, "resamples": 1000, "streams": streams, "truth_onset": truth,
+                "true_reduction": tr, "levels": {level: {"verdicts": verdicts,
+                                                          "onset_interval_coverage": {n: cover for n in truth}}}}
+
+    reg = study("exit", "0.95", {"s0 vs s1": 2}, 0.95)
+    good = study("enter-stay", "0.99", {"s0 vs s1": 70, "s0 vs s3": 65, "s0.4 vs s1": 5}, 0.94)
+    assert cv.decide(reg, good)["adopt"]
+    assert not cv.decide(reg, study("enter-stay", "0.99", {"s0 vs s1": 70, "s0 vs s3": 65, "s0.4 vs s1": 6}, 0.94))["adopt"]
+    assert not cv.decide(reg, study("enter-stay", "0.99", {"s0 vs s1": 70, "s0 vs s3": 65}, 0.92))["adopt"]  # coverage
+    assert not cv.decide(reg, study("enter-stay", "0.99", {"s0 vs s1": 70, "s0 vs s3": 40}, 0.95))["adopt"]  # power
+    with pytest.raises(SystemExit, match="same ensembles"):
+        cv.decide(reg, study("enter-stay", "0.99", {}, 0.95, streams=100))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(reg))
+    b.write_text(json.dumps(good))
+    assert cv.main(["--decide", str(a), str(b), "--out", str(tmp_path / "d.json")]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["adopt"]
