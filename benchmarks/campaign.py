@@ -84,9 +84,11 @@ def read_plan(campaign: Path = CAMPAIGN) -> list[dict[str, Any]]:
 
 
 def verdict_study(rule: str) -> Path:
-    """Amendment 13's measurement of a resample rule: how often its verdicts decide simulated pairs
-    (``benchmarks/campaign_verdicts.py --rule RULE``)."""
-    return ROOT / "benchmarks" / "results" / f"campaign_verdicts_{rule}.json"
+    """The measurement of a resample rule's verdicts on simulated pairs: amendment 15's study of it
+    (400 pairs) where there is one, else amendment 13's (``benchmarks/campaign_verdicts.py``)."""
+    results = ROOT / "benchmarks" / "results"
+    decided = results / f"campaign_decision_{rule}.json"
+    return decided if decided.exists() else results / f"campaign_verdicts_{rule}.json"
 
 
 def progress(campaign: Path, run: dict[str, Any]) -> dict[str, Any]:
