@@ -43,6 +43,7 @@ Commands (Dedalus environment; ``MPI="/usr/bin/mpiexec -n 2 --bind-to none"``,
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -556,7 +557,9 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
     return prog
 
 
+@functools.cache
 def _report_module() -> Any:
+    """``campaign_report.py``, loaded once (its dataclasses must be one class per process)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("campaign_report", Path(__file__).with_name("campaign_report.py"))

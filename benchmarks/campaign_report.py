@@ -636,7 +636,12 @@ def _driving_of_case(case: str) -> str:
 
 #: Amendment 13: the simulated pair (GAN scale vs baseline scale) that gives each target's power
 #: for a perfect IC in ``results/campaign_verdicts_<rule>.json`` (``benchmarks/campaign_verdicts.py``).
-POWER_SCENARIOS = {"trig": "s0 vs s1 (>= 0.5)", "plug": "s0 vs s3 (>= 0.8)"}
+def scenario_key(gan: str, baseline: str, target: float) -> str:
+    """The name of a simulated scenario in ``campaign_verdicts.py``'s results."""
+    return f"{gan} vs {baseline} (>= {target:g})"
+
+
+POWER_SCENARIOS = {"trig": scenario_key("s0", "s1", 0.5), "plug": scenario_key("s0", "s3", 0.8)}
 
 
 def verdict_power(study: dict[str, Any], rule: str, level: str) -> dict[str, dict[str, Any]]:

@@ -38,12 +38,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import campaign as cp  # noqa: E402
 
+scenario_key = cp._report_module().scenario_key
+
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Template scales of the simulated ICs (see the module docstring).
 SCALES = {"s0": 0.0, "s0.2": 0.2, "s0.3": 0.3, "s0.4": 0.4, "s0.5": 0.5, "s1": 1.0, "s2": 2.0, "s3": 3.0}
 #: (GAN scale, baseline scale, the target's reduction): trig's 50 % and plug's 80 %, on both sides of them.
 SCENARIOS = [("s0", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.4", "s1", 0.5), ("s0.5", "s1", 0.5), ("s1", "s1", 0.5),
              ("s0", "s3", 0.8), ("s0.2", "s3", 0.8), ("s0.4", "s3", 0.8), ("s0.5", "s2", 0.8)]
+#: The ensembles a pair needs: (scale, side), side 0 the "GAN", 1 the baseline (an independent draw).
+SIDES = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
 
 
 def _count(counts: dict[str, dict[str, int]], key: str, verdict: str) -> None:
@@ -69,24 +73,23 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
         on = [ref.onset_of_grid(grid, values(name, [900 + j, i]), k=k, min_steady=protocol["min_steady"])
               for i in range(400)]
         truth[name] = float(np.median([np.inf if r.censored else r.onset_time for r in on]))
-    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
     out: dict[str, Any] = {"k_8": k, "truth_onset": truth,
                            "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
                            "levels": {}}
     for level in levels:  # k_8^boot at this level, on the surrogate streams of `campaign reference`
         kb = report.band_constants(ref, dict(protocol, level=level), boot=True)["8"]
-        counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
+        counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in SCENARIOS}
         cover: dict[str, list[bool]] = {}
         for i in range(pairs):
             judged = {}
-            for name, side in sides:  # side 1: the baseline, an independent draw
+            for name, side in SIDES:  # side 1: the baseline, an independent draw
                 stream = [streams + names.index(name), side, i]
                 ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
                 judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
             for g, b, t in SCENARIOS:
                 target = report.Target("reduction", "time", low=t)
                 pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
-                _count(counts, f"{g} vs {b} (>= {t:g})", pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
+                _count(counts, scenario_key(g, b, t), pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
             for key, j in judged.items():
                 lo, hi = report.onset_cost(j)["time"]["ci95"]
                 name = key.split("/")[0]
@@ -113,19 +116,18 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
 
     truth = {n: float(np.mean([onsets(values(n, [900 + j, i])).mean() for i in range(200)]))
              for j, n in enumerate(names)}
-    sides = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
-    counts: dict[str, dict[str, int]] = {f"{g} vs {b} (>= {t:g})": {} for g, b, t in SCENARIOS}
+    counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in SCENARIOS}
     cover: dict[str, list[bool]] = {}
     for i in range(pairs):
         boot = {}
-        for j, (name, side) in enumerate(sides):
+        for j, (name, side) in enumerate(SIDES):
             o = onsets(values(name, [100 + names.index(name), side, i]))
             boot[(name, side)] = o[np.random.default_rng([5, j, i]).integers(o.size, size=(resamples, o.size))].mean(axis=1)
             lo, hi = np.quantile(boot[(name, side)], [lo_q, hi_q])
             cover.setdefault(name, []).append(bool(lo <= truth[name] <= hi))
         for g, b, t in SCENARIOS:
             lo, hi = np.quantile(1 - boot[(g, 0)] / boot[(b, 1)], [lo_q, hi_q])
-            _count(counts, f"{g} vs {b} (>= {t:g})", "met" if lo >= t else ("not met" if hi < t else "undecided"))
+            _count(counts, scenario_key(g, b, t), "met" if lo >= t else ("not met" if hi < t else "undecided"))
     return {"truth_mean_per_run_onset": truth, "resamples": resamples,
             "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
             "verdicts": counts, "interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
@@ -147,7 +149,7 @@ def decide(registered: dict[str, Any], candidate: dict[str, Any], registered_lev
     reg, cand = registered["levels"][registered_level], candidate["levels"][candidate_level]
     share = {key: c.get("met", 0) / sum(c.values()) for key, c in cand["verdicts"].items()}
     below = {key: share[key] for g, b, t in SCENARIOS
-             if candidate["true_reduction"][f"{g} vs {b}"] < t for key in [f"{g} vs {b} (>= {t:g})"]}
+             if candidate["true_reduction"][f"{g} vs {b}"] < t for key in [scenario_key(g, b, t)]}
     perfect = {key: share[key] for key in share if key.startswith("s0 vs")}
     cover = {n: (cand["onset_interval_coverage"][n], reg["onset_interval_coverage"][n])
              for n in cand["onset_interval_coverage"]}
