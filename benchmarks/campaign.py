@@ -1055,7 +1055,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     plan = read_plan(campaign)
     drivings = sorted({report.driving_of(r) for r in plan if r["kind"] == "ic"}, key=lambda d: d != "force")
     registered: dict[str, int] = {}
-    case: dict[str, str] = {}
+    case: dict[str, dict[str, Any]] = {}  # group -> its runs' spec (one case a group)
     failed: dict[str, list[str]] = {}
     per_run: dict[str, Any] = {}
     judged_all: dict[str, Any] = {}
@@ -1080,7 +1080,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
                 continue
             g = run["group"]
             mine[g] = mine.get(g, 0) + 1
-            case[g] = json.dumps(run["spec"], sort_keys=True)
+            case[g] = run["spec"]
             prog = progress(campaign, run)
             if not is_done(run, prog):
                 continue

@@ -57,15 +57,19 @@ def segment(series: dict[str, np.ndarray], prof: dict[str, np.ndarray], start: f
     return s, p
 
 
+Record = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
 def build(dest: Path, campaign: Path = cp.CAMPAIGN, groups: dict[str, tuple[float, float]] | None = None,
-          seed: int = 20261206) -> dict[str, Any]:
+          seed: int = 20261206, record: Record | None = None) -> dict[str, Any]:
     """Write the rehearsal campaign into ``dest`` (protocol, plan, reference, the stand-in runs);
-    returns its key (opaque group -> ``{"ic", "tier", "members", "injected"}``)."""
+    returns its key (opaque group -> ``{"ic", "tier", "members", "injected"}``). ``record``: the
+    reference's ``(series, profiles)`` when already read (``cp.read_chunks``)."""
     groups = GROUPS if groups is None else groups
     protocol = json.loads((campaign / "protocol.json").read_text())
     ref = next(r for r in cp.read_plan(campaign) if r["kind"] == "reference" and r["id"] == "ref")
     members, horizon = len(protocol["member_seeds"]), float(protocol["horizon"])
-    series, prof = cp.read_chunks(campaign, ref["id"])
+    series, prof = cp.read_chunks(campaign, ref["id"]) if record is None else record
     ref_prog = cp.progress(campaign, ref)
     cpu_per_time = ref_prog["cpu_s"] / ref_prog["t"]
     rng = np.random.default_rng(seed)
@@ -106,12 +110,14 @@ def expected_entry(amplitude: float, relax: float, half_width: float) -> float:
     return 0.0 if abs(amplitude) <= half_width else relax * math.log(abs(amplitude) / half_width)
 
 
-def rehearse(reference: Path, seed: int, half_width: float, figure: Path | None = None) -> dict[str, Any]:
+def rehearse(reference: Path, seed: int, half_width: float, figure: Path | None = None,
+             record: Record | None = None) -> dict[str, Any]:
     """One rehearsal (segments assigned to groups by ``seed``): the analysis blind, then unblinded,
-    timed; per group its onset, interval and the injected truth, per comparison its verdict."""
+    timed; per group its onset, interval and the injected truth, per comparison its verdict.
+    ``record``: as :func:`build` takes it."""
     with tempfile.TemporaryDirectory() as tmp:
         camp = Path(tmp) / "campaign"
-        key = build(camp, seed=seed)
+        key = build(camp, seed=seed, record=record)
         t0 = time.perf_counter()
         blind = cp.analyse(camp, reference, None)
         t1 = time.perf_counter()
@@ -144,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     protocol = json.loads((cp.CAMPAIGN / "protocol.json").read_text())
     n = str(len(protocol["member_seeds"]))
     half_width = stats["k"][n] * stats["signals"]["bulk"]["sigma_window_mean"] / math.sqrt(int(n))
-    runs = [rehearse(reference, 20261206 + i, half_width, out.with_suffix(".png") if i == 0 else None)
+    record = cp.read_chunks(cp.CAMPAIGN, "ref")  # the stand-in runs' source, read once
+    runs = [rehearse(reference, 20261206 + i, half_width, out.with_suffix(".png") if i == 0 else None, record)
             for i in range(args.seeds)]
     verdicts = {name: dict(Counter(r["comparisons"][name].get("verdict", "-") for r in runs))
                 for name in runs[0]["comparisons"]}

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cfdseed.transient import Reference, SteadyState
-from cfdseed.transient.calibrated import steady_index
+from cfdseed.transient.calibrated import onset_from_z, steady_index
 
 Member = tuple[np.ndarray, dict[str, np.ndarray]]  # (t (n,), {signal: (n,)}) of one run
 #: Units of the cost to an onset: simulated time (h/u_tau), solver steps, CPU-seconds.
@@ -232,13 +232,13 @@ class Judged:
     boot: dict[str, np.ndarray]  # unit -> (n,)
 
 
-def censored_index(ref: Reference, values: np.ndarray, k: float, k_stay: float | None = None) -> int:
-    """Grid index of a censored ensemble's lower bound: where it became steady by the rule (inside
-    ``k``, then within ``k_stay``, default ``k``, to the horizon) when that came too briefly before
-    the horizon to count (steady from there at the earliest), else the horizon (steady, if ever,
-    after it)."""
-    i = steady_index(ref.z_scores(values.mean(axis=0), values.shape[0]), k, k_stay)
-    return values.shape[2] - 1 if i is None else i
+def censored_index(z: np.ndarray, k: float, k_stay: float | None = None) -> int:
+    """Grid index of a censored ensemble's lower bound from its z-scores ``z (S, m)``: where it
+    became steady by the rule (inside ``k``, then within ``k_stay``, default ``k``, to the horizon)
+    when that came too briefly before the horizon to count (steady from there at the earliest), else
+    the horizon (steady, if ever, after it)."""
+    i = steady_index(z, k, k_stay)
+    return z.shape[1] - 1 if i is None else i
 
 
 #: How a bootstrap resample is judged (``protocol["resample_rule"]``): ``"exit"`` (amendment 4, the
@@ -275,8 +275,9 @@ def judge(ens: Ensemble, ref: Reference, k: float, k_boot: float, protocol: dict
         raise ValueError(f"resample_rule {rule!r}: one of {RESAMPLE_RULES}")
 
     def at(idx: np.ndarray, band: float, stay: float | None = None) -> tuple[SteadyState, dict[str, float]]:
-        r = ref.onset_of_grid(grid, values[idx], k=band, min_steady=ms, k_stay=stay)
-        j = censored_index(ref, values[idx], band, stay) if r.censored else r.onset_index
+        z = ref.z_scores(values[idx].mean(axis=0), idx.size)
+        r = onset_from_z(grid, z, band, ms, ref.signals, stay)
+        j = censored_index(z, band, stay) if r.censored else r.onset_index
         return r, {u: float(c[idx, j].mean()) for u, c in cost.items()}
 
     onset, point = at(np.arange(n), k)
@@ -544,13 +545,14 @@ def ic_labels(key: Mapping[str, Any]) -> dict[str, str]:
 EXPLORATORY = "exploratory"
 
 
-def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapping[str, str],
+def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapping[str, Mapping[str, Any]],
                 not_judged: Mapping[str, str], pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The unblinded comparisons: every complete ensemble's cost to its onset, the pairs (default:
-    each GAN ensemble against every other complete ensemble of the same case ``case[group]``, an
-    :data:`EXPLORATORY` one against the GAN ensembles, descriptive), a registered GAN ensemble's
-    against a registered other with the verdict of :data:`TARGETS` (else :data:`AHEAD`), and why ensembles in
-    ``not_judged`` (group -> reason) are not compared. Labels: :func:`ic_labels`."""
+    each GAN ensemble against every other complete ensemble of the same case, i.e. equal run specs
+    ``case[group]``; an :data:`EXPLORATORY` one against the GAN ensembles, descriptive), a registered
+    GAN ensemble's against a registered other with the verdict of :data:`TARGETS` (else
+    :data:`AHEAD`), and why ensembles in ``not_judged`` (group -> reason) are not compared. Labels:
+    :func:`ic_labels`."""
     label, names = ic_labels(key), key_names(key)
     ic = {label[g]: names[g] for g in names}
     explo = {label[g] for g, v in key.items() if isinstance(v, dict) and v.get("tier") == EXPLORATORY}
@@ -572,7 +574,7 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
     }
     for a, b in targets:  # what amendment 13's power statement needs: the baseline's IC and the view
         t = out["pairs"][f"{a} vs {b}"]["target"]
-        t["baseline_ic"], t["driving"] = ic[b], _driving_of_case(case_of[a])
+        t["baseline_ic"], t["driving"] = ic[b], str(case_of[a].get("driving", "force"))
     if not pairs:
         gans = sorted(lab for lab, n in ic.items() if n == "gan")
         out["note"] = (f"no gan ensemble complete yet ({', '.join(gans)}: see not_compared)" if gans else
@@ -623,15 +625,6 @@ def format_reference(stats: dict[str, Any]) -> list[str]:
     else:
         lines.append(stats.get("note", ""))
     return lines
-
-
-def _driving_of_case(case: str) -> str:
-    """The driving of a case key (a run's spec as JSON, :func:`driving_of`); "force" otherwise."""
-    try:
-        spec = json.loads(case)
-    except (TypeError, ValueError):
-        return "force"
-    return str(spec.get("driving", "force")) if isinstance(spec, dict) else "force"
 
 
 #: Amendment 13: the simulated pair (GAN scale vs baseline scale) that gives each target's power

@@ -1111,10 +1111,10 @@ def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
     injected in the registered amplitudes' order on one segment: the smallest transient scores lowest."""
     reh = load("campaign_rehearsal")
     camp = tmp_path / "c"
-    reh.build(camp, groups={"x": (0.0, 8.0)})  # protocol, reference and a plan to extend
+    series, prof = cp.read_chunks(cp.CAMPAIGN, "ref")
+    reh.build(camp, groups={"x": (0.0, 8.0)}, record=(series, prof))  # protocol, reference, a plan to extend
     protocol = json.loads((camp / "protocol.json").read_text())
     ref = cp.read_plan(camp)[0]
-    series, prof = cp.read_chunks(cp.CAMPAIGN, "ref")
     plan = [ref]
     for i, (amp, offset) in enumerate(zip(protocol["trig_sweep"]["amplitudes"], (-0.3, -1.0, -2.0, -4.0))):
         s, _ = reh.segment(series, prof, 60.0, 16.0)

@@ -179,7 +179,7 @@ def test_bad_input_is_refused(ref):
 def test_enter_then_stay_rule():
     """Amendment 14's resample rule: steady from the first time inside k after which the record
     stays within k_stay; with k_stay = k it is the last exit from the band."""
-    from cfdseed.transient.calibrated import _onset, steady_index
+    from cfdseed.transient.calibrated import onset_from_z, steady_index
 
     a = np.array([np.nan, 9.0, 5.0, 2.0, 3.5, 2.5, 1.0, 4.5, 2.0, 1.0, 1.0, 1.0])
     z = np.stack([a, -0.5 * a])  # two signals, the first decides
@@ -188,9 +188,9 @@ def test_enter_then_stay_rule():
     assert steady_index(z, 3.0, 4.0) == 8  # 4.5 leaves the stay band
     assert steady_index(z, 0.5, 5.0) is None  # never inside k
     grid = 0.5 * np.arange(a.size)
-    r = _onset(grid, z, 3.0, 1.0, ("a", "b"), k_stay=5.0)
+    r = onset_from_z(grid, z, 3.0, 1.0, ("a", "b"), k_stay=5.0)
     assert not r.censored and r.onset_time == 1.5 and "then within 5.00" in r.reason
-    r = _onset(grid, z, 3.0, 4.0, ("a", "b"))
+    r = onset_from_z(grid, z, 3.0, 4.0, ("a", "b"))
     assert r.censored and "only from t = 4" in r.reason  # 1.5 before the end, 4 needed
-    r = _onset(grid, z, 0.5, 1.0, ("a", "b"), k_stay=5.0)
+    r = onset_from_z(grid, z, 0.5, 1.0, ("a", "b"), k_stay=5.0)
     assert r.censored and "never inside" in r.reason

@@ -83,10 +83,11 @@ def steady_index(z: np.ndarray, k: float, k_stay: float | None = None) -> int | 
     return int(hit[0]) if hit.size else None
 
 
-def _onset(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, names: Sequence[str],
-           k_stay: float | None = None) -> SteadyState:
-    """First grid time inside ``k`` after which ``max_s |z_s|`` stays within ``k_stay`` (default
-    ``k``) to the end (``z (S, m)``)."""
+def onset_from_z(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, names: Sequence[str],
+                 k_stay: float | None = None) -> SteadyState:
+    """The rule on z-scores ``z (S, m)`` (:meth:`Reference.z_scores`) on ``grid``: steady from the
+    first grid time inside ``k`` after which ``max_s |z_s|`` stays within ``k_stay`` (default ``k``)
+    to the end, if at least ``min_steady`` before it; ``names``: the signals, for the reason."""
     stay = k if k_stay is None else k_stay
     t_end = float(grid[-1])
     i = steady_index(z, k, k_stay)
@@ -320,7 +321,7 @@ class Reference:
         from the first time inside ``k`` after which the trailing means stay within ``k_stay`` (a rule
         for bootstrap resamples, whose means stray further); default ``k``: the last exit from the band."""
         z = self.z_scores(values.mean(axis=0), values.shape[0])
-        return _onset(grid, z, k, min_steady, self.signals, k_stay)
+        return onset_from_z(grid, z, k, min_steady, self.signals, k_stay)
 
     def onset(self, members: Sequence[Member], *, k: float, horizon: float, min_steady: float = 4.0) -> SteadyState:
         """Onset of the steady state of an ensemble (one run: a list of one) by the rule above."""
