@@ -99,7 +99,8 @@ def build(dest: Path, campaign: Path = cp.CAMPAIGN, groups: dict[str, tuple[floa
             (dest / rid / "run.json").write_text(json.dumps({
                 "id": rid, "t": horizon, "iteration": steps, "wall_s": cpu_per_time * horizon,
                 "cpu_s": cpu_per_time * horizon,
-                "chunks": [{"index": 0, "t0": 0.0, "t1": horizon, "steps": steps, "fftw_rigor": "measure"}]}))
+                "chunks": [{"index": 0, "t0": 0.0, "t1": horizon, "records": int(s["t"].size), "steps": steps,
+                            "fftw_rigor": "measure"}]}))
     (dest / "plan.json").write_text(json.dumps({"runs": plan}))
     (dest / "key.json").write_text(json.dumps(key))
     return key

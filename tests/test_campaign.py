@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import socket
 import types
 from pathlib import Path
@@ -129,6 +130,65 @@ def test_read_chunks_joins_in_order(cp, tmp_path):
     assert np.all(np.diff(s["t"]) > 0) and s["t"].size == 10
     np.testing.assert_allclose(s["bulk"], s["t"] + 10)
     assert p["U"].shape == (4, 3) and p["y"].tolist() == [0, 1, 2]
+
+
+def test_record_problems_find_what_run_json_does_not_say(cp, tmp_path):
+    """A chunk lost between a worker and a commit, one not listed, a count or a range that differs,
+    a gap between chunks, a repeated time, a NaN, a finished run ending early: each is named, and
+    the analysis refuses the run; a run committed as a worker commits it has none."""
+    run = dict(id="r", kind="ic", horizon=2.0)
+    t = np.arange(0.0, 2.0, 0.01)
+    series = dict(t=t, step=np.round(t / 0.01), bulk=15.7 + 0 * t)
+
+    def problems(mutate=lambda d: None, end_within=0.025):
+        d = tmp_path / "c"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        _commit_run(d, "r", 2.0, series, chunks=({}, {}, {}))
+        mutate(d / "r")
+        return cp.record_problems(d, run, end_within=end_within)
+
+    def edit_json(f, fn):
+        prog = json.loads((f / "run.json").read_text())
+        fn(prog)
+        (f / "run.json").write_text(json.dumps(prog))
+
+    def edit_chunk(f, k, fn):
+        with np.load(f / f"chunk_{k:03d}.npz") as z:
+            cols = {key: z[key] for key in z.files}
+        fn(cols)
+        np.savez(f / f"chunk_{k:03d}.npz", **cols)
+
+    assert problems() == []
+    assert problems(lambda f: (f / "chunk_001.npz").unlink()) == ["chunk files missing: chunk_001.npz"]
+    assert "not in run.json: chunk_003.npz" in problems(
+        lambda f: (f / "chunk_003.npz").write_bytes((f / "chunk_002.npz").read_bytes()))[0]
+    assert problems(lambda f: edit_json(f, lambda p: p["chunks"][1].update(records=p["chunks"][1]["records"] + 1))) == [
+        "chunk_001.npz holds 67 records, run.json counts 68"]
+    gap = problems(lambda f: edit_json(f, lambda p: p["chunks"][2].update(t0=1.4)))
+    assert any("starts at t = 1.4" in g for g in gap) and any("outside its [1.4" in g for g in gap)
+    assert problems(lambda f: edit_chunk(f, 0, lambda c: c["series/t"].__setitem__(5, c["series/t"][4]))) == [
+        "time not strictly increasing (1 places)"]
+    assert problems(lambda f: edit_chunk(f, 2, lambda c: c["series/bulk"].__setitem__(3, np.nan))) == [
+        "chunk_002.npz: non-finite values in bulk"]
+    assert problems(lambda f: edit_chunk(f, 1, lambda c: c["series/step"].__setitem__(0, 1e9))) == [
+        "the step counter decreases"]
+    short = problems(end_within=0.005)  # the last record 0.01 before the horizon
+    assert short == ["last record at t = 1.99, more than 0.005 before the horizon 2"]
+    assert problems(end_within=None) == []
+    camp = tmp_path / "c"
+    (camp / "protocol.json").write_text(json.dumps({"dt": 0.05}))
+    (camp / "plan.json").write_text(json.dumps({"runs": [run]}))
+    (camp / "r" / "chunk_001.npz").unlink()
+    with pytest.raises(SystemExit, match="r: chunk files missing: chunk_001.npz"):
+        cp.refuse_record_problems(camp, [run], 0.05)
+    assert cp.committed_problems(camp, tmp_path / "work", cp.progresses(camp)) == [
+        "r: chunk files missing: chunk_001.npz"]
+
+
+def test_committed_runs_are_whole(cp):
+    """Every committed run's records are what its run.json says (CI guards each campaign commit)."""
+    assert cp.committed_problems(cp.CAMPAIGN, Path("/nonexistent"), cp.progresses()) == []
 
 
 def test_snapshots_kept_once_per_due_time(cp, tmp_path):
@@ -439,11 +499,21 @@ def _synthetic_campaign(tmp_path, protocol):
 
 
 def _commit_run(camp, rid, horizon, series, profiles=None, wall_s=1.0, cpu_s=2.0, chunks=({},)):
-    """A finished run as a worker commits it: one chunk (series, binned profiles) and run.json
-    (``chunks``: its chunk records)."""
+    """A finished run as a worker commits it: its series split at equal times into one file per
+    record of ``chunks`` (extra fields of each chunk record; the binned profiles with the first),
+    and run.json listing them (:func:`campaign.record_problems` finds nothing)."""
     (camp / rid).mkdir()
-    np.savez(camp / rid / "chunk_000.npz", **{f"series/{c}": v for c, v in series.items()}, **(profiles or {}))
-    (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=horizon, iteration=0, chunks=list(chunks),
+    t = np.asarray(series["t"])
+    end = max(horizon, float(t[-1]) + 1e-9)  # a record at the horizon lies inside the last chunk
+    edges = np.linspace(0.0, end, len(chunks) + 1)
+    edges[-1] = end
+    records = []
+    for k, extra in enumerate(chunks):
+        m = (t >= edges[k]) & (t < edges[k + 1])
+        np.savez(camp / rid / f"chunk_{k:03d}.npz", **{f"series/{c}": np.asarray(v)[m] for c, v in series.items()},
+                 **((profiles or {}) if k == 0 else {}))
+        records.append(dict(index=k, t0=float(edges[k]), t1=float(edges[k + 1]), records=int(m.sum())) | dict(extra))
+    (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=end, iteration=0, chunks=records,
                                                          wall_s=wall_s, cpu_s=cpu_s)))
 
 

@@ -68,6 +68,7 @@ def test_chunks_to_the_horizon_then_done(cp, where):
     assert {c["fftw_rigor"] for c in prog["chunks"]} == {cp.FFTW_RIGOR}  # recorded with each chunk
     s, p = cp.read_chunks(where / "c", "tiny")
     assert np.all(np.diff(s["t"]) > 0) and s["t"][0] == 0.0
+    assert cp.record_problems(where / "c", RUN) == []  # the records are what run.json says
     assert {"bulk_w", "dissipation", "probe_u", "tau_lower", "tau_upper", "tke"} <= set(s)
     assert p["U"].shape[1] == 16 and p["U"].dtype == np.float32 and np.all(p["n"] >= 1)
     assert (where / "c" / "tiny" / "state.npz").exists()
