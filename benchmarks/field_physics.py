@@ -305,7 +305,7 @@ def _summary(rows: list[dict]) -> dict:
     return out
 
 
-def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
+def model_targets(model: str | None, seeds: list[int], band: dict, delivered: bool = True) -> dict:
     """Issue 13's targets for a generator's fields *before any enforcement* on the campaign grid.
 
     Per seed: volume TKE against the real snapshots' median (target within 5 %), -uv per wall inside
@@ -318,8 +318,10 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
     then removes shows here as a near-wall v' deficit); a seed whose first field the calibration
     cannot reach is redrawn (``gan``'s ``redraws``; counted in ``delivered_redraws``, summary
     ``delivery_redraws``), a seed whose delivery still raises :class:`~cfdseed.errors.SourceError` is
-    recorded (``delivery_failed``, summary ``delivery_failures``), not fatal. ``median``: the raw fields' profiles and spectra, median over seeds. :func:`real_targets` scores real snapshots
-    by the same figures (what the per-field targets allow a real field).
+    recorded (``delivery_failed``, summary ``delivery_failures``), not fatal; ``delivered=False``
+    skips the delivered fields. ``median``: the raw fields' profiles and spectra, median over
+    seeds. :func:`real_targets` scores real snapshots by the same figures (what the per-field
+    targets allow a real field).
     """
     from unittest import mock
 
@@ -337,6 +339,9 @@ def model_targets(model: str | None, seeds: list[int], band: dict) -> dict:
         with mock.patch("cfdseed.synthesis.enforce", lambda f, g, **kw: (f, EnforceReport())):
             f = resolve("gan", opts).build(grid, np.random.default_rng(seed)).field
         row = {"seed": seed, **_target_row(f, grid, band)}
+        if not delivered:
+            rows.append(row)
+            continue
         # delivered (full enforcement, the default calibration): rms near the wall over the real median
         try:
             built = resolve("gan", {k: v for k, v in opts.items() if k in ("re_tau", "model")}).build(

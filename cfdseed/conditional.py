@@ -321,6 +321,23 @@ class Anchor:
         return d * self.live / torch.sqrt(torch.clamp(self.square, min=1e-12))
 
 
+def _noise_scale(sampling: Any, arch: Mapping[str, Any], path: str) -> tuple[float, ...]:
+    """A checkpoint's ``sampling["noise_scale"]`` checked: one finite factor >= 0 per noise map of
+    ``arch`` (:func:`latent_layout`), coarsest first; all 1 when there is none."""
+    n = len(latent_layout(arch)[1])
+    if sampling is None:
+        return (1.0,) * n
+    if not isinstance(sampling, Mapping) or set(sampling) != {"noise_scale"}:
+        raise CheckpointError(f"{path}: sampling must be a dict with the one key 'noise_scale', got {sampling!r}")
+    scale = sampling["noise_scale"]
+    if (not isinstance(scale, (list, tuple)) or len(scale) != n
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                       for v in scale)):
+        raise CheckpointError(f"{path}: sampling.noise_scale must be {n} finite numbers >= 0 (one per noise map, "
+                              f"coarsest first), got {scale!r}")
+    return tuple(float(v) for v in scale)
+
+
 class ConditionalHandle(_Handle):
     """A trained conditional generator: :meth:`step`, :meth:`rollout` and :meth:`sample` in physical units.
 
@@ -343,6 +360,16 @@ class ConditionalHandle(_Handle):
         self.dx_plus = float(ck["grid"]["dx_plus"])
         self.dx = self.dx_plus * self.nu / self.u_tau
         self.burn_in = math.ceil(BURN_IN * 0.5 * self.ly / self.dx)
+        #: per noise map, coarsest first (:func:`latent_layout`), the factor its standard normal
+        #: draw is multiplied by before it enters the generator: the checkpoint's
+        #: ``sampling["noise_scale"]``, all 1 (the generator as trained) when absent
+        self.noise_scale: tuple[float, ...] = _noise_scale(ck.get("sampling"), self.arch, path)
+        self._latent_scale: torch.Tensor | None = None
+        if any(s != 1.0 for s in self.noise_scale):
+            _, maps = latent_layout(self.arch)
+            parts = [torch.ones(self.latent_dim)] + [torch.full((c * h * w,), s) for (c, h, w), s in
+                                                     zip(maps, self.noise_scale)]
+            self._latent_scale = torch.cat(parts).to(device)
         #: the Gaussian start's modes (:func:`start_modes`), None in checkpoints from before them
         self.start_modes: torch.Tensor | None = None
         if ck.get("start_modes") is not None:
@@ -381,7 +408,8 @@ class ConditionalHandle(_Handle):
     def step(self, prev: np.ndarray, latent: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
         """Next planes ``(n, 3, ny, nz)`` float32, one step ``dx`` downstream of ``prev`` (physical units).
 
-        ``latent`` ``(n, latent_size)``; without it one is drawn (``seed`` makes it reproducible).
+        ``latent`` ``(n, latent_size)``, standard normal (:attr:`noise_scale` is applied to it); without
+        it one is drawn (``seed`` makes it reproducible).
         """
         prev = self._planes(prev, None, "prev")
         n = prev.shape[0]
@@ -390,8 +418,12 @@ class ConditionalHandle(_Handle):
         latent = np.asarray(latent)
         if latent.shape != (n, self.latent_size):
             raise ValueError(f"latent must have shape ({n}, {self.latent_size}), got {latent.shape}")
-        z = torch.as_tensor(latent, dtype=torch.float32, device=self.device)
+        z = self._scaled(torch.as_tensor(latent, dtype=torch.float32, device=self.device))
         return self._physical(self.module(self._normalise(prev), z))
+
+    def _scaled(self, z: torch.Tensor) -> torch.Tensor:
+        """Standard normal latents ``(B, latent_size)`` with :attr:`noise_scale` applied to their maps."""
+        return z if self._latent_scale is None else z * self._latent_scale
 
     @torch.no_grad()
     def rollout(self, steps: int, *, chains: int = 1, rng: np.random.Generator | int | None = None,
@@ -454,8 +486,8 @@ class ConditionalHandle(_Handle):
         hold = Anchor(anchor, self._std, per_chain=anchor_per_chain) if anchor is not None else None
         out = np.empty((chains, steps, 3, self.ny, self.nz), np.float32)
         for k in range(burn + steps):
-            z = torch.as_tensor(gen.standard_normal((chains, self.latent_size)), dtype=torch.float32,
-                                device=self.device)  # (chains, latent)
+            z = self._scaled(torch.as_tensor(gen.standard_normal((chains, self.latent_size)), dtype=torch.float32,
+                                             device=self.device))  # (chains, latent)
             x = torch.cat([self.module(x[s : s + batch], z[s : s + batch]) for s in range(0, chains, batch)])
             if not bool(torch.isfinite(x).all()):
                 raise SourceError(f"{self.path}: the rollout left the finite numbers at step {k} (a diverging model)")
