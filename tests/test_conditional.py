@@ -189,6 +189,48 @@ def test_handle_step_rollout_sample(tmp_path):
         h.rollout(0)
 
 
+def test_noise_scale_multiplies_each_map_s_draw(tmp_path):
+    """``sampling.noise_scale`` in a checkpoint: each noise map's standard normal draw times its
+    factor (the global vector untouched), in step and rollout alike; checked on load."""
+    from cfdseed.checkpoint import model_summary, read_checkpoint, save_checkpoint
+
+    p = tiny_conditional(tmp_path / "c.pt")
+    plain = load_generator(p, device="cpu")
+    assert plain.noise_scale == (1.0, 1.0) and model_summary(p)["noise_scale"] is None
+
+    def with_sampling(name, sampling):
+        ck = read_checkpoint(p)
+        ck.pop("sha256")
+        ck["sampling"] = sampling
+        save_checkpoint(tmp_path / name, ck)
+        return tmp_path / name
+
+    half = load_generator(with_sampling("half.pt", {"noise_scale": [1.0, 0.5]}), device="cpu")
+    assert half.noise_scale == (1.0, 0.5) and model_summary(tmp_path / "half.pt")["noise_scale"] == [1.0, 0.5]
+    prev = plain.sample(3, seed=0)
+    lat = np.random.default_rng(2).standard_normal((3, plain.latent_size))
+    fine = slice(8 + 2 * 5 * 4, None)  # the finest map: the last part of the latent (global 8, bottleneck 2x5x4)
+    scaled = lat.copy()
+    scaled[:, fine] *= 0.5
+    np.testing.assert_allclose(half.step(prev, latent=lat), plain.step(prev, latent=scaled), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(half.step(prev, latent=lat), plain.step(prev, latent=lat))
+    off = load_generator(with_sampling("off.pt", {"noise_scale": [1, 0]}), device="cpu")
+    other = lat.copy()
+    other[:, fine] = np.random.default_rng(3).standard_normal(other[:, fine].shape)
+    np.testing.assert_array_equal(off.step(prev, latent=lat), off.step(prev, latent=other))  # the map is off
+    # the rollout draws what step is given: the same scaled latents
+    start = prev
+    first = half.rollout(1, chains=3, rng=np.random.default_rng(7), burn_in=0, start=start)[:, 0]
+    np.testing.assert_allclose(first, half.step(start, latent=np.random.default_rng(7).standard_normal((3, half.latent_size))),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(first, plain.rollout(1, chains=3, rng=np.random.default_rng(7), burn_in=0, start=start)[:, 0])
+    for bad, why in (({"noise_scale": [1.0]}, "must be 2 finite numbers"), ({"noise_scale": [1.0, -0.1]}, "must be 2"),
+                     ({"noise_scale": [1.0, float("nan")]}, "must be 2"), ({"noise_scale": [1.0, True]}, "must be 2"),
+                     ({"noise_scale": [1, 1], "temperature": 1}, "one key 'noise_scale'"), ([1, 1], "must be a dict")):
+        with pytest.raises(CheckpointError, match=why):
+            load_generator(with_sampling("bad.pt", bad), device="cpu")
+
+
 def test_conditional_checkpoint_needs_its_step(tmp_path):
     import torch as t
 
