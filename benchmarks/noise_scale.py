@@ -1,15 +1,15 @@
-"""The finest noise map's scale of the default conditional generator: a sweep with a fixed rule.
+"""How the default conditional generator samples its finest noise map: two sweeps with fixed rules.
 
 The packaged v2 generator's raw fields carry 2-3x the real median's energy in the last two
-spanwise bins of u (model card, "Known limits"). A diagnostic on 6 seeds (session of 2026-12-06)
-traced it to the finest of its four noise maps (full resolution, i.i.d. in z): zeroed, the
-last-bin excess went (0.02-0.8x the median, the energetic bins fell out of the band too); at half
-its scale the six last-bin ratios were 0.2-1.2x. This sweep measures the raw-field targets
-(``field_physics.model_targets``, no enforcement, 24 seeds) for the finest map scaled by each
-candidate factor (``sampling.noise_scale`` of the checkpoint; every other map at 1) and picks one
-by the rule below, written before the sweep ran:
+spanwise bins of u (model card, "Known limits"). A diagnostic on 6 seeds (2026-12-06) traced it to
+the finest of its four noise maps (full resolution, i.i.d. in z): zeroed, the last-bin excess went.
+Each study measures the raw-field targets (``field_physics.model_targets``, no enforcement) of
+checkpoint variants that differ from the trained generator only in their ``sampling`` entry
+(:class:`cfdseed.conditional.ConditionalHandle`), against the generator as trained on the same
+seeds, and picks a variant by its rule, each written before its sweep ran.
 
-**Rule.** A factor qualifies when, against the generator as trained (factor 1, same seeds):
+**Study "scale"** (``sampling.noise_scale``: the finest map's draw times a factor; 1, 0.8, 0.7,
+0.6, 0.5, 0.4; seeds 1-24). A factor qualifies when, against the generator as trained:
 
 1. every one of the six spanwise spectra (u, v, w at y+ 15 and the centre) has its median over
    fields of the last-two-bins ratio at most 1.5 (issue 13's target);
@@ -20,10 +20,27 @@ by the rule below, written before the sweep ran:
 5. max |W_b| and max |V_b| are at most 1.1x, the largest share of TKE the projection removes at
    most 1.5x the factor-1 values.
 
-The largest qualifying factor is chosen (the least change to the trained generator); none
-qualifying, the generator stays as trained.
+The largest qualifying factor is chosen (the least change); none qualifying, the generator stays as
+trained. Result (``results/noise_scale.json``): **none qualified**. Scaling the finest map down
+cures the last bins (0.5: all six at most 1.45) but the fields grow too smooth along x: the
+streamwise share inside the band falls from 0.816 to 0.767-0.799 (0.8 kept it, 0.799, but left u at
+the centre at 1.96).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/noise_scale.py [--seeds 1 ... 24] [--out JSON]
+**Study "band"** (``sampling.noise_band``: the finest map's draw keeps its spanwise Fourier modes
+up to K, rescaled to the draw's variance, so the innovation keeps its strength and loses only its
+finest spanwise scales; K = 14, 13, 12, 11, 10 of the 32-point map's 16). An 8-seed diagnostic
+(same day, before this rule) gave at K = 12 last-bin ratios 0.16-0.85 with both band shares kept or
+better, at K = 8 the energetic spanwise bins out of the band: filtering can over-suppress, so this
+rule adds a lower bound. A K qualifies when conditions 1-5 hold and
+
+6. every one of the six medians of the last-two-bins ratio is at least 0.5 (real snapshots score
+   0.8-0.9: the smallest scales neither too energetic nor emptied);
+
+on the selection seeds 1-24, choosing the largest qualifying K (the least change); and the chosen K
+is confirmed when conditions 1-6 hold again on fresh seeds 25-48 (against the trained generator on
+those seeds). Not confirmed or none qualifying: the generator stays as trained.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/noise_scale.py --study band [--out JSON]
 """
 
 from __future__ import annotations
@@ -40,27 +57,34 @@ sys.path.insert(0, str(HERE))
 
 import field_physics as fp  # noqa: E402
 
-#: candidate factors of the finest noise map, the trained generator (1) first
-FACTORS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4)
 BASE = "default-re180-v2.1"
-LAST_BINS_MAX, SHARE_DROP, SHEAR_FEWER, CROSS_FLOW, PROJECTION = 1.5, 0.02, 1, 1.1, 1.5
+#: per study: the finest map's candidate settings (the trained generator first), the seeds
+STUDIES: dict[str, dict[str, Any]] = {
+    "scale": {"key": "noise_scale", "values": (1.0, 0.8, 0.7, 0.6, 0.5, 0.4), "trained": 1.0,
+              "seeds": list(range(1, 25)), "confirm": None, "out": "noise_scale.json"},
+    "band": {"key": "noise_band", "values": (None, 14, 13, 12, 11, 10), "trained": None,
+             "seeds": list(range(1, 25)), "confirm": list(range(25, 49)), "out": "noise_band.json"},
+}
+LAST_BINS_MAX, LAST_BINS_MIN, SHARE_DROP, SHEAR_FEWER, CROSS_FLOW, PROJECTION = 1.5, 0.5, 0.02, 1, 1.1, 1.5
 
 
-def scaled_checkpoint(base: str, factor: float, dest: Path) -> Path:
-    """``base`` with its finest noise map scaled by ``factor`` (``sampling.noise_scale``), at ``dest``."""
+def variant_checkpoint(base: str, key: str, value: Any, dest: Path) -> Path:
+    """``base`` with the finest noise map's ``sampling[key]`` set to ``value`` (every other map as
+    trained), at ``dest``."""
     from cfdseed.checkpoint import model_path, read_checkpoint, save_checkpoint
     from cfdseed.conditional import latent_layout
 
     ck = read_checkpoint(model_path(base))
     ck.pop("sha256", None)
     maps = len(latent_layout(ck["arch"])[1])
-    ck["sampling"] = {"noise_scale": [1.0] * (maps - 1) + [float(factor)]}
+    trained = {"noise_scale": 1.0, "noise_band": None}[key]
+    ck["sampling"] = {key: [trained] * (maps - 1) + [value]}
     save_checkpoint(dest, ck)
     return dest
 
 
 def figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """The rule's figures of one ``model_targets`` summary."""
+    """The rules' figures of one ``model_targets`` summary."""
     return {
         "last_two_over_median": summary["spanwise_last_two_over_median_median"],
         "streamwise_share": summary["streamwise_spectra_share_inside"],
@@ -74,9 +98,10 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def qualifies(f: dict[str, Any], base: dict[str, Any], fields: int) -> dict[str, bool]:
-    """The rule's five conditions for figures ``f`` against the trained generator's ``base``."""
-    return {
+def qualifies(f: dict[str, Any], base: dict[str, Any], fields: int, lower_bound: bool) -> dict[str, bool]:
+    """The rule's conditions (1-5; 6 with ``lower_bound``) for figures ``f`` against the trained
+    generator's ``base`` on the same ``fields`` seeds."""
+    out = {
         "1_last_bins": max(f["last_two_over_median"].values()) <= LAST_BINS_MAX,
         "2_shares": (f["streamwise_share"] >= base["streamwise_share"] - SHARE_DROP
                      and f["spanwise_share"] >= base["spanwise_share"] - SHARE_DROP),
@@ -86,36 +111,54 @@ def qualifies(f: dict[str, Any], base: dict[str, Any], fields: int) -> dict[str,
                                     and f["max_abs_bulk_v"] <= CROSS_FLOW * base["max_abs_bulk_v"]
                                     and f["projection_max"] <= PROJECTION * base["projection_max"]),
     }
+    if lower_bound:
+        out["6_last_bins_not_emptied"] = min(f["last_two_over_median"].values()) >= LAST_BINS_MIN
+    return out
 
 
-def sweep(seeds: list[int], factors: tuple[float, ...] = FACTORS, base: str = BASE) -> dict[str, Any]:
-    """Raw-field targets per factor and the rule's choice."""
+def measure(key: str, values: tuple[Any, ...], seeds: list[int], base: str = BASE) -> dict[str, Any]:
+    """Raw-field figures per finest-map setting ``values`` of ``sampling[key]`` on ``seeds``."""
     band = json.loads(fp.BANDS.read_text())
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for a in factors:
-            path = scaled_checkpoint(base, a, Path(tmp) / f"scale_{a:g}.pt")
-            rows[f"{a:g}"] = figures(fp.model_targets(str(path), seeds, band, delivered=False)["summary"])
-            print(f"finest noise x{a:g}: " + json.dumps(rows[f"{a:g}"]), flush=True)
-    ref = rows[f"{factors[0]:g}"]
-    for a in factors[1:]:
-        rows[f"{a:g}"]["conditions"] = qualifies(rows[f"{a:g}"], ref, len(seeds))
-    ok = [a for a in factors[1:] if all(rows[f"{a:g}"]["conditions"].values())]
-    return {"base": base, "seeds": seeds, "factors": list(factors), "rule": __doc__.split("**Rule.**")[1].split("\n\n    ")[0].strip(),
-            "per_factor": rows, "chosen": max(ok) if ok else None,
-            "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/noise_scale.py"}
+        for v in values:
+            path = variant_checkpoint(base, key, v, Path(tmp) / f"variant_{v}.pt")
+            rows[str(v)] = figures(fp.model_targets(str(path), seeds, band, delivered=False)["summary"])
+            print(f"finest {key} {v}: " + json.dumps(rows[str(v)]), flush=True)
+    return rows
+
+
+def study(name: str, base: str = BASE) -> dict[str, Any]:
+    """One study by its rule (module docstring): the figures, each candidate's conditions, the choice
+    and, where the study has confirmation seeds, the confirmation."""
+    s = STUDIES[name]
+    key, trained, lower = s["key"], s["trained"], name == "band"
+    rows = measure(key, s["values"], s["seeds"], base)
+    for v in s["values"][1:]:
+        rows[str(v)]["conditions"] = qualifies(rows[str(v)], rows[str(trained)], len(s["seeds"]), lower)
+    ok = [v for v in s["values"][1:] if all(rows[str(v)]["conditions"].values())]
+    chosen = max(ok) if ok else None
+    out = {"study": name, "base": base, "key": key, "seeds": s["seeds"], "values": list(s["values"]),
+           "per_value": rows, "chosen": chosen,
+           "command": f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/noise_scale.py --study {name}"}
+    if s["confirm"] is not None and chosen is not None:
+        conf = measure(key, (trained, chosen), s["confirm"], base)
+        cond = qualifies(conf[str(chosen)], conf[str(trained)], len(s["confirm"]), lower)
+        out["confirmation"] = {"seeds": s["confirm"], "per_value": conf, "conditions": cond,
+                               "confirmed": all(cond.values())}
+    out["adopted"] = chosen if chosen is not None and out.get("confirmation", {}).get("confirmed", True) else None
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 25)))
-    ap.add_argument("--factors", type=float, nargs="+", default=list(FACTORS),
-                    help="finest-map factors, the reference (1) first")
-    ap.add_argument("--out", default=str(HERE / "results" / "noise_scale.json"))
+    ap.add_argument("--study", choices=sorted(STUDIES), required=True)
+    ap.add_argument("--out", default=None, help="default benchmarks/results/<the study's file>")
     a = ap.parse_args(argv)
-    res = sweep(a.seeds, tuple(a.factors))
-    Path(a.out).write_text(json.dumps(res, indent=1, default=float) + "\n")
-    print(f"chosen: {res['chosen']}")
+    res = study(a.study)
+    out = Path(a.out) if a.out else HERE / "results" / STUDIES[a.study]["out"]
+    out.write_text(json.dumps(res, indent=1, default=float) + "\n")
+    print(f"chosen on the selection seeds: {res['chosen']}; adopted: {res['adopted']}")
     return 0
 
 

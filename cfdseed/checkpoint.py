@@ -17,9 +17,10 @@ Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weigh
                (:meth:`cfdseed.calibrate.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
                ww, uv as lists): the model's default calibration target. Version 2 on; version-1
                files (the first packaged model) still load and are calibrated to Lee & Moser.
-    sampling   (optional; conditional models) {"noise_scale": [factor per noise map, coarsest first]}:
-               each map's standard normal draw is multiplied by its factor at generation
-               (:attr:`cfdseed.conditional.ConditionalHandle.noise_scale`); absent: all 1
+    sampling   (optional; conditional models) {"noise_scale": [factor per noise map, coarsest first],
+               "noise_band": [None or the highest spanwise mode kept, per map]}, either key optional:
+               how each map's standard normal draw is shaped at generation
+               (:class:`cfdseed.conditional.ConditionalHandle`); absent: the generator as trained
     training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
     sha256     {"generator.fc.weight": hex digest, ...}: every tensor above by its key path, hashed
                over dtype, shape and bytes; added by :func:`save_checkpoint`, verified by
@@ -265,7 +266,7 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
     default, path, size, the file's sha256 (what a registration pins), generator kind, the training
     grid's Re_tau and ny x nz, the iteration, the parent it was derived from, and the name and
     half-channel TKE (wall units) of its stored statistics, its default calibration target (None
-    for files without them), and its sampling noise scale per map (None: as trained)."""
+    for files without them), and its sampling settings (None: as trained)."""
     from .calibrate import stress_target
 
     path = model_path(model)
@@ -286,5 +287,5 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
         "parent": meta.get("parent"),
         "statistics": None if stats is None else stats.get("name"),
         "statistics_tke": None if stats is None else stress_target(dict(stats)).tke_plus(),
-        "noise_scale": (ck.get("sampling") or {}).get("noise_scale"),
+        "sampling": ck.get("sampling"),
     }

@@ -321,21 +321,36 @@ class Anchor:
         return d * self.live / torch.sqrt(torch.clamp(self.square, min=1e-12))
 
 
-def _noise_scale(sampling: Any, arch: Mapping[str, Any], path: str) -> tuple[float, ...]:
-    """A checkpoint's ``sampling["noise_scale"]`` checked: one finite factor >= 0 per noise map of
-    ``arch`` (:func:`latent_layout`), coarsest first; all 1 when there is none."""
-    n = len(latent_layout(arch)[1])
+#: What a checkpoint's ``sampling`` entry may set (:class:`ConditionalHandle`): per noise map,
+#: coarsest first, a factor on its standard normal draw and the highest spanwise Fourier mode kept
+SAMPLING_KEYS = ("noise_scale", "noise_band")
+
+
+def _sampling(sampling: Any, arch: Mapping[str, Any], path: str) -> tuple[tuple[float, ...], tuple[int | None, ...]]:
+    """A checkpoint's ``sampling`` checked: ``noise_scale``, one finite factor >= 0 per noise map of
+    ``arch`` (:func:`latent_layout`), coarsest first (default all 1), and ``noise_band``, per map None
+    or the highest spanwise mode ``K`` kept (``0 <= K``, ``2 K + 1 <= w``, the map's width; default
+    all None). Absent: the generator as trained."""
+    maps = latent_layout(arch)[1]
+    n = len(maps)
     if sampling is None:
-        return (1.0,) * n
-    if not isinstance(sampling, Mapping) or set(sampling) != {"noise_scale"}:
-        raise CheckpointError(f"{path}: sampling must be a dict with the one key 'noise_scale', got {sampling!r}")
-    scale = sampling["noise_scale"]
+        return (1.0,) * n, (None,) * n
+    if not isinstance(sampling, Mapping) or not sampling or set(sampling) - set(SAMPLING_KEYS):
+        raise CheckpointError(f"{path}: sampling must be a dict with keys among {', '.join(SAMPLING_KEYS)}, "
+                              f"got {sampling!r}")
+    scale = sampling.get("noise_scale", [1.0] * n)
     if (not isinstance(scale, (list, tuple)) or len(scale) != n
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                        for v in scale)):
         raise CheckpointError(f"{path}: sampling.noise_scale must be {n} finite numbers >= 0 (one per noise map, "
                               f"coarsest first), got {scale!r}")
-    return tuple(float(v) for v in scale)
+    band = sampling.get("noise_band", [None] * n)
+    if (not isinstance(band, (list, tuple)) or len(band) != n
+            or not all(k is None or (isinstance(k, int) and not isinstance(k, bool) and k >= 0 and 2 * k + 1 <= w)
+                       for k, (_, _, w) in zip(band, maps))):
+        raise CheckpointError(f"{path}: sampling.noise_band must be {n} entries, None or the highest spanwise mode K "
+                              f"kept (0 <= K, 2 K + 1 <= the map's width {[w for _, _, w in maps]}), got {band!r}")
+    return tuple(float(v) for v in scale), tuple(band)
 
 
 class ConditionalHandle(_Handle):
@@ -360,15 +375,16 @@ class ConditionalHandle(_Handle):
         self.dx_plus = float(ck["grid"]["dx_plus"])
         self.dx = self.dx_plus * self.nu / self.u_tau
         self.burn_in = math.ceil(BURN_IN * 0.5 * self.ly / self.dx)
-        #: per noise map, coarsest first (:func:`latent_layout`), the factor its standard normal
-        #: draw is multiplied by before it enters the generator: the checkpoint's
-        #: ``sampling["noise_scale"]``, all 1 (the generator as trained) when absent
-        self.noise_scale: tuple[float, ...] = _noise_scale(ck.get("sampling"), self.arch, path)
+        #: per noise map, coarsest first (:func:`latent_layout`), the checkpoint's ``sampling``: the
+        #: factor its standard normal draw is multiplied by (``noise_scale``, default 1) and the highest
+        #: spanwise Fourier mode of the draw kept (``noise_band``, default None: all), the kept modes
+        #: rescaled to the draw's variance; both defaults: the generator as trained
+        self.noise_scale, self.noise_band = _sampling(ck.get("sampling"), self.arch, path)
+        self._maps = latent_layout(self.arch)[1]
         self._latent_scale: torch.Tensor | None = None
         if any(s != 1.0 for s in self.noise_scale):
-            _, maps = latent_layout(self.arch)
             parts = [torch.ones(self.latent_dim)] + [torch.full((c * h * w,), s) for (c, h, w), s in
-                                                     zip(maps, self.noise_scale)]
+                                                     zip(self._maps, self.noise_scale)]
             self._latent_scale = torch.cat(parts).to(device)
         #: the Gaussian start's modes (:func:`start_modes`), None in checkpoints from before them
         self.start_modes: torch.Tensor | None = None
@@ -422,7 +438,17 @@ class ConditionalHandle(_Handle):
         return self._physical(self.module(self._normalise(prev), z))
 
     def _scaled(self, z: torch.Tensor) -> torch.Tensor:
-        """Standard normal latents ``(B, latent_size)`` with :attr:`noise_scale` applied to their maps."""
+        """Standard normal latents ``(B, latent_size)`` with :attr:`noise_band` and :attr:`noise_scale`
+        applied to their maps."""
+        if any(k is not None for k in self.noise_band):
+            parts = list(torch.split(z, [self.latent_dim] + [c * h * w for c, h, w in self._maps], dim=1))
+            for i, ((c, h, w), k) in enumerate(zip(self._maps, self.noise_band), start=1):
+                if k is not None:  # modes above k removed; 2 k + 1 of w degrees of freedom per row left
+                    f = torch.fft.rfft(parts[i].reshape(-1, c, h, w), dim=-1)
+                    f[..., k + 1:] = 0
+                    kept = torch.fft.irfft(f, n=w, dim=-1) * math.sqrt(w / (2 * k + 1))
+                    parts[i] = kept.reshape(z.shape[0], -1)
+            z = torch.cat(parts, dim=1)
         return z if self._latent_scale is None else z * self._latent_scale
 
     @torch.no_grad()

@@ -196,7 +196,7 @@ def test_noise_scale_multiplies_each_map_s_draw(tmp_path):
 
     p = tiny_conditional(tmp_path / "c.pt")
     plain = load_generator(p, device="cpu")
-    assert plain.noise_scale == (1.0, 1.0) and model_summary(p)["noise_scale"] is None
+    assert plain.noise_scale == (1.0, 1.0) and plain.noise_band == (None, None) and model_summary(p)["sampling"] is None
 
     def with_sampling(name, sampling):
         ck = read_checkpoint(p)
@@ -206,7 +206,7 @@ def test_noise_scale_multiplies_each_map_s_draw(tmp_path):
         return tmp_path / name
 
     half = load_generator(with_sampling("half.pt", {"noise_scale": [1.0, 0.5]}), device="cpu")
-    assert half.noise_scale == (1.0, 0.5) and model_summary(tmp_path / "half.pt")["noise_scale"] == [1.0, 0.5]
+    assert half.noise_scale == (1.0, 0.5) and model_summary(tmp_path / "half.pt")["sampling"] == {"noise_scale": [1.0, 0.5]}
     prev = plain.sample(3, seed=0)
     lat = np.random.default_rng(2).standard_normal((3, plain.latent_size))
     fine = slice(8 + 2 * 5 * 4, None)  # the finest map: the last part of the latent (global 8, bottleneck 2x5x4)
@@ -224,9 +224,23 @@ def test_noise_scale_multiplies_each_map_s_draw(tmp_path):
     np.testing.assert_allclose(first, half.step(start, latent=np.random.default_rng(7).standard_normal((3, half.latent_size))),
                                rtol=1e-5, atol=1e-5)
     assert not np.allclose(first, plain.rollout(1, chains=3, rng=np.random.default_rng(7), burn_in=0, start=start)[:, 0])
+    # noise_band: the finest map's draw keeps spanwise modes 0..1 of its 8 points, at the draw's variance
+    banded = load_generator(with_sampling("band.pt", {"noise_band": [None, 1], "noise_scale": [1.0, 0.5]}), device="cpu")
+    assert banded.noise_band == (None, 1) and banded.noise_scale == (1.0, 0.5)
+    f = np.fft.rfft(lat[:, fine].reshape(3, 2, 9, 8), axis=-1)
+    f[..., 2:] = 0
+    filtered = lat.copy()
+    filtered[:, fine] = 0.5 * np.sqrt(8 / 3) * np.fft.irfft(f, n=8, axis=-1).reshape(3, -1)
+    np.testing.assert_allclose(banded.step(prev, latent=lat), plain.step(prev, latent=filtered), rtol=1e-5, atol=1e-5)
+    z = banded._scaled(torch.randn(20000, banded.latent_size, generator=torch.Generator().manual_seed(0)))[:, fine]
+    assert float(z.var()) == pytest.approx(0.25, rel=0.02)  # 0.5 squared: the band keeps the variance
+    spec = torch.fft.rfft(z.reshape(-1, 2, 9, 8), dim=-1).abs().amax(dim=(0, 1, 2))
+    assert float(spec[2:].max()) < 1e-5 < float(spec[:2].min())
     for bad, why in (({"noise_scale": [1.0]}, "must be 2 finite numbers"), ({"noise_scale": [1.0, -0.1]}, "must be 2"),
                      ({"noise_scale": [1.0, float("nan")]}, "must be 2"), ({"noise_scale": [1.0, True]}, "must be 2"),
-                     ({"noise_scale": [1, 1], "temperature": 1}, "one key 'noise_scale'"), ([1, 1], "must be a dict")):
+                     ({"noise_scale": [1, 1], "temperature": 1}, "keys among noise_scale, noise_band"),
+                     ([1, 1], "must be a dict"), ({}, "must be a dict"), ({"noise_band": [None, 4]}, "2 K \\+ 1 <="),
+                     ({"noise_band": [None, -1]}, "noise_band must be 2"), ({"noise_band": [None, 1.5]}, "noise_band")):
         with pytest.raises(CheckpointError, match=why):
             load_generator(with_sampling("bad.pt", bad), device="cpu")
 
