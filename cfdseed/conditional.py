@@ -424,8 +424,8 @@ class ConditionalHandle(_Handle):
     def step(self, prev: np.ndarray, latent: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
         """Next planes ``(n, 3, ny, nz)`` float32, one step ``dx`` downstream of ``prev`` (physical units).
 
-        ``latent`` ``(n, latent_size)``, standard normal (:attr:`noise_scale` is applied to it); without
-        it one is drawn (``seed`` makes it reproducible).
+        ``latent`` ``(n, latent_size)``, standard normal (:attr:`noise_band` and :attr:`noise_scale`
+        shape it as they shape a drawn one); without it one is drawn (``seed`` makes it reproducible).
         """
         prev = self._planes(prev, None, "prev")
         n = prev.shape[0]
