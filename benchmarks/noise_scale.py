@@ -58,11 +58,13 @@ sys.path.insert(0, str(HERE))
 import field_physics as fp  # noqa: E402
 
 BASE = "default-re180-v2.1"
+#: the ``sampling`` value of a noise map as trained, per key
+TRAINED = {"noise_scale": 1.0, "noise_band": None}
 #: per study: the finest map's candidate settings (the trained generator first), the seeds
 STUDIES: dict[str, dict[str, Any]] = {
-    "scale": {"key": "noise_scale", "values": (1.0, 0.8, 0.7, 0.6, 0.5, 0.4), "trained": 1.0,
+    "scale": {"key": "noise_scale", "values": (1.0, 0.8, 0.7, 0.6, 0.5, 0.4),
               "seeds": list(range(1, 25)), "confirm": None, "out": "noise_scale.json"},
-    "band": {"key": "noise_band", "values": (None, 14, 13, 12, 11, 10), "trained": None,
+    "band": {"key": "noise_band", "values": (None, 14, 13, 12, 11, 10),
              "seeds": list(range(1, 25)), "confirm": list(range(25, 49)), "out": "noise_band.json"},
 }
 LAST_BINS_MAX, LAST_BINS_MIN, SHARE_DROP, SHEAR_FEWER, CROSS_FLOW, PROJECTION = 1.5, 0.5, 0.02, 1, 1.1, 1.5
@@ -77,8 +79,7 @@ def variant_checkpoint(base: str, key: str, value: Any, dest: Path) -> Path:
     ck = read_checkpoint(model_path(base))
     ck.pop("sha256", None)
     maps = len(latent_layout(ck["arch"])[1])
-    trained = {"noise_scale": 1.0, "noise_band": None}[key]
-    ck["sampling"] = {key: [trained] * (maps - 1) + [value]}
+    ck["sampling"] = {key: [TRAINED[key]] * (maps - 1) + [value]}
     save_checkpoint(dest, ck)
     return dest
 
@@ -132,7 +133,8 @@ def study(name: str, base: str = BASE) -> dict[str, Any]:
     """One study by its rule (module docstring): the figures, each candidate's conditions, the choice
     and, where the study has confirmation seeds, the confirmation."""
     s = STUDIES[name]
-    key, trained, lower = s["key"], s["trained"], name == "band"
+    key, lower = s["key"], name == "band"
+    trained = TRAINED[key]
     rows = measure(key, s["values"], s["seeds"], base)
     for v in s["values"][1:]:
         rows[str(v)]["conditions"] = qualifies(rows[str(v)], rows[str(trained)], len(s["seeds"]), lower)

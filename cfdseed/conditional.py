@@ -381,11 +381,6 @@ class ConditionalHandle(_Handle):
         #: rescaled to the draw's variance; both defaults: the generator as trained
         self.noise_scale, self.noise_band = _sampling(ck.get("sampling"), self.arch, path)
         self._maps = latent_layout(self.arch)[1]
-        self._latent_scale: torch.Tensor | None = None
-        if any(s != 1.0 for s in self.noise_scale):
-            parts = [torch.ones(self.latent_dim)] + [torch.full((c * h * w,), s) for (c, h, w), s in
-                                                     zip(self._maps, self.noise_scale)]
-            self._latent_scale = torch.cat(parts).to(device)
         #: the Gaussian start's modes (:func:`start_modes`), None in checkpoints from before them
         self.start_modes: torch.Tensor | None = None
         if ck.get("start_modes") is not None:
@@ -440,16 +435,17 @@ class ConditionalHandle(_Handle):
     def _scaled(self, z: torch.Tensor) -> torch.Tensor:
         """Standard normal latents ``(B, latent_size)`` with :attr:`noise_band` and :attr:`noise_scale`
         applied to their maps."""
-        if any(k is not None for k in self.noise_band):
-            parts = list(torch.split(z, [self.latent_dim] + [c * h * w for c, h, w in self._maps], dim=1))
-            for i, ((c, h, w), k) in enumerate(zip(self._maps, self.noise_band), start=1):
-                if k is not None:  # modes above k removed; 2 k + 1 of w degrees of freedom per row left
-                    f = torch.fft.rfft(parts[i].reshape(-1, c, h, w), dim=-1)
-                    f[..., k + 1:] = 0
-                    kept = torch.fft.irfft(f, n=w, dim=-1) * math.sqrt(w / (2 * k + 1))
-                    parts[i] = kept.reshape(z.shape[0], -1)
-            z = torch.cat(parts, dim=1)
-        return z if self._latent_scale is None else z * self._latent_scale
+        if all(s == 1.0 for s in self.noise_scale) and all(k is None for k in self.noise_band):
+            return z  # as trained
+        parts = list(torch.split(z, [self.latent_dim] + [c * h * w for c, h, w in self._maps], dim=1))
+        for i, ((c, h, w), s, k) in enumerate(zip(self._maps, self.noise_scale, self.noise_band), start=1):
+            if k is not None:  # modes above k removed; 2 k + 1 of w degrees of freedom per row left
+                f = torch.fft.rfft(parts[i].reshape(-1, c, h, w), dim=-1)
+                f[..., k + 1:] = 0
+                parts[i] = (torch.fft.irfft(f, n=w, dim=-1) * math.sqrt(w / (2 * k + 1))).reshape(z.shape[0], -1)
+            if s != 1.0:
+                parts[i] = parts[i] * s
+        return torch.cat(parts, dim=1)
 
     @torch.no_grad()
     def rollout(self, steps: int, *, chains: int = 1, rng: np.random.Generator | int | None = None,

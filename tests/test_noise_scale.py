@@ -71,7 +71,8 @@ def test_committed_results_follow_their_rule(ns, name):
     s = ns.STUDIES[name]
     res = json.loads((ROOT / "benchmarks" / "results" / s["out"]).read_text())
     assert res["values"] == list(s["values"]) and res["seeds"] == s["seeds"]
-    base = res["per_value"][str(s["trained"])]
+    assert s["values"][0] == ns.TRAINED[s["key"]]  # the trained generator first
+    base = res["per_value"][str(ns.TRAINED[s["key"]])]
     ok = []
     for v in s["values"][1:]:
         row = res["per_value"][str(v)]
