@@ -416,8 +416,9 @@ def committed_problems(campaign: Path, work: Path, progs: dict[str, dict[str, An
 
 
 def refuse_record_problems(campaign: Path, runs: Sequence[dict[str, Any]], dt: float) -> None:
-    """Raise SystemExit naming every problem :func:`record_problems` finds in ``runs`` (finished
-    runs' last records within ``dt / 2`` of their horizons: the analysis grid's step ``dt``)."""
+    """Raise SystemExit naming every problem :func:`record_problems` finds in ``runs``, the runs an
+    analysis reads (finished runs' last records within ``dt / 2`` of their horizons: the analysis
+    grid's step ``dt``); runs still being written are left to ``campaign status``."""
     problems = [f"{r['id']}: {why}" for r in runs for why in record_problems(campaign, r, end_within=dt / 2)]
     if problems:
         raise SystemExit("committed records differ from their run.json (restore the files from git or the "
@@ -1051,11 +1052,12 @@ def sweep_scores(campaign: Path) -> dict[str, Any]:
     report = _report_module()
     protocol = report.read_protocol(campaign)
     sw = protocol["trig_sweep"]
-    runs = [r for r in read_plan(campaign) if r["kind"] == "sweep"]
+    plan = read_plan(campaign)
+    runs = [r for r in plan if r["kind"] == "sweep"]
     if not runs:
         raise SystemExit("no sweep registered ('campaign register --tier sweep')")
-    refuse_record_problems(campaign, [r for r in read_plan(campaign) if r["kind"] == "reference"] + runs,
-                           protocol["dt"])
+    force_ref = [next(r for r in plan if r["kind"] == "reference")]  # what _reference_run reads
+    refuse_record_problems(campaign, force_ref + [r for r in runs if is_done(r, progress(campaign, r))], protocol["dt"])
     ref_run, ref_series, _ = _reference_run(campaign)
     ref = report.reference(protocol, ref_run, ref_series)
     per_run, by_amp = {}, {}
@@ -1131,7 +1133,8 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     report = _report_module()
     protocol = report.read_protocol(campaign)
     plan = read_plan(campaign)
-    refuse_record_problems(campaign, [r for r in plan if r["kind"] in ("ic", "reference")], protocol["dt"])
+    refuse_record_problems(campaign, [r for r in plan if r["kind"] in ("ic", "reference")
+                                      and is_done(r, progress(campaign, r))], protocol["dt"])
     drivings = sorted({report.driving_of(r) for r in plan if r["kind"] == "ic"}, key=lambda d: d != "force")
     registered: dict[str, int] = {}
     case: dict[str, dict[str, Any]] = {}  # group -> its runs' spec (one case a group)

@@ -1176,6 +1176,29 @@ def test_verdict_study_runs_both_methods(tmp_path):
     assert len(json.loads(out.read_text())["verdicts"]) == len(cv.SCENARIOS)
 
 
+def test_analysis_refuses_finished_runs_with_problems_only(cp, tmp_path):
+    """Amendment 16's check where ``analyse`` reads: a finished run whose chunk is gone stops it; a
+    run still under way (not read) with the same fault does not (``campaign status`` names it)."""
+    reh = load("campaign_rehearsal")
+    camp = tmp_path / "c"
+    key = reh.build(camp, groups={"x": (0.0, 8.0)}, record=cp.read_chunks(cp.CAMPAIGN, "ref"))
+    reference = ROOT / "benchmarks" / "results" / "reference.json"
+    plan = json.loads((camp / "plan.json").read_text())
+    first = next(r for r in plan["runs"] if r["kind"] == "ic")
+    paused = dict(first, id="xpaused")
+    plan["runs"].append(paused)
+    (camp / "plan.json").write_text(json.dumps(plan))
+    (camp / "xpaused").mkdir()
+    (camp / "xpaused" / "run.json").write_text(json.dumps(dict(id="xpaused", t=4.0, iteration=0, wall_s=1.0, cpu_s=1.0,
+        chunks=[dict(index=0, t0=0.0, t1=4.0, records=10)])))  # its chunk file never arrived
+    assert cp.committed_problems(camp, tmp_path / "w", cp.progresses(camp)) == [
+        "xpaused: chunk files missing: chunk_000.npz"]
+    assert set(cp.analyse(camp, reference, None)["per_run"]) >= {first["id"]}  # judged, not refused
+    (camp / first["id"] / "chunk_000.npz").unlink()
+    with pytest.raises(SystemExit, match=f"{first['id']}: chunk files missing: chunk_000.npz"):
+        cp.analyse(camp, reference, key)
+
+
 def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
     """``campaign select``'s scores on the committed reference's own 16 h/u_tau segments (ending a
     record interval short of the horizon, as real runs do), with U_b transients of growing size
