@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import campaign as cp  # noqa: E402
+from campaign_analysis import analyse  # noqa: E402
+from campaign_plan import CAMPAIGN, ROOT, progress, read_plan  # noqa: E402
+from campaign_records import read_chunks  # noqa: E402
 
 #: The stand-in ICs: name -> (amplitude A of the injected U_b offset, u_tau; relaxation time T, h/u_tau).
 GROUPS = {"gan": (0.0, 8.0), "control": (0.0, 8.0), "trig": (-1.0, 8.0), "plug": (-3.0, 8.0)}
-RESULTS = cp.ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def segment(series: dict[str, np.ndarray], prof: dict[str, np.ndarray], start: float,
@@ -60,17 +62,17 @@ def segment(series: dict[str, np.ndarray], prof: dict[str, np.ndarray], start: f
 Record = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def build(dest: Path, campaign: Path = cp.CAMPAIGN, groups: dict[str, tuple[float, float]] | None = None,
+def build(dest: Path, campaign: Path = CAMPAIGN, groups: dict[str, tuple[float, float]] | None = None,
           seed: int = 20261206, record: Record | None = None) -> dict[str, Any]:
     """Write the rehearsal campaign into ``dest`` (protocol, plan, reference, the stand-in runs);
     returns its key (opaque group -> ``{"ic", "tier", "members", "injected"}``). ``record``: the
-    reference's ``(series, profiles)`` when already read (``cp.read_chunks``)."""
+    reference's ``(series, profiles)`` when already read (``read_chunks``)."""
     groups = GROUPS if groups is None else groups
     protocol = json.loads((campaign / "protocol.json").read_text())
-    ref = next(r for r in cp.read_plan(campaign) if r["kind"] == "reference" and r["id"] == "ref")
+    ref = next(r for r in read_plan(campaign) if r["kind"] == "reference" and r["id"] == "ref")
     members, horizon = len(protocol["member_seeds"]), float(protocol["horizon"])
-    series, prof = cp.read_chunks(campaign, ref["id"]) if record is None else record
-    ref_prog = cp.progress(campaign, ref)
+    series, prof = read_chunks(campaign, ref["id"]) if record is None else record
+    ref_prog = progress(campaign, ref)
     cpu_per_time = ref_prog["cpu_s"] / ref_prog["t"]
     rng = np.random.default_rng(seed)
     starts = rng.permutation(np.linspace(ref["discard"], ref["horizon"] - horizon, members * len(groups)))
@@ -120,9 +122,9 @@ def rehearse(reference: Path, seed: int, half_width: float, figure: Path | None 
         camp = Path(tmp) / "campaign"
         key = build(camp, seed=seed, record=record)
         t0 = time.perf_counter()
-        blind = cp.analyse(camp, reference, None)
+        blind = analyse(camp, reference, None)
         t1 = time.perf_counter()
-        named = cp.analyse(camp, reference, key, figure=figure)
+        named = analyse(camp, reference, key, figure=figure)
         t2 = time.perf_counter()
     label = {g: v["ic"] for g, v in key.items()}
     onsets = {label[g]: {k: e.get(k) for k in ("censored", "onset_time", "onset_ci95")}
@@ -148,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out, reference = Path(args.out), Path(args.reference)
     stats = json.loads(reference.read_text())
-    protocol = json.loads((cp.CAMPAIGN / "protocol.json").read_text())
+    protocol = json.loads((CAMPAIGN / "protocol.json").read_text())
     n = str(len(protocol["member_seeds"]))
     half_width = stats["k"][n] * stats["signals"]["bulk"]["sigma_window_mean"] / math.sqrt(int(n))
-    record = cp.read_chunks(cp.CAMPAIGN, "ref")  # the stand-in runs' source, read once
+    record = read_chunks(CAMPAIGN, "ref")  # the stand-in runs' source, read once
     runs = [rehearse(reference, 20261206 + i, half_width, out.with_suffix(".png") if i == 0 else None, record)
             for i in range(args.seeds)]
     verdicts = {name: dict(Counter(r["comparisons"][name].get("verdict", "-") for r in runs))

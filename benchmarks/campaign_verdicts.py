@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import campaign as cp  # noqa: E402
+from campaign_analysis import power_template, reference_run, report_module  # noqa: E402
+from campaign_plan import CAMPAIGN  # noqa: E402
 
-scenario_key = cp._report_module().scenario_key
+scenario_key = report_module().scenario_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Template scales of the simulated ICs (see the module docstring).
@@ -71,7 +72,7 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
     """Verdicts of the registered comparisons (``protocol["resample_rule"]``) at each resample pass
     level, and the coverage of each ensemble's onset interval; the pairs' ensembles drawn from the
     streams ``[streams + scale index, side, pair]`` (the same ensembles for every rule and level)."""
-    report = cp._report_module()
+    report = report_module()
     names = list(SCALES)
     grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
     truth = {}
@@ -111,7 +112,7 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
 def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any, pairs: int,
                      resamples: int = 2000) -> dict[str, Any]:
     """Verdicts and interval coverage of the mean per-run onset (``--per-run``)."""
-    report = cp._report_module()
+    report = report_module()
     horizon, names = protocol["horizon"], list(SCALES)
     grid = ref.dt * np.arange(int(round(horizon / ref.dt)) + 1)
     lo_q, hi_q = report.TAILS[0], 1 - report.TAILS[1]
@@ -193,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = "campaign_verdicts_per_run.json" if a.per_run else f"campaign_verdicts_{a.rule}.json"
     out_path = Path(a.out) if a.out else RESULTS / name
-    report = cp._report_module()
-    protocol = dict(report.read_protocol(cp.CAMPAIGN), bootstrap=a.resamples, resample_rule=a.rule)
-    run, series, _ = cp._reference_run(cp.CAMPAIGN)
+    report = report_module()
+    protocol = dict(report.read_protocol(CAMPAIGN), bootstrap=a.resamples, resample_rule=a.rule)
+    run, series, _ = reference_run(CAMPAIGN)
     ref = report.reference(protocol, run, series)
     k = json.loads((RESULTS / "reference.json").read_text())["k"]["8"]
     m = int(round(protocol["horizon"] / ref.dt)) + 1
     template = np.zeros((len(ref.signals), m))
-    template[ref.signals.index("bulk")] = cp.power_template(ref, protocol)
+    template[ref.signals.index("bulk")] = power_template(ref, protocol)
     t0 = time.process_time()
 
     def values(name: str, stream: list[int]) -> np.ndarray:

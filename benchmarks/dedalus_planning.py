@@ -35,7 +35,7 @@ def trial(rigor: str, steps: int, warm: int, out: Path) -> dict[str, float]:
     """In this process: the campaign channel planned with ``rigor``; time ``steps`` steps after
     ``warm``; save the grid velocity to ``out``."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from campaign import read_plan
+    from campaign_plan import read_plan
 
     from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel
 

@@ -17,3 +17,12 @@ def load(name: str) -> ModuleType:
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def part(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` that other benchmark scripts import by its own name (the
+    ``campaign_*.py`` parts): imported as ``name``, with benchmarks/ on ``sys.path``, so the tests hold
+    the very module the scripts use (a patch of it is seen by them)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    return importlib.import_module(name)

@@ -1,4 +1,5 @@
-"""benchmarks/campaign.py without a solver: the plan, progress, status and profile binning."""
+"""benchmarks/campaign.py and its campaign_*.py parts without a solver: the plan, progress, status, workers,
+records, registration, IC checks and the analysis."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _bench import load
+from _bench import load, part
 
 ROOT = Path(__file__).resolve().parents[1]
+
+camp_plan = part("campaign_plan")
+camp_records = part("campaign_records")
+camp_ics = part("campaign_ics")
+camp_register = part("campaign_register")
+camp_analysis = part("campaign_analysis")
+camp_workers = part("campaign_workers")
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +34,21 @@ def _plan(tmp_path: Path, *runs: dict) -> Path:
     return tmp_path
 
 
-def test_committed_plan_is_readable_and_has_the_reference(cp):
-    runs = cp.read_plan()
+def test_committed_plan_is_readable_and_has_the_reference():
+    runs = camp_plan.read_plan()
     ref = [r for r in runs if r["kind"] == "reference"]
     assert ref and ref[0]["horizon"] - ref[0]["discard"] >= 200  # >= 200 h/u_tau of stationary record
     for key in ("spec", "ic", "chunk", "series_every", "checkpoint_every", "profile_bin"):
         assert key in ref[0]
 
 
-def test_duplicate_ids_are_refused(cp, tmp_path):
+def test_duplicate_ids_are_refused(tmp_path):
     _plan(tmp_path, dict(id="a", kind="reference", horizon=1.0), dict(id="a", kind="ic", horizon=1.0))
     with pytest.raises(ValueError, match="duplicate"):
-        cp.read_plan(tmp_path)
+        camp_plan.read_plan(tmp_path)
 
 
-def test_status_pending_paused_running_done(cp, tmp_path):
+def test_status_pending_paused_running_done(tmp_path):
     (tmp_path / "c").mkdir()
     camp = _plan(tmp_path / "c", dict(id="a", kind="reference", horizon=10.0), dict(id="b", kind="ic", horizon=4.0),
                  dict(id="c", kind="ic", horizon=4.0), dict(id="d", kind="ic", horizon=4.0))
@@ -50,7 +58,7 @@ def test_status_pending_paused_running_done(cp, tmp_path):
         (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=t, iteration=0, chunks=[{}], wall_s=wall, cpu_s=0)))
     (work / "c").mkdir(parents=True)
     (work / "c" / "RUNNING").write_text(json.dumps(dict(pid=1, host=socket.gethostname(), heartbeat=1000.0, t=1.5)))
-    lines = cp.status_lines(camp, work, now=1010.0)
+    lines = camp_plan.status_lines(camp, work, now=1010.0)
     assert "paused" in lines[0] and "5.0 h/u_tau per wall-h" in lines[0]
     assert lines[1].endswith("done")
     assert "running (pid 1, at t = 1.5)" in lines[2] and "10.0 h/u_tau per wall-h" in lines[2]
@@ -62,22 +70,22 @@ def test_status_pending_paused_running_done(cp, tmp_path):
                           "tier ic: 1 of 3 runs done, 7.0 h/u_tau left, ~0.8 wall-h for one worker at the median rate"]
     (camp / "b" / "run.json").write_text(json.dumps(dict(id="b", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
     (camp / "c" / "run.json").write_text(json.dumps(dict(id="c", t=0.0, iteration=0, chunks=[], wall_s=0, cpu_s=0)))
-    assert "wall time unknown" in cp.status_lines(camp, work, now=1010.0)[-1]  # no IC run has a rate yet
-    assert "stale lock" in cp.status_lines(camp, work, now=1000.0 + cp.HEARTBEAT_S + 1)[2]
-    assert cp.next_run(camp)["id"] == "a"
+    assert "wall time unknown" in camp_plan.status_lines(camp, work, now=1010.0)[-1]  # no IC run has a rate yet
+    assert "stale lock" in camp_plan.status_lines(camp, work, now=1000.0 + camp_plan.HEARTBEAT_S + 1)[2]
+    assert camp_plan.next_run(camp)["id"] == "a"
 
 
-def test_status_rates_come_from_the_latest_chunks(cp):
+def test_status_rates_come_from_the_latest_chunks():
     """A run that sped up is judged by its last chunks; chunks without times fall back to the average."""
     chunks = [dict(t0=0.0, t1=1.0, wall_s=3600.0)] + [dict(t0=1.0 + i, t1=2.0 + i, wall_s=1800.0) for i in range(3)]
     prog = dict(t=4.0, wall_s=3600.0 + 3 * 1800.0, chunks=chunks)
-    assert cp.recent_rate(prog) == pytest.approx(2.0)  # 3 h/u_tau in 1.5 wall-h; the whole run: 4 / 2.5
-    assert cp.recent_rate(prog, last=4) == pytest.approx(4.0 / 2.5)
-    assert cp.recent_rate(dict(t=3.0, wall_s=7200.0, chunks=[{}])) == pytest.approx(1.5)
-    assert math.isnan(cp.recent_rate(dict(t=0.0, wall_s=0.0, chunks=[])))
+    assert camp_plan.recent_rate(prog) == pytest.approx(2.0)  # 3 h/u_tau in 1.5 wall-h; the whole run: 4 / 2.5
+    assert camp_plan.recent_rate(prog, last=4) == pytest.approx(4.0 / 2.5)
+    assert camp_plan.recent_rate(dict(t=3.0, wall_s=7200.0, chunks=[{}])) == pytest.approx(1.5)
+    assert math.isnan(camp_plan.recent_rate(dict(t=0.0, wall_s=0.0, chunks=[])))
 
 
-def test_next_run_skips_runs_held_by_another_live_worker(cp, tmp_path):
+def test_next_run_skips_runs_held_by_another_live_worker(tmp_path):
     """Several ``run --all`` workers share a plan: a run whose fresh lock names another live process
     of this host is skipped; a dead pid, a stale heartbeat, our own pid or another host do not hold it."""
     import os
@@ -95,44 +103,44 @@ def test_next_run_skips_runs_held_by_another_live_worker(cp, tmp_path):
                 dict(dict(pid=other.pid, host=socket.gethostname(), heartbeat=time.time(), t=1.0), **kw)))
 
         lock()
-        assert cp.held_elsewhere(work, "a") and cp.next_run(camp, work)["id"] == "b"
-        assert cp.next_run(camp)["id"] == "a"  # without the working folder: the plan's order
-        lock(heartbeat=time.time() - cp.HEARTBEAT_S - 1)
-        assert cp.next_run(camp, work)["id"] == "a"
+        assert camp_plan.held_elsewhere(work, "a") and camp_plan.next_run(camp, work)["id"] == "b"
+        assert camp_plan.next_run(camp)["id"] == "a"  # without the working folder: the plan's order
+        lock(heartbeat=time.time() - camp_plan.HEARTBEAT_S - 1)
+        assert camp_plan.next_run(camp, work)["id"] == "a"
         lock(pid=os.getpid())
-        assert cp.next_run(camp, work)["id"] == "a"
+        assert camp_plan.next_run(camp, work)["id"] == "a"
         lock(host="elsewhere")
-        assert cp.next_run(camp, work)["id"] == "a"
+        assert camp_plan.next_run(camp, work)["id"] == "a"
     finally:
         other.kill()
         other.wait()
     lock()  # the pid has exited
-    assert not cp.held_elsewhere(work, "a")
+    assert not camp_plan.held_elsewhere(work, "a")
 
 
-def test_bin_profiles_means_per_bin(cp):
+def test_bin_profiles_means_per_bin():
     t = np.array([0.0, 0.2, 0.4, 0.6, 1.1, 1.4])
     prof = {"U": np.arange(12.0).reshape(6, 2)}
-    b = cp.bin_profiles(t, prof, 0.0, 0.5)
+    b = camp_records.bin_profiles(t, prof, 0.0, 0.5)
     np.testing.assert_allclose(b["t"], [0.2, 0.6, 1.25])
     np.testing.assert_array_equal(b["n"], [3, 1, 2])
     np.testing.assert_allclose(b["U"], [[2, 3], [6, 7], [9, 10]])
     assert b["U"].dtype == np.float32
 
 
-def test_read_chunks_joins_in_order(cp, tmp_path):
+def test_read_chunks_joins_in_order(tmp_path):
     (tmp_path / "r").mkdir()
     for k, (t0, t1) in enumerate(((0.0, 1.0), (1.0, 2.0))):
         t = np.linspace(t0, t1, 5, endpoint=False)
         np.savez(tmp_path / "r" / f"chunk_{k:03d}.npz", **{"series/t": t, "series/bulk": t + 10,
                  "profiles/t": t[:2], "profiles/U": np.ones((2, 3), np.float32)}, y=np.arange(3.0))
-    s, p = cp.read_chunks(tmp_path, "r")
+    s, p = camp_records.read_chunks(tmp_path, "r")
     assert np.all(np.diff(s["t"]) > 0) and s["t"].size == 10
     np.testing.assert_allclose(s["bulk"], s["t"] + 10)
     assert p["U"].shape == (4, 3) and p["y"].tolist() == [0, 1, 2]
 
 
-def test_record_problems_find_what_run_json_does_not_say(cp, tmp_path):
+def test_record_problems_find_what_run_json_does_not_say(tmp_path):
     """A chunk lost between a worker and a commit, one not listed, a count or a range that differs,
     a gap between chunks, a repeated time, a NaN, a finished run ending early: each is named, and
     the analysis refuses the run; a run committed as a worker commits it has none."""
@@ -146,7 +154,7 @@ def test_record_problems_find_what_run_json_does_not_say(cp, tmp_path):
         d.mkdir()
         _commit_run(d, "r", 2.0, series, chunks=({}, {}, {}))
         mutate(d / "r")
-        return cp.record_problems(d, run, end_within=end_within)
+        return camp_records.record_problems(d, run, end_within=end_within)
 
     def edit_json(f, fn):
         prog = json.loads((f / "run.json").read_text())
@@ -181,15 +189,15 @@ def test_record_problems_find_what_run_json_does_not_say(cp, tmp_path):
     (camp / "plan.json").write_text(json.dumps({"runs": [run]}))
     (camp / "r" / "chunk_001.npz").unlink()
     with pytest.raises(SystemExit, match="r: chunk files missing: chunk_001.npz"):
-        cp.refuse_record_problems(camp, [run], 0.05)
-    assert cp.committed_problems(camp, tmp_path / "work", cp.progresses(camp)) == [
+        camp_records.refuse_record_problems(camp, [run], 0.05)
+    assert camp_records.committed_problems(camp, tmp_path / "work", camp_plan.progresses(camp)) == [
         "r: chunk files missing: chunk_001.npz"]
 
 
-def test_committed_runs_are_whole(cp):
+def test_committed_runs_are_whole():
     """Every committed run's records are what its run.json says (CI guards each campaign commit; a
     run a live worker here is writing is left to the next check)."""
-    assert cp.committed_problems(cp.CAMPAIGN, cp.WORK, cp.progresses()) == []
+    assert camp_records.committed_problems(camp_plan.CAMPAIGN, camp_plan.WORK, camp_plan.progresses()) == []
 
 
 def test_snapshots_kept_once_per_due_time(cp, tmp_path):
@@ -223,7 +231,7 @@ def _run_series(rng, t_end, offset=0.0):
                    probe_u=18 + 0.5 * x[4], tke=0.9 + 0.02 * x[5], dissipation=bulk * (1 + 0.03 * x[6]))
 
 
-def test_reference_statistics_calibrate_and_blind_onsets(cp, cr):
+def test_reference_statistics_calibrate_and_blind_onsets(cr):
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
                     members_candidates=[3], bootstrap=40, min_steady=2.0)
     run = dict(id="ref", kind="reference", horizon=120.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
@@ -298,7 +306,7 @@ def test_reference_command_writes_the_json(cp, cr, tmp_path, capsys):
     assert "band constant k" in capsys.readouterr().out
 
 
-def test_power_template_and_rule(cp, cr):
+def test_power_template_and_rule(cr):
     grid = np.arange(0.0, 32.0 + 1e-9, 0.05)
     t = np.linspace(0.0, 16.0, 50)
     tmpl = cr.bulk_template(t, 15.6 + 0.5 * np.exp(-t / 5.0), 15.6, 8.0, grid)
@@ -317,12 +325,12 @@ def test_power_template_and_rule(cp, cr):
     assert 5.0 < q[1] < 25.0 and q[0] <= q[1] <= q[2]
 
 
-def test_bin_profiles_of_an_empty_chunk_keep_their_shape(cp):
-    b = cp.bin_profiles(np.zeros(0), {"U": np.zeros((0, 4))}, 0.0, 0.5)
+def test_bin_profiles_of_an_empty_chunk_keep_their_shape():
+    b = camp_records.bin_profiles(np.zeros(0), {"U": np.zeros((0, 4))}, 0.0, 0.5)
     assert b["U"].shape == (0, 4) and b["t"].shape == (0,) and b["n"].shape == (0,)
 
 
-def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
+def test_register_blinds_and_interleaves_a_tier(tmp_path):
     """Opaque run ids and group labels, member-major order (a tier stopped part-way leaves equal
     ensembles), controls one state a member, the key apart; an ensemble is registered once."""
     camp = tmp_path / "c"
@@ -332,9 +340,9 @@ def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
     (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103, 104]}))
     ics = {"trig": dict(source="trig", options={"bulk": 15.7}), "plug": dict(source="plug", options={"bulk": 15.7}),
            "control": dict(states=[f"s{j}.npz" for j in range(5)])}
-    key = cp.register(camp, "confirmatory", ics, 3, seed=7)
+    key = camp_register.register(camp, "confirmatory", ics, 3, seed=7)
     assert sorted(key.values()) == ["control", "plug", "trig"]
-    runs = cp.read_plan(camp)[1:]
+    runs = camp_plan.read_plan(camp)[1:]
     assert len(runs) == 9 and all(r["kind"] == "ic" and r["horizon"] == 32.0 and r["spec"] == ref["spec"] for r in runs)
     for m, seed in enumerate((101, 102, 103)):  # member by member
         block = runs[3 * m : 3 * m + 3]
@@ -346,66 +354,66 @@ def test_register_blinds_and_interleaves_a_tier(cp, tmp_path):
     stored = json.loads((camp / "key.json").read_text())
     assert {g: v["ic"] for g, v in stored.items()} == key
     with pytest.raises(SystemExit, match="run once"):
-        cp.register(camp, "confirmatory", {"trig": ics["trig"]}, 3, seed=8)
+        camp_register.register(camp, "confirmatory", {"trig": ics["trig"]}, 3, seed=8)
     # the next registration draws its own labels (its seed counts the groups registered before it)
     (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103, 104], "seed": 7}))
-    assert cp.registration_seed(camp) == 7 + 2 + 3
-    later = cp.register(camp, "confirmatory", {"gan": dict(source="gan")}, 3, seed=cp.registration_seed(camp))
+    assert camp_register.registration_seed(camp) == 7 + 2 + 3
+    later = camp_register.register(camp, "confirmatory", {"gan": dict(source="gan")}, 3, seed=camp_register.registration_seed(camp))
     first = {x[1:] for x in key} | {r["id"][1:] for r in runs}
-    assert not first & ({x[1:] for x in later} | {r["id"][1:] for r in cp.read_plan(camp)[10:]})
+    assert not first & ({x[1:] for x in later} | {r["id"][1:] for r in camp_plan.read_plan(camp)[10:]})
     with pytest.raises(SystemExit, match="4 member seeds"):
-        cp.register(camp, "fair", {"sem": dict(source="sem")}, 6, seed=8)
+        camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 6, seed=8)
 
 
-def test_confirmatory_ics_from_the_protocol(cp):
-    ics = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["trig", "plug", "control"])
+def test_confirmatory_ics_from_the_protocol():
+    ics = camp_register.tier_ics(camp_plan.CAMPAIGN, "confirmatory", ["trig", "plug", "control"])
     assert ics["trig"] == {"source": "trig", "options": {"bulk": 15.7}}
     assert all(s.startswith("benchmarks/campaign/ref/snapshots/t") for s in ics["control"]["states"])
     assert ics["control"]["states"] == sorted(ics["control"]["states"])
     with pytest.raises(SystemExit, match="its own amendment"):
-        cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["gan"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "confirmatory", ["gan"])
     with pytest.raises(SystemExit, match="not a confirmatory IC"):
-        cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["sem"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "confirmatory", ["sem"])
 
 
-def test_fair_ics_from_the_protocol(cp):
+def test_fair_ics_from_the_protocol():
     """Amendment 5: sem calibrated to the registered model's statistics (sha256 kept), the
     phase-randomised snapshots on the controls' states, streaks as the source has it; trig-turbulent
     only through the sweep's choice."""
     from cfdseed.checkpoint import DEFAULT_NAME
 
-    ics = cp.tier_ics(cp.CAMPAIGN, "fair", ["sem", "phase-randomised", "streaks"], model=DEFAULT_NAME)
-    control = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["control"])["control"]
-    assert ics["sem"]["target_model"] == DEFAULT_NAME and ics["sem"]["model_sha256"] == cp.model_sha256(DEFAULT_NAME)
+    ics = camp_register.tier_ics(camp_plan.CAMPAIGN, "fair", ["sem", "phase-randomised", "streaks"], model=DEFAULT_NAME)
+    control = camp_register.tier_ics(camp_plan.CAMPAIGN, "confirmatory", ["control"])["control"]
+    assert ics["sem"]["target_model"] == DEFAULT_NAME and ics["sem"]["model_sha256"] == camp_ics.model_sha256(DEFAULT_NAME)
     assert "model" not in ics["sem"]["options"]
     assert ics["phase-randomised"] == dict(control, source="phase-randomised")
     assert ics["streaks"] == {"source": "streaks", "options": {"bulk": 15.7}}
     with pytest.raises(SystemExit, match="sweep's choice"):
-        cp.tier_ics(cp.CAMPAIGN, "fair", ["trig-turbulent"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "fair", ["trig-turbulent"])
     with pytest.raises(SystemExit, match="--model"):
-        cp.tier_ics(cp.CAMPAIGN, "fair", ["sem"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "fair", ["sem"])
     with pytest.raises(SystemExit, match="no IC table"):
-        cp.tier_ics(cp.CAMPAIGN, "flow-rate", ["gan"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "flow-rate", ["gan"])
 
 
-def test_exploratory_ics_from_the_protocol(cp):
+def test_exploratory_ics_from_the_protocol():
     """Amendment 8: the default users get (v2.1) as an exploratory gan ensemble, its sha256 kept."""
-    ics = cp.tier_ics(cp.CAMPAIGN, "exploratory", ["gan-v2.1"], model="default-re180-v2.1")
+    ics = camp_register.tier_ics(camp_plan.CAMPAIGN, "exploratory", ["gan-v2.1"], model="default-re180-v2.1")
     assert ics == {"gan-v2.1": {"source": "gan", "options": {"bulk": 15.7, "model": "default-re180-v2.1"},
-                                "model_sha256": cp.model_sha256("default-re180-v2.1")}}
+                                "model_sha256": camp_ics.model_sha256("default-re180-v2.1")}}
     with pytest.raises(SystemExit, match="--model"):
-        cp.tier_ics(cp.CAMPAIGN, "exploratory", ["gan-v2.1"])
+        camp_register.tier_ics(camp_plan.CAMPAIGN, "exploratory", ["gan-v2.1"])
 
 
-def test_sem_runs_get_the_model_s_statistics_as_target(cp, tmp_path):
+def test_sem_runs_get_the_model_s_statistics_as_target(tmp_path):
     from mpi4py import MPI
 
     from cfdseed.calibrate import stress_target
     from cfdseed.checkpoint import DEFAULT_NAME
     from cfdseed.model import load_generator
 
-    sem = cp.tier_ics(cp.CAMPAIGN, "fair", ["sem"], model=DEFAULT_NAME)["sem"]
-    source, options = cp.ic_source(sem, types.SimpleNamespace(comm=MPI.COMM_SELF), tmp_path)
+    sem = camp_register.tier_ics(camp_plan.CAMPAIGN, "fair", ["sem"], model=DEFAULT_NAME)["sem"]
+    source, options = camp_ics.ic_source(sem, types.SimpleNamespace(comm=MPI.COMM_SELF), tmp_path)
     assert source == "sem" and options["bulk"] == 15.7
     want = load_generator(DEFAULT_NAME).statistics
     got = stress_target(options["calibrate"])
@@ -413,7 +421,7 @@ def test_sem_runs_get_the_model_s_statistics_as_target(cp, tmp_path):
     json.dumps(options)  # plain values
 
 
-def test_a_tier_registered_again_takes_each_member_after_its_own_runs(cp, tmp_path):
+def test_a_tier_registered_again_takes_each_member_after_its_own_runs(tmp_path):
     """With ``interleave`` a later ensemble of a tier (trig-turbulent after the sweep) joins each
     member's batch; the sweep's runs are not judged (kind) and have their own
     seeds and horizon."""
@@ -422,11 +430,11 @@ def test_a_tier_registered_again_takes_each_member_after_its_own_runs(cp, tmp_pa
     ref = dict(id="ref", kind="reference", horizon=240.0, spec={"shape": [4, 5, 4]})
     (camp / "plan.json").write_text(json.dumps({"runs": [ref]}))
     (camp / "protocol.json").write_text(json.dumps({"horizon": 32.0, "member_seeds": [101, 102, 103], "seed": 5}))
-    first = cp.register(camp, "fair", {"sem": dict(source="sem"), "streaks": dict(source="streaks")}, 3, seed=1)
-    sweep = cp.register(camp, "sweep", {"a=0.1": dict(source="trig")}, 1, seed=2, kind="sweep", seeds=[201],
+    first = camp_register.register(camp, "fair", {"sem": dict(source="sem"), "streaks": dict(source="streaks")}, 3, seed=1)
+    sweep = camp_register.register(camp, "sweep", {"a=0.1": dict(source="trig")}, 1, seed=2, kind="sweep", seeds=[201],
                         horizon=16.0)
-    late = cp.register(camp, "fair", {"trig-turbulent": dict(source="trig")}, 3, seed=3, interleave=True)
-    runs = cp.read_plan(camp)[1:]
+    late = camp_register.register(camp, "fair", {"trig-turbulent": dict(source="trig")}, 3, seed=3, interleave=True)
+    runs = camp_plan.read_plan(camp)[1:]
     order = [(r["group"], r["ic"]["seed"]) for r in runs]
     (g_late,) = late
     for m, seed in enumerate((101, 102, 103)):  # member m: sem, streaks (some order), then trig-turbulent
@@ -437,7 +445,7 @@ def test_a_tier_registered_again_takes_each_member_after_its_own_runs(cp, tmp_pa
     assert key[next(iter(sweep))] == {"ic": "a=0.1", "tier": "sweep", "members": 1}
 
 
-def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, cr, tmp_path):
+def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cr, tmp_path):
     """Synthetic sweep: the amplitude whose runs relax fastest scores lowest and is registered as
     trig-turbulent in the fair tier; an unfinished sweep refuses to select."""
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, member_seeds=[1, 2])
@@ -445,9 +453,9 @@ def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, 
     camp = _synthetic_campaign(tmp_path, protocol)
     rng = np.random.default_rng(3)
     _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
-    cp.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=1)
-    cp.register_sweep(camp)
-    sweep = [r for r in cp.read_plan(camp) if r["kind"] == "sweep"]
+    camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=1)
+    camp_register.register_sweep(camp)
+    sweep = [r for r in camp_plan.read_plan(camp) if r["kind"] == "sweep"]
     assert [r["ic"]["options"]["amplitude"] for r in sorted(sweep, key=lambda r: r["ic"]["options"]["amplitude"])] \
         == [0.1, 0.2, 0.4]
     assert all(r["ic"]["options"]["mean"] == "turbulent" and r["horizon"] == 8.0 for r in sweep)
@@ -456,20 +464,20 @@ def test_the_sweep_scores_each_amplitude_and_selects_by_the_registered_rule(cp, 
         end = relax[r["ic"]["options"]["amplitude"]]
         _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=end: np.where(t < e, 3.0, 0.0))[1])
     with pytest.raises(SystemExit, match="not done"):
-        cp.sweep_scores(camp)
+        camp_analysis.sweep_scores(camp)
     end = relax[sweep[-1]["ic"]["options"]["amplitude"]]
     _commit_run(camp, sweep[-1]["id"], 8.0, _run_series(rng, 8.0, offset=lambda t: np.where(t < end, 3.0, 0.0))[1])
-    res, key = cp.select_amplitude(camp)
+    res, key = camp_register.select_amplitude(camp)
     scores = res["per_amplitude"]
     assert res["chosen"] == 0.2 and scores["0.2"] < scores["0.4"] < scores["0.1"]
     (g,) = key
-    tt = [r for r in cp.read_plan(camp) if r.get("group") == g]
+    tt = [r for r in camp_plan.read_plan(camp) if r.get("group") == g]
     assert len(tt) == 2 and all(r["ic"]["options"]["amplitude"] == 0.2 and r["kind"] == "ic" for r in tt)
     with pytest.raises(SystemExit, match="run once"):
-        cp.select_amplitude(camp)
+        camp_register.select_amplitude(camp)
 
 
-def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_path):
+def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(tmp_path):
     """register --ics gan --model NAME: the plan's ic entry holds the model's name and its file's
     sha256; ic_source delivers it unchanged while the file matches and refuses a changed file."""
     import hashlib
@@ -478,15 +486,15 @@ def test_gan_is_registered_with_its_model_s_sha256_and_runs_check_it(cp, tmp_pat
 
     from cfdseed.checkpoint import DEFAULT_NAME, default_model
 
-    gan = cp.tier_ics(cp.CAMPAIGN, "confirmatory", ["gan"], model=DEFAULT_NAME)["gan"]
+    gan = camp_register.tier_ics(camp_plan.CAMPAIGN, "confirmatory", ["gan"], model=DEFAULT_NAME)["gan"]
     assert gan["options"] == {"bulk": 15.7, "model": DEFAULT_NAME} and gan["source"] == "gan"
     assert gan["model_sha256"] == hashlib.sha256(default_model().read_bytes()).hexdigest()
     ch = types.SimpleNamespace(comm=MPI.COMM_SELF)
-    assert cp.ic_source(gan, ch, tmp_path) == ("gan", gan["options"])
+    assert camp_ics.ic_source(gan, ch, tmp_path) == ("gan", gan["options"])
     other = tmp_path / "other.pt"
     other.write_bytes(default_model().read_bytes() + b"\0")
     with pytest.raises(RuntimeError, match="registered model only"):
-        cp.ic_source(dict(gan, options=dict(gan["options"], model=str(other))), ch, tmp_path)
+        camp_ics.ic_source(dict(gan, options=dict(gan["options"], model=str(other))), ch, tmp_path)
 
 
 def _synthetic_campaign(tmp_path, protocol):
@@ -502,7 +510,7 @@ def _synthetic_campaign(tmp_path, protocol):
 def _commit_run(camp, rid, horizon, series, profiles=None, wall_s=1.0, cpu_s=2.0, chunks=({},)):
     """A finished run as a worker commits it: its series split at equal times into one file per
     record of ``chunks`` (extra fields of each chunk record; the binned profiles with the first),
-    and run.json listing them (:func:`campaign.record_problems` finds nothing)."""
+    and run.json listing them (:func:`campaign_records.record_problems` finds nothing)."""
     (camp / rid).mkdir()
     t = np.asarray(series["t"])
     end = max(horizon, float(t[-1]) + 1e-9)  # a record at the horizon lies inside the last chunk
@@ -551,13 +559,13 @@ def test_profiles_after_the_onset_against_the_reference_s_own_segments(cr):
         cr.profile_check(ref, 20.0, same, 40.0, 32.0, np.random.default_rng(0))
 
 
-def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path):
+def test_analyse_judges_finished_ensembles_blind_then_unblinds(cr, tmp_path):
     """A synthetic campaign: reference + two registered groups of 3; a group is judged once all its
     members finished, the per-run onsets as runs finish; names only with the key."""
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
                     members_candidates=[3], bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
     camp = _synthetic_campaign(tmp_path, protocol)
-    ref = cp.read_plan(camp)[0]
+    ref = camp_plan.read_plan(camp)[0]
     rng = np.random.default_rng(7)
 
     def commit_run(rid, horizon, series):  # two chunks, the second planned with patient (amendment 10)
@@ -566,14 +574,14 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
 
     commit_run("ref", 120.0, _run_series(rng, 120.0)[1])
     results = tmp_path / "reference.json"
-    cr.write_json(results, cr.reference_statistics(protocol, ref, cp.read_chunks(camp, "ref")[0]))
-    key = cp.register(camp, "confirmatory", {"control": dict(source="a"), "late": dict(source="b")}, 3, seed=1)
-    runs = cp.read_plan(camp)[1:]
+    cr.write_json(results, cr.reference_statistics(protocol, ref, camp_records.read_chunks(camp, "ref")[0]))
+    key = camp_register.register(camp, "confirmatory", {"control": dict(source="a"), "late": dict(source="b")}, 3, seed=1)
+    runs = camp_plan.read_plan(camp)[1:]
     late = next(g for g, n in key.items() if n == "late")
     for r in runs[:5]:  # one run of the last member still to go
         off = (lambda t: np.where(t < 4.0, 2.0, 0.0)) if r["group"] == late else 0.0
         commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=off)[1])
-    res = cp.analyse(camp, results)
+    res = camp_analysis.analyse(camp, results)
     assert len(res["per_run"]) == 5 and "named" not in res
     unfinished = runs[5]["group"]
     assert set(res["ensembles"]) == set(key) - {unfinished}  # judged once complete
@@ -582,7 +590,7 @@ def test_analyse_judges_finished_ensembles_blind_then_unblinds(cp, cr, tmp_path)
     assert all(v["steps_by_fftw_rigor"] == {"measure": 100, "patient": 30} for v in res["per_run"].values())
     commit_run(runs[5]["id"], 8.0, _run_series(rng, 8.0, offset=(lambda t: np.where(t < 4.0, 2.0, 0.0))
                                                if runs[5]["group"] == late else 0.0)[1])
-    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
+    res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))
     named = res["named"]
     assert named["control"]["onset_time"] < 2.0 and named["late"]["onset_time"] > 4.0
     prof = named["control"]["profiles_after_onset"]  # amendment 7: the steady part's profiles
@@ -805,11 +813,11 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     results = tmp_path / "res" / "reference.json"
     cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}})
     with pytest.raises(SystemExit, match="k_boot"):  # amendment 4: resamples need their own band constant
-        cp.analyse(camp, results)
+        camp_analysis.analyse(camp, results)
     cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
-    key = cp.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig", "control")}, 3, seed=1)
+    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig", "control")}, 3, seed=1)
     end = {"gan": 1.0, "trig": 4.0, "control": 0.0}
-    for r in cp.read_plan(camp)[1:]:
+    for r in camp_plan.read_plan(camp)[1:]:
         e = end[key[r["group"]]]
         commit_run(r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1], 80.0,
                    rigor="patient" if key[r["group"]] == "gan" else None)  # amendment 10: gan after the change
@@ -833,24 +841,24 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     assert comp["patient_share"] == {"gan": 1.0, "trig": 0.0, "control": 0.0}
     out = capsys.readouterr().out
     assert "gan vs trig" in out and "cpu_s: steps planned with FFTW patient 100% / 0%" in out
-    planning = json.loads(cp.PLANNING.read_text())  # the cost per step is amendment 10's measurement
+    planning = json.loads(camp_analysis.PLANNING.read_text())  # the cost per step is amendment 10's measurement
     assert comp["patient_speedup"] == planning["median_ratio"] == sorted(planning["patient_over_measure"])[1]
     assert f"({1 - 1 / planning['median_ratio']:.0%} cheaper per step, amendment 10)" in out
     rule = protocol.get("resample_rule", "exit")  # the registered procedure's measured power
-    study = json.loads(cp.verdict_study(rule).read_text())
+    study = json.loads(camp_analysis.verdict_study(rule).read_text())
     assert study["rule"] == rule == "exit"
     power = study["levels"][str(protocol["level"])]["verdicts"]["s0 vs s1 (>= 0.5)"]
     met = power.get("met", 0) / sum(power.values())
     assert comp["verdict_power"]["trig"]["met_share"] == met and trig["target"]["baseline_ic"] == "trig"
     assert f"called a perfect IC's reduction 'met' in {met:.0%} of {sum(power.values())} simulated pairs" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
-    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
+    res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
     assert "target" not in res["comparisons"]["pairs"]["trig vs control"]  # the targets are the GAN's
-    blown = next(r["id"] for r in cp.read_plan(camp)[1:] if key[r["group"]] == "trig")  # a trig run blew up
+    blown = next(r["id"] for r in camp_plan.read_plan(camp)[1:] if key[r["group"]] == "trig")  # a trig run blew up
     prog = json.loads((camp / blown / "run.json").read_text())
     (camp / blown / "run.json").write_text(json.dumps(dict(prog, failed="non-finite diagnostics")))
-    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))
+    res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))
     assert set(res["comparisons"]["pairs"]) == {"gan vs control"} and res["named"]["trig"]["censored"]
     assert blown in res["comparisons"]["not_compared"]["trig"]
 
@@ -863,21 +871,21 @@ def test_registered_tails_are_amendment_4_s(cr):
     assert cr._interval(lo, hi, tails=(0.025, 0.025)) == [pytest.approx(0.2), pytest.approx(3.9)]
 
 
-def test_a_run_s_ic_is_checked_against_its_registered_build(cp, tmp_path):
+def test_a_run_s_ic_is_checked_against_its_registered_build(tmp_path):
     """The worker's guard: no record, or a failed build recorded: nothing to compare (False); the
     same values within 1e-4: True; a difference beyond it: refused."""
     row = dict(bulk=15.7, bulk_w=0.0, tau_lower=1.0, tau_upper=1.0, probe_u=18.0, tke=1.9)
-    assert cp.same_as_registered(tmp_path, "r1", row) is False
-    (tmp_path / cp.IC_CHECK).write_text(json.dumps({"runs": {"r1": {"built": row}, "r2": {"built": {"error": "x"}}}}))
-    assert cp.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * (1 + 5e-5))) is True
-    assert cp.same_as_registered(tmp_path, "r2", row) is False and cp.same_as_registered(tmp_path, "r3", row) is False
+    assert camp_ics.same_as_registered(tmp_path, "r1", row) is False
+    (tmp_path / camp_ics.IC_CHECK).write_text(json.dumps({"runs": {"r1": {"built": row}, "r2": {"built": {"error": "x"}}}}))
+    assert camp_ics.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * (1 + 5e-5))) is True
+    assert camp_ics.same_as_registered(tmp_path, "r2", row) is False and camp_ics.same_as_registered(tmp_path, "r3", row) is False
     with pytest.raises(RuntimeError, match="changed a registered IC"):
-        cp.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * 1.001))
+        camp_ics.same_as_registered(tmp_path, "r1", dict(row, tke=1.9 * 1.001))
     with pytest.raises(RuntimeError, match="W_b"):
-        cp.same_as_registered(tmp_path, "r1", dict(row, bulk_w=1e-3))
+        camp_ics.same_as_registered(tmp_path, "r1", dict(row, bulk_w=1e-3))
 
 
-def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cp, cr, tmp_path):
+def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_path):
     """An exploratory ensemble is no baseline of the GAN's targets: by default it is compared with
     the registered GAN ensemble, without a target, and the GAN's pairs stay the registered ones."""
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
@@ -887,14 +895,14 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cp, cr, t
     _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
     results = tmp_path / "res" / "reference.json"
     cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
-    key = cp.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig")}, 3, seed=1)
-    key |= cp.register(camp, "exploratory", {"gan-v2.1": dict(source="gan")}, 3, seed=2)
+    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig")}, 3, seed=1)
+    key |= camp_register.register(camp, "exploratory", {"gan-v2.1": dict(source="gan")}, 3, seed=2)
     end = {"gan": 1.0, "trig": 4.0, "gan-v2.1": 2.0}
-    for r in cp.read_plan(camp)[1:]:
+    for r in camp_plan.read_plan(camp)[1:]:
         e = end[key[r["group"]]]
         _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1],
                     wall_s=80.0, cpu_s=80.0)
-    pairs = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+    pairs = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
     assert set(pairs) == {"gan vs trig", "gan-v2.1 vs gan"}
     assert "target" in pairs["gan vs trig"] and "target" not in pairs["gan-v2.1 vs gan"]
     assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
@@ -947,10 +955,10 @@ def test_power_input_is_the_body_force_or_the_held_gradient(cr):
                                [1.0, 0.8, 1.2])
 
 
-def test_flow_rate_view_is_registered_before_the_exploratory_runs(cp):
+def test_flow_rate_view_is_registered_before_the_exploratory_runs():
     """Amendment 9: ref-cfr is the committed case under a held flow rate, from a body-force state
     that is no control's, ahead of the exploratory tier; its protocol block names what the tier needs."""
-    runs = cp.read_plan()
+    runs = camp_plan.read_plan()
     ids = [r["id"] for r in runs]
     ref, cfr = runs[0], runs[ids.index("ref-cfr")]
     protocol = json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"]
@@ -964,14 +972,14 @@ def test_flow_rate_view_is_registered_before_the_exploratory_runs(cp):
     assert set(protocol["ics"]) == {"gan", "trig", "phase-randomised", "control"}
     assert all(ic["options"]["bulk"] == protocol["bulk"] for ic in protocol["ics"].values())
     gan = protocol["ics"]["gan"]
-    assert cp.model_sha256(gan["options"]["model"]) == gan["model_sha256"]  # amendment 3's model
+    assert camp_ics.model_sha256(gan["options"]["model"]) == gan["model_sha256"]  # amendment 3's model
 
 
-def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_case(cp, tmp_path):
+def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_case(tmp_path):
     """Amendment 9's gate on the committed body-force reference (its own wall units: Re_tau 180);
     the same chunks declared as a case of nu = 1/150 fail it (wall units 17 % off)."""
     camp = ROOT / "benchmarks" / "campaign"
-    res = cp.validate_reference(camp, "ref")
+    res = camp_analysis.validate_reference(camp, "ref")
     assert res["passed"] and res["driving"] == "force" and res["complete"]
     assert res["re_tau"] == pytest.approx(180.0, abs=1.0) and res["u_plus_rel_l2"] < 0.01
     assert res["span"][0] >= 40.0  # the discard is excluded
@@ -980,11 +988,11 @@ def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_ca
     (tmp_path / "plan.json").write_text(json.dumps({"runs": [ref]}))
     (tmp_path / "protocol.json").write_text((camp / "protocol.json").read_text())
     (tmp_path / "ref").symlink_to(camp / "ref")
-    bad = cp.validate_reference(tmp_path, "ref")
+    bad = camp_analysis.validate_reference(tmp_path, "ref")
     assert not bad["passed"] and not bad["checks"]["re_tau"] and not bad["checks"]["u_plus_rel_l2"]
 
 
-def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_reference(cp, cr, tmp_path, monkeypatch):
+def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_reference(cr, tmp_path, monkeypatch):
     """Amendment 9 on a synthetic campaign: the view's runs are refused until its reference passes
     the gate, then take its case, horizon and place (before the exploratory runs); analyse judges
     each view against its own reference (U_b held: no bulk signal) and draws a figure per view."""
@@ -1013,22 +1021,22 @@ def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_refer
         (camp / "ref-cfr" / "snapshots" / f"t{t:08.3f}.npz").write_bytes(b"")
     results = tmp_path / "reference.json"
     for rid in ("ref", "ref-cfr"):
-        run, series, _ = cp._reference_run(camp, rid)
+        run, series, _ = camp_analysis.reference_run(camp, rid)
         stats = cr.reference_statistics(cr.view(protocol, cr.driving_of(run)), run, series)
-        cr.write_json(cp.reference_json_of(results, run), stats)
+        cr.write_json(camp_analysis.reference_json_of(results, run), stats)
     cfr_stats = json.loads((tmp_path / "reference_ref-cfr.json").read_text())
     assert "bulk" not in cfr_stats["signals"] and set(cfr_stats["k"]) == {"1", "3"}
-    cp.register(camp, "confirmatory", {"control": dict(source="a")}, 3, seed=1)
-    cp.register(camp, "exploratory", {"gan-x": dict(source="b")}, 3, seed=2)
+    camp_register.register(camp, "confirmatory", {"control": dict(source="a")}, 3, seed=1)
+    camp_register.register(camp, "exploratory", {"gan-x": dict(source="b")}, 3, seed=2)
 
-    monkeypatch.setattr(cp, "ROOT", tmp_path)
+    monkeypatch.setattr(camp_register, "ROOT", tmp_path)
     with pytest.raises(SystemExit, match="ref-cfr"):
-        cp.register_flow_rate(camp, ["control", "trig"], 3, None)  # the gate: no profiles, nothing validated
-    monkeypatch.setattr(cp, "validate_reference", lambda c, rid: dict(complete=True, passed=True))
+        camp_register.register_flow_rate(camp, ["control", "trig"], 3, None)  # the gate: no profiles, nothing validated
+    monkeypatch.setattr(camp_register, "validate_reference", lambda c, rid: dict(complete=True, passed=True))
     with pytest.raises(SystemExit, match="N = 3"):
-        cp.register_flow_rate(camp, ["control", "trig"], 8, None)
-    key = cp.register_flow_rate(camp, ["control", "trig"], 3, None)
-    runs = cp.read_plan(camp)
+        camp_register.register_flow_rate(camp, ["control", "trig"], 8, None)
+    key = camp_register.register_flow_rate(camp, ["control", "trig"], 3, None)
+    runs = camp_plan.read_plan(camp)
     tiers = [r.get("tier") for r in runs if r["kind"] == "ic"]
     assert tiers == ["confirmatory"] * 3 + ["flow_rate"] * 6 + ["exploratory"] * 3
     mine = [r for r in runs if r.get("tier") == "flow_rate"]
@@ -1041,7 +1049,7 @@ def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_refer
         if r["kind"] == "ic" and r.get("tier") != "exploratory":
             s = _run_series(rng, r["horizon"])[1]
             _commit_run(camp, r["id"], r["horizon"], held(s) if r.get("tier") == "flow_rate" else s)
-    res = cp.analyse(camp, results, json.loads((camp / "key.json").read_text()), figure=tmp_path / "fig.png")
+    res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()), figure=tmp_path / "fig.png")
     assert set(res["views"]) == {"force", "flow_rate"}
     v = res["views"]["flow_rate"]
     assert v["reference"] == "ref-cfr" and v["horizon"] == 6.0 and "bulk" not in v["signals"]
@@ -1052,7 +1060,7 @@ def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_refer
     assert res["comparisons"]["pairs"] == {}
 
 
-def test_decisions_due_name_the_registrations_that_wait_for_a_person(cp, tmp_path):
+def test_decisions_due_name_the_registrations_that_wait_for_a_person(tmp_path):
     """The sweep done without trig-turbulent registered, the flow-rate reference done without its
     tier: status names the command; once made (in key.json), or before the runs are done, it does not."""
     camp = _plan(tmp_path, dict(id="ref", kind="reference", horizon=1.0),
@@ -1064,20 +1072,20 @@ def test_decisions_due_name_the_registrations_that_wait_for_a_person(cp, tmp_pat
         (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
 
     finish("ref")
-    assert cp.decisions_due(camp) == []
+    assert camp_plan.decisions_due(camp) == []
     finish("s1")
-    assert ["campaign select" in d for d in cp.decisions_due(camp)] == [True]
+    assert ["campaign select" in d for d in camp_plan.decisions_due(camp)] == [True]
     (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8}}))
-    assert cp.decisions_due(camp) == []
+    assert camp_plan.decisions_due(camp) == []
     finish("ref-cfr")
-    due = cp.decisions_due(camp)
+    due = camp_plan.decisions_due(camp)
     assert len(due) == 2 and "register --tier flow_rate" in due[0] and "campaign analyse" in due[1]
     (camp / "key.json").write_text(json.dumps({"g1": {"ic": "trig-turbulent", "tier": "fair", "members": 8},
                                                "g2": {"ic": "trig", "tier": "flow_rate", "members": 8}}))
-    assert cp.decisions_due(camp) == ["every planned run is done: 'campaign analyse', then '--unblind'"]
+    assert camp_plan.decisions_due(camp) == ["every planned run is done: 'campaign analyse', then '--unblind'"]
 
 
-def test_decisions_due_name_a_complete_tier_until_it_is_analysed(cp, tmp_path):
+def test_decisions_due_name_a_complete_tier_until_it_is_analysed(tmp_path):
     """Amendment 11: a tier whose runs are all done is analysed then; status says so until the
     unblinded result holds its groups."""
     camp = _plan(tmp_path, dict(id="a1", kind="ic", tier="confirmatory", group="ga", horizon=1.0),
@@ -1088,16 +1096,16 @@ def test_decisions_due_name_a_complete_tier_until_it_is_analysed(cp, tmp_path):
     for rid in ("a1", "b1"):
         (camp / rid).mkdir()
         (camp / rid / "run.json").write_text(json.dumps(dict(id=rid, t=0.5, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
-    assert cp.decisions_due(camp, onsets=onsets) == []
+    assert camp_plan.decisions_due(camp, onsets=onsets) == []
     (camp / "b1" / "run.json").write_text(json.dumps(dict(id="b1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
-    assert cp.decisions_due(camp, onsets=onsets) == []  # a1 still runs
+    assert camp_plan.decisions_due(camp, onsets=onsets) == []  # a1 still runs
     (camp / "a1" / "run.json").write_text(json.dumps(dict(id="a1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
-    due = cp.decisions_due(camp, onsets=onsets)
+    due = camp_plan.decisions_due(camp, onsets=onsets)
     assert len(due) == 1 and due[0].startswith("tier confirmatory is done: 'campaign analyse'")
     onsets.write_text(json.dumps({"ensembles": {"ga": {}}}))
-    assert len(cp.decisions_due(camp, onsets=onsets)) == 1  # gb not analysed yet
+    assert len(camp_plan.decisions_due(camp, onsets=onsets)) == 1  # gb not analysed yet
     onsets.write_text(json.dumps({"ensembles": {"ga": {}, "gb": {}}}))
-    assert cp.decisions_due(camp, onsets=onsets) == []
+    assert camp_plan.decisions_due(camp, onsets=onsets) == []
 
 
 FAKE_WORKER = """
@@ -1113,7 +1121,7 @@ print("stopped", flush=True)
 """
 
 
-def test_start_and_stop_workers(cp, tmp_path):
+def test_start_and_stop_workers(tmp_path):
     """``campaign start`` launches the missing workers detached, each logging to its own file;
     ``campaign stop`` stops the live ones through their STOP files, waits for them, and clears the
     files so the next start goes on."""
@@ -1123,19 +1131,19 @@ def test_start_and_stop_workers(cp, tmp_path):
     work = tmp_path / "runs" / "campaign"
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER)
-    pids = cp.start_workers(2, stagger=0.0, work=work, command=[sys.executable, str(script), str(work)])
+    pids = camp_workers.start_workers(2, stagger=0.0, work=work, command=[sys.executable, str(script), str(work)])
     assert len(pids) == 2
     assert sorted(f.name for f in (tmp_path / "runs").glob("*.log")) == ["campaign-w1.log", "campaign-w2.log"]
     t0 = time.time()
     while len(list(work.glob("*/RUNNING"))) < 2 and time.time() - t0 < 20:
         time.sleep(0.05)
-    assert cp.live_workers(work) == {f"r{p}": p for p in pids}
-    assert cp.start_workers(2, stagger=0.0, work=work, command=[sys.executable, "-c", "pass"]) == []  # both run
-    assert cp.stop_workers(work=work, timeout=20.0, poll=0.05) == {f"r{p}": p for p in pids}
-    assert not any(cp._alive(p) for p in pids)
+    assert camp_workers.live_workers(work) == {f"r{p}": p for p in pids}
+    assert camp_workers.start_workers(2, stagger=0.0, work=work, command=[sys.executable, "-c", "pass"]) == []  # both run
+    assert camp_workers.stop_workers(work=work, timeout=20.0, poll=0.05) == {f"r{p}": p for p in pids}
+    assert not any(camp_plan.pid_alive(p) for p in pids)
     assert not list(work.glob("STOP")) and not list(work.glob("*/STOP"))
     assert all("stopped" in (tmp_path / "runs" / f"campaign-w{i}.log").read_text() for i in (1, 2))
-    assert cp.stop_workers(work=work, timeout=1.0) == {}  # nothing running: returns at once, nothing left behind
+    assert camp_workers.stop_workers(work=work, timeout=1.0) == {}  # nothing running: returns at once, nothing left behind
     assert not (work / "STOP").exists()
 
 
@@ -1176,12 +1184,12 @@ def test_verdict_study_runs_both_methods(tmp_path):
     assert len(json.loads(out.read_text())["verdicts"]) == len(cv.SCENARIOS)
 
 
-def test_analysis_refuses_finished_runs_with_problems_only(cp, tmp_path):
+def test_analysis_refuses_finished_runs_with_problems_only(tmp_path):
     """Amendment 16's check where ``analyse`` reads: a finished run whose chunk is gone stops it; a
     run still under way (not read) with the same fault does not (``campaign status`` names it)."""
     reh = load("campaign_rehearsal")
     camp = tmp_path / "c"
-    key = reh.build(camp, groups={"x": (0.0, 8.0)}, record=cp.read_chunks(cp.CAMPAIGN, "ref"))
+    key = reh.build(camp, groups={"x": (0.0, 8.0)}, record=camp_records.read_chunks(camp_plan.CAMPAIGN, "ref"))
     reference = ROOT / "benchmarks" / "results" / "reference.json"
     plan = json.loads((camp / "plan.json").read_text())
     first = next(r for r in plan["runs"] if r["kind"] == "ic")
@@ -1191,24 +1199,24 @@ def test_analysis_refuses_finished_runs_with_problems_only(cp, tmp_path):
     (camp / "xpaused").mkdir()
     (camp / "xpaused" / "run.json").write_text(json.dumps(dict(id="xpaused", t=4.0, iteration=0, wall_s=1.0, cpu_s=1.0,
         chunks=[dict(index=0, t0=0.0, t1=4.0, records=10)])))  # its chunk file never arrived
-    assert cp.committed_problems(camp, tmp_path / "w", cp.progresses(camp)) == [
+    assert camp_records.committed_problems(camp, tmp_path / "w", camp_plan.progresses(camp)) == [
         "xpaused: chunk files missing: chunk_000.npz"]
-    assert set(cp.analyse(camp, reference, None)["per_run"]) >= {first["id"]}  # judged, not refused
+    assert set(camp_analysis.analyse(camp, reference, None)["per_run"]) >= {first["id"]}  # judged, not refused
     (camp / first["id"] / "chunk_000.npz").unlink()
     with pytest.raises(SystemExit, match=f"{first['id']}: chunk files missing: chunk_000.npz"):
-        cp.analyse(camp, reference, key)
+        camp_analysis.analyse(camp, reference, key)
 
 
-def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
+def test_sweep_scores_on_real_records_pick_the_smallest_transient(tmp_path):
     """``campaign select``'s scores on the committed reference's own 16 h/u_tau segments (ending a
     record interval short of the horizon, as real runs do), with U_b transients of growing size
     injected in the registered amplitudes' order on one segment: the smallest transient scores lowest."""
     reh = load("campaign_rehearsal")
     camp = tmp_path / "c"
-    series, prof = cp.read_chunks(cp.CAMPAIGN, "ref")
+    series, prof = camp_records.read_chunks(camp_plan.CAMPAIGN, "ref")
     reh.build(camp, groups={"x": (0.0, 8.0)}, record=(series, prof))  # protocol, reference, a plan to extend
     protocol = json.loads((camp / "protocol.json").read_text())
-    ref = cp.read_plan(camp)[0]
+    ref = camp_plan.read_plan(camp)[0]
     plan = [ref]
     for i, (amp, offset) in enumerate(zip(protocol["trig_sweep"]["amplitudes"], (-0.3, -1.0, -2.0, -4.0))):
         s, _ = reh.segment(series, prof, 60.0, 16.0)
@@ -1219,7 +1227,7 @@ def test_sweep_scores_on_real_records_pick_the_smallest_transient(cp, tmp_path):
         _commit_run(camp, rid, 16.0, s)
         assert s["t"][-1] < 16.0
     (camp / "plan.json").write_text(json.dumps({"runs": plan}))
-    res = cp.sweep_scores(camp)
+    res = camp_analysis.sweep_scores(camp)
     scores = [res["per_run"][f"s{i}"]["score"] for i in range(4)]
     assert res["chosen"] == protocol["trig_sweep"]["amplitudes"][0] and scores == sorted(scores)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mpi4py import MPI
-from _bench import load
+from _bench import load, part
 
 comm = MPI.COMM_WORLD
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +22,10 @@ RUN = dict(id="tiny", kind="reference", horizon=0.012, discard=0.0, chunk=0.005,
            ic=dict(source="analytic", options=dict(bulk=15.0, amplitude=0.1), seed=1),
            series_every=2, checkpoint_every=4, slices_every=4, slices_after=0.0, slice_stride=2, profile_bin=0.002,
            snapshots=dict(after=0.004, every=0.005))
+
+camp_plan = part("campaign_plan")
+camp_records = part("campaign_records")
+camp_ics = part("campaign_ics")
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +70,16 @@ def test_chunks_to_the_horizon_then_done(cp, where):
     assert prog["t"] >= RUN["horizon"] - 1e-9 and len(prog["chunks"]) == 3
     assert [c["stopped"] for c in prog["chunks"]] == ["duration"] * 3
     assert {c["fftw_rigor"] for c in prog["chunks"]} == {cp.FFTW_RIGOR}  # recorded with each chunk
-    s, p = cp.read_chunks(where / "c", "tiny")
+    s, p = camp_records.read_chunks(where / "c", "tiny")
     assert np.all(np.diff(s["t"]) > 0) and s["t"][0] == 0.0
-    assert cp.record_problems(where / "c", RUN) == []  # the records are what run.json says
+    assert camp_records.record_problems(where / "c", RUN) == []  # the records are what run.json says
     assert {"bulk_w", "dissipation", "probe_u", "tau_lower", "tau_upper", "tke"} <= set(s)
     assert p["U"].shape[1] == 16 and p["U"].dtype == np.float32 and np.all(p["n"] >= 1)
     assert (where / "c" / "tiny" / "state.npz").exists()
     snaps = sorted((where / "c" / "tiny" / "snapshots").glob("t*.npz"))  # due at 0.004 and 0.009
     assert len(snaps) == 2 and float(snaps[0].stem[1:]) >= 0.004
     assert any((where / "w" / "tiny").glob("seg*/slices_*.h5"))  # training data, not committed
-    assert "done" in cp.status_lines(where / "c", where / "w")[0]
+    assert "done" in camp_plan.status_lines(where / "c", where / "w")[0]
     again = campaign(cp, where)  # nothing left: no new chunk
     assert len(again["chunks"]) == 3
 
@@ -88,7 +92,7 @@ def test_fresh_machine_continues_from_the_committed_state(cp, where):
     t_before = json.loads((where / "c" / "tiny" / "run.json").read_text())["t"]
     prog = campaign(cp, where)
     assert prog["t"] >= 0.02 - 1e-9 and prog["chunks"][3]["t0"] == pytest.approx(t_before)
-    s, _ = cp.read_chunks(where / "c", "tiny")
+    s, _ = camp_records.read_chunks(where / "c", "tiny")
     assert np.all(np.diff(s["t"]) > 0) and s["t"][-1] < prog["t"]
     # the restored run goes on from the float32 state without a jump in the bulk velocity
     k = np.searchsorted(s["t"], t_before)
@@ -100,7 +104,7 @@ def test_max_wall_ends_a_chunk_early_and_it_is_exported(cp, where):
     n = len(json.loads((where / "c" / "tiny" / "run.json").read_text())["chunks"])
     prog = campaign(cp, where, "--max-wall", "0.3")
     assert len(prog["chunks"]) == n + 1 and prog["chunks"][-1]["stopped"] == "max_wall"
-    assert prog["t"] < 1.0 and "paused" in cp.status_lines(where / "c", where / "w")[0]
+    assert prog["t"] < 1.0 and "paused" in camp_plan.status_lines(where / "c", where / "w")[0]
 
 
 def test_a_control_starts_from_a_kept_state_through_the_snapshot_source(cp, where):
@@ -112,8 +116,8 @@ def test_a_control_starts_from_a_kept_state_through_the_snapshot_source(cp, wher
     comm.Barrier()
     prog = json.loads((where / "c" / "c1" / "run.json").read_text())
     assert prog["t"] >= 0.004 - 1e-9
-    s, _ = cp.read_chunks(where / "c", "c1")
-    ref, _ = cp.read_chunks(where / "c", "tiny")
+    s, _ = camp_records.read_chunks(where / "c", "c1")
+    ref, _ = camp_records.read_chunks(where / "c", "tiny")
     t_snap = float(snaps[0].stem[1:])
     k = int(np.argmin(np.abs(ref["t"] - t_snap)))
     # the control starts at t = 0 from the reference's state (enforced, so the bulk is close, not equal)
@@ -129,8 +133,8 @@ def test_a_phase_randomised_baseline_starts_from_the_same_state(cp, where):
     edit_plan(where, lambda runs: runs.append(run))
     assert cp.main(["run", "--run", "p1", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
     comm.Barrier()
-    s, _ = cp.read_chunks(where / "c", "p1")
-    c, _ = cp.read_chunks(where / "c", "c1")
+    s, _ = camp_records.read_chunks(where / "c", "p1")
+    c, _ = camp_records.read_chunks(where / "c", "c1")
     # same one-point content (the bulk kept: phases do not touch the plane mean), other structures
     assert abs(s["bulk"][0] - c["bulk"][0]) < 1e-6 * abs(c["bulk"][0])
     assert s["probe_u"][0] != c["probe_u"][0]
@@ -173,32 +177,32 @@ def test_run_all_goes_through_the_pending_runs_until_a_global_stop(cp, where):
     assert not (where / "c" / "a6").exists() and not (where / "w" / "STOP").exists()
 
 
-def test_check_builds_each_ic_per_seed_and_reports_failures_without_hanging(cp, where):
+def test_check_builds_each_ic_per_seed_and_reports_failures_without_hanging(where):
     """``campaign check``: every IC built for every seed as a run would build it; an IC that
     cannot be built is reported on every rank (agreed), and the check goes on."""
     ics = {"plug": dict(source="plug", options=dict(bulk=15.0)),
            "broken": dict(source="trig", options=dict(bulk=15.0, mean="nonsense"))}
-    res = cp.check_ics(ics, [1, 2], RUN["spec"], where / "check")
+    res = camp_ics.check_ics(ics, [1, 2], RUN["spec"], where / "check")
     assert set(res["plug"]) == {"1", "2"} and all(abs(r["bulk"] - 15.0) < 1e-6 for r in res["plug"].values())
     assert res["plug"]["1"]["tke"] > 0 and res["plug"]["1"]["tke"] != res["plug"]["2"]["tke"]  # seeded noise
     assert all("mean 'nonsense' unknown" in r["error"] for r in res["broken"].values())
     assert comm.allgather(json.dumps(res, sort_keys=True)) == [json.dumps(res, sort_keys=True)] * comm.size
 
 
-def test_check_plan_reproduces_started_runs_and_flags_a_changed_ic(cp, where):
+def test_check_plan_reproduces_started_runs_and_flags_a_changed_ic(where):
     """``campaign check --plan``: a started run's IC rebuilt by the code of now matches its own record
     at t = 0; an IC entry changed after the run started does not; a run not started is only built."""
-    res = cp.check_plan(where / "c", where / "check", ["a1", "a6"])
+    res = camp_ics.check_plan(where / "c", where / "check", ["a1", "a6"])
     assert res["a1"]["same"] and res["a1"]["max_rel_diff"] < 1e-12
     assert "expected" not in res["a6"] and "same" not in res["a6"] and "tke" in res["a6"]["built"]
     edit_plan(where, lambda runs: next(r for r in runs if r["id"] == "a2")["ic"]["options"].update(amplitude=0.2))
-    changed = cp.check_plan(where / "c", where / "check", ["a2"])["a2"]
+    changed = camp_ics.check_plan(where / "c", where / "check", ["a2"])["a2"]
     assert not changed["same"] and changed["max_rel_diff"] > 1e-3
     # a run not started is compared with an earlier check's values
-    again = cp.check_plan(where / "c", where / "check", ["a6"], previous=res)["a6"]
+    again = camp_ics.check_plan(where / "c", where / "check", ["a6"], previous=res)["a6"]
     assert again["same"] and again["against"] == "previous check"
     moved = {"a6": {"built": dict(res["a6"]["built"], tke=2 * res["a6"]["built"]["tke"])}}
-    assert not cp.check_plan(where / "c", where / "check", ["a6"], previous=moved)["a6"]["same"]
+    assert not camp_ics.check_plan(where / "c", where / "check", ["a6"], previous=moved)["a6"]["same"]
 
 
 def test_a_held_flow_rate_case_is_built_on_its_own_channel_and_runs(cp, where):
@@ -208,13 +212,13 @@ def test_a_held_flow_rate_case_is_built_on_its_own_channel_and_runs(cp, where):
     held = dict(RUN["spec"], driving="flow_rate", bulk=14.0)
     edit_plan(where, lambda runs: runs.append(dict(next(r for r in runs if r["id"] == "a6"), id="f1", spec=held,
                                                            horizon=0.006, chunk=0.006)))
-    res = cp.check_plan(where / "c", where / "check", ["a6", "f1"])
+    res = camp_ics.check_plan(where / "c", where / "check", ["a6", "f1"])
     assert abs(res["f1"]["built"]["bulk"] - 15.0) < 1e-9  # the IC's own bulk option (the solver holds 14 from step 1)
     assert res["f1"]["built"]["tke"] == pytest.approx(res["a6"]["built"]["tke"], rel=1e-9)  # same IC, same grid
     comm.Barrier()
     assert cp.main(["run", "--run", "f1", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
     comm.Barrier()
-    series, _ = cp.read_chunks(where / "c", "f1")
+    series, _ = camp_records.read_chunks(where / "c", "f1")
     assert series["t"][-1] > 0 and np.allclose(series["bulk"][1:], 14.0, rtol=1e-9)
 
 
@@ -228,12 +232,12 @@ def test_a_run_whose_ic_no_longer_builds_as_registered_is_not_started(cp, where)
             "--results", str(where / "results" / "reference.json")]
     rc = cp.main(args)  # a2's IC was changed after it ran (test above): reported, rc 1
     comm.Barrier()
-    kept = json.loads((where / "c" / cp.IC_CHECK).read_text())["runs"]
+    kept = json.loads((where / "c" / camp_ics.IC_CHECK).read_text())["runs"]
     report = json.loads((where / "results" / "campaign_check_plan.json").read_text())["runs"]
     assert rc == 1 and not report["a2"]["same"] and report["a1"]["same"] and "a7" in kept
     # a7's registered build tampered with: its worker refuses to start it
     if comm.rank == 0:
-        path = where / "c" / cp.IC_CHECK
+        path = where / "c" / camp_ics.IC_CHECK
         doc = json.loads(path.read_text())
         doc["runs"]["a7"]["built"]["tke"] *= 1.01
         path.write_text(json.dumps(doc))
@@ -244,5 +248,5 @@ def test_a_run_whose_ic_no_longer_builds_as_registered_is_not_started(cp, where)
     assert not (where / "c" / "a7" / "chunk_000.npz").exists()
     assert cp.main(args) == 1  # the tampered value is kept: the check keeps reporting the change
     comm.Barrier()
-    assert json.loads((where / "c" / cp.IC_CHECK).read_text())["runs"]["a7"]["built"]["tke"] != \
+    assert json.loads((where / "c" / camp_ics.IC_CHECK).read_text())["runs"]["a7"]["built"]["tke"] != \
         json.loads((where / "results" / "campaign_check_plan.json").read_text())["runs"]["a7"]["built"]["tke"]
