@@ -42,8 +42,11 @@ def test_file_targets_round_trip(tmp_path, suffix):
     else:
         np.savetxt(path, cols, delimiter="," if suffix == ".csv" else " ", header="y/h U+ uu+ vv+ ww+ uv+", comments="")
     t = stress_target(path, re_tau=None if suffix == ".npz" else 182.0)
-    np.testing.assert_allclose(t.uu, LM.uu, rtol=1e-12)
-    assert stress_target(LM.to_dict()).re_tau == LM.re_tau
+    back = stress_target(LM.to_dict())
+    for k in ("y_delta", "U", "uu", "vv", "ww", "uv"):  # every column to its own field
+        np.testing.assert_allclose(getattr(t, k), getattr(LM, k), rtol=1e-12, err_msg=k)
+        np.testing.assert_allclose(getattr(back, k), getattr(LM, k), rtol=1e-12, err_msg=k)
+    assert t.re_tau == (LM.re_tau if suffix == ".npz" else 182.0) and back.re_tau == LM.re_tau
 
 
 def _target(**change):
@@ -202,7 +205,7 @@ def test_dataset_target_takes_a_solver_snapshot_s_moments_about_its_own_plane_me
 
 
 def test_target_dataclass_validates_directly():
-    with pytest.raises(SourceError):
+    with pytest.raises(SourceError, match="not positive semi-definite"):
         StressTarget("x", 180.0, np.array([0.0, 1.0]), np.zeros(2), np.ones(2), np.ones(2), np.ones(2), np.full(2, 2.0))
 
 

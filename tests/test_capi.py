@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ci import missing
 
 from cfdseed import capi
 from cfdseed.errors import MPIMismatchError
@@ -34,15 +35,9 @@ OPEN_MPI = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"
 RUN_TIMEOUT = 180  # a hang of any rank would end here, as a failure
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what}: CI must run the C/Fortran API tests (.ci/run installs it)")
-    pytest.skip(what)
-
-
 def _need(path: Path | str | None, what: str) -> str:
     if not path or not Path(path).exists():
-        _missing(f"{what} absent ({path})")
+        missing(f"{what} absent ({path})")
     return str(path)
 
 

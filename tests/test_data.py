@@ -35,6 +35,7 @@ def test_stats_streaming_matches_in_memory(tmp_path):
     np.testing.assert_allclose(st.denormalise(st.normalise(x)), x, rtol=1e-5, atol=1e-5)
     rt = NormStats.from_dict(st.to_dict())
     np.testing.assert_array_equal(rt.mean, st.mean)
+    np.testing.assert_array_equal(rt.std, st.std)
 
 
 def test_zero_variance_row_floor():

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _ci import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = ROOT / ".venv-dedalus" / "bin" / "python"
@@ -24,9 +25,9 @@ pytestmark = [pytest.mark.dedalus, pytest.mark.slow]
 
 def test_dedalus_suite_two_ranks():
     if not PY.exists():
-        pytest.skip(f"{PY} absent: run .ci/setup-dedalus.sh to test the Dedalus adapter")
+        missing(f"{PY} absent: run .ci/setup-dedalus.sh to test the Dedalus adapter")
     if MPIEXEC is None:
-        pytest.skip("system /usr/bin/mpiexec (Open MPI) absent: run .ci/setup-dedalus.sh")
+        missing("system /usr/bin/mpiexec (Open MPI) absent: run .ci/setup-dedalus.sh")
     env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
                PYTHONDONTWRITEBYTECODE="1")

@@ -27,7 +27,7 @@ def _random_field(shape, rng, mean=1.0):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("y", Y_KINDS)
 def test_projection_reaches_round_off(y, shape):
-    rng = np.random.default_rng(hash((y, shape)) % 2**32)
+    rng = np.random.default_rng([Y_KINDS.index(y), SHAPES.index(shape)])  # fixed per case (hash() of a str is salted)
     g = Grid(shape, LENGTHS, y=y)
     f = _random_field(shape, rng)
     before = np.abs(divergence_oracle(f, g)).max()

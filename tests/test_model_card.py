@@ -68,7 +68,7 @@ def test_card_commands_run_on_a_tiny_model(tmp_path):
     # an untrained model's field may be out of the calibration's reach: recorded per seed, never fatal
     assert all("delivered_rms_over_median" in r or "delivery_failed" in r for r in res["rows"])
     tke = [r["delivered_tke"] for r in res["rows"] if "delivered_tke" in r]  # calibrated: the statistics' TKE
-    assert all(t > 0 for t in tke) and ("delivered_tke" in s) == bool(tke)
+    assert tke and all(t > 0 for t in tke) and "delivered_tke" in s  # both seeds deliver today: at least one must
     assert len(res["median"]["profiles"]["u'"]) == 64 and len(res["median"]["spectra"]["kzEz_u_centre"]) == 16
 
     rc = cli_main(["evaluate", "--model", model, "--against", str(SAMPLE), "--device", "cpu", "--samples", "16",

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ci import missing
 
 foamlib = pytest.importorskip("foamlib")
 if shutil.which("blockMesh") is None:
-    pytest.skip("OpenFOAM is not installed (Debian: apt install openfoam)", allow_module_level=True)
+    missing("OpenFOAM is not installed (Debian: apt install openfoam)", module=True)
 
 from cfdseed.solvers.openfoam import BACKUP_SUFFIX, _foam_env  # noqa: E402
 

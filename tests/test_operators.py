@@ -193,7 +193,10 @@ def test_bulk_and_wall_values_match_oracles(y):
     g = Grid((6, 7, 5), LENGTHS, y=y)
     f = _random_field(g, rng)
     assert bulk_velocity(f, g) == pytest.approx(bulk_oracle(f[0], g), rel=1e-13)
-    np.testing.assert_allclose(bulk_weights(g) * 6 * 5, trapezoid_weights(g), rtol=1e-15)
+    ny = g.shape[1]  # the oracle is linear in the profile: its weights are its values on unit profiles
+    want = np.array([bulk_oracle(np.eye(ny)[j][None, :, None], g) for j in range(ny)])
+    np.testing.assert_allclose(trapezoid_weights(g), want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(bulk_weights(g) * 6 * 5, want, rtol=1e-13, atol=1e-15)
     for got, want in zip(wall_values(f, g), wall_oracle(f, g)):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
 
@@ -339,7 +342,10 @@ def test_central_column_is_the_contract_one_stencil_and_trapezoid():
         lo, hi = wall_oracle(f, g)
         np.testing.assert_allclose(np.tensordot(f, col.walls[0], axes=([2], [0])), lo, atol=1e-13)
         np.testing.assert_allclose(np.tensordot(f, col.walls[1], axes=([2], [0])), hi, atol=1e-13)
-        assert wall_extrapolation(g)  # still the C++ kernels' parameters
+        tl, th = wall_extrapolation(g)  # the C++ kernels' parameters, as the column's wall rows
+        want = np.zeros((2, g.shape[1]))
+        want[0, :2], want[1, -2:] = (1.0 - tl, tl), (th, 1.0 - th)
+        np.testing.assert_allclose(col.walls, want, atol=1e-15)
 
 
 def test_wavenumbers():

@@ -122,12 +122,16 @@ def test_pair_dataset_augments_both_planes_alike(tmp_path):
     data = PairDataset(p, st, pp.pairs, roll=True, spanwise=True, wall=True)
     assert len(data) == len(pp)
     i, j = pp.pairs[5]
-    for seed in range(8):  # every combination of flips shows up
+    flips = set()
+    for seed in range(12):  # seeds 0-11 draw every pair of flips (0-7 lack z kept, y flipped)
+        draw = np.random.default_rng(seed)  # augment's draws: shift, z flip, wall flip
+        flips.add((int(draw.integers(8)) > 0, bool(draw.integers(2)), bool(draw.integers(2))))
         got = data[(5, seed)].numpy()
         assert got.shape == (2, 3, 9, 8)
         for k, idx in enumerate((i, j)):
             ref = augment(fields[idx], np.random.default_rng(seed), roll=True, spanwise=True, wall=True)
             np.testing.assert_allclose(got[k], st.normalise(ref), rtol=1e-5, atol=1e-5)
+    assert {f[1:] for f in flips} == {(a, b) for a in (False, True) for b in (False, True)}  # every flip pair
     np.testing.assert_allclose(data[5].numpy(), st.normalise(fields[[i, j]]), rtol=1e-5, atol=1e-5)
     keys = [(5, 1), 2, (0, 9)]
     for got, key in zip(data.__getitems__(keys), keys):

@@ -8,7 +8,6 @@ message. Run on 1–4 ranks by tests/test_mpi.py, whose timeout catches a hang.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -71,17 +70,14 @@ def test_init_field_fails_on_every_rank_alike(stage, bad, monkeypatch):
         pytest.fail(f"stage {stage!r}: {obj!r} has no {attr!r} to patch (the test is stale)")
     if rank == bad:
         monkeypatch.setattr(obj, attr, boom)
-    t0 = time.perf_counter()
     with pytest.raises(Exception) as info:
         cfdseed.init_field(comm, g, source="plug", options={"bulk": 15.0}, seed=1, out=solver_arrays(g), axes="xzy")
-    elapsed = time.perf_counter() - t0
     monkeypatch.undo()
     names = comm.allgather(type(info.value).__name__)
     msgs = comm.allgather(str(info.value))
     expected = "SourceError" if stage in ROOT_ONLY else "OSError"  # a source's failure is a SourceError
     assert names == [expected] * size, names
     assert all(f"injected on rank {bad}" in m for m in msgs), msgs
-    assert max(comm.allgather(elapsed)) < 30.0
 
 
 @pytest.mark.parametrize("stage", ["validation", "grid agreement", "checks"])
