@@ -52,7 +52,7 @@ ONE_SIDED = ("tke_asymmetry", "shear_asymmetry", "balance_residual_max", "bulk_w
 
 def field_statistics(f: np.ndarray, y: np.ndarray, ly: float = LY, re_tau: float = RE_TAU) -> dict:
     """Profiles per y and scalars of one field ``(3, nx, ny, nz)`` in wall units (u_tau = 1)."""
-    from cfdseed.evaluate import balance_figures
+    from cfdseed.stats import balance_figures
 
     h = 0.5 * ly
     mean = f.mean(axis=(1, 3))  # (3, ny)

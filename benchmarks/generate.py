@@ -92,7 +92,7 @@ def _scaling(base: tuple[int, int, int]) -> list[dict[str, float]]:
 def _profiles(full: np.ndarray, grid, re_tau: float, u_tau: float) -> dict:
     """Largest relative error of U+, u'+, v'+, w'+, uv+ against Lee & Moser at re_tau (interpolated)
     on the rows the grid resolves (>= two spanwise spacings from a wall), and the momentum balance."""
-    from cfdseed.evaluate import balance_figures
+    from cfdseed.stats import balance_figures
     from cfdseed.reference import interpolate_reference
 
     f = np.asarray(full, dtype=np.float64) / u_tau

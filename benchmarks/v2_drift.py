@@ -48,7 +48,7 @@ def uv_profile(planes: np.ndarray, y: np.ndarray, re_tau: float) -> list[float]:
     """The u-v correlation coefficient of ``planes`` ``(N, 3, ny, nz)`` at the rows nearest
     :data:`UV_YPLUS` from each wall (``y`` in half-heights, walls at its ends), the upper wall's
     sign turned (-uv > 0 on both sides means the same sign), averaged over the two walls."""
-    from cfdseed.evaluate import _uv_correlation
+    from cfdseed.metrics import _uv_correlation
 
     rho = _uv_correlation(planes)
     d = (1.0 - np.abs(np.asarray(y) - 0.5 * (y[0] + y[-1])) / (0.5 * (y[-1] - y[0]))) * re_tau  # y+ from the nearer wall
@@ -66,7 +66,7 @@ def rolled_stats(ckpt: str, planes: np.ndarray, y: np.ndarray, steps: list[int],
                  anchor: float | None = None) -> tuple[list[float], list[list[float]], list[float]]:
     """TKE of the planes ``steps`` generated steps on from ``planes`` over the planes' own, their
     :func:`uv_profile` per step count, and the real planes' :func:`uv_profile`."""
-    from cfdseed.evaluate import _plane_tke
+    from cfdseed.metrics import _plane_tke
     from cfdseed.model import load_generator
 
     h = load_generator(ckpt, device="cpu")

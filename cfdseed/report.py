@@ -1,4 +1,5 @@
-"""Figures and ``report.md`` of ``cfdseed evaluate`` (the numbers come from :mod:`cfdseed.evaluate`).
+"""Figures and ``report.md`` of ``cfdseed evaluate`` (the numbers come from :mod:`cfdseed.stats` and
+:mod:`cfdseed.metrics`, through :mod:`cfdseed.evaluate`).
 
 Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
 global backend change; :func:`figure` makes them, also for ``cfdseed generate`` and ``cfdseed train``),
@@ -235,7 +236,7 @@ def write_figures(out: Path, s: Any, a: Any, ref: Any, fields: np.ndarray, y: np
                   names: tuple[str, str] = ("generated", "dataset")) -> dict[str, str]:
     """Write the PNG figures into ``out``; returns {figure key: file name}.
 
-    ``s``/``a`` are the evaluated and reference-dataset :class:`~cfdseed.evaluate.Statistics`
+    ``s``/``a`` are the evaluated and reference-dataset :class:`~cfdseed.stats.Statistics`
     (``a`` may be None), ``ref`` a :class:`~cfdseed.reference.Reference` or None, ``fields`` the
     evaluated samples on ``y``/``lz`` and ``other`` the dataset's ``(fields, y, lz)`` or None.
     """

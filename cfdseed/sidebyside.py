@@ -7,10 +7,10 @@ Command line (:mod:`cfdseed.cli`)::
 
 Python: ``cfdseed.evaluate.evaluate(out, fields={"gan": ..., "sem": ...}, against=...)``, which
 reads and checks the inputs and calls :func:`write_side_by_side`. Every input's statistics are
-computed on its own grid in wall units (:func:`cfdseed.evaluate.statistics`) and compared with
-those of ``--against`` (:func:`cfdseed.evaluate.compare`: the DNS interpolated to the input's y+,
+computed on its own grid in wall units (:func:`cfdseed.stats.statistics`) and compared with
+those of ``--against`` (:func:`cfdseed.metrics.compare`: the DNS interpolated to the input's y+,
 k+, dz+, heights paired by label) and with the published DNS
-(:func:`cfdseed.evaluate.compare_reference`).
+(:func:`cfdseed.metrics.compare_reference`).
 
 ``metrics.json``: ``labels`` (the inputs in order); ``inputs``: label -> ``{source, grid,
 statistics, vs_dataset, vs_reference, summary}``; ``against``: the same for the DNS (no
@@ -24,7 +24,7 @@ statistics, vs_dataset, vs_reference, summary}``; ``against``: the same for the 
   ``--against``);
 - ``vs_reference``: relative L2 errors of the profiles against the published DNS (or null);
 - ``balance``: TKE and -uv per wall, the momentum-balance residual (max, RMS), ``bulk_w`` (W_b)
-  of :func:`cfdseed.evaluate.balance_figures`, and ``div_max`` for 3-D fields.
+  of :func:`cfdseed.stats.balance_figures`, and ``div_max`` for 3-D fields.
 
 Figures (one colour per input, the DNS black, the published DNS grey dashed): ``profiles.png``
 (U+, u'+, v'+, w'+, uv+ against y+), ``spectra.png`` (E_ii(k_z+) per height, rows = heights),
@@ -45,16 +45,8 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .evaluate import (
-    _DEFINITIONS,
-    PROFILES,
-    Statistics,
-    _grid,
-    _jsonable,
-    _Set,
-    compare,
-    compare_reference,
-)
+from .evaluate import _DEFINITIONS, _grid, _jsonable, _Set
+from .metrics import compare, compare_reference
 from .report import (
     _LABELS,
     Series,
@@ -68,6 +60,7 @@ from .report import (
     pdf_figure,
     slice_rows,
 )
+from .stats import PROFILES, Statistics
 
 __all__ = ["summary", "write_side_by_side"]
 
@@ -87,8 +80,8 @@ def _mean(d: dict[str, float] | None) -> float | None:
 
 
 def summary(s: Statistics, vs_dataset: dict[str, Any] | None, vs_reference: dict[str, Any] | None) -> dict[str, Any]:
-    """One column of the side-by-side table (module docstring) from :func:`cfdseed.evaluate.compare`
-    and :func:`cfdseed.evaluate.compare_reference` results (either may be None)."""
+    """One column of the side-by-side table (module docstring) from :func:`cfdseed.metrics.compare`
+    and :func:`cfdseed.metrics.compare_reference` results (either may be None)."""
     vd: dict[str, float | None] | None = None
     if vs_dataset is not None:
         vd = {"combined": vs_dataset["combined"], **vs_dataset["profiles"]}

@@ -9,7 +9,7 @@ WGAN-GP on consecutive-plane pairs (:mod:`cfdseed.pairs`): the critic scores pai
 ``(prev, next)``, the gradient penalty interpolates ``next`` only (``prev`` is the condition, held
 fixed), the physics loss adds the one-step correlation prev -> next per component and y
 (:func:`pair_physics_loss`), and ``best.pt`` follows the ``combined`` value of
-:func:`cfdseed.evaluate.pair_metrics`. Everything else (sharding, resume, checkpoints, logs) is the
+:func:`cfdseed.metrics.pair_metrics`. Everything else (sharding, resume, checkpoints, logs) is the
 same code for both.
 
 Multi-process: ``torchrun --nproc-per-node=N -m cfdseed.cli train CONFIG.toml`` (gloo on CPU,
@@ -325,13 +325,13 @@ def _config_changes(old: Mapping[str, Any], new: Config) -> list[str]:
 
 def _metrics_fn(name: str = "slice_metrics") -> Callable[..., dict[str, float]] | None:
     try:
-        mod = importlib.import_module("cfdseed.evaluate")
+        mod = importlib.import_module("cfdseed.metrics")
     except ImportError as exc:
-        log.warning("validation metrics off: cfdseed.evaluate cannot be imported (%s)", exc)
+        log.warning("validation metrics off: cfdseed.metrics cannot be imported (%s)", exc)
         return None
     fn = getattr(mod, name, None)
     if fn is None:
-        log.warning("validation metrics off: cfdseed.evaluate has no %s", name)
+        log.warning("validation metrics off: cfdseed.metrics has no %s", name)
     return fn
 
 

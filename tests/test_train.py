@@ -316,9 +316,9 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
         calls.append((real.copy(), fake.shape, y.shape, lz, nu, u_tau))
         return {"combined": next(scores), "mean_u": 0.5}
 
-    fake_mod = types.ModuleType("cfdseed.evaluate")
+    fake_mod = types.ModuleType("cfdseed.metrics")
     fake_mod.slice_metrics = slice_metrics
-    monkeypatch.setitem(sys.modules, "cfdseed.evaluate", fake_mod)
+    monkeypatch.setitem(sys.modules, "cfdseed.metrics", fake_mod)
     res = train(tiny_config(dataset, tmp_path / "run", "train.iterations=6", "log.eval_every=2",
                             "log.eval_samples=3"))
     assert len(calls) == 3 and res.best_combined == 1.0

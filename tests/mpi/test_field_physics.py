@@ -29,7 +29,7 @@ MAIN = ((64, 65, 48), (4 * math.pi, 2.0, 4 * math.pi / 3))
 
 
 def _figures(f, y, ly=2.0, re_tau=180.0):
-    from cfdseed.evaluate import balance_figures
+    from cfdseed.stats import balance_figures
 
     b = balance_figures(f[None].astype(np.float64), y, ly, 0.5 * ly / re_tau, 1.0)
     mean = f.mean(axis=(1, 3))
