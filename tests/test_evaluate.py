@@ -42,6 +42,7 @@ def _check_outputs(out, extra=()):
     assert EXPECTED | set(extra) <= files
     m = json.loads((out / "metrics.json").read_text())
     report = (out / "report.md").read_text()
+    assert set(m["figures"].values()) == {p.name for p in out.glob("*.png")}  # every figure listed, and only those
     for name in m["figures"].values():
         assert (out / name).stat().st_size > 10_000
         assert f"]({name})" in report
@@ -170,6 +171,7 @@ def test_side_by_side_metrics_table_and_overlays(fields3, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["labels"] == labels
     assert SIDE | {"metrics.json", "report.md"} == {p.name for p in out.iterdir()}
     report = (out / "report.md").read_text()
+    assert set(m["figures"].values()) == SIDE
     for name in m["figures"].values():
         assert (out / name).stat().st_size > 10_000 and f"]({name})" in report
     assert [e["grid"]["shape"] for e in m["inputs"].values()] == [[3, 8, 17, 8], [3, 12, 13, 12], [3, 16, 21, 16]]
