@@ -171,8 +171,9 @@ def test_innovation_variance_of_linear_and_deterministic_steps():
 
 
 def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
-    res = train(tiny_config(dataset, tmp_path / "run", "train.physics_weight=1.0", "log.plot=true",
-                            "data.augment_wall=true", "train.spectrum_weight=0.5"))
+    cfg = tiny_config(dataset, tmp_path / "run", "train.physics_weight=1.0", "log.plot=true",
+                      "data.augment_wall=true", "train.spectrum_weight=0.5")
+    res = train(cfg)
     assert res.iteration == 4 and not res.interrupted
     assert all(np.isfinite(v) for v in res.last.values()) and res.last["physics"] > 0 and res.last["spectrum"] > 0
     run = tmp_path / "run"
@@ -181,7 +182,11 @@ def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     h = load_generator(run / "model.pt", device="cpu")
     x = h.sample(6, seed=0)
     assert x.shape == (6, 3, 9, 8) and np.all(np.isfinite(x))
-    assert abs(x[:, 0].mean() - 3.0) < 3.0  # physical units: denormalised around the data mean
+    f = write_dataset(tmp_path / "again.h5")  # the fixture's fields (same seed)
+    mean, std = f[:, 0].mean(axis=(0, 2)), f[:, 0].std(axis=(0, 2))  # (ny,)
+    # physical units: each row denormalised around the data's mean (an untrained generator's
+    # normalised output stays within a few units; the centre's mean is 5, its std ~0.25)
+    assert np.all(np.abs(x[:, 0].mean(axis=(0, 2)) - mean) <= 4 * std + 1e-3)
     assert "training" not in torch.load(run / "model.pt", weights_only=True)
     assert len((run / "log.csv").read_text().strip().splitlines()) == 5
     # the training data's statistics travel with the model (its default calibration target)
@@ -189,8 +194,16 @@ def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
 
     t = h.statistics
     assert t is not None and t.re_tau == 180.0 and t.y_delta[0] == 0.0 and t.y_delta[-1] == pytest.approx(1.0)
-    full = dataset_target(dataset)  # every sample: the training split is most of them
-    np.testing.assert_allclose(t.U, full.U, rtol=0.1, atol=0.1)
+    from cfdseed.data import split_indices
+    from cfdseed.slices import open_dataset
+
+    d = cfg.data  # the training samples' own statistics, every profile
+    with open_dataset(dataset) as ds:
+        train_idx, _ = split_indices(ds.n, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
+                                     blocks=d.split_blocks, t=ds.t, gap=d.val_gap)
+    want = dataset_target(dataset, train_idx)
+    for k in ("y_delta", "U", "uu", "vv", "ww", "uv"):
+        np.testing.assert_allclose(getattr(t, k), getattr(want, k), rtol=1e-5, atol=1e-7, err_msg=k)
     assert np.all(t.uv ** 2 <= t.uu * t.vv + 1e-12)
 
 
