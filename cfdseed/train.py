@@ -1,14 +1,15 @@
 """WGAN-GP training loop (:func:`train`; command line ``cfdseed train CONFIG.toml`` in :mod:`cfdseed.cli`).
 
-Owns the loop, the losses (critic, gradient penalty, optional physics statistics loss), logging
-(tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact resume, and DDP.
+Owns the loop, logging (tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact
+resume, DDP, and the losses' targets from the training data; the losses themselves (critic,
+gradient penalty, physics statistics, spectra, innovation, lags) live in :mod:`cfdseed.losses`.
 
 Two modes (``model.kind``): ``"plane"`` trains the v1 generator latent -> slice on single slices;
 ``"conditional"`` trains ``G(prev, z) -> next`` (:mod:`cfdseed.conditional`) as a conditional
 WGAN-GP on consecutive-plane pairs (:mod:`cfdseed.pairs`): the critic scores pairs
 ``(prev, next)``, the gradient penalty interpolates ``next`` only (``prev`` is the condition, held
 fixed), the physics loss adds the one-step correlation prev -> next per component and y
-(:func:`pair_physics_loss`), and ``best.pt`` follows the ``combined`` value of
+(:func:`cfdseed.losses.pair_physics_loss`), and ``best.pt`` follows the ``combined`` value of
 :func:`cfdseed.metrics.pair_metrics`. Everything else (sharding, resume, checkpoints, logs) is the
 same code for both.
 
@@ -52,22 +53,21 @@ import torch
 import torch.distributed as dist
 
 from ._collective import agree, run_agreed
-from .calibrate import _kz_weights, dataset_target
+from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
 from .conditional import BURN_IN, Anchor, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
 from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
 from .errors import CheckpointError, ConfigError, DatasetError
+from .losses import (gradient_penalty, innovation_loss, innovation_variance, lag_loss, pair_physics_loss,
+                     physics_loss, plane_chains, pooled_power, spectrum_error, spectrum_loss, step_correlation,
+                     uv_loss)
 from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 from .synthesis import ROLLOUT_ANCHOR
 
-__all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "spectrum_loss", "spectrum_error", "pooled_power",
-           "innovation_variance",
-           "innovation_loss", "step_correlation", "plane_chains", "lag_loss",
-           "pair_physics_loss",
-           "train", "TrainResult", "RUN_FILES"]
+__all__ = ["train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -77,103 +77,6 @@ _LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", 
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
 RUN_FILES = ("ckpt.pt", "model.pt", "best.pt", "config.toml", "log.csv", "metrics.csv", "losses.png", "tb")
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                     fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP penalty ``mean_b (||grad_x critic(x_hat_b)||_2 - 1)^2``.
-
-    ``x_hat = eps real + (1 - eps) fake`` with one coefficient ``eps`` ``(B,)`` per sample; the norm
-    runs over all non-batch dimensions. Built with ``create_graph=True`` so it can be minimised.
-    """
-    e = eps.view(-1, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1)
-    x_hat = (e * real + (1.0 - e) * fake.detach()).requires_grad_(True)  # (B, 3, ny, nz)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
-
-
-def batch_statistics(x: torch.Tensor) -> torch.Tensor:
-    """Batch statistics S(x) of slices ``(B, 3, ny, nz)`` as one vector (differentiable).
-
-    Concatenates wall-normal profiles (averaged over batch and z) of the mean of u, v, w
-    ``(3, ny)``, of the second moments uu, vv, ww ``(3, ny)`` and uv ``(ny,)`` of the fluctuations
-    about that mean, and the spanwise energy spectra of u, v, w averaged over batch and y
-    ``(3, nz // 2 + 1)``.
-    """
-    nz = x.shape[-1]
-    mean = x.mean(dim=(0, 3))  # (3, ny)
-    f = x - mean[None, :, :, None]  # (B, 3, ny, nz) fluctuations
-    second = (f * f).mean(dim=(0, 3))  # (3, ny): uu, vv, ww
-    uv = (f[:, 0] * f[:, 1]).mean(dim=(0, 2))  # (ny,)
-    spec = _spanwise_power(f).mean(dim=1) / nz**2  # (3, nz // 2 + 1)
-    return torch.cat([mean.flatten(), second.flatten(), uv, spec.flatten()])
-
-
-def _spanwise_power(f: torch.Tensor) -> torch.Tensor:
-    """``|rfft_z f|^2`` of fluctuations ``f`` ``(B, 3, ny, nz)`` averaged over the batch: ``(3, ny, nz // 2 + 1)``."""
-    return torch.fft.rfft(f, dim=-1).abs().pow(2).mean(dim=0)
-
-
-def physics_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """``||S(real) - S(fake)||^2 / dim(S)`` (mean squared difference of :func:`batch_statistics`)."""
-    return (batch_statistics(real) - batch_statistics(fake)).pow(2).mean()
-
-
-#: Floor of :func:`spectrum_loss`, relative to each component's mean spectral level in the real batch.
-SPECTRUM_FLOOR = 1e-3
-
-
-def spectrum_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the log spanwise spectra of ``(B, 3, ny, nz)`` slices, per
-    component, row and wavenumber (fluctuations about the batch-and-z mean, power averaged over
-    the batch), each spectrum floored at :data:`SPECTRUM_FLOOR` of the component's mean level in
-    ``real``. Relative errors count alike at every wavenumber: the linear spectra of
-    :func:`batch_statistics` do not see excess energy in the smallest scales, which hold ~1e-4 of
-    the peak."""
-    return spectrum_error(pooled_power([real]), pooled_power([fake]))
-
-
-def spectrum_error(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
-    """The log-spectrum difference of :func:`spectrum_loss` between spanwise power spectra
-    ``(3, ny, nk)`` (``s_real``: e.g. the training data's, ``train.spectrum_target = "data"``)."""
-    floor = SPECTRUM_FLOOR * s_real.mean(dim=(1, 2), keepdim=True) + 1e-12
-    return (torch.log(s_fake + floor) - torch.log(s_real + floor)).pow(2).mean()
-
-
-def pooled_power(planes: list[torch.Tensor]) -> torch.Tensor:
-    """Spanwise power ``(3, ny, nk)`` of ``planes`` (each ``(B, 3, ny, nz)``) pooled: fluctuations
-    about the mean over all of them and z."""
-    x = torch.cat(planes)
-    return _spanwise_power(x - x.mean(dim=(0, 3), keepdim=True))
-
-
-def step_correlation(prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
-    """One-step correlation ``(3, ny)`` between planes ``prev`` and ``nxt`` ``(B, 3, ny, nz)``.
-
-    Per component and row: ``<p' n'> / sqrt(<p'^2> <n'^2> + 1e-8)`` over batch and z, with the
-    fluctuations about the batch-and-z mean of each (differentiable; rows without variance give 0).
-    """
-    p = prev - prev.mean(dim=(0, 3), keepdim=True)  # (B, 3, ny, nz)
-    n = nxt - nxt.mean(dim=(0, 3), keepdim=True)
-    cov = (p * n).mean(dim=(0, 3))  # (3, ny)
-    return cov / torch.sqrt(p.pow(2).mean(dim=(0, 3)) * n.pow(2).mean(dim=(0, 3)) + 1e-8)
-
-
-def uv_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the u-v correlation coefficient per row (over batch and z;
-    :func:`step_correlation` of u with v) between ``real`` and ``fake`` ``(B, 3, ny, nz)``. In
-    :func:`batch_statistics` the covariance uv is one of ~11 numbers per row, and a chain can keep
-    the energies while u and v drift apart (what -uv needs)."""
-    return (step_correlation(real[:, :1], real[:, 1:2]) - step_correlation(fake[:, :1], fake[:, 1:2])).pow(2).mean()
-
-
-def pair_physics_loss(prev: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Physics loss of the conditional mode: mean squared difference of ``[S(next), R1(prev, next)]``
-    between real and generated ``next`` for the same ``prev`` (:func:`batch_statistics` and
-    :func:`step_correlation`): each component decorrelates at its own rate, row by row."""
-    s_real = torch.cat([batch_statistics(real), step_correlation(prev, real).flatten()])
-    s_fake = torch.cat([batch_statistics(fake), step_correlation(prev, fake).flatten()])
-    return (s_real - s_fake).pow(2).mean()
 
 
 @dataclass
@@ -557,37 +460,6 @@ def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: N
 INNOVATION_PAIRS = 4096
 
 
-def innovation_variance(prev: np.ndarray, nxt: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
-    """``(3, ny)``: variance of ``next`` left unexplained by the best linear prediction from the whole
-    ``prev`` plane (pairs ``(n, 3, ny, nz)``, normalised), per component and row.
-
-    Per spanwise wavenumber, ``next_k`` is regressed on all components and rows of ``prev_k``
-    (covariances over the pairs, a ridge of ``ridge`` times the mean variance); the residual
-    covariance's diagonal summed over wavenumbers (real-space normalisation) is the innovation a
-    conditional generator must draw from its noise: a deterministic ``G(prev)`` has none."""
-    n, c, ny, nz = prev.shape
-    p = np.fft.rfft(np.asarray(prev, np.float64), axis=-1).reshape(n, c * ny, -1)
-    q = np.fft.rfft(np.asarray(nxt, np.float64), axis=-1).reshape(n, c * ny, -1)
-    weight = _kz_weights(nz)  # Parseval: the mean and Nyquist coefficients once, the others twice
-    out = np.zeros(c * ny)
-    for k in range(p.shape[-1]):
-        a, b = p[:, :, k], q[:, :, k]
-        cpp, cqp, cqq = a.T @ a.conj() / n, b.T @ a.conj() / n, b.T @ b.conj() / n  # E[p p^H], E[q p^H], E[q q^H]
-        reg = ridge * np.real(np.trace(cpp)) / cpp.shape[0] + 1e-300
-        gain = np.linalg.solve(cpp + reg * np.eye(cpp.shape[0]), cqp.conj().T).conj().T  # cqp cpp^-1
-        resid = np.real(np.diag(cqq - gain @ cqp.conj().T))
-        out += weight[k] * np.clip(resid, 0.0, None)
-    return (out / nz**2).reshape(c, ny)
-
-
-def innovation_loss(fake: torch.Tensor, twin: torch.Tensor, target: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
-    """Mean squared log ratio of the generated spread of ``next`` given ``prev`` -- half the mean
-    square of two draws' difference for the same ``prev``, per component and row -- to the data's
-    innovation variance ``target`` ``(3, ny, 1)`` (:func:`innovation_variance`), floored at ``floor``."""
-    spread = 0.5 * (fake - twin).pow(2).mean(dim=(0, 3))[..., None]  # (3, ny, 1)
-    return (torch.log(spread + floor) - torch.log(target + floor)).pow(2).mean()
-
-
 #: Training planes (evenly spread) behind ``train.spectrum_target = "data"``.
 SPECTRUM_PLANES = 2048
 
@@ -610,20 +482,6 @@ def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, st
 LAG_CHAINS = 1024
 
 
-def plane_chains(pairs: np.ndarray, starts: np.ndarray, lags: int) -> np.ndarray:
-    """``(starts', lags + 1)`` sample indices: each start plane followed ``lags`` steps downstream
-    along the consecutive-plane ``pairs`` ``(n, 2)`` (prev, next); starts whose chain ends early
-    (a non-periodic record) are dropped."""
-    follow = np.full(int(pairs.max()) + 1, -1, dtype=np.int64)
-    follow[pairs[:, 0]] = pairs[:, 1]
-    chains = [np.asarray(starts, np.int64)]
-    for _ in range(lags):
-        prev = chains[-1]
-        chains.append(np.where(prev >= 0, follow[np.maximum(prev, 0)], -1))
-    out = np.stack(chains, axis=1)
-    return out[(out >= 0).all(axis=1)]
-
-
 def _lag_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats, lags: int) -> torch.Tensor:
     """``(lags, 3, ny)``: the data's correlation of planes ``1 .. lags`` steps downstream with their
     start, per component and row (:func:`step_correlation`), over :data:`LAG_CHAINS` training chains."""
@@ -636,15 +494,6 @@ def _lag_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: No
     start = torch.from_numpy(planes[:, 0]).double()
     return torch.stack([step_correlation(start, torch.from_numpy(planes[:, j]).double())
                         for j in range(1, lags + 1)]).float()
-
-
-def lag_loss(prev: torch.Tensor, chain: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference between the correlation of each rollout plane ``chain[j]`` with its
-    start ``prev`` (lag ``j + 1``; :func:`step_correlation`) and the data's ``target``
-    ``(>= k, 3, ny)`` (the training data's, over chains of :func:`plane_chains`): each component forgets its start at the data's rate,
-    not only one step ahead."""
-    got = torch.stack([step_correlation(prev, x) for x in chain])  # (k, 3, ny)
-    return (got - target[: got.shape[0]]).pow(2).mean()
 
 
 #: Training planes (evenly spread) behind a conditional model's start modes.

@@ -1,4 +1,5 @@
-"""WGAN-GP training: losses, checkpoints, resume determinism, bad input, eval hook, DDP equivalence."""
+"""WGAN-GP training: checkpoints, resume determinism, bad input, eval hook, DDP equivalence (the losses:
+test_losses.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cfdseed.config import Config, apply_overrides, to_toml
 from cfdseed.grid import wall_normal
 from cfdseed.model import Generator
 from cfdseed.slices import DatasetWriter
-from cfdseed.train import batch_statistics, gradient_penalty, physics_loss, train
+from cfdseed.train import train
 
 torch.set_num_threads(1)
 ATTRS = dict(re_tau=180.0, nu=1.0 / 180.0, u_tau=1.0, ly=2.0, lz=np.pi, source="synthetic")
@@ -69,76 +70,12 @@ def _assert_same_run(a: Path, b: Path) -> None:
             assert torch.equal(wa[k], wb[k]), (name, k)
 
 
-def test_gradient_penalty_linear_critic_analytic():
-    torch.manual_seed(0)
-    w = torch.randn(3, 5, 4)
-
-    def linear(x):  # gradient w everywhere: penalty (||w|| - 1)^2 for any eps
-        return (x * w).flatten(1).sum(1)
-
-    real, fake, eps = torch.randn(6, 3, 5, 4), torch.randn(6, 3, 5, 4), torch.rand(6)
-    gp = gradient_penalty(linear, real, fake, eps)
-    torch.testing.assert_close(gp, (w.norm() - 1) ** 2)
-
-    def quadratic(x):  # gradient x_hat: per-sample norms, checks one eps per sample
-        return 0.5 * x.pow(2).flatten(1).sum(1)
-
-    gp = gradient_penalty(quadratic, real, fake, eps)
-    x_hat = eps.view(-1, 1, 1, 1) * real + (1 - eps.view(-1, 1, 1, 1)) * fake
-    torch.testing.assert_close(gp, ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean())
-    # differentiable in the critic's parameters: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
-    wp = w.clone().requires_grad_(True)
-    gradient_penalty(lambda x: (x * wp).flatten(1).sum(1), real, fake, eps).backward()
-    torch.testing.assert_close(wp.grad, 2 * (w.norm() - 1) * w / w.norm())
-
-
-def test_batch_statistics_match_numpy_and_physics_loss():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((5, 3, 6, 8))
-    s = batch_statistics(torch.from_numpy(x)).numpy()
-    mean = x.mean(axis=(0, 3))
-    f = x - mean[None, :, :, None]
-    spec = (np.abs(np.fft.rfft(f, axis=-1)) ** 2).mean(axis=(0, 2)) / 64
-    ref = np.concatenate([mean.ravel(), (f**2).mean(axis=(0, 3)).ravel(),
-                          (f[:, 0] * f[:, 1]).mean(axis=(0, 2)), spec.ravel()])
-    np.testing.assert_allclose(s, ref, rtol=1e-10)
-    xt = torch.from_numpy(x)
-    assert physics_loss(xt, torch.roll(xt, 3, dims=-1)).item() < 1e-20  # shift-invariant stats
-    assert physics_loss(xt, 2 * xt).item() > 0.1
-
-
-def test_spectrum_loss_sees_small_scale_excess():
-    """Log spectra: zero for a shifted copy, the same for x2 energy at any wavenumber (so a tiny
-    excess in the last bin counts like a large one in the first), and a floor for empty bins."""
-    from cfdseed.train import SPECTRUM_FLOOR, spectrum_loss
-
-    rng = np.random.default_rng(2)
-    nz = 16
-    smooth = np.fft.irfft(np.fft.rfft(rng.standard_normal((64, 3, 5, nz)), axis=-1)
-                          * np.exp(-np.arange(nz // 2 + 1) / 3.0), n=nz, axis=-1)  # a red spectrum
-    x = torch.from_numpy(smooth)
-    assert spectrum_loss(x, torch.roll(x, 5, dims=-1)).item() < 1e-20
-    coef = np.fft.rfft(smooth, axis=-1)
-
-    def boosted(k):
-        c = coef.copy()
-        c[..., k] *= np.sqrt(2.0)
-        return torch.from_numpy(np.fft.irfft(c, n=nz, axis=-1))
-
-    lo, hi = spectrum_loss(x, boosted(1)).item(), spectrum_loss(x, boosted(nz // 2 - 1)).item()
-    assert lo > 0 and hi > 0.5 * lo  # the linear spectra weigh them by the spectrum (e^-4 apart)
-    assert physics_loss(x, boosted(nz // 2 - 1)).item() < 1e-3 * physics_loss(x, boosted(1)).item()
-    # an empty real bin: bounded by the floor, not log(0)
-    flat = torch.from_numpy(np.fft.irfft(coef * (np.arange(nz // 2 + 1) < 4), n=nz, axis=-1))
-    assert np.isfinite(spectrum_loss(flat, x).item()) and SPECTRUM_FLOOR > 0
-
-
 def test_spectrum_target_from_data_pools_the_generated_planes(planes, tmp_path):
     """train.spectrum_target = "data": the target is the training planes' pooled power (rows
     mirrored under the wall flip; the data's own planes score ~0 against it); a conditional run
     with it logs a positive spectrum loss, and an unknown target is refused."""
     from cfdseed.config import ConfigError
-    from cfdseed.train import pooled_power, spectrum_error
+    from cfdseed.losses import pooled_power, spectrum_error
 
     x = torch.randn(64, 3, 5, 8)
     assert spectrum_error(pooled_power([x]), pooled_power([x[:32], x[32:]])).item() < 1e-12
@@ -150,24 +87,6 @@ def test_spectrum_target_from_data_pools_the_generated_planes(planes, tmp_path):
     assert res.iteration == 4 and np.isfinite(res.last["spectrum"]) and res.last["spectrum"] > 0
     with pytest.raises(ConfigError, match="spectrum_target"):
         cond_config(planes, tmp_path / "bad", "train.spectrum_target=real")
-
-
-def test_innovation_variance_of_linear_and_deterministic_steps():
-    """next = 0.6 prev + 0.8 white noise: the innovation is 0.64 everywhere; next = prev shifted in
-    z and mixed across rows (deterministic, linear): none; the loss is zero at the target."""
-    from cfdseed.train import innovation_loss, innovation_variance
-
-    rng = np.random.default_rng(0)
-    prev = rng.standard_normal((3000, 3, 4, 8))
-    nxt = 0.6 * prev + 0.8 * rng.standard_normal(prev.shape)
-    np.testing.assert_allclose(innovation_variance(prev, nxt), 0.64, rtol=0.08)
-    mixed = np.roll(prev, 2, axis=-1) + 0.5 * np.roll(prev, 1, axis=2)[:, ::-1]
-    assert innovation_variance(prev, mixed).max() < 0.02
-    target = torch.full((3, 4, 1), 0.64)
-    a = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)) * 0.8)
-    b = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)) * 0.8)
-    assert innovation_loss(a, b, target).item() < 1e-3
-    assert innovation_loss(a, a, target).item() > 10.0  # a deterministic generator
 
 
 def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
@@ -495,7 +414,7 @@ def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path
     """model.memory: the skip factors start at the training pairs' one-step correlation (learned on)."""
     from cfdseed.pairs import plane_pairs
     from cfdseed.slices import open_dataset
-    from cfdseed.train import step_correlation
+    from cfdseed.losses import step_correlation
 
     res = train(cond_config(planes, tmp_path / "m", "model.memory=true", "train.iterations=1", "train.unroll=2"))
     assert res.iteration == 1
@@ -509,33 +428,6 @@ def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path
     live = r1 > 0.05
     assert torch.all((m >= -0.01) & (m <= 1.01)) and torch.all(m[live] < 0.999)
     assert torch.allclose(m[live], r1[live], atol=0.15)  # one Adam step away, a sample of the pairs
-
-
-def test_plane_chains_follow_the_pairs_and_drop_short_records():
-    from cfdseed.train import plane_chains
-
-    # a periodic ring 0 -> 1 -> 2 -> 0 and an open record 3 -> 4 -> 5
-    pairs = np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5]])
-    np.testing.assert_array_equal(plane_chains(pairs, np.array([0, 2, 3]), 2), [[0, 1, 2], [2, 0, 1], [3, 4, 5]])
-    np.testing.assert_array_equal(plane_chains(pairs, np.array([1, 4]), 3), [[1, 2, 0, 1]])
-
-
-def test_lag_loss_is_zero_at_the_data_rate_and_sees_frozen_chains():
-    """An AR(1) chain x_j = r x_(j-1) + sqrt(1 - r^2) e has correlation r^j with its start: zero
-    loss against that target; a frozen chain (x_j = x_0) is penalised by (1 - r^j)^2 on average."""
-    from cfdseed.train import lag_loss
-
-    rng = np.random.default_rng(3)
-    r, k = 0.6, 3
-    prev = torch.from_numpy(rng.standard_normal((4000, 3, 4, 8)))
-    chain, x = [], prev
-    for _ in range(k):
-        x = r * x + np.sqrt(1 - r * r) * torch.from_numpy(rng.standard_normal(prev.shape))
-        chain.append(x)
-    target = torch.stack([torch.full((3, 4), r**j) for j in range(1, k + 2)]).double()  # one lag spare
-    assert lag_loss(prev, torch.stack(chain), target).item() < 1e-3
-    frozen = lag_loss(prev, torch.stack([prev] * k), target).item()
-    assert frozen == pytest.approx(np.mean([(1 - r**j) ** 2 for j in range(1, k + 1)]), rel=1e-3)
 
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
@@ -570,21 +462,6 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
                           f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"), resume=True)
     with pytest.raises(ConfigError, match="train.lag_weight > 0 needs model.kind = 'conditional'"):
         tiny_config(planes, tmp_path / "plane", "train.lag_weight=1.0")
-
-
-def test_uv_loss_sees_u_and_v_drifting_apart():
-    """uv_loss: 0 for the same correlation; ~(0.8)^2 when u and v lose a -0.8 correlation (same
-    energies: what the covariance term of the physics loss weighs as one number among ~11 per row)."""
-    from cfdseed.train import uv_loss
-
-    g = torch.Generator().manual_seed(0)
-    u = torch.randn(64, 1, 5, 16, generator=g)
-    noise = torch.randn(64, 1, 5, 16, generator=g)
-    w = torch.randn(64, 1, 5, 16, generator=g)
-    tied = torch.cat([u, -0.8 * u + 0.6 * noise, w], dim=1)  # corr(u, v) = -0.8, unit energies
-    apart = torch.cat([u, noise, w], dim=1)
-    assert uv_loss(tied, tied).item() == 0.0
-    assert 0.5 < uv_loss(tied, apart).item() < 0.8
 
 
 def test_replay_continues_the_generators_own_chains(planes, tmp_path):
@@ -707,22 +584,6 @@ def test_conditional_mode_refuses_datasets_without_planes(dataset, planes, tmp_p
     with pytest.raises(ConfigError, match=r"\[model\]: unknown model preset 'cpu-tiny' for kind 'conditional'"):
         train(cond_config(planes, tmp_path / "c", "model.preset=cpu-tiny"))
     assert not any((tmp_path / n / "ckpt.pt").exists() for n in "abc")
-
-
-def test_pair_physics_loss_sees_each_components_decorrelation():
-    from cfdseed.train import pair_physics_loss, step_correlation
-
-    rng = np.random.default_rng(0)
-    prev = torch.from_numpy(rng.standard_normal((64, 3, 5, 8)))
-    noise = torch.from_numpy(rng.standard_normal((64, 3, 5, 8)))
-    rho = torch.tensor([0.9, 0.5, 0.2], dtype=torch.float64).view(1, 3, 1, 1)
-    real = rho * prev + torch.sqrt(1 - rho**2) * noise  # each component its own one-step correlation
-    r = step_correlation(prev, real)
-    assert r.shape == (3, 5)
-    np.testing.assert_allclose(r.mean(dim=1).numpy(), [0.9, 0.5, 0.2], atol=0.06)
-    same = 0.9 * prev + np.sqrt(1 - 0.81) * noise  # one rate for all: the v1 failure mode
-    assert pair_physics_loss(prev, real, same).item() > 0.02
-    assert pair_physics_loss(prev, real, real).item() == 0.0
 
 
 def test_checkpoints_from_before_new_config_keys_still_resume():
