@@ -1,8 +1,9 @@
 """WGAN-GP training loop (:func:`train`; command line ``cfdseed train CONFIG.toml`` in :mod:`cfdseed.cli`).
 
-Owns the loop, logging (tqdm, CSV, optional TensorBoard, PNG), atomic checkpoints with exact
-resume, DDP, and the losses' targets from the training data; the losses themselves (critic,
-gradient penalty, physics statistics, spectra, innovation, lags) live in :mod:`cfdseed.losses`.
+Owns the loop, atomic checkpoints with exact resume, DDP, and the losses' targets from the
+training data; the losses themselves (critic, gradient penalty, physics statistics, spectra,
+innovation, lags) live in :mod:`cfdseed.losses`, the logs (tqdm, CSV, optional TensorBoard, PNG) in
+:mod:`cfdseed.trainlog`, the torch.distributed plumbing in :mod:`cfdseed._torch_dist`.
 
 Two modes (``model.kind``): ``"plane"`` trains the v1 generator latent -> slice on single slices;
 ``"conditional"`` trains ``G(prev, z) -> next`` (:mod:`cfdseed.conditional`) as a conditional
@@ -35,7 +36,6 @@ deleted once the set-up has passed).
 
 from __future__ import annotations
 
-import csv
 import importlib
 import logging
 import math
@@ -53,6 +53,7 @@ import torch
 import torch.distributed as dist
 
 from ._collective import agree, run_agreed
+from ._torch_dist import TorchDist
 from .calibrate import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
@@ -66,13 +67,12 @@ from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 from .synthesis import ROLLOUT_ANCHOR
+from .trainlog import TrainLogger
 
 __all__ = ["train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
-_LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-               "replay", "uv", "it_per_s", "time_s"]
 # Keys a resumed run may change; anything else must equal the checkpoint's config.
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
@@ -93,101 +93,7 @@ class TrainResult:
     parameters: dict[str, int] = field(default_factory=dict)
 
 
-class _Dist:
-    """Rank, world and the collectives the loop needs (no-ops for one process).
-
-    Also a communicator for :func:`cfdseed._collective.agree` (``Get_rank``, ``Get_size``,
-    ``allreduce`` of ints with ``MPI.SUM``/``MPI.MIN``, ``bcast``) over torch.distributed.
-    """
-
-    def __init__(self, device_kind: str) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.owned = False
-        self.device = torch.device("cpu")  # where collective tensors live (the CUDA device for nccl)
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-            self.owned = True
-        self.rank = dist.get_rank() if self.world > 1 else 0
-        self.backend = dist.get_backend() if self.world > 1 else None
-        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
-        if self.backend == "nccl":  # until the configured device is known (nccl needs CUDA tensors)
-            self.device = torch.device("cuda", self.local_rank)
-
-    def Get_rank(self) -> int:  # noqa: N802 - the mpi4py names agree() calls
-        return self.rank
-
-    def Get_size(self) -> int:  # noqa: N802
-        return self.world
-
-    def allreduce(self, value: int, op: Any = None) -> int:
-        if self.world == 1:
-            return value
-        reduce_op = dist.ReduceOp.SUM
-        if op is not None:
-            from mpi4py import MPI
-
-            if op != MPI.MIN:
-                raise ValueError(f"allreduce supports MPI.SUM (default) and MPI.MIN, got {op}")
-            reduce_op = dist.ReduceOp.MIN
-        t = torch.tensor([value], dtype=torch.int64, device=self.device)
-        dist.all_reduce(t, op=reduce_op)
-        return int(t.item())
-
-    def bcast(self, obj: Any, root: int = 0) -> Any:
-        if self.world == 1:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=root, device=self.device)
-        return box[0]
-
-    def average_(self, tensors: list[torch.Tensor]) -> None:
-        if self.world == 1 or not tensors:
-            return
-        flat = torch.cat([t.reshape(-1) for t in tensors])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for t in tensors:
-            t.copy_(flat[offset : offset + t.numel()].view_as(t))
-            offset += t.numel()
-
-    def from_root(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on rank 0 and give every rank its result, or the same exception."""
-        result, err = None, None
-        if self.rank == 0:
-            try:
-                result = fn()
-            except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
-                err = exc
-        agree(self, err)
-        return self.bcast(result)
-
-    def any(self, flag: bool) -> bool:
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t)
-        return bool(t.item() > 0)
-
-    def close(self, sync: bool) -> None:
-        """Tear down a process group we created; ``sync`` first waits for every rank.
-
-        Without the barrier a rank that finishes early (no checkpoint or plot to write) destroys
-        its gloo group while rank 0 is still busy, and gloo aborts it at exit. The DDP wrappers
-        (reference cycles) are collected first, while the group is alive: left to the interpreter's
-        exit, their gloo threads were destroyed unjoined ("terminate called without an active
-        exception", SIGABRT on one rank, seen once in 4 runs of the 2-process test under load).
-        """
-        if self.owned and dist.is_initialized():
-            import gc
-
-            gc.collect()
-            if sync:
-                dist.barrier()
-            dist.destroy_process_group()
-
-
-def _device(cfg: Config, dd: _Dist) -> torch.device:
+def _device(cfg: Config, dd: TorchDist) -> torch.device:
     dev = cfg.train.device
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -236,124 +142,6 @@ def _metrics_fn(name: str = "slice_metrics") -> Callable[..., dict[str, float]] 
     if fn is None:
         log.warning("validation metrics off: cfdseed.metrics has no %s", name)
     return fn
-
-
-class _Logger:
-    """Rank-0 CSV / TensorBoard / progress output; history kept for the PNG."""
-
-    def __init__(self, out: Path, cfg: Config, start: int, total: int, active: bool) -> None:
-        self.active = active
-        self.rows: list[dict[str, float]] = []
-        self.metric_rows: list[dict[str, float]] = []
-        self.bar = None
-        self.tb = None
-        if not active:
-            return
-        self.csv_path, self.metrics_path = out / "log.csv", out / "metrics.csv"
-        self.rows = self._keep(self.csv_path, start)
-        self.metric_rows = self._keep(self.metrics_path, start)
-        self._rewrite(self.csv_path, self.rows, _LOG_FIELDS)
-        if self.metric_rows:
-            self._rewrite(self.metrics_path, self.metric_rows, list(self.metric_rows[0]))
-        elif self.metrics_path.exists():
-            self.metrics_path.unlink()
-        if cfg.log.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tb"), purge_step=start + 1)
-            except ImportError:
-                log.warning("log.tensorboard=true but tensorboard is not installed; skipping it")
-        if cfg.log.progress:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                log.warning("log.progress=true but tqdm is not installed; no progress bar")
-            else:
-                self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
-
-    @staticmethod
-    def _keep(path: Path, start: int) -> list[dict[str, float]]:
-        # rows written after the checkpoint we resume from are dropped (they will be redone)
-        if start == 0 or not path.exists():
-            return []
-        with open(path, newline="") as fh:
-            # a column added since the run began reads as NaN in its earlier rows
-            return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()}
-                    for r in csv.DictReader(fh) if float(r["iteration"]) <= start]
-
-    @staticmethod
-    def _rewrite(path: Path, rows: list[dict[str, float]], fields: list[str]) -> None:
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-
-    @staticmethod
-    def _append(path: Path, row: Mapping[str, float], fields: list[str]) -> None:
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
-    def row(self, row: dict[str, float]) -> None:
-        if not self.active:
-            return
-        self.rows.append(row)
-        self._append(self.csv_path, row, _LOG_FIELDS)
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "iteration":
-                    self.tb.add_scalar(f"train/{k}", v, int(row["iteration"]))
-
-    def metrics(self, it: int, values: Mapping[str, float]) -> None:
-        if not self.active:
-            return
-        row = {"iteration": float(it), **{k: float(v) for k, v in sorted(values.items())}}
-        old = list(self.metric_rows[0]) if self.metric_rows else []
-        fields = old + [k for k in row if k not in old]
-        self.metric_rows = [{k: r.get(k, math.nan) for k in fields} for r in [*self.metric_rows, row]]
-        if self.metric_rows[:-1] and fields != old:  # a metric added since the run began: NaN before
-            self._rewrite(self.metrics_path, self.metric_rows, fields)
-        else:
-            self._append(self.metrics_path, self.metric_rows[-1], fields)
-        if self.tb is not None:
-            for k, v in values.items():
-                self.tb.add_scalar(f"val/{k}", float(v), it)
-
-    def progress(self, vals: Mapping[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss_c=f"{vals['loss_c']:.3g}", W=f"{vals['wasserstein']:.3g}",
-                                 gp=f"{vals['gp']:.3g}", refresh=False)
-
-    def close(self, out: Path, plot: bool) -> None:
-        if not self.active:
-            return
-        if self.bar is not None:
-            self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
-        if plot and self.rows:
-            _plot(self.rows, out / "losses.png")
-
-
-def _plot(rows: list[dict[str, float]], path: Path) -> None:
-    from .report import figure
-
-    it = [r["iteration"] for r in rows]
-    fig = figure(7, 6)
-    a, b = fig.subplots(2, 1, sharex=True)
-    a.plot(it, [r["wasserstein"] for r in rows], label="Wasserstein estimate")
-    a.plot(it, [r["gp"] for r in rows], label="gradient penalty")
-    a.legend()
-    b.plot(it, [r["loss_c"] for r in rows], label="critic loss")
-    b.plot(it, [r["loss_g"] for r in rows], label="generator loss")
-    b.set_xlabel("generator iteration")
-    b.legend()
-    fig.savefig(path, dpi=100)
 
 
 def _resume_state(path: Path, cfg: Config) -> dict[str, Any]:
@@ -561,7 +349,7 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
         raise ConfigError("resume and force exclude each other: resume continues the run, force replaces it")
     t_cfg = cfg.train
     dev_kind = "cuda" if t_cfg.device.startswith("cuda") or (t_cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    dd = _Dist(dev_kind)
+    dd = TorchDist(dev_kind)
     determinism = (torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
     # deterministic cuBLAS reads this when its handle is created; the caller's environment is restored
@@ -580,7 +368,7 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
         dd.close(sync=ok)  # no barrier after an error: a rank that failed alone must not hang the others
 
 
-def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
+def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
            on_iteration: Callable[[int], None] | None) -> TrainResult:
     t_cfg = cfg.train
     out = Path(cfg.log.out)
@@ -781,7 +569,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
         log.info("training %s (%s): %d %s for training, grid %dx%d, preset %s, G %d / C %d parameters, "
                  "%d process(es) on %s", source, m.kind, train_idx.size, "pairs" if cond else "samples",
                  grid["ny"], grid["nz"], preset, params["generator"], params["critic"], dd.world, device)
-    logger = _Logger(out, cfg, start, t_cfg.iterations, root)
+    logger = TrainLogger(out, cfg, start, t_cfg.iterations, root)
 
     stop = {"flag": False}
     previous: dict[int, Any] = {}
@@ -951,7 +739,7 @@ def _train(cfg: Config, dd: _Dist, resume: bool, force: bool,
 
 
 def _evaluate(fn: Callable[..., dict[str, float]], make_fake: Callable[[], np.ndarray], real: np.ndarray,
-              grid: Mapping[str, Any], it: int, best: float | None, logger: _Logger, out: Path,
+              grid: Mapping[str, Any], it: int, best: float | None, logger: TrainLogger, out: Path,
               make_rolled: Callable[[], tuple[np.ndarray, np.ndarray]] | None,
               make_payload: Callable[[], dict[str, Any]]) -> float | None:
     """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves.

@@ -227,7 +227,7 @@ def test_bad_input_fails_before_training(tmp_path, case, err, match, monkeypatch
         extra = ["model.preset=huge"]
     elif case == "ddp":
         write_dataset(p)
-        monkeypatch.setattr("cfdseed.train._Dist.__init__", _fake_two_ranks)
+        monkeypatch.setattr("cfdseed._torch_dist.TorchDist.__init__", _fake_two_ranks)
         extra = ["train.batch_size=9"]
     cfg = tiny_config("" if case == "nodata" else p, tmp_path / "run", *extra)
     with pytest.raises(err, match=match):
