@@ -54,7 +54,7 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
 def model_statistics(model: str) -> dict[str, Any]:
     """A model's stored training statistics (``StressTarget.to_dict``: a ``calibrate`` option)."""
-    from cfdseed.calibrate import stress_target
+    from cfdseed.targets import stress_target
     from cfdseed.checkpoint import model_path, read_checkpoint
 
     return stress_target(dict(read_checkpoint(model_path(model))["statistics"])).to_dict()

@@ -14,7 +14,7 @@ Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weigh
                (the training data's plane spacing dx u_tau / nu)
     metadata   dict of str/number (source, iteration, metric values, ...)
     statistics the training data's one-point statistics in wall units, lower half
-               (:meth:`cfdseed.calibrate.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
+               (:meth:`cfdseed.targets.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
                ww, uv as lists): the model's default calibration target. Version 2 on; version-1
                files (the first packaged model) still load and are calibrated to Lee & Moser.
     sampling   (optional; conditional models) {"noise_scale": [factor per noise map, coarsest first],
@@ -267,7 +267,7 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
     grid's Re_tau and ny x nz, the iteration, the parent it was derived from, and the name and
     half-channel TKE (wall units) of its stored statistics, its default calibration target (None
     for files without them), and its sampling settings (None: as trained)."""
-    from .calibrate import stress_target
+    from .targets import stress_target
 
     path = model_path(model)
     ck = read_checkpoint(path)

@@ -75,17 +75,17 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.0, 0.9])  # Adam betas, both nets
     physics_weight: float = 0.0  # weight of the batch-statistics loss ("Case 3"; conditional: plus the
     #                              one-step correlation prev -> next per component and y); 0 = off
-    spectrum_weight: float = 0.0  # weight of the log spanwise spectrum loss (train.spectrum_loss; conditional:
+    spectrum_weight: float = 0.0  # weight of the log spanwise spectrum loss (losses.spectrum_loss; conditional:
     #                               every unrolled step); 0 = off
     spectrum_target: str = "batch"  # "batch": each plane's spectra against the real batch's; "data": the
     #                                 generated planes' pooled spectra (conditional: all unrolled and replayed
     #                                 planes) against the training data's (SPECTRUM_PLANES planes): no
     #                                 sampling noise on the real side, little on the generated one
     innovation_weight: float = 0.0  # conditional: log spread of next given prev (two draws) against the data's
-    #                                 innovation variance (train.innovation_variance); 0 = off
+    #                                 innovation variance (losses.innovation_variance); 0 = off
     lag_weight: float = 0.0  # conditional: correlation of each unrolled plane with prev (lags 1..unroll) per
-    #                          component and row against the data's (train.lag_correlation); 0 = off
-    uv_weight: float = 0.0  # u-v correlation coefficient per row against the real batch's (train.uv_loss;
+    #                          component and row against the data's (losses.lag_loss); 0 = off
+    uv_weight: float = 0.0  # u-v correlation coefficient per row against the real batch's (losses.uv_loss;
     #                         conditional: every unrolled and replayed plane); 0 = off
     replay: bool = False  # conditional: also continue the generator's own chains (one batch, refreshed from
     #                       real planes, anchored as a rollout) every G step, their one-point statistics (and

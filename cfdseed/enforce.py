@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from ._memory import discard
-from .calibrate import DEFAULT_TOL, CalibrationInfo, Stresses, calibrate_spectrum
+from .calibrate import DEFAULT_TOL, CalibrationInfo, calibrate_spectrum
+from .targets import Stresses
 from .errors import GridError, SourceError
 from .grid import Grid
 from .operators import (

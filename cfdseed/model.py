@@ -282,11 +282,11 @@ class _Handle:
         self.ly, self.lz = float(g["ly"]), float(g["lz"])
         self.re_tau, self.u_tau, self.nu = float(g["re_tau"]), float(g["u_tau"]), float(g["nu"])
         self.metadata: dict[str, Any] = dict(ck["metadata"])
-        #: the training data's one-point statistics (:class:`cfdseed.calibrate.StressTarget`), None
+        #: the training data's one-point statistics (:class:`cfdseed.targets.StressTarget`), None
         #: for format-1 checkpoints
         self.statistics = None
         if ck.get("statistics") is not None:
-            from .calibrate import stress_target
+            from .targets import stress_target
             from .errors import SourceError
 
             try:

@@ -91,7 +91,7 @@ from .errors import CalibrationError, SourceError
 from .grid import Grid
 from .interp import resample_periodic, slices_to_grid, tile_factor
 from .latent import DEFAULT_CORR_LENGTH, auto_stations, harmonic_weights, latent_path
-from .calibrate import resolve_target
+from .targets import resolve_target
 from .operators import bulk_velocity, trapezoid_weights
 from .reference import KAPPA
 from .units import Units, resolve_units
@@ -359,7 +359,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         docstring, "Wide boxes").
     calibrate : "model", "reference", a reference name, path, dict, StressTarget, or None/False
         Calibrate the mean profile and the Reynolds stresses (:mod:`cfdseed.calibrate`) to a
-        target in wall units (:func:`cfdseed.calibrate.resolve_target`; "model": the training
+        target in wall units (:func:`cfdseed.targets.resolve_target`; "model": the training
         data's statistics stored in the checkpoint, else the Lee & Moser profile nearest the target
         Re_tau). The default bulk velocity is then the target profile's. None or False: off; off
         too without ``no_slip`` and ``divergence_free`` (it calibrates a solenoidal field).

@@ -54,7 +54,7 @@ import torch.distributed as dist
 
 from ._collective import agree, run_agreed
 from ._torch_dist import TorchDist
-from .calibrate import dataset_target
+from .targets import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from .config import Config, to_dict, to_toml
 from .conditional import BURN_IN, Anchor, CondGenerator, PairCritic, Unrolled, latent_size, start_modes

@@ -408,7 +408,7 @@ def test_exploratory_ics_from_the_protocol():
 def test_sem_runs_get_the_model_s_statistics_as_target(tmp_path):
     from mpi4py import MPI
 
-    from cfdseed.calibrate import stress_target
+    from cfdseed.targets import stress_target
     from cfdseed.checkpoint import DEFAULT_NAME
     from cfdseed.model import load_generator
 

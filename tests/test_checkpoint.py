@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from cfdseed.calibrate import stress_target
+from cfdseed.targets import stress_target
 import torch
 
 from cfdseed import CheckpointError

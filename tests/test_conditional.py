@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 def tiny_conditional(path, ny=9, nz=8, re_tau=180.0, lz=3.0, dx_plus=18.0, seed=1):
     """An untrained cond-tiny checkpoint (format 3) with a channel-like normalisation."""
-    from cfdseed.calibrate import stress_target
+    from cfdseed.targets import stress_target
     from cfdseed.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 
     arch = arch_config("cond-tiny", ny, nz, kind="conditional", latent_dim=8)

@@ -13,7 +13,7 @@ import pytest
 from mpi4py import MPI
 
 from cfdseed import Grid, SourceError, _core
-from cfdseed.calibrate import resolve_target
+from cfdseed.targets import resolve_target
 from cfdseed.constraints import check_field
 from cfdseed.operators import bulk_velocity, trapezoid_weights
 from cfdseed.reference import KAPPA
@@ -215,7 +215,7 @@ def test_eddies_fill_the_channel_with_the_documented_sizes_and_density():
 def test_intensities_give_uniform_eddies_the_target_stresses():
     """DFSEM's inversion: eddies of one size with these intensities have the stresses R (a
     realizable R), and beyond its reach (uu > vv + ww) the documented diag(vv, ww - vv, 0)."""
-    from cfdseed.calibrate import Stresses
+    from cfdseed.targets import Stresses
 
     g = Grid((40, 81, 40), (4.0, 6.0, 4.0), "uniform")
     rng = np.random.default_rng(1)

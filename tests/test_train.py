@@ -109,7 +109,7 @@ def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     assert "training" not in torch.load(run / "model.pt", weights_only=True)
     assert len((run / "log.csv").read_text().strip().splitlines()) == 5
     # the training data's statistics travel with the model (its default calibration target)
-    from cfdseed.calibrate import dataset_target
+    from cfdseed.targets import dataset_target
 
     t = h.statistics
     assert t is not None and t.re_tau == 180.0 and t.y_delta[0] == 0.0 and t.y_delta[-1] == pytest.approx(1.0)

@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 
 from .._values import number
-from ..calibrate import Stresses, StressTarget, resolve_target, stress_target
+from ..targets import Stresses, StressTarget, resolve_target, stress_target
 from ..enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from ..errors import SourceError
 from ..grid import Grid

@@ -87,7 +87,8 @@ def test_a_wrong_slab_raises_on_every_rank():
 @pytest.mark.parametrize("name", ["chebyshev", "odd-tanh", "cell-centred", "spectral", "thin-calibration"])
 def test_distributed_calibration_is_the_serial_calibration(name):
     """A reachable target: the field's own statistics, rescaled by 0.9-1.15."""
-    from cfdseed.calibrate import Stresses, moments
+    from cfdseed.calibrate import moments
+    from cfdseed.targets import Stresses
     from cfdseed.enforce import _calibrate
     from cfdseed.pencils import calibrate
 
@@ -110,7 +111,7 @@ def test_distributed_calibration_is_the_serial_calibration(name):
 
 
 def test_an_unreachable_calibration_raises_the_same_error_on_every_rank():
-    from cfdseed.calibrate import stress_target
+    from cfdseed.targets import stress_target
     from cfdseed.errors import SourceError
     from cfdseed.pencils import calibrate
 
@@ -143,7 +144,8 @@ def test_distributed_figures_are_the_serial_figures(name):
 
 @pytest.mark.parametrize("name", ["chebyshev", "odd-tanh", "cell-centred", "spectral"])
 def test_distributed_enforcement_is_the_serial_enforcement(name):
-    from cfdseed.calibrate import Stresses, moments
+    from cfdseed.calibrate import moments
+    from cfdseed.targets import Stresses
     from cfdseed.pencils import enforce as enforce_slabs
 
     grid = GRIDS[name]()

@@ -4,7 +4,7 @@ v2's stored statistics (its default calibration target) were taken about the mea
 planes, so the slow wandering of the plane mean counted as turbulence (TKE +3.7 %; model card,
 "Known limits"). v2.1 keeps v2's weights, normalisation and grid bit for bit and replaces the
 statistics by the reference run's own plane averages over v2's training window, each moment about
-its instant's plane mean (:func:`cfdseed.calibrate.profiles_target` on the committed
+its instant's plane mean (:func:`cfdseed.targets.profiles_target` on the committed
 ``benchmarks/campaign/ref`` chunks). Deterministic; run from the repository root::
 
     .venv/bin/python training/v2.1/build.py [--check]
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from campaign import read_chunks  # noqa: E402
 
-from cfdseed.calibrate import StressTarget, profiles_target, stress_target  # noqa: E402
+from cfdseed.targets import StressTarget, profiles_target, stress_target  # noqa: E402
 from cfdseed.checkpoint import model_path, read_checkpoint, save_checkpoint  # noqa: E402
 
 PARENT = "default-re180-v2"
