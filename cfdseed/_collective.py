@@ -127,7 +127,9 @@ def abort_on_error(comm: Any, code: int = 1) -> Iterator[None]:
 def _abort(comm: Any, code: int) -> None:
     rank = comm.Get_rank()
     text = "".join(traceback.format_exc())
-    sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.splitlines()))
-    sys.stderr.write(f"[rank {rank}] cfdseed.abort_on_error: aborting the MPI job (code {code})\n")
+    # one write: the launcher forwards what it has read when Abort tears the job down, and a second
+    # write was once lost that way under load (the traceback arrived, the abort line did not)
+    sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.splitlines())
+                     + f"[rank {rank}] cfdseed.abort_on_error: aborting the MPI job (code {code})\n")
     sys.stderr.flush()
     comm.Abort(code)

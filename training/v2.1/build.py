@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from campaign import read_chunks  # noqa: E402
+from campaign_records import read_chunks  # noqa: E402
 
-from cfdseed.targets import StressTarget, profiles_target, stress_target  # noqa: E402
 from cfdseed.checkpoint import model_path, read_checkpoint, save_checkpoint  # noqa: E402
+from cfdseed.targets import StressTarget, profiles_target, stress_target  # noqa: E402
 
 PARENT = "default-re180-v2"
 NAME = "default-re180-v2.1"
