@@ -15,9 +15,8 @@ its name) give the side-by-side report of :mod:`cfdseed.sidebyside` instead: per
 table, overlays.
 
 Python: ``evaluate(out, fields=... | model=..., against=..., reference=...)`` returns what
-``metrics.json`` holds. The statistics and metrics API (``statistics``, ``compare``,
-``slice_metrics``, ...) lives in :mod:`cfdseed.stats` and :mod:`cfdseed.metrics`; its names are
-re-exported here for callers of ``from cfdseed.evaluate import statistics, compare, slice_metrics``.
+``metrics.json`` holds. The statistics and metrics themselves (``statistics``, ``compare``,
+``slice_metrics``, ...) are :mod:`cfdseed.stats` and :mod:`cfdseed.metrics`.
 """
 
 from __future__ import annotations
@@ -32,37 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import (
-    SPECTRUM_FLOOR,
-    compare,
-    compare_reference,
-    log_spectral_error,
-    pair_metrics,
-    relative_l2,
-    slice_metrics,
-    step_correlation,
-    wasserstein1,
-)
-from .stats import DEFAULT_HEIGHTS, PROFILES, Height, Statistics, balance_figures, statistics
+from .metrics import compare, compare_reference
+from .stats import DEFAULT_HEIGHTS, Statistics, statistics
 
-__all__ = [
-    "DEFAULT_HEIGHTS",
-    "PROFILES",
-    "SPECTRUM_FLOOR",
-    "Height",
-    "Statistics",
-    "statistics",
-    "balance_figures",
-    "compare",
-    "compare_reference",
-    "slice_metrics",
-    "step_correlation",
-    "pair_metrics",
-    "wasserstein1",
-    "relative_l2",
-    "log_spectral_error",
-    "evaluate",
-]
+__all__ = ["evaluate"]
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from .stats import _COMP, _PAIRS, PROFILES, Statistics, statistics
+from .stats import COMPONENTS, PAIRS, PROFILES, Statistics, statistics
 
 __all__ = [
     "SPECTRUM_FLOOR",
@@ -150,12 +150,12 @@ def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
     corr: dict[str, dict[str, float]] = {}
     w1: dict[str, dict[str, float]] = {}
     kmask = _comparable(s.kz, s.nz, ref.kz, ref.nz)
-    for c, p in enumerate(_PAIRS):
+    for c, p in enumerate(PAIRS):
         spec[p] = {lab: log_spectral_error(s.spectra_z[c, i][kmask], _on(s.kz[kmask], ref.kz, ref.spectra_z[c, j]))
                    for i, j, lab in pairs}
         corr[p] = {lab: float(np.sqrt(np.mean((s.correlation[c, i] - _on(s.dz, ref.dz, ref.correlation[c, j])) ** 2)))
                    for i, j, lab in pairs}
-        w1[_COMP[c]] = {lab: wasserstein1(s.samples[c, i], ref.samples[c, j]) for i, j, lab in pairs}
+        w1[COMPONENTS[c]] = {lab: wasserstein1(s.samples[c, i], ref.samples[c, j]) for i, j, lab in pairs}
     spec_mean = {p: float(np.mean(list(v.values()))) if v else float("nan") for p, v in spec.items()}
     out: dict[str, Any] = {
         "profiles": prof, "spectra": spec, "spectra_mean": spec_mean, "pdf_w1": w1, "correlation": corr,
@@ -167,16 +167,16 @@ def compare(s: Statistics, ref: Statistics) -> dict[str, Any]:
         xmask = _comparable(s.kx, s.nx, ref.kx, ref.nx)
         out["streamwise_spectra"] = {
             p: {lab: log_spectral_error(s.spectra_x[c, i][xmask], _on(s.kx[xmask], ref.kx, ref.spectra_x[c, j]))
-                for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}
+                for i, j, lab in pairs} for c, p in enumerate(PAIRS)}
     if s.dx is not None and ref.dx is not None and s.correlation_x is not None and ref.correlation_x is not None:
         out["streamwise_correlation"] = {
             p: {lab: float(np.sqrt(np.mean((s.correlation_x[c, i] - _on(s.dx, ref.dx, ref.correlation_x[c, j])) ** 2)))
-                for i, j, lab in pairs} for c, p in enumerate(_PAIRS)}
+                for i, j, lab in pairs} for c, p in enumerate(PAIRS)}
     return out
 
 
 def _combined(prof: Mapping[str, float], spec_mean: Mapping[str, float]) -> float:
-    return 0.5 * float(np.mean([prof[k] for k in PROFILES])) + 0.5 * float(np.mean([spec_mean[p] for p in _PAIRS]))
+    return 0.5 * float(np.mean([prof[k] for k in PROFILES])) + 0.5 * float(np.mean([spec_mean[p] for p in PAIRS]))
 
 
 def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
@@ -286,9 +286,9 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
     out = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau, ly=ly)
     out["combined_slices"] = out.pop("combined")
     r_real, r_fake = step_correlation(prev, real), step_correlation(prev, fake)
-    for c, name in enumerate(_COMP):
+    for c, name in enumerate(COMPONENTS):
         out[f"R1_{name}"] = _row_rms_error(r_fake[c], r_real[c])
-    out["combined"] = out["combined_slices"] + float(np.mean([out[f"R1_{c}"] for c in _COMP]))
+    out["combined"] = out["combined_slices"] + float(np.mean([out[f"R1_{c}"] for c in COMPONENTS]))
     if rolled is not None:
         rolled = np.asarray(rolled)
         if rolled.ndim != 4 or rolled.shape[1:] != real.shape[1:]:

@@ -60,13 +60,12 @@ from .report import (
     pdf_figure,
     slice_rows,
 )
-from .stats import PROFILES, Statistics
+from .stats import PAIRS, PROFILES, Statistics
 
 __all__ = ["summary", "write_side_by_side"]
 
 log = logging.getLogger(__name__)
 
-_PAIRS = ("uu", "vv", "ww")
 _DNS = "DNS"
 #: Input colours: matplotlib's cycle without its grey (C7), kept for the published DNS.
 _COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
@@ -87,10 +86,10 @@ def summary(s: Statistics, vs_dataset: dict[str, Any] | None, vs_reference: dict
         vd = {"combined": vs_dataset["combined"], **vs_dataset["profiles"]}
         for key, suffix in (("spectra", ""), ("streamwise_spectra", "_x")):
             if key in vs_dataset:
-                vd.update({f"E_{p}{suffix}": _mean(vs_dataset[key][p]) for p in _PAIRS})
+                vd.update({f"E_{p}{suffix}": _mean(vs_dataset[key][p]) for p in PAIRS})
         for key, suffix in (("correlation", ""), ("streamwise_correlation", "_x")):
             if key in vs_dataset:
-                vd.update({f"R_{p}{suffix}": _mean(vs_dataset[key][p]) for p in _PAIRS})
+                vd.update({f"R_{p}{suffix}": _mean(vs_dataset[key][p]) for p in PAIRS})
         vd.update({f"W1_{c}": _mean(vs_dataset["pdf_w1"][c]) for c in "uvw"})
     balance: dict[str, float | None] = {k: (s.balance or {}).get(k) for k in _BALANCE}
     balance["div_max"] = s.divergence["div_max"] if s.divergence else None
@@ -103,7 +102,7 @@ def _stats_dict(s: Statistics) -> dict[str, Any]:
     if s.dx is not None and s.correlation_x is not None:
         d["streamwise_correlation"] = {"dx+": s.dx.tolist(), **{
             p: {h.label: s.correlation_x[c, i].tolist() for i, h in enumerate(s.heights)}
-            for c, p in enumerate(_PAIRS)}}
+            for c, p in enumerate(PAIRS)}}
     return d
 
 
@@ -212,7 +211,7 @@ def _per_height(series: Series, path: Path, streamwise: bool, what: str) -> str:
     axes = fig.subplots(len(labels), 3, squeeze=False)
     d = "x" if streamwise else "z"
     for r, label in enumerate(labels):
-        for c, pair in enumerate(_PAIRS):
+        for c, pair in enumerate(PAIRS):
             ax = axes[r, c]
             for name, s, col in have:
                 i = _row(s, label)
@@ -264,10 +263,10 @@ def _write_overlays(out: Path, series: Series, ref: Any,
 # ---------------------------------------------------------------------------------------------
 _ROWS = {
     "vs_dataset": [("combined", "**combined metric**"), *[(k, f"rel. L2 {k}") for k in PROFILES],
-                   *[(f"E_{p}", f"log-spectral E_{p} (z)") for p in _PAIRS],
-                   *[(f"E_{p}_x", f"log-spectral E_{p} (x)") for p in _PAIRS],
-                   *[(f"R_{p}", f"correlation R_{p}(dz)") for p in _PAIRS],
-                   *[(f"R_{p}_x", f"correlation R_{p}(dx)") for p in _PAIRS],
+                   *[(f"E_{p}", f"log-spectral E_{p} (z)") for p in PAIRS],
+                   *[(f"E_{p}_x", f"log-spectral E_{p} (x)") for p in PAIRS],
+                   *[(f"R_{p}", f"correlation R_{p}(dz)") for p in PAIRS],
+                   *[(f"R_{p}_x", f"correlation R_{p}(dx)") for p in PAIRS],
                    *[(f"W1_{c}", f"PDF W1 {c}'") for c in "uvw"]],
     "vs_reference": [(k, f"rel. L2 {k}") for k in PROFILES],
     "balance": [("tke_lower", "TKE, lower wall"), ("tke_upper", "TKE, upper wall"),

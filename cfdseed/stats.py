@@ -44,6 +44,8 @@ import numpy as np
 from ._values import number
 
 __all__ = [
+    "COMPONENTS",
+    "PAIRS",
     "DEFAULT_HEIGHTS",
     "PROFILES",
     "Height",
@@ -58,8 +60,9 @@ log = logging.getLogger(__name__)
 DEFAULT_HEIGHTS: tuple[float | str, ...] = (5.0, 15.0, 30.0, 100.0, "centre")
 #: Profile names, in wall units.
 PROFILES = ("U+", "u'+", "v'+", "w'+", "uv+")
-_COMP = "uvw"
-_PAIRS = ("uu", "vv", "ww")
+#: The velocity components, in order, and their auto-correlation pairs.
+COMPONENTS = "uvw"
+PAIRS = ("uu", "vv", "ww")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class Statistics:
     def moments(self) -> dict[str, dict[str, dict[str, float]]]:
         """Mean, std, skewness and flatness of u', v', w' (wall units) at every height."""
         out: dict[str, dict[str, dict[str, float]]] = {}
-        for c, name in enumerate(_COMP):
+        for c, name in enumerate(COMPONENTS):
             out[name] = {}
             for h, hh in enumerate(self.heights):
                 s = self.samples[c, h]
@@ -130,7 +133,7 @@ class Statistics:
     def to_dict(self, bins: int = 41) -> dict[str, Any]:
         """JSON-ready numbers with their units (PDFs as histograms with ``bins`` bins)."""
         hist: dict[str, dict[str, Any]] = {}
-        for c, name in enumerate(_COMP):
+        for c, name in enumerate(COMPONENTS):
             hist[name] = {}
             for h, hh in enumerate(self.heights):
                 dens, edges = np.histogram(self.samples[c, h], bins=bins, density=True)
@@ -150,17 +153,17 @@ class Statistics:
             "profiles": {k: v.tolist() for k, v in self.profiles.items()},
             "spanwise_spectra": {"k+": self.kz.tolist(), **{
                 p: {h.label: self.spectra_z[c, i].tolist() for i, h in enumerate(self.heights)}
-                for c, p in enumerate(_PAIRS)}},
+                for c, p in enumerate(PAIRS)}},
             "spanwise_correlation": {"dz+": self.dz.tolist(), **{
                 p: {h.label: self.correlation[c, i].tolist() for i, h in enumerate(self.heights)}
-                for c, p in enumerate(_PAIRS)}},
+                for c, p in enumerate(PAIRS)}},
             "pdf_moments": self.moments(),
             "pdf_histograms": hist,
         }
         if self.kx is not None and self.spectra_x is not None:
             d["streamwise_spectra"] = {"k+": self.kx.tolist(), **{
                 p: {h.label: self.spectra_x[c, i].tolist() for i, h in enumerate(self.heights)}
-                for c, p in enumerate(_PAIRS)}}
+                for c, p in enumerate(PAIRS)}}
         if self.divergence is not None:
             d["divergence"] = dict(self.divergence, units="|div u| / (U_bulk / h), h = ly/2")
         if self.balance is not None:
