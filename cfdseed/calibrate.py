@@ -270,7 +270,7 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
         rebuilt field needs none (central operators with points on both walls).
     tol, max_iter
         Stop when every statistic is within ``tol`` of its target (relative to the profile's largest
-        value); :class:`SourceError` after ``max_iter`` passes.
+        value); :class:`~cfdseed.errors.CalibrationError` (a SourceError) after ``max_iter`` passes.
     comm, kz_range
         Distributed (collective): ``spec`` holds the rfft modes ``kz_range`` of every kx on each
         rank of ``comm`` (:class:`cfdseed.pencils.Slabs`); the per-row sums are reduced over the
