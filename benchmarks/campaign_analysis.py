@@ -5,10 +5,8 @@ template, the sweep's scores, and the onsets of the IC ensembles by the protocol
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,16 +38,12 @@ def steps_by_rigor(prog: dict[str, Any]) -> dict[str, int]:
     return dict(out)
 
 
-@functools.cache
 def report_module() -> Any:
-    """``campaign_report.py``, loaded once (its dataclasses must be one class per process)."""
-    import importlib.util
+    """``campaign_report.py``, imported on first use (a worker running chunks never needs it) like
+    the other parts beside it: one module, so one class per dataclass, per process."""
+    import campaign_report
 
-    spec = importlib.util.spec_from_file_location("campaign_report", Path(__file__).with_name("campaign_report.py"))
-    report = importlib.util.module_from_spec(spec)
-    sys.modules["campaign_report"] = report  # dataclasses look their module up there
-    spec.loader.exec_module(report)
-    return report
+    return campaign_report
 
 
 def reference_run(campaign: Path, run_id: str | None = None

@@ -67,7 +67,7 @@ from .model import Critic, Generator, arch_config, count_parameters
 from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 from .synthesis import ROLLOUT_ANCHOR
-from .trainlog import TrainLogger
+from .trainlog import LOSSES, TrainLogger
 
 __all__ = ["train", "TrainResult", "RUN_FILES"]
 
@@ -704,9 +704,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
                 dd.average_([vals])
                 vals = vals.cpu()
                 now = time.perf_counter()
-                last = dict(zip(["loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-                                 "replay", "uv"],
-                                vals.tolist()))
+                last = dict(zip(LOSSES, vals.tolist(), strict=True))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)
                 logger.row({"iteration": float(it), **last, "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12),

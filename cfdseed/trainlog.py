@@ -11,12 +11,13 @@ from pathlib import Path
 
 from .config import Config
 
-__all__ = ["LOG_FIELDS", "TrainLogger", "plot_losses"]
+__all__ = ["LOSSES", "LOG_FIELDS", "TrainLogger", "plot_losses"]
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["iteration", "loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag",
-               "replay", "uv", "it_per_s", "time_s"]
+#: The losses the loop logs, in the order it gathers them; ``log.csv``'s columns around them.
+LOSSES = ("loss_c", "loss_g", "wasserstein", "gp", "physics", "spectrum", "innovation", "lag", "replay", "uv")
+LOG_FIELDS = ["iteration", *LOSSES, "it_per_s", "time_s"]
 
 
 class TrainLogger:

@@ -19,9 +19,11 @@ from cfdseed import CheckpointError, ConfigError, DatasetError, load_generator
 from cfdseed.checkpoint import read_checkpoint
 from cfdseed.cli import main as cli_main
 from cfdseed.config import Config, apply_overrides, to_toml
+from cfdseed.data import split_indices
 from cfdseed.grid import wall_normal
 from cfdseed.model import Generator
-from cfdseed.slices import DatasetWriter
+from cfdseed.slices import DatasetWriter, open_dataset
+from cfdseed.targets import dataset_target
 from cfdseed.train import train
 
 torch.set_num_threads(1)
@@ -101,25 +103,21 @@ def test_few_iterations_finite_losses_loadable_model(dataset, tmp_path):
     h = load_generator(run / "model.pt", device="cpu")
     x = h.sample(6, seed=0)
     assert x.shape == (6, 3, 9, 8) and np.all(np.isfinite(x))
-    f = write_dataset(tmp_path / "again.h5")  # the fixture's fields (same seed)
+    with open_dataset(dataset) as ds:  # the fixture's fields, and the split the trainer made of them
+        f = ds.read(slice(None))
+        d = cfg.data
+        train_idx, _ = split_indices(ds.n, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
+                                     blocks=d.split_blocks, t=ds.t, gap=d.val_gap)
     mean, std = f[:, 0].mean(axis=(0, 2)), f[:, 0].std(axis=(0, 2))  # (ny,)
     # physical units: each row denormalised around the data's mean (an untrained generator's
     # normalised output stays within a few units; the centre's mean is 5, its std ~0.25)
     assert np.all(np.abs(x[:, 0].mean(axis=(0, 2)) - mean) <= 4 * std + 1e-3)
     assert "training" not in torch.load(run / "model.pt", weights_only=True)
     assert len((run / "log.csv").read_text().strip().splitlines()) == 5
-    # the training data's statistics travel with the model (its default calibration target)
-    from cfdseed.targets import dataset_target
-
+    # the training data's statistics travel with the model (its default calibration target): the
+    # training samples' own, every profile
     t = h.statistics
     assert t is not None and t.re_tau == 180.0 and t.y_delta[0] == 0.0 and t.y_delta[-1] == pytest.approx(1.0)
-    from cfdseed.data import split_indices
-    from cfdseed.slices import open_dataset
-
-    d = cfg.data  # the training samples' own statistics, every profile
-    with open_dataset(dataset) as ds:
-        train_idx, _ = split_indices(ds.n, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
-                                     blocks=d.split_blocks, t=ds.t, gap=d.val_gap)
     want = dataset_target(dataset, train_idx)
     for k in ("y_delta", "U", "uu", "vv", "ww", "uv"):
         np.testing.assert_allclose(getattr(t, k), getattr(want, k), rtol=1e-5, atol=1e-7, err_msg=k)
@@ -413,7 +411,6 @@ def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
 def test_memory_generator_starts_at_the_data_decorrelation_rate(planes, tmp_path):
     """model.memory: the skip factors start at the training pairs' one-step correlation (learned on)."""
     from cfdseed.pairs import plane_pairs
-    from cfdseed.slices import open_dataset
     from cfdseed.losses import step_correlation
 
     res = train(cond_config(planes, tmp_path / "m", "model.memory=true", "train.iterations=1", "train.unroll=2"))
