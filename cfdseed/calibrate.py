@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CalibrationError
+from .stats import rfft_weights
 from .targets import STATS, Stresses
 
 __all__ = ["CalibrationInfo", "calibrate_spectrum", "moments", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "ACCEPT"]
@@ -69,15 +70,6 @@ _FLOOR = 0.02  # residual weights: |target| + _FLOOR * max |target| (near-wall r
 # ---------------------------------------------------------------------------------------------
 # statistics of a spectrum
 # ---------------------------------------------------------------------------------------------
-def _kz_weights(nz: int) -> np.ndarray:
-    """Weights of the rfft coefficients in Parseval sums: 1 for the mean and Nyquist, else 2."""
-    w = np.full(nz // 2 + 1, 2.0)
-    w[0] = 1.0
-    if nz % 2 == 0:
-        w[-1] = 1.0
-    return w
-
-
 def _sum(comm: Any, a: np.ndarray) -> np.ndarray:
     """``a`` summed over the ranks of ``comm`` (None: ``a`` itself)."""
     if comm is None:
@@ -98,7 +90,7 @@ def moments(spec: np.ndarray, nx: int, nz: int, *, comm: Any = None, kz_range: s
     """
     ny = spec.shape[2]
     kz_range = kz_range or slice(0, nz // 2 + 1)
-    wsq = np.sqrt(_kz_weights(nz)[kz_range]) / (nx * nz)  # (nkz,)
+    wsq = np.sqrt(rfft_weights(nz)[kz_range]) / (nx * nz)  # (nkz,)
     has_mean = kz_range.start == 0 and spec.shape[3] > 0
     means = np.zeros((3, ny))
     if has_mean:
@@ -299,7 +291,7 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     ok = k2 > 0  # the mean mode is set separately
     k2s = np.where(ok, k2, 1.0)
     g = np.where(ok, (kxs**2 - kzs**2) / k2s, 0.0)
-    wz = _kz_weights(nz)[iz_all][None, :]  # Parseval weights of the rfft coefficients
+    wz = rfft_weights(nz)[iz_all][None, :]  # Parseval weights of the rfft coefficients
     tstack = np.stack([target.uu, target.vv, target.ww, target.uv], axis=1)  # (ny, 4)
     # residual weights: the local target, floored at a fraction of its profile's largest value
     wts = np.abs(tstack) + _FLOOR * np.abs(tstack).max(axis=0)[None, :] + 1e-300

@@ -52,9 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .calibrate import _kz_weights
 from .errors import CheckpointError, SourceError
 from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind, check_arch
+from .stats import rfft_weights
 
 __all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "Anchor", "BURN_IN", "START_NOISE", "START_RANK",
            "resize_matrix", "latent_layout", "latent_size", "start_modes"]
@@ -108,7 +108,7 @@ def start_modes(chunks: Iterable[np.ndarray], rank: int = START_RANK) -> torch.T
 def _real_coefficients(nz: int) -> np.ndarray:
     """Which rfft coefficients of a real signal of ``nz`` points are real (the mean and Nyquist):
     those counted once in Parseval sums."""
-    return _kz_weights(nz) == 1.0
+    return rfft_weights(nz) == 1.0
 
 
 def resize_matrix(n_in: int, n_out: int, periodic: bool) -> torch.Tensor:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .calibrate import _kz_weights
+from .stats import rfft_weights
 
 __all__ = ["gradient_penalty", "batch_statistics", "physics_loss", "SPECTRUM_FLOOR", "spectrum_loss", "spectrum_error",
            "pooled_power", "step_correlation", "uv_loss", "pair_physics_loss", "innovation_variance", "innovation_loss",
@@ -134,7 +134,7 @@ def innovation_variance(prev: np.ndarray, nxt: np.ndarray, ridge: float = 1e-3) 
     n, c, ny, nz = prev.shape
     p = np.fft.rfft(np.asarray(prev, np.float64), axis=-1).reshape(n, c * ny, -1)
     q = np.fft.rfft(np.asarray(nxt, np.float64), axis=-1).reshape(n, c * ny, -1)
-    weight = _kz_weights(nz)  # Parseval: the mean and Nyquist coefficients once, the others twice
+    weight = rfft_weights(nz)  # Parseval: the mean and Nyquist coefficients once, the others twice
     out = np.zeros(c * ny)
     for k in range(p.shape[-1]):
         a, b = p[:, :, k], q[:, :, k]

@@ -219,12 +219,14 @@ def _pick_heights(yplus: np.ndarray, heights: Sequence[float | str], re_tau: flo
     return out
 
 
-def _one_sided(power: np.ndarray, n: int) -> np.ndarray:
-    """Two-sided |hat u_k|^2 on rfft bins (..., n//2+1) -> one-sided (sum = variance)."""
-    out = power.copy()
-    last = n // 2 if n % 2 == 0 else n // 2 + 1  # exclusive end of the doubled bins
-    out[..., 1:last] *= 2.0
-    return out
+def rfft_weights(n: int) -> np.ndarray:
+    """Weights of the ``n // 2 + 1`` rfft coefficients of a real signal of ``n`` points in Parseval
+    sums: 1 for the mean and (``n`` even) the Nyquist coefficient, 2 for the others."""
+    w = np.full(n // 2 + 1, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
 
 
 def statistics(
@@ -313,7 +315,7 @@ def statistics(
     power = np.mean(np.abs(np.fft.rfft(at, axis=-1) / nz) ** 2, axis=0)  # (3, H, nk) two-sided
     dkz = 2 * np.pi / lz
     kz = np.arange(nz // 2 + 1) * dkz
-    spectra_z = _one_sided(power, nz) / dkz / (u_tau * nu)
+    spectra_z = power * rfft_weights(nz) / dkz / (u_tau * nu)
     cov = np.fft.irfft(power, n=nz, axis=-1) * nz  # (3, H, nz) autocovariance at lags k dz
     nlag = nz // 2 + 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -328,7 +330,7 @@ def statistics(
         px = np.mean(np.abs(np.fft.rfft(flx, axis=2) / nx) ** 2, axis=(0, 4))  # (3, nk_x, H)
         dkx = 2 * np.pi / lx
         kx = np.arange(nx // 2 + 1) * dkx * nu / u_tau
-        spectra_x = _one_sided(px.transpose(0, 2, 1), nx) / dkx / (u_tau * nu)
+        spectra_x = px.transpose(0, 2, 1) * rfft_weights(nx) / dkx / (u_tau * nu)
         cov_x = np.fft.irfft(px, n=nx, axis=1).transpose(0, 2, 1) * nx  # (3, H, nx) autocovariance at k dx
         with np.errstate(invalid="ignore", divide="ignore"):
             corr_x = np.where(cov_x[..., :1] > 0, cov_x[..., : nx // 2 + 1] / cov_x[..., :1], 0.0)

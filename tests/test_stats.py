@@ -8,7 +8,7 @@ import pytest
 
 from cfdseed.grid import wall_normal
 from cfdseed.metrics import compare, slice_metrics
-from cfdseed.stats import statistics
+from cfdseed.stats import rfft_weights, statistics
 
 NY, NZ, LY, LZ = 33, 32, 2.0, np.pi
 NU, U_TAU = 0.5 / 180.0, 0.5  # Re_tau = 180 with u_tau != 1 to exercise the units
@@ -23,6 +23,14 @@ def single_mode(n=16, amp=0.7, k0=3, comp=1, seed=0):
     phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
     f[:, comp] = amp * np.cos(2 * np.pi * k0 * Z / LZ + phase)
     return f
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 33])
+def test_rfft_weights_make_parseval_sums_of_real_signals(n):
+    x = np.random.default_rng(n).standard_normal((4, n))
+    coeffs = np.fft.rfft(x, axis=-1) / n
+    assert rfft_weights(n).shape == (n // 2 + 1,)
+    np.testing.assert_allclose((np.abs(coeffs) ** 2 * rfft_weights(n)).sum(-1), np.mean(x * x, axis=-1), rtol=1e-12)
 
 
 def test_single_fourier_mode_gives_one_peak_of_known_energy():
