@@ -690,6 +690,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             else:  # conditional: every step of the chain against the real next planes
                 spec = (torch.stack([spectrum_loss(real, x) for x in chain]).mean() if cond
                         else spectrum_loss(real, fake))
+            if t_cfg.spectrum_weight > 0:
                 total_g = total_g + t_cfg.spectrum_weight * spec
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()
