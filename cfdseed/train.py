@@ -1,9 +1,11 @@
 """WGAN-GP training loop (:func:`train`; command line ``cfdseed train CONFIG.toml`` in :mod:`cfdseed.cli`).
 
-Owns the loop, atomic checkpoints with exact resume, DDP, and the losses' targets from the
-training data; the losses themselves (critic, gradient penalty, physics statistics, spectra,
-innovation, lags) live in :mod:`cfdseed.losses`, the logs (tqdm, CSV, optional TensorBoard, PNG) in
-:mod:`cfdseed.trainlog`, the torch.distributed plumbing in :mod:`cfdseed._torch_dist`.
+Owns the set-up, the loop, atomic checkpoints with exact resume, and DDP. Its parts: one
+iteration's critic and generator updates in :mod:`cfdseed.trainstep`; the split data, the
+normalisation and the losses' data targets in :mod:`cfdseed.traindata`; the losses themselves
+(critic, gradient penalty, physics statistics, spectra, innovation, lags) in :mod:`cfdseed.losses`;
+validation and ``best.pt`` in :mod:`cfdseed.trainval`; the logs (tqdm, CSV, optional TensorBoard,
+PNG) in :mod:`cfdseed.trainlog`; the torch.distributed plumbing in :mod:`cfdseed._torch_dist`.
 
 Two modes (``model.kind``): ``"plane"`` trains the v1 generator latent -> slice on single slices;
 ``"conditional"`` trains ``G(prev, z) -> next`` (:mod:`cfdseed.conditional`) as a conditional
@@ -36,7 +38,6 @@ deleted once the set-up has passed).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import os
@@ -48,26 +49,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
+from . import traindata
 from ._collective import agree, run_agreed
 from ._torch_dist import TorchDist
-from .targets import dataset_target
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
 from .config import Config, to_dict, to_toml
-from .conditional import BURN_IN, Anchor, CondGenerator, PairCritic, Unrolled, latent_size, start_modes
-from .data import EpochBatchSampler, NormStats, SliceDataset, compute_stats, split_indices
-from .errors import CheckpointError, ConfigError, DatasetError
-from .losses import (gradient_penalty, innovation_loss, innovation_variance, lag_loss, pair_physics_loss,
-                     physics_loss, plane_chains, pooled_power, spectrum_error, spectrum_loss, step_correlation,
-                     uv_loss)
+from .data import EpochBatchSampler, NormStats, SliceDataset
+from .errors import CheckpointError, ConfigError
 from .model import Critic, Generator, arch_config, count_parameters
-from .pairs import PairDataset, PlanePairs, plane_pairs, split_pairs, streamwise_period
-from .slices import open_dataset
-from .synthesis import ROLLOUT_ANCHOR
+from .pairs import PairDataset
+from .targets import dataset_target
 from .trainlog import LOSSES, TrainLogger
+from .trainstep import Targets, WganStep
+from .trainval import Validation, metrics_function
 
 __all__ = ["train", "TrainResult", "RUN_FILES"]
 
@@ -132,18 +130,6 @@ def _config_changes(old: Mapping[str, Any], new: Config) -> list[str]:
     return changes
 
 
-def _metrics_fn(name: str = "slice_metrics") -> Callable[..., dict[str, float]] | None:
-    try:
-        mod = importlib.import_module("cfdseed.metrics")
-    except ImportError as exc:
-        log.warning("validation metrics off: cfdseed.metrics cannot be imported (%s)", exc)
-        return None
-    fn = getattr(mod, name, None)
-    if fn is None:
-        log.warning("validation metrics off: cfdseed.metrics has no %s", name)
-    return fn
-
-
 def _resume_state(path: Path, cfg: Config) -> dict[str, Any]:
     """The training checkpoint to resume from, refused when the config changed beyond _RESUMABLE."""
     ck = read_checkpoint(path)
@@ -168,140 +154,8 @@ def _previous_run(out: Path, resume: bool, force: bool) -> list[Path]:
     return old if force else []
 
 
-@dataclass
-class _Data:
-    """The split dataset: indices of samples (plane mode) or of pairs (conditional mode)."""
-
-    train: np.ndarray
-    val: np.ndarray
-    grid: dict[str, Any]
-    source: str
-    pairs: PlanePairs | None = None
-
-    def planes(self, idx: np.ndarray) -> np.ndarray:
-        """Sample indices behind ``idx`` (the samples themselves, or the planes of those pairs)."""
-        return idx if self.pairs is None else self.pairs.planes(idx)
-
-
-def _open_data(cfg: Config, stats: NormStats | None) -> _Data:
-    """Validate the dataset and split it (by samples, or by consecutive-plane pairs)."""
-    bs, d = cfg.train.batch_size, cfg.data
-    cond = cfg.model.kind == "conditional"
-    with open_dataset(d.path, check_finite=False, min_samples=1 if cond else bs) as ds:
-        pairs = None
-        if cond:
-            pairs = plane_pairs(ds.t, ds.x, lx=d.lx or streamwise_period(ds.attrs), where=str(ds.path))
-            train_idx, val_idx = split_pairs(pairs, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
-                                             blocks=d.split_blocks, gap=d.val_gap)
-        else:
-            train_idx, val_idx = split_indices(ds.n, val_fraction=d.val_fraction, seed=cfg.train.seed, mode=d.split,
-                                               blocks=d.split_blocks, t=ds.t, gap=d.val_gap)
-        what = "pairs" if cond else "samples"
-        if train_idx.size < bs:
-            raise DatasetError(
-                f"{ds.path}: {train_idx.size} training {what} after the validation split are fewer "
-                f"than one batch of {bs}; lower data.val_fraction, data.val_gap or train.batch_size"
-            )
-        if stats is not None and stats.mean.shape != (3, ds.ny):
-            raise CheckpointError(f"checkpoint normalisation is for ny={stats.mean.shape[1]}, data has {ds.ny}")
-        grid = {"ny": ds.ny, "nz": ds.nz, "y": torch.as_tensor(ds.y), "ly": ds.ly, "lz": ds.lz,
-                "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
-        if pairs is not None:
-            grid["dx_plus"] = pairs.dx * ds.u_tau / ds.nu  # one generated step, in wall units
-        return _Data(train_idx, val_idx, grid, ds.source, pairs)
-
-
-def _norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
-    """Normalisation of the training samples (one streaming pass), closed under the augmentations."""
-    with open_dataset(cfg.data.path, check_finite=False) as ds:
-        base = compute_stats(ds, train_idx, chunk=cfg.data.stats_chunk)
-    return base.symmetrised(spanwise=cfg.data.augment_spanwise, wall=cfg.data.augment_wall)
-
-
-#: Training pairs (evenly spread) behind a ``memory`` generator's initial skip factors.
-MEMORY_PAIRS = 512
-
-
-def _evenly(idx: np.ndarray, n: int) -> np.ndarray:
-    """At most ``n`` entries of ``idx``, evenly spread over it."""
-    return idx[np.unique(np.linspace(0, idx.size - 1, min(n, idx.size)).astype(np.int64))]
-
-
-def _pairs(cfg: Config, data_split: _Data, idx: np.ndarray, stats: NormStats) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs ``idx`` as normalised ``(prev, next)`` planes ``(n, 3, ny, nz)`` each."""
-    pairs = _eval_batch(cfg, data_split.pairs.pairs[idx].ravel())
-    pairs = pairs.reshape(idx.size, 2, *pairs.shape[1:])
-    return stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])
-
-
 def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in keys}
-
-
-def _memory_init(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]."""
-    prev, nxt = (torch.from_numpy(a).double() for a in _pairs(cfg, data_split, _evenly(train_idx, MEMORY_PAIRS), stats))
-    return step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None]
-
-
-#: Training pairs (evenly spread) behind the innovation target (innovation_variance).
-INNOVATION_PAIRS = 4096
-
-
-#: Training planes (evenly spread) behind ``train.spectrum_target = "data"``.
-SPECTRUM_PLANES = 2048
-
-
-def _spectrum_target(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """``(3, ny, nk)``: the pooled spanwise power of :data:`SPECTRUM_PLANES` training planes
-    (normalised), rows mirrored about the centre when the wall flip augments the data."""
-    x = torch.as_tensor(stats.normalise(_eval_batch(cfg, _evenly(planes, SPECTRUM_PLANES))), dtype=torch.float32)
-    s = pooled_power([x])
-    return 0.5 * (s + s.flip(1)) if cfg.data.augment_wall else s
-
-
-def _innovation_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """``(3, ny, 1)``: :func:`innovation_variance` of :data:`INNOVATION_PAIRS` training pairs."""
-    prev, nxt = _pairs(cfg, data_split, _evenly(train_idx, INNOVATION_PAIRS), stats)
-    return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
-
-
-#: Chains (evenly spread starting pairs) behind the lag target (_lag_target).
-LAG_CHAINS = 1024
-
-
-def _lag_target(cfg: Config, data_split: _Data, train_idx: np.ndarray, stats: NormStats, lags: int) -> torch.Tensor:
-    """``(lags, 3, ny)``: the data's correlation of planes ``1 .. lags`` steps downstream with their
-    start, per component and row (:func:`step_correlation`), over :data:`LAG_CHAINS` training chains."""
-    pairs = data_split.pairs.pairs
-    chains = plane_chains(pairs, pairs[_evenly(train_idx, LAG_CHAINS), 0], lags)
-    if not len(chains):
-        raise DatasetError(f"{cfg.data.path}: no chain of {lags + 1} consecutive planes for train.lag_weight")
-    planes = stats.normalise(_eval_batch(cfg, chains.ravel()))
-    planes = planes.reshape(*chains.shape, *planes.shape[1:])  # (chains, lags + 1, 3, ny, nz)
-    start = torch.from_numpy(planes[:, 0]).double()
-    return torch.stack([step_correlation(start, torch.from_numpy(planes[:, j]).double())
-                        for j in range(1, lags + 1)]).float()
-
-
-#: Training planes (evenly spread) behind a conditional model's start modes.
-START_PLANES = 4096
-
-
-def _start_modes(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """:func:`cfdseed.conditional.start_modes` of up to :data:`START_PLANES` training planes, normalised."""
-    pick = _evenly(planes, START_PLANES)
-    with open_dataset(cfg.data.path, check_finite=False) as ds:
-        return start_modes(stats.normalise(b) for _, b in ds.iter_chunks(cfg.data.stats_chunk, pick))
-
-
-def _eval_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
-    """The fixed validation batch ``(E, 3, ny, nz)`` in physical units."""
-    with open_dataset(cfg.data.path, check_finite=False) as ds:
-        real = ds.read(idx)
-    if not np.all(np.isfinite(real)):
-        raise DatasetError(f"{cfg.data.path}: validation samples hold NaN/Inf values")
-    return real
 
 
 def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid: dict[str, Any],
@@ -399,7 +253,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             init = read_checkpoint(t_cfg.init_from)
             stats = NormStats.from_dict(init["norm"])
         stale = _previous_run(out, resume, force)
-        data_split = _open_data(cfg, stats)
+        data_split = traindata.open_data(cfg, stats)
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(dd, err)
@@ -408,24 +262,24 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     train_idx, val_idx = data_split.train, data_split.val  # samples, or pairs (conditional)
     planes = data_split.planes(train_idx)  # the training samples behind them
     if stats is None:
-        stats = dd.from_root(lambda: _norm_stats(cfg, planes))
+        stats = dd.from_root(lambda: traindata.norm_stats(cfg, planes))
     # the training data's one-point statistics: the model's default calibration target
     statistics = ck["statistics"] if ck is not None and "statistics" in ck else dd.from_root(
         lambda: dataset_target(cfg.data.path, planes, chunk=cfg.data.stats_chunk).to_dict())
     modes = None  # conditional: the rollout's Gaussian start (conditional.start_modes), kept on resume
     if cond:
         kept = next((c["start_modes"] for c in (ck, init) if c is not None and "start_modes" in c), None)
-        modes = kept if kept is not None else dd.from_root(lambda: _start_modes(cfg, planes, stats))
+        modes = kept if kept is not None else dd.from_root(lambda: traindata.start_modes_of(cfg, planes, stats))
     pool = val_idx if val_idx.size else train_idx
     augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
     if cond:
         # pairs spread over the validation times (neighbouring pairs of one snapshot are alike)
-        pick = _evenly(pool, cfg.log.eval_samples)
-        real_eval = run_agreed(dd, _eval_batch, cfg, data_split.pairs.pairs[pick].ravel())
+        pick = traindata.evenly(pool, cfg.log.eval_samples)
+        real_eval = run_agreed(dd, traindata.read_batch, cfg, data_split.pairs.pairs[pick].ravel())
         real_eval = real_eval.reshape(pick.size, 2, *real_eval.shape[1:])  # (E, 2, 3, ny, nz): prev, next
         data = run_agreed(dd, PairDataset, cfg.data.path, stats, data_split.pairs.pairs, **augment)
     else:
-        real_eval = run_agreed(dd, _eval_batch, cfg, pool[: cfg.log.eval_samples])
+        real_eval = run_agreed(dd, traindata.read_batch, cfg, pool[: cfg.log.eval_samples])
         data = run_agreed(dd, SliceDataset, cfg.data.path, stats, **augment)
 
     m = cfg.model
@@ -451,27 +305,16 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             critic.load_state_dict(init["training"]["critic"])
     elif cond and gen.memory is not None and ck is None:  # the skip starts at the data's decorrelation rate
         with torch.no_grad():
-            gen.memory.copy_(dd.from_root(lambda: _memory_init(cfg, data_split, train_idx, stats)).to(device))
-    spec_target = None  # train.spectrum_target = "data": the training planes' spanwise power (3, ny, nk)
-    if t_cfg.spectrum_weight > 0 and t_cfg.spectrum_target == "data":
-        spec_target = dd.from_root(lambda: _spectrum_target(cfg, planes, stats)).to(device)
-    innovation = None  # conditional: the data's innovation variance (3, ny, 1), normalised (innovation_loss)
-    if cond and t_cfg.innovation_weight > 0:
-        innovation = dd.from_root(lambda: _innovation_target(cfg, data_split, train_idx, stats)).to(device)
-    unroll = t_cfg.unroll if cond else 1
-    unrolled = Unrolled(gen) if cond else None  # G's training forward: `unroll` steps in one call (DDP)
-    # conditional, train.replay: the last planes of the generator's own chains (one batch, normalised),
-    # continued every G step; empty until the first batch; in the training checkpoint (exact resume)
-    replay = (torch.empty(0) if ck is None else ck["training"]["replay"].to(device)) if cond and t_cfg.replay else None
-    hold = None  # ... anchored as a rollout is (the same time scale: unroll steps between calls), on device
-    if replay is not None:
-        hold = Anchor(1 - (1 - ROLLOUT_ANCHOR) ** unroll,
-                      torch.as_tensor(stats.std, dtype=torch.float32)[..., None].to(device))
-        if ck is not None:
-            hold.mean, hold.square = (t.to(device) for t in ck["training"]["replay_anchor"])
-    lag_target = None  # conditional: the data's correlation with the start at lags 1..unroll (lag_loss)
-    if cond and t_cfg.lag_weight > 0:
-        lag_target = dd.from_root(lambda: _lag_target(cfg, data_split, train_idx, stats, unroll)).to(device)
+            gen.memory.copy_(dd.from_root(lambda: traindata.memory_init(cfg, data_split, train_idx, stats)).to(device))
+    targets = Targets()  # what some losses compare with, from the training data
+    if t_cfg.spectrum_weight > 0 and t_cfg.spectrum_target == "data":  # the training planes' spanwise power
+        targets.spectrum = dd.from_root(lambda: traindata.spectrum_target(cfg, planes, stats)).to(device)
+    if cond and t_cfg.innovation_weight > 0:  # the data's innovation variance, normalised
+        targets.innovation = dd.from_root(
+            lambda: traindata.innovation_target(cfg, data_split, train_idx, stats)).to(device)
+    if cond and t_cfg.lag_weight > 0:  # the data's correlation with the start at lags 1..unroll
+        targets.lag = dd.from_root(
+            lambda: traindata.lag_target(cfg, data_split, train_idx, stats, t_cfg.unroll)).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=t_cfg.lr_g, betas=tuple(t_cfg.betas))
     opt_c = torch.optim.Adam(critic.parameters(), lr=t_cfg.lr_c, betas=tuple(t_cfg.betas))
     noise = torch.Generator().manual_seed(t_cfg.seed + 1)  # latents + GP coefficients, all ranks alike
@@ -485,14 +328,13 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         noise.set_state(tr["noise_rng"])
         torch.set_rng_state(tr["torch_rng"])
         start, consumed, best = int(tr["iteration"]), int(tr["consumed"]), tr["best"]
+    forward = Unrolled(gen) if cond else gen  # G's training forward (conditional: `unroll` steps in one call)
     if dd.world > 1:
         for p in critic.parameters():
             dist.broadcast(p.data, src=0)
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        gen_step = DDP(unrolled if cond else gen, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        gen_step = unrolled if cond else gen
+        forward = DDP(forward, device_ids=[device.index] if device.type == "cuda" else None)
     params = {"generator": count_parameters(gen), "critic": count_parameters(critic)}
 
     sampler = EpochBatchSampler(train_idx, t_cfg.batch_size, t_cfg.seed, rank=dd.rank, world=dd.world,
@@ -500,47 +342,19 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                                          pin_memory=device.type == "cuda")
     batches = iter(loader)
-    local = t_cfg.batch_size // dd.world
-    lo = dd.rank * local
 
-    metrics_fn = _metrics_fn("pair_metrics" if cond else "slice_metrics") if (root and cfg.log.eval_every) else None
     n_latent = latent_size(arch) if cond else arch["latent_dim"]  # conditional: global part + noise maps
-    eval_latent = torch.randn(real_eval.shape[0], n_latent,
-                              generator=torch.Generator().manual_seed(t_cfg.seed + 2))
-    eval_prev = torch.from_numpy(stats.normalise(real_eval[:, 0])) if cond else None  # (E, 3, ny, nz)
+    step = WganStep(t_cfg, dd, device, gen, critic, forward, opt_g, opt_c, noise, cond=cond, n_latent=n_latent,
+                    targets=targets, std=stats.std, resumed=None if ck is None else ck["training"], consumed=consumed)
+    validate = None  # rank 0 scores the fixed batch every log.eval_every iterations
+    metrics_fn = metrics_function("pair_metrics" if cond else "slice_metrics") if root and cfg.log.eval_every else None
+    if metrics_fn is not None:
+        validate = Validation(metrics_fn, gen, real_eval, stats, grid, n_latent, t_cfg.seed, device)
     metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
     if t_cfg.init_from:
         metadata["init_from"] = t_cfg.init_from
     if cond:
         metadata.update(pairs=len(data_split.pairs), wrap=data_split.pairs.wrap)
-
-    def eval_fake() -> np.ndarray:
-        """Generated planes for the fixed validation batch, physical units."""
-        was_training = gen.training
-        gen.eval()
-        with torch.no_grad():
-            args = (eval_prev.to(device),) if cond else ()
-            x = gen(*args, eval_latent.to(device)).cpu().numpy()  # (E, 3, ny, nz)
-        gen.train(was_training)
-        return stats.denormalise(x)
-
-    def eval_rolled() -> tuple[np.ndarray, np.ndarray]:
-        """The last two planes of a burn-in's worth of rollout steps from the fixed validation prev
-        planes (fixed latents, physical units), anchored as the synthesis anchors them
-        (:data:`cfdseed.synthesis.ROLLOUT_ANCHOR`): the drift and the freezing one-step validation
-        cannot see."""
-        y = np.asarray(grid["y"])
-        steps = math.ceil(BURN_IN * 0.5 * (y[-1] - y[0]) / (grid["dx_plus"] * grid["nu"] / grid["u_tau"]))
-        g = torch.Generator().manual_seed(t_cfg.seed + 3)  # not the training stream: resume stays exact
-        was_training = gen.training
-        gen.eval()
-        hold = Anchor(ROLLOUT_ANCHOR, torch.as_tensor(stats.std, dtype=torch.float32)[..., None].to(device))
-        with torch.no_grad():
-            x = before = eval_prev.to(device)
-            for _ in range(steps):
-                before, x = x, hold(gen(x, torch.randn(x.shape[0], n_latent, generator=g).to(device)))
-        gen.train(was_training)
-        return stats.denormalise(x.cpu().numpy()), stats.denormalise(before.cpu().numpy())
 
     def payload(it: int, training: bool) -> dict[str, Any]:
         p = _payload(gen, arch, stats, grid, {**metadata, "iteration": it}, statistics)
@@ -550,11 +364,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             p["training"] = {
                 "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
                 "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(),
-                "iteration": it, "consumed": consumed, "best": best, "config": to_dict(cfg),
+                "iteration": it, "consumed": step.consumed, "best": best, "config": to_dict(cfg), **step.state(),
             }
-            if replay is not None:
-                p["training"]["replay"] = replay.detach().cpu()
-                p["training"]["replay_anchor"] = [hold.mean.cpu(), hold.square.cpu()]
         return p
 
     if root:
@@ -586,10 +397,6 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         except ValueError:  # not the main thread: no handler, signals act as usual
             break
 
-    def draw_latent() -> torch.Tensor:
-        z = torch.randn(t_cfg.batch_size, n_latent, generator=noise)  # (B, latent) global
-        return z[lo : lo + local].to(device, non_blocking=True)
-
     it = start
     interrupted = False
     last: dict[str, float] = {}
@@ -597,112 +404,11 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     t_prev = t0
     try:
         while it < t_cfg.iterations:
-            for _ in range(t_cfg.n_critic):
-                real = next(batches).to(device, non_blocking=True)  # (b, 3, ny, nz) or pairs (b, 2, 3, ny, nz)
-                consumed += 1
-                # conditional: the condition prev goes first to both nets (and is fixed in the GP)
-                prev, real = (real[:, 0], real[:, 1]) if cond else (None, real)  # (b, 3, ny, nz) each
-                given = (prev,) if cond else ()
-                zs = [draw_latent() for _ in range(unroll)]  # one latent per step (plane mode: one)
-                eps = torch.rand(t_cfg.batch_size, generator=noise)[lo : lo + local].to(device)  # (b,)
-                with torch.no_grad():  # no graph: the critic step does not train G
-                    if unroll == 1:
-                        cond_f, fake = prev, gen(*given, zs[0])  # (b, 3, ny, nz)
-                    else:  # the last pair of a rollout from prev: the critic judges drifted chains too
-                        chain = unrolled(prev, torch.stack(zs))
-                        cond_f, fake = chain[-2], chain[-1]
-                doubled = (torch.cat([prev, cond_f]),) if cond else ()  # the conditions of real and fake
-                scores = critic(*doubled, torch.cat([real, fake]))  # (2b,)
-                d_real, d_fake = scores[:local].mean(), scores[local:].mean()
-                if unroll == 1:  # the condition is the same for real and fake: fixed in the penalty
-                    gp = gradient_penalty(lambda x, c=given: critic(*c, x), real, fake, eps)
-                else:  # conditions differ: interpolate (condition, next) jointly
-                    gp = gradient_penalty(lambda x: critic(x[:, :3], x[:, 3:]), torch.cat([prev, real], 1),
-                                          torch.cat([cond_f, fake], 1), eps)
-                loss_c = d_fake - d_real + t_cfg.gp_lambda * gp
-                opt_c.zero_grad(set_to_none=True)
-                loss_c.backward()
-                dd.average_([p.grad for p in critic.parameters() if p.grad is not None])
-                opt_c.step()
-            critic.requires_grad_(False)  # G step: no weight gradients for the critic
-            if cond:  # unroll steps from the last critic batch's prev, each pair judged and kept physical
-                zs = torch.stack([draw_latent() for _ in range(unroll)])  # (k, b, latent)
-                starts, lats = [prev], [zs]  # one generator call (DDP): the batch, twins, replayed planes
-                b = prev.shape[0]
-                if innovation is not None:  # twins: the first q prev planes again, other latents
-                    q = max(1, b // 4)
-                    starts.append(prev[:q])
-                    lats.append(torch.stack([draw_latent()[:q] for _ in range(unroll)]))
-                if replay is not None:  # the generator's own chains, continued (refreshed from real planes)
-                    if replay.numel() == 0:
-                        replay = prev.detach().clone()
-                    fresh = torch.randperm(b, generator=noise)[: max(1, b // t_cfg.replay_refresh)].to(device)
-                    replay = replay.clone()
-                    replay[fresh] = prev[fresh].detach()
-                    starts.append(replay)
-                    lats.append(torch.stack([draw_latent() for _ in range(unroll)]))
-                both = gen_step(torch.cat(starts), torch.cat(lats, dim=1)) if len(starts) > 1 else gen_step(prev, zs)
-                chain = both[:, :b]  # (k, b, 3, ny, nz)
-                if innovation is not None:
-                    twin = both[0, b : b + q]
-                if replay is not None:
-                    replayed = both[:, both.shape[1] - b :]
-                    replay = hold(replayed[-1].detach())
-                conds = [prev, *chain[:-1]]
-                loss_g = -torch.stack([critic(c, x).mean() for c, x in zip(conds, chain)]).mean()
-            else:
-                fake = gen_step(draw_latent())  # (b, 3, ny, nz)
-                loss_g = -critic(fake).mean()
-            if t_cfg.physics_weight == 0:
-                phys = torch.zeros((), device=device)
-            elif cond:  # step 1 against the real next plane; later steps' one-point statistics against it
-                phys = torch.stack([pair_physics_loss(prev, real, chain[0]),
-                                    *(physics_loss(real, x) for x in chain[1:])]).mean()
-            else:
-                phys = physics_loss(real, fake)
-            total_g = loss_g + t_cfg.physics_weight * phys if t_cfg.physics_weight > 0 else loss_g
-            if innovation is not None:  # spread of next given prev against the data's innovation variance
-                inno = innovation_loss(chain[0, : twin.shape[0]], twin, innovation)
-                total_g = total_g + t_cfg.innovation_weight * inno
-            else:
-                inno = torch.zeros((), device=device)
-            if replay is not None:  # one-point statistics (uv per row too) deep into the chains, vs the real batch
-                rep_loss = torch.stack([physics_loss(real, x) for x in replayed]).mean()
-                total_g = total_g + t_cfg.physics_weight * rep_loss
-            else:
-                rep_loss = torch.zeros((), device=device)
-            # this step's generated planes (conditional: every unrolled and replayed one)
-            generated = [*chain, *(replayed if replay is not None else ())] if cond else [fake]
-            if t_cfg.uv_weight > 0:  # u-v correlation per row
-                uv = torch.stack([uv_loss(real, x) for x in generated]).mean()
-                total_g = total_g + t_cfg.uv_weight * uv
-            else:
-                uv = torch.zeros((), device=device)
-            if lag_target is not None:  # every rollout plane's correlation with prev against the data's
-                lag = lag_loss(prev, chain, lag_target)
-                total_g = total_g + t_cfg.lag_weight * lag
-            else:
-                lag = torch.zeros((), device=device)
-            if t_cfg.spectrum_weight == 0:
-                spec = torch.zeros((), device=device)
-            elif spec_target is not None:  # every generated plane of this step, pooled, against the data's
-                spec = spectrum_error(spec_target, pooled_power(generated))
-            else:  # conditional: every step of the chain against the real next planes
-                spec = (torch.stack([spectrum_loss(real, x) for x in chain]).mean() if cond
-                        else spectrum_loss(real, fake))
-            if t_cfg.spectrum_weight > 0:
-                total_g = total_g + t_cfg.spectrum_weight * spec
-            opt_g.zero_grad(set_to_none=True)
-            total_g.backward()
-            opt_g.step()
-            critic.requires_grad_(True)
+            vals = step(batches)
             it += 1
 
             if it % cfg.log.log_every == 0 or it == t_cfg.iterations:
-                vals = torch.stack([loss_c.detach(), loss_g.detach(), (d_real - d_fake).detach(),
-                                    gp.detach(), phys.detach(), spec.detach(), inno.detach(), lag.detach(),
-                                    rep_loss.detach(), uv.detach()]).float()  # nccl: on device
-                dd.average_([vals])
+                dd.average_([vals])  # nccl: on device
                 vals = vals.cpu()
                 now = time.perf_counter()
                 last = dict(zip(LOSSES, vals.tolist(), strict=True))
@@ -712,10 +418,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
                             "time_s": now - t0})
                 t_prev = now
             logger.progress(last or {"loss_c": float("nan"), "wasserstein": float("nan"), "gp": float("nan")})
-            if metrics_fn is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
-                best = _evaluate(metrics_fn, eval_fake, real_eval, grid, it, best, logger, out,
-                                 eval_rolled if cond else None,
-                                 lambda: payload(it, False))
+            if validate is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
+                best = validate(it, best, logger, out, lambda: payload(it, False))
             if on_iteration is not None:
                 on_iteration(it)
             interrupted = dd.any(stop["flag"])
@@ -735,31 +439,3 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         logger.close(out, cfg.log.plot)
     return TrainResult(out=out, iteration=it, interrupted=interrupted, last=last, loop_seconds=loop_seconds,
                        iterations_run=it - start, best_combined=best, parameters=params)
-
-
-def _evaluate(fn: Callable[..., dict[str, float]], make_fake: Callable[[], np.ndarray], real: np.ndarray,
-              grid: Mapping[str, Any], it: int, best: float | None, logger: TrainLogger, out: Path,
-              make_rolled: Callable[[], tuple[np.ndarray, np.ndarray]] | None,
-              make_payload: Callable[[], dict[str, Any]]) -> float | None:
-    """Validation hook: metrics on the fixed batch, logged; ``best.pt`` when "combined" improves.
-
-    ``real`` is ``(E, 3, ny, nz)`` (``fn`` = slice_metrics(real, fake, ...)) or pairs
-    ``(E, 2, 3, ny, nz)`` (``fn`` = pair_metrics(prev, real next, fake next, ..., rolled=, rolled_prev=
-    make_rolled())).
-    """
-    fake = make_fake()  # (E, 3, ny, nz) physical
-    given = (real[:, 0], real[:, 1]) if real.ndim == 5 else (real,)
-    try:
-        extra = {} if make_rolled is None else dict(zip(("rolled", "rolled_prev"), make_rolled()))
-        values = fn(*given, fake, np.asarray(grid["y"]), grid["lz"], nu=grid["nu"], u_tau=grid["u_tau"], **extra)
-    except Exception:  # noqa: BLE001 - a failing metric must not end a days-long run
-        log.exception("validation metrics failed at iteration %d; training continues", it)
-        return best
-    logger.metrics(it, values)
-    combined = float(values.get("combined", float("nan")))
-    if math.isfinite(combined) and (best is None or combined < best):
-        p = make_payload()
-        p["metadata"]["combined"] = combined
-        save_checkpoint(out / "best.pt", p)
-        return combined
-    return best

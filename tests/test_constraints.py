@@ -136,7 +136,7 @@ def test_nonfinite_values_are_counted_and_skipped():
     field[2, 0, 0, 0] = -np.inf
     report = check_field(SELF, grid, field)
     assert report.nonfinite == 2 and not report.passed
-    assert report.failures == [f"non-finite values = 2 exceeds 0"]
+    assert report.failures == ["non-finite values = 2 exceeds 0"]
     assert report.max_abs == clean.max_abs and math.isfinite(report.divergence_max)
     assert check_field(SELF, grid, field, tolerances=Tolerances(nonfinite=2)).passed
 

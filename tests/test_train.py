@@ -242,8 +242,8 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
     calls = []
     scores = iter([3.0, 1.0, 2.0])
 
-    def slice_metrics(real, fake, y, lz, *, nu, u_tau):
-        calls.append((real.copy(), fake.shape, y.shape, lz, nu, u_tau))
+    def slice_metrics(real, fake, y, lz, *, nu, u_tau, ly):
+        calls.append((real.copy(), fake.shape, y.shape, lz, nu, u_tau, ly))
         return {"combined": next(scores), "mean_u": 0.5}
 
     fake_mod = types.ModuleType("cfdseed.metrics")
@@ -252,11 +252,11 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
     res = train(tiny_config(dataset, tmp_path / "run", "train.iterations=6", "log.eval_every=2",
                             "log.eval_samples=3"))
     assert len(calls) == 3 and res.best_combined == 1.0
-    real, fshape, yshape, lz, nu, u_tau = calls[0]
+    real, fshape, yshape, lz, nu, u_tau, ly = calls[0]
     data = h5py.File(dataset)["fields"][...]
     assert real.shape == (3, 3, 9, 8) and fshape == (3, 3, 9, 8) and yshape == (9,)
     assert any(np.array_equal(real[0], d) for d in data)  # physical units, straight from the file
-    assert (lz, nu, u_tau) == (ATTRS["lz"], ATTRS["nu"], ATTRS["u_tau"])
+    assert (lz, nu, u_tau, ly) == (ATTRS["lz"], ATTRS["nu"], ATTRS["u_tau"], ATTRS["ly"])  # ly: not inferred from y
     best = read_checkpoint(tmp_path / "run" / "best.pt")
     assert best["metadata"]["iteration"] == 4 and best["metadata"]["combined"] == 1.0
     rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
@@ -340,9 +340,10 @@ def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_
     script = tmp_path / "one_rank_fails.py"
     script.write_text(
         "import os, sys\n"
-        "import cfdseed.train as t\n"
+        "import cfdseed.traindata as t\n"
         "from cfdseed.config import load_config\n"
         "from cfdseed.errors import DatasetError\n"
+        "from cfdseed.train import train\n"
         "opened = t.open_dataset\n"
         "def open_dataset(path, **kw):\n"
         "    if os.environ['RANK'] == '1':\n"
@@ -350,7 +351,7 @@ def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_
         "    return opened(path, **kw)\n"
         "t.open_dataset = open_dataset\n"
         "try:\n"
-        "    t.train(load_config(sys.argv[1]))\n"
+        "    train(load_config(sys.argv[1]))\n"
         "except Exception as exc:\n"
         "    print(f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\", flush=True)\n")
     env = dict(os.environ, OMP_NUM_THREADS="1")
