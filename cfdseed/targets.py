@@ -152,7 +152,8 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
         then columns ``y/h, U+, uu+, vv+, ww+, uv+``, comma or blank separated); a dict as
         :meth:`StressTarget.to_dict` writes it.
     re_tau : float, optional
-        Friction Reynolds number of a file target (required where the file does not say).
+        Friction Reynolds number of a file target that does not give its own (a text/CSV file, an
+        ``.npz`` file without ``re_tau``); an ``.npz`` file's own value wins.
 
     Raises
     ------
@@ -194,7 +195,7 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise SourceError(f"stress target file {path}: {exc}") from None
-    rt = re_tau if re_tau is not None else file_re
+    rt = file_re if file_re is not None else re_tau
     if rt is None:
         raise SourceError(f"stress target file {path} does not give re_tau; pass re_tau")
     return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
@@ -215,7 +216,7 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
     is within 10 % of ``re_tau``, else ``"reference"``: the Lee & Moser statistics at ``re_tau``
     (:func:`cfdseed.reference.interpolate_reference`: a packaged profile, or interpolated between
     two); anything else goes to :func:`stress_target` (a reference name, a file, a dict, a
-    StressTarget).
+    StressTarget), a file that gives no Re_tau (text/CSV) being a target at ``re_tau``.
 
     Raises
     ------
@@ -231,7 +232,7 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
             return reference_target(interpolate_reference(re_tau))
         except ValueError as exc:
             raise SourceError(f"calibration target: {exc}") from None
-    return stress_target(spec)
+    return stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
 
 
 #: A dataset's samples are grouped by time (their moments taken about each time's plane mean) when

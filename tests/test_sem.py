@@ -263,6 +263,22 @@ def test_delivered_field_is_checked_calibrated_and_has_the_tke(y, operators):
     assert _tke(built.field, g) == pytest.approx(LM180_TKE, rel=0.05)
 
 
+def test_calibrates_to_a_csv_target_without_a_re_tau_option(tmp_path):
+    """A CSV target gives no Re_tau and neither does the user: it is the field's (it was refused)."""
+    lm = resolve_target("lee-moser-180", 180.0)
+    path = tmp_path / "target.csv"
+    np.savetxt(path, np.stack([lm.y_delta, lm.U, lm.uu, lm.vv, lm.ww, lm.uv], 1), delimiter=",",
+               header="y/h,U+,uu+,vv+,ww+,uv+", comments="")
+    g = Grid(*BOX, y="chebyshev")
+    built = build(resolve("sem", {"calibrate": str(path)}), g, np.random.default_rng(0))
+    cal = built.info.enforcement.calibration
+    assert cal is not None and cal.after["uu"] < 0.03 and cal.after["uv"] < 0.03, cal.after
+    with pytest.raises(SourceError, match="need y/h"):  # a bad file is still refused at once
+        bad = tmp_path / "bad.csv"
+        bad.write_text("y,U\n0,0\n1,1\n")
+        resolve("sem", {"calibrate": str(bad)})
+
+
 def test_uncalibrated_is_plain_dfsem_with_about_the_target_tke():
     g = Grid(*BOX, y="chebyshev")
     built = build(resolve("sem", {"calibrate": None}), g, np.random.default_rng(0))

@@ -273,6 +273,21 @@ def test_talk_re_tau_is_seeded_when_calibrated_and_refused_otherwise():
         _synthesise(None, g, np.random.default_rng(1), re_tau=2260.0, calibrate=None)
 
 
+def test_gan_calibrates_to_a_csv_target_at_the_field_s_re_tau(tmp_path):
+    """A text/CSV calibration target carries no Re_tau: it is taken at the field's (it was refused)."""
+    from cfdseed.targets import stress_target
+
+    lm = stress_target("lee-moser-180")
+    path = tmp_path / "target.csv"
+    np.savetxt(path, np.stack([lm.y_delta, lm.U, lm.uu, lm.vv, lm.ww, lm.uv], 1), delimiter=",",
+               header="y/h,U+,uu+,vv+,ww+,uv+", comments="")
+    g = Grid((16, 48, 16), (np.pi, 2.0, np.pi / 2), y="chebyshev")
+    _, info = _synthesise(None, g, np.random.default_rng(0), calibrate=str(path))
+    assert "target.csv" in info.calibration_target
+    cal = info.enforcement.calibration
+    assert cal is not None and max(cal.resolved.values()) < 0.1, cal.resolved
+
+
 # -- the rollout of a conditional model (x_construction="rollout") -------------------------------------
 @pytest.fixture(scope="module")
 def cond_model(tmp_path_factory):

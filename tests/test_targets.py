@@ -9,7 +9,8 @@ import pytest
 from cfdseed.errors import SourceError
 from cfdseed.grid import wall_normal
 from cfdseed.slices import DatasetWriter
-from cfdseed.targets import MIN_PLANES_PER_TIME, StressTarget, dataset_target, profiles_target, stress_target
+from cfdseed.targets import (MIN_PLANES_PER_TIME, StressTarget, dataset_target, profiles_target, resolve_target,
+                             stress_target)
 
 LM = stress_target("lee-moser-180")
 
@@ -45,6 +46,18 @@ def test_file_targets_round_trip(tmp_path, suffix):
         np.testing.assert_allclose(getattr(t, k), getattr(LM, k), rtol=1e-12, err_msg=k)
         np.testing.assert_allclose(getattr(back, k), getattr(LM, k), rtol=1e-12, err_msg=k)
     assert t.re_tau == (LM.re_tau if suffix == ".npz" else 182.0) and back.re_tau == LM.re_tau
+
+
+def test_resolved_file_targets_take_the_field_s_re_tau_unless_they_give_their_own(tmp_path):
+    cols = np.stack([LM.y_delta, LM.U, LM.uu, LM.vv, LM.ww, LM.uv], axis=1)
+    csv = tmp_path / "t.csv"
+    np.savetxt(csv, cols, delimiter=",", header="y/h,U+,uu+,vv+,ww+,uv+", comments="")
+    npz = tmp_path / "t.npz"
+    np.savez(npz, re_tau=182.0, **{k: getattr(LM, k) for k in ("y_delta", "U", "uu", "vv", "ww", "uv")})
+    assert resolve_target(str(csv), 395.0).re_tau == 395.0
+    assert resolve_target(str(npz), 395.0).re_tau == 182.0
+    assert stress_target(npz, re_tau=395.0).re_tau == 182.0  # the file's own value wins
+    np.testing.assert_allclose(resolve_target(str(csv), 395.0).uv, LM.uv, rtol=1e-12)
 
 
 def _target(**change):

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -238,8 +239,13 @@ def eddy_field(grid: Grid, centre: np.ndarray, sigma: np.ndarray, alpha: np.ndar
     return out
 
 
+#: Stand-in Re_tau under which a ``calibrate`` file without its own is checked before the field's is known.
+_CHECK_RE_TAU = 180.0
+
+
 def _target(o: dict[str, Any]) -> StressTarget | str | None:
-    """The ``calibrate`` option checked: None (off), "reference" (resolved at re_tau later) or a target."""
+    """The ``calibrate`` option checked: None (off), "reference" or a file (resolved at the field's re_tau
+    later) or a target."""
     spec = o["calibrate"]
     if spec is None or spec is False:
         return None
@@ -248,10 +254,11 @@ def _target(o: dict[str, Any]) -> StressTarget | str | None:
                           "use 'reference' (Lee & Moser at re_tau), a reference name, a file, or None")
     if isinstance(spec, str) and spec == "reference":
         return spec
-    try:
-        return stress_target(spec, re_tau=o["re_tau"])
+    try:  # checked now; a file that gives no Re_tau is a target at the field's, known when the source runs
+        target = stress_target(spec, re_tau=o["re_tau"] or _CHECK_RE_TAU)
     except SourceError as exc:
         raise SourceError(f"sem: calibrate: {exc}") from None
+    return target if o["re_tau"] is not None or not isinstance(spec, (str, os.PathLike)) else spec
 
 
 def sem(**options: Any) -> Source:
