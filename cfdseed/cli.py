@@ -116,7 +116,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="bulk velocity to set exactly (default: the expected turbulent bulk velocity in these units, "
                         "15.5 u_tau at Re_tau 180; snapshot: the file's own)")
     p.add_argument("--corr-length", type=float, default=None,
-                   help="gan: how far (in half-heights) structures stay correlated along x (default 1.5)")
+                   help="gan, latent models (v1) only: how far (in half-heights) structures stay correlated along x "
+                        "(default 1.5); a conditional model's rollout refuses it")
     p.add_argument("--device", default=None, help="gan: where the generator runs, cpu or cuda (default: a GPU when available)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")

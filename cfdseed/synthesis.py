@@ -33,7 +33,7 @@ growing or dying away step by step) is held by the *anchor* (``anchor``, default
 :data:`ROLLOUT_ANCHOR` per step): each new plane's mean and energy per component and row are
 divided back to the training data's by their running averages, so plane-to-plane variability stays
 and the long-run statistics are the data's. ``corr_length`` and ``x_stations`` belong to the
-latent construction (``x_stations`` other than "auto" with a rollout is an error).
+latent construction (either other than "auto" with a rollout is an error).
 
 **Inference cost.** All streamwise variation comes from the latent path, which has few
 harmonics; by default (``x_stations="auto"``) only 8 slices per harmonic (at least 32, at most nx)
@@ -319,7 +319,7 @@ def _stations(x_stations: int | str, nx: int, lx: float, corr: float | None) -> 
     return x_stations
 
 
-def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | None = DEFAULT_CORR_LENGTH,
+def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | str | None = "auto",
                re_tau: float | None = None, u_tau: float | None = None, nu: float | None = None,
                bulk: float | None = None, batch: int = 64, device: str | None = None, y_method: str = "auto",
                no_slip: bool = True, divergence_free: bool = True, blend: float = DEFAULT_BLEND,
@@ -337,8 +337,10 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         Target grid (global description used); needs nx >= 2, ny >= 3, nz >= 2.
     rng : numpy.random.Generator
         Draws the latent path, or the rollout's start and latents (seeded by the caller).
-    corr_length : float or None
-        Latent correlation length in half-heights of the target (module docstring); "latent" only.
+    corr_length : "auto", float or None
+        Latent correlation length in half-heights of the target (module docstring; "auto":
+        :data:`cfdseed.latent.DEFAULT_CORR_LENGTH`, None: the first harmonic only); "latent" only
+        (anything but "auto" with a rollout is an error).
     re_tau, u_tau, nu, bulk : float, optional
         Target units (:func:`cfdseed.units.resolve_units`; default: the model's Re_tau in wall
         units, u_tau = 1); ``bulk`` is enforced exactly when given.
@@ -427,7 +429,7 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
 
 
 def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator, *,
-                     corr_length: float | None = DEFAULT_CORR_LENGTH, re_tau: float | None = None,
+                     corr_length: float | str | None = "auto", re_tau: float | None = None,
                      u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
                      batch: int = 64, device: str | None = None, y_method: str = "auto", no_slip: bool = True,
                      divergence_free: bool = True, blend: float = DEFAULT_BLEND, max_ratio: float = DEFAULT_MAX_RATIO,
@@ -611,7 +613,7 @@ class _Plan:
     latents: list[np.ndarray]  # latent paths per tile ("latent"), empty for a rollout
 
 
-def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | None, re_tau: float | None,
+def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | str | None, re_tau: float | None,
           u_tau: float | None, nu: float | None, bulk: float | None, batch: int, device: str | None,
           no_slip: bool, divergence_free: bool, x_stations: int | str, z_tiles: str, calibrate: Any,
           x_construction: str | None, anchor: float | str | None) -> _Plan:
@@ -626,6 +628,11 @@ def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: floa
     gen = _load(model, device)
     info.timings["load"] = time.perf_counter() - t0
     construction = info.x_construction = _construction(x_construction, getattr(gen, "kind", "plane"))
+    if construction == "rollout" and not (isinstance(corr_length, str) and corr_length == "auto"):
+        raise ValueError(f"corr_length={corr_length!r} applies to x_construction='latent'; a rollout's streamwise "
+                         "structure is the model's own")
+    if corr_length == "auto":
+        corr_length = DEFAULT_CORR_LENGTH
     if construction == "rollout" and x_stations != "auto":
         raise ValueError(f"x_stations={x_stations!r} applies to x_construction='latent'; a rollout generates "
                          "one plane per model step")

@@ -326,10 +326,17 @@ def test_x_construction_must_fit_the_model(model, cond_model):
     with pytest.raises(ValueError, match="x_stations=16 applies to x_construction='latent'"):
         synthesise(cond_model, Grid((16, 11, 8), (4.0, 2.0, 3.0)), np.random.default_rng(0), device="cpu",
                    x_stations=16)
+    for corr in (1.5, None):  # a rollout has no latent path: a correlation length would be ignored
+        with pytest.raises(ValueError, match=f"corr_length={corr!r} applies to x_construction='latent'"):
+            synthesise(cond_model, g, np.random.default_rng(0), device="cpu", corr_length=corr)
     with pytest.raises(SourceError, match="shorter than two steps"):
         synthesise(cond_model, Grid((4, 11, 8), (0.1, 2.0, 3.0)), np.random.default_rng(0), device="cpu")
     _, info = synthesise(model, g, np.random.default_rng(0), device="cpu", x_construction="latent")
     assert info.x_construction == "latent" and info.steps == 0
+    auto, _ = synthesise(model, g, np.random.default_rng(0), device="cpu")
+    given, _ = synthesise(model, g, np.random.default_rng(0), device="cpu", corr_length=1.5)
+    other, _ = synthesise(model, g, np.random.default_rng(0), device="cpu", corr_length=0.25)
+    assert np.array_equal(auto, given) and not np.allclose(auto, other)  # "auto" is 1.5 for a latent path
 
 
 def test_rollout_anchor_holds_a_runaway_model(cond_model):

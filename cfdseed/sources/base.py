@@ -51,7 +51,7 @@ OPTIONS: dict[str, str] = {
     "scale": "factor on the interpolated velocities (and on the file's u_tau)",
     "y_method": "wall-normal interpolation: auto, barycentric or cubic",
     "model": "generator checkpoint or packaged model name (default: the packaged default model)",
-    "corr_length": "streamwise latent correlation length in half-heights (None: first harmonic)",
+    "corr_length": "latent models only: streamwise latent correlation length in half-heights (auto: 1.5; None: first harmonic)",
     "calibrate": "Reynolds-stress calibration target: model, reference, a reference name or file; None: off",
     "x_construction": "streamwise construction: latent (plane models) or rollout (conditional models); None: the model's",
     "anchor": "rollout only: hold the chain's plane means and energy per row to the training data's at this rate per step",

@@ -23,7 +23,7 @@ GAN_DEFAULTS: dict[str, Any] = {"model": None, **{
 
 def gan(**options: Any) -> Source:
     """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
-    model), ``corr_length`` (1.5 half-heights; None = first latent harmonic only), ``re_tau``,
+    model), ``corr_length`` (latent models: "auto" = 1.5 half-heights; None = first latent harmonic only), ``re_tau``,
     ``u_tau``, ``nu``, ``bulk`` (target units by :func:`cfdseed.units.resolve_units`, as for every
     source; default the model's Re_tau in wall units, u_tau = 1, the field's own bulk velocity
     with the log-law shift), ``batch`` (64), ``device``
