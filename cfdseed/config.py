@@ -95,7 +95,7 @@ class TrainConfig:
     unroll: int = 1  # conditional: generator steps per training pair (k > 1: trained on its own rollouts, the
     #                  critic judging every step's pair, later steps' one-point statistics in the physics loss)
     seed: int = 0  # seeds weights, data order, augmentation, latents
-    init_from: str = ""  # a checkpoint whose weights start a new run (fine-tuning): its generator, its critic
+    init_from: str = ""  # a checkpoint (path or packaged model name) whose weights start a new run: its generator, its critic
     #                      when it is a training checkpoint, its normalisation and start modes; fresh optimisers
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     deterministic: bool = True  # torch deterministic algorithms (CPU runs are bitwise repeatable)
@@ -210,6 +210,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.innovation_weight > 0 needs model.kind = 'conditional' (a spread given prev)")
     if t.lag_weight > 0 and m.kind != "conditional":
         raise ConfigError("train.lag_weight > 0 needs model.kind = 'conditional' (correlations along a rollout)")
+    changed = [f"model.{k} = {str(v).lower()}" for k, v, default in
+               (("residual", m.residual, True), ("memory", m.memory, False), ("band_limit", m.band_limit, False))
+               if v != default]
+    if changed and m.kind != "conditional":
+        raise ConfigError(f"{', '.join(changed)} needs model.kind = 'conditional' (a plane model has no such part)")
     if t.replay and (m.kind != "conditional" or t.physics_weight <= 0):
         raise ConfigError("train.replay needs model.kind = 'conditional' and train.physics_weight > 0 "
                           "(its loss is the physics loss deep into the chains)")

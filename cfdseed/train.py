@@ -55,7 +55,7 @@ import torch.distributed as dist
 from . import traindata
 from ._collective import agree, run_agreed
 from ._torch_dist import TorchDist
-from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, model_path, read_checkpoint, save_checkpoint
 from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
 from .config import Config, to_dict, to_toml
 from .data import EpochBatchSampler, NormStats, SliceDataset
@@ -250,7 +250,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             ck = _resume_state(out / "ckpt.pt", cfg)
             stats = NormStats.from_dict(ck["norm"])
         elif t_cfg.init_from:  # its weights mean something in its own normalisation: keep that
-            init = read_checkpoint(t_cfg.init_from)
+            init = read_checkpoint(model_path(t_cfg.init_from))  # a path or a packaged model's name
             stats = NormStats.from_dict(init["norm"])
         stale = _previous_run(out, resume, force)
         data_split = traindata.open_data(cfg, stats)

@@ -41,6 +41,9 @@ def test_load_and_relative_data_path(tmp_path):
     ("[data]\nval_gap = -1.0\n", "data.val_gap must be >= 0"),
     ("[data]\nsplit = \"first\"\n", "must be one of blocks, random, last"),
     ("[model]\nresidual = 1\n", "model.residual: expected true or false"),
+    ("[model]\nmemory = true\n", "model.memory = true needs model.kind = 'conditional'"),
+    ("[model]\nresidual = false\nband_limit = true\n",
+     "model.residual = false, model.band_limit = true needs model.kind = 'conditional'"),
 ])
 def test_bad_configs(tmp_path, text, match):
     p = tmp_path / "c.toml"
