@@ -155,10 +155,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                      help="file to evaluate instead of a model: a slice dataset or a field written by `cfdseed "
                           "generate`; repeat for a side-by-side report, LABEL naming each input (default: the "
                           "file name without suffix)")
-    p.add_argument("--nu", type=float, help="kinematic viscosity of --fields (default: from the files; a field file "
-                                            "given to --against keeps its own)")
-    p.add_argument("--u-tau", type=float, help="friction velocity of --fields (default: from the files; a field file "
-                                               "given to --against keeps its own)")
+    p.add_argument("--nu", type=float, help="kinematic viscosity of --fields, slice datasets and field files alike "
+                                            "(default: from the files; --against keeps its own)")
+    p.add_argument("--u-tau", type=float, help="friction velocity of --fields, slice datasets and field files alike "
+                                               "(default: from the files; --against keeps its own)")
     p.add_argument("--samples", type=int, default=256, metavar="N", help="slices drawn from the model (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the model's samples (default 0)")
     p.add_argument("--device", help="where the model runs: cpu, cuda or cuda:N (default: a GPU when available)")

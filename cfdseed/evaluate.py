@@ -57,7 +57,8 @@ class _Set:
                           lx=self.lx, heights=heights)
 
 
-def _slice_set(path: str, max_samples: int | None) -> _Set:
+def _slice_set(path: str, max_samples: int | None, nu: float | None = None, u_tau: float | None = None) -> _Set:
+    """A slice dataset's slices (at most ``max_samples``, evenly spread); ``nu``/``u_tau`` replace its own."""
     from .slices import open_dataset
 
     with open_dataset(path, check_finite=False) as ds:
@@ -65,14 +66,15 @@ def _slice_set(path: str, max_samples: int | None) -> _Set:
         if max_samples is not None and ds.n > max_samples:
             idx = np.unique(np.linspace(0, ds.n - 1, max_samples).round().astype(np.int64))  # evenly spread
         f = ds.read(idx)
-        return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz, ds.nu, ds.u_tau)
+        return _Set(f"dataset {path} ({idx.size} of {ds.n} slices)", f, ds.y, ds.ly, ds.lz,
+                    ds.nu if nu is None else nu, ds.u_tau if u_tau is None else u_tau)
 
 
 def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, *,
                 max_samples: int | None = None, override: bool = True) -> _Set:
     """A slice dataset (contract 4; at most ``max_samples`` slices, evenly spread) or one 3-D field
     written by ``cfdseed generate`` (:func:`cfdseed.fields.read_field`); ``nu``/``u_tau`` override
-    (``override``) or only supply the field file's units."""
+    the input's units (``override``) or only supply those a field file lacks."""
     import h5py
 
     from .errors import DatasetError
@@ -84,8 +86,8 @@ def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, 
             is_field = "u" in h and "fields" not in h
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if not is_field:
-        return _slice_set(path, max_samples)
+    if not is_field:  # a dataset always records its units: they are only replaced (override)
+        return _slice_set(path, max_samples, *((nu, u_tau) if override else (None, None)))
     from .fields import read_field
 
     field, y, (lx, ly, lz), attrs = read_field(path)

@@ -66,6 +66,15 @@ def test_cli_fields_against_dataset(dataset, tmp_path, capsys):
     assert "combined metric" in capsys.readouterr().out
 
 
+def test_cli_nu_and_u_tau_replace_a_slice_dataset_s_units_but_not_the_against_s(dataset, tmp_path):
+    out = tmp_path / "ev"
+    assert cli_main(["evaluate", "--fields", str(dataset), "--against", str(dataset), "--against-samples", "20",
+                     "--nu", str(1 / 360), "--u-tau", "2.0", "--reference", "none", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["evaluated"]["grid"]["nu"], m["evaluated"]["grid"]["u_tau"]) == (1 / 360, 2.0)
+    assert (m["against"]["grid"]["nu"], m["against"]["grid"]["u_tau"]) == (ATTRS["nu"], ATTRS["u_tau"])
+
+
 @pytest.mark.slow
 def test_cli_tiny_model(dataset, tmp_path):
     from cfdseed.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
