@@ -31,8 +31,8 @@ tile (joined by :func:`join_tiles`); everything after (y interpolation, units, e
 calibration) is the same for both constructions. A model that drifts over long chains (energy
 growing or dying away step by step) is held by the *anchor* (``anchor``, default
 :data:`ROLLOUT_ANCHOR` per step): each new plane's mean and energy per component and row are
-divided back to the training data's by their running averages, so plane-to-plane variability stays
-and the long-run statistics are the data's. ``corr_length`` and ``x_stations`` belong to the
+divided back to the training data's by their running averages (each tile's chain by its own), so
+plane-to-plane variability stays and the long-run statistics are the data's. ``corr_length`` and ``x_stations`` belong to the
 latent construction (either other than "auto" with a rollout is an error).
 
 **Inference cost.** All streamwise variation comes from the latent path, which has few
@@ -291,7 +291,9 @@ def _rollout(gen: Any, lx: float, h: float, re_tau: float, tiles: int, rng: np.r
         raise SourceError(f"the box (lx = {lx:.4g}) is shorter than two steps of this conditional model "
                           f"(dx = {dx:.4g} at Re_tau {re_tau:.4g}, dx+ = {gen.dx_plus:.4g})")
     n_ov = min(n // 2, max(4, math.ceil(ROLLOUT_OVERLAP * h / dx)))
-    chain = gen.rollout(n + n_ov, chains=tiles, rng=rng, batch=batch, anchor=anchor)  # (tiles, n + n_ov, 3, ny_m, nz_m)
+    # each tile's chain held to its own averages: one chain running away cannot hide behind the others'
+    chain = gen.rollout(n + n_ov, chains=tiles, rng=rng, batch=batch, anchor=anchor,
+                        anchor_per_chain=True)  # (tiles, n + n_ov, 3, ny_m, nz_m)
     return [close_ring(c, n) for c in chain], gen.burn_in + n + n_ov
 
 

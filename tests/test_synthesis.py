@@ -369,6 +369,29 @@ def test_rollout_anchor_holds_a_runaway_model(cond_model):
         synthesise(cond_model, g, np.random.default_rng(0), device="cpu", anchor=1.5)
 
 
+def test_each_tile_s_chain_is_anchored_on_its_own(cond_model):
+    """A span of several tiles rolls one chain per tile, each held to its own running averages: a
+    chain that grows cannot hide behind the others' average (anchored together, the growing chain
+    took all the energy and the others' planes faded)."""
+    from cfdseed.model import load_generator
+
+    g = Grid((12, 15, 40), (4.0, 2.0, 12.0))
+    h = load_generator(cond_model, device="cpu")
+    raw = dict(no_slip=False, divergence_free=False, calibrate=None, device="cpu", max_ratio=1e12)
+
+    class FirstChainGrows(torch.nn.Module):
+        def forward(self, prev, z):
+            out = prev + 0.1 * z[:, :1, None, None]
+            return torch.cat([1.3 * out[:1], out[1:]])
+
+    h.module = FirstChainGrows()
+    f, info = synthesise(h, g, np.random.default_rng(0), **raw)
+    assert info.tiles >= 3
+    fl = f - f.mean(axis=(1, 3), keepdims=True)
+    quarters = [float(np.sqrt((q**2).mean())) for q in np.array_split(fl, 4, axis=3)]
+    assert max(quarters) < 3 * min(quarters), quarters
+
+
 def test_anchor_needs_a_rollout(model):
     g = Grid((8, 11, 8), (4.0, 2.0, 3.0))
     _, info = synthesise(model, g, np.random.default_rng(0), device="cpu")
