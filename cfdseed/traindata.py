@@ -8,7 +8,8 @@ training samples (:mod:`cfdseed.losses`).
 - :func:`read_batch`, :func:`read_pairs`: samples or pairs by index;
 - targets: :func:`memory_init` (a ``memory`` generator's initial skip factors),
   :func:`spectrum_target` (``train.spectrum_target = "data"``), :func:`innovation_target`,
-  :func:`lag_target`, :func:`start_modes_of` (a conditional model's Gaussian start).
+  :func:`lag_target` (each mirrored about the centre under the wall flip: :func:`mirrored`), and
+  :func:`start_modes_of` (a conditional model's Gaussian start).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .losses import innovation_variance, plane_chains, pooled_power, step_correl
 from .pairs import PlanePairs, plane_pairs, split_pairs, streamwise_period
 from .slices import open_dataset
 
-__all__ = ["TrainData", "open_data", "norm_stats", "evenly", "read_batch", "read_pairs", "memory_init",
+__all__ = ["TrainData", "open_data", "norm_stats", "evenly", "read_batch", "read_pairs", "mirrored", "memory_init",
            "spectrum_target", "innovation_target", "lag_target", "start_modes_of", "MEMORY_PAIRS",
            "SPECTRUM_PLANES", "INNOVATION_PAIRS", "LAG_CHAINS", "START_PLANES"]
 
@@ -98,10 +99,19 @@ def read_pairs(cfg: Config, data_split: TrainData, idx: np.ndarray, stats: NormS
     return stats.normalise(pairs[:, 0]), stats.normalise(pairs[:, 1])
 
 
+def mirrored(cfg: Config, target: torch.Tensor, row_axis: int) -> torch.Tensor:
+    """A per-row target averaged with its mirror about the centre when the wall flip augments the data
+    (``data.augment_wall``): the target of the data as the generator sees it. Every target here is
+    even in v (variances, powers, correlations of a component with itself), so the flip's sign
+    change of v leaves it as it is and only the rows swap."""
+    return 0.5 * (target + target.flip(row_axis)) if cfg.data.augment_wall else target
+
+
 def memory_init(cfg: Config, data_split: TrainData, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]."""
+    """``(3, ny, 1)``: the training pairs' one-step correlation per component and row, in [0, 1]
+    (:func:`mirrored`)."""
     prev, nxt = (torch.from_numpy(a).double() for a in read_pairs(cfg, data_split, evenly(train_idx, MEMORY_PAIRS), stats))
-    return step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None]
+    return mirrored(cfg, step_correlation(prev, nxt).clamp(0.0, 1.0).float()[..., None], 1)
 
 
 #: Training pairs (evenly spread) behind the innovation target (innovation_variance).
@@ -114,16 +124,16 @@ SPECTRUM_PLANES = 2048
 
 def spectrum_target(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.Tensor:
     """``(3, ny, nk)``: the pooled spanwise power of :data:`SPECTRUM_PLANES` training planes
-    (normalised), rows mirrored about the centre when the wall flip augments the data."""
+    (normalised; :func:`mirrored`)."""
     x = torch.as_tensor(stats.normalise(read_batch(cfg, evenly(planes, SPECTRUM_PLANES))), dtype=torch.float32)
-    s = pooled_power([x])
-    return 0.5 * (s + s.flip(1)) if cfg.data.augment_wall else s
+    return mirrored(cfg, pooled_power([x]), 1)
 
 
 def innovation_target(cfg: Config, data_split: TrainData, train_idx: np.ndarray, stats: NormStats) -> torch.Tensor:
-    """``(3, ny, 1)``: :func:`innovation_variance` of :data:`INNOVATION_PAIRS` training pairs."""
+    """``(3, ny, 1)``: :func:`innovation_variance` of :data:`INNOVATION_PAIRS` training pairs
+    (:func:`mirrored`)."""
     prev, nxt = read_pairs(cfg, data_split, evenly(train_idx, INNOVATION_PAIRS), stats)
-    return torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None]
+    return mirrored(cfg, torch.as_tensor(innovation_variance(prev, nxt), dtype=torch.float32)[..., None], 1)
 
 
 #: Chains (evenly spread starting pairs) behind the lag target (lag_target).
@@ -132,7 +142,8 @@ LAG_CHAINS = 1024
 
 def lag_target(cfg: Config, data_split: TrainData, train_idx: np.ndarray, stats: NormStats, lags: int) -> torch.Tensor:
     """``(lags, 3, ny)``: the data's correlation of planes ``1 .. lags`` steps downstream with their
-    start, per component and row (:func:`step_correlation`), over :data:`LAG_CHAINS` training chains."""
+    start, per component and row (:func:`step_correlation`), over :data:`LAG_CHAINS` training chains
+    (:func:`mirrored`)."""
     pairs = data_split.pairs.pairs
     chains = plane_chains(pairs, pairs[evenly(train_idx, LAG_CHAINS), 0], lags)
     if not len(chains):
@@ -140,8 +151,8 @@ def lag_target(cfg: Config, data_split: TrainData, train_idx: np.ndarray, stats:
     planes = stats.normalise(read_batch(cfg, chains.ravel()))
     planes = planes.reshape(*chains.shape, *planes.shape[1:])  # (chains, lags + 1, 3, ny, nz)
     start = torch.from_numpy(planes[:, 0]).double()
-    return torch.stack([step_correlation(start, torch.from_numpy(planes[:, j]).double())
-                        for j in range(1, lags + 1)]).float()
+    return mirrored(cfg, torch.stack([step_correlation(start, torch.from_numpy(planes[:, j]).double())
+                                      for j in range(1, lags + 1)]).float(), 2)
 
 
 #: Training planes (evenly spread) behind a conditional model's start modes.
@@ -156,7 +167,7 @@ def start_modes_of(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.T
 
 
 def read_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
-    """The fixed validation batch ``(E, 3, ny, nz)`` in physical units."""
+    """Samples ``idx`` ``(E, 3, ny, nz)`` in physical units; NaN/Inf refused."""
     with open_dataset(cfg.data.path, check_finite=False) as ds:
         real = ds.read(idx)
     if not np.all(np.isfinite(real)):
