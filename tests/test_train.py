@@ -412,6 +412,21 @@ def test_every_weighted_loss_acts_on_the_generator(kind, key, extra, planes, dat
     assert any(not torch.equal(once[k], twice[k]) for k in once), f"train.{key} with {extra} does not reach G"
 
 
+@pytest.mark.parametrize(("key", "a", "b"), [
+    ("train.gp_lambda", "10.0", "1.0"), ("train.lr_g", "5e-4", "1e-3"), ("train.lr_c", "5e-4", "1e-3"),
+    ("train.betas", "[0.0, 0.9]", "[0.5, 0.9]"), ("data.augment_roll", "true", "false"),
+    ("data.augment_spanwise", "true", "false"), ("data.augment_wall", "true", "false"),
+])
+def test_training_settings_change_the_trained_generator(key, a, b, dataset, tmp_path):
+    """Each setting reaches the run (its two values train different generators from the same seed)."""
+    def run(value, name):
+        train(tiny_config(dataset, tmp_path / name, f"{key}={value}", "train.iterations=2"))
+        return _weights(tmp_path / name / "model.pt")[0]
+
+    wa, wb = run(a, "a"), run(b, "b")
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa), f"{key} does not reach the run"
+
+
 def test_conditional_run_finishes_with_a_loadable_model(planes, tmp_path):
     from cfdseed.conditional import ConditionalHandle
 
