@@ -104,6 +104,28 @@ def test_fields_have_the_intended_structure():
     assert np.ptp(core) < 1e-3 * core.mean()
 
 
+def test_streaks_options_shape_the_streaks():
+    """peak_plus places the streaks' maximum, length_plus sets the streamwise wavelength and
+    modulation its depth (0: streaks uniform in x, no w)."""
+    g = Grid((40, 97, 24), (2 * np.pi, 2.0, np.pi), y="uniform")
+    raw = {"noise": 0.0, "no_slip": False, "divergence_free": False}
+
+    def rms_u(f):  # (ny,): the streaks' u' about the plane mean
+        return np.sqrt(((f[0] - f[0].mean(axis=(0, 2), keepdims=True)) ** 2).mean(axis=(0, 2)))
+
+    for peak in (15.0, 30.0):
+        f = resolve("streaks", {**raw, "peak_plus": peak})(g, np.random.default_rng(0))
+        lower = g.y < 1.0
+        assert g.y[lower][np.argmax(rms_u(f)[lower])] * 180 == pytest.approx(peak, abs=2.0)
+    j = int(np.argmin(np.abs(g.y * 180 - 15)))
+    for length, waves in ((500.0, 2), (250.0, 5)):  # lx+ = 1131: round(1131 / length) waves
+        f = resolve("streaks", {**raw, "length_plus": length, "modulation": 0.5})(g, np.random.default_rng(0))
+        envelope = np.abs(f[0, :, j, :] - f[0, :, j, :].mean()).mean(axis=1)  # (nx,)
+        assert int(np.argmax(np.abs(np.fft.rfft(envelope))[1:])) + 1 == waves
+    flat = resolve("streaks", {**raw, "modulation": 0.0})(g, np.random.default_rng(0))
+    assert np.ptp(flat[0], axis=0).max() < 1e-12 and np.abs(flat[2]).max() < 1e-12
+
+
 def test_helpers():
     g = Grid((8, 9, 6), (2.0, 2.0, 1.0))
     n = smooth_noise(g, np.random.default_rng(0), 0.3)
