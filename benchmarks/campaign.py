@@ -193,7 +193,7 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
                 log.info("continued from %s at t=%.4f", state_file, meta["sim_time"])
             else:
                 source, options = ic_source(run["ic"], ch, work)
-                ch.seed(source, options=options, seed=run["ic"].get("seed"))
+                ch.seed(source, options=options, seed=run["ic"].get("seed"), units="source")  # as registered
                 built = initial_values(ch)  # the IC must be the one registered (amendment 6)
                 run_agreed(comm, lambda: comm.rank == 0 and same_as_registered(campaign, run["id"], built))
 

@@ -100,7 +100,7 @@ def build_ics(items: list[tuple[dict[str, Any], int]], spec: dict[str, Any], wor
     for entry, seed in items:
         try:  # every step agrees on errors: all ranks raise alike
             source, options = ic_source(entry, ch, work)
-            ch.seed(source, options=options, seed=seed)
+            ch.seed(source, options=options, seed=seed, units="source")  # the registered ICs' units
         except Exception as exc:  # noqa: BLE001 - reported, the check goes on
             out.append({"error": f"{type(exc).__name__}: {exc}"})
             continue

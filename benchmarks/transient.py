@@ -339,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def seed_fn() -> None:
         t0 = time.perf_counter()
-        report = ch.seed(source, options=options, seed=args.seed)
+        report = ch.seed(source, options=options, seed=args.seed, units="source")  # as its committed results
         ic_wall[0] = time.perf_counter() - t0
         if comm.rank == 0:
             log.info("seeded %s in %.1f s:\n%s", args.ic, ic_wall[0], report)

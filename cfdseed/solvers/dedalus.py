@@ -359,9 +359,32 @@ class DedalusChannel:
             comps = tuple(c[..., ::-1] for c in comps)
         return comps  # type: ignore[return-value]
 
+    def source_options(self, source: Any, options: dict[str, Any] | None, units: str = "solver") -> dict[str, Any]:
+        """A source's options with this channel's units (``units="solver"``): ``re_tau`` and ``nu``
+        (so u_tau = 1, the body force's unit), and under ``"flow_rate"`` the target ``bulk``, each
+        where the options give no unit of their own (none of ``re_tau, u_tau, nu``; ``bulk`` apart).
+        Only built-in sources that take units get them, and not the file sources (``snapshot``,
+        ``phase-randomised``: a file keeps its own velocities unless its options rescale it).
+        ``units="source"``: the options as given (the source's own defaults: Re_tau 180 or the
+        model's, u_tau = 1 or from ``bulk``)."""
+        from ..sources import BUILT_IN, FILE_SOURCES
+
+        if units not in ("solver", "source"):
+            raise ValueError(f"units must be 'solver' or 'source', got {units!r}")
+        opts = dict(options or {})
+        takes = isinstance(source, str) and source in BUILT_IN and source not in FILE_SOURCES
+        if units == "source" or not takes:
+            return opts
+        if not any(k in opts for k in ("re_tau", "u_tau", "nu")):
+            opts.update(re_tau=self.spec.re_tau, nu=self.spec.nu)
+        if self.spec.driving == "flow_rate" and "bulk" not in opts:
+            opts["bulk"] = self.spec.bulk
+        return opts
+
     def seed(self, source: Any = "analytic", *, options: dict[str, Any] | None = None,
-             seed: int | None = None, check: bool = True, tolerances: Any = None) -> Any:
-        """Write an initial velocity through :func:`cfdseed.init_field` straight into the state.
+             seed: int | None = None, check: bool = True, tolerances: Any = None, units: str = "solver") -> Any:
+        """Write an initial velocity through :func:`cfdseed.init_field` straight into the state, in
+        this channel's units (:meth:`source_options`; ``units="source"``: the source's defaults).
 
         Raises :class:`cfdseed.ConstraintError` (every rank) if ``check`` and the delivered field
         violates the tolerances; returns the :class:`cfdseed.ConstraintReport` of the delivered
@@ -369,6 +392,7 @@ class DedalusChannel:
         """
         from .. import check_field, init_field
 
+        options = self.source_options(source, options, units)
         self.p["g"] = 0.0
         views = self.velocity_views()
         done = init_field(
@@ -379,19 +403,22 @@ class DedalusChannel:
             return done.report
         return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
 
-    def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None) -> float:
+    def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None,
+                units: str = "solver") -> float:
         """Add the fluctuating part of an :func:`cfdseed.init_field` source to the current state.
 
         The source field is delivered through init_field (unchecked: only its fluctuations are
         used), its plane average (a function of y) is removed so the mean flow is unchanged, and
         the rest is added to the velocity. The solver's pressure projection removes any
         non-solenoidal part on the next step. Used to trigger transition at a wall that
-        relaminarised during a transient. Returns the RMS of the added field. Collective.
+        relaminarised during a transient. Units as for :meth:`seed`. Returns the RMS of the added
+        field. Collective.
         """
         from mpi4py import MPI
 
         from .. import init_field
 
+        options = self.source_options(source, options, units)
         nx, ny, nz = self.spec.shape
         extra = init_field(self.comm, self.grid, source=source, options=options, seed=seed,
                            axes="xzy", check=False)  # (3, lnx, lnz, ny) in (u, v, w) order

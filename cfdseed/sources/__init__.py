@@ -37,9 +37,10 @@ from .analytic import ANALYTIC_DEFAULTS
 from .base import OPTIONS, Built, Source, SourceFn, SourceInfo, build
 
 __all__ = ["SourceFn", "Source", "SourceInfo", "Built", "build", "register", "resolve", "available",
-           "ANALYTIC_DEFAULTS", "OPTIONS"]
+           "ANALYTIC_DEFAULTS", "OPTIONS", "BUILT_IN", "FILE_SOURCES"]
 
 Factory = Callable[..., SourceFn]
+
 
 #: Name -> factory of every known source: the built-ins here, user sources added by :func:`register`.
 _REGISTRY: dict[str, Factory] = {
@@ -53,6 +54,13 @@ _REGISTRY: dict[str, Factory] = {
     "phase-randomised": _baselines.phase_randomised,
     "sem": _sem.sem,
 }
+
+
+#: The built-in sources; every one takes the unit options re_tau, u_tau, nu and bulk.
+BUILT_IN = tuple(_REGISTRY)
+#: Built-in sources that deliver a field file's own velocities (unit options only rescale a file
+#: that records its units).
+FILE_SOURCES = ("snapshot", "phase-randomised")
 
 
 def register(name: str) -> Callable[[Factory], Factory]:

@@ -202,6 +202,29 @@ def test_perturb_adds_fluctuations_and_keeps_the_mean_flow(channel):
     assert after.tke > before.tke + 0.1 * rms**2
 
 
+def test_seeds_take_the_channel_s_units_unless_the_options_give_their_own(shared_tmp):
+    """At Re_tau 395 a source gets the channel's re_tau and nu (u_tau = 1), so its default bulk
+    velocity is Reichardt's at 395; given units, a file source or units="source" keep their own;
+    under flow-rate driving the target bulk velocity is the channel's."""
+    from cfdseed.fields import write_field
+    from cfdseed.units import reichardt_bulk
+
+    ch = DedalusChannel(dataclasses.replace(SPEC, re_tau=395.0), comm)
+    assert ch.source_options("trig", {}) == {"re_tau": 395.0, "nu": 1.0 / 395.0}
+    assert ch.source_options("trig", {"u_tau": 2.0}) == {"u_tau": 2.0}
+    assert ch.source_options("snapshot", {"path": "f.h5"}) == {"path": "f.h5"}
+    assert ch.source_options("trig", {}, units="source") == {}
+    with pytest.raises(ValueError, match="units must be 'solver' or 'source'"):
+        ch.source_options("trig", {}, units="wall")
+    ch.seed("trig", options={"noise": 0.0}, seed=1)
+    assert ch.diagnostics().bulk == pytest.approx(reichardt_bulk(395.0), rel=5e-3)  # 17.63, not 15.52
+    ch.seed("trig", options={"noise": 0.0}, seed=1, units="source")
+    assert ch.diagnostics().bulk == pytest.approx(reichardt_bulk(180.0), rel=5e-3)
+    rate = DedalusChannel(dataclasses.replace(SPEC, driving="flow_rate", bulk=14.0), comm)
+    assert rate.source_options("plug", {})["bulk"] == 14.0
+    assert rate.source_options("plug", {"bulk": 15.0})["bulk"] == 15.0
+
+
 def test_monitor_ends_segment_and_its_errors_stop_every_rank(channel, shared_tmp):
     seen = []
 
