@@ -240,3 +240,18 @@ def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path) -> Non
         if immutable:
             subprocess.run(["chattr", "-i", str(tdir)], check=True)
         tdir.chmod(0o755)
+
+
+def test_case_units_reach_model_sources_and_only_ubar_reaches_file_sources() -> None:
+    """A model or analytic source gets the case's nu, Ubar and the implied re_tau; a field file keeps
+    its own velocities (a file without units could not be rescaled: nu made it fail), its bulk set to Ubar."""
+    from cfdseed.solvers.openfoam import ChannelCase, _source_options
+
+    ch = ChannelCase(path=Path("."), parts=(".",), time="0", cells=1, lengths=(6.0, 2.0, 3.0), origin=(0.0, 0.0, 0.0),
+                     walls=("walls",), cyclic=(), ubar=0.1335, nu=2e-5, tensor=True)
+    model = _source_options(ch, {}, "gan")
+    assert model["nu"] == 2e-5 and model["bulk"] == 0.1335 and model["re_tau"] == pytest.approx(380.74, abs=0.01)
+    assert _source_options(ch, {"re_tau": 395.0}, "trig")["re_tau"] == 395.0
+    for source in ("snapshot", "phase-randomised"):
+        assert _source_options(ch, {"path": "f.h5"}, source) == {"path": "f.h5", "bulk": 0.1335}
+        assert _source_options(ch, {"path": "f.h5", "bulk": 1.0}, source)["bulk"] == 1.0

@@ -402,11 +402,18 @@ def _summary(p: _Part) -> dict[str, Any]:
 
 
 # -- units --------------------------------------------------------------------------------
-def _source_options(ch: ChannelCase, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The source's options: the user's, plus the case's nu and Ubar and the implied re_tau."""
+def _source_options(ch: ChannelCase, options: Mapping[str, Any] | None, source: Any = None) -> dict[str, Any]:
+    """The source's options: the user's, plus the case's nu and Ubar and the implied re_tau; a file
+    source (``snapshot``, ``phase-randomised``) gets Ubar only: a file keeps its own velocities
+    unless its options rescale them (a file that records no units cannot be rescaled at all)."""
+    from ..sources import FILE_SOURCES
     from ..units import re_tau_from_bulk
 
     opts = dict(options or {})
+    if isinstance(source, str) and source in FILE_SOURCES:
+        if ch.ubar is not None and "bulk" not in opts:
+            opts["bulk"] = ch.ubar
+        return opts
     h = 0.5 * ch.lengths[1]
     if ch.nu is not None and "nu" not in opts:
         opts["nu"] = ch.nu
@@ -597,7 +604,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     summaries = comm.gather(run_agreed(comm, lambda: [_summary(p) for p in mine]), root=0)
     ch, grid = _bcast_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
     run_agreed(comm, lambda: [_check_target(root, p.name, time, p.centres.shape[0], force) for p in mine])
-    opts = _source_options(ch, options)
+    opts = _source_options(ch, options, source)
     from ..coupling import init_field
     from ..halo import exchange_faces
 
