@@ -116,6 +116,18 @@ def _export_chunk(campaign: Path, work: Path, run: dict[str, Any], prog: dict[st
     return prog
 
 
+def _record_failure(campaign: Path, run: dict[str, Any], prog: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """Rank 0: the run blew up, so it is over and censored (PROTOCOL.md, "Exclusions"): ``run.json``
+    records why and after which committed time; its committed chunks stand, the failing chunk's
+    records are not exported."""
+    prog = dict(prog, failed=dict(reason=f"{type(exc).__name__}: {exc}", after_t=prog["t"],
+                                  when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    _write_json(campaign / run["id"] / "run.json", prog)
+    log.error("%s blew up after t = %.3f (%s): recorded as failed, censored by the protocol",
+              run["id"], prog["t"], exc)
+    return prog
+
+
 def snapshot_times(run: dict[str, Any]) -> list[float]:
     """Times from which the run keeps its state as a snapshot (the controls' initial states)."""
     snap = run.get("snapshots")
@@ -215,8 +227,14 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
                                                    heartbeat=time.time(), t=d.t))
             return False
 
-        summary = drive(ch, work, settings, restart=ck_ok, seed_fn=seed_fn, monitor=heartbeat,
-                        note=dict(campaign_run=run["id"], chunk=len(prog["chunks"])))
+        try:
+            summary = drive(ch, work, settings, restart=ck_ok, seed_fn=seed_fn, monitor=heartbeat,
+                            note=dict(campaign_run=run["id"], chunk=len(prog["chunks"])))
+        except FloatingPointError as exc:  # non-finite diagnostics, global: raised on every rank alike
+            failed = prog
+            prog = comm.bcast(run_agreed(comm, lambda: _record_failure(campaign, run, failed, exc)
+                                         if comm.rank == 0 else None), root=0)
+            break
         ch.save_state(state_file, extra=dict(run=run["id"], chunk=len(prog["chunks"])))
         def export() -> dict[str, Any] | None:
             if comm.rank != 0:

@@ -158,6 +158,21 @@ def _view_stats(reference_json: Path) -> dict[str, Any]:
     return stats
 
 
+def failed_record(series: dict[str, np.ndarray], template: dict[str, np.ndarray], horizon: float) -> dict[str, np.ndarray]:
+    """A failed run's record for the rule: its committed records, then one at the horizon whose
+    values are NaN (outside the band: the run never settles) with its step counter held (a lower
+    bound of the steps). ``template``: a record with every column (the reference's), for a run that
+    failed before its first chunk (outside the band from t = 0)."""
+    if len(series.get("t", ())):
+        out = {c: np.append(np.asarray(v, dtype=np.float64), np.nan) for c, v in series.items()}
+        out["step"][-1] = out["step"][-2]
+    else:
+        out = {c: np.full(2, np.nan) for c in template}
+        out["t"], out["step"] = np.array([0.0, np.nan]), np.zeros(2)
+    out["t"][-1] = horizon
+    return out
+
+
 def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = None, *,
             figure: Path | None = None, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Onsets of the IC ensembles by the protocol's rule, on opaque groups (``campaign analyse``).
@@ -165,7 +180,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     Per-run onsets (band constant k_1) for every finished IC run; the ensemble onset with its
     bootstrap interval and its cost (simulated time, steps, CPU-seconds; ``campaign_report.judge``)
     for every group whose registered members have all finished (k_N exists for the protocol's
-    candidate sizes only); a member that failed (blew up) makes its ensemble censored. Each view
+    candidate sizes only). A member that failed (blew up) is censored (PROTOCOL.md, "Exclusions"): its
+    record is outside the band from its last committed record to the horizon (:func:`failed_record`),
+    so an ensemble or resample holding it is censored at the horizon and every comparison with it is
+    a one-sided bound (amendments 2 and 4), never dropped. Each view
     (driving: body force, held flow rate) is judged against its own reference and its part of the
     protocol (``campaign_report.view``; the body force's statistics in ``reference_json``, another
     view's beside it, :func:`reference_json_of`). ``key`` (``key.json``): the IC names are joined to
@@ -182,7 +200,6 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
     drivings = sorted({report.driving_of(r) for r in plan if r["kind"] == "ic"}, key=lambda d: d != "force")
     registered: dict[str, int] = {}
     case: dict[str, dict[str, Any]] = {}  # group -> its runs' spec (one case a group)
-    failed: dict[str, list[str]] = {}
     per_run: dict[str, Any] = {}
     judged_all: dict[str, Any] = {}
     ensembles: dict[str, Any] = {}
@@ -210,18 +227,19 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             prog = progress(campaign, run)
             if not is_done(run, prog):
                 continue
-            if prog.get("failed"):
-                failed.setdefault(g, []).append(run["id"])
-                per_run[run["id"]] = {"group": g, "censored": True, "onset_time": None, "failed": prog["failed"]}
-                continue
-            series, prof = read_chunks(campaign, run["id"])
+            series, prof = read_chunks(campaign, run["id"]) if prog["chunks"] else ({}, {})
+            if prog.get("failed"):  # blew up: censored, outside the band from its last record on
+                series = failed_record(series, ref_series, horizon)
             member = (series["t"], report.signals(series, pv["signals"], report.force_of(run, series)))
-            runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), prog["cpu_s"] / prog["t"]))
+            cpu_per_time = prog["cpu_s"] / prog["t"] if prog["t"] > 0 else 0.0  # a failure at t = 0: a bound of 0
+            runs_of.setdefault(g, []).append((member, (series["t"], series["step"]), cpu_per_time))
             profiles_of.setdefault(g, []).append(prof)
             r = ref.onset([member], k=k["1"], horizon=horizon, min_steady=ms)
             per_run[run["id"]] = {"group": g, "seed": run["ic"].get("seed"), "censored": r.censored,
                                   "onset_time": None if r.censored else r.onset_time, "reason": r.reason,
                                   "steps_by_fftw_rigor": steps_by_rigor(prog)}
+            if prog.get("failed"):
+                per_run[run["id"]]["failed"] = prog["failed"]
         registered.update(mine)
         complete = {}
         for g, n in mine.items():
@@ -250,11 +268,6 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             views[driving]["figure"] = {"path": path.name, "legend": legend}
     finished = {g: sum(1 for v in per_run.values() if v["group"] == g) for g in registered}
     not_judged = {g: f"{finished[g]} of {registered[g]} runs finished" for g in registered if g not in judged_all}
-    for g, ids in failed.items():
-        not_judged[g] = f"member(s) {', '.join(ids)} failed: censored, no series to compare"
-        if finished[g] == registered[g]:
-            ensembles[g] = {"members": registered[g], "censored": True, "onset_time": None,
-                            "reason": f"member(s) {', '.join(ids)} failed"}
     rigor = {g: Counter() for g in registered}  # amendment 10: CPU-seconds per step differ by rigor
     for v in per_run.values():
         rigor[v["group"]].update(v.get("steps_by_fftw_rigor", {}))

@@ -855,12 +855,41 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
     assert set(res["comparisons"]["pairs"]) == {"trig vs control"} and "figure" not in res
     assert "target" not in res["comparisons"]["pairs"]["trig vs control"]  # the targets are the GAN's
-    blown = next(r["id"] for r in camp_plan.read_plan(camp)[1:] if key[r["group"]] == "trig")  # a trig run blew up
+    # a trig run blew up after its first 4 h/u_tau: censored, and the comparison with trig becomes a bound
+    blown = next(r["id"] for r in camp_plan.read_plan(camp)[1:] if key[r["group"]] == "trig")
+    series, _ = camp_records.read_chunks(camp, blown)
+    kept = {c: v[series["t"] < 4.0] for c, v in series.items()}
+    shutil.rmtree(camp / blown)
+    _commit_run(camp, blown, 4.0, kept, wall_s=40.0, cpu_s=40.0, chunks=[dict(steps=50)])
     prog = json.loads((camp / blown / "run.json").read_text())
-    (camp / blown / "run.json").write_text(json.dumps(dict(prog, failed="non-finite diagnostics")))
+    (camp / blown / "run.json").write_text(json.dumps(dict(prog, failed=dict(reason="FloatingPointError: ...",
+                                                                             after_t=prog["t"]))))
+    assert camp_plan.is_done(next(r for r in camp_plan.read_plan(camp) if r["id"] == blown),
+                             json.loads((camp / blown / "run.json").read_text()))  # done: failed, before its horizon
     res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))
-    assert set(res["comparisons"]["pairs"]) == {"gan vs control"} and res["named"]["trig"]["censored"]
-    assert blown in res["comparisons"]["not_compared"]["trig"]
+    assert set(res["comparisons"]["pairs"]) == {"gan vs trig", "gan vs control"}
+    assert res["named"]["trig"]["censored"] and res["per_run"][blown]["censored"] and "failed" in res["per_run"][blown]
+    gan = res["named"]["gan"]["onset_time"]
+    r = res["comparisons"]["pairs"]["gan vs trig"]["reduction"]["time"]
+    assert r["estimate"] is None and r["lower_bound"] == pytest.approx(1 - gan / 8.0)  # trig >= the horizon
+
+
+def test_a_failed_run_is_outside_the_band_from_its_last_record():
+    """A run that blew up: its committed records, then NaN to the horizon (steps held); one that
+    failed before its first chunk: NaN from t = 0. The rule censors both at the horizon."""
+    from cfdseed.transient.calibrated import onset_from_z
+
+    template = {"t": np.zeros(1), "step": np.zeros(1), "bulk": np.zeros(1)}
+    rec = camp_analysis.failed_record({"t": np.array([0.0, 1.0]), "step": np.array([0.0, 10.0]),
+                                       "bulk": np.array([15.0, 15.1])}, template, 32.0)
+    assert rec["t"].tolist() == [0.0, 1.0, 32.0] and rec["step"].tolist() == [0.0, 10.0, 10.0]
+    assert rec["bulk"][:2].tolist() == [15.0, 15.1] and np.isnan(rec["bulk"][2])
+    none = camp_analysis.failed_record({}, template, 32.0)
+    assert none["t"].tolist() == [0.0, 32.0] and none["step"].tolist() == [0.0, 0.0] and np.isnan(none["bulk"]).all()
+    z = np.full((2, 5), np.nan)
+    z[:, :2] = 0.0
+    r = onset_from_z(np.arange(5.0), z, 2.0, 1.0, ["bulk", "tke"])
+    assert r.censored and "no record at the horizon" in r.reason
 
 
 def test_registered_tails_are_amendment_4_s(cr):

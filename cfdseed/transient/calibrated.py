@@ -92,7 +92,9 @@ def onset_from_z(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, n
     t_end = float(grid[-1])
     i = steady_index(z, k, k_stay)
     if i is None:
-        if np.all(np.abs(z[:, -1]) <= stay):
+        if np.all(np.isnan(z[:, -1])):
+            why = "no record at the horizon (a member that failed counts as outside the band from its failure)"
+        elif np.all(np.abs(z[:, -1]) <= stay):
             why = f"never inside k = {k:.2f} while staying within {stay:.2f} to the horizon"
         else:
             worst = names[int(np.nanargmax(np.abs(z[:, -1])))]

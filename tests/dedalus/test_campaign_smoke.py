@@ -250,3 +250,26 @@ def test_a_run_whose_ic_no_longer_builds_as_registered_is_not_started(cp, where)
     comm.Barrier()
     assert json.loads((where / "c" / camp_ics.IC_CHECK).read_text())["runs"]["a7"]["built"]["tke"] != \
         json.loads((where / "results" / "campaign_check_plan.json").read_text())["runs"]["a7"]["built"]["tke"]
+
+
+def test_a_run_that_blows_up_is_recorded_as_failed_and_the_worker_moves_on(cp, where, monkeypatch):
+    """Non-finite diagnostics (FloatingPointError from the runner, on every rank alike): run.json
+    records the failure after its last committed time, the run counts as done (censored by the
+    protocol), and a worker goes on with the next run instead of repeating the chunk."""
+    import cfdseed.solvers.runner as runner
+
+    boom = dict(RUN, id="boom", kind="ic", horizon=0.004, chunk=0.004, slices_every=0)
+    boom.pop("snapshots")
+    edit_plan(where, lambda runs: runs.append(boom))
+
+    def blow_up(*args, **kwargs):
+        raise FloatingPointError("non-finite diagnostics at t=0.001: {...}")
+
+    monkeypatch.setattr(runner, "drive", blow_up)
+    assert cp.main(["run", "--run", "boom", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
+    comm.Barrier()
+    prog = json.loads((where / "c" / "boom" / "run.json").read_text())
+    assert prog["failed"]["reason"].startswith("FloatingPointError: non-finite") and prog["failed"]["after_t"] == 0.0
+    assert prog["chunks"] == [] and camp_plan.is_done(boom, prog)
+    assert any("failed" in line for line in camp_plan.status_lines(where / "c", where / "w") if line.startswith("boom"))
+
