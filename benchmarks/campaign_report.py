@@ -549,7 +549,8 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
                 not_judged: Mapping[str, str], pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The unblinded comparisons: every complete ensemble's cost to its onset, the pairs (default:
     each GAN ensemble against every other complete ensemble of the same case, i.e. equal run specs
-    ``case[group]``; an :data:`EXPLORATORY` one against the GAN ensembles, descriptive), a registered
+    ``case[group]``; an :data:`EXPLORATORY` one against the GAN ensembles, and phase-randomised
+    against control (amendment 5), both descriptive), a registered
     GAN ensemble's against a registered other with the verdict of :data:`TARGETS` (else
     :data:`AHEAD`), and why ensembles in ``not_judged`` (group -> reason) are not compared. Labels:
     :func:`ic_labels`."""
@@ -565,6 +566,10 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
         # an exploratory ensemble: against the registered GAN ensembles of its case, descriptive
         pairs += [(a, b) for a in sorted(named) if a in explo for b in sorted(named)
                   if b in gan and case_of[b] == case_of[a]]
+        # amendment 5, descriptive: what the DNS's structure buys when every one-point statistic and
+        # spectrum is exact (phase-randomised minus control, in each case that has both)
+        pairs += [(a, b) for a in sorted(named) if ic[a] == "phase-randomised" and a not in explo
+                  for b in sorted(named) if ic[b] == "control" and case_of[b] == case_of[a]]
     targets = {(a, b): TARGETS.get(ic[b], AHEAD) for a, b in pairs if a in gan and b not in explo}
     out: dict[str, Any] = {
         "cost_to_onset": {lab: onset_cost(j) for lab, j in sorted(named.items())},
@@ -584,13 +589,15 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
 
 
 def join(onsets: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
-    """IC names attached to the blind results: {ic name: result} (after the analysis). ``key`` maps
-    a group to its IC name, or to ``key.json``'s entry ``{"ic": name, "tier": ..., ...}``."""
+    """IC names attached to the blind results: {label: result} (after the analysis), the labels of
+    :func:`ic_labels` (the IC name, with its tier where several groups share it: the flow-rate view's
+    gan beside the confirmatory one). ``key`` maps a group to its IC name, or to ``key.json``'s entry
+    ``{"ic": name, "tier": ..., ...}``."""
     missing = sorted(set(onsets) - set(key))
     if missing:
         raise KeyError(f"groups {missing} have no entry in the key")
-    name = key_names(key)
-    return {name[g]: dict(v, group=g) for g, v in onsets.items()}
+    label = ic_labels(key)
+    return {label[g]: dict(v, group=g) for g, v in onsets.items()}
 
 
 def key_names(key: dict[str, Any]) -> dict[str, str]:

@@ -273,6 +273,8 @@ def test_reference_statistics_calibrate_and_blind_onsets(cr):
     assert named["trig"]["group"] == "g2"
     with pytest.raises(KeyError, match="g2"):
         cr.join(res, {"g1": "control"})
+    both = cr.join(res, {"g1": {"ic": "gan", "tier": "confirmatory"}, "g2": {"ic": "gan", "tier": "flow_rate"}})
+    assert {k: v["group"] for k, v in both.items()} == {"gan (confirmatory)": "g1", "gan (flow_rate)": "g2"}
 
 
 def test_reference_statistics_before_the_horizon_is_covered(cr):
@@ -935,6 +937,29 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_p
     assert set(pairs) == {"gan vs trig", "gan-v2.1 vs gan"}
     assert "target" in pairs["gan vs trig"] and "target" not in pairs["gan-v2.1 vs gan"]
     assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
+
+
+def test_phase_randomised_is_compared_with_control_by_default_without_a_target(cr, tmp_path):
+    """Amendment 5's descriptive pair: phase-randomised minus control, beside the GAN's registered
+    pairs (phase-randomised with the target "ahead")."""
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
+                    bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
+    camp = _synthetic_campaign(tmp_path, protocol)
+    rng = np.random.default_rng(6)
+    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
+    results = tmp_path / "res" / "reference.json"
+    cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
+    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "control")}, 3, seed=1)
+    key |= camp_register.register(camp, "fair", {"phase-randomised": dict(source="phase-randomised")}, 3, seed=2)
+    end = {"gan": 1.0, "control": 0.0, "phase-randomised": 3.0}
+    for r in camp_plan.read_plan(camp)[1:]:
+        e = end[key[r["group"]]]
+        _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1],
+                    wall_s=80.0, cpu_s=80.0)
+    pairs = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+    assert set(pairs) == {"gan vs control", "gan vs phase-randomised", "phase-randomised vs control"}
+    assert "target" not in pairs["phase-randomised vs control"] and "target" in pairs["gan vs phase-randomised"]
+    assert pairs["phase-randomised vs control"]["difference"]["time"]["estimate"] == pytest.approx(3.0, abs=1.0)
 
 
 def _package(tmp_path: Path, name: str, modules: dict[str, str]) -> None:
