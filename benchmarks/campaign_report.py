@@ -464,14 +464,15 @@ def _pair_quantity(kind: str, a: Judged, b: Judged, unit: str) -> dict[str, Any]
 
 @dataclass(frozen=True)
 class Target:
-    """A pre-registered target: ``low <= quantity <= high``, ``quantity`` the comparison's
-    ``kind`` ("reduction" or "difference") in ``unit`` (:data:`UNITS`)."""
+    """A pre-registered target: ``low <= quantity <= high`` (``strict``: ``quantity < high``),
+    ``quantity`` the comparison's ``kind`` ("reduction" or "difference") in ``unit`` (:data:`UNITS`)."""
 
     kind: str
     unit: str
     low: float = -math.inf
     high: float = math.inf
     text: str = ""
+    strict: bool = False
 
 
 #: The protocol's targets for the GAN ensemble against a baseline, by the baseline's IC name;
@@ -482,7 +483,7 @@ TARGETS = {
     "plug": Target("reduction", "steps", low=0.8, text=">= 80 % fewer steps than plug"),
     "control": Target("difference", "time", high=1.0, text="onset at most 1 h/u_tau after the controls'"),
 }
-AHEAD = Target("difference", "time", high=0.0, text="onset ahead of the baseline's")
+AHEAD = Target("difference", "time", high=0.0, text="onset ahead of the baseline's", strict=True)  # a tie is not ahead
 
 
 def verdict(q: dict[str, Any], target: Target) -> dict[str, Any]:
@@ -491,9 +492,11 @@ def verdict(q: dict[str, Any], target: Target) -> dict[str, Any]:
     the range (None) is infinite, so a one-sided range decides only where its finite limit proves or
     disproves the target by itself."""
     lo, hi = _closed(q["ci95"])
-    if lo >= target.low and hi <= target.high:
+    below = hi < target.high if target.strict else hi <= target.high  # the range's top inside the target
+    above = lo >= target.high if target.strict else lo > target.high  # its bottom beyond it
+    if lo >= target.low and below:
         v = "met"
-    elif hi < target.low or lo > target.high:
+    elif hi < target.low or above:
         v = "not met"
     else:
         v = "undecided"

@@ -734,6 +734,10 @@ def test_censored_baseline_is_a_bound_and_decides_only_when_the_bound_proves_the
     assert cr.verdict(none, cr.Target("difference", "time", high=1.0))["verdict"] == "undecided"
     with pytest.raises(KeyError, match="complete ensembles"):
         cr.compare(judged, [("fast", "gan")])
+    # "ahead" is strict: a range reaching a tie (0) is not ahead, one starting at a tie is not met
+    for ci, expected in (([-2.0, -0.1], "met"), ([-2.0, 0.0], "undecided"), ([0.0, 3.0], "not met")):
+        assert cr.verdict({"ci95": ci}, cr.AHEAD)["verdict"] == expected, ci
+    assert cr.verdict({"ci95": [-2.0, 0.0]}, cr.Target("difference", "time", high=0.0))["verdict"] == "met"
 
 
 def test_resamples_are_judged_with_their_own_band_constant(cr, synth):
