@@ -658,7 +658,7 @@ def verdict_power(study: dict[str, Any], rule: str, level: str) -> dict[str, dic
     for name, key in POWER_SCENARIOS.items():
         counts = verdicts[key]
         out[name] = {"scenario": key, "met_share": counts.get("met", 0) / sum(counts.values()),
-                     "pairs": sum(counts.values())}
+                     "pairs": sum(counts.values()), "resamples": study.get("resamples")}
     return out
 
 
@@ -684,7 +684,9 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             power = comp.get("verdict_power", {}).get(t.get("baseline_ic"))
             if power is not None and t.get("driving") == "force":  # studied for the body-force view
                 lines.append(f"{'':24s} (power, amendment 13: this procedure called a perfect IC's reduction "
-                             f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs)")
+                             f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs; measured "
+                             f"on reductions in simulated time with {power['resamples']} resamples a pair, "
+                             "where this verdict judges steps with the registered count)")
     if "note" in comp:
         lines.append(comp["note"])
     lines += [f"not compared: {lab}: {why}" for lab, why in comp["not_compared"].items()]
