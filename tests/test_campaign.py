@@ -920,24 +920,30 @@ def test_a_run_s_ic_is_checked_against_its_registered_build(tmp_path):
         camp_ics.same_as_registered(tmp_path, "r1", dict(row, bulk_w=1e-3))
 
 
-def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_path):
-    """An exploratory ensemble is no baseline of the GAN's targets: by default it is compared with
-    the registered GAN ensemble, without a target, and the GAN's pairs stay the registered ones."""
+def _two_tier_pairs(cr, tmp_path, seed, confirmatory, other_tier, other, end):
+    """The default comparisons of a synthetic campaign: ensembles of 3 of the ``confirmatory`` ICs and
+    of ``other`` (in ``other_tier``), each member offset by 2 band units until its ``end[name]``."""
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
                     bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
     camp = _synthetic_campaign(tmp_path, protocol)
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
     results = tmp_path / "res" / "reference.json"
     cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
-    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "trig")}, 3, seed=1)
-    key |= camp_register.register(camp, "exploratory", {"gan-v2.1": dict(source="gan")}, 3, seed=2)
-    end = {"gan": 1.0, "trig": 4.0, "gan-v2.1": 2.0}
+    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in confirmatory}, 3, seed=1)
+    key |= camp_register.register(camp, other_tier, other, 3, seed=2)
     for r in camp_plan.read_plan(camp)[1:]:
         e = end[key[r["group"]]]
         _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1],
                     wall_s=80.0, cpu_s=80.0)
-    pairs = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+    return camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+
+
+def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_path):
+    """An exploratory ensemble is no baseline of the GAN's targets: by default it is compared with
+    the registered GAN ensemble, without a target, and the GAN's pairs stay the registered ones."""
+    pairs = _two_tier_pairs(cr, tmp_path, 5, ("gan", "trig"), "exploratory", {"gan-v2.1": dict(source="gan")},
+                            {"gan": 1.0, "trig": 4.0, "gan-v2.1": 2.0})
     assert set(pairs) == {"gan vs trig", "gan-v2.1 vs gan"}
     assert "target" in pairs["gan vs trig"] and "target" not in pairs["gan-v2.1 vs gan"]
     assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
@@ -946,21 +952,9 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_p
 def test_phase_randomised_is_compared_with_control_by_default_without_a_target(cr, tmp_path):
     """Amendment 5's descriptive pair: phase-randomised minus control, beside the GAN's registered
     pairs (phase-randomised with the target "ahead")."""
-    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, members_candidates=[3],
-                    bootstrap=40, min_steady=2.0, member_seeds=[1, 2, 3])
-    camp = _synthetic_campaign(tmp_path, protocol)
-    rng = np.random.default_rng(6)
-    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
-    results = tmp_path / "res" / "reference.json"
-    cr.write_json(results, {"complete": True, "k": {"1": 6.0, "3": 6.0}, "k_boot": {"3": 6.0}})
-    key = camp_register.register(camp, "confirmatory", {n: dict(source=n) for n in ("gan", "control")}, 3, seed=1)
-    key |= camp_register.register(camp, "fair", {"phase-randomised": dict(source="phase-randomised")}, 3, seed=2)
-    end = {"gan": 1.0, "control": 0.0, "phase-randomised": 3.0}
-    for r in camp_plan.read_plan(camp)[1:]:
-        e = end[key[r["group"]]]
-        _commit_run(camp, r["id"], 8.0, _run_series(rng, 8.0, offset=lambda t, e=e: np.where(t < e, 2.0, 0.0))[1],
-                    wall_s=80.0, cpu_s=80.0)
-    pairs = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()))["comparisons"]["pairs"]
+    pairs = _two_tier_pairs(cr, tmp_path, 6, ("gan", "control"), "fair",
+                            {"phase-randomised": dict(source="phase-randomised")},
+                            {"gan": 1.0, "control": 0.0, "phase-randomised": 3.0})
     assert set(pairs) == {"gan vs control", "gan vs phase-randomised", "phase-randomised vs control"}
     assert "target" not in pairs["phase-randomised vs control"] and "target" in pairs["gan vs phase-randomised"]
     assert pairs["phase-randomised vs control"]["difference"]["time"]["estimate"] == pytest.approx(3.0, abs=1.0)
