@@ -623,6 +623,25 @@ def synth(cr):
     return types.SimpleNamespace(protocol=protocol, ref=ref, ensemble=ensemble, k=6.0, k_boot=6.0)
 
 
+def test_steps_to_the_onset_follow_each_member_s_own_step_counter(cr, synth):
+    """CFL-adaptive steps: each member's counter grows non-linearly (its step size shrinking as the
+    flow becomes turbulent) from its own start (a run continued from a state starts above 0): the
+    ensemble's steps to its onset are the members' mean of s_i(T) - s_i(0), independently computed,
+    for the point and for every resample's bound or onset."""
+    rng = np.random.default_rng(7)
+    ens = synth.ensemble(rng, _ramp(3.0), rng.uniform(0.5, 1.5, 6))
+    counters = [(lambda t, c=c, s0=s0: s0 + 100.0 * t + c * t**2) for c, s0 in zip(np.linspace(5, 30, 6),
+                                                                                     [0, 0, 1000, 0, 37, 0])]
+    ens = cr.Ensemble(ens.members, [(m[0], f(m[0])) for m, f in zip(ens.members, counters)], ens.cpu_per_time)
+    j = cr.judge(ens, synth.ref, synth.k, synth.k_boot, synth.protocol, np.random.default_rng(1))
+    t_on = j.point["time"]
+    assert not j.onset.censored and t_on > 1.0
+    assert j.point["steps"] == pytest.approx(np.mean([f(t_on) - f(0.0) for f in counters]), rel=1e-6)
+    for tb, sb in zip(j.boot["time"], j.boot["steps"]):  # a resample's: a mean of members' counts at its time
+        each = [f(tb) - f(0.0) for f in counters]
+        assert min(each) * (1 - 1e-9) <= sb <= max(each) * (1 + 1e-9)
+
+
 def _ramp(end):
     return lambda t: np.clip(1.0 - t / end, 0.0, None)
 
