@@ -135,6 +135,26 @@ def test_helpers():
     assert up[0] == 0 and up[1] == pytest.approx(1.0, rel=0.05) and 17 < up[2] < 20
 
 
+def test_y_method_reaches_the_interpolation(tmp_path):
+    """The snapshot sources' ``y_method`` option is the interpolation used onto another y grid
+    (barycentric and cubic differ there and agree on the source's own points); an unknown one fails."""
+    from cfdseed.fields import write_field
+
+    src = Grid((12, 17, 10), (4.0, 2.0, 3.0), y="chebyshev")
+    field = resolve("trig", {"mean": "turbulent", "amplitude": 0.3})(src, np.random.default_rng(0))
+    path = tmp_path / "f.h5"
+    write_field(path, field, src)
+    raw = {"path": str(path), "no_slip": False, "divergence_free": False}
+    g = Grid((12, 23, 10), (4.0, 2.0, 3.0), y="tanh:2.0")
+    bary = resolve("snapshot", {**raw, "y_method": "barycentric"})(g, np.random.default_rng(0))
+    cubic = resolve("snapshot", {**raw, "y_method": "cubic"})(g, np.random.default_rng(0))
+    assert np.abs(bary - cubic).max() > 1e-4 * np.abs(bary).max()
+    same = [resolve("snapshot", {**raw, "y_method": m})(src, np.random.default_rng(0)) for m in ("barycentric", "cubic")]
+    np.testing.assert_allclose(same[0], same[1], atol=1e-10)
+    with pytest.raises(GridError, match="unknown y interpolation 'spline'"):
+        resolve("snapshot", {**raw, "y_method": "spline"})(g, np.random.default_rng(0))
+
+
 def test_snapshot_round_trip(tmp_path):
     from cfdseed.fields import write_field
 
