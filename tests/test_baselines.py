@@ -104,6 +104,21 @@ def test_fields_have_the_intended_structure():
     assert np.ptp(core) < 1e-3 * core.mean()
 
 
+@pytest.mark.parametrize("source", ["trig", "streaks"])
+def test_turbulent_mean_profiles_are_in_the_field_s_units(source):
+    """Reichardt's profile is put in wall units times u_tau: at any u_tau the mean over u_tau is the
+    same profile (it was left in wall units, and the bulk enforcement then added a laminar profile
+    for the difference once u_tau exceeded ~1000)."""
+    g = Grid((16, 33, 16), (2 * np.pi, 2.0, np.pi), y="chebyshev")
+    opts = {"noise": 0.0, "amplitude": 0.0} | ({"mean": "turbulent"} if source == "trig" else {})
+    means = []
+    for u_tau in (1.0, 5000.0):
+        f = resolve(source, {**opts, "u_tau": u_tau, "re_tau": 180.0})(g, np.random.default_rng(0))
+        means.append(f[0].mean(axis=(0, 2)) / u_tau)
+    np.testing.assert_allclose(means[1], means[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(means[0], reichardt_profile(g.y, 2.0, 180.0), rtol=0.02, atol=0.05)
+
+
 def test_streaks_options_shape_the_streaks():
     """peak_plus places the streaks' maximum, length_plus sets the streamwise wavelength and
     modulation its depth (0: streaks uniform in x, no w)."""

@@ -180,11 +180,11 @@ def laminar(**options: Any) -> Source:
     return _source("laminar", make, o)
 
 
-def _mean(grid: Grid, kind: str, re_tau: float, ub: float) -> np.ndarray:
-    """Mean profile (the enforcement scales it to the exact bulk velocity)."""
+def _mean(grid: Grid, kind: str, units: Units, ub: float) -> np.ndarray:
+    """Mean profile in the field's units (the enforcement scales it to the exact bulk velocity)."""
     if kind == "laminar":
         return _laminar(grid, ub)
-    return reichardt_profile(grid.y, grid.lengths[1], re_tau)
+    return reichardt_profile(grid.y, grid.lengths[1], units.re_tau) * units.u_tau
 
 
 def trig(**options: Any) -> Source:
@@ -206,7 +206,7 @@ def trig(**options: Any) -> Source:
         k2 = ax * ax + az * az
         cx, sx, cz, sz = np.cos(ax * x + px), np.sin(ax * x + px), np.cos(az * z + pz), np.sin(az * z + pz)
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
-        f[0] += _mean(grid, o["mean"], units.re_tau, ub)[None, :, None] - amp * ax / k2 * dphi * sx * cz
+        f[0] += _mean(grid, o["mean"], units, ub)[None, :, None] - amp * ax / k2 * dphi * sx * cz
         f[1] += amp * phi * cx * cz
         f[2] += -amp * az / k2 * dphi * cx * sz
         return f
@@ -229,7 +229,7 @@ def streaks(**options: Any) -> Source:
         nxw = max(1, round(lx * plus / o["length_plus"]))
         b, a = 2 * np.pi * nzw / lz, 2 * np.pi * nxw / lx
         f = smooth_noise(grid, rng, o["noise"] * abs(ub))
-        f[0] += reichardt_profile(grid.y, ly, units.re_tau)[None, :, None]
+        f[0] += reichardt_profile(grid.y, ly, units.re_tau)[None, :, None] * units.u_tau
         amp = o["amplitude"] * abs(ub)
         for dist in (y, ly - y):  # each wall its own streaks, random phases
             pz, px = rng.uniform(0, 2 * np.pi, 2)
