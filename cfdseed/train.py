@@ -368,7 +368,9 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             }
         return p
 
-    if root:
+    def prepare_folder() -> None:
+        if not root:
+            return
         for p in stale:
             log.warning("replacing the previous run (force): deleting %s", p)
             if p.is_dir():
@@ -380,7 +382,11 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         log.info("training %s (%s): %d %s for training, grid %dx%d, preset %s, G %d / C %d parameters, "
                  "%d process(es) on %s", source, m.kind, train_idx.size, "pairs" if cond else "samples",
                  grid["ny"], grid["nz"], preset, params["generator"], params["critic"], dd.world, device)
-    logger = TrainLogger(out, cfg, start, t_cfg.iterations, root)
+
+    # rank 0 writes the run's files; each write is agreed, so its failure (a full disk) ends every
+    # rank instead of leaving the others in the next step's collectives
+    run_agreed(dd, prepare_folder)
+    logger = run_agreed(dd, TrainLogger, out, cfg, start, t_cfg.iterations, root)
 
     stop = {"flag": False}
     previous: dict[int, Any] = {}
@@ -414,25 +420,25 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
                 last = dict(zip(LOSSES, vals.tolist(), strict=True))
                 if not all(math.isfinite(v) for v in last.values()):
                     log.warning("non-finite losses at iteration %d: %s", it, last)
-                logger.row({"iteration": float(it), **last, "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12),
-                            "time_s": now - t0})
+                run_agreed(dd, logger.row, {"iteration": float(it), **last, "time_s": now - t0,
+                                            "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12)})
                 t_prev = now
             logger.progress(last or {"loss_c": float("nan"), "wasserstein": float("nan"), "gp": float("nan")})
-            if validate is not None and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):
-                best = validate(it, best, logger, out, lambda: payload(it, False))
+            if cfg.log.eval_every and (it % cfg.log.eval_every == 0 or it == t_cfg.iterations):  # every rank alike
+                best = run_agreed(dd, lambda: best if validate is None else
+                                  validate(it, best, logger, out, lambda: payload(it, False)))
             if on_iteration is not None:
                 on_iteration(it)
             interrupted = dd.any(stop["flag"])
             if it % cfg.log.checkpoint_every == 0 or interrupted or it == t_cfg.iterations:
-                if root:
-                    save_checkpoint(out / "ckpt.pt", payload(it, True))
+                run_agreed(dd, lambda: root and save_checkpoint(out / "ckpt.pt", payload(it, True)))
             if interrupted:
                 log.warning("interrupted at iteration %d; checkpoint %s written, continue with --resume",
                             it, out / "ckpt.pt")
                 break
         loop_seconds = time.perf_counter() - t0
-        if root and it == t_cfg.iterations:
-            save_checkpoint(out / "model.pt", payload(it, False))
+        if it == t_cfg.iterations:
+            run_agreed(dd, lambda: root and save_checkpoint(out / "model.pt", payload(it, False)))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler or signal.SIG_DFL)

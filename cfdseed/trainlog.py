@@ -119,7 +119,10 @@ class TrainLogger:
         if self.tb is not None:
             self.tb.close()
         if plot and self.rows:
-            plot_losses(self.rows, out / "losses.png")
+            try:  # a figure is not worth a failed run: close runs on rank 0 alone, after the last collective
+                plot_losses(self.rows, out / "losses.png")
+            except Exception:  # noqa: BLE001
+                log.exception("could not write %s", out / "losses.png")
 
 
 def plot_losses(rows: list[dict[str, float]], path: Path) -> None:

@@ -584,13 +584,19 @@ def gather(comm: Any, grid: Grid, local: Any, *, root: int = 0, axes: str = "xyz
     mine = np.empty((3, *grid.local_shape), dt)  # (3, sx, sy, sz) contiguous
     for m, v in zip(mine, views):
         m[...] = v
+    full, err = None, None
+    if rank == root:
+        try:  # the whole field on the root: agreed before anyone sends (a MemoryError must not hang the rest)
+            full = _allocate(3 * math.prod(grid.shape), dt).reshape(3, *grid.shape)
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+    agree(comm, err)
     pcomm = comm.Dup()  # private context: the solver's own messages cannot match ours
     try:
         if rank != root:
             if mine.size:
                 pcomm.Send(mine, dest=root, tag=_GATHER_TAG)
             return None
-        full = np.empty((3, *grid.shape), dt)
         for r in range(size):
             b = plan.blocks[r]
             ext = b[:, 1] - b[:, 0]

@@ -366,6 +366,34 @@ def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_ddp_rank0_failing_to_write_a_checkpoint_fails_every_rank(dataset, tmp_path):
+    """Rank 0 writes the run's files alone; a write failing there (a full disk) ends every rank with
+    the same error instead of leaving the others in the next step's all-reduce."""
+    cfg_path = tmp_path / "ddp.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "run", "log.checkpoint_every=2")))
+    script = tmp_path / "rank0_disk_full.py"
+    script.write_text(
+        "import os, sys\n"
+        "import cfdseed.train as t\n"
+        "from cfdseed.config import load_config\n"
+        "def full(path, payload):\n"
+        "    raise OSError(f'No space left on device: {path.name}')\n"
+        "if os.environ['RANK'] == '0':\n"
+        "    t.save_checkpoint = full\n"
+        "try:\n"
+        "    t.train(load_config(sys.argv[1]))\n"
+        "except Exception as exc:\n"
+        "    print(f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\", flush=True)\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           str(cfg_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2 and all("OSError" in line and "No space left on device: ckpt.pt" in line
+                                   for line in lines), lines
+
+
 # -- conditional mode (model.kind = "conditional": pairs of consecutive planes) ---------------------------
 @pytest.fixture
 def planes(tmp_path):

@@ -94,3 +94,18 @@ def test_check_field_fails_on_every_rank_alike(stage, monkeypatch):
         names = comm.allgather(type(info.value).__name__)
         msgs = comm.allgather(str(info.value))
         assert names == ["OSError"] * size and all(f"injected on rank {bad}" in m for m in msgs), (names, msgs)
+
+
+def test_check_field_on_a_spectral_grid_fails_alike_when_the_root_cannot_hold_the_field(monkeypatch):
+    """Spectral operators check the field gathered on the root: a root that cannot allocate it
+    (memory) raises, and every rank raises the same instead of waiting to send."""
+    g = Grid.block(comm, SHAPE, LENGTHS, dims=None, y="chebyshev-cc", operators="spectral")
+    local = np.zeros((3, *g.local_shape))
+    if rank == 0:
+        monkeypatch.setattr(transport, "_allocate", boom)
+    with pytest.raises(Exception) as info:
+        cfdseed.check_field(comm, g, local)
+    monkeypatch.undo()
+    names = comm.allgather(type(info.value).__name__)
+    msgs = comm.allgather(str(info.value))
+    assert names == ["OSError"] * size and all("injected on rank 0" in m for m in msgs), (names, msgs)
