@@ -258,13 +258,25 @@ def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: di
     name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     fn = resolve(source, options) if isinstance(source, str) else source
 
+    slabs = Slabs(comm, grid)
+
     def build_() -> Any:
         try:
-            return fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(seed))
+            built = fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(seed))
         except SourceError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported on every rank as SourceError
             raise SourceError(f"source {name} raised {type(exc).__name__}: {exc}") from exc
+        # a user's source may return anything on any rank: checked here, agreed, before the exchange
+        slab, want = built.field, slabs.slab_shape()
+        if not isinstance(slab, np.ndarray) or slab.shape != want or not np.issubdtype(slab.dtype, np.floating):
+            raise SourceError(f"source {name}'s slab on rank {rank} is {type(slab).__name__} "
+                              f"{getattr(slab, 'shape', '')} {getattr(slab, 'dtype', '')}; expected a float array "
+                              f"of shape {want} (3, this rank's x slab, ny, nz)")
+        if slab.size and not (np.isfinite(np.min(slab)) and np.isfinite(np.max(slab))):
+            bad = int(np.count_nonzero(~np.isfinite(slab)))
+            raise SourceError(f"source {name} returned {bad} non-finite value(s) (NaN or Inf) in rank {rank}'s slab")
+        return built
 
     built = run_agreed(comm, build_)
     slab, info = built.field, built.info
@@ -272,7 +284,7 @@ def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: di
     t1 = time.perf_counter()
     _info(comm, "source %s built %s field as x slabs on %d ranks in %.3f s", name, "x".join(map(str, grid.shape)),
           comm.Get_size(), t1 - t0)
-    delivered = plan.from_slabs(slab, Slabs(comm, grid).x_ranges, consume=True)
+    delivered = plan.from_slabs(slab, slabs.x_ranges, consume=True)
     del slab
     t2 = time.perf_counter()
     _info(comm, "redistributed slabs into %s blocks in %.3f s", plan.dtype, t2 - t1)

@@ -109,3 +109,30 @@ def test_check_field_on_a_spectral_grid_fails_alike_when_the_root_cannot_hold_th
     names = comm.allgather(type(info.value).__name__)
     msgs = comm.allgather(str(info.value))
     assert names == ["OSError"] * size and all("injected on rank 0" in m for m in msgs), (names, msgs)
+
+
+@pytest.mark.parametrize("bad_slab", ["wrong shape", "None", "NaN"])
+def test_a_user_source_s_bad_slab_on_one_rank_fails_every_rank(bad_slab):
+    """The distributed strategy takes a user's Source: a slab of the wrong shape or type, or with
+    NaN, on the last rank is a SourceError on every rank (the exchange would have hung)."""
+    from cfdseed.grid import block_split
+    from cfdseed.sources import Source, SourceInfo
+
+    g = grid()
+    nx, ny, nz = SHAPE
+
+    def make(gg, rng):
+        return np.zeros((3, *SHAPE)), SourceInfo()
+
+    def make_slabs(c, gg, rng):
+        xs = block_split(nx, c.Get_size(), c.Get_rank())
+        slab = np.zeros((3, xs.stop - xs.start, ny, nz))
+        if c.Get_rank() == c.Get_size() - 1:
+            slab = {"wrong shape": slab[:, :, :-1], "None": None, "NaN": slab + np.nan}[bad_slab]
+        return slab, SourceInfo()
+
+    with pytest.raises(cfdseed.SourceError) as info:
+        cfdseed.init_field(comm, g, source=Source("user", make, make_slabs), strategy="distributed",
+                           out=solver_arrays(g), axes="xzy", check=False)
+    msgs = comm.allgather(str(info.value))
+    assert all(f"rank {size - 1}" in m for m in msgs), msgs
