@@ -24,7 +24,8 @@ from . import errors as _errors
 __all__ = ["agree", "run_agreed", "abort_on_error", "idle_until"]
 
 _BUILTIN = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, KeyError, IndexError,
-                                    FileNotFoundError, OSError, MemoryError, NotImplementedError)}
+                                    FileNotFoundError, OSError, MemoryError, NotImplementedError,
+                                    FloatingPointError, ZeroDivisionError, OverflowError)}
 
 
 def _rebuild(name: str, message: str) -> BaseException:

@@ -82,7 +82,10 @@ def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
         # NaN/Inf propagate through min/max: a finite check without a field-sized boolean temporary
         lo, hi = float(np.min(field)), float(np.max(field))
         if not (np.isfinite(lo) and np.isfinite(hi)):
-            bad = int(np.count_nonzero(~np.isfinite(field)))
+            try:  # the count needs a field-sized temporary: its MemoryError must still reach the others
+                bad = str(int(np.count_nonzero(~np.isfinite(field))))
+            except MemoryError:
+                bad = "some"
             err = SourceError(f"source returned {bad} non-finite value(s) (NaN or Inf) in a field of {field.size}")
     return (None, None, err) if err is not None else (field, built.info, None)
 

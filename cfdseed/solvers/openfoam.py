@@ -594,12 +594,12 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     mine_names = [p for n, p in enumerate(parts) if n % size == rank]
     mine: list[_Part] = []
     err = None
-    with tempfile.TemporaryDirectory(prefix="cfdseed-foam-") as scratch:
-        try:
+    try:  # the scratch folder too: a node whose /tmp is full must not leave the others in agree
+        with tempfile.TemporaryDirectory(prefix="cfdseed-foam-") as scratch:
             for name in mine_names:
                 mine.append(_mesh_part(root, name, Path(scratch)))
-        except Exception as exc:  # noqa: BLE001 - agreed below
-            err = exc
+    except Exception as exc:  # noqa: BLE001 - agreed below
+        err = exc
     agree(comm, err)
     summaries = comm.gather(run_agreed(comm, lambda: [_summary(p) for p in mine]), root=0)
     ch, grid = _bcast_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
