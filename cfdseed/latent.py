@@ -15,9 +15,12 @@ Otherwise ``c_m^2 ~ exp(-(2 pi m L / lx)^2 / 2)`` (``m >= 1``, up to the x-resol
 the periodic Gaussian ``G(r) = exp(-r^2 / 2 L^2)`` less its mean over a period,
 ``rho = (G - g) / (1 - g)`` with ``g ~ sqrt(2 pi) L / lx`` (a mean-zero path has zero mean
 correlation), ``L = corr_length * h``, ``h = ly / 2``
-(default :data:`DEFAULT_CORR_LENGTH` = 1.5 h: ``rho`` falls to 0.1 at ~3 h, close to the outer-layer
-streamwise correlation of u in DNS; compare with :func:`streamwise_correlation` of a DNS field or
-of stacked training slices). For ``L >~ lx / 2 pi`` it reduces to the published construction.
+(default :data:`DEFAULT_CORR_LENGTH` = 1.5 h: in a box much longer than ``L`` ``G`` falls to 0.1 at
+~3 h, close to the outer-layer streamwise correlation of u in DNS; the mean removed, ``rho`` falls
+faster in a box of a few ``L`` -- it crosses 0 near 2.3 h at ``lx = 4 pi h`` and is -0.9 at 3 h at
+``lx = 2 pi h`` -- so compare :func:`latent_correlation` itself with :func:`streamwise_correlation`
+of a DNS field or of stacked training slices). For ``L >~ lx / 2 pi`` it reduces to the published
+construction.
 """
 
 from __future__ import annotations

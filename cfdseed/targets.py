@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,7 +233,13 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
             return reference_target(interpolate_reference(re_tau))
         except ValueError as exc:
             raise SourceError(f"calibration target: {exc}") from None
-    return stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
+    target = stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
+    if abs(math.log(target.re_tau / re_tau)) > math.log(1.1):
+        warnings.warn(f"calibration target {target.name!r} is at Re_tau {target.re_tau:g}, the field at {re_tau:g}: "
+                      "its profiles are mapped in outer units (y/h), so its near-wall peaks land at other y+ and "
+                      "its bulk velocity is its own; give calibrate='reference' (Lee & Moser at the field's Re_tau) "
+                      "or a target at it", RuntimeWarning, stacklevel=2)
+    return target
 
 
 #: A dataset's samples are grouped by time (their moments taken about each time's plane mean) when

@@ -85,8 +85,8 @@ class Validation:
         (:data:`cfdseed.synthesis.ROLLOUT_ANCHOR`): the drift and the freezing one-step validation
         cannot see."""
         grid, gen, device = self.grid, self.gen, self.device
-        y = np.asarray(grid["y"])
-        steps = math.ceil(BURN_IN * 0.5 * (y[-1] - y[0]) / (grid["dx_plus"] * grid["nu"] / grid["u_tau"]))
+        # the synthesis's burn-in (ConditionalHandle.burn_in: BURN_IN half-heights, h = ly / 2)
+        steps = math.ceil(BURN_IN * 0.5 * grid["ly"] / (grid["dx_plus"] * grid["nu"] / grid["u_tau"]))
         g = torch.Generator().manual_seed(self.seed + 3)  # not the training stream: resume stays exact
         was_training = gen.training
         gen.eval()

@@ -55,9 +55,12 @@ def test_resolved_file_targets_take_the_field_s_re_tau_unless_they_give_their_ow
     npz = tmp_path / "t.npz"
     np.savez(npz, re_tau=182.0, **{k: getattr(LM, k) for k in ("y_delta", "U", "uu", "vv", "ww", "uv")})
     assert resolve_target(str(csv), 395.0).re_tau == 395.0
-    assert resolve_target(str(npz), 395.0).re_tau == 182.0
+    with pytest.warns(RuntimeWarning, match="at Re_tau 182, the field at 395"):  # a target at another Re_tau
+        assert resolve_target(str(npz), 395.0).re_tau == 182.0
     assert stress_target(npz, re_tau=395.0).re_tau == 182.0  # the file's own value wins
     np.testing.assert_allclose(resolve_target(str(csv), 395.0).uv, LM.uv, rtol=1e-12)
+    with pytest.warns(RuntimeWarning, match="'lee-moser-550' is at Re_tau"):
+        resolve_target("lee-moser-550", 180.0)
 
 
 def _target(**change):
