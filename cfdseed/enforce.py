@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ._collective import run_agreed
 from ._memory import discard
 from .calibrate import DEFAULT_TOL, CalibrationInfo, calibrate_spectrum
 from .targets import Stresses
@@ -367,11 +368,13 @@ def _project(f: np.ndarray, grid: Grid) -> None:
     _field(spec, f, grid)
 
 
-def _restorer(grid: Grid, kz_range: slice | None = None) -> Any:
+def _restorer(grid: Grid, kz_range: slice | None = None, comm: Any = None) -> Any:
     """The calibration's restore step for spectra of ``grid`` (the modes ``kz_range`` of z): no-slip
     by the end rows alone (the projection's own embedding: the least change at the wall), then the
     projection, both linear per column, so per mode; None where the rebuilt field needs neither
-    (central operators with points on both walls: the v-eta rebuild is solenoidal as it is)."""
+    (central operators with points on both walls: the v-eta rebuild is solenoidal as it is).
+    ``comm``: the kz slabs' ranks, which agree on the projection's errors (a rank may hold no modes,
+    or other ones whose solve fails)."""
     if grid.operators == "central" and grid.has_walls:
         return None
     proj = _Projector(grid)
@@ -384,8 +387,14 @@ def _restorer(grid: Grid, kz_range: slice | None = None) -> Any:
             for j in np.flatnonzero(weights):  # row by row: no spectrum-sized temporary
                 row += weights[j] * s[:, :, 1 + j]
             s[:, :, end] = row
-        if s.shape[3]:  # a rank may hold no kz modes
-            _project_spectrum(s, grid, proj, kz_range=kz_range)
+        def solve() -> None:
+            if s.shape[3]:  # a rank may hold no kz modes
+                _project_spectrum(s, grid, proj, kz_range=kz_range)
+
+        if comm is None:
+            solve()
+        else:
+            run_agreed(comm, solve)
     return restore
 
 

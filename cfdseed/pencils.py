@@ -163,8 +163,12 @@ def project(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
 
     slabs = Slabs(comm, grid)
     spec = slabs.forward(slab, consume=True)  # refilled by backward: the peak holds the spectrum or the slab
-    if spec.shape[3]:
-        _project_spectrum(spec, grid, _Projector(grid), kz_range=slabs.kz)
+
+    def solve() -> None:  # only the ranks holding kz modes solve: their errors agreed with the rest
+        if spec.shape[3]:
+            _project_spectrum(spec, grid, _Projector(grid), kz_range=slabs.kz)
+
+    run_agreed(comm, solve)
     return slabs.backward(spec, out=slab, consume=True)
 
 
@@ -183,7 +187,7 @@ def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float
     spec = slabs.forward(slab, consume=True)  # refilled by backward
     kx, kz = _wavenumbers(grid)
     # collective inside (identical reduced sums on every rank): its errors are raised everywhere alike
-    info = calibrate_spectrum(spec, grid, stresses, kx, kz, _restorer(grid, slabs.kz),
+    info = calibrate_spectrum(spec, grid, stresses, kx, kz, _restorer(grid, slabs.kz, comm),
                               tol=DEFAULT_TOL if tol is None else tol, comm=comm, kz_range=slabs.kz)
     slabs.backward(spec, out=slab, consume=True)
     return info

@@ -200,3 +200,29 @@ def test_slabs_are_delivered_into_any_tiling(kind, axes, dtype):
         want = np.moveaxis(want, 2, 3)
     assert got.dtype == dtype and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_projection_failing_on_one_rank_fails_every_rank(monkeypatch):
+    """The kz slabs' banded solves run only on the ranks that hold modes (none on a rank beyond
+    nz // 2 + 1), and a solve may fail on some: agreed, every rank raises the same error, in the
+    projection and in the calibration's restore step alike."""
+    import cfdseed.enforce
+    from cfdseed.calibrate import moments
+    from cfdseed.targets import Stresses
+    from cfdseed.pencils import calibrate
+
+    def boom(*args, **kwargs):
+        raise OSError(f"injected on rank {comm.rank}")
+
+    grid = GRIDS["spectral"]()
+    slabs = Slabs(comm, grid)
+    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
+    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]
+    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
+    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    if comm.rank == 0:
+        monkeypatch.setattr(cfdseed.enforce, "_project_spectrum", boom)
+    with pytest.raises(OSError, match="injected on rank 0"):
+        project(comm, np.ascontiguousarray(base[:, slabs.x]), grid)
+    with pytest.raises(OSError, match="injected on rank 0"):
+        calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid, target)
