@@ -176,11 +176,18 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
     comm = channel.comm
     out = Path(out)
     ckdir = out / "checkpoints"
-    ck = channel.latest_checkpoint(ckdir) if restart else None
-    if not restart and channel.latest_checkpoint(ckdir) is not None:
-        raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
-    if restart and ck is None:
-        raise ConfigError(f"--restart given but no complete checkpoint under {ckdir}")
+
+    def find() -> Path | None:  # rank 0 decides for all: ranks on unshared disks could list different sets
+        if comm.rank != 0:
+            return None
+        latest = channel.latest_checkpoint(ckdir)
+        if not restart and latest is not None:
+            raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
+        if restart and latest is None:
+            raise ConfigError(f"--restart given but no complete checkpoint under {ckdir}")
+        return latest if restart else None
+
+    ck = comm.bcast(run_agreed(comm, find), root=0)
 
     def clear_stop() -> None:
         if comm.rank == 0 and (out / STOP_FILE).exists():

@@ -155,6 +155,10 @@ def test_run_outputs_round_trip_and_restart(shared_tmp):
             assert ds.attrs["solver"] == "dedalus" and ds.re_tau == 180.0
     comm.Barrier()
     ch2 = DedalusChannel(SPEC, comm)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):  # rank 0 decides, every rank raises
+        drive(ch2, out, settings, restart=False)
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
+        drive(ch2, shared_tmp / "empty", settings, restart=True)
     drive(ch2, out, dataclasses.replace(settings, duration=4e-3), restart=True)
     assert ch2.sim_time > t_last
     if comm.rank == 0:
