@@ -231,8 +231,8 @@ def run_chunks(run: dict[str, Any], *, campaign: Path = CAMPAIGN, work_root: Pat
             summary = drive(ch, work, settings, restart=ck_ok, seed_fn=seed_fn, monitor=heartbeat,
                             note=dict(campaign_run=run["id"], chunk=len(prog["chunks"])))
         except FloatingPointError as exc:  # non-finite diagnostics, global: raised on every rank alike
-            failed = prog
-            prog = comm.bcast(run_agreed(comm, lambda: _record_failure(campaign, run, failed, exc)
+            failed, blew = prog, exc
+            prog = comm.bcast(run_agreed(comm, lambda: _record_failure(campaign, run, failed, blew)
                                          if comm.rank == 0 else None), root=0)
             break
         ch.save_state(state_file, extra=dict(run=run["id"], chunk=len(prog["chunks"])))

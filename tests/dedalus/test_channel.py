@@ -210,7 +210,6 @@ def test_seeds_take_the_channel_s_units_unless_the_options_give_their_own(shared
     """At Re_tau 395 a source gets the channel's re_tau and nu (u_tau = 1), so its default bulk
     velocity is Reichardt's at 395; given units, a file source or units="source" keep their own;
     under flow-rate driving the target bulk velocity is the channel's."""
-    from cfdseed.fields import write_field
     from cfdseed.units import reichardt_bulk
 
     ch = DedalusChannel(dataclasses.replace(SPEC, re_tau=395.0), comm)
