@@ -333,24 +333,17 @@ def test_existing_run_folder_refused_unless_resume_or_force(dataset, tmp_path, c
     assert not (run / "best.pt").exists() and not (run / "metrics.csv").exists()  # the old run's files are gone
 
 
-@pytest.mark.slow
-def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_path):
-    """Rank 1 cannot open the dataset: both ranks raise the same DatasetError, none hangs."""
+def _ddp_fault(tmp_path, cfg, inject):
+    """``train(cfg)`` under torchrun on 2 processes after the script lines ``inject`` (a fault on one
+    rank): each rank prints the exception it ends with; returns those lines, sorted by rank."""
     cfg_path = tmp_path / "ddp.toml"
-    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "run")))
-    script = tmp_path / "one_rank_fails.py"
+    cfg_path.write_text(to_toml(cfg))
+    script = tmp_path / "fault.py"
     script.write_text(
         "import os, sys\n"
-        "import cfdseed.traindata as t\n"
         "from cfdseed.config import load_config\n"
-        "from cfdseed.errors import DatasetError\n"
         "from cfdseed.train import train\n"
-        "opened = t.open_dataset\n"
-        "def open_dataset(path, **kw):\n"
-        "    if os.environ['RANK'] == '1':\n"
-        "        raise DatasetError(f'dataset file {str(path)!r} does not exist')\n"
-        "    return opened(path, **kw)\n"
-        "t.open_dataset = open_dataset\n"
+        + inject +
         "try:\n"
         "    train(load_config(sys.argv[1]))\n"
         "except Exception as exc:\n"
@@ -361,37 +354,38 @@ def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
-    assert len(lines) == 2 and all("DatasetError" in line and "does not exist" in line for line in lines), lines
+    assert len(lines) == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return lines
+
+
+@pytest.mark.slow
+def test_ddp_one_rank_failing_to_open_the_dataset_fails_every_rank(dataset, tmp_path):
+    """Rank 1 cannot open the dataset: both ranks raise the same DatasetError, none hangs."""
+    lines = _ddp_fault(tmp_path, tiny_config(dataset, tmp_path / "run"),
+                       "import cfdseed.traindata as t\n"
+                       "from cfdseed.errors import DatasetError\n"
+                       "opened = t.open_dataset\n"
+                       "def open_dataset(path, **kw):\n"
+                       "    if os.environ['RANK'] == '1':\n"
+                       "        raise DatasetError(f'dataset file {str(path)!r} does not exist')\n"
+                       "    return opened(path, **kw)\n"
+                       "t.open_dataset = open_dataset\n")
+    assert all("DatasetError" in line and "does not exist" in line for line in lines), lines
     assert lines[0].startswith("rank 0: DatasetError: [rank 1] dataset file")
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_ddp_rank0_failing_to_write_a_checkpoint_fails_every_rank(dataset, tmp_path):
     """Rank 0 writes the run's files alone; a write failing there (a full disk) ends every rank with
     the same error instead of leaving the others in the next step's all-reduce."""
-    cfg_path = tmp_path / "ddp.toml"
-    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "run", "log.checkpoint_every=2")))
-    script = tmp_path / "rank0_disk_full.py"
-    script.write_text(
-        "import os, sys\n"
-        "import cfdseed.train as t\n"
-        "from cfdseed.config import load_config\n"
-        "def full(path, payload):\n"
-        "    raise OSError(f'No space left on device: {path.name}')\n"
-        "if os.environ['RANK'] == '0':\n"
-        "    t.save_checkpoint = full\n"
-        "try:\n"
-        "    t.train(load_config(sys.argv[1]))\n"
-        "except Exception as exc:\n"
-        "    print(f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\", flush=True)\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-           str(cfg_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
-    assert len(lines) == 2 and all("OSError" in line and "No space left on device: ckpt.pt" in line
-                                   for line in lines), lines
+    lines = _ddp_fault(tmp_path, tiny_config(dataset, tmp_path / "run", "log.checkpoint_every=2"),
+                       "import cfdseed.train as t\n"
+                       "def full(path, payload):\n"
+                       "    raise OSError(f'No space left on device: {path.name}')\n"
+                       "if os.environ['RANK'] == '0':\n"
+                       "    t.save_checkpoint = full\n")
+    assert all("OSError" in line and "No space left on device: ckpt.pt" in line for line in lines), lines
 
 
 # -- conditional mode (model.kind = "conditional": pairs of consecutive planes) ---------------------------
