@@ -79,15 +79,21 @@ def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
     field = built.field
     err = check(field, SourceError)
     if err is None:
-        # NaN/Inf propagate through min/max: a finite check without a field-sized boolean temporary
-        lo, hi = float(np.min(field)), float(np.max(field))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            try:  # the count needs a field-sized temporary: its MemoryError must still reach the others
-                bad = str(int(np.count_nonzero(~np.isfinite(field))))
-            except MemoryError:
-                bad = "some"
+        bad = _nonfinite(field)
+        if bad is not None:
             err = SourceError(f"source returned {bad} non-finite value(s) (NaN or Inf) in a field of {field.size}")
     return (None, None, err) if err is not None else (field, built.info, None)
+
+
+def _nonfinite(a: np.ndarray) -> str | None:
+    """How many values of ``a`` are NaN or Inf ("some" when counting runs out of memory), or None.
+    NaN/Inf propagate through min/max: the check itself needs no array-sized boolean temporary."""
+    if not a.size or (np.isfinite(np.min(a)) and np.isfinite(np.max(a))):
+        return None
+    try:  # the count does: its MemoryError must still reach the other ranks as the source's error
+        return str(int(np.count_nonzero(~np.isfinite(a))))
+    except MemoryError:
+        return "some"
 
 
 def init_field(
@@ -276,8 +282,8 @@ def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: di
             raise SourceError(f"source {name}'s slab on rank {rank} is {type(slab).__name__} "
                               f"{getattr(slab, 'shape', '')} {getattr(slab, 'dtype', '')}; expected a float array "
                               f"of shape {want} (3, this rank's x slab, ny, nz)")
-        if slab.size and not (np.isfinite(np.min(slab)) and np.isfinite(np.max(slab))):
-            bad = int(np.count_nonzero(~np.isfinite(slab)))
+        bad = _nonfinite(slab)
+        if bad is not None:
             raise SourceError(f"source {name} returned {bad} non-finite value(s) (NaN or Inf) in rank {rank}'s slab")
         return built
 
