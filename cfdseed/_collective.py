@@ -26,6 +26,7 @@ __all__ = ["agree", "run_agreed", "abort_on_error", "idle_until"]
 _BUILTIN = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, KeyError, IndexError,
                                     FileNotFoundError, OSError, MemoryError, NotImplementedError,
                                     FloatingPointError, ZeroDivisionError, OverflowError)}
+_ABORT_GRACE_S = 1.0  # seconds between the failing rank's traceback and MPI_Abort
 
 
 def _rebuild(name: str, message: str) -> BaseException:
@@ -133,4 +134,8 @@ def _abort(comm: Any, code: int) -> None:
     sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.splitlines())
                      + f"[rank {rank}] cfdseed.abort_on_error: aborting the MPI job (code {code})\n")
     sys.stderr.flush()
+    # the launcher reads the pipe asynchronously; Abort can end the job before it has read the
+    # write above (a CI run under load got an empty stderr), so give it a moment: a failing job
+    # ends ~1 s later, and nothing waits on a job that is being torn down
+    time.sleep(_ABORT_GRACE_S)
     comm.Abort(code)
