@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ._collective import agree
 from ._torch_dist import TorchDist
 from .conditional import Anchor, Unrolled
 from .config import TrainConfig
@@ -115,13 +116,29 @@ class WganStep:
         values = {**critic_losses, **gen_losses}
         return torch.stack([values[k].detach() for k in LOSSES]).float()
 
+    def fetch(self, batches: Iterator[torch.Tensor]) -> list[torch.Tensor]:
+        """The iteration's ``n_critic`` batches, read up front and agreed between ranks: a read that
+        fails on one rank (a truncated file, a lost mount) raises on every rank instead of leaving the
+        others in the gradient all-reduce. The reads are pure functions of their keys, so reading
+        them before the updates changes no number."""
+        if self.dd.world == 1:
+            return [next(batches) for _ in range(self.t.n_critic)]
+        got: list[torch.Tensor] = []
+        err: BaseException | None = None
+        try:
+            got = [next(batches) for _ in range(self.t.n_critic)]
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+        agree(self.dd, err)
+        return got
+
     def critic_updates(self, batches: Iterator[torch.Tensor]
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
         """``n_critic`` critic updates; their last losses and batch (``prev`` None in plane mode)."""
         t, gen, critic, local = self.t, self.gen, self.critic, self.local
         cond = self.cond
-        for _ in range(t.n_critic):
-            real = next(batches).to(self.device, non_blocking=True)  # (b, 3, ny, nz) or pairs (b, 2, 3, ny, nz)
+        for real in self.fetch(batches):
+            real = real.to(self.device, non_blocking=True)  # (b, 3, ny, nz) or pairs (b, 2, 3, ny, nz)
             self.consumed += 1
             # conditional: the condition prev goes first to both nets (and is fixed in the GP)
             prev, real = (real[:, 0], real[:, 1]) if cond else (None, real)  # (b, 3, ny, nz) each

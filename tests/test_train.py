@@ -388,6 +388,26 @@ def test_ddp_rank0_failing_to_write_a_checkpoint_fails_every_rank(dataset, tmp_p
     assert all("OSError" in line and "No space left on device: ckpt.pt" in line for line in lines), lines
 
 
+@pytest.mark.slow
+def test_ddp_one_rank_failing_to_read_a_batch_fails_every_rank(dataset, tmp_path):
+    """A batch read failing on rank 1 mid-run (a truncated file, a lost mount) ends both ranks with
+    its error. Before, rank 0 waited in the gradient all-reduce: under torchrun it got gloo's opaque
+    "connection closed by peer" once rank 1's process had exited (a rank that lives on, e.g. a caller
+    that catches the error, left it hanging)."""
+    lines = _ddp_fault(tmp_path, tiny_config(dataset, tmp_path / "run"),
+                       "import cfdseed.data as d\n"
+                       "read = d.SliceDataset.__getitems__\n"
+                       "calls = [0]\n"
+                       "def flaky(self, keys):\n"
+                       "    calls[0] += 1\n"
+                       "    if os.environ['RANK'] == '1' and calls[0] == 4:\n"
+                       "        raise OSError('Can\\'t read data (truncated file)')\n"
+                       "    return read(self, keys)\n"
+                       "d.SliceDataset.__getitems__ = flaky\n")
+    assert all("OSError" in line and "truncated file" in line for line in lines), lines
+    assert lines[0].startswith("rank 0: OSError: [rank 1]"), lines
+
+
 # -- conditional mode (model.kind = "conditional": pairs of consecutive planes) ---------------------------
 @pytest.fixture
 def planes(tmp_path):
