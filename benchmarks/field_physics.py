@@ -119,7 +119,7 @@ def _snapshots(runs: str, after: float, keep=None):
             continue
         with fh:
             t, x = fh["t"][:], fh["x"][:]
-            y, z = fh["y"][:], fh["z"][:]
+            y = fh["y"][:]
             lz = float(fh.attrs["lz"])
             for tk in np.unique(t):
                 if tk < after or (keep is not None and not keep(tk)):
