@@ -23,10 +23,12 @@ def test_moments_match_physical_space():
     f = rng.standard_normal((3, *g.shape))
     m = moments(_spectrum(f, g), 8, 6)
     fl = f - f.mean(axis=(1, 3), keepdims=True)
-    np.testing.assert_allclose(m["U"], f[0].mean(axis=(0, 2)), atol=1e-12)
+    for c, key in enumerate("UVW"):
+        np.testing.assert_allclose(m[key], f[c].mean(axis=(0, 2)), atol=1e-12)
     np.testing.assert_allclose(m["uu"], (fl[0] ** 2).mean(axis=(0, 2)), atol=1e-12)
-    np.testing.assert_allclose(m["uv"], (fl[0] * fl[1]).mean(axis=(0, 2)), atol=1e-12)
+    np.testing.assert_allclose(m["vv"], (fl[1] ** 2).mean(axis=(0, 2)), atol=1e-12)
     np.testing.assert_allclose(m["ww"], (fl[2] ** 2).mean(axis=(0, 2)), atol=1e-12)
+    np.testing.assert_allclose(m["uv"], (fl[0] * fl[1]).mean(axis=(0, 2)), atol=1e-12)
 
 
 def _turbulent_like(grid, seed=1):
@@ -56,7 +58,9 @@ def test_calibration_reaches_the_target_and_keeps_the_constraints(y, operators):
     assert max(cal.before.values()) > 0.2  # far off before
     assert cal.after["U"] < 1e-12 and cal.after["uu"] < 0.03 and cal.after["uv"] < 0.03
     assert cal.after["vv"] < 0.1 and cal.after["ww"] < 0.1
-    m = moments(_spectrum(out, g), 48, 32)
+    fl = out - out.mean(axis=(1, 3), keepdims=True)  # measured in physical space, not by `moments`
+    m = {"uu": (fl[0] ** 2).mean(axis=(0, 2)), "vv": (fl[1] ** 2).mean(axis=(0, 2)),
+         "ww": (fl[2] ** 2).mean(axis=(0, 2)), "uv": (fl[0] * fl[1]).mean(axis=(0, 2))}
     inner = np.minimum(g.y, 2.0 - g.y) > 0.1  # y+ > 18: away from the walls every stress is reachable
     for k in ("uu", "vv", "ww", "uv"):
         np.testing.assert_allclose(m[k][inner], getattr(target, k)[inner], atol=0.05 * np.abs(getattr(target, k)).max())
