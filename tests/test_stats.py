@@ -181,6 +181,7 @@ def test_balance_figures_of_a_field_with_known_stresses():
     assert b["shear_stress_lower"] == pytest.approx(0.5, rel=1e-3)  # integral of (1 - y) over [0, 1]
     assert b["shear_stress_upper"] == pytest.approx(0.5, rel=1e-3)
     assert b["tke_lower"] == pytest.approx(b["tke_upper"], rel=1e-12)
+    assert b["tke_lower"] == pytest.approx(0.5 * (1 + 1 / 3), rel=1e-3)  # u'^2 = 1, v'^2 = s^2, w' = 0
     assert b["bulk_v"] == pytest.approx(0.0, abs=1e-14) and b["bulk_w"] == pytest.approx(0.25, rel=1e-12)
     f[:, 1] *= 0.5  # half the stress: the balance is off by up to 0.5
     assert balance_figures(f, y, ly, nu, u_tau)["balance_residual_max"] == pytest.approx(0.5, rel=1e-6)
