@@ -322,7 +322,12 @@ def test_power_template_and_rule(cr):
     k = {"2": 3.5, "4": 3.5}
     big = cr.bulk_template(t, 15.7 + 3.0 * np.exp(-t / 3.0), 15.7, 3.0, grid)
     res = cr.power(ref, big, k, protocol, np.random.default_rng(11))
-    assert set(res["per_n"]) == {"2", "4"} and res["chosen_n"] in (2, 4)
+    assert set(res["per_n"]) == {"2", "4"}
+    for row in res["per_n"].values():  # the rule, re-derived from what power() reports
+        q = row["onset_q025_q50_q975"]
+        assert row["meets_rule"] == (row["censored_fraction"] <= 0.025 and q[2] - q[0] <= 0.5 * q[1])
+    met = [n for n in (2, 4) if res["per_n"][str(n)]["meets_rule"]]
+    assert res["rule_met"] == bool(met) and res["chosen_n"] == (met[0] if met else 4)
     q = res["per_n"]["4"]["onset_q025_q50_q975"]
     assert 5.0 < q[1] < 25.0 and q[0] <= q[1] <= q[2]
 
