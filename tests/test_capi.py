@@ -167,7 +167,7 @@ def test_python_host_calls_the_library(c_solver: tuple[str, Path], tmp_path: Pat
     """A process that already runs Python: libcfdseed uses that interpreter; float32, axes "xzy",
     halo'd Fortran storage, bit-identical to cfdseed.init_field."""
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        pytest.skip(f"{sys.executable} links libpython statically: loading libcfdseed would add a second one")
+        missing(f"{sys.executable} links libpython statically: loading libcfdseed would add a second one")
     mpiexec, exe = c_solver
     script = tmp_path / "host.py"
     script.write_text(HOST)

@@ -9,13 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from cfdseed import ConfigError, Grid
 from cfdseed.constraints import ConstraintReport, Tolerances, bulk_weights, check_field
 from cfdseed.transport import block_views
 from test_operators import GRIDS
 
-MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 
 

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 import cfdseed
 from cfdseed import ConfigError, ConstraintError, Grid, SourceError, TransportError
@@ -14,7 +15,6 @@ from cfdseed.constraints import ConstraintReport, Tolerances
 from cfdseed.coupling import check_field, init_field
 from cfdseed.sources import resolve
 
-MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 GRID = Grid((8, 17, 6), (4.0, 2.0, 2.0), "tanh:2")
 

@@ -55,7 +55,7 @@ def test_packaged_sample_is_a_valid_dedalus_dataset():
     from cfdseed.solvers.dedalus import gauss_points
 
     if not SAMPLE.exists():
-        pytest.skip(f"{SAMPLE} not generated yet (examples/validate_dedalus.py --sample)")
+        pytest.fail(f"{SAMPLE} is committed; regenerate it with examples/validate_dedalus.py --sample")
     assert SAMPLE.stat().st_size <= 5 * 2**20
     with open_dataset(SAMPLE) as ds:
         assert ds.attrs["solver"] == "dedalus" and ds.re_tau == 180.0 and ds.u_tau == 1.0

@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 from _ci import missing
 
-foamlib = pytest.importorskip("foamlib")
+try:
+    import foamlib  # noqa: F401 - the adapter's dependency
+except ImportError:
+    missing("foamlib is not installed (pip install foamlib)", module=True)
 if shutil.which("blockMesh") is None:
     missing("OpenFOAM is not installed (Debian: apt install openfoam)", module=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from cfdseed.sources import ANALYTIC_DEFAULTS, available, register, resolve
 from cfdseed.units import Units, reichardt_bulk
 from test_operators import bulk_oracle, divergence_oracle
 
-MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 WALL = ("uniform", "chebyshev", "tanh:2.5")
 CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
@@ -89,7 +89,6 @@ def _built(name, options, grid):
 def test_the_same_unit_options_give_the_same_velocity_scale_in_every_source():
     """One unit contract: {"re_tau": 180} is wall units (u_tau = 1) with Reichardt's bulk velocity
     (gan: its own, within 2 %), {"bulk": 2.5} a bulk velocity of exactly 2.5, whatever the source."""
-    pytest.importorskip("torch")
     grid = Grid((8, 17, 8), (4.0, 2.0, 1.6), "chebyshev")
     for options in ({"re_tau": 180}, {}):
         built = {name: _built(name, options, grid) for name in SCALED}

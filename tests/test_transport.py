@@ -7,6 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from cfdseed import DecompositionError, Grid, GridError, TransportError
 from cfdseed import transport
 from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gather, plan_chunks, prepare, scatter
 
-MPI = pytest.importorskip("mpi4py.MPI")
 SELF = MPI.COMM_SELF
 SHAPE, LENGTHS = (6, 5, 4), (2.0, 2.0, 1.0)
 

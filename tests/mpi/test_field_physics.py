@@ -70,7 +70,7 @@ def test_main_job_field_is_calibrated_balanced_and_checked(y, dtype):
 
 def test_campaign_grid_field_lies_inside_the_band_of_real_snapshots():
     if not BANDS.exists():
-        pytest.skip(f"{BANDS} absent (benchmarks/field_physics.py bands)")
+        pytest.fail(f"{BANDS} is committed; regenerate it with benchmarks/field_physics.py bands")
     band = json.loads(BANDS.read_text())
     grid = Grid.block(comm, (32, 64, 32), (math.pi, 2.0, math.pi / 2), y="chebyshev-cc", operators="spectral")
     res, full = _deliver(grid, np.float64, seed=7)
