@@ -57,6 +57,24 @@ def test_band_on_adaptive_time_steps():
     assert detect_steady(t, x).onset_time == pytest.approx(T_ON, abs=3.0)
 
 
+def test_mser_on_steps_that_shrink_in_the_transient():
+    """CFL-like steps, short while the flow is fast (80 % of the samples before T_ON): MSER runs on
+    the record resampled to uniform time, so the onset is T_ON's, not a sample count's (on the raw
+    samples the drift would fill more than the searched half and the run would be censored)."""
+    rng = np.random.default_rng(5)
+    t = np.concatenate([np.linspace(0.0, T_ON, 4000, endpoint=False), np.linspace(T_ON, 100.0, 1000)])
+    x = np.where(t < T_ON, 2.0 - t / T_ON, 1.0) + 0.05 * rng.standard_normal(t.size)
+    r = detect_steady(t, x)
+    assert not r.censored and r.onset_time == pytest.approx(T_ON, abs=3.0)
+
+
+def test_mser_drifting_over_the_searched_half_is_censored_at_the_search_limit():
+    t, x = ramp_series(6)
+    x += np.where(t < 70.0, 0.5 * (1.0 - t / 70.0), 0.0)  # still drifting beyond half the record
+    r = detect_steady(t, x)
+    assert r.censored and "search limit" in r.reason
+
+
 def test_exponential_transient():
     rng = np.random.default_rng(1)
     t = np.linspace(0, 100, 5001)
