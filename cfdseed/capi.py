@@ -170,8 +170,8 @@ def _wrap(address: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype:
     item = np.dtype(dtype).itemsize
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=dtype)
-    if not address:
-        raise _errors.TransportError(f"array {name} is a null pointer but holds {math.prod(shape)} elements {shape}")
+    if not address:  # a bad argument of the call (cfdseed.h: CFDSEED_ERROR_ARGUMENT), not of the layout
+        raise _errors.ConfigError(f"array {name} is a null pointer but holds {math.prod(shape)} elements {shape}")
     # the elements span [lo, hi] around the address: negative strides reach below it
     lo = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
     hi = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
@@ -278,23 +278,36 @@ def _cmake_str(value: str) -> str:
     return '"' + str(value).replace("\\", "/").replace('"', '\\"') + '"'
 
 
+def _interpreter() -> str:
+    """This interpreter by one name whichever alias started it (python, python3, ...):
+    ``<sys.prefix>/bin/pythonX.Y`` when that is the same file, else ``sys.executable``."""
+    named = Path(sys.prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        return str(named) if named.samefile(sys.executable) else sys.executable
+    except OSError:
+        return sys.executable
+
+
 def cmake_dir(target: Path | None = None) -> Path:
     """Write (if changed) the CMake package of this Python environment and return its folder.
 
-    ``cfdseedConfig.cmake`` records this interpreter (``sys.executable``) and its site-packages:
-    the library a solver builds with ``find_package(cfdseed CONFIG)`` embeds exactly this
-    environment. The folder is ``<sys.prefix>/share/cmake/cfdseed`` (found by ``find_package``
-    with ``CMAKE_PREFIX_PATH=<sys.prefix>`` too), else ``~/.cache/cfdseed/cmake/<hash>``.
+    ``cfdseedConfig.cmake`` records this interpreter (:func:`_interpreter`) and its site-packages
+    (the user site only where this interpreter enables it), ``:``-separated (a ``;`` would split
+    the compile definition that carries them): the library a solver builds with
+    ``find_package(cfdseed CONFIG)`` embeds exactly this environment. The folder is
+    ``<sys.prefix>/share/cmake/cfdseed`` (found by ``find_package`` with
+    ``CMAKE_PREFIX_PATH=<sys.prefix>`` too), else ``~/.cache/cfdseed/cmake/<hash>``.
     """
     src = capi_dir()
-    sites = [p for p in (*site.getsitepackages(), site.getusersitepackages()) if Path(p).is_dir()]
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    sites = [p for p in (*site.getsitepackages(), *user) if Path(p).is_dir()]
     config = "\n".join([
         f"# cfdseed {__version__}: written by `cfdseed cmakedir` for the Python environment {sys.prefix}.",
         "# The library built from it embeds that interpreter; run `cfdseed cmakedir` of another",
         "# environment to build against that one instead. Do not edit: rewritten when it changes.",
         f"set(CFDSEED_VERSION {_cmake_str(__version__)})",
-        f"set(CFDSEED_PYTHON_EXECUTABLE {_cmake_str(sys.executable)})",
-        f"set(CFDSEED_PYTHON_SITE {_cmake_str(';'.join(sites))})",
+        f"set(CFDSEED_PYTHON_EXECUTABLE {_cmake_str(_interpreter())})",
+        f"set(CFDSEED_PYTHON_SITE {_cmake_str(':'.join(sites))})",
         f"set(CFDSEED_CAPI_DIR {_cmake_str(src)})",
         'include("${CFDSEED_CAPI_DIR}/cmake/cfdseed.cmake")',
         "",
@@ -330,5 +343,5 @@ def cmake_dir(target: Path | None = None) -> Path:
 def _cache_dir() -> Path:
     import hashlib
 
-    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    key = hashlib.sha256(_interpreter().encode()).hexdigest()[:12]
     return Path.home() / ".cache" / "cfdseed" / "cmake" / key

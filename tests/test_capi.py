@@ -282,11 +282,9 @@ def test_wrap_is_a_view_of_any_layout(dtype: str) -> None:
     assert capi._wrap(0, (0, 3, 4), (1, 1, 1), dtype, "u").shape == (0, 3, 4)
 
 
-def test_wrap_refuses_null_and_other_types() -> None:
+def test_wrap_refuses_other_types() -> None:
     from cfdseed.errors import TransportError
 
-    with pytest.raises(TransportError, match="null pointer but holds 24 elements"):
-        capi._wrap(0, (2, 3, 4), (1, 2, 6), "float64", "v")
     with pytest.raises(TransportError, match="allowed: float32, float64"):
         capi._wrap(8, (2, 3, 4), (1, 2, 6), "code 7 (CFDSEED_FLOAT = 1, CFDSEED_DOUBLE = 2)", "v")
 
@@ -297,6 +295,58 @@ def test_cmakedir_records_this_environment(capsys: pytest.CaptureFixture[str]) -
     assert main(["cmakedir"]) == 0
     folder = Path(capsys.readouterr().out.strip())
     config = (folder / "cfdseedConfig.cmake").read_text()
-    assert f'set(CFDSEED_PYTHON_EXECUTABLE "{sys.executable}")' in config
+    assert Path(re.search(r'set\(CFDSEED_PYTHON_EXECUTABLE "(.*)"\)', config).group(1)).samefile(sys.executable)
     assert (Path(re.search(r'set\(CFDSEED_CAPI_DIR "(.*)"\)', config).group(1)) / "include" / "cfdseed.h").is_file()
     assert (folder / "cfdseedConfigVersion.cmake").is_file()
+
+
+def test_a_null_array_is_an_argument_error() -> None:
+    """cfdseed.h: a null pointer is CFDSEED_ERROR_ARGUMENT, the arrays' null pointers too."""
+    from cfdseed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="array v is a null pointer but holds 24 elements") as info:
+        capi._wrap(0, (2, 3, 4), (1, 2, 6), "float64", "v")
+    assert capi.status_of(info.value) == capi.STATUS["ERROR_ARGUMENT"]
+
+
+def _config_value(folder: Path, name: str) -> str:
+    return re.search(rf'set\({name} "(.*)"\)', (folder / "cfdseedConfig.cmake").read_text()).group(1)
+
+
+@pytest.mark.parametrize("user_site", [True, False])
+def test_cmake_package_passes_several_site_folders_as_one_definition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     user_site: bool) -> None:
+    """Two site folders and a user site (a cluster's ~/.local): one compile definition, as
+    capi/CMakeLists.txt passes it (a CMake list would split it at ';'); the user site only where this
+    interpreter enables it."""
+    import site
+
+    cmake = _need(shutil.which("cmake"), "cmake")
+    sites = [tmp_path / name for name in ("site-a", "site-b", "user")]
+    for d in sites:
+        d.mkdir()
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(sites[0]), str(sites[1])])
+    monkeypatch.setattr(site, "getusersitepackages", lambda: str(sites[2]))
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", user_site)
+    folder = capi.cmake_dir(tmp_path / "pkg")
+    value = _config_value(folder, "CFDSEED_PYTHON_SITE")
+    assert value.split(":") == [str(d) for d in sites[: 3 if user_site else 2]]
+    script = tmp_path / "count.cmake"
+    script.write_text(f'set(CFDSEED_PYTHON_SITE "{value}")\n'
+                      "function(count)\n  message(\"${ARGC}\")\nendfunction()\n"
+                      'count(CFDSEED_PYTHON_SITE="${CFDSEED_PYTHON_SITE}")\n')
+    proc = subprocess.run([cmake, "-P", str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr.strip() == "1", proc.stderr
+
+
+def test_cmake_package_does_not_depend_on_the_interpreter_s_alias(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """python, python3 and python3.X of one environment record the same interpreter (no reconfigure)."""
+    names = [n for n in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+             if (BIN / n).exists()]
+    recorded = set()
+    for name in names:
+        monkeypatch.setattr(sys, "executable", str(BIN / name))
+        recorded.add(_config_value(capi.cmake_dir(tmp_path / name), "CFDSEED_PYTHON_EXECUTABLE"))
+    assert len(names) > 1 and len(recorded) == 1
+    assert Path(recorded.pop()).samefile(sys.executable)

@@ -1,6 +1,7 @@
 # Included by cfdseedConfig.cmake, which `cfdseed cmakedir` writes for one Python environment
-# (CFDSEED_PYTHON_EXECUTABLE, CFDSEED_PYTHON_SITE, CFDSEED_CAPI_DIR). Builds cfdseed::cfdseed from
-# source inside the solver's own build, with the solver's compilers and MPI (capi/CMakeLists.txt).
+# (CFDSEED_PYTHON_EXECUTABLE; CFDSEED_PYTHON_SITE, its site-packages folders separated by ':', not a
+# CMake list; CFDSEED_CAPI_DIR). Builds cfdseed::cfdseed from source inside the solver's own build,
+# with the solver's compilers and MPI (capi/CMakeLists.txt).
 if(NOT TARGET cfdseed::cfdseed)
   # libcfdseed is C++ (pybind11's embedding API) on MPI's C API: a C or Fortran solver gets both
   get_property(_cfdseed_languages GLOBAL PROPERTY ENABLED_LANGUAGES)

@@ -136,14 +136,14 @@ std::string describe(const py::error_already_set &e, bool with_type = true) {
     return text.empty() ? name : with_type ? name + ": " + text : text;
 }
 
-// Under the GIL: cfdseed.capi with the recorded site-packages on sys.path.
+// Under the GIL: cfdseed.capi with the recorded site-packages (':'-separated) on sys.path.
 py::object bridge() {
     if (!g_bridge) {
         py::module_ site = py::module_::import("site");
         py::list path = py::module_::import("sys").attr("path");
         std::string sites = CFDSEED_PYTHON_SITE;
         for (size_t a = 0; a < sites.size();) {
-            size_t b = std::min(sites.find(';', a), sites.size());
+            size_t b = std::min(sites.find(':', a), sites.size());
             std::string dir = sites.substr(a, b - a);
             if (!dir.empty() && !path.contains(py::str(dir))) site.attr("addsitedir")(dir);
             a = b + 1;
