@@ -172,14 +172,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     Raises
     ------
     CheckpointError
-        Missing file, truncated or foreign file, wrong format or version, missing keys, a tensor
-        whose content does not match its stored hash (named in the message).
+        Missing file (or a folder), truncated or foreign file, wrong format or version, missing
+        keys, a tensor whose content does not match its stored hash (named in the message).
     """
     import torch
 
     from .model import arch_kind, check_arch
 
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"checkpoint {p} is a folder; name the file in it, e.g. {p / 'model.pt'}")
     if not p.is_file():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
     try:

@@ -126,7 +126,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
                    help="under mpiexec: build and write on rank 0 (root), or every rank its own x slab with MPI-IO "
                         "output (distributed: OUT.h5 holds the metadata, OUT.raw the velocity); auto: distributed "
-                        "past 4 GiB of field when the source can (gan)")
+                        "past 4 GiB of field when the source can (gan, sem)")
     p.add_argument("--no-png", action="store_true", help="do not draw OUT.png")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file, ending in .h5 or .hdf5, in an existing folder (OUT.xmf and OUT.png go next to it)")
@@ -159,8 +159,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                             "(default: from the files; --against keeps its own)")
     p.add_argument("--u-tau", type=float, help="friction velocity of --fields, slice datasets and field files alike "
                                                "(default: from the files; --against keeps its own)")
-    p.add_argument("--samples", type=int, default=256, metavar="N", help="slices drawn from the model (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the model's samples (default 0)")
+    p.add_argument("--samples", type=int, metavar="N", help="slices drawn from the model (default 256)")
+    p.add_argument("--seed", type=int, help="random seed of the model's samples (default 0)")
     p.add_argument("--device", help="where the model runs: cpu, cuda or cuda:N (default: a GPU when available)")
     p.add_argument("--against", metavar="FILE", help="DNS data to compare with: a slice dataset (e.g. the training data or "
                                                      "held-out data) or a field file")
@@ -347,7 +347,8 @@ def _run_generate(args: argparse.Namespace) -> int:
 
     world = MPI.COMM_WORLD
     out, grid, options = run_agreed(world, _generate_setup, args)
-    if _distributed(world, grid, args.source, options, args.strategy):
+    # distributed: generate_slabs refuses a source without a slab path in the command line's words
+    if args.strategy == "distributed" or _distributed(world, grid, args.source, options, args.strategy):
         from .generate import generate_slabs
 
         res = generate_slabs(world, grid, out, source=args.source, options=options, seed=args.seed,
@@ -399,7 +400,7 @@ def _print_generated(res: Any) -> None:
     if res.enforcement is not None:
         print(res.enforcement)
     print(res.report)
-    print(f"wrote {res.path}, {res.xdmf}" + (f", {res.picture}" if res.picture else ""))
+    print("wrote " + ", ".join(str(f) for f in (res.path, res.raw, res.xdmf, res.picture) if f is not None))
 
 
 def _run_openfoam(args: argparse.Namespace) -> int:
@@ -427,6 +428,8 @@ def _run_openfoam(args: argparse.Namespace) -> int:
         return 1
     if world.Get_rank() == 0:
         print(res.summary())
+        print("checks of the structured field, before sampling onto the mesh (the cell field's finite-volume "
+              "divergence is not zero: the solver's first pressure projection removes it):")
         print(res.report)
     return 0
 
@@ -448,12 +451,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a file; name the folder to write the report into")
     _parent_exists(out, "cfdseed evaluate creates the output folder itself, not the ones above it")
+    sampling = {k: v for k in ("samples", "seed", "device") if (v := getattr(args, k)) is not None}
+    if args.fields is not None and sampling:
+        raise ConfigError(f"{', '.join('--' + k for k in sampling)}: only for a model's samples, not with --fields")
+    units = [f"--{k.replace('_', '-')}" for k in ("nu", "u_tau") if getattr(args, k) is not None]
+    if args.fields is None and args.against is None and units:
+        raise ConfigError(f"{', '.join(units)}: only for --fields and an --against field file without units; "
+                          "a model's samples are in its own units")
     fields = None if args.fields is None else [_labelled(f) for f in args.fields]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    m = evaluate(out, fields=fields, model=args.model, samples=args.samples, seed=args.seed,
-                 device=args.device, nu=args.nu, u_tau=args.u_tau, against=args.against,
+    m = evaluate(out, fields=fields, model=args.model, nu=args.nu, u_tau=args.u_tau, against=args.against,
                  against_samples=args.against_samples, reference=args.reference,
-                 heights=[*args.heights, "centre"])
+                 heights=[*args.heights, "centre"], **sampling)
     if "labels" in m:
         return _print_side_by_side(m, out)
     print(f"cfdseed evaluate: {m['evaluated']['source']}")

@@ -31,6 +31,13 @@ NORMS = ("layer", "none")  # critic normalisation (never batch norm)
 KINDS = ("plane", "conditional")  # generator kind: latent -> plane, or (plane, latent) -> next plane
 
 
+def check_device(device: str, key: str) -> None:
+    """ConfigError naming ``key`` unless ``device`` is auto, cpu, cuda or cuda:N (training, and the
+    generators :func:`cfdseed.model.torch_device` loads)."""
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"{key} {device!r} unknown; must be one of auto, cpu, cuda, cuda:N")
+
+
 @dataclass
 class DataConfig:
     path: str = ""  # HDF5 dataset (cfdseed.slices format); relative paths are relative to the config
@@ -220,9 +227,7 @@ def validate(cfg: Config) -> None:
                           "(its loss is the physics loss deep into the chains)")
     if m.norm not in NORMS:
         raise ConfigError(f"model.norm {m.norm!r} unknown; must be one of {', '.join(NORMS)}")
-    dev = t.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ConfigError(f"train.device {dev!r} unknown; must be one of auto, cpu, cuda, cuda:N")
+    check_device(t.device, "train.device")
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
@@ -233,7 +238,8 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
     Raises
     ------
     ConfigError
-        Unreadable or invalid TOML, unknown section/key, wrong type, value out of range.
+        Unreadable or invalid TOML (a folder, a binary file), unknown section/key, wrong type, value
+        out of range.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -242,6 +248,13 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
             raw = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {str(p)!r} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{p}: not a TOML config file (it is a folder)") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not a TOML config file (not UTF-8 text: byte {exc.object[exc.start]:#04x} "
+                              f"at offset {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
         data = raw.get("data")

@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,8 @@ def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, 
         raise DatasetError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as h:
-            is_field = "u" in h and "fields" not in h
+            # a field file holds /u, /v, /w, or (generate --strategy distributed) points to its raw data
+            is_field = "fields" not in h and ("u" in h or h.attrs.get("storage") == "raw")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     if not is_field:  # a dataset always records its units: they are only replaced (override)
@@ -186,16 +188,14 @@ def _write(evaluated: _Set, against: _Set | None, reference: str | None, out: An
            heights: Sequence[float | str], name: str | None = None) -> dict[str, Any]:
     """Statistics, comparisons, ``metrics.json``, figures and ``report.md`` into ``out``."""
     import json
-    from pathlib import Path
 
     from . import __version__
     from .reference import load_reference, nearest_reference
     from .report import write_figures, write_report
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     s = evaluated.stats(heights)
     a = against.stats(heights) if against is not None else None
+    out = _out_folder(Path(out))
     ref = None
     if reference is not None and reference.lower() != "none":
         ref = load_reference(nearest_reference(s.re_tau) if reference.lower() == "auto" else reference)
@@ -219,6 +219,18 @@ def _write(evaluated: _Set, against: _Set | None, reference: str | None, out: An
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
     write_report(out, metrics, figures)
     return metrics
+
+
+def _out_folder(out: Path) -> Path:
+    """Create the output folder once the statistics are known (bad heights or data leave no empty
+    folder behind); ConfigError naming it where it cannot be."""
+    from .errors import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the output folder {out} ({exc.strerror or exc})") from None
+    return out
 
 
 def _grid(d: _Set) -> dict[str, Any]:
@@ -279,7 +291,7 @@ def evaluate(
     ------
     ConfigError
         ``fields`` and ``model`` both given, a label given twice or not allowed, non-positive sample
-        counts, an unknown reference.
+        counts, an unknown reference or ``device``, an output folder that cannot be created.
     DatasetError, CheckpointError
         Missing or unreadable inputs, field files without units (and no ``nu``/``u_tau``), or data
         the statistics reject (non-finite values, bad grid, ...).

@@ -49,6 +49,7 @@ class Generated:
     picture: Path | None  # the PNG quick-look (None when not drawn)
     report: Any  # ConstraintReport of the field as stored
     enforcement: Any | None  # the source's enforcement report (gan), else None
+    raw: Path | None = None  # the velocity by MPI-IO (generate_slabs); None: it is in ``path``
 
 
 def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mapping[str, Any] | None = None,
@@ -78,13 +79,16 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     Raises
     ------
     SourceError, GridError, ConfigError
-        Unknown source or options, or a source that fails on this grid.
+        Unknown source or options, or a source that fails on this grid; ConfigError also for an
+        ``out`` that cannot be written (checked before the field is built).
     """
     from mpi4py import MPI
 
     from .constraints import check_field
     from .sources import build, resolve
 
+    out = Path(out)
+    _check_writable(out)
     options = dict(options or {})
     built = build(resolve(source, options), grid, np.random.default_rng(seed))
     field = np.asarray(built.field)
@@ -102,7 +106,6 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
     else:  # no resolved units: record whatever units the user stated, so evaluate can work in wall units
         attrs.update({k: float(options[k]) for k in ("re_tau", "u_tau", "nu") if options.get(k) is not None})
-    out = Path(out)
     xmf = write_field(out, field, grid, attrs, dtype=dtype)
     png = None
     if picture:
@@ -133,12 +136,14 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     from .pencils import Slabs
     from .sources import resolve
 
+    out = Path(out)
+    run_agreed(comm, lambda: _check_writable(out) if comm.Get_rank() == 0 else None)  # the root writes OUT.h5
     options = dict(options or {})
     used = seed if seed is not None else comm.bcast(np.random.SeedSequence().entropy if comm.Get_rank() == 0
                                                       else None, root=0)
     fn = run_agreed(comm, resolve, source, options)
     built = run_agreed(comm, lambda: fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(used))
-                       if hasattr(fn, "build_slabs") else _no_slabs(source))
+                       if getattr(fn, "distributable", False) else _no_slabs(source))
     slab, info = built.field, built.info
     del built
     slabs = Slabs(comm, grid)
@@ -154,7 +159,6 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     attrs.update(_synthesis_attrs(info.synthesis))
     if units is not None:
         attrs.update(re_tau=units.re_tau, u_tau=units.u_tau, nu=units.nu)
-    out = Path(out)
     xmf = write_field_slabs(comm, out, stored, slabs.x, grid, attrs, dtype=dtype)
     png = None
     if picture:
@@ -172,7 +176,22 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
         png = comm.bcast(run_agreed(comm, draw), root=0)
     log.info("wrote %s (%s, distributed over %d ranks): checks %s", out, source, comm.Get_size(),
              "passed" if report.passed else "FAILED")
-    return Generated(out, xmf, png, report, info.enforcement)
+    return Generated(out, xmf, png, report, info.enforcement, raw=out.with_suffix(".raw"))
+
+
+def _check_writable(out: Path) -> None:
+    """ConfigError unless a file can be created where ``out`` goes (its folder made if missing):
+    checked before the field is built, not after."""
+    from .errors import ConfigError
+
+    probe = out.with_name(f".{out.name}.tmp")  # the temporary file write_field writes first
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: creating a file in {out.parent} failed "
+                          f"({exc.strerror or exc})") from None
 
 
 def _synthesis_attrs(syn: Any) -> dict[str, Any]:

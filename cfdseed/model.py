@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import model_path, read_checkpoint
-from .config import KINDS, NORMS
-from .errors import CheckpointError
+from .config import KINDS, NORMS, check_device
+from .errors import CheckpointError, ConfigError
 
 __all__ = [
     "PRESETS",
@@ -43,6 +43,7 @@ __all__ = [
     "count_parameters",
     "GeneratorHandle",
     "load_generator",
+    "torch_device",
 ]
 
 #: Channel widths per preset. Parameter counts (latent 128, layer norm):
@@ -344,6 +345,27 @@ class GeneratorHandle(_Handle):
                 f"re_tau={self.re_tau}, device={self.device})")
 
 
+def torch_device(device: str | torch.device | None, key: str = "device") -> torch.device:
+    """The torch device ``device`` names, checked: None or ``"auto"`` is CUDA when available, else the CPU.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key``: a name other than auto, cpu, cuda, cuda:N, or a CUDA device this process
+        does not have.
+    """
+    name = "auto" if device is None else str(device)
+    check_device(name, key)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}={name!r} but CUDA is not available; use cpu or auto")
+        if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
+            raise ConfigError(f"{key}={name!r} but this process sees {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(name)
+
+
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = None) -> Any:
     """Load a generator checkpoint (a shipped model or a training checkpoint).
 
@@ -356,15 +378,17 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     path
         Checkpoint file, or the name of a packaged model (:func:`cfdseed.checkpoint.model_path`).
     device
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when available.
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None or ``"auto"`` picks CUDA when available.
 
     Raises
     ------
+    ConfigError
+        An unknown or unavailable ``device`` (:func:`torch_device`).
     CheckpointError
         See :func:`cfdseed.checkpoint.read_checkpoint`; also weights that do not fit the stored
         architecture.
     """
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch_device(device)
     path = model_path(path)
     ck = read_checkpoint(path)
     if arch_kind(ck["arch"]) == "conditional":

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .evaluate import _DEFINITIONS, _grid, _jsonable, _Set
+from .evaluate import _DEFINITIONS, _grid, _jsonable, _out_folder, _Set
 from .metrics import compare, compare_reference
 from .report import (
     _LABELS,
@@ -132,10 +132,9 @@ def write_side_by_side(inputs: Sequence[tuple[str, _Set]], against: _Set | None,
     from . import __version__
     from .reference import load_reference, nearest_reference
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     stats = {label: d.stats(heights) for label, d in inputs}
     a = against.stats(heights) if against is not None else None
+    out = _out_folder(Path(out))
     base = a if a is not None else stats[inputs[0][0]]
     ref = None
     if reference is not None and reference.lower() != "none":

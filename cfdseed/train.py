@@ -60,7 +60,7 @@ from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
 from .config import Config, to_dict, to_toml
 from .data import EpochBatchSampler, NormStats, SliceDataset
 from .errors import CheckpointError, ConfigError
-from .model import Critic, Generator, arch_config, count_parameters
+from .model import Critic, Generator, arch_config, count_parameters, torch_device
 from .pairs import PairDataset
 from .targets import dataset_target
 from .trainlog import LOSSES, TrainLogger
@@ -92,16 +92,12 @@ class TrainResult:
 
 
 def _device(cfg: Config, dd: TorchDist) -> torch.device:
-    dev = cfg.train.device
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if dev.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={dev!r} but CUDA is not available; use cpu or auto")
-        if dev == "cuda":
-            dev = f"cuda:{dd.local_rank if dd.world > 1 else torch.cuda.current_device()}"
-        torch.cuda.set_device(torch.device(dev))
-    return torch.device(dev)
+    dev = torch_device(cfg.train.device, "train.device")
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", dd.local_rank if dd.world > 1 else torch.cuda.current_device())
+        torch.cuda.set_device(dev)
+    return dev
 
 
 def _auto_preset(ny: int, nz: int, kind: str = "plane") -> str:
@@ -192,7 +188,8 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
     DatasetError
         Dataset file, shapes, NaN/Inf, attributes, too few samples.
     ConfigError
-        Bad config, a run folder that already holds a run, ``resume`` together with ``force``.
+        Bad config (an unknown or unavailable device), a run folder that already holds a run or
+        cannot be created, ``resume`` together with ``force``.
     CheckpointError
         ``resume`` without a usable ``ckpt.pt``.
 
@@ -377,8 +374,12 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
                 shutil.rmtree(p)
             else:
                 p.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(to_toml(cfg))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.toml").write_text(to_toml(cfg))
+        except OSError as exc:
+            raise ConfigError(f"run folder {out}: cannot create it or write in it ({exc.strerror or exc}); "
+                              "choose another (--out / log.out)") from None
         log.info("training %s (%s): %d %s for training, grid %dx%d, preset %s, G %d / C %d parameters, "
                  "%d process(es) on %s", source, m.kind, train_idx.size, "pairs" if cond else "samples",
                  grid["ny"], grid["nz"], preset, params["generator"], params["critic"], dd.world, device)

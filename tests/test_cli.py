@@ -86,6 +86,71 @@ def test_evaluate_refuses_bad_out(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
+def test_an_output_path_that_cannot_be_written_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    """generate checks it before the source runs (the field is not built for nothing)."""
+    import cfdseed.sources
+
+    def never(*args, **kwargs):
+        raise AssertionError("the source ran")
+
+    monkeypatch.setattr(cfdseed.sources, "build", never)
+    model = str(tiny_model(tmp_path / "m.pt"))
+    for argv in (["evaluate", "--model", model, "--samples", "4", "--device", "cpu", "--out", "/proc/evx"],
+                 ["generate", "--source", "plug", *GRID, "--no-png", "--out", "/proc/ic.h5"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert argv[-1] in err and "cannot" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("device,match", [
+    ("gpu", "device 'gpu' unknown; must be one of auto, cpu, cuda, cuda:N"),
+    ("cuda", "CUDA is not available"),
+])
+def test_bad_or_unavailable_device_exits_2_with_one_line(tmp_path, capsys, monkeypatch, device, match):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model = str(tiny_model(tmp_path / "m.pt"))
+    for argv in (["generate", *GRID, "--model", model, "--no-png", "--out", str(tmp_path / "ic.h5")],
+                 ["evaluate", "--model", model, "--samples", "2", "--out", str(tmp_path / "ev")]):
+        assert main([*argv, "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "ic.h5").exists() and not (tmp_path / "ev").exists()
+
+
+def test_strategy_help_and_errors_speak_command_line(tmp_path, capsys):
+    """--strategy's help names the sources with a distributed path; a source without one, and a
+    --model folder, are refused with the command line's words."""
+    from cfdseed.sources import BUILT_IN, FILE_SOURCES, resolve
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = re.search(r"when the source can \(([^)]*)\)", text).group(1)
+    assert listed == ", ".join(n for n in BUILT_IN if n not in FILE_SOURCES and resolve(n, {}).distributable)
+    assert main(["generate", "--source", "plug", *GRID, "--strategy", "distributed", "--no-png",
+                 "--out", str(tmp_path / "ic.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "--strategy root" in err and "strategy='root'" not in err
+    assert main(["generate", *GRID, "--model", str(tmp_path), "--no-png", "--out", str(tmp_path / "ic.h5")]) == 2
+    assert f"{tmp_path} is a folder" in (err := capsys.readouterr().err) and f"{tmp_path}/model.pt" in err
+
+
+def test_readme_generate_synopsis_has_every_source_and_option():
+    from pathlib import Path
+
+    from cfdseed.cli import build_parser
+    from cfdseed.sources import BUILT_IN
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    synopsis = re.search(r"### `cfdseed generate`\n```\n(.*?)```", readme, re.S).group(1)
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["generate"]
+    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    assert [o for o in options if o not in synopsis] == []
+    assert [n for n in BUILT_IN if n not in synopsis] == []
+
+
 def test_train_resume_and_force_exclude_each_other(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "c.toml", "--resume", "--force"])

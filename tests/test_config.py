@@ -52,6 +52,20 @@ def test_bad_configs(tmp_path, text, match):
         load_config(p)
 
 
+@pytest.mark.parametrize("name,why", [("folder", "it is a folder"), ("tiny.h5", "not UTF-8 text")])
+def test_a_folder_or_a_binary_file_is_not_a_config(tmp_path, capsys, name, why):
+    from cfdseed.cli import main
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "tiny.h5").write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\xff")
+    path = tmp_path / name
+    with pytest.raises(ConfigError, match=f"^{path}: not a TOML config file \\({why}"):
+        load_config(path)
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not a TOML config file ({why}" in err and err.count("\n") == 1
+
+
 def test_overrides_typed():
     cfg = apply_overrides(Config(), ["train.lr_g=1e-4", "train.betas=[0.5, 0.9]", "model.preset=cpu-tiny",
                                      "data.augment_wall=true", "train.iterations=3", "log.out=/tmp/x y"])

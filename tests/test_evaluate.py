@@ -128,6 +128,45 @@ def test_cli_field_without_units_needs_nu_and_u_tau(tmp_path, capsys):
                      "--heights", "10", "--out", str(tmp_path / "b")]) == 0
 
 
+def test_cli_field_stored_raw_by_the_distributed_strategy(tmp_path):
+    """A field file of ``generate --strategy distributed`` (storage "raw": the metadata in the .h5,
+    the velocity in the .raw) is read as a field file by --fields and --against alike."""
+    from mpi4py import MPI
+
+    from cfdseed.fields import write_field_slabs
+    from cfdseed.grid import Grid
+
+    g = Grid((8, 17, 8), (4.0, LY, 2.0), y="chebyshev")
+    wall = (g.y * (LY - g.y))[None, None, :, None]
+    f = wall * np.random.default_rng(0).standard_normal((3, *g.shape))
+    f[0] += 15 * wall[0]
+    raw = tmp_path / "dist.h5"
+    write_field_slabs(MPI.COMM_SELF, raw, f, slice(0, 8), g, attrs={"nu": 1 / 180, "u_tau": 1.0})
+    out = tmp_path / "ev"
+    assert cli_main(["evaluate", "--fields", str(raw), "--against", str(raw), "--reference", "none",
+                     "--heights", "10", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["evaluated"]["source"].startswith("field") and m["against"]["source"].startswith("field")
+    assert m["evaluated"]["grid"]["shape"] == [3, 8, 17, 8] and m["vs_dataset"]["combined"] == 0.0
+
+
+def test_cli_refuses_options_that_do_not_apply(dataset, tmp_path, capsys):
+    """The model's options with --fields, and --nu/--u-tau with a model and no --against (the only
+    thing they could apply to), are refused with one line; a bad --heights leaves no folder behind."""
+    out = tmp_path / "ev"
+    for extra in (["--samples", "8"], ["--seed", "1"], ["--device", "cpu"]):
+        assert cli_main(["evaluate", "--fields", str(dataset), *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert extra[0] in err and "--fields" in err and err.count("\n") == 1
+    for extra in (["--nu", "0.01"], ["--u-tau", "2"]):
+        assert cli_main(["evaluate", *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert extra[0] in err and "--against" in err and err.count("\n") == 1
+    assert cli_main(["evaluate", "--fields", str(dataset), "--heights", "-5", "--out", str(out)]) == 2
+    assert "height y+ must be" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_bad_input(dataset, tmp_path, capsys):
     assert cli_main(["evaluate", "--fields", str(dataset), "--reference", "kim-1987", "--out", str(tmp_path)]) == 2
     assert "mkm-180" in capsys.readouterr().err

@@ -81,6 +81,16 @@ def test_generate_errors(tmp_path, capsys):
         main(["generate", "--shape", "8", "9", "--lengths", "1", "2", "1", "--out", "x.h5"])
 
 
+def test_generate_distributed_names_every_file_it_wrote(tmp_path, capsys):
+    """--strategy distributed (here on one rank): the velocity goes into OUT.raw, named with the rest."""
+    model = tiny_model(tmp_path / "m.pt")
+    rc, out = _run(tmp_path, "--model", str(model), "--device", "cpu", "--option", "calibrate=null",
+                   "--strategy", "distributed")
+    wrote = capsys.readouterr().out.splitlines()[-1]
+    assert rc == 0 and out.with_suffix(".raw").is_file()
+    assert wrote == f"wrote {out}, {out.with_suffix('.raw')}, {out.with_suffix('.xmf')}, {out.with_suffix('.png')}"
+
+
 def test_generate_library_call(tmp_path):
     from cfdseed.generate import generate
     from cfdseed.grid import Grid

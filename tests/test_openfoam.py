@@ -102,6 +102,35 @@ def _addressing(case: Path, k: int) -> np.ndarray:
     return np.asarray(foamlib.FoamFile(case / f"processor{k}" / "constant" / "polyMesh" / "cellProcAddressing")[None])
 
 
+def _across(case: Path, k: int) -> dict[str, np.ndarray]:
+    """processor{k}'s coupled patches -> the global cell across each face (from the decomposition's
+    face addressing and the whole mesh; cyclic partners face by face)."""
+    def mesh(part: Path, name: str) -> np.ndarray:
+        return np.asarray(foamlib.FoamFile(part / "constant" / "polyMesh" / name)[None])
+
+    owner, neighbour = mesh(case, "owner"), mesh(case, "neighbour")
+    patches = {str(n): d for n, d in foamlib.FoamFile(case / "constant" / "polyMesh" / "boundary")[None]}
+    proc = case / f"processor{k}"
+    faces, cells, own_k = mesh(proc, "faceProcAddressing"), _addressing(case, k), mesh(proc, "owner")
+    out = {}
+    for name, d in foamlib.FoamFile(proc / "constant" / "polyMesh" / "boundary")[None]:
+        if d["type"] not in ("processor", "processorCyclic"):
+            continue
+        local = np.arange(d["startFace"], d["startFace"] + d["nFaces"])
+        across = []
+        for lf in local:
+            g, mine = abs(int(faces[lf])) - 1, cells[own_k[lf]]
+            if g < neighbour.size:
+                across.append(neighbour[g] if owner[g] == mine else owner[g])
+                continue
+            for p in patches.values():  # a cyclic face: its partner's owner
+                if p["startFace"] <= g < p["startFace"] + p["nFaces"]:
+                    partner = patches[p["neighbourPatch"]]
+                    across.append(owner[partner["startFace"] + g - p["startFace"]])
+        out[str(name)] = np.asarray(across)
+    return out
+
+
 def _snapshot(case: Path) -> dict[str, tuple[int, int]]:
     """Every file under the case with its size and modification time."""
     return {str(p.relative_to(case)): (p.stat().st_size, p.stat().st_mtime_ns) for p in case.rglob("*") if p.is_file()}
@@ -159,6 +188,14 @@ def test_decomposed_cases_get_the_reconstructed_values_per_cell(tmp_path: Path, 
         a = _addressing(serial, k)
         assert np.abs(_u(serial / f"processor{k}" / "0" / "U") - whole[a]).max() < 1e-12
         assert np.abs(_u(par / f"processor{k}" / "0" / "U") - whole[a]).max() < 1e-12
+        # a processor patch holds the field across it (the solver's first flux reads it there)
+        across = _across(serial, k)
+        assert across and all(c.size for c in across.values())
+        for case in (serial, par):
+            bf = foamlib.FoamFieldFile(case / f"processor{k}" / "0" / "U").boundary_field
+            for name, cells in across.items():
+                got = np.asarray(bf[name]["value"], dtype=np.float64).reshape(-1, 3)
+                assert np.abs(got - whole[cells]).max() < 1e-12, (case.name, k, name)
     if ranks == 2:  # gan built as x slabs (no rank holds the structured field) = gan built on rank 0
         for strategy, case in (("root", serial), ("distributed", par)):
             proc = _cli(str(case), "--seed", "4", "--layout", "decomposed", "--force", "--strategy", strategy,
@@ -177,6 +214,8 @@ def test_pimplefoam_runs_from_the_written_field(tmp_path: Path) -> None:
     local = [float(line.split("sum local =")[1].split(",")[0])
              for line in run.stdout.splitlines() if "continuity errors" in line]
     assert len(local) == 6 and max(local) < 1e-3, local  # 3 steps x 2 correctors, bounded
+    # the printed checks are the structured field's, not the finite-volume divergence of the cell field
+    assert "checks of the structured field" in proc.stdout, proc.stdout
     assert "nan" not in run.stdout.lower()
 
 
@@ -194,11 +233,13 @@ def test_second_run_needs_force_and_keeps_the_first_backup(tmp_path: Path) -> No
 
 
 # -- bad cases: exit 2, one line that names the problem, nothing written -------------------
-@pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U"])
+@pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U",
+                                  "no-Ubar", "no-nu", "macro-U"])
 def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str) -> None:
     expect = {"no-mesh": "no mesh", "not-periodic": "not a periodic channel: patch inout (patch)",
               "duct": "wall patch 'sides'", "no-case": "not a folder", "proc-count": "numberOfSubdomains",
-              "proc-cells": "does not match the decomposition", "no-U": "no velocity field"}[kind]
+              "proc-cells": "does not match the decomposition", "no-U": "no velocity field",
+              "no-Ubar": "no meanVelocityForce", "no-nu": "no nu", "macro-U": "foamDictionary -expand"}[kind]
     if kind == "no-case":
         case = tmp_path / "missing"
     elif kind == "no-mesh":
@@ -215,9 +256,22 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
         other = _case(tmp_path, "other", processors=3)
         assert _cli(str(other), "--source", "streaks", "--layout", "decomposed").returncode == 0  # nonuniform U
         shutil.copy(other / "processor0" / "0" / "U", case / "processor0" / "0" / "U")
-    else:
+    elif kind == "no-U":
         case = _case(tmp_path)
         (case / "0" / "U").unlink()
+    elif kind == "no-Ubar":
+        case = _case(tmp_path)
+        (case / "constant" / "fvOptions").unlink()
+    elif kind == "no-nu":
+        case = _case(tmp_path)
+        del foamlib.FoamFile(case / "constant" / "transportProperties")["nu"]
+    else:  # the tutorials' form: a macro from an #include
+        case = _case(tmp_path)
+        (case / "0" / "include").mkdir()
+        (case / "0" / "include" / "initialConditions").write_text("flowVelocity (15.5 0 0);\n")
+        u = case / "0" / "U"
+        macro = '#include "include/initialConditions"\ninternalField   uniform $flowVelocity;'
+        u.write_text(u.read_text().replace("internalField   uniform (15.5 0 0);", macro))
     before = _snapshot(case) if case.exists() else {}
     proc = _cli(str(case), "--source", "streaks", "--seed", "1")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -258,3 +312,97 @@ def test_case_units_reach_model_sources_and_only_ubar_reaches_file_sources() -> 
     for source in ("snapshot", "phase-randomised"):
         assert _source_options(ch, {"path": "f.h5"}, source) == {"path": "f.h5", "bulk": 0.1335}
         assert _source_options(ch, {"path": "f.h5", "bulk": 1.0}, source)["bulk"] == 1.0
+
+
+def test_symlinked_control_dict_is_not_edited_through_the_link(tmp_path: Path) -> None:
+    """A shared controlDict (a link out of the case) stays byte for byte as it was."""
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import write_initial_field
+
+    case = _case(tmp_path)
+    shared = tmp_path / "shared-controlDict"
+    shutil.move(case / "system" / "controlDict", shared)
+    (case / "system" / "controlDict").symlink_to(shared)
+    before = shared.read_bytes()
+    write_initial_field(MPI.COMM_SELF, case, source="streaks", seed=1)
+    assert shared.read_bytes() == before and (case / "system" / "controlDict").is_symlink()
+
+
+def test_compressed_mesh_gives_the_same_field(tmp_path: Path) -> None:
+    """A mesh written with writeCompression on (points.gz, ...) is read like an uncompressed one."""
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import write_initial_field
+
+    plain = _case(tmp_path, "plain")
+    packed = _case(tmp_path, "packed", mesh=False)
+    foamlib.FoamFile(packed / "system" / "controlDict")["writeCompression"] = True
+    _foam(packed, "blockMesh")
+    assert (packed / "constant" / "polyMesh" / "points.gz").is_file()
+    for case in (plain, packed):
+        write_initial_field(MPI.COMM_SELF, case, source="streaks", seed=3)
+    assert np.array_equal(_u(packed / "0" / "U"), _u(plain / "0" / "U"))
+
+
+def test_newer_file_names_give_ubar_and_nu(tmp_path: Path) -> None:
+    """OpenFOAM.org's layout: meanVelocityForce in fvConstraints, nu in physicalProperties."""
+    from cfdseed.solvers.openfoam import _case_figures
+
+    case = _case(tmp_path, mesh=False)
+    const = case / "constant"
+    (const / "fvOptions").rename(const / "fvConstraints")
+    (const / "turbulenceProperties").rename(const / "momentumTransport")
+    (const / "transportProperties").unlink()
+    (const / "physicalProperties").write_text("FoamFile { version 2.0; format ascii; class dictionary; "
+                                              "object physicalProperties; }\nviscosityModel constant;\n"
+                                              "nu [0 2 -1 0 0 0 0] 0.0055555556;\n")
+    ubar, nu = _case_figures(case)
+    assert ubar == 15.5 and nu == pytest.approx(1 / 180)
+
+
+def test_mean_velocity_force_coeffs_dictionary_is_read(tmp_path: Path) -> None:
+    """``Ubar`` inside ``meanVelocityForceCoeffs`` (the older, equally valid form)."""
+    from cfdseed.solvers.openfoam import _case_figures
+
+    case = _case(tmp_path, mesh=False)
+    (case / "constant" / "fvOptions").write_text(
+        "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
+        "momentumSource { type meanVelocityForce; active yes;\n"
+        "    meanVelocityForceCoeffs { selectionMode all; fields (U); Ubar (0.1335 0 0); } }\n")
+    assert _case_figures(case)[0] == 0.1335
+
+
+def test_units_the_case_lacks_must_be_given() -> None:
+    """Without Ubar the velocity scale (bulk, u_tau, or re_tau with nu), without nu the Reynolds
+    number (re_tau or nu) must come from the options: nothing falls back to wall units."""
+    from dataclasses import replace
+
+    from cfdseed.errors import CaseError
+    from cfdseed.solvers.openfoam import ChannelCase, _source_options
+
+    ch = ChannelCase(path=Path("."), parts=(".",), time="0", cells=1, lengths=(6.0, 2.0, 3.0), origin=(0.0, 0.0, 0.0),
+                     walls=("walls",), cyclic=(), ubar=None, nu=None, tensor=True)
+    no_ubar, no_nu = replace(ch, nu=2e-5), replace(ch, ubar=0.1335)
+    for case, opts, source, what in ((no_ubar, {}, "gan", "meanVelocityForce"), (no_nu, {}, "gan", "no nu"),
+                                     (ch, {"bulk": 1.0}, "trig", "no nu"), (ch, {"re_tau": 180.0}, "trig", "Ubar"),
+                                     (no_ubar, {"path": "f.h5"}, "snapshot", "meanVelocityForce")):
+        with pytest.raises(CaseError, match=what):
+            _source_options(case, opts, source)
+    assert _source_options(no_ubar, {"re_tau": 395.0}, "gan") == {"re_tau": 395.0, "nu": 2e-5}
+    assert _source_options(no_nu, {"nu": 2e-5}, "gan")["re_tau"] == pytest.approx(380.74, abs=0.01)
+    assert _source_options(ch, {"bulk": 1.0, "re_tau": 180.0}, "trig") == {"bulk": 1.0, "re_tau": 180.0}
+    assert _source_options(ch, {"path": "f.h5", "bulk": 0.2}, "snapshot") == {"path": "f.h5", "bulk": 0.2}
+
+
+def test_missing_units_are_refused_on_every_rank_and_explicit_ones_accepted(tmp_path: Path) -> None:
+    """A case with neither meanVelocityForce nor nu, on 2 ranks: refused (no rank hangs), then
+    written in the units the options give."""
+    case = _case(tmp_path)
+    (case / "constant" / "fvOptions").unlink()
+    del foamlib.FoamFile(case / "constant" / "transportProperties")["nu"]
+    refused = _cli(str(case), "--source", "streaks", ranks=2)
+    assert refused.returncode == 2 and "no meanVelocityForce" in refused.stderr, refused.stdout + refused.stderr
+    given = _cli(str(case), "--source", "streaks", "--option", "bulk=15.5", "--re-tau", "180", ranks=2)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert "bulk velocity 15.5 (" in given.stdout

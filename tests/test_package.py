@@ -52,3 +52,16 @@ def test_library_modules_neither_print_nor_configure_logging_nor_set_a_backend()
                 if name == "print" or name == "basicConfig" or (owner, name) == ("matplotlib", "use"):
                     offences.append(f"{path.name}:{node.lineno} {owner + '.' if owner else ''}{name}")
     assert not offences, offences
+
+
+def test_requires_python_covers_the_standard_library_in_use():
+    """cfdseed.config reads TOML with tomllib (Python 3.11+): pyproject may not promise less."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    floor = re.fullmatch(r">=\s*(\d+)\.(\d+)", project["requires-python"]).groups()
+    assert tuple(map(int, floor)) >= (3, 11)
+    older = [c for c in project.get("classifiers", []) if re.search(r"Python :: 3\.([0-9]|10)$", c)]
+    assert older == []

@@ -282,6 +282,14 @@ def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
     assert rc == 2 and "train.iterations: expected an integer" in capsys.readouterr().err
 
 
+def test_cli_train_refuses_a_run_folder_it_cannot_create(dataset, tmp_path, capsys):
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "ignored")))
+    assert cli_main(["train", str(cfg_path), "--device", "cpu", "--out", "/proc/runx"]) == 2
+    err = capsys.readouterr().err
+    assert "/proc/runx" in err and "cannot" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["plane", "conditional"])
 def test_ddp_two_processes_match_one_process(dataset, planes, tmp_path, kind):

@@ -19,17 +19,22 @@ What happens, collectively over the ranks of ``comm``:
    ``system/decomposeParDict``; each processor's field must have one value per cell of its mesh.
 2. **The mesh, through OpenFOAM itself.** Cell centres and volumes come from OpenFOAM's
    ``postProcess -funcs '(writeCellCentres writeCellVolumes)'`` run in a scratch copy of each mesh
-   part (the case is not touched; binary output, so the coordinates are exact); patches, points,
+   part (the case is not touched: ``system`` is copied, links as the files they point to; binary
+   output, so the coordinates are exact); patches, points (also compressed, ``points.gz``),
    ``fvOptions`` and ``transportProperties`` are read with **foamlib**. Each rank handles its own
    processor directories.
 3. **The channel.** Walls: the ``wall`` patches, whose faces must all lie on the two planes
    ``y = ymin`` and ``y = ymax`` of the mesh's bounding box; every other patch must be ``cyclic``
    (or ``cyclicAMI``, or a processor patch): the channel is periodic in x and z with the bounding
    box's extents as periods. The bulk velocity is the ``Ubar`` of a ``meanVelocityForce`` (it must
-   point along +x) and ``nu`` comes from ``constant/transportProperties``; without ``re_tau`` (or
-   ``u_tau``) in the options, ``re_tau`` is the one whose expected turbulent bulk velocity gives the
-   case's ``U_b h / nu`` (:func:`cfdseed.units.re_tau_from_bulk`; 380.7 for the channel395
-   tutorial, whose name says 395). Anything else is refused with a :class:`CaseError` naming it.
+   point along +x; in ``fvOptions``, ``fvConstraints`` or ``fvModels`` of ``constant`` or
+   ``system``, directly or in ``meanVelocityForceCoeffs``) and ``nu`` comes from
+   ``constant/transportProperties`` (or ``physicalProperties``); without ``re_tau`` (or ``u_tau``)
+   in the options, ``re_tau`` is the one whose expected turbulent bulk velocity gives ``U_b h / nu``
+   (:func:`cfdseed.units.re_tau_from_bulk`; 380.7 for the channel395 tutorial, whose name says 395).
+   A case without ``Ubar`` needs the velocity scale in the options (``bulk``, ``u_tau``, or
+   ``re_tau`` with ``nu``), one without ``nu`` the Reynolds number (``re_tau`` or ``nu``): nothing
+   falls back to wall units. Anything else is refused with a :class:`CaseError` naming it.
 4. **A structured grid that resolves the mesh.** In x and z: as many uniform points as the mesh has
    distinct cell-centre coordinates, placed on them when they are uniform (blockMesh channels:
    sampling is then exact); in y: the two walls plus every distinct cell-centre y. Meshes without
@@ -43,9 +48,16 @@ What happens, collectively over the ranks of ``comm``:
    streamwise component is scaled by one factor so that the volume-weighted bulk velocity of the
    cell field equals the source's bulk velocity (``Ubar``) exactly (:attr:`Written.bulk_factor`).
 7. **Writing**, after every check has passed on every rank: each ``U`` keeps its header and
-   ``boundaryField``; only ``internalField`` changes. The file is written next to ``U`` and
+   ``boundaryField`` but for ``internalField`` and, in processor directories, the ``value`` of
+   every ``processor``/``processorCyclic`` patch: the written field in the cells across its faces
+   (from the partner processor's part, face by face), as OpenFOAM itself stores it; decomposePar's
+   stale values there would feed the solver's first flux at those faces. The file is written next to ``U`` and
    renamed over it (atomic); the original is kept once as ``U.before-cfdseed`` and a second run
    refuses unless ``force=True`` (which overwrites ``U`` and keeps that first backup).
+
+:attr:`Written.report` checks the structured field of step 5 with its own operators, before
+sampling: the finite-volume divergence of the written cell field is not zero (about 0.06 U_b/h
+on channel395, Gauss linear); the solver's first pressure projection removes it.
 
 Needs OpenFOAM's ``postProcess`` on ``PATH`` (Debian: ``apt install openfoam``; the Debian
 package's ``WM_PROJECT_DIR=/usr/share/openfoam`` is set when missing) and ``foamlib``
@@ -86,6 +98,10 @@ _TOL = 1e-6
 #: Most distinct coordinates taken as the structured grid's points along one axis.
 _MAX_POINTS = 4096
 _DEBIAN_FOAM = Path("/usr/share/openfoam")
+#: Where a meanVelocityForce may be (OpenFOAM.org 9+: fvConstraints, fvModels).
+_FORCE_FILES = tuple(f"{d}/{n}" for n in ("fvOptions", "fvConstraints", "fvModels") for d in ("constant", "system"))
+#: Where nu may be (OpenFOAM.org 10+: physicalProperties).
+_NU_FILES = ("constant/transportProperties", "constant/physicalProperties")
 #: Variables of MPI launchers (MPICH's Hydra, Open MPI, PMI/PMIx, Slurm's step) kept from postProcess.
 _LAUNCH_VARS = re.compile(r"^(PMI_|PMIX_|HYDRA_|HYDI_|OMPI_COMM_WORLD|OMPI_MCA_(ess|orte|pmix)|MPI_LOCAL|MPIR_|"
                           r"SLURM_STEP|SLURM_PROCID|SLURM_LOCALID)")
@@ -120,7 +136,7 @@ class Written:
     backups: list[Path]  # originals kept by this call (empty when they existed already)
     bulk_factor: float  # factor applied to u so the cell field's bulk velocity is the source's
     bulk: float  # the cell field's volume-weighted bulk velocity as written
-    report: Any  # ConstraintReport of the structured field (its own discrete operators)
+    report: Any  # ConstraintReport of the structured field before sampling (not of the cell field)
     units: Any  # the source's resolved Units (None for sources without units)
     options: dict[str, Any] = field(default_factory=dict)  # the options the source was given
 
@@ -150,8 +166,10 @@ def _foamlib() -> Any:
 
 
 def _read(path: Path, what: str) -> Any:
-    """A foamlib file, with errors as :class:`CaseError`."""
+    """A foamlib file (or its compressed ``.gz``), with errors as :class:`CaseError`."""
     fl = _foamlib()
+    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+        path = path.with_name(path.name + ".gz")
     if not path.is_file():
         raise CaseError(f"{what}: {path} does not exist")
     try:
@@ -238,6 +256,21 @@ class _Part:
     wall_y: dict[str, np.ndarray]  # wall patch -> y of its face centres
     lo: np.ndarray  # bounding box of the points
     hi: np.ndarray
+    #: processor(Cyclic) patches: their ``value`` is the field in the cells across, which the
+    #: solver's first flux reads before it evaluates its coupled patches
+    coupled: list[_Coupled] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Coupled:
+    """A processor(Cyclic) patch of one part: face ``i`` faces face ``i`` of its partner, the patch
+    of processor ``neighbour`` back to this one (through the partner cyclic of ``refer``)."""
+
+    name: str
+    neighbour: int  # neighbProcNo
+    key: tuple[int, int, str]  # (myProcNo, neighbProcNo, referPatch or "")
+    partner: tuple[int, int, str]  # the partner's key
+    cells: np.ndarray  # (nFaces,) this part's cell at each face
 
 
 def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
@@ -248,7 +281,8 @@ def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
                         "(Debian: apt install openfoam)")
     mesh = root / part / "constant" / "polyMesh"
     work = scratch / ("case" if part == "." else part)
-    shutil.copytree(root / "system", work / "system", symlinks=True)
+    # links copied as the files they point to: the edits below must not reach a shared controlDict
+    shutil.copytree(root / "system", work / "system", ignore_dangling_symlinks=True)
     (work / "constant").mkdir()
     (work / "constant" / "polyMesh").symlink_to(mesh, target_is_directory=True)
     (work / "0").mkdir()
@@ -279,7 +313,27 @@ def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
             vals = np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else np.zeros((0, 3))
             wall_y[name] = vals.reshape(-1, 3)[:, 1]
     points = np.asarray(_read(mesh / "points", "points")[None], dtype=np.float64).reshape(-1, 3)
-    return _Part(part, centres, volumes, patches, wall_y, points.min(axis=0), points.max(axis=0))
+    return _Part(part, centres, volumes, patches, wall_y, points.min(axis=0), points.max(axis=0),
+                 _coupled(mesh, boundary))
+
+
+def _coupled(mesh: Path, boundary: Any) -> list[_Coupled]:
+    """The processor(Cyclic) patches of a part's mesh with the cells at their faces."""
+    entries = {str(name): d for name, d in boundary}
+    found = [(name, d) for name, d in entries.items() if d.get("type") in ("processor", "processorCyclic")]
+    if not found:
+        return []
+    owner = np.asarray(_read(mesh / "owner", "owner")[None], dtype=np.int64).reshape(-1)
+    out = []
+    for name, d in found:
+        me, nb, refer = int(d["myProcNo"]), int(d["neighbProcNo"]), str(d.get("referPatch", ""))
+        if refer and refer not in entries:
+            raise CaseError(f"{mesh}: {name} refers to patch {refer!r}, which the boundary file does not list")
+        across = str(entries[refer]["neighbourPatch"]) if refer else ""
+        start, n = int(d["startFace"]), int(d["nFaces"])
+        out.append(_Coupled(name, nb, (me, nb, refer), (nb, me, across), owner[start:start + n]))
+    return out
+
 
 
 def _distinct(values: np.ndarray, tol: float, limit: int) -> np.ndarray | None:
@@ -294,29 +348,31 @@ def _distinct(values: np.ndarray, tol: float, limit: int) -> np.ndarray | None:
 
 
 def _case_figures(root: Path) -> tuple[float | None, float | None]:
-    """``Ubar`` (x, checked to point along +x) of a meanVelocityForce and ``nu`` of the case."""
+    """``Ubar`` (x, checked to point along +x) of a meanVelocityForce and ``nu`` of the case (None: none)."""
     ubar = None
-    for where in ("constant", "system"):
-        path = root / where / "fvOptions"
+    for rel in _FORCE_FILES:
+        path = root / rel
         if not path.is_file():
             continue
-        for name, entry in _read(path, "fvOptions").as_dict().items():
+        for name, entry in _read(path, rel).as_dict().items():
             if isinstance(entry, Mapping) and entry.get("type") == "meanVelocityForce":
-                vec = np.asarray(entry.get("Ubar", ()), dtype=np.float64).reshape(-1)
+                coeffs = entry.get("meanVelocityForceCoeffs")  # the coefficient-dictionary form
+                if not isinstance(coeffs, Mapping):
+                    coeffs = entry
+                vec = np.asarray(coeffs.get("Ubar", ()), dtype=np.float64).reshape(-1)
                 if vec.size != 3:
-                    raise CaseError(f"{where}/fvOptions: {name}: Ubar must be a vector, got {entry.get('Ubar')!r}")
+                    raise CaseError(f"{rel}: {name}: Ubar must be a vector, got {coeffs.get('Ubar')!r}")
                 if vec[0] <= 0 or abs(vec[1]) > _TOL * vec[0] or abs(vec[2]) > _TOL * vec[0]:
-                    raise CaseError(f"{where}/fvOptions: {name}: Ubar {tuple(vec)} must point along +x "
+                    raise CaseError(f"{rel}: {name}: Ubar {tuple(vec)} must point along +x "
                                     "(cfdseed's streamwise direction; walls normal to y)")
                 ubar = float(vec[0])
-    nu = None
-    tp = root / "constant" / "transportProperties"
-    if tp.is_file():
-        value = _read(tp, "transportProperties").get("nu")
+    for rel in _NU_FILES:
+        path = root / rel
+        value = _read(path, rel).get("nu") if path.is_file() else None
         value = getattr(value, "value", value)
         if isinstance(value, (int, float)) and value > 0:
-            nu = float(value)
-    return ubar, nu
+            return ubar, float(value)
+    return ubar, None
 
 
 def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[str, Any]]) -> tuple[ChannelCase, Grid]:
@@ -405,24 +461,45 @@ def _summary(p: _Part) -> dict[str, Any]:
 def _source_options(ch: ChannelCase, options: Mapping[str, Any] | None, source: Any = None) -> dict[str, Any]:
     """The source's options: the user's, plus the case's nu and Ubar and the implied re_tau; a file
     source (``snapshot``, ``phase-randomised``) gets Ubar only: a file keeps its own velocities
-    unless its options rescale them (a file that records no units cannot be rescaled at all)."""
+    unless its options rescale them (a file that records no units cannot be rescaled at all).
+
+    Raises
+    ------
+    CaseError
+        The case has no Ubar (or no nu) and the options do not fix the velocity scale (or the
+        Reynolds number) instead: the source would fall back to wall units.
+    """
     from ..sources import FILE_SOURCES
-    from ..units import re_tau_from_bulk
+    from ..units import UNIT_OPTIONS, check_unit_options, re_tau_from_bulk
 
     opts = dict(options or {})
+    no_ubar = (f"{ch.path}: no meanVelocityForce Ubar (fvOptions, fvConstraints or fvModels in constant "
+               "or system): give the bulk velocity as the source option bulk (--option bulk=U_B)")
     if isinstance(source, str) and source in FILE_SOURCES:
         if ch.ubar is not None and "bulk" not in opts:
             opts["bulk"] = ch.ubar
+        if all(opts.get(k) is None for k in UNIT_OPTIONS):
+            raise CaseError(no_ubar)
         return opts
     h = 0.5 * ch.lengths[1]
     if ch.nu is not None and "nu" not in opts:
         opts["nu"] = ch.nu
     if ch.ubar is not None and "bulk" not in opts:
         opts["bulk"] = ch.ubar
-    if "re_tau" not in opts and "u_tau" not in opts and ch.nu is not None and ch.ubar is not None:
-        opts["re_tau"] = round(re_tau_from_bulk(ch.ubar * h / ch.nu), 2)
-        log.info("re_tau %.2f from the case's U_b h / nu = %.6g (expected turbulent bulk velocity); "
-                 "give re_tau to override", opts["re_tau"], ch.ubar * h / ch.nu)
+    given = check_unit_options(source if isinstance(source, str) else "source", opts)
+    has = {k for k, v in given.items() if v is not None}
+    missing = []
+    if not has & {"bulk", "u_tau"} and not {"re_tau", "nu"} <= has:
+        missing.append(no_ubar + ", u_tau, or re_tau with nu")
+    if not has & {"re_tau", "nu"}:
+        missing.append(f"{ch.path}: no nu in {' or '.join(_NU_FILES)}: give the source option nu, or re_tau")
+    if missing:
+        raise CaseError("; ".join(missing))
+    if not has & {"re_tau", "u_tau"}:  # bulk and nu known
+        re_bulk = given["bulk"] * h / given["nu"]
+        opts["re_tau"] = round(re_tau_from_bulk(re_bulk), 2)
+        log.info("re_tau %.2f from U_b h / nu = %.6g (expected turbulent bulk velocity); give re_tau to override",
+                 opts["re_tau"], re_bulk)
     return opts
 
 
@@ -503,6 +580,42 @@ def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.
     return out
 
 
+def _across(comm: Any, parts: Sequence[str], mine: Sequence[_Part], values: Sequence[np.ndarray]
+            ) -> list[dict[str, np.ndarray]]:
+    """Per part of this rank: each processor patch's values, the partner part's cells at the same faces
+    (collective; the partner's part is on rank ``n % size`` for ``processor{n}``)."""
+    size = comm.Get_size()
+    rank_of = {int(p[len("processor"):]): n % size for n, p in enumerate(parts) if p != "."}
+
+    def outgoing() -> list[dict[tuple[int, int, str], np.ndarray]]:
+        out: list[dict[tuple[int, int, str], np.ndarray]] = [{} for _ in range(size)]
+        for p, v in zip(mine, values):
+            for c in p.coupled:
+                if c.neighbour not in rank_of:
+                    raise CaseError(f"{p.name}: {c.name} faces processor{c.neighbour}, which is not written")
+                out[rank_of[c.neighbour]][c.key] = v[c.cells]
+        return out
+
+    incoming: dict[tuple[int, int, str], np.ndarray] = {}
+    for got in comm.alltoall(run_agreed(comm, outgoing)):
+        incoming.update(got)
+
+    def matched() -> list[dict[str, np.ndarray]]:
+        out = []
+        for p in mine:
+            vals = {}
+            for c in p.coupled:
+                theirs = incoming.get(c.partner)
+                if theirs is None or theirs.shape[0] != c.cells.size:
+                    raise CaseError(f"{p.name}: {c.name} has no partner patch of {c.cells.size} faces in "
+                                    f"processor{c.neighbour} (run decomposePar again)")
+                vals[c.name] = theirs
+            out.append(vals)
+        return out
+
+    return run_agreed(comm, matched)
+
+
 # -- writing ------------------------------------------------------------------------------
 def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> None:
     """Refuse before anything is written: wrong size, no backup permission, not writable."""
@@ -510,9 +623,13 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
     where = f"{'' if part == '.' else part + '/'}{time}/U"
     u = _read(tdir / "U", "velocity field")
     try:
-        internal = np.asarray(u.internal_field)
+        raw = u.internal_field
+        internal = None if _unexpanded(raw) else np.asarray(raw)
     except Exception as exc:  # noqa: BLE001
         raise CaseError(f"{where}: cannot read internalField: {exc}") from None
+    if internal is None:
+        raise CaseError(f"{where}: internalField {raw!r} holds a macro, which cfdseed does not expand: write "
+                        f"the value there (foamDictionary -expand {where} > U.expanded, then move it over U)")
     if internal.ndim == 2 and internal.shape[0] != cells:
         raise CaseError(f"{where} has {internal.shape[0]} values, its mesh {cells} cells: the field does not "
                         "match the decomposition (run decomposePar again)")
@@ -528,8 +645,17 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
         raise CaseError(f"cannot write into {tdir}: {exc.strerror or exc}") from None
 
 
-def _write(root: Path, part: str, time: str, values: np.ndarray) -> tuple[Path, Path | None]:
-    """Atomic: internalField of ``U`` replaced via a temporary file; the original kept once."""
+def _unexpanded(value: Any) -> bool:
+    """Whether a foamlib value holds a ``$macro`` or ``#directive`` (foamlib keeps them as text)."""
+    if isinstance(value, str):
+        return value.startswith(("$", "#"))
+    return isinstance(value, (tuple, list)) and any(_unexpanded(v) for v in value)
+
+
+def _write(root: Path, part: str, time: str, values: np.ndarray,
+           coupled: Mapping[str, np.ndarray]) -> tuple[Path, Path | None]:
+    """Atomic: internalField of ``U`` (and the ``value`` of each processor patch, ``coupled``: the
+    field across it) replaced via a temporary file; the original kept once."""
     fl = _foamlib()
     tdir = root / part / time
     target = tdir / "U"
@@ -539,7 +665,12 @@ def _write(root: Path, part: str, time: str, values: np.ndarray) -> tuple[Path, 
     try:
         shutil.copyfile(target, tmp)
         shutil.copymode(target, tmp)
-        fl.FoamFieldFile(tmp).internal_field = np.ascontiguousarray(values, dtype=np.float64)
+        out = fl.FoamFieldFile(tmp)
+        out.internal_field = np.ascontiguousarray(values, dtype=np.float64)
+        patches = out.boundary_field
+        for name, vals in coupled.items():
+            if len(vals) and name in patches:  # a patch without faces keeps its empty value
+                patches[name]["value"] = np.ascontiguousarray(vals, dtype=np.float64)
         backup = tdir / ("U" + BACKUP_SUFFIX)
         made = None
         if not backup.exists():
@@ -585,7 +716,8 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     ------
     CaseError
         Missing or unreadable case files, not a periodic channel, a field that does not match its
-        mesh, a folder that cannot be written: raised on every rank, nothing written.
+        mesh (or a macro ``internalField``), no Ubar or nu and no units in ``options`` instead, a
+        folder that cannot be written: raised on every rank, nothing written.
     SourceError, GridError
         The source refused its options or the grid (nothing written).
     """
@@ -604,7 +736,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     summaries = comm.gather(run_agreed(comm, lambda: [_summary(p) for p in mine]), root=0)
     ch, grid = _bcast_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
     run_agreed(comm, lambda: [_check_target(root, p.name, time, p.centres.shape[0], force) for p in mine])
-    opts = _source_options(ch, options, source)
+    opts = run_agreed(comm, _source_options, ch, options, source)
     from ..coupling import init_field
     from ..halo import exchange_faces
 
@@ -629,7 +761,8 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     factor = target / bulk if bulk != 0 else 1.0
     for v in values:
         v[:, 0] *= factor
-    written = run_agreed(comm, lambda: [_write(root, p.name, time, v) for p, v in zip(mine, values)])
+    coupled = _across(comm, parts, mine, values)
+    written = run_agreed(comm, lambda: [_write(root, p.name, time, v, c) for p, v, c in zip(mine, values, coupled)])
     everything = [pair for pairs in comm.allgather(written) for pair in pairs]
     order = {p: n for n, p in enumerate(parts)}
     everything.sort(key=lambda fb: order[fb[0].parent.parent.name if fb[0].parent.parent != root else "."])

@@ -207,6 +207,23 @@ def test_generate_distributed_writes_the_root_field_through_mpi_io(dtype):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.parametrize("strategy", ["root", "distributed"])
+def test_generate_refuses_an_unwritable_out_on_every_rank(strategy, monkeypatch):
+    """Checked on the root before any rank builds the field; every rank exits 2, none is left waiting."""
+    import cfdseed.sources
+    from cfdseed.cli import main
+    from cfdseed.sources.base import Source
+
+    def never(*args, **kwargs):
+        raise AssertionError("the source ran")
+
+    monkeypatch.setattr(cfdseed.sources, "build", never)
+    monkeypatch.setattr(Source, "build_slabs", never)
+    rc = main(["generate", "--source", "sem", "--shape", "16", "17", "16", "--lengths", "2", "2", "1",
+               "--strategy", strategy, "--no-png", "--out", "/proc/ic.h5"])
+    assert comm.allgather(rc) == [2] * comm.size
+
+
 def test_the_ranks_redraw_together():
     """A field the calibration cannot reach (seed 29 of default-re180-v2.1 on the campaign grid,
     tests/test_synthesis.py) is redrawn on every rank at once, and the slabs are the serial field's."""
