@@ -279,6 +279,27 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
     assert (_snapshot(case) if case.exists() else {}) == before
 
 
+def test_a_file_failing_to_stage_leaves_every_folder_as_it_was(tmp_path: Path) -> None:
+    """Writing is two-step: a U that cannot be staged (here: values foamlib cannot write; in the
+    field, a full disk) leaves the parts staged before it untouched, with no backup or temporary."""
+    from types import SimpleNamespace
+
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import _write_all
+
+    case = _case(tmp_path, processors=2)
+    before = _snapshot(case)
+    good = _u(case / "processor0" / "0" / "U") + 1.0
+    parts = [SimpleNamespace(name="processor0"), SimpleNamespace(name="processor1")]
+    with pytest.raises(ValueError):
+        _write_all(MPI.COMM_SELF, case, "0", parts, [good, np.array([["a", "b", "c"]])], [{}, {}])
+    assert _snapshot(case) == before
+    written = _write_all(MPI.COMM_SELF, case, "0", parts[:1], [good], [{}])
+    assert written == [(case / "processor0" / "0" / "U", case / "processor0" / "0" / ("U" + BACKUP_SUFFIX))]
+    assert np.array_equal(_u(case / "processor0" / "0" / "U"), good)
+
+
 def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     """The time folder made immutable (chattr +i, which stops root too) or read-only (chmod)."""
     case = _case(tmp_path)

@@ -51,8 +51,10 @@ What happens, collectively over the ranks of ``comm``:
    ``boundaryField`` but for ``internalField`` and, in processor directories, the ``value`` of
    every ``processor``/``processorCyclic`` patch: the written field in the cells across its faces
    (from the partner processor's part, face by face), as OpenFOAM itself stores it; decomposePar's
-   stale values there would feed the solver's first flux at those faces. The file is written next to ``U`` and
-   renamed over it (atomic); the original is kept once as ``U.before-cfdseed`` and a second run
+   stale values there would feed the solver's first flux at those faces. Two steps over all
+   ranks: every new file is written next to its ``U`` (and the original kept), and only when every
+   rank has done so is each renamed over ``U`` (atomic); a failure in the first step (a full disk)
+   leaves every folder as it was. The original is kept once as ``U.before-cfdseed`` and a second run
    refuses unless ``force=True`` (which overwrites ``U`` and keeps that first backup).
 
 :attr:`Written.report` checks the structured field of step 5 with its own operators, before
@@ -652,16 +654,37 @@ def _unexpanded(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(_unexpanded(v) for v in value)
 
 
-def _write(root: Path, part: str, time: str, values: np.ndarray,
-           coupled: Mapping[str, np.ndarray]) -> tuple[Path, Path | None]:
-    """Atomic: internalField of ``U`` (and the ``value`` of each processor patch, ``coupled``: the
-    field across it) replaced via a temporary file; the original kept once."""
+@dataclass(frozen=True)
+class _Staged:
+    """A new ``U`` written next to the old one, not yet in its place (the original kept already)."""
+
+    tmp: Path
+    target: Path
+    backup: Path | None  # the copy of the original made by this call (None: an earlier one is kept)
+
+    def commit(self) -> tuple[Path, Path | None]:
+        """Rename the new file over ``U`` (atomic)."""
+        os.replace(self.tmp, self.target)
+        return self.target, self.backup
+
+    def discard(self) -> None:
+        """Leave the folder as it was."""
+        self.tmp.unlink(missing_ok=True)
+        if self.backup is not None:
+            self.backup.unlink(missing_ok=True)
+
+
+def _stage(root: Path, part: str, time: str, values: np.ndarray, coupled: Mapping[str, np.ndarray]) -> _Staged:
+    """``U`` with its internalField (and the ``value`` of each processor patch, ``coupled``: the field
+    across it) replaced, written to a temporary file next to it; the original kept once as
+    ``U.before-cfdseed``."""
     fl = _foamlib()
     tdir = root / part / time
     target = tdir / "U"
     fd, tmp_name = tempfile.mkstemp(dir=tdir, prefix=".U.cfdseed-")
     os.close(fd)
     tmp = Path(tmp_name)
+    made = None
     try:
         shutil.copyfile(target, tmp)
         shutil.copymode(target, tmp)
@@ -672,14 +695,34 @@ def _write(root: Path, part: str, time: str, values: np.ndarray,
             if len(vals) and name in patches:  # a patch without faces keeps its empty value
                 patches[name]["value"] = np.ascontiguousarray(vals, dtype=np.float64)
         backup = tdir / ("U" + BACKUP_SUFFIX)
-        made = None
         if not backup.exists():
-            shutil.copy2(target, backup)
             made = backup
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target, made
+            shutil.copy2(target, backup)
+    except BaseException:
+        _Staged(tmp, target, made).discard()
+        raise
+    return _Staged(tmp, target, made)
+
+
+def _write_all(comm: Any, root: Path, time: str, mine: Sequence[_Part], values: Sequence[np.ndarray],
+               coupled: Sequence[Mapping[str, np.ndarray]]) -> list[tuple[Path, Path | None]]:
+    """Collective, in two steps: every rank stages its files (new ``U`` and backup); only when all
+    have, each renames its own over ``U``: a failure while staging anywhere (a full disk, a quota)
+    leaves every folder as it was."""
+    staged: list[_Staged] = []
+    err = None
+    try:
+        for p, v, c in zip(mine, values, coupled):
+            staged.append(_stage(root, p.name, time, v, c))
+    except Exception as exc:  # noqa: BLE001 - agreed below
+        err = exc
+    try:
+        agree(comm, err)
+    except BaseException:
+        for st in staged:
+            st.discard()
+        raise
+    return run_agreed(comm, lambda: [st.commit() for st in staged])
 
 
 # -- the whole job ------------------------------------------------------------------------
@@ -762,7 +805,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     for v in values:
         v[:, 0] *= factor
     coupled = _across(comm, parts, mine, values)
-    written = run_agreed(comm, lambda: [_write(root, p.name, time, v, c) for p, v, c in zip(mine, values, coupled)])
+    written = _write_all(comm, root, time, mine, values, coupled)
     everything = [pair for pairs in comm.allgather(written) for pair in pairs]
     order = {p: n for n, p in enumerate(parts)}
     everything.sort(key=lambda fb: order[fb[0].parent.parent.name if fb[0].parent.parent != root else "."])
