@@ -9,6 +9,7 @@ bad cases.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,6 +299,32 @@ def test_a_file_failing_to_stage_leaves_every_folder_as_it_was(tmp_path: Path) -
     written = _write_all(MPI.COMM_SELF, case, "0", parts[:1], [good], [{}])
     assert written == [(case / "processor0" / "0" / "U", case / "processor0" / "0" / ("U" + BACKUP_SUFFIX))]
     assert np.array_equal(_u(case / "processor0" / "0" / "U"), good)
+
+
+def test_a_rank_failing_to_sample_fails_every_rank(tmp_path: Path) -> None:
+    """The all-to-all sampling: rank 1 failing between the two exchanges ends both ranks with its
+    error (it used to leave rank 0 in the second exchange), and nothing is written."""
+    case = _case(tmp_path, processors=2)
+    before = _snapshot(case)
+    script = tmp_path / "fault.py"
+    script.write_text(
+        "import sys\n"
+        "from mpi4py import MPI\n"
+        "import cfdseed.solvers.openfoam as of\n"
+        "def broken(*args):\n"
+        "    raise MemoryError('interpolation')\n"
+        "if MPI.COMM_WORLD.rank == 1:\n"
+        "    of._interpolate = broken\n"
+        "try:\n"
+        "    of.write_initial_field(MPI.COMM_WORLD, sys.argv[1], source='streaks', seed=1, layout='decomposed')\n"
+        "except Exception as exc:\n"
+        "    print(f'rank {MPI.COMM_WORLD.rank}: {type(exc).__name__}: {exc}', flush=True)\n")
+    cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", "2", sys.executable, str(script), str(case)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    # the two ranks' lines may interleave in the launcher's output
+    ended = sorted(re.findall(r"rank (\d): MemoryError: (?:\[rank 1\] )?interpolation", proc.stdout))
+    assert proc.returncode == 0 and ended == ["0", "1"], proc.stdout + proc.stderr
+    assert _snapshot(case) == before
 
 
 def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path) -> None:

@@ -561,17 +561,26 @@ def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.
     starts = np.array([block_split(nx, size, r).start for r in range(size)] + [nx])
     x0 = int(starts[comm.Get_rank()])
     allpts = np.concatenate([p.centres for p in mine]) if mine else np.zeros((0, 3))
-    i, fx, j, fy, k, fz = _coords(ch, grid, allpts)
-    owner = np.searchsorted(starts, i, side="right") - 1
-    order = np.argsort(owner, kind="stable")
-    rows = np.stack([i, fx, j, fy, k, fz], axis=1)[order].astype(np.float64)
-    bounds = np.searchsorted(owner[order], np.arange(size + 1))
-    asked = _alltoallv(comm, [rows[bounds[r]:bounds[r + 1]] for r in range(size)], 6)
-    answers = []
-    for q in asked:
-        ii, jj, kk = (q[:, c].astype(np.int64) for c in (0, 2, 4))
-        answers.append(_interpolate(slab, above, x0, nz, ii, q[:, 1], jj, q[:, 3], kk, q[:, 5]))
-    got = _alltoallv(comm, answers, 3)
+
+    def questions() -> tuple[np.ndarray, list[np.ndarray]]:  # agreed, as answers(): no rank left in the exchange
+        i, fx, j, fy, k, fz = _coords(ch, grid, allpts)
+        owner = np.searchsorted(starts, i, side="right") - 1
+        order = np.argsort(owner, kind="stable")
+        rows = np.stack([i, fx, j, fy, k, fz], axis=1)[order].astype(np.float64)
+        bounds = np.searchsorted(owner[order], np.arange(size + 1))
+        return order, [rows[bounds[r]:bounds[r + 1]] for r in range(size)]
+
+    order, rows = run_agreed(comm, questions)
+    asked = _alltoallv(comm, rows, 6)
+
+    def answers() -> list[np.ndarray]:
+        out = []
+        for q in asked:
+            ii, jj, kk = (q[:, c].astype(np.int64) for c in (0, 2, 4))
+            out.append(_interpolate(slab, above, x0, nz, ii, q[:, 1], jj, q[:, 3], kk, q[:, 5]))
+        return out
+
+    got = _alltoallv(comm, run_agreed(comm, answers), 3)
     vals = np.empty((allpts.shape[0], 3))
     vals[order] = np.concatenate(got) if got else vals[order]
     out, at = [], 0
