@@ -65,7 +65,8 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     source, options
         A registered source name and its options (:func:`cfdseed.sources.resolve`).
     seed
-        Seed of ``np.random.default_rng`` (None: fresh entropy; stored as -1).
+        Seed of ``np.random.default_rng`` (None: a fresh one, :func:`fresh_seed`); stored in the file,
+        so the field can be made again.
     dtype
         Stored precision, ``"float32"`` or ``"float64"``; the check runs on the stored values.
     picture
@@ -90,6 +91,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     out = Path(out)
     _check_writable(out)
     options = dict(options or {})
+    seed = fresh_seed() if seed is None else int(seed)
     built = build(resolve(source, options), grid, np.random.default_rng(seed))
     field = np.asarray(built.field)
     report = check_field(MPI.COMM_SELF, grid, field.astype(dtype))
@@ -98,7 +100,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     re_tau = units.re_tau if units else options.get("re_tau")
     attrs: dict[str, Any] = {
         "source": source, "options": {k: str(v) for k, v in options.items()},
-        "seed": -1 if seed is None else int(seed), "report": report.to_dict(),
+        "seed": seed, "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity),
     }
     attrs.update(_synthesis_attrs(syn))
@@ -139,10 +141,9 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     out = Path(out)
     run_agreed(comm, lambda: _check_writable(out) if comm.Get_rank() == 0 else None)  # the root writes OUT.h5
     options = dict(options or {})
-    used = seed if seed is not None else comm.bcast(np.random.SeedSequence().entropy if comm.Get_rank() == 0
-                                                      else None, root=0)
+    seed = int(seed) if seed is not None else comm.bcast(fresh_seed() if comm.Get_rank() == 0 else None, root=0)
     fn = run_agreed(comm, resolve, source, options)
-    built = run_agreed(comm, lambda: fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(used))
+    built = run_agreed(comm, lambda: fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(seed))
                        if getattr(fn, "distributable", False) else _no_slabs(source))
     slab, info = built.field, built.info
     del built
@@ -153,7 +154,7 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     units = info.units
     attrs: dict[str, Any] = {
         "source": source, "options": {k: str(v) for k, v in options.items()},
-        "seed": -1 if seed is None else int(seed), "report": report.to_dict(),
+        "seed": seed, "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity), "strategy": "distributed",
     }
     attrs.update(_synthesis_attrs(info.synthesis))
@@ -177,6 +178,11 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     log.info("wrote %s (%s, distributed over %d ranks): checks %s", out, source, comm.Get_size(),
              "passed" if report.passed else "FAILED")
     return Generated(out, xmf, png, report, info.enforcement, raw=out.with_suffix(".raw"))
+
+
+def fresh_seed() -> int:
+    """A seed from fresh OS entropy that an HDF5 attribute holds (63 bits, non-negative)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _check_writable(out: Path) -> None:

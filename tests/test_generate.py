@@ -100,3 +100,19 @@ def test_generate_library_call(tmp_path):
     assert res.picture is None
     with h5py.File(res.path) as h:
         assert h.attrs["seed"] == 0 and h.attrs["source"] == "plug"
+
+
+def test_a_field_without_a_given_seed_records_the_one_it_used(tmp_path):
+    """No seed: a fresh one, stored, and the field made again from it is the same."""
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    grid = Grid((8, 13, 6), (4.0, 2.0, 3.0))
+    first = generate(grid, tmp_path / "a.h5", source="trig", picture=False)
+    f, _, _, attrs = read_field(first.path)
+    assert attrs["seed"] >= 0
+    again = generate(grid, tmp_path / "b.h5", source="trig", seed=int(attrs["seed"]), picture=False)
+    assert np.array_equal(read_field(again.path)[0], f)
+    other, _, _, other_attrs = read_field(generate(grid, tmp_path / "c.h5", source="trig", picture=False).path)
+    assert other_attrs["seed"] != attrs["seed"] and not np.array_equal(other, f)  # fresh each time
