@@ -124,7 +124,7 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     The source's distributed path (:meth:`cfdseed.sources.Source.build_slabs`), the checks on the
     slabs (:func:`cfdseed.constraints.check_field`), MPI-IO output
     (:func:`cfdseed.fields.write_field_slabs`) and the quick-look from two gathered planes: no rank
-    holds the global field. ``seed`` None: the root's fresh entropy, broadcast (stored as -1).
+    holds the global field. ``seed`` None: the root's fresh seed (:func:`fresh_seed`), broadcast and stored.
     Returns the same :class:`Generated` on every rank.
 
     Raises
