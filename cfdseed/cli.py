@@ -184,7 +184,7 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
                     "and, unless given, re_tau is the one that fits U_b h / nu. Writes 0/U of the\n"
                     "reconstructed case and/or processor*/0/U of a decomposed one (--layout); under mpiexec\n"
                     "the ranks share the processor directories out. Each U is replaced atomically and the\n"
-                    "original kept as U.before-cfdseed; a second run needs --force.",
+                    "original kept as U.before-cfdseed.bak; a second run needs --force.",
         epilog="examples:\n"
                "  cfdseed openfoam channel395 --seed 1\n"
                "  cfdseed openfoam channel395 --source streaks --layout decomposed\n"
@@ -205,7 +205,7 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=("auto", "reconstructed", "decomposed"), default="auto",
                    help="which U to write: auto (default) every layout present, or one of them")
     p.add_argument("--force", action="store_true",
-                   help="write although an earlier run's backup U.before-cfdseed exists (it is kept)")
+                   help="write although an earlier run's backup U.before-cfdseed.bak exists (it is kept)")
     p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
                    help="build the structured field on rank 0 (root) or as x slabs on every rank (distributed, "
                         "gan); auto: distributed past 4 GiB")

@@ -233,6 +233,23 @@ def test_second_run_needs_force_and_keeps_the_first_backup(tmp_path: Path) -> No
     assert "uniform (15.5 0 0)" in (case / "0" / ("U" + BACKUP_SUFFIX)).read_text()  # the original, kept
 
 
+def test_the_backup_is_no_field_to_openfoam_and_an_old_one_still_counts(tmp_path: Path) -> None:
+    """reconstructPar takes the written U, not the kept original (OpenFOAM skips *.bak); a backup
+    under the name older versions wrote (U.before-cfdseed) still guards the original."""
+    case = _case(tmp_path, processors=2)
+    assert _cli(str(case), "--source", "streaks", "--seed", "1", "--layout", "decomposed").returncode == 0
+    assert (case / "processor0" / "0" / ("U" + BACKUP_SUFFIX)).is_file()
+    shutil.rmtree(case / "0")
+    _foam(case, "reconstructPar", "-withZero")
+    assert sorted(p.name for p in (case / "0").iterdir()) == ["U", "p"]
+    old = _case(tmp_path, "old")
+    shutil.copy(old / "0" / "U", old / "0" / "U.before-cfdseed")
+    again = _cli(str(old), "--source", "streaks", "--seed", "2")
+    assert again.returncode == 2 and "U.before-cfdseed exists" in again.stderr
+    assert _cli(str(old), "--source", "streaks", "--seed", "2", "--force").returncode == 0
+    assert not (old / "0" / ("U" + BACKUP_SUFFIX)).exists()  # the old backup is the original kept
+
+
 # -- bad cases: exit 2, one line that names the problem, nothing written -------------------
 @pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U",
                                   "no-Ubar", "no-nu", "macro-U"])

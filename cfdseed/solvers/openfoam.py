@@ -54,8 +54,9 @@ What happens, collectively over the ranks of ``comm``:
    stale values there would feed the solver's first flux at those faces. Two steps over all
    ranks: every new file is written next to its ``U`` (and the original kept), and only when every
    rank has done so is each renamed over ``U`` (atomic); a failure in the first step (a full disk)
-   leaves every folder as it was. The original is kept once as ``U.before-cfdseed`` and a second run
-   refuses unless ``force=True`` (which overwrites ``U`` and keeps that first backup).
+   leaves every folder as it was. The original is kept once as ``U.before-cfdseed.bak`` (OpenFOAM's
+   tools skip ``*.bak``) and a second run refuses unless ``force=True`` (which overwrites ``U``
+   and keeps that first backup).
 
 :attr:`Written.report` checks the structured field of step 5 with its own operators, before
 sampling: the finite-volume divergence of the written cell field is not zero (about 0.06 U_b/h
@@ -91,8 +92,11 @@ __all__ = ["ChannelCase", "Written", "write_initial_field", "find_case", "BACKUP
 
 log = logging.getLogger(__name__)
 
-#: Name suffix of the kept original field (``U`` -> ``U.before-cfdseed``).
-BACKUP_SUFFIX = ".before-cfdseed"
+#: Name suffix of the kept original field (``U`` -> ``U.before-cfdseed.bak``): OpenFOAM's tools
+#: skip ``*.bak`` in a time folder (reconstructPar, decomposePar, foamToVTK do not take it for a field).
+BACKUP_SUFFIX = ".before-cfdseed.bak"
+#: The backup's name before 2026-12-06 (a field to OpenFOAM's tools), still honoured as a kept original.
+_OLD_BACKUP_SUFFIX = ".before-cfdseed"
 #: Which fields to write: every layout present, or one of them.
 LAYOUTS = ("auto", "reconstructed", "decomposed")
 #: Relative tolerance (of the box size) for "the same coordinate" and "on the wall plane".
@@ -646,8 +650,9 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
                         "match the decomposition (run decomposePar again)")
     if internal.shape[-1:] != (3,):
         raise CaseError(f"{where} is not a vector field (internalField shape {internal.shape})")
-    if (tdir / ("U" + BACKUP_SUFFIX)).exists() and not force:
-        raise CaseError(f"{where}{BACKUP_SUFFIX} exists (the original kept by an earlier cfdseed run); "
+    kept = [n for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX) if (tdir / ("U" + n)).exists()]
+    if kept and not force:
+        raise CaseError(f"{where}{kept[0]} exists (the original kept by an earlier cfdseed run); "
                         "--force writes U again and keeps that backup")
     try:
         with tempfile.NamedTemporaryFile(dir=tdir, prefix=".cfdseed-probe-"):
@@ -686,7 +691,7 @@ class _Staged:
 def _stage(root: Path, part: str, time: str, values: np.ndarray, coupled: Mapping[str, np.ndarray]) -> _Staged:
     """``U`` with its internalField (and the ``value`` of each processor patch, ``coupled``: the field
     across it) replaced, written to a temporary file next to it; the original kept once as
-    ``U.before-cfdseed``."""
+    ``U.before-cfdseed.bak``."""
     fl = _foamlib()
     tdir = root / part / time
     target = tdir / "U"
@@ -704,7 +709,7 @@ def _stage(root: Path, part: str, time: str, values: np.ndarray, coupled: Mappin
             if len(vals) and name in patches:  # a patch without faces keeps its empty value
                 patches[name]["value"] = np.ascontiguousarray(vals, dtype=np.float64)
         backup = tdir / ("U" + BACKUP_SUFFIX)
-        if not backup.exists():
+        if not any((tdir / ("U" + n)).exists() for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX)):
             made = backup
             shutil.copy2(target, backup)
     except BaseException:
@@ -754,7 +759,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     layout : {"auto", "reconstructed", "decomposed"}
         Which ``U`` files to write; ``auto``: every layout present.
     force : bool
-        Write even though an earlier run's backup ``U.before-cfdseed`` exists (it is kept).
+        Write even though an earlier run's backup ``U.before-cfdseed.bak`` exists (it is kept).
     strategy : {"auto", "root", "distributed"}
         :func:`cfdseed.init_field`'s: build the structured field on rank 0, or as x slabs on every
         rank (no rank holds it whole; ``gan``); auto: distributed past 4 GiB.
