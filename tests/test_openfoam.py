@@ -436,6 +436,13 @@ def test_mean_velocity_force_coeffs_dictionary_is_read(tmp_path: Path) -> None:
         "momentumSource { type meanVelocityForce; active yes;\n"
         "    meanVelocityForceCoeffs { selectionMode all; fields (U); Ubar (0.1335 0 0); } }\n")
     assert _case_figures(case)[0] == 0.1335
+    # OpenFOAM reads constant/fvOptions when it exists and then not system/fvOptions
+    (case / "system" / "fvOptions").write_text(
+        "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
+        "momentumSource { type meanVelocityForce; selectionMode all; fields (U); Ubar (0.25 0 0); }\n")
+    assert _case_figures(case)[0] == 0.1335
+    (case / "constant" / "fvOptions").unlink()
+    assert _case_figures(case)[0] == 0.25
 
 
 def test_units_the_case_lacks_must_be_given() -> None:

@@ -104,8 +104,10 @@ _TOL = 1e-6
 #: Most distinct coordinates taken as the structured grid's points along one axis.
 _MAX_POINTS = 4096
 _DEBIAN_FOAM = Path("/usr/share/openfoam")
-#: Where a meanVelocityForce may be (OpenFOAM.org 9+: fvConstraints, fvModels).
-_FORCE_FILES = tuple(f"{d}/{n}" for n in ("fvOptions", "fvConstraints", "fvModels") for d in ("constant", "system"))
+#: Where a meanVelocityForce may be (OpenFOAM.org 9+: fvConstraints, fvModels): of each name the
+#: first folder that holds it, in the order OpenFOAM looks (the other is then not read).
+_FORCE_FILES = {"fvOptions": ("constant", "system"), "fvConstraints": ("system", "constant"),
+                "fvModels": ("constant", "system")}
 #: Where nu may be (OpenFOAM.org 10+: physicalProperties).
 _NU_FILES = ("constant/transportProperties", "constant/physicalProperties")
 #: Variables of MPI launchers (MPICH's Hydra, Open MPI, PMI/PMIx, Slurm's step) kept from postProcess.
@@ -356,10 +358,9 @@ def _distinct(values: np.ndarray, tol: float, limit: int) -> np.ndarray | None:
 def _case_figures(root: Path) -> tuple[float | None, float | None]:
     """``Ubar`` (x, checked to point along +x) of a meanVelocityForce and ``nu`` of the case (None: none)."""
     ubar = None
-    for rel in _FORCE_FILES:
+    found = [next((f"{d}/{n}" for d in dirs if (root / d / n).is_file()), None) for n, dirs in _FORCE_FILES.items()]
+    for rel in (r for r in found if r is not None):
         path = root / rel
-        if not path.is_file():
-            continue
         for name, entry in _read(path, rel).as_dict().items():
             if isinstance(entry, Mapping) and entry.get("type") == "meanVelocityForce":
                 coeffs = entry.get("meanVelocityForceCoeffs")  # the coefficient-dictionary form
