@@ -71,8 +71,9 @@ __all__ = ["train", "TrainResult", "RUN_FILES"]
 
 log = logging.getLogger(__name__)
 
-# Keys a resumed run may change; anything else must equal the checkpoint's config.
-_RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers")}
+# Keys a resumed run may change; anything else must equal the checkpoint's config (train.init_from
+# acts on a new run only: a resumed one takes its weights from its own checkpoint).
+_RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers"), ("train", "init_from")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
 RUN_FILES = ("ckpt.pt", "model.pt", "best.pt", "config.toml", "log.csv", "metrics.csv", "losses.png", "tb")
 

@@ -706,3 +706,16 @@ def test_checkpoints_from_before_new_config_keys_still_resume():
         del old[sec][key]
     assert _config_changes(old, cfg) == []
     assert _config_changes(old, apply_overrides(cfg, ["data.val_gap=5"])) == ["data.val_gap: None -> 5.0"]
+
+
+def test_resume_ignores_where_the_start_weights_came_from():
+    """train.init_from only starts a new run: a resume (its weights are its checkpoint's) may name
+    the start checkpoint elsewhere (a moved checkout); the data may not change."""
+    from cfdseed.config import to_dict
+    from cfdseed.train import _config_changes
+
+    cfg = apply_overrides(Config(), ["train.init_from=/work/main/training/v2-lag/ckpt.pt"])
+    old = to_dict(cfg)
+    assert _config_changes(old, apply_overrides(cfg, ["train.init_from=elsewhere/ckpt.pt"])) == []
+    assert _config_changes(old, apply_overrides(cfg, ["data.path=elsewhere.h5"])) == [
+        "data.path: '' -> 'elsewhere.h5'"]
