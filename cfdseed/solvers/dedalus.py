@@ -240,7 +240,9 @@ class DedalusChannel:
     comm
         mpi4py communicator (default ``MPI.COMM_WORLD``).
     mesh
-        Optional Dedalus process mesh (default: 1-D over x).
+        Optional Dedalus process mesh, 1-D (default: the ranks split z in grid space, x in
+        coefficient space). A 2-D mesh distributes y in grid space, which the coupling does not
+        allow: refused.
     fftw_rigor
         FFTW planning rigor for Dedalus' spectral transforms (one of :data:`FFTW_RIGORS`);
         None keeps Dedalus' configuration (``measure`` unless a ``dedalus.cfg`` says otherwise).
@@ -335,7 +337,8 @@ class DedalusChannel:
                 raise CfdseedError(f"Dedalus {name} grid on this rank is not a contiguous uniform block: {vals}")
             slices.append(slice(start, start + vals.size))
         if y.size != ny:
-            raise CfdseedError(f"Dedalus y grid is distributed ({y.size} of {ny} points); use a mesh over x/z only")
+            raise CfdseedError(f"Dedalus y grid is distributed ({y.size} of {ny} points): a 2-D process mesh "
+                               "distributes y; use a 1-D mesh (the default)")
         if np.all(np.diff(y) > 0):
             self._y_reversed = False
         elif np.all(np.diff(y) < 0):
@@ -350,7 +353,9 @@ class DedalusChannel:
         """Writable views ``(u, v, w)`` of the velocity grid data at scale 1, axes ``"xzy"``.
 
         Each view has shape ``(local nx, local nz, ny)`` with y increasing. Writing through them
-        sets the solver state; call before stepping (or after, to overwrite the state).
+        sets the solver state; call before stepping (to overwrite the state of a channel that has
+        stepped, use :meth:`seed`, :meth:`perturb` or the loaders: they restart the multistep
+        scheme's history, which written views alone do not).
         """
         self.u.change_scales(1)
         g = self.u["g"]  # (3, lnx, lnz, ny), components (x, z, y)
@@ -399,6 +404,7 @@ class DedalusChannel:
             self.comm, self.grid, source=source, options=options, seed=seed,
             out=views, axes="xzy", check=check, tolerances=tolerances, result=True,
         )
+        self._restart_history(first_step=True)
         if done.report is not None:
             return done.report
         return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
@@ -430,7 +436,23 @@ class DedalusChannel:
         self.comm.Allreduce(MPI.IN_PLACE, sq, op=MPI.SUM)
         for view, comp in zip(self.velocity_views(), extra):
             view += comp
+        self._restart_history()
         return float(np.sqrt(sq[0] / (3 * nx * ny * nz)))
+
+    def _restart_history(self, first_step: bool = False) -> None:
+        """Restart the multistep scheme from the current state, as on a new channel: SBDF2's next
+        step is first order and uses no earlier right-hand side (it keeps the last steps', which
+        would mix a state overwritten after stepping with the one before it: a re-seed at U_b 10
+        after steps at 15 stepped to 8.33). ``first_step``: also the first time step and a CFL
+        evaluation on the next step, as on a new channel. A no-op on a channel that never stepped."""
+        ts = self.solver.timestepper
+        if hasattr(ts, "_iteration"):  # Dedalus 3's MultistepIMEX: the order follows it
+            ts._iteration = 0
+        else:  # another Dedalus: a new timestepper of the same scheme holds no history
+            self.solver.timestepper = type(ts)(self.solver)
+        if first_step:
+            self.solver.initial_iteration = self.solver.iteration
+            self.timestep = self.cfl.stored_dt = self.spec.initial_step
 
     # -- stepping -----------------------------------------------------------------------------
     @property
@@ -604,6 +626,7 @@ class DedalusChannel:
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
         self.timestep = meta["timestep"]
         self.cfl.stored_dt = meta["timestep"]
+        self._restart_history()
         return meta
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -653,7 +676,9 @@ class DedalusChannel:
     def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
         """Restore the state, time, iteration and time step; returns the checkpoint's metadata.
 
-        The checkpoint must come from the same rank count and resolution. Collective.
+        The checkpoint must come from the same rank count and resolution, and the same physics:
+        box, Re_tau and driving (and target bulk velocity under ``"flow_rate"``); to go on with other
+        physics from a state, use :meth:`save_state` / :meth:`load_state`. Collective.
         """
         ck = Path(path)
 
@@ -661,9 +686,23 @@ class DedalusChannel:
             meta = json.loads((ck / "meta.json").read_text())
             if meta["nranks"] != self.comm.size:
                 raise CheckpointError(f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; use the same count")
-            if tuple(meta["spec"]["shape"]) != tuple(self.spec.shape):
-                raise CheckpointError(f"{ck}: shape {meta['spec']['shape']} != {self.spec.shape}")
+            spec = meta["spec"]
+            if tuple(spec["shape"]) != tuple(self.spec.shape):
+                raise CheckpointError(f"{ck}: shape {spec['shape']} != {self.spec.shape}")
+            if not np.allclose(spec["lengths"], self.spec.lengths, rtol=1e-12, atol=0):
+                raise CheckpointError(f"{ck}: box {tuple(spec['lengths'])} != {self.spec.lengths}")
+            driving = spec.get("driving", "force")
+            same = [("re_tau", spec["re_tau"], self.spec.re_tau), ("driving", driving, self.spec.driving)]
+            if self.spec.driving == "flow_rate":
+                same.append(("bulk", spec.get("bulk"), self.spec.bulk))
+            for name, theirs, ours in same:
+                if theirs != ours and not (isinstance(theirs, float) and math.isclose(theirs, ours, rel_tol=1e-12)):
+                    raise CheckpointError(f"{ck}: {name} {theirs!r} != {ours!r} (a checkpoint continues its own run; "
+                                          "load_state takes a state into other physics)")
             with np.load(ck / f"rank{self.comm.rank:04d}.npz") as data:
+                missing = [f.name for f in self.solver.state if f.name not in data]
+                if missing:
+                    raise CheckpointError(f"{ck}: holds no {', '.join(missing)}")
                 arrays = {f.name: data[f.name] for f in self.solver.state}
             for f in self.solver.state:
                 f.preset_layout("c")
@@ -678,4 +717,5 @@ class DedalusChannel:
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
         self.timestep = meta["timestep"]
         self.cfl.stored_dt = meta["timestep"]
+        self._restart_history()
         return meta

@@ -131,6 +131,46 @@ def test_checkpoint_restores_state_exactly(channel, shared_tmp):
     other = DedalusChannel(dataclasses.replace(SPEC, shape=(8, 16, 12)), comm)
     with pytest.raises(CheckpointError, match="shape"):
         other.load_checkpoint(ck)
+    for change, what in ((dict(lengths=(2 * math.pi, 2.0, math.pi / 2)), "box"), (dict(re_tau=395.0), "re_tau"),
+                         (dict(driving="flow_rate"), "driving")):  # other physics: load_state's job
+        with pytest.raises(CheckpointError, match=what):
+            DedalusChannel(dataclasses.replace(SPEC, **change), comm).load_checkpoint(ck)
+
+
+def _fixed_steps(channel, n, dt=1e-3):
+    for _ in range(n):
+        channel.solver.step(dt)
+
+
+def test_overwriting_a_stepped_state_steps_as_a_new_channel_would(channel, shared_tmp):
+    """seed, perturb and the loaders restart SBDF2's history: the next steps are those of a new
+    channel from the same state (they mixed the old state's right-hand sides in: a re-seed at
+    U_b 10 after steps at 15 stepped to 8.33)."""
+    def velocity(ch):
+        return comm.allreduce(float(np.abs(np.stack(ch.velocity_views())).max()), op=MPI.MAX), \
+            np.stack(ch.velocity_views()).copy()
+
+    channel.seed("analytic", options=ANALYTIC, seed=7)
+    _fixed_steps(channel, 5)
+    channel.seed("analytic", options=dict(ANALYTIC, bulk=10.0), seed=8)
+    assert channel.timestep == channel.cfl.stored_dt == SPEC.initial_step  # as a new channel's first step
+    _fixed_steps(channel, 2)
+    fresh = DedalusChannel(SPEC, comm)
+    fresh.seed("analytic", options=dict(ANALYTIC, bulk=10.0), seed=8)
+    _fixed_steps(fresh, 2)
+    scale, a = velocity(channel)
+    _, b = velocity(fresh)
+    assert comm.allreduce(float(np.abs(a - b).max()), op=MPI.MAX) < 1e-10 * scale
+    assert fresh.diagnostics().bulk == pytest.approx(channel.diagnostics().bulk, rel=1e-12)
+
+    channel.save_state(shared_tmp / "s.npz")
+    fresh.load_state(shared_tmp / "s.npz")  # a channel that has stepped takes the state: as a new one
+    new = DedalusChannel(SPEC, comm)
+    new.load_state(shared_tmp / "s.npz")
+    for ch in (fresh, new):
+        ch.perturb("analytic", options=ANALYTIC, seed=9)
+        _fixed_steps(ch, 3)
+    assert comm.allreduce(float(np.abs(velocity(fresh)[1] - velocity(new)[1]).max()), op=MPI.MAX) < 1e-10 * scale
 
 
 def test_run_outputs_round_trip_and_restart(shared_tmp):
