@@ -392,7 +392,8 @@ class DedalusChannel:
         this channel's units (:meth:`source_options`; ``units="source"``: the source's defaults).
 
         Raises :class:`cfdseed.ConstraintError` (every rank) if ``check`` and the delivered field
-        violates the tolerances; returns the :class:`cfdseed.ConstraintReport` of the delivered
+        violates the tolerances, :class:`cfdseed.ConfigError` under ``"flow_rate"`` when its bulk
+        velocity is not the held one (the first step would impose it impulsively); returns the :class:`cfdseed.ConstraintReport` of the delivered
         field (the one init_field made; with ``check=False`` made here, without raising). Collective.
         """
         from .. import check_field, init_field
@@ -405,9 +406,13 @@ class DedalusChannel:
             out=views, axes="xzy", check=check, tolerances=tolerances, result=True,
         )
         self._restart_history(first_step=True)
-        if done.report is not None:
-            return done.report
-        return check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
+        report = done.report if done.report is not None else \
+            check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
+        if self.spec.driving == "flow_rate" and not math.isclose(report.bulk_velocity, self.spec.bulk, rel_tol=1e-6):
+            # the held flow rate would be imposed in the first step by an impulsive pressure gradient
+            raise ConfigError(f"seeded bulk velocity {report.bulk_velocity:.6g} != the held {self.spec.bulk:g} of this "
+                              "flow_rate channel: give the source bulk (units='solver' does) or change spec.bulk")
+        return report
 
     def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None,
                 units: str = "solver") -> float:

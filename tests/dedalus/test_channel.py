@@ -378,6 +378,9 @@ def test_flow_rate_driving_holds_the_bulk_velocity_and_reports_the_gradient():
         dataclasses.replace(SPEC, driving="pressure")
     force = DedalusChannel(SPEC, comm)
     assert force.diagnostics().forcing == pytest.approx(1.0 / SPEC.h)
+    # a seed at another bulk velocity would be forced to 15 by an impulsive first step: refused
+    with pytest.raises(ConfigError, match="seeded bulk velocity 14 != the held 15"):
+        ch.seed("analytic", options=dict(ANALYTIC, bulk=14.0), seed=3)
 
 
 def test_fftw_rigor_sets_dedalus_planning_and_rejects_unknown_values():
