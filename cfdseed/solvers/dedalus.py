@@ -392,11 +392,14 @@ class DedalusChannel:
         this channel's units (:meth:`source_options`; ``units="source"``: the source's defaults).
 
         Raises :class:`cfdseed.ConstraintError` (every rank) if ``check`` and the delivered field
-        violates the tolerances, :class:`cfdseed.ConfigError` under ``"flow_rate"`` when its bulk
-        velocity is not the held one (the first step would impose it impulsively); returns the :class:`cfdseed.ConstraintReport` of the delivered
-        field (the one init_field made; with ``check=False`` made here, without raising). Collective.
+        violates the tolerances or holds content Dedalus does not represent (the x/z Nyquist modes:
+        the first transform drops them; without ``check`` a warning), :class:`cfdseed.ConfigError`
+        under ``"flow_rate"`` when its bulk velocity is not the held one (the first step would
+        impose it impulsively); returns the :class:`cfdseed.ConstraintReport` of the delivered field
+        (the one init_field made; with ``check=False`` made here, without raising). Collective.
         """
         from .. import check_field, init_field
+        from ..errors import ConstraintError
 
         options = self.source_options(source, options, units)
         self.p["g"] = 0.0
@@ -406,6 +409,14 @@ class DedalusChannel:
             out=views, axes="xzy", check=check, tolerances=tolerances, result=True,
         )
         self._restart_history(first_step=True)
+        lost, scale = self._dropped_by_dedalus(views)
+        views = self.velocity_views()
+        if lost > 1e-8 * scale:
+            text = (f"the seeded field holds content at the x/z Nyquist modes, which Dedalus does not represent: "
+                    f"its first transform changed it by up to {lost:.3g} (max |u| {scale:.3g})")
+            if check:
+                raise ConstraintError(text)
+            log.warning("%s", text)
         report = done.report if done.report is not None else \
             check_field(self.comm, self.grid, views, axes="xzy", tolerances=tolerances)
         if self.spec.driving == "flow_rate" and not math.isclose(report.bulk_velocity, self.spec.bulk, rel_tol=1e-6):
@@ -443,6 +454,17 @@ class DedalusChannel:
             view += comp
         self._restart_history()
         return float(np.sqrt(sq[0] / (3 * nx * ny * nz)))
+
+    def _dropped_by_dedalus(self, views: tuple[np.ndarray, ...]) -> tuple[float, float]:
+        """Largest change of the grid values ``views`` over a round trip through Dedalus' coefficients
+        (what it integrates), and max |u|; global. Take the views again afterwards."""
+        from mpi4py import MPI
+
+        written = np.stack(views)
+        self.u.change_layout("c")
+        back = np.stack(self.velocity_views())
+        lost, scale = (float(np.abs(back - written).max()), float(np.abs(written).max())) if written.size else (0.0, 0.0)
+        return self.comm.allreduce(lost, op=MPI.MAX), self.comm.allreduce(scale, op=MPI.MAX)
 
     def _restart_history(self, first_step: bool = False) -> None:
         """Restart the multistep scheme from the current state, as on a new channel: SBDF2's next

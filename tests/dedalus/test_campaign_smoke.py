@@ -209,17 +209,17 @@ def test_a_held_flow_rate_case_is_built_on_its_own_channel_and_runs(cp, where):
     """Amendment 9's view beside the body force's: ``check --plan`` builds each case on its own
     channel (one call, two cases), and a run under a held flow rate keeps U_b at its target through
     the campaign's chunks."""
-    held = dict(RUN["spec"], driving="flow_rate", bulk=14.0)
+    held = dict(RUN["spec"], driving="flow_rate", bulk=15.0)  # the IC's bulk (amendment 9: every IC's is the held one)
     edit_plan(where, lambda runs: runs.append(dict(next(r for r in runs if r["id"] == "a6"), id="f1", spec=held,
                                                            horizon=0.006, chunk=0.006)))
     res = camp_ics.check_plan(where / "c", where / "check", ["a6", "f1"])
-    assert abs(res["f1"]["built"]["bulk"] - 15.0) < 1e-9  # the IC's own bulk option (the solver holds 14 from step 1)
+    assert abs(res["f1"]["built"]["bulk"] - 15.0) < 1e-9  # the IC's own bulk option, the one held
     assert res["f1"]["built"]["tke"] == pytest.approx(res["a6"]["built"]["tke"], rel=1e-9)  # same IC, same grid
     comm.Barrier()
     assert cp.main(["run", "--run", "f1", "--campaign", str(where / "c"), "--work", str(where / "w")]) == 0
     comm.Barrier()
     series, _ = camp_records.read_chunks(where / "c", "f1")
-    assert series["t"][-1] > 0 and np.allclose(series["bulk"][1:], 14.0, rtol=1e-9)
+    assert series["t"][-1] > 0 and np.allclose(series["bulk"], 15.0, rtol=1e-9)
 
 
 def test_a_run_whose_ic_no_longer_builds_as_registered_is_not_started(cp, where):

@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 from cfdseed.constraints import Tolerances, check_field
 from cfdseed.slices import open_dataset
-from cfdseed.errors import CheckpointError, ConfigError
+from cfdseed.errors import CheckpointError, ConfigError, ConstraintError
 from cfdseed.grid import check_tiling
 from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
 from cfdseed.solvers.runner import (STOP_FILE, RunSettings, build_dataset, drive, read_profiles,
@@ -357,6 +357,22 @@ def test_a_failure_on_one_rank_raises_on_every_rank(channel, shared_tmp, monkeyp
         drive(channel, out, settings, restart=stage == "load",
               seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
     comm.Barrier()
+
+
+def test_content_dedalus_does_not_represent_is_refused(channel):
+    """A field with x-Nyquist content (zero at the walls, divergence-free by the spectral
+    operators, which give that mode no derivative) passed the checks and vanished in Dedalus'
+    first transform; seed now measures what the transform drops."""
+    def nyquist(grid, rng):
+        x, y = grid.x[:, None, None], grid.y[None, :, None]
+        f = np.zeros((3, *grid.shape))
+        f[0] = 15.0 * (1 - (y - 1.0) ** 2) + np.cos(np.pi * grid.shape[0] * x / grid.lengths[0]) * y * (2.0 - y)
+        return f
+
+    with pytest.raises(ConstraintError, match="Nyquist"):
+        channel.seed(nyquist, check=True, units="source")
+    rep = channel.seed("analytic", options=ANALYTIC, seed=5)  # the built-in sources have none
+    assert rep.passed
 
 
 def test_flow_rate_driving_holds_the_bulk_velocity_and_reports_the_gradient():
