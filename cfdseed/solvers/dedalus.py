@@ -738,11 +738,15 @@ class DedalusChannel:
             return meta, arrays
 
         meta, arrays = run_agreed(self.comm, read)
+        # the checkpoint of this very point (a driver going on after writing it): the scheme's
+        # history is this state's, so the run continues as if never interrupted
+        here = self.iteration == meta["iteration"] and self.sim_time == meta["sim_time"]
         for f in self.solver.state:
             f.data[...] = arrays[f.name]
         self.solver.sim_time = meta["sim_time"]
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
         self.timestep = meta["timestep"]
         self.cfl.stored_dt = meta["timestep"]
-        self._restart_history()
+        if not here:
+            self._restart_history()
         return meta

@@ -359,6 +359,22 @@ def test_a_failure_on_one_rank_raises_on_every_rank(channel, shared_tmp, monkeyp
     comm.Barrier()
 
 
+def test_a_checkpoint_of_the_current_point_continues_the_run_exactly(shared_tmp):
+    """A driver that writes a checkpoint and loads it to go on (the campaign's chunks in one
+    process) keeps SBDF2's history: the steps are those of a run never interrupted."""
+    runs = []
+    for reload in (False, True):
+        ch = DedalusChannel(SPEC, comm)
+        ch.seed("analytic", options=ANALYTIC, seed=4)
+        _fixed_steps(ch, 3)
+        if reload:
+            ch.load_checkpoint(ch.save_checkpoint(shared_tmp / "here"))
+        _fixed_steps(ch, 3)
+        runs.append(np.array(ch.u["c"]))
+    # round-off only (the checkpoint's layout changes); a restarted history differs by ~1e-6
+    np.testing.assert_allclose(runs[1], runs[0], rtol=0, atol=1e-12 * np.abs(runs[0]).max())
+
+
 def test_content_dedalus_does_not_represent_is_refused(channel):
     """A field with x-Nyquist content (zero at the walls, divergence-free by the spectral
     operators, which give that mode no derivative) passed the checks and vanished in Dedalus'
