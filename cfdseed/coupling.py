@@ -19,18 +19,21 @@ source can, the root path otherwise. Both deliver the same field for the same se
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._collective import agree, idle_until
+from ._collective import agree, idle_until, run_agreed
 from .constraints import ConstraintReport, Tolerances, check_field
 from .errors import ConfigError, ConstraintError, SourceError
 from .grid import Grid
 from .sources import SourceFn, SourceInfo, build, resolve
+from .sources.base import Source
 from .transport import DEFAULT_CHUNK_BYTES, prepare
 
 __all__ = ["init_field", "check_field", "InitResult", "STRATEGIES", "AUTO_DISTRIBUTED_BYTES"]
@@ -40,6 +43,8 @@ STRATEGIES = ("auto", "root", "distributed")
 #: ``strategy="auto"``: global float64 fields larger than this (4 GiB, ~1.8e8 cells) are built
 #: distributed when the source can.
 AUTO_DISTRIBUTED_BYTES = 4 << 30
+#: Options of a source that may differ between ranks (where each rank runs, e.g. ``cuda:<local rank>``).
+_PER_RANK_OPTIONS = frozenset({"device"})
 
 log = logging.getLogger(__name__)
 
@@ -184,18 +189,25 @@ def init_field(
                               f"got {type(source).__name__}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        # what steers the collective steps must match on every rank (compared by prepare); on the
+        # root path the source, its options and the seed are the root's alone
+        alike: dict[str, Any] = {"strategy": strategy, "check": bool(check)}
+        if isinstance(grid, Grid) and _may_distribute(comm, grid, strategy):
+            alike.update({"the source": _source_name(source), "the options (digest)": _options_digest(options),
+                          "whether seed is None": seed is None})
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
-    plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes)
+    plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes, extras=alike)
     rank = comm.Get_rank()
-    if _distributed(comm, grid, source, options, strategy):
-        return _init_distributed(comm, grid, plan, source, options, seed, check, tolerances, result, axes, t0)
+    name = _source_name(source)
+    distributed = _distributed(comm, grid, source, options, strategy)
+    if distributed is not None:
+        return _init_distributed(comm, grid, plan, distributed, name, seed, check, tolerances, result, axes, t0)
 
     field: np.ndarray | None = None
     info: SourceInfo | None = None
     err = None
-    name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     if plan.is_root:
         try:
             fn = resolve(source, options)
@@ -232,40 +244,63 @@ def _checked(comm: Any, grid: Grid, delivered: Any, info: SourceInfo | None, che
     return InitResult(delivered, report, info, strategy) if result else delivered
 
 
-def _distributed(comm: Any, grid: Grid, source: Any, options: dict[str, Any] | None, strategy: str) -> bool:
-    """Collective: whether to take the distributed path (the same answer on every rank)."""
-    from ._collective import run_agreed
-    from .sources.base import Source
+def _may_distribute(comm: Any, grid: Grid, strategy: str) -> bool:
+    """Whether ``strategy`` may take the distributed path (then every rank resolves the source)."""
+    return strategy == "distributed" or (strategy == "auto" and comm.Get_size() > 1
+                                         and 3 * grid.size * 8 > AUTO_DISTRIBUTED_BYTES)
 
-    if strategy == "root":
-        return False
-    if strategy == "auto" and not (comm.Get_size() > 1 and 3 * grid.size * 8 > AUTO_DISTRIBUTED_BYTES):
-        return False  # the grid is agreed (prepare): the same answer everywhere, no source resolved
 
-    def decide() -> bool:
+def _distributed(comm: Any, grid: Grid, source: Any, options: dict[str, Any] | None,
+                 strategy: str) -> Source | None:
+    """Collective: the resolved source if the distributed path is taken, else None (alike everywhere)."""
+    if not _may_distribute(comm, grid, strategy):
+        return None  # the grid is agreed (prepare): the same answer everywhere, no source resolved
+
+    def decide() -> Source | None:
         fn = resolve(source, options) if isinstance(source, str) else source
         can = isinstance(fn, Source) and fn.distributable
-        if strategy == "distributed":
-            if not can:
-                name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
-                raise SourceError(f"source {name} has no distributed path (strategy='distributed'); "
-                                  "use strategy='root'")
-            return True
-        return can
-    return bool(run_agreed(comm, decide))
+        if strategy == "distributed" and not can:
+            raise SourceError(f"source {_source_name(source)} has no distributed path (strategy='distributed'); "
+                              "use strategy='root'")
+        return fn if can else None
+    return run_agreed(comm, decide)
 
 
-def _init_distributed(comm: Any, grid: Grid, plan: Any, source: Any, options: dict[str, Any] | None, seed: Any,
-                      check: bool, tolerances: Tolerances | None, result: bool, axes: str, t0: float) -> Any:
+def _source_name(source: Any) -> str:
+    """What messages call ``source``: its registered name, or the callable's name."""
+    return source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
+
+
+def _options_digest(options: Any) -> str:
+    """Digest of a named source's options for comparing ranks: plain values by value, arrays by
+    dtype and shape, anything else (a loaded model) by type; :data:`_PER_RANK_OPTIONS` left out."""
+    items = options.items() if isinstance(options, dict) else ()
+    kept = {str(k): v for k, v in items if k not in _PER_RANK_OPTIONS}
+    return hashlib.sha256(_canonical(kept)).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    """Bytes equal on every rank for equal plain values (no addresses, no pickle memo)."""
+    if isinstance(value, (type(None), bool, int, float, complex, str, bytes, os.PathLike, np.generic)):
+        return repr(value).encode()
+    if isinstance(value, np.ndarray):
+        return f"ndarray({value.dtype}, {value.shape})".encode()
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__.encode() + b"(" + b",".join(map(_canonical, value)) + b")"
+    if isinstance(value, dict):
+        return b"{" + b",".join(_canonical(str(k)) + b":" + _canonical(v)
+                               for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) + b"}"
+    return type(value).__qualname__.encode()
+
+
+def _init_distributed(comm: Any, grid: Grid, plan: Any, fn: Source, name: str, seed: Any, check: bool,
+                      tolerances: Tolerances | None, result: bool, axes: str, t0: float) -> Any:
     """Every rank builds its x slab (Source.build_slabs), the slabs go into the blocks, then the checks."""
-    from ._collective import run_agreed
     from .pencils import Slabs
 
     rank = comm.Get_rank()
     if seed is None:
         seed = comm.bcast(np.random.SeedSequence().entropy if rank == 0 else None, root=0)
-    name = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
-    fn = resolve(source, options) if isinstance(source, str) else source
 
     slabs = Slabs(comm, grid)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -441,6 +441,7 @@ def prepare(
     axes: str = "xyz",
     dtype: Any = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    extras: Mapping[str, Any] | None = None,
 ) -> ScatterPlan:
     """Collective: validate and agree on a scatter before any data moves.
 
@@ -461,11 +462,14 @@ def prepare(
         Delivered dtype; default ``out``'s dtype, else float64. Must match ``out``.
     chunk_bytes : int, default DEFAULT_CHUNK_BYTES
         Bound on the root's packed buffer per streamwise chunk; the same on every rank.
+    extras : mapping, optional
+        The caller's own values every rank must pass alike (compared by ``==`` with the above).
 
     Raises
     ------
     TransportError
-        Bad ``out``/``axes``/``dtype``/``root``/``chunk_bytes``, or ranks disagreeing on them.
+        Bad ``out``/``axes``/``dtype``/``root``/``chunk_bytes``, or ranks disagreeing on them or
+        on ``extras``.
     GridError
         Ranks disagree on the global grid.
     DecompositionError
@@ -505,7 +509,8 @@ def prepare(
         err = exc
     agree(comm, err)
 
-    blocks = agree_grid(comm, grid, {"root": int(root), "the dtype": dt.name, "chunk_bytes": int(chunk_bytes)})
+    blocks = agree_grid(comm, grid, {"root": int(root), "the dtype": dt.name, "chunk_bytes": int(chunk_bytes),
+                                     **(extras or {})})
     # the same (agreed) arguments on every rank: the same result, or the same error, everywhere
     chunks = plan_chunks(grid.shape, min(int(chunk_bytes) // dt.itemsize, MAX_COUNT))
 

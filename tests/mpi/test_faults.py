@@ -136,3 +136,44 @@ def test_a_user_source_s_bad_slab_on_one_rank_fails_every_rank(bad_slab):
                            out=solver_arrays(g), axes="xzy", check=False)
     msgs = comm.allgather(str(info.value))
     assert all(f"rank {size - 1}" in m for m in msgs), msgs
+
+
+# init_field arguments every rank must pass alike (a mismatch used to hang): name -> (kwargs, the
+# last rank's change)
+ALIKE = {
+    "check": (dict(source="plug", options={"bulk": 15.0}, strategy="root"), {"check": False}),
+    "strategy": (dict(source="sem", strategy="distributed"), {"strategy": "root"}),
+    "whether seed is None": (dict(source="sem", strategy="distributed"), {"seed": None}),
+    "the options (digest)": (dict(source="sem", strategy="distributed"), {"options": {"divergence_free": False}}),
+}
+
+
+@pytest.mark.parametrize("what", ALIKE)
+def test_init_field_arguments_that_steer_the_collectives_are_compared(what):
+    if size == 1:
+        pytest.skip("one rank cannot disagree")
+    kwargs, change = ALIKE[what]
+    kwargs = {"seed": 1, "check": True, **kwargs, **(change if rank == size - 1 else {})}
+    with pytest.raises(cfdseed.TransportError) as info:
+        cfdseed.init_field(comm, grid(), **kwargs)
+    msgs = comm.allgather(str(info.value))
+    assert all(f"ranks disagree on {what}" in m for m in msgs), msgs
+
+
+def test_the_distributed_path_resolves_the_source_once(monkeypatch):
+    """The source resolved by the agreed decision is the one built: a factory that would fail on a
+    second call on one rank (a file gone) cannot leave the other ranks in the slab collectives."""
+    from cfdseed import coupling
+
+    calls, real = [], coupling.resolve
+
+    def resolve_once(source, options=None):
+        calls.append(source)
+        if len(calls) > 1 and rank == size - 1:
+            raise OSError(f"injected on rank {rank}: resolved twice")
+        return real(source, options)
+
+    monkeypatch.setattr(coupling, "resolve", resolve_once)
+    field = cfdseed.init_field(comm, grid(), source="sem", seed=1, strategy="distributed", check=False)
+    monkeypatch.undo()
+    assert field.shape == (3, *grid().local_shape) and comm.allgather(len(calls)) == [1] * size
