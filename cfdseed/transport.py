@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._collective import agree
+from ._collective import agree, run_agreed
 from .errors import DecompositionError, GridError, TransportError
 from .grid import Grid, agree_grid
 
@@ -378,7 +378,8 @@ def alltoallv(comm: Any, pieces: Sequence[np.ndarray], counts: Sequence[int] | N
     """Collective all-to-all: ``pieces[q]`` (any arrays or views, cast to ``dtype``) goes to rank q,
     packed straight into one send buffer; returns the flat piece received from every rank (views of
     one receive buffer). ``counts``: the element counts to receive from every rank, or None to
-    exchange them first (one more all-to-all)."""
+    exchange them first (one more all-to-all). An error allocating or packing the buffers is
+    raised on every rank."""
     from mpi4py.util.dtlib import from_numpy_dtype
 
     dt = np.dtype(dtype)
@@ -390,10 +391,14 @@ def alltoallv(comm: Any, pieces: Sequence[np.ndarray], counts: Sequence[int] | N
         rcounts = np.asarray(counts, dtype=np.int64)
     sdis = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
     rdis = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
-    send = np.empty(int(scounts.sum()), dtype=dt)
-    for p, d in zip(pieces, sdis):
-        send[d:d + p.size].reshape(p.shape)[...] = p
-    recv = np.empty(int(rcounts.sum()), dtype=dt)
+
+    def buffers() -> tuple[np.ndarray, np.ndarray]:
+        send = _allocate(int(scounts.sum()), dt)
+        for p, d in zip(pieces, sdis):
+            send[d:d + p.size].reshape(p.shape)[...] = p
+        return send, _allocate(int(rcounts.sum()), dt)
+    # agreed: a rank that cannot allocate or pack must not leave the others waiting in Alltoallv
+    send, recv = run_agreed(comm, buffers)
     mpitype = from_numpy_dtype(dt)
     comm.Alltoallv([send, scounts, sdis, mpitype], [recv, rcounts, rdis, mpitype])
     return [recv[d:d + n] for d, n in zip(rdis, rcounts)]

@@ -177,3 +177,31 @@ def test_the_distributed_path_resolves_the_source_once(monkeypatch):
     field = cfdseed.init_field(comm, grid(), source="sem", seed=1, strategy="distributed", check=False)
     monkeypatch.undo()
     assert field.shape == (3, *grid().local_shape) and comm.allgather(len(calls)) == [1] * size
+
+
+def _ones_source():
+    """A user's source whose slabs are ones (the distributed strategy's all-to-alls, nothing else)."""
+    from cfdseed.grid import block_split
+    from cfdseed.sources import Source, SourceInfo
+
+    def make(gg, rng):
+        return np.ones((3, *SHAPE)), SourceInfo()
+
+    def make_slabs(c, gg, rng):
+        xs = block_split(SHAPE[0], c.Get_size(), c.Get_rank())
+        return np.ones((3, xs.stop - xs.start, *SHAPE[1:])), SourceInfo()
+
+    return Source("ones", make, make_slabs)
+
+
+@pytest.mark.parametrize("dims", [None, "y"], ids=["default tiling", "y tiling"])
+def test_from_slabs_fails_on_every_rank_alike_when_one_rank_cannot_allocate(dims, monkeypatch):
+    """The all-to-all buffers of the slab redistribution fail on the last rank only."""
+    g = Grid.block(comm, SHAPE, LENGTHS, dims=(1, size, 1) if dims else None, y="chebyshev")
+    if rank == size - 1:
+        monkeypatch.setattr(transport, "_allocate", boom)
+    with pytest.raises(OSError) as info:
+        cfdseed.init_field(comm, g, source=_ones_source(), strategy="distributed", check=False)
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {size - 1}" in m for m in msgs), msgs
