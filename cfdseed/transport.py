@@ -510,6 +510,10 @@ def prepare(
         if grid.dims is not None and math.prod(grid.dims) != size:
             raise DecompositionError(f"grid was decomposed for {math.prod(grid.dims)} ranks (dims {grid.dims}) "
                                      f"but the communicator has {size}")
+        if out is None:  # allocated here, so that a MemoryError is agreed with the arguments
+            shape_axes = tuple(grid.local_shape["xyz".index(a)] for a in axes)
+            result = _allocate(3 * math.prod(shape_axes), dt).reshape(3, *shape_axes)
+            views = [c.transpose(perm) for c in result]
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
@@ -518,11 +522,6 @@ def prepare(
                                      **(extras or {})})
     # the same (agreed) arguments on every rank: the same result, or the same error, everywhere
     chunks = plan_chunks(grid.shape, min(int(chunk_bytes) // dt.itemsize, MAX_COUNT))
-
-    if out is None:
-        shape_axes = tuple(grid.local_shape["xyz".index(a)] for a in axes)
-        result = np.empty((3, *shape_axes), dt)
-        views = [c.transpose(perm) for c in result]
     return ScatterPlan(comm, grid, int(root), dt, blocks, chunks, result, views)
 
 
@@ -589,15 +588,19 @@ def gather(comm: Any, grid: Grid, local: Any, *, root: int = 0, axes: str = "xyz
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
-    plan = prepare(comm, grid, root=root, axes=axes, dtype=dt, chunk_bytes=MAX_COUNT)
+    # prepare allocates (agreed) this rank's contiguous copy (3, sx, sy, sz): axes already checked
+    plan = prepare(comm, grid, root=root, axes="xyz", dtype=dt, chunk_bytes=MAX_COUNT)
     rank, size = comm.Get_rank(), comm.Get_size()
-    mine = np.empty((3, *grid.local_shape), dt)  # (3, sx, sy, sz) contiguous
+    mine = plan.result
     for m, v in zip(mine, views):
         m[...] = v
-    full, err = None, None
+    full, recv, err = None, None, None
     if rank == root:
-        try:  # the whole field on the root: agreed before anyone sends (a MemoryError must not hang the rest)
+        try:  # the root's buffers: agreed before anyone sends (a MemoryError must not hang the rest)
             full = _allocate(3 * math.prod(grid.shape), dt).reshape(3, *grid.shape)
+            vols = np.prod(plan.blocks[:, :, 1] - plan.blocks[:, :, 0], axis=1)  # (size,) points per block
+            vols[rank] = 0  # the root's own block is copied from mine
+            recv = _allocate(3 * int(vols.max()), dt)  # one receive buffer, reused for every rank
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
             err = exc
     agree(comm, err)
@@ -615,7 +618,7 @@ def gather(comm: Any, grid: Grid, local: Any, *, root: int = 0, axes: str = "xyz
             if r == rank:
                 piece = mine
             else:
-                piece = np.empty((3, *ext), dt)
+                piece = recv[:3 * int(np.prod(ext))].reshape(3, *ext)
                 pcomm.Recv(piece, source=r, tag=_GATHER_TAG)
             full[(slice(None), *_slices(b[:, 0], ext))] = piece
         return full

@@ -205,3 +205,25 @@ def test_from_slabs_fails_on_every_rank_alike_when_one_rank_cannot_allocate(dims
     monkeypatch.undo()
     msgs = comm.allgather(str(info.value))
     assert all(f"injected on rank {size - 1}" in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("bad,nth", [(0, 1), (0, 3), (size - 1, 1)],
+                         ids=["root block copy", "root receive buffer", "last rank block copy"])
+def test_gather_fails_on_every_rank_alike_when_one_rank_cannot_allocate(bad, nth, monkeypatch):
+    """check_field's spectral figures gather the field on the root: the nth transport buffer of
+    one rank (1: its block copy; on the root 2: the field, 3: the receive buffer) fails."""
+    g = Grid.block(comm, SHAPE, LENGTHS, dims=None, y="chebyshev-cc", operators="spectral")
+    local = np.zeros((3, *g.local_shape))
+    calls, real = [], transport._allocate
+
+    def fail_nth(n, dtype):
+        calls.append(n)
+        return boom() if len(calls) == nth else real(n, dtype)
+
+    if rank == bad:
+        monkeypatch.setattr(transport, "_allocate", fail_nth)
+    with pytest.raises(OSError) as info:
+        cfdseed.check_field(comm, g, local)
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {bad}" in m for m in msgs), msgs
