@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ._collective import run_agreed
+
 __all__ = ["exchange_faces"]
 
 _TAG = 7301  # + 2 * axis + side; one message per (sender, receiver, axis, side)
@@ -77,55 +79,65 @@ def exchange_faces(
         ``lo``/``hi`` along axis ``a`` have shape ``(ncomp, *local_shape)`` with 1 along ``a``
         (the ``(x, y, z)`` axes after the component axis): the planes at global index
         ``start - 1`` and ``stop`` of that axis.
+
+    Every buffer is allocated before any message is posted, and an error there (memory) is raised
+    on every rank.
     """
+    from mpi4py import MPI
+
     rank = comm.Get_rank()
     b = np.asarray(blocks, dtype=np.int64).reshape(-1, 3, 2)
     me = b[rank]
-    lshape = me[:, 1] - me[:, 0]
-    ncomp = len(arrays)
-    dtype = np.result_type(*arrays) if ncomp else np.float64
     active = [r for r in range(len(b)) if np.prod(b[r, :, 1] - b[r, :, 0]) > 0]
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for axis in range(3):
-        pshape = (ncomp, *(1 if d == axis else int(lshape[d]) for d in range(3)))
-        out.append((np.zeros(pshape, dtype), np.zeros(pshape, dtype)))
-    if rank not in active:
-        return out
 
-    requests, pending = [], []
-    for axis in range(3):
-        for side in (0, 1):
-            g = _face_index(me, axis, side, int(shape[axis]), bool(periodic[axis]))
-            if g is None:
-                continue
-            for r in active:  # receive every piece of plane g that lies in another block
-                sl = _overlap(b[r], me, axis, g)
-                if sl is None:
-                    continue
-                buf = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
-                requests.append(comm.Irecv(buf, source=r, tag=_TAG + 2 * axis + side))
-                dest = list(_shift(sl, me[:, 0]))
-                dest[axis] = slice(0, 1)
-                pending.append((out[axis][side], (slice(None), *dest), buf))
-    for r in active:  # send every piece of my block that lies beyond a face of block r
+    def buffers() -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple], list[tuple]]:
+        """The planes, every receive buffer and every packed send buffer of this rank."""
+        lshape = me[:, 1] - me[:, 0]
+        ncomp = len(arrays)
+        dtype = np.result_type(*arrays) if ncomp else np.float64
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for axis in range(3):
+            pshape = (ncomp, *(1 if d == axis else int(lshape[d]) for d in range(3)))
+            out.append((np.zeros(pshape, dtype), np.zeros(pshape, dtype)))
+        recvs: list[tuple] = []  # (source, tag, buffer, plane, where in the plane)
+        sends: list[tuple] = []  # (dest, tag, packed piece)
+        if rank not in active:
+            return out, recvs, sends
         for axis in range(3):
             for side in (0, 1):
-                g = _face_index(b[r], axis, side, int(shape[axis]), bool(periodic[axis]))
+                g = _face_index(me, axis, side, int(shape[axis]), bool(periodic[axis]))
                 if g is None:
                     continue
-                sl = _overlap(me, b[r], axis, g)
-                if sl is None:
-                    continue
-                local = _shift(sl, me[:, 0])
-                piece = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
-                for c, a in enumerate(arrays):
-                    piece[c] = a[local]
-                requests.append(comm.Isend(piece, dest=r, tag=_TAG + 2 * axis + side))
-                pending.append((None, None, piece))  # keeps the send buffer alive until Waitall
-    from mpi4py import MPI
+                for r in active:  # receive every piece of plane g that lies in another block
+                    sl = _overlap(b[r], me, axis, g)
+                    if sl is None:
+                        continue
+                    dest = list(_shift(sl, me[:, 0]))
+                    dest[axis] = slice(0, 1)
+                    buf = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
+                    recvs.append((r, _TAG + 2 * axis + side, buf, out[axis][side], (slice(None), *dest)))
+        for r in active:  # send every piece of my block that lies beyond a face of block r
+            for axis in range(3):
+                for side in (0, 1):
+                    g = _face_index(b[r], axis, side, int(shape[axis]), bool(periodic[axis]))
+                    if g is None:
+                        continue
+                    sl = _overlap(me, b[r], axis, g)
+                    if sl is None:
+                        continue
+                    local = _shift(sl, me[:, 0])
+                    piece = np.empty((ncomp, *(s.stop - s.start for s in sl)), dtype)
+                    for c, a in enumerate(arrays):
+                        piece[c] = a[local]
+                    sends.append((r, _TAG + 2 * axis + side, piece))
+        return out, recvs, sends
 
+    # agreed before any message is posted: a rank that cannot allocate must not leave its
+    # neighbours waiting for its planes
+    out, recvs, sends = run_agreed(comm, buffers)
+    requests = [comm.Irecv(buf, source=r, tag=tag) for r, tag, buf, _, _ in recvs]
+    requests += [comm.Isend(piece, dest=r, tag=tag) for r, tag, piece in sends]
     MPI.Request.Waitall(requests)
-    for target, where, buf in pending:
-        if target is not None:
-            target[where] = buf
+    for _, _, buf, plane, where in recvs:
+        plane[where] = buf
     return out

@@ -15,7 +15,7 @@ from mpi4py import MPI
 
 import cfdseed
 from cfdseed import Grid
-from cfdseed import constraints, enforce, transport
+from cfdseed import constraints, enforce, halo, transport
 from cfdseed import grid as grid_mod
 from cfdseed.sources import baselines
 
@@ -227,3 +227,16 @@ def test_gather_fails_on_every_rank_alike_when_one_rank_cannot_allocate(bad, nth
     monkeypatch.undo()
     msgs = comm.allgather(str(info.value))
     assert all(f"injected on rank {bad}" in m for m in msgs), msgs
+
+
+def test_halo_exchange_fails_on_every_rank_alike_when_one_rank_fails_before_its_messages(monkeypatch):
+    """A local step of the last rank's halo exchange (buffers, packing) fails while the other ranks
+    would wait for its planes."""
+    g = grid()
+    if rank == size - 1:
+        monkeypatch.setattr(halo, "_shift", boom)
+    with pytest.raises(OSError) as info:
+        cfdseed.check_field(comm, g, np.zeros((3, *g.local_shape)))
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {size - 1}" in m for m in msgs), msgs
