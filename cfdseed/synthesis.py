@@ -469,21 +469,26 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
             raw, mean, ns = _scatter_ring(comm, plan, grid, rng, batch)  # ns: the stations the slabs hold
         else:
             mine = block_split(ns, size, rank)
-            raw = run_agreed(comm, lambda: [_sample(gen, lat[mine], batch) for lat in plan.latents])
-            # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
-            sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
-            total = np.empty_like(sums)
+
+            def sample() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+                raw = [_sample(gen, lat[mine], batch) for lat in plan.latents]
+                # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
+                sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
+                return raw, sums, np.empty_like(sums)
+            raw, sums, total = run_agreed(comm, sample)
             comm.Allreduce(sums, total)
             mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
         trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
         t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
         t = time.perf_counter()
-        slices = join_tiles(raw, mean=mean)
+        # every local step between two collectives is agreed: a rank failing alone (memory) must
+        # not leave the others in the next collective
+        slices = run_agreed(comm, join_tiles, raw, mean=mean)
         del raw
         out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
         del slices
         if ns == nx:
-            slab = np.ascontiguousarray(out)
+            slab = run_agreed(comm, np.ascontiguousarray, out)
         else:
             slab = _resample_x(comm, out, ns, grid)
         del out
@@ -574,6 +579,7 @@ def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndar
     """Station slabs ``(3, ns_local, ny, nz)`` -> x slabs of ``grid``: :func:`resample_periodic` along x
     (ns < nx) done on kz slabs by zero-padding the x spectrum, one component at a time. Consumes
     ``stations`` (each component's pages are discarded once transformed)."""
+    from ._collective import run_agreed
     from .pencils import Slabs
 
     nx, ny, nz = grid.shape
@@ -581,11 +587,11 @@ def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndar
         raise ValueError(f"x stations ({ns}) must not outnumber the grid's x points ({nx})")
     src = Slabs(comm, Grid((ns, ny, nz), grid.lengths, y=grid.y))
     dst = Slabs(comm, grid)
-    slab = np.empty(dst.slab_shape())
     k = np.fft.fftfreq(ns, 1.0 / ns).astype(int)
     scale = nx / ns
-    for c in range(3):
-        spec = src.forward(stations[c:c + 1], nyquist=True, consume=True)  # (1, ns, ny, nkz_local)
+
+    def padded(spec: np.ndarray) -> np.ndarray:
+        """The x spectrum ``spec`` (1, ns, ny, nkz_local) zero-padded to nx modes."""
         out = np.zeros((1, nx, ny, spec.shape[3]), dtype=np.complex128)
         for i, kk in enumerate(k):
             if ns % 2 == 0 and abs(kk) == ns // 2:  # the source Nyquist cosine: half to +N, half to -N
@@ -593,6 +599,14 @@ def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndar
                 out[:, -(ns // 2)] += 0.5 * scale * spec[:, i]
             else:
                 out[:, kk] = scale * spec[:, i]
+        return out
+
+    # the local steps between the transposes' collectives are agreed (a rank failing alone, e.g.
+    # out of memory, must not leave the others waiting)
+    slab = run_agreed(comm, np.empty, dst.slab_shape())
+    for c in range(3):
+        spec = src.forward(stations[c:c + 1], nyquist=True, consume=True)  # (1, ns, ny, nkz_local)
+        out = run_agreed(comm, padded, spec)
         del spec
         dst.backward(out, out=slab[c:c + 1], consume=True)
     return slab

@@ -242,3 +242,22 @@ def test_the_ranks_redraw_together():
     # 1e-9 for seed 30 but 2.3e-6 / 2.4e-5 / 4.5e-5 of the peak (2 / 3 / 4 ranks) for this redrawn
     # field, whose calibration still moves 1.5 % in its last pass (seed 30's 0.3 %); another draw: O(1)
     assert err <= 2e-4 * np.abs(want).max(), err
+
+
+def test_a_local_step_failing_on_one_rank_fails_every_rank(monkeypatch):
+    """Joining the tiles (local, between two collectives) fails on the last rank only: every rank
+    raises the same error instead of waiting in the next collective."""
+    from cfdseed import synthesis
+
+    def boom(*args, **kwargs):
+        raise OSError(f"injected on rank {comm.rank}")
+
+    grid = Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0")
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(synthesis, "join_tiles", boom)
+    with pytest.raises(OSError) as info, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synthesise_slabs(comm, V1, grid, np.random.default_rng(1), device="cpu", x_stations=10, calibrate=None)
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
