@@ -100,20 +100,28 @@ class Slabs:
         self._check(slab, self.slab_shape(max(ncomp, 0)), "the x slab")
         nx, ny, nz = self.grid.shape
         nkzl = self.kz.stop - self.kz.start
-        spec = np.empty((ncomp, nx, ny, nkzl), dtype=np.complex128)
+
+        def rfft(rows: np.ndarray) -> np.ndarray:
+            return (sfft.rfft(rows, axis=2, workers=-1) if rows.size
+                    else np.zeros(rows.shape[:2] + (self.nkz,), np.complex128))
+
+        def fft_x(c: int, ys: slice, got: list[np.ndarray]) -> None:
+            for x, piece in zip(self.x_ranges, got):
+                spec[c, x, ys] = piece
+            if spec[c, :, ys].size:
+                spec[c, :, ys] = sfft.fft(spec[c, :, ys], axis=0, workers=-1)
+
+        # every local step between two exchanges is agreed: a rank failing alone (memory) must not
+        # leave the others waiting in the next exchange
+        spec = run_agreed(self.comm, np.empty, (ncomp, nx, ny, nkzl), dtype=np.complex128)
         for c in range(ncomp):
             for ys in self.y_chunks():
-                rows = slab[c, :, ys]
-                a = (sfft.rfft(rows, axis=2, workers=-1) if rows.size
-                     else np.zeros(rows.shape[:2] + (self.nkz,), np.complex128))
+                a = run_agreed(self.comm, rfft, slab[c, :, ys])
                 shapes = [(x.stop - x.start, ys.stop - ys.start, nkzl) for x in self.x_ranges]
                 got = self._exchange([a[..., k] for k in self.kz_ranges], shapes)
                 del a
-                for x, piece in zip(self.x_ranges, got):
-                    spec[c, x, ys] = piece
+                run_agreed(self.comm, fft_x, c, ys, got)
                 del got
-                if spec[c, :, ys].size:
-                    spec[c, :, ys] = sfft.fft(spec[c, :, ys], axis=0, workers=-1)
             if consume:
                 discard(slab[c])
         if self.grid.operators == "spectral" and not nyquist:  # as cfdseed.enforce._spectrum
@@ -134,19 +142,26 @@ class Slabs:
         self._check(spec, self.spectrum_shape(max(ncomp, 0)), "the kz slab")
         nx, ny, nz = self.grid.shape
         nxl = self.x.stop - self.x.start
-        res = np.empty((ncomp, nxl, ny, nz)) if out is None else out
+
+        def ifft(cols: np.ndarray) -> np.ndarray:
+            return sfft.ifft(cols, axis=0, workers=-1) if cols.size else cols
+
+        def irfft(c: int, ys: slice, got: list[np.ndarray]) -> None:
+            full = np.empty((nxl, ys.stop - ys.start, self.nkz), dtype=np.complex128)
+            for k, piece in zip(self.kz_ranges, got):
+                full[..., k] = piece
+            res[c, :, ys] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
+
+        # every local step between two exchanges is agreed (as in forward)
+        res = run_agreed(self.comm, np.empty, (ncomp, nxl, ny, nz)) if out is None else out
         for c in range(ncomp):
             for ys in self.y_chunks():
-                cols = spec[c, :, ys]
-                b = sfft.ifft(cols, axis=0, workers=-1) if cols.size else cols
+                b = run_agreed(self.comm, ifft, spec[c, :, ys])
                 shapes = [(nxl, ys.stop - ys.start, k.stop - k.start) for k in self.kz_ranges]
                 got = self._exchange([b[x] for x in self.x_ranges], shapes)
                 del b
-                full = np.empty((nxl, ys.stop - ys.start, self.nkz), dtype=np.complex128)
-                for k, piece in zip(self.kz_ranges, got):
-                    full[..., k] = piece
+                run_agreed(self.comm, irfft, c, ys, got)
                 del got
-                res[c, :, ys] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
             if consume:
                 discard(spec[c])
         return res
@@ -223,17 +238,20 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     slabs = Slabs(comm, grid)
     kx, kz = _wavenumbers(grid)
     kz = kz[slabs.kz]
-    div = np.zeros(slabs.spectrum_shape(1), dtype=np.complex128)
+    div = run_agreed(comm, np.zeros, slabs.spectrum_shape(1), dtype=np.complex128)
     nx = grid.shape[0]
     cx = max(1, EXCHANGE_BYTES // max(1, 16 * div[0, 0].size))  # kx planes per d/dy product
-    for c in range(3):
-        spec = slabs.forward(slab[c:c + 1], nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
+
+    def add(c: int, spec: np.ndarray) -> None:  # agreed: between two transposes' collectives
         if c == 1:
             for x0 in range(0, nx, cx):  # d/dy by blocks of kx: no second spectrum-sized array
                 div[0, x0:x0 + cx] += col.dy @ spec[0, x0:x0 + cx]
         else:
             spec *= 1j * (kx[None, :, None, None] if c == 0 else kz[None, None, None, :])
-            div += spec
+            div[...] += spec
+    for c in range(3):
+        spec = slabs.forward(slab[c:c + 1], nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
+        run_agreed(comm, add, c, spec)
         del spec
     d = slabs.backward(div, consume=True)[0][:, col.rows]
     del div

@@ -226,3 +226,24 @@ def test_a_projection_failing_on_one_rank_fails_every_rank(monkeypatch):
         project(comm, np.ascontiguousarray(base[:, slabs.x]), grid)
     with pytest.raises(OSError, match="injected on rank 0"):
         calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid, target)
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+def test_a_transpose_failing_between_its_exchanges_on_one_rank_fails_every_rank(step, monkeypatch):
+    """The FFT of one block of rows (local, between two exchanges) fails on the last rank only."""
+    from scipy import fft as sfft
+
+    def boom(*args, **kwargs):
+        raise OSError(f"injected on rank {comm.rank}")
+
+    grid = Grid((8, 9, 6), (1.0, 2.0, 1.0), y="chebyshev")
+    slabs = Slabs(comm, grid)
+    slab = np.ones(slabs.slab_shape())
+    spec = slabs.forward(slab)
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(sfft, "rfft" if step == "forward" else "irfft", boom)
+    with pytest.raises(OSError) as info:
+        slabs.forward(slab) if step == "forward" else slabs.backward(spec)
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
