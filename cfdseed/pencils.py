@@ -242,7 +242,7 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     nx = grid.shape[0]
     cx = max(1, EXCHANGE_BYTES // max(1, 16 * div[0, 0].size))  # kx planes per d/dy product
 
-    def add(c: int, spec: np.ndarray) -> None:  # agreed: between two transposes' collectives
+    def add(c: int, spec: np.ndarray, div: np.ndarray) -> None:  # agreed: between two transposes' collectives
         if c == 1:
             for x0 in range(0, nx, cx):  # d/dy by blocks of kx: no second spectrum-sized array
                 div[0, x0:x0 + cx] += col.dy @ spec[0, x0:x0 + cx]
@@ -251,7 +251,7 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
             div[...] += spec
     for c in range(3):
         spec = slabs.forward(slab[c:c + 1], nyquist=True)  # d/dy sees v's Nyquist modes; d/dx, d/dz do not
-        run_agreed(comm, add, c, spec)
+        run_agreed(comm, add, c, spec, div)
         del spec
     d = slabs.backward(div, consume=True)[0][:, col.rows]
     del div
