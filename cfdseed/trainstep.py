@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ._collective import agree
+from ._collective import run_agreed
 from ._torch_dist import TorchDist
 from .conditional import Anchor, Unrolled
 from .config import TrainConfig
@@ -121,16 +121,7 @@ class WganStep:
         fails on one rank (a truncated file, a lost mount) raises on every rank instead of leaving the
         others in the gradient all-reduce. The reads are pure functions of their keys, so reading
         them before the updates changes no number."""
-        if self.dd.world == 1:
-            return [next(batches) for _ in range(self.t.n_critic)]
-        got: list[torch.Tensor] = []
-        err: BaseException | None = None
-        try:
-            got = [next(batches) for _ in range(self.t.n_critic)]
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
-            err = exc
-        agree(self.dd, err)
-        return got
+        return run_agreed(self.dd, lambda: [next(batches) for _ in range(self.t.n_critic)])
 
     def critic_updates(self, batches: Iterator[torch.Tensor]
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
