@@ -596,12 +596,17 @@ def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.
     return out
 
 
+def _handler(n: int, size: int) -> int:
+    """The rank that handles ``parts[n]`` of a case (round robin)."""
+    return n % size
+
+
 def _across(comm: Any, parts: Sequence[str], mine: Sequence[_Part], values: Sequence[np.ndarray]
             ) -> list[dict[str, np.ndarray]]:
     """Per part of this rank: each processor patch's values, the partner part's cells at the same faces
-    (collective; the partner's part is on rank ``n % size`` for ``processor{n}``)."""
+    (collective; each part is on the rank :func:`_handler` names)."""
     size = comm.Get_size()
-    rank_of = {int(p[len("processor"):]): n % size for n, p in enumerate(parts) if p != "."}
+    rank_of = {int(p[len("processor"):]): _handler(n, size) for n, p in enumerate(parts) if p != "."}
 
     def outgoing() -> list[dict[tuple[int, int, str], np.ndarray]]:
         out: list[dict[tuple[int, int, str], np.ndarray]] = [{} for _ in range(size)]
@@ -651,15 +656,20 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
                         "match the decomposition (run decomposePar again)")
     if internal.shape[-1:] != (3,):
         raise CaseError(f"{where} is not a vector field (internalField shape {internal.shape})")
-    kept = [n for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX) if (tdir / ("U" + n)).exists()]
-    if kept and not force:
-        raise CaseError(f"{where}{kept[0]} exists (the original kept by an earlier cfdseed run); "
-                        "--force writes U again and keeps that backup")
+    kept = _kept_original(tdir)
+    if kept is not None and not force:
+        raise CaseError(f"{where}{kept.name.removeprefix('U')} exists (the original kept by an earlier cfdseed "
+                        "run); --force writes U again and keeps that backup")
     try:
         with tempfile.NamedTemporaryFile(dir=tdir, prefix=".cfdseed-probe-"):
             pass
     except OSError as exc:
         raise CaseError(f"cannot write into {tdir}: {exc.strerror or exc}") from None
+
+
+def _kept_original(tdir: Path) -> Path | None:
+    """The original ``U`` an earlier run kept in the time folder ``tdir`` (either name), or None."""
+    return next((b for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX) if (b := tdir / ("U" + n)).exists()), None)
 
 
 def _unexpanded(value: Any) -> bool:
@@ -710,7 +720,7 @@ def _stage(root: Path, part: str, time: str, values: np.ndarray, coupled: Mappin
             if len(vals) and name in patches:  # a patch without faces keeps its empty value
                 patches[name]["value"] = np.ascontiguousarray(vals, dtype=np.float64)
         backup = tdir / ("U" + BACKUP_SUFFIX)
-        if not any((tdir / ("U" + n)).exists() for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX)):
+        if _kept_original(tdir) is None:
             made = backup
             shutil.copy2(target, backup)
     except BaseException:
@@ -781,7 +791,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     root, parts = _bcast_agreed(comm, lambda: find_case(case, layout=layout, time=time))
-    mine_names = [p for n, p in enumerate(parts) if n % size == rank]
+    mine_names = [p for n, p in enumerate(parts) if _handler(n, size) == rank]
     mine: list[_Part] = []
     err = None
     try:  # the scratch folder too: a node whose /tmp is full must not leave the others in agree
