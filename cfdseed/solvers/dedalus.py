@@ -460,10 +460,10 @@ class DedalusChannel:
         (what it integrates), and max |u|; global. Take the views again afterwards."""
         from mpi4py import MPI
 
-        written = np.stack(views)
+        written = [np.array(v) for v in views]
         self.u.change_layout("c")
-        back = np.stack(self.velocity_views())
-        lost, scale = (float(np.abs(back - written).max()), float(np.abs(written).max())) if written.size else (0.0, 0.0)
+        lost = max(float(np.abs(b - w).max(initial=0.0)) for b, w in zip(self.velocity_views(), written))
+        scale = max(float(np.abs(w).max(initial=0.0)) for w in written)
         return self.comm.allreduce(lost, op=MPI.MAX), self.comm.allreduce(scale, op=MPI.MAX)
 
     def _restart_history(self, first_step: bool = False) -> None:
