@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ._collective import run_agreed
 from .errors import CalibrationError
 from .stats import rfft_weights
 from .targets import STATS, Stresses
@@ -70,8 +71,15 @@ _FLOOR = 0.02  # residual weights: |target| + _FLOOR * max |target| (near-wall r
 # ---------------------------------------------------------------------------------------------
 # statistics of a spectrum
 # ---------------------------------------------------------------------------------------------
-def _sum(comm: Any, a: np.ndarray) -> np.ndarray:
-    """``a`` summed over the ranks of ``comm`` (None: ``a`` itself)."""
+def _local(comm: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: a rank's own work between two collectives; distributed (``comm`` not None),
+    its error (a rank out of memory) is raised on every rank, none left waiting in the next one."""
+    return fn(*args) if comm is None else run_agreed(comm, fn, *args)
+
+
+def _summed(comm: Any, part: Callable[[], np.ndarray]) -> np.ndarray:
+    """This rank's ``part()`` summed over the ranks of ``comm`` (None: ``part()`` itself); agreed."""
+    a = _local(comm, part)
     if comm is None:
         return a
     out = np.empty_like(a)
@@ -92,17 +100,20 @@ def moments(spec: np.ndarray, nx: int, nz: int, *, comm: Any = None, kz_range: s
     kz_range = kz_range or slice(0, nz // 2 + 1)
     wsq = np.sqrt(rfft_weights(nz)[kz_range]) / (nx * nz)  # (nkz,)
     has_mean = kz_range.start == 0 and spec.shape[3] > 0
-    means = np.zeros((3, ny))
-    if has_mean:
-        means[:] = spec[:, 0, :, 0].real / (nx * nz)
-    mom = np.empty((ny, 3, 3))
-    for j in range(ny):
-        r = spec[:, :, j, :] * wsq  # (3, nx, nkz)
+
+    def part() -> np.ndarray:  # (ny, 12): the means (3) and the Gram matrix (3 x 3) of each row
+        out = np.zeros((ny, 12))
         if has_mean:
-            r[:, 0, 0] = 0.0  # the mean mode is not a fluctuation
-        r = r.view(np.float64).reshape(3, -1)  # Re(a conj b) = ar br + ai bi
-        mom[j] = r @ r.T
-    means, mom = _sum(comm, means), _sum(comm, mom)
+            out[:, :3] = spec[:, 0, :, 0].real.T / (nx * nz)
+        for j in range(ny):
+            r = spec[:, :, j, :] * wsq  # (3, nx, nkz)
+            if has_mean:
+                r[:, 0, 0] = 0.0  # the mean mode is not a fluctuation
+            r = r.view(np.float64).reshape(3, -1)  # Re(a conj b) = ar br + ai bi
+            out[j, 3:] = (r @ r.T).ravel()
+        return out
+    both = _summed(comm, part)
+    means, mom = both[:, :3].T, both[:, 3:].reshape(ny, 3, 3)
     out = {name: means[c] for c, name in enumerate("UVW")}
     out.update(uu=mom[:, 0, 0], vv=mom[:, 1, 1], ww=mom[:, 2, 2], uv=mom[:, 0, 1])
     return out
@@ -266,7 +277,8 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     comm, kz_range
         Distributed (collective): ``spec`` holds the rfft modes ``kz_range`` of every kx on each
         rank of ``comm`` (:class:`cfdseed.pencils.Slabs`); the per-row sums are reduced over the
-        ranks, so every rank takes the same decisions and raises the same errors.
+        ranks, so every rank takes the same decisions and raises the same errors (a rank's own
+        failure between two reductions, e.g. out of memory, included).
 
     Returns
     -------
@@ -351,34 +363,38 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
         r = r.view(np.float64).reshape(len(parts), -1)  # Re(a conj b) = ar br + ai bi
         return r @ r.T
 
-    def row_grams(scale: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per row (the arrays of one row stay in cache), v rescaled by ``scale``: the Gram matrices
-        of the contributions to u and to w (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,)."""
-        gu, gw, hv, evv = np.zeros((ny, 4, 4)), np.zeros((ny, 4, 4)), np.zeros((ny, 4)), np.zeros(ny)
-        for j in free:
-            v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
-            bu = [cu[0] * dv[:, j], cu[1] * eta, cu[2] * eta, cu[3] * v]
-            gv = gram([*bu, v])
-            gu[j], hv[j], evv[j] = gv[:4, :4], gv[:4, 4], gv[4, 4]
-            gw[j] = gram([cw[0] * dv[:, j], cw[1] * eta, cw[2] * eta, cw[3] * v])
-        if comm is None:
-            return gu, gw, hv, evv
-        flat = _sum(comm, np.concatenate([gu.ravel(), gw.ravel(), hv.ravel(), evv]))
-        n16, n4 = ny * 16, ny * 4
-        return (flat[:n16].reshape(ny, 4, 4), flat[n16:2 * n16].reshape(ny, 4, 4),
-                flat[2 * n16:2 * n16 + n4].reshape(ny, 4), flat[2 * n16 + n4:])
+    def row_grams(scale: np.ndarray) -> tuple[np.ndarray, ...]:
+        """d/dy of v rescaled by ``scale`` (:func:`dy_v`, this rank's modes) and, per row (the
+        arrays of one row stay in cache), the Gram matrices of the contributions to u and to w
+        (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,), summed over the ranks."""
+        dv: list[np.ndarray] = []
+
+        def part() -> np.ndarray:  # (ny, 16 + 16 + 4 + 1) for this rank's modes
+            dv.append(dy_v(scale))
+            out = np.zeros((ny, 37))
+            for j in free:
+                v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
+                bu = [cu[0] * dv[0][:, j], cu[1] * eta, cu[2] * eta, cu[3] * v]
+                gv = gram([*bu, v])
+                out[j, :16], out[j, 32:36], out[j, 36] = gv[:4, :4].ravel(), gv[:4, 4], gv[4, 4]
+                out[j, 16:32] = gram([cw[0] * dv[0][:, j], cw[1] * eta, cw[2] * eta, cw[3] * v]).ravel()
+            return out
+        flat = _summed(comm, part)
+        return dv[0], flat[:, :16].reshape(ny, 4, 4), flat[:, 16:32].reshape(ny, 4, 4), flat[:, 32:36], flat[:, 36]
 
     for it in range(1, max_iter + 1):
         info.iterations = it
-        rest = np.zeros((ny, 4))  # the unresolved modes' share of uu, vv, ww, uv
-        for j in free:
-            g0 = gram([rows(0, j), rows(1, j), rows(2, j)])
-            rest[j] = g0[0, 0], g0[1, 1], g0[2, 2], g0[0, 1]
-        rest = _sum(comm, rest)
-        rest = np.stack([mom["uu"], mom["vv"], mom["ww"], mom["uv"]], axis=1) - rest
+
+        def resolved_share() -> np.ndarray:  # (ny, 4): the resolved modes' share of uu, vv, ww, uv
+            share = np.zeros((ny, 4))
+            for j in free:
+                g0 = gram([rows(0, j), rows(1, j), rows(2, j)])
+                share[j] = g0[0, 0], g0[1, 1], g0[2, 2], g0[0, 1]
+            return share
+        # the unresolved modes' share of uu, vv, ww, uv
+        rest = np.stack([mom["uu"], mom["vv"], mom["ww"], mom["uv"]], axis=1) - _summed(comm, resolved_share)
         scale = np.ones(ny)
-        dv = dy_v(scale)
-        gu, gw, hv, evv = row_grams(scale, dv)
+        dv, gu, gw, hv, evv = row_grams(scale)
         if it <= _V_PASSES:
             # v: its factor per row from the joint fit of all four stresses (the field's v
             # spectrum may not allow <v'v'> and <w'w'> both near a wall), smoothed over rows so
@@ -386,27 +402,30 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
             logs = np.zeros(ny)
             logs[free] = np.log(_fit_v(gu[free], gw[free], hv[free], evv[free], (tstack - rest)[free], wts[free]))
             scale = np.exp(_smooth(logs, free))
-            dv = dy_v(scale)
-            gu, gw, hv, evv = row_grams(scale, dv)
+            del dv
+            dv, gu, gw, hv, evv = row_grams(scale)
         # eta: a, c, b per row for <u'u'>, <w'w'>, <u'v'> with v fixed (exact d/dy)
         coef = np.tile([1.0, 0.0, 0.0], (ny, 1))
         pick = [0, 2, 3]  # uu, ww, uv
         coef[free] = _solve_rows(gu[free], gw[free], hv[free], (tstack[:, pick] - rest[:, pick])[free],
                                  wts[free][:, pick])
-        # the new field row by row, in place: row j's eta and v come from row j alone (d/dy v is dv)
-        for j in range(ny):
-            kept = spec[:, ix[0], j, iz[0]].copy() if has_mean else None  # the mean mode stays
-            if j not in free:  # wall points stay exactly zero
-                new = [np.zeros((ix.size, iz.size), dtype=np.complex128)] * 3
-            else:
-                a, c, b = coef[j]
-                v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
-                new = [cu[0] * dv[:, j] + (a * cu[1] + c * cu[2]) * eta + b * cu[3] * v, v,
-                       cw[0] * dv[:, j] + (a * cw[1] + c * cw[2]) * eta + b * cw[3] * v]
-            for comp in range(3):
-                spec[comp, :, j, :][sel] = new[comp]
-            if has_mean:
-                spec[:, ix[0], j, iz[0]] = kept
+
+        def rebuild(dv: np.ndarray) -> None:
+            """The new field row by row, in place: row j's eta and v come from row j alone (d/dy v is dv)."""
+            for j in range(ny):
+                kept = spec[:, ix[0], j, iz[0]].copy() if has_mean else None  # the mean mode stays
+                if j not in free:  # wall points stay exactly zero
+                    new = [np.zeros((ix.size, iz.size), dtype=np.complex128)] * 3
+                else:
+                    a, c, b = coef[j]
+                    v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
+                    new = [cu[0] * dv[:, j] + (a * cu[1] + c * cu[2]) * eta + b * cu[3] * v, v,
+                           cw[0] * dv[:, j] + (a * cw[1] + c * cw[2]) * eta + b * cw[3] * v]
+                for comp in range(3):
+                    spec[comp, :, j, :][sel] = new[comp]
+                if has_mean:
+                    spec[:, ix[0], j, iz[0]] = kept
+        _local(comm, rebuild, dv)
         del dv
         if reproject is not None:
             reproject(spec)

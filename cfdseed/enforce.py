@@ -381,20 +381,20 @@ def _restorer(grid: Grid, kz_range: slice | None = None, comm: Any = None) -> An
     walls = column(grid).walls
     tie = -np.linalg.solve(walls[:, [0, -1]], walls[:, 1:-1])  # (2, ny - 2): end rows from the others
 
-    def restore(s: np.ndarray) -> None:
+    def step(s: np.ndarray) -> None:
         for end, weights in ((0, tie[0]), (-1, tie[1])):
             row = np.zeros_like(s[:, :, 0])
             for j in np.flatnonzero(weights):  # row by row: no spectrum-sized temporary
                 row += weights[j] * s[:, :, 1 + j]
             s[:, :, end] = row
-        def solve() -> None:
-            if s.shape[3]:  # a rank may hold no kz modes
-                _project_spectrum(s, grid, proj, kz_range=kz_range)
+        if s.shape[3]:  # a rank may hold no kz modes
+            _project_spectrum(s, grid, proj, kz_range=kz_range)
 
+    def restore(s: np.ndarray) -> None:
         if comm is None:
-            solve()
+            step(s)
         else:
-            run_agreed(comm, solve)
+            run_agreed(comm, step, s)
     return restore
 
 

@@ -258,3 +258,40 @@ def test_a_transpose_failing_between_its_exchanges_on_one_rank_fails_every_rank(
         assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
     # the next transpose runs as usual (nothing left pending from the failed one)
     np.testing.assert_allclose(slabs.backward(slabs.forward(slab)), slab, atol=1e-12)
+
+
+@pytest.mark.parametrize("nth", [2, 4])
+def test_a_calibration_failing_in_its_own_work_on_one_rank_fails_every_rank(nth, monkeypatch):
+    """The calibration's local work between its reductions (d/dy of v over this rank's modes: its
+    first pass, and the pass after v's rescaling) fails on the last rank only: every rank raises."""
+    import cfdseed.calibrate
+    from cfdseed.calibrate import moments
+    from cfdseed.targets import Stresses
+    from cfdseed.pencils import calibrate
+
+    grid = GRIDS["spectral"]()
+    slabs = Slabs(comm, grid)
+    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
+    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]
+    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
+    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    calls = [0]
+
+    class Numpy:  # numpy as the calibration module sees it, its nth np.ix_ failing (the 1st: the mode selection)
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def ix_(*args):
+            calls[0] += 1
+            if calls[0] == nth:
+                raise MemoryError(f"injected on rank {comm.rank}")
+            return np.ix_(*args)
+
+    assert slabs.kz.stop > slabs.kz.start  # every rank holds modes on this grid (up to 5 ranks)
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(cfdseed.calibrate, "np", Numpy())
+    with pytest.raises(MemoryError) as info:
+        calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid, target)
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
