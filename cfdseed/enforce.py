@@ -141,6 +141,8 @@ def _blend_functions(grid: Grid, width: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _no_slip(f: np.ndarray, grid: Grid, width: float) -> None:
     """Remove the wall values in place with smooth blends (exact for the check's wall value)."""
+    if not f.size:  # a rank holding no x planes
+        return
     b_lo, b_hi = _blend_functions(grid, width)
     walls = column(grid).walls  # (2, ny): the wall values as functionals of a column
     # wall values of the blends: the 2x2 system couples the walls (exactly, whatever the grid)
@@ -526,6 +528,10 @@ def check_options(grid: Grid, blend: float, stresses: Stresses | None, no_slip: 
             raise ValueError(f"stresses must hold one value per y point ({ny}); wrong: {', '.join(bad)}")
 
 
+def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
 @dataclass(frozen=True)
 class Steps:
     """The operations :func:`run_steps` needs that see more than one (x, z) column: on a global
@@ -535,6 +541,8 @@ class Steps:
     project: Any  #: f -> None (divergence-free projection in place)
     plane_mean: Any  #: f (ncomp, x, y, z) -> (ncomp, ny) plane averages
     calibrate: Any  #: (f, stresses, tol) -> CalibrationInfo (in place)
+    #: (fn, *args) -> fn(*args): a step on f's own columns (on x slabs: its errors agreed)
+    local: Any = _call
 
 
 def run_steps(f: np.ndarray, grid: Grid, ops: Steps, *, no_slip: bool, divergence_free: bool,
@@ -549,8 +557,7 @@ def run_steps(f: np.ndarray, grid: Grid, ops: Steps, *, no_slip: bool, divergenc
         raise ValueError(f"bulk velocity target must be finite, got {bulk!r}")
     t = time.perf_counter()
     if no_slip:
-        if f.size:
-            _no_slip(f, grid, blend)
+        ops.local(_no_slip, f, grid, blend)
         rep.steps.append("no-slip")
         rep.timings["no-slip"], t = time.perf_counter() - t, time.perf_counter()
     if divergence_free:

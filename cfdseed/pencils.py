@@ -223,16 +223,28 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     from .enforce import _wavenumbers
     from .operators import column, wall_values
 
-    bad = float(slab.size - np.count_nonzero(np.isfinite(slab)))
+    def scan() -> tuple[float, float, float]:
+        """This rank's non-finite count, max |u| and max |wall value|, x plane by x plane (agreed:
+        no slab-sized temporaries, and a failure on one rank is raised on all)."""
+        bad = umax = wall = 0.0
+        for i in range(slab.shape[1]):
+            plane = slab[:, i:i + 1]
+            bad += plane.size - np.count_nonzero(np.isfinite(plane))
+            if not bad:
+                umax = max(umax, float(plane.max(initial=0.0)), -float(plane.min(initial=0.0)))
+                lo, hi = wall_values(plane, grid)
+                wall = max(wall, float(np.abs(lo).max(initial=0.0)), float(np.abs(hi).max(initial=0.0)))
+        return bad, umax, wall
+
+    bad, umax, wall = run_agreed(comm, scan)
     bad = comm.allreduce(bad)
     if bad:
         return {"nonfinite": bad}
     col = column(grid)
     ub = float(_plane_mean(comm, slab[:1], grid)[0] @ col.bulk)
-    umax = comm.allreduce(float(np.abs(slab).max(initial=0.0)), op=MPI.MAX)
+    umax = comm.allreduce(umax, op=MPI.MAX)
+    wall = comm.allreduce(wall, op=MPI.MAX)
     uref = abs(ub) or umax or 1.0
-    lo, hi = wall_values(slab, grid)
-    wall = comm.allreduce(float(max(np.abs(lo).max(initial=0.0), np.abs(hi).max(initial=0.0))), op=MPI.MAX)
     # the divergence per mode (the operator set's wavenumbers and d/dy), one component's spectrum at
     # a time, back on the x slabs
     slabs = Slabs(comm, grid)
@@ -255,9 +267,13 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
         del spec
     d = slabs.backward(div, consume=True)[0][:, col.rows]
     del div
-    dmax, dss = 0.0, 0.0
-    for plane in d:  # plane by plane: no slab-sized temporaries
-        dmax, dss = max(dmax, float(np.abs(plane).max(initial=0.0))), dss + float(np.vdot(plane, plane))
+
+    def sums() -> tuple[float, float]:  # plane by plane: no slab-sized temporaries (agreed)
+        dmax, dss = 0.0, 0.0
+        for plane in d:
+            dmax, dss = max(dmax, float(np.abs(plane).max(initial=0.0))), dss + float(np.vdot(plane, plane))
+        return dmax, dss
+    dmax, dss = run_agreed(comm, sums)
     dmax = comm.allreduce(dmax, op=MPI.MAX)
     dss, count = comm.allreduce(dss), comm.allreduce(d.size)
     scale = 0.5 * grid.lengths[1] / uref
@@ -298,7 +314,8 @@ def enforce(comm: Any, slab: np.ndarray, grid: Grid, *, no_slip: bool = True, di
     run_agreed(comm, check)
     ops = Steps(figures=lambda a: figures(comm, a, grid), project=lambda a: project(comm, a, grid),
                 plane_mean=lambda a: _plane_mean(comm, a, grid),
-                calibrate=lambda a, st, tol: calibrate(comm, a, grid, st, tol))
+                calibrate=lambda a, st, tol: calibrate(comm, a, grid, st, tol),
+                local=lambda fn, *args: run_agreed(comm, fn, *args))
     # every figure the steps decide on is reduced: the same decisions and errors on every rank
     return run_steps(slab, grid, ops, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk, bounds=bounds,
                      cross_flow=cross_flow, stresses=stresses,

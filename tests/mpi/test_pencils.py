@@ -295,3 +295,26 @@ def test_a_calibration_failing_in_its_own_work_on_one_rank_fails_every_rank(nth,
         calibrate(comm, np.ascontiguousarray(base[:, slabs.x]), grid, target)
     msgs = comm.allgather(str(info.value))
     assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("where", ["figures", "no-slip"])
+def test_an_enforcement_step_failing_on_one_rank_fails_every_rank(where, monkeypatch):
+    """The enforcement's own work on this rank's columns (the figures' scan of the slab, the no-slip
+    blends) fails on the last rank only: every rank raises, none waits in the next reduction."""
+    import cfdseed.enforce
+    import cfdseed.operators
+    from cfdseed.pencils import enforce as enforce_slabs
+
+    def boom(*args, **kwargs):
+        raise MemoryError(f"injected on rank {comm.rank}")
+
+    grid = GRIDS["spectral"]()
+    slabs = Slabs(comm, grid)
+    mine = np.ascontiguousarray(_global(grid, seed=3)[:, slabs.x])
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(*((cfdseed.operators, "wall_values", boom) if where == "figures"
+                              else (cfdseed.enforce, "_no_slip", boom)))
+    with pytest.raises(MemoryError) as info:
+        enforce_slabs(comm, mine, grid, bulk=4.0)
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
