@@ -112,28 +112,41 @@ def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: sl
     n = nx * ny * nz
     nxl = x_range.stop - x_range.start
 
-    def write() -> None:
-        fh = MPI.File.Open(comm, str(raw), MPI.MODE_WRONLY | MPI.MODE_CREATE)
+    def write() -> None:  # every step between two collectives agreed: each rank leaves by Close
+        # an open failing on some ranks only leaves the others' handles open (Close is collective)
+        fh = run_agreed(comm, MPI.File.Open, comm, str(raw), MPI.MODE_WRONLY | MPI.MODE_CREATE)
+        filetype = None
         try:
-            fh.Set_size(3 * n * dt.itemsize)
-            filetype = None
+            _collective(comm, fh.Set_size, 3 * n * dt.itemsize)
             if nxl:
                 filetype = mpitype.Create_subarray([nz, ny, nx], [nz, ny, nxl], [0, 0, x_range.start]).Commit()
             for c in range(3):
                 disp = c * n * dt.itemsize
-                if filetype is not None:
-                    fh.Set_view(disp, mpitype, filetype)
-                    fh.Write_all(np.ascontiguousarray(slab[c].transpose(2, 1, 0), dtype=dt))
-                else:
-                    fh.Set_view(disp, mpitype, mpitype)
-                    fh.Write_all(np.zeros(0, dtype=dt))
+                # the file's order (x fastest): one component's copy, agreed (a rank out of memory)
+                buf = run_agreed(comm, np.ascontiguousarray, slab[c].transpose(2, 1, 0) if nxl else
+                                 np.zeros(0), dtype=dt)
+                _collective(comm, fh.Set_view, disp, mpitype, filetype or mpitype)
+                _collective(comm, fh.Write_all, buf)  # a rank's write error (disk full) raised on all
+                del buf
+        finally:
             if filetype is not None:
                 filetype.Free()
-        finally:
             fh.Close()
-    run_agreed(comm, write)
-    return run_agreed(comm, lambda: comm.bcast(write_xdmf(path, grid, dt, raw=raw.name) if comm.Get_rank() == 0
-                                               else None, root=0))
+    write()
+    xmf = run_agreed(comm, lambda: write_xdmf(path, grid, dt, raw=raw.name) if comm.Get_rank() == 0 else None)
+    return comm.bcast(xmf, root=0)
+
+
+def _collective(comm: Any, call: Any, *args: Any) -> None:
+    """An MPI-IO collective call whose error (returned on some ranks only) is raised on every rank."""
+    from ._collective import agree
+
+    err = None
+    try:
+        call(*args)
+    except Exception as exc:  # noqa: BLE001 - raised on every rank by agree
+        err = exc
+    agree(comm, err)
 
 
 def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:

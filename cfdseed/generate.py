@@ -149,7 +149,8 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     del built
     slabs = Slabs(comm, grid)
     local = Grid(grid.shape, grid.lengths, y=grid.y, local=(slabs.x, slice(None), slice(None)), operators=grid.operators)
-    stored = slab.astype(dtype)
+    stored = run_agreed(comm, slab.astype, dtype, copy=False)  # float64: the slab itself (agreed: a float32 copy)
+    del slab
     report = check_field(comm, local, stored)
     units = info.units
     attrs: dict[str, Any] = {
@@ -166,7 +167,7 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
         from .pencils import _plane_mean
 
         j = _near_wall_row(grid, units.re_tau if units else options.get("re_tau"))
-        mean = _plane_mean(comm, stored[:1].astype(np.float64), grid)[0]  # (ny,)
+        mean = _plane_mean(comm, stored[:1], grid)[0]  # (ny,), summed in float64
         rows = comm.gather(stored[0, :, j] - mean[j], root=0)
 
         def draw() -> Path | None:  # rank 0 holds x = 0; a drawing error is raised on every rank

@@ -210,7 +210,7 @@ def calibrate(comm: Any, slab: np.ndarray, grid: Grid, stresses: Any, tol: float
 
 def _plane_mean(comm: Any, slab: np.ndarray, grid: Grid) -> np.ndarray:
     """Plane averages ``(ncomp, ny)`` of the x slabs (collective)."""
-    local = slab.sum(axis=(1, 3)) if slab.size else np.zeros(slab.shape[:1] + slab.shape[2:3])
+    local = slab.sum(axis=(1, 3), dtype=np.float64) if slab.size else np.zeros(slab.shape[:1] + slab.shape[2:3])
     total = np.empty_like(local)
     comm.Allreduce(np.ascontiguousarray(local), total)
     return total / (grid.shape[0] * grid.shape[2])

@@ -240,3 +240,57 @@ def test_halo_exchange_fails_on_every_rank_alike_when_one_rank_fails_before_its_
     monkeypatch.undo()
     msgs = comm.allgather(str(info.value))
     assert all(f"injected on rank {size - 1}" in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("step", ["copy", "write", "xdmf"])
+def test_a_slab_write_failing_on_one_rank_fails_every_rank(step, tmp_path_factory, monkeypatch):
+    """write_field_slabs (MPI-IO): one rank's component copy, its part of a collective write
+    (completed, with an error returned on that rank alone: a disk full) or the root's XDMF sidecar
+    fails: every rank raises, and the next collective write works (no rank left in the last one)."""
+    from cfdseed import fields
+    from cfdseed.pencils import Slabs
+
+    g = Grid(SHAPE, LENGTHS, y="chebyshev")
+    slabs = Slabs(comm, g)
+    slab = np.ones(slabs.slab_shape())
+    folder = comm.bcast(str(tmp_path_factory.mktemp("slabs")) if rank == 0 else None)
+    bad = 0 if step == "xdmf" else size - 1
+    if rank == bad and step == "copy":
+        monkeypatch.setattr(fields, "np", _Failing(np, "ascontiguousarray"))
+    elif rank == bad and step == "write":
+        real = MPI.File
+
+        class File:  # MPI.File as fields sees it: this rank's Write_all reports an error after the write
+            @staticmethod
+            def Open(*args):
+                fh = real.Open(*args)
+
+                class Handle:
+                    def __getattr__(self, name):
+                        return getattr(fh, name)
+
+                    def Write_all(self, buf):
+                        fh.Write_all(buf)
+                        raise OSError(f"injected on rank {rank}")
+                return Handle()
+        monkeypatch.setattr(MPI, "File", File)
+    elif rank == bad:
+        monkeypatch.setattr(fields, "write_xdmf", boom)
+    with pytest.raises(Exception) as info:
+        fields.write_field_slabs(comm, f"{folder}/f.h5", slab, slabs.x, g, {})
+    monkeypatch.undo()
+    msgs = comm.allgather(str(info.value))
+    assert all(f"injected on rank {bad}" in m for m in msgs), msgs
+    fields.write_field_slabs(comm, f"{folder}/g.h5", slab, slabs.x, g, {})
+    if rank == 0:
+        np.testing.assert_array_equal(fields.read_field(f"{folder}/g.h5")[0], 1.0)
+
+
+class _Failing:
+    """A module as one module sees it, with one of its functions failing (injected on this rank)."""
+
+    def __init__(self, module, name):
+        self._module, self._name = module, name
+
+    def __getattr__(self, name):
+        return boom if name == self._name else getattr(self._module, name)
