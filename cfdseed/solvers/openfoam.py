@@ -565,9 +565,10 @@ def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.
     size, nx, nz = comm.Get_size(), grid.shape[0], grid.shape[2]
     starts = np.array([block_split(nx, size, r).start for r in range(size)] + [nx])
     x0 = int(starts[comm.Get_rank()])
-    allpts = np.concatenate([p.centres for p in mine]) if mine else np.zeros((0, 3))
+    npts = sum(p.centres.shape[0] for p in mine)
 
     def questions() -> tuple[np.ndarray, list[np.ndarray]]:  # agreed, as answers(): no rank left in the exchange
+        allpts = np.concatenate([p.centres for p in mine]) if mine else np.zeros((0, 3))
         i, fx, j, fy, k, fz = _coords(ch, grid, allpts)
         owner = np.searchsorted(starts, i, side="right") - 1
         order = np.argsort(owner, kind="stable")
@@ -586,14 +587,17 @@ def _sample(comm: Any, ch: ChannelCase, grid: Grid, slab: np.ndarray, above: np.
         return out
 
     got = _alltoallv(comm, run_agreed(comm, answers), 3)
-    vals = np.empty((allpts.shape[0], 3))
-    vals[order] = np.concatenate(got) if got else vals[order]
-    out, at = [], 0
-    for p in mine:
-        n = p.centres.shape[0]
-        out.append(vals[at:at + n])
-        at += n
-    return out
+
+    def assemble() -> list[np.ndarray]:  # agreed: the caller's next step is collective
+        vals = np.empty((npts, 3))
+        vals[order] = np.concatenate(got) if got else vals[order]
+        out, at = [], 0
+        for p in mine:
+            n = p.centres.shape[0]
+            out.append(vals[at:at + n])
+            at += n
+        return out
+    return run_agreed(comm, assemble)
 
 
 def _handler(n: int, size: int) -> int:
@@ -821,8 +825,9 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     units = comm.bcast(res.source_info.units if rank == 0 and res.source_info else None, root=0)
     # bulk velocity of one layout (the first part's): processor parts, else the reconstructed case
     first = "." if parts[0] == "." else None
-    num = sum(float(v[:, 0] @ p.volumes) for p, v in zip(mine, values) if (p.name == ".") == (first == "."))
-    den = sum(float(p.volumes.sum()) for p in mine if (p.name == ".") == (first == "."))
+    num, den = run_agreed(comm, lambda: (
+        sum(float(v[:, 0] @ p.volumes) for p, v in zip(mine, values) if (p.name == ".") == (first == ".")),
+        sum(float(p.volumes.sum()) for p in mine if (p.name == ".") == (first == "."))))
     num, den = comm.allreduce(num), comm.allreduce(den)
     bulk = num / den
     target = units.bulk if units is not None else (ch.ubar if ch.ubar is not None else bulk)
