@@ -101,7 +101,11 @@ class Source:
     make_slabs : callable ``(comm, grid, rng) -> (slab, SourceInfo)``, optional
         Collective: builds this rank's x slab ``(3, nx_local, ny, nz)`` (``block_split(nx, P,
         rank)``) of the same field, no rank holding the global field (``init_field``'s
-        distributed strategy); None when the source has no such path.
+        distributed strategy); None when the source has no such path. Its callers agree on what it
+        raises after it returns, so between two of its own collectives it must raise on every rank
+        alike or on none (a rank raising alone there leaves the others waiting in the next one):
+        agree local failures as the built-in sources do (``cfdseed._collective.run_agreed``), or
+        run the job under :func:`cfdseed.abort_on_error`.
     """
 
     def __init__(self, name: str, make: Callable[[Grid, np.random.Generator], tuple[np.ndarray, SourceInfo]],
