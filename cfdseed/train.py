@@ -293,10 +293,9 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         if c is not None and _without({"kind": "plane", **c["arch"]}, free) != _without(arch, free):
             raise CheckpointError(f"{what}: architecture {c['arch']} differs from the configured {arch}")
     torch.manual_seed(t_cfg.seed)
-    if cond:
-        gen, critic = CondGenerator(arch).to(device), PairCritic(arch).to(device)
-    else:
-        gen, critic = Generator(arch).to(device), Critic(arch).to(device)
+    # agreed: a rank out of device memory (a shared GPU) must not leave the others in from_root or DDP
+    gen, critic = run_agreed(dd, lambda: (CondGenerator(arch).to(device), PairCritic(arch).to(device)) if cond
+                             else (Generator(arch).to(device), Critic(arch).to(device)))
     if init is not None:
         gen.load_state_dict(init["generator"])
         if "training" in init:
@@ -339,7 +338,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
                                 start=consumed)
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                                          pin_memory=device.type == "cuda")
-    batches = iter(loader)
+    batches = run_agreed(dd, iter, loader)  # agreed: starting its worker processes may fail on one rank
 
     n_latent = latent_size(arch) if cond else arch["latent_dim"]  # conditional: global part + noise maps
     step = WganStep(t_cfg, dd, device, gen, critic, forward, opt_g, opt_c, noise, cond=cond, n_latent=n_latent,
