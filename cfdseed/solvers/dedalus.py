@@ -444,15 +444,27 @@ class DedalusChannel:
         nx, ny, nz = self.spec.shape
         extra = init_field(self.comm, self.grid, source=source, options=options, seed=seed,
                            axes="xzy", check=False)  # (3, lnx, lnz, ny) in (u, v, w) order
-        extra = np.asarray(extra, dtype=np.float64)
-        mean = extra.sum(axis=(1, 2))  # (3, ny)
+
+        # the local stretches between the collectives are agreed: one rank failing (memory) must
+        # not leave the others waiting in the next Allreduce or transform
+        def plane_sums(field: Any) -> tuple[np.ndarray, np.ndarray]:
+            field = np.asarray(field, dtype=np.float64)
+            return field, field.sum(axis=(1, 2))  # (3, ny)
+
+        def remove_mean(field: np.ndarray, mean: np.ndarray) -> np.ndarray:
+            field -= (mean / (nx * nz))[:, None, None, :]
+            return np.array([float(np.vdot(field, field))])  # sum of squares, no field-sized temporary
+
+        def add(views: tuple[np.ndarray, ...], field: np.ndarray) -> None:
+            for view, comp in zip(views, field):
+                view += comp
+            self._restart_history()
+
+        extra, mean = run_agreed(self.comm, plane_sums, extra)
         self.comm.Allreduce(MPI.IN_PLACE, mean, op=MPI.SUM)
-        extra -= (mean / (nx * nz))[:, None, None, :]
-        sq = np.array([float(np.sum(extra**2))])
+        sq = run_agreed(self.comm, remove_mean, extra, mean)
         self.comm.Allreduce(MPI.IN_PLACE, sq, op=MPI.SUM)
-        for view, comp in zip(self.velocity_views(), extra):
-            view += comp
-        self._restart_history()
+        run_agreed(self.comm, add, self.velocity_views(), extra)
         return float(np.sqrt(sq[0] / (3 * nx * ny * nz)))
 
     def _dropped_by_dedalus(self, views: tuple[np.ndarray, ...]) -> tuple[float, float]:
@@ -460,10 +472,20 @@ class DedalusChannel:
         (what it integrates), and max |u|; global. Take the views again afterwards."""
         from mpi4py import MPI
 
-        written = [np.array(v) for v in views]
+        def abs_max(a: np.ndarray) -> float:  # max |a| (initial 0) without an |a| temporary
+            return max(float(a.max(initial=0.0)), -float(a.min(initial=0.0)))
+
+        def compare(now: tuple[np.ndarray, ...]) -> tuple[float, float]:
+            scale = max(abs_max(w) for w in written)
+            # the change, component by component in the copies (no longer needed): no temporaries
+            lost = max(float(np.abs(np.subtract(b, w, out=w), out=w).max(initial=0.0)) for b, w in zip(now, written))
+            return lost, scale
+
+        # the copies and the comparison are local work between Dedalus' transforms and the
+        # reductions (collectives): agreed, so one rank failing (memory) fails every rank
+        written = run_agreed(self.comm, lambda: [np.array(v) for v in views])
         self.u.change_layout("c")
-        lost = max(float(np.abs(b - w).max(initial=0.0)) for b, w in zip(self.velocity_views(), written))
-        scale = max(float(np.abs(w).max(initial=0.0)) for w in written)
+        lost, scale = run_agreed(self.comm, compare, self.velocity_views())
         return self.comm.allreduce(lost, op=MPI.MAX), self.comm.allreduce(scale, op=MPI.MAX)
 
     def _restart_history(self, first_step: bool = False) -> None:
@@ -497,15 +519,23 @@ class DedalusChannel:
         return self.timestep
 
     # -- diagnostics --------------------------------------------------------------------------
-    def _grid_velocity(self) -> np.ndarray:
-        """Copy of the velocity at scale 1 as (3, lnx, lnz, ny) in (u, v, w) order, y increasing."""
+    def _grid_views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views ``(u, v, w)`` of the velocity at scale 1, each (lnx, lnz, ny) with y increasing, in
+        the work field (valid until its next use; the state is left as it is). Collective."""
         w = self._work
         w.preset_layout("c")
         w.data[...] = self.u["c"]
         w.change_scales(1)
         g = w["g"]
-        out = np.stack([g[0], g[2], g[1]])
-        return out[..., ::-1] if self._y_reversed else out
+        comps = (g[0], g[2], g[1])
+        if self._y_reversed:
+            comps = tuple(c[..., ::-1] for c in comps)
+        return comps  # type: ignore[return-value]
+
+    def _grid_velocity(self) -> np.ndarray:
+        """Copy of the velocity at scale 1 as (3, lnx, lnz, ny) in (u, v, w) order, y increasing.
+        Collective (the copy is agreed: a rank failing to allocate it fails every rank)."""
+        return run_agreed(self.comm, np.stack, self._grid_views())
 
     def diagnostics(self) -> Diagnostics:
         """Plane averages, bulk velocity, wall shear, centreline probe and TKE. Collective."""
@@ -513,17 +543,27 @@ class DedalusChannel:
 
         nx, ny, nz = self.spec.shape
         ly = self.spec.lengths[1]
-        vel = self._grid_velocity()  # (3, lnx, lnz, ny)
-        u, v, w = vel
-        sums = np.stack([
-            u.sum(axis=(0, 1)), v.sum(axis=(0, 1)), w.sum(axis=(0, 1)),
-            (u * u).sum(axis=(0, 1)), (v * v).sum(axis=(0, 1)), (w * w).sum(axis=(0, 1)),
-            (u * v).sum(axis=(0, 1)),
-        ])  # (7, ny)
-        probe = np.zeros(1)
-        if self.grid.local[0].start == 0 and self.grid.local[2].start == 0 and u.size:
-            s = 2 * self.grid.y / ly - 1
-            probe[0] = cheb.chebval(0.0, cheb.chebfit(s, u[0, 0, :], ny - 1))
+        u, v, w = self._grid_views()  # (lnx, lnz, ny) each, no copy
+
+        def local_sums() -> tuple[np.ndarray, np.ndarray]:
+            # products in one reused component-sized buffer (the same sums as (a * b).sum(...))
+            buf = np.empty_like(u)
+
+            def prod_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+                return np.multiply(a, b, out=buf).sum(axis=(0, 1))
+
+            sums = np.stack([
+                u.sum(axis=(0, 1)), v.sum(axis=(0, 1)), w.sum(axis=(0, 1)),
+                prod_sum(u, u), prod_sum(v, v), prod_sum(w, w), prod_sum(u, v),
+            ])  # (7, ny)
+            probe = np.zeros(1)
+            if self.grid.local[0].start == 0 and self.grid.local[2].start == 0 and u.size:
+                s = 2 * self.grid.y / ly - 1
+                probe[0] = cheb.chebval(0.0, cheb.chebfit(s, u[0, 0, :], ny - 1))
+            return sums, probe
+
+        # local work between the transforms and the reductions: agreed (one rank failing fails all)
+        sums, probe = run_agreed(self.comm, local_sums)
         self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
         self.comm.Allreduce(MPI.IN_PLACE, probe, op=MPI.SUM)
         mean = sums / (nx * nz)
@@ -576,12 +616,14 @@ class DedalusChannel:
         bad = [i for i in idx if not 0 <= i < nx]
         if bad:
             raise ConfigError(f"slice x indices {bad} outside [0, {nx})")
-        vel = self._grid_velocity()  # (3, lnx, lnz, ny)
+        vel = self._grid_views()  # (lnx, lnz, ny) each, no copy
         sx, sz = self.grid.local[0], self.grid.local[2]
-        mine = {}
-        for i in idx:
-            if sx.start <= i < sx.stop:
-                mine[i] = (sz.start, np.transpose(vel[:, i - sx.start], (0, 2, 1)))  # (3, ny, lnz)
+
+        def planes() -> dict[int, tuple[int, np.ndarray]]:  # copies of this rank's planes only
+            return {i: (sz.start, np.transpose(np.stack([c[i - sx.start] for c in vel]), (0, 2, 1)))  # (3, ny, lnz)
+                    for i in idx if sx.start <= i < sx.stop}
+
+        mine = run_agreed(self.comm, planes)  # local work before the gather: agreed
         parts = self.comm.gather(mine, root=root)
         if self.comm.rank != root:
             return None
@@ -605,7 +647,7 @@ class DedalusChannel:
         """
         from ..transport import gather
 
-        field = gather(self.comm, self.grid, self._grid_velocity(), axes="xzy")
+        field = gather(self.comm, self.grid, self._grid_views(), axes="xzy")  # gather copies (agreed)
         err = None
         if self.comm.rank == 0:
             try:
@@ -666,12 +708,11 @@ class DedalusChannel:
         root = Path(directory)
         ck = root / f"it{self.iteration:09d}"
         run_agreed(self.comm, lambda: ck.mkdir(parents=True, exist_ok=True) if self.comm.rank == 0 else None)
-        arrays = {}
-        for f in self.solver.state:
+        for f in self.solver.state:  # every layout change first (transforms: collective) ...
             f.change_layout("c")
-            arrays[f.name] = np.array(f.data)
 
-        def write_rank() -> None:
+        def write_rank() -> None:  # ... then the local work, agreed: the coefficients written as they lie
+            arrays = {f.name: f.data for f in self.solver.state}
             tmp = ck / f"rank{self.comm.rank:04d}.tmp.npz"
             np.savez(tmp, **arrays)
             os.replace(tmp, ck / f"rank{self.comm.rank:04d}.npz")

@@ -359,6 +359,40 @@ def test_a_failure_on_one_rank_raises_on_every_rank(channel, shared_tmp, monkeyp
     comm.Barrier()
 
 
+@pytest.mark.parametrize("stage, name", [("seed", "array"), ("perturb", "asarray"), ("diagnostics", "stack"),
+                                         ("slices", "stack")])
+def test_local_work_between_dedalus_collectives_failing_on_one_rank_fails_every_rank(channel, monkeypatch,
+                                                                                      stage, name):
+    """Fault injection: the local step of seed's Nyquist round trip (the copies between the
+    transforms), perturb (before its Allreduce), diagnostics (before its Allreduce) or slices (before
+    the gather) fails on the last rank only (numpy as the adapter sees it); every rank raises the same
+    (they waited in the next transform or reduction)."""
+    import cfdseed.solvers.dedalus as adapter
+
+    def boom(*args, **kwargs):
+        raise MemoryError(f"injected {name} failure")
+
+    class OneFailing:  # numpy, but for the one function
+        def __getattr__(self, attr):
+            return boom if attr == name else getattr(np, attr)
+
+    channel.seed("analytic", options=ANALYTIC, seed=5)
+    call = {"seed": lambda: channel.seed("analytic", options=ANALYTIC, seed=6),
+            "perturb": lambda: channel.perturb("analytic", options=ANALYTIC, seed=9),
+            "diagnostics": channel.diagnostics, "slices": lambda: channel.slices([0, 3])}[stage]
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(adapter, "np", OneFailing())
+    try:
+        call()
+        got = None
+    except MemoryError as exc:
+        got = str(exc)
+    monkeypatch.undo()
+    got = comm.allgather(got)  # judged on every rank: a rank that did not raise must not strand the others
+    assert all(g is not None and f"injected {name} failure" in g for g in got), got
+    assert channel.diagnostics().bulk > 0  # every rank stopped at the same point: the channel goes on
+
+
 def test_a_checkpoint_of_the_current_point_continues_the_run_exactly(shared_tmp):
     """A driver that writes a checkpoint and loads it to go on (the campaign's chunks in one
     process) keeps SBDF2's history: the steps are those of a run never interrupted."""
