@@ -103,7 +103,7 @@ functions
 
 
 def foam_env() -> dict[str, str]:
-    from cfdseed.solvers.openfoam import _foam_env
+    from cfdseed.solvers.openfoam_case import _foam_env
 
     return dict(_foam_env(), OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 

@@ -1,4 +1,5 @@
-"""OpenFOAM adapter (:mod:`cfdseed.solvers.openfoam`, ``cfdseed openfoam``) on a tiny blockMesh channel.
+"""OpenFOAM adapter (:mod:`cfdseed.solvers.openfoam`, which reads the case with
+:mod:`cfdseed.solvers.openfoam_case`; ``cfdseed openfoam``) on a tiny blockMesh channel.
 
 Needs OpenFOAM (``blockMesh``, ``decomposePar``, ``postProcess``, ``pimpleFoam``; CI installs
 Debian's ``openfoam``) and foamlib. The case, tests/data/openfoam_channel, is 8 x 10 x 6 cells
@@ -26,7 +27,8 @@ except ImportError:
 if shutil.which("blockMesh") is None:
     missing("OpenFOAM is not installed (Debian: apt install openfoam)", module=True)
 
-from cfdseed.solvers.openfoam import BACKUP_SUFFIX, _foam_env  # noqa: E402
+from cfdseed.solvers.openfoam import BACKUP_SUFFIX  # noqa: E402
+from cfdseed.solvers.openfoam_case import _foam_env  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "openfoam_channel"
 CLI = [sys.executable, "-m", "cfdseed.cli"]
@@ -412,7 +414,7 @@ def test_compressed_mesh_gives_the_same_field(tmp_path: Path) -> None:
 
 def test_newer_file_names_give_ubar_and_nu(tmp_path: Path) -> None:
     """OpenFOAM.org's layout: meanVelocityForce in fvConstraints, nu in physicalProperties."""
-    from cfdseed.solvers.openfoam import _case_figures
+    from cfdseed.solvers.openfoam_case import _case_figures
 
     case = _case(tmp_path, mesh=False)
     const = case / "constant"
@@ -428,7 +430,7 @@ def test_newer_file_names_give_ubar_and_nu(tmp_path: Path) -> None:
 
 def test_mean_velocity_force_coeffs_dictionary_is_read(tmp_path: Path) -> None:
     """``Ubar`` inside ``meanVelocityForceCoeffs`` (the older, equally valid form)."""
-    from cfdseed.solvers.openfoam import _case_figures
+    from cfdseed.solvers.openfoam_case import _case_figures
 
     case = _case(tmp_path, mesh=False)
     (case / "constant" / "fvOptions").write_text(

@@ -5,6 +5,9 @@ works without any solver installed:
 
 - :mod:`cfdseed.solvers.dedalus`: Dedalus 3 plane channel flow (needs the ``.venv-dedalus``
   environment, see ``.ci/setup-dedalus.sh``).
+- :mod:`cfdseed.solvers.openfoam`: an OpenFOAM channel case's ``U`` (reconstructed and/or
+  decomposed), written from a cfdseed field; :mod:`cfdseed.solvers.openfoam_case` reads the case
+  (layouts, mesh through OpenFOAM's ``postProcess``, the channel's walls, periods, ``Ubar``, ``nu``).
 - :mod:`cfdseed.solvers.runner`: the driving loop and on-disk outputs of resumable runs (time series, profiles, slice
   segments, restart bookkeeping) and the merge of slice segments into a cfdseed dataset.
 """

@@ -11,7 +11,8 @@ directories)::
 
     cfdseed openfoam channel395 --seed 1
 
-What happens, collectively over the ranks of ``comm``:
+What happens, collectively over the ranks of ``comm`` (steps 1 to 4 read and understand the case:
+:mod:`cfdseed.solvers.openfoam_case`; this module synthesises, samples and writes, steps 5 to 7):
 
 1. **The case's layouts.** ``0/U`` of the reconstructed case (``constant/polyMesh``) and/or
    ``processor*/0/U`` of a decomposed one (``layout="auto"``: every layout present). Processor
@@ -71,11 +72,8 @@ are removed from ``postProcess``'s environment, so an OpenFOAM built on another 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +85,8 @@ import numpy as np
 from .._collective import agree, run_agreed
 from ..errors import CaseError
 from ..grid import Grid, block_split
+from .openfoam_case import (LAYOUTS, _NU_FILES, ChannelCase, _detect, _foamlib, _mesh_part, _Part, _read, _summary,
+                            find_case)
 
 __all__ = ["ChannelCase", "Written", "write_initial_field", "find_case", "BACKUP_SUFFIX", "LAYOUTS"]
 
@@ -97,41 +97,6 @@ log = logging.getLogger(__name__)
 BACKUP_SUFFIX = ".before-cfdseed.bak"
 #: The backup's name before 2026-12-06 (a field to OpenFOAM's tools), still honoured as a kept original.
 _OLD_BACKUP_SUFFIX = ".before-cfdseed"
-#: Which fields to write: every layout present, or one of them.
-LAYOUTS = ("auto", "reconstructed", "decomposed")
-#: Relative tolerance (of the box size) for "the same coordinate" and "on the wall plane".
-_TOL = 1e-6
-#: Most distinct coordinates taken as the structured grid's points along one axis.
-_MAX_POINTS = 4096
-_DEBIAN_FOAM = Path("/usr/share/openfoam")
-#: Where a meanVelocityForce may be (OpenFOAM.org 9+: fvConstraints, fvModels): of each name the
-#: first folder that holds it, in the order OpenFOAM looks (the other is then not read).
-_FORCE_FILES = {"fvOptions": ("constant", "system"), "fvConstraints": ("system", "constant"),
-                "fvModels": ("constant", "system")}
-#: Where nu may be (OpenFOAM.org 10+: physicalProperties).
-_NU_FILES = ("constant/transportProperties", "constant/physicalProperties")
-#: Variables of MPI launchers (MPICH's Hydra, Open MPI, PMI/PMIx, Slurm's step) kept from postProcess.
-_LAUNCH_VARS = re.compile(r"^(PMI_|PMIX_|HYDRA_|HYDI_|OMPI_COMM_WORLD|OMPI_MCA_(ess|orte|pmix)|MPI_LOCAL|MPIR_|"
-                          r"SLURM_STEP|SLURM_PROCID|SLURM_LOCALID)")
-
-
-@dataclass(frozen=True)
-class ChannelCase:
-    """The channel found in a case (identical on every rank)."""
-
-    path: Path
-    #: Mesh parts written: ``"."`` (reconstructed) and/or ``"processor0"``, ...
-    parts: tuple[str, ...]
-    time: str
-    cells: int  # cells of one layout
-    lengths: tuple[float, float, float]  # periods in x and z; the wall distance in y
-    origin: tuple[float, float, float]  # lower corner of the bounding box (the lower wall's y)
-    walls: tuple[str, ...]  # wall patch names
-    cyclic: tuple[str, ...]  # cyclic patch names
-    ubar: float | None  # meanVelocityForce's Ubar (x component), None without one
-    nu: float | None  # transportProperties' nu
-    #: Whether the cell centres form a tensor grid with uniform x and z (sampling is exact).
-    tensor: bool
 
 
 @dataclass
@@ -162,306 +127,6 @@ class Written:
         if self.backups:
             lines.append("  kept the originals as " + ", ".join(str(p.relative_to(c.path)) for p in self.backups))
         return "\n".join(lines)
-
-
-# -- the case on disk ---------------------------------------------------------------------
-def _foamlib() -> Any:
-    try:
-        import foamlib
-    except ImportError as exc:
-        raise CaseError(f"foamlib is not installed ({exc}); pip install 'cfdseed[openfoam]'") from None
-    return foamlib
-
-
-def _read(path: Path, what: str) -> Any:
-    """A foamlib file (or its compressed ``.gz``), with errors as :class:`CaseError`."""
-    fl = _foamlib()
-    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
-        path = path.with_name(path.name + ".gz")
-    if not path.is_file():
-        raise CaseError(f"{what}: {path} does not exist")
-    try:
-        return fl.FoamFieldFile(path) if what.endswith("field") else fl.FoamFile(path)
-    except Exception as exc:  # noqa: BLE001 - foamlib raises several types
-        raise CaseError(f"{what}: cannot read {path}: {exc}") from None
-
-
-def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tuple[Path, tuple[str, ...]]:
-    """The case folder and the mesh parts to write (``"."`` and/or ``processorN``), checked.
-
-    Raises
-    ------
-    CaseError
-        No such folder, no ``system/controlDict``, no mesh, processor directories that do not
-        match ``system/decomposeParDict``, a collated decomposition, a missing or compressed
-        ``TIME/U`` in a part, or an unknown ``layout``.
-    """
-    if layout not in LAYOUTS:
-        raise CaseError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    root = Path(case).resolve()
-    if not root.is_dir():
-        raise CaseError(f"no OpenFOAM case at {case}: not a folder")
-    if not (root / "system" / "controlDict").is_file():
-        raise CaseError(f"{case} is not an OpenFOAM case: no system/controlDict")
-    if any(p.is_dir() for p in root.glob("processors[0-9]*")):
-        raise CaseError(f"{case} is decomposed in the collated format (processors*/): cfdseed writes the "
-                        "uncollated one; decompose with -fileHandler uncollated")
-    procs = {}
-    for p in root.glob("processor*"):
-        m = re.fullmatch(r"processor(\d+)", p.name)
-        if m and p.is_dir():
-            procs[int(m.group(1))] = p.name
-    recon = (root / "constant" / "polyMesh" / "boundary").is_file()
-    if procs:
-        n = len(procs)
-        if sorted(procs) != list(range(n)):
-            raise CaseError(f"{case}: processor directories {', '.join(sorted(procs.values()))} are not "
-                            f"processor0 .. processor{n - 1}: run decomposePar again")
-        dpd = root / "system" / "decomposeParDict"
-        if dpd.is_file():
-            want = _read(dpd, "decomposeParDict").get("numberOfSubdomains")
-            if want is not None and int(want) != n:
-                raise CaseError(f"{case}: {n} processor directories do not match numberOfSubdomains {want} "
-                                "in system/decomposeParDict: run decomposePar again (-force)")
-        for k in range(n):
-            if not (root / procs[k] / "constant" / "polyMesh" / "boundary").is_file():
-                raise CaseError(f"{case}: {procs[k]} has no mesh (constant/polyMesh): run decomposePar again")
-    if layout == "reconstructed" and not recon:
-        raise CaseError(f"{case}: no mesh in constant/polyMesh (run blockMesh, or reconstructParMesh)")
-    if layout == "decomposed" and not procs:
-        raise CaseError(f"{case}: not decomposed (no processor* directories): run decomposePar")
-    parts = ((".",) if recon and layout != "decomposed" else ()) + \
-        (tuple(procs[k] for k in sorted(procs)) if layout != "reconstructed" else ())
-    if not parts:
-        raise CaseError(f"{case}: no mesh: neither constant/polyMesh nor processor*/constant/polyMesh "
-                        "(run blockMesh)")
-    for part in parts:
-        tdir = root / part / time
-        where = "" if part == "." else f"{part}/"
-        if (tdir / "U.gz").exists():
-            raise CaseError(f"{case}: {where}{time}/U is compressed (U.gz): gunzip it first")
-        if not (tdir / "U").is_file():
-            hint = " (copy 0.orig to 0, e.g. restore0Dir, then decompose)" if time == "0" else ""
-            raise CaseError(f"{case}: no velocity field {where}{time}/U{hint}")
-    return root, parts
-
-
-def _foam_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _LAUNCH_VARS.match(k)}
-    if "WM_PROJECT_DIR" not in env and (_DEBIAN_FOAM / "etc" / "controlDict").is_file():
-        env["WM_PROJECT_DIR"] = str(_DEBIAN_FOAM)
-    return env
-
-
-@dataclass
-class _Part:
-    """One mesh part as OpenFOAM sees it (on the rank that handles it)."""
-
-    name: str
-    centres: np.ndarray  # (n, 3)
-    volumes: np.ndarray  # (n,)
-    patches: dict[str, str]  # name -> type
-    wall_y: dict[str, np.ndarray]  # wall patch -> y of its face centres
-    lo: np.ndarray  # bounding box of the points
-    hi: np.ndarray
-    #: processor(Cyclic) patches: their ``value`` is the field in the cells across, which the
-    #: solver's first flux reads before it evaluates its coupled patches
-    coupled: list[_Coupled] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Coupled:
-    """A processor(Cyclic) patch of one part: face ``i`` faces face ``i`` of its partner, the patch
-    of processor ``neighbour`` back to this one (through the partner cyclic of ``refer``)."""
-
-    name: str
-    neighbour: int  # neighbProcNo
-    key: tuple[int, int, str]  # (myProcNo, neighbProcNo, referPatch or "")
-    partner: tuple[int, int, str]  # the partner's key
-    cells: np.ndarray  # (nFaces,) this part's cell at each face
-
-
-def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
-    """Cell centres and volumes of one mesh part by OpenFOAM's postProcess in a scratch case."""
-    exe = shutil.which("postProcess")
-    if exe is None:
-        raise CaseError("OpenFOAM's postProcess is not on PATH: source OpenFOAM's etc/bashrc "
-                        "(Debian: apt install openfoam)")
-    mesh = root / part / "constant" / "polyMesh"
-    work = scratch / ("case" if part == "." else part)
-    # links copied as the files they point to: the edits below must not reach a shared controlDict
-    shutil.copytree(root / "system", work / "system", ignore_dangling_symlinks=True)
-    (work / "constant").mkdir()
-    (work / "constant" / "polyMesh").symlink_to(mesh, target_is_directory=True)
-    (work / "0").mkdir()
-    cd = _read(work / "system" / "controlDict", "controlDict")
-    cd["writeFormat"] = "binary"
-    if "functions" in cd:
-        del cd["functions"]
-    cmd = [exe, "-case", str(work), "-time", "0", "-funcs", "(writeCellCentres writeCellVolumes)"]
-    run = subprocess.run(cmd, env=_foam_env(), capture_output=True, text=True)
-    where = "the case" if part == "." else part
-    if run.returncode != 0 or not (work / "0" / "C").is_file():
-        text = (run.stdout + run.stderr).strip().splitlines()
-        tail = " ".join(" ".join(text[-8:]).split())
-        raise CaseError(f"OpenFOAM could not read the mesh of {where} ({' '.join(cmd[:1] + cmd[3:])}): {tail}")
-    c = _read(work / "0" / "C", "cell centres field")
-    centres = np.asarray(c.internal_field, dtype=np.float64).reshape(-1, 3)
-    volumes = np.asarray(_read(work / "0" / "V", "cell volumes field").internal_field, dtype=np.float64)
-    volumes = np.broadcast_to(volumes, centres.shape[:1]).copy()
-    boundary = _read(mesh / "boundary", "boundary")[None]
-    patches = {str(name): str(d.get("type", "")) for name, d in boundary}
-    bf = c.boundary_field
-    wall_y: dict[str, np.ndarray] = {}
-    for name, kind in patches.items():
-        if kind == "wall":
-            entry = bf[name]
-            value = entry["value"] if "value" in entry else None
-            # a patch without faces on this part is written "nonuniform 0" (foamlib: a tuple)
-            vals = np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else np.zeros((0, 3))
-            wall_y[name] = vals.reshape(-1, 3)[:, 1]
-    points = np.asarray(_read(mesh / "points", "points")[None], dtype=np.float64).reshape(-1, 3)
-    return _Part(part, centres, volumes, patches, wall_y, points.min(axis=0), points.max(axis=0),
-                 _coupled(mesh, boundary))
-
-
-def _coupled(mesh: Path, boundary: Any) -> list[_Coupled]:
-    """The processor(Cyclic) patches of a part's mesh with the cells at their faces."""
-    entries = {str(name): d for name, d in boundary}
-    found = [(name, d) for name, d in entries.items() if d.get("type") in ("processor", "processorCyclic")]
-    if not found:
-        return []
-    owner = np.asarray(_read(mesh / "owner", "owner")[None], dtype=np.int64).reshape(-1)
-    out = []
-    for name, d in found:
-        me, nb, refer = int(d["myProcNo"]), int(d["neighbProcNo"]), str(d.get("referPatch", ""))
-        if refer and refer not in entries:
-            raise CaseError(f"{mesh}: {name} refers to patch {refer!r}, which the boundary file does not list")
-        across = str(entries[refer]["neighbourPatch"]) if refer else ""
-        start, n = int(d["startFace"]), int(d["nFaces"])
-        out.append(_Coupled(name, nb, (me, nb, refer), (nb, me, across), owner[start:start + n]))
-    return out
-
-
-
-def _distinct(values: np.ndarray, tol: float, limit: int) -> np.ndarray | None:
-    """Sorted distinct values (clusters closer than ``tol`` merged to their mean); None past ``limit``."""
-    if values.size == 0:
-        return values
-    v = np.sort(values)
-    cut = np.flatnonzero(np.diff(v) > tol) + 1
-    if cut.size + 1 > limit:
-        return None
-    return np.array([s.mean() for s in np.split(v, cut)])
-
-
-def _case_figures(root: Path) -> tuple[float | None, float | None]:
-    """``Ubar`` (x, checked to point along +x) of a meanVelocityForce and ``nu`` of the case (None: none)."""
-    ubar = None
-    found = [next((f"{d}/{n}" for d in dirs if (root / d / n).is_file()), None) for n, dirs in _FORCE_FILES.items()]
-    for rel in (r for r in found if r is not None):
-        path = root / rel
-        for name, entry in _read(path, rel).as_dict().items():
-            if isinstance(entry, Mapping) and entry.get("type") == "meanVelocityForce":
-                coeffs = entry.get("meanVelocityForceCoeffs")  # the coefficient-dictionary form
-                if not isinstance(coeffs, Mapping):
-                    coeffs = entry
-                vec = np.asarray(coeffs.get("Ubar", ()), dtype=np.float64).reshape(-1)
-                if vec.size != 3:
-                    raise CaseError(f"{rel}: {name}: Ubar must be a vector, got {coeffs.get('Ubar')!r}")
-                if vec[0] <= 0 or abs(vec[1]) > _TOL * vec[0] or abs(vec[2]) > _TOL * vec[0]:
-                    raise CaseError(f"{rel}: {name}: Ubar {tuple(vec)} must point along +x "
-                                    "(cfdseed's streamwise direction; walls normal to y)")
-                ubar = float(vec[0])
-    for rel in _NU_FILES:
-        path = root / rel
-        value = _read(path, rel).get("nu") if path.is_file() else None
-        value = getattr(value, "value", value)
-        if isinstance(value, (int, float)) and value > 0:
-            return ubar, float(value)
-    return ubar, None
-
-
-def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[str, Any]]) -> tuple[ChannelCase, Grid]:
-    """The channel and its structured grid from every part's summary (root only)."""
-    lo = np.min([s["lo"] for s in summary], axis=0)
-    hi = np.max([s["hi"] for s in summary], axis=0)
-    ext = hi - lo
-    if np.any(ext <= 0):
-        raise CaseError(f"{root}: the mesh is flat (bounding box {tuple(lo)} - {tuple(hi)})")
-    tol = _TOL * ext
-    kinds: dict[str, str] = {}
-    for s in summary:
-        kinds.update(s["patches"])
-    walls = tuple(n for n, k in kinds.items() if k == "wall")
-    cyclic = tuple(n for n, k in kinds.items() if k in ("cyclic", "cyclicAMI", "cyclicSlip"))
-    other = [f"{n} ({k})" for n, k in kinds.items()
-             if n not in walls and n not in cyclic and k not in ("processor", "processorCyclic")]
-    if other:
-        raise CaseError(f"{root} is not a periodic channel: patch {', '.join(other)}; cfdseed needs wall patches "
-                        "at the two y planes of the box and cyclic patches in x and z, nothing else")
-    if not walls:
-        raise CaseError(f"{root} is not a channel: no patch of type wall")
-    if not cyclic:
-        raise CaseError(f"{root} is not a periodic channel: no cyclic patches (x and z must be periodic)")
-    seen = [False, False]
-    for name in walls:
-        ys = np.concatenate([s["wall_y"][name] for s in summary if name in s["wall_y"]])
-        at_lo, at_hi = np.abs(ys - lo[1]) <= tol[1], np.abs(ys - hi[1]) <= tol[1]
-        if not np.all(at_lo | at_hi):
-            bad = ys[~(at_lo | at_hi)]
-            raise CaseError(f"{root} is not a channel with walls normal to y: wall patch {name!r} has faces at "
-                            f"y = {bad.min():g} .. {bad.max():g}, between the planes y = {lo[1]:g} and {hi[1]:g}")
-        seen[0] |= bool(at_lo.any())
-        seen[1] |= bool(at_hi.any())
-    if not all(seen):
-        missing = f"y = {lo[1]:g}" if not seen[0] else f"y = {hi[1]:g}"
-        raise CaseError(f"{root} is not a channel: no wall faces on the plane {missing}")
-    layout_one = [s for s in summary if (s["part"] == ".") == (parts[0] == ".")]
-    cells = int(sum(s["cells"] for s in layout_one))
-    ubar, nu = _case_figures(root)
-    # structured grid: distinct centre coordinates per axis (None: no tensor structure)
-    axes_pts = []
-    for a in range(3):
-        vals = [s["distinct"][a] for s in summary]
-        merged = None if any(v is None for v in vals) else _distinct(np.concatenate(vals), tol[a], _MAX_POINTS)
-        axes_pts.append(merged)
-    spacing = (float(np.prod(ext)) / max(cells, 1)) ** (1.0 / 3.0)
-    shape, x0 = [0, 0, 0], [0.0, 0.0, 0.0]
-    tensor = True
-    for a in (0, 2):
-        pts = axes_pts[a]
-        n = 0 if pts is None else pts.size
-        uniform = n >= 2 and np.max(np.abs(pts - (pts[0] + np.arange(n) * ext[a] / n))) <= tol[a]
-        if uniform:
-            shape[a], x0[a] = n, float(pts[0])
-        else:
-            tensor = False
-            shape[a], x0[a] = int(min(_MAX_POINTS, max(8, math.ceil(2 * ext[a] / spacing)))), float(lo[a])
-    ys = axes_pts[1]
-    if ys is not None:
-        ys = ys[(ys - lo[1] > tol[1]) & (hi[1] - ys > tol[1])] - lo[1]
-        y = np.concatenate([[0.0], ys, [ext[1]]])
-    else:
-        tensor = False
-        allq = np.concatenate([s["y_quantiles"] for s in summary])
-        ny = int(min(_MAX_POINTS, max(16, math.ceil(2 * ext[1] / spacing))))
-        inner = np.unique(np.quantile(allq, np.linspace(0, 1, ny))) - lo[1]
-        y = np.concatenate([[0.0], inner[(inner > tol[1]) & (ext[1] - inner > tol[1])], [ext[1]]])
-    shape[1] = y.size
-    grid = Grid(shape, tuple(float(e) for e in ext), y=y)
-    ch = ChannelCase(root, tuple(parts), time, cells, tuple(float(e) for e in ext),
-                     (x0[0], float(lo[1]), x0[2]), walls, cyclic, ubar, nu, tensor)
-    return ch, grid
-
-
-def _summary(p: _Part) -> dict[str, Any]:
-    """What the root needs of one part to find the channel (small)."""
-    ext = np.maximum(p.hi - p.lo, 1e-300)
-    distinct = [_distinct(p.centres[:, a], _TOL * ext[a] * 0.5, _MAX_POINTS) for a in range(3)]
-    yq = np.quantile(p.centres[:, 1], np.linspace(0, 1, 257)) if p.centres.size else np.zeros(0)
-    return {"part": p.name, "cells": p.centres.shape[0], "lo": p.lo, "hi": p.hi, "patches": p.patches,
-            "wall_y": p.wall_y, "distinct": distinct, "y_quantiles": yq}
 
 
 # -- units --------------------------------------------------------------------------------
