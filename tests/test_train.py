@@ -354,8 +354,8 @@ def _ddp_fault(tmp_path, cfg, inject):
         + inject +
         "try:\n"
         "    train(load_config(sys.argv[1]))\n"
-        "except Exception as exc:\n"
-        "    print(f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\", flush=True)\n")
+        "except Exception as exc:\n"  # one write() per line: print's text and newline interleaved
+        "    os.write(1, f\"rank {os.environ['RANK']}: {type(exc).__name__}: {exc}\\n\".encode())\n")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
            str(cfg_path)]
