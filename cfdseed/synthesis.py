@@ -71,6 +71,8 @@ divided by ``sqrt(sum w_k^2)``, which keeps their variance where two independent
 spanwise means are blended linearly. The result is stretched / resampled to the grid like a single
 slice. ``z_tiles="periodic"`` repeats one slice ``m`` times instead (exactly periodic copies:
 spanwise correlation 1 at a lag of one slice width). Inference cost grows ``m``-fold.
+
+**Distributed.** The distributed strategy's synthesis (x slabs) is :mod:`cfdseed.synthesis_slabs`.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -95,6 +97,9 @@ from .targets import resolve_target
 from .operators import bulk_velocity, trapezoid_weights
 from .reference import KAPPA
 from .units import Units, resolve_units
+
+if TYPE_CHECKING:  # re-exported by __getattr__ below: cfdseed.synthesis_slabs imports this module
+    from .synthesis_slabs import synthesise_slabs
 
 __all__ = [
     "synthesise_slabs",
@@ -111,6 +116,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export :func:`cfdseed.synthesis_slabs.synthesise_slabs`, imported on first use (that module
+    imports this one: importing it at the top would be a cycle)."""
+    if name == "synthesise_slabs":
+        from .synthesis_slabs import synthesise_slabs
+
+        return synthesise_slabs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Target/model Re_tau ratio beyond which (either way) a warning is issued.
 RE_TAU_WARN = 2.0
@@ -430,86 +446,6 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     return _redrawn(once, redraws)
 
 
-
-def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator, *,
-                     corr_length: float | str | None = "auto", re_tau: float | None = None,
-                     u_tau: float | None = None, nu: float | None = None, bulk: float | None = None,
-                     batch: int = 64, device: str | None = None, y_method: str = "auto", no_slip: bool = True,
-                     divergence_free: bool = True, blend: float = DEFAULT_BLEND, max_ratio: float = DEFAULT_MAX_RATIO,
-                     x_stations: int | str = "auto", z_tiles: str = "independent", calibrate: Any = "model",
-                     x_construction: str | None = None, anchor: float | str | None = "auto",
-                     redraws: int = DEFAULT_REDRAWS) -> tuple[np.ndarray, SynthesisInfo]:
-    """Collective: :func:`synthesise` with no rank holding more than its x slab (and one copy).
-
-    Every rank draws the same latent paths (``rng`` in the same state on every rank), generates
-    the x stations ``block_split(stations, P, rank)``, joins tiles with reduced means, puts them on
-    the grid's y and z, resamples in x by zero-padding in the spectral layout
-    (:class:`cfdseed.pencils.Slabs`) and enforces the constraints on x slabs
-    (:func:`cfdseed.pencils.enforce`). A rollout (conditional models) is sequential in x: the root
-    runs it and sends every rank its stations (:func:`_scatter_ring`). Returns this rank's slab
-    ``(3, nx_local, ny, nz)`` of the field :func:`synthesise` makes with the same arguments (to
-    round-off) and the same :class:`SynthesisInfo` on every rank.
-    """
-    from ._collective import run_agreed
-    from .grid import block_split
-    from ._memory import trim
-    from .pencils import _plane_mean
-    from .pencils import enforce as enforce_slabs
-
-    def once() -> tuple[np.ndarray, SynthesisInfo]:
-        plan = run_agreed(comm, lambda: _plan(
-            model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
-            device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
-            calibrate=calibrate, x_construction=x_construction, anchor=anchor))
-        info, gen, ns = plan.info, plan.gen, plan.stations
-        size, rank = comm.Get_size(), comm.Get_rank()
-        nx = grid.shape[0]
-        t = time.perf_counter()
-        if plan.construction == "rollout":
-            raw, mean, ns = _scatter_ring(comm, plan, grid, rng, batch)  # ns: the stations the slabs hold
-        else:
-            mine = block_split(ns, size, rank)
-
-            def sample() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-                raw = [_sample(gen, lat[mine], batch) for lat in plan.latents]
-                # the tiles' mean profiles over every station and z (join_tiles' mean), reduced
-                sums = np.stack([r.astype(np.float64).sum(axis=(0, 3)) for r in raw])  # (tiles, 3, ny_m)
-                return raw, sums, np.empty_like(sums)
-            raw, sums, total = run_agreed(comm, sample)
-            comm.Allreduce(sums, total)
-            mean = (total / (ns * gen.nz)).mean(axis=0)[None, :, :, None]
-        trim()  # the inference's freed buffers out of the allocator's heap before the slab exists
-        t_inf = comm.allreduce(time.perf_counter() - t, op=_max_op())
-        t = time.perf_counter()
-        # every local step between two collectives is agreed: a rank failing alone (memory) must
-        # not leave the others in the next collective
-        slices = run_agreed(comm, join_tiles, raw, mean=mean)
-        del raw
-        out = run_agreed(comm, _on_grid, plan, slices, grid, y_method, batch)  # (3, ns_local, ny, nz)
-        del slices
-        if ns == nx:
-            slab = run_agreed(comm, np.ascontiguousarray, out)
-        else:
-            slab = _resample_x(comm, out, ns, grid)
-        del out
-        trim()  # the tiles' and joined slices' buffers (heap-carved below 32 MiB) back before the enforcement
-        info.timings["inference"] = t_inf
-        info.timings["interpolation"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
-        stresses, bulk_plus, units = _targets(plan, grid,
-                                              lambda: float(_plane_mean(comm, slab[:1], grid)[0] @ trapezoid_weights(grid)))
-        t = time.perf_counter()
-        rep = enforce_slabs(comm, slab, grid, no_slip=no_slip, divergence_free=divergence_free, bulk=bulk_plus,
-                            blend=blend, max_ratio=max_ratio, stresses=stresses)
-        slab *= units.u_tau
-        info.timings["enforcement"] = comm.allreduce(time.perf_counter() - t, op=_max_op())
-        info.enforcement = rep
-        if rank == 0:
-            _log_done(plan, nx)
-        return slab, info
-
-    return _redrawn(once, redraws, comm)
-
-
 def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
              comm: Any = None) -> tuple[np.ndarray, SynthesisInfo]:
     """``once()`` until its field calibrates, at most ``redraws`` more times (``synthesise``'s
@@ -530,86 +466,6 @@ def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
             continue
         info.redraws = attempt
         return out, info
-
-
-def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
-                  batch: int) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """Collective: the root runs the rollout while the others sleep, and sends every rank its
-    stations; returns them per tile ``(ns_local, 3, ny_m, nz_m)``, the tiles' mean profile
-    ``(1, 3, ny_m, 1)`` (:func:`join_tiles`' own) and the station count ``ns``.
-
-    One chain for every rank, not one per rank: a chain amplifies round-off step by step (a
-    relative 1e-6 grows ~30-fold over 200 steps of the default model), so rings run on ranks whose
-    arithmetic differs in the last bit (GPU kernels, thread counts) would not meet at slab edges.
-    A ring longer than the grid's x is resampled to it here (linear in x, this commutes with the y
-    and z interpolation). ``rng`` ends in the root's state on every rank.
-    """
-    from ._collective import agree, idle_until
-    from .grid import block_split
-
-    info, size, nx = plan.info, comm.Get_size(), grid.shape[0]
-    parts, err = None, None
-    if comm.Get_rank() == 0:
-        try:
-            ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
-            stations = ring[0].shape[0]
-            mean = tile_mean(ring)  # join_tiles' own, over the whole ring
-            if stations > nx:
-                ring = [resample_periodic(r, 0, nx) for r in ring]
-            ns = ring[0].shape[0]
-            parts = [([r[block_split(ns, size, k)] for r in ring], mean, ns, steps, stations) for k in range(size)]
-            del ring
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
-            err = exc
-    idle_until(comm)  # the others sleep rather than spin on the cores the root's inference uses
-    agree(comm, err)
-    raw, mean, ns, info.steps, info.stations = comm.scatter(parts, root=0)
-    del parts
-    rng.bit_generator.state = comm.bcast(rng.bit_generator.state, root=0)  # the draws, taken everywhere
-    return raw, mean, ns
-
-
-def _max_op() -> Any:
-    from mpi4py import MPI
-
-    return MPI.MAX
-
-
-def _resample_x(comm: Any, stations: np.ndarray, ns: int, grid: Grid) -> np.ndarray:
-    """Station slabs ``(3, ns_local, ny, nz)`` -> x slabs of ``grid``: :func:`resample_periodic` along x
-    (ns < nx) done on kz slabs by zero-padding the x spectrum, one component at a time. Consumes
-    ``stations`` (each component's pages are discarded once transformed)."""
-    from ._collective import run_agreed
-    from .pencils import Slabs
-
-    nx, ny, nz = grid.shape
-    if ns > nx:
-        raise ValueError(f"x stations ({ns}) must not outnumber the grid's x points ({nx})")
-    src = Slabs(comm, Grid((ns, ny, nz), grid.lengths, y=grid.y))
-    dst = Slabs(comm, grid)
-    k = np.fft.fftfreq(ns, 1.0 / ns).astype(int)
-    scale = nx / ns
-
-    def padded(spec: np.ndarray) -> np.ndarray:
-        """The x spectrum ``spec`` (1, ns, ny, nkz_local) zero-padded to nx modes."""
-        out = np.zeros((1, nx, ny, spec.shape[3]), dtype=np.complex128)
-        for i, kk in enumerate(k):
-            if ns % 2 == 0 and abs(kk) == ns // 2:  # the source Nyquist cosine: half to +N, half to -N
-                out[:, ns // 2] += 0.5 * scale * spec[:, i]
-                out[:, -(ns // 2)] += 0.5 * scale * spec[:, i]
-            else:
-                out[:, kk] = scale * spec[:, i]
-        return out
-
-    # the local steps between the transposes' collectives are agreed (a rank failing alone, e.g.
-    # out of memory, must not leave the others waiting)
-    slab = run_agreed(comm, np.empty, dst.slab_shape())
-    for c in range(3):
-        spec = src.forward(stations[c:c + 1], nyquist=True, consume=True)  # (1, ns, ny, nkz_local)
-        out = run_agreed(comm, padded, spec)
-        del spec
-        dst.backward(out, out=slab[c:c + 1], consume=True)
-    return slab
 
 
 @dataclass

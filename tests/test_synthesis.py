@@ -474,3 +474,22 @@ def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path):
     for bad in (-1, 1.5, True):
         with pytest.raises(SourceError, match="redraws must be an integer"):
             _synthesise(model, grid, np.random.default_rng(30), device="cpu", redraws=bad)
+
+
+@pytest.mark.parametrize("first, second", [("synthesis", "synthesis_slabs"), ("synthesis_slabs", "synthesis")])
+def test_synthesise_slabs_is_re_exported_whichever_module_is_imported_first(first, second):
+    """cfdseed.synthesis_slabs imports cfdseed.synthesis, which re-exports synthesise_slabs lazily: either
+    import order works, and neither loads torch or MPI."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, cfdseed.{first}, cfdseed.{second}; from cfdseed import synthesis, synthesis_slabs; "
+            "from cfdseed.synthesis import synthesise_slabs; "
+            "print(synthesise_slabs is synthesis_slabs.synthesise_slabs, 'torch' in sys.modules, "
+            "'mpi4py.MPI' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "False"]
+    with pytest.raises(AttributeError, match="no attribute 'synthesise_slab'"):
+        import cfdseed.synthesis
+
+        cfdseed.synthesis.synthesise_slab  # noqa: B018 - a misspelt name is still an AttributeError

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..grid import Grid
-from ..synthesis import synthesise, synthesise_slabs
+from ..synthesis import synthesise
+from ..synthesis_slabs import synthesise_slabs
 from ..units import check_unit_options
 from .base import Source, SourceInfo, parse_options
 

@@ -67,7 +67,7 @@ def test_a_bad_construction_is_refused_on_every_rank(tmp_path):
 def test_the_rollout_runs_on_the_root_and_its_errors_on_every_rank(monkeypatch):
     """A chain amplifies round-off: only the root's ring may reach the slabs, and a rollout that
     fails there (a box shorter than two model steps) raises on every rank."""
-    from cfdseed import synthesis
+    from cfdseed import synthesis_slabs
 
     grid = Grid((20, 24, 16), (1.5, 2.0, 1.5), y="chebyshev-cc", operators="spectral")
     opts = {"device": "cpu", "calibrate": None, "bulk": 15.0}
@@ -75,7 +75,7 @@ def test_the_rollout_runs_on_the_root_and_its_errors_on_every_rank(monkeypatch):
         warnings.simplefilter("ignore")
         want, _ = synthesise(None, grid, np.random.default_rng(6), **opts)
         if comm.rank > 0:  # a rank whose arithmetic differs from the root's
-            monkeypatch.setattr(synthesis, "_rollout", lambda *a, **k: ([np.zeros((12, 3, 64, 32))], 0))
+            monkeypatch.setattr(synthesis_slabs, "_rollout", lambda *a, **k: ([np.zeros((12, 3, 64, 32))], 0))
         slab, info = synthesise_slabs(comm, None, grid, np.random.default_rng(6), **opts)
         err = comm.allreduce(float(np.abs(slab - want[:, Slabs(comm, grid).x]).max(initial=0.0)), op=MPI.MAX)
         assert err <= 1e-6 * np.abs(want).max() and info.steps > 0
@@ -247,14 +247,14 @@ def test_the_ranks_redraw_together():
 def test_a_local_step_failing_on_one_rank_fails_every_rank(monkeypatch):
     """Joining the tiles (local, between two collectives) fails on the last rank only: every rank
     raises the same error instead of waiting in the next collective."""
-    from cfdseed import synthesis
+    from cfdseed import synthesis_slabs
 
     def boom(*args, **kwargs):
         raise OSError(f"injected on rank {comm.rank}")
 
     grid = Grid((24, 33, 24), (4.0, 2.0, 4.0), y="tanh:2.0")
     if comm.rank == comm.size - 1:
-        monkeypatch.setattr(synthesis, "join_tiles", boom)
+        monkeypatch.setattr(synthesis_slabs, "join_tiles", boom)
     with pytest.raises(OSError) as info, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         synthesise_slabs(comm, V1, grid, np.random.default_rng(1), device="cpu", x_stations=10, calibrate=None)
