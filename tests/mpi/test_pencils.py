@@ -202,24 +202,31 @@ def test_slabs_are_delivered_into_any_tiling(kind, axes, dtype):
     np.testing.assert_array_equal(got, want)
 
 
+def _calibration_case():
+    """A solenoidal spectral field with a mean flow and stress targets it can reach: the grid, the
+    slabs, the global field and the targets."""
+    from cfdseed.calibrate import moments
+    from cfdseed.targets import Stresses
+
+    grid = GRIDS["spectral"]()
+    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
+    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]
+    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
+    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    return grid, Slabs(comm, grid), base, target
+
+
 def test_a_projection_failing_on_one_rank_fails_every_rank(monkeypatch):
     """The kz slabs' banded solves run only on the ranks that hold modes (none on a rank beyond
     nz // 2 + 1), and a solve may fail on some: agreed, every rank raises the same error, in the
     projection and in the calibration's restore step alike."""
     import cfdseed.enforce
-    from cfdseed.calibrate import moments
-    from cfdseed.targets import Stresses
     from cfdseed.pencils import calibrate
 
     def boom(*args, **kwargs):
         raise OSError(f"injected on rank {comm.rank}")
 
-    grid = GRIDS["spectral"]()
-    slabs = Slabs(comm, grid)
-    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
-    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]
-    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
-    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    grid, slabs, base, target = _calibration_case()
     if comm.rank == 0:
         monkeypatch.setattr(cfdseed.enforce, "_project_spectrum", boom)
     with pytest.raises(OSError, match="injected on rank 0"):
@@ -265,16 +272,9 @@ def test_a_calibration_failing_in_its_own_work_on_one_rank_fails_every_rank(nth,
     """The calibration's local work between its reductions (d/dy of v over this rank's modes: its
     first pass, and the pass after v's rescaling) fails on the last rank only: every rank raises."""
     import cfdseed.calibrate
-    from cfdseed.calibrate import moments
-    from cfdseed.targets import Stresses
     from cfdseed.pencils import calibrate
 
-    grid = GRIDS["spectral"]()
-    slabs = Slabs(comm, grid)
-    base, _ = enforce(_global(grid), grid, bulk=False, bounds=False)
-    base[0] += np.sin(np.pi * grid.y / grid.lengths[1])[None, :, None]
-    m = moments(_spectrum(base, grid), grid.shape[0], grid.shape[2])
-    target = Stresses(U=1.1 * m["U"], uu=1.15 * m["uu"], vv=0.9 * m["vv"], ww=1.1 * m["ww"], uv=m["uv"] - 0.02)
+    grid, slabs, base, target = _calibration_case()
     calls = [0]
 
     class Numpy:  # numpy as the calibration module sees it, its nth np.ix_ failing (the 1st: the mode selection)
