@@ -13,6 +13,7 @@ round-off. Also importable as ``cfdseed.synthesis.synthesise_slabs``.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -130,24 +131,35 @@ def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
     A ring longer than the grid's x is resampled to it here (linear in x, this commutes with the y
     and z interpolation). ``rng`` ends in the root's state on every rank.
     """
-    info, size, nx = plan.info, comm.Get_size(), grid.shape[0]
-    parts, err = None, None
-    if comm.Get_rank() == 0:
+    from mpi4py.util.dtlib import from_numpy_dtype
+
+    info, size, rank, nx = plan.info, comm.Get_size(), comm.Get_rank(), grid.shape[0]
+    ring, head, err = None, None, None
+    if rank == 0:
         try:
             ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
             stations = ring[0].shape[0]
             mean = tile_mean(ring)  # join_tiles' own, over the whole ring
             if stations > nx:
                 ring = [resample_periodic(r, 0, nx) for r in ring]
-            ns = ring[0].shape[0]
-            parts = [([r[block_split(ns, size, k)] for r in ring], mean, ns, steps, stations) for k in range(size)]
-            del ring
+            ring = [np.ascontiguousarray(r) for r in ring]
+            head = (mean, ring[0].shape[0], steps, stations, [(r.shape[1:], r.dtype.str) for r in ring])
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
             err = exc
     idle_until(comm)  # the others sleep rather than spin on the cores the root's inference uses
     agree(comm, err)
-    raw, mean, ns, info.steps, info.stations = comm.scatter(parts, root=0)
-    del parts
+    mean, ns, info.steps, info.stations, tiles = comm.bcast(head, root=0)
+    # each rank's stations straight from the ring's buffers (no pickled copy of the ring on the root)
+    blocks = [block_split(ns, size, k) for k in range(size)]
+    raw = run_agreed(comm, lambda: [np.empty((blocks[rank].stop - blocks[rank].start, *shape), dtype)
+                                    for shape, dtype in tiles])
+    for t, (shape, dtype) in enumerate(tiles):
+        row = math.prod(shape)
+        counts = np.array([(b.stop - b.start) * row for b in blocks], dtype=np.int64)
+        send = None if ring is None else [ring[t], counts, np.array([b.start * row for b in blocks], dtype=np.int64),
+                                          from_numpy_dtype(np.dtype(dtype))]
+        comm.Scatterv(send, [raw[t], from_numpy_dtype(np.dtype(dtype))], root=0)
+    del ring
     rng.bit_generator.state = comm.bcast(rng.bit_generator.state, root=0)  # the draws, taken everywhere
     return raw, mean, ns
 
