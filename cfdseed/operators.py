@@ -437,11 +437,9 @@ def wall_values(f: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     (central: :func:`wall_extrapolation`; spectral: the y-interpolant at the walls)."""
     if grid.operators == "spectral":
         e = column(grid).walls
-        lo, hi = np.zeros_like(f[:, :, 0]), np.zeros_like(f[:, :, 0])
-        for j in range(f.shape[2]):  # row by row: no field-sized temporary (a tensordot copies f)
-            lo += e[0, j] * f[:, :, j]
-            hi += e[1, j] * f[:, :, j]
-        return lo, hi
+        # a tensordot copies f, but its summation order is part of the campaign's registered ICs: a
+        # row-by-row sum (no copy) moved one by 1.2e-4 through the stress calibration's passes
+        return tuple(np.tensordot(f, e[i], axes=([2], [0])) for i in (0, 1))  # type: ignore[return-value]
     tl, th = wall_extrapolation(grid)
     lo = f[:, :, 0] + tl * (f[:, :, 1] - f[:, :, 0])
     hi = f[:, :, -1] + th * (f[:, :, -2] - f[:, :, -1])
