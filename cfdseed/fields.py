@@ -117,7 +117,7 @@ def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: sl
         fh = run_agreed(comm, MPI.File.Open, comm, str(raw), MPI.MODE_WRONLY | MPI.MODE_CREATE)
         filetype = None
         try:
-            _collective(comm, fh.Set_size, 3 * n * dt.itemsize)
+            run_agreed(comm, fh.Set_size, 3 * n * dt.itemsize)  # MPI-IO errors: some ranks only
             if nxl:
                 filetype = mpitype.Create_subarray([nz, ny, nx], [nz, ny, nxl], [0, 0, x_range.start]).Commit()
             for c in range(3):
@@ -125,8 +125,8 @@ def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: sl
                 # the file's order (x fastest): one component's copy, agreed (a rank out of memory)
                 buf = run_agreed(comm, np.ascontiguousarray, slab[c].transpose(2, 1, 0) if nxl else
                                  np.zeros(0), dtype=dt)
-                _collective(comm, fh.Set_view, disp, mpitype, filetype or mpitype)
-                _collective(comm, fh.Write_all, buf)  # a rank's write error (disk full) raised on all
+                run_agreed(comm, fh.Set_view, disp, mpitype, filetype or mpitype)
+                run_agreed(comm, fh.Write_all, buf)  # a rank's write error (disk full) raised on all
                 del buf
         finally:
             if filetype is not None:
@@ -135,18 +135,6 @@ def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: sl
     write()
     xmf = run_agreed(comm, lambda: write_xdmf(path, grid, dt, raw=raw.name) if comm.Get_rank() == 0 else None)
     return comm.bcast(xmf, root=0)
-
-
-def _collective(comm: Any, call: Any, *args: Any) -> None:
-    """An MPI-IO collective call whose error (returned on some ranks only) is raised on every rank."""
-    from ._collective import agree
-
-    err = None
-    try:
-        call(*args)
-    except Exception as exc:  # noqa: BLE001 - raised on every rank by agree
-        err = exc
-    agree(comm, err)
 
 
 def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
