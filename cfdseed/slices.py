@@ -26,6 +26,7 @@ rank and shape, coordinates, attributes and (streaming, chunk by chunk) that eve
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -288,6 +289,18 @@ class Dataset(_OpenFile):
                 yield part, np.asarray(self.fields[part[0] : part[-1] + 1], dtype=np.float32)
             else:
                 yield part, self.read(part)
+
+    def identity(self) -> str:
+        """A short digest of what the file holds, independent of where it lies: the sample shape and
+        count, the coordinates (y, z, and t, x where present), the attributes and the first and last
+        samples. Two files with one identity hold the same data for every practical purpose (a
+        moved or copied dataset); regenerated data (another trajectory) gets another."""
+        h = hashlib.sha256(repr((self.fields.shape, sorted((k, str(v)) for k, v in self.attrs.items()))).encode())
+        for a in (self.y, self.z, self.t, self.x):
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        if self.n:
+            h.update(self.read(0).tobytes() + self.read(self.n - 1).tobytes())
+        return h.hexdigest()[:16]
 
     def check_finite(self, chunk: int = 64) -> None:
         """Stream through every sample; DatasetError naming the first non-finite samples."""

@@ -72,8 +72,10 @@ __all__ = ["train", "TrainResult", "RUN_FILES"]
 log = logging.getLogger(__name__)
 
 # Keys a resumed run may change; anything else must equal the checkpoint's config (train.init_from
-# acts on a new run only: a resumed one takes its weights from its own checkpoint).
-_RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers"), ("train", "init_from")}
+# acts on a new run only: a resumed one takes its weights from its own checkpoint; data.path may
+# move, and what it holds is compared by content: _check_resumed_data).
+_RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers"), ("train", "init_from"),
+              ("data", "path")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
 RUN_FILES = ("ckpt.pt", "model.pt", "best.pt", "config.toml", "log.csv", "metrics.csv", "losses.png", "tb")
 
@@ -136,6 +138,25 @@ def _resume_state(path: Path, cfg: Config) -> dict[str, Any]:
     if changes:
         raise ConfigError("cannot resume with a changed config: " + "; ".join(changes))
     return ck
+
+
+def _check_resumed_data(training: Mapping[str, Any], path: str, identity: str) -> None:
+    """Say what a resumed run's dataset is relative to the one its checkpoint trained on.
+
+    A moved or copied file (same content digest) resumes exactly; other data (e.g. planes regenerated
+    from a solver's restart states) continues the run, not bit for bit, which is logged as a warning.
+    """
+    old_path = training["config"].get("data", {}).get("path")
+    old_identity = training.get("data_identity")
+    if old_identity is None:
+        if old_path != path:
+            log.warning("resuming on %s; the checkpoint trained on %s and predates dataset digests, so whether "
+                        "they hold the same data cannot be checked", path, old_path)
+    elif old_identity != identity:
+        log.warning("resuming on other data than the checkpoint trained on (%s: digest %s, was %s: %s): the run "
+                    "continues, not bit for bit", path, identity, old_path, old_identity)
+    elif old_path != path:
+        log.info("dataset moved: %s -> %s (same content digest %s)", old_path, path, identity)
 
 
 def _previous_run(out: Path, resume: bool, force: bool) -> list[Path]:
@@ -255,6 +276,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(dd, err)
+    if ck is not None and root:
+        _check_resumed_data(ck["training"], str(cfg.data.path), data_split.identity)
     cond = cfg.model.kind == "conditional"
     grid, source = data_split.grid, data_split.source
     train_idx, val_idx = data_split.train, data_split.val  # samples, or pairs (conditional)
@@ -361,7 +384,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
             p["training"] = {
                 "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
                 "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(),
-                "iteration": it, "consumed": step.consumed, "best": best, "config": to_dict(cfg), **step.state(),
+                "iteration": it, "consumed": step.consumed, "best": best, "config": to_dict(cfg),
+                "data_identity": data_split.identity, **step.state(),
             }
         return p
 

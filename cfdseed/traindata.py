@@ -42,6 +42,7 @@ class TrainData:
     grid: dict[str, Any]
     source: str
     pairs: PlanePairs | None = None
+    identity: str = ""  # the dataset's content digest (slices.Dataset.identity): what a resume checks
 
     def planes(self, idx: np.ndarray) -> np.ndarray:
         """Sample indices behind ``idx`` (the samples themselves, or the planes of those pairs)."""
@@ -73,7 +74,7 @@ def open_data(cfg: Config, stats: NormStats | None) -> TrainData:
                 "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
         if pairs is not None:
             grid["dx_plus"] = pairs.dx * ds.u_tau / ds.nu  # one generated step, in wall units
-        return TrainData(train_idx, val_idx, grid, ds.source, pairs)
+        return TrainData(train_idx, val_idx, grid, ds.source, pairs, ds.identity())
 
 
 def norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:

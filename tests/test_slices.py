@@ -48,6 +48,30 @@ def test_roundtrip_and_layout(tmp_path):
     np.testing.assert_array_equal(read_slices(p), f)
 
 
+def test_identity_follows_content_not_location(tmp_path):
+    """A copy elsewhere has the same digest; another sample, attribute or time axis changes it."""
+    make_dataset(tmp_path / "a.h5")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.h5").write_bytes((tmp_path / "a.h5").read_bytes())
+    make_dataset(tmp_path / "no_t.h5", t=False)
+
+    def ident(name):
+        with open_dataset(tmp_path / name) as ds:
+            return ds.identity()
+
+    base = ident("a.h5")
+    assert ident("sub/a.h5") == base and ident("no_t.h5") != base
+    for change in ("last", "attr"):
+        p = tmp_path / f"{change}.h5"
+        p.write_bytes((tmp_path / "a.h5").read_bytes())
+        with h5py.File(p, "r+") as h:
+            if change == "last":
+                h["fields"][-1, 2, 4, 3] += 1e-3
+            else:
+                h.attrs["u_tau"] = 1.01
+        assert ident(p.name) != base, change
+
+
 def test_writer_rejects_bad_input(tmp_path):
     f, y, z = random_fields(4)
     with pytest.raises(DatasetError, match="missing attribute.*u_tau"):

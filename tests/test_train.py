@@ -147,6 +147,31 @@ def test_resume_after_interrupt_equals_uninterrupted(dataset, tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["1.0", "2.0", "3.0", "4.0"]
 
 
+def test_resume_from_a_moved_dataset_equals_uninterrupted_and_other_data_is_flagged(dataset, tmp_path, caplog):
+    """data.path may change on resume: a moved copy (same content digest) resumes exactly; other data
+    (regenerated planes, here another seed) continues with a warning naming both digests."""
+    extra = ("log.checkpoint_every=100",)
+    train(tiny_config(dataset, tmp_path / "full", *extra))
+    train(tiny_config(dataset, tmp_path / "cut", *extra, "train.iterations=2"))
+    moved = tmp_path / "elsewhere" / "data.h5"
+    moved.parent.mkdir()
+    moved.write_bytes(dataset.read_bytes())
+    dataset.unlink()
+    caplog.set_level("INFO", logger="cfdseed.train")
+    train(tiny_config(moved, tmp_path / "cut", *extra), resume=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+    assert "dataset moved" in caplog.text and "other data" not in caplog.text
+    assert read_checkpoint(tmp_path / "cut" / "ckpt.pt")["training"]["config"]["data"]["path"] == str(moved)
+
+    other = tmp_path / "other.h5"
+    write_dataset(other, seed=1)
+    caplog.clear()
+    res = train(tiny_config(other, tmp_path / "cut", *extra, "train.iterations=5"), resume=True)
+    assert res.iteration == 5 and "resuming on other data" in caplog.text
+    with open_dataset(moved) as a, open_dataset(other) as b:
+        assert a.identity() != b.identity() and len(a.identity()) == 16
+
+
 def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
     train(tiny_config(dataset, tmp_path / "w0", "train.iterations=2"))
     train(tiny_config(dataset, tmp_path / "w1", "train.iterations=2", "data.num_workers=1",
@@ -710,12 +735,14 @@ def test_checkpoints_from_before_new_config_keys_still_resume():
 
 def test_resume_ignores_where_the_start_weights_came_from():
     """train.init_from only starts a new run: a resume (its weights are its checkpoint's) may name
-    the start checkpoint elsewhere (a moved checkout); the data may not change."""
+    the start checkpoint elsewhere (a moved checkout), and the data file may move (its content is
+    compared instead: test_resume_from_a_moved_dataset...); other settings may not change."""
     from cfdseed.config import to_dict
     from cfdseed.train import _config_changes
 
     cfg = apply_overrides(Config(), ["train.init_from=/work/main/training/v2-lag/ckpt.pt"])
     old = to_dict(cfg)
     assert _config_changes(old, apply_overrides(cfg, ["train.init_from=elsewhere/ckpt.pt"])) == []
-    assert _config_changes(old, apply_overrides(cfg, ["data.path=elsewhere.h5"])) == [
-        "data.path: '' -> 'elsewhere.h5'"]
+    assert _config_changes(old, apply_overrides(cfg, ["data.path=elsewhere.h5"])) == []
+    assert _config_changes(old, apply_overrides(cfg, ["data.val_fraction=0.3"])) == [
+        "data.val_fraction: 0.1 -> 0.3"]
