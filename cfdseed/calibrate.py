@@ -367,20 +367,19 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
         """d/dy of v rescaled by ``scale`` (:func:`dy_v`, this rank's modes) and, per row (the
         arrays of one row stay in cache), the Gram matrices of the contributions to u and to w
         (ny, 4, 4), their correlations with v (ny, 4) and <v'v'> (ny,), summed over the ranks."""
-        dv: list[np.ndarray] = []
+        dv = _local(comm, dy_v, scale)
 
         def part() -> np.ndarray:  # (ny, 16 + 16 + 4 + 1) for this rank's modes
-            dv.append(dy_v(scale))
             out = np.zeros((ny, 37))
             for j in free:
                 v, eta = rows(1, j) * scale[j], 1j * kzs * rows(0, j) - 1j * kxs * rows(2, j)
-                bu = [cu[0] * dv[0][:, j], cu[1] * eta, cu[2] * eta, cu[3] * v]
+                bu = [cu[0] * dv[:, j], cu[1] * eta, cu[2] * eta, cu[3] * v]
                 gv = gram([*bu, v])
                 out[j, :16], out[j, 32:36], out[j, 36] = gv[:4, :4].ravel(), gv[:4, 4], gv[4, 4]
-                out[j, 16:32] = gram([cw[0] * dv[0][:, j], cw[1] * eta, cw[2] * eta, cw[3] * v]).ravel()
+                out[j, 16:32] = gram([cw[0] * dv[:, j], cw[1] * eta, cw[2] * eta, cw[3] * v]).ravel()
             return out
         flat = _summed(comm, part)
-        return dv[0], flat[:, :16].reshape(ny, 4, 4), flat[:, 16:32].reshape(ny, 4, 4), flat[:, 32:36], flat[:, 36]
+        return dv, flat[:, :16].reshape(ny, 4, 4), flat[:, 16:32].reshape(ny, 4, 4), flat[:, 32:36], flat[:, 36]
 
     for it in range(1, max_iter + 1):
         info.iterations = it
