@@ -52,7 +52,7 @@ def test_packaged_sample_is_a_valid_dedalus_dataset():
     import numpy as np
 
     from cfdseed.slices import open_dataset
-    from cfdseed.solvers.dedalus import gauss_points
+    from cfdseed.solvers.dedalus_case import gauss_points
 
     if not SAMPLE.exists():
         pytest.fail(f"{SAMPLE} is committed; regenerate it with examples/validate_dedalus.py --sample")

@@ -132,7 +132,7 @@ def test_compare_profiles_measures_in_the_channels_own_wall_units():
     """Lee & Moser's own profiles, put on a Chebyshev grid in units where u_tau = 1.3, compare
     to within interpolation error when the right u_tau is given, and visibly worse with a wrong one."""
     from cfdseed.reference import compare_profiles
-    from cfdseed.solvers.dedalus import gauss_points
+    from cfdseed.solvers.dedalus_case import gauss_points
 
     ref = load_reference("lee-moser-180")
     ly, u_tau = 2.0, 1.3

@@ -4,7 +4,8 @@ Each adapter lives in its own module and imports its solver lazily, so ``import 
 works without any solver installed:
 
 - :mod:`cfdseed.solvers.dedalus`: Dedalus 3 plane channel flow (needs the ``.venv-dedalus``
-  environment, see ``.ci/setup-dedalus.sh``).
+  environment, see ``.ci/setup-dedalus.sh``); :mod:`cfdseed.solvers.dedalus_case` holds its case
+  as plain data (spec, Gauss quadrature, diagnostics record), readable without Dedalus.
 - :mod:`cfdseed.solvers.openfoam`: an OpenFOAM channel case's ``U`` (reconstructed and/or
   decomposed), written from a cfdseed field; :mod:`cfdseed.solvers.openfoam_case` reads the case
   (layouts, mesh through OpenFOAM's ``postProcess``, the channel's walls, periods, ``Ubar``, ``nu``).

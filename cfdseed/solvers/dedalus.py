@@ -3,7 +3,9 @@
 Owns everything that touches Dedalus objects:
 
 - :class:`ChannelSpec`: box, resolution, Re_tau and time-stepping settings (units h = u_tau = 1,
-  so nu = h / Re_tau and the constant streamwise body force is u_tau^2 / h).
+  so nu = h / Re_tau and the constant streamwise body force is u_tau^2 / h); it, the Gauss
+  quadrature and :class:`Diagnostics` live in :mod:`cfdseed.solvers.dedalus_case` (plain data,
+  no Dedalus) and are re-exported here, so a driver imports the adapter from one place.
 - :class:`DedalusChannel`: builds the incompressible channel problem (RealFourier in x and z,
   Chebyshev in y on [0, ly], no-slip walls, first-order tau formulation with one lifted tau term
   in the velocity gradient, pressure gauge ``integ(p) = 0``), a CFL-adaptive SBDF2 solver, the
@@ -29,7 +31,6 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,10 @@ from numpy.polynomial import chebyshev as cheb
 from .._collective import agree, run_agreed
 from ..errors import CfdseedError, CheckpointError, ConfigError
 from ..grid import Grid
+from .dedalus_case import DRIVINGS, ChannelSpec, Diagnostics, gauss_weights
 
 __all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights", "DRIVINGS",
            "FFTW_RIGORS", "set_fftw_rigor"]
-
-#: How the flow is driven (:class:`ChannelSpec`).
-DRIVINGS = ("force", "flow_rate")
 
 log = logging.getLogger(__name__)
 
@@ -73,161 +72,6 @@ def set_fftw_rigor(rigor: str) -> None:
     from dedalus.tools.config import config
 
     config["transforms-fftw"]["PLANNING_RIGOR"] = rigor
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    """Channel box, resolution and time stepping (units h = ly/2 = 1 by default, u_tau = 1).
-
-    Parameters
-    ----------
-    shape
-        ``(nx, ny, nz)``: Fourier modes in x and z, Chebyshev modes in y (grid points at scale 1).
-    lengths
-        ``(lx, ly, lz)``; walls at y = 0 and y = ly, half-height h = ly / 2.
-    re_tau
-        Friction Reynolds number u_tau h / nu that sets nu = h / re_tau (force u_tau^2 / h = 1/h).
-    cfl_safety
-        CFL safety factor (Dedalus measures it on the dealiased grid; keep <= 0.2).
-    max_step, initial_step
-        Largest and first time step, in h / u_tau.
-    dealias
-        Dealiasing scale (3/2 rule).
-    driving
-        ``"force"``: the constant streamwise body force u_tau^2 / h (the bulk velocity follows the
-        wall shear, relaxing over ~7-9 h/u_tau); ``"flow_rate"``: the bulk velocity held at
-        ``bulk`` exactly by a spatially uniform streamwise pressure gradient solved with the flow
-        each step (an extra scalar unknown and the constraint integ(u) = bulk * volume, implicit
-        like the pressure gauge), so there is no slow U_b mode; the gradient needed is reported
-        as ``Diagnostics.forcing``.
-    bulk
-        Target bulk velocity of ``"flow_rate"`` (u_tau units; Lee & Moser 180: 15.7).
-    """
-
-    shape: tuple[int, int, int] = (32, 64, 32)
-    lengths: tuple[float, float, float] = (math.pi, 2.0, math.pi / 2)
-    re_tau: float = 180.0
-    cfl_safety: float = 0.15
-    max_step: float = 0.01
-    initial_step: float = 2e-4
-    dealias: float = 1.5
-    driving: str = "force"
-    bulk: float = 15.7
-
-    def __post_init__(self) -> None:
-        if len(self.shape) != 3 or any(int(n) != n for n in self.shape):
-            raise ConfigError(f"shape must be three integers (nx, ny, nz), got {self.shape!r}")
-        nx, ny, nz = self.shape
-        if nx < 4 or nz < 4 or ny < 8 or nx % 2 or nz % 2:
-            raise ConfigError(f"shape {self.shape}: need even nx, nz >= 4 and ny >= 8")
-        if len(self.lengths) != 3 or not all(math.isfinite(v) and v > 0 for v in self.lengths):
-            raise ConfigError(f"lengths must be three positive numbers, got {self.lengths!r}")
-        for name in ("re_tau", "cfl_safety", "max_step", "initial_step", "dealias"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"{name}={v!r} must be a positive finite number")
-        if self.cfl_safety > 0.5:
-            raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.2")
-        if self.driving not in DRIVINGS:
-            raise ConfigError(f"driving={self.driving!r} unknown; must be one of {', '.join(DRIVINGS)}")
-        if not (math.isfinite(self.bulk) and self.bulk > 0):
-            raise ConfigError(f"bulk={self.bulk!r} must be a positive finite number")
-
-    @property
-    def h(self) -> float:
-        """Channel half-height ly / 2."""
-        return self.lengths[1] / 2
-
-    @property
-    def nu(self) -> float:
-        """Kinematic viscosity u_tau h / Re_tau with u_tau = 1."""
-        return self.h / self.re_tau
-
-    @property
-    def force(self) -> float:
-        """Constant streamwise body force u_tau^2 / h balancing the mean wall shear."""
-        return 1.0 / self.h
-
-    def wall_units(self) -> dict[str, float]:
-        """Grid spacings in wall units (Δx+, Δz+, first and centre Δy+)."""
-        nx, ny, nz = self.shape
-        lx, ly, lz = self.lengths
-        y = gauss_points(ny, ly)
-        scale = 1.0 / self.nu
-        return {
-            "dx+": lx / nx * scale,
-            "dz+": lz / nz * scale,
-            "y1+": float(y[0]) * scale,
-            "dy_centre+": float(np.max(np.diff(y))) * scale,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ChannelSpec:
-        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)
-        return d
-
-
-def gauss_points(ny: int, ly: float) -> np.ndarray:
-    """Chebyshev-Gauss points on [0, ly], increasing (Dedalus' ChebyshevT grid at scale 1):
-    cfdseed's ``"chebyshev-cc"`` distribution."""
-    from ..grid import wall_normal
-
-    return wall_normal("chebyshev-cc", ny, ly)
-
-
-def gauss_weights(ny: int, ly: float) -> np.ndarray:
-    """Quadrature weights exact for polynomials of degree < ny on the Gauss points over [0, ly]."""
-    s = 2 * gauss_points(ny, ly) / ly - 1  # (ny,) in [-1, 1]
-    vander = cheb.chebvander(s, ny - 1)  # (ny, ny)
-    k = np.arange(ny)
-    moments = np.where(k % 2 == 0, 2.0 / (1.0 - k.astype(float) ** 2 + (k == 1)), 0.0)
-    return np.linalg.solve(vander.T, moments) * ly / 2
-
-
-@dataclass
-class Diagnostics:
-    """Plane-averaged state of the channel at one time (identical on every rank).
-
-    ``profiles`` holds (ny,) arrays on the Gauss points: ``U, V, W`` means and ``uu, vv, ww, uv``
-    central second moments. Wall shear stresses are in units of u_tau^2 (1 at the force balance).
-    ``bulk_w`` is the bulk spanwise velocity; ``dissipation`` the volume-averaged viscous
-    dissipation nu <|grad u|^2>, which balances the power input ``forcing * bulk`` in equilibrium;
-    ``forcing`` the streamwise driving (the constant body force, or the held pressure gradient).
-    """
-
-    t: float
-    iteration: int
-    bulk: float
-    tau_lower: float
-    tau_upper: float
-    probe_u: float
-    centre_u: float
-    tke: float
-    profiles: dict[str, np.ndarray] = field(repr=False)
-    bulk_w: float = 0.0
-    dissipation: float = 0.0
-    forcing: float = 0.0  #: the streamwise driving (body force or held pressure gradient), u_tau^2 / h
-
-    def row(self) -> dict[str, float]:
-        """Scalar fields for a time-series row."""
-        return {
-            "t": self.t,
-            "step": self.iteration,
-            "bulk": self.bulk,
-            "tau_lower": self.tau_lower,
-            "tau_upper": self.tau_upper,
-            "probe_u": self.probe_u,
-            "centre_u": self.centre_u,
-            "tke": self.tke,
-            "bulk_w": self.bulk_w,
-            "dissipation": self.dissipation,
-            "forcing": self.forcing,
-        }
 
 
 class DedalusChannel:
