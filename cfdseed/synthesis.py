@@ -381,8 +381,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     calibrate : "model", "reference", a reference name, path, dict, StressTarget, or None/False
         Calibrate the mean profile and the Reynolds stresses (:mod:`cfdseed.calibrate`) to a
         target in wall units (:func:`cfdseed.targets.resolve_target`; "model": the training
-        data's statistics stored in the checkpoint, else the Lee & Moser profile nearest the target
-        Re_tau). The default bulk velocity is then the target profile's. None or False: off; off
+        data's statistics stored in the checkpoint, carried to the target Re_tau within 10 % of the
+        model's, else the Lee & Moser profiles interpolated to the target Re_tau). The default bulk velocity is then the target profile's. None or False: off; off
         too without ``no_slip`` and ``divergence_free`` (it calibrates a solenoidal field).
     x_construction : {"latent", "rollout"} or None
         Streamwise construction (module docstring): a latent path (plane models) or a rollout

@@ -136,6 +136,36 @@ class StressTarget:
         return float(np.trapezoid(0.5 * (self.uu + self.vv + self.ww), self.y_delta)
                      / (self.y_delta[-1] - self.y_delta[0]))
 
+    def at_re_tau(self, re_tau: float) -> StressTarget:
+        """These statistics carried to a nearby ``re_tau`` by the scalings of the two layers: at fixed
+        y+ near the wall (``y+ <= INNER_LIMIT`` of :mod:`cfdseed.reference`), at fixed y/h in the outer
+        layer (``y/h >= OUTER_LIMIT``, the mean shifted by ``ln(re_tau / self.re_tau) / KAPPA`` as
+        the defect law asks, so the log layer matches), blended linearly in ln y between, the
+        blend of :func:`cfdseed.reference.interpolate_reference`; the points are this target's (its
+        y+ near the wall, its y/h beyond). Stress magnitudes stay those of ``self.re_tau`` (their
+        trend with Re_tau is weak: Lee & Moser's u'+ peak grows ~3 % from 180 to 550). The same
+        Re_tau (within 1e-9) gives ``self``."""
+        from .reference import INNER_LIMIT, KAPPA, OUTER_LIMIT
+
+        r, r0 = float(re_tau), float(self.re_tau)
+        if not (math.isfinite(r) and r > 0):
+            raise SourceError(f"re_tau must be a positive finite number, got {re_tau!r}")
+        if abs(r / r0 - 1.0) <= 1e-9:
+            return self
+        src = self.y_delta
+        inner = src * r0 <= INNER_LIMIT
+        eta = np.concatenate([src[inner] * r0 / r, src[(~inner) & (src * r > INNER_LIMIT)]])  # (n',) new points
+        lo = INNER_LIMIT / r  # the blend's outer weight: 0 up to y+ = INNER_LIMIT, 1 from y/h = OUTER_LIMIT
+        w = np.clip(np.log(np.maximum(eta, 1e-300) / lo) / math.log(OUTER_LIMIT / lo), 0.0, 1.0)
+        shift = math.log(r / r0) / KAPPA
+        out = {}
+        for k in ("U", *STATS):
+            a = getattr(self, k)
+            at_yplus = np.interp(eta * r / r0, src, a)  # the value at the same y+
+            at_eta = np.interp(eta, src, a) + (shift if k == "U" else 0.0)  # at the same y/h
+            out[k] = (1.0 - w) * at_yplus + w * at_eta
+        return StressTarget(name=f"{self.name} carried to Re_tau {r:.6g}", re_tau=r, y_delta=eta, **out)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists), e.g. for a checkpoint's metadata; :func:`stress_target` reads it back."""
         return {"name": self.name, "re_tau": float(self.re_tau),
@@ -214,7 +244,8 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
     """The stress target a source's ``calibrate`` option names, for a field at ``re_tau``.
 
     ``"model"``: ``model`` (a generator's stored training statistics) when given and its Re_tau
-    is within 10 % of ``re_tau``, else ``"reference"``: the Lee & Moser statistics at ``re_tau``
+    is within 10 % of ``re_tau``, carried to ``re_tau`` (:meth:`StressTarget.at_re_tau`: near-wall
+    peaks stay at their y+), else ``"reference"``: the Lee & Moser statistics at ``re_tau``
     (:func:`cfdseed.reference.interpolate_reference`: a packaged profile, or interpolated between
     two); anything else goes to :func:`stress_target` (a reference name, a file, a dict, a
     StressTarget), a file that gives no Re_tau (text/CSV) being a target at ``re_tau``.
@@ -228,7 +259,7 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
 
     if isinstance(spec, str) and spec in ("model", "reference"):
         if spec == "model" and model is not None and abs(re_tau / model.re_tau - 1.0) <= 0.1:
-            return model
+            return model.at_re_tau(re_tau)
         try:
             return reference_target(interpolate_reference(re_tau))
         except ValueError as exc:

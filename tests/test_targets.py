@@ -63,6 +63,36 @@ def test_resolved_file_targets_take_the_field_s_re_tau_unless_they_give_their_ow
         resolve_target("lee-moser-550", 180.0)
 
 
+def _l2(t, ref, k, eta):
+    a, b = np.interp(eta, t.y_delta, getattr(t, k)), np.interp(eta, ref.y_delta, getattr(ref, k))
+    return np.sqrt(np.trapezoid((a - b) ** 2, eta) / np.trapezoid(b ** 2, eta))
+
+
+@pytest.mark.parametrize("re_tau", [200.0, 250.0])
+def test_a_target_carried_to_a_nearby_re_tau_keeps_its_near_wall_peaks_in_wall_units(re_tau):
+    """Lee & Moser 180 carried to Re_tau 200 / 250 against Lee & Moser interpolated there (180-550):
+    the uu peak stays at its y+ (mapping in y/h alone moves it by the Re_tau ratio) and every
+    profile is nearer than that mapping's, by 3x or more for U and uu."""
+    from cfdseed.reference import interpolate_reference
+    from cfdseed.targets import reference_target
+
+    ref = reference_target(interpolate_reference(re_tau))
+    carried = LM.at_re_tau(re_tau)
+    outer = StressTarget(**{**LM.to_dict(), "re_tau": re_tau})  # the same numbers read at y/h
+    assert carried.re_tau == re_tau and LM.at_re_tau(LM.re_tau * (1 + 1e-12)) is LM
+    eta = np.linspace(0.002, 1.0, 4000)
+    peak = lambda t: eta[np.argmax(np.interp(eta, t.y_delta, t.uu))] * t.re_tau  # noqa: E731 - y+ of the uu peak
+    assert abs(peak(carried) - peak(ref)) < 0.5
+    assert abs(peak(outer) - peak(ref)) > 0.8 * peak(ref) * (re_tau / LM.re_tau - 1.0)  # moved with y/h
+    for k in ("U", "uu", "vv", "ww", "uv"):
+        ratio = _l2(outer, ref, k, eta) / _l2(carried, ref, k, eta)
+        assert ratio > (3.0 if k in ("U", "uu") else 1.4), (k, ratio)
+    # the model's statistics within 10 % of the field's Re_tau are carried; beyond, the reference
+    assert resolve_target("model", 190.0, LM).name.endswith("carried to Re_tau 190")
+    assert resolve_target("model", LM.re_tau, LM) is LM
+    assert resolve_target("model", 250.0, LM).name.startswith("lee-moser interpolated")
+
+
 def _target(**change):
     d = LM.to_dict()
     d.update(change)
