@@ -266,7 +266,9 @@ def file_sha256(model: str | os.PathLike | None) -> str:
 def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
     """What a model file is (``model`` as :func:`model_path` takes it): name, whether it is the
     default, path, size, the file's sha256 (what a registration pins), generator kind, the training
-    grid's Re_tau and ny x nz, the iteration, the parent it was derived from, and the name and
+    grid's Re_tau and ny x nz, the iteration, the parent it was derived from, the training dataset
+    (its path when trained and content digest, :meth:`cfdseed.slices.Dataset.identity`; None where
+    not recorded), and the name and
     half-channel TKE (wall units) of its stored statistics, its default calibration target (None
     for files without them), and its sampling settings (None: as trained)."""
     from .targets import stress_target
@@ -287,6 +289,8 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
         "slice": [int(grid["ny"]), int(grid["nz"])],
         "iteration": meta.get("iteration"),
         "parent": meta.get("parent"),
+        "dataset": meta.get("dataset"),
+        "dataset_identity": meta.get("dataset_identity"),
         "statistics": None if stats is None else stats.get("name"),
         "statistics_tke": None if stats is None else stress_target(dict(stats)).tke_plus(),
         "sampling": ck.get("sampling"),

@@ -370,7 +370,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     metrics_fn = metrics_function("pair_metrics" if cond else "slice_metrics") if root and cfg.log.eval_every else None
     if metrics_fn is not None:
         validate = Validation(metrics_fn, gen, real_eval, stats, grid, n_latent, t_cfg.seed, device)
-    metadata = {"source": source, "dataset": str(cfg.data.path), "preset": preset}
+    metadata = {"source": source, "dataset": str(cfg.data.path), "dataset_identity": data_split.identity,
+                "preset": preset}
     if t_cfg.init_from:
         metadata["init_from"] = t_cfg.init_from
     if cond:

@@ -170,6 +170,9 @@ def test_resume_from_a_moved_dataset_equals_uninterrupted_and_other_data_is_flag
     assert res.iteration == 5 and "resuming on other data" in caplog.text
     with open_dataset(moved) as a, open_dataset(other) as b:
         assert a.identity() != b.identity() and len(a.identity()) == 16
+        from cfdseed.checkpoint import model_summary  # the model records what it was trained on
+        assert model_summary(tmp_path / "full" / "model.pt")["dataset_identity"] == a.identity()
+        assert model_summary(tmp_path / "cut" / "model.pt")["dataset_identity"] == b.identity()
 
 
 def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
