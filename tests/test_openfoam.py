@@ -346,19 +346,36 @@ def test_a_rank_failing_to_sample_fails_every_rank(tmp_path: Path) -> None:
     assert _snapshot(case) == before
 
 
-def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    """The time folder made immutable (chattr +i, which stops root too) or read-only (chmod)."""
+def test_read_only_case_is_refused_and_nothing_is_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The time folder made immutable (chattr +i, which stops root too) or read-only (chmod); where
+    neither stops this user (root in a container without chattr +i), the CLI runs in-process with
+    the folder's writes failing as they would there."""
     case = _case(tmp_path)
     tdir = case / "0"
-    immutable = shutil.which("chattr") is not None and subprocess.run(["chattr", "+i", str(tdir)]).returncode == 0
+    immutable = shutil.which("chattr") is not None and subprocess.run(["chattr", "+i", str(tdir)],
+                                                                      capture_output=True).returncode == 0
     if not immutable:
         tdir.chmod(0o555)
     try:
-        if os.access(tdir, os.W_OK) and not immutable:
-            pytest.skip("no chattr +i here and permissions do not stop this user (root)")
         before = _snapshot(case)
-        proc = _cli(str(case), "--source", "streaks")
-        assert proc.returncode == 2 and "cannot write into" in proc.stderr, proc.stderr
+        if os.access(tdir, os.W_OK) and not immutable:
+            import tempfile
+
+            from cfdseed.cli import main
+
+            real = tempfile.NamedTemporaryFile
+
+            def refused(*args, dir=None, **kwargs):  # noqa: A002 - tempfile's own keyword
+                if dir is not None and Path(dir) == tdir:
+                    raise PermissionError(13, "Permission denied", str(tdir))
+                return real(*args, dir=dir, **kwargs)
+
+            monkeypatch.setattr(tempfile, "NamedTemporaryFile", refused)
+            rc, err = main(["openfoam", str(case), "--source", "streaks"]), capsys.readouterr().err
+        else:
+            proc = _cli(str(case), "--source", "streaks")
+            rc, err = proc.returncode, proc.stderr
+        assert rc == 2 and "cannot write into" in err, err
         assert _snapshot(case) == before
     finally:
         if immutable:

@@ -116,8 +116,10 @@ def test_heights_pick_nearest_rows_and_skip_duplicates():
     s = statistics(single_mode(), Y, LZ, nu=NU, u_tau=U_TAU, heights=(5.0, 5.1, 15.0, 1e4, "centre"))
     labels = [h.label for h in s.heights]
     assert labels == ["y+=5", "y+=15", "centre"]
-    for h in s.heights:
-        assert h.yplus == s.yplus[h.row]
+    off = np.flatnonzero(s.yplus > 0)  # the rows off the wall
+    for h, want in zip(s.heights, (5.0, 15.0)):  # the nearest off-wall row to each target
+        assert h.row == off[np.argmin(np.abs(s.yplus[off] - want))] and h.yplus == s.yplus[h.row]
+        assert abs(h.yplus - want) < np.diff(s.yplus).max()
     assert s.heights[-1].yplus == pytest.approx(180.0)
     with pytest.raises(ValueError, match="centre"):
         statistics(single_mode(), Y, LZ, nu=NU, u_tau=U_TAU, heights=("middle",))

@@ -168,7 +168,7 @@ def test_join_tiles_windows():
             np.testing.assert_allclose(out[..., k * 8 + 4], tiles[k][..., 4], atol=1e-12)
         # a constant field stays constant: the windows are a partition of unity
         np.testing.assert_allclose(join_tiles([np.full((1, 3, 4, 8), 2.5)] * m), 2.5, atol=1e-12)
-        assert np.allclose(out.mean(), mean.mean(), atol=0.5)
+        assert abs(out.mean() - mean.mean()) < 0.02  # the tiles' mean kept (their spread: 7 +- 0.06)
 
 
 def test_join_tiles_keeps_variance_and_is_seam_free():

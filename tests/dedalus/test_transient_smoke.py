@@ -43,6 +43,8 @@ def test_run_goes_to_the_cap_and_is_judged(tb, where):
     assert set(r["signals"]) == set(tb.SIGNALS) and "reason" in r["band_rule"]
     if not r["censored"]:
         assert 0 <= r["onset_time"] <= r["t_end"] and r["onset_steps"] >= 0
+    else:  # a bound, never a number: no onset, and the reason says why
+        assert r["onset_time"] is None and "onset_steps" not in r and r["reason"]
     assert r["ranks"] == comm.size and r["series"]["t"] and r["command"].startswith("mpiexec")
     assert r["detector"]["signals"] == list(tb.SIGNALS)
     again = run(tb, where, "--ic", "plug")[("plug", 0)]  # finished: re-summarised, not extended

@@ -29,6 +29,7 @@ def global_field(shape, dtype=np.float64, seed=0):
 
 def same_report(a, b, rel=1e-12):
     da, db = a.to_dict(), b.to_dict()
+    assert da.keys() == db.keys()
     for k, va in da.items():
         if isinstance(va, float) or k == "rms":
             assert va == pytest.approx(db[k], rel=rel), k
