@@ -316,20 +316,64 @@ def test_power_template_and_rule(cr):
     assert tmpl[-1] == pytest.approx(0.5 * math.exp(-16 / 5.0) * math.exp(-16 / 8.0), rel=1e-6)
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), members_candidates=[2, 4],
                     power_simulations=30, calibration_surrogates=30)
+    assert (protocol["horizon"], protocol["dt"], protocol["window"], protocol["min_steady"]) == (32.0, 0.05, 1.0, 4.0)
     run = dict(id="ref", kind="reference", horizon=200.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
     _, series = _run_series(np.random.default_rng(10), 200.0)
     ref = cr.reference(protocol, run, series)
-    k = {"2": 3.5, "4": 3.5}
+
+    def power(template, k2, k4):
+        return cr.power(ref, template, {"2": k2, "4": k4}, protocol, np.random.default_rng(11))
+
+    # Templates with known onsets: the bulk's excess (1e6, ~1e7 band units) either there or not, the
+    # band k = 1e3 far above the surrogates' noise. The trailing window spans 21 samples (1.0):
+    # full from t = 1.0; after the excess ends at t = 9.95 (index 199), clear of it from t = 11.0.
+    excess = 1e6
+    for template, onset in ((np.zeros_like(grid), 1.0), (np.where(grid < 9.975, excess, 0.0), 11.0)):
+        res = power(template, 1e3, 1e3)
+        for row in res["per_n"].values():
+            assert row["censored_fraction"] == 0.0 and row["meets_rule"] is True
+            np.testing.assert_allclose(row["onset_q025_q50_q975"], [onset] * 3, rtol=0, atol=1e-9)
+        assert res["rule_met"] is True and res["chosen_n"] == 2 and res["simulations"] == 30  # the smallest N
+    # never steady: an excess to the horizon, or gone at 28.95, steady from 30.0 (2 < min_steady 4 before
+    # the horizon): every ensemble censored, the rule unmet, the largest N
+    for template in (np.full_like(grid, excess), np.where(grid < 28.975, excess, 0.0)):
+        res = power(template, 1e3, 1e3)
+        for row in res["per_n"].values():
+            assert row["censored_fraction"] == 1.0 and row["meets_rule"] is False
+            assert np.isnan(row["onset_q025_q50_q975"]).all()
+        assert res["rule_met"] is False and res["chosen_n"] == 4
+    # per N its own k: N = 2 never inside a band of 1e-6, N = 4 steady at 11.0 -> N = 4 by the rule
+    res = power(np.where(grid < 9.975, excess, 0.0), 1e-6, 1e3)
+    assert res["per_n"]["2"]["censored_fraction"] == 1.0 and res["per_n"]["2"]["meets_rule"] is False
+    assert res["per_n"]["4"]["onset_q025_q50_q975"] == pytest.approx([11.0] * 3) and res["per_n"]["4"]["meets_rule"]
+    assert res["rule_met"] is True and res["chosen_n"] == 4
+    # a realistic transient: onsets spread around its decay
     big = cr.bulk_template(t, 15.7 + 3.0 * np.exp(-t / 3.0), 15.7, 3.0, grid)
-    res = cr.power(ref, big, k, protocol, np.random.default_rng(11))
-    assert set(res["per_n"]) == {"2", "4"}
-    for row in res["per_n"].values():  # the rule, re-derived from what power() reports
-        q = row["onset_q025_q50_q975"]
-        assert row["meets_rule"] == (row["censored_fraction"] <= 0.025 and q[2] - q[0] <= 0.5 * q[1])
-    met = [n for n in (2, 4) if res["per_n"][str(n)]["meets_rule"]]
-    assert res["rule_met"] == bool(met) and res["chosen_n"] == (met[0] if met else 4)
-    q = res["per_n"]["4"]["onset_q025_q50_q975"]
+    q = power(big, 3.5, 3.5)["per_n"]["4"]["onset_q025_q50_q975"]
     assert 5.0 < q[1] < 25.0 and q[0] <= q[1] <= q[2]
+
+
+@pytest.mark.parametrize(("onsets", "meets"), [
+    (np.linspace(14.0, 16.0, 40), True),  # 2.5-97.5 % range 1.9 <= half the median 7.5
+    (np.linspace(10.0, 20.0, 40), False),  # range 9.5 > 7.5
+    (np.r_[np.nan, np.full(39, 15.0)], True),  # 1 of 40 censored: 0.025, at the limit
+    (np.r_[np.nan, np.nan, np.full(38, 15.0)], False),  # 0.05 censored
+])
+def test_power_rule_on_given_onsets(cr, monkeypatch, onsets, meets):
+    """The rule on simulated onsets given outright (Reference.simulate replaced): at most 2.5 %
+    censored and a 2.5-97.5 % range at most half the median; N = 4 always passes, so N = 2 is
+    chosen exactly when it meets the rule."""
+    protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), members_candidates=[4, 2],
+                    power_simulations=40)
+    run = dict(id="ref", kind="reference", horizon=200.0, discard=20.0, spec=dict(lengths=[3.14, 2.0, 1.57]))
+    _, series = _run_series(np.random.default_rng(10), 200.0)
+    ref = cr.reference(dict(protocol, calibration_surrogates=2), run, series)
+    given = {2: onsets, 4: np.full(40, 15.0)}
+    monkeypatch.setattr(type(ref), "simulate", lambda self, template, members, horizon, **kw: given[members].copy())
+    res = cr.power(ref, np.zeros(641), {"2": 3.5, "4": 3.5}, protocol, np.random.default_rng(0))
+    assert res["per_n"]["2"]["meets_rule"] is meets and res["per_n"]["4"]["meets_rule"] is True
+    assert res["chosen_n"] == (2 if meets else 4) and res["rule_met"] is True
+    assert res["per_n"]["2"]["censored_fraction"] == pytest.approx(np.isnan(onsets).mean())
 
 
 def test_bin_profiles_of_an_empty_chunk_keep_their_shape():

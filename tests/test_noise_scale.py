@@ -60,7 +60,36 @@ def test_a_study_measures_chooses_and_confirms(ns, monkeypatch):
     cond = res["per_value"]["12"]["conditions"]
     assert len(cond) == 6 and (res["chosen"] == 12) == all(cond.values())
     assert ("confirmation" in res) == (res["chosen"] is not None)
-    assert res["adopted"] in (None, 12)
+
+
+@pytest.mark.parametrize(("selection", "confirmation", "adopted"),
+                         [(True, True, 12), (True, False, None), (False, None, None)])
+def test_a_study_adopts_only_a_confirmed_choice(ns, monkeypatch, selection, confirmation, adopted):
+    """The rule forced (ns.qualifies all true or all false, on the selection and the confirmation
+    seeds): a qualifying K is chosen and measured again on the confirmation seeds against the trained
+    generator, and adopted only when confirmed; none qualifying, nothing is confirmed or adopted."""
+    seen = []
+
+    def rule(f, base, fields, lower_bound):
+        seen.append(fields)
+        ok = selection if len(seen) == 1 else confirmation  # study: the candidate, then the confirmation
+        return {"1_last_bins": ok, "6_last_bins_not_emptied": ok}
+
+    measured = []
+    measure = ns.measure
+    monkeypatch.setattr(ns, "measure", lambda *a: measured.append(a[1:3]) or measure(*a))
+    monkeypatch.setattr(ns, "qualifies", rule)
+    monkeypatch.setitem(ns.STUDIES, "band", dict(ns.STUDIES["band"], values=(None, 12), seeds=[1], confirm=[2]))
+    res = ns.study("band")
+    assert res["chosen"] == (12 if selection else None)
+    assert res["adopted"] == adopted
+    if selection:
+        assert seen == [1, 1] and measured == [((None, 12), [1]), ((None, 12), [2])]
+        conf = res["confirmation"]
+        assert conf["seeds"] == [2] and set(conf["per_value"]) == {"None", "12"}
+        assert conf["confirmed"] is confirmation and all(v is confirmation for v in conf["conditions"].values())
+    else:
+        assert seen == [1] and measured == [((None, 12), [1])] and "confirmation" not in res
 
 
 @pytest.mark.parametrize("name", ["scale", "band"])

@@ -16,11 +16,12 @@ ATTRS = dict(re_tau=180.0, nu=1.0 / 180.0, u_tau=1.0, ly=2.0, lz=np.pi / 2, sour
 
 
 def write_planes(path, *, times=6, nx=8, ny=9, nz=8, lx=np.pi, seed=0, dt=1.0, shuffle=True, lx_attr=True,
-                 drop=None):
+                 drop=None, skew=0.0):
     """Every x-plane of a random smooth box (periodic in x and z, channel-like mean) at ``times`` times.
 
     Planes are stored out of order (``shuffle``); ``lx_attr`` stores the period as attribute ``lx``;
-    ``drop`` removes that plane index from every time. Returns the boxes ``(times, nx, 3, ny, nz)``.
+    ``drop`` removes that plane index from every time; ``skew``: the fluctuations scaled by
+    ``1 + skew (y - 1)`` (0: symmetric about the centre). Returns the boxes ``(times, nx, 3, ny, nz)``.
     """
     rng = np.random.default_rng(seed)
     y = wall_normal("chebyshev", ny, 2.0)
@@ -34,7 +35,7 @@ def write_planes(path, *, times=6, nx=8, ny=9, nz=8, lx=np.pi, seed=0, dt=1.0, s
             for q in (0, 1, 2):
                 amp, ph = rng.standard_normal((3, 1, 1)), rng.uniform(0, 2 * np.pi, (3, 1, 1))
                 f += amp * np.cos(2 * np.pi * (m * x[:, None, None, None] / lx + q * z / ATTRS["lz"]) + ph)
-        boxes[k] = 0.3 * prof * f
+        boxes[k] = 0.3 * prof * (1.0 + skew * (y - 1.0))[:, None] * f
         boxes[k, :, 0] += 5.0 * prof[:, 0]
     attrs = dict(ATTRS, lx=lx) if lx_attr else dict(ATTRS)
     with DatasetWriter(path, y, z, attrs=attrs) as w:
@@ -114,7 +115,7 @@ def test_split_by_time_keeps_snapshots_whole_and_the_gap():
 
 def test_pair_dataset_augments_both_planes_alike(tmp_path):
     p = tmp_path / "d.h5"
-    write_planes(p, times=2)
+    write_planes(p, times=2, skew=0.5)  # not symmetric about the centre: a wall flip shows in every component
     pp = dataset_pairs(p)
     with open_dataset(p) as ds:
         st = compute_stats(ds)
@@ -122,16 +123,31 @@ def test_pair_dataset_augments_both_planes_alike(tmp_path):
     data = PairDataset(p, st, pp.pairs, roll=True, spanwise=True, wall=True)
     assert len(data) == len(pp)
     i, j = pp.pairs[5]
-    flips = set()
-    for seed in range(12):  # seeds 0-11 draw every pair of flips (0-7 lack z kept, y flipped)
-        draw = np.random.default_rng(seed)  # augment's draws: shift, z flip, wall flip
-        flips.add((int(draw.integers(8)) > 0, bool(draw.integers(2)), bool(draw.integers(2))))
+
+    def transformed(plane, shift, flip_z, flip_y):
+        """The symmetry written out: z -> z + shift (periodic), then z -> -z with w -> -w, then
+        y -> ly - y with v -> -v; normalised as the dataset delivers it."""
+        out = np.roll(plane, shift, axis=-1)
+        if flip_z:
+            out = out[..., (-np.arange(out.shape[-1])) % out.shape[-1]] * np.array([1.0, 1.0, -1.0])[:, None, None]
+        if flip_y:
+            out = out[:, ::-1] * np.array([1.0, -1.0, 1.0])[:, None, None]
+        return st.normalise(out)
+
+    combos = [(s, a, b) for s in range(8) for a in (False, True) for b in (False, True)]
+    seen = set()
+    for seed in range(16):
         got = data[(5, seed)].numpy()
         assert got.shape == (2, 3, 9, 8)
-        for k, idx in enumerate((i, j)):
-            ref = augment(fields[idx], np.random.default_rng(seed), roll=True, spanwise=True, wall=True)
-            np.testing.assert_allclose(got[k], st.normalise(ref), rtol=1e-5, atol=1e-5)
-    assert {f[1:] for f in flips} == {(a, b) for a in (False, True) for b in (False, True)}  # every flip pair
+        # which symmetry each plane got, inferred from the output (exactly one fits: the box is generic)
+        fits = [[c for c in combos if np.allclose(got[k], transformed(fields[idx], *c), rtol=1e-5, atol=1e-5)]
+                for k, idx in enumerate((i, j))]
+        assert len(fits[0]) == 1 and fits[0] == fits[1], (seed, fits)  # both planes alike
+        seen.add(fits[0][0])
+        ref = augment(fields[[i, j]], np.random.default_rng(seed), roll=True, spanwise=True, wall=True)
+        np.testing.assert_allclose(got, st.normalise(ref), rtol=1e-5, atol=1e-5)  # augment's draw of aug_seed
+    assert {c[1:] for c in seen} == {(a, b) for a in (False, True) for b in (False, True)}  # every flip pair
+    assert len({c[0] for c in seen}) > 3  # and shifts
     np.testing.assert_allclose(data[5].numpy(), st.normalise(fields[[i, j]]), rtol=1e-5, atol=1e-5)
     keys = [(5, 1), 2, (0, 9)]
     for got, key in zip(data.__getitems__(keys), keys):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from _fakes import FakeComm
 from cfdseed import DecompositionError, Grid, GridError, TransportError
 from cfdseed import transport
+from cfdseed.grid import block_split
 from cfdseed.transport import MAX_COUNT, _intersect, _messages, block_views, gather, plan_chunks, prepare, scatter
 
 SELF = MPI.COMM_SELF
@@ -61,12 +62,31 @@ def test_chunks_beyond_int_limit(shape):
     # chunks follow each other without gaps in C order
     for a, b in zip(chunks[:5], chunks[1:6]):
         assert (b[0][0], b[1][0]) == ((a[0][0], a[1][1]) if a[1][1] < ny else (a[0][1], 0))
-    # per-rank message counts inside any chunk also stay below the limit (they are sub-boxes)
-    grids = [Grid.block(FakeComm(r, 6), (min(nx, 10**6), ny, nz), (1, 1, 1), dims=(3, 2, 1)) for r in range(6)]
-    blocks = np.array([[(s.start, s.stop) for s in g.local] for g in grids], dtype=np.int64)
-    for box in chunks[:3]:
-        _, ext = _intersect(blocks, box)
-        assert all(3 * int(np.prod(e, dtype=object)) <= MAX_COUNT for e in ext)
+    # the ranks' blocks of a 3 x 2 x 1 process grid on the whole shape (as Grid.block splits it; built
+    # here where x is too long for a Grid's coordinates), cutting across chunk boundaries
+    dims = (3, 2, 1)
+    blocks = np.array([[(b.start, b.stop) for b in (block_split(n, p, c) for n, p, c in
+                                                    zip(shape, dims, np.unravel_index(r, dims)))]
+                       for r in range(6)], dtype=np.int64)
+    if nx <= 10**6:
+        grids = [Grid.block(FakeComm(r, 6), shape, (1, 1, 1), dims=dims) for r in range(6)]
+        assert blocks.tolist() == [[[s.start, s.stop] for s in g.local] for g in grids]
+    assert any(c[0][0] < b[0][1] < c[0][1] or c[1][0] < b[1][1] < c[1][1]
+               for c in chunks for b in blocks)  # some chunk straddles a block boundary
+    for box in chunks:  # every chunk: the per-rank pieces tile it exactly, each within the count limit
+        lo, ext = _intersect(blocks, box)
+        vol = [int(np.prod(e, dtype=object)) for e in ext]
+        assert sum(vol) == int(np.prod([b - a for a, b in box], dtype=object))
+        live = [r for r in range(6) if vol[r]]
+        for r in live:  # inside the chunk and inside the rank's block
+            for a in range(3):
+                assert max(box[a][0], blocks[r, a, 0]) <= lo[r, a] and \
+                    lo[r, a] + ext[r, a] <= min(box[a][1], blocks[r, a, 1])
+        for r in live:  # no two overlap
+            for q in live:
+                if q > r:
+                    assert any(lo[r, a] + ext[r, a] <= lo[q, a] or lo[q, a] + ext[q, a] <= lo[r, a] for a in range(3))
+        assert all(3 * v <= MAX_COUNT for v in vol)
 
 
 def test_chunk_smaller_than_a_row_is_an_error():
