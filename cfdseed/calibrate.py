@@ -31,10 +31,11 @@ dividing by it amplifies), and their share of each statistic is accounted for. O
 points on both walls under central differences the rebuilt field is divergence-free and no-slip as
 it stands; otherwise (the wall-nearest values tied by the extrapolation, or the spectral
 interpolant's wall values) the end rows are tied again and the projection applied after each pass.
-Passes: two with steps 1-4, a third with steps 1, 3, 4 (``max_iter``), fewer when nothing changes by
-more than ``tol``. The residual errors are reported (:class:`CalibrationInfo`); one beyond
-:data:`ACCEPT` on the rows the grid resolves (``Stresses.resolved``) means the target is out of
-the field's reach: :class:`~cfdseed.errors.SourceError`.
+Passes: two with steps 1-4, a third with steps 1, 3, 4 (``max_iter``), fewer when every statistic is
+within ``tol`` of its target or nothing changes by more than ``tol``. The residual errors are
+reported (:class:`CalibrationInfo`); one beyond :data:`ACCEPT` on the rows the grid resolves
+(``Stresses.resolved``) means the target is out of the field's reach:
+:class:`~cfdseed.errors.CalibrationError` (a SourceError).
 """
 
 from __future__ import annotations
@@ -272,8 +273,9 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
         Restores continuity and the walls in place (the enforcement's projection); None when the
         rebuilt field needs none (central operators with points on both walls).
     tol, max_iter
-        Stop when every statistic is within ``tol`` of its target (relative to the profile's largest
-        value); :class:`~cfdseed.errors.CalibrationError` (a SourceError) after ``max_iter`` passes.
+        Stop when every statistic is within ``tol`` of its target or none changed by more than
+        ``tol`` in the last pass (both relative to the profile's largest value;
+        :attr:`CalibrationInfo.converged`), else after ``max_iter`` passes.
     comm, kz_range
         Distributed (collective): ``spec`` holds the rfft modes ``kz_range`` of every kx on each
         rank of ``comm`` (:class:`cfdseed.pencils.Slabs`); the per-row sums are reduced over the
@@ -283,6 +285,14 @@ def calibrate_spectrum(spec: np.ndarray, grid: Any, target: Stresses, kx: np.nda
     Returns
     -------
     CalibrationInfo
+
+    Raises
+    ------
+    CalibrationError
+        (a SourceError) After the last pass, converged or not, a statistic is more than
+        :data:`ACCEPT` off its target (or not finite) on the rows the grid resolves
+        (``target.resolved``; every row without it): the target is out of the field's reach. With
+        ``comm``, on every rank.
     """
     from .operators import column
 

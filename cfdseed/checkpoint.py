@@ -6,7 +6,8 @@ Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weigh
     format="cfdseed-checkpoint", format_version=3,
     arch       dict: kind ("plane" | "conditional"; absent before version 3: "plane"), latent_dim,
                ny, nz, g_channels, c_channels, norm, and for conditional models noise_channels, residual
-               (rebuilds both nets; :func:`cfdseed.model.check_arch`)
+               and, optional (:data:`cfdseed.model.COND_OPTIONAL`), memory and band_limit (rebuilds
+               both nets; :func:`cfdseed.model.check_arch`)
     generator  state dict (tensors)
     norm       {"mean": (3, ny) float64 tensor, "std": (3, ny)}   normalisation to invert
     grid       {"ny", "nz", "y": (ny,) float64 tensor, "ly", "lz", "re_tau", "u_tau", "nu"}; conditional
@@ -17,6 +18,10 @@ Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weigh
                (:meth:`cfdseed.targets.StressTarget.to_dict`: name, re_tau, y_delta, U, uu, vv,
                ww, uv as lists): the model's default calibration target. Version 2 on; version-1
                files (the first packaged model) still load and are calibrated to Lee & Moser.
+    start_modes (optional; conditional models, written by the trainer) complex (nz // 2 + 1, 3 ny, r)
+               tensor: the rollout's Gaussian start, the training data's in-plane two-point
+               statistics, low-rank (:func:`cfdseed.conditional.start_modes`); absent: chains start
+               from the mean profile plus noise (:data:`cfdseed.conditional.START_NOISE`)
     sampling   (optional; conditional models) {"noise_scale": [factor per noise map, coarsest first],
                "noise_band": [None or the highest spanwise mode kept, per map]}, either key optional:
                how each map's standard normal draw is shaped at generation

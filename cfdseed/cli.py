@@ -1,4 +1,4 @@
-"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate|openfoam|cmakedir``.
+"""The ``cfdseed`` command: ``cfdseed train|generate|evaluate|openfoam|cmakedir|models``.
 
 Argument parsing, checks of the command line (output paths, clashing options), logging set-up and
 printing; the work is done by :func:`cfdseed.train.train`, :func:`cfdseed.generate.generate` and

@@ -467,6 +467,8 @@ class ConditionalHandle(_Handle):
             Physical start planes; default Gaussian planes with the training data's in-plane
             two-point statistics (:func:`start_modes`, stored in the checkpoint by the trainer), or
             for checkpoints without them the mean profile plus :data:`START_NOISE` noise.
+        batch : int
+            Chains per generator call.
         anchor : float in (0, 1], optional
             Hold the chain's energy and mean profiles to the training data's over the long run: per
             component and row, running averages (rate ``anchor`` per step, starting from the
@@ -486,6 +488,9 @@ class ConditionalHandle(_Handle):
 
         Raises
         ------
+        ValueError
+            ``steps``, ``chains`` or ``batch`` not an int >= 1, ``burn_in`` not an int >= 0, ``start``
+            not of shape ``(chains, 3, ny, nz)``, ``anchor`` neither None nor a rate in (0, 1].
         SourceError
             The chain left the finite numbers (a diverging model).
         """

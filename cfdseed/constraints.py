@@ -9,6 +9,7 @@ and combined in rank order, so every rank returns the identical report. Figures:
   the wall from the two nearest points);
 - periodic seams in x and z: largest jump across the seam / largest interior increment;
 - divergence (contract 1 operators): max and RMS of |div u| / (U_ref / h), h = ly / 2;
+- mean cross-flow: max over y of |plane-mean v| and |plane-mean w| / U_ref (``cross_flow``);
 - bulk velocity (trapezoid in y, zero wall values appended where no point lies on a wall),
   max |u_i|, RMS per component, count of non-finite values.
 

@@ -10,9 +10,11 @@ the delivered blocks together with the report of those checks, so a solver need 
 
 Strategies (``strategy=``): ``"root"`` builds the global field on the root (any source; memory:
 the global field plus one chunk on the root); ``"distributed"`` has every rank build its own x
-slab (sources with a slab path, :attr:`cfdseed.sources.Source.distributable`: ``gan`` with a
-latent x construction, ``sem``) and redistributes the slabs into the blocks, so no rank holds more than its
-slab (or its spectrum), its block and fixed-size buffers; ``"auto"`` (default) takes the distributed path on more
+slab (sources with a slab path, :attr:`cfdseed.sources.Source.distributable`: ``gan`` -- with a
+latent x construction every rank generates its own x stations, with a rollout the root runs the
+ring and sends every rank its stations (:mod:`cfdseed.synthesis_slabs`) -- and ``sem``) and
+redistributes the slabs into the blocks, so no rank holds more than its slab (or its spectrum), its
+block and fixed-size buffers; ``"auto"`` (default) takes the distributed path on more
 than one rank when the global float64 field would exceed :data:`AUTO_DISTRIBUTED_BYTES` and the
 source can, the root path otherwise. Both deliver the same field for the same seed (to round-off).
 """
@@ -170,9 +172,13 @@ def init_field(
     TransportError, GridError, DecompositionError
         Bad ``out``/``axes``/``dtype``/``root``, ranks disagreeing on the grid, blocks that do not
         tile it, a grid decomposed for another number of ranks. Nothing is written.
+    ConfigError
+        ``tolerances`` not a :class:`~cfdseed.constraints.Tolerances`, or an unknown ``strategy``.
+        Nothing is written.
     SourceError
-        Unknown source or bad options, or the source raised, returned a non-array, the wrong shape
-        or dtype, or NaN/Inf on the root. Nothing is written.
+        Unknown source or bad options, ``strategy="distributed"`` for a source without a slab path,
+        or the source raised, returned a non-array, the wrong shape or dtype, or NaN/Inf on the
+        root. Nothing is written.
     ConstraintError
         ``check=True`` and the delivered field violates a tolerance; ``exc.report`` holds the
         :class:`~cfdseed.constraints.ConstraintReport` (the field has been delivered).

@@ -1,36 +1,48 @@
-"""Constraint enforcement on a global channel field: no-slip, divergence-free projection, bulk velocity.
+"""Constraint enforcement on a global channel field: no-slip, divergence-free projection, stress
+calibration, bulk velocity.
 
 :func:`enforce` turns any field ``(3, nx, ny, nz)`` on a :class:`~cfdseed.grid.Grid` into one that
 passes the checks of :mod:`cfdseed.constraints` (the contract-1 operators of
-:mod:`cfdseed.operators`), step by step, each step switchable, and reports the figures
-(:func:`~cfdseed.operators.field_figures`) before and after (:class:`EnforceReport`):
+:mod:`cfdseed.operators`, under the grid's operator set), step by step, each step switchable, and
+reports the figures (:func:`~cfdseed.operators.field_figures`) before and after
+(:class:`EnforceReport`):
 
 1. **finite**: non-finite input is an error (nothing can repair it meaningfully).
 2. **no-slip**: the wall value of every component (grids with wall points: the value on the wall;
-   otherwise the value linearly extrapolated from the two planes nearest the wall, as the check
-   measures it) is removed by subtracting smooth blending functions
+   otherwise as the check measures it: under central operators the value linearly extrapolated
+   from the two planes nearest the wall, under spectral ones the y interpolant's value on the wall)
+   is removed by subtracting smooth blending functions
    ``b_lo(y) = (1 - y/ly) exp(-(y/delta)^2)`` (and its mirror) times the wall error, with
    ``delta = blend * ly / 2`` but never under 3 first cells. A field that is nearly no-slip changes by
    no more than its wall error, and no near-wall jump appears. Wall points become exact zeros.
-3. **divergence-free projection** on the grid's own discretisation: periodic central differences
-   in x and z become multiplications by the modified wavenumbers ``sin(k dx)/dx``; per Fourier mode
-   (kx, kz) the divergence at the checked rows is removed by the orthogonal projection (in the
-   y-quadrature-weighted norm) onto the discretely solenoidal fields that keep the no-slip
-   condition (wall points stay 0; without wall points the wall-nearest value stays tied to the
-   next one so the extrapolated wall value stays 0). This is one symmetric pentadiagonal solve per
-   mode, done as a batched LDL^T over blocks of modes (a Python loop over y only); the <= 4 modes
-   with zero modified wavenumber (mean, Nyquist) project v alone through an SVD. Total cost
-   O(N log N). A discretely solenoidal field is a fixed point; after it the divergence measured by
-   the check is at round-off (a second pass is made if not, which only wildly uneven custom y
-   grids need).
+3. **divergence-free projection** on the grid's own discretisation: the x and z derivatives become
+   multiplications by the operator set's wavenumbers (:func:`~cfdseed.operators.wavenumbers`;
+   central: the modified ``sin(k dx)/dx``, spectral: exact, the Nyquist modes dropped); per Fourier
+   mode (kx, kz) the divergence at the checked rows is removed by the orthogonal projection onto the
+   discretely solenoidal fields that keep the no-slip condition (wall points stay 0; without wall
+   points the end values stay tied to the others so the wall value stays 0). The norm is the
+   y-quadrature-weighted one raised near the walls by ``1 + (WALL_WEIGHT h / d)^2``
+   (:data:`WALL_WEIGHT`, ``d`` the wall distance), so the correction vanishes like ``d^2`` at the
+   wall instead of leaving a slip layer. Under central operators this is one symmetric banded
+   (pentadiagonal with wall points) solve per mode, done as a batched LDL^T over blocks of modes (a
+   Python loop over y only): total cost O(N log N). Spectral d/dy is dense, and so are its
+   matrices: they are diagonalised once per projection and every mode is solved by dense
+   products. The <= 4 modes with zero wavenumber (mean, Nyquist) project v alone through an SVD.
+   A discretely solenoidal field is a fixed point; after it the divergence measured by the check
+   is at round-off (a second pass is made if not, which only wildly uneven custom y grids need).
 4. **no mean cross-flow**: the plane means V(y) and W(y) are subtracted (zero in a channel in
    equilibrium; a synthetic field's mean spanwise flow would otherwise decay only by wall friction,
-   over ~U_b h/u_tau^2). Plane means have no x/z derivative and vanish on the walls (or, linearly
-   extrapolated, at them), so divergence and no-slip are unchanged.
-5. **bulk velocity**: the plane-averaged streamwise profile is scaled so that the trapezoidal bulk
-   velocity (contract 1) equals the target exactly (neither divergence nor no-slip change; a field
+   over ~U_b h/u_tau^2). Plane means have no x/z derivative and vanish on the walls (or, extrapolated
+   as the check does, at them), so divergence and no-slip are unchanged.
+5. **stress calibration** (``stresses``, off by default): the mean profile and the one-point
+   Reynolds stresses are brought to target profiles inside a solenoidal construction
+   (:mod:`cfdseed.calibrate`), with the wall values and the projection restored after each pass
+   where the rebuilt field needs it (all but central operators with points on both walls).
+6. **bulk velocity**: the plane-averaged streamwise profile is scaled so that the operator set's
+   bulk velocity (contract 1: the trapezoid under central operators, the y interpolant's integral
+   under spectral ones) equals the target exactly (neither divergence nor no-slip change; a field
    without mean flow gets a laminar profile instead).
-6. **bounds**: the result must be finite with ``max |u| <= max_ratio * |U_b|``.
+7. **bounds**: the result must be finite with ``max |u| <= max_ratio * |U_b|``.
 """
 
 from __future__ import annotations
@@ -478,7 +490,9 @@ def enforce(
         units, on the grid's y) inside a solenoidal construction (:mod:`cfdseed.calibrate`); needs
         ``no_slip`` and ``divergence_free``. The bulk step then scales the calibrated mean.
     calibration_tol : float
-        Largest error of a calibrated statistic relative to its profile's largest value.
+        Stop tolerance of the calibration's passes (``tol`` of
+        :func:`cfdseed.calibrate.calibrate_spectrum`): they end when every statistic is within it of
+        its target, or none changed by more, relative to its profile's largest value.
     blend : float
         No-slip blending width as a fraction of the half-height (default :data:`DEFAULT_BLEND`).
     max_ratio : float
@@ -494,10 +508,15 @@ def enforce(
     Raises
     ------
     GridError
-        Grid smaller than nx, nz >= 2, ny >= 3.
+        Not a Grid, or one smaller than nx, nz >= 2, ny >= 3 (4 without points on both walls).
     SourceError
-        Wrong shape, non-finite values, the bound on max |u| violated, or a calibration that does
-        not converge.
+        Wrong shape, non-finite values, the bound on max |u| violated, a degenerate wall-normal
+        grid; :class:`~cfdseed.errors.CalibrationError` (a SourceError) when, after the
+        calibration's last pass, a statistic on the rows the grid resolves is more than
+        :data:`cfdseed.calibrate.ACCEPT` off its target (the target is out of the field's reach).
+    ValueError
+        ``blend`` not a positive number, ``stresses`` without ``no_slip`` and ``divergence_free``
+        or with profiles not of one value per y point, a non-finite ``bulk`` target.
     """
     require_grid(grid)
     nx, ny, nz = grid.shape

@@ -13,7 +13,9 @@ structure, and each component's own decorrelation, come from data.
 **Rollout.** The conditional model ``G(prev, z) -> next`` advances one plane by its step ``dx``
 (the training data's plane spacing, stored in wall units: ``dx+``). Like the slice width, the step
 keeps its size in wall units at the target Re_tau: ``dx = dx+ h / Re_tau`` in the target's units.
-A chain starts from the training mean profile plus small noise and runs
+A chain starts from Gaussian planes with the training data's in-plane two-point statistics
+(:func:`cfdseed.conditional.start_modes`, stored in the checkpoint by the trainer; checkpoints
+without them: the training mean profile plus :data:`cfdseed.conditional.START_NOISE` noise) and runs
 :data:`cfdseed.conditional.BURN_IN` half-heights of the *model* (6 h, about four integral lengths
 of u, the longest-lived component) before planes are kept, so the start is forgotten. Then
 ``n = round(lx / dx)`` planes fill the box (the step is stretched by ``lx / (n dx)`` so that a whole
@@ -47,11 +49,13 @@ in wall units (a slice ``lz_m+ = lz_m u_tau_m / nu_m`` wide stays that wide, so 
 spacing is kept; see "Wide boxes" for spans wider than a slice). The target is given by any
 consistent subset of ``re_tau``, ``u_tau``, ``nu``, ``bulk``, resolved by
 :func:`cfdseed.units.resolve_units` like every source's (``re_tau`` defaults to the model's,
-``u_tau`` to 1), with the generated field's own bulk velocity in wall units as ``bulk_plus``. When
-the target ``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at
-``r`` times their wall-unit height (the y-mapping is outer), the log layer is too short or too long,
-and the bulk velocity, unless given, is corrected by the log-law shift ``ln(r) / kappa`` in wall
-units (part of ``bulk_plus``). This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`);
+``u_tau`` to 1), with ``bulk_plus`` the calibration target's bulk velocity in wall units (the
+default, ``calibrate="model"``) or, uncalibrated, the generated field's own. When the target
+``Re_tau`` differs from the model's by the ratio ``r``: near-wall structures sit at ``r`` times
+their wall-unit height (the y-mapping is outer), the log layer is too short or too long, and the
+bulk velocity of an uncalibrated field, unless given, is corrected by the log-law shift
+``ln(r) / kappa`` in wall units (part of its ``bulk_plus``; a calibrated field's is the target's,
+already at the target Re_tau). This is trustworthy for ``1/2 <= r <= 2`` (:data:`RE_TAU_WARN`);
 beyond it one ``RuntimeWarning`` is issued (not also logged, :func:`check_re_tau_ratio`), and
 beyond ``1/4 <= r <= 4`` (:data:`RE_TAU_ERROR`) it is an error -- unless the field is calibrated to
 statistics at the target Re_tau (the default ``calibrate="model"`` falls back to the Lee & Moser

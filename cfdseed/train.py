@@ -215,8 +215,10 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
     CheckpointError
         ``resume`` without a usable ``ckpt.pt``.
 
-    Everything above raises before the first step, on every rank alike. SIGINT (Ctrl-C) finishes
-    the current iteration, writes ``ckpt.pt`` and returns with ``interrupted=True``.
+    Everything above raises before the first step, on every rank alike. SIGINT (Ctrl-C) or SIGTERM
+    (torchrun, SLURM preemption) finishes the current iteration, writes ``ckpt.pt`` and returns with
+    ``interrupted=True``; a second one acts as without the handler (handlers are installed only
+    from the main thread).
     """
     if resume and force:
         raise ConfigError("resume and force exclude each other: resume continues the run, force replaces it")

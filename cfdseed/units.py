@@ -13,9 +13,11 @@ field. With ``h = ly / 2`` (the half-height of the target grid):
 
 ``bulk_plus(re_tau)`` is the expected turbulent bulk velocity in wall units: by default
 :func:`reichardt_bulk` (the bulk of Reichardt's mean profile, 15.515 at Re_tau 180); ``gan`` passes
-its own (the generated field's bulk plus the log-law shift). So ``{}`` and ``{"re_tau": 180}`` give
-wall units (u_tau = 1) with bulk 15.515, ``{"bulk": 1.0}`` gives bulk exactly 1 (u_tau =
-1 / 15.515), for every source.
+its calibration target's (the default; uncalibrated, the generated field's bulk plus the log-law
+shift), a calibrated ``sem`` its target's. So ``{}`` and ``{"re_tau": 180}`` give
+wall units (u_tau = 1) with bulk 15.515 (``gan``, ``sem``: their ``bulk_plus``), ``{"bulk": 1.0}``
+gives bulk exactly 1 (u_tau = 1 / 15.515; ``gan``, ``sem``: 1 / their ``bulk_plus``), for every
+source.
 
 Errors (:class:`~cfdseed.errors.SourceError`, one message naming the values): ``re_tau``, ``u_tau``
 or ``nu`` not a positive finite number; ``bulk`` not finite, or not positive where it has to set the

@@ -2,8 +2,10 @@
 
 Owns everything that touches Dedalus objects:
 
-- :class:`ChannelSpec`: box, resolution, Re_tau and time-stepping settings (units h = u_tau = 1,
-  so nu = h / Re_tau and the constant streamwise body force is u_tau^2 / h); it, the Gauss
+- :class:`ChannelSpec`: box, resolution, Re_tau, driving and time-stepping settings (units
+  h = u_tau = 1, so nu = h / Re_tau; ``driving="force"``, the default: the constant streamwise body
+  force u_tau^2 / h; ``"flow_rate"``: the bulk velocity held at ``bulk`` by a uniform streamwise
+  pressure gradient solved with the flow); it, the Gauss
   quadrature and :class:`Diagnostics` live in :mod:`cfdseed.solvers.dedalus_case` (plain data,
   no Dedalus) and are re-exported here, so a driver imports the adapter from one place.
 - :class:`DedalusChannel`: builds the incompressible channel problem (RealFourier in x and z,

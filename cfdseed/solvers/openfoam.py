@@ -442,7 +442,8 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         Write even though an earlier run's backup ``U.before-cfdseed.bak`` exists (it is kept).
     strategy : {"auto", "root", "distributed"}
         :func:`cfdseed.init_field`'s: build the structured field on rank 0, or as x slabs on every
-        rank (no rank holds it whole; ``gan``); auto: distributed past 4 GiB.
+        rank (no rank holds it whole; sources with a slab path: ``gan``, ``sem``); auto: distributed
+        on more than one rank past 4 GiB when the source can.
 
     Returns
     -------
@@ -457,6 +458,9 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         folder that cannot be written: raised on every rank, nothing written.
     SourceError, GridError
         The source refused its options or the grid (nothing written).
+    ConstraintError
+        The structured field fails :func:`cfdseed.init_field`'s channel checks (run by default;
+        ``exc.report`` holds the report): raised on every rank, nothing written.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     root, parts = _bcast_agreed(comm, lambda: find_case(case, layout=layout, time=time))

@@ -18,7 +18,7 @@ source (:attr:`SourceInfo.units` records it).
 
 Modules: :mod:`~cfdseed.sources.base` (contract, option vocabulary :data:`OPTIONS`),
 :mod:`~cfdseed.sources.analytic`, :mod:`~cfdseed.sources.baselines` (plug, laminar, trig,
-streaks, snapshot), :mod:`~cfdseed.sources.gan` (the trained generator),
+streaks, snapshot, phase-randomised), :mod:`~cfdseed.sources.gan` (the trained generator),
 :mod:`~cfdseed.sources.sem` (divergence-free synthetic eddies, the classical baseline of ``gan``).
 Importing this package loads neither torch nor MPI.
 """

@@ -1,4 +1,5 @@
-"""Classical initial conditions: ``plug``, ``laminar``, ``trig``, ``streaks``, ``snapshot``.
+"""Classical initial conditions: ``plug``, ``laminar``, ``trig``, ``streaks``, ``snapshot``,
+``phase-randomised``.
 
 Every one builds the global field on the root, then runs :func:`cfdseed.enforce.enforce`
 (no-slip, divergence-free projection on the target grid, exact bulk velocity), so all of them pass

@@ -26,8 +26,8 @@ def gan(**options: Any) -> Source:
     """Generated turbulence. Options (defaults): ``model`` (checkpoint path; the packaged default
     model), ``corr_length`` (latent models: "auto" = 1.5 half-heights; None = first latent harmonic only), ``re_tau``,
     ``u_tau``, ``nu``, ``bulk`` (target units by :func:`cfdseed.units.resolve_units`, as for every
-    source; default the model's Re_tau in wall units, u_tau = 1, the field's own bulk velocity
-    with the log-law shift), ``batch`` (64), ``device``
+    source; default the model's Re_tau in wall units, u_tau = 1, the calibration target's bulk
+    velocity, uncalibrated the field's own with the log-law shift), ``batch`` (64), ``device``
     (CUDA when available), ``y_method`` ("auto"), ``no_slip``/``divergence_free`` (True),
     ``blend`` (0.1), ``max_ratio`` (10), ``x_stations`` ("auto": 8 slices per latent harmonic,
     Fourier-interpolated in x; "all": one slice per grid x), ``z_tiles`` ("independent": spans

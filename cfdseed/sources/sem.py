@@ -2,7 +2,9 @@
 
 The classical non-neural initialiser, in the spirit of the divergence-free synthetic-eddy method
 (DFSEM: Poletto, Craft & Revell 2013; OpenFOAM's ``turbulentDFSEMInlet``), written for a periodic
-box instead of an inlet plane and calibrated to the same Reynolds-stress target as ``gan``: the
+box instead of an inlet plane and calibrated to a Reynolds-stress target (by default Lee & Moser at
+``re_tau``; ``gan`` defaults to its model's training statistics, which ``sem`` takes only when
+passed explicitly, e.g. as a :class:`~cfdseed.targets.StressTarget`): given ``gan``'s target, the
 fair baseline with the same one-point information but no learned structure.
 
 **Eddies.** Eddy ``e`` (centre ``c_e``, radius ``sigma_e``, intensity ``alpha_e``) carries the
