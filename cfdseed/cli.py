@@ -61,6 +61,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                "  cfdseed train examples/train_tiny.toml\n"
                "  cfdseed train run.toml --set train.iterations=5000 --out runs/long\n"
                "  cfdseed train run.toml --out runs/long --resume\n"
+               "  cfdseed train run.toml --out runs/long --auto-resume   # in a requeued batch job\n"
                "  torchrun --nproc-per-node=4 -m cfdseed.cli train run.toml   # several processes or GPUs\n\n"
                + _EXIT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +70,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in the run folder from its ckpt.pt (same config; more iterations allowed)")
+    again.add_argument("--auto-resume", action="store_true",
+                       help="continue the run if the run folder holds a ckpt.pt, else start it: one command for a "
+                            "batch job that may be requeued (a finished run returns at once)")
     again.add_argument("--force", action="store_true",
                        help="replace the run already in the run folder (deletes its checkpoints and logs); "
                             "without --resume or --force such a folder is refused")
@@ -330,7 +334,7 @@ def _run_train(args: argparse.Namespace) -> int:
     rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
     logging.basicConfig(level=logging.INFO if rank == "0" else logging.WARNING,
                         format=f"%(asctime)s rank {rank}/{world} %(name)s %(levelname)s: %(message)s")
-    res = train(cfg, resume=args.resume, force=args.force)
+    res = train(cfg, resume="auto" if args.auto_resume else args.resume, force=args.force)
     if rank == "0":
         state = "interrupted" if res.interrupted else "finished"
         print(f"cfdseed train: {state} at iteration {res.iteration}; run folder {res.out}")

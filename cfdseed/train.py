@@ -159,11 +159,19 @@ def _check_resumed_data(training: Mapping[str, Any], path: str, identity: str) -
         log.info("dataset moved: %s -> %s (same content digest %s)", old_path, path, identity)
 
 
-def _previous_run(out: Path, resume: bool, force: bool) -> list[Path]:
-    """The files of a run already in ``out`` that ``force`` replaces; refused unless resuming or forced."""
+#: What a run writes before its first checkpoint: a folder holding only these is a run that never
+#: checkpointed (killed at once), which an auto-resume starts again.
+_START_FILES = {"config.toml", "log.csv", "metrics.csv", "losses.png", "tb"}
+
+
+def _previous_run(out: Path, resume: bool, force: bool, auto: bool = False) -> list[Path]:
+    """The files of a run already in ``out`` that ``force`` replaces; refused unless resuming or forced
+    (``auto`` without a checkpoint: replaced when they are only a start's, :data:`_START_FILES`)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"run folder {out} is a file; choose a folder (--out / log.out)")
     old = [out / name for name in RUN_FILES if (out / name).exists()]
+    if auto and not resume and old and {p.name for p in old} <= _START_FILES:
+        return old
     if old and not (resume or force):
         raise ConfigError(
             f"run folder {out} already holds a run ({', '.join(p.name for p in old)}); continue it with "
@@ -190,7 +198,7 @@ def _payload(gen: torch.nn.Module, arch: dict[str, Any], stats: NormStats, grid:
     }
 
 
-def train(cfg: Config, *, resume: bool = False, force: bool = False,
+def train(cfg: Config, *, resume: bool | str = False, force: bool = False,
           _on_iteration: Callable[[int], None] | None = None) -> TrainResult:
     """Train a WGAN-GP generator as configured; returns a :class:`TrainResult`.
 
@@ -200,7 +208,10 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
         The configuration (:mod:`cfdseed.config`); the run folder is ``cfg.log.out``, created with
         any missing parent folders.
     resume
-        Continue exactly from ``ckpt.pt`` in the run folder.
+        True: continue exactly from ``ckpt.pt`` in the run folder. ``"auto"``: continue when the run
+        folder holds a ``ckpt.pt``, else start a new run there (replacing the files of a start
+        that never checkpointed, :data:`_START_FILES`, but refusing a folder holding weights): one
+        command for a batch job that may be requeued. The folder must be shared by the processes.
     force
         Replace a run already in the run folder (its files, :data:`RUN_FILES`, are deleted once the
         set-up has passed); without ``resume`` or ``force`` such a folder is refused.
@@ -211,7 +222,8 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
         Dataset file, shapes, NaN/Inf, attributes, too few samples.
     ConfigError
         Bad config (an unknown or unavailable device), a run folder that already holds a run or
-        cannot be created, ``resume`` together with ``force``.
+        cannot be created, ``resume`` together with ``force``, ``resume="auto"`` seeing ``ckpt.pt``
+        on some processes only.
     CheckpointError
         ``resume`` without a usable ``ckpt.pt``.
 
@@ -220,6 +232,8 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
     ``interrupted=True``; a second one acts as without the handler (handlers are installed only
     from the main thread).
     """
+    if resume not in (True, False, "auto"):
+        raise ConfigError(f"resume={resume!r}; must be True, False or 'auto'")
     if resume and force:
         raise ConfigError("resume and force exclude each other: resume continues the run, force replaces it")
     t_cfg = cfg.train
@@ -243,7 +257,7 @@ def train(cfg: Config, *, resume: bool = False, force: bool = False,
         dd.close(sync=ok)  # no barrier after an error: a rank that failed alone must not hang the others
 
 
-def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
+def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
            on_iteration: Callable[[int], None] | None) -> TrainResult:
     t_cfg = cfg.train
     out = Path(cfg.log.out)
@@ -262,22 +276,32 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
     ck: dict[str, Any] | None = None
     init: dict[str, Any] | None = None  # train.init_from (a new run starting from another's weights)
     stats: NormStats | None = None
+    auto = resume == "auto"
     err = None
     try:
         device = _device(cfg, dd)
         if dd.backend == "nccl":
             dd.device = device
+        if auto:  # each process looks (a shared folder: they agree; checked after the agreement below)
+            resume = (out / "ckpt.pt").is_file()
         if resume:
             ck = _resume_state(out / "ckpt.pt", cfg)
             stats = NormStats.from_dict(ck["norm"])
         elif t_cfg.init_from:  # its weights mean something in its own normalisation: keep that
             init = read_checkpoint(model_path(t_cfg.init_from))  # a path or a packaged model's name
             stats = NormStats.from_dict(init["norm"])
-        stale = _previous_run(out, resume, force)
+        stale = _previous_run(out, resume, force, auto)
         data_split = traindata.open_data(cfg, stats)
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(dd, err)
+    if auto:
+        if dd.world > 1 and dd.any(bool(resume)) and dd.any(not resume):
+            raise ConfigError(f"auto-resume: {out / 'ckpt.pt'} exists for some processes only; the run folder must be "
+                              "one folder shared by every process")
+        if root:
+            log.info("auto-resume: %s", f"continuing from {out / 'ckpt.pt'}" if resume else
+                     f"no checkpoint in {out}: starting a new run")
     if ck is not None and root:
         _check_resumed_data(ck["training"], str(cfg.data.path), data_split.identity)
     cond = cfg.model.kind == "conditional"
@@ -396,7 +420,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool, force: bool,
         if not root:
             return
         for p in stale:
-            log.warning("replacing the previous run (force): deleting %s", p)
+            log.warning("replacing the previous run (%s): deleting %s",
+                        "force" if force else "auto-resume, it never checkpointed", p)
             if p.is_dir():
                 shutil.rmtree(p)
             else:

@@ -151,9 +151,10 @@ def test_readme_generate_synopsis_has_every_source_and_option():
     assert [n for n in BUILT_IN if n not in synopsis] == []
 
 
-def test_train_resume_and_force_exclude_each_other(capsys):
+@pytest.mark.parametrize("flags", [("--resume", "--force"), ("--auto-resume", "--resume"), ("--auto-resume", "--force")])
+def test_train_resume_and_force_exclude_each_other(capsys, flags):
     with pytest.raises(SystemExit) as info:
-        main(["train", "c.toml", "--resume", "--force"])
+        main(["train", "c.toml", *flags])
     assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 

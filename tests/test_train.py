@@ -175,6 +175,41 @@ def test_resume_from_a_moved_dataset_equals_uninterrupted_and_other_data_is_flag
         assert model_summary(tmp_path / "cut" / "model.pt")["dataset_identity"] == b.identity()
 
 
+def test_auto_resume_starts_continues_and_finishes_like_one_run(dataset, tmp_path):
+    """resume="auto" (--auto-resume): a new run in an empty folder, the exact continuation of an
+    interrupted one, nothing more once finished; a start that never checkpointed is started again,
+    a folder holding weights without a checkpoint is refused."""
+    extra = ("log.checkpoint_every=100",)
+    train(tiny_config(dataset, tmp_path / "full", *extra))
+    cfg = tiny_config(dataset, tmp_path / "job", *extra)
+
+    def stop_at_2(it):
+        if it == 2:
+            signal.raise_signal(signal.SIGTERM)  # a batch system's preemption
+
+    first = train(cfg, resume="auto", _on_iteration=stop_at_2)
+    assert first.interrupted and first.iteration == 2
+    again = train(cfg, resume="auto")  # the requeued job: the same command
+    assert again.iteration == 4 and again.iterations_run == 2
+    _assert_same_run(tmp_path / "full", tmp_path / "job")
+    done = train(cfg, resume="auto")
+    assert done.iteration == 4 and done.iterations_run == 0
+
+    killed = tmp_path / "killed"  # a start that never checkpointed: its files only
+    killed.mkdir()
+    (killed / "config.toml").write_text("# from a job killed at once\n")
+    (killed / "log.csv").write_text("iteration\n")
+    train(tiny_config(dataset, killed, *extra), resume="auto")
+    _assert_same_run(tmp_path / "full", killed)
+    (killed / "ckpt.pt").unlink()  # weights without a checkpoint: not the start's files
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny_config(dataset, killed, *extra), resume="auto")
+    with pytest.raises(ConfigError, match="must be True, False or 'auto'"):
+        train(cfg, resume="yes")
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train(cfg, resume="auto", force=True)
+
+
 def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
     train(tiny_config(dataset, tmp_path / "w0", "train.iterations=2"))
     train(tiny_config(dataset, tmp_path / "w1", "train.iterations=2", "data.num_workers=1",
@@ -306,6 +341,8 @@ def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
                    "--set", "train.iterations=1"])
     assert rc == 0 and (tmp_path / "cli" / "model.pt").is_file()
     assert "iterations = 1" in (tmp_path / "cli" / "config.toml").read_text()
+    rc = cli_main(["train", str(cfg_path), "--device", "cpu", "--out", str(tmp_path / "cli"), "--auto-resume"])
+    assert rc == 0 and read_checkpoint(tmp_path / "cli" / "ckpt.pt")["training"]["iteration"] == 2  # went on to 2
     rc = cli_main(["train", str(cfg_path), "--set", "train.iterations=fast"])
     assert rc == 2 and "train.iterations: expected an integer" in capsys.readouterr().err
 
@@ -344,6 +381,11 @@ def test_ddp_two_processes_match_one_process(dataset, planes, tmp_path, kind):
 
     g0 = (Generator if kind == "plane" else CondGenerator)(ck["arch"]).state_dict()
     assert max((g1[k] - g0[k]).abs().max().item() for k in g0) > 1e-3
+    if kind == "plane":  # the requeued job under DDP: both processes see the checkpoint and go on
+        proc = subprocess.run(cmd + ["--auto-resume", "--set", "train.iterations=4"], env=env, capture_output=True,
+                              text=True, timeout=240)
+        assert proc.returncode == 0 and "continuing from" in proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert read_checkpoint(tmp_path / "two" / "ckpt.pt")["training"]["iteration"] == 4
 
 
 def test_existing_run_folder_refused_unless_resume_or_force(dataset, tmp_path, capsys, monkeypatch):
