@@ -11,6 +11,9 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     # continue the same run later (same rank count):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
         --duration 20
+    # a batch job that may be requeued: one command, started or continued, to t = 200
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/long --ic streaks \\
+        --auto-restart --until 200 --max-wall 3500
 
 Outputs (see cfdseed.solvers.runner): time series CSV, plane-averaged profiles, y-z slice files
 in the cfdseed dataset format, restart checkpoints.
@@ -32,7 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run directory (created)")
-    p.add_argument("--restart", action="store_true", help="continue from the newest checkpoint in --out")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--restart", action="store_true", help="continue from the newest checkpoint in --out")
+    again.add_argument("--auto-restart", action="store_true",
+                       help="continue from the newest checkpoint in --out if there is one, else start (a requeued "
+                            "batch job's one command; --kick then acts on the start only; best with --until)")
     p.add_argument("--ic", default="analytic", help="init_field source name (e.g. analytic, streaks, gan)")
     p.add_argument("--state", default=None,
                    help="start from this compact state file instead of --ic (DedalusChannel.save_state, e.g. "
@@ -51,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fftw-rigor", choices=FFTW_RIGORS, default=None,
                    help="FFTW planning rigor of Dedalus' transforms (default: Dedalus' own, measure; "
                         "patient: ~15 %% faster steps on the default case)")
-    p.add_argument("--duration", type=float, required=True, help="simulated time to add (h/u_tau)")
+    end = p.add_mutually_exclusive_group(required=True)
+    end.add_argument("--duration", type=float, help="simulated time to add (h/u_tau)")
+    end.add_argument("--until", type=float, help="simulated time to reach (h/u_tau): the same command goes on to it")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this segment (s)")
     p.add_argument("--series-every", type=int, default=20, help="steps between time-series/profile records")
     p.add_argument("--slices-every", type=int, default=0, help="steps between y-z slice snapshots (0: none)")
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         wall_units=json.dumps(spec.wall_units()),
     )
     settings = RunSettings(
-        duration=args.duration, max_wall=args.max_wall, series_every=args.series_every,
+        duration=args.duration, until=args.until, max_wall=args.max_wall, series_every=args.series_every,
         slices_every=args.slices_every, slices_after=args.slices_after, slice_x=planes,
         checkpoint_every=args.checkpoint_every, source=f"dedalus:{provenance['ic']}", provenance=provenance,
     )
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if comm.rank == 0:
         log.info("spec %s, wall units %s, %d ranks", spec.to_dict(), spec.wall_units(), comm.size)
-    summary = drive(channel, args.out, settings, restart=args.restart, seed_fn=seed,
+    summary = drive(channel, args.out, settings, restart="auto" if args.auto_restart else args.restart, seed_fn=seed,
                     after_start=kick if args.kick else None,
                     note=dict(argv=sys.argv, spec=spec.to_dict()))
     if comm.rank == 0:

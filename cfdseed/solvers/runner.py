@@ -59,13 +59,14 @@ STOP_FILE = "STOP"
 class RunSettings:
     """What to run and what to record.
 
-    duration: simulated time to add in this segment (h/u_tau); max_wall: wall-clock limit (s);
-    series_every / slices_every / checkpoint_every: cadences in steps (0 disables slices);
-    slice_x: global x indices of the y-z planes of each snapshot; slices_after: earliest
-    simulated time for slices; source: provenance string for the slice files.
+    duration: simulated time to add in this segment (h/u_tau), or until: the simulated time to run
+    to (one of the two; ``until`` makes a requeued job's one command go to the same end);
+    max_wall: wall-clock limit (s); series_every / slices_every / checkpoint_every: cadences in
+    steps (0 disables slices); slice_x: global x indices of the y-z planes of each snapshot;
+    slices_after: earliest simulated time for slices; source: provenance string for the slice files.
     """
 
-    duration: float
+    duration: float | None = None
     max_wall: float = math.inf
     series_every: int = 20
     slices_every: int = 0
@@ -75,10 +76,16 @@ class RunSettings:
     checkpoint_every: int = 1000
     source: str = "dedalus"
     provenance: dict[str, Any] | None = None
+    until: float | None = None
 
     def __post_init__(self) -> None:
-        if not (self.duration >= 0 and self.max_wall > 0):
-            raise ConfigError(f"duration={self.duration} must be >= 0 and max_wall={self.max_wall} > 0")
+        if (self.duration is None) == (self.until is None):
+            raise ConfigError(f"give one of duration (time to add) and until (time to reach); got duration="
+                              f"{self.duration}, until={self.until}")
+        end = self.duration if self.until is None else self.until
+        if not (end >= 0 and self.max_wall > 0):
+            raise ConfigError(f"duration={self.duration} / until={self.until} must be >= 0 and "
+                              f"max_wall={self.max_wall} > 0")
         for k in ("series_every", "checkpoint_every", "slices_per_file"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k}={getattr(self, k)} must be >= 1")
@@ -158,29 +165,41 @@ class _Recorder:
             self._slices.close()
 
 
-def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool,
+def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool | str,
           seed_fn: Any = None, after_start: Any = None, note: dict[str, Any] | None = None,
           monitor: Any = None) -> dict[str, Any]:
     """Run one segment: restart from the newest checkpoint (or call ``seed_fn()``), call
-    ``after_start()`` if given (e.g. a perturbation), step until ``duration`` or ``max_wall`` is
-    reached, record outputs, checkpoint at the end. Collective.
+    ``after_start()`` if given (e.g. a perturbation), step until ``duration`` (or ``until``) or
+    ``max_wall`` is reached, record outputs, checkpoint at the end. Collective.
+
+    ``restart``: True continues the newest checkpoint under ``out`` (refused without one), False
+    starts a new run (refused where checkpoints exist), ``"auto"`` continues when there is one and
+    starts otherwise (one command for a requeued batch job: ``after_start`` then acts on a start
+    only, not on each continuation; with ``settings.until`` a run already there returns at once,
+    ``stopped="until"``, without a new segment).
 
     ``monitor(diagnostics, wall_s)``, if given, is called on rank 0 with every time-series record
     (``wall_s``: wall seconds since the segment started); returning True ends the segment like
     the ``STOP`` file does (e.g. once a steady-state detector is satisfied).
 
     Returns a summary dict (identical on every rank); ``stopped`` says why the segment ended:
-    ``"duration"``, ``"max_wall"``, ``"stop_file"``, ``"monitor"`` or ``"monitor_error"`` (the
+    ``"duration"`` (the end time reached), ``"until"`` (already there: nothing run), ``"max_wall"``,
+    ``"stop_file"``, ``"monitor"`` or ``"monitor_error"`` (the
     monitor raised; logged on rank 0, and every rank stops instead of hanging).
     """
     comm = channel.comm
     out = Path(out)
     ckdir = out / "checkpoints"
 
+    if restart not in (True, False, "auto"):
+        raise ConfigError(f"restart={restart!r}; must be True, False or 'auto'")
+
     def find() -> Path | None:  # rank 0 decides for all: ranks on unshared disks could list different sets
         if comm.rank != 0:
             return None
         latest = channel.latest_checkpoint(ckdir)
+        if restart == "auto":
+            return latest
         if not restart and latest is not None:
             raise ConfigError(f"{out} already holds checkpoints; continue it with restart or use a new directory")
         if restart and latest is None:
@@ -188,6 +207,10 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         return latest if restart else None
 
     ck = comm.bcast(run_agreed(comm, find), root=0)
+    auto = restart == "auto"
+    if auto:
+        restart = ck is not None
+        log.info("auto-restart: %s", f"continuing {ck}" if restart else f"no checkpoint under {ckdir}: starting")
 
     def clear_stop() -> None:
         if comm.rank == 0 and (out / STOP_FILE).exists():
@@ -199,7 +222,10 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         log.info("restarted from %s at t=%.4f it=%d", ck, channel.sim_time, channel.iteration)
     elif seed_fn is not None:
         seed_fn()
-    if after_start is not None:
+    if settings.until is not None and channel.sim_time >= settings.until:  # the same on every rank
+        log.info("already at t=%.4f >= until=%.4f: nothing to run", channel.sim_time, settings.until)
+        return dict(t=channel.sim_time, iteration=channel.iteration, steps=0, slices=0, wall_s=0.0, stopped="until")
+    if after_start is not None and not (auto and restart):
         after_start()
 
     def open_segment() -> tuple[list[dict[str, Any]] | None, _Recorder | None]:
@@ -217,7 +243,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
         return segments, _Recorder(out / f"seg{len(segments) - 1:03d}", channel, settings)
 
     segments, rec = run_agreed(comm, open_segment)
-    t_end = channel.sim_time + settings.duration
+    t_end = settings.until if settings.until is not None else channel.sim_time + settings.duration
     wall0 = time.time()
     n_slices = 0
     dt_sim = 0.0

@@ -219,6 +219,34 @@ def test_run_outputs_round_trip_and_restart(shared_tmp):
     comm.Barrier()
 
 
+def test_auto_restart_with_until_is_one_command_for_a_requeued_job(shared_tmp):
+    """restart="auto" + until: the first call seeds and runs to the end time (kicked once), the
+    requeued call finds the run there and returns without a segment, a later end continues it
+    (no second kick); one of duration/until is required."""
+    out = shared_tmp / "auto"
+    kicks = []
+    seed = lambda ch: (lambda: ch.seed("analytic", options=ANALYTIC, seed=3))  # noqa: E731
+    kick = lambda: kicks.append(1)  # noqa: E731 - counts the after_start calls
+    ch = DedalusChannel(SPEC, comm)
+    first = drive(ch, out, RunSettings(until=3e-3, series_every=2), restart="auto", seed_fn=seed(ch),
+                  after_start=kick)
+    assert first["stopped"] == "duration" and first["steps"] > 0 and ch.sim_time >= 3e-3 and len(kicks) == 1
+    ch2 = DedalusChannel(SPEC, comm)
+    again = drive(ch2, out, RunSettings(until=3e-3, series_every=2), restart="auto", seed_fn=seed(ch2),
+                  after_start=kick)
+    assert again["stopped"] == "until" and again["steps"] == 0 and ch2.sim_time == pytest.approx(ch.sim_time)
+    later = drive(ch2, out, RunSettings(until=6e-3, series_every=2), restart="auto", after_start=kick)
+    assert later["stopped"] == "duration" and later["steps"] > 0 and ch2.sim_time >= 6e-3 and len(kicks) == 1
+    if comm.rank == 0:
+        assert [s["start_time"] > 0 for s in read_segments(out)] == [False, True]  # no segment for the no-op
+    for bad in (dict(), dict(duration=1.0, until=2.0), dict(until=-1.0)):
+        with pytest.raises(ConfigError, match="duration"):
+            RunSettings(**bad)
+    with pytest.raises(ConfigError, match="must be True, False or 'auto'"):
+        drive(ch2, out, RunSettings(until=1.0), restart="yes")
+    comm.Barrier()
+
+
 def test_stop_file_ends_segment_gracefully(channel, shared_tmp):
     out = shared_tmp / "stopped"
 
