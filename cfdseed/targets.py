@@ -97,7 +97,11 @@ class StressTarget:
             j = int(np.argmax(excess))
             raise SourceError(f"stress target {self.name!r}: not positive semi-definite at y/h = {y[j]:.4g} "
                               f"(uv^2 = {arrays['uv'][j] ** 2:.4g} > uu vv = {arrays['uu'][j] * arrays['vv'][j]:.4g})")
-        if not (math.isfinite(self.re_tau) and self.re_tau > 0):
+        try:
+            re_ok = math.isfinite(self.re_tau) and self.re_tau > 0
+        except TypeError:
+            re_ok = False
+        if not re_ok:
             raise SourceError(f"stress target {self.name!r}: re_tau must be a positive number, got {self.re_tau!r}")
 
     def on_grid(self, y: np.ndarray, ly: float, u_tau: float = 1.0, spacing: float | None = None) -> Stresses:
@@ -201,6 +205,8 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
                                 **{k: np.asarray(spec[k], dtype=np.float64) for k in ("y_delta", "U", *STATS)})
         except KeyError as exc:
             raise SourceError(f"stress target dict lacks {exc.args[0]!r}; needs re_tau, y_delta, U, uu, vv, ww, uv") from None
+        except (TypeError, ValueError) as exc:
+            raise SourceError(f"stress target dict: re_tau and the profiles must be numbers ({exc})") from None
     if not isinstance(spec, (str, os.PathLike)):
         raise SourceError(f"stress target must be a reference name, a file, a dict or a StressTarget, "
                           f"got {type(spec).__name__}")
@@ -224,12 +230,24 @@ def stress_target(spec: Any, *, re_tau: float | None = None) -> StressTarget:
             file_re = None
     except SourceError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SourceError(f"stress target file {path}: {exc}") from None
     rt = file_re if file_re is not None else re_tau
     if rt is None:
         raise SourceError(f"stress target file {path} does not give re_tau; pass re_tau")
-    return StressTarget(name=os.path.basename(path), re_tau=float(rt), **cols)
+    try:
+        rt = float(rt)
+    except (TypeError, ValueError):
+        raise SourceError(f"stress target file {path}: re_tau must be a number, got {rt!r}") from None
+    target = StressTarget(name=os.path.basename(path), re_tau=rt, **cols)
+    # a file's sign convention is the commonest slip: <u'v'> is negative on the lower half (the
+    # shear stress carries momentum to the wall); a column that is mostly positive holds -<u'v'>
+    uv, y = target.uv, target.y_delta
+    if np.trapezoid(uv, y) > 0.5 * np.trapezoid(np.abs(uv), y):
+        raise SourceError(f"stress target file {path}: uv+ is positive over most of the lower half (integral "
+                          f"{np.trapezoid(uv, y):+.4g}); <u'v'>+ is negative there (about -0.4 integrated at "
+                          "Re_tau 180): the file seems to hold -<u'v'>+; negate that column")
+    return target
 
 
 def reference_target(ref: Any) -> StressTarget:

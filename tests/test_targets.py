@@ -93,6 +93,23 @@ def test_a_target_carried_to_a_nearby_re_tau_keeps_its_near_wall_peaks_in_wall_u
     assert resolve_target("model", 250.0, LM).name.startswith("lee-moser interpolated")
 
 
+def test_a_target_file_holding_minus_uv_is_refused(tmp_path):
+    """A file whose uv+ column holds -<u'v'>+ (positive on the lower half) would flip the delivered
+    field's shear stress: refused, naming the fix; a dict with a non-number re_tau is a SourceError."""
+    cols = np.stack([LM.y_delta, LM.U, LM.uu, LM.vv, LM.ww, -LM.uv], axis=1)
+    path = tmp_path / "flipped.csv"
+    np.savetxt(path, cols, delimiter=",", header="y/h,U+,uu+,vv+,ww+,uv+", comments="")
+    with pytest.raises(SourceError, match=r"seems to hold -<u'v'>\+; negate"):
+        stress_target(path, re_tau=182.0)
+    cols[:, 5] *= -1.0
+    np.savetxt(path, cols, delimiter=",", header="y/h,U+,uu+,vv+,ww+,uv+", comments="")
+    assert stress_target(path, re_tau=182.0).uv.min() < -0.7
+    with pytest.raises(SourceError, match="must be numbers"):
+        stress_target({**LM.to_dict(), "re_tau": "abc"})
+    with pytest.raises(SourceError, match="re_tau must be a number"):
+        stress_target(path, re_tau="abc")
+
+
 def _target(**change):
     d = LM.to_dict()
     d.update(change)
