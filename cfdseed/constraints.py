@@ -308,7 +308,7 @@ def check_field(
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
-    blocks = agree_grid(comm, grid, {"the dtype": dtype.name})
+    blocks = agree_grid(comm, grid, {"the dtype": dtype.name, "the tolerances": tolerances})
 
     err, part = None, np.zeros(len(_MAX) + len(_SUM))
     rows = np.zeros((2, grid.shape[1]))  # this rank's sums of v and w per global y row

@@ -103,6 +103,24 @@ def _nonfinite(a: np.ndarray) -> str | None:
         return "some"
 
 
+def _seed_key(seed: Any) -> Any:
+    """What a seed is, comparable between ranks: the int(s), a SeedSequence's entropy and spawn key,
+    a generator's state; ConfigError for what ``np.random.default_rng`` does not take."""
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.SeedSequence):
+        return ("SeedSequence", seed.entropy, tuple(seed.spawn_key), seed.pool_size)
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator)):
+        bits = seed.bit_generator if isinstance(seed, np.random.Generator) else seed
+        return (type(bits).__name__, repr(bits.state))
+    try:
+        np.random.SeedSequence(seed)  # ints >= 0 or sequences of them, as default_rng takes them
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed must be None, a non-negative integer, a SeedSequence or a numpy Generator, "
+                          f"got {seed!r}") from None
+    return ("int", repr(np.asarray(seed).tolist()))
+
+
 def init_field(
     comm: Any,
     grid: Grid,
@@ -139,7 +157,8 @@ def init_field(
     root : int, default 0
         Rank that runs the source.
     seed : int or SeedSequence, optional
-        Seed of ``np.random.default_rng`` handed to the source (root only); None: fresh entropy.
+        Seed of ``np.random.default_rng`` handed to the source (root only; distributed: every rank
+        passes the same); None: fresh entropy.
     out : ndarray (3, ...) or tuple (u, v, w), optional
         This rank's own arrays, axes in the order ``axes``, any memory order, float32/float64;
         filled in place. Allocated (C order) when omitted.
@@ -171,10 +190,12 @@ def init_field(
     ------
     TransportError, GridError, DecompositionError
         Bad ``out``/``axes``/``dtype``/``root``, ranks disagreeing on the grid, blocks that do not
-        tile it, a grid decomposed for another number of ranks. Nothing is written.
+        tile it, a grid decomposed for another number of ranks; ranks disagreeing on ``strategy``,
+        ``check`` or ``tolerances`` (and, where the field may be built distributed, on the source,
+        its options or the seed: TransportError). Nothing is written.
     ConfigError
-        ``tolerances`` not a :class:`~cfdseed.constraints.Tolerances`, or an unknown ``strategy``.
-        Nothing is written.
+        ``tolerances`` not a :class:`~cfdseed.constraints.Tolerances`, an unknown ``strategy``, or a
+        ``seed`` that ``np.random.default_rng`` does not take. Nothing is written.
     SourceError
         Unknown source or bad options, ``strategy="distributed"`` for a source without a slab path,
         or the source raised, returned a non-array, the wrong shape or dtype, or NaN/Inf on the
@@ -195,12 +216,14 @@ def init_field(
                               f"got {type(source).__name__}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        # what steers the collective steps must match on every rank (compared by prepare); on the
-        # root path the source, its options and the seed are the root's alone
-        alike: dict[str, Any] = {"strategy": strategy, "check": bool(check)}
+        seed_key = _seed_key(seed)
+        # what steers the collective steps must match on every rank (compared by prepare): the
+        # checks' tolerances decide pass or fail on each; on the root path the source, its options
+        # and the seed are the root's alone, on the distributed path every rank builds from them
+        alike: dict[str, Any] = {"strategy": strategy, "check": bool(check), "the tolerances": tolerances}
         if isinstance(grid, Grid) and _may_distribute(comm, grid, strategy):
             alike.update({"the source": _source_name(source), "the options (digest)": _options_digest(options),
-                          "whether seed is None": seed is None})
+                          "the seed": seed_key})
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)

@@ -143,8 +143,11 @@ def test_a_user_source_s_bad_slab_on_one_rank_fails_every_rank(bad_slab):
 ALIKE = {
     "check": (dict(source="plug", options={"bulk": 15.0}, strategy="root"), {"check": False}),
     "strategy": (dict(source="sem", strategy="distributed"), {"strategy": "root"}),
-    "whether seed is None": (dict(source="sem", strategy="distributed"), {"seed": None}),
+    "the seed": (dict(source="sem", strategy="distributed"), {"seed": None}),
+    "the seed ": (dict(source="sem", strategy="distributed"), {"seed": 2}),  # another value, not only None
     "the options (digest)": (dict(source="sem", strategy="distributed"), {"options": {"divergence_free": False}}),
+    "the tolerances": (dict(source="plug", options={"bulk": 15.0}, strategy="root"),
+                       {"tolerances": cfdseed.Tolerances(divergence_max=0.0)}),
 }
 
 
@@ -157,7 +160,26 @@ def test_init_field_arguments_that_steer_the_collectives_are_compared(what):
     with pytest.raises(cfdseed.TransportError) as info:
         cfdseed.init_field(comm, grid(), **kwargs)
     msgs = comm.allgather(str(info.value))
-    assert all(f"ranks disagree on {what}" in m for m in msgs), msgs
+    assert all(f"ranks disagree on {what.strip()}" in m for m in msgs), msgs
+
+
+def test_check_field_compares_the_tolerances():
+    """Each rank decides pass or fail by its tolerances: differing ones are refused on every rank."""
+    if size == 1:
+        pytest.skip("one rank cannot disagree")
+    g = grid()
+    field = cfdseed.init_field(comm, g, source="plug", options={"bulk": 15.0}, seed=1)
+    tol = cfdseed.Tolerances(divergence_max=0.0) if rank == size - 1 else None
+    with pytest.raises(cfdseed.TransportError) as info:
+        cfdseed.check_field(comm, g, field, tolerances=tol)
+    assert all("ranks disagree on the tolerances" in m for m in comm.allgather(str(info.value)))
+
+
+@pytest.mark.parametrize("seed", [-1, "abc", 1.5])
+def test_a_seed_default_rng_cannot_take_is_refused_on_every_rank(seed):
+    with pytest.raises(cfdseed.ConfigError, match="seed must be None, a non-negative integer") as info:
+        cfdseed.init_field(comm, grid(), source="plug", seed=seed)
+    assert all("seed must be" in m for m in comm.allgather(str(info.value)))
 
 
 def test_the_distributed_path_resolves_the_source_once(monkeypatch):
