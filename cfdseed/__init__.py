@@ -29,6 +29,7 @@ from .errors import (
     DecompositionError,
     GridError,
     SourceError,
+    TrainingError,
     TransportError,
 )
 from .grid import Grid
@@ -60,6 +61,7 @@ __all__ = [
     "DecompositionError",
     "GridError",
     "SourceError",
+    "TrainingError",
     "TransportError",
     "__version__",
 ]

@@ -212,6 +212,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         check_arch(ck["arch"])
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: foreign architecture: {exc}") from None
+    bad = [k for k, v in ck["generator"].items() if hasattr(v, "isfinite") and v.is_floating_point()
+           and not bool(v.isfinite().all())]
+    if bad:
+        raise CheckpointError(f"{p}: non-finite generator weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+                              "a diverged training run's; use an earlier checkpoint")
     grid = ck["grid"]
     need = ("ny", "nz", "y", "ly", "lz", "re_tau", "u_tau", "nu")
     if not isinstance(grid, dict) or any(k not in grid for k in need):

@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "MPIMismatchError",
     "CaseError",
+    "TrainingError",
 ]
 
 
@@ -73,3 +74,7 @@ class MPIMismatchError(CfdseedError, RuntimeError):
 
 class CaseError(CfdseedError, ValueError):
     """A solver case (OpenFOAM) is missing files, is not a periodic channel, or cannot be written."""
+
+
+class TrainingError(CfdseedError, RuntimeError):
+    """Training diverged (non-finite losses or weights); the last finite checkpoint is kept."""

@@ -59,7 +59,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, model_path, read_
 from .conditional import CondGenerator, PairCritic, Unrolled, latent_size
 from .config import Config, to_dict, to_toml
 from .data import EpochBatchSampler, NormStats, SliceDataset
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .model import Critic, Generator, arch_config, count_parameters, torch_device
 from .pairs import PairDataset
 from .targets import dataset_target
@@ -178,6 +178,16 @@ def _previous_run(out: Path, resume: bool, force: bool, auto: bool = False) -> l
             "--resume, replace it with --force, or choose another folder (--out / log.out)"
         )
     return old if force else []
+
+
+def _check_finite(gen: torch.nn.Module, it: int, out: Path, saved: int | None) -> None:
+    """TrainingError before a diverged generator (NaN/Inf weights) would overwrite a checkpoint."""
+    with torch.no_grad():
+        if all(bool(torch.isfinite(p).all()) for p in gen.parameters()):
+            return
+    raise TrainingError(f"training diverged by iteration {it}: non-finite generator weights; {out / 'ckpt.pt'} "
+                        f"keeps {'no state' if saved is None else f'iteration {saved}'}: lower train.lr_g / "
+                        "train.lr_c or the loss weights and resume, or start again")
 
 
 def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
@@ -457,6 +467,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
             break
 
     it = start
+    saved = start if ck is not None else None  # the iteration ckpt.pt holds
     interrupted = False
     last: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -471,8 +482,11 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
                 vals = vals.cpu()
                 now = time.perf_counter()
                 last = dict(zip(LOSSES, vals.tolist(), strict=True))
-                if not all(math.isfinite(v) for v in last.values()):
-                    log.warning("non-finite losses at iteration %d: %s", it, last)
+                if not all(math.isfinite(v) for v in last.values()):  # averaged: every rank alike
+                    raise TrainingError(
+                        f"training diverged at iteration {it}: non-finite losses {last}; {out / 'ckpt.pt'} keeps "
+                        f"{'no state' if saved is None else f'iteration {saved}'} (nothing non-finite is written): "
+                        "lower train.lr_g / train.lr_c or the loss weights and resume, or start again")
                 run_agreed(dd, logger.row, {"iteration": float(it), **last, "time_s": now - t0,
                                             "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12)})
                 t_prev = now
@@ -484,7 +498,9 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
                 on_iteration(it)
             interrupted = dd.any(stop["flag"])
             if it % cfg.log.checkpoint_every == 0 or interrupted or it == t_cfg.iterations:
+                _check_finite(gen, it, out, saved)  # DDP keeps the generators alike: every rank decides alike
                 run_agreed(dd, lambda: root and save_checkpoint(out / "ckpt.pt", payload(it, True)))
+                saved = it
             if interrupted:
                 log.warning("interrupted at iteration %d; checkpoint %s written, continue with --resume",
                             it, out / "ckpt.pt")

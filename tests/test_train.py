@@ -4,6 +4,7 @@ test_losses.py)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -208,6 +209,39 @@ def test_auto_resume_starts_continues_and_finishes_like_one_run(dataset, tmp_pat
         train(cfg, resume="yes")
     with pytest.raises(ConfigError, match="exclude each other"):
         train(cfg, resume="auto", force=True)
+
+
+def _toml(tmp_path, cfg):
+    path = tmp_path / "cfg.toml"
+    path.write_text(to_toml(cfg))
+    return path
+
+
+def test_a_diverging_run_stops_with_its_last_finite_checkpoint(dataset, tmp_path, capsys):
+    """A learning rate that blows the weights up ends training with a TrainingError (the CLI: exit 2
+    and the message) instead of writing a NaN model; ckpt.pt keeps the last finite state, and a
+    checkpoint file holding non-finite weights is refused when read."""
+    from cfdseed import TrainingError
+
+    run = tmp_path / "div"
+    with pytest.raises(TrainingError, match=r"diverged .* keeps iteration (\d+)") as info:
+        train(tiny_config(dataset, run, "train.iterations=40", "log.checkpoint_every=1", "train.lr_g=1e2",
+                          "train.lr_c=1e2"))
+    ck = read_checkpoint(run / "ckpt.pt")
+    kept = int(re.search(r"keeps iteration (\d+)", str(info.value)).group(1))
+    assert ck["training"]["iteration"] == kept < 40 and not (run / "model.pt").exists()
+    assert all(bool(torch.isfinite(v).all()) for v in ck["generator"].values() if v.is_floating_point())
+    rc = cli_main(["train", str(_toml(tmp_path, tiny_config(dataset, tmp_path / "cli", "train.iterations=40",
+                                                              "train.lr_g=1e30", "train.lr_c=1e30")))])
+    assert rc == 2 and "training diverged" in capsys.readouterr().err
+    bad = dict(ck)
+    bad["generator"] = {k: v.clone() for k, v in ck["generator"].items()}
+    next(v for v in bad["generator"].values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    from cfdseed.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "nan.pt", bad)
+    with pytest.raises(CheckpointError, match="non-finite generator weights"):
+        read_checkpoint(tmp_path / "nan.pt")
 
 
 def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
