@@ -290,9 +290,16 @@ class Grid:
         if isinstance(y, str):
             self.y_spec: str | None = y
             yy = wall_normal(y, shp[1], lens[1])
+            if np.any(np.diff(yy) <= 0):  # a strong stretch rounds neighbouring points together
+                k = int(np.argmax(np.diff(yy) <= 0))
+                raise GridError(f"y={y!r} with ny={shp[1]} gives repeated points in float64 (y[{k}] = {yy[k]:.3g} "
+                                f">= y[{k + 1}] = {yy[k + 1]:.3g}): use a smaller stretch or fewer points")
         else:
             self.y_spec = None
-            yy = np.array(y, dtype=np.float64).reshape(-1) if np.ndim(y) == 1 else np.asarray(y)
+            try:
+                yy = np.array(y, dtype=np.float64).reshape(-1) if np.ndim(y) == 1 else np.asarray(y)
+            except (TypeError, ValueError):
+                raise GridError(f"y must be a distribution name or an array of numbers, got {y!r}") from None
             if yy.ndim != 1 or yy.size != shp[1]:
                 raise GridError(f"y must have shape ({shp[1]},) to match ny, got {np.shape(y)}")
             if not np.all(np.isfinite(yy)):

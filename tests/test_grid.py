@@ -56,6 +56,8 @@ def test_uniform_cc_is_midpoints():
         (dict(y=[0, 1, 1.5, 2.5]), "inside the walls"),
         (dict(y="cosine"), "must be one of"),
         (dict(y="tanh:abc"), "not a number"),
+        (dict(shape=(4, 9, 4), y="tanh:40"), "repeated points in float64"),
+        (dict(y=["a", "b", "c", "d"]), "array of numbers"),
     ],
 )
 def test_bad_grid_raises_clear_error(kwargs, match):
