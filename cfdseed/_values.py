@@ -6,11 +6,14 @@ One wording for every rejected value: ``"<name> must be a positive number, got -
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
+
+import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["number"]
+__all__ = ["number", "is_integer", "is_real"]
 
 
 def number(name: str, value: Any, *, minimum: float | None = None, strict: bool = False,
@@ -42,3 +45,13 @@ def number(name: str, value: Any, *, minimum: float | None = None, strict: bool 
     if not math.isfinite(f) or (minimum is not None and (f <= minimum if strict else f < minimum)):
         raise error(f"{name} must be {what}, got {value!r}")
     return f
+
+
+def is_integer(v: Any) -> bool:
+    """A Python or numpy integer (not a bool, not an integer-valued float)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def is_real(v: Any) -> bool:
+    """A Python or numpy real number (not a bool)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s r{comm.rank} %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("dedalus_channel")
     spec = ChannelSpec(shape=tuple(args.shape), lengths=tuple(args.lengths), re_tau=args.re_tau,
-                       cfl_safety=args.cfl, max_step=args.max_step)
+                       cfl_safety=args.cfl, max_step=args.max_step,
+                       initial_step=min(ChannelSpec.initial_step, args.max_step))
     channel = DedalusChannel(spec, comm, fftw_rigor=args.fftw_rigor)
     nx = spec.shape[0]
     planes = tuple(int(i) for i in np.linspace(0, nx, args.slice_planes, endpoint=False).round().astype(int))

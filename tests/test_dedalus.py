@@ -2,11 +2,13 @@
 
 Skipped, with the reason shown, where .venv-dedalus is absent (create it with
 .ci/setup-dedalus.sh). The Dedalus environment uses the system Open MPI, so its mpiexec is
-/usr/bin/mpiexec, never the core venv's.
+/usr/bin/mpiexec, never the core venv's. The checks of the case and run settings as plain data
+(ChannelSpec, RunSettings) and the committed sample need no Dedalus and run here.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -68,3 +70,130 @@ def test_packaged_sample_is_a_valid_dedalus_dataset():
     u = f[:, 0].mean(axis=(0, 2))  # (ny,)
     assert 14.0 < u[ds.ny // 2] < 22.0  # centreline U+ of Re_tau = 180 is ~18.3
     assert abs(f[:, 1].mean()) < 0.05 * u.mean() and abs(f[:, 2].mean()) < 0.1 * u.mean()
+
+
+# -- ChannelSpec and RunSettings as plain data (no Dedalus, no MPI) -------------------------------
+BAD_SETTINGS = [  # (RunSettings keywords besides duration=1.0, what the ConfigError says)
+    (dict(series_every=math.nan), r"series_every=nan must be an integer >= 1"),
+    (dict(series_every=math.inf), r"series_every=inf must be an integer >= 1"),
+    (dict(series_every=1.5), r"series_every=1\.5 must be an integer >= 1"),
+    (dict(series_every=True), r"series_every=True must be an integer"),
+    (dict(checkpoint_every=2.5), r"checkpoint_every=2\.5 must be an integer >= 1"),
+    (dict(slices_per_file=math.nan), r"slices_per_file=nan must be an integer >= 1"),
+    (dict(slices_every=math.nan), r"slices_every=nan must be an integer >= 0"),
+    (dict(slices_every=0.5), r"slices_every=0\.5 must be an integer >= 0"),
+    (dict(slices_after=math.nan), r"slices_after=nan must be a finite number"),
+    (dict(slices_after=math.inf), r"slices_after=inf must be a finite number"),
+    (dict(slices_after="0"), r"slices_after='0' must be a finite number"),
+    (dict(slice_x=3), r"slice_x=3 must be a sequence of x indices \(integers >= 0\)"),
+    (dict(slice_x=(-1,)), r"slice_x=\(-1,\) must be a sequence of x indices"),
+    (dict(slice_x=(0, 2.0)), r"slice_x=\(0, 2\.0\) must be a sequence of x indices"),
+    (dict(slice_x="0"), r"slice_x='0' must be a sequence"),
+    (dict(slice_x=(), slices_every=10), r"slice_x=\(\) is empty but slices_every=10"),
+    (dict(duration=math.inf), r"duration=inf / until=None and max_wall=inf are both infinite"),
+    (dict(duration=None, until=math.inf), r"until=inf and max_wall=inf are both infinite"),
+    (dict(duration="1"), r"duration='1' must be a number"),
+    (dict(max_wall="60"), r"max_wall='60' must be a number"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_SETTINGS, ids=[str(k) for k, _ in BAD_SETTINGS])
+def test_run_settings_refuse_bad_cadences_times_and_slice_planes(kwargs, match):
+    """A NaN or fractional cadence matches no step (no diagnostics: a blow-up never seen, the STOP
+    file never read), slice planes that are no x indices failed at the first slice, hours in, and
+    infinite time with an infinite wall clock never ends: ConfigError naming the field."""
+    import numpy as np
+
+    from cfdseed.errors import ConfigError
+    from cfdseed.solvers.runner import RunSettings
+
+    with pytest.raises(ConfigError, match=match):
+        RunSettings(**{"duration": 1.0, **kwargs})
+    ok = RunSettings(duration=1.0, series_every=np.int64(20), slices_every=np.int32(0), checkpoint_every=np.int64(5),
+                     slices_per_file=np.int16(3), slices_after=np.float32(2.0), slice_x=np.arange(4))
+    assert ok.series_every == 20  # numpy integers and index arrays are integers
+    for fine in (dict(slice_x=[0, 3]), dict(slice_x=range(0, 32, 4)), dict(slice_x=()),  # () without slices
+                 dict(duration=math.inf, max_wall=3600.0), dict(until=5.0, duration=None, max_wall=math.inf)):
+        RunSettings(**{"duration": 1.0, **fine})
+
+
+BAD_SPECS = [  # (ChannelSpec keywords, what the ConfigError says)
+    (dict(shape=(8.0, 16.0, 8.0)), r"shape must be three integers \(nx, ny, nz\), got \(8\.0, 16\.0, 8\.0\)"),
+    (dict(shape=None), r"shape must be three integers \(nx, ny, nz\), got None"),
+    (dict(shape=math.nan), r"shape must be three integers .*got nan"),
+    (dict(shape="abc"), r"shape must be three integers .*got 'abc'"),
+    (dict(lengths=None), r"lengths must be three positive numbers, got None"),
+    (dict(lengths=("3.1", "2", "1.5")), r"lengths must be three positive numbers, got \('3\.1'"),
+    (dict(re_tau="180"), r"re_tau='180' must be a positive finite number"),
+    (dict(max_step=None), r"max_step=None must be a positive finite number"),
+    (dict(bulk="15.7"), r"bulk='15\.7' must be a positive finite number"),
+    (dict(dealias=0.5), r"dealias=0\.5 under-resolves the quadratic terms; allowed >= 1"),
+    (dict(initial_step=0.02, max_step=0.01), r"initial_step=0\.02 > max_step=0\.01"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_SPECS, ids=[str(k) for k, _ in BAD_SPECS])
+def test_channel_spec_refuses_wrong_types_under_dealiasing_and_a_first_step_above_the_largest(kwargs, match):
+    """shape (8.0, ...) failed in numpy ("deg must be an integer"), None or strings with a bare
+    TypeError, dealias < 1 under-resolves the quadratic terms: ConfigError naming the field."""
+    import numpy as np
+
+    from cfdseed.errors import ConfigError
+    from cfdseed.solvers.dedalus_case import ChannelSpec
+
+    with pytest.raises(ConfigError, match=match):
+        ChannelSpec(**kwargs)
+    kept = ChannelSpec(shape=(np.int64(8), 16, np.int32(8)), lengths=[3, 2, 1], dealias=1, initial_step=0.01,
+                       max_step=0.01)  # numpy integers, integer lengths, dealias 1, equal steps: as before
+    assert kept.shape == (8, 16, 8)
+
+
+def test_channel_spec_from_json_names_unknown_keys():
+    from cfdseed.errors import ConfigError
+    from cfdseed.solvers.dedalus_case import ChannelSpec
+
+    with pytest.raises(ConfigError, match=r"unknown ChannelSpec key\(s\) 'foo'; allowed: shape, lengths, re_tau"):
+        ChannelSpec.from_json({"foo": 1})
+    with pytest.raises(ConfigError, match=r"unknown ChannelSpec key\(s\) 'nu', 'h'"):  # to_dict's derived values
+        ChannelSpec.from_json({"shape": [8, 16, 8], "nu": 0.01, "h": 1.0})
+    with pytest.raises(ConfigError, match=r"JSON form is an object \(dict\), got list"):
+        ChannelSpec.from_json([8, 16, 8])
+
+
+def test_every_committed_spec_and_campaign_run_settings_still_read():
+    """Every ChannelSpec committed under benchmarks/ (the campaign plan's runs, the transient
+    results) reads as before, equal to its JSON, and the campaign's RunSettings of every planned run
+    are accepted (benchmarks/campaign.py builds them so)."""
+    import dataclasses
+    import json
+
+    from cfdseed.solvers.dedalus_case import ChannelSpec
+    from cfdseed.solvers.runner import RunSettings
+
+    def specs(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k == "spec" and isinstance(v, dict):
+                    yield v
+                yield from specs(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from specs(v)
+
+    found = 0
+    for path in sorted((ROOT / "benchmarks").rglob("*.json")):
+        for d in specs(json.loads(path.read_text())):
+            spec = ChannelSpec.from_json(d)
+            assert {k: getattr(spec, k) for k in d} == {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+            assert ChannelSpec.from_json(json.loads(json.dumps(dataclasses.asdict(spec)))) == spec
+            found += 1
+    assert found > 0
+    plan = json.loads((ROOT / "benchmarks" / "campaign" / "plan.json").read_text())
+    for run in plan["runs"]:
+        nx = ChannelSpec.from_json(run["spec"]).shape[0]
+        for duration, max_wall in ((run["chunk"], math.inf), (0.0, 60.0)):
+            RunSettings(duration=duration, max_wall=max_wall, series_every=run["series_every"],
+                        checkpoint_every=run["checkpoint_every"], slices_every=run.get("slices_every", 0),
+                        slices_after=run.get("slices_after", 0.0),
+                        slice_x=tuple(range(0, nx, run.get("slice_stride", 1))), source="dedalus:campaign")
+

@@ -8,12 +8,14 @@ builds and runs it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
+from .._values import is_integer, is_real
 from ..errors import ConfigError
 
 __all__ = ["ChannelSpec", "Diagnostics", "DRIVINGS", "gauss_points", "gauss_weights"]
@@ -36,9 +38,9 @@ class ChannelSpec:
     cfl_safety
         CFL safety factor (Dedalus measures it on the dealiased grid; keep <= 0.2).
     max_step, initial_step
-        Largest and first time step, in h / u_tau.
+        Largest and first time step, in h / u_tau (initial_step <= max_step).
     dealias
-        Dealiasing scale (3/2 rule).
+        Dealiasing scale (3/2 rule); >= 1 (below 1 the quadratic terms are under-resolved).
     driving
         ``"force"``: the constant streamwise body force u_tau^2 / h (the bulk velocity follows the
         wall shear, relaxing over ~7-9 h/u_tau); ``"flow_rate"``: the bulk velocity held at
@@ -61,22 +63,29 @@ class ChannelSpec:
     bulk: float = 15.7
 
     def __post_init__(self) -> None:
-        if len(self.shape) != 3 or any(int(n) != n for n in self.shape):
+        # integers, not integer-valued floats: Dedalus' bases fail on 8.0 ("deg must be an integer")
+        if not (_triple(self.shape) and all(is_integer(n) for n in self.shape)):
             raise ConfigError(f"shape must be three integers (nx, ny, nz), got {self.shape!r}")
         nx, ny, nz = self.shape
         if nx < 4 or nz < 4 or ny < 8 or nx % 2 or nz % 2:
             raise ConfigError(f"shape {self.shape}: need even nx, nz >= 4 and ny >= 8")
-        if len(self.lengths) != 3 or not all(math.isfinite(v) and v > 0 for v in self.lengths):
+        if not (_triple(self.lengths) and all(is_real(v) and math.isfinite(v) and v > 0 for v in self.lengths)):
             raise ConfigError(f"lengths must be three positive numbers, got {self.lengths!r}")
         for name in ("re_tau", "cfl_safety", "max_step", "initial_step", "dealias"):
             v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
+            if not (is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name}={v!r} must be a positive finite number")
         if self.cfl_safety > 0.5:
             raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.2")
+        if self.dealias < 1:
+            raise ConfigError(f"dealias={self.dealias} under-resolves the quadratic terms; allowed >= 1 "
+                              f"(3/2 rule: 1.5)")
+        if self.initial_step > self.max_step:
+            raise ConfigError(f"initial_step={self.initial_step} > max_step={self.max_step}; the first step "
+                              f"may not exceed the largest")
         if self.driving not in DRIVINGS:
             raise ConfigError(f"driving={self.driving!r} unknown; must be one of {', '.join(DRIVINGS)}")
-        if not (math.isfinite(self.bulk) and self.bulk > 0):
+        if not (is_real(self.bulk) and math.isfinite(self.bulk) and self.bulk > 0):
             raise ConfigError(f"bulk={self.bulk!r} must be a positive finite number")
 
     @property
@@ -109,13 +118,32 @@ class ChannelSpec:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ChannelSpec:
-        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's."""
+        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's.
+
+        Raises :class:`ConfigError` for a non-object or an unknown key (named, with the allowed ones).
+        """
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a ChannelSpec's JSON form is an object (dict), got {type(d).__name__}: {d!r}")
+        known = [f.name for f in fields(cls)]
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            raise ConfigError(f"unknown ChannelSpec key(s) {', '.join(map(repr, unknown))}; "
+                              f"allowed: {', '.join(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)
         return d
+
+
+
+
+def _triple(v: Any) -> bool:
+    """A sequence (tuple, list, 1-D array; not a string) of three items."""
+    if isinstance(v, np.ndarray):
+        return v.shape == (3,)
+    return isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and len(v) == 3
 
 
 def gauss_points(ny: int, ly: float) -> np.ndarray:

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from .._collective import agree, run_agreed
+from .._values import is_integer, is_real
 from ..slices import DatasetWriter, open_dataset
 from ..errors import ConfigError, DatasetError
 
@@ -61,9 +62,13 @@ class RunSettings:
 
     duration: simulated time to add in this segment (h/u_tau), or until: the simulated time to run
     to (one of the two; ``until`` makes a requeued job's one command go to the same end);
-    max_wall: wall-clock limit (s); series_every / slices_every / checkpoint_every: cadences in
-    steps (0 disables slices); slice_x: global x indices of the y-z planes of each snapshot;
-    slices_after: earliest simulated time for slices; source: provenance string for the slice files.
+    max_wall: wall-clock limit (s; an infinite end time needs a finite one); series_every /
+    slices_every / checkpoint_every: cadences in steps, integers >= 1 (slices_every: 0 disables
+    slices); slices_per_file: snapshots per slice file (>= 1); slice_x: global x indices (integers
+    >= 0, below the channel's nx: checked by :func:`drive`) of the y-z planes of each snapshot, at
+    least one when slices are taken; slices_after: earliest simulated time for slices (finite);
+    source: provenance string for the slice files. A wrong type or value is a :class:`ConfigError`
+    naming the field.
     """
 
     duration: float | None = None
@@ -82,15 +87,70 @@ class RunSettings:
         if (self.duration is None) == (self.until is None):
             raise ConfigError(f"give one of duration (time to add) and until (time to reach); got duration="
                               f"{self.duration}, until={self.until}")
+        for k in ("duration", "until", "max_wall"):
+            v = getattr(self, k)
+            if v is not None and not is_real(v):
+                raise ConfigError(f"{k}={v!r} must be a number (times in h/u_tau, max_wall in s)")
         end = self.duration if self.until is None else self.until
         if not (end >= 0 and self.max_wall > 0):
             raise ConfigError(f"duration={self.duration} / until={self.until} must be >= 0 and "
                               f"max_wall={self.max_wall} > 0")
-        for k in ("series_every", "checkpoint_every", "slices_per_file"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"{k}={getattr(self, k)} must be >= 1")
-        if self.slices_every < 0:
-            raise ConfigError(f"slices_every={self.slices_every} must be >= 0 (0 disables slices)")
+        if math.isinf(end) and math.isinf(self.max_wall):  # no end in time nor on the clock: a run without end
+            raise ConfigError(f"duration={self.duration} / until={self.until} and max_wall={self.max_wall} are "
+                              f"both infinite: the segment would never end; give a finite end time or max_wall")
+        # a NaN or fractional cadence matches no iteration: no diagnostics (a blow-up never seen, the
+        # STOP file never read), no checkpoint
+        for k, unit in (("series_every", "steps"), ("checkpoint_every", "steps"), ("slices_per_file", "snapshots")):
+            v = getattr(self, k)
+            if not (is_integer(v) and v >= 1):
+                raise ConfigError(f"{k}={v!r} must be an integer >= 1 ({unit})")
+        if not (is_integer(self.slices_every) and self.slices_every >= 0):
+            raise ConfigError(f"slices_every={self.slices_every!r} must be an integer >= 0 (steps; 0 disables slices)")
+        if not (is_real(self.slices_after) and math.isfinite(self.slices_after)):
+            raise ConfigError(f"slices_after={self.slices_after!r} must be a finite number (h/u_tau)")
+        x = self.slice_x
+        is_seq = (isinstance(x, np.ndarray) and x.ndim == 1) or (
+            isinstance(x, Sequence) and not isinstance(x, (str, bytes)))
+        if not (is_seq and all(is_integer(i) and i >= 0 for i in x)):
+            raise ConfigError(f"slice_x={x!r} must be a sequence of x indices (integers >= 0)")
+        if self.slices_every and len(x) == 0:
+            raise ConfigError(f"slice_x={x!r} is empty but slices_every={self.slices_every}: give at least one "
+                              f"x index, or slices_every=0 for no slices")
+
+
+
+
+#: The settings every rank acts on (collectives: diagnostics, slices, checkpoints; the early
+#: return of ``until``): :func:`drive` requires them equal on every rank. The others (duration,
+#: max_wall, slices_per_file, source, provenance) are read on rank 0 only, which decides for all.
+_AGREED = ("until", "series_every", "slices_every", "slices_after", "slice_x", "checkpoint_every")
+
+
+def _agree_settings(comm: Any, settings: RunSettings, nx: int) -> None:
+    """Collective: check ``settings`` (again: fields may have been assigned after construction)
+    and its ``slice_x`` against ``nx`` on every rank, then that the ranks pass the same
+    :data:`_AGREED` fields; a :class:`ConfigError` on every rank otherwise (a rank recording at
+    another cadence would enter collectives the others do not, and the job would hang)."""
+
+    def check() -> None:
+        settings.__post_init__()
+        bad = [int(i) for i in settings.slice_x if i >= nx]
+        if bad:
+            raise ConfigError(f"slice_x={tuple(int(i) for i in settings.slice_x)}: x indices {bad} out of range; "
+                              f"the channel has nx={nx} planes (indices 0..{nx - 1})")
+
+    run_agreed(comm, check)
+
+    def plain(v: Any) -> Any:  # picklable, comparable: numpy scalars and arrays as Python numbers/tuples
+        if isinstance(v, (np.ndarray, Sequence)) and not isinstance(v, str):
+            return tuple(int(i) for i in v)
+        return v if v is None else (int(v) if is_integer(v) else float(v))
+
+    everyone = comm.allgather(tuple(plain(getattr(settings, k)) for k in _AGREED))  # the same list on every rank
+    for j, k in enumerate(_AGREED):
+        values = [mine[j] for mine in everyone]
+        if any(v != values[0] for v in values):
+            raise ConfigError(f"ranks disagree on settings.{k}: {values} (by rank); every rank must pass the same {k}")
 
 
 def read_segments(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -101,8 +161,15 @@ def read_segments(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_plain))
     os.replace(tmp, path)
+
+
+def _json_plain(v: Any) -> Any:
+    """numpy scalars and arrays (settings may hold numpy integers) as JSON numbers and lists."""
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist()
+    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
 
 
 class _Recorder:
@@ -186,6 +253,10 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
     ``"duration"`` (the end time reached), ``"until"`` (already there: nothing run), ``"max_wall"``,
     ``"stop_file"``, ``"monitor"`` or ``"monitor_error"`` (the
     monitor raised; logged on rank 0, and every rank stops instead of hanging).
+
+    Raises :class:`ConfigError` on every rank, before anything is run or written, for an invalid
+    ``restart`` or ``settings``, a ``slice_x`` index >= the channel's nx, or ranks passing different
+    ``until``, cadences, ``slices_after`` or ``slice_x`` (the fields every rank acts on).
     """
     comm = channel.comm
     out = Path(out)
@@ -193,6 +264,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
 
     if restart not in (True, False, "auto"):
         raise ConfigError(f"restart={restart!r}; must be True, False or 'auto'")
+    _agree_settings(comm, settings, channel.spec.shape[0])
 
     def find() -> Path | None:  # rank 0 decides for all: ranks on unshared disks could list different sets
         if comm.rank != 0:

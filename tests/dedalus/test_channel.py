@@ -547,3 +547,61 @@ def test_spec_from_its_json_form():
 
     stored = json.loads(json.dumps(dataclasses.asdict(SPEC)))
     assert isinstance(stored["shape"], list) and ChannelSpec.from_json(stored) == SPEC
+
+
+def test_drive_refuses_settings_the_ranks_disagree_on_or_planes_beyond_nx_on_every_rank(channel, shared_tmp):
+    """A rank with another cadence, slice planes or end time would enter collectives the others do
+    not (the job hangs): drive compares them first and raises the same ConfigError on every rank;
+    slice_x beyond nx and settings changed after construction are refused up front (not at the first
+    slice, hours in), before anything is written."""
+    import faulthandler
+    import re
+
+    r = comm.rank
+    nan_after = RunSettings(duration=1e-3)
+    nan_after.series_every = math.nan  # assigned after the checks of construction
+    cases = [
+        (RunSettings(duration=1e-3, series_every=1 + r), r"ranks disagree on settings\.series_every: \[1, 2"),
+        (RunSettings(duration=1e-3, checkpoint_every=2 + r), r"ranks disagree on settings\.checkpoint_every"),
+        (RunSettings(duration=1e-3, slices_every=2 + r), r"ranks disagree on settings\.slices_every"),
+        (RunSettings(duration=1e-3, slices_every=1, slice_x=(0, 3 + r)), r"ranks disagree on settings\.slice_x"),
+        (RunSettings(duration=1e-3, slices_every=1, slices_after=0.5 * r), r"ranks disagree on settings\.slices_after"),
+        (RunSettings(until=1e-3 * (1 + r)), r"ranks disagree on settings\.until"),
+        (RunSettings(duration=1e-3, slices_every=1, slice_x=(0, SPEC.shape[0])),
+         r"x indices \[8\] out of range; the channel has nx=8"),
+        (nan_after, r"series_every=nan must be an integer >= 1"),
+    ]
+    if comm.size == 1:  # nothing to disagree on
+        cases = cases[-2:]
+    out = shared_tmp / "refused"
+    # without the agreement the ranks deadlock in mismatched collectives: end the job (tracebacks
+    # shown) after 120 s rather than at the suite's 600 s timeout
+    faulthandler.dump_traceback_later(120, exit=True)
+    try:
+        for settings, match in cases:
+            try:
+                drive(channel, out, settings, restart=False,
+                      seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
+                got = None
+            except ConfigError as exc:
+                got = str(exc)
+            got = comm.allgather(got)  # judged on every rank: every rank raised, the same check
+            assert all(g is not None and re.search(match, g) for g in got), (match, got)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    comm.Barrier()
+    assert not out.exists()  # refused before a segment was opened
+
+
+def test_drive_takes_numpy_integers_and_arrays_as_settings(channel, shared_tmp):
+    """Cadences and slice planes may be numpy integers (an index array): the run records them in
+    segments.json as plain numbers."""
+    out = shared_tmp / "numpy"
+    settings = RunSettings(duration=2e-3, series_every=np.int64(1), slices_every=np.int32(2),
+                           slice_x=np.array([0, 4]), checkpoint_every=np.int64(4))
+    summary = drive(channel, out, settings, restart=False,
+                    seed_fn=lambda: channel.seed("analytic", options=ANALYTIC, seed=1))
+    assert summary["stopped"] == "duration" and summary["slices"] > 0
+    stored = comm.bcast(read_segments(out)[0]["settings"] if comm.rank == 0 else None, root=0)
+    assert stored["series_every"] == 1 and stored["slices_every"] == 2 and stored["slice_x"] == [0, 4]
+
