@@ -125,7 +125,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="gan: where the generator runs, cpu or cuda (default: a GPU when available)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible field (default: a fresh one)")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed, for a reproducible field (default: a fresh one)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="stored precision (default float64)")
     p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
                    help="under mpiexec: build and write on rank 0 (root), or every rank its own x slab with MPI-IO "
@@ -164,7 +164,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--u-tau", type=float, help="friction velocity of --fields, slice datasets and field files alike "
                                                "(default: from the files; --against keeps its own)")
     p.add_argument("--samples", type=int, metavar="N", help="slices drawn from the model (default 256)")
-    p.add_argument("--seed", type=int, help="random seed of the model's samples (default 0)")
+    p.add_argument("--seed", type=_seed, help="random seed of the model's samples (default 0)")
     p.add_argument("--device", help="where the model runs: cpu, cuda or cuda:N (default: a GPU when available)")
     p.add_argument("--against", metavar="FILE", help="DNS data to compare with: a slice dataset (e.g. the training data or "
                                                      "held-out data) or a field file")
@@ -204,7 +204,7 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
                    help="friction Reynolds number (default: the one whose turbulent bulk velocity fits Ubar h / nu)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="further setting of the source, e.g. --option amplitude=0.2 (repeatable; values are JSON)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible field")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed, for a reproducible field")
     p.add_argument("--time", default="0", metavar="DIR", help="time directory to write (default 0)")
     p.add_argument("--layout", choices=("auto", "reconstructed", "decomposed"), default="auto",
                    help="which U to write: auto (default) every layout present, or one of them")
@@ -243,6 +243,17 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="*", help="packaged model names or checkpoint files (default: every packaged model)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
     p.set_defaults(run=_run_models)
+
+
+def _seed(text: str) -> int:
+    """The ``--seed`` argument: a non-negative integer (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
 
 
 def _version() -> str:

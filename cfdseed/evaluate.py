@@ -80,6 +80,8 @@ def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, 
 
     from .errors import DatasetError
 
+    if os.path.isdir(path):
+        raise DatasetError(f"{path} is a folder; name the file in it")
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: no such file")
     try:
@@ -312,6 +314,8 @@ def evaluate(
             from .sidebyside import write_side_by_side
 
             for label, path, _ in inputs:  # every file exists before any is read
+                if os.path.isdir(path):
+                    raise DatasetError(f"input {label!r}: {path} is a folder; name the file in it")
                 if not os.path.isfile(path):
                     raise DatasetError(f"input {label!r}: {path}: no such file")
             sets = []

@@ -143,13 +143,15 @@ def read_field(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, f
     Raises
     ------
     DatasetError
-        Missing file, not HDF5, or not in the layout of the module docstring.
+        Missing file (or a folder), not HDF5, or not in the layout of the module docstring.
     """
     import h5py
 
     from .errors import DatasetError
 
     p = Path(path)
+    if p.is_dir():
+        raise DatasetError(f"field file {str(p)!r} is a folder; name the file in it")
     if not p.is_file():
         raise DatasetError(f"field file {str(p)!r} does not exist")
     try:

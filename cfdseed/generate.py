@@ -81,7 +81,8 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     ------
     SourceError, GridError, ConfigError
         Unknown source or options, or a source that fails on this grid; ConfigError also for an
-        ``out`` that cannot be written (checked before the field is built).
+        ``out`` that cannot be written or a ``seed`` that is not a non-negative integer below 2**64
+        (checked before the field is built).
     """
     from mpi4py import MPI
 
@@ -91,7 +92,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     out = Path(out)
     _check_writable(out)
     options = dict(options or {})
-    seed = fresh_seed() if seed is None else int(seed)
+    seed = fresh_seed() if seed is None else _check_seed(seed)
     built = build(resolve(source, options), grid, np.random.default_rng(seed))
     field = np.asarray(built.field)
     report = check_field(MPI.COMM_SELF, grid, field.astype(dtype))
@@ -141,7 +142,8 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     out = Path(out)
     run_agreed(comm, lambda: _check_writable(out) if comm.Get_rank() == 0 else None)  # the root writes OUT.h5
     options = dict(options or {})
-    seed = int(seed) if seed is not None else comm.bcast(fresh_seed() if comm.Get_rank() == 0 else None, root=0)
+    seed = run_agreed(comm, _check_seed, seed) if seed is not None else comm.bcast(
+        fresh_seed() if comm.Get_rank() == 0 else None, root=0)
     fn = run_agreed(comm, resolve, source, options)
     built = run_agreed(comm, lambda: fn.build_slabs(comm, grid.global_grid(), np.random.default_rng(seed))
                        if getattr(fn, "distributable", False) else _no_slabs(source))
@@ -184,6 +186,15 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
 def fresh_seed() -> int:
     """A seed from fresh OS entropy that an HDF5 attribute holds (63 bits, non-negative)."""
     return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _check_seed(seed: Any) -> int:
+    """``seed`` as an int: a non-negative integer that the field file can record (below 2**64)."""
+    from .errors import ConfigError
+
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ConfigError(f"seed must be a non-negative integer below 2**64 (or None: a fresh one), got {seed!r}")
+    return int(seed)
 
 
 def _check_writable(out: Path) -> None:

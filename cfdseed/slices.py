@@ -340,6 +340,8 @@ def open_dataset(
         bad coordinates, too few samples, non-finite samples.
     """
     p = Path(path)
+    if p.is_dir():
+        raise DatasetError(f"dataset file {str(p)!r} is a folder; name the file in it")
     if not p.is_file():
         raise DatasetError(f"dataset file {str(p)!r} does not exist")
     try:

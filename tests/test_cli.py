@@ -208,3 +208,38 @@ def test_models_lists_the_packaged_generators_and_describes_files(tmp_path, caps
     assert rows[1]["kind"] == "conditional" and rows[1]["statistics_tke"] == pytest.approx(1.864, abs=1e-3)
     assert main(["models", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, match", [
+    ("False", "plug: no_slip must be true or false, got 'False' (a string; write false, unquoted JSON, or Python's False)"),
+    ("no", "plug: no_slip must be true or false, got 'no'"),
+])
+def test_a_boolean_option_that_is_not_json_exits_2_with_the_hint(tmp_path, capsys, value, match):
+    """--option no_slip=False: "False" is not JSON, stays a string and was truthy (the option stayed on)."""
+    rc = main(["generate", "--source", "plug", *GRID, "--option", f"no_slip={value}", "--no-png",
+               "--out", str(tmp_path / "ic.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"cfdseed generate: error: {match}\n"
+    assert not (tmp_path / "ic.h5").exists()
+
+
+@pytest.mark.parametrize("option, match", [
+    ("blend=\"a\"", "plug: blend must be a positive number, got 'a'"),  # was a TypeError traceback, exit 1
+    ("seed=-1", "plug: seed must be a non-negative integer"),  # was numpy's "expected non-negative integer"
+    ("max_ratio=0", "plug: max_ratio must be a positive number, got 0"),
+])
+def test_bad_source_option_values_exit_2_with_one_line(tmp_path, capsys, option, match):
+    rc = main(["generate", "--source", "plug", *GRID, "--option", option, "--no-png", "--out", str(tmp_path / "ic.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"cfdseed generate: error: {match}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["generate", *GRID, "--out", "ic.h5"], ["evaluate", "--out", "ev"],
+                                     ["openfoam", "case"]])
+@pytest.mark.parametrize("seed, shown", [("-1", "-1"), ("abc", "'abc'"), ("1.5", "'1.5'")])
+def test_seed_must_be_a_non_negative_integer(capsys, command, seed, shown):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--seed", seed])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.splitlines()[-1] == f"cfdseed {command[0]}: error: argument --seed: must be a non-negative integer, got {shown}"

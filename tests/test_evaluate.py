@@ -171,6 +171,13 @@ def test_cli_bad_input(dataset, tmp_path, capsys):
     assert cli_main(["evaluate", "--fields", str(dataset), "--reference", "kim-1987", "--out", str(tmp_path)]) == 2
     assert "mkm-180" in capsys.readouterr().err
     assert cli_main(["evaluate", "--fields", str(tmp_path / "missing.h5"), "--out", str(tmp_path)]) == 2
+    capsys.readouterr()
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    assert cli_main(["evaluate", "--fields", str(folder), "--out", str(tmp_path / "o")]) == 2  # was "no such file"
+    assert capsys.readouterr().err == f"cfdseed evaluate: error: {folder} is a folder; name the file in it\n"
+    assert cli_main(["evaluate", "--fields", str(dataset), "--against", str(folder), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"cfdseed evaluate: error: --against: {folder} is a folder; name the file in it\n"
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--fields", str(dataset), "--model", "m.pt", "--out", str(tmp_path)])
 
@@ -300,6 +307,8 @@ def test_side_by_side_bad_inputs(fields3, tmp_path, capsys):
     assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={tmp_path / 'missing.h5'}", "--out",
                      str(out)]) == 2
     assert "input 'b'" in (err := capsys.readouterr().err) and "missing.h5: no such file" in err
+    assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={tmp_path / 'x'}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"cfdseed evaluate: error: input 'b': {tmp_path / 'x'} is a folder; name the file in it\n"
     assert cli_main(["evaluate", "--fields", f"a={sem}", "--fields", f"b={pr}", "--against", str(tmp_path / "dns.h5"),
                      "--out", str(out)]) == 2
     assert "--against" in (err := capsys.readouterr().err) and "dns.h5: no such file" in err

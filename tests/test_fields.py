@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -32,3 +34,5 @@ def test_round_trip_and_reader_errors(tmp_path):
         read_field(tmp_path / "other.h5")
     with pytest.raises(DatasetError, match="does not exist"):
         read_field(tmp_path / "missing.h5")
+    with pytest.raises(DatasetError, match=f"^field file '{re.escape(str(tmp_path))}' is a folder; name the file in it$"):
+        read_field(tmp_path)  # was "does not exist"

@@ -116,3 +116,44 @@ def test_a_field_without_a_given_seed_records_the_one_it_used(tmp_path):
     assert np.array_equal(read_field(again.path)[0], f)
     other, _, _, other_attrs = read_field(generate(grid, tmp_path / "c.h5", source="trig", picture=False).path)
     assert other_attrs["seed"] != attrs["seed"] and not np.array_equal(other, f)  # fresh each time
+
+
+@pytest.mark.parametrize("seed", ["abc", "5", 1.7, 1.0, True, -1, 2**64, [1, 2]])
+def test_generate_refuses_a_seed_that_is_not_a_non_negative_integer(tmp_path, seed):
+    """seed="abc" was a bare ValueError, 1.7 silently became 1, 2**64 failed (TypeError) after the field was
+    built: a ConfigError naming the seed, before anything is built or written."""
+    import re
+
+    from cfdseed.errors import ConfigError
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    with pytest.raises(ConfigError, match=f"^seed must be a non-negative integer below 2\\*\\*64 .*got {re.escape(repr(seed))}$"):
+        generate(Grid((8, 13, 6), (4.0, 2.0, 3.0)), tmp_path / "f.h5", source="plug", seed=seed, picture=False)
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_generate_slabs_refuses_a_bad_seed(tmp_path):
+    from mpi4py import MPI
+
+    from cfdseed.errors import ConfigError
+    from cfdseed.generate import generate_slabs
+    from cfdseed.grid import Grid
+
+    with pytest.raises(ConfigError, match="^seed must be a non-negative integer below 2\\*\\*64 .*got 1.7$"):
+        generate_slabs(MPI.COMM_SELF, Grid((8, 13, 6), (4.0, 2.0, 3.0)), tmp_path / "f.h5", source="sem", seed=1.7,
+                       picture=False)
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_generate_takes_numpy_and_large_seeds(tmp_path):
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    grid = Grid((8, 13, 6), (4.0, 2.0, 3.0))
+    a, _, _, attrs = read_field(generate(grid, tmp_path / "a.h5", source="plug", seed=3, picture=False).path)
+    b, _, _, _ = read_field(generate(grid, tmp_path / "b.h5", source="plug", seed=np.int64(3), picture=False).path)
+    np.testing.assert_array_equal(a, b)
+    _, _, _, big = read_field(generate(grid, tmp_path / "c.h5", source="plug", seed=2**64 - 1, picture=False).path)
+    assert attrs["seed"] == 3 and big["seed"] == 2**64 - 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -129,3 +131,5 @@ def test_reader_validation(tmp_path):
         open_dataset(tmp_path / "junk.h5")
     with pytest.raises(DatasetError, match="does not exist"):
         open_dataset(tmp_path / "nope.h5")
+    with pytest.raises(DatasetError, match=f"^dataset file '{re.escape(str(tmp_path))}' is a folder; name the file in it$"):
+        open_dataset(tmp_path)  # was "does not exist"

@@ -3,6 +3,8 @@ numpy oracles of the contract-1 operators (test_operators.py) and against check_
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -180,3 +182,77 @@ def test_cell_centred_resolution_documented_for_the_default_no_slip_tolerance():
                                resolve("analytic")(g, np.random.default_rng(0))) for ny in (10, 11)}
     assert not reports[10].passed and reports[10].failures[0].startswith("no-slip")
     assert reports[11].passed, str(reports[11])
+
+
+# --------------------------------------------------------------------------------------------
+# option values of the baselines and gan, checked when the source is made (not when it runs)
+# --------------------------------------------------------------------------------------------
+ENFORCING = ("plug", "laminar", "trig", "streaks", "snapshot", "phase-randomised", "gan", "sem")
+
+
+def _needs(name):
+    """Options a source cannot be made without (a file name that is never read here)."""
+    return {"path": "never-read.h5"} if name in ("snapshot", "phase-randomised") else {}
+
+
+@pytest.mark.parametrize("name", ENFORCING)
+@pytest.mark.parametrize("key", ["no_slip", "divergence_free"])
+def test_switches_must_be_booleans(name, key):
+    """A string such as "False" (what --option no_slip=False gives) would be truthy: refused, with the hint."""
+    with pytest.raises(SourceError, match=f"^{name}: {key} must be true or false, got 'False' "
+                                          r"\(a string; write false, unquoted JSON, or Python's False\)$"):
+        resolve(name, {**_needs(name), key: "False"})
+    for bad in ("no", 0, 1, None, [True]):
+        with pytest.raises(SourceError, match=f"{name}: {key} must be true or false, got {re.escape(repr(bad))}"):
+            resolve(name, {**_needs(name), key: bad})
+    for good in (True, False, np.True_, np.False_):
+        resolve(name, {**_needs(name), key: good})
+
+
+@pytest.mark.parametrize("name", ENFORCING)
+@pytest.mark.parametrize("key", ["blend", "max_ratio"])
+def test_blend_and_max_ratio_must_be_positive_finite_numbers(name, key):
+    """nan once disabled the max_ratio bound; "a" failed with a bare TypeError when the source ran."""
+    for bad in ("a", float("nan"), float("inf"), 0, -1, None, True):
+        with pytest.raises(SourceError, match=f"^{name}: {key} must be a positive number, got {re.escape(repr(bad))}$"):
+            resolve(name, {**_needs(name), key: bad})
+    resolve(name, {**_needs(name), key: 0.5})
+
+
+@pytest.mark.parametrize("name", ["plug", "laminar", "trig", "streaks", "snapshot", "phase-randomised", "sem"])
+def test_seed_option_must_be_a_non_negative_integer(name):
+    for bad in (-1, "x", 1.5, True, [1, -2], [], [1.5]):
+        with pytest.raises(SourceError, match=f"^{name}: seed must be a non-negative integer .*got {re.escape(repr(bad))}$"):
+            resolve(name, {**_needs(name), "seed": bad})
+    for good in (None, 0, 7, np.int64(7), [7, 1], np.random.SeedSequence(7)):
+        resolve(name, {**_needs(name), "seed": good})
+
+
+def test_seed_option_still_seeds_the_source_s_own_rng():
+    grid = Grid((8, 9, 6), (2.0, 2.0, 1.0))
+    a = resolve("plug", {"seed": 4})(grid, np.random.default_rng(0))
+    for same in (np.int64(4), [4], np.random.SeedSequence(4)):
+        np.testing.assert_array_equal(resolve("plug", {"seed": same})(grid, np.random.default_rng(1)), a)
+
+
+def test_streaks_modulation_must_be_a_finite_number():
+    """"a" failed in numpy (UFuncTypeError), nan as "field has N non-finite values" when the source ran."""
+    for bad in ("a", float("nan"), float("inf"), None):
+        with pytest.raises(SourceError, match=f"^streaks: modulation must be a finite number, got {re.escape(repr(bad))}$"):
+            resolve("streaks", {"modulation": bad})
+    for good in (0, -0.5, 2.0):
+        resolve("streaks", {"modulation": good})
+
+
+@pytest.mark.parametrize("name", ["snapshot", "phase-randomised"])
+def test_file_sources_path_must_be_a_file_name(name, tmp_path):
+    from pathlib import Path
+
+    for bad in (123, b"f.h5", ["f.h5"]):
+        with pytest.raises(SourceError, match=f"^{name}: path must be a field file name .*got {re.escape(repr(bad))}$"):
+            resolve(name, {"path": bad})
+    resolve(name, {"path": Path("f.h5")})
+    grid = Grid((8, 9, 6), (2.0, 2.0, 1.0))
+    with pytest.raises(SourceError, match=f"^{name}: field file '{re.escape(str(tmp_path))}' is a folder; name the file"):
+        resolve(name, {"path": str(tmp_path)})(grid, np.random.default_rng(0))
+

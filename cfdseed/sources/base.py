@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._values import number
 from ..errors import SourceError
 from ..grid import Grid
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from ..synthesis import SynthesisInfo
     from ..units import Units
 
-__all__ = ["SourceFn", "SourceInfo", "Built", "Source", "build", "OPTIONS", "parse_options", "waves"]
+__all__ = ["SourceFn", "SourceInfo", "Built", "Source", "build", "OPTIONS", "parse_options", "waves",
+           "check_flag", "check_seed", "check_enforcement"]
 
 SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
 
@@ -177,3 +179,55 @@ def waves(source: str, value: Any, z_min: int = 0) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise SourceError(f"{source}: waves must be two integers (x >= 0, z >= {z_min}), got {value!r}") from None
     return a, b
+
+
+def check_flag(source: str, key: str, value: Any) -> None:
+    """The option ``key`` must be a boolean (Python's True/False, JSON's true/false, numpy's bool).
+
+    Raises
+    ------
+    SourceError
+        Anything else: a truthy string such as ``"False"`` (the command line keeps a value that
+        is not JSON as a string) would otherwise switch the option on.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return
+    hint = ""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        hint = f" (a string; write {value.strip().lower()}, unquoted JSON, or Python's {value.strip().capitalize()})"
+    raise SourceError(f"{source}: {key} must be true or false, got {value!r}{hint}")
+
+
+def check_seed(source: str, value: Any) -> None:
+    """The ``seed`` option: None (the rng the source is given), a non-negative integer, a list of
+    them or a :class:`numpy.random.SeedSequence` (what :func:`numpy.random.default_rng` takes).
+
+    Raises
+    ------
+    SourceError
+        Anything else (negative numbers, floats, strings, bools).
+    """
+    def whole(v: Any) -> bool:
+        return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and v >= 0
+
+    if value is None or isinstance(value, np.random.SeedSequence) or whole(value):
+        return
+    if isinstance(value, (list, tuple)) and value and all(whole(v) for v in value):
+        return
+    raise SourceError(f"{source}: seed must be a non-negative integer or a list of them (None: the rng "
+                      f"init_field passes), got {value!r}")
+
+
+def check_enforcement(source: str, o: Mapping[str, Any]) -> None:
+    """The enforcement options of ``o``: ``no_slip``, ``divergence_free`` booleans (:func:`check_flag`),
+    ``blend``, ``max_ratio`` positive finite numbers. The values are only checked, never converted.
+
+    Raises
+    ------
+    SourceError
+        The first bad value, naming the option and what is allowed.
+    """
+    for key in ("no_slip", "divergence_free"):
+        check_flag(source, key, o[key])
+    for key in ("blend", "max_ratio"):
+        number(f"{source}: {key}", o[key], minimum=0, strict=True)

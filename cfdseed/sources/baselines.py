@@ -6,8 +6,9 @@ Every one builds the global field on the root, then runs :func:`cfdseed.enforce.
 the default checks. Options shared by all (defaults): the unit options ``re_tau``, ``u_tau``,
 ``nu``, ``bulk`` (resolved by :func:`cfdseed.units.resolve_units`: wall units at Re_tau 180 with
 the bulk of Reichardt's profile, 15.515, unless given; ``snapshot``: see below), ``seed`` (None:
-the rng that :func:`cfdseed.coupling.init_field` passes, seeded by its ``seed``),
-``no_slip``/``divergence_free`` (True), ``blend`` (0.1 half-heights), ``max_ratio`` (10);
+the rng that :func:`cfdseed.coupling.init_field` passes, seeded by its ``seed``; else a
+non-negative integer, a list of them or a SeedSequence), ``no_slip``/``divergence_free`` (True;
+booleans only), ``blend`` (0.1 half-heights), ``max_ratio`` (10; both positive finite numbers);
 ``noise`` is the RMS of smooth random noise relative to ``|bulk|``. The resolved units are in the
 source's :class:`~cfdseed.sources.base.SourceInfo` (``units``).
 
@@ -47,6 +48,7 @@ source's :class:`~cfdseed.sources.base.SourceInfo` (``units``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +67,7 @@ from ..units import (
     reichardt_profile,
     resolve_units,
 )
-from .base import Source, SourceInfo, parse_options, waves
+from .base import Source, SourceInfo, check_enforcement, check_seed, parse_options, waves
 
 __all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "phase_randomised", "BASELINE_DEFAULTS",
            "reichardt_profile", "smooth_noise", "randomise_phases"]
@@ -113,11 +115,19 @@ def _source(name: str, build: Build, o: dict[str, Any]) -> Source:
 
 
 def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The source's options with their defaults, checked before anything runs (the enforcement
+    switches, the seed, the numbers and the file sources' path; y_method when the source runs)."""
     o = parse_options(name, options, BASELINE_DEFAULTS[name])
     for key in ("noise", "amplitude"):
         if key in o:
             o[key] = number(f"{name}: {key}", o[key], minimum=0)
     o.update(check_unit_options(name, o))
+    check_enforcement(name, o)  # checked only: the values reach enforce() as given
+    check_seed(name, o["seed"])
+    if "modulation" in o:
+        number(f"{name}: modulation", o["modulation"])
+    if "path" in o and o["path"] is not None and not isinstance(o["path"], (str, os.PathLike)):
+        raise SourceError(f"{name}: path must be a field file name (a string or path), got {o['path']!r}")
     return o
 
 

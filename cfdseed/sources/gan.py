@@ -12,7 +12,7 @@ from ..grid import Grid
 from ..synthesis import synthesise
 from ..synthesis_slabs import synthesise_slabs
 from ..units import check_unit_options
-from .base import Source, SourceInfo, parse_options
+from .base import Source, SourceInfo, check_enforcement, parse_options
 
 __all__ = ["gan", "GAN_DEFAULTS"]
 
@@ -39,11 +39,13 @@ def gan(**options: Any) -> Source:
     Raises
     ------
     SourceError
-        Unknown options or bad unit values (the other values, and contradicting units, are checked
-        when the source runs).
+        Unknown options, bad unit values, ``no_slip``/``divergence_free`` not booleans, ``blend``
+        or ``max_ratio`` not positive finite numbers (the other values, and contradicting units, are
+        checked when the source runs).
     """
     o = parse_options("gan", options, GAN_DEFAULTS)
     o.update(check_unit_options("gan", o))
+    check_enforcement("gan", o)  # checked only: the values reach synthesise() as given
     kwargs = {k: v for k, v in o.items() if k != "model"}
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:

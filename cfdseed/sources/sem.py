@@ -101,7 +101,7 @@ from ..units import (
     reichardt_profile,
     resolve_units,
 )
-from .base import Source, SourceInfo, parse_options
+from .base import Source, SourceInfo, check_flag, check_seed, parse_options
 
 __all__ = ["sem", "SEM_DEFAULTS", "DEFAULT_EDDY_DENSITY", "SIGMA_MIN_CELLS", "MAX_EDDIES", "eddy_sizes",
            "sample_eddies", "eddy_intensities", "wall_damping", "eddy_field"]
@@ -269,8 +269,8 @@ def sem(**options: Any) -> Source:
     Raises
     ------
     SourceError
-        Unknown options, a non-positive ``length``, ``eddy_density``, ``blend`` or ``max_ratio``, bad
-        unit values, or a bad ``calibrate`` target (unknown name, unreadable file, wrong y range,
+        Unknown options, a non-positive ``length``, ``eddy_density``, ``blend`` or ``max_ratio``, a
+        ``no_slip`` / ``divergence_free`` that is not a boolean, a bad ``seed``, bad unit values, or a bad ``calibrate`` target (unknown name, unreadable file, wrong y range,
         not positive semi-definite); the rest (contradicting units, too many eddies, a target out of
         the field's reach) when the source runs.
     """
@@ -278,6 +278,9 @@ def sem(**options: Any) -> Source:
     o.update(check_unit_options("sem", o))
     for key in ("length", "eddy_density", "blend", "max_ratio"):  # blend: also the wall damping's width
         o[key] = number(f"sem: {key}", o[key], minimum=0, strict=True)
+    for key in ("no_slip", "divergence_free"):
+        check_flag("sem", key, o[key])
+    check_seed("sem", o["seed"])
     spec = _target(o)
 
     def plan(grid: Grid, rng: np.random.Generator) -> _Plan:
