@@ -201,6 +201,10 @@ def validate(cfg: Config) -> None:
     for k, v in nonneg.items():
         if v < 0:
             raise ConfigError(f"{k} must be >= 0, got {v}")
+    if t.seed >= 2**63:  # torch's generators take a signed 64-bit seed
+        raise ConfigError(f"train.seed must be below 2**63, got {t.seed}")
+    if not str(lg.out).strip():
+        raise ConfigError("log.out is empty; name the run folder (log.out or --out DIR)")
     if t.spectrum_target not in ("batch", "data"):
         raise ConfigError(f"train.spectrum_target must be 'batch' or 'data', got {t.spectrum_target!r}")
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):

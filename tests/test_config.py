@@ -42,6 +42,8 @@ def test_load_and_relative_data_path(tmp_path):
     ("[data]\nsplit = \"first\"\n", "must be one of blocks, random, last"),
     ("[model]\nresidual = 1\n", "model.residual: expected true or false"),
     ("[model]\nmemory = true\n", "model.memory = true needs model.kind = 'conditional'"),
+    ("[train]\nseed = 9223372036854775808\n", r"train.seed must be below 2\*\*63"),
+    ("[log]\nout = \"  \"\n", "log.out is empty"),
     ("[model]\nresidual = false\nband_limit = true\n",
      "model.residual = false, model.band_limit = true needs model.kind = 'conditional'"),
 ])
