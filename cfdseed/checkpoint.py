@@ -184,11 +184,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
     from .model import arch_kind, check_arch
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise CheckpointError(f"checkpoint must be a file path, got {path!r}")
     p = Path(path)
     if p.is_dir():
         raise CheckpointError(f"checkpoint {p} is a folder; name the file in it, e.g. {p / 'model.pt'}")
     if not p.is_file():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    kind = {b"\x89HDF\r\n\x1a\n": "an HDF5 file (a dataset or a generated field?)"}.get(head)
+    if kind is None and head[:1] in (b"[", b"#") and p.suffix in (".toml", ".txt", ".cfg", ".ini"):
+        kind = "a text file (a config?)"
+    if kind is not None:
+        raise CheckpointError(f"{p}: not a cfdseed checkpoint: it is {kind}; give a model file (.pt)")
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt file can fail anywhere in the unpickler
@@ -258,6 +267,9 @@ def model_path(model: str | os.PathLike | None) -> Path:
     (e.g. ``"default-re180-v2.1"``) its file, anything else a path (an existing file of that name wins)."""
     if model is None:
         return default_model()
+    if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
+        raise CheckpointError(f"model must be a packaged model's name ({', '.join(packaged_models())}) or a "
+                              f"checkpoint path, got {model!r}")
     if isinstance(model, str) and not Path(model).exists() and model in packaged_models():
         return default_model(model)
     return Path(model)

@@ -75,6 +75,17 @@ def test_checkpoint_errors(tmp_path):
         load_generator(tmp_path / "alien.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_generator(tmp_path / "missing.pt")
+    for bad in (123, "", " "):
+        with pytest.raises(CheckpointError, match="packaged model's name .* or a checkpoint path"):
+            load_generator(bad)
+    import h5py
+
+    with h5py.File(tmp_path / "data.h5", "w") as h:
+        h["fields"] = [0.0]
+    (tmp_path / "run.toml").write_text("[train]\niterations = 1\n")
+    for name, what in (("data.h5", "an HDF5 file"), ("run.toml", "a text file")):
+        with pytest.raises(CheckpointError, match=f"not a cfdseed checkpoint: it is {what}"):
+            load_generator(tmp_path / name)
 
     class Evil:
         def __reduce__(self):
