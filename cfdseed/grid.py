@@ -112,7 +112,10 @@ def balanced_dims(size: int, ndims: int = 3, dims: Sequence[int] | None = None) 
     Entries of ``dims`` that are positive are kept, zeros are filled so that the product equals
     ``size`` and the free dimensions are as balanced as possible (largest first).
     """
-    dims = [0] * ndims if dims is None else [int(d) for d in dims]
+    try:
+        dims = [0] * ndims if dims is None else [int(d) for d in dims]
+    except (TypeError, ValueError):
+        raise DecompositionError(f"dims must be {ndims} non-negative integers, got {dims!r}") from None
     if len(dims) != ndims or any(d < 0 for d in dims):
         raise DecompositionError(f"dims must be {ndims} non-negative integers, got {dims}")
     fixed = math.prod(d for d in dims if d > 0)
@@ -142,6 +145,9 @@ def _as_slice(s: Any, n: int, axis: str) -> slice:
         raise DecompositionError(f"local[{axis}] must be a slice, got {type(s).__name__}")
     if s.step not in (None, 1):
         raise DecompositionError(f"local[{axis}] must have step 1, got {s}")
+    for end in (s.start, s.stop):  # int() would truncate 0.5 silently
+        if end is not None and not (isinstance(end, (int, np.integer)) and not isinstance(end, (bool, np.bool_))):
+            raise DecompositionError(f"local[{axis}] must have integer bounds, got {s}")
     start = 0 if s.start is None else int(s.start)
     stop = n if s.stop is None else int(s.stop)
     if not 0 <= start <= stop <= n:

@@ -71,6 +71,14 @@ def test_bad_local_raises():
         Grid((4, 4, 4), (1, 2, 1), local=(slice(0, 5), slice(None), slice(None)))
     with pytest.raises(DecompositionError, match="step"):
         Grid((4, 4, 4), (1, 2, 1), local=(slice(0, 4, 2), slice(None), slice(None)))
+    for bad in (slice(0.5, 2), slice("a", 2), slice(0, True)):  # int() truncated 0.5 to 0
+        with pytest.raises(DecompositionError, match="integer bounds"):
+            Grid((4, 4, 4), (1, 2, 1), local=(bad, slice(None), slice(None)))
+    Grid((4, 4, 4), (1, 2, 1), local=(slice(np.int64(1), np.int32(3)), slice(None), slice(None)))
+    from cfdseed.grid import balanced_dims
+
+    with pytest.raises(DecompositionError, match="dims must be 3 non-negative integers, got 'abc'"):
+        balanced_dims(2, dims="abc")
 
 
 def test_block_split_balanced():
