@@ -110,8 +110,14 @@ def abort_on_error(comm: Any, code: int = 1) -> Iterator[None]:
 
     The failing rank prints its traceback (prefixed with its rank) to stderr and calls
     ``comm.Abort(code)``, which ends every process of the job. ``SystemExit(0)`` and
-    ``KeyboardInterrupt`` on a single process are passed on unchanged.
+    ``KeyboardInterrupt`` on a single process are passed on unchanged. A ``comm`` without
+    ``Get_rank``/``Get_size``/``Abort`` (None, a rank number) is a TypeError at entry: checked
+    there, it cannot replace the block's own error later.
     """
+    missing = [m for m in ("Get_rank", "Get_size", "Abort") if not callable(getattr(comm, m, None))]
+    if missing:
+        raise TypeError(f"abort_on_error needs an MPI communicator (e.g. MPI.COMM_WORLD), got {comm!r} "
+                        f"(no {', '.join(missing)})")
     try:
         yield
     except SystemExit as exc:

@@ -21,3 +21,14 @@ def test_the_other_ranks_raise_the_failing_rank_s_type(cls):
 def test_an_unknown_type_becomes_a_runtime_error_naming_it():
     got = _rebuild("WeirdError", "boom")
     assert type(got) is RuntimeError and str(got) == "WeirdError: boom"
+
+
+@pytest.mark.parametrize("comm", [None, 0, "COMM_WORLD"])
+def test_abort_on_error_refuses_a_non_communicator_at_entry(comm):
+    """Checked when the block is entered: later, the block's own error would be replaced by an
+    AttributeError and nothing would abort."""
+    import cfdseed
+
+    with pytest.raises(TypeError, match="needs an MPI communicator"):
+        with cfdseed.abort_on_error(comm):
+            raise AssertionError("the block must not run")
