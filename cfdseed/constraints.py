@@ -88,6 +88,8 @@ class Tolerances:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise ConfigError(f"tolerance {f.name} must be a non-negative number, got {v!r}")
+        if not isinstance(self.nonfinite, (int, np.integer)) or isinstance(self.nonfinite, bool):
+            raise ConfigError(f"tolerance nonfinite is a count of values, an integer >= 0; got {self.nonfinite!r}")
 
     def resolved(self, dtype: Any) -> Tolerances:
         """These tolerances with ``no_slip=None`` replaced by its value for ``dtype``."""

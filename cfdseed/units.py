@@ -65,6 +65,11 @@ class Units:
     bulk: float  #: bulk velocity of the delivered field
     h: float  #: half-height ly / 2 of the grid the units were resolved for
 
+    def __post_init__(self) -> None:  # built by resolve_units from checked values, or by hand
+        for k in ("re_tau", "u_tau", "nu", "h"):
+            number(f"Units: {k}", getattr(self, k), minimum=0, strict=True)
+        number("Units: bulk", self.bulk)
+
     @property
     def bulk_plus(self) -> float:
         """The bulk velocity in wall units, ``bulk / u_tau``."""

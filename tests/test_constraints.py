@@ -139,6 +139,8 @@ def test_nonfinite_values_are_counted_and_skipped():
     assert report.failures == ["non-finite values = 2 exceeds 0"]
     assert report.max_abs == clean.max_abs and math.isfinite(report.divergence_max)
     assert check_field(SELF, grid, field, tolerances=Tolerances(nonfinite=2)).passed
+    with pytest.raises(ConfigError, match="nonfinite is a count"):
+        Tolerances(nonfinite=0.5)
 
 
 def assert_same_report(a: ConstraintReport, b: ConstraintReport, rel: float = 1e-12) -> None:

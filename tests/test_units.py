@@ -145,3 +145,15 @@ def test_bad_bulk_and_bulk_plus():
 def test_check_unit_options_returns_all_four():
     assert check_unit_options("plug", {"bulk": 2, "noise": 0.1}) == {"re_tau": None, "u_tau": None, "nu": None,
                                                                       "bulk": 2.0}
+
+
+def test_units_built_by_hand_are_checked():
+    """resolve_units checks its inputs; a Units made directly is checked too (u_tau = 0 made
+    bulk_plus a ZeroDivisionError)."""
+    from cfdseed.units import Units
+
+    good = dict(re_tau=180.0, u_tau=1.0, nu=1 / 180, bulk=15.7, h=1.0)
+    assert Units(**good).bulk_plus == 15.7
+    for key, bad in (("u_tau", 0.0), ("re_tau", -1.0), ("nu", float("nan")), ("h", "1"), ("bulk", float("inf"))):
+        with pytest.raises(SourceError, match=f"Units: {key} must be"):
+            Units(**{**good, key: bad})
