@@ -254,12 +254,13 @@ def test_the_backup_is_no_field_to_openfoam_and_an_old_one_still_counts(tmp_path
 
 # -- bad cases: exit 2, one line that names the problem, nothing written -------------------
 @pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U",
-                                  "no-Ubar", "no-nu", "macro-U"])
+                                  "no-Ubar", "no-nu", "macro-U", "time-escapes"])
 def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str) -> None:
     expect = {"no-mesh": "no mesh", "not-periodic": "not a periodic channel: patch inout (patch)",
               "duct": "wall patch 'sides'", "no-case": "not a folder", "proc-count": "numberOfSubdomains",
               "proc-cells": "does not match the decomposition", "no-U": "no velocity field",
-              "no-Ubar": "no meanVelocityForce", "no-nu": "no nu", "macro-U": "foamDictionary -expand"}[kind]
+              "no-Ubar": "no meanVelocityForce", "no-nu": "no nu", "macro-U": "foamDictionary -expand",
+              "time-escapes": "time must name a time directory"}[kind]
     if kind == "no-case":
         case = tmp_path / "missing"
     elif kind == "no-mesh":
@@ -285,6 +286,8 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
     elif kind == "no-nu":
         case = _case(tmp_path)
         del foamlib.FoamFile(case / "constant" / "transportProperties")["nu"]
+    elif kind == "time-escapes":  # a path outside the case is no time directory
+        case = _case(tmp_path)
     else:  # the tutorials' form: a macro from an #include
         case = _case(tmp_path)
         (case / "0" / "include").mkdir()
@@ -293,7 +296,8 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
         macro = '#include "include/initialConditions"\ninternalField   uniform $flowVelocity;'
         u.write_text(u.read_text().replace("internalField   uniform (15.5 0 0);", macro))
     before = _snapshot(case) if case.exists() else {}
-    proc = _cli(str(case), "--source", "streaks", "--seed", "1")
+    extra = ("--time", "../0") if kind == "time-escapes" else ()
+    proc = _cli(str(case), "--source", "streaks", "--seed", "1", *extra)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert expect in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert (_snapshot(case) if case.exists() else {}) == before

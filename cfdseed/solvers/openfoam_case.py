@@ -98,12 +98,15 @@ def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tup
     Raises
     ------
     CaseError
-        No such folder, no ``system/controlDict``, no mesh, processor directories that do not
+        A ``time`` that is not a time directory's name (digits: nothing outside the case is
+        written), no such folder, no ``system/controlDict``, no mesh, processor directories that do not
         match ``system/decomposeParDict``, a collated decomposition, a missing or compressed
         ``TIME/U`` in a part, or an unknown ``layout``.
     """
     if layout not in LAYOUTS:
         raise CaseError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if not isinstance(time, str) or not re.fullmatch(r"[0-9][0-9.eE+-]*", time):
+        raise CaseError(f"time must name a time directory of the case (e.g. '0' or '1.5'), got {time!r}")
     root = Path(case).resolve()
     if not root.is_dir():
         raise CaseError(f"no OpenFOAM case at {case}: not a folder")
