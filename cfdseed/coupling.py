@@ -194,8 +194,9 @@ def init_field(
         ``check`` or ``tolerances`` (and, where the field may be built distributed, on the source,
         its options or the seed: TransportError). Nothing is written.
     ConfigError
-        ``tolerances`` not a :class:`~cfdseed.constraints.Tolerances`, an unknown ``strategy``, or a
-        ``seed`` that ``np.random.default_rng`` does not take. Nothing is written.
+        ``tolerances`` not a :class:`~cfdseed.constraints.Tolerances`, an unknown ``strategy``, a
+        ``check`` that is not a bool, or a ``seed`` that ``np.random.default_rng`` does not take.
+        Nothing is written.
     SourceError
         Unknown source or bad options, ``strategy="distributed"`` for a source without a slab path,
         or the source raised, returned a non-array, the wrong shape or dtype, or NaN/Inf on the
@@ -216,6 +217,8 @@ def init_field(
                               f"got {type(source).__name__}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if not isinstance(check, (bool, np.bool_)):  # "no" would be truthy
+            raise ConfigError(f"check must be True or False, got {check!r}")
         seed_key = _seed_key(seed)
         # what steers the collective steps must match on every rank (compared by prepare): the
         # checks' tolerances decide pass or fail on each; on the root path the source, its options

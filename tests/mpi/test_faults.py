@@ -175,6 +175,12 @@ def test_check_field_compares_the_tolerances():
     assert all("ranks disagree on the tolerances" in m for m in comm.allgather(str(info.value)))
 
 
+def test_check_must_be_a_bool_on_every_rank():
+    with pytest.raises(cfdseed.ConfigError, match="check must be True or False, got 'no'") as info:
+        cfdseed.init_field(comm, grid(), source="plug", seed=1, check="no")
+    assert all("check must be" in m for m in comm.allgather(str(info.value)))
+
+
 @pytest.mark.parametrize("seed", [-1, "abc", 1.5])
 def test_a_seed_default_rng_cannot_take_is_refused_on_every_rank(seed):
     with pytest.raises(cfdseed.ConfigError, match="seed must be None, a non-negative integer") as info:
