@@ -53,5 +53,7 @@ def is_integer(v: Any) -> bool:
 
 
 def is_real(v: Any) -> bool:
-    """A Python or numpy real number (not a bool)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+    """A Python or numpy real number, or a 0-d numeric array; not a bool or a string."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    return isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")

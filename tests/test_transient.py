@@ -185,3 +185,105 @@ def test_steady_start_on_window_grid(window):
     t = np.linspace(0.0, 20.0, 2001)
     ts = steady_start(_run_series(t, np.full_like(t, 15.0), np.ones_like(t)), window=window)
     assert ts == 0.0
+
+
+# -- argument checks: ValueError naming the argument and what is allowed --------------------------
+def _steady(n=641, dt=0.05):
+    t = dt * np.arange(n)
+    return t, 1.0 + 0.001 * np.sin(t)
+
+
+@pytest.mark.parametrize("min_steady", [math.nan, -5.0, math.inf])
+def test_band_refuses_a_bad_min_steady(min_steady):
+    """NaN or a negative min_steady used to pass every onset as steady."""
+    t, x = _steady()
+    with pytest.raises(ValueError, match=r"min_steady must be a finite time >= 0.*got"):
+        detect_steady(t, x, method="band", target=1.0, min_steady=min_steady)
+
+
+@pytest.mark.parametrize("band", ["0.1", None, [0.1]])
+def test_band_refuses_a_band_that_is_not_a_number(band):
+    t, x = _steady()
+    with pytest.raises(ValueError, match=r"band must be a number in \(0, 1\)"):
+        detect_steady(t, x, method="band", target=1.0, band=band)
+
+
+@pytest.mark.parametrize("batch", [math.nan, math.inf, None, 2.5, 0])
+def test_mser_refuses_a_bad_batch(batch):
+    t, x = _steady()
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        detect_steady(t, x, batch=batch)
+
+
+@pytest.mark.parametrize("z_max", ["4", None, 0.0, math.nan])
+def test_mser_refuses_a_bad_z_max(z_max):
+    t, x = _steady()
+    with pytest.raises(ValueError, match=r"z_max must be a number > 0"):
+        detect_steady(t, x, z_max=z_max)
+
+
+def test_numbers_of_any_numeric_type_are_taken_as_before():
+    """The benchmark passes ints, floats and numpy scalars: each gives the float call's result."""
+    t, x = ramp_series(0)
+    assert detect_steady(t, x, batch=np.int64(5), z_max=np.float64(4.0)) == detect_steady(t, x)
+    assert detect_steady(t, x, batch=5.0, z_max=4).onset_time == detect_steady(t, x).onset_time
+    assert detect_steady(t, x, z_max=math.inf).onset_time == detect_steady(t, x, z_max=1e300).onset_time
+    band = dict(method="band", target=1.0, window=5.0)
+    assert detect_steady(t, x, **band, band=np.float64(0.05), min_steady=np.float64(5.0)) == \
+        detect_steady(t, x, **band, band=0.05, min_steady=5)
+    zero = detect_steady(t, x, **band, min_steady=0)
+    assert zero.onset_time == detect_steady(t, x, **band, min_steady=0.0).onset_time
+
+
+@pytest.mark.parametrize("window", [0, 0.0, -1.0, math.nan, math.inf, "2", None])
+def test_running_mean_refuses_a_bad_window(window):
+    """A zero, negative or NaN window used to return NaN or garbage."""
+    t = np.linspace(0, 10, 101)
+    with pytest.raises(ValueError, match="window must be a finite number > 0"):
+        running_mean(t, t, window)
+
+
+def test_combine_refuses_what_is_not_a_result_and_takes_any_iterable():
+    t, x = ramp_series(0)
+    r = detect_steady(t, x)
+    with pytest.raises(ValueError, match=r"SteadyState.*results\[1\] is None"):
+        combine([r, None])
+    with pytest.raises(ValueError, match="at least one"):
+        combine(iter([]))
+    assert combine(iter([r, r])) == combine([r, r])
+
+
+@pytest.mark.parametrize("window", [0, 0.0, -1.0, math.nan, math.inf, "2"])
+def test_steady_start_refuses_a_bad_window(window):
+    """0 used to fail in numpy ("Maximum allowed size exceeded"), -1 to return inf silently."""
+    t = np.linspace(0.0, 20.0, 2001)
+    with pytest.raises(ValueError, match="window must be a finite number > 0"):
+        steady_start(_run_series(t, np.full_like(t, 15.0), np.ones_like(t)), window=window)
+
+
+@pytest.mark.parametrize("name", ["tol_tau", "tol_bulk", "min_windows"])
+@pytest.mark.parametrize("value", [-0.1, math.nan, "1"])
+def test_steady_start_refuses_a_bad_tolerance(name, value):
+    t = np.linspace(0.0, 20.0, 2001)
+    with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+        steady_start(_run_series(t, np.full_like(t, 15.0), np.ones_like(t)), **{name: value})
+
+
+def test_steady_start_names_missing_columns():
+    t = np.linspace(0.0, 20.0, 2001)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['tau_lower', 'tau_upper'\].*needs"):
+        steady_start({"t": t, "bulk": t})
+
+
+def test_steady_start_takes_lists_and_refuses_ragged_or_non_finite_columns():
+    t = np.linspace(0.0, 20.0, 2001)
+    series = _run_series(t, np.full_like(t, 15.0), np.ones_like(t))
+    assert steady_start({k: list(v) for k, v in series.items()}) == steady_start(series) == 0.0
+    with pytest.raises(ValueError, match="1-D arrays of one length"):
+        steady_start(dict(series, bulk=series["bulk"][:-1]))
+    with pytest.raises(ValueError, match="1-D arrays of one length"):
+        steady_start({k: v[None] for k, v in series.items()})
+    bad_t = t.copy()
+    bad_t[-1] = np.nan
+    with pytest.raises(ValueError, match="non-finite times"):
+        steady_start(dict(series, t=bad_t))

@@ -195,3 +195,188 @@ def test_enter_then_stay_rule():
     assert r.censored and "only from t = 4" in r.reason  # 1.5 before the end, 4 needed
     r = onset_from_z(grid, z, 0.5, 1.0, ("a", "b"), k_stay=5.0)
     assert r.censored and "never inside" in r.reason
+
+
+# -- argument checks: ValueError naming the argument and what is allowed --------------------------
+def _gen(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(horizon=0.5), r"horizon 0.5 is shorter than one trailing window"),  # was an IndexError
+    (dict(horizon=math.nan), r"horizon must be a finite number"),  # "cannot convert float NaN to integer"
+    (dict(horizon="8"), r"horizon must be a finite number"),
+    (dict(members=2.5), r"members must be an integer >= 1, got 2.5"),  # was a TypeError
+    (dict(members=0), r"members must be an integer >= 1"),
+    (dict(members=True), r"members must be an integer >= 1, got True"),
+    (dict(n=0), r"n must be an integer >= 1, got 0"),  # IndexError from np.quantile
+    (dict(n=2.5), r"n must be an integer >= 1"),
+    (dict(level="0.95"), r"0 < level < 1"),
+    (dict(level=math.nan), r"0 < level < 1"),
+    (dict(rng=0), r"rng must be a numpy.random.Generator .* or None, got 0"),  # was an AttributeError
+    (dict(resample=1), r"resample must be a numpy.random.Generator"),
+])
+def test_calibrate_refuses_bad_arguments(ref, kwargs, match):
+    args = dict(members=2, horizon=8.0, n=5, rng=_gen())
+    args.update(kwargs)
+    members, horizon = args.pop("members"), args.pop("horizon")
+    with pytest.raises(ValueError, match=match):
+        ref.calibrate(members, horizon, **args)
+
+
+def test_calibrate_takes_numpy_numbers_and_a_one_window_horizon(ref):
+    """The campaign passes numpy and JSON numbers; a horizon of one window is the shortest judged."""
+    a = ref.calibrate(np.int64(2), np.float64(8.0), level=np.float64(0.9), n=np.int64(20), rng=_gen(1))
+    assert a == ref.calibrate(2, 8, level=0.9, n=20, rng=_gen(1))
+    assert math.isfinite(ref.calibrate(1, 1.0, n=5, rng=_gen(1)))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(k=math.nan), r"k must be a finite number > 0, got nan"),  # silently censored
+    (dict(k=-1.0), r"k must be a finite number > 0, got -1.0"),  # silently censored
+    (dict(k=0.0), r"k must be a finite number > 0"),
+    (dict(k=True), r"k must be a finite number > 0"),
+    (dict(k="3"), r"k must be a finite number > 0"),
+    (dict(min_steady=math.nan), r"min_steady must be a finite number >= 0, got nan"),  # silently steady
+    (dict(min_steady=-1.0), r"min_steady must be a finite number >= 0"),
+    (dict(horizon=0.5), r"horizon 0.5 is shorter than one trailing window"),
+    (dict(horizon=math.nan), r"horizon must be a finite number"),
+])
+def test_onset_refuses_bad_rule_constants(ref, kwargs, match):
+    args = dict(k=3.0, horizon=32.0, min_steady=4.0)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ref.onset([member(_gen(), 32.0)], **args)
+
+
+def test_onset_takes_a_zero_min_steady_and_numpy_constants(ref):
+    m = member(_gen(), 32.0)
+    assert ref.onset([m], k=np.float64(3.0), horizon=np.float64(32.0), min_steady=np.float64(0.0)) == \
+        ref.onset([m], k=3.0, horizon=32.0, min_steady=0)
+
+
+def test_runs_of_bad_shape_are_refused_by_name(ref):
+    t, s = member(_gen(), 32.0)
+    with pytest.raises(ValueError, match=r"run 1: every signal must have the shape of its t \(641,\)"):
+        ref.onset([(t, s), (t, dict(s, tau=s["tau"][:-3]))], k=3.0, horizon=32.0)  # np.stack's error
+    with pytest.raises(ValueError, match=r"run 0: t must be a 1-D array of at least one time, got shape \(0,\)"):
+        ref.onset([(np.array([]), {"bulk": np.array([]), "tau": np.array([])})], k=3.0, horizon=32.0)  # IndexError
+    with pytest.raises(ValueError, match=r"run 0: t must be a 1-D array"):
+        ref.onset([(t[None], {n: v[None] for n, v in s.items()})], k=3.0, horizon=32.0)
+    with pytest.raises(ValueError, match=r"run 1 must be a pair \(t, \{signal: series\}\)"):
+        ref.onset([(t, s), 5], k=3.0, horizon=32.0)
+    with pytest.raises(ValueError, match="horizon 0.5 is shorter"):
+        ref.grid([(t, s)], 0.5)  # a grid too short for one window: nothing the rule can judge
+
+
+def test_bootstrap_and_simulate_refuse_bad_arguments(ref):
+    ens = [member(_gen(i), 16.0) for i in range(3)]
+    m = int(16.0 / DT) + 1
+    with pytest.raises(ValueError, match=r"n must be an integer >= 0, got 2.5"):
+        ref.bootstrap(ens, k=4.0, horizon=16.0, n=2.5, rng=_gen())
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator"):
+        ref.bootstrap(ens, k=4.0, horizon=16.0, n=5, rng=3)
+    with pytest.raises(ValueError, match=r"k must be a finite number > 0"):  # even when nothing is drawn
+        ref.bootstrap(ens, k=math.nan, horizon=16.0, n=0, rng=_gen())
+    with pytest.raises(ValueError, match=r"min_steady must be a finite number >= 0"):
+        ref.bootstrap(ens, k=4.0, horizon=16.0, n=0, rng=_gen(), min_steady=math.nan)
+    with pytest.raises(ValueError, match=r"members must be an integer >= 1, got 0"):
+        ref.simulate(np.zeros((2, m)), 0, 16.0, k=4.0, n=2, rng=_gen())
+    with pytest.raises(ValueError, match=r"n must be an integer >= 0"):
+        ref.simulate(np.zeros((2, m)), 2, 16.0, k=4.0, n=1.5, rng=_gen())
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator \(.*\), got None"):
+        ref.simulate(np.zeros((2, m)), 2, 16.0, k=4.0, n=0, rng=None)  # refused even when nothing is drawn
+    with pytest.raises(ValueError, match=r"k must be a finite number > 0"):
+        ref.simulate(np.zeros((2, m)), 2, 16.0, k=-1.0, n=0, rng=_gen())
+    with pytest.raises(ValueError, match=r"horizon must be a finite number"):
+        ref.simulate(np.zeros((2, m)), 2, math.nan, k=4.0, n=2, rng=_gen())
+    assert ref.bootstrap(ens, k=4.0, horizon=16.0, n=0, rng=_gen()).shape == (0,)
+
+
+def test_surrogates_refuse_bad_arguments(ref):
+    with pytest.raises(ValueError, match=r"n must be an integer >= 0, got 2.5"):
+        ref.surrogates(2.5, 8.0, _gen())
+    with pytest.raises(ValueError, match=r"length must be a finite number >= 0, got nan"):
+        ref.surrogates(2, math.nan, _gen())
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator"):
+        ref.surrogates(2, 8.0, 0)
+    assert ref.surrogates(np.int64(2), 0.5, _gen()).shape == (2, 2, 11)  # shorter than a window: fine
+
+
+def _series(n=4001, step=0.05):
+    t = step * np.arange(n)
+    return t, {"a": np.sin(t) + 0.01 * np.cos(7 * t)}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dt="0.05"), r"need numbers 0 < dt < window, got dt='0.05'"),  # was a TypeError
+    (dict(window="1"), r"need numbers 0 < dt < window"),
+    (dict(t_start=math.nan), r"t_start must be a number"),  # "cannot convert float NaN to integer"
+    (dict(dt=2e-6), r"dt=2e-06 makes a grid of 1.25e\+07 points .* need dt >= "),
+])
+def test_from_series_refuses_bad_arguments(kwargs, match):
+    t, s = _series(51, 0.5)  # 25 windows of 1 in 51 records
+    with pytest.raises(ValueError, match=match):
+        Reference.from_series(t, s, **kwargs)
+
+
+def test_from_series_refuses_a_grid_absurdly_larger_than_the_series():
+    """dt = 1e-9 used to try to allocate 745 GiB; the refusal names dt and the dt needed."""
+    t, s = _series()
+    with pytest.raises(ValueError, match=r"dt=1e-09 makes a grid of 2e\+11 points over the reference's 200 "
+                                         r"\(4001 records\).* need dt >= 2e-05"):
+        Reference.from_series(t, s, dt=1e-9)
+
+
+def test_from_series_refuses_bad_times_and_ragged_signals():
+    t, s = _series()
+    bad = t.copy()
+    bad[-1] = np.nan
+    with pytest.raises(ValueError, match="t must be a 1-D array of finite times"):
+        Reference.from_series(bad, s)
+    with pytest.raises(ValueError, match=r"t must be a 1-D array of finite times, got shape \(1, 4001\)"):
+        Reference.from_series(t[None], {"a": s["a"][None]})
+    with pytest.raises(ValueError, match=r"every signal must have the shape of t \(4001,\), got \{'b': \(4000,\)\}"):
+        Reference.from_series(t, {"a": s["a"], "b": s["a"][:-1]})
+
+
+def test_from_series_takes_lists_ints_and_numpy_numbers():
+    t, s = _series()
+    a = Reference.from_series(t, s, window=1.0, dt=0.05, t_start=10.0)
+    b = Reference.from_series(list(t), {"a": list(s["a"])}, window=1, dt=np.float64(0.05), t_start=np.int64(10))
+    assert np.array_equal(a.record, b.record) and np.array_equal(a.sigma, b.sigma)
+    c = Reference.from_series(t, s, t_start=-math.inf)  # before the series: all of it
+    assert np.array_equal(c.record, Reference.from_series(t, s).record)
+
+
+def test_resample_and_trailing_mean_refuse_bad_arguments():
+    t, x = [0.0, 1.0, 3.0], [0.0, 1.0, 3.0]
+    for dt in (0.0, -0.5, math.nan, "0.5"):
+        with pytest.raises(ValueError, match="dt must be a finite number > 0"):
+            resample(t, x, dt, 0.0, 3.0)
+    with pytest.raises(ValueError, match="t0 must be a finite number"):
+        resample(t, x, 0.5, math.nan, 3.0)
+    with pytest.raises(ValueError, match="t1 must be a finite number"):
+        resample(t, x, 0.5, 0.0, math.nan)
+    with pytest.raises(ValueError, match="non-finite times"):  # NaN passes the increasing check
+        resample([0.0, np.nan, 3.0], x, 0.5, 0.0, 3.0)
+    with pytest.raises(ValueError, match="need strictly increasing t"):
+        resample([0.0, 1.0], 5.0, 0.5, 0.0, 1.0)
+    for w in (0, -1, 7, 2.0, np.float64(3.0), None):
+        with pytest.raises(ValueError, match=r"window w must be an integer in \[1, 6\]"):
+            trailing_mean(np.arange(6.0), w)
+    np.testing.assert_array_equal(trailing_mean(np.arange(6.0), np.int64(6)), [np.nan] * 5 + [2.5])
+
+
+def test_band_constants_of_the_rule_functions_are_checked():
+    from cfdseed.transient.calibrated import onset_from_z, steady_index
+
+    z = np.ones((2, 5))
+    for k in (math.nan, -1.0, 0.0, "3"):
+        with pytest.raises(ValueError, match="k must be a finite number > 0"):
+            steady_index(z, k)
+    with pytest.raises(ValueError, match="k_stay must be a finite number > 0"):
+        steady_index(z, 3.0, math.nan)
+    with pytest.raises(ValueError, match="min_steady must be a finite number >= 0"):
+        onset_from_z(np.arange(5.0), z, 3.0, math.nan, ("a", "b"))
+    assert steady_index(z, np.float64(3.0), np.array(4.0)) == 0

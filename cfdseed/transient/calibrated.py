@@ -41,19 +41,29 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from .rules import SteadyState
 
 __all__ = ["Reference", "resample", "trailing_mean"]
 
 Member = tuple[Any, Mapping[str, Any]]  # (t (n,), {signal: (n,)}) of one run
 
+#: The most points of a reference's resampling grid when it would also be finer than the series
+#: (a grid finer than the records adds nothing; 10^7 points of a few signals is already GBs of work).
+MAX_GRID_POINTS = 10_000_000
+
 
 def resample(t: Any, x: Any, dt: float, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of ``x (..., n)`` onto the uniform grid ``t0, t0 + dt, ... <= t1``."""
+    _checks.positive("dt", dt)
+    _checks.finite("t0", t0)
+    _checks.finite("t1", t1)
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    if t.ndim != 1 or x.shape[-1] != t.size or t.size < 2 or np.any(np.diff(t) <= 0):
+    if t.ndim != 1 or x.ndim < 1 or x.shape[-1] != t.size or t.size < 2 or np.any(np.diff(t) <= 0):
         raise ValueError(f"need strictly increasing t (n,) and x (..., n) with n >= 2; got {t.shape}, {x.shape}")
+    if not np.isfinite(t).all():  # NaN passes the increasing check (its comparisons are False)
+        raise ValueError("t holds non-finite times")
     if t0 < t[0] - 1e-9 or t1 > t[-1] + 1e-9:
         raise ValueError(f"grid [{t0:g}, {t1:g}] outside the series [{t[0]:g}, {t[-1]:g}]")
     grid = t0 + dt * np.arange(int(math.floor((t1 - t0) / dt + 1e-9)) + 1)
@@ -63,8 +73,17 @@ def resample(t: Any, x: Any, dt: float, t0: float, t1: float) -> tuple[np.ndarra
 
 
 def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
-    """Mean of the last ``w`` samples along the last axis; NaN until ``w`` samples exist."""
+    """Mean of the last ``w`` samples along the last axis; NaN until ``w`` samples exist.
+
+    Raises
+    ------
+    ValueError
+        ``w`` not an integer in [1, n], n the samples along the last axis.
+    """
     x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1] if x.ndim else 0
+    if not _checks.is_integer(w) or not 1 <= w <= n:
+        raise ValueError(f"window w must be an integer in [1, {n}] (the samples of x along its last axis), got {w!r}")
     c = np.cumsum(x, axis=-1)
     out = np.full(x.shape, np.nan)
     out[..., w - 1] = c[..., w - 1] / w
@@ -72,10 +91,24 @@ def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _check_band(k: Any, k_stay: Any) -> None:
+    """The band constants: finite and > 0 (a NaN or negative band would censor every record)."""
+    _checks.positive("k", k)
+    if k_stay is not None:
+        _checks.positive("k_stay", k_stay)
+
+
+def _check_rule(k: Any, min_steady: Any) -> None:
+    """The rule's constants, checked before a loop that may not run (``n = 0``) or draws first."""
+    _check_band(k, None)
+    _checks.non_negative("min_steady", min_steady)
+
+
 def steady_index(z: np.ndarray, k: float, k_stay: float | None = None) -> int | None:
     """First grid index inside ``k`` (``max_s |z_s| <= k``) from which the record stays inside
     ``k_stay`` (default ``k``: the last exit from the band) to the end; None if there is none.
     NaN (window not yet full) counts as outside."""
+    _check_band(k, k_stay)
     a = np.max(np.where(np.isnan(z), np.inf, np.abs(z)), axis=0)
     stay = a <= (k if k_stay is None else k_stay)
     stays = np.flip(np.logical_and.accumulate(np.flip(stay)))  # inside k_stay from here to the end
@@ -88,6 +121,7 @@ def onset_from_z(grid: np.ndarray, z: np.ndarray, k: float, min_steady: float, n
     """The rule on z-scores ``z (S, m)`` (:meth:`Reference.z_scores`) on ``grid``: steady from the
     first grid time inside ``k`` after which ``max_s |z_s|`` stays within ``k_stay`` (default ``k``)
     to the end, if at least ``min_steady`` before it; ``names``: the signals, for the reason."""
+    _checks.non_negative("min_steady", min_steady)
     stay = k if k_stay is None else k_stay
     t_end = float(grid[-1])
     i = steady_index(z, k, k_stay)
@@ -146,17 +180,35 @@ class Reference:
         Raises
         ------
         ValueError
-            Fewer than 20 windows after ``t_start``, non-finite values or a constant signal.
+            Fewer than 20 windows after ``t_start``, non-finite values, a constant signal, signals
+            not of the shape of ``t``, or a ``dt`` whose grid would exceed :data:`MAX_GRID_POINTS`
+            points and the series' own records.
         """
         t = np.asarray(t, dtype=np.float64)
         names = tuple(series)
         if not names:
             raise ValueError("need at least one signal")
-        if not (0 < dt < window):
-            raise ValueError(f"need 0 < dt < window, got dt={dt!r}, window={window!r}")
+        if not (_checks.is_real(dt) and _checks.is_real(window) and 0 < dt < window):
+            raise ValueError(f"need numbers 0 < dt < window, got dt={dt!r}, window={window!r}")
+        if not _checks.is_real(t_start) or math.isnan(float(t_start)):
+            raise ValueError(f"t_start must be a number (a time of the series), got {t_start!r}")
+        if t.ndim != 1 or not np.isfinite(t).all():
+            raise ValueError(f"t must be a 1-D array of finite times, got shape {t.shape}" +
+                             ("" if t.ndim != 1 else " with non-finite values"))
         if t.size < 2 or t[-1] - max(t_start, t[0]) < 20 * window:
             raise ValueError(f"reference after t = {t_start:g} spans less than 20 windows of {window:g}")
-        x = np.stack([np.asarray(series[s], dtype=np.float64) for s in names])
+        span = float(t[-1]) - max(float(t_start), float(t[0]))
+        points = math.floor(span / float(dt) + 1e-9) + 1  # as resample cuts the grid
+        limit = max(MAX_GRID_POINTS, t.size)
+        if points > limit:
+            raise ValueError(f"dt={dt!r} makes a grid of {points:.3g} points over the reference's {span:g} "
+                             f"({t.size} records); at most {MAX_GRID_POINTS:.0e} (or the records) allowed: "
+                             f"need dt >= {span / (limit - 1):.3g}")
+        cols = [np.asarray(series[s], dtype=np.float64) for s in names]
+        wrong = {s: c.shape for s, c in zip(names, cols) if c.shape != t.shape}
+        if wrong:
+            raise ValueError(f"every signal must have the shape of t {t.shape}, got {wrong}")
+        x = np.stack(cols)
         if not np.isfinite(x).all():
             raise ValueError("reference series hold non-finite values")
         _, rec = resample(t, x, dt, max(t_start, float(t[0])), float(t[-1]))
@@ -249,6 +301,9 @@ class Reference:
         Phase randomisation: the record's Fourier amplitudes with uniform random phases, the
         same for every signal (cross-spectra kept); each surrogate is cut at a random offset.
         """
+        _checks.count("n", n, 0)
+        _checks.non_negative("length", length)
+        _checks.generator("rng", rng, optional=False)
         m = int(round(length / self.dt)) + 1
         nrec = self.record.shape[1]
         if m > nrec:
@@ -264,6 +319,18 @@ class Reference:
             start = int(rng.integers(nrec))
             out[i] = np.take(y, np.arange(start, start + m) % nrec, axis=1)
         return out + self.mean[None, :, None]
+
+    def _horizon_points(self, horizon: Any, *, floor: bool = False) -> int:
+        """Grid points ``0, dt, ..., horizon`` (rounded as the surrogates round a length, or with
+        ``floor`` as :func:`resample` cuts a grid) of a horizon checked to be finite and to hold at
+        least one full trailing window."""
+        _checks.finite("horizon", horizon)
+        m = (int(math.floor(horizon / self.dt + 1e-9)) if floor else int(round(horizon / self.dt))) + 1
+        w = self._samples(self.window, self.dt)
+        if m < w:
+            raise ValueError(f"horizon {horizon!r} is shorter than one trailing window: need at least "
+                             f"{(w - 1) * self.dt:g} (window {self.window:g}, grid step {self.dt:g})")
+        return m
 
     def z_scores(self, grid_values: np.ndarray, members: int) -> np.ndarray:
         """``(S, m)`` band units of an ensemble-mean ``(S, m)`` record of ``members`` runs."""
@@ -281,8 +348,13 @@ class Reference:
         (k_N^boot; a resample's mean strays further from mu than the ensemble's). The surrogates are
         the same as without it: ``rng`` draws nothing else.
         """
-        if members < 1 or not 0 < level < 1:
-            raise ValueError(f"need members >= 1 and 0 < level < 1, got {members!r}, {level!r}")
+        _checks.count("members", members, 1)
+        if not _checks.is_real(level) or not 0 < level < 1:
+            raise ValueError(f"need 0 < level < 1, got {level!r}")
+        _checks.count("n", n, 1)
+        _checks.generator("rng", rng, optional=True)
+        _checks.generator("resample", resample, optional=True)
+        self._horizon_points(horizon)
         rng = np.random.default_rng() if rng is None else rng
         sup = np.empty(n)
         for i in range(n):
@@ -301,13 +373,24 @@ class Reference:
         """
         if not members:
             raise ValueError("need at least one run")
+        self._horizon_points(horizon, floor=True)
         vals = []
-        for k, (t, series) in enumerate(members):
+        for k, member in enumerate(members):
+            try:
+                t, series = member
+            except (TypeError, ValueError):
+                raise ValueError(f"run {k} must be a pair (t, {{signal: series}}), got {member!r:.80}") from None
             missing = [s for s in self.signals if s not in series]
             if missing:
                 raise ValueError(f"run {k} lacks signal(s) {missing}")
             t = np.asarray(t, dtype=np.float64)
-            x = np.stack([np.asarray(series[s], dtype=np.float64) for s in self.signals])
+            if t.ndim != 1 or t.size == 0:
+                raise ValueError(f"run {k}: t must be a 1-D array of at least one time, got shape {t.shape}")
+            cols = [np.asarray(series[s], dtype=np.float64) for s in self.signals]
+            wrong = {s: c.shape for s, c in zip(self.signals, cols) if c.shape != t.shape}
+            if wrong:
+                raise ValueError(f"run {k}: every signal must have the shape of its t {t.shape}, got {wrong}")
+            x = np.stack(cols)
             if t[-1] < horizon - 0.5 * self.dt - 1e-9:
                 raise ValueError(f"run {k} ends at t = {t[-1]:g}, more than half a grid step "
                                  f"({0.5 * self.dt:g}) before the horizon {horizon:g}")
@@ -334,6 +417,9 @@ class Reference:
                   rng: np.random.Generator | None = None, min_steady: float = 4.0) -> np.ndarray:
         """Ensemble onsets of ``n`` resamples of the members with replacement (NaN: censored);
         ``k``: the resamples' band constant (``calibrate(..., resample=...)``)."""
+        _checks.count("n", n, 0)
+        _checks.generator("rng", rng, optional=True)
+        _check_rule(k, min_steady)
         rng = np.random.default_rng() if rng is None else rng
         g, v = self.grid(members, horizon)
         out = np.empty(n)
@@ -346,7 +432,11 @@ class Reference:
                  rng: np.random.Generator, min_steady: float = 4.0) -> np.ndarray:
         """Ensemble onsets of ``n`` synthetic ensembles: reference surrogates plus a deterministic
         transient ``template (S, m)`` on the grid ``0, dt, ..., horizon`` (the power analysis)."""
-        m = int(round(horizon / self.dt)) + 1
+        _checks.count("members", members, 1)
+        _checks.count("n", n, 0)
+        _checks.generator("rng", rng, optional=False)
+        _check_rule(k, min_steady)
+        m = self._horizon_points(horizon)
         if template.shape != (len(self.signals), m):
             raise ValueError(f"template must be (S, m) = ({len(self.signals)}, {m}), got {template.shape}")
         grid = self.dt * np.arange(m)

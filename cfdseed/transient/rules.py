@@ -38,11 +38,13 @@ judge. A censored result carries ``onset_time = None`` and a reason: it must be 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from . import _checks
 
 __all__ = ["SteadyState", "detect_steady", "combine", "running_mean", "mser", "steady_start"]
 
@@ -102,7 +104,14 @@ def _series(t: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def running_mean(t: np.ndarray, x: np.ndarray, window: float) -> np.ndarray:
     """Trailing time-weighted mean of ``x`` over ``(t_i - window, t_i]`` (trapezoid rule, linear
-    interpolation inside the first sample interval); NaN where ``t_i - window < t_0``."""
+    interpolation inside the first sample interval); NaN where ``t_i - window < t_0``.
+
+    Raises
+    ------
+    ValueError
+        ``window`` not a finite number > 0; mismatched or non-increasing times.
+    """
+    _checks.positive("window", window)
     t, x = _series(t, x)
     integral = np.concatenate([[0.0], np.cumsum(0.5 * (x[1:] + x[:-1]) * np.diff(t))])  # (n,)
     start = t - window
@@ -191,13 +200,15 @@ def _band(t: np.ndarray, x: np.ndarray, target: float | None, band: float, windo
           min_steady: float | None) -> SteadyState:
     if target is None or not math.isfinite(float(target)) or float(target) == 0.0:
         raise ValueError(f"method 'band' needs a finite non-zero target (force-balance value), got {target!r}")
-    if not (0 < band < 1):
-        raise ValueError(f"band must lie in (0, 1), got {band!r}")
+    if not _checks.is_real(band) or not (0 < band < 1):
+        raise ValueError(f"band must be a number in (0, 1), got {band!r}")
     duration = float(t[-1] - t[0])
     w = 0.1 * duration if window is None else float(window)
     if not (0 < w < duration):
         raise ValueError(f"window must lie in (0, {duration}) (the series duration), got {window!r}")
     need = w if min_steady is None else float(min_steady)
+    if not (math.isfinite(need) and need >= 0):
+        raise ValueError(f"min_steady must be a finite time >= 0 (None: the window), got {min_steady!r}")
     target = float(target)
     r = running_mean(t, x, w)
     inside = np.abs(r - target) <= band * abs(target)  # NaN (window not yet full) counts as outside
@@ -226,10 +237,11 @@ def _uniform(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState:
-    if int(batch) != batch or batch < 1:
+    if (not _checks.is_real(batch) or not math.isfinite(float(batch))  # NaN, inf: int() would raise
+            or int(batch) != batch or batch < 1):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    if not z_max > 0:
-        raise ValueError(f"z_max must be positive, got {z_max!r}")
+    if not _checks.is_real(z_max) or not z_max > 0:
+        raise ValueError(f"z_max must be a number > 0 (inf: no stationarity check), got {z_max!r}")
     tu, xu = _uniform(t, x)
     z = _batch_means(xu, int(batch))
     m = z.size
@@ -259,9 +271,19 @@ def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState
 
 
 def combine(results: Sequence[SteadyState]) -> SteadyState:
-    """Steady once every signal is: the latest onset; censored if any signal is censored."""
+    """Steady once every signal is: the latest onset; censored if any signal is censored.
+
+    Raises
+    ------
+    ValueError
+        No results, or an item that is not a :class:`SteadyState`.
+    """
+    results = list(results)
     if not results:
         raise ValueError("combine needs at least one result")
+    for i, r in enumerate(results):
+        if not isinstance(r, SteadyState):
+            raise ValueError(f"combine needs SteadyState results (of detect_steady); results[{i}] is {r!r}")
     t_end = max(r.t_end for r in results)
     cens = [r for r in results if r.censored]
     if cens:
@@ -271,7 +293,10 @@ def combine(results: Sequence[SteadyState]) -> SteadyState:
                        f"latest onset of {len(results)} signals: {last.reason}")
 
 
-def steady_start(series: dict[str, np.ndarray], *, window: float = 2.0, tol_tau: float = 0.05,
+_STEADY_COLUMNS = ("t", "bulk", "tau_lower", "tau_upper")
+
+
+def steady_start(series: Mapping[str, Any], *, window: float = 2.0, tol_tau: float = 0.05,
                  tol_bulk: float = 0.01, min_windows: int = 2) -> float:
     """Start of the statistically steady state (documented criterion).
 
@@ -280,7 +305,29 @@ def steady_start(series: dict[str, np.ndarray], *, window: float = 2.0, tol_tau:
     every window in it has (a) its mean wall shear (both walls) within ``tol_tau`` of the force
     balance value 1 and (b) its mean bulk velocity within ``tol_bulk`` (relative) of the mean
     bulk velocity over [t_s, t_end]. Returns ``inf`` if no such time exists yet.
+
+    Raises
+    ------
+    ValueError
+        A missing column (``t``, ``bulk``, ``tau_lower``, ``tau_upper``), columns that are not 1-D
+        of one length, non-finite times, ``window`` not > 0, or a negative tolerance or
+        ``min_windows``.
     """
+    missing = [c for c in _STEADY_COLUMNS if c not in series]
+    if missing:
+        raise ValueError(f"series lacks column(s) {missing}; steady_start needs {list(_STEADY_COLUMNS)}")
+    _checks.positive("window", window)
+    _checks.non_negative("tol_tau", tol_tau)
+    _checks.non_negative("tol_bulk", tol_bulk)
+    _checks.non_negative("min_windows", min_windows)
+    # arrays are used as given (their dtype kept); lists and tuples become float64 arrays
+    series = {c: series[c] if isinstance(series[c], np.ndarray) else np.asarray(series[c], dtype=np.float64)
+              for c in _STEADY_COLUMNS}
+    shapes = {c: v.shape for c, v in series.items()}
+    if series["t"].ndim != 1 or len(set(shapes.values())) != 1:
+        raise ValueError(f"series columns must be 1-D arrays of one length, got shapes {shapes}")
+    if not np.all(np.isfinite(series["t"])):
+        raise ValueError("series['t'] holds non-finite times")
     t, bulk = series["t"], series["bulk"]
     tau = 0.5 * (series["tau_lower"] + series["tau_upper"])
     if t.size < 2:
