@@ -293,7 +293,7 @@ def evaluate(
     ------
     ConfigError
         ``fields`` and ``model`` both given, a label given twice or not allowed, non-positive sample
-        counts, an unknown reference or ``device``, an output folder that cannot be created.
+        counts, a ``seed`` that is not a non-negative integer, an unknown reference or ``device``, an output folder that cannot be created.
     DatasetError, CheckpointError
         Missing or unreadable inputs, field files without units (and no ``nu``/``u_tau``), or data
         the statistics reject (non-finite values, bad grid, ...).
@@ -305,6 +305,8 @@ def evaluate(
         raise ConfigError("give either fields or a model to evaluate, not both")
     if samples < 1 or against_samples < 1:
         raise ConfigError(f"samples and against_samples must be positive, got {samples}, {against_samples}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     ref = str(reference).strip().lower()
     if ref not in ("auto", "none", *REFERENCES):
         raise ConfigError(f"unknown reference {reference!r}; one of auto, none, {', '.join(REFERENCES)}")

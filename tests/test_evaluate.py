@@ -326,6 +326,9 @@ def test_side_by_side_bad_inputs(fields3, tmp_path, capsys):
         evaluate(out, fields={})
     with pytest.raises(ConfigError, match="neither a file nor"):
         evaluate(out, fields=[("sem", sem, "extra")])
+    for bad in (-1, 1.5, "3", True):  # the CLI's --seed type refuses these; from Python too
+        with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+            evaluate(out, fields={"sem": sem, "pr": pr}, seed=bad)
     with pytest.raises(DatasetError, match="input 'pr'"):
         evaluate(out, fields={"sem": sem, "pr": tmp_path / "gone.h5"})
 
