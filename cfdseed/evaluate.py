@@ -298,6 +298,7 @@ def evaluate(
         Missing or unreadable inputs, field files without units (and no ``nu``/``u_tau``), or data
         the statistics reject (non-finite values, bad grid, ...).
     """
+    from ._values import is_integer
     from .errors import CfdseedError, ConfigError, DatasetError
     from .reference import REFERENCES
 
@@ -305,7 +306,7 @@ def evaluate(
         raise ConfigError("give either fields or a model to evaluate, not both")
     if samples < 1 or against_samples < 1:
         raise ConfigError(f"samples and against_samples must be positive, got {samples}, {against_samples}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not (is_integer(seed) and seed >= 0):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     ref = str(reference).strip().lower()
     if ref not in ("auto", "none", *REFERENCES):

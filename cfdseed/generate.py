@@ -190,9 +190,10 @@ def fresh_seed() -> int:
 
 def _check_seed(seed: Any) -> int:
     """``seed`` as an int: a non-negative integer that the field file can record (below 2**64)."""
+    from ._values import is_integer
     from .errors import ConfigError
 
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+    if not (is_integer(seed) and 0 <= seed < 2**64):
         raise ConfigError(f"seed must be a non-negative integer below 2**64 (or None: a fresh one), got {seed!r}")
     return int(seed)
 

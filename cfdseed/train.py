@@ -180,14 +180,19 @@ def _previous_run(out: Path, resume: bool, force: bool, auto: bool = False) -> l
     return old if force else []
 
 
+def _diverged(what: str, out: Path, saved: int | None) -> TrainingError:
+    """The error that ends a diverged run, saying what ``ckpt.pt`` still holds."""
+    return TrainingError(f"training diverged {what}; {out / 'ckpt.pt'} keeps "
+                         f"{'no state' if saved is None else f'iteration {saved}'} (nothing non-finite is written): "
+                         "lower train.lr_g / train.lr_c or the loss weights and resume, or start again")
+
+
 def _check_finite(gen: torch.nn.Module, it: int, out: Path, saved: int | None) -> None:
     """TrainingError before a diverged generator (NaN/Inf weights) would overwrite a checkpoint."""
     with torch.no_grad():
         if all(bool(torch.isfinite(p).all()) for p in gen.parameters()):
             return
-    raise TrainingError(f"training diverged by iteration {it}: non-finite generator weights; {out / 'ckpt.pt'} "
-                        f"keeps {'no state' if saved is None else f'iteration {saved}'}: lower train.lr_g / "
-                        "train.lr_c or the loss weights and resume, or start again")
+    raise _diverged(f"by iteration {it}: non-finite generator weights", out, saved)
 
 
 def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
@@ -483,10 +488,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
                 now = time.perf_counter()
                 last = dict(zip(LOSSES, vals.tolist(), strict=True))
                 if not all(math.isfinite(v) for v in last.values()):  # averaged: every rank alike
-                    raise TrainingError(
-                        f"training diverged at iteration {it}: non-finite losses {last}; {out / 'ckpt.pt'} keeps "
-                        f"{'no state' if saved is None else f'iteration {saved}'} (nothing non-finite is written): "
-                        "lower train.lr_g / train.lr_c or the loss weights and resume, or start again")
+                    raise _diverged(f"at iteration {it}: non-finite losses {last}", out, saved)
                 run_agreed(dd, logger.row, {"iteration": float(it), **last, "time_s": now - t0,
                                             "it_per_s": cfg.log.log_every / max(now - t_prev, 1e-12)})
                 t_prev = now

@@ -126,13 +126,16 @@ class RunSettings:
 _AGREED = ("until", "series_every", "slices_every", "slices_after", "slice_x", "checkpoint_every")
 
 
-def _agree_settings(comm: Any, settings: RunSettings, nx: int) -> None:
-    """Collective: check ``settings`` (again: fields may have been assigned after construction)
-    and its ``slice_x`` against ``nx`` on every rank, then that the ranks pass the same
+def _agree_settings(comm: Any, settings: RunSettings, nx: int, restart: Any) -> None:
+    """Collective: check ``restart``, ``settings`` (again: fields may have been assigned after
+    construction) and its ``slice_x`` against ``nx`` on every rank (one rank's bad value raised on
+    all), then that the ranks pass the same
     :data:`_AGREED` fields; a :class:`ConfigError` on every rank otherwise (a rank recording at
     another cadence would enter collectives the others do not, and the job would hang)."""
 
     def check() -> None:
+        if restart not in (True, False, "auto"):
+            raise ConfigError(f"restart={restart!r}; must be True, False or 'auto'")
         settings.__post_init__()
         bad = [int(i) for i in settings.slice_x if i >= nx]
         if bad:
@@ -262,9 +265,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
     out = Path(out)
     ckdir = out / "checkpoints"
 
-    if restart not in (True, False, "auto"):
-        raise ConfigError(f"restart={restart!r}; must be True, False or 'auto'")
-    _agree_settings(comm, settings, channel.spec.shape[0])
+    _agree_settings(comm, settings, channel.spec.shape[0], restart)
 
     def find() -> Path | None:  # rank 0 decides for all: ranks on unshared disks could list different sets
         if comm.rank != 0:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._values import number
+from .._values import is_integer, number
 from ..errors import SourceError
 from ..grid import Grid
 
@@ -208,7 +208,7 @@ def check_seed(source: str, value: Any) -> None:
         Anything else (negative numbers, floats, strings, bools).
     """
     def whole(v: Any) -> bool:
-        return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and v >= 0
+        return is_integer(v) and v >= 0
 
     if value is None or isinstance(value, np.random.SeedSequence) or whole(value):
         return

@@ -101,7 +101,7 @@ from ..units import (
     reichardt_profile,
     resolve_units,
 )
-from .base import Source, SourceInfo, check_flag, check_seed, parse_options
+from .base import Source, SourceInfo, check_enforcement, check_seed, parse_options
 
 __all__ = ["sem", "SEM_DEFAULTS", "DEFAULT_EDDY_DENSITY", "SIGMA_MIN_CELLS", "MAX_EDDIES", "eddy_sizes",
            "sample_eddies", "eddy_intensities", "wall_damping", "eddy_field"]
@@ -278,8 +278,7 @@ def sem(**options: Any) -> Source:
     o.update(check_unit_options("sem", o))
     for key in ("length", "eddy_density", "blend", "max_ratio"):  # blend: also the wall damping's width
         o[key] = number(f"sem: {key}", o[key], minimum=0, strict=True)
-    for key in ("no_slip", "divergence_free"):
-        check_flag("sem", key, o[key])
+    check_enforcement("sem", o)  # the switches; blend and max_ratio were converted just above
     check_seed("sem", o["seed"])
     spec = _target(o)
 
