@@ -222,6 +222,27 @@ def test_mser_refuses_a_bad_z_max(z_max):
         detect_steady(t, x, z_max=z_max)
 
 
+@pytest.mark.parametrize("kwargs", [dict(batch=0), dict(z_max=-1.0),
+                                    dict(method="band", target=1.0, band=2.0),
+                                    dict(method="band", target=None), dict(method="band", target=1.0, window=-1.0)])
+def test_bad_parameters_raise_even_when_the_record_blew_up(kwargs):
+    """Parameters were checked after the NaN censoring: a blown-up run returned 'censored' for them."""
+    t, x = _steady()
+    x[300:] = np.nan
+    with pytest.raises(ValueError, match="must|needs"):
+        detect_steady(t, x, **kwargs)
+
+
+@pytest.mark.parametrize("name, value", [("window", "2"), ("window", [2.0]), ("min_steady", "1"), ("target", "1")])
+def test_band_refuses_parameters_that_are_not_numbers(name, value):
+    """A string or list window/min_steady/target fell through to float() (TypeError or a silent parse)."""
+    t, x = _steady()
+    kwargs = dict(method="band", target=1.0)
+    kwargs[name] = value
+    with pytest.raises(ValueError, match=name):
+        detect_steady(t, x, **kwargs)
+
+
 def test_numbers_of_any_numeric_type_are_taken_as_before():
     """The benchmark passes ints, floats and numpy scalars: each gives the float call's result."""
     t, x = ramp_series(0)

@@ -187,29 +187,42 @@ def detect_steady(
         raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
     if t.size < 2:
         raise ValueError(f"need at least 2 samples, got {t.size}")
+    # parameters first: a bad argument raises whether or not the record blew up
+    if method == "band":
+        params = _band_params(t, target, band, window, min_steady)
+    else:
+        _mser_params(batch, z_max)
     t_end = float(t[-1])
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
         return _censored(method, t_end, f"non-finite values from t = {t[bad[0]]:g} (index {bad[0]}): the run blew up")
     if method == "band":
-        return _band(t, x, target, band, window, min_steady)
-    return _mser(t, x, batch, z_max)
+        return _band(t, x, *params)
+    return _mser(t, x, int(batch), z_max)
 
 
-def _band(t: np.ndarray, x: np.ndarray, target: float | None, band: float, window: float | None,
-          min_steady: float | None) -> SteadyState:
-    if target is None or not math.isfinite(float(target)) or float(target) == 0.0:
+def _band_params(t: np.ndarray, target: Any, band: Any, window: Any,
+                 min_steady: Any) -> tuple[float, float, float, float]:
+    """The band rule's checked parameters: (target, band, window, min_steady) with defaults filled."""
+    if not _checks.is_real(target) or not math.isfinite(float(target)) or float(target) == 0.0:
         raise ValueError(f"method 'band' needs a finite non-zero target (force-balance value), got {target!r}")
     if not _checks.is_real(band) or not (0 < band < 1):
         raise ValueError(f"band must be a number in (0, 1), got {band!r}")
     duration = float(t[-1] - t[0])
+    if window is not None and not _checks.is_real(window):
+        raise ValueError(f"window must be a time in (0, {duration}) (the series duration) or None, got {window!r}")
     w = 0.1 * duration if window is None else float(window)
     if not (0 < w < duration):
         raise ValueError(f"window must lie in (0, {duration}) (the series duration), got {window!r}")
+    if min_steady is not None and not _checks.is_real(min_steady):
+        raise ValueError(f"min_steady must be a finite time >= 0 (None: the window), got {min_steady!r}")
     need = w if min_steady is None else float(min_steady)
     if not (math.isfinite(need) and need >= 0):
         raise ValueError(f"min_steady must be a finite time >= 0 (None: the window), got {min_steady!r}")
-    target = float(target)
+    return float(target), float(band), w, need
+
+
+def _band(t: np.ndarray, x: np.ndarray, target: float, band: float, w: float, need: float) -> SteadyState:
     r = running_mean(t, x, w)
     inside = np.abs(r - target) <= band * abs(target)  # NaN (window not yet full) counts as outside
     if not inside[-1]:
@@ -236,14 +249,18 @@ def _uniform(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tu, np.interp(tu, t, x)
 
 
-def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState:
+def _mser_params(batch: Any, z_max: Any) -> None:
+    """Check the MSER rule's parameters."""
     if (not _checks.is_real(batch) or not math.isfinite(float(batch))  # NaN, inf: int() would raise
             or int(batch) != batch or batch < 1):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     if not _checks.is_real(z_max) or not z_max > 0:
         raise ValueError(f"z_max must be a number > 0 (inf: no stationarity check), got {z_max!r}")
+
+
+def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState:
     tu, xu = _uniform(t, x)
-    z = _batch_means(xu, int(batch))
+    z = _batch_means(xu, batch)
     m = z.size
     if m < 8:
         return _censored("mser", float(t[-1]), f"series too short: {m} batch means of {batch} samples (at least 8 needed)")
@@ -253,7 +270,7 @@ def _mser(t: np.ndarray, x: np.ndarray, batch: int, z_max: float) -> SteadyState
     if d >= limit - 1:
         return _censored("mser", float(t[-1]),
                          "MSER truncation point at the search limit (half the series): still drifting")
-    i = d * int(batch)
+    i = d * batch
     # stationarity: the two halves of the retained samples, each as 10 batch means (long batches,
     # so autocorrelated noise does not shrink the standard errors)
     kept = xu[i:]
