@@ -20,7 +20,8 @@ gives bulk exactly 1 (u_tau = 1 / 15.515; ``gan``, ``sem``: 1 / their ``bulk_plu
 source.
 
 Errors (:class:`~cfdseed.errors.SourceError`, one message naming the values): ``re_tau``, ``u_tau``
-or ``nu`` not a positive finite number; ``bulk`` not finite, or not positive where it has to set the
+or ``nu`` not a positive finite number; ``re_tau`` (given or resolved) below :data:`RE_TAU_MIN`;
+``bulk`` not finite, or not positive where it has to set the
 scale (no ``u_tau`` or ``nu`` given; a zero or negative ``bulk`` is fine once they fix it); all of
 ``re_tau``, ``u_tau`` and ``nu`` given with ``re_tau != u_tau h / nu`` (relative tolerance
 :data:`RE_TAU_RTOL`). ``bulk`` never contradicts the others: it is the bulk velocity the field gets.
@@ -40,7 +41,7 @@ from .errors import SourceError
 from .reference import KAPPA
 
 __all__ = ["Units", "resolve_units", "check_unit_options", "reichardt_profile", "reichardt_bulk",
-           "re_tau_from_bulk", "UNIT_OPTIONS", "DEFAULT_RE_TAU", "RE_TAU_RTOL"]
+           "re_tau_from_bulk", "UNIT_OPTIONS", "DEFAULT_RE_TAU", "RE_TAU_RTOL", "RE_TAU_MIN"]
 
 #: The four unit options every built-in source takes (default None: resolved by the rules above).
 UNIT_OPTIONS: tuple[str, ...] = ("re_tau", "u_tau", "nu", "bulk")
@@ -48,6 +49,9 @@ UNIT_OPTIONS: tuple[str, ...] = ("re_tau", "u_tau", "nu", "bulk")
 DEFAULT_RE_TAU = 180.0
 #: Relative tolerance of ``re_tau == u_tau h / nu`` when all three are given.
 RE_TAU_RTOL = 1e-6
+#: Smallest ``re_tau`` of the contract: below it the whole half-channel lies inside y+ < 1, so
+#: there is no wall layer to scale (and a ``nu`` in the wrong units usually lands here).
+RE_TAU_MIN = 1.0
 
 BulkPlus = Callable[[float], float]
 
@@ -153,7 +157,15 @@ def check_unit_options(source: str, options: Mapping[str, Any]) -> dict[str, flo
             out[key] = number(f"{source}: bulk", value)
         else:
             out[key] = number(f"{source}: {key}", value, minimum=0, strict=True)
+    if out["re_tau"] is not None:
+        _check_re_tau(f"{source}: re_tau={out['re_tau']:g}", out["re_tau"])
     return out
+
+
+def _check_re_tau(what: str, re_tau: float) -> None:
+    if re_tau < RE_TAU_MIN:
+        raise SourceError(f"{what} is below {RE_TAU_MIN:g}: the half-channel would lie inside y+ < 1, with no wall "
+                          "layer to scale; check the units of re_tau, u_tau, nu and ly")
 
 
 def resolve_units(ly: float, *, re_tau: float | None = None, u_tau: float | None = None,
@@ -194,9 +206,11 @@ def resolve_units(ly: float, *, re_tau: float | None = None, u_tau: float | None
         if re_tau is not None and abs(implied - re_tau) > RE_TAU_RTOL * re_tau:
             raise SourceError(f"{pre}re_tau={re_tau:g} contradicts u_tau * h / nu = {u_tau:g} * {h:g} / {nu:g} = "
                               f"{implied:g} (h = ly / 2); give at most two of re_tau, u_tau, nu, or consistent values")
+        _check_re_tau(f"{pre}re_tau = u_tau * h / nu = {u_tau:g} * {h:g} / {nu:g} = {implied:g} (h = ly / 2)", implied)
         re_tau = implied
     if re_tau is None:
         re_tau = number(f"{pre}default re_tau", default_re_tau, minimum=0, strict=True)
+        _check_re_tau(f"{pre}default re_tau={re_tau:g}", re_tau)
 
     def expected() -> float:  # bulk_plus at the resolved re_tau
         bp = reichardt_bulk(re_tau) if bulk_plus is None else bulk_plus(re_tau) if callable(bulk_plus) else bulk_plus

@@ -11,8 +11,10 @@ import pytest
 import cfdseed
 from cfdseed.errors import SourceError
 from cfdseed.reference import KAPPA
+from cfdseed.sources import resolve
 from cfdseed.units import (
     DEFAULT_RE_TAU,
+    RE_TAU_MIN,
     UNIT_OPTIONS,
     Units,
     check_unit_options,
@@ -121,6 +123,24 @@ def test_non_positive_or_non_finite_values(key, bad):
         resolve_units(2.0, **{key: bad}, source="trig")
     with pytest.raises(SourceError, match=f"trig: {key} must be a positive number"):
         check_unit_options("trig", {key: bad})
+
+
+def test_re_tau_below_the_contract_is_refused_however_it_arises():
+    """re_tau = 1e-300 used to give a field of zeros (bulk 0) and nu = 1e300, without a word."""
+    assert RE_TAU_MIN == 1.0 and resolve_units(2.0, re_tau=1.0).re_tau == 1.0
+    with pytest.raises(SourceError, match=r"plug: re_tau=1e-300 is below 1: .*y\+ < 1"):
+        resolve_units(2.0, re_tau=1e-300, source="plug")
+    with pytest.raises(SourceError, match=r"plug: re_tau=0.5 is below 1"):
+        check_unit_options("plug", {"re_tau": 0.5})
+    # a nu in the wrong units (m^2/s where the grid is in units of h): the implied re_tau names it
+    with pytest.raises(SourceError, match=r"re_tau = u_tau \* h / nu = 1 \* 1 / 1.5 = 0.666667 .*is below 1"):
+        resolve_units(2.0, u_tau=1.0, nu=1.5)
+    with pytest.raises(SourceError, match=r"default re_tau=0.1 is below 1"):
+        resolve_units(2.0, default_re_tau=0.1)
+    # a source refuses it before building anything
+    g = cfdseed.Grid((8, 9, 8), (2.0, 2.0, 1.0), "uniform")
+    with pytest.raises(SourceError, match="is below 1"):
+        resolve("plug", {"re_tau": 1e-3})(g, np.random.default_rng(0))
 
 
 def test_bad_bulk_and_bulk_plus():
