@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -330,3 +332,16 @@ def test_phase_randomised_source_from_a_file(tmp_path):
     assert _check(g, resolve("phase-randomised", {"path": str(tmp_path / "f.h5")})(g, np.random.default_rng(1))).passed
     with pytest.raises(SourceError, match="phase-randomised: option path"):
         resolve("phase-randomised", {})
+
+
+def test_trig_warns_when_its_waves_alias_on_the_grid():
+    """waves=(16, 2) on 16 x-points used to give x-independent rolls without a word."""
+    g = Grid((16, 17, 8), (2.0, 2.0, 1.0), "uniform")
+    with pytest.warns(RuntimeWarning, match=r"trig: waves 16 in x on 16 points .*the grid sees mode 0"):
+        f = resolve("trig", {"waves": (16, 2)})(g, np.random.default_rng(0))
+    assert np.ptp(f[1], axis=0).max() < 1e-12  # indeed constant in x
+    with pytest.warns(RuntimeWarning, match=r"waves 4 in z on 8 points .*Nyquist mode"):
+        resolve("trig", {"waves": (1, 4)})(g, np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve("trig", {"waves": (7, 3)})(g, np.random.default_rng(0))  # resolved: silent

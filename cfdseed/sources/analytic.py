@@ -18,7 +18,7 @@ from .._values import number
 from ..grid import Grid
 from ..operators import column, d_dy, d_periodic, trapezoid_weights, y_ext
 from ..units import UNIT_OPTIONS, check_unit_options, resolve_units
-from .base import Source, SourceInfo, parse_options, waves
+from .base import Source, SourceInfo, parse_options, warn_unresolved_waves, waves
 
 __all__ = ["analytic", "ANALYTIC_DEFAULTS"]
 
@@ -62,6 +62,7 @@ def analytic(**options: Any) -> Source:
     mx, mz = waves("analytic", opts["waves"])
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
+        warn_unresolved_waves("analytic", (mx, mz), grid)
         (nx, ny, nz), (lx, ly, lz) = grid.shape, grid.lengths
         units = resolve_units(ly, **given, source="analytic")
         ub = units.bulk

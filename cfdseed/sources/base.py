@@ -15,6 +15,7 @@ options ``re_tau``, ``u_tau``, ``nu``, ``bulk`` are taken by every built-in sour
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ..units import Units
 
 __all__ = ["SourceFn", "SourceInfo", "Built", "Source", "build", "OPTIONS", "parse_options", "waves",
-           "check_flag", "check_seed", "check_enforcement"]
+           "warn_unresolved_waves", "check_flag", "check_seed", "check_enforcement"]
 
 SourceFn = Callable[[Grid, np.random.Generator], np.ndarray]
 
@@ -179,6 +180,21 @@ def waves(source: str, value: Any, z_min: int = 0) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise SourceError(f"{source}: waves must be two integers (x >= 0, z >= {z_min}), got {value!r}") from None
     return a, b
+
+
+def warn_unresolved_waves(source: str, counts: tuple[int, int], grid: Grid) -> None:
+    """Warn (``RuntimeWarning``) when ``waves`` reach the grid's Nyquist limit in x or z.
+
+    ``m`` periods on ``n`` points are resolved only for ``2 m < n``; beyond, the sampled wave is
+    mode ``min(m mod n, n - m mod n)`` (0: constant in that direction). The field stays valid
+    (the constraints are met on the grid), so this warns rather than refuses.
+    """
+    for axis, m, n in (("x", counts[0], grid.shape[0]), ("z", counts[1], grid.shape[2])):
+        if 2 * m >= n and m > 0:
+            seen = min(m % n, n - m % n)
+            seen_as = "the Nyquist mode (its sines vanish on the points)" if 2 * seen == n else f"mode {seen}"
+            warnings.warn(f"{source}: waves {m} in {axis} on {n} points reach the Nyquist limit ({n / 2:g}); "
+                          f"the grid sees {seen_as}", RuntimeWarning, stacklevel=3)
 
 
 def check_flag(source: str, key: str, value: Any) -> None:

@@ -67,7 +67,7 @@ from ..units import (
     reichardt_profile,
     resolve_units,
 )
-from .base import Source, SourceInfo, check_enforcement, check_seed, parse_options, waves
+from .base import Source, SourceInfo, check_enforcement, check_seed, parse_options, warn_unresolved_waves, waves
 
 __all__ = ["plug", "laminar", "trig", "streaks", "snapshot", "phase_randomised", "BASELINE_DEFAULTS",
            "reichardt_profile", "smooth_noise", "randomise_phases"]
@@ -206,6 +206,7 @@ def trig(**options: Any) -> Source:
         raise SourceError(f"trig: mean {o['mean']!r} unknown; must be one of laminar, turbulent")
 
     def make(grid: Grid, rng: np.random.Generator, units: Units) -> np.ndarray:
+        warn_unresolved_waves("trig", (ax_n, az_n), grid)
         ub = units.bulk
         x, y, z, h = _channel(grid)
         ax, az = 2 * np.pi * ax_n / grid.lengths[0], 2 * np.pi * az_n / grid.lengths[2]
