@@ -94,6 +94,23 @@ class TrainResult:
     parameters: dict[str, int] = field(default_factory=dict)
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _check_workers(cfg: Config) -> None:
+    """``data.num_workers`` must not exceed the usable CPUs: each worker is a process with its own
+    reader of the data file (10 000 of them exhausted the machine before the first batch)."""
+    n, cpus = cfg.data.num_workers, _usable_cpus()
+    if n > cpus:
+        raise ConfigError(f"data.num_workers = {n} exceeds the {cpus} CPU(s) this process may use; each worker is a "
+                          f"process reading the data file: use at most {cpus} (0: read in the main process)")
+
+
 def _device(cfg: Config, dd: TorchDist) -> torch.device:
     dev = torch_device(cfg.train.device, "train.device")
     if dev.type == "cuda":
@@ -294,6 +311,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
     auto = resume == "auto"
     err = None
     try:
+        _check_workers(cfg)
         device = _device(cfg, dd)
         if dd.backend == "nccl":
             dd.device = device

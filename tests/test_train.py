@@ -258,6 +258,15 @@ def test_loader_workers_do_not_change_results(dataset, tmp_path, caplog):
         assert (tmp_path / "w1" / "tb").is_dir()
 
 
+def test_more_loader_workers_than_cpus_is_refused_before_any_starts(dataset, tmp_path):
+    from cfdseed.train import _usable_cpus
+
+    cpus = _usable_cpus()
+    with pytest.raises(ConfigError, match=rf"data.num_workers = {cpus + 1} exceeds the {cpus} CPU\(s\)"):
+        train(tiny_config(dataset, tmp_path / "w", "train.iterations=2", f"data.num_workers={cpus + 1}"))
+    assert not (tmp_path / "w").exists()  # refused before the run folder was made
+
+
 def test_seeded_runs_are_identical_and_seed_matters(dataset, tmp_path):
     train(tiny_config(dataset, tmp_path / "a", "train.iterations=2"))
     train(tiny_config(dataset, tmp_path / "b", "train.iterations=2"))
