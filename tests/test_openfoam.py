@@ -34,9 +34,12 @@ DATA = Path(__file__).parent / "data" / "openfoam_channel"
 CLI = [sys.executable, "-m", "cfdseed.cli"]
 
 
-def _block_mesh_dict(inout: str = "cyclic", sides: str = "cyclic", cells: tuple[int, int, int] = (8, 5, 6)) -> str:
-    """Two blocks, y in [0, 1] and [1, 2], graded towards the walls; x in [0, 4], z in [0, 2]."""
+def _block_mesh_dict(inout: str = "cyclic", sides: str = "cyclic", cells: tuple[int, int, int] = (8, 5, 6),
+                     shear: float = 0.0) -> str:
+    """Two blocks, y in [0, 1] and [1, 2], graded towards the walls; x in [0, 4] (shifted by
+    ``shear * y / 2``: a sheared periodic box), z in [0, 2]."""
     nx, nyh, nz = cells
+    vertices = " ".join(f"({x + shear * y / 2:g} {y} {z})" for z in (0, 2) for y in (0, 1, 2) for x in (0, 4))
 
     def pair(name: str, kind: str, a: str, b: str) -> str:
         if kind == "cyclic":
@@ -46,11 +49,7 @@ def _block_mesh_dict(inout: str = "cyclic", sides: str = "cyclic", cells: tuple[
 
     return f"""FoamFile {{ version 2.0; format ascii; class dictionary; object blockMeshDict; }}
 convertToMeters 1;
-vertices
-(
-    (0 0 0) (4 0 0) (0 1 0) (4 1 0) (0 2 0) (4 2 0)
-    (0 0 2) (4 0 2) (0 1 2) (4 1 2) (0 2 2) (4 2 2)
-);
+vertices ({vertices});
 blocks
 (
     hex (0 1 3 2 6 7 9 8) ({nx} {nyh} {nz}) simpleGrading (1 3 1)
@@ -254,13 +253,17 @@ def test_the_backup_is_no_field_to_openfoam_and_an_old_one_still_counts(tmp_path
 
 # -- bad cases: exit 2, one line that names the problem, nothing written -------------------
 @pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U",
-                                  "no-Ubar", "no-nu", "macro-U", "time-escapes"])
+                                  "no-Ubar", "no-nu", "macro-U", "time-escapes", "stale-procs", "restart-flux",
+                                  "sheared"])
 def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str) -> None:
     expect = {"no-mesh": "no mesh", "not-periodic": "not a periodic channel: patch inout (patch)",
               "duct": "wall patch 'sides'", "no-case": "not a folder", "proc-count": "numberOfSubdomains",
               "proc-cells": "does not match the decomposition", "no-U": "no velocity field",
               "no-Ubar": "no meanVelocityForce", "no-nu": "no nu", "macro-U": "foamDictionary -expand",
-              "time-escapes": "time must name a time directory"}[kind]
+              "time-escapes": "time must name a time directory",
+              "stale-procs": "are not the decomposition of constant/polyMesh (576 cells",
+              "restart-flux": "processor1/0.5 holds phi, U_0 next to U: the solver would start from that flux",
+              "sheared": "the lower wall's faces span x = 0.25 .. 3.75 (centres), short of the box's 0 .. 5 by 1.25"}[kind]
     if kind == "no-case":
         case = tmp_path / "missing"
     elif kind == "no-mesh":
@@ -288,6 +291,20 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
         del foamlib.FoamFile(case / "constant" / "transportProperties")["nu"]
     elif kind == "time-escapes":  # a path outside the case is no time directory
         case = _case(tmp_path)
+    elif kind == "sheared":  # cyclic translation 4, box 5 long: periods from the box would be wrong
+        case = _case(tmp_path, shear=1.0)
+    elif kind == "restart-flux":  # a time folder the solver wrote: its flux and old-time U are read with U
+        case = _case(tmp_path, processors=2)
+        for k in range(2):
+            t = case / f"processor{k}" / "0.5"
+            shutil.copytree(case / f"processor{k}" / "0", t)
+            if k == 1:
+                shutil.copy(t / "U", t / "U_0")
+                (t / "phi").write_text("placeholder\n")
+    elif kind == "stale-procs":  # blockMesh again after decomposePar: the processor meshes are the old ones
+        case = _case(tmp_path, processors=2)
+        (case / "system" / "blockMeshDict").write_text(_block_mesh_dict(cells=(8, 6, 6)))
+        _foam(case, "blockMesh")
     else:  # the tutorials' form: a macro from an #include
         case = _case(tmp_path)
         (case / "0" / "include").mkdir()
@@ -296,7 +313,7 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
         macro = '#include "include/initialConditions"\ninternalField   uniform $flowVelocity;'
         u.write_text(u.read_text().replace("internalField   uniform (15.5 0 0);", macro))
     before = _snapshot(case) if case.exists() else {}
-    extra = ("--time", "../0") if kind == "time-escapes" else ()
+    extra = {"time-escapes": ("--time", "../0"), "restart-flux": ("--time", "0.5")}.get(kind, ())
     proc = _cli(str(case), "--source", "streaks", "--seed", "1", *extra)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert expect in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
@@ -417,6 +434,42 @@ def test_symlinked_control_dict_is_not_edited_through_the_link(tmp_path: Path) -
     assert shared.read_bytes() == before and (case / "system" / "controlDict").is_symlink()
 
 
+def test_auto_layout_writes_the_layouts_that_hold_the_time(tmp_path: Path) -> None:
+    """A decomposed run's restart time exists in processor*/ only: auto used to refuse it ("no
+    velocity field 0.5/U"); a time held by only some processors is still refused."""
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import write_initial_field
+
+    case = _case(tmp_path, processors=2)
+    for k in range(2):
+        shutil.copytree(case / f"processor{k}" / "0", case / f"processor{k}" / "0.5")
+    written = write_initial_field(MPI.COMM_SELF, case, source="streaks", seed=1, time="0.5")
+    assert written.case.parts == ("processor0", "processor1") and not (case / "0.5").exists()
+    assert written.files == [case / f"processor{k}" / "0.5" / "U" for k in range(2)]
+    shutil.rmtree(case / "processor1" / "0.5")
+    proc = _cli(str(case), "--source", "streaks", "--time", "0.5")
+    assert proc.returncode == 2 and "no velocity field 0.5/U (the layouts hold it partly" in proc.stderr, proc.stderr
+
+
+def test_case_relative_includes_in_the_system_files_do_not_stop_the_mesh_reading(tmp_path: Path) -> None:
+    """The mesh was read in a copy of system/ elsewhere, where '#include "$FOAM_CASE/caseParams"'
+    failed and the message blamed the mesh."""
+    from mpi4py import MPI
+
+    from cfdseed.solvers.openfoam import write_initial_field
+
+    case = _case(tmp_path)
+    (case / "caseParams").write_text("endTimeValue 10;\n")
+    cd = case / "system" / "controlDict"
+    text = cd.read_text()
+    head_end = text.index("}", text.index("FoamFile")) + 1
+    cd.write_text(text[:head_end] + '\n#include "$FOAM_CASE/caseParams"\n' + text[head_end:])
+    _foam(case, "foamDictionary", str(cd), "-entry", "endTimeValue")  # OpenFOAM reads it
+    written = write_initial_field(MPI.COMM_SELF, case, source="streaks", seed=1)
+    assert written.files == [case / "0" / "U"] and written.case.cells == 480
+
+
 def test_compressed_mesh_gives_the_same_field(tmp_path: Path) -> None:
     """A mesh written with writeCompression on (points.gz, ...) is read like an uncompressed one."""
     from mpi4py import MPI
@@ -445,8 +498,8 @@ def test_newer_file_names_give_ubar_and_nu(tmp_path: Path) -> None:
     (const / "physicalProperties").write_text("FoamFile { version 2.0; format ascii; class dictionary; "
                                               "object physicalProperties; }\nviscosityModel constant;\n"
                                               "nu [0 2 -1 0 0 0 0] 0.0055555556;\n")
-    ubar, nu = _case_figures(case)
-    assert ubar == 15.5 and nu == pytest.approx(1 / 180)
+    fig = _case_figures(case)
+    assert fig.ubar == 15.5 and fig.nu == pytest.approx(1 / 180) and fig.ubar_note == fig.nu_note == ""
 
 
 def test_mean_velocity_force_coeffs_dictionary_is_read(tmp_path: Path) -> None:
@@ -458,14 +511,43 @@ def test_mean_velocity_force_coeffs_dictionary_is_read(tmp_path: Path) -> None:
         "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
         "momentumSource { type meanVelocityForce; active yes;\n"
         "    meanVelocityForceCoeffs { selectionMode all; fields (U); Ubar (0.1335 0 0); } }\n")
-    assert _case_figures(case)[0] == 0.1335
+    assert _case_figures(case).ubar == 0.1335
     # OpenFOAM reads constant/fvOptions when it exists and then not system/fvOptions
     (case / "system" / "fvOptions").write_text(
         "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
         "momentumSource { type meanVelocityForce; selectionMode all; fields (U); Ubar (0.25 0 0); }\n")
-    assert _case_figures(case)[0] == 0.1335
+    assert _case_figures(case).ubar == 0.1335
     (case / "constant" / "fvOptions").unlink()
-    assert _case_figures(case)[0] == 0.25
+    assert _case_figures(case).ubar == 0.25
+
+
+def test_macros_inactive_and_rival_forces_in_the_units_files(tmp_path: Path) -> None:
+    """A macro Ubar raised "could not convert string to float: '$Ub'" without naming the file; a
+    macro nu read as no nu; an inactive force was used; of two forces the last won silently."""
+    from cfdseed.solvers.openfoam_case import _case_figures
+
+    case = _case(tmp_path, mesh=False)
+    head = "FoamFile { version 2.0; format ascii; class dictionary; object %s; }\n"
+    force = "%s { type meanVelocityForce; %s selectionMode all; fields (U); Ubar (%s 0 0); }\n"
+    fv, tp = case / "constant" / "fvOptions", case / "constant" / "transportProperties"
+    fv.write_text(head % "fvOptions" + "Ub 0.2;\n" + force % ("m", "", "$Ub"))
+    tp.write_text(head % "transportProperties" + "nuVal 2e-05;\nnu $nuVal;\n")
+    fig = _case_figures(case)
+    assert fig.ubar is None and "constant/fvOptions: m: Ubar" in fig.ubar_note and "foamDictionary -expand" in fig.ubar_note
+    assert fig.nu is None and "constant/transportProperties: nu '$nuVal' holds a macro" in fig.nu_note
+    fv.write_text(head % "fvOptions" + force % ("off", "active false;", "0.3") + force % ("on", "", "0.1335"))
+    assert _case_figures(case).ubar == 0.1335  # the inactive one is not the solver's
+    fv.write_text(head % "fvOptions" + force % ("a", "", "0.3") + force % ("b", "", "0.1335"))
+    fig = _case_figures(case)
+    assert fig.ubar is None and re.search(r"more than one active meanVelocityForce.*a, Ubar 0.3.*b, Ubar 0.1335",
+                                          fig.ubar_note)
+    # the CLI: one line naming the file and the option that stands in; the options then do
+    _foam(case, "blockMesh")
+    proc = _cli(str(case), "--source", "streaks", "--seed", "1")
+    assert proc.returncode == 2 and "more than one active meanVelocityForce" in proc.stderr, proc.stderr
+    assert "holds a macro" in proc.stderr and "--option bulk=U_B" in proc.stderr and "option nu" in proc.stderr
+    proc = _cli(str(case), "--source", "streaks", "--seed", "1", "--option", "bulk=0.1335", "--option", "nu=2e-5")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_units_the_case_lacks_must_be_given() -> None:
@@ -501,3 +583,21 @@ def test_missing_units_are_refused_on_every_rank_and_explicit_ones_accepted(tmp_
     given = _cli(str(case), "--source", "streaks", "--option", "bulk=15.5", "--re-tau", "180", ranks=2)
     assert given.returncode == 0, given.stdout + given.stderr
     assert "bulk velocity 15.5 (" in given.stdout
+
+
+def test_a_dns_sized_uniform_axis_keeps_its_points(tmp_path: Path) -> None:
+    """Past 4096 distinct coordinates a uniform axis fell back to a coarser interpolated grid (a
+    4097-point x axis got 204 points)."""
+    from cfdseed.solvers.openfoam_case import _detect, _Part, _summary
+
+    lengths, (nx, ny, nz) = (8.0, 2.0, 1.0), (10240, 4, 2)  # x as Lee & Moser's Re_tau 5200 run
+    x, z = (np.arange(nx) + 0.5) * lengths[0] / nx, (np.arange(nz) + 0.5) * lengths[2] / nz
+    y = (np.arange(ny) + 0.5) * lengths[1] / ny
+    centres = np.stack([a.ravel() for a in np.meshgrid(x, y, z, indexing="ij")], axis=1)
+    wall = np.stack([a.ravel() for a in np.meshgrid(x, [0.0], z, indexing="ij")], axis=1)  # face centres
+    part = _Part(".", centres, np.full(len(centres), np.prod(lengths) / len(centres)),
+                 {"lo": "wall", "hi": "wall", "cx": "cyclic"}, {"lo": wall, "hi": wall + [0.0, lengths[1], 0.0]},
+                 np.zeros(3), np.array(lengths))
+    ch, grid = _detect(tmp_path, (".",), "0", [_summary(part)])
+    assert ch.tensor and grid.shape == (nx, ny + 2, nz)
+    np.testing.assert_allclose(grid.x + ch.origin[0], x, atol=1e-12)

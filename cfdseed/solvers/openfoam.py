@@ -15,19 +15,22 @@ What happens, collectively over the ranks of ``comm`` (steps 1 to 4 read and und
 :mod:`cfdseed.solvers.openfoam_case`; this module synthesises, samples and writes, steps 5 to 7):
 
 1. **The case's layouts.** ``0/U`` of the reconstructed case (``constant/polyMesh``) and/or
-   ``processor*/0/U`` of a decomposed one (``layout="auto"``: every layout present). Processor
+   ``processor*/0/U`` of a decomposed one (``layout="auto"``: every layout present; of a case with
+   both, those that hold the time's ``U``, as a decomposed run's restart time does). Processor
    directories must be ``processor0 .. processorN-1`` with ``N`` the ``numberOfSubdomains`` of
    ``system/decomposeParDict``; each processor's field must have one value per cell of its mesh.
 2. **The mesh, through OpenFOAM itself.** Cell centres and volumes come from OpenFOAM's
    ``postProcess -funcs '(writeCellCentres writeCellVolumes)'`` run in a scratch copy of each mesh
-   part (the case is not touched: ``system`` is copied, links as the files they point to; binary
+   part (the case is not touched: a scratch case of its own links the mesh, with minimal system
+   files, so the case's own ``#include`` lines, libraries and function objects play no part; binary
    output, so the coordinates are exact); patches, points (also compressed, ``points.gz``),
    ``fvOptions`` and ``transportProperties`` are read with **foamlib**. Each rank handles its own
    processor directories.
 3. **The channel.** Walls: the ``wall`` patches, whose faces must all lie on the two planes
    ``y = ymin`` and ``y = ymax`` of the mesh's bounding box; every other patch must be ``cyclic``
    (or ``cyclicAMI``, or a processor patch): the channel is periodic in x and z with the bounding
-   box's extents as periods. The bulk velocity is the ``Ubar`` of a ``meanVelocityForce`` (it must
+   box's extents as periods (each wall's faces reach the box's ends to within one face; a sheared
+   periodic mesh is refused). The bulk velocity is the ``Ubar`` of a ``meanVelocityForce`` (it must
    point along +x; in ``fvOptions``, ``fvConstraints`` or ``fvModels`` of ``constant`` or
    ``system``, directly or in ``meanVelocityForceCoeffs``) and ``nu`` comes from
    ``constant/transportProperties`` (or ``physicalProperties``); without ``re_tau`` (or ``u_tau``)
@@ -86,6 +89,7 @@ from .._collective import agree, run_agreed
 from ..errors import CaseError
 from ..grid import Grid, block_split
 from .openfoam_case import (LAYOUTS, _NU_FILES, ChannelCase, _detect, _foamlib, _mesh_part, _Part, _read, _summary,
+                            unexpanded,
                             find_case)
 
 __all__ = ["ChannelCase", "Written", "write_initial_field", "find_case", "BACKUP_SUFFIX", "LAYOUTS"]
@@ -95,6 +99,9 @@ log = logging.getLogger(__name__)
 #: Name suffix of the kept original field (``U`` -> ``U.before-cfdseed.bak``): OpenFOAM's tools
 #: skip ``*.bak`` in a time folder (reconstructPar, decomposePar, foamToVTK do not take it for a field).
 BACKUP_SUFFIX = ".before-cfdseed.bak"
+#: Fields a restart time may hold that OpenFOAM reads along with U (the flux, old-time levels):
+#: written next to a new U they would contradict it.
+_STALE_WITH_U = ("phi", "phi_0", "U_0", "U_0_0", "Uf")
 #: The backup's name before 2026-12-06 (a field to OpenFOAM's tools), still honoured as a kept original.
 _OLD_BACKUP_SUFFIX = ".before-cfdseed"
 
@@ -145,8 +152,9 @@ def _source_options(ch: ChannelCase, options: Mapping[str, Any] | None, source: 
     from ..units import UNIT_OPTIONS, check_unit_options, re_tau_from_bulk
 
     opts = dict(options or {})
-    no_ubar = (f"{ch.path}: no meanVelocityForce Ubar (fvOptions, fvConstraints or fvModels in constant "
-               "or system): give the bulk velocity as the source option bulk (--option bulk=U_B)")
+    no_ubar = (f"{ch.path}: " + (ch.ubar_note or "no meanVelocityForce Ubar (fvOptions, fvConstraints or fvModels in "
+                                 "constant or system)") + ": give the bulk velocity as the source option bulk "
+               "(--option bulk=U_B)")
     if isinstance(source, str) and source in FILE_SOURCES:
         if ch.ubar is not None and "bulk" not in opts:
             opts["bulk"] = ch.ubar
@@ -164,7 +172,8 @@ def _source_options(ch: ChannelCase, options: Mapping[str, Any] | None, source: 
     if not has & {"bulk", "u_tau"} and not {"re_tau", "nu"} <= has:
         missing.append(no_ubar + ", u_tau, or re_tau with nu")
     if not has & {"re_tau", "nu"}:
-        missing.append(f"{ch.path}: no nu in {' or '.join(_NU_FILES)}: give the source option nu, or re_tau")
+        missing.append(f"{ch.path}: " + (ch.nu_note or f"no nu in {' or '.join(_NU_FILES)}")
+                       + ": give the source option nu, or re_tau")
     if missing:
         raise CaseError("; ".join(missing))
     if not has & {"re_tau", "u_tau"}:  # bulk and nu known
@@ -314,7 +323,7 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
     u = _read(tdir / "U", "velocity field")
     try:
         raw = u.internal_field
-        internal = None if _unexpanded(raw) else np.asarray(raw)
+        internal = None if unexpanded(raw) else np.asarray(raw)
     except Exception as exc:  # noqa: BLE001
         raise CaseError(f"{where}: cannot read internalField: {exc}") from None
     if internal is None:
@@ -325,6 +334,11 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
                         "match the decomposition (run decomposePar again)")
     if internal.shape[-1:] != (3,):
         raise CaseError(f"{where} is not a vector field (internalField shape {internal.shape})")
+    stale = [n for n in _STALE_WITH_U if (tdir / n).exists() or (tdir / (n + ".gz")).exists()]
+    if stale:
+        raise CaseError(f"{'' if part == '.' else part + '/'}{time} holds {', '.join(stale)} next to U: the solver "
+                        "would start from that flux or old-time velocity, not from the new U; move them out of the "
+                        "time folder (or rename them *.bak) first")
     kept = _kept_original(tdir)
     if kept is not None and not force:
         raise CaseError(f"{where}{kept.name.removeprefix('U')} exists (the original kept by an earlier cfdseed "
@@ -339,13 +353,6 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
 def _kept_original(tdir: Path) -> Path | None:
     """The original ``U`` an earlier run kept in the time folder ``tdir`` (either name), or None."""
     return next((b for n in (BACKUP_SUFFIX, _OLD_BACKUP_SUFFIX) if (b := tdir / ("U" + n)).exists()), None)
-
-
-def _unexpanded(value: Any) -> bool:
-    """Whether a foamlib value holds a ``$macro`` or ``#directive`` (foamlib keeps them as text)."""
-    if isinstance(value, str):
-        return value.startswith(("$", "#"))
-    return isinstance(value, (tuple, list)) and any(_unexpanded(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -437,7 +444,8 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     time : str
         Time directory to write (default ``"0"``).
     layout : {"auto", "reconstructed", "decomposed"}
-        Which ``U`` files to write; ``auto``: every layout present.
+        Which ``U`` files to write; ``auto``: every layout present (of a case with both, those that
+        hold ``TIME/U``).
     force : bool
         Write even though an earlier run's backup ``U.before-cfdseed.bak`` exists (it is kept).
     strategy : {"auto", "root", "distributed"}

@@ -37,8 +37,9 @@ __all__ = ["ChannelCase", "find_case", "LAYOUTS"]
 LAYOUTS = ("auto", "reconstructed", "decomposed")
 #: Relative tolerance (of the box size) for "the same coordinate" and "on the wall plane".
 _TOL = 1e-6
-#: Most distinct coordinates taken as the structured grid's points along one axis.
-_MAX_POINTS = 4096
+#: Most distinct coordinates taken as the structured grid's points along one axis (10 240 in x:
+#: the largest channel DNS, Re_tau 5200).
+_MAX_POINTS = 16384
 _DEBIAN_FOAM = Path("/usr/share/openfoam")
 #: Where a meanVelocityForce may be (OpenFOAM.org 9+: fvConstraints, fvModels): of each name the
 #: first folder that holds it, in the order OpenFOAM looks (the other is then not read).
@@ -68,6 +69,9 @@ class ChannelCase:
     nu: float | None  # transportProperties' nu
     #: Whether the cell centres form a tensor grid with uniform x and z (sampling is exact).
     tensor: bool
+    #: Why ``ubar`` / ``nu`` is None although the files hold one (a macro, two forces); "" otherwise.
+    ubar_note: str = ""
+    nu_note: str = ""
 
 
 # -- the case on disk ---------------------------------------------------------------------
@@ -94,6 +98,9 @@ def _read(path: Path, what: str) -> Any:
 
 def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tuple[Path, tuple[str, ...]]:
     """The case folder and the mesh parts to write (``"."`` and/or ``processorN``), checked.
+
+    ``layout="auto"``: every layout with a mesh; where the case has both, those that hold
+    ``TIME/U`` (a decomposed run's restart time exists in the processor directories only).
 
     Raises
     ------
@@ -144,6 +151,10 @@ def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tup
     if not parts:
         raise CaseError(f"{case}: no mesh: neither constant/polyMesh nor processor*/constant/polyMesh "
                         "(run blockMesh)")
+    if layout == "auto" and recon and procs:  # both meshes: the layouts that hold this time's U
+        held = [p for p in parts if (root / p / time / "U").is_file() or (root / p / time / "U.gz").exists()]
+        if held and (held == ["."] or "." not in held and len(held) == len(procs)):
+            parts = tuple(held)
     for part in parts:
         tdir = root / part / time
         where = "" if part == "." else f"{part}/"
@@ -151,6 +162,8 @@ def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tup
             raise CaseError(f"{case}: {where}{time}/U is compressed (U.gz): gunzip it first")
         if not (tdir / "U").is_file():
             hint = " (copy 0.orig to 0, e.g. restore0Dir, then decompose)" if time == "0" else ""
+            if layout == "auto" and recon and procs:
+                hint = " (the layouts hold it partly; --layout reconstructed or decomposed writes one)"
             raise CaseError(f"{case}: no velocity field {where}{time}/U{hint}")
     return root, parts
 
@@ -163,6 +176,18 @@ def _foam_env() -> dict[str, str]:
 
 
 # -- the mesh, through OpenFOAM -----------------------------------------------------------
+_FOAM_HEADER = "FoamFile {{ version 2.0; format ascii; class dictionary; object {}; }}\n"
+#: The scratch case's system files: what postProcess needs to read a mesh and write C and V.
+_SCRATCH_SYSTEM = {
+    "controlDict": ("application postProcess; startFrom startTime; startTime 0; stopAt endTime; endTime 0; "
+                    "deltaT 1; writeControl timeStep; writeInterval 1; writeFormat binary; "
+                    "writeCompression off; timeFormat general; runTimeModifiable false;\n"),
+    "fvSchemes": ("ddtSchemes {} gradSchemes {} divSchemes {} laplacianSchemes {} interpolationSchemes {} "
+                  "snGradSchemes {}\n"),
+    "fvSolution": "",
+}
+
+
 @dataclass
 class _Part:
     """One mesh part as OpenFOAM sees it (on the rank that handles it)."""
@@ -171,7 +196,7 @@ class _Part:
     centres: np.ndarray  # (n, 3)
     volumes: np.ndarray  # (n,)
     patches: dict[str, str]  # name -> type
-    wall_y: dict[str, np.ndarray]  # wall patch -> y of its face centres
+    walls: dict[str, np.ndarray]  # wall patch -> its face centres (n, 3)
     lo: np.ndarray  # bounding box of the points
     hi: np.ndarray
     #: processor(Cyclic) patches: their ``value`` is the field in the cells across, which the
@@ -199,15 +224,14 @@ def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
                         "(Debian: apt install openfoam)")
     mesh = root / part / "constant" / "polyMesh"
     work = scratch / ("case" if part == "." else part)
-    # links copied as the files they point to: the edits below must not reach a shared controlDict
-    shutil.copytree(root / "system", work / "system", ignore_dangling_symlinks=True)
+    # a case of its own around the mesh: the case's system files may #include case-relative files,
+    # load libraries or run function objects, none of which reading a mesh needs
+    (work / "system").mkdir(parents=True)
+    for name, text in _SCRATCH_SYSTEM.items():
+        (work / "system" / name).write_text(_FOAM_HEADER.format(name) + text)
     (work / "constant").mkdir()
     (work / "constant" / "polyMesh").symlink_to(mesh, target_is_directory=True)
     (work / "0").mkdir()
-    cd = _read(work / "system" / "controlDict", "controlDict")
-    cd["writeFormat"] = "binary"
-    if "functions" in cd:
-        del cd["functions"]
     cmd = [exe, "-case", str(work), "-time", "0", "-funcs", "(writeCellCentres writeCellVolumes)"]
     run = subprocess.run(cmd, env=_foam_env(), capture_output=True, text=True)
     where = "the case" if part == "." else part
@@ -222,16 +246,16 @@ def _mesh_part(root: Path, part: str, scratch: Path) -> _Part:
     boundary = _read(mesh / "boundary", "boundary")[None]
     patches = {str(name): str(d.get("type", "")) for name, d in boundary}
     bf = c.boundary_field
-    wall_y: dict[str, np.ndarray] = {}
+    walls: dict[str, np.ndarray] = {}
     for name, kind in patches.items():
         if kind == "wall":
             entry = bf[name]
             value = entry["value"] if "value" in entry else None
             # a patch without faces on this part is written "nonuniform 0" (foamlib: a tuple)
             vals = np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else np.zeros((0, 3))
-            wall_y[name] = vals.reshape(-1, 3)[:, 1]
+            walls[name] = vals.reshape(-1, 3)
     points = np.asarray(_read(mesh / "points", "points")[None], dtype=np.float64).reshape(-1, 3)
-    return _Part(part, centres, volumes, patches, wall_y, points.min(axis=0), points.max(axis=0),
+    return _Part(part, centres, volumes, patches, walls, points.min(axis=0), points.max(axis=0),
                  _coupled(mesh, boundary))
 
 
@@ -265,31 +289,92 @@ def _distinct(values: np.ndarray, tol: float, limit: int) -> np.ndarray | None:
     return np.array([s.mean() for s in np.split(v, cut)])
 
 
-def _case_figures(root: Path) -> tuple[float | None, float | None]:
-    """``Ubar`` (x, checked to point along +x) of a meanVelocityForce and ``nu`` of the case (None: none)."""
-    ubar = None
+def unexpanded(value: Any) -> bool:
+    """Whether a foamlib value holds a ``$macro`` or ``#directive`` (foamlib keeps them as text)."""
+    if isinstance(value, str):
+        return value.startswith(("$", "#"))
+    return isinstance(value, (tuple, list)) and any(unexpanded(v) for v in value)
+
+
+def _macro(rel: str, what: str, value: Any) -> str:
+    return (f"{rel}: {what} {value!r} holds a macro, which cfdseed does not expand (foamDictionary -expand {rel} "
+            "shows its value)")
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """What the case's files say of the units: values, or why a value present could not be taken."""
+
+    ubar: float | None = None
+    nu: float | None = None
+    ubar_note: str = ""
+    nu_note: str = ""
+
+
+def _case_figures(root: Path) -> _Figures:
+    """``Ubar`` (x, checked to point along +x) of the active meanVelocityForce and ``nu`` of the case
+    (None: none; a macro or two active forces: None with a note, so that an option can stand in)."""
+    forces: list[tuple[str, float]] = []
+    ubar_note = ""
     found = [next((f"{d}/{n}" for d in dirs if (root / d / n).is_file()), None) for n, dirs in _FORCE_FILES.items()]
     for rel in (r for r in found if r is not None):
         path = root / rel
         for name, entry in _read(path, rel).as_dict().items():
-            if isinstance(entry, Mapping) and entry.get("type") == "meanVelocityForce":
-                coeffs = entry.get("meanVelocityForceCoeffs")  # the coefficient-dictionary form
-                if not isinstance(coeffs, Mapping):
-                    coeffs = entry
-                vec = np.asarray(coeffs.get("Ubar", ()), dtype=np.float64).reshape(-1)
-                if vec.size != 3:
-                    raise CaseError(f"{rel}: {name}: Ubar must be a vector, got {coeffs.get('Ubar')!r}")
-                if vec[0] <= 0 or abs(vec[1]) > _TOL * vec[0] or abs(vec[2]) > _TOL * vec[0]:
-                    raise CaseError(f"{rel}: {name}: Ubar {tuple(vec)} must point along +x "
-                                    "(cfdseed's streamwise direction; walls normal to y)")
-                ubar = float(vec[0])
+            if not (isinstance(entry, Mapping) and entry.get("type") == "meanVelocityForce"):
+                continue
+            if entry.get("active", True) in (False, "false", "off", "no"):
+                continue
+            coeffs = entry.get("meanVelocityForceCoeffs")  # the coefficient-dictionary form
+            if not isinstance(coeffs, Mapping):
+                coeffs = entry
+            raw = coeffs.get("Ubar", ())
+            if unexpanded(raw):
+                ubar_note = _macro(rel, f"{name}: Ubar", raw)
+                continue
+            try:
+                vec = np.asarray(raw, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                vec = np.zeros(0)
+            if vec.size != 3:
+                raise CaseError(f"{rel}: {name}: Ubar must be a vector, got {raw!r}")
+            if vec[0] <= 0 or abs(vec[1]) > _TOL * vec[0] or abs(vec[2]) > _TOL * vec[0]:
+                raise CaseError(f"{rel}: {name}: Ubar {tuple(float(v) for v in vec)} must point along +x "
+                                "(cfdseed's streamwise direction; walls normal to y)")
+            forces.append((f"{rel}: {name}", float(vec[0])))
+    ubar = forces[0][1] if len(forces) == 1 and not ubar_note else None
+    if len(forces) + bool(ubar_note) > 1:
+        ubar_note = ("more than one active meanVelocityForce (" + ", ".join(f"{w}, Ubar {u:g}" for w, u in forces)
+                     + (f"; {ubar_note}" if ubar_note else "") + "): which bulk velocity the solver keeps is unclear")
     for rel in _NU_FILES:
         path = root / rel
         value = _read(path, rel).get("nu") if path.is_file() else None
         value = getattr(value, "value", value)
+        if unexpanded(value):
+            return _Figures(ubar, None, ubar_note, _macro(rel, "nu", value))
         if isinstance(value, (int, float)) and value > 0:
-            return ubar, float(value)
-    return ubar, None
+            return _Figures(ubar, float(value), ubar_note)
+    return _Figures(ubar, None, ubar_note)
+
+
+def _check_layouts_agree(root: Path, summary: Sequence[dict[str, Any]], tol: np.ndarray) -> None:
+    """The processor meshes, where written with the reconstructed one, must be its decomposition
+    (a blockMesh run after decomposePar leaves them stale): same cell count, same bounding box."""
+    recon = [s for s in summary if s["part"] == "."]
+    procs = [s for s in summary if s["part"] != "."]
+    if not recon or not procs:
+        return
+    n_recon, n_procs = int(recon[0]["cells"]), int(sum(s["cells"] for s in procs))
+    lo_p, hi_p = np.min([s["lo"] for s in procs], axis=0), np.max([s["hi"] for s in procs], axis=0)
+    same_box = np.all(np.abs(lo_p - recon[0]["lo"]) <= tol) and np.all(np.abs(hi_p - recon[0]["hi"]) <= tol)
+    if n_recon != n_procs or not same_box:
+        raise CaseError(f"{root}: the processor meshes ({n_procs} cells, box {_box(lo_p, hi_p)}) are not the "
+                        f"decomposition of constant/polyMesh ({n_recon} cells, box "
+                        f"{_box(recon[0]['lo'], recon[0]['hi'])}): run decomposePar -force, or write one layout "
+                        "(--layout)")
+
+
+def _box(lo: np.ndarray, hi: np.ndarray) -> str:
+    return "({}) - ({})".format(*(" ".join(f"{float(v):g}" for v in c) for c in (lo, hi)))
 
 
 def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[str, Any]]) -> tuple[ChannelCase, Grid]:
@@ -298,7 +383,7 @@ def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[
     hi = np.max([s["hi"] for s in summary], axis=0)
     ext = hi - lo
     if np.any(ext <= 0):
-        raise CaseError(f"{root}: the mesh is flat (bounding box {tuple(lo)} - {tuple(hi)})")
+        raise CaseError(f"{root}: the mesh is flat (bounding box {_box(lo, hi)})")
     tol = _TOL * ext
     kinds: dict[str, str] = {}
     for s in summary:
@@ -327,13 +412,15 @@ def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[
     if not all(seen):
         missing = f"y = {lo[1]:g}" if not seen[0] else f"y = {hi[1]:g}"
         raise CaseError(f"{root} is not a channel: no wall faces on the plane {missing}")
+    _check_walls_span_the_box(root, summary, lo, hi, tol)
     layout_one = [s for s in summary if (s["part"] == ".") == (parts[0] == ".")]
     cells = int(sum(s["cells"] for s in layout_one))
-    ubar, nu = _case_figures(root)
-    # structured grid: distinct centre coordinates per axis (None: no tensor structure)
+    _check_layouts_agree(root, summary, tol)
+    fig = _case_figures(root)
+    # structured grid: distinct centre coordinates per axis of one layout (None: no tensor structure)
     axes_pts = []
     for a in range(3):
-        vals = [s["distinct"][a] for s in summary]
+        vals = [s["distinct"][a] for s in layout_one]
         merged = None if any(v is None for v in vals) else _distinct(np.concatenate(vals), tol[a], _MAX_POINTS)
         axes_pts.append(merged)
     spacing = (float(np.prod(ext)) / max(cells, 1)) ** (1.0 / 3.0)
@@ -354,15 +441,55 @@ def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[
         y = np.concatenate([[0.0], ys, [ext[1]]])
     else:
         tensor = False
-        allq = np.concatenate([s["y_quantiles"] for s in summary])
+        allq = np.concatenate([s["y_quantiles"] for s in layout_one])
         ny = int(min(_MAX_POINTS, max(16, math.ceil(2 * ext[1] / spacing))))
         inner = np.unique(np.quantile(allq, np.linspace(0, 1, ny))) - lo[1]
         y = np.concatenate([[0.0], inner[(inner > tol[1]) & (ext[1] - inner > tol[1])], [ext[1]]])
     shape[1] = y.size
     grid = Grid(shape, tuple(float(e) for e in ext), y=y)
     ch = ChannelCase(root, tuple(parts), time, cells, tuple(float(e) for e in ext),
-                     (x0[0], float(lo[1]), x0[2]), walls, cyclic, ubar, nu, tensor)
+                     (x0[0], float(lo[1]), x0[2]), walls, cyclic, fig.ubar, fig.nu, tensor, fig.ubar_note,
+                     fig.nu_note)
     return ch, grid
+
+
+def _check_walls_span_the_box(root: Path, summary: Sequence[dict[str, Any]], lo: np.ndarray, hi: np.ndarray,
+                              tol: np.ndarray) -> None:
+    """Each wall plane's faces must reach the box's x and z ends to within one face: the periods are
+    the box's extents, which a sheared or skewed periodic mesh (its cyclic translation shorter than
+    the box) contradicts; the field would then jump at the seam."""
+    for wall_y, which in ((lo[1], "lower"), (hi[1], "upper")):
+        rows = np.array([r for s in summary for r in s["wall_planes"] if abs(r[0] - wall_y) <= tol[1]])
+        for a, axis in ((1, "x"), (4, "z")):
+            first, last, gap = rows[:, a].min(), rows[:, a + 1].max(), rows[:, a + 2].max()
+            if gap <= 0:  # one face across: nothing to compare with
+                continue
+            k = 0 if axis == "x" else 2
+            short = max(first - lo[k], hi[k] - last)
+            if short > gap + tol[k]:
+                raise CaseError(f"{root}: the {which} wall's faces span {axis} = {first:g} .. {last:g} (centres), "
+                                f"short of the box's {lo[k]:g} .. {hi[k]:g} by {short:g}, more than one face "
+                                f"({gap:g}): a sheared or skewed periodic mesh, whose period is not the box's "
+                                f"{axis} extent; cfdseed needs a box channel (periods = the box's x and z extents)")
+
+
+def _plane_rows(faces: np.ndarray, tol: float) -> list[tuple[float, ...]]:
+    """Per distinct y of the wall faces ``(n, 3)``: (y, x first, x last, x largest gap, z first, z last,
+    z largest gap) of the face centres there (a gap: between neighbouring distinct coordinates)."""
+    if faces.size == 0:
+        return []
+    ys = _distinct(faces[:, 1], tol, 64)
+    if ys is None:  # not planes: the wall check refuses it
+        return []
+    rows = []
+    for y in ys:
+        sel = faces[np.abs(faces[:, 1] - y) <= tol]
+        row: list[float] = [float(y)]
+        for a in (0, 2):
+            v = np.sort(sel[:, a])
+            row += [float(v[0]), float(v[-1]), float(np.diff(v).max()) if v.size > 1 else 0.0]
+        rows.append(tuple(row))
+    return rows
 
 
 def _summary(p: _Part) -> dict[str, Any]:
@@ -370,6 +497,13 @@ def _summary(p: _Part) -> dict[str, Any]:
     ext = np.maximum(p.hi - p.lo, 1e-300)
     distinct = [_distinct(p.centres[:, a], _TOL * ext[a] * 0.5, _MAX_POINTS) for a in range(3)]
     yq = np.quantile(p.centres[:, 1], np.linspace(0, 1, 257)) if p.centres.size else np.zeros(0)
+    # of each wall patch its distinct face y (few on planes; quantiles past the limit, for the message)
+    wall_y = {}
+    for name, faces in p.walls.items():
+        ys = _distinct(faces[:, 1], _TOL * ext[1] * 0.5, _MAX_POINTS)
+        wall_y[name] = ys if ys is not None else np.quantile(faces[:, 1], np.linspace(0, 1, 257))
+    faces = np.concatenate([f for f in p.walls.values()]) if p.walls else np.zeros((0, 3))
     return {"part": p.name, "cells": p.centres.shape[0], "lo": p.lo, "hi": p.hi, "patches": p.patches,
-            "wall_y": p.wall_y, "distinct": distinct, "y_quantiles": yq}
+            "wall_y": wall_y, "wall_planes": _plane_rows(faces, _TOL * ext[1] * 0.5), "distinct": distinct,
+            "y_quantiles": yq}
 
