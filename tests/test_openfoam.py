@@ -254,7 +254,7 @@ def test_the_backup_is_no_field_to_openfoam_and_an_old_one_still_counts(tmp_path
 # -- bad cases: exit 2, one line that names the problem, nothing written -------------------
 @pytest.mark.parametrize("kind", ["no-mesh", "not-periodic", "duct", "no-case", "proc-count", "proc-cells", "no-U",
                                   "no-Ubar", "no-nu", "macro-U", "time-escapes", "stale-procs", "restart-flux",
-                                  "sheared"])
+                                  "sheared", "remeshed"])
 def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str) -> None:
     expect = {"no-mesh": "no mesh", "not-periodic": "not a periodic channel: patch inout (patch)",
               "duct": "wall patch 'sides'", "no-case": "not a folder", "proc-count": "numberOfSubdomains",
@@ -263,6 +263,7 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
               "time-escapes": "time must name a time directory",
               "stale-procs": "are not the decomposition of constant/polyMesh (576 cells",
               "restart-flux": "processor1/0.5 holds phi, U_0 next to U: the solver would start from that flux",
+              "remeshed": "0/U has 480 values, its mesh 576 cells: the field is from another mesh",
               "sheared": "the lower wall's faces span x = 0.25 .. 3.75 (centres), short of the box's 0 .. 5 by 1.25"}[kind]
     if kind == "no-case":
         case = tmp_path / "missing"
@@ -291,6 +292,12 @@ def test_bad_cases_are_refused_and_nothing_is_written(tmp_path: Path, kind: str)
         del foamlib.FoamFile(case / "constant" / "transportProperties")["nu"]
     elif kind == "time-escapes":  # a path outside the case is no time directory
         case = _case(tmp_path)
+    elif kind == "remeshed":  # blockMesh again after a run wrote a nonuniform 0/U on the old mesh
+        case = _case(tmp_path)
+        assert _cli(str(case), "--source", "streaks").returncode == 0
+        (case / "0" / ("U" + BACKUP_SUFFIX)).unlink()
+        (case / "system" / "blockMeshDict").write_text(_block_mesh_dict(cells=(8, 6, 6)))
+        _foam(case, "blockMesh")
     elif kind == "sheared":  # cyclic translation 4, box 5 long: periods from the box would be wrong
         case = _case(tmp_path, shear=1.0)
     elif kind == "restart-flux":  # a time folder the solver wrote: its flux and old-time U are read with U

@@ -330,8 +330,9 @@ def _check_target(root: Path, part: str, time: str, cells: int, force: bool) -> 
         raise CaseError(f"{where}: internalField {raw!r} holds a macro, which cfdseed does not expand: write "
                         f"the value there (foamDictionary -expand {where} > U.expanded, then move it over U)")
     if internal.ndim == 2 and internal.shape[0] != cells:
-        raise CaseError(f"{where} has {internal.shape[0]} values, its mesh {cells} cells: the field does not "
-                        "match the decomposition (run decomposePar again)")
+        fix = ("the field is from another mesh (restore a uniform one, e.g. from 0.orig, or map it with mapFields)"
+               if part == "." else "the field does not match the decomposition (run decomposePar again)")
+        raise CaseError(f"{where} has {internal.shape[0]} values, its mesh {cells} cells: {fix}")
     if internal.shape[-1:] != (3,):
         raise CaseError(f"{where} is not a vector field (internalField shape {internal.shape})")
     stale = [n for n in _STALE_WITH_U if (tdir / n).exists() or (tdir / (n + ".gz")).exists()]
