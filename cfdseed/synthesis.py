@@ -158,8 +158,8 @@ def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True,
 
     Beyond ``1/RE_TAU_WARN <= r <= RE_TAU_WARN`` one ``RuntimeWarning`` is issued (not also logged;
     ``warn=False`` silences it). With ``calibrated`` (the field is calibrated to a published or
-    interpolated profile at the target Re_tau) any ratio is accepted, beyond RE_TAU_ERROR with a
-    warning that says what is right (one-point statistics, mean profile) and what is not (spectra
+    interpolated profile at the target Re_tau) any ratio is accepted, and the warning beyond
+    RE_TAU_WARN says what is right (one-point statistics, mean profile) and what is not (spectra
     and structure sizes: the model's, rescaled).
 
     Raises
@@ -169,7 +169,7 @@ def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True,
     """
     ratio = re_tau / model_re_tau
     spread = max(ratio, 1.0 / ratio)
-    if spread > RE_TAU_ERROR and calibrated:
+    if spread > RE_TAU_WARN and calibrated:
         if warn:
             warnings.warn(
                 f"target Re_tau = {re_tau:.6g} is {ratio:.3g} x the model's {model_re_tau:.6g}: the field is calibrated "

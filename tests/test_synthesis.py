@@ -79,6 +79,15 @@ def test_re_tau_ratio_rules():
         check_re_tau_ratio(1000.0, 180.0)
     with pytest.raises(SourceError, match="supports ratios"):
         check_re_tau_ratio(30.0, 180.0)
+    # calibrated: between 2 and 4 the uncalibrated "mis-scaled" text was given; it is the calibrated one
+    for re_tau in (400.0, 1000.0):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            check_re_tau_ratio(re_tau, 180.0, calibrated=True)
+        assert len(seen) == 1 and "structure sizes are the model's" in str(seen[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_re_tau_ratio(360.0, 180.0, calibrated=True)  # inside the trusted range: silent
 
 
 def test_gan_units_follow_the_unit_contract(model):
