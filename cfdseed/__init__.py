@@ -11,6 +11,8 @@ Public API (imports are lazy: ``import cfdseed`` loads neither torch nor MPI)::
     default_model()       path of the packaged default generator          (cfdseed.checkpoint)
     abort_on_error(comm)  context manager: an exception on any rank ends the MPI job
     Units, resolve_units(ly, ...)  the unit contract of every source      (cfdseed.units)
+
+Submodules load on first use too (``cfdseed.sources.register(...)`` after a plain ``import cfdseed``).
 """
 
 from __future__ import annotations
@@ -70,4 +72,10 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if not name.startswith("_"):  # a submodule, loaded on first use: cfdseed.sources.register(...)
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module 'cfdseed' has no attribute {name!r}")

@@ -211,8 +211,8 @@ def _add_openfoam(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="write although an earlier run's backup U.before-cfdseed.bak exists (it is kept)")
     p.add_argument("--strategy", choices=("auto", "root", "distributed"), default="auto",
-                   help="build the structured field on rank 0 (root) or as x slabs on every rank (distributed, "
-                        "gan); auto: distributed past 4 GiB")
+                   help="build the structured field on rank 0 (root) or as x slabs on every rank (distributed: "
+                        "gan, sem); auto: distributed on more than one rank past 4 GiB when the source can")
 
 
 def _add_cmakedir(sub: argparse._SubParsersAction) -> None:

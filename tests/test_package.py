@@ -22,6 +22,16 @@ def test_unknown_attribute_is_attribute_error():
         raise AssertionError("expected AttributeError")
 
 
+def test_submodules_load_on_first_use():
+    """README writes cfdseed.sources.register(...), cfdseed.units...; after a plain `import cfdseed`
+    that raised AttributeError."""
+    code = ("import sys, cfdseed; assert 'cfdseed.sources' not in sys.modules; "
+            "print(callable(cfdseed.sources.register), cfdseed.units.DEFAULT_RE_TAU, "
+            "cfdseed.solvers.__name__, cfdseed.transient.detect_steady.__name__, hasattr(cfdseed, 'nope'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "180.0", "cfdseed.solvers", "detect_steady", "False"]
+
+
 def test_import_loads_neither_torch_nor_mpi():
     code = "import sys, cfdseed; print('torch' in sys.modules, 'mpi4py.MPI' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -28,7 +28,7 @@ CELL = ("uniform-cc", "chebyshev-cc", "tanh-cc:2")
 @given(
     nx=st.integers(1, 10), ny=st.integers(3, 24), nz=st.integers(1, 10),
     spec=st.sampled_from(WALL + CELL), seed=st.integers(0, 2**16),
-    bulk=st.floats(-3, 3), amplitude=st.floats(0, 0.5), mx=st.integers(0, 3), mz=st.integers(0, 3),
+    bulk=st.floats(-3, 3), amplitude=st.floats(0, 0.5), mx=st.integers(0, 3), mz=st.integers(1, 3),
 )
 def test_analytic_is_discretely_solenoidal_no_slip_and_has_the_bulk(nx, ny, nz, spec, seed, bulk, amplitude, mx, mz):
     grid = Grid((nx, ny, nz), (4.0, 2.0, 2.0), spec)
@@ -79,6 +79,7 @@ def test_analytic_seeded_phases_and_options():
     [({"ampl": 1}, "unknown option.*allowed: re_tau, u_tau, nu, bulk, amplitude, waves"), ({"amplitude": -1}, "amplitude"),
      ({"re_tau": 0}, "re_tau must be a positive number"), ({"nu": -1e-3}, "nu must be a positive number"),
      ({"bulk": "fast"}, "must be a finite number"), ({"waves": (1,)}, "waves"), ({"waves": (1.5, 2)}, "waves"),
+     ({"waves": (1, 0)}, r"waves must be two integers \(x >= 0, z >= 1\)"),
      ({"bulk": float("nan")}, "finite"), ({"u_bulk": 1.0}, "unknown option.*u_bulk"), ({"modes": (1, 1)}, "modes")],
 )
 def test_analytic_bad_options(options, match):

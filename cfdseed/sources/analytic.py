@@ -39,7 +39,7 @@ def analytic(**options: Any) -> Source:
     ``nu``, ``bulk`` (:func:`cfdseed.units.resolve_units`; by default wall units at Re_tau 180,
     bulk 15.515), the bulk velocity set exactly for the discrete quadrature of the checks;
     ``amplitude`` (0.1) the largest |u_i'| of the modes relative to ``|bulk|``; ``waves``
-    ((1, 1)) the streamwise and spanwise periods. The phases are drawn from the ``rng`` (so
+    ((1, 1)) the streamwise (>= 0) and spanwise (>= 1) periods. The phases are drawn from the ``rng`` (so
     ``seed`` changes the field). The resolved units are in the returned info (``units``).
 
     The modes come from stream functions ``psi = f(y) sin(kx x + a) cos(kz z + b)`` and
@@ -59,7 +59,7 @@ def analytic(**options: Any) -> Source:
     opts = parse_options("analytic", options, ANALYTIC_DEFAULTS)
     given = check_unit_options("analytic", opts)
     amplitude = number("analytic: amplitude", opts["amplitude"], minimum=0)
-    mx, mz = waves("analytic", opts["waves"])
+    mx, mz = waves("analytic", opts["waves"], z_min=1)  # z = 0 would make w a mean spanwise flow
 
     def make(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, SourceInfo]:
         warn_unresolved_waves("analytic", (mx, mz), grid)
