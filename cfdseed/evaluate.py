@@ -329,6 +329,11 @@ def evaluate(
                     raise DatasetError(f"input {label!r}: {exc}") from None
             ag = _read_against(against, against_samples, nu, u_tau)
             return write_side_by_side(sets, ag, ref, out, heights)
+        if not inputs and (nu is not None or u_tau is not None) and (against is None or _records_units(against)):
+            given = " and ".join(k for k, v in (("nu", nu), ("u_tau", u_tau)) if v is not None)
+            raise ConfigError(f"{given} would apply to nothing: a model's samples are in its own units and "
+                              + ("no against data is given" if against is None else
+                                 f"the against data {os.fspath(against)} records its own"))
         ag = _read_against(against, against_samples, nu, u_tau)  # before a model is sampled
         if inputs:
             label, path, explicit = inputs[0]
@@ -340,6 +345,20 @@ def evaluate(
         raise
     except ValueError as exc:  # statistics reject the data (non-finite values, bad grid, ...)
         raise DatasetError(f"cannot evaluate: {exc}") from None
+
+
+def _records_units(path: Any) -> bool:
+    """Whether the file at ``path`` records its units (a slice dataset always does; a field file where
+    its source had them); False for what cannot be read (reading it reports that)."""
+    import h5py
+
+    try:
+        with h5py.File(os.fspath(path), "r") as h:
+            if "fields" in h or not ("u" in h or h.attrs.get("storage") == "raw"):
+                return True
+            return h.attrs.get("nu") is not None and h.attrs.get("u_tau") is not None
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _read_against(path: Any, max_samples: int, nu: float | None, u_tau: float | None) -> _Set | None:

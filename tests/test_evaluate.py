@@ -128,6 +128,29 @@ def test_cli_field_without_units_needs_nu_and_u_tau(tmp_path, capsys):
                      "--heights", "10", "--out", str(tmp_path / "b")]) == 0
 
 
+def test_units_that_would_apply_to_nothing_are_refused(tmp_path, capsys):
+    """--nu/--u-tau with a model's samples and --against data that records its own units were
+    accepted and ignored; they still supply what an --against field file lacks."""
+    from cfdseed.errors import ConfigError
+    from cfdseed.evaluate import _records_units, evaluate
+    from cfdseed.fields import write_field
+    from cfdseed.grid import Grid
+    from cfdseed.sources import resolve
+
+    g = Grid((8, 9, 8), (4.0, LY, 2.0))
+    field = resolve("plug", {})(g, np.random.default_rng(0))
+    with_units, without = tmp_path / "with.h5", tmp_path / "without.h5"
+    write_field(with_units, field, g, attrs={"nu": 1 / 180, "u_tau": 1.0, "re_tau": 180.0})
+    write_field(without, field, g)
+    assert _records_units(with_units) and not _records_units(without) and not _records_units(tmp_path / "none.h5")
+    with pytest.raises(ConfigError, match=r"nu would apply to nothing: .* records its own"):
+        evaluate(tmp_path / "a", against=with_units, nu=0.01, reference="none")
+    assert cli_main(["evaluate", "--samples", "2", "--against", str(with_units), "--u-tau", "2",
+                     "--out", str(tmp_path / "b")]) == 2
+    assert "u_tau would apply to nothing" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_cli_field_stored_raw_by_the_distributed_strategy(tmp_path):
     """A field file of ``generate --strategy distributed`` (storage "raw": the metadata in the .h5,
     the velocity in the .raw) is read as a field file by --fields and --against alike."""
