@@ -117,6 +117,22 @@ def test_c_example_failure_is_agreed(c_solver: tuple[str, Path], n: int, args: t
     _check_failure(_run(mpiexec, n, exe, *args, env=_env()), n, status, needle)
 
 
+@pytest.mark.slow
+def test_embedded_python_ignores_the_job_s_python_variables_and_finalises_on_its_own_thread(
+        tmp_path: Path) -> None:
+    """PYTHONHOME/PYTHONPATH of the job made the embedded start fail (status 8: "No module named
+    'math'"); cfdseed_finalize from a thread other than the starter hung in the GIL."""
+    mpicc, mpiexec = _need(BIN / "mpicc", "mpicc of this environment"), _need(BIN / "mpiexec", "mpiexec")
+    exe = _build(ROOT / "tests" / "data" / "capi_threads", tmp_path / "build",
+                 {"cfdseed_DIR": str(capi.cmake_dir()), "MPI_C_COMPILER": mpicc}, _env())
+    env = _env()
+    env.update(PYTHONHOME="/nonexistent", PYTHONPATH=str(tmp_path))
+    (tmp_path / "numpy.py").write_text("raise ImportError('numpy from PYTHONPATH')\n")
+    proc = _run(mpiexec, 1, exe, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["first call (thread): 0", "second call (main): 0", "finalize (main): 8"]
+
+
 HOST = textwrap.dedent('''
     """A Python host (mpi4py owns MPI) calling libcfdseed through ctypes: no second interpreter."""
     import ctypes, sys

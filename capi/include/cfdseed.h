@@ -102,8 +102,13 @@ int cfdseed_init_field_f(MPI_Fint comm,
                          cfdseed_report *report, char *message, size_t message_size);
 
 /* Optional, not collective: end the embedded interpreter if libcfdseed started it (call it before
- * MPI_Finalize, if at all). Later calls of cfdseed_init_field return CFDSEED_ERROR_PYTHON: numpy
- * cannot be started twice in one process. Returns CFDSEED_OK. */
+ * MPI_Finalize, if at all, from the thread that made the first cfdseed_init_field call). Later calls
+ * of cfdseed_init_field return CFDSEED_ERROR_PYTHON: numpy cannot be started twice in one process.
+ * Returns CFDSEED_OK; CFDSEED_ERROR_PYTHON (and leaves Python running) from any other thread.
+ *
+ * The embedded interpreter ignores PYTHONHOME, PYTHONPATH and the other PYTHON* variables of the
+ * job: it runs exactly the environment `cfdseed cmakedir` recorded. If it cannot start, every later
+ * call returns the same CFDSEED_ERROR_PYTHON (CPython cannot be started twice). */
 int cfdseed_finalize(void);
 
 #ifdef __cplusplus

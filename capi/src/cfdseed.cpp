@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cfdseed.h"
@@ -64,6 +65,8 @@ struct Call {
 bool g_started = false;    // libcfdseed started the interpreter (and may finalise it)
 bool g_finalized = false;  // cfdseed_finalize ended it: numpy cannot start twice
 PyThreadState *g_main = nullptr;  // our interpreter's thread state while the GIL is released
+std::thread::id g_owner;          // the thread that started it: the only one that may finalise it
+std::string g_start_error;        // why starting it failed: CPython cannot be started again after that
 PyObject *g_bridge = nullptr;     // cfdseed.capi, kept until cfdseed_finalize
 
 Outcome fail(int status, std::string message) { return {status, std::move(message)}; }
@@ -102,25 +105,29 @@ Outcome start_python() {
     if (g_finalized)
         return fail(CFDSEED_ERROR_PYTHON, "the embedded Python was ended by cfdseed_finalize and cannot start "
                                           "again in this process (numpy cannot be initialised twice)");
+    if (!g_start_error.empty()) return fail(CFDSEED_ERROR_PYTHON, g_start_error);
     if (Py_IsInitialized()) return {};
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;  // the solver keeps its signal handling (Ctrl-C, SIGTERM)
     config.parse_argv = 0;
+    config.use_environment = 0;  // exactly the recorded environment: no PYTHONHOME, PYTHONPATH of the job
     // the venv's interpreter as program name: sys.prefix becomes the venv, its site-packages load
     PyStatus st = PyConfig_SetBytesString(&config, &config.program_name, CFDSEED_PYTHON_EXECUTABLE);
     if (PyStatus_Exception(st)) {
         PyConfig_Clear(&config);
-        return fail(CFDSEED_ERROR_PYTHON, std::string("cannot configure the embedded Python ") +
-                                              CFDSEED_PYTHON_EXECUTABLE + ": " + (st.err_msg ? st.err_msg : "?"));
+        g_start_error = std::string("cannot configure the embedded Python ") + CFDSEED_PYTHON_EXECUTABLE + ": " +
+                        (st.err_msg ? st.err_msg : "?");
+        return fail(CFDSEED_ERROR_PYTHON, g_start_error);
     }
     try {
         py::initialize_interpreter(&config, 0, nullptr, false);
     } catch (const std::exception &e) {
-        return fail(CFDSEED_ERROR_PYTHON,
-                    std::string("cannot start the embedded Python ") + CFDSEED_PYTHON_EXECUTABLE + ": " + e.what());
+        g_start_error = std::string("cannot start the embedded Python ") + CFDSEED_PYTHON_EXECUTABLE + ": " + e.what();
+        return fail(CFDSEED_ERROR_PYTHON, g_start_error);
     }
     g_started = true;
+    g_owner = std::this_thread::get_id();
     g_main = PyEval_SaveThread();  // calls take the GIL as any other thread would
     return {};
 }
@@ -331,6 +338,8 @@ int cfdseed_init_field_f(MPI_Fint comm, const int shape[3], const double lengths
 }
 
 int cfdseed_finalize(void) {
+    // another thread would restore the starter's thread state and wait for its own GIL for ever
+    if (g_started && !g_finalized && std::this_thread::get_id() != g_owner) return CFDSEED_ERROR_PYTHON;
     if (g_started && !g_finalized) {
         PyEval_RestoreThread(g_main);
         Py_XDECREF(g_bridge);
