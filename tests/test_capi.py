@@ -366,3 +366,32 @@ def test_cmake_package_does_not_depend_on_the_interpreter_s_alias(tmp_path: Path
         recorded.add(_config_value(capi.cmake_dir(tmp_path / name), "CFDSEED_PYTHON_EXECUTABLE"))
     assert len(names) > 1 and len(recorded) == 1
     assert Path(recorded.pop()).samefile(sys.executable)
+
+
+def test_a_solver_s_own_python_found_first_is_a_configure_error(tmp_path: Path) -> None:
+    """A solver's find_package(Python3) before find_package(cfdseed) left another Python's headers
+    and library in the cache: libcfdseed built against one Python and embedded another."""
+    cmake, mpicc = _need(shutil.which("cmake"), "cmake"), _need(BIN / "mpicc", "mpicc of this environment")
+    import sysconfig
+
+    def include(python: str) -> str:
+        return subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_config_var('INCLUDEPY'))"],
+                              capture_output=True, text=True).stdout.strip()
+
+    mine = os.path.realpath(sysconfig.get_config_var("INCLUDEPY"))
+    other = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()
+                  and include(p) and os.path.realpath(include(p)) != mine), None)
+    if other is None:
+        missing("no second Python with other headers on this machine")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text(  # as a solver that finds its own Python first (PATH order)
+        "cmake_minimum_required(VERSION 3.18)\nproject(p LANGUAGES C)\nfind_package(MPI REQUIRED COMPONENTS C)\n"
+        "find_package(Python3 REQUIRED COMPONENTS Interpreter Development)\nfind_package(cfdseed CONFIG REQUIRED)\n")
+    env = _env()
+    env["PATH"] = f"{Path(other).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run([cmake, "-S", str(src), "-B", str(tmp_path / "b"), f"-Dcfdseed_DIR={capi.cmake_dir()}",
+                           f"-DMPI_C_COMPILER={mpicc}"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    text = " ".join(proc.stderr.split())
+    assert "call find_package(cfdseed) before the solver's own find_package(Python3)" in text, proc.stderr[-3000:]
