@@ -130,7 +130,7 @@ def _jsonable(v: Any) -> Any:
 
 
 #: Label of an input: what a markdown table header and a legend can show.
-_LABEL = re.compile(r"\w[\w.+\- ]*\Z")
+_LABEL = re.compile(r"[^\W_][\w.+\- ]*\Z")  # a letter or digit first
 
 
 def _inputs(fields: Any) -> list[tuple[str, str, bool]]:

@@ -340,6 +340,8 @@ def test_side_by_side_bad_inputs(fields3, tmp_path, capsys):
     assert "input 'b'" in (err := capsys.readouterr().err) and "--nu and --u-tau" in err
     assert cli_main(["evaluate", "--fields", f"a|b={sem}", "--fields", f"c={pr}", "--out", str(out)]) == 2
     assert "label 'a|b' is not allowed" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--fields", f"_a={sem}", "--fields", f"c={pr}", "--out", str(out)]) == 2
+    assert "label '_a' is not allowed" in capsys.readouterr().err  # the rule says: a letter or digit first
     assert cli_main(["evaluate", "--fields", "a=", "--fields", f"c={pr}", "--out", str(out)]) == 2
     assert "no file given" in capsys.readouterr().err
     assert not out.exists()  # nothing written before the inputs are known to be good
