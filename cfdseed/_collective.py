@@ -8,6 +8,10 @@ Pattern::
     except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
         err = exc
     agree(comm, err)          # every rank raises the same exception, or none does
+
+Where user code runs (a source, a callback), catch ``BaseException``: a ``SystemExit`` or
+``KeyboardInterrupt`` on one rank is agreed like any error (:func:`run_agreed` does so), and the
+rank where it happened raises it again unchanged, so it still ends that process.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def agree(comm: Any, error: BaseException | None) -> None:
 
     The failing rank re-raises its own exception object (traceback kept); the others raise an
     exception of the same type (cfdseed error or common builtin; otherwise ``RuntimeError``) with
-    the message prefixed by the failing rank.
+    the message prefixed by the failing rank. A rank whose own error is not an ``Exception``
+    (``SystemExit``, ``KeyboardInterrupt``) re-raises that one, whichever rank failed first: the
+    agreement must not turn an exit or an interrupt into an error that the caller may catch.
     """
     flag = 0 if error is None else 1
     if comm.allreduce(flag) == 0:
@@ -53,7 +59,7 @@ def agree(comm: Any, error: BaseException | None) -> None:
     first = comm.allreduce(rank if error is not None else comm.Get_size(), op=_min_op())
     payload = (type(error).__name__, str(error)) if rank == first else None
     name, message = comm.bcast(payload, root=first)
-    if error is not None and rank == first:
+    if error is not None and (rank == first or not isinstance(error, Exception)):
         raise error
     if comm.Get_size() > 1:
         message = f"[rank {first}] {message}"
@@ -79,12 +85,16 @@ def idle_until(comm: Any, *, longest: float = 0.05) -> None:
 
 
 def run_agreed(comm: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn(*args, **kwargs)`` on every rank, then :func:`agree` on its exception (if any)."""
+    """Call ``fn(*args, **kwargs)`` on every rank, then :func:`agree` on its exception (if any).
+
+    Any ``BaseException`` is agreed: a ``SystemExit`` or ``KeyboardInterrupt`` in ``fn`` is raised
+    unchanged where it happened, and as an error naming it on the other ranks.
+    """
     err = None
     result = None
     try:
         result = fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+    except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
     agree(comm, err)
     return result

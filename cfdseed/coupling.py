@@ -36,7 +36,7 @@ from .errors import ConfigError, ConstraintError, SourceError
 from .grid import Grid
 from .sources import SourceFn, SourceInfo, build, resolve
 from .sources.base import Source
-from .transport import DEFAULT_CHUNK_BYTES, prepare
+from .transport import DEFAULT_CHUNK_BYTES, _beyond, prepare
 
 __all__ = ["init_field", "check_field", "InitResult", "STRATEGIES", "AUTO_DISTRIBUTED_BYTES"]
 
@@ -74,8 +74,9 @@ class InitResult:
 
 
 def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
-                check: Any) -> tuple[np.ndarray | None, SourceInfo | None, Exception | None]:
-    """Root: run the source and validate its field; (field, info, None) or (None, None, SourceError)."""
+                check: Any) -> tuple[np.ndarray | None, SourceInfo | None, BaseException | None]:
+    """Root: run the source and validate its field; (field, info, None) or (None, None, SourceError),
+    or a ``SystemExit``/``KeyboardInterrupt`` it raised as it is (agreed, then raised on the root)."""
     try:
         rng = np.random.default_rng(seed)
         built = build(fn, grid.global_grid(), rng)
@@ -83,6 +84,8 @@ def _run_source(fn: SourceFn, name: str, grid: Grid, seed: Any,
         err = SourceError(f"source {name} raised {type(exc).__name__}: {exc}")
         err.__cause__ = exc
         return None, None, err
+    except BaseException as exc:  # noqa: BLE001 - not an error of the source's: the root must still exit
+        return None, None, exc
     field = built.field
     err = check(field, SourceError)
     if err is None:
@@ -199,16 +202,17 @@ def init_field(
         Nothing is written.
     SourceError
         Unknown source or bad options, ``strategy="distributed"`` for a source without a slab path,
-        or the source raised, returned a non-array, the wrong shape or dtype, or NaN/Inf on the
-        root. Nothing is written.
+        or the source raised, returned a non-array, the wrong shape or dtype, NaN/Inf, or values
+        beyond the range of the delivered ``dtype`` (float32). Nothing is written.
     ConstraintError
         ``check=True`` and the delivered field violates a tolerance; ``exc.report`` holds the
         :class:`~cfdseed.constraints.ConstraintReport` (the field has been delivered).
 
-    All errors are raised on every rank.
+    All errors are raised on every rank. A ``SystemExit`` or ``KeyboardInterrupt`` raised in the
+    source is raised unchanged where it happened, and as a ``RuntimeError`` naming it elsewhere.
     """
     t0 = time.perf_counter()
-    err: Exception | None = None
+    err: BaseException | None = None
     try:
         if tolerances is not None and not isinstance(tolerances, Tolerances):
             raise ConfigError(f"tolerances must be a cfdseed.constraints.Tolerances, got {type(tolerances).__name__}")
@@ -243,8 +247,9 @@ def init_field(
     if plan.is_root:
         try:
             fn = resolve(source, options)
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
-            err = exc if isinstance(exc, SourceError) else SourceError(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (SystemExit unchanged here)
+            keep = isinstance(exc, SourceError) or not isinstance(exc, Exception)
+            err = exc if keep else SourceError(f"{type(exc).__name__}: {exc}")
         if err is None:
             field, info, err = _run_source(fn, name, grid, seed, plan.field_error)
     # the other ranks sleep until the root has built the field (a blocking collective would spin
@@ -352,6 +357,9 @@ def _init_distributed(comm: Any, grid: Grid, plan: Any, fn: Source, name: str, s
         bad = _nonfinite(slab)
         if bad is not None:
             raise SourceError(f"source {name} returned {bad} non-finite value(s) (NaN or Inf) in rank {rank}'s slab")
+        beyond = _beyond(slab, plan.dtype)
+        if beyond:
+            raise SourceError(f"source {name}'s slab on rank {rank} {beyond}")
         return built
 
     built = run_agreed(comm, build_)

@@ -13,12 +13,15 @@ blocks tile it. ``Grid(...)`` itself is per-rank (it raises where the mistake is
 only on one process, or where every rank builds the same grid from the same arguments.
 :func:`agree_grid` is the one grid agreement of the collective paths (``init_field``,
 ``check_field``, ``scatter``, ``gather``); its messages name what differs and on which ranks,
-:func:`check_tiling` names the index ranges no rank holds.
+:func:`check_tiling` names the index ranges no rank holds. :func:`agree_global_grid` compares the
+global grids alone (:class:`cfdseed.pencils.Slabs`, whose layouts ignore the blocks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +41,7 @@ __all__ = [
     "check_tiling",
     "grid_disagreement",
     "agree_grid",
+    "agree_global_grid",
 ]
 
 #: Named wall-normal distributions; ``-cc`` variants are cell-centred (no point on a wall).
@@ -510,7 +514,8 @@ def agree_grid(comm: Any, grid: Grid, extras: Mapping[str, Any] | None = None) -
     grid : Grid
         This rank's grid.
     extras : mapping, optional
-        Further values every rank must pass alike (e.g. ``root``, ``dtype``), compared by ``==``.
+        Further values every rank must pass alike (e.g. ``root``, ``dtype``), compared by ``==``;
+        they must pickle.
 
     Returns
     -------
@@ -522,28 +527,78 @@ def agree_grid(comm: Any, grid: Grid, extras: Mapping[str, Any] | None = None) -
     GridError
         The global grids differ (:func:`grid_disagreement` says where).
     TransportError
-        An ``extras`` value differs between ranks.
+        An ``extras`` value differs between ranks, or does not pickle on some rank.
     DecompositionError
         The blocks do not tile the grid (:func:`check_tiling`).
 
     All raised on every rank.
     """
-    extras = dict(extras or {})
-    every = comm.allgather((grid, extras))
     err = None
-    blocks = np.zeros((len(every), 3, 2), dtype=np.int64)
-    try:
-        msg = grid_disagreement([g for g, _ in every])
-        if msg:
-            raise GridError(msg)
-        for name, value in extras.items():
-            bad = [r for r, (_, e) in enumerate(every) if e[name] != value]
-            if bad:
-                raise TransportError(f"ranks disagree on {name}: rank 0 has {every[0][1][name]}, "
-                                     f"rank {bad[0]} has {every[bad[0]][1][name]}")
-        blocks = np.array([[(s.start, s.stop) for s in g.local] for g, _ in every], dtype=np.int64)
-        check_tiling(blocks, grid.shape)
-    except Exception as exc:  # noqa: BLE001 - the same data on every rank; agree keeps it safe
+    mine = None
+    try:  # pickled here, not by allgather: a value that does not pickle must fail in the agreement
+        mine = _pickled(grid, extras)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
         err = exc
+    packed = comm.allgather(mine)  # None from the ranks that failed
+    blocks = np.zeros((len(packed), 3, 2), dtype=np.int64)
+    if err is None and None not in packed:
+        try:
+            every = [pickle.loads(b) for b in packed]
+            msg = grid_disagreement([g for g, _ in every])
+            if msg:
+                raise GridError(msg)
+            for name, value in every[comm.Get_rank()][1].items():
+                bad = [r for r, (_, e) in enumerate(every) if e[name] != value]
+                if bad:
+                    raise TransportError(f"ranks disagree on {name}: rank 0 has {every[0][1][name]}, "
+                                         f"rank {bad[0]} has {every[bad[0]][1][name]}")
+            blocks = np.array([[(s.start, s.stop) for s in g.local] for g, _ in every], dtype=np.int64)
+            check_tiling(blocks, grid.shape)
+        except Exception as exc:  # noqa: BLE001 - the same data on every rank; agree keeps it safe
+            err = exc
     agree(comm, err)
     return blocks
+
+
+def _pickled(grid: Grid, extras: Mapping[str, Any] | None) -> bytes:
+    """``(grid, extras)`` pickled; a TransportError naming the extra that does not pickle."""
+    extras = dict(extras or {})
+    try:
+        return pickle.dumps((grid, extras), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - find the culprit for the message
+        for name, value in extras.items():
+            try:
+                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001
+                raise TransportError(f"{name} must be a picklable value to be compared between ranks, got "
+                                     f"{type(value).__name__} ({type(exc).__name__}: {exc})") from None
+        raise
+
+
+def agree_global_grid(comm: Any, grid: Grid) -> None:
+    """Collective: check that every rank passes a :class:`Grid` with the same global description
+    (shape, lengths, y, operators); the blocks are not compared.
+
+    One small allgather (a digest of y); the grids themselves are gathered only to name a difference.
+
+    Raises
+    ------
+    GridError
+        ``grid`` not a Grid on some rank, or the ranks' global grids differ
+        (:func:`grid_disagreement` says where). Raised on every rank.
+    """
+    err, key = None, None
+    try:
+        if not isinstance(grid, Grid):
+            raise GridError(f"grid must be a cfdseed.Grid, got {type(grid).__name__}")
+        y = hashlib.sha256(np.ascontiguousarray(grid.y).tobytes()).digest()
+        key = (grid.shape, grid.lengths, grid.operators, y)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        err = exc
+    keys = comm.allgather(key)  # None from the ranks that failed
+    if None in keys:
+        agree(comm, err)
+    if any(k != keys[0] for k in keys):  # the same keys everywhere: every rank takes this branch
+        msg = grid_disagreement(comm.allgather(grid))  # None where y differs only in the sign of a zero
+        if msg:
+            agree(comm, GridError(msg))

@@ -10,6 +10,7 @@ periodic-seam checks of :mod:`cfdseed.constraints`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,20 +82,28 @@ def exchange_faces(
         ``start - 1`` and ``stop`` of that axis.
 
     Every buffer is allocated before any message is posted, and an error there (memory) is raised
-    on every rank.
+    on every rank, as are malformed arguments on any rank and ranks passing different ``blocks``,
+    ``shape``, ``periodic``, numbers of components or dtypes (ValueError).
     """
     from mpi4py import MPI
 
-    rank = comm.Get_rank()
-    b = np.asarray(blocks, dtype=np.int64).reshape(-1, 3, 2)
-    me = b[rank]
-    active = [r for r in range(len(b)) if np.prod(b[r, :, 1] - b[r, :, 0]) > 0]
+    rank, size = comm.Get_rank(), comm.Get_size()
+    parsed, err = None, None
+    try:  # this rank's view of the call; compared below, so that no rank posts messages the others do not
+        parsed = _parse(blocks, shape, arrays, periodic, size)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by run_agreed below
+        err = exc
+    keys = comm.allgather(None if parsed is None else parsed[-1])  # None from the ranks that failed
 
     def buffers() -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple], list[tuple]]:
         """The planes, every receive buffer and every packed send buffer of this rank."""
+        if err is not None:
+            raise err
+        _compare(keys)
+        b, shp, per, ncomp, dtype, _ = parsed
+        me = b[rank]
+        active = [r for r in range(len(b)) if np.prod(b[r, :, 1] - b[r, :, 0]) > 0]
         lshape = me[:, 1] - me[:, 0]
-        ncomp = len(arrays)
-        dtype = np.result_type(*arrays) if ncomp else np.float64
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for axis in range(3):
             pshape = (ncomp, *(1 if d == axis else int(lshape[d]) for d in range(3)))
@@ -105,7 +114,7 @@ def exchange_faces(
             return out, recvs, sends
         for axis in range(3):
             for side in (0, 1):
-                g = _face_index(me, axis, side, int(shape[axis]), bool(periodic[axis]))
+                g = _face_index(me, axis, side, shp[axis], per[axis])
                 if g is None:
                     continue
                 for r in active:  # receive every piece of plane g that lies in another block
@@ -119,7 +128,7 @@ def exchange_faces(
         for r in active:  # send every piece of my block that lies beyond a face of block r
             for axis in range(3):
                 for side in (0, 1):
-                    g = _face_index(b[r], axis, side, int(shape[axis]), bool(periodic[axis]))
+                    g = _face_index(b[r], axis, side, shp[axis], per[axis])
                     if g is None:
                         continue
                     sl = _overlap(me, b[r], axis, g)
@@ -141,3 +150,37 @@ def exchange_faces(
     for _, _, buf, plane, where in recvs:
         plane[where] = buf
     return out
+
+
+def _parse(blocks: Any, shape: Any, arrays: Sequence[np.ndarray], periodic: Any,
+           size: int) -> tuple[np.ndarray, tuple[int, ...], tuple[bool, ...], int, np.dtype, tuple]:
+    """``(blocks (size, 3, 2), shape, periodic, ncomp, dtype, key)`` of one rank's arguments;
+    ``key`` is what every rank must share (a digest of the blocks, not the blocks themselves)."""
+    b = np.asarray(blocks, dtype=np.int64).reshape(-1, 3, 2)
+    if len(b) != size:
+        raise ValueError(f"blocks must hold one block per rank ({size}), got {len(b)}")
+    shp = tuple(int(n) for n in shape)
+    per = tuple(bool(p) for p in periodic)
+    if len(shp) != 3 or len(per) != 3:
+        raise ValueError(f"shape and periodic must have 3 entries (x, y, z), got {shape!r} and {periodic!r}")
+    ncomp = len(arrays)
+    dtype = np.result_type(*arrays) if ncomp else np.dtype(np.float64)
+    key = (hashlib.sha256(b.tobytes()).hexdigest(), shp, per, ncomp, dtype.str)
+    return b, shp, per, ncomp, dtype, key
+
+
+def _compare(keys: list[Any]) -> None:
+    """Raise a ValueError naming the first argument that differs between ranks (``keys[r]``: rank
+    r's key from :func:`_parse`, None where that rank failed: its own error is raised instead)."""
+    if None in keys:
+        return
+    for j, what in enumerate(("the blocks", "the shape", "periodic", "the number of components", "the dtype")):
+        bad = [r for r, k in enumerate(keys) if k[j] != keys[0][j]]
+        if not bad:
+            continue
+        if j == 0:  # a digest: nothing to show
+            raise ValueError(f"ranks disagree on the blocks of exchange_faces: rank {bad[0]}'s differ from rank 0's")
+        first, other = keys[0][j], keys[bad[0]][j]
+        if j == 4:
+            first, other = np.dtype(first), np.dtype(other)
+        raise ValueError(f"ranks disagree on {what} of exchange_faces: rank 0 has {first}, rank {bad[0]} has {other}")

@@ -25,13 +25,14 @@ peak is about one slab plus buffers (measured: ``benchmarks/distributed.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ._collective import run_agreed
 from ._memory import discard
-from .grid import Grid, block_split
+from .grid import Grid, agree_global_grid, block_split
 
 __all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "EXCHANGE_BYTES"]
 
@@ -40,9 +41,14 @@ __all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "EXCHANGE_BYTE
 EXCHANGE_BYTES = 4 << 20
 
 class Slabs:
-    """The x-slab and kz-slab layouts of ``grid`` over ``comm`` (collective constructor: none)."""
+    """The x-slab and kz-slab layouts of ``grid`` over ``comm``.
+
+    Collective constructor: every rank must pass the same global grid (its block is ignored);
+    otherwise a :class:`~cfdseed.errors.GridError` is raised on every rank.
+    """
 
     def __init__(self, comm: Any, grid: Grid) -> None:
+        agree_global_grid(comm, grid)  # the layouts and every exchange size derive from it
         self.comm, self.grid = comm, grid
         size, rank = comm.Get_size(), comm.Get_rank()
         nx, ny, nz = grid.shape
@@ -62,11 +68,28 @@ class Slabs:
         nx, ny, _ = self.grid.shape
         return (ncomp, nx, ny, self.kz.stop - self.kz.start)
 
-    def _check(self, a: np.ndarray, want: tuple[int, ...], what: str) -> None:
-        def check() -> None:
-            if a.shape != want:
-                raise ValueError(f"{what} must have shape {want} on rank {self.comm.Get_rank()}, got {a.shape}")
-        run_agreed(self.comm, check)
+    def _checked(self, a: Any, dtype: type, shape: Callable[[int], tuple[int, ...]],
+                 what: str) -> tuple[np.ndarray, int]:
+        """Collective: ``a`` as a ``dtype`` array of shape ``shape(ncomp)`` and its ``ncomp``, the
+        same on every rank; a ValueError on every rank otherwise (one rank's own, or the counts')."""
+        def check() -> tuple[np.ndarray, int]:
+            try:
+                arr = np.asarray(a, dtype=dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{what} must be an array of {np.dtype(dtype)} values on rank "
+                                 f"{self.comm.Get_rank()}, got {type(a).__name__} ({exc})") from None
+            ncomp = arr.shape[0] if arr.ndim == 4 else 0
+            want = shape(ncomp)
+            if arr.shape != want:
+                raise ValueError(f"{what} must have shape {want} on rank {self.comm.Get_rank()}, got {arr.shape}")
+            return arr, ncomp
+        arr, ncomp = run_agreed(self.comm, check)
+        counts = self.comm.allgather(ncomp)  # every rank loops over the components' exchanges
+        bad = [r for r, n in enumerate(counts) if n != counts[0]]
+        if bad:  # the same list on every rank: raised everywhere alike
+            raise ValueError(f"{what} must have the same number of components on every rank: rank 0 has "
+                             f"{counts[0]}, rank {bad[0]} has {counts[bad[0]]}")
+        return arr, ncomp
 
     def y_chunks(self) -> list[slice]:
         """Blocks of y rows the transposes move one at a time (one component each): about
@@ -95,9 +118,7 @@ class Slabs:
         (:func:`cfdseed._memory.discard`), so the peak holds little more than one of the two."""
         from scipy import fft as sfft
 
-        slab = np.asarray(slab, dtype=np.float64)
-        ncomp = slab.shape[0] if slab.ndim == 4 else -1
-        self._check(slab, self.slab_shape(max(ncomp, 0)), "the x slab")
+        slab, ncomp = self._checked(slab, np.float64, self.slab_shape, "the x slab")
         nx, ny, nz = self.grid.shape
         nkzl = self.kz.stop - self.kz.start
 
@@ -137,9 +158,7 @@ class Slabs:
         ``consume`` dead (each component's pages given back once transformed)."""
         from scipy import fft as sfft
 
-        spec = np.asarray(spec, dtype=np.complex128)
-        ncomp = spec.shape[0] if spec.ndim == 4 else -1
-        self._check(spec, self.spectrum_shape(max(ncomp, 0)), "the kz slab")
+        spec, ncomp = self._checked(spec, np.complex128, self.spectrum_shape, "the kz slab")
         nx, ny, nz = self.grid.shape
         nxl = self.x.stop - self.x.start
 
@@ -223,6 +242,8 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     from .enforce import _wavenumbers
     from .operators import column, wall_values
 
+    slabs = Slabs(comm, grid)  # first: the grid agreed before any reduction over it
+
     def scan() -> tuple[float, float, float]:
         """This rank's non-finite count, max |u| and max |wall value|, x plane by x plane (agreed:
         no slab-sized temporaries, and a failure on one rank is raised on all)."""
@@ -247,7 +268,6 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     uref = abs(ub) or umax or 1.0
     # the divergence per mode (the operator set's wavenumbers and d/dy), one component's spectrum at
     # a time, back on the x slabs
-    slabs = Slabs(comm, grid)
     kx, kz = _wavenumbers(grid)
     kz = kz[slabs.kz]
     div = run_agreed(comm, np.zeros, slabs.spectrum_shape(1), dtype=np.complex128)

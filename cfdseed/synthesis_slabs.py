@@ -144,7 +144,7 @@ def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
                 ring = [resample_periodic(r, 0, nx) for r in ring]
             ring = [np.ascontiguousarray(r) for r in ring]
             head = (mean, ring[0].shape[0], steps, stations, [(r.shape[1:], r.dtype.str) for r in ring])
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (SystemExit unchanged here)
             err = exc
     idle_until(comm)  # the others sleep rather than spin on the cores the root's inference uses
     agree(comm, err)

@@ -206,6 +206,9 @@ class ScatterPlan:
             return error(f"the global field has shape {field.shape}; expected {want} (3, nx, ny, nz)")
         if field.dtype not in _FLOATS:
             return error(f"the global field has dtype {field.dtype}; allowed: float32, float64")
+        beyond = _beyond(field, self.dtype)
+        if beyond:
+            return error(f"the global field {beyond}")
         return None
 
     def send(self, field: np.ndarray | None) -> Any:
@@ -236,10 +239,13 @@ class ScatterPlan:
         agree(self.comm, err)
         comm = self.comm.Dup()  # private context: the solver's own messages cannot match ours
         try:
-            if rank == root:
-                nmsg = self._send_root(comm, field, steps, vols, mpitype, buf)
-            else:
-                nmsg = self._receive(comm, steps, vols, mpitype, own, buf)
+            # a cast to float32 must not raise mid-transfer on the root alone (np.seterr, warnings as
+            # errors): values beyond float32 were refused by field_error; non-finite ones pass as such
+            with np.errstate(all="ignore"):
+                if rank == root:
+                    nmsg = self._send_root(comm, field, steps, vols, mpitype, buf)
+                else:
+                    nmsg = self._receive(comm, steps, vols, mpitype, own, buf)
         finally:
             comm.Free()
         log.debug("rank %d/%d: scatter done in %d chunk(s), %d message(s)",
@@ -330,7 +336,9 @@ class ScatterPlan:
         and blocks (float64 on the wire), one component and one block of x planes of every overlap
         per round (:data:`SLAB_ROUND_BYTES`): no rank holds more than its slab, its block and the
         buffers of one round. ``consume``: the slab is dead afterwards, and each component's pages
-        are given back once it is sent (:func:`cfdseed._memory.discard`)."""
+        are given back once it is sent (:func:`cfdseed._memory.discard`). A slab that is not a real
+        array ``(3, x_ranges[rank], ny, nz)``, or holds finite values beyond the range of the
+        delivered dtype, is a TransportError on every rank before anything moves."""
         from ._memory import discard
         from mpi4py import MPI
 
@@ -338,7 +346,25 @@ class ScatterPlan:
 
         comm, size, rank = self.comm, self.comm.Get_size(), self.comm.Get_rank()
         nx, ny, nz = self.grid.shape
-        boxes = [np.array([[x.start, x.stop], [0, ny], [0, nz]]) for x in x_ranges]
+
+        def check() -> list[np.ndarray]:
+            """The slabs' boxes, once this rank's slab is known to fit them and ``dtype``."""
+            if len(x_ranges) != size or not all(isinstance(x, slice) for x in x_ranges):
+                raise TransportError(f"x_ranges must be {size} slices (one per rank), got {x_ranges!r}")
+            boxes = [np.array([[x.start, x.stop], [0, ny], [0, nz]]) for x in x_ranges]
+            want = (3, int(boxes[rank][0, 1] - boxes[rank][0, 0]), ny, nz)
+            if not (isinstance(slab, np.ndarray) and slab.dtype.kind in "iuf"):
+                raise TransportError(f"the x slab must be a real numpy array {want}, got {type(slab).__name__} "
+                                     f"{getattr(slab, 'dtype', '')}")
+            if slab.shape != want:
+                raise TransportError(f"the x slab on rank {rank} has shape {slab.shape}; expected {want} "
+                                     f"(3, x_ranges[{rank}], ny, nz)")
+            beyond = _beyond(slab, self.dtype)
+            if beyond:
+                raise TransportError(f"the x slab on rank {rank} {beyond}")
+            return boxes
+
+        boxes = run_agreed(comm, check)
         mine = boxes[rank]
         lo_out, ext_out = _intersect(self.blocks, mine)  # pieces of my slab for every rank
         lo_in, ext_in = _intersect(np.stack(boxes), self.blocks[rank])  # pieces of my block from every rank
@@ -359,9 +385,11 @@ class ScatterPlan:
                 ins = [part(lo_in[q], ext_in[q], i) for q in range(size)]
                 got = alltoallv(comm, [slab[(c, *_slices(lo - mine[:, 0], ext))] for lo, ext in outs],
                                 [int(np.prod(e)) for _, e in ins], np.float64)
-                for (lo, ext), piece in zip(ins, got):
-                    if piece.size:
-                        np.copyto(self.views[c][_slices(lo - own, ext)], piece.reshape(ext), casting="same_kind")
+                with np.errstate(all="ignore"):  # checked above: no cast may raise here on one rank alone
+                    for (lo, ext), piece in zip(ins, got):
+                        if piece.size:
+                            dst = self.views[c][_slices(lo - own, ext)]
+                            np.copyto(dst, piece.reshape(ext), casting="same_kind")
                 del got
             if consume:
                 discard(slab[c])
@@ -425,6 +453,22 @@ def _messages(lo: np.ndarray, ext: np.ndarray, shape: Sequence[int],
         one = np.array([1, ext[1], ext[2]])
         return [(lo + i * step, one) for i in range(int(ext[0]))]
     return [(lo, ext)]
+
+
+def _beyond(a: np.ndarray, dtype: np.dtype) -> str | None:
+    """What is wrong with casting ``a`` to a narrower ``dtype`` (finite values beyond its range), or None.
+
+    From min and max: no array-sized temporary. Non-finite values are the callers' own checks
+    (they cast to themselves), and hide the range: the casts are done under ``np.errstate``.
+    """
+    if a.dtype.itemsize <= dtype.itemsize or not a.size:
+        return None
+    lo, hi = float(np.min(a)), float(np.max(a))
+    big = float(np.finfo(dtype).max)
+    if math.isfinite(lo) and math.isfinite(hi) and max(-lo, hi) > big:
+        return (f"holds values in [{lo:.6g}, {hi:.6g}], beyond the range of {dtype} it is delivered in "
+                f"(|value| <= {big:.6g})")
+    return None
 
 
 def _slices(lo: Sequence[int], ext: Sequence[int]) -> tuple[slice, slice, slice]:
@@ -555,7 +599,7 @@ def scatter(
     ------
     TransportError, GridError, DecompositionError
         On every rank, before anything is written (see :func:`prepare`); a bad ``field`` on the
-        root is a TransportError.
+        root is a TransportError (also finite values beyond the range of a float32 ``dtype``).
     """
     plan = prepare(comm, grid, root=root, out=out, axes=axes, dtype=dtype, chunk_bytes=chunk_bytes)
     agree(comm, plan.field_error(field) if plan.is_root else None)

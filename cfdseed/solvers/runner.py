@@ -121,7 +121,8 @@ class RunSettings:
 
 
 #: The settings every rank acts on (collectives: diagnostics, slices, checkpoints; the early
-#: return of ``until``): :func:`drive` requires them equal on every rank. The others (duration,
+#: return of ``until``): :func:`drive` requires them equal on every rank, and ``restart`` too
+#: (``"auto"`` skips ``after_start`` on a continuation, True does not). The others (duration,
 #: max_wall, slices_per_file, source, provenance) are read on rank 0 only, which decides for all.
 _AGREED = ("until", "series_every", "slices_every", "slices_after", "slice_x", "checkpoint_every")
 
@@ -129,9 +130,10 @@ _AGREED = ("until", "series_every", "slices_every", "slices_after", "slice_x", "
 def _agree_settings(comm: Any, settings: RunSettings, nx: int, restart: Any) -> None:
     """Collective: check ``restart``, ``settings`` (again: fields may have been assigned after
     construction) and its ``slice_x`` against ``nx`` on every rank (one rank's bad value raised on
-    all), then that the ranks pass the same
-    :data:`_AGREED` fields; a :class:`ConfigError` on every rank otherwise (a rank recording at
-    another cadence would enter collectives the others do not, and the job would hang)."""
+    all), then that the ranks pass the same ``restart`` and :data:`_AGREED` fields; a
+    :class:`ConfigError` on every rank otherwise (a rank recording at another cadence, or calling
+    ``after_start`` where the others do not, would enter collectives the others do not, and the
+    job would hang)."""
 
     def check() -> None:
         if restart not in (True, False, "auto"):
@@ -149,11 +151,13 @@ def _agree_settings(comm: Any, settings: RunSettings, nx: int, restart: Any) -> 
             return tuple(int(i) for i in v)
         return v if v is None else (int(v) if is_integer(v) else float(v))
 
-    everyone = comm.allgather(tuple(plain(getattr(settings, k)) for k in _AGREED))  # the same list on every rank
-    for j, k in enumerate(_AGREED):
+    mode = restart if isinstance(restart, str) else bool(restart)  # checked: True, False or "auto"
+    everyone = comm.allgather((mode, *(plain(getattr(settings, k)) for k in _AGREED)))  # the same list on every rank
+    for j, k in enumerate(("restart", *(f"settings.{k}" for k in _AGREED))):
         values = [mine[j] for mine in everyone]
         if any(v != values[0] for v in values):
-            raise ConfigError(f"ranks disagree on settings.{k}: {values} (by rank); every rank must pass the same {k}")
+            raise ConfigError(f"ranks disagree on {k}: {values} (by rank); every rank must pass the same "
+                              f"{k.removeprefix('settings.')}")
 
 
 def read_segments(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -259,7 +263,7 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
 
     Raises :class:`ConfigError` on every rank, before anything is run or written, for an invalid
     ``restart`` or ``settings``, a ``slice_x`` index >= the channel's nx, or ranks passing different
-    ``until``, cadences, ``slices_after`` or ``slice_x`` (the fields every rank acts on).
+    ``restart``, ``until``, cadences, ``slices_after`` or ``slice_x`` (the fields every rank acts on).
     """
     comm = channel.comm
     out = Path(out)

@@ -88,3 +88,21 @@ def test_gap_names_the_missing_range():
     with pytest.raises(DecompositionError) as info:
         Grid.collective(comm, SHAPE, LENGTHS, y="chebyshev", local=local)
     raised_everywhere(info, f"no rank holds x {stop - 1}:{stop}, y 0:9, z {z.start}:{z.stop}")
+
+
+@pytest.mark.parametrize("via", ["agree_grid", "prepare"])
+def test_an_extra_that_does_not_pickle_on_one_rank_fails_every_rank(via):
+    """The extras are pickled inside the agreement: a value that does not pickle on one rank used
+    to fail there in the allgather and leave the others in it."""
+    import threading
+
+    from cfdseed import TransportError
+    from cfdseed.grid import agree_grid
+    from cfdseed.transport import prepare
+
+    grid = Grid.collective(comm, SHAPE, LENGTHS, y="chebyshev", local=pencil())
+    extras = {"the lock": threading.Lock() if rank == last else None}
+    with pytest.raises(TransportError) as info:
+        agree_grid(comm, grid, extras) if via == "agree_grid" else prepare(comm, grid, extras=extras)
+    raised_everywhere(info, "the lock must be a picklable value to be compared between ranks, got lock")
+    assert agree_grid(comm, grid, {"the lock": None}).shape == (size, 3, 2)  # nothing left pending

@@ -318,3 +318,70 @@ def test_an_enforcement_step_failing_on_one_rank_fails_every_rank(where, monkeyp
         enforce_slabs(comm, mine, grid, bulk=4.0)
     msgs = comm.allgather(str(info.value))
     assert all(f"injected on rank {comm.size - 1}" in m for m in msgs), msgs
+
+
+def _raised_alike(info, match: str) -> None:
+    """The same exception type on every rank, each message containing ``match``."""
+    names = comm.allgather(type(info.value).__name__)
+    msgs = comm.allgather(str(info.value))
+    assert len(set(names)) == 1 and all(match in m for m in msgs), (names, msgs)
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+def test_ranks_passing_different_component_counts_raise_on_every_rank(step):
+    """Each rank's input fits its own component count, but the transposes loop over the components:
+    a rank with fewer would leave the others in their exchanges."""
+    if comm.size == 1:
+        pytest.skip("one rank cannot disagree")
+    slabs = Slabs(comm, GRIDS["chebyshev"]())
+    ncomp = 1 if comm.rank == comm.size - 1 else 3
+    a = np.zeros(slabs.slab_shape(ncomp)) if step == "forward" else np.zeros(slabs.spectrum_shape(ncomp), complex)
+    with pytest.raises(ValueError) as info:
+        getattr(slabs, step)(a)
+    _raised_alike(info, f"rank 0 has 3, rank {comm.size - 1} has 1")
+    np.testing.assert_allclose(slabs.backward(slabs.forward(np.ones(slabs.slab_shape()))), 1.0)  # nothing pending
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+@pytest.mark.parametrize("bad", ["not an array", {"u": 1.0}])
+def test_a_non_array_on_one_rank_raises_on_every_rank(step, bad):
+    """The conversion to an array is part of the agreed check (it used to run before it, and its
+    ValueError or TypeError was raised on that rank alone)."""
+    slabs = Slabs(comm, GRIDS["chebyshev"]())
+    good = np.zeros(slabs.slab_shape()) if step == "forward" else np.zeros(slabs.spectrum_shape(), complex)
+    with pytest.raises(ValueError) as info:
+        getattr(slabs, step)(bad if comm.rank == comm.size - 1 else good)
+    _raised_alike(info, "slab must be an array of")
+
+
+# the last rank's grid differs from GRIDS["chebyshev"] in one attribute of the global grid
+OTHER_GRIDS = {
+    "shape": lambda: Grid((12, 17, 14), (2 * np.pi, 2.0, np.pi), y="chebyshev"),
+    "lengths": lambda: Grid((12, 17, 10), (2 * np.pi, 2.0, 2.0), y="chebyshev"),
+    "y": lambda: Grid((12, 17, 10), (2 * np.pi, 2.0, np.pi), y="tanh:2.0"),
+    "operators": lambda: Grid((12, 17, 10), (2 * np.pi, 2.0, np.pi), y="chebyshev", operators="spectral"),
+}
+
+
+@pytest.mark.parametrize("entry", ["Slabs", "project", "calibrate", "figures", "enforce"])
+@pytest.mark.parametrize("attr", OTHER_GRIDS)
+def test_ranks_passing_different_grids_raise_on_every_rank(entry, attr):
+    """Every entry point agrees the global grid first (Slabs): a rank with another grid would
+    transpose with other counts (an MPI error there, a hang elsewhere) or compute other figures."""
+    from cfdseed.errors import GridError
+    from cfdseed.grid import block_split
+    from cfdseed.pencils import calibrate, enforce as enforce_slabs, figures
+
+    if comm.size == 1:
+        pytest.skip("one rank cannot disagree")
+    grid = OTHER_GRIDS[attr]() if comm.rank == comm.size - 1 else GRIDS["chebyshev"]()
+    nx, ny, nz = grid.shape
+    xs = block_split(nx, comm.size, comm.rank)
+    slab = np.ascontiguousarray(_global(grid)[:, xs])
+    call = {"Slabs": lambda: Slabs(comm, grid), "project": lambda: project(comm, slab, grid),
+            "calibrate": lambda: calibrate(comm, slab, grid, None), "figures": lambda: figures(comm, slab, grid),
+            "enforce": lambda: enforce_slabs(comm, slab, grid)}[entry]
+    with pytest.raises(GridError) as info:
+        call()
+    _raised_alike(info, f"ranks disagree on the grid ({attr})")
+    assert comm.allreduce(1) == comm.size  # nobody left behind in a collective
