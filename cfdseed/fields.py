@@ -82,22 +82,37 @@ def write_field_slabs(comm: Any, path: str | Path, slab: np.ndarray, x_range: sl
     Raises
     ------
     ValueError
-        A slab of the wrong shape, or a file that cannot be written: on every rank.
+        A slab of the wrong shape, x ranges that do not tile ``0:nx``, or a file that cannot be
+        written: on every rank.
     """
     import h5py
     from mpi4py import MPI
 
     from ._collective import run_agreed
+    from ._values import is_integer
 
     path = Path(path)
     dt = np.dtype(dtype).newbyteorder("<")
     nx, ny, nz = grid.shape
     raw = path.with_suffix(".raw")
 
-    def meta() -> None:
+    def check() -> tuple[int, int]:
+        if not (isinstance(x_range, slice) and x_range.step in (None, 1) and is_integer(x_range.start)
+                and is_integer(x_range.stop) and 0 <= x_range.start <= x_range.stop <= nx):
+            raise ValueError(f"x_range must be a slice start:stop with 0 <= start <= stop <= nx = {nx}, "
+                             f"got {x_range!r}")
         want = (3, x_range.stop - x_range.start, ny, nz)
-        if slab.shape != want:
-            raise ValueError(f"slab must have shape {want} on rank {comm.Get_rank()}, got {slab.shape}")
+        if np.shape(slab) != want:
+            raise ValueError(f"slab must have shape {want} on rank {comm.Get_rank()}, got {np.shape(slab)}")
+        return int(x_range.start), int(x_range.stop)
+
+    ranges = comm.allgather(run_agreed(comm, check))
+    filled = sorted(r for r in ranges if r[1] > r[0])
+    if [r[0] for r in filled] != [0] + [r[1] for r in filled[:-1]] or (filled[-1][1] if filled else 0) != nx:
+        raise ValueError(f"the ranks' x ranges {[f'{a}:{b}' for a, b in ranges]} do not tile 0:{nx} "
+                         "(gaps or overlaps)")  # the same on every rank
+
+    def meta() -> None:
         if comm.Get_rank() == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")

@@ -314,6 +314,34 @@ def test_a_slab_write_failing_on_one_rank_fails_every_rank(step, tmp_path_factor
         np.testing.assert_array_equal(fields.read_field(f"{folder}/g.h5")[0], 1.0)
 
 
+@pytest.mark.parametrize("fault", ["past-nx", "overlap", "gap"])
+def test_slab_ranges_that_do_not_tile_the_grid_are_refused_on_every_rank(fault, tmp_path_factory):
+    """write_field_slabs accepted an x_range past nx (success on every rank) and never compared the
+    ranks' ranges: overlaps and gaps were written as they fell."""
+    from cfdseed import fields
+    from cfdseed.pencils import Slabs
+
+    g = Grid(SHAPE, LENGTHS, y="chebyshev")
+    x = Slabs(comm, g).x
+    last = rank == size - 1
+    if fault == "past-nx":
+        x = slice(x.start, x.stop + 1) if last else x
+    elif fault == "overlap" and size > 1:
+        x = slice(x.start - 1, x.stop) if last else x
+    elif fault == "gap":
+        x = slice(x.start + 1, x.stop) if rank == 0 else x
+    slab = np.ones((3, x.stop - x.start, *SHAPE[1:]))
+    folder = comm.bcast(str(tmp_path_factory.mktemp("tiles")) if rank == 0 else None)
+    want = {"past-nx": "x_range must be a slice start:stop with 0 <= start <= stop <= nx",
+            "overlap": "do not tile", "gap": "do not tile"}[fault]
+    if fault == "overlap" and size == 1:
+        pytest.skip("one rank: nothing to overlap")
+    with pytest.raises(ValueError) as info:
+        fields.write_field_slabs(comm, f"{folder}/f.h5", slab, x, g, {})
+    msgs = comm.allgather(str(info.value))
+    assert all(want in m for m in msgs), msgs
+
+
 class _Failing:
     """A module as one module sees it, with one of its functions failing (injected on this rank)."""
 
@@ -322,3 +350,127 @@ class _Failing:
 
     def __getattr__(self, name):
         return boom if name == self._name else getattr(self._module, name)
+
+
+# -- values a float32 delivery cannot hold ---------------------------------------------------------
+def _strict(how):
+    """A context in which a float64 -> float32 cast that overflows raises (as a solver may run)."""
+    import contextlib
+    import warnings
+
+    if how == "np.errstate(over='raise')":
+        return np.errstate(over="raise")
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("error")
+    return stack
+
+
+def _huge_slab_source(where):
+    """A Source whose field (root path) or x slabs (distributed path) hold 1e300 at ``where``: a finite
+    float64 beyond float32, in the last rank's block of a (1, size, 1) tiling."""
+    from cfdseed.grid import block_split
+    from cfdseed.sources import Source, SourceInfo
+
+    def make(gg, rng):
+        f = np.zeros((3, *gg.shape))
+        f[(0, *where)] = 1e300
+        return f, SourceInfo()
+
+    def make_slabs(c, gg, rng):
+        xs = block_split(gg.shape[0], c.Get_size(), c.Get_rank())
+        return np.ascontiguousarray(make(gg, rng)[0][:, xs]), SourceInfo()
+
+    return Source("huge", make, make_slabs)
+
+
+@pytest.mark.parametrize("how", ["np.errstate(over='raise')", "warnings as errors"])
+@pytest.mark.parametrize("path", ["scatter", "init_field", "init_field distributed", "from_slabs"])
+def test_values_beyond_float32_are_refused_on_every_rank(path, how):
+    """A finite float64 beyond float32 passed the checks, then its cast raised mid-transfer on one
+    rank (np.seterr, warnings as errors) while the others waited: refused first, on every rank."""
+    from cfdseed.pencils import Slabs
+
+    g = Grid.block(comm, SHAPE, LENGTHS, dims=(1, size, 1), y="chebyshev")
+    where = (0, SHAPE[1] - 1, 2)  # x = 0: the root's slab; y: the last rank's block
+    src = _huge_slab_source(where)
+    with _strict(how), pytest.raises((cfdseed.TransportError, cfdseed.SourceError)) as info:
+        if path == "scatter":
+            field = src.build(g.global_grid(), None).field if rank == 0 else None
+            transport.scatter(comm, g, field, dtype=np.float32, chunk_bytes=4 * 3 * SHAPE[1] * SHAPE[2])
+        elif path == "from_slabs":
+            plan = transport.prepare(comm, g, dtype=np.float32)
+            slabs = Slabs(comm, g)
+            plan.from_slabs(src.build_slabs(comm, g.global_grid(), None).field, slabs.x_ranges)
+        else:
+            cfdseed.init_field(comm, g, source=src, dtype=np.float32, check=False,
+                               strategy="distributed" if "distributed" in path else "root")
+    names = comm.allgather(type(info.value).__name__)
+    assert names == [("TransportError" if path in ("scatter", "from_slabs") else "SourceError")] * size, names
+    assert all("beyond the range of float32" in m for m in comm.allgather(str(info.value)))
+
+
+def test_a_non_finite_field_is_cast_quietly_however_the_solver_treats_overflow():
+    """Non-finite values hide the range from the check (min and max): the casts themselves must not
+    raise on one rank, so the field arrives as float32 (Inf stays Inf, 1e300 becomes Inf)."""
+    g = Grid.block(comm, SHAPE, LENGTHS, dims=(1, size, 1), y="chebyshev")
+    field = None
+    if rank == 0:
+        field = np.zeros((3, *SHAPE))
+        field[0, 0, -1, 2], field[1, 0, -1, 2] = 1e300, np.inf
+    with np.errstate(over="raise", invalid="raise"):
+        out = transport.scatter(comm, g, field, dtype=np.float32, chunk_bytes=4 * 3 * SHAPE[1] * SHAPE[2])
+    got = comm.allreduce(int(np.isinf(out).sum()))
+    assert out.dtype == np.float32 and got == 2
+
+
+# -- a SystemExit or KeyboardInterrupt where user code runs ------------------------------------------
+EXITS = {"SystemExit": lambda: SystemExit("source gave up"), "KeyboardInterrupt": KeyboardInterrupt}
+
+
+def _exited_alike(info, exc, bad):
+    """The failing rank raised its own exception object; every other rank a RuntimeError naming it."""
+    kinds = comm.allgather("own" if info.value is exc else type(info.value).__name__)
+    assert kinds == ["own" if r == bad else "RuntimeError" for r in range(size)], kinds
+    if rank != bad:
+        assert str(info.value).startswith(f"{type(exc).__name__}: [rank {bad}]"), str(info.value)
+
+
+@pytest.mark.parametrize("kind", EXITS)
+@pytest.mark.parametrize("path", ["run_agreed", "root", "distributed", "rollout"])
+def test_an_exit_in_user_code_on_one_rank_ends_every_rank(path, kind, monkeypatch):
+    """``except Exception`` let a SystemExit (a library's sys.exit, argparse in a user's source) or a
+    KeyboardInterrupt past the agreement: that rank left, the others waited for it forever."""
+    import types
+
+    from cfdseed import synthesis_slabs
+    from cfdseed._collective import run_agreed
+    from cfdseed.sources import Source
+
+    exc = EXITS[kind]()
+    bad = size - 1 if path == "run_agreed" else 0
+
+    def leave(*args, **kwargs):
+        if rank == bad:
+            raise exc
+        return np.zeros((3, *SHAPE)), None
+
+    def leave_slabs(c, g, rng):
+        from cfdseed.grid import block_split
+
+        xs = block_split(SHAPE[0], size, rank)
+        return leave()[0][:, xs], None
+
+    with pytest.raises((type(exc), RuntimeError)) as info:
+        if path == "run_agreed":
+            run_agreed(comm, leave)
+        elif path == "rollout":  # the root's ring of the distributed gan synthesis
+            monkeypatch.setattr(synthesis_slabs, "_rollout", leave)
+            plan = types.SimpleNamespace(info=types.SimpleNamespace(anchor=None), gen=None, h=1.0, re_tau=180.0,
+                                         tiles=1)
+            synthesis_slabs._scatter_ring(comm, plan, grid(), np.random.default_rng(1), 1)
+        else:
+            cfdseed.init_field(comm, grid(), source=Source("leaving", leave, leave_slabs),
+                               strategy=path, check=False)
+    _exited_alike(info, exc, bad)
+    assert comm.allreduce(1) == size  # nobody left behind in a collective
