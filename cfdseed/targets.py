@@ -258,6 +258,11 @@ def reference_target(ref: Any) -> StressTarget:
                         uu=p["u'+"][keep] ** 2, vv=p["v'+"][keep] ** 2, ww=p["w'+"][keep] ** 2, uv=p["uv+"][keep])
 
 
+#: How far (a factor either way) ``calibrate="model"`` carries a model's statistics where Lee & Moser
+#: has no profile (below Re_tau 173.4).
+MODEL_CARRY = 2.0
+
+
 def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) -> StressTarget:
     """The stress target a source's ``calibrate`` option names, for a field at ``re_tau``.
 
@@ -265,7 +270,9 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
     is within 10 % of ``re_tau``, carried to ``re_tau`` (:meth:`StressTarget.at_re_tau`: near-wall
     peaks stay at their y+), else ``"reference"``: the Lee & Moser statistics at ``re_tau``
     (:func:`cfdseed.reference.interpolate_reference`: a packaged profile, or interpolated between
-    two); anything else goes to :func:`stress_target` (a reference name, a file, a dict, a
+    two); outside Lee & Moser's range ``"model"`` carries the model's statistics up to a factor
+    :data:`MODEL_CARRY` away (a RuntimeWarning says so: Re_tau 90 to 173 with a Re_tau 180 model);
+    anything else goes to :func:`stress_target` (a reference name, a file, a dict, a
     StressTarget), a file that gives no Re_tau (text/CSV) being a target at ``re_tau``.
 
     Raises
@@ -281,7 +288,12 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
         try:
             return reference_target(interpolate_reference(re_tau))
         except ValueError as exc:
-            raise SourceError(f"calibration target: {exc}") from None
+            if spec == "model" and model is not None and abs(math.log(re_tau / model.re_tau)) <= math.log(MODEL_CARRY):
+                warnings.warn(f"calibration target: Re_tau {re_tau:g} is outside Lee & Moser's packaged range; the "
+                              f"model's own statistics (Re_tau {model.re_tau:g}) carried to it stand in",
+                              RuntimeWarning, stacklevel=2)
+                return model.at_re_tau(re_tau)
+            raise SourceError(f"calibration target: {exc}; or give calibrate=None (an uncalibrated field)") from None
     target = stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
     if abs(math.log(target.re_tau / re_tau)) > math.log(1.1):
         warnings.warn(f"calibration target {target.name!r} is at Re_tau {target.re_tau:g}, the field at {re_tau:g}: "

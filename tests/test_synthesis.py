@@ -253,6 +253,25 @@ def test_fewer_x_stations_interpolate_the_full_field(tmp_path):
     np.testing.assert_array_equal(same, full)
     with pytest.raises(ValueError, match="x_stations"):
         synthesise(model, g, np.random.default_rng(0), device="cpu", x_stations=1)
+    # a string or a bool for corr_length, a bool for batch: a TypeError deep in the plan, exit 1 from the CLI
+    for bad in ("abc", "1.5", [1], True, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="corr_length must be 'auto', None or a positive number"):
+            synthesise(model, g, np.random.default_rng(0), device="cpu", corr_length=bad)
+    with pytest.raises(ValueError, match="batch must be a positive int, got True"):
+        synthesise(model, g, np.random.default_rng(0), device="cpu", batch=True)
+
+
+def test_lee_moser_s_end_profiles_count_as_calibrated():
+    """Re_tau 5300 got Lee & Moser's 5186 profile (the reference's 5 % slack) but counted as
+    uncalibrated (1 %), and was refused with advice to calibrate."""
+    import math
+
+    from cfdseed.reference import interpolate_reference
+    from cfdseed.synthesis import CALIBRATED_RTOL
+
+    for re_tau in (5300.0, 5440.0, 173.5):  # inside the slack (up to 5445, down to 173.4)
+        got = interpolate_reference(re_tau).re_tau
+        assert abs(math.log(got / re_tau)) <= math.log1p(CALIBRATED_RTOL) + 1e-12, (re_tau, got)
 
 
 def test_talk_re_tau_is_seeded_when_calibrated_and_refused_otherwise():

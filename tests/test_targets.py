@@ -93,6 +93,20 @@ def test_a_target_carried_to_a_nearby_re_tau_keeps_its_near_wall_peaks_in_wall_u
     assert resolve_target("model", 250.0, LM).name.startswith("lee-moser interpolated")
 
 
+def test_model_statistics_stand_in_below_lee_moser_s_range():
+    """Re_tau 150 with calibrate='model' (gan's default) was refused: Lee & Moser stops at 173.4,
+    although an uncalibrated field at that ratio is fine."""
+    with pytest.warns(RuntimeWarning, match="outside Lee & Moser's packaged range; the model's own statistics"):
+        t = resolve_target("model", 150.0, LM)
+    assert t.re_tau == 150.0 and t.name.endswith("carried to Re_tau 150")
+    with pytest.raises(SourceError, match=r"outside the packaged Lee & Moser range .*or give calibrate=None"):
+        resolve_target("model", 60.0, LM)  # beyond MODEL_CARRY (2) of the model's
+    with pytest.raises(SourceError, match="calibrate=None"):
+        resolve_target("reference", 150.0, LM)  # an explicit reference has no stand-in
+    with pytest.raises(SourceError, match="calibrate=None"):
+        resolve_target("model", 150.0)  # no model statistics to carry
+
+
 def test_a_target_file_holding_minus_uv_is_refused(tmp_path):
     """A file whose uv+ column holds -<u'v'>+ (positive on the lower half) would flip the delivered
     field's shear stress: refused, naming the fix; a dict with a non-number re_tau is a SourceError."""
