@@ -357,7 +357,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     every rank builds and writes its own x slab; every rank returns the exit status."""
     from mpi4py import MPI
 
-    from ._collective import agree, run_agreed
+    from ._collective import agree, idle_until, run_agreed
     from .coupling import _distributed
 
     world = MPI.COMM_WORLD
@@ -375,8 +375,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     if world.Get_rank() == 0:
         try:
             rc = _generate(args, out, grid, options)
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
+        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (an exit unchanged here)
             err = exc
+    idle_until(world)  # the other ranks sleep while the root works (a blocking collective would spin)
     agree(world, err)
     return int(world.bcast(rc, root=0))
 
