@@ -24,6 +24,7 @@ unknown).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,19 @@ class Generated:
     report: Any  # ConstraintReport of the field as stored
     enforcement: Any | None  # the source's enforcement report (gan), else None
     raw: Path | None = None  # the velocity by MPI-IO (generate_slabs); None: it is in ``path``
+
+
+def _replayable(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options as recorded in a field file: JSON values as they are (``calibrate`` None stays
+    null, so the record can be passed back), anything else (a path object, a model) as text."""
+    out = {}
+    for k, v in options.items():
+        try:
+            json.dumps(v, allow_nan=False)
+            out[str(k)] = v
+        except (TypeError, ValueError):
+            out[str(k)] = str(v)
+    return out
 
 
 def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mapping[str, Any] | None = None,
@@ -100,7 +114,7 @@ def generate(grid: Grid, out: str | Path, *, source: str = "gan", options: Mappi
     units = built.info.units  # every built-in source but a snapshot of a file without units
     re_tau = units.re_tau if units else options.get("re_tau")
     attrs: dict[str, Any] = {
-        "source": source, "options": {k: str(v) for k, v in options.items()},
+        "source": source, "options": _replayable(options),
         "seed": seed, "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity),
     }
@@ -156,7 +170,7 @@ def generate_slabs(comm: Any, grid: Grid, out: str | Path, *, source: str = "gan
     report = check_field(comm, local, stored)
     units = info.units
     attrs: dict[str, Any] = {
-        "source": source, "options": {k: str(v) for k, v in options.items()},
+        "source": source, "options": _replayable(options),
         "seed": seed, "report": report.to_dict(),
         "bulk_velocity": float(report.bulk_velocity), "strategy": "distributed",
     }

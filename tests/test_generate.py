@@ -102,6 +102,25 @@ def test_generate_library_call(tmp_path):
         assert h.attrs["seed"] == 0 and h.attrs["source"] == "plug"
 
 
+def test_the_recorded_options_replay_the_field(tmp_path):
+    """Options were recorded as text (None as "None", 0.2 as "0.2"): passed back they failed or
+    changed type; now the JSON record passed back makes the same field."""
+    import json
+
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    grid = Grid((8, 13, 6), (4.0, 2.0, 3.0))
+    opts = {"amplitude": 0.2, "waves": [1, 2], "mean": "turbulent", "re_tau": None}
+    first = generate(grid, tmp_path / "a.h5", source="trig", options=opts, seed=3, picture=False)
+    f, _, _, attrs = read_field(first.path)
+    recorded = attrs["options"] if isinstance(attrs["options"], dict) else json.loads(attrs["options"])
+    assert recorded == opts
+    again = generate(grid, tmp_path / "b.h5", source="trig", options=recorded, seed=3, picture=False)
+    assert np.array_equal(read_field(again.path)[0], f)
+
+
 def test_a_field_without_a_given_seed_records_the_one_it_used(tmp_path):
     """No seed: a fresh one, stored, and the field made again from it is the same."""
     from cfdseed.fields import read_field
