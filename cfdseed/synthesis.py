@@ -462,7 +462,10 @@ def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
     attempt = 0
     while True:
         try:
-            out, info = once()
+            with warnings.catch_warnings():
+                if attempt:  # a redraw plans as the first draw did: its warnings were given once already
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                out, info = once()
         except CalibrationError as exc:
             if attempt >= redraws:
                 raise

@@ -504,6 +504,27 @@ def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path):
             _synthesise(model, grid, np.random.default_rng(30), device="cpu", redraws=bad)
 
 
+def test_a_redraw_does_not_repeat_the_plan_s_warnings():
+    """Each redraw planned again and gave the Re_tau-ratio warning again (twice for one synthesis)."""
+    from cfdseed.errors import CalibrationError
+    from cfdseed.synthesis import SynthesisInfo, _redrawn
+
+    calls = []
+
+    def once():
+        calls.append(1)
+        warnings.warn("target Re_tau = 395 is 2.19 x the model's 180: mis-scaled", RuntimeWarning)
+        if len(calls) == 1:
+            raise CalibrationError("stress calibration failed: ww is 0.3 off its target")
+        return np.zeros(1), SynthesisInfo()
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _, info = _redrawn(once, 2)
+    assert len(calls) == 2 and info.redraws == 1
+    assert [str(w.message).count("mis-scaled") for w in seen] == [1]
+
+
 @pytest.mark.parametrize("first, second", [("synthesis", "synthesis_slabs"), ("synthesis_slabs", "synthesis")])
 def test_synthesise_slabs_is_re_exported_whichever_module_is_imported_first(first, second):
     """cfdseed.synthesis_slabs imports cfdseed.synthesis, which re-exports synthesise_slabs lazily: either
