@@ -294,7 +294,13 @@ def resolve_target(spec: Any, re_tau: float, model: StressTarget | None = None) 
                               RuntimeWarning, stacklevel=2)
                 return model.at_re_tau(re_tau)
             raise SourceError(f"calibration target: {exc}; or give calibrate=None (an uncalibrated field)") from None
-    target = stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
+    try:
+        target = stress_target(spec, re_tau=re_tau)  # a file that gives no Re_tau is a target at the field's
+    except SourceError as exc:
+        if isinstance(spec, str) and not os.path.exists(spec):  # a typo of the option's vocabulary?
+            raise SourceError(f"{exc}; calibrate takes 'model', 'reference', a reference name, a target file "
+                              "or None (off)") from None
+        raise
     if abs(math.log(target.re_tau / re_tau)) > math.log(1.1):
         warnings.warn(f"calibration target {target.name!r} is at Re_tau {target.re_tau:g}, the field at {re_tau:g}: "
                       "its profiles are mapped in outer units (y/h), so its near-wall peaks land at other y+ and "

@@ -105,6 +105,8 @@ def test_model_statistics_stand_in_below_lee_moser_s_range():
         resolve_target("reference", 150.0, LM)  # an explicit reference has no stand-in
     with pytest.raises(SourceError, match="calibrate=None"):
         resolve_target("model", 150.0)  # no model statistics to carry
+    with pytest.raises(SourceError, match=r"calibrate takes 'model', 'reference', a reference name, a target file or None"):
+        resolve_target("none", 180.0)  # a typo of None listed only the reference names
 
 
 def test_a_target_file_holding_minus_uv_is_refused(tmp_path):
