@@ -11,9 +11,13 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     # continue the same run later (same rank count):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
         --duration 20
-    # a batch job that may be requeued: one command, started or continued, to t = 200
+    # a batch job that may be requeued: one command, started or continued, to t = 200 (SIGTERM or
+    # SIGUSR1 to the ranks, or a STOP file in --out, ends it with a final checkpoint)
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/long --ic streaks \\
         --auto-restart --until 200 --max-wall 3500
+    # move a run to another rank count: a compact state from its last checkpoint, then --state
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
+        --duration 0 --save-state runs/re180.npz
 
 Outputs (see cfdseed.solvers.runner): time series CSV, plane-averaged profiles, y-z slice files
 in the cfdseed dataset format, restart checkpoints.
@@ -53,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shape", type=int, nargs=3, default=(32, 64, 32), metavar=("NX", "NY", "NZ"))
     p.add_argument("--lengths", type=float, nargs=3, default=(math.pi, 2.0, math.pi / 2), metavar=("LX", "LY", "LZ"))
     p.add_argument("--re-tau", type=float, default=180.0)
-    p.add_argument("--cfl", type=float, default=0.15, help="CFL safety factor")
+    p.add_argument("--cfl", type=float, default=0.15, help="CFL safety factor (keep <= 0.15: 0.2 was rejected, README)")
     p.add_argument("--max-step", type=float, default=0.01, help="largest time step (h/u_tau)")
     p.add_argument("--fftw-rigor", choices=FFTW_RIGORS, default=None,
                    help="FFTW planning rigor of Dedalus' transforms (default: Dedalus' own, measure; "
@@ -67,8 +71,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slices-after", type=float, default=0.0, help="no slices before this time (h/u_tau)")
     p.add_argument("--slice-planes", type=int, default=8, help="equally spaced x planes per snapshot")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    p.add_argument("--save-state", default=None,
+                   help="at the end of the segment also write the compact state to this .npz (DedalusChannel."
+                        "save_state): another rank count or other physics start from it with --state")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # checked here, before MPI and Dedalus start: a mistake is a usage error, not an aborted job
+    args.ic_opts = _json_object(p, "--ic-options", args.ic_options)
+    args.kick_opts = _json_object(p, "--kick-options", args.kick_options)
+    nx, n = args.shape[0], args.slice_planes
+    if n < 1 or (args.slices_every and (n > nx or nx % n)):  # equally spaced distinct x planes
+        p.error(f"argument --slice-planes: {n} planes on nx={nx}; allowed: a divisor of nx between 1 and nx "
+                f"({', '.join(str(d) for d in _divisors(nx))})")
+    return args
+
+
+def _json_object(p: argparse.ArgumentParser, flag: str, text: str) -> dict:
+    """``text`` as a JSON object, or a usage error naming ``flag``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        p.error(f"argument {flag}: not valid JSON ({exc}): {text!r}; give an object, e.g. '{{\"bulk\": 15.7}}'")
+    if not isinstance(value, dict):
+        p.error(f"argument {flag}: {text!r} is JSON but not an object; give an object, e.g. '{{\"bulk\": 15.7}}'")
+    return value
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0] if n >= 1 else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             if comm.rank == 0:
                 log.info("started from %s at t = %.4f (iteration %d)", args.state, meta["sim_time"], meta["iteration"])
             return
-        report = channel.seed(args.ic, options=json.loads(args.ic_options), seed=args.seed, check=not args.no_check)
+        report = channel.seed(args.ic, options=args.ic_opts, seed=args.seed, check=not args.no_check)
         if comm.rank == 0:
             log.info("seeded with %r:\n%s", args.ic, report)
 
     def kick() -> None:
-        rms = channel.perturb(args.kick, options=json.loads(args.kick_options), seed=args.seed + 1000)
+        rms = channel.perturb(args.kick, options=args.kick_opts, seed=args.seed + 1000)
         if comm.rank == 0:
             log.info("kicked with the fluctuations of %r (rms %.4g) at t=%.4f", args.kick, rms, channel.sim_time)
 
@@ -124,12 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     summary = drive(channel, args.out, settings, restart="auto" if args.auto_restart else args.restart, seed_fn=seed,
                     after_start=kick if args.kick else None,
                     note=dict(argv=sys.argv, spec=spec.to_dict()))
+    if args.save_state is not None:
+        channel.save_state(args.save_state, extra=dict(run=args.out))
     if comm.rank == 0:
         log.info("done: %s", summary)
+        if summary["stopped"] == "signal":
+            log.info("stopped by a signal at t = %.4f; the same command with --auto-restart (or --restart) "
+                     "continues from the final checkpoint", summary["t"])
     return 0
 
 
 if __name__ == "__main__":
+    parse_args()  # a usage error exits here (status 2, on every rank alike), before MPI starts
+
     from mpi4py import MPI
 
     import cfdseed

@@ -129,6 +129,7 @@ BAD_SPECS = [  # (ChannelSpec keywords, what the ConfigError says)
     (dict(bulk="15.7"), r"bulk='15\.7' must be a positive finite number"),
     (dict(dealias=0.5), r"dealias=0\.5 under-resolves the quadratic terms; allowed >= 1"),
     (dict(initial_step=0.02, max_step=0.01), r"initial_step=0\.02 > max_step=0\.01"),
+    (dict(cfl_safety=0.6), r"cfl_safety=0\.6 too large; allowed \(0, 0\.5\], use <= 0\.15"),  # as the README
 ]
 
 
@@ -154,10 +155,106 @@ def test_channel_spec_from_json_names_unknown_keys():
 
     with pytest.raises(ConfigError, match=r"unknown ChannelSpec key\(s\) 'foo'; allowed: shape, lengths, re_tau"):
         ChannelSpec.from_json({"foo": 1})
-    with pytest.raises(ConfigError, match=r"unknown ChannelSpec key\(s\) 'nu', 'h'"):  # to_dict's derived values
-        ChannelSpec.from_json({"shape": [8, 16, 8], "nu": 0.01, "h": 1.0})
     with pytest.raises(ConfigError, match=r"JSON form is an object \(dict\), got list"):
         ChannelSpec.from_json([8, 16, 8])
+
+
+def test_channel_spec_from_json_reads_the_stored_form_and_checks_its_derived_values():
+    """Every checkpoint, state and segment stores to_dict() (the fields plus nu, force, u_tau, h):
+    from_json reads it back; a derived value that is not the spec's is a ConfigError naming it."""
+    import json
+
+    from cfdseed.errors import ConfigError
+    from cfdseed.solvers.dedalus_case import DERIVED_KEYS, ChannelSpec
+
+    spec = ChannelSpec(shape=(8, 16, 8), lengths=(3.0, 2.5, 1.5), re_tau=395.0, driving="flow_rate", bulk=17.0)
+    stored = json.loads(json.dumps(spec.to_dict()))
+    assert set(DERIVED_KEYS) <= set(stored) and ChannelSpec.from_json(stored) == spec
+    assert ChannelSpec.from_json({"shape": [8, 16, 8], "nu": 1 / 180, "h": 1.0}) == ChannelSpec(shape=(8, 16, 8))
+    for key, value in (("nu", 0.01), ("h", 1.0), ("u_tau", 2.0), ("force", "1"), ("nu", None)):
+        with pytest.raises(ConfigError, match=rf"ChannelSpec key {key}={value!r} contradicts the spec's own {key}="):
+            ChannelSpec.from_json(dict(stored, **{key: value}))
+    with pytest.raises(ConfigError, match=r"unknown ChannelSpec key\(s\) 'Re'; allowed: .* \(and the derived nu, "
+                                          r"force, u_tau, h\)"):
+        ChannelSpec.from_json(dict(stored, Re=1.0))
+
+
+def _example():
+    """examples/dedalus_channel.py as a module (its argument parsing needs no Dedalus nor MPI)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dedalus_channel_example", ROOT / "examples" / "dedalus_channel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BASE_ARGS = ["--out", "o", "--shape", "16", "32", "16", "--duration", "0.01"]
+BAD_ARGS = [  # (arguments besides BASE_ARGS, what the usage error says)
+    (["--slices-every", "2", "--slice-planes", "24"],
+     r"--slice-planes: 24 planes on nx=16; allowed: a divisor of nx between 1 and nx \(1, 2, 4, 8, 16\)"),
+    (["--slices-every", "2", "--slice-planes", "5"], r"--slice-planes: 5 planes on nx=16"),  # uneven spacing
+    (["--slice-planes", "-3"], r"--slice-planes: -3 planes on nx=16"),
+    (["--slice-planes", "0"], r"--slice-planes: 0 planes"),
+    (["--ic-options", "{bulk: 15.7}"], r"argument --ic-options: not valid JSON .*'\{bulk: 15\.7\}'; give an object"),
+    (["--kick", "streaks", "--kick-options", "[1, 2]"],
+     r"argument --kick-options: '\[1, 2\]' is JSON but not an object"),
+]
+
+
+@pytest.mark.parametrize("extra, match", BAD_ARGS, ids=[" ".join(a) for a, _ in BAD_ARGS])
+def test_example_refuses_bad_slice_planes_and_options_while_parsing(extra, match, capsys):
+    """--slice-planes 24 on nx = 16 duplicated planes, 5 spaced them unevenly, -3 was a raw numpy
+    error; options that are no JSON object failed after the solver was built (an MPI abort): all
+    are usage errors now, before MPI or Dedalus start."""
+    example = _example()
+    with pytest.raises(SystemExit) as info:
+        example.parse_args(BASE_ARGS + extra)
+    assert info.value.code == 2
+    import re
+
+    assert re.search(match, capsys.readouterr().err.replace("\n", " ")), match
+    ok = example.parse_args(BASE_ARGS + ["--slices-every", "2", "--slice-planes", "4", "--ic-options", '{"bulk": 15.7}',
+                                         "--kick", "streaks", "--kick-options", '{"noise": 0.1}'])
+    assert ok.ic_opts == {"bulk": 15.7} and ok.kick_opts == {"noise": 0.1} and ok.ic_options == '{"bulk": 15.7}'
+    assert example.parse_args(BASE_ARGS + ["--slice-planes", "24"]).slice_planes == 24  # no slices: unused
+
+
+def test_stop_signals_are_caught_in_the_main_thread_only_and_the_previous_handlers_restored():
+    """drive's handlers (runner._caught_signals): in the main thread SIGTERM/SIGUSR1 only note
+    themselves, and the handlers from before are back afterwards, also after an error; in another
+    thread (where Python sets no handlers) nothing changes."""
+    import os
+    import signal
+    import threading
+
+    from cfdseed.solvers import runner
+
+    assert runner.STOP_SIGNALS == ("SIGTERM", "SIGUSR1")
+    mine = []
+    before = {s: signal.signal(s, lambda n, f: mine.append(n)) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        with runner._caught_signals() as caught:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert caught == [signal.SIGUSR1, signal.SIGTERM] and mine == []
+        with pytest.raises(RuntimeError, match="boom"), runner._caught_signals():
+            raise RuntimeError("boom")
+        os.kill(os.getpid(), signal.SIGUSR1)  # the previous handler again
+        assert mine == [signal.SIGUSR1]
+        seen = []
+
+        def in_thread():
+            with runner._caught_signals() as caught:
+                seen.append((caught, signal.getsignal(signal.SIGTERM)))
+
+        t = threading.Thread(target=in_thread)
+        t.start()
+        t.join()
+        assert seen[0][0] == [] and seen[0][1] is signal.getsignal(signal.SIGTERM)
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def test_every_committed_spec_and_campaign_run_settings_still_read():

@@ -268,7 +268,10 @@ class DedalusChannel:
         if self.spec.driving == "flow_rate" and not math.isclose(report.bulk_velocity, self.spec.bulk, rel_tol=1e-6):
             # the held flow rate would be imposed in the first step by an impulsive pressure gradient
             raise ConfigError(f"seeded bulk velocity {report.bulk_velocity:.6g} != the held {self.spec.bulk:g} of this "
-                              "flow_rate channel: give the source bulk (units='solver' does) or change spec.bulk")
+                              f"flow_rate channel: give the source the option bulk={self.spec.bulk:g} (options="
+                              f"{{'bulk': {self.spec.bulk:g}}}: units='solver' adds it where the options give none, "
+                              "except to the file sources snapshot and phase-randomised, which keep the file's bulk) "
+                              "or change spec.bulk")
         return report
 
     def perturb(self, source: Any, *, options: dict[str, Any] | None = None, seed: int | None = None,
@@ -348,6 +351,14 @@ class DedalusChannel:
         if first_step:
             self.solver.initial_iteration = self.solver.iteration
             self.timestep = self.cfl.stored_dt = self.spec.initial_step
+
+    def _stored_step(self, dt: float) -> float:
+        """A loaded state's time step for the CFL, at most ``spec.max_step`` (a run continued with a
+        smaller max_step; the CFL keeps a stored step between its evaluations)."""
+        if dt > self.spec.max_step:
+            log.info("stored time step %.3g > max_step %.3g: continuing at max_step", dt, self.spec.max_step)
+            return self.spec.max_step
+        return dt
 
     # -- stepping -----------------------------------------------------------------------------
     @property
@@ -510,8 +521,10 @@ class DedalusChannel:
     def load_state(self, path: str | os.PathLike) -> dict[str, Any]:
         """Restore a :meth:`save_state` file (any rank count); returns its metadata. Collective.
 
-        Raises :class:`CheckpointError` on every rank when the file is unreadable or was written
-        for another resolution or box.
+        Raises :class:`CheckpointError` on every rank when the file is unreadable, was written for
+        another resolution or box, or, under ``"flow_rate"``, holds another bulk velocity than
+        ``spec.bulk`` (as :meth:`seed` refuses). A stored time step above ``spec.max_step``
+        continues at max_step.
         """
         from ..transport import scatter
 
@@ -527,6 +540,15 @@ class DedalusChannel:
                     raise CheckpointError(f"{path}: box {lengths} != {self.spec.lengths}")
                 if not np.isfinite(field).all():
                     raise CheckpointError(f"{path}: non-finite velocity")
+                if self.spec.driving == "flow_rate":  # as seed: the first step would impose the held bulk
+                    ly = self.spec.lengths[1]
+                    bulk = float(self._weights @ field[0].mean(axis=(0, 2), dtype=np.float64)) / ly
+                    # rel 1e-5: a state of this flow rate holds it to float32 round-off (~1e-7)
+                    if not math.isclose(bulk, self.spec.bulk, rel_tol=1e-5):
+                        raise CheckpointError(
+                            f"{path}: bulk velocity {bulk:.6g} != the held {self.spec.bulk:g} of this flow_rate "
+                            f"channel (the first step would impose it by an impulsive pressure gradient); load it "
+                            f"into a channel holding its bulk (spec.bulk={bulk:.6g}) or driven by the force")
             except CheckpointError as exc:
                 err = exc
             except Exception as exc:  # noqa: BLE001 - re-raised on every rank by agree
@@ -539,8 +561,7 @@ class DedalusChannel:
         scatter(self.comm, self.grid, field, out=self.velocity_views(), axes="xzy")
         self.solver.sim_time = meta["sim_time"]
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
-        self.timestep = meta["timestep"]
-        self.cfl.stored_dt = meta["timestep"]
+        self.timestep = self.cfl.stored_dt = self._stored_step(meta["timestep"])
         self._restart_history()
         return meta
 
@@ -591,22 +612,33 @@ class DedalusChannel:
         """Restore the state, time, iteration and time step; returns the checkpoint's metadata.
 
         The checkpoint must come from the same rank count and resolution, and the same physics:
-        box, Re_tau and driving (and target bulk velocity under ``"flow_rate"``); to go on with other
-        physics from a state, use :meth:`save_state` / :meth:`load_state`. Collective.
+        box, Re_tau, dealias and driving (and target bulk velocity under ``"flow_rate"``); to go on
+        with other physics or ranks from a state, use :meth:`save_state` / :meth:`load_state`. A stored
+        time step above ``spec.max_step`` continues at max_step. Raises :class:`CheckpointError` on
+        every rank otherwise. Collective.
         """
         ck = Path(path)
 
         def read() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             meta = json.loads((ck / "meta.json").read_text())
             if meta["nranks"] != self.comm.size:
-                raise CheckpointError(f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; use the same count")
+                raise CheckpointError(
+                    f"{ck}: written by {meta['nranks']} ranks, running on {self.comm.size}; a checkpoint continues on "
+                    f"its own rank count. To move the run: load it on {meta['nranks']} ranks and write a compact state "
+                    f"(DedalusChannel.save_state; examples/dedalus_channel.py --restart --duration 0 --save-state "
+                    f"FILE), which any rank count starts from (load_state; the example's --state FILE)")
             spec = meta["spec"]
             if tuple(spec["shape"]) != tuple(self.spec.shape):
-                raise CheckpointError(f"{ck}: shape {spec['shape']} != {self.spec.shape}")
+                raise CheckpointError(
+                    f"{ck}: shape {tuple(spec['shape'])} != {self.spec.shape}; a checkpoint continues on its own grid. "
+                    f"To go on at another resolution, write the state as a field file (cfdseed.fields.write_field) "
+                    f"and seed from it with the snapshot source, which interpolates")
             if not np.allclose(spec["lengths"], self.spec.lengths, rtol=1e-12, atol=0):
                 raise CheckpointError(f"{ck}: box {tuple(spec['lengths'])} != {self.spec.lengths}")
             driving = spec.get("driving", "force")
-            same = [("re_tau", spec["re_tau"], self.spec.re_tau), ("driving", driving, self.spec.driving)]
+            # dealias: another discretisation of the nonlinear term (the coefficients alone load at any)
+            same = [("re_tau", spec["re_tau"], self.spec.re_tau), ("driving", driving, self.spec.driving),
+                    ("dealias", spec.get("dealias", self.spec.dealias), self.spec.dealias)]
             if self.spec.driving == "flow_rate":
                 same.append(("bulk", spec.get("bulk"), self.spec.bulk))
             for name, theirs, ours in same:
@@ -632,8 +664,7 @@ class DedalusChannel:
             f.data[...] = arrays[f.name]
         self.solver.sim_time = meta["sim_time"]
         self.solver.iteration = self.solver.initial_iteration = meta["iteration"]
-        self.timestep = meta["timestep"]
-        self.cfl.stored_dt = meta["timestep"]
+        self.timestep = self.cfl.stored_dt = self._stored_step(meta["timestep"])
         if not here:
             self._restart_history()
         return meta

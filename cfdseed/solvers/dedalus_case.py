@@ -18,10 +18,12 @@ from numpy.polynomial import chebyshev as cheb
 from .._values import is_integer, is_real
 from ..errors import ConfigError
 
-__all__ = ["ChannelSpec", "Diagnostics", "DRIVINGS", "gauss_points", "gauss_weights"]
+__all__ = ["ChannelSpec", "Diagnostics", "DRIVINGS", "DERIVED_KEYS", "gauss_points", "gauss_weights"]
 
 #: How the flow is driven (:class:`ChannelSpec`).
 DRIVINGS = ("force", "flow_rate")
+#: Values :meth:`ChannelSpec.to_dict` adds to the fields (derived, u_tau = 1).
+DERIVED_KEYS = ("nu", "force", "u_tau", "h")
 
 @dataclass(frozen=True)
 class ChannelSpec:
@@ -36,7 +38,8 @@ class ChannelSpec:
     re_tau
         Friction Reynolds number u_tau h / nu that sets nu = h / re_tau (force u_tau^2 / h = 1/h).
     cfl_safety
-        CFL safety factor (Dedalus measures it on the dealiased grid; keep <= 0.2).
+        CFL safety factor (Dedalus measures it on the dealiased grid; keep <= 0.15: 0.2 was tried
+        at Re_tau 180 and pumped grid-scale energy into the core, README "A real solver: Dedalus 3").
     max_step, initial_step
         Largest and first time step, in h / u_tau (initial_step <= max_step).
     dealias
@@ -76,7 +79,8 @@ class ChannelSpec:
             if not (is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name}={v!r} must be a positive finite number")
         if self.cfl_safety > 0.5:
-            raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.2")
+            raise ConfigError(f"cfl_safety={self.cfl_safety} too large; allowed (0, 0.5], use <= 0.15 "
+                              f"(0.2 pumped grid-scale energy into the core at Re_tau 180)")
         if self.dealias < 1:
             raise ConfigError(f"dealias={self.dealias} under-resolves the quadratic terms; allowed >= 1 "
                               f"(3/2 rule: 1.5)")
@@ -118,23 +122,38 @@ class ChannelSpec:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ChannelSpec:
-        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's.
+        """The spec from its JSON form (``shape`` and ``lengths`` as lists), e.g. a campaign plan's,
+        or :meth:`to_dict`'s as every checkpoint, state and segment stores it: its derived keys
+        (:data:`DERIVED_KEYS`) are checked against the spec's own values, not read.
 
-        Raises :class:`ConfigError` for a non-object or an unknown key (named, with the allowed ones).
+        Raises :class:`ConfigError` for a non-object, an unknown key (named, with the allowed ones)
+        or a derived value that is not the spec's (named, with both values).
         """
         if not isinstance(d, Mapping):
             raise ConfigError(f"a ChannelSpec's JSON form is an object (dict), got {type(d).__name__}: {d!r}")
         known = [f.name for f in fields(cls)]
-        unknown = [k for k in d if k not in known]
+        unknown = [k for k in d if k not in known and k not in DERIVED_KEYS]
         if unknown:
             raise ConfigError(f"unknown ChannelSpec key(s) {', '.join(map(repr, unknown))}; "
-                              f"allowed: {', '.join(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+                              f"allowed: {', '.join(known)} (and the derived {', '.join(DERIVED_KEYS)})")
+        spec = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+        ours = spec._derived()
+        for k in DERIVED_KEYS:
+            if k in d and not (is_real(d[k]) and math.isclose(d[k], ours[k], rel_tol=1e-12)):
+                raise ConfigError(f"ChannelSpec key {k}={d[k]!r} contradicts the spec's own {k}={ours[k]!r} "
+                                  f"(derived: u_tau = 1, h = ly / 2, nu = h / re_tau, force = 1 / h); leave it out "
+                                  f"or correct it")
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict plus the derived values (:data:`DERIVED_KEYS`, for readers of the
+        stored spec); :meth:`from_json` reads it back."""
         d = asdict(self)
-        d.update(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)
+        d.update(self._derived())
         return d
+
+    def _derived(self) -> dict[str, float]:
+        return dict(nu=self.nu, force=self.force, u_tau=1.0, h=self.h)
 
 
 

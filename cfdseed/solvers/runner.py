@@ -14,7 +14,8 @@ A run directory holds::
 A restarted segment continues from the newest checkpoint, so records of earlier segments later
 than the restart time are superseded: the readers here keep for segment k only the records with
 start_k <= t < start_{k+1}. Only rank 0 writes files (besides checkpoints). Creating the file
-``STOP`` in the run directory ends a running segment gracefully (final checkpoint, files closed).
+``STOP`` in the run directory ends a running segment gracefully (final checkpoint, files closed), and
+so does SIGTERM or SIGUSR1 (:data:`STOP_SIGNALS`: a batch scheduler's notice) sent to any rank.
 
 The driven object (``channel``) needs: ``spec`` (ChannelSpec), ``grid``, ``comm``, ``sim_time``,
 ``iteration``, ``step()``, ``diagnostics()``, ``slices(x_indices)``, ``save_checkpoint(dir,
@@ -23,13 +24,16 @@ extra=)``, ``latest_checkpoint(dir)``, ``load_checkpoint(path)``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,7 @@ from ..errors import ConfigError, DatasetError
 
 __all__ = [
     "RunSettings", "drive", "read_segments", "read_timeseries", "read_profiles", "iter_slices",
-    "mean_profiles", "build_dataset", "SERIES_COLUMNS", "STOP_FILE",
+    "mean_profiles", "build_dataset", "SERIES_COLUMNS", "STOP_FILE", "STOP_SIGNALS",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,11 @@ SERIES_COLUMNS = ("t", "step", "dt_sim", "bulk", "tau_lower", "tau_upper", "re_t
 PROFILE_KEYS = ("U", "V", "W", "uu", "vv", "ww", "uv")
 #: Creating this file in the run directory ends the segment gracefully (checkpoint, closed files).
 STOP_FILE = "STOP"
+#: Signals that end a running segment as the STOP file does (``stopped="signal"``): what batch
+#: schedulers send before they kill a job (Slurm: SIGTERM at the time limit, ``--signal=USR1@120``
+#: ahead of it). Open MPI's mpiexec forwards SIGUSR1 to the ranks, but a SIGTERM it gets itself kills
+#: them a second later (``odls_base_sigkill_timeout``): send SIGTERM to the ranks, or SIGUSR1.
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
 @dataclass
@@ -239,6 +248,31 @@ class _Recorder:
             self._slices.close()
 
 
+@contextlib.contextmanager
+def _caught_signals() -> Iterator[list[int]]:
+    """Within the block, :data:`STOP_SIGNALS` append their number to the list yielded instead of
+    their usual action; the previous handlers are restored after it. Only in the main thread (the
+    only one Python lets set handlers); elsewhere the list stays empty and nothing changes."""
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def flag(signum: int, frame: Any) -> None:  # only a flag: the loop decides, with the other ranks
+        caught.append(signum)
+
+    try:
+        for name in STOP_SIGNALS:
+            num = getattr(signal, name, None)  # (no SIGUSR1 on Windows)
+            if num is not None:
+                previous[num] = signal.signal(num, flag)
+        yield caught
+    finally:
+        for num, handler in previous.items():
+            signal.signal(num, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+
+
 def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restart: bool | str,
           seed_fn: Any = None, after_start: Any = None, note: dict[str, Any] | None = None,
           monitor: Any = None) -> dict[str, Any]:
@@ -258,15 +292,31 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
 
     Returns a summary dict (identical on every rank); ``stopped`` says why the segment ended:
     ``"duration"`` (the end time reached), ``"until"`` (already there: nothing run), ``"max_wall"``,
-    ``"stop_file"``, ``"monitor"`` or ``"monitor_error"`` (the
-    monitor raised; logged on rank 0, and every rank stops instead of hanging).
+    ``"stop_file"``, ``"signal"`` (SIGTERM or SIGUSR1 reached a rank: :data:`STOP_SIGNALS`; the
+    caller should end too, a requeued ``restart="auto"`` continues from the final checkpoint),
+    ``"monitor"`` or ``"monitor_error"`` (the monitor raised; logged on rank 0, and every rank stops
+    instead of hanging).
+
+    While it runs (in the main thread), SIGTERM and SIGUSR1 only set a flag; at the STOP file's
+    cadence (every ``series_every`` steps) the ranks agree on it and stop as for the STOP file; the
+    previous handlers are restored on return.
 
     Raises :class:`ConfigError` on every rank, before anything is run or written, for an invalid
     ``restart`` or ``settings``, a ``slice_x`` index >= the channel's nx, or ranks passing different
     ``restart``, ``until``, cadences, ``slices_after`` or ``slice_x`` (the fields every rank acts on).
     """
+    with _caught_signals() as caught:
+        summary = _drive(channel, Path(out), settings, restart, seed_fn, after_start, note, monitor, caught)
+        if caught and summary["stopped"] != "signal":  # came after the last check (the final checkpoint)
+            log.warning("caught %s after the segment's last check: not acted on",
+                        "/".join(signal.Signals(n).name for n in sorted(set(caught))))
+    return summary
+
+
+def _drive(channel: Any, out: Path, settings: RunSettings, restart: bool | str, seed_fn: Any, after_start: Any,
+           note: dict[str, Any] | None, monitor: Any, caught: list[int]) -> dict[str, Any]:
+    """:func:`drive`'s work; ``caught``: the stop signals received on this rank so far."""
     comm = channel.comm
-    out = Path(out)
     ckdir = out / "checkpoints"
 
     _agree_settings(comm, settings, channel.spec.shape[0], restart)
@@ -356,6 +406,8 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                 n_slices += len(settings.slice_x)
             if steps and it % settings.checkpoint_every == 0:
                 channel.save_checkpoint(ckdir, extra=dict(segment=len(segments or []) - 1))
+            # a signal reaches one rank or all: the ranks agree at the STOP file's cadence
+            signalled = it % settings.series_every == 0 and comm.allreduce(len(caught)) > 0
             if comm.rank == 0 and reason is None:
                 if channel.sim_time >= t_end:
                     reason = "duration"
@@ -364,6 +416,10 @@ def drive(channel: Any, out: str | os.PathLike, settings: RunSettings, *, restar
                 elif it % settings.series_every == 0 and (out / STOP_FILE).exists():
                     log.info("found %s: stopping", out / STOP_FILE)
                     reason = "stop_file"
+                elif signalled:
+                    log.info("caught %s: stopping", "/".join(signal.Signals(n).name for n in sorted(set(caught))) or
+                             "a stop signal on another rank")
+                    reason = "signal"
             reason = comm.bcast(reason, root=0)
             if reason is not None:
                 break

@@ -129,12 +129,21 @@ def test_checkpoint_restores_state_exactly(channel, shared_tmp):
     assert meta["iteration"] == it and channel.sim_time == t
     np.testing.assert_array_equal(channel.u["c"], saved)
     other = DedalusChannel(dataclasses.replace(SPEC, shape=(8, 16, 12)), comm)
-    with pytest.raises(CheckpointError, match="shape"):
+    with pytest.raises(CheckpointError, match=r"shape \(8, 16, 8\) != \(8, 16, 12\); .*snapshot source"):
         other.load_checkpoint(ck)
     for change, what in ((dict(lengths=(2 * math.pi, 2.0, math.pi / 2)), "box"), (dict(re_tau=395.0), "re_tau"),
-                         (dict(driving="flow_rate"), "driving")):  # other physics: load_state's job
+                         (dict(driving="flow_rate"), "driving"),  # other physics: load_state's job
+                         (dict(dealias=1.0), r"dealias 1\.5 != 1\.0")):  # another nonlinear term: loaded silently
         with pytest.raises(CheckpointError, match=what):
             DedalusChannel(dataclasses.replace(SPEC, **change), comm).load_checkpoint(ck)
+    # another rank count: the error says how to move the run (a compact state)
+    if comm.rank == 0:
+        meta_path = ck / "meta.json"
+        meta_path.write_text(meta_path.read_text().replace(f'"nranks": {comm.size}', f'"nranks": {comm.size + 1}'))
+    comm.Barrier()
+    with pytest.raises(CheckpointError, match=rf"written by {comm.size + 1} ranks, running on {comm.size}; .*"
+                                              r"save_state.*--save-state FILE.*--state FILE"):
+        channel.load_checkpoint(ck)
 
 
 def _fixed_steps(channel, n, dt=1e-3):
@@ -476,7 +485,8 @@ def test_flow_rate_driving_holds_the_bulk_velocity_and_reports_the_gradient():
     force = DedalusChannel(SPEC, comm)
     assert force.diagnostics().forcing == pytest.approx(1.0 / SPEC.h)
     # a seed at another bulk velocity would be forced to 15 by an impulsive first step: refused
-    with pytest.raises(ConfigError, match="seeded bulk velocity 14 != the held 15"):
+    with pytest.raises(ConfigError, match=r"seeded bulk velocity 14 != the held 15 of this flow_rate channel: give "
+                                          r"the source the option bulk=15 .*except to the file sources snapshot"):
         ch.seed("analytic", options=dict(ANALYTIC, bulk=14.0), seed=3)
 
 
@@ -547,6 +557,7 @@ def test_spec_from_its_json_form():
 
     stored = json.loads(json.dumps(dataclasses.asdict(SPEC)))
     assert isinstance(stored["shape"], list) and ChannelSpec.from_json(stored) == SPEC
+    assert ChannelSpec.from_json(json.loads(json.dumps(SPEC.to_dict()))) == SPEC  # as checkpoints store it
 
 
 def test_drive_refuses_settings_the_ranks_disagree_on_or_planes_beyond_nx_on_every_rank(channel, shared_tmp):
@@ -605,3 +616,119 @@ def test_drive_takes_numpy_integers_and_arrays_as_settings(channel, shared_tmp):
     stored = comm.bcast(read_segments(out)[0]["settings"] if comm.rank == 0 else None, root=0)
     assert stored["series_every"] == 1 and stored["slices_every"] == 2 and stored["slice_x"] == [0, 4]
 
+
+
+def test_a_flow_rate_channel_takes_only_a_state_of_its_own_bulk(channel, shared_tmp):
+    """load_state into a flow_rate channel refused another bulk velocity no more than seed does
+    (the first step imposed it: an impulsive pressure gradient); a state of the held flow loads."""
+    held = DedalusChannel(dataclasses.replace(SPEC, driving="flow_rate", bulk=15.0), comm)
+    held.seed("analytic", options=ANALYTIC, seed=3)
+    held.step()
+    held.save_state(shared_tmp / "held.npz")
+    channel.seed("analytic", options=dict(ANALYTIC, bulk=14.0), seed=3)  # force-driven, U_b 14
+    channel.save_state(shared_tmp / "other.npz")
+    with pytest.raises(CheckpointError, match=r"other\.npz: bulk velocity 14 != the held 15 of this flow_rate channel"):
+        held.load_state(shared_tmp / "other.npz")
+    meta = held.load_state(shared_tmp / "held.npz")
+    assert held.sim_time == meta["sim_time"] and held.diagnostics().bulk == pytest.approx(15.0, rel=1e-6)
+    assert channel.load_state(shared_tmp / "held.npz")["sim_time"] == meta["sim_time"]  # force driving: any bulk
+
+
+def test_a_stored_time_step_above_max_step_continues_at_max_step(channel, shared_tmp):
+    """A run continued with a smaller max_step took the checkpoint's (or state's) time step into
+    the CFL unchecked: the first steps exceeded max_step. Clamped on load; a step within it stays."""
+    channel.seed("analytic", options=ANALYTIC, seed=5)
+    for _ in range(6):
+        channel.step()
+    dt = channel.timestep
+    assert dt > 1e-4
+    ck = channel.save_checkpoint(shared_tmp / "ck")
+    channel.save_state(shared_tmp / "s.npz")
+    small = DedalusChannel(dataclasses.replace(SPEC, max_step=1e-4, initial_step=1e-4), comm)
+    for load, path in ((small.load_checkpoint, ck), (small.load_state, shared_tmp / "s.npz")):
+        assert load(path)["timestep"] == dt
+        assert small.timestep == small.cfl.stored_dt == 1e-4
+        assert max(small.step() for _ in range(12)) <= 1e-4  # across the CFL's evaluations (every 5)
+    same = DedalusChannel(SPEC, comm)
+    same.load_checkpoint(ck)
+    assert same.timestep == same.cfl.stored_dt == dt  # within max_step: as stored (runs continue as before)
+
+
+def test_a_signal_ends_a_run_with_a_checkpoint_and_the_requeued_command_continues(shared_tmp):
+    """SIGTERM (a batch scheduler's notice) to a running examples/dedalus_channel.py ends it as the
+    STOP file does: a final checkpoint, files closed, stopped="signal", exit 0; the requeued
+    --auto-restart --until command continues from that checkpoint. The run is a one-rank process
+    started by rank 0 (the signal goes to the process that runs the loop); the stored spec reads
+    back with ChannelSpec.from_json, and the run moves to this job's rank count as the checkpoint's
+    error says: through the compact state that --save-state writes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cfdseed._collective import idle_until
+
+    root = Path(__file__).resolve().parents[2]
+    out = shared_tmp / "signalled"
+    cmd = [sys.executable, str(root / "examples" / "dedalus_channel.py"), "--out", str(out), "--ic", "analytic",
+           "--ic-options", json.dumps(ANALYTIC), "--shape", "8", "16", "8", "--cfl", "0.2", "--max-step", "1e-3",
+           "--auto-restart", "--until", "50", "--series-every", "5", "--checkpoint-every", "100000"]
+    # a process of its own, not a rank of this job: without the launcher's variables
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "ORTE_", "OPAL_"))}
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+
+    def run(extra, log, signal_after_rows=None):
+        with open(log, "w") as fh:
+            proc = subprocess.Popen(cmd + extra, env=env, stdout=fh, stderr=subprocess.STDOUT)
+            try:
+                if signal_after_rows is not None:
+                    series = out / "seg000" / "timeseries.csv"
+                    t0 = time.time()
+                    while not (series.exists() and len(series.read_text().splitlines()) > signal_after_rows):
+                        if proc.poll() is not None or time.time() - t0 > 240:
+                            raise RuntimeError(f"the run ended or never recorded: {log.read_text()[-3000:]}")
+                        time.sleep(0.2)
+                    proc.send_signal(signal.SIGTERM)
+                rc = proc.wait(timeout=240)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        return rc, log.read_text()
+
+    def on_root():
+        rc, text = run([], shared_tmp / "first.log", signal_after_rows=3)
+        ck = DedalusChannel.latest_checkpoint(out / "checkpoints")
+        meta = json.loads((ck / "meta.json").read_text()) if ck else None
+        moved = ["--max-wall", "2", "--save-state", str(shared_tmp / "moved.npz")]
+        rc2, text2 = run(moved, shared_tmp / "requeued.log")
+        segs = read_segments(out)
+        ts = read_timeseries(out)
+        return dict(rc=rc, signalled="'stopped': 'signal'" in text, tail=text[-3000:], ck=str(ck), meta=meta,
+                    rc2=rc2, continued=f"auto-restart: continuing {ck}" in text2, tail2=text2[-3000:],
+                    starts=[(s["start_time"], s["restart_from"]) for s in segs], t_last=float(ts["t"][-1]),
+                    specs=[meta["spec"], segs[0]["note"]["spec"]],
+                    last=str(DedalusChannel.latest_checkpoint(out / "checkpoints")))
+
+    got = None
+    if comm.rank == 0:
+        try:
+            got = on_root()
+        except Exception as exc:  # noqa: BLE001 - judged on every rank below
+            got = dict(error=f"{type(exc).__name__}: {exc}")
+    idle_until(comm)  # the other ranks sleep while rank 0 runs the subprocesses
+    got = comm.bcast(got, root=0)
+    assert "error" not in got, got.get("error")
+    assert got["rc"] == 0 and got["signalled"], got["tail"]
+    assert got["meta"] is not None and got["meta"]["iteration"] > 0, got["tail"]
+    assert got["rc2"] == 0 and got["continued"], got["tail2"]
+    t_ck = got["meta"]["sim_time"]
+    assert got["starts"] == [(0.0, None), (t_ck, got["ck"])] and got["t_last"] > t_ck
+    spec = ChannelSpec(shape=(8, 16, 8), cfl_safety=0.2, max_step=1e-3, initial_step=2e-4)
+    assert all(ChannelSpec.from_json(stored) == spec for stored in got["specs"])
+    ch = DedalusChannel(spec, comm)
+    if comm.size > 1:
+        with pytest.raises(CheckpointError, match=rf"written by 1 ranks, running on {comm.size}; .*--save-state FILE"):
+            ch.load_checkpoint(got["last"])
+    assert ch.load_state(shared_tmp / "moved.npz")["sim_time"] > t_ck

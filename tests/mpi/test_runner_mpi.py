@@ -90,3 +90,34 @@ def test_the_same_restart_mode_spelled_alike_runs(restart, out):
     assert called == ([] if restart == "auto" else [size])
     if rank == 0:
         assert len(read_segments(out)) == 1
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])
+def test_a_stop_signal_on_one_rank_ends_the_segment_on_every_rank(signame, out):
+    """A batch scheduler's SIGTERM or SIGUSR1, here reaching the last rank only (after step 3),
+    ends the segment on every rank at the next STOP-file check (series_every 2: iteration 4) as
+    the STOP file does: a final checkpoint, stopped="signal"; the handlers from before are back."""
+    import os
+    import signal
+
+    signum = getattr(signal, signame)
+    ch = _Channel(None)
+    saved = []
+    step = ch.step
+
+    def step_then_signal() -> float:
+        dt = step()
+        if ch.iteration == 3 and rank == size - 1:
+            os.kill(os.getpid(), signum)
+        return dt
+
+    def save_checkpoint(folder, extra=None) -> None:
+        comm.Barrier()
+        saved.append(ch.iteration)
+
+    ch.step, ch.save_checkpoint = step_then_signal, save_checkpoint
+    before = signal.getsignal(signum)
+    summary = drive(ch, out, RunSettings(duration=100.0, series_every=2), restart=False)
+    assert summary["stopped"] == "signal" and summary["steps"] == 4 and saved == [4]
+    assert comm.allgather(summary["stopped"]) == ["signal"] * size
+    assert signal.getsignal(signum) == before
