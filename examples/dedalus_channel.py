@@ -79,6 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # checked here, before MPI and Dedalus start: a mistake is a usage error, not an aborted job
     args.ic_opts = _json_object(p, "--ic-options", args.ic_options)
     args.kick_opts = _json_object(p, "--kick-options", args.kick_options)
+    for flag, value, ok, allowed in (
+            ("--duration", args.duration, args.duration is None or 0 < args.duration < math.inf, "a time > 0"),
+            ("--until", args.until, args.until is None or 0 <= args.until < math.inf, "a time >= 0"),
+            ("--max-wall", args.max_wall, args.max_wall > 0, "seconds > 0"),
+            ("--cfl", args.cfl, 0 < args.cfl <= 1, "a safety factor in (0, 1]; keep <= 0.15"),
+            ("--max-step", args.max_step, 0 < args.max_step < math.inf, "a time step > 0"),
+            ("--series-every", args.series_every, args.series_every >= 1, "steps >= 1"),
+            ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every >= 1, "steps >= 1"),
+            ("--slices-every", args.slices_every, args.slices_every >= 0, "steps >= 0 (0: none)")):
+        if not ok:  # NaN fails every comparison above
+            p.error(f"argument {flag}: {value}; allowed: {allowed}")
     nx, n = args.shape[0], args.slice_planes
     if n < 1 or (args.slices_every and (n > nx or nx % n)):  # equally spaced distinct x planes
         p.error(f"argument --slice-planes: {n} planes on nx={nx}; allowed: a divisor of nx between 1 and nx "

@@ -220,6 +220,23 @@ def test_example_refuses_bad_slice_planes_and_options_while_parsing(extra, match
     assert example.parse_args(BASE_ARGS + ["--slice-planes", "24"]).slice_planes == 24  # no slices: unused
 
 
+@pytest.mark.parametrize("extra, match", [
+    (["--until", "-1"], r"--until: -1.0; allowed: a time >= 0"), (["--until", "nan"], r"--until: nan"),
+    (["--duration", "0"], r"--duration: 0.0; allowed: a time > 0"), (["--duration", "0.1", "--cfl", "0"], r"--cfl"),
+    (["--duration", "0.1", "--max-step", "-1"], r"--max-step"), (["--duration", "0.1", "--max-wall", "0"], r"--max-wall"),
+    (["--duration", "0.1", "--series-every", "0"], r"--series-every: 0; allowed: steps >= 1"),
+    (["--duration", "0.1", "--checkpoint-every", "0"], r"--checkpoint-every"),
+    (["--duration", "0.1", "--slices-every", "-2"], r"--slices-every"),
+])
+def test_example_refuses_bad_times_and_cadences_while_parsing(extra, match, capsys):
+    """--until -1 was refused only after the solver was built (an MPI job's worth of set-up)."""
+    import re
+
+    with pytest.raises(SystemExit) as info:
+        _example().parse_args(["--out", "o", "--shape", "16", "32", "16", *extra])
+    assert info.value.code == 2 and re.search(match, capsys.readouterr().err), match
+
+
 def test_stop_signals_are_caught_in_the_main_thread_only_and_the_previous_handlers_restored():
     """drive's handlers (runner._caught_signals): in the main thread SIGTERM/SIGUSR1 only note
     themselves, and the handlers from before are back afterwards, also after an error; in another
