@@ -247,6 +247,9 @@ def figures(comm: Any, slab: np.ndarray, grid: Grid) -> dict[str, float]:
     def scan() -> tuple[float, float, float]:
         """This rank's non-finite count, max |u| and max |wall value|, x plane by x plane (agreed:
         no slab-sized temporaries, and a failure on one rank is raised on all)."""
+        if np.shape(slab) != slabs.slab_shape(3):
+            raise ValueError(f"the x slab must have shape {slabs.slab_shape(3)} on rank {comm.Get_rank()}, "
+                             f"got {np.shape(slab)}")
         bad = umax = wall = 0.0
         for i in range(slab.shape[1]):
             plane = slab[:, i:i + 1]

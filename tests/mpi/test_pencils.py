@@ -354,6 +354,20 @@ def test_a_non_array_on_one_rank_raises_on_every_rank(step, bad):
     _raised_alike(info, "slab must be an array of")
 
 
+def test_figures_of_a_slab_of_the_wrong_shape_raise_on_every_rank():
+    """figures read the slab as it came: a short slab on one rank gave that rank's figures of the
+    wrong planes, or an IndexError there alone."""
+    from cfdseed.pencils import figures
+
+    g = GRIDS["chebyshev"]()
+    slabs = Slabs(comm, g)
+    shape = slabs.slab_shape(3)
+    slab = np.zeros(shape if comm.rank != comm.size - 1 else (3, shape[1], shape[2] - 1, shape[3]))
+    with pytest.raises(ValueError) as info:
+        figures(comm, slab, g)
+    _raised_alike(info, "the x slab must have shape")
+
+
 # the last rank's grid differs from GRIDS["chebyshev"] in one attribute of the global grid
 OTHER_GRIDS = {
     "shape": lambda: Grid((12, 17, 14), (2 * np.pi, 2.0, np.pi), y="chebyshev"),
