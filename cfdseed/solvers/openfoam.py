@@ -42,7 +42,8 @@ What happens, collectively over the ranks of ``comm`` (steps 1 to 4 read and und
 4. **A structured grid that resolves the mesh.** In x and z: as many uniform points as the mesh has
    distinct cell-centre coordinates, placed on them when they are uniform (blockMesh channels:
    sampling is then exact); in y: the two walls plus every distinct cell-centre y. Meshes without
-   that tensor structure get a grid twice as fine as their mean cell size (x, z) and wall-normal
+   that tensor structure get a grid twice as fine as their mean cell size (x, z; at most twice
+   their distinct centre coordinates, for graded structured meshes) and wall-normal
    points at the quantiles of the cell centres (y), sampled trilinearly.
 5. **Synthesis** with :func:`cfdseed.init_field` on that grid, decomposed into x slabs over the
    ranks (the named source, its options, the seed, the strategy: as everywhere in cfdseed; with

@@ -434,7 +434,10 @@ def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[
             shape[a], x0[a] = n, float(pts[0])
         else:
             tensor = False
-            shape[a], x0[a] = int(min(_MAX_POINTS, max(8, math.ceil(2 * ext[a] / spacing)))), float(lo[a])
+            # twice as fine as the mean cell, but no finer than twice the mesh's own distinct
+            # coordinates (a graded structured mesh: anisotropic cells would get far too many)
+            want = math.ceil(2 * ext[a] / spacing) if n == 0 else min(math.ceil(2 * ext[a] / spacing), 2 * n)
+            shape[a], x0[a] = int(min(_MAX_POINTS, max(8, want))), float(lo[a])
     ys = axes_pts[1]
     if ys is not None:
         ys = ys[(ys - lo[1] > tol[1]) & (hi[1] - ys > tol[1])] - lo[1]
