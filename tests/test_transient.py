@@ -117,6 +117,27 @@ def test_blow_up_is_censored():
     assert r.censored and "blew up" in r.reason
 
 
+def test_mser_does_not_depend_on_the_record_s_offset():
+    """The MSER sums were taken on uncentred batch means: adding 1e6 moved the onset from 22.8
+    to 26.3 (1e8: 44.3), and a constant record got onset 1.25."""
+    t = np.linspace(0.0, 100.0, 2000)
+    x = 1.0 + np.exp(-t / 5.0) + 0.02 * np.random.default_rng(3).standard_normal(t.size)
+    base = detect_steady(t, x)
+    for offset in (1e6, 1e8, -1e5):
+        assert detect_steady(t, x + offset).onset_time == base.onset_time, offset
+    assert detect_steady(t, np.full(t.size, 15.57)).onset_time == 0.0
+
+
+def test_non_finite_values_followed_by_finite_ones_are_no_blow_up():
+    """One NaN at the start (or a gap) was reported as 'the run blew up' and censored the record."""
+    t, x = ramp_series(0)
+    for i in (0, 500):
+        y = x.copy()
+        y[i] = np.nan
+        with pytest.raises(ValueError, match=rf"non-finite values at t = .* \(index {i}\) with finite ones after"):
+            detect_steady(t, y)
+
+
 def test_short_series_is_censored():
     assert detect_steady(np.arange(20.0), np.ones(20)).censored
 
@@ -288,6 +309,18 @@ def test_steady_start_refuses_a_bad_tolerance(name, value):
     t = np.linspace(0.0, 20.0, 2001)
     with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
         steady_start(_run_series(t, np.full_like(t, 15.0), np.ones_like(t)), **{name: value})
+
+
+def test_steady_start_refuses_times_that_do_not_increase():
+    """Reversed times returned inf ("not steady") without a word; a restart's repeated times were
+    counted twice."""
+    t = np.linspace(0.0, 20.0, 2001)
+    series = _run_series(t, np.full_like(t, 15.0), np.ones_like(t))
+    with pytest.raises(ValueError, match=r"strictly increasing; t\[0\] = 20 is followed by 19.99"):
+        steady_start({k: v[::-1] for k, v in series.items()})
+    twice = {k: np.concatenate([v[:1001], v[1000:]]) for k, v in series.items()}
+    with pytest.raises(ValueError, match="a restart's overlap"):
+        steady_start(twice)
 
 
 def test_steady_start_names_missing_columns():

@@ -61,7 +61,8 @@ class SteadyState:
         True when no steady state was found within the series; then ``onset_time`` and
         ``onset_index`` are None.
     onset_time, onset_index
-        First time (and sample index) from which the series counts as steady.
+        First time (and sample index) from which the series counts as steady; for the calibrated
+        rule (:mod:`cfdseed.transient.calibrated`) the index is on the rule's own time grid.
     t_end
         Last time of the series (the censoring time when censored).
     method, reason
@@ -130,6 +131,8 @@ def mser(z: np.ndarray) -> np.ndarray:
     """MSER(d) for d = 0..m-1 of the batch means ``z`` (m,): variance of the tail over its length."""
     z = np.asarray(z, dtype=np.float64)
     m = z.size
+    if m:  # centred: uncentred, the sums below cancel (a record's offset would drown its noise)
+        z = z - z.mean()
     n = np.arange(m, 0, -1, dtype=np.float64)  # tail lengths m - d
     s1 = np.cumsum(z[::-1])[::-1]
     s2 = np.cumsum((z * z)[::-1])[::-1]
@@ -194,6 +197,9 @@ def detect_steady(
         _mser_params(batch, z_max)
     t_end = float(t[-1])
     bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size and np.isfinite(x[bad[0]:]).any():  # finite values after it: a gap, not a blow-up
+        raise ValueError(f"x holds non-finite values at t = {t[bad[0]]:g} (index {bad[0]}) with finite ones after "
+                         "them: not a blow-up (that is non-finite to the end); clean or trim the record")
     if bad.size:
         return _censored(method, t_end, f"non-finite values from t = {t[bad[0]]:g} (index {bad[0]}): the run blew up")
     if method == "band":
@@ -345,6 +351,10 @@ def steady_start(series: Mapping[str, Any], *, window: float = 2.0, tol_tau: flo
         raise ValueError(f"series columns must be 1-D arrays of one length, got shapes {shapes}")
     if not np.all(np.isfinite(series["t"])):
         raise ValueError("series['t'] holds non-finite times")
+    if series["t"].size >= 2 and np.any(np.diff(series["t"]) <= 0):  # reversed: inf, repeated: counted twice
+        k = int(np.argmax(np.diff(series["t"]) <= 0))
+        raise ValueError(f"series['t'] must be strictly increasing; t[{k}] = {series['t'][k]:g} is followed by "
+                         f"{series['t'][k + 1]:g} (a restart's overlap: keep each time once)")
     t, bulk = series["t"], series["bulk"]
     tau = 0.5 * (series["tau_lower"] + series["tau_upper"])
     if t.size < 2:
