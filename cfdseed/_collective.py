@@ -84,6 +84,21 @@ def idle_until(comm: Any, *, longest: float = 0.05) -> None:
         pause = min(2.0 * pause, longest)
 
 
+def root_agreed(comm: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` on rank 0 alone, its result broadcast; its exception (any
+    ``BaseException``, as :func:`run_agreed`) raised on every rank. The other ranks sleep meanwhile
+    (:func:`idle_until`) instead of spinning on the cores the root works on."""
+    out, err = None, None
+    if comm.Get_rank() == 0:
+        try:
+            out = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree
+            err = exc
+    idle_until(comm)
+    agree(comm, err)
+    return comm.bcast(out, root=0)
+
+
 def run_agreed(comm: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` on every rank, then :func:`agree` on its exception (if any).
 

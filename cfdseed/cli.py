@@ -357,7 +357,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     every rank builds and writes its own x slab; every rank returns the exit status."""
     from mpi4py import MPI
 
-    from ._collective import agree, idle_until, run_agreed
+    from ._collective import root_agreed, run_agreed
     from .coupling import _distributed
 
     world = MPI.COMM_WORLD
@@ -371,15 +371,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         if world.Get_rank() == 0:
             _print_generated(res)
         return 0 if res.report.passed else 1
-    rc, err = None, None
-    if world.Get_rank() == 0:
-        try:
-            rc = _generate(args, out, grid, options)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (an exit unchanged here)
-            err = exc
-    idle_until(world)  # the other ranks sleep while the root works (a blocking collective would spin)
-    agree(world, err)
-    return int(world.bcast(rc, root=0))
+    return int(root_agreed(world, _generate, args, out, grid, options))
 
 
 def _generate_setup(args: argparse.Namespace) -> tuple[Path, Any, dict[str, Any]]:

@@ -86,8 +86,7 @@ def _read_input(path: str, nu: float | None = None, u_tau: float | None = None, 
         raise DatasetError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as h:
-            # a field file holds /u, /v, /w, or (generate --strategy distributed) points to its raw data
-            is_field = "fields" not in h and ("u" in h or h.attrs.get("storage") == "raw")
+            is_field = _is_field_file(h)
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     if not is_field:  # a dataset always records its units: they are only replaced (override)
@@ -347,6 +346,12 @@ def evaluate(
         raise DatasetError(f"cannot evaluate: {exc}") from None
 
 
+def _is_field_file(h: Any) -> bool:
+    """Whether the open HDF5 file ``h`` is a 3-D field file (it holds /u, /v, /w, or, written by
+    ``generate --strategy distributed``, points to its raw data), not a slice dataset."""
+    return "fields" not in h and ("u" in h or h.attrs.get("storage") == "raw")
+
+
 def _records_units(path: Any) -> bool:
     """Whether the file at ``path`` records its units (a slice dataset always does; a field file where
     its source had them); False for what cannot be read (reading it reports that)."""
@@ -354,9 +359,7 @@ def _records_units(path: Any) -> bool:
 
     try:
         with h5py.File(os.fspath(path), "r") as h:
-            if "fields" in h or not ("u" in h or h.attrs.get("storage") == "raw"):
-                return True
-            return h.attrs.get("nu") is not None and h.attrs.get("u_tau") is not None
+            return not _is_field_file(h) or (h.attrs.get("nu") is not None and h.attrs.get("u_tau") is not None)
     except (OSError, TypeError, ValueError):
         return False
 

@@ -155,6 +155,12 @@ ROLLOUT_ANCHOR = 0.05
 DEFAULT_REDRAWS = 2
 
 
+def _calibrated_at(target_re_tau: float, re_tau: float) -> bool:
+    """Whether a calibration target at ``target_re_tau`` calibrates a field at ``re_tau``: within
+    :data:`CALIBRATED_RTOL` (Lee & Moser's end profiles serve up to that far beyond them)."""
+    return abs(math.log(target_re_tau / re_tau)) <= math.log1p(CALIBRATED_RTOL) + 1e-12
+
+
 def check_re_tau_ratio(re_tau: float, model_re_tau: float, *, warn: bool = True, calibrated: bool = False) -> float:
     """The target/model Re_tau ratio ``r``, checked against :data:`RE_TAU_WARN` and :data:`RE_TAU_ERROR`.
 
@@ -417,8 +423,8 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         :class:`~cfdseed.errors.CalibrationError` (a SourceError) when none of the ``1 + redraws``
         fields drawn could be calibrated to the target.
     """
-    def once() -> tuple[np.ndarray, SynthesisInfo]:
-        plan = _plan(model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
+    def once(attempt: int) -> tuple[np.ndarray, SynthesisInfo]:
+        plan = _plan(model, grid, rng, quiet=attempt > 0, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
                      batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
                      x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
                      anchor=anchor)
@@ -452,20 +458,18 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
     return _redrawn(once, redraws)
 
 
-def _redrawn(once: Callable[[], tuple[np.ndarray, SynthesisInfo]], redraws: int,
+def _redrawn(once: Callable[[int], tuple[np.ndarray, SynthesisInfo]], redraws: int,
              comm: Any = None) -> tuple[np.ndarray, SynthesisInfo]:
-    """``once()`` until its field calibrates, at most ``redraws`` more times (``synthesise``'s
-    ``redraws``). A :class:`CalibrationError` is raised alike on every rank (the calibration's
-    decisions come from reduced sums), so the ranks redraw together."""
-    if isinstance(redraws, bool) or not isinstance(redraws, (int, np.integer)) or redraws < 0:
+    """``once(attempt)`` (0 first, then 1, 2, ...: a redraw plans quietly, :func:`_plan`) until its
+    field calibrates, at most ``redraws`` more times (``synthesise``'s ``redraws``). A
+    :class:`CalibrationError` is raised alike on every rank (the calibration's decisions come from
+    reduced sums), so the ranks redraw together."""
+    if not (is_integer(redraws) and redraws >= 0):
         raise SourceError(f"redraws must be an integer >= 0, got {redraws!r}")
     attempt = 0
     while True:
         try:
-            with warnings.catch_warnings():
-                if attempt:  # a redraw plans as the first draw did: its warnings were given once already
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                out, info = once()
+            out, info = once(attempt)
         except CalibrationError as exc:
             if attempt >= redraws:
                 raise
@@ -495,7 +499,16 @@ class _Plan:
     latents: list[np.ndarray]  # latent paths per tile ("latent"), empty for a rollout
 
 
-def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | str | None, re_tau: float | None,
+def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, quiet: bool = False, **kwargs: Any) -> _Plan:
+    """:func:`_planned`; ``quiet``: a redraw's plan, whose RuntimeWarnings (the Re_tau ratio, the
+    calibration target) the first draw gave already."""
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return _planned(model, grid, rng, **kwargs)
+
+
+def _planned(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: float | str | None, re_tau: float | None,
           u_tau: float | None, nu: float | None, bulk: float | None, batch: int, device: str | None,
           no_slip: bool, divergence_free: bool, x_stations: int | str, z_tiles: str, calibrate: Any,
           x_construction: str | None, anchor: float | str | None) -> _Plan:
@@ -533,8 +546,8 @@ def _plan(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length: floa
     if calibrate is not None and calibrate is not False and no_slip and divergence_free:
         target = resolve_target(calibrate, units.re_tau, getattr(gen, "statistics", None))
     # calibrated to a profile at the target's own Re_tau, one-point statistics are right at any ratio
-    ratio = check_re_tau_ratio(units.re_tau, gen.re_tau, calibrated=target is not None
-                               and abs(math.log(target.re_tau / units.re_tau)) <= math.log1p(CALIBRATED_RTOL) + 1e-12)
+    ratio = check_re_tau_ratio(units.re_tau, gen.re_tau,
+                               calibrated=target is not None and _calibrated_at(target.re_tau, units.re_tau))
     # slice width in target units, keeping its width in wall units -- but never finer than half the
     # grid's spanwise spacing: structures the grid cannot carry are not generated (an LES-like grid
     # at a Re_tau far above the model's would otherwise cost tiles by the dozen for nothing)

@@ -65,9 +65,9 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     arguments (to round-off) and the same :class:`~cfdseed.synthesis.SynthesisInfo` on every rank.
     """
 
-    def once() -> tuple[np.ndarray, SynthesisInfo]:
+    def once(attempt: int) -> tuple[np.ndarray, SynthesisInfo]:
         plan = run_agreed(comm, lambda: _plan(
-            model, grid, rng, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
+            model, grid, rng, quiet=attempt > 0, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
             device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
             calibrate=calibrate, x_construction=x_construction, anchor=anchor))
         info, gen, ns = plan.info, plan.gen, plan.stations

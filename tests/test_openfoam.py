@@ -595,17 +595,12 @@ def test_missing_units_are_refused_on_every_rank_and_explicit_ones_accepted(tmp_
 def test_a_dns_sized_uniform_axis_keeps_its_points(tmp_path: Path) -> None:
     """Past 4096 distinct coordinates a uniform axis fell back to a coarser interpolated grid (a
     4097-point x axis got 204 points)."""
-    from cfdseed.solvers.openfoam_case import _detect, _Part, _summary
+    from cfdseed.solvers.openfoam_case import _detect, _summary
 
     lengths, (nx, ny, nz) = (8.0, 2.0, 1.0), (10240, 4, 2)  # x as Lee & Moser's Re_tau 5200 run
     x, z = (np.arange(nx) + 0.5) * lengths[0] / nx, (np.arange(nz) + 0.5) * lengths[2] / nz
     y = (np.arange(ny) + 0.5) * lengths[1] / ny
-    centres = np.stack([a.ravel() for a in np.meshgrid(x, y, z, indexing="ij")], axis=1)
-    wall = np.stack([a.ravel() for a in np.meshgrid(x, [0.0], z, indexing="ij")], axis=1)  # face centres
-    part = _Part(".", centres, np.full(len(centres), np.prod(lengths) / len(centres)),
-                 {"lo": "wall", "hi": "wall", "cx": "cyclic"}, {"lo": wall, "hi": wall + [0.0, lengths[1], 0.0]},
-                 np.zeros(3), np.array(lengths))
-    ch, grid = _detect(tmp_path, (".",), "0", [_summary(part)])
+    ch, grid = _detect(tmp_path, (".",), "0", [_summary(_tensor_part(x, y, z, lengths))])
     assert ch.tensor and grid.shape == (nx, ny + 2, nz)
     np.testing.assert_allclose(grid.x + ch.origin[0], x, atol=1e-12)
 
@@ -613,16 +608,23 @@ def test_a_dns_sized_uniform_axis_keeps_its_points(tmp_path: Path) -> None:
 def test_a_graded_axis_gets_twice_its_points_not_the_mean_cell_s(tmp_path: Path) -> None:
     """A structured mesh graded in x (not uniform: interpolated) with flat cells got x points from
     the cube root of the mean cell volume: 7x its own count for cells 20:1 in x:y."""
-    from cfdseed.solvers.openfoam_case import _detect, _Part, _summary
+    from cfdseed.solvers.openfoam_case import _detect, _summary
 
     lengths, (nx, ny, nz) = (4.0, 2.0, 1.0), (16, 40, 8)
     edges = np.cumsum(np.r_[0.0, np.geomspace(1.0, 2.0, nx)])
     x = 0.5 * (edges[1:] + edges[:-1]) * lengths[0] / edges[-1]  # graded: not uniform
     y, z = (np.arange(ny) + 0.5) * lengths[1] / ny, (np.arange(nz) + 0.5) * lengths[2] / nz
+    ch, grid = _detect(tmp_path, (".",), "0", [_summary(_tensor_part(x, y, z, lengths))])
+    assert not ch.tensor and grid.shape[0] == 2 * nx and grid.shape[1] == ny + 2  # y: every distinct centre
+
+
+def _tensor_part(x: np.ndarray, y: np.ndarray, z: np.ndarray, lengths: tuple[float, float, float]):
+    """A mesh part of cell centres on the tensor grid x, y, z with walls at y = 0 and ly (face
+    centres at x, z), as _mesh_part would read it."""
+    from cfdseed.solvers.openfoam_case import _Part
+
     centres = np.stack([a.ravel() for a in np.meshgrid(x, y, z, indexing="ij")], axis=1)
     wall = np.stack([a.ravel() for a in np.meshgrid(x, [0.0], z, indexing="ij")], axis=1)
-    part = _Part(".", centres, np.full(len(centres), np.prod(lengths) / len(centres)),
+    return _Part(".", centres, np.full(len(centres), np.prod(lengths) / len(centres)),
                  {"lo": "wall", "hi": "wall", "cx": "cyclic"}, {"lo": wall, "hi": wall + [0.0, lengths[1], 0.0]},
                  np.zeros(3), np.array(lengths))
-    ch, grid = _detect(tmp_path, (".",), "0", [_summary(part)])
-    assert not ch.tensor and grid.shape[0] == 2 * nx and grid.shape[1] == ny + 2  # y: every distinct centre

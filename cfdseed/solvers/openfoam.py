@@ -86,7 +86,7 @@ from typing import Any
 
 import numpy as np
 
-from .._collective import agree, run_agreed
+from .._collective import agree, root_agreed, run_agreed
 from ..errors import CaseError
 from ..grid import Grid, block_split
 from .openfoam_case import (LAYOUTS, _NU_FILES, ChannelCase, _detect, _foamlib, _mesh_part, _Part, _read, _summary,
@@ -473,7 +473,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         ``exc.report`` holds the report): raised on every rank, nothing written.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
-    root, parts = _bcast_agreed(comm, lambda: find_case(case, layout=layout, time=time))
+    root, parts = root_agreed(comm, lambda: find_case(case, layout=layout, time=time))
     mine_names = [p for n, p in enumerate(parts) if _handler(n, size) == rank]
     mine: list[_Part] = []
     err = None
@@ -485,7 +485,7 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
         err = exc
     agree(comm, err)
     summaries = comm.gather(run_agreed(comm, lambda: [_summary(p) for p in mine]), root=0)
-    ch, grid = _bcast_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
+    ch, grid = root_agreed(comm, lambda: _detect(root, parts, time, [s for ss in summaries for s in ss]))
     run_agreed(comm, lambda: [_check_target(root, p.name, time, p.centres.shape[0], force) for p in mine])
     opts = run_agreed(comm, _source_options, ch, options, source)
     from ..coupling import init_field
@@ -522,15 +522,3 @@ def write_initial_field(comm: Any, case: str | Path, *, source: str = "gan", opt
     backups = [b for _, b in everything if b is not None]
     log.info("wrote %d U file(s) in %s", len(files), root)
     return Written(ch, grid, files, backups, factor, bulk * factor, res.report, units, opts)
-
-
-def _bcast_agreed(comm: Any, fn: Any) -> Any:
-    """``fn()`` on rank 0, its result broadcast, its exception raised on every rank."""
-    out, err = None, None
-    if comm.Get_rank() == 0:
-        try:
-            out = fn()
-        except Exception as exc:  # noqa: BLE001 - agreed
-            err = exc
-    agree(comm, err)
-    return comm.bcast(out, root=0)

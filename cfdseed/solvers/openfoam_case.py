@@ -151,7 +151,8 @@ def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tup
     if not parts:
         raise CaseError(f"{case}: no mesh: neither constant/polyMesh nor processor*/constant/polyMesh "
                         "(run blockMesh)")
-    if layout == "auto" and recon and procs:  # both meshes: the layouts that hold this time's U
+    both = layout == "auto" and recon and bool(procs)
+    if both:  # both meshes: the layouts that hold this time's U
         held = [p for p in parts if (root / p / time / "U").is_file() or (root / p / time / "U.gz").exists()]
         if held and (held == ["."] or "." not in held and len(held) == len(procs)):
             parts = tuple(held)
@@ -162,7 +163,7 @@ def find_case(case: str | Path, *, layout: str = "auto", time: str = "0") -> tup
             raise CaseError(f"{case}: {where}{time}/U is compressed (U.gz): gunzip it first")
         if not (tdir / "U").is_file():
             hint = " (copy 0.orig to 0, e.g. restore0Dir, then decompose)" if time == "0" else ""
-            if layout == "auto" and recon and procs:
+            if both:
                 hint = " (the layouts hold it partly; --layout reconstructed or decomposed writes one)"
             raise CaseError(f"{case}: no velocity field {where}{time}/U{hint}")
     return root, parts
@@ -436,7 +437,9 @@ def _detect(root: Path, parts: Sequence[str], time: str, summary: Sequence[dict[
             tensor = False
             # twice as fine as the mean cell, but no finer than twice the mesh's own distinct
             # coordinates (a graded structured mesh: anisotropic cells would get far too many)
-            want = math.ceil(2 * ext[a] / spacing) if n == 0 else min(math.ceil(2 * ext[a] / spacing), 2 * n)
+            want = math.ceil(2 * ext[a] / spacing)
+            if n:
+                want = min(want, 2 * n)
             shape[a], x0[a] = int(min(_MAX_POINTS, max(8, want))), float(lo[a])
     ys = axes_pts[1]
     if ys is not None:
@@ -505,7 +508,7 @@ def _summary(p: _Part) -> dict[str, Any]:
     for name, faces in p.walls.items():
         ys = _distinct(faces[:, 1], _TOL * ext[1] * 0.5, _MAX_POINTS)
         wall_y[name] = ys if ys is not None else np.quantile(faces[:, 1], np.linspace(0, 1, 257))
-    faces = np.concatenate([f for f in p.walls.values()]) if p.walls else np.zeros((0, 3))
+    faces = np.concatenate(list(p.walls.values())) if p.walls else np.zeros((0, 3))
     return {"part": p.name, "cells": p.centres.shape[0], "lo": p.lo, "hi": p.hi, "patches": p.patches,
             "wall_y": wall_y, "wall_planes": _plane_rows(faces, _TOL * ext[1] * 0.5), "distinct": distinct,
             "y_quantiles": yq}

@@ -97,10 +97,15 @@ def _series(t: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"t and x must have the same length, got {t.size} and {x.size}")
     if not np.all(np.isfinite(t)):
         raise ValueError("t holds non-finite values")
+    _increasing("t", t)
+    return t, x
+
+
+def _increasing(what: str, t: np.ndarray, hint: str = "") -> None:
+    """``t`` (named ``what``) must be strictly increasing; a ValueError naming the first step that is not."""
     if t.size >= 2 and np.any(np.diff(t) <= 0):
         k = int(np.argmax(np.diff(t) <= 0))
-        raise ValueError(f"t must be strictly increasing; t[{k}] = {t[k]} >= t[{k + 1}] = {t[k + 1]}")
-    return t, x
+        raise ValueError(f"{what} must be strictly increasing; t[{k}] = {t[k]:g} is followed by {t[k + 1]:g}{hint}")
 
 
 def running_mean(t: np.ndarray, x: np.ndarray, window: float) -> np.ndarray:
@@ -351,10 +356,8 @@ def steady_start(series: Mapping[str, Any], *, window: float = 2.0, tol_tau: flo
         raise ValueError(f"series columns must be 1-D arrays of one length, got shapes {shapes}")
     if not np.all(np.isfinite(series["t"])):
         raise ValueError("series['t'] holds non-finite times")
-    if series["t"].size >= 2 and np.any(np.diff(series["t"]) <= 0):  # reversed: inf, repeated: counted twice
-        k = int(np.argmax(np.diff(series["t"]) <= 0))
-        raise ValueError(f"series['t'] must be strictly increasing; t[{k}] = {series['t'][k]:g} is followed by "
-                         f"{series['t'][k + 1]:g} (a restart's overlap: keep each time once)")
+    # reversed: inf ("not steady"), repeated: counted twice
+    _increasing("series['t']", series["t"], " (a restart's overlap: keep each time once)")
     t, bulk = series["t"], series["bulk"]
     tau = 0.5 * (series["tau_lower"] + series["tau_upper"])
     if t.size < 2:
