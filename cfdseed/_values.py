@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["number", "is_integer", "is_real"]
+__all__ = ["number", "is_integer", "is_real", "json_plain"]
 
 
 def number(name: str, value: Any, *, minimum: float | None = None, strict: bool = False,
@@ -57,3 +57,10 @@ def is_real(v: Any) -> bool:
     if isinstance(v, (bool, np.bool_)):
         return False
     return isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")
+
+
+def json_plain(v: Any) -> Any:
+    """``default=`` of :func:`json.dumps`: numpy scalars and arrays as JSON numbers and lists."""
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist()
+    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")

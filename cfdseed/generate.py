@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import json_plain
 from .fields import write_field
 from .grid import Grid
 
@@ -55,12 +56,12 @@ class Generated:
 
 def _replayable(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options as recorded in a field file: JSON values as they are (``calibrate`` None stays
-    null, so the record can be passed back), anything else (a path object, a model) as text."""
+    null, so the record can be passed back), numpy numbers and arrays as JSON numbers and lists,
+    anything else (a path object, a model) as text."""
     out = {}
     for k, v in options.items():
         try:
-            json.dumps(v, allow_nan=False)
-            out[str(k)] = v
+            out[str(k)] = json.loads(json.dumps(v, allow_nan=False, default=json_plain))
         except (TypeError, ValueError):
             out[str(k)] = str(v)
     return out

@@ -121,6 +121,26 @@ def test_the_recorded_options_replay_the_field(tmp_path):
     assert np.array_equal(read_field(again.path)[0], f)
 
 
+def test_numpy_options_are_recorded_as_numbers_and_replay(tmp_path):
+    """numpy numbers and arrays in the options were recorded as text ("0.2", "[1 2]"): passed back
+    they failed; now they are JSON numbers and lists, and the record makes the same field."""
+    import json
+
+    from cfdseed.fields import read_field
+    from cfdseed.generate import generate
+    from cfdseed.grid import Grid
+
+    grid = Grid((8, 13, 6), (4.0, 2.0, 3.0))
+    opts = {"amplitude": np.float32(0.25), "waves": np.array([1, 2]), "mean": "turbulent"}
+    first = generate(grid, tmp_path / "a.h5", source="trig", options=opts, seed=3, picture=False)
+    f, _, _, attrs = read_field(first.path)
+    recorded = attrs["options"] if isinstance(attrs["options"], dict) else json.loads(attrs["options"])
+    assert recorded == {"amplitude": 0.25, "waves": [1, 2], "mean": "turbulent"}
+    assert isinstance(recorded["amplitude"], float) and isinstance(recorded["waves"], list)
+    again = generate(grid, tmp_path / "b.h5", source="trig", options=recorded, seed=3, picture=False)
+    assert np.array_equal(read_field(again.path)[0], f)
+
+
 def test_a_field_without_a_given_seed_records_the_one_it_used(tmp_path):
     """No seed: a fresh one, stored, and the field made again from it is the same."""
     from cfdseed.fields import read_field

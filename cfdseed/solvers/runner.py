@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 
 from .._collective import agree, run_agreed
-from .._values import is_integer, is_real
+from .._values import is_integer, is_real, json_plain
 from ..slices import DatasetWriter, open_dataset
 from ..errors import ConfigError, DatasetError
 
@@ -177,15 +177,8 @@ def read_segments(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_plain))
+    tmp.write_text(json.dumps(obj, indent=1, default=json_plain))  # settings may hold numpy integers
     os.replace(tmp, path)
-
-
-def _json_plain(v: Any) -> Any:
-    """numpy scalars and arrays (settings may hold numpy integers) as JSON numbers and lists."""
-    if isinstance(v, (np.generic, np.ndarray)):
-        return v.tolist()
-    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
 
 
 class _Recorder:
