@@ -105,6 +105,23 @@ def test_c_example_seeds_its_halo_arrays(c_solver: tuple[str, Path], n: int) -> 
 
 
 @pytest.mark.slow
+def test_installed_c_example_runs_on_the_installed_library(c_solver: tuple[str, Path], tmp_path: Path) -> None:
+    """`cmake --install` of a solver installs libcfdseed into the prefix's library folder (it stayed
+    in the build tree: an installed solver whose build folder was gone could not start)."""
+    mpiexec, exe = c_solver
+    proc = subprocess.run([_need(shutil.which("cmake"), "cmake"), "--install", str(exe.parent), "--prefix",
+                           str(tmp_path / "prefix")], env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    installed = tmp_path / "prefix" / "bin" / "solver"
+    libs = sorted((tmp_path / "prefix").glob("lib*/libcfdseed.so"))
+    assert installed.is_file() and len(libs) == 1
+    ldd = subprocess.run(["ldd", str(installed)], capture_output=True, text=True, timeout=60).stdout
+    found = re.search(r"libcfdseed\.so => (\S+)", ldd)
+    assert found and Path(found.group(1)).resolve() == libs[0].resolve(), ldd
+    _check_report(_run(mpiexec, 2, installed, env=_env()), 2)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("n, args, status, needle", [
     (4, ("--fault", "block:2"), 3, "[rank 2] local[x] = 33:65 lies outside 0:64"),
     (4, ("--fault", "null:3"), 1, "[rank 3] cfdseed_init_field: y is a null pointer"),

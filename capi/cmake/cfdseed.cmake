@@ -11,5 +11,13 @@ if(NOT TARGET cfdseed::cfdseed)
     endif()
   endforeach()
   add_subdirectory("${CFDSEED_CAPI_DIR}" "${CMAKE_BINARY_DIR}/_cfdseed" EXCLUDE_FROM_ALL)
+  # the solver's `cmake --install` installs libcfdseed into its library folder (the solver's
+  # INSTALL_RPATH names it, e.g. "$ORIGIN/../lib"); here, as an EXCLUDE_FROM_ALL folder's own
+  # install rules are not run. CFDSEED_INSTALL OFF leaves the library out.
+  option(CFDSEED_INSTALL "install libcfdseed with the solver (cmake --install)" ON)
+  if(CFDSEED_INSTALL)
+    include(GNUInstallDirs)
+    install(TARGETS cfdseed LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  endif()
 endif()
 set(cfdseed_FOUND TRUE)
