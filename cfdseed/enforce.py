@@ -57,6 +57,7 @@ import numpy as np
 
 from ._collective import run_agreed
 from ._memory import discard
+from ._threads import fft_workers
 from .calibrate import DEFAULT_TOL, CalibrationInfo, calibrate_spectrum
 from .targets import Stresses
 from .errors import GridError, SourceError
@@ -317,8 +318,8 @@ def _spectrum(f: np.ndarray, grid: Grid) -> np.ndarray:
     from scipy import fft as sfft
 
     nx, _, nz = grid.shape
-    spec = sfft.rfft(f, axis=3, workers=-1)  # the contiguous axis first
-    spec = sfft.fft(spec, axis=1, workers=-1, overwrite_x=True)
+    spec = sfft.rfft(f, axis=3, workers=fft_workers())  # the contiguous axis first
+    spec = sfft.fft(spec, axis=1, workers=fft_workers(), overwrite_x=True)
     if grid.operators == "spectral":
         if nx % 2 == 0:
             spec[:, nx // 2] = 0.0
@@ -331,8 +332,8 @@ def _field(spec: np.ndarray, f: np.ndarray, grid: Grid) -> None:
     """Inverse of :func:`_spectrum` into ``f`` (consumes ``spec``)."""
     from scipy import fft as sfft
 
-    spec = sfft.ifft(spec, axis=1, workers=-1, overwrite_x=True)
-    f[...] = sfft.irfft(spec, n=grid.shape[2], axis=3, workers=-1)
+    spec = sfft.ifft(spec, axis=1, workers=fft_workers(), overwrite_x=True)
+    f[...] = sfft.irfft(spec, n=grid.shape[2], axis=3, workers=fft_workers())
 
 
 def _wavenumbers(grid: Grid) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from ._threads import fft_workers
 from .errors import GridError
 from .grid import Grid
 from .operators import WALL_TOL, extend_y, wall_points
@@ -134,7 +135,7 @@ def resample_periodic(a: np.ndarray, axis: int, n_out: int, l_in: float | None =
     # c_k = X_k / n_in; the source Nyquist term (n_in even) is the cosine c_N cos(N x): half of it
     # belongs to +N. Source wavenumber k lands on m k in the target; the target Nyquist bin holds
     # the sum of the +/- halves, 2 Re(c); what lies beyond is truncated.
-    spec = np.moveaxis(sfft.rfft(a, axis=axis, workers=-1), axis, 0)
+    spec = np.moveaxis(sfft.rfft(a, axis=axis, workers=fft_workers()), axis, 0)
     k = np.arange(spec.shape[0])
     w = np.full(k.size, n_out / n_in)
     if n_in % 2 == 0:
@@ -147,7 +148,7 @@ def resample_periodic(a: np.ndarray, axis: int, n_out: int, l_in: float | None =
     if edge.size:
         out[n_out // 2] = 2.0 * (spec[edge[0]] * w[edge[0]]).real
     del spec
-    res = sfft.irfft(np.moveaxis(out, 0, axis), n=n_out, axis=axis, workers=-1)
+    res = sfft.irfft(np.moveaxis(out, 0, axis), n=n_out, axis=axis, workers=fft_workers())
     return res.astype(np.float32) if a.dtype == np.float32 else res
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._collective import run_agreed
 from ._memory import discard
+from ._threads import fft_workers
 from .grid import Grid, agree_global_grid, block_split
 
 __all__ = ["Slabs", "project", "calibrate", "figures", "enforce", "EXCHANGE_BYTES"]
@@ -123,14 +124,14 @@ class Slabs:
         nkzl = self.kz.stop - self.kz.start
 
         def rfft(rows: np.ndarray) -> np.ndarray:
-            return (sfft.rfft(rows, axis=2, workers=-1) if rows.size
+            return (sfft.rfft(rows, axis=2, workers=fft_workers()) if rows.size
                     else np.zeros(rows.shape[:2] + (self.nkz,), np.complex128))
 
         def fft_x(c: int, ys: slice, got: list[np.ndarray]) -> None:
             for x, piece in zip(self.x_ranges, got):
                 spec[c, x, ys] = piece
             if spec[c, :, ys].size:
-                spec[c, :, ys] = sfft.fft(spec[c, :, ys], axis=0, workers=-1)
+                spec[c, :, ys] = sfft.fft(spec[c, :, ys], axis=0, workers=fft_workers())
 
         # every local step between two exchanges is agreed: a rank failing alone (memory) must not
         # leave the others waiting in the next exchange
@@ -163,13 +164,13 @@ class Slabs:
         nxl = self.x.stop - self.x.start
 
         def ifft(cols: np.ndarray) -> np.ndarray:
-            return sfft.ifft(cols, axis=0, workers=-1) if cols.size else cols
+            return sfft.ifft(cols, axis=0, workers=fft_workers()) if cols.size else cols
 
         def irfft(c: int, ys: slice, got: list[np.ndarray]) -> None:
             full = np.empty((nxl, ys.stop - ys.start, self.nkz), dtype=np.complex128)
             for k, piece in zip(self.kz_ranges, got):
                 full[..., k] = piece
-            res[c, :, ys] = sfft.irfft(full, n=nz, axis=2, workers=-1) if full.size else 0.0
+            res[c, :, ys] = sfft.irfft(full, n=nz, axis=2, workers=fft_workers()) if full.size else 0.0
 
         # every local step between two exchanges is agreed (as in forward)
         res = run_agreed(self.comm, np.empty, (ncomp, nxl, ny, nz)) if out is None else out

@@ -21,6 +21,7 @@ import numpy as np
 
 from ._collective import agree, idle_until, run_agreed
 from ._memory import trim
+from ._threads import solo
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO
 from .grid import Grid, block_split
 from .interp import resample_periodic
@@ -137,7 +138,9 @@ def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
     ring, head, err = None, None, None
     if rank == 0:
         try:
-            ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch, info.anchor)
+            with solo():  # the others sleep: the root may use every CPU of its own
+                ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch,
+                                       info.anchor)
             stations = ring[0].shape[0]
             mean = tile_mean(ring)  # join_tiles' own, over the whole ring
             if stations > nx:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._threads import node_share
 from .._values import is_integer, number
 from ..errors import SourceError
 from ..grid import Grid
@@ -128,7 +129,8 @@ class Source:
         """Collective: this rank's x slab of the field and what the source did (same on every rank)."""
         if self._make_slabs is None:
             raise SourceError(f"source {self.name!r} builds the global field only (no distributed path)")
-        slab, info = self._make_slabs(comm, grid, rng)
+        with node_share(comm):  # every rank builds at once: each uses its share of the node's cores
+            slab, info = self._make_slabs(comm, grid, rng)
         return Built(slab, info)
 
     def build(self, grid: Grid, rng: np.random.Generator) -> Built:

@@ -1,0 +1,120 @@
+"""Threads of cfdseed's own numerics on a node whose cores the solver's ranks share.
+
+scipy.fft's ``workers=-1`` starts ``os.cpu_count()`` threads, and torch's intra-op pool one per CPU
+of the process's affinity mask (or ``OMP_NUM_THREADS``). On the distributed path every rank builds
+its slab at once: P unbound ranks on a node of C cores would run P × C threads. Inside
+:func:`node_share` (``Source.build_slabs``) each rank uses its share of its node's CPUs instead:
+every CPU of its affinity mask counts 1 / (the number of the node's ranks whose masks hold it), so
+unbound ranks split the node and ranks bound to their own cores keep them; work one rank does
+while the others sleep (a conditional model's rollout) runs :func:`solo`. torch is only ever
+capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards. Outside a build the
+transforms use the CPUs this process may run on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo"]
+
+_share: int | None = None  # this rank's threads inside node_share, else None
+_torch_restore: int | None = None  # torch's thread count before cap_torch lowered it
+
+
+def _mask() -> list[int] | None:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS)
+        return None
+
+
+def cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    mask = _mask()
+    return len(mask) if mask else (os.cpu_count() or 1)
+
+
+def share_of(mine: Sequence[int], masks: Sequence[Sequence[int] | None]) -> int:
+    """Threads of a rank with affinity ``mine`` among a node's ranks with ``masks`` (its own
+    included): each of its CPUs counts 1 / the number of masks holding it; at least 1."""
+    count = Counter(c for m in masks if m for c in m)
+    return max(1, int(sum(1.0 / count[c] for c in mine if count[c]) + 1e-9))
+
+
+def fft_workers() -> int:
+    """scipy.fft ``workers`` for cfdseed's transforms: the rank's share inside :func:`node_share`,
+    else :func:`cpus`."""
+    return _share or cpus()
+
+
+def cap_torch() -> None:
+    """Inside :func:`node_share`: lower torch's intra-op threads to the share (call it once torch
+    is imported; :func:`node_share` restores them). Outside, or already capped: nothing."""
+    global _torch_restore
+    if _share is None or _torch_restore is not None:
+        return
+    import torch
+
+    n = torch.get_num_threads()
+    if n > _share:
+        _torch_restore = n
+        torch.set_num_threads(_share)
+
+
+def _node_share(comm: Any) -> int:
+    """Collective over ``comm``: this rank's share of its node's CPUs (:func:`share_of`)."""
+    from mpi4py import MPI
+
+    mine = _mask()
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        masks = node.allgather(mine)
+        ranks = node.Get_size()
+    finally:
+        node.Free()
+    if mine is None:
+        return max(1, (os.cpu_count() or 1) // ranks)
+    return share_of(mine, masks)
+
+
+@contextmanager
+def node_share(comm: Any) -> Iterator[int]:
+    """Collective: within the block, cfdseed's transforms and torch use this rank's share of its
+    node's CPUs (module docstring); yields the share."""
+    global _share, _torch_restore
+    share = _node_share(comm)
+    outer = (_share, _torch_restore)
+    _share, _torch_restore = share, None
+    try:
+        if "torch" in sys.modules:
+            cap_torch()
+        yield share
+    finally:
+        if _torch_restore is not None:
+            sys.modules["torch"].set_num_threads(_torch_restore)
+        _share, _torch_restore = outer
+
+
+@contextmanager
+def solo() -> Iterator[None]:
+    """Within :func:`node_share`, for work this rank does while the node's other ranks sleep: its
+    own setting back (FFT workers :func:`cpus`, torch the threads it had before the cap)."""
+    global _share
+    saved, restore = _share, _torch_restore
+    if saved is None:
+        yield
+        return
+    _share = None
+    if restore is not None:
+        sys.modules["torch"].set_num_threads(restore)
+    try:
+        yield
+    finally:
+        _share = saved
+        if restore is not None:
+            sys.modules["torch"].set_num_threads(saved)

@@ -1,0 +1,42 @@
+"""A distributed build: the ranks on one node split its CPUs between their FFT workers and torch
+threads (every rank used to start os.cpu_count() FFT threads and one torch thread per CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from mpi4py import MPI
+
+from cfdseed import _threads
+from cfdseed.grid import Grid
+from cfdseed.sources.base import Source, SourceInfo
+
+comm = MPI.COMM_WORLD
+
+
+def test_a_distributed_build_uses_each_rank_s_share_of_the_node_and_restores_torch():
+    seen: dict[str, int] = {}
+
+    def make_slabs(comm_, grid, rng):
+        seen.update(fft=_threads.fft_workers(), torch=torch.get_num_threads())
+        return np.zeros(1), SourceInfo()
+
+    def make(grid, rng):
+        raise AssertionError("the global path is not used here")
+
+    before = torch.get_num_threads()
+    many = 4 * _threads.cpus()
+    torch.set_num_threads(many)
+    try:
+        Source("probe", make, make_slabs).build_slabs(comm, Grid((8, 5, 4), (1.0, 2.0, 1.0)),
+                                                      np.random.default_rng(0))
+        assert torch.get_num_threads() == many  # restored
+    finally:
+        torch.set_num_threads(before)
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    cpus = set().union(*node.allgather(set(_threads._mask() or range(_threads.cpus()))))
+    total, ranks = node.allreduce(seen["fft"]), node.Get_size()
+    node.Free()
+    assert seen["torch"] == seen["fft"] >= 1  # torch capped to the share
+    assert total <= max(len(cpus), ranks)  # no more threads than the node's CPUs (one each when oversubscribed)
+    assert _threads.fft_workers() == _threads.cpus()  # outside the build again

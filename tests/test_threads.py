@@ -1,0 +1,66 @@
+"""cfdseed._threads: each rank's share of its node's CPUs, the FFT workers and torch's cap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mpi4py import MPI
+
+from cfdseed import _threads
+
+
+@pytest.mark.parametrize("mine, masks, want", [
+    ([0, 1, 2, 3, 4, 5, 6, 7], [list(range(8))] * 4, 2),  # 4 unbound ranks on 8 CPUs split them
+    ([2, 3], [[0, 1], [2, 3], [4, 5], [6, 7]], 2),  # bound ranks keep their own cores
+    ([0], [[0]] * 3, 1),  # oversubscribed: still one thread
+    ([0, 1, 2, 3], [[0, 1, 2, 3], [0, 1], None], 3),  # CPUs 0, 1 shared by two (0.5 each), 2, 3 its own
+    ([0, 1], [[0, 1]], 2),  # alone on the node: every CPU of its mask
+])
+def test_share_of_counts_each_cpu_once_across_the_node(mine, masks, want):
+    assert _threads.share_of(mine, masks) == want
+
+
+def test_outside_a_build_the_transforms_use_this_process_s_cpus():
+    assert _threads.fft_workers() == _threads.cpus() >= 1
+
+
+def test_node_share_caps_torch_and_restores_it():
+    before = torch.get_num_threads()
+    try:
+        alone = _threads.cpus()
+        torch.set_num_threads(alone + 3)
+        with _threads.node_share(MPI.COMM_SELF) as share:
+            assert share == alone  # a one-rank communicator: the whole mask
+            assert _threads.fft_workers() == share and torch.get_num_threads() == share
+        assert torch.get_num_threads() == alone + 3 and _threads.fft_workers() == alone
+        torch.set_num_threads(1)  # only ever lowered: a user's single thread stays
+        with pytest.raises(RuntimeError, match="inside"):
+            with _threads.node_share(MPI.COMM_SELF):
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 1 and _threads._share is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_solo_gives_a_lone_worker_its_own_setting_back():
+    """Within a build, a rollout the root runs while the others sleep: FFT workers and torch
+    threads as outside the build, the share again afterwards."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(_threads.cpus() + 3)
+        _threads._node_share, real = (lambda comm: 1), _threads._node_share  # as one of many ranks on a node
+        try:
+            with _threads.node_share(MPI.COMM_SELF):
+                assert _threads.fft_workers() == 1 and torch.get_num_threads() == 1
+                with _threads.solo():
+                    assert _threads.fft_workers() == _threads.cpus()
+                    assert torch.get_num_threads() == _threads.cpus() + 3
+                assert _threads.fft_workers() == 1 and torch.get_num_threads() == 1
+        finally:
+            _threads._node_share = real
+        assert torch.get_num_threads() == _threads.cpus() + 3
+        with _threads.solo():  # outside a build: nothing changes
+            assert _threads.fft_workers() == _threads.cpus()
+    finally:
+        torch.set_num_threads(before)
