@@ -1,13 +1,13 @@
 """Threads of cfdseed's own numerics on a node whose cores the solver's ranks share.
 
-scipy.fft's ``workers=-1`` starts ``os.cpu_count()`` threads, and torch's intra-op pool one per CPU
-of the process's affinity mask (or ``OMP_NUM_THREADS``). On the distributed path every rank builds
+scipy.fft's ``workers=-1`` starts ``os.cpu_count()`` threads, torch's intra-op pool and OpenBLAS
+(numpy's and scipy's products and solves) one per CPU of the process (or ``OMP_NUM_THREADS``). On the distributed path every rank builds
 its slab at once: P unbound ranks on a node of C cores would run P × C threads. Inside
 :func:`node_share` (``Source.build_slabs``) each rank uses its share of its node's CPUs instead:
 every CPU of its affinity mask counts 1 / (the number of the node's ranks whose masks hold it), so
 unbound ranks split the node and ranks bound to their own cores keep them; work one rank does
-while the others sleep (a conditional model's rollout) runs :func:`solo`. torch is only ever
-capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards. Outside a build the
+while the others sleep (a conditional model's rollout) runs :func:`solo`. torch and BLAS are
+only ever capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards. Outside a build the
 transforms use the CPUs this process may run on.
 """
 
@@ -82,28 +82,42 @@ def _node_share(comm: Any) -> int:
     return share_of(mine, masks)
 
 
+def _cap_blas(share: int) -> Any:
+    """The BLAS libraries loaded in this process (threadpoolctl) lowered to ``share`` threads where
+    they have more; the limiter to restore them, or None."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    over = {i["prefix"] for i in threadpool_info() if i["user_api"] == "blas" and i["num_threads"] > share}
+    return threadpool_limits(limits={p: share for p in over}) if over else None
+
+
 @contextmanager
 def node_share(comm: Any) -> Iterator[int]:
-    """Collective: within the block, cfdseed's transforms and torch use this rank's share of its
-    node's CPUs (module docstring); yields the share."""
+    """Collective: within the block, cfdseed's transforms, torch and BLAS use this rank's share of
+    its node's CPUs (module docstring); yields the share."""
     global _share, _torch_restore
     share = _node_share(comm)
     outer = (_share, _torch_restore)
     _share, _torch_restore = share, None
+    blas = None
     try:
+        blas = _cap_blas(share)
         if "torch" in sys.modules:
             cap_torch()
         yield share
     finally:
         if _torch_restore is not None:
             sys.modules["torch"].set_num_threads(_torch_restore)
+        if blas is not None:
+            blas.restore_original_limits()
         _share, _torch_restore = outer
 
 
 @contextmanager
 def solo() -> Iterator[None]:
     """Within :func:`node_share`, for work this rank does while the node's other ranks sleep: its
-    own setting back (FFT workers :func:`cpus`, torch the threads it had before the cap)."""
+    own setting back (FFT workers :func:`cpus`, torch the threads it had before the cap; BLAS, which
+    the rollout does not use, stays capped)."""
     global _share
     saved, restore = _share, _torch_restore
     if saved is None:

@@ -64,3 +64,22 @@ def test_solo_gives_a_lone_worker_its_own_setting_back():
             assert _threads.fft_workers() == _threads.cpus()
     finally:
         torch.set_num_threads(before)
+
+
+def test_node_share_caps_blas_and_restores_it():
+    """numpy's and scipy's OpenBLAS: one thread per CPU in every rank unless capped."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    if not blas():
+        pytest.skip("no BLAS library with a thread pool loaded")
+    with threadpool_limits(limits=4, user_api="blas"):
+        _threads._node_share, real = (lambda comm: 1), _threads._node_share
+        try:
+            with _threads.node_share(MPI.COMM_SELF):
+                assert set(blas()) == {1}
+        finally:
+            _threads._node_share = real
+        assert set(blas()) == {4}

@@ -1,11 +1,13 @@
 """A distributed build: the ranks on one node split its CPUs between their FFT workers and torch
-threads (every rank used to start os.cpu_count() FFT threads and one torch thread per CPU)."""
+threads and BLAS threads (every rank used to start os.cpu_count() FFT threads and one torch and one
+BLAS thread per CPU)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from mpi4py import MPI
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from cfdseed import _threads
 from cfdseed.grid import Grid
@@ -18,7 +20,8 @@ def test_a_distributed_build_uses_each_rank_s_share_of_the_node_and_restores_tor
     seen: dict[str, int] = {}
 
     def make_slabs(comm_, grid, rng):
-        seen.update(fft=_threads.fft_workers(), torch=torch.get_num_threads())
+        seen.update(fft=_threads.fft_workers(), torch=torch.get_num_threads(),
+                    blas=max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0))
         return np.zeros(1), SourceInfo()
 
     def make(grid, rng):
@@ -28,9 +31,11 @@ def test_a_distributed_build_uses_each_rank_s_share_of_the_node_and_restores_tor
     many = 4 * _threads.cpus()
     torch.set_num_threads(many)
     try:
-        Source("probe", make, make_slabs).build_slabs(comm, Grid((8, 5, 4), (1.0, 2.0, 1.0)),
-                                                      np.random.default_rng(0))
-        assert torch.get_num_threads() == many  # restored
+        with threadpool_limits(limits=many, user_api="blas"):
+            Source("probe", make, make_slabs).build_slabs(comm, Grid((8, 5, 4), (1.0, 2.0, 1.0)),
+                                                          np.random.default_rng(0))
+            assert torch.get_num_threads() == many  # restored
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {many}
     finally:
         torch.set_num_threads(before)
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -38,5 +43,6 @@ def test_a_distributed_build_uses_each_rank_s_share_of_the_node_and_restores_tor
     total, ranks = node.allreduce(seen["fft"]), node.Get_size()
     node.Free()
     assert seen["torch"] == seen["fft"] >= 1  # torch capped to the share
+    assert seen["blas"] in (0, seen["fft"])  # and BLAS (0: none loaded)
     assert total <= max(len(cpus), ranks)  # no more threads than the node's CPUs (one each when oversubscribed)
     assert _threads.fft_workers() == _threads.cpus()  # outside the build again
