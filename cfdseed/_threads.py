@@ -13,6 +13,7 @@ transforms use the CPUs this process may run on.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import Counter
@@ -22,6 +23,7 @@ from typing import Any
 
 __all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo"]
 
+log = logging.getLogger(__name__)
 _share: int | None = None  # this rank's threads inside node_share, else None
 _torch_restore: int | None = None  # torch's thread count before cap_torch lowered it
 
@@ -84,11 +86,16 @@ def _node_share(comm: Any) -> int:
 
 def _cap_blas(share: int) -> Any:
     """The BLAS libraries loaded in this process (threadpoolctl) lowered to ``share`` threads where
-    they have more; the limiter to restore them, or None."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    they have more; the limiter to restore them, or None. A cap that fails is skipped with a warning:
+    raising here, on one rank, would leave the others in the build's next collective."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
 
-    over = {i["prefix"] for i in threadpool_info() if i["user_api"] == "blas" and i["num_threads"] > share}
-    return threadpool_limits(limits={p: share for p in over}) if over else None
+        over = {i["prefix"] for i in threadpool_info() if i["user_api"] == "blas" and i["num_threads"] > share}
+        return threadpool_limits(limits={p: share for p in over}) if over else None
+    except Exception as exc:  # noqa: BLE001 - an optimisation, never a failure of the build
+        log.warning("BLAS threads not capped (%s: %s)", type(exc).__name__, exc)
+        return None
 
 
 @contextmanager

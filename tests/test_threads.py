@@ -83,3 +83,17 @@ def test_node_share_caps_blas_and_restores_it():
         finally:
             _threads._node_share = real
         assert set(blas()) == {4}
+
+
+def test_a_failing_blas_cap_is_skipped_not_raised(monkeypatch, caplog):
+    """Raising on one rank inside a build would leave the others waiting: the cap is skipped."""
+    import threadpoolctl
+
+    def broken():
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", broken)
+    with caplog.at_level("WARNING", logger="cfdseed._threads"):
+        with _threads.node_share(MPI.COMM_SELF) as share:
+            assert share >= 1
+    assert "BLAS threads not capped (OSError: no /proc here)" in caplog.text
