@@ -1,14 +1,14 @@
 """Threads of cfdseed's own numerics on a node whose cores the solver's ranks share.
 
 scipy.fft's ``workers=-1`` starts ``os.cpu_count()`` threads, torch's intra-op pool and OpenBLAS
-(numpy's and scipy's products and solves) one per CPU of the process (or ``OMP_NUM_THREADS``). On the distributed path every rank builds
-its slab at once: P unbound ranks on a node of C cores would run P × C threads. Inside
-:func:`node_share` (``Source.build_slabs``) each rank uses its share of its node's CPUs instead:
-every CPU of its affinity mask counts 1 / (the number of the node's ranks whose masks hold it), so
-unbound ranks split the node and ranks bound to their own cores keep them; work one rank does
-while the others sleep (a conditional model's rollout) runs :func:`solo`. torch and BLAS are
-only ever capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards. Outside a build the
-transforms use the CPUs this process may run on.
+(numpy's and scipy's products and solves) one per CPU of the process (or ``OMP_NUM_THREADS``). On
+the distributed path every rank builds its slab at once: P unbound ranks on a node of C cores would
+run P × C threads. Inside :func:`node_share` (``Source.build_slabs``) each rank uses its share of
+its node's CPUs instead: every CPU of its affinity mask counts 1 / (the number of the node's ranks
+whose masks hold it), so unbound ranks split the node and ranks bound to their own cores keep them;
+work one rank does while the others sleep (a conditional model's rollout) runs :func:`solo`. torch
+and BLAS are only ever capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards.
+Outside a build the transforms use the CPUs this process may run on.
 """
 
 from __future__ import annotations
