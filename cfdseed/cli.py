@@ -291,10 +291,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return int(run(args))
+    except BrokenPipeError:  # the reader went away (`cfdseed models | head`): end quietly, as a shell tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        return 141
     except (CfdseedError, ValueError) as exc:  # bad input; anything else is a bug and keeps its traceback
+        if _other_rank():  # under mpiexec the ranks agreed on the error: rank 0 says it once
+            return 2
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"cfdseed {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _other_rank() -> bool:
+    """Whether this process is an MPI rank other than 0 of the world (mpi4py started MPI)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return (mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized()
+            and mpi.COMM_WORLD.Get_rank() > 0)
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:

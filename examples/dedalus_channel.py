@@ -80,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ic_opts = _json_object(p, "--ic-options", args.ic_options)
     args.kick_opts = _json_object(p, "--kick-options", args.kick_options)
     for flag, value, ok, allowed in (
-            ("--duration", args.duration, args.duration is None or 0 < args.duration < math.inf, "a time > 0"),
+            ("--duration", args.duration, args.duration is None or 0 < args.duration < math.inf
+             or (args.duration == 0 and args.restart and args.save_state is not None),
+             "a time > 0 (0 only with --restart and --save-state: write the state, run nothing)"),
             ("--until", args.until, args.until is None or 0 <= args.until < math.inf, "a time >= 0"),
             ("--max-wall", args.max_wall, args.max_wall > 0, "seconds > 0"),
             ("--cfl", args.cfl, 0 < args.cfl <= 1, "a safety factor in (0, 1]; keep <= 0.15"),

@@ -243,3 +243,16 @@ def test_seed_must_be_a_non_negative_integer(capsys, command, seed, shown):
     err = capsys.readouterr().err
     assert info.value.code == 2
     assert err.splitlines()[-1] == f"cfdseed {command[0]}: error: argument --seed: must be a non-negative integer, got {shown}"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``cfdseed models --json | head``: the reader gone, the command ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("cfdseed")), "models", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes (it first imports for a second)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err

@@ -222,7 +222,8 @@ def test_example_refuses_bad_slice_planes_and_options_while_parsing(extra, match
 
 @pytest.mark.parametrize("extra, match", [
     (["--until", "-1"], r"--until: -1.0; allowed: a time >= 0"), (["--until", "nan"], r"--until: nan"),
-    (["--duration", "0"], r"--duration: 0.0; allowed: a time > 0"), (["--duration", "0.1", "--cfl", "0"], r"--cfl"),
+    (["--duration", "0"], r"--duration: 0.0; allowed: a time > 0 \(0 only with --restart and --save-state"),
+    (["--duration", "0", "--restart"], r"--duration: 0.0"), (["--duration", "0.1", "--cfl", "0"], r"--cfl"),
     (["--duration", "0.1", "--max-step", "-1"], r"--max-step"), (["--duration", "0.1", "--max-wall", "0"], r"--max-wall"),
     (["--duration", "0.1", "--series-every", "0"], r"--series-every: 0; allowed: steps >= 1"),
     (["--duration", "0.1", "--checkpoint-every", "0"], r"--checkpoint-every"),
@@ -235,6 +236,12 @@ def test_example_refuses_bad_times_and_cadences_while_parsing(extra, match, caps
     with pytest.raises(SystemExit) as info:
         _example().parse_args(["--out", "o", "--shape", "16", "32", "16", *extra])
     assert info.value.code == 2 and re.search(match, capsys.readouterr().err), match
+
+
+def test_example_takes_the_documented_state_only_restart():
+    """``--restart --duration 0 --save-state FILE`` (README, the example's docstring) was refused."""
+    args = _example().parse_args(["--out", "o", "--restart", "--duration", "0", "--save-state", "s.npz"])
+    assert args.duration == 0 and args.restart and args.save_state == "s.npz"
 
 
 def test_stop_signals_are_caught_in_the_main_thread_only_and_the_previous_handlers_restored():

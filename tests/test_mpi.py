@@ -86,3 +86,5 @@ def test_generate_under_mpiexec_writes_once_and_agrees_on_bad_input(tmp_path: Pa
     bad = subprocess.run(base + ["--out", str(tmp_path / "missing" / "ic.h5")], capture_output=True, text=True,
                          timeout=60, env=env)
     assert bad.returncode == 2, bad.stdout[-3000:] + bad.stderr[-3000:]
+    errors = [line for line in bad.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("cfdseed generate: error: --out"), bad.stderr  # rank 0's alone
