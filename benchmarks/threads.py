@@ -1,23 +1,30 @@
-"""Threads of a distributed build (``cfdseed._threads``): ``init_field``'s distributed path with each
-rank on its share of its node's CPUs, against the old setting measured in the same run.
+"""Threads of a build on a node the solver's ranks share (``cfdseed._threads``), against the old
+settings measured in the same run.
 
-    .venv/bin/python benchmarks/threads.py [--ranks 2 4] [--shape 96 97 96] [--repeat 3] [--source gan]
+    .venv/bin/python benchmarks/threads.py [--paths distributed root] [--ranks 2] [--shape 96 97 96] [--repeat 3]
 
-Each measurement is a fresh ``mpiexec -n P`` job, with ``OMP_NUM_THREADS`` unset (torch's default,
-as a user's job has it): a warm-up build on a tiny grid (imports, thread pools, FFT plans), then the
-timed ``init_field(..., strategy="distributed")`` on ``Grid.block`` of ``--shape`` in a
-``4 pi x 2 x 4 pi / 3`` box (the main job's), its wall time the slowest rank's. The old setting
-(every rank: scipy.fft workers ``os.cpu_count()``, torch threads its default) is the same code
-with the share replaced by ``os.cpu_count()``. Settings alternate within each repeat, so a load
-that comes and goes hits both alike; the ratio old / share is the result (> 1: the share is
-faster). On a machine with few cores the oversubscription is mild, so the ratio is a lower bound
-of what a many-core node with one unbound rank per core would see. Writes
+Each measurement is a fresh ``mpiexec -n P`` job: a warm-up build on a tiny grid (imports, thread
+pools, FFT plans), then the timed ``init_field`` of the ``gan`` source (the packaged default) on
+``Grid.block`` of ``--shape`` in a ``4 pi x 2 x 4 pi / 3`` box (the main job's), its wall time the
+slowest rank's.
+
+- ``distributed``: ``strategy="distributed"``, unbound ranks, ``OMP_NUM_THREADS`` unset (torch's
+  default). Old: every rank's FFT workers ``os.cpu_count()`` and torch and BLAS at their defaults
+  (the share replaced by ``os.cpu_count()``).
+- ``root``: ``strategy="root"``, ranks bound one core each (``mpiexec -bind-to core``, as
+  ``srun --cpu-bind=cores``) and ``OMP_NUM_THREADS=1`` (a cluster job's usual setting). Old: the
+  root builds on its own core and settings (``root_build`` replaced by a no-op).
+
+Settings alternate within each repeat, so a load that comes and goes hits both alike; the ratio
+old / new of the medians is the result (> 1: the new setting is faster). On a machine with few
+cores both effects are small, so the ratios are lower bounds of what a many-core node sees. Writes
 ``benchmarks/results/threads.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,77 +36,86 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "threads.json"
-SETTINGS = ("share", "old")
+SETTINGS = ("new", "old")
+PATHS = ("distributed", "root")
 
 
 def _job(args: argparse.Namespace) -> None:
-    """One mpiexec job: warm up, time one distributed build, print the slowest rank's seconds."""
+    """One mpiexec job: warm up, time one build, print the slowest rank's seconds."""
     import numpy as np
     from mpi4py import MPI
 
+    import cfdseed.coupling
     from cfdseed import _threads
     from cfdseed.coupling import init_field
     from cfdseed.grid import Grid
 
     comm = MPI.COMM_WORLD
-    if args.setting == "old":
-        _threads._node_share = lambda comm: os.cpu_count() or 1  # what workers=-1 and torch's default gave
+    if args.setting == "old" and args.path == "distributed":
+        _threads._node_share = lambda comm: os.cpu_count() or 1  # what workers=-1 and the defaults gave
+    if args.setting == "old" and args.path == "root":
+        import cfdseed.enforce
+        import cfdseed.interp
+        import cfdseed.pencils
+
+        cfdseed.coupling.root_build = lambda comm, root: contextlib.nullcontext()
+        for module in (cfdseed.enforce, cfdseed.interp, cfdseed.pencils):  # workers=-1: os.cpu_count()
+            module.fft_workers = lambda: os.cpu_count() or 1
     lengths = (4 * np.pi, 2.0, 4 * np.pi / 3)
-    opts = {"re_tau": 180.0} if args.source in ("gan", "sem") else {}
+    opts = {"re_tau": 180.0}
     warm = Grid.block(comm, (4 * comm.size, 33, 16), lengths, y="chebyshev")  # too coarse to calibrate
-    init_field(comm, warm, source=args.source, options=dict(opts, calibrate=None) if args.source == "gan" else opts,
-               seed=1, strategy="distributed", check=False)
+    init_field(comm, warm, source="gan", options=dict(opts, calibrate=None), seed=1, strategy=args.path,
+               check=False)
     grid = Grid.block(comm, tuple(args.shape), lengths, y="chebyshev")
     comm.Barrier()
     t0 = time.perf_counter()
-    init_field(comm, grid, source=args.source, options=opts, seed=2, strategy="distributed", check=False)
+    init_field(comm, grid, source="gan", options=opts, seed=2, strategy=args.path, check=False)
     wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-    with _threads.node_share(comm) as share:
-        shares = comm.gather(share if args.setting == "share" else os.cpu_count(), root=0)
     if comm.rank == 0:
-        print(json.dumps({"wall_s": wall, "threads_per_rank": shares}))
+        print(json.dumps({"wall_s": wall}))
 
 
-def _measure(ranks: int, setting: str, args: argparse.Namespace) -> dict:
+def _measure(path: str, ranks: int, setting: str, args: argparse.Namespace) -> float:
     mpiexec = Path(sys.executable).with_name("mpiexec")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    cmd = [str(mpiexec), "-n", str(ranks), sys.executable, __file__, "--job", "--setting", setting,
-           "--source", args.source, "--shape", *map(str, args.shape)]
+    if path == "root":
+        env["OMP_NUM_THREADS"] = "1"
+    bind = ["-bind-to", "core"] if path == "root" else []
+    cmd = [str(mpiexec), *bind, "-n", str(ranks), sys.executable, __file__, "--job", "--setting", setting,
+           "--path", path, "--shape", *map(str, args.shape)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["wall_s"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ranks", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--shape", type=int, nargs=3, default=[96, 97, 96])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--source", default="gan")
     ap.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--setting", choices=SETTINGS, default="share", help=argparse.SUPPRESS)
+    ap.add_argument("--setting", choices=SETTINGS, default="new", help=argparse.SUPPRESS)
+    ap.add_argument("--path", choices=PATHS, default="distributed", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.job:
         return _job(args)
     rows = []
-    for p in args.ranks:
+    for path in args.paths:
         walls: dict[str, list[float]] = {s: [] for s in SETTINGS}
-        threads: dict[str, list[int]] = {}
         for i in range(args.repeat):
             for s in (SETTINGS if i % 2 == 0 else SETTINGS[::-1]):
-                got = _measure(p, s, args)
-                walls[s].append(got["wall_s"])
-                threads[s] = got["threads_per_rank"]
+                walls[s].append(_measure(path, args.ranks, s, args))
         med = {s: statistics.median(w) for s, w in walls.items()}
-        rows.append({"ranks": p, "wall_s": walls, "median_s": med, "threads_per_rank": threads,
-                     "ratio_old_over_share": med["old"] / med["share"]})
-        print(f"{p} rank(s): share {med['share']:.2f} s ({threads['share']} threads), "
-              f"old {med['old']:.2f} s ({threads['old']}): old / share = {med['old'] / med['share']:.2f}")
+        rows.append({"path": path, "ranks": args.ranks, "wall_s": walls, "median_s": med,
+                     "ratio_old_over_new": med["old"] / med["new"]})
+        print(f"{path}, {args.ranks} ranks: new {med['new']:.2f} s, old {med['old']:.2f} s: "
+              f"old / new = {med['old'] / med['new']:.2f}")
     OUT.write_text(json.dumps({
-        "what": "init_field distributed build, each rank on its node share vs the old thread setting",
+        "what": "init_field build time with cfdseed._threads' settings (new) against the old ones",
         "command": "python benchmarks/threads.py " + " ".join(sys.argv[1:]),
-        "source": args.source, "shape": args.shape, "repeat": args.repeat,
+        "shape": args.shape, "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
     print(f"wrote {OUT}")

@@ -8,7 +8,11 @@ its node's CPUs instead: every CPU of its affinity mask counts 1 / (the number o
 whose masks hold it), so unbound ranks split the node and ranks bound to their own cores keep them;
 work one rank does while the others sleep (a conditional model's rollout) runs :func:`solo`. torch
 and BLAS are only ever capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards.
-Outside a build the transforms use the CPUs this process may run on.
+On the root path (:func:`root_build`) the root builds while every other rank sleeps: a root with
+other ranks on its node borrows their CPUs (its threads' affinity widened to the union of their masks,
+where the OS allows) and sets torch, BLAS and the FFTs to that many threads, whatever
+``OMP_NUM_THREADS`` says for the solver; its masks and settings come back afterwards. Outside a
+build the transforms use the CPUs this process may run on.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo"]
+__all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo", "root_build"]
 
 log = logging.getLogger(__name__)
 _share: int | None = None  # this rank's threads inside node_share, else None
-_torch_restore: int | None = None  # torch's thread count before cap_torch lowered it
+_torch_restore: int | None = None  # torch's thread count before cap_torch changed it
+_raise = False  # root_build: torch and BLAS set to _share even above their own setting
 
 
 def _mask() -> list[int] | None:
@@ -55,15 +60,16 @@ def fft_workers() -> int:
 
 
 def cap_torch() -> None:
-    """Inside :func:`node_share`: lower torch's intra-op threads to the share (call it once torch
-    is imported; :func:`node_share` restores them). Outside, or already capped: nothing."""
+    """Inside :func:`node_share`: lower torch's intra-op threads to the share; inside
+    :func:`root_build`: set them to it (call it once torch is imported; the context restores them).
+    Outside, or already done: nothing."""
     global _torch_restore
     if _share is None or _torch_restore is not None:
         return
     import torch
 
     n = torch.get_num_threads()
-    if n > _share:
+    if n > _share or (_raise and n != _share):
         _torch_restore = n
         torch.set_num_threads(_share)
 
@@ -84,14 +90,16 @@ def _node_share(comm: Any) -> int:
     return share_of(mine, masks)
 
 
-def _cap_blas(share: int) -> Any:
+def _cap_blas(share: int, exact: bool = False) -> Any:
     """The BLAS libraries loaded in this process (threadpoolctl) lowered to ``share`` threads where
-    they have more; the limiter to restore them, or None. A cap that fails is skipped with a warning:
-    raising here, on one rank, would leave the others in the build's next collective."""
+    they have more (``exact``: set to it); the limiter to restore them, or None. A cap that fails is
+    skipped with a warning: raising here, on one rank, would leave the others in the build's next
+    collective."""
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
 
-        over = {i["prefix"] for i in threadpool_info() if i["user_api"] == "blas" and i["num_threads"] > share}
+        over = {i["prefix"] for i in threadpool_info() if i["user_api"] == "blas"
+                and (i["num_threads"] > share or (exact and i["num_threads"] != share))}
         return threadpool_limits(limits={p: share for p in over}) if over else None
     except Exception as exc:  # noqa: BLE001 - an optimisation, never a failure of the build
         log.warning("BLAS threads not capped (%s: %s)", type(exc).__name__, exc)
@@ -102,10 +110,10 @@ def _cap_blas(share: int) -> Any:
 def node_share(comm: Any) -> Iterator[int]:
     """Collective: within the block, cfdseed's transforms, torch and BLAS use this rank's share of
     its node's CPUs (module docstring); yields the share."""
-    global _share, _torch_restore
+    global _share, _torch_restore, _raise
     share = _node_share(comm)
-    outer = (_share, _torch_restore)
-    _share, _torch_restore = share, None
+    outer = (_share, _torch_restore, _raise)
+    _share, _torch_restore, _raise = share, None, False
     blas = None
     try:
         blas = _cap_blas(share)
@@ -117,7 +125,7 @@ def node_share(comm: Any) -> Iterator[int]:
             sys.modules["torch"].set_num_threads(_torch_restore)
         if blas is not None:
             blas.restore_original_limits()
-        _share, _torch_restore = outer
+        _share, _torch_restore, _raise = outer
 
 
 @contextmanager
@@ -139,3 +147,86 @@ def solo() -> Iterator[None]:
         _share = saved
         if restore is not None:
             sys.modules["torch"].set_num_threads(saved)
+
+
+def _tasks() -> list[int]:
+    """The thread ids of this process (Linux ``/proc``; elsewhere the calling thread only)."""
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+def _widen(masks: Sequence[Sequence[int]]) -> dict[int, set[int]] | None:
+    """Every thread of this process onto the union of ``masks`` where that is more than the calling
+    thread's own mask: the threads' masks before, to :func:`_restore`; None when nothing changed
+    (no affinity masks, nothing to borrow, or the OS refused: the build runs on the own mask)."""
+    own = _mask()
+    union = set().union(*map(set, masks))
+    if own is None or union <= set(own):
+        return None
+    saved: dict[int, set[int]] = {}
+    try:
+        for tid in _tasks():
+            try:
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, union)
+            except ProcessLookupError:  # the thread ended meanwhile
+                continue
+    except OSError as exc:  # a cpuset narrower than the ranks' masks
+        log.info("the root's build stays on its own CPUs (%s)", exc)
+        _restore(saved)
+        return None
+    saved[-1] = set(own)  # what threads started meanwhile return to: the caller's own mask
+    return saved
+
+
+def _restore(saved: dict[int, set[int]]) -> None:
+    """The masks :func:`_widen` saved back on the threads that had them; threads started since, the
+    calling thread's own."""
+    for tid in _tasks():
+        mask = saved.get(tid, saved.get(-1))
+        if mask is None:
+            continue
+        try:
+            os.sched_setaffinity(tid, mask)
+        except OSError:  # ended meanwhile
+            continue
+
+
+@contextmanager
+def root_build(comm: Any, root: int) -> Iterator[int | None]:
+    """Collective: a build that ``root`` runs while every other rank sleeps (``init_field``'s root
+    path, ``cfdseed generate``). On the root the block runs on the CPUs of every rank of its node
+    (module docstring) with torch, BLAS and the FFTs on that many threads; afterwards its masks and
+    thread settings are back. A root alone on its node keeps its own setting. Yields the count on a
+    root that borrowed, None elsewhere."""
+    from mpi4py import MPI
+
+    global _share, _torch_restore, _raise
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        masks = node.allgather(_mask())
+    finally:
+        node.Free()
+    if comm.Get_rank() != root or len(masks) == 1:  # alone on its node: nothing to borrow, its own setting
+        yield None
+        return
+    saved = _widen([m for m in masks if m])
+    n = cpus()
+    outer = (_share, _torch_restore, _raise)
+    _share, _torch_restore, _raise = n, None, True
+    blas = None
+    try:
+        blas = _cap_blas(n, exact=True)
+        if "torch" in sys.modules:
+            cap_torch()
+        yield n
+    finally:
+        if _torch_restore is not None:
+            sys.modules["torch"].set_num_threads(_torch_restore)
+        if blas is not None:
+            blas.restore_original_limits()
+        if saved is not None:
+            _restore(saved)
+        _share, _torch_restore, _raise = outer

@@ -370,6 +370,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from ._collective import root_agreed, run_agreed
+    from ._threads import root_build
     from .coupling import _distributed
 
     world = MPI.COMM_WORLD
@@ -383,7 +384,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         if world.Get_rank() == 0:
             _print_generated(res)
         return 0 if res.report.passed else 1
-    return int(root_agreed(world, _generate, args, out, grid, options))
+    with root_build(world, 0):  # rank 0 borrows its node's CPUs while the others sleep
+        return int(root_agreed(world, _generate, args, out, grid, options))
 
 
 def _generate_setup(args: argparse.Namespace) -> tuple[Path, Any, dict[str, Any]]:

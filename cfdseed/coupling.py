@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._collective import agree, idle_until, run_agreed
+from ._threads import root_build
 from .constraints import ConstraintReport, Tolerances, check_field
 from .errors import ConfigError, ConstraintError, SourceError
 from .grid import Grid
@@ -244,14 +245,15 @@ def init_field(
     field: np.ndarray | None = None
     info: SourceInfo | None = None
     err = None
-    if plan.is_root:
-        try:
-            fn = resolve(source, options)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (SystemExit unchanged here)
-            keep = isinstance(exc, SourceError) or not isinstance(exc, Exception)
-            err = exc if keep else SourceError(f"{type(exc).__name__}: {exc}")
-        if err is None:
-            field, info, err = _run_source(fn, name, grid, seed, plan.field_error)
+    with root_build(comm, plan.root):  # the root borrows its node's CPUs while the others sleep
+        if plan.is_root:
+            try:
+                fn = resolve(source, options)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on every rank by agree (SystemExit unchanged)
+                keep = isinstance(exc, SourceError) or not isinstance(exc, Exception)
+                err = exc if keep else SourceError(f"{type(exc).__name__}: {exc}")
+            if err is None:
+                field, info, err = _run_source(fn, name, grid, seed, plan.field_error)
     # the other ranks sleep until the root has built the field (a blocking collective would spin
     # on their cores, which the root's FFTs and inference can use)
     idle_until(comm)

@@ -97,3 +97,67 @@ def test_a_failing_blas_cap_is_skipped_not_raised(monkeypatch, caplog):
         with _threads.node_share(MPI.COMM_SELF) as share:
             assert share >= 1
     assert "BLAS threads not capped (OSError: no /proc here)" in caplog.text
+
+
+def test_root_build_sets_torch_and_blas_to_the_root_s_cpus_and_restores_them():
+    """The root builds while the others sleep: torch and BLAS on every CPU it may use, even above
+    the solver's OMP_NUM_THREADS=1; the settings come back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    class Node:  # COMM_SELF's node seen as two ranks with the same mask (a second, sleeping rank)
+        def __init__(self, comm):
+            self.comm = comm
+
+        def Split_type(self, kind):
+            return self
+
+        def allgather(self, value):
+            return [value, value]
+
+        def Free(self):
+            pass
+
+        def Get_rank(self):
+            return 0
+
+    with _threads.root_build(MPI.COMM_SELF, 0) as alone:
+        assert alone is None  # alone on its node: its own setting
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with threadpool_limits(limits=1, user_api="blas"):
+            with _threads.root_build(Node(MPI.COMM_SELF), 0) as n:
+                assert n == _threads.cpus() == _threads.fft_workers()
+                assert torch.get_num_threads() == n
+                assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {n}
+            assert torch.get_num_threads() == 1
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
+        assert _threads._share is None and not _threads._raise
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_widen_lends_the_union_of_masks_to_every_thread_and_restore_takes_it_back():
+    import os
+    import threading
+
+    own = sorted(os.sched_getaffinity(0))
+    if len(own) < 2:
+        pytest.skip("needs two CPUs")
+    first, second = own[0], own[1]
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        os.sched_setaffinity(0, {first})
+        os.sched_setaffinity(worker.native_id, {first})
+        assert _threads._widen([[first]]) is None  # nothing to borrow
+        saved = _threads._widen([[first], [second]])
+        assert saved is not None
+        assert os.sched_getaffinity(0) == {first, second} == os.sched_getaffinity(worker.native_id)
+        _threads._restore(saved)
+        assert os.sched_getaffinity(0) == {first} == os.sched_getaffinity(worker.native_id)
+    finally:
+        stop.set()
+        worker.join()
+        os.sched_setaffinity(0, own)

@@ -46,3 +46,45 @@ def test_a_distributed_build_uses_each_rank_s_share_of_the_node_and_restores_tor
     assert seen["blas"] in (0, seen["fft"])  # and BLAS (0: none loaded)
     assert total <= max(len(cpus), ranks)  # no more threads than the node's CPUs (one each when oversubscribed)
     assert _threads.fft_workers() == _threads.cpus()  # outside the build again
+
+
+def test_the_root_path_borrows_its_node_s_cpus_while_the_others_sleep():
+    """Ranks bound to one CPU each (as srun --cpu-bind=cores binds them): init_field's root built
+    on its own core alone; now it runs on the node's CPUs, and its mask and threads come back."""
+    import os
+
+    from cfdseed.coupling import init_field
+
+    original = {tid: os.sched_getaffinity(tid) for tid in _threads._tasks()}
+    cpus = sorted(os.sched_getaffinity(0))
+    mine = {cpus[comm.Get_rank() % len(cpus)]}
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    union = set().union(*node.allgather(mine))
+    node.Free()
+    seen: dict[str, object] = {}
+
+    def source(grid, rng):
+        seen.update(mask=os.sched_getaffinity(0), workers=_threads.fft_workers(), torch=torch.get_num_threads())
+        return np.zeros((3, *grid.shape))
+
+    before = torch.get_num_threads()
+    try:
+        for tid in original:
+            os.sched_setaffinity(tid, mine)
+        torch.set_num_threads(1)
+        grid = Grid.block(comm, (8, 9, 6), (1.0, 2.0, 1.0))
+        init_field(comm, grid, source=source, seed=0, check=False, strategy="root")
+        if comm.Get_rank() == 0 and comm.Get_size() > 1:
+            assert seen["mask"] == union and seen["workers"] == seen["torch"] == len(union), seen
+        elif comm.Get_rank() == 0:  # alone: its own mask and setting
+            assert seen["mask"] == mine and seen["torch"] == 1, seen
+        else:
+            assert not seen  # the root alone builds
+        assert os.sched_getaffinity(0) == mine and torch.get_num_threads() == 1  # back
+    finally:
+        torch.set_num_threads(before)
+        for tid, mask in original.items():
+            try:
+                os.sched_setaffinity(tid, mask)
+            except OSError:
+                pass
