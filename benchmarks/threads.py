@@ -9,11 +9,12 @@ pools, FFT plans), then the timed ``init_field`` of the ``gan`` source (the pack
 slowest rank's.
 
 - ``distributed``: ``strategy="distributed"``, unbound ranks, ``OMP_NUM_THREADS`` unset (torch's
-  default). Old: every rank's FFT workers ``os.cpu_count()`` and torch and BLAS at their defaults
-  (the share replaced by ``os.cpu_count()``).
+  default);
 - ``root``: ``strategy="root"``, ranks bound one core each (``mpiexec -bind-to core``, as
-  ``srun --cpu-bind=cores``) and ``OMP_NUM_THREADS=1`` (a cluster job's usual setting). Old: the
-  root builds on its own core and settings (``root_build`` replaced by a no-op).
+  ``srun --cpu-bind=cores``) and ``OMP_NUM_THREADS=1`` (a cluster job's usual setting).
+
+Old: the same code without cfdseed's own settings (``node_share`` and ``root_build`` no-ops, FFT
+workers ``os.cpu_count()``, torch and BLAS at the process's defaults).
 
 Settings alternate within each repeat, so a load that comes and goes hits both alike; the ratio
 old / new of the medians is the result (> 1: the new setting is faster). On a machine with few
@@ -46,20 +47,19 @@ def _job(args: argparse.Namespace) -> None:
     from mpi4py import MPI
 
     import cfdseed.coupling
-    from cfdseed import _threads
     from cfdseed.coupling import init_field
     from cfdseed.grid import Grid
 
     comm = MPI.COMM_WORLD
-    if args.setting == "old" and args.path == "distributed":
-        _threads._node_share = lambda comm: os.cpu_count() or 1  # what workers=-1 and the defaults gave
-    if args.setting == "old" and args.path == "root":
+    if args.setting == "old":  # no thread settings of cfdseed's own: workers=-1 meant os.cpu_count()
         import cfdseed.enforce
         import cfdseed.interp
         import cfdseed.pencils
+        import cfdseed.sources.base
 
         cfdseed.coupling.root_build = lambda comm, root: contextlib.nullcontext()
-        for module in (cfdseed.enforce, cfdseed.interp, cfdseed.pencils):  # workers=-1: os.cpu_count()
+        cfdseed.sources.base.node_share = lambda comm: contextlib.nullcontext()
+        for module in (cfdseed.enforce, cfdseed.interp, cfdseed.pencils):
             module.fft_workers = lambda: os.cpu_count() or 1
     lengths = (4 * np.pi, 2.0, 4 * np.pi / 3)
     opts = {"re_tau": 180.0}

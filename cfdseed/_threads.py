@@ -6,8 +6,9 @@ the distributed path every rank builds its slab at once: P unbound ranks on a no
 run P × C threads. Inside :func:`node_share` (``Source.build_slabs``) each rank uses its share of
 its node's CPUs instead: every CPU of its affinity mask counts 1 / (the number of the node's ranks
 whose masks hold it), so unbound ranks split the node and ranks bound to their own cores keep them;
-work one rank does while the others sleep (a conditional model's rollout) runs :func:`solo`. torch
-and BLAS are only ever capped (a user's ``OMP_NUM_THREADS=1`` stays), and restored afterwards.
+torch and BLAS are only ever capped there (a user's ``OMP_NUM_THREADS=1`` stays), and restored
+afterwards. Work one rank does while the others sleep (a conditional model's rollout) borrows the
+node's CPUs (:func:`solo`), as the root path does.
 On the root path (:func:`root_build`) the root builds while every other rank sleeps: a root with
 other ranks on its node borrows their CPUs (its threads' affinity widened to the union of their masks,
 where the OS allows) and sets torch, BLAS and the FFTs to that many threads, whatever
@@ -30,7 +31,8 @@ __all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo",
 log = logging.getLogger(__name__)
 _share: int | None = None  # this rank's threads inside node_share, else None
 _torch_restore: int | None = None  # torch's thread count before cap_torch changed it
-_raise = False  # root_build: torch and BLAS set to _share even above their own setting
+_raise = False  # borrowing: torch and BLAS set to _share even above their own setting
+_node: list[list[int] | None] = []  # inside node_share: the affinity masks of the node's ranks
 
 
 def _mask() -> list[int] | None:
@@ -74,20 +76,18 @@ def cap_torch() -> None:
         torch.set_num_threads(_share)
 
 
-def _node_share(comm: Any) -> int:
-    """Collective over ``comm``: this rank's share of its node's CPUs (:func:`share_of`)."""
+def _node_masks(comm: Any) -> tuple[list[int] | None, list[list[int] | None]]:
+    """Collective over ``comm``: this rank's affinity mask and those of its node's ranks (its own
+    included; None where there are no masks)."""
     from mpi4py import MPI
 
     mine = _mask()
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
         masks = node.allgather(mine)
-        ranks = node.Get_size()
     finally:
         node.Free()
-    if mine is None:
-        return max(1, (os.cpu_count() or 1) // ranks)
-    return share_of(mine, masks)
+    return mine, masks
 
 
 def _cap_blas(share: int, exact: bool = False) -> Any:
@@ -110,10 +110,11 @@ def _cap_blas(share: int, exact: bool = False) -> Any:
 def node_share(comm: Any) -> Iterator[int]:
     """Collective: within the block, cfdseed's transforms, torch and BLAS use this rank's share of
     its node's CPUs (module docstring); yields the share."""
-    global _share, _torch_restore, _raise
-    share = _node_share(comm)
-    outer = (_share, _torch_restore, _raise)
-    _share, _torch_restore, _raise = share, None, False
+    global _share, _torch_restore, _raise, _node
+    mine, masks = _node_masks(comm)
+    share = share_of(mine, masks) if mine is not None else max(1, (os.cpu_count() or 1) // len(masks))
+    outer = (_share, _torch_restore, _raise, _node)
+    _share, _torch_restore, _raise, _node = share, None, False, masks
     blas = None
     try:
         blas = _cap_blas(share)
@@ -125,28 +126,19 @@ def node_share(comm: Any) -> Iterator[int]:
             sys.modules["torch"].set_num_threads(_torch_restore)
         if blas is not None:
             blas.restore_original_limits()
-        _share, _torch_restore, _raise = outer
+        _share, _torch_restore, _raise, _node = outer
 
 
 @contextmanager
 def solo() -> Iterator[None]:
-    """Within :func:`node_share`, for work this rank does while the node's other ranks sleep: its
-    own setting back (FFT workers :func:`cpus`, torch the threads it had before the cap; BLAS, which
-    the rollout does not use, stays capped)."""
-    global _share
-    saved, restore = _share, _torch_restore
-    if saved is None:
+    """Within :func:`node_share`, for work this rank does while the node's other ranks sleep (a
+    rollout): the node's CPUs borrowed as :func:`root_build` borrows them, the share again after.
+    Outside, or alone on its node: nothing."""
+    if _share is None or len(_node) < 2:
         yield
         return
-    _share = None
-    if restore is not None:
-        sys.modules["torch"].set_num_threads(restore)
-    try:
+    with _borrowing([m for m in _node if m]):
         yield
-    finally:
-        _share = saved
-        if restore is not None:
-            sys.modules["torch"].set_num_threads(saved)
 
 
 def _tasks() -> list[int]:
@@ -195,24 +187,11 @@ def _restore(saved: dict[int, set[int]]) -> None:
 
 
 @contextmanager
-def root_build(comm: Any, root: int) -> Iterator[int | None]:
-    """Collective: a build that ``root`` runs while every other rank sleeps (``init_field``'s root
-    path, ``cfdseed generate``). On the root the block runs on the CPUs of every rank of its node
-    (module docstring) with torch, BLAS and the FFTs on that many threads; afterwards its masks and
-    thread settings are back. A root alone on its node keeps its own setting. Yields the count on a
-    root that borrowed, None elsewhere."""
-    from mpi4py import MPI
-
+def _borrowing(masks: Sequence[Sequence[int]]) -> Iterator[int]:
+    """This process's threads on the union of ``masks`` (where the OS allows) and torch, BLAS and
+    the FFTs on that many threads; masks and settings back afterwards. Yields the count."""
     global _share, _torch_restore, _raise
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        masks = node.allgather(_mask())
-    finally:
-        node.Free()
-    if comm.Get_rank() != root or len(masks) == 1:  # alone on its node: nothing to borrow, its own setting
-        yield None
-        return
-    saved = _widen([m for m in masks if m])
+    saved = _widen(masks)
     n = cpus()
     outer = (_share, _torch_restore, _raise)
     _share, _torch_restore, _raise = n, None, True
@@ -230,3 +209,18 @@ def root_build(comm: Any, root: int) -> Iterator[int | None]:
         if saved is not None:
             _restore(saved)
         _share, _torch_restore, _raise = outer
+
+
+@contextmanager
+def root_build(comm: Any, root: int) -> Iterator[int | None]:
+    """Collective: a build that ``root`` runs while every other rank sleeps (``init_field``'s root
+    path, ``cfdseed generate``). On the root the block runs on the CPUs of every rank of its node
+    (module docstring) with torch, BLAS and the FFTs on that many threads; afterwards its masks and
+    thread settings are back. A root alone on its node keeps its own setting. Yields the count on a
+    root that borrowed, None elsewhere."""
+    _, masks = _node_masks(comm)
+    if comm.Get_rank() != root or len(masks) < 2:  # alone on its node: nothing to borrow, its own setting
+        yield None
+        return
+    with _borrowing([m for m in masks if m]) as n:
+        yield n

@@ -43,30 +43,36 @@ def test_node_share_caps_torch_and_restores_it():
         torch.set_num_threads(before)
 
 
-def test_solo_gives_a_lone_worker_its_own_setting_back():
-    """Within a build, a rollout the root runs while the others sleep: FFT workers and torch
-    threads as outside the build, the share again afterwards."""
+def _crowded(monkeypatch, ranks: int) -> None:
+    """node_share and root_build on COMM_SELF see ``ranks`` ranks on the node, all with this
+    process's mask (unbound ranks)."""
+    own = sorted(__import__("os").sched_getaffinity(0))
+    monkeypatch.setattr(_threads, "_node_masks", lambda comm: (own, [own] * ranks))
+
+
+def test_solo_borrows_the_node_for_a_lone_worker_and_gives_it_back(monkeypatch):
+    """Within a build, a rollout the root runs while the others sleep: FFT workers and torch on all
+    the node's CPUs (above the share and the user's setting), the share again afterwards."""
+    cpus = _threads.cpus()
+    if cpus < 2:
+        pytest.skip("needs two CPUs")
+    _crowded(monkeypatch, cpus)  # one unbound rank per CPU: a share of 1 each
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(_threads.cpus() + 3)
-        _threads._node_share, real = (lambda comm: 1), _threads._node_share  # as one of many ranks on a node
-        try:
-            with _threads.node_share(MPI.COMM_SELF):
-                assert _threads.fft_workers() == 1 and torch.get_num_threads() == 1
-                with _threads.solo():
-                    assert _threads.fft_workers() == _threads.cpus()
-                    assert torch.get_num_threads() == _threads.cpus() + 3
-                assert _threads.fft_workers() == 1 and torch.get_num_threads() == 1
-        finally:
-            _threads._node_share = real
-        assert torch.get_num_threads() == _threads.cpus() + 3
+        torch.set_num_threads(cpus + 3)
+        with _threads.node_share(MPI.COMM_SELF) as share:
+            assert share == 1 and _threads.fft_workers() == 1 and torch.get_num_threads() == 1
+            with _threads.solo():
+                assert _threads.fft_workers() == cpus == torch.get_num_threads()
+            assert _threads.fft_workers() == 1 and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == cpus + 3
         with _threads.solo():  # outside a build: nothing changes
-            assert _threads.fft_workers() == _threads.cpus()
+            assert _threads.fft_workers() == cpus and torch.get_num_threads() == cpus + 3
     finally:
         torch.set_num_threads(before)
 
 
-def test_node_share_caps_blas_and_restores_it():
+def test_node_share_caps_blas_and_restores_it(monkeypatch):
     """numpy's and scipy's OpenBLAS: one thread per CPU in every rank unless capped."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -75,13 +81,10 @@ def test_node_share_caps_blas_and_restores_it():
 
     if not blas():
         pytest.skip("no BLAS library with a thread pool loaded")
+    _crowded(monkeypatch, 4 * _threads.cpus())  # a share of 1
     with threadpool_limits(limits=4, user_api="blas"):
-        _threads._node_share, real = (lambda comm: 1), _threads._node_share
-        try:
-            with _threads.node_share(MPI.COMM_SELF):
-                assert set(blas()) == {1}
-        finally:
-            _threads._node_share = real
+        with _threads.node_share(MPI.COMM_SELF):
+            assert set(blas()) == {1}
         assert set(blas()) == {4}
 
 
@@ -99,34 +102,19 @@ def test_a_failing_blas_cap_is_skipped_not_raised(monkeypatch, caplog):
     assert "BLAS threads not capped (OSError: no /proc here)" in caplog.text
 
 
-def test_root_build_sets_torch_and_blas_to_the_root_s_cpus_and_restores_them():
+def test_root_build_sets_torch_and_blas_to_the_root_s_cpus_and_restores_them(monkeypatch):
     """The root builds while the others sleep: torch and BLAS on every CPU it may use, even above
     the solver's OMP_NUM_THREADS=1; the settings come back afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    class Node:  # COMM_SELF's node seen as two ranks with the same mask (a second, sleeping rank)
-        def __init__(self, comm):
-            self.comm = comm
-
-        def Split_type(self, kind):
-            return self
-
-        def allgather(self, value):
-            return [value, value]
-
-        def Free(self):
-            pass
-
-        def Get_rank(self):
-            return 0
-
     with _threads.root_build(MPI.COMM_SELF, 0) as alone:
         assert alone is None  # alone on its node: its own setting
+    _crowded(monkeypatch, 2)  # a second, sleeping rank on the node
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         with threadpool_limits(limits=1, user_api="blas"):
-            with _threads.root_build(Node(MPI.COMM_SELF), 0) as n:
+            with _threads.root_build(MPI.COMM_SELF, 0) as n:
                 assert n == _threads.cpus() == _threads.fft_workers()
                 assert torch.get_num_threads() == n
                 assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {n}
