@@ -26,11 +26,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["cpus", "share_of", "fft_workers", "cap_torch", "node_share", "solo", "root_build"]
+__all__ = ["cpus", "share_of", "fft_workers", "apply_torch", "node_share", "solo", "root_build"]
 
 log = logging.getLogger(__name__)
 _share: int | None = None  # this rank's threads inside node_share, else None
-_torch_restore: int | None = None  # torch's thread count before cap_torch changed it
+_torch_restore: int | None = None  # torch's thread count before apply_torch changed it
 _raise = False  # borrowing: torch and BLAS set to _share even above their own setting
 _node: list[list[int] | None] = []  # inside node_share: the affinity masks of the node's ranks
 
@@ -61,10 +61,10 @@ def fft_workers() -> int:
     return _share or cpus()
 
 
-def cap_torch() -> None:
-    """Inside :func:`node_share`: lower torch's intra-op threads to the share; inside
-    :func:`root_build`: set them to it (call it once torch is imported; the context restores them).
-    Outside, or already done: nothing."""
+def apply_torch() -> None:
+    """Inside :func:`node_share`: lower torch's intra-op threads to the share; where the node's CPUs
+    are borrowed (:func:`root_build`, :func:`solo`): set them to their count. Call it once torch is
+    imported; the context restores them. Outside, or already done: nothing."""
     global _torch_restore
     if _share is None or _torch_restore is not None:
         return
@@ -119,7 +119,7 @@ def node_share(comm: Any) -> Iterator[int]:
     try:
         blas = _cap_blas(share)
         if "torch" in sys.modules:
-            cap_torch()
+            apply_torch()
         yield share
     finally:
         if _torch_restore is not None:
@@ -199,7 +199,7 @@ def _borrowing(masks: Sequence[Sequence[int]]) -> Iterator[int]:
     try:
         blas = _cap_blas(n, exact=True)
         if "torch" in sys.modules:
-            cap_torch()
+            apply_torch()
         yield n
     finally:
         if _torch_restore is not None:

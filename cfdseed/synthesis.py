@@ -92,7 +92,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._threads import cap_torch
+from ._threads import apply_torch
 from ._values import is_integer, is_real
 from .enforce import DEFAULT_BLEND, DEFAULT_MAX_RATIO, enforce, require_grid
 from .errors import CalibrationError, SourceError
@@ -290,7 +290,7 @@ def _load(model: Any, device: str | None) -> Any:
     from .conditional import ConditionalHandle
     from .model import GeneratorHandle, load_generator
 
-    cap_torch()  # torch is imported now: a distributed build's ranks share their node's cores
+    apply_torch()  # torch is imported now: the build's thread setting (cfdseed._threads) applies to it
     if isinstance(model, (GeneratorHandle, ConditionalHandle)):
         return model
     if model is None:
