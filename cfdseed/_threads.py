@@ -36,6 +36,7 @@ _node: list[list[int] | None] = []  # inside node_share: the affinity masks of t
 
 
 def _mask() -> list[int] | None:
+    """The calling thread's affinity mask (the threads it starts inherit it), None without masks."""
     try:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # no affinity masks (macOS)
@@ -43,7 +44,8 @@ def _mask() -> list[int] | None:
 
 
 def cpus() -> int:
-    """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    """The CPUs the calling thread may run on (its affinity mask, which the threads it starts
+    inherit; ``os.cpu_count()`` where there are no masks)."""
     mask = _mask()
     return len(mask) if mask else (os.cpu_count() or 1)
 
@@ -102,7 +104,45 @@ def _cap_blas(share: int, exact: bool = False) -> Any:
                 and (i["num_threads"] > share or (exact and i["num_threads"] != share))}
         return threadpool_limits(limits={p: share for p in over}) if over else None
     except Exception as exc:  # noqa: BLE001 - an optimisation, never a failure of the build
-        log.warning("BLAS threads not capped (%s: %s)", type(exc).__name__, exc)
+        log.warning("BLAS threads not set (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+@contextmanager
+def _setting(n: int, exact: bool, masks: Sequence[Sequence[int]] | None = None) -> Iterator[int]:
+    """Within the block torch, BLAS and the FFTs run on ``n`` threads (``exact``: also above their
+    own setting, else only lowered) or, with ``masks``, on every CPU of their union, this process's
+    threads borrowing them; afterwards everything is back. Yields the count. No step raises: a
+    failure on one rank inside a build would leave the others in its next collective, so a step
+    that fails is skipped with a warning (the thread counts, not the field, are at stake)."""
+    global _share, _torch_restore, _raise
+    outer = (_share, _torch_restore, _raise)
+    saved, blas = None, None
+    try:
+        if masks is not None:
+            saved = _guarded("CPUs not borrowed", _widen, masks)
+            n = cpus()
+        _share, _torch_restore, _raise = n, None, exact
+        blas = _cap_blas(n, exact=exact)
+        if "torch" in sys.modules:
+            _guarded("torch threads not set", apply_torch)
+        yield n
+    finally:
+        if _torch_restore is not None:
+            _guarded("torch threads not restored", sys.modules["torch"].set_num_threads, _torch_restore)
+        if blas is not None:
+            _guarded("BLAS threads not restored", blas.restore_original_limits)
+        if saved is not None:
+            _guarded("CPU affinity not restored", _restore, saved)
+        _share, _torch_restore, _raise = outer
+
+
+def _guarded(what: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, or None with a warning naming ``what`` when it raises."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - an optimisation, never a failure of the build
+        log.warning("%s (%s: %s)", what, type(exc).__name__, exc)
         return None
 
 
@@ -110,23 +150,15 @@ def _cap_blas(share: int, exact: bool = False) -> Any:
 def node_share(comm: Any) -> Iterator[int]:
     """Collective: within the block, cfdseed's transforms, torch and BLAS use this rank's share of
     its node's CPUs (module docstring); yields the share."""
-    global _share, _torch_restore, _raise, _node
+    global _node
     mine, masks = _node_masks(comm)
     share = share_of(mine, masks) if mine is not None else max(1, (os.cpu_count() or 1) // len(masks))
-    outer = (_share, _torch_restore, _raise, _node)
-    _share, _torch_restore, _raise, _node = share, None, False, masks
-    blas = None
+    outer, _node = _node, masks
     try:
-        blas = _cap_blas(share)
-        if "torch" in sys.modules:
-            apply_torch()
-        yield share
+        with _setting(share, exact=False) as n:
+            yield n
     finally:
-        if _torch_restore is not None:
-            sys.modules["torch"].set_num_threads(_torch_restore)
-        if blas is not None:
-            blas.restore_original_limits()
-        _share, _torch_restore, _raise, _node = outer
+        _node = outer
 
 
 @contextmanager
@@ -137,7 +169,7 @@ def solo() -> Iterator[None]:
     if _share is None or len(_node) < 2:
         yield
         return
-    with _borrowing([m for m in _node if m]):
+    with _setting(0, exact=True, masks=[m for m in _node if m]):
         yield
 
 
@@ -157,7 +189,7 @@ def _widen(masks: Sequence[Sequence[int]]) -> dict[int, set[int]] | None:
     union = set().union(*map(set, masks))
     if own is None or union <= set(own):
         return None
-    saved: dict[int, set[int]] = {}
+    saved: dict[int, set[int]] = {-1: set(own)}  # -1: what threads started meanwhile return to
     try:
         for tid in _tasks():
             try:
@@ -166,10 +198,12 @@ def _widen(masks: Sequence[Sequence[int]]) -> dict[int, set[int]] | None:
             except ProcessLookupError:  # the thread ended meanwhile
                 continue
     except OSError as exc:  # a cpuset narrower than the ranks' masks
-        log.info("the root's build stays on its own CPUs (%s)", exc)
+        log.info("the build stays on this rank's own CPUs (%s)", exc)
         _restore(saved)
         return None
-    saved[-1] = set(own)  # what threads started meanwhile return to: the caller's own mask
+    except BaseException:  # an interrupt part-way: no thread keeps the borrowed CPUs
+        _restore(saved)
+        raise
     return saved
 
 
@@ -187,31 +221,6 @@ def _restore(saved: dict[int, set[int]]) -> None:
 
 
 @contextmanager
-def _borrowing(masks: Sequence[Sequence[int]]) -> Iterator[int]:
-    """This process's threads on the union of ``masks`` (where the OS allows) and torch, BLAS and
-    the FFTs on that many threads; masks and settings back afterwards. Yields the count."""
-    global _share, _torch_restore, _raise
-    saved = _widen(masks)
-    n = cpus()
-    outer = (_share, _torch_restore, _raise)
-    _share, _torch_restore, _raise = n, None, True
-    blas = None
-    try:
-        blas = _cap_blas(n, exact=True)
-        if "torch" in sys.modules:
-            apply_torch()
-        yield n
-    finally:
-        if _torch_restore is not None:
-            sys.modules["torch"].set_num_threads(_torch_restore)
-        if blas is not None:
-            blas.restore_original_limits()
-        if saved is not None:
-            _restore(saved)
-        _share, _torch_restore, _raise = outer
-
-
-@contextmanager
 def root_build(comm: Any, root: int) -> Iterator[int | None]:
     """Collective: a build that ``root`` runs while every other rank sleeps (``init_field``'s root
     path, ``cfdseed generate``). On the root the block runs on the CPUs of every rank of its node
@@ -222,5 +231,5 @@ def root_build(comm: Any, root: int) -> Iterator[int | None]:
     if comm.Get_rank() != root or len(masks) < 2:  # alone on its node: nothing to borrow, its own setting
         yield None
         return
-    with _borrowing([m for m in masks if m]) as n:
+    with _setting(0, exact=True, masks=[m for m in masks if m]) as n:
         yield n

@@ -287,12 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cfdseed`` command; returns the exit status (see the module docstring)."""
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
+    stdout, sys.stdout = sys.stdout, _Stdout(sys.stdout)
     try:
-        return int(run(args))
-    except BrokenPipeError:  # the reader went away (`cfdseed models | head`): end quietly, as a shell tool
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        try:
+            args = build_parser().parse_args(argv)
+        finally:
+            sys.stdout.flush()  # --help's and --version's text, before their SystemExit
+        run: Callable[[argparse.Namespace], int] = args.run
+        status = int(run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except _StdoutClosed:  # the reader went away (`cfdseed models | head`): end quietly, as a shell tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # the exit's flush has nowhere to fail
         return 141
     except (CfdseedError, ValueError) as exc:  # bad input; anything else is a bug and keeps its traceback
         if _other_rank():  # under mpiexec the ranks agreed on the error: rank 0 says it once
@@ -300,6 +306,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"cfdseed {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout = stdout
+
+
+class _StdoutClosed(Exception):
+    """Standard output's reader went away (a BrokenPipeError writing to it, and only to it)."""
+
+
+class _Stdout:
+    """``sys.stdout`` whose broken pipe is :class:`_StdoutClosed` (a broken pipe elsewhere, a data
+    loader's or a subprocess', stays an error with its traceback)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError as exc:
+            raise _StdoutClosed from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError as exc:
+            raise _StdoutClosed from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _other_rank() -> bool:
@@ -385,7 +420,10 @@ def _run_generate(args: argparse.Namespace) -> int:
             _print_generated(res)
         return 0 if res.report.passed else 1
     with root_build(world, 0):  # rank 0 borrows its node's CPUs while the others sleep
-        return int(root_agreed(world, _generate, args, out, grid, options))
+        res = root_agreed(world, _generate, args, out, grid, options)
+    if world.Get_rank() == 0:  # outside the agreement: a closed stdout is rank 0's own matter
+        _print_generated(res)
+    return 0 if res.report.passed else 1
 
 
 def _generate_setup(args: argparse.Namespace) -> tuple[Path, Any, dict[str, Any]]:
@@ -409,13 +447,11 @@ def _generate_setup(args: argparse.Namespace) -> tuple[Path, Any, dict[str, Any]
     return out, Grid(args.shape, args.lengths, y=args.y), options
 
 
-def _generate(args: argparse.Namespace, out: Path, grid: Any, options: dict[str, Any]) -> int:
+def _generate(args: argparse.Namespace, out: Path, grid: Any, options: dict[str, Any]) -> Any:
     from .generate import generate
 
-    res = generate(grid, out, source=args.source, options=options, seed=args.seed, dtype=args.dtype,
-                   picture=not args.no_png)
-    _print_generated(res)
-    return 0 if res.report.passed else 1
+    return generate(grid, out, source=args.source, options=options, seed=args.seed, dtype=args.dtype,
+                    picture=not args.no_png)
 
 
 def _print_generated(res: Any) -> None:
@@ -460,9 +496,10 @@ def _run_cmakedir(args: argparse.Namespace) -> int:
     from .capi import cmake_dir
 
     try:
-        print(cmake_dir())
+        folder = cmake_dir()
     except OSError as exc:
         raise ConfigError(str(exc)) from None
+    print(folder)
     return 0
 
 

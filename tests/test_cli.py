@@ -245,14 +245,33 @@ def test_seed_must_be_a_non_negative_integer(capsys, command, seed, shown):
     assert err.splitlines()[-1] == f"cfdseed {command[0]}: error: argument --seed: must be a non-negative integer, got {shown}"
 
 
-def test_a_closed_pipe_ends_quietly():
-    """``cfdseed models --json | head``: the reader gone, the command ended in a BrokenPipeError traceback."""
+@pytest.mark.parametrize("command", [["models", "--json"], ["cmakedir"], ["--version"]])
+def test_a_closed_pipe_ends_quietly(command):
+    """``cfdseed models --json | head``: the reader gone, the command ended in a BrokenPipeError
+    traceback (or, buffered, in Python's "Exception ignored" and status 120)."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("cfdseed")), "models", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a terminal's pipe
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("cfdseed")), *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # before the command writes (it first imports for a second)
     err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Broken pipe" not in err, err
+
+
+def test_a_broken_pipe_elsewhere_is_not_taken_for_a_closed_stdout(monkeypatch):
+    """Only standard output's reader going away ends quietly; another broken pipe is a bug's traceback."""
+    import cfdseed.cli as cli
+
+    def broken(args):
+        raise BrokenPipeError("a worker's pipe")
+
+    monkeypatch.setattr(cli, "_run_models", broken)
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["models"].set_defaults(run=broken)
+    with pytest.raises(BrokenPipeError, match="a worker's pipe"):
+        main(["models"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from mpi4py import MPI
 
 from cfdseed import _threads
+
+needs_masks = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity masks here")
 
 
 @pytest.mark.parametrize("mine, masks, want", [
@@ -20,8 +24,16 @@ def test_share_of_counts_each_cpu_once_across_the_node(mine, masks, want):
     assert _threads.share_of(mine, masks) == want
 
 
-def test_outside_a_build_the_transforms_use_this_process_s_cpus():
-    assert _threads.fft_workers() == _threads.cpus() >= 1
+@needs_masks
+def test_outside_a_build_the_transforms_use_the_cpus_this_thread_may_run_on():
+    """scipy's workers=-1 meant os.cpu_count(): on a rank bound to one core, a thread per CPU of the node."""
+    own = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(own)})
+        assert _threads.fft_workers() == _threads.cpus() == 1
+    finally:
+        os.sched_setaffinity(0, own)
+    assert _threads.fft_workers() == len(own)
 
 
 def test_node_share_caps_torch_and_restores_it():
@@ -46,10 +58,11 @@ def test_node_share_caps_torch_and_restores_it():
 def _crowded(monkeypatch, ranks: int) -> None:
     """node_share and root_build on COMM_SELF see ``ranks`` ranks on the node, all with this
     process's mask (unbound ranks)."""
-    own = sorted(__import__("os").sched_getaffinity(0))
+    own = sorted(os.sched_getaffinity(0))
     monkeypatch.setattr(_threads, "_node_masks", lambda comm: (own, [own] * ranks))
 
 
+@needs_masks
 def test_solo_borrows_the_node_for_a_lone_worker_and_gives_it_back(monkeypatch):
     """Within a build, a rollout the root runs while the others sleep: FFT workers and torch on all
     the node's CPUs (above the share and the user's setting), the share again afterwards."""
@@ -72,6 +85,7 @@ def test_solo_borrows_the_node_for_a_lone_worker_and_gives_it_back(monkeypatch):
         torch.set_num_threads(before)
 
 
+@needs_masks
 def test_node_share_caps_blas_and_restores_it(monkeypatch):
     """numpy's and scipy's OpenBLAS: one thread per CPU in every rank unless capped."""
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -99,9 +113,10 @@ def test_a_failing_blas_cap_is_skipped_not_raised(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="cfdseed._threads"):
         with _threads.node_share(MPI.COMM_SELF) as share:
             assert share >= 1
-    assert "BLAS threads not capped (OSError: no /proc here)" in caplog.text
+    assert "BLAS threads not set (OSError: no /proc here)" in caplog.text
 
 
+@needs_masks
 def test_root_build_sets_torch_and_blas_to_the_root_s_cpus_and_restores_them(monkeypatch):
     """The root builds while the others sleep: torch and BLAS on every CPU it may use, even above
     the solver's OMP_NUM_THREADS=1; the settings come back afterwards."""
@@ -125,8 +140,8 @@ def test_root_build_sets_torch_and_blas_to_the_root_s_cpus_and_restores_them(mon
         torch.set_num_threads(before)
 
 
+@needs_masks
 def test_widen_lends_the_union_of_masks_to_every_thread_and_restore_takes_it_back():
-    import os
     import threading
 
     own = sorted(os.sched_getaffinity(0))
@@ -149,3 +164,26 @@ def test_widen_lends_the_union_of_masks_to_every_thread_and_restore_takes_it_bac
         stop.set()
         worker.join()
         os.sched_setaffinity(0, own)
+
+
+@needs_masks
+def test_a_failing_step_of_a_setting_is_skipped_and_the_rest_restored(monkeypatch, caplog):
+    """Raising on the root inside root_build would leave the other ranks waiting: a step that
+    fails (here torch's) is a warning, and the other settings still come back."""
+    _crowded(monkeypatch, 2)
+    before = torch.get_num_threads()
+
+    def refuse(n):
+        raise RuntimeError("refused")
+
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setattr(torch, "set_num_threads", refuse)
+        with caplog.at_level("WARNING", logger="cfdseed._threads"):
+            with _threads.root_build(MPI.COMM_SELF, 0) as n:
+                assert n == _threads.cpus() and _threads.fft_workers() == n
+        assert "torch threads not set (RuntimeError: refused)" in caplog.text
+        assert _threads._share is None and not _threads._raise and _threads.fft_workers() == _threads.cpus()
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(before)

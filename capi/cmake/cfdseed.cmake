@@ -17,7 +17,7 @@ if(NOT TARGET cfdseed::cfdseed)
   option(CFDSEED_INSTALL "install libcfdseed with the solver (cmake --install)" ON)
   if(CFDSEED_INSTALL)
     include(GNUInstallDirs)
-    install(TARGETS cfdseed LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+    install(TARGETS cfdseed LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" OPTIONAL)  # OPTIONAL: not linked, not built
   endif()
 endif()
 set(cfdseed_FOUND TRUE)

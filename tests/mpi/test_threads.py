@@ -52,6 +52,7 @@ def test_the_root_path_borrows_its_node_s_cpus_while_the_others_sleep():
     """Ranks bound to one CPU each (as srun --cpu-bind=cores binds them): init_field's root built
     on its own core alone; now it runs on the node's CPUs, and its mask and threads come back."""
     import os
+    import threading
 
     from cfdseed.coupling import init_field
 
@@ -67,10 +68,16 @@ def test_the_root_path_borrows_its_node_s_cpus_while_the_others_sleep():
         seen.update(mask=os.sched_getaffinity(0), workers=_threads.fft_workers(), torch=torch.get_num_threads())
         return np.zeros((3, *grid.shape))
 
+    def pin(mask, masks=None):  # every thread of this process (ones that ended meanwhile skipped)
+        for tid in _threads._tasks():
+            try:
+                os.sched_setaffinity(tid, (masks or {}).get(tid, mask))
+            except ProcessLookupError:
+                continue
+
     before = torch.get_num_threads()
     try:
-        for tid in original:
-            os.sched_setaffinity(tid, mine)
+        pin(mine)
         torch.set_num_threads(1)
         grid = Grid.block(comm, (8, 9, 6), (1.0, 2.0, 1.0))
         init_field(comm, grid, source=source, seed=0, check=False, strategy="root")
@@ -83,8 +90,4 @@ def test_the_root_path_borrows_its_node_s_cpus_while_the_others_sleep():
         assert os.sched_getaffinity(0) == mine and torch.get_num_threads() == 1  # back
     finally:
         torch.set_num_threads(before)
-        for tid, mask in original.items():
-            try:
-                os.sched_setaffinity(tid, mask)
-            except OSError:
-                pass
+        pin(original[threading.get_native_id()], original)  # threads started since: the main thread's mask
