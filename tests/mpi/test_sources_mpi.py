@@ -82,10 +82,16 @@ def test_named_source_passes_checks(name, options, shape, lengths, y, kind):
     block = init_field(comm, g, source=name, options=dict(options), seed=3)  # check=True raises on failure
     rep = check_field(comm, g, block)
     assert rep.passed and rep.divergence_max < 1e-10
-    # the blocks are the root's field: compare with a serial build on every rank (same seed)
+    # the blocks are the root's field: compare with a serial build on every rank (same seed). The
+    # generator's arithmetic depends on torch's thread count, which on the root path depends on the
+    # ranks sharing the root's node (cfdseed._threads): gan to float32 round-off, the others exactly
     if kind == "bisect1":
         full = init_field(MPI.COMM_SELF, g.global_grid(), source=name, options=dict(options), seed=3)
-        assert everywhere(np.array_equal(block, full[(slice(None), *g.local)]))
+        mine = full[(slice(None), *g.local)]
+        if name == "gan":
+            assert everywhere(np.allclose(block, mine, rtol=0, atol=1e-5 * np.abs(full).max()))
+        else:
+            assert everywhere(np.array_equal(block, mine))
 
 
 @pytest.mark.parametrize("name", ["plug", "gan"])
