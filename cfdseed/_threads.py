@@ -50,9 +50,12 @@ def cpus() -> int:
     return len(mask) if mask else (os.cpu_count() or 1)
 
 
-def share_of(mine: Sequence[int], masks: Sequence[Sequence[int] | None]) -> int:
+def share_of(mine: Sequence[int] | None, masks: Sequence[Sequence[int] | None]) -> int:
     """Threads of a rank with affinity ``mine`` among a node's ranks with ``masks`` (its own
-    included): each of its CPUs counts 1 / the number of masks holding it; at least 1."""
+    included): each of its CPUs counts 1 / the number of masks holding it; at least 1. Without
+    masks (None): ``os.cpu_count()`` split evenly."""
+    if mine is None:
+        return max(1, (os.cpu_count() or 1) // len(masks))
     count = Counter(c for m in masks if m for c in m)
     return max(1, int(sum(1.0 / count[c] for c in mine if count[c]) + 1e-9))
 
@@ -109,19 +112,19 @@ def _cap_blas(share: int, exact: bool = False) -> Any:
 
 
 @contextmanager
-def _setting(n: int, exact: bool, masks: Sequence[Sequence[int]] | None = None) -> Iterator[int]:
-    """Within the block torch, BLAS and the FFTs run on ``n`` threads (``exact``: also above their
-    own setting, else only lowered) or, with ``masks``, on every CPU of their union, this process's
-    threads borrowing them; afterwards everything is back. Yields the count. No step raises: a
+def _setting(share: int | None = None, masks: Sequence[Sequence[int]] | None = None) -> Iterator[int]:
+    """Within the block torch, BLAS and the FFTs run on at most ``share`` threads (only lowered) or,
+    with ``masks``, on exactly as many as the CPUs of their union, this process's threads borrowing
+    them; afterwards everything is back. Yields the count. No step raises: a
     failure on one rank inside a build would leave the others in its next collective, so a step
     that fails is skipped with a warning (the thread counts, not the field, are at stake)."""
     global _share, _torch_restore, _raise
     outer = (_share, _torch_restore, _raise)
-    saved, blas = None, None
+    saved, blas, exact = None, None, masks is not None
     try:
-        if masks is not None:
+        if exact:
             saved = _guarded("CPUs not borrowed", _widen, masks)
-            n = cpus()
+        n = cpus() if exact else share
         _share, _torch_restore, _raise = n, None, exact
         blas = _cap_blas(n, exact=exact)
         if "torch" in sys.modules:
@@ -152,10 +155,9 @@ def node_share(comm: Any) -> Iterator[int]:
     its node's CPUs (module docstring); yields the share."""
     global _node
     mine, masks = _node_masks(comm)
-    share = share_of(mine, masks) if mine is not None else max(1, (os.cpu_count() or 1) // len(masks))
     outer, _node = _node, masks
     try:
-        with _setting(share, exact=False) as n:
+        with _setting(share_of(mine, masks)) as n:
             yield n
     finally:
         _node = outer
@@ -169,7 +171,7 @@ def solo() -> Iterator[None]:
     if _share is None or len(_node) < 2:
         yield
         return
-    with _setting(0, exact=True, masks=[m for m in _node if m]):
+    with _setting(masks=[m for m in _node if m]):
         yield
 
 
@@ -231,5 +233,5 @@ def root_build(comm: Any, root: int) -> Iterator[int | None]:
     if comm.Get_rank() != root or len(masks) < 2:  # alone on its node: nothing to borrow, its own setting
         yield None
         return
-    with _setting(0, exact=True, masks=[m for m in masks if m]) as n:
+    with _setting(masks=[m for m in masks if m]) as n:
         yield n

@@ -416,11 +416,9 @@ def _run_generate(args: argparse.Namespace) -> int:
 
         res = generate_slabs(world, grid, out, source=args.source, options=options, seed=args.seed,
                              dtype=args.dtype, picture=not args.no_png)
-        if world.Get_rank() == 0:
-            _print_generated(res)
-        return 0 if res.report.passed else 1
-    with root_build(world, 0):  # rank 0 borrows its node's CPUs while the others sleep
-        res = root_agreed(world, _generate, args, out, grid, options)
+    else:
+        with root_build(world, 0):  # rank 0 borrows its node's CPUs while the others sleep
+            res = root_agreed(world, _generate, args, out, grid, options)
     if world.Get_rank() == 0:  # outside the agreement: a closed stdout is rank 0's own matter
         _print_generated(res)
     return 0 if res.report.passed else 1

@@ -138,7 +138,7 @@ def _scatter_ring(comm: Any, plan: _Plan, grid: Grid, rng: np.random.Generator,
     ring, head, err = None, None, None
     if rank == 0:
         try:
-            with solo():  # the others sleep: the root may use every CPU of its own
+            with solo():  # the others sleep: the root borrows its node's CPUs
                 ring, steps = _rollout(plan.gen, grid.lengths[0], plan.h, plan.re_tau, plan.tiles, rng, batch,
                                        info.anchor)
             stations = ring[0].shape[0]
