@@ -11,8 +11,9 @@
 ! them and each index's element stride from the addresses of neighbouring elements, so the halo is
 ! skipped without a copy. Pass sections or whole arrays, never expressions (u*1 is a temporary).
 ! start(1:3) is the 1-based global index of the block's first point along x, y, z (2decomp's
-! xstart); axes names what each array index is ("xyz" for u(x, y, z)). status is CFDSEED_OK or an
-! error, with the same value and message on every rank.
+! xstart); axes names what each array index is ("xyz" for u(x, y, z)). Arrays real(c_double) or
+! real(c_float); lengths and y real(c_double), or real(c_float) with real(c_float) arrays. status is
+! CFDSEED_OK or an error, with the same value and message on every rank.
 module cfdseed
   use, intrinsic :: iso_c_binding
   implicit none
@@ -49,7 +50,7 @@ module cfdseed
   end type
 
   interface cfdseed_init_field
-    module procedure init_field_double, init_field_float
+    module procedure init_field_double, init_field_float, init_field_single
   end interface
 
   interface
@@ -118,6 +119,23 @@ contains
     call layout_float(w, p(3), ext(7:9), str(7:9))
     call call_c(comm, shape, lengths, y, start, p, C_FLOAT_CODE, ext, str, axes, source, status, &
                 options, seed, operators, report, message)
+  end subroutine
+
+  ! A single-precision solver's own call: lengths and y in real(c_float) too (widened exactly).
+  subroutine init_field_single(comm, shape, lengths, y, start, u, v, w, axes, source, status, &
+                               options, seed, operators, report, message)
+    integer, intent(in) :: comm, shape(3), start(3)
+    real(c_float), intent(in) :: lengths(3), y(:)
+    real(c_float), intent(inout), target :: u(:,:,:), v(:,:,:), w(:,:,:)
+    character(len=*), intent(in) :: axes, source
+    integer, intent(out) :: status
+    character(len=*), intent(in), optional :: options, operators
+    integer, intent(in), optional :: seed
+    type(cfdseed_report), intent(out), optional :: report
+    character(len=*), intent(out), optional :: message
+
+    call init_field_float(comm, shape, real(lengths, c_double), real(y, c_double), start, u, v, w, axes, &
+                          source, status, options, seed, operators, report, message)
   end subroutine
 
   ! First element, extents and element strides of an array (section) as it lies in memory.

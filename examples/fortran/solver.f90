@@ -6,6 +6,9 @@
 ! packaged GAN, and prints the report on rank 0:
 !
 !   mpiexec -n 4 build/fortran/solver [--source gan] [--options '{"re_tau": 180}'] [--seed 1]
+!                                     [--precision single]
+!
+! --precision single: a single-precision solver (real(c_float) arrays, lengths and y).
 !
 ! --fault block:R  rank R declares a block shifted by one point; --fault y:R  rank R passes ny-1
 ! points of y. Either must give every rank the same error status and message and leave every array
@@ -13,22 +16,23 @@
 program solver
   use mpi
   use cfdseed
-  use, intrinsic :: iso_c_binding, only: c_double
+  use, intrinsic :: iso_c_binding, only: c_double, c_float
   implicit none
   integer, parameter :: nx = 64, ny = 65, nz = 48
   real(c_double), parameter :: sentinel = -7   ! the arrays before seeding; the halo keeps it after
   real(c_double), allocatable, target :: u(:,:,:), v(:,:,:), w(:,:,:)
+  real(c_float), allocatable, target :: us(:,:,:), vs(:,:,:), ws(:,:,:)
   real(c_double) :: pi, lengths(3), y(ny)
   integer :: ierr, rank, nprocs, dims(2), cx, cz, start(3), n1, n2, n3, j, a, seed, status, fault_rank
   integer :: touched, touched_halo
-  character(len=1024) :: arg, val, source, options, fault, message
+  character(len=1024) :: arg, val, source, options, fault, message, prec
   type(cfdseed_report) :: report
 
   call MPI_Init(ierr)
   call MPI_Comm_rank(MPI_COMM_WORLD, rank, ierr)
   call MPI_Comm_size(MPI_COMM_WORLD, nprocs, ierr)
 
-  source = 'gan'; options = ''; fault = ''; seed = 1
+  source = 'gan'; options = ''; fault = ''; seed = 1; prec = 'double'
   do a = 1, command_argument_count() - 1, 2
     call get_command_argument(a, arg)
     call get_command_argument(a + 1, val)
@@ -37,6 +41,7 @@ program solver
     case ('--options'); options = val
     case ('--seed'); read (val, *) seed
     case ('--fault'); fault = val
+    case ('--precision'); prec = val
     end select
   end do
   fault_rank = -1
@@ -64,7 +69,16 @@ program solver
   allocate (u(0:n1+1, 0:n2+1, 0:n3+1), v(0:n1+1, 0:n2+1, 0:n3+1), w(0:n1+1, 0:n2+1, 0:n3+1))
   u = sentinel; v = sentinel; w = sentinel
 
-  if (fault(1:2) == 'y:' .and. rank == fault_rank) then
+  if (prec == 'single') then
+    ! the solver's own single-precision arrays and coordinates; widened below for the checks
+    allocate (us(0:n1+1, 0:n2+1, 0:n3+1), vs(0:n1+1, 0:n2+1, 0:n3+1), ws(0:n1+1, 0:n2+1, 0:n3+1))
+    us = real(sentinel, c_float); vs = us; ws = us
+    call cfdseed_init_field(MPI_COMM_WORLD, [nx, ny, nz], real(lengths, c_float), real(y, c_float), start, &
+                            us(1:n1, 1:n2, 1:n3), vs(1:n1, 1:n2, 1:n3), ws(1:n1, 1:n2, 1:n3), 'xyz', &
+                            trim(source), status, options=trim(options), seed=seed, report=report, &
+                            message=message)
+    u = us; v = vs; w = ws
+  else if (fault(1:2) == 'y:' .and. rank == fault_rank) then
     call cfdseed_init_field(MPI_COMM_WORLD, [nx, ny, nz], lengths, y(1:ny-1), start, u(1:n1, 1:n2, 1:n3), &
                             v(1:n1, 1:n2, 1:n3), w(1:n1, 1:n2, 1:n3), 'xyz', trim(source), status, &
                             options=trim(options), seed=seed, report=report, message=message)
