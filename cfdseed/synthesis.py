@@ -426,10 +426,12 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         fields drawn could be calibrated to the target.
     """
     def once(attempt: int) -> tuple[np.ndarray, SynthesisInfo]:
+        nonlocal model
         plan = _plan(model, grid, rng, quiet=attempt > 0, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
                      batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
                      x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
                      anchor=anchor)
+        model = plan.gen  # a redraw reuses the loaded generator
         gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
         nx = grid.shape[0]
         t = time.perf_counter()

@@ -67,11 +67,13 @@ def synthesise_slabs(comm: Any, model: Any, grid: Grid, rng: np.random.Generator
     """
 
     def once(attempt: int) -> tuple[np.ndarray, SynthesisInfo]:
+        nonlocal model
         plan = run_agreed(comm, lambda: _plan(
             model, grid, rng, quiet=attempt > 0, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk, batch=batch,
             device=device, no_slip=no_slip, divergence_free=divergence_free, x_stations=x_stations, z_tiles=z_tiles,
             calibrate=calibrate, x_construction=x_construction, anchor=anchor))
         info, gen, ns = plan.info, plan.gen, plan.stations
+        model = gen  # a redraw reuses the loaded generator
         size, rank = comm.Get_size(), comm.Get_rank()
         nx = grid.shape[0]
         t = time.perf_counter()

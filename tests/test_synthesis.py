@@ -471,7 +471,7 @@ def test_close_ring_keeps_the_variance_of_a_slowly_decorrelating_chain():
     assert np.all(np.abs(energy - 1.0) < 0.1), energy.max()
 
 
-def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path):
+def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path, monkeypatch):
     """Seed 29 of default-re180-v2.1 on the campaign grid is the 1 field in 200 that the stress
     calibration cannot bring to its target (ww 0.24 off near one wall): with ``redraws=0`` that is a
     CalibrationError, by default a new field drawn from the same generator, still a function of the
@@ -485,8 +485,15 @@ def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path):
     model = "default-re180-v2.1"
     with pytest.raises(CalibrationError, match="ww is 0.2.* off its target"):
         _synthesise(model, grid, np.random.default_rng(29), device="cpu", redraws=0)
+    import cfdseed.model as model_module
+
+    loads = []
+    load = model_module.load_generator
+    monkeypatch.setattr(model_module, "load_generator", lambda *a, **k: loads.append(a) or load(*a, **k))
     f, info = _synthesise(model, grid, np.random.default_rng(29), device="cpu")
     assert info.redraws == 1 and max(info.enforcement.calibration.resolved.values()) <= ACCEPT
+    assert len(loads) == 1  # the redraw reused the loaded generator
+    monkeypatch.undo()
     g, again = _synthesise(model, grid, np.random.default_rng(29), device="cpu", redraws=1)
     assert again.redraws == 1 and np.array_equal(f, g)
     from cfdseed.fields import read_field
