@@ -679,7 +679,8 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
                          "the reduction is the steps'")
         if "target" in pair:
             t = pair["target"]
-            rng = ", ".join("inf" if x is None else f"{x:.4g}" for x in t["range95"])
+            rng = ", ".join(("-inf" if i == 0 else "inf") if x is None else f"{x:.4g}"
+                            for i, x in enumerate(t["range95"]))  # an open side: -inf below, inf above
             lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
             power = comp.get("verdict_power", {}).get(t.get("baseline_ic"))
             if power is not None and t.get("driving") == "force":  # studied for the body-force view

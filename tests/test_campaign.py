@@ -1406,3 +1406,15 @@ def test_decision_between_two_studies_follows_the_registered_conditions(tmp_path
     b.write_text(json.dumps(good))
     assert cv.main(["--decide", str(a), str(b), "--out", str(tmp_path / "d.json")]) == 0
     assert json.loads((tmp_path / "d.json").read_text())["adopt"]
+
+
+def test_a_verdict_s_open_sides_print_as_minus_and_plus_infinity():
+    """The printed 95 % range of a target: an open lower side is -inf, an open upper side inf."""
+    q = {"text": "x"}
+    pair = {"difference": {"time": q}, "reduction": {"time": q}, "a": "gan", "b": "control",
+            "target": {"target": "t", "verdict": "undecided", "range95": [None, 25.3]}}
+    report = part("campaign_report")
+    lines = report.format_comparisons({"pairs": {"gan vs control": pair}, "not_compared": {}})
+    assert "(95 % range [-inf, 25.3])" in lines[-1]
+    pair["target"]["range95"] = [1.0, None]
+    assert "(95 % range [1, inf])" in report.format_comparisons({"pairs": {"p": pair}, "not_compared": {}})[-1]
