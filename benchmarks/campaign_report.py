@@ -327,7 +327,24 @@ def ensemble_onsets(judged: Mapping[str, Judged], ref: Reference, k: Mapping[str
             "onset_ci95": _interval(*_ranges(j.boot["time"], j.censored)),
             "cost_to_onset": onset_cost(j),
             "per_run": [{"censored": p.censored, "onset_time": p.onset_time} for p in per],
+            "by_signal": by_signal(j, ref, k, protocol),
         }
+    return out
+
+
+def by_signal(j: Judged, ref: Reference, k: Mapping[str, float], protocol: dict[str, Any]) -> dict[str, Any]:
+    """Descriptive, not registered (it decides nothing): per signal, the ensemble's onset were that
+    signal judged alone (the rule and k_N of the ensemble), and its trailing mean's offset from the
+    reference mean over the record's second half in band units (sigma/sqrt(N): the band is +-k_N),
+    to say which signal holds an ensemble outside the band and how far."""
+    n = j.values.shape[0]
+    z = ref.z_scores(j.values.mean(axis=0), n)
+    late = j.grid >= j.grid[-1] / 2
+    out = {}
+    for s, name in enumerate(ref.signals):
+        r = onset_from_z(j.grid, z[s:s + 1], k[str(n)], protocol["min_steady"], [name])
+        out[name] = {"censored": r.censored, "onset_time": r.onset_time,
+                     "offset_second_half": float(np.nanmean(z[s, late]))}
     return out
 
 

@@ -268,6 +268,11 @@ def test_reference_statistics_calibrate_and_blind_onsets(cr):
     assert not np.array_equal(other["g2"].boot["time"], judged["g2"].boot["time"])  # the seed does matter
     assert res["g1"]["onset_time"] == pytest.approx(1.0) and res["g2"]["onset_time"] > 4.0
     assert len(res["g2"]["per_run"]) == 3
+    # descriptive: the offset was in U_b only, so U_b alone gives g2's onset and the others the first window
+    by = res["g2"]["by_signal"]
+    assert by["bulk"]["onset_time"] == res["g2"]["onset_time"] and math.isfinite(by["bulk"]["offset_second_half"])
+    assert all(v["onset_time"] == pytest.approx(1.0) for n, v in by.items() if n != "bulk"), by
+    assert set(by) == set(protocol["signals"])
     named = cr.join(res, {"g1": "control", "g2": "trig"})
     assert cr.join(res, {"g1": {"ic": "control", "tier": "c"}, "g2": {"ic": "trig", "tier": "c"}}) == named
     assert named["trig"]["group"] == "g2"
