@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
                    help="register: the tier (confirmatory, fair, exploratory, flow_rate; sweep: the protocol's trig_sweep)")
     p.add_argument("--ics", nargs="+", default=["trig", "plug", "control"], help="register: the tier's ICs")
     p.add_argument("--members", type=int, default=None, help="register: ensemble size (amendment 1's N)")
+    p.add_argument("--before", default=None, metavar="TIER",
+                   help="register --tier exploratory: the runs go before that tier's first run (default: appended)")
     p.add_argument("--model", default=None,
                    help="register --ics gan (or sem): the model (a packaged model's name) whose sha256 the runs check")
     p.add_argument("--max-wall", type=float, default=math.inf, help="wall-clock limit of this invocation (s)")
@@ -401,8 +403,10 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         if args.tier == "flow_rate":
             key = register_flow_rate(campaign, args.ics, args.members, args.model)
         else:
+            if args.before is not None and args.tier != "exploratory":
+                raise SystemExit("--before places exploratory runs only (a registered tier keeps the protocol's order)")
             key = register(campaign, args.tier, tier_ics(campaign, args.tier, args.ics, args.model), args.members,
-                           registration_seed(campaign))
+                           registration_seed(campaign), before_tier=args.before)
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")
         return 0
     if args.action == "check" and args.plan:

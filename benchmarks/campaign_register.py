@@ -36,7 +36,8 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     names to finished onsets (``campaign_report.join``). ``kind``,
     ``seeds`` and ``horizon``: the runs' kind (the analysis judges ``"ic"`` runs only), member
     seeds and horizon (default the protocol's); ``reference``: the reference run whose case (spec)
-    the runs share; ``before_tier``: the runs go before that tier's first run (else appended).
+    the runs share; ``before_tier``: the runs go before that tier's first run after the reference
+    (else appended).
     """
     plan_path, key_path = campaign / "plan.json", campaign / "key.json"
     plan = json.loads(plan_path.read_text())
@@ -69,7 +70,9 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
                               spec=ref["spec"], ic=entry, **dict(IC_RUN, kind=kind)))
         batches.append([batch[j] for j in rng.permutation(len(batch))])
     new = [r for b in batches for r in b]
-    at = next((i for i, r in enumerate(plan["runs"]) if before_tier and r.get("tier") == before_tier), None)
+    after = next(i for i, r in enumerate(plan["runs"]) if r is ref)  # a tier's runs follow their reference
+    at = next((i for i, r in enumerate(plan["runs"]) if i > after and before_tier and r.get("tier") == before_tier),
+              None)
     if interleave:
         plan["runs"] = _insert_members(plan["runs"], tier, seeds, batches)
     elif at is not None:

@@ -569,7 +569,7 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
                 not_judged: Mapping[str, str], pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The unblinded comparisons: every complete ensemble's cost to its onset, the pairs (default:
     each GAN ensemble against every other complete ensemble of the same case, i.e. equal run specs
-    ``case[group]``; an :data:`EXPLORATORY` one against the GAN ensembles, and phase-randomised
+    ``case[group]``; an :data:`EXPLORATORY` one against the GAN ensembles and the controls, and phase-randomised
     against control (amendment 5), both descriptive), a registered
     GAN ensemble's against a registered other with the verdict of :data:`TARGETS` (else
     :data:`AHEAD`), and why ensembles in ``not_judged`` (group -> reason) are not compared. Labels:
@@ -583,9 +583,10 @@ def comparisons(judged: Mapping[str, Judged], key: Mapping[str, Any], case: Mapp
     if pairs is None:
         pairs = [(a, b) for a in sorted(named) if a in gan for b in sorted(named)
                  if ic[b] != "gan" and b not in explo and case_of[b] == case_of[a]]
-        # an exploratory ensemble: against the registered GAN ensembles of its case, descriptive
+        # an exploratory ensemble: against the registered GAN ensembles and the controls of its case,
+        # descriptive
         pairs += [(a, b) for a in sorted(named) if a in explo for b in sorted(named)
-                  if b in gan and case_of[b] == case_of[a]]
+                  if (b in gan or ic[b] == "control") and case_of[b] == case_of[a]]
         # amendment 5, descriptive: what the DNS's structure buys when every one-point statistic and
         # spectrum is exact (phase-randomised minus control, in each case that has both)
         pairs += [(a, b) for a in sorted(named) if ic[a] == "phase-randomised" and a not in explo

@@ -1022,6 +1022,36 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_p
     assert pairs["gan-v2.1 vs gan"]["difference"]["time"]["estimate"] == pytest.approx(1.0, abs=0.6)
 
 
+def test_an_exploratory_gan_ensemble_is_compared_with_the_controls_too(cr, tmp_path):
+    """Amendment 18: an exploratory ensemble against the registered GAN ensemble and the controls,
+    both descriptive."""
+    pairs = _two_tier_pairs(cr, tmp_path, 7, ("gan", "control"), "exploratory", {"gan-own-bulk": dict(source="gan")},
+                            {"gan": 3.0, "control": 0.0, "gan-own-bulk": 1.0})
+    assert set(pairs) == {"gan vs control", "gan-own-bulk vs gan", "gan-own-bulk vs control"}
+    assert "target" in pairs["gan vs control"]
+    assert "target" not in pairs["gan-own-bulk vs gan"] and "target" not in pairs["gan-own-bulk vs control"]
+
+
+def test_exploratory_runs_may_go_before_a_later_tier_and_a_view_s_runs_follow_their_reference(tmp_path):
+    """``register(before_tier=...)``: the runs go before that tier's first run after their reference,
+    so the flow-rate view's IC runs (before_tier exploratory, reference ref-cfr) stay behind ref-cfr
+    even when exploratory runs were placed earlier in the plan."""
+    protocol = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text()), member_seeds=[1, 2])
+    camp = _synthetic_campaign(tmp_path, protocol)
+    camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=1)
+    plan = json.loads((camp / "plan.json").read_text())
+    cfr = dict(plan["runs"][0], id="ref-cfr", spec=dict(plan["runs"][0]["spec"], driving="flow_rate"))
+    plan["runs"].append(cfr)
+    (camp / "plan.json").write_text(json.dumps(plan))
+    camp_register.register(camp, "exploratory", {"gan-x": dict(source="gan")}, 2, seed=2)  # appended
+    camp_register.register(camp, "exploratory", {"gan-y": dict(source="gan")}, 2, seed=3, before_tier="fair")
+    camp_register.register(camp, "flow_rate", {"trig": dict(source="trig")}, 2, seed=4, reference="ref-cfr",
+                           before_tier="exploratory")
+    key = json.loads((camp / "key.json").read_text())
+    order = [("ref" if r["kind"] == "reference" else key[r["group"]]["ic"]) for r in camp_plan.read_plan(camp)]
+    assert order == ["ref", "gan-y", "gan-y", "sem", "sem", "ref", "trig", "trig", "gan-x", "gan-x"]
+
+
 def test_phase_randomised_is_compared_with_control_by_default_without_a_target(cr, tmp_path):
     """Amendment 5's descriptive pair: phase-randomised minus control, beside the GAN's registered
     pairs (phase-randomised with the target "ahead")."""
@@ -1092,7 +1122,9 @@ def test_flow_rate_view_is_registered_before_the_exploratory_runs():
     assert cfr["horizon"] - cfr["discard"] >= 8 * 20 - 10  # eight control states 20 h/u_tau apart
     assert (ROOT / cfr["ic"]["state"]).exists() and cfr["ic"]["options"]["bulk"] == protocol["bulk"]
     assert all(r["ic"].get("state") != cfr["ic"]["state"] for r in runs if r["kind"] == "ic")
-    assert ids.index("ref-cfr") < min(i for i, r in enumerate(runs) if r.get("tier") == "exploratory")
+    key = json.loads((ROOT / "benchmarks" / "campaign" / "key.json").read_text())
+    last = {g for g, v in key.items() if v["ic"] == "gan-v2.1"}  # amendment 8's exploratory runs, last in the plan
+    assert ids.index("ref-cfr") < min(i for i, r in enumerate(runs) if r.get("group") in last)
     assert "bulk" not in protocol["signals"] and protocol["horizon"] < 32.0
     assert set(protocol["ics"]) == {"gan", "trig", "phase-randomised", "control"}
     assert all(ic["options"]["bulk"] == protocol["bulk"] for ic in protocol["ics"].values())
