@@ -1265,6 +1265,23 @@ def test_decisions_due_name_a_complete_tier_until_it_is_analysed(tmp_path):
     assert camp_plan.decisions_due(camp, onsets=onsets) == []
 
 
+def test_decisions_due_name_a_complete_exploratory_ensemble_before_its_tier_is_done(tmp_path):
+    """Amendment 18: an exploratory ensemble is analysed when its own runs are done, even while the
+    tier's other ensembles (later in the plan) wait."""
+    camp = _plan(tmp_path, dict(id="x1", kind="ic", tier="exploratory", group="gx", horizon=1.0),
+                 dict(id="y1", kind="ic", tier="exploratory", group="gy", horizon=1.0))
+    (camp / "protocol.json").write_text("{}")
+    onsets = tmp_path / "onsets.json"
+    (camp / "x1").mkdir()
+    (camp / "x1" / "run.json").write_text(json.dumps(dict(id="x1", t=0.5, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    assert camp_plan.decisions_due(camp, onsets=onsets) == []
+    (camp / "x1" / "run.json").write_text(json.dumps(dict(id="x1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    assert camp_plan.decisions_due(camp, onsets=onsets) == [
+        "exploratory ensemble gx is done: 'campaign analyse', then '--unblind' (amendment 18), and commit the results"]
+    onsets.write_text(json.dumps({"ensembles": {"gx": {}}}))
+    assert camp_plan.decisions_due(camp, onsets=onsets) == []
+
+
 FAKE_WORKER = """
 import json, os, socket, sys, time
 from pathlib import Path
