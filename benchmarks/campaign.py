@@ -394,6 +394,11 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
               + (f", {dest.with_suffix('.png')}" if "figure" in res else ""))
         return 0
     if args.action == "register":
+        if args.before is not None:
+            if args.tier != "exploratory":
+                raise SystemExit("--before places exploratory runs only (a registered tier keeps the protocol's order)")
+            if not any(r.get("tier") == args.before for r in read_plan(campaign) if r["kind"] != "reference"):
+                raise SystemExit(f"--before {args.before}: the plan has no run of tier {args.before!r}")
         if args.tier == "sweep":
             key = register_sweep(campaign)
             print(f"registered the trig sweep: groups {', '.join(f'{g} ({n})' for g, n in key.items())}")
@@ -403,8 +408,6 @@ def main(argv: list[str] | None = None, commit: str = "unknown") -> int:
         if args.tier == "flow_rate":
             key = register_flow_rate(campaign, args.ics, args.members, args.model)
         else:
-            if args.before is not None and args.tier != "exploratory":
-                raise SystemExit("--before places exploratory runs only (a registered tier keeps the protocol's order)")
             key = register(campaign, args.tier, tier_ics(campaign, args.tier, args.ics, args.model), args.members,
                            registration_seed(campaign), before_tier=args.before)
         print(f"registered {len(key)} ensembles of {args.members} in tier {args.tier!r}: groups {', '.join(key)}")

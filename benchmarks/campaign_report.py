@@ -561,7 +561,8 @@ def ic_labels(key: Mapping[str, Any]) -> dict[str, str]:
 
 
 #: The tier of exploratory ensembles (PROTOCOL.md: "never replace confirmatory ones"): compared,
-#: by default, with the registered GAN ensembles of their case, descriptively (no target).
+#: by default, with the registered GAN ensembles and the controls of their case (amendment 18),
+#: descriptively (no target).
 EXPLORATORY = "exploratory"
 
 

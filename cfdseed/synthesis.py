@@ -425,13 +425,16 @@ def synthesise(model: Any, grid: Grid, rng: np.random.Generator, *, corr_length:
         :class:`~cfdseed.errors.CalibrationError` (a SourceError) when none of the ``1 + redraws``
         fields drawn could be calibrated to the target.
     """
+    load_s = 0.0
+
     def once(attempt: int) -> tuple[np.ndarray, SynthesisInfo]:
-        nonlocal model
+        nonlocal model, load_s
         plan = _plan(model, grid, rng, quiet=attempt > 0, corr_length=corr_length, re_tau=re_tau, u_tau=u_tau, nu=nu, bulk=bulk,
                      batch=batch, device=device, no_slip=no_slip, divergence_free=divergence_free,
                      x_stations=x_stations, z_tiles=z_tiles, calibrate=calibrate, x_construction=x_construction,
                      anchor=anchor)
-        model = plan.gen  # a redraw reuses the loaded generator
+        model = plan.gen  # a redraw reuses the loaded generator; its info keeps the load's time
+        load_s = plan.info.timings["load"] = load_s + plan.info.timings["load"]
         gen, info, ns, tiles = plan.gen, plan.info, plan.stations, plan.tiles
         nx = grid.shape[0]
         t = time.perf_counter()

@@ -1052,6 +1052,28 @@ def test_exploratory_runs_may_go_before_a_later_tier_and_a_view_s_runs_follow_th
     assert order == ["ref", "gan-y", "gan-y", "sem", "sem", "ref", "trig", "trig", "gan-x", "gan-x"]
 
 
+def test_amendment_18_s_runs_sit_between_the_sweep_and_the_fair_tier():
+    """The committed plan: gan-own-bulk's eight runs right after the sweep's, before the first fair run."""
+    runs = camp_plan.read_plan()
+    key = json.loads((ROOT / "benchmarks" / "campaign" / "key.json").read_text())
+    own = [i for i, r in enumerate(runs) if key.get(r.get("group"), {}).get("ic") == "gan-own-bulk"]
+    assert len(own) == 8 and own == list(range(own[0], own[0] + 8))
+    assert runs[own[0] - 1]["kind"] == "sweep" and runs[own[-1] + 1]["tier"] == "fair"
+    assert all(runs[i]["ic"]["options"] == {"model": "default-re180-v2"} for i in own)  # no bulk option
+
+
+def test_register_before_is_for_exploratory_runs_and_an_existing_tier(cp, tmp_path):
+    protocol = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text()), member_seeds=[1])
+    camp = _synthetic_campaign(tmp_path, protocol)
+    camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 1, seed=1)
+    with pytest.raises(SystemExit, match="exploratory runs only"):
+        cp.main(["register", "--tier", "fair", "--ics", "streaks", "--members", "1", "--before", "fair",
+                 "--campaign", str(camp)])
+    with pytest.raises(SystemExit, match="no run of tier 'fiar'"):
+        cp.main(["register", "--tier", "exploratory", "--ics", "gan-own-bulk", "--members", "1", "--before", "fiar",
+                 "--model", "default-re180-v2", "--campaign", str(camp)])
+
+
 def test_phase_randomised_is_compared_with_control_by_default_without_a_target(cr, tmp_path):
     """Amendment 5's descriptive pair: phase-randomised minus control, beside the GAN's registered
     pairs (phase-randomised with the target "ahead")."""
@@ -1110,9 +1132,10 @@ def test_power_input_is_the_body_force_or_the_held_gradient(cr):
                                [1.0, 0.8, 1.2])
 
 
-def test_flow_rate_view_is_registered_before_the_exploratory_runs():
+def test_flow_rate_view_is_registered_before_amendment_8_s_exploratory_runs():
     """Amendment 9: ref-cfr is the committed case under a held flow rate, from a body-force state
-    that is no control's, ahead of the exploratory tier; its protocol block names what the tier needs."""
+    that is no control's, ahead of amendment 8's exploratory runs; its protocol block names what the
+    tier needs."""
     runs = camp_plan.read_plan()
     ids = [r["id"] for r in runs]
     ref, cfr = runs[0], runs[ids.index("ref-cfr")]

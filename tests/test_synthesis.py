@@ -493,6 +493,14 @@ def test_a_field_out_of_the_calibrations_reach_is_redrawn(tmp_path, monkeypatch)
     f, info = _synthesise(model, grid, np.random.default_rng(29), device="cpu")
     assert info.redraws == 1 and max(info.enforcement.calibration.resolved.values()) <= ACCEPT
     assert len(loads) == 1  # the redraw reused the loaded generator
+    assert info.timings["load"] > 1e-3  # the first load's time (tens of ms), kept by the redraw (~1e-6 alone)
+    from mpi4py import MPI
+
+    from cfdseed.synthesis_slabs import synthesise_slabs
+
+    slab, sinfo = synthesise_slabs(MPI.COMM_SELF, model, grid, np.random.default_rng(29), device="cpu")
+    assert len(loads) == 2 and sinfo.redraws == 1  # the slabs' redraw reused its generator too
+    assert np.allclose(slab, f, atol=1e-5 * np.abs(f).max())
     monkeypatch.undo()
     g, again = _synthesise(model, grid, np.random.default_rng(29), device="cpu", redraws=1)
     assert again.redraws == 1 and np.array_equal(f, g)

@@ -69,6 +69,7 @@ program solver
   allocate (u(0:n1+1, 0:n2+1, 0:n3+1), v(0:n1+1, 0:n2+1, 0:n3+1), w(0:n1+1, 0:n2+1, 0:n3+1))
   u = sentinel; v = sentinel; w = sentinel
 
+  if (prec == 'single' .and. fault /= '') error stop '--precision single takes no --fault'
   if (prec == 'single') then
     ! the solver's own single-precision arrays and coordinates; widened below for the checks
     allocate (us(0:n1+1, 0:n2+1, 0:n3+1), vs(0:n1+1, 0:n2+1, 0:n3+1), ws(0:n1+1, 0:n2+1, 0:n3+1))
