@@ -70,9 +70,9 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
                               spec=ref["spec"], ic=entry, **dict(IC_RUN, kind=kind)))
         batches.append([batch[j] for j in rng.permutation(len(batch))])
     new = [r for b in batches for r in b]
-    after = next(i for i, r in enumerate(plan["runs"]) if r is ref)  # a tier's runs follow their reference
-    at = next((i for i, r in enumerate(plan["runs"]) if i > after and before_tier and r.get("tier") == before_tier),
-              None)
+    after = plan["runs"].index(ref) + 1  # a tier's runs follow their reference
+    at = next((i for i, r in enumerate(plan["runs"][after:], after) if r.get("tier") == before_tier),
+              None) if before_tier else None
     if interleave:
         plan["runs"] = _insert_members(plan["runs"], tier, seeds, batches)
     elif at is not None:
