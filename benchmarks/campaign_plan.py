@@ -177,11 +177,11 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
         if all(done[r["id"]] for r in members) and not {r["group"] for r in members} <= judged:
             out.append(f"tier {tier} is done: 'campaign analyse', then '--unblind' (amendment 11), and commit "
                        "the results")
-        elif tier == "exploratory":  # amendment 18: an exploratory ensemble is analysed when its runs are done
+        elif tier == "exploratory":  # amendment 19: an exploratory ensemble is analysed when its runs are done
             for g in sorted({r["group"] for r in members} - judged):
                 if all(done[r["id"]] for r in members if r["group"] == g):
                     out.append(f"exploratory ensemble {g} is done: 'campaign analyse', then '--unblind' "
-                               "(amendment 18), and commit the results")
+                               "(amendment 19), and commit the results")
     return out
 
 

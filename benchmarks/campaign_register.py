@@ -169,7 +169,8 @@ def tier_ics(campaign: Path, tier: str, names: list[str], model: str | None = No
 def register_flow_rate(campaign: Path, names: list[str], members: int, model: str | None) -> dict[str, str]:
     """Register the flow-rate view's IC runs (amendment 9): only once its reference is done and
     passes the validation gate (:func:`validate_reference`), with the view's ensemble size, case and
-    horizon, before the exploratory runs."""
+    horizon, before the first run after the reference of the tier the protocol's ``ic_runs_before``
+    names (amendment 20: the fair tier; amendment 9's place, the exploratory runs, without it)."""
     protocol = json.loads((campaign / "protocol.json").read_text())
     fr = protocol["flow_rate"]
     if members != fr["members"]:
@@ -181,7 +182,8 @@ def register_flow_rate(campaign: Path, names: list[str], members: int, model: st
                          f"Re_tau {gate['re_tau']:.1f}, U+ L2 {gate['u_plus_rel_l2']:.4f}, peak u'+ "
                          f"{gate['peak_u_rel_err']:.4f} ({gate['checks']}); the view's IC runs are not registered")
     return register(campaign, "flow_rate", tier_ics(campaign, "flow_rate", names, model), members,
-                    registration_seed(campaign), horizon=fr["horizon"], reference=ref_id, before_tier="exploratory")
+                    registration_seed(campaign), horizon=fr["horizon"], reference=ref_id,
+                    before_tier=fr.get("ic_runs_before", "exploratory"))
 
 
 def sweep_ics(campaign: Path) -> tuple[dict[str, dict[str, Any]], list[int]]:

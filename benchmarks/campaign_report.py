@@ -561,7 +561,7 @@ def ic_labels(key: Mapping[str, Any]) -> dict[str, str]:
 
 
 #: The tier of exploratory ensembles (PROTOCOL.md: "never replace confirmatory ones"): compared,
-#: by default, with the registered GAN ensembles and the controls of their case (amendment 18),
+#: by default, with the registered GAN ensembles and the controls of their case (amendment 19),
 #: descriptively (no target).
 EXPLORATORY = "exploratory"
 

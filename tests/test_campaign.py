@@ -1023,7 +1023,7 @@ def test_exploratory_ensembles_are_compared_with_the_gan_descriptively(cr, tmp_p
 
 
 def test_an_exploratory_gan_ensemble_is_compared_with_the_controls_too(cr, tmp_path):
-    """Amendment 18: an exploratory ensemble against the registered GAN ensemble and the controls,
+    """Amendment 19: an exploratory ensemble against the registered GAN ensemble and the controls,
     both descriptive."""
     pairs = _two_tier_pairs(cr, tmp_path, 7, ("gan", "control"), "exploratory", {"gan-own-bulk": dict(source="gan")},
                             {"gan": 3.0, "control": 0.0, "gan-own-bulk": 1.0})
@@ -1052,13 +1052,18 @@ def test_exploratory_runs_may_go_before_a_later_tier_and_a_view_s_runs_follow_th
     assert order == ["ref", "gan-y", "gan-y", "sem", "sem", "ref", "trig", "trig", "gan-x", "gan-x"]
 
 
-def test_amendment_18_s_runs_sit_between_the_sweep_and_the_fair_tier():
-    """The committed plan: gan-own-bulk's eight runs right after the sweep's, before the first fair run."""
+def test_amendment_19_s_runs_sit_between_the_sweep_and_the_flow_rate_reference():
+    """The committed plan: gan-own-bulk's eight runs right after the sweep's, then (amendment 20) the
+    flow-rate view's reference, then the fair tier."""
     runs = camp_plan.read_plan()
     key = json.loads((ROOT / "benchmarks" / "campaign" / "key.json").read_text())
     own = [i for i, r in enumerate(runs) if key.get(r.get("group"), {}).get("ic") == "gan-own-bulk"]
     assert len(own) == 8 and own == list(range(own[0], own[0] + 8))
-    assert runs[own[0] - 1]["kind"] == "sweep" and runs[own[-1] + 1]["tier"] == "fair"
+    assert runs[own[0] - 1]["kind"] == "sweep" and runs[own[-1] + 1]["id"] == "ref-cfr"
+    assert runs[own[-1] + 2]["tier"] == "fair"
+    assert not any(r.get("tier") == "fair" for r in runs[:own[-1] + 2])
+    protocol = json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())
+    assert protocol["flow_rate"]["ic_runs_before"] == "fair"  # the view's IC runs will follow ref-cfr too
     assert all(runs[i]["ic"]["options"] == {"model": "default-re180-v2"} for i in own)  # no bulk option
 
 
@@ -1155,6 +1160,27 @@ def test_flow_rate_view_is_registered_before_amendment_8_s_exploratory_runs():
     assert camp_ics.model_sha256(gan["options"]["model"]) == gan["model_sha256"]  # amendment 3's model
 
 
+def test_flow_rate_runs_go_where_the_protocol_places_them(tmp_path, monkeypatch):
+    """Amendment 20: with ``ic_runs_before`` "fair" the view's IC runs follow its reference, ahead of
+    the fair tier's runs (done ones included) and the exploratory ones; the other tiers keep their order."""
+    fr = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"], members=2)
+    fr["ics"] = {"trig": dict(source="trig", options=dict(bulk=15.7))}
+    protocol = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text()),
+                    member_seeds=[1, 2], flow_rate=fr)
+    camp = _synthetic_campaign(tmp_path, protocol)
+    camp_register.register(camp, "confirmatory", {"trig": dict(source="trig")}, 2, seed=1)
+    plan = json.loads((camp / "plan.json").read_text())
+    plan["runs"].append(dict(plan["runs"][0], id="ref-cfr", spec=dict(plan["runs"][0]["spec"], driving="flow_rate")))
+    (camp / "plan.json").write_text(json.dumps(plan))
+    camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=2)
+    camp_register.register(camp, "exploratory", {"gan-x": dict(source="gan")}, 2, seed=3)
+    monkeypatch.setattr(camp_register, "validate_reference", lambda c, rid: dict(complete=True, passed=True))
+    camp_register.register_flow_rate(camp, ["trig"], 2, None)
+    order = [r["id"] if r["kind"] == "reference" else r["tier"] for r in camp_plan.read_plan(camp)]
+    assert order == (["ref"] + ["confirmatory"] * 2 + ["ref-cfr"] + ["flow_rate"] * 2 + ["fair"] * 2
+                     + ["exploratory"] * 2)
+
+
 def test_validate_reference_passes_the_body_force_reference_and_fails_a_wrong_case(tmp_path):
     """Amendment 9's gate on the committed body-force reference (its own wall units: Re_tau 180);
     the same chunks declared as a case of nu = 1/150 fail it (wall units 17 % off)."""
@@ -1178,6 +1204,7 @@ def test_flow_rate_view_is_registered_after_its_gate_and_judged_on_its_own_refer
     each view against its own reference (U_b held: no bulk signal) and draws a figure per view."""
     fr = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"],
               horizon=6.0, members=3)
+    fr.pop("ic_runs_before")  # amendment 9's place: before the exploratory runs
     fr["ics"] = {"control": dict(source="snapshot", options=dict(bulk=15.7), states="the reference's"),
                  "trig": dict(source="trig", options=dict(bulk=15.7))}
     protocol = dict(cr.read_protocol(ROOT / "benchmarks" / "campaign"), horizon=8.0, calibration_surrogates=60,
@@ -1289,7 +1316,7 @@ def test_decisions_due_name_a_complete_tier_until_it_is_analysed(tmp_path):
 
 
 def test_decisions_due_name_a_complete_exploratory_ensemble_before_its_tier_is_done(tmp_path):
-    """Amendment 18: an exploratory ensemble is analysed when its own runs are done, even while the
+    """Amendment 19: an exploratory ensemble is analysed when its own runs are done, even while the
     tier's other ensembles (later in the plan) wait."""
     camp = _plan(tmp_path, dict(id="x1", kind="ic", tier="exploratory", group="gx", horizon=1.0),
                  dict(id="y1", kind="ic", tier="exploratory", group="gy", horizon=1.0))
@@ -1300,7 +1327,7 @@ def test_decisions_due_name_a_complete_exploratory_ensemble_before_its_tier_is_d
     assert camp_plan.decisions_due(camp, onsets=onsets) == []
     (camp / "x1" / "run.json").write_text(json.dumps(dict(id="x1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
     assert camp_plan.decisions_due(camp, onsets=onsets) == [
-        "exploratory ensemble gx is done: 'campaign analyse', then '--unblind' (amendment 18), and commit the results"]
+        "exploratory ensemble gx is done: 'campaign analyse', then '--unblind' (amendment 19), and commit the results"]
     onsets.write_text(json.dumps({"ensembles": {"gx": {}}}))
     assert camp_plan.decisions_due(camp, onsets=onsets) == []
 
