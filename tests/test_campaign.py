@@ -1522,3 +1522,33 @@ def test_a_verdict_s_open_sides_print_as_minus_and_plus_infinity():
     assert "(95 % range [-inf, 25.3])" in lines[-1]
     pair["target"]["range95"] = [1.0, None]
     assert "(95 % range [1, inf])" in report.format_comparisons({"pairs": {"p": pair}, "not_compared": {}})[-1]
+
+
+def test_relaxation_predicts_an_offset_s_decay_and_reads_only_unblinded_ensembles(tmp_path):
+    """campaign_relaxation on a synthetic campaign: the reference's AR(1) autocorrelation (2 h/u_tau)
+    is found; an ensemble started 0.3 above the mean that relaxes as the mode does is predicted within
+    its noise, one held 0.3 above throughout is not; a group the unblinded analysis has not judged is
+    not read."""
+    relax = load("campaign_relaxation")
+    rng = np.random.default_rng(11)
+    camp = _synthetic_campaign(tmp_path, {})
+    _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
+    t = np.arange(0.0, 40.0, 0.01)
+    assert relax.autocorrelation(t, np.exp(-t / 2.0), np.array([0.0]))[0] == pytest.approx(1.0)
+    runs = [json.loads((camp / "plan.json").read_text())["runs"][0]]
+    for group, offset in (("ga", lambda t: 0.3 * np.exp(-t / 2.0)), ("gb", 0.3), ("gc", 0.3)):
+        for m in range(8):
+            rid = f"r{group}{m}"
+            runs.append(dict(id=rid, kind="ic", tier="confirmatory", group=group, horizon=32.0))
+            _commit_run(camp, rid, 32.0, _run_series(rng, 32.0, offset)[1])  # about the reference's 15.7
+    (camp / "plan.json").write_text(json.dumps({"runs": runs}))
+    onsets = tmp_path / "named.json"
+    onsets.write_text(json.dumps({"named": {"relaxing": {"group": "ga"}, "held": {"group": "gb"}}}))
+    res = relax.relaxation(camp, onsets)
+    assert set(res["ensembles"]) == {"relaxing", "held"}  # gc is not unblinded: not read
+    assert res["reference"]["rho"]["2"] == pytest.approx(math.exp(-1.0), abs=0.15)
+    relaxing, held = (res["ensembles"][k]["windows"] for k in ("relaxing", "held"))
+    late = [w for w in relaxing if w["window"] == [16.0, 32.0]][0]
+    assert abs(late["predicted"]) < 0.01 and abs(late["z"]) < 3
+    late = [w for w in held if w["window"] == [16.0, 32.0]][0]
+    assert late["observed"] == pytest.approx(0.3, abs=0.1) and late["z"] > 3
