@@ -37,7 +37,7 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     ``seeds`` and ``horizon``: the runs' kind (the analysis judges ``"ic"`` runs only), member
     seeds and horizon (default the protocol's); ``reference``: the reference run whose case (spec)
     the runs share; ``before_tier``: the runs go before that tier's first run after the reference
-    (else appended).
+    (refused if there is none; without it, appended).
     """
     plan_path, key_path = campaign / "plan.json", campaign / "key.json"
     plan = json.loads(plan_path.read_text())
@@ -73,6 +73,8 @@ def register(campaign: Path, tier: str, ics: dict[str, dict[str, Any]], members:
     after = plan["runs"].index(ref) + 1  # a tier's runs follow their reference
     at = next((i for i, r in enumerate(plan["runs"][after:], after) if r.get("tier") == before_tier),
               None) if before_tier else None
+    if before_tier and at is None:
+        raise SystemExit(f"the plan has no run of tier {before_tier!r} after {reference!r} to place the runs before")
     if interleave:
         plan["runs"] = _insert_members(plan["runs"], tier, seeds, batches)
     elif at is not None:

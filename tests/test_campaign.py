@@ -1162,7 +1162,8 @@ def test_flow_rate_view_is_registered_before_amendment_8_s_exploratory_runs():
 
 def test_flow_rate_runs_go_where_the_protocol_places_them(tmp_path, monkeypatch):
     """Amendment 20: with ``ic_runs_before`` "fair" the view's IC runs follow its reference, ahead of
-    the fair tier's runs (done ones included) and the exploratory ones; the other tiers keep their order."""
+    the fair tier's runs and the exploratory ones; the other tiers keep their order; a tier the plan
+    has no run of after the reference is refused."""
     fr = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text())["flow_rate"], members=2)
     fr["ics"] = {"trig": dict(source="trig", options=dict(bulk=15.7))}
     protocol = dict(json.loads((ROOT / "benchmarks" / "campaign" / "protocol.json").read_text()),
@@ -1175,6 +1176,10 @@ def test_flow_rate_runs_go_where_the_protocol_places_them(tmp_path, monkeypatch)
     camp_register.register(camp, "fair", {"sem": dict(source="sem")}, 2, seed=2)
     camp_register.register(camp, "exploratory", {"gan-x": dict(source="gan")}, 2, seed=3)
     monkeypatch.setattr(camp_register, "validate_reference", lambda c, rid: dict(complete=True, passed=True))
+    (camp / "protocol.json").write_text(json.dumps(dict(protocol, flow_rate=dict(fr, ic_runs_before="fiar"))))
+    with pytest.raises(SystemExit, match="no run of tier 'fiar' after 'ref-cfr'"):
+        camp_register.register_flow_rate(camp, ["trig"], 2, None)  # a misnamed tier is refused, nothing appended
+    (camp / "protocol.json").write_text(json.dumps(protocol))
     camp_register.register_flow_rate(camp, ["trig"], 2, None)
     order = [r["id"] if r["kind"] == "reference" else r["tier"] for r in camp_plan.read_plan(camp)]
     assert order == (["ref"] + ["confirmatory"] * 2 + ["ref-cfr"] + ["flow_rate"] * 2 + ["fair"] * 2
@@ -1526,29 +1531,36 @@ def test_a_verdict_s_open_sides_print_as_minus_and_plus_infinity():
 
 def test_relaxation_predicts_an_offset_s_decay_and_reads_only_unblinded_ensembles(tmp_path):
     """campaign_relaxation on a synthetic campaign: the reference's AR(1) autocorrelation (2 h/u_tau)
-    is found; an ensemble started 0.3 above the mean that relaxes as the mode does is predicted within
-    its noise, one held 0.3 above throughout is not; a group the unblinded analysis has not judged is
-    not read."""
+    is found; an ensemble started 0.3 above the mean that relaxes as the mode does is predicted, early
+    and late, within its noise, one held 0.3 above throughout is not; a group the unblinded analysis
+    has not judged, and a flow-rate group, are not read (their runs have no files)."""
     relax = load("campaign_relaxation")
     rng = np.random.default_rng(11)
     camp = _synthetic_campaign(tmp_path, {})
     _commit_run(camp, "ref", 120.0, _run_series(rng, 120.0)[1])
-    t = np.arange(0.0, 40.0, 0.01)
-    assert relax.autocorrelation(t, np.exp(-t / 2.0), np.array([0.0]))[0] == pytest.approx(1.0)
     runs = [json.loads((camp / "plan.json").read_text())["runs"][0]]
-    for group, offset in (("ga", lambda t: 0.3 * np.exp(-t / 2.0)), ("gb", 0.3), ("gc", 0.3)):
+    for group, offset in (("ga", lambda t: 0.3 * np.exp(-t / 2.0)), ("gb", 0.3)):
         for m in range(8):
-            rid = f"r{group}{m}"
-            runs.append(dict(id=rid, kind="ic", tier="confirmatory", group=group, horizon=32.0))
-            _commit_run(camp, rid, 32.0, _run_series(rng, 32.0, offset)[1])  # about the reference's 15.7
+            runs.append(dict(id=f"r{group}{m}", kind="ic", tier="confirmatory", group=group, horizon=32.0))
+            _commit_run(camp, f"r{group}{m}", 32.0, _run_series(rng, 32.0, offset)[1])  # about the reference's 15.7
+    runs += [dict(id="rgc0", kind="ic", tier="confirmatory", group="gc", horizon=32.0),
+             dict(id="rgd0", kind="ic", tier="flow_rate", group="gd", horizon=20.0)]  # no files: reading fails
     (camp / "plan.json").write_text(json.dumps({"runs": runs}))
     onsets = tmp_path / "named.json"
-    onsets.write_text(json.dumps({"named": {"relaxing": {"group": "ga"}, "held": {"group": "gb"}}}))
+    onsets.write_text(json.dumps({"named": {"relaxing": {"group": "ga"}, "held": {"group": "gb"},
+                                            "held flow": {"group": "gd"}}}))
     res = relax.relaxation(camp, onsets)
-    assert set(res["ensembles"]) == {"relaxing", "held"}  # gc is not unblinded: not read
+    assert set(res["ensembles"]) == {"relaxing", "held"}
     assert res["reference"]["rho"]["2"] == pytest.approx(math.exp(-1.0), abs=0.15)
-    relaxing, held = (res["ensembles"][k]["windows"] for k in ("relaxing", "held"))
-    late = [w for w in relaxing if w["window"] == [16.0, 32.0]][0]
-    assert abs(late["predicted"]) < 0.01 and abs(late["z"]) < 3
-    late = [w for w in held if w["window"] == [16.0, 32.0]][0]
-    assert late["observed"] == pytest.approx(0.3, abs=0.1) and late["z"] > 3
+    errors = res["reference"]["mean_errors"]  # AR(1), sigma 0.1, T 2, 100 h/u_tau: 0.1 sqrt(4 / 100) = 0.02
+    assert set(errors) == {"batch 20", "batch 25", "batch 40", "batch 50", "integral time"}
+    assert all(0.005 < v < 0.06 for v in errors.values())
+    relaxing = {tuple(w["window"]): w for w in res["ensembles"]["relaxing"]["windows"]}
+    held = {tuple(w["window"]): w for w in res["ensembles"]["held"]["windows"]}
+    start = res["ensembles"]["relaxing"]["start_offset"]
+    assert start == pytest.approx(0.3, abs=0.12)
+    expected = start * np.mean(np.exp(-np.arange(1.0, 4.0, 0.05) / 2.0))  # the mode's own decay over t = 1-4
+    assert relaxing[(1.0, 4.0)]["predicted"] == pytest.approx(expected, abs=0.03)
+    assert all(abs(w["z_range"][0]) < 3 and abs(w["z_range"][1]) < 3 for w in relaxing.values())
+    assert abs(relaxing[(16.0, 32.0)]["predicted"]) < 0.01
+    assert held[(16.0, 32.0)]["observed"] == pytest.approx(0.3, abs=0.1) and held[(16.0, 32.0)]["z_range"][0] > 3
