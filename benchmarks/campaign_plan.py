@@ -79,17 +79,22 @@ def progresses(campaign: Path = CAMPAIGN) -> dict[str, dict[str, Any]]:
 
 def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None = None,
                  progs: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    """Human-readable campaign status: one line a run, one a tier (a reference: its own), totals;
+    """Human-readable campaign status: one line a run, one a tier's block of consecutive runs in the
+    plan (a reference: its own; a tier in two places, two lines), totals;
     rates from each run's latest chunks (:func:`recent_rate`). ``progs``: :func:`progresses`."""
     now = time.time() if now is None else now
     progs = progresses(campaign) if progs is None else progs
     lines, left_h, left_wall, unrated = [], 0.0, 0.0, []
     rates = []  # measured h/u_tau per wall-hour of the IC runs: the estimate for runs without one
-    tiers: dict[str, list[float]] = {}  # tier (a reference: its id) -> [runs, done, h/u_tau left]
+    # contiguous blocks of the plan, each named by its tier (a reference: its id) -> [runs, done,
+    # h/u_tau left]; a tier whose runs lie in two places of the plan gets a line for each
+    tiers: list[tuple[str, list[float]]] = []
     for run in read_plan(campaign):
         prog = progs[run["id"]]
-        tier = tiers.setdefault(run["id"] if run["kind"] == "reference" else run.get("tier", run["kind"]),
-                              [0, 0, 0.0])
+        name = run["id"] if run["kind"] == "reference" else run.get("tier", run["kind"])
+        if not tiers or tiers[-1][0] != name:
+            tiers.append((name, [0, 0, 0.0]))
+        tier = tiers[-1][1]
         tier[0] += 1
         tier[1] += is_done(run, prog)
         tier[2] += max(run["horizon"] - prog["t"], 0.0) if not prog.get("failed") else 0.0
@@ -124,7 +129,7 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
     else:
         wall = "wall time unknown"
     typical = float(np.median(rates)) if rates else math.nan
-    for name, (n, done, rest) in tiers.items():  # in plan order: the order the workers take them
+    for name, (n, done, rest) in tiers:  # in plan order: the order the workers take them
         est = f", ~{rest / typical:.1f} wall-h for one worker at the median rate" if rest > 0 and math.isfinite(typical) else ""
         lines.append(f"tier {name}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")

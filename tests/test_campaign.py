@@ -75,6 +75,18 @@ def test_status_pending_paused_running_done(tmp_path):
     assert camp_plan.next_run(camp)["id"] == "a"
 
 
+def test_status_names_each_block_of_a_tier_where_the_workers_meet_it(tmp_path):
+    """A tier whose runs lie in two places of the plan (amendment 20: the exploratory runs before and
+    after the flow-rate reference and the fair tier) gets a line at each, in plan order."""
+    camp = _plan(tmp_path, dict(id="a", kind="ic", tier="exploratory", horizon=2.0),
+                 dict(id="r", kind="reference", horizon=5.0), dict(id="b", kind="ic", tier="fair", horizon=3.0),
+                 dict(id="c", kind="ic", tier="exploratory", horizon=4.0), dict(id="d", kind="ic", tier="exploratory", horizon=1.0))
+    lines = camp_plan.status_lines(camp, tmp_path / "w", now=0.0)
+    assert [x.split(":")[0] for x in lines if x.startswith("tier")] == ["tier exploratory", "tier r", "tier fair",
+                                                                        "tier exploratory"]
+    assert "tier exploratory: 0 of 2 runs done, 5.0 h/u_tau left" in lines[-2]
+
+
 def test_status_rates_come_from_the_latest_chunks():
     """A run that sped up is judged by its last chunks; chunks without times fall back to the average."""
     chunks = [dict(t0=0.0, t1=1.0, wall_s=3600.0)] + [dict(t0=1.0 + i, t1=2.0 + i, wall_s=1800.0) for i in range(3)]
