@@ -8,6 +8,10 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     # from a committed state instead (e.g. to regenerate the campaign reference's planes):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/replay-t060 \\
         --state benchmarks/campaign/ref/snapshots/t0060.159.npz --duration 20 --slices-every 200 --slice-planes 32
+    # the flow-rate reference's planes (campaign amendment 9: U_b held at 15.7), from its kept states:
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/cfr-replay-t010 \\
+        --state $(ls benchmarks/campaign/ref-cfr/snapshots/t0010.*.npz) --driving flow_rate --bulk 15.7 \\
+        --duration 20 --slices-every 200 --slice-planes 32
     # continue the same run later (same rank count):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
         --duration 20
@@ -57,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shape", type=int, nargs=3, default=(32, 64, 32), metavar=("NX", "NY", "NZ"))
     p.add_argument("--lengths", type=float, nargs=3, default=(math.pi, 2.0, math.pi / 2), metavar=("LX", "LY", "LZ"))
     p.add_argument("--re-tau", type=float, default=180.0)
+    p.add_argument("--driving", choices=("force", "flow_rate"), default="force",
+                   help="force: the constant body force (default); flow_rate: the bulk velocity held at --bulk")
+    p.add_argument("--bulk", type=float, default=15.7,
+                   help="the held bulk velocity of --driving flow_rate (u_tau units; default 15.7)")
     p.add_argument("--cfl", type=float, default=0.15, help="CFL safety factor (keep <= 0.15: 0.2 was rejected, README)")
     p.add_argument("--max-step", type=float, default=0.01, help="largest time step (h/u_tau)")
     p.add_argument("--fftw-rigor", choices=FFTW_RIGORS, default=None,
@@ -87,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ("--max-wall", args.max_wall, args.max_wall > 0, "seconds > 0"),
             ("--cfl", args.cfl, 0 < args.cfl <= 1, "a safety factor in (0, 1]; keep <= 0.15"),
             ("--max-step", args.max_step, 0 < args.max_step < math.inf, "a time step > 0"),
+            ("--bulk", args.bulk, 0 < args.bulk < math.inf, "a bulk velocity > 0"),
             ("--series-every", args.series_every, args.series_every >= 1, "steps >= 1"),
             ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every >= 1, "steps >= 1"),
             ("--slices-every", args.slices_every, args.slices_every >= 0, "steps >= 0 (0: none)")):
@@ -129,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("dedalus_channel")
     spec = ChannelSpec(shape=tuple(args.shape), lengths=tuple(args.lengths), re_tau=args.re_tau,
                        cfl_safety=args.cfl, max_step=args.max_step,
-                       initial_step=min(ChannelSpec.initial_step, args.max_step))
+                       initial_step=min(ChannelSpec.initial_step, args.max_step), driving=args.driving,
+                       bulk=args.bulk)
     channel = DedalusChannel(spec, comm, fftw_rigor=args.fftw_rigor)
     nx = spec.shape[0]
     planes = tuple(int(i) for i in np.linspace(0, nx, args.slice_planes, endpoint=False).round().astype(int))

@@ -634,6 +634,34 @@ def test_a_flow_rate_channel_takes_only_a_state_of_its_own_bulk(channel, shared_
     assert channel.load_state(shared_tmp / "held.npz")["sim_time"] == meta["sim_time"]  # force driving: any bulk
 
 
+def test_example_replays_a_flow_rate_state_with_the_bulk_held(shared_tmp):
+    """examples/dedalus_channel.py --driving flow_rate --bulk: a held-flow-rate state (the campaign's
+    ref-cfr keeps them) goes on under its own physics, U_b held to round-off in every record; the
+    same state under the default force driving is not held."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("dedalus_channel_example", root / "examples" / "dedalus_channel.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    held = DedalusChannel(dataclasses.replace(SPEC, driving="flow_rate", bulk=15.0), comm)
+    held.seed("analytic", options=ANALYTIC, seed=7)
+    held.step()
+    state = shared_tmp / "held_state.npz"
+    held.save_state(state)
+    common = ["--state", str(state), "--shape", "8", "16", "8", "--cfl", "0.2", "--max-step", "1e-3",
+              "--duration", "6e-3", "--series-every", "1"]
+    outs = {d: shared_tmp / f"replay_{d}" for d in ("flow_rate", "force")}
+    assert example.main(["--out", str(outs["flow_rate"]), "--driving", "flow_rate", "--bulk", "15.0", *common]) == 0
+    assert example.main(["--out", str(outs["force"]), *common]) == 0
+    got = None
+    if comm.rank == 0:  # read on rank 0, judged on every rank
+        got = {d: read_timeseries(o)["bulk"] for d, o in outs.items()}
+    got = comm.bcast(got, root=0)
+    assert len(got["flow_rate"]) >= 4 and np.abs(got["flow_rate"] - 15.0).max() < 1e-7  # measured 1.3e-9
+    assert np.abs(got["force"] - 15.0).max() > 1e-4  # the body force lets it move (measured 4.4e-3)
+
+
 def test_a_stored_time_step_above_max_step_continues_at_max_step(channel, shared_tmp):
     """A run continued with a smaller max_step took the checkpoint's (or state's) time step into
     the CFL unchecked: the first steps exceeded max_step. Clamped on load; a step within it stays."""
