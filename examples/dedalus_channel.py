@@ -8,11 +8,11 @@ Run in the Dedalus environment (see .ci/setup-dedalus.sh), e.g. Re_tau = 180 on 
     # from a committed state instead (e.g. to regenerate the campaign reference's planes):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/replay-t060 \\
         --state benchmarks/campaign/ref/snapshots/t0060.159.npz --duration 20 --slices-every 200 --slice-planes 32
-    # the flow-rate reference's planes (campaign amendment 9: U_b held at 15.7), from its kept states:
-    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/cfr-replay-t010 \\
-        --state $(ls benchmarks/campaign/ref-cfr/snapshots/t0010.*.npz) --driving flow_rate --bulk 15.7 \\
+    # the flow-rate reference's planes (campaign amendment 9: U_b held at 15.7), from its first kept state:
+    mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/cfr-replay-first \\
+        --state $(ls benchmarks/campaign/ref-cfr/snapshots/t0*.npz | head -1) --driving flow_rate --bulk 15.7 \\
         --duration 20 --slices-every 200 --slice-planes 32
-    # continue the same run later (same rank count):
+    # continue the same run later (same rank count; a flow-rate run: with its --driving and --bulk):
     mpiexec -n 2 .venv-dedalus/bin/python examples/dedalus_channel.py --out runs/re180 --restart \\
         --duration 20
     # a batch job that may be requeued: one command, started or continued, to t = 200 (SIGTERM or
@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--re-tau", type=float, default=180.0)
     p.add_argument("--driving", choices=("force", "flow_rate"), default="force",
                    help="force: the constant body force (default); flow_rate: the bulk velocity held at --bulk")
-    p.add_argument("--bulk", type=float, default=15.7,
-                   help="the held bulk velocity of --driving flow_rate (u_tau units; default 15.7)")
+    p.add_argument("--bulk", type=float, default=None,
+                   help="the held bulk velocity of --driving flow_rate (u_tau units; default 15.7); only with it")
     p.add_argument("--cfl", type=float, default=0.15, help="CFL safety factor (keep <= 0.15: 0.2 was rejected, README)")
     p.add_argument("--max-step", type=float, default=0.01, help="largest time step (h/u_tau)")
     p.add_argument("--fftw-rigor", choices=FFTW_RIGORS, default=None,
@@ -95,12 +95,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ("--max-wall", args.max_wall, args.max_wall > 0, "seconds > 0"),
             ("--cfl", args.cfl, 0 < args.cfl <= 1, "a safety factor in (0, 1]; keep <= 0.15"),
             ("--max-step", args.max_step, 0 < args.max_step < math.inf, "a time step > 0"),
-            ("--bulk", args.bulk, 0 < args.bulk < math.inf, "a bulk velocity > 0"),
+            ("--bulk", args.bulk, args.bulk is None or (args.driving == "flow_rate" and 0 < args.bulk < math.inf),
+             "a bulk velocity > 0, with --driving flow_rate only (the body force sets its own)"),
             ("--series-every", args.series_every, args.series_every >= 1, "steps >= 1"),
             ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every >= 1, "steps >= 1"),
             ("--slices-every", args.slices_every, args.slices_every >= 0, "steps >= 0 (0: none)")):
         if not ok:  # NaN fails every comparison above
             p.error(f"argument {flag}: {value}; allowed: {allowed}")
+    if args.driving == "flow_rate":
+        args.bulk = 15.7 if args.bulk is None else args.bulk
+        if args.ic_opts.get("bulk", args.bulk) != args.bulk:
+            p.error(f"argument --ic-options: bulk {args.ic_opts['bulk']} under --driving flow_rate with --bulk "
+                    f"{args.bulk}; the seeded field must carry the held bulk velocity (leave it out: it is added)")
     nx, n = args.shape[0], args.slice_planes
     if n < 1 or (args.slices_every and (n > nx or nx % n)):  # equally spaced distinct x planes
         p.error(f"argument --slice-planes: {n} planes on nx={nx}; allowed: a divisor of nx between 1 and nx "
@@ -139,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     spec = ChannelSpec(shape=tuple(args.shape), lengths=tuple(args.lengths), re_tau=args.re_tau,
                        cfl_safety=args.cfl, max_step=args.max_step,
                        initial_step=min(ChannelSpec.initial_step, args.max_step), driving=args.driving,
-                       bulk=args.bulk)
+                       bulk=ChannelSpec.bulk if args.bulk is None else args.bulk)
     channel = DedalusChannel(spec, comm, fftw_rigor=args.fftw_rigor)
     nx = spec.shape[0]
     planes = tuple(int(i) for i in np.linspace(0, nx, args.slice_planes, endpoint=False).round().astype(int))
     provenance = dict(
         solver="dedalus", solver_version=dedalus.__version__, timestepper="SBDF2",
         shape=list(spec.shape), lengths=list(spec.lengths), dealias=spec.dealias, cfl_safety=spec.cfl_safety,
+        driving=spec.driving, held_bulk=spec.bulk if spec.driving == "flow_rate" else "",
         nranks=comm.size, ic=args.ic if args.state is None else f"state:{args.state}",
         ic_options=args.ic_options, seed=args.seed,
         kick=args.kick or "", kick_options=args.kick_options if args.kick else "",

@@ -82,9 +82,9 @@ def test_status_names_each_block_of_a_tier_where_the_workers_meet_it(tmp_path):
                  dict(id="r", kind="reference", horizon=5.0), dict(id="b", kind="ic", tier="fair", horizon=3.0),
                  dict(id="c", kind="ic", tier="exploratory", horizon=4.0), dict(id="d", kind="ic", tier="exploratory", horizon=1.0))
     lines = camp_plan.status_lines(camp, tmp_path / "w", now=0.0)
-    assert [x.split(":")[0] for x in lines if x.startswith("tier")] == ["tier exploratory", "tier r", "tier fair",
-                                                                        "tier exploratory"]
-    assert "tier exploratory: 0 of 2 runs done, 5.0 h/u_tau left" in lines[-2]
+    assert [x.split(":")[0] for x in lines if x.startswith("tier")] == [
+        "tier exploratory (part 1 of 2)", "tier r", "tier fair", "tier exploratory (part 2 of 2)"]
+    assert "tier exploratory (part 2 of 2): 0 of 2 runs done, 5.0 h/u_tau left" in lines[-2]
 
 
 def test_status_rates_come_from_the_latest_chunks():

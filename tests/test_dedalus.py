@@ -228,7 +228,10 @@ def test_example_refuses_bad_slice_planes_and_options_while_parsing(extra, match
     (["--duration", "0.1", "--series-every", "0"], r"--series-every: 0; allowed: steps >= 1"),
     (["--duration", "0.1", "--checkpoint-every", "0"], r"--checkpoint-every"),
     (["--duration", "0.1", "--slices-every", "-2"], r"--slices-every"),
-    (["--duration", "0.1", "--bulk", "0"], r"--bulk: 0.0; allowed: a bulk velocity > 0"),
+    (["--duration", "0.1", "--driving", "flow_rate", "--bulk", "0"], r"--bulk: 0.0; allowed: a bulk velocity > 0"),
+    (["--duration", "0.1", "--bulk", "15.2"], r"--bulk: 15.2; allowed: .*with --driving flow_rate only"),
+    (["--duration", "0.1", "--driving", "flow_rate", "--bulk", "15.2", "--ic-options", '{"bulk": 15.7}'],
+     r"--ic-options: bulk 15.7 under --driving flow_rate with --bulk 15.2"),
     (["--duration", "0.1", "--driving", "pressure"], r"--driving: invalid choice: 'pressure'"),
 ])
 def test_example_refuses_bad_times_and_cadences_while_parsing(extra, match, capsys):
@@ -244,8 +247,10 @@ def test_example_takes_a_held_flow_rate():
     """``--driving flow_rate --bulk B`` (the campaign's flow-rate reference, replayed from its states)."""
     args = _example().parse_args(["--out", "o", "--duration", "1", "--driving", "flow_rate", "--bulk", "15.2"])
     assert args.driving == "flow_rate" and args.bulk == 15.2
-    args = _example().parse_args(["--out", "o", "--duration", "1"])
-    assert args.driving == "force" and args.bulk == 15.7
+    args = _example().parse_args(["--out", "o", "--duration", "1", "--driving", "flow_rate"])
+    assert args.bulk == 15.7  # the default held bulk velocity
+    args = _example().parse_args(["--out", "o", "--duration", "1", "--ic-options", '{"bulk": 15.2}'])
+    assert args.driving == "force" and args.bulk is None  # the body force: the IC's bulk is the start only
 
 
 def test_example_takes_the_documented_state_only_restart():

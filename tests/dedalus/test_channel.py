@@ -636,8 +636,8 @@ def test_a_flow_rate_channel_takes_only_a_state_of_its_own_bulk(channel, shared_
 
 def test_example_replays_a_flow_rate_state_with_the_bulk_held(shared_tmp):
     """examples/dedalus_channel.py --driving flow_rate --bulk: a held-flow-rate state (the campaign's
-    ref-cfr keeps them) goes on under its own physics, U_b held to round-off in every record; the
-    same state under the default force driving is not held."""
+    ref-cfr keeps them) goes on under its own physics, U_b held to round-off in every record, its
+    planes recording the driving; the same state under the default force driving is not held."""
     import importlib.util
 
     root = Path(__file__).resolve().parents[2]
@@ -652,12 +652,17 @@ def test_example_replays_a_flow_rate_state_with_the_bulk_held(shared_tmp):
     common = ["--state", str(state), "--shape", "8", "16", "8", "--cfl", "0.2", "--max-step", "1e-3",
               "--duration", "6e-3", "--series-every", "1"]
     outs = {d: shared_tmp / f"replay_{d}" for d in ("flow_rate", "force")}
-    assert example.main(["--out", str(outs["flow_rate"]), "--driving", "flow_rate", "--bulk", "15.0", *common]) == 0
+    assert example.main(["--out", str(outs["flow_rate"]), "--driving", "flow_rate", "--bulk", "15.0", *common,
+                         "--slices-every", "2", "--slice-planes", "2"]) == 0
     assert example.main(["--out", str(outs["force"]), *common]) == 0
     got = None
     if comm.rank == 0:  # read on rank 0, judged on every rank
         got = {d: read_timeseries(o)["bulk"] for d, o in outs.items()}
+        build_dataset(outs["flow_rate"], shared_tmp / "held_data", t_start=0.0, val_fraction=0.0)
+        with open_dataset(shared_tmp / "held_data" / "all.h5") as ds:  # the planes say how they were driven
+            got["attrs"] = (str(ds.attrs["driving"]), float(ds.attrs["held_bulk"]))
     got = comm.bcast(got, root=0)
+    assert got["attrs"] == ("flow_rate", 15.0)
     assert len(got["flow_rate"]) >= 4 and np.abs(got["flow_rate"] - 15.0).max() < 1e-7  # measured 1.3e-9
     assert np.abs(got["force"] - 15.0).max() > 1e-4  # the body force lets it move (measured 4.4e-3)
 
