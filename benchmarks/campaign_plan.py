@@ -11,6 +11,7 @@ import json
 import math
 import os
 import socket
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any
@@ -129,10 +130,10 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
     else:
         wall = "wall time unknown"
     typical = float(np.median(rates)) if rates else math.nan
-    blocks = {name: sum(1 for other, _ in tiers if other == name) for name, _ in tiers}
-    seen: dict[str, int] = {}
+    blocks = Counter(name for name, _ in tiers)
+    seen: Counter[str] = Counter()
     for name, (n, done, rest) in tiers:  # in plan order: the order the workers take them
-        seen[name] = seen.get(name, 0) + 1
+        seen[name] += 1
         part = f" (part {seen[name]} of {blocks[name]})" if blocks[name] > 1 else ""
         est = f", ~{rest / typical:.1f} wall-h for one worker at the median rate" if rest > 0 and math.isfinite(typical) else ""
         lines.append(f"tier {name}{part}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")

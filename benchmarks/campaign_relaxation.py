@@ -87,6 +87,7 @@ def relaxation(campaign: Path = CAMPAIGN, onsets: Path = ONSETS_NAMED) -> dict[s
         reference=dict(mean=mu, mean_errors=errors, span=[float(t_ref[0]), float(t_ref[-1])],
                        rho={f"{lag:g}": float(np.interp(lag, grid, rho)) for lag in (1, 2, 4, 8, 16, 24, 32)}),
         windows=[list(w) for w in WINDOWS], ensembles={})
+    spread = {w: window_noise(t_ref, u_ref, *w) for w in WINDOWS}  # one member's; the same for every ensemble
     for name, e in sorted(named["named"].items()):
         group = e["group"]
         mine = [r for r in runs if r.get("group") == group]
@@ -99,7 +100,7 @@ def relaxation(campaign: Path = CAMPAIGN, onsets: Path = ONSETS_NAMED) -> dict[s
             obs = float(np.mean([m["bulk"][(m["t"] >= a) & (m["t"] < b)].mean() for m in members])) - mu
             w = (grid >= a) & (grid < b)
             pred = start * float(rho[w].mean())
-            noise = window_noise(t_ref, u_ref, a, b) / np.sqrt(len(members))
+            noise = spread[(a, b)] / np.sqrt(len(members))
             z = {k: (obs - pred) / float(np.hypot(noise, err)) for k, err in errors.items()}
             rows.append(dict(window=[a, b], observed=obs, predicted=pred, noise=noise, z=z,
                              z_range=[min(z.values()), max(z.values())]))

@@ -40,6 +40,7 @@ import numpy as np
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from cfdseed.solvers.dedalus import FFTW_RIGORS  # no Dedalus import: parsing works in any venv
+    from cfdseed.solvers.dedalus_case import ChannelSpec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run directory (created)")
@@ -103,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not ok:  # NaN fails every comparison above
             p.error(f"argument {flag}: {value}; allowed: {allowed}")
     if args.driving == "flow_rate":
-        args.bulk = 15.7 if args.bulk is None else args.bulk
+        args.bulk = ChannelSpec.bulk if args.bulk is None else args.bulk
         if args.ic_opts.get("bulk", args.bulk) != args.bulk:
             p.error(f"argument --ic-options: bulk {args.ic_opts['bulk']} under --driving flow_rate with --bulk "
                     f"{args.bulk}; the seeded field must carry the held bulk velocity (leave it out: it is added)")
