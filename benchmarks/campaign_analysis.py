@@ -21,10 +21,13 @@ from campaign_records import read_chunks, refuse_record_problems
 PLANNING = ROOT / "benchmarks" / "results" / "dedalus_planning.json"
 
 
-def verdict_study(rule: str) -> Path:
-    """The measurement of a resample rule's verdicts on simulated pairs: amendment 15's study of it
-    (400 pairs) where there is one, else amendment 13's (``benchmarks/campaign_verdicts.py``)."""
+def verdict_study(rule: str, driving: str = "force") -> Path:
+    """The measurement of a resample rule's verdicts on simulated pairs of a view
+    (``benchmarks/campaign_verdicts.py``): under the body force amendment 15's study of it (400
+    pairs) where there is one, else amendment 13's; under a held flow rate amendment 21's."""
     results = ROOT / "benchmarks" / "results"
+    if driving != "force":
+        return results / f"campaign_verdicts_{rule}_{driving}.json"
     decided = results / f"campaign_decision_{rule}.json"
     return decided if decided.exists() else results / f"campaign_verdicts_{rule}.json"
 
@@ -286,9 +289,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         if PLANNING.exists():
             out["comparisons"]["patient_speedup"] = json.loads(PLANNING.read_text())["median_ratio"]
         rule = protocol.get("resample_rule", "exit")
-        if verdict_study(rule).exists():  # amendment 13: the registered verdicts' power, stated beside them
-            out["comparisons"]["verdict_power"] = report.verdict_power(
-                json.loads(verdict_study(rule).read_text()), rule, str(protocol["level"]))
+        # amendments 13 and 21: the registered verdicts' power per view, stated beside them
+        out["comparisons"]["verdict_power"] = {
+            d: report.verdict_power(json.loads(verdict_study(rule, d).read_text()), rule, str(protocol["level"]))
+            for d in views if verdict_study(rule, d).exists()}
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

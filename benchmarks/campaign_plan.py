@@ -174,7 +174,8 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
     fr = protocol.get("flow_rate", {}).get("reference", {}).get("id")
     if fr in done and done[fr] and not any(v.get("tier") == "flow_rate" for v in key.values()):
         out.append(f"{fr} is done: 'campaign validate --run {fr}', 'campaign reference --run {fr}', then 'campaign "
-                   "register --tier flow_rate ...' (amendment 9; refused unless the gate passes)")
+                   "register --tier flow_rate ...' (amendment 9; refused unless the gate passes) and the view's "
+                   "verdict study (amendment 21: protocol.json flow_rate.verdict_study.command)")
     if runs and all(done.values()):
         out.append("every planned run is done: 'campaign analyse', then '--unblind'")
         return out
@@ -185,6 +186,9 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
             tiers.setdefault(r.get("tier", "ic"), []).append(r)
     for tier, members in tiers.items():
         if all(done[r["id"]] for r in members) and not {r["group"] for r in members} <= judged:
+            study = protocol.get("flow_rate", {}).get("verdict_study", {}) if tier == "flow_rate" else {}
+            if study and not (ROOT / study["output"]).exists():
+                out.append(f"tier {tier} is done: first its verdict study (amendment 21: {study['command']})")
             out.append(f"tier {tier} is done: 'campaign analyse', then '--unblind' (amendment 11), and commit "
                        "the results")
         elif tier == "exploratory":  # amendment 19: an exploratory ensemble is analysed when its runs are done

@@ -656,13 +656,14 @@ def format_reference(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-#: Amendment 13: the simulated pair (GAN scale vs baseline scale) that gives each target's power
-#: for a perfect IC in ``results/campaign_verdicts_<rule>.json`` (``benchmarks/campaign_verdicts.py``).
 def scenario_key(gan: str, baseline: str, target: float) -> str:
     """The name of a simulated scenario in ``campaign_verdicts.py``'s results."""
     return f"{gan} vs {baseline} (>= {target:g})"
 
 
+#: Amendments 13 and 21: the simulated pair (GAN scale vs baseline scale) that gives each target's
+#: power for a perfect IC in ``results/campaign_verdicts_<rule>[_flow_rate].json``
+#: (``benchmarks/campaign_verdicts.py``; the flow-rate view has no plug).
 POWER_SCENARIOS = {"trig": scenario_key("s0", "s1", 0.5), "plug": scenario_key("s0", "s3", 0.8)}
 
 
@@ -675,6 +676,8 @@ def verdict_power(study: dict[str, Any], rule: str, level: str) -> dict[str, dic
     verdicts = study["levels"][level]["verdicts"]
     out = {}
     for name, key in POWER_SCENARIOS.items():
+        if key not in verdicts:  # a view without that baseline (plug under a held flow rate)
+            continue
         counts = verdicts[key]
         out[name] = {"scenario": key, "met_share": counts.get("met", 0) / sum(counts.values()),
                      "pairs": sum(counts.values()), "resamples": study.get("resamples")}
@@ -701,9 +704,10 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             rng = ", ".join(("-inf" if i == 0 else "inf") if x is None else f"{x:.4g}"
                             for i, x in enumerate(t["range95"]))  # an open side: -inf below, inf above
             lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
-            power = comp.get("verdict_power", {}).get(t.get("baseline_ic"))
-            if power is not None and t.get("driving") == "force":  # studied for the body-force view
-                lines.append(f"{'':24s} (power, amendment 13: this procedure called a perfect IC's reduction "
+            power = comp.get("verdict_power", {}).get(t.get("driving"), {}).get(t.get("baseline_ic"))
+            if power is not None:  # studied per view: amendment 13 (body force), 21 (held flow rate)
+                study = 13 if t.get("driving") == "force" else 21
+                lines.append(f"{'':24s} (power, amendment {study}: this procedure called a perfect IC's reduction "
                              f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs; measured "
                              f"on reductions in simulated time with {power['resamples']} resamples a pair, "
                              "where this verdict judges steps with the registered count)")

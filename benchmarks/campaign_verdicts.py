@@ -21,7 +21,15 @@ the per-run rule, k_1; a censored member counts as the horizon; members resample
 no re-judging, 2000 resamples, the same 1 % tails), an alternative that needs no resample band;
 truth: the mean per-run onset over 200 further ensembles of each scale.
 
-Writes ``benchmarks/results/campaign_verdicts_<rule>.json`` (``--per-run``: ``campaign_verdicts_per_run.json``).
+``--view flow_rate`` (amendment 21): the same study for the constant-flow-rate view, on its own
+reference (``ref-cfr``'s surrogates, the view's signals and horizon, k_8 from
+``results/reference_ref-cfr.json``), with its own trig-like template (:func:`held_template`: the
+confirmatory trig ensemble's transient on the view's signals, less the part the body-force bulk
+velocity explains, cut at its own onset) and its scenarios (:data:`HELD_SCENARIOS`: trig's 50 %
+only, plug is not in that view).
+
+Writes ``benchmarks/results/campaign_verdicts_<rule>.json`` (``--per-run``: ``campaign_verdicts_per_run.json``;
+``--view flow_rate``: ``campaign_verdicts_<rule>_flow_rate.json``).
 """
 
 from __future__ import annotations
@@ -36,19 +44,69 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from campaign_analysis import power_template, reference_run, report_module  # noqa: E402
-from campaign_plan import CAMPAIGN  # noqa: E402
+from campaign_analysis import power_template, reference_json_of, reference_run, report_module  # noqa: E402
+from campaign_plan import CAMPAIGN, read_plan  # noqa: E402
+from campaign_records import read_chunks  # noqa: E402
 
 scenario_key = report_module().scenario_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Template scales of the simulated ICs (see the module docstring).
-SCALES = {"s0": 0.0, "s0.2": 0.2, "s0.3": 0.3, "s0.4": 0.4, "s0.5": 0.5, "s1": 1.0, "s2": 2.0, "s3": 3.0}
+SCALES = {"s0": 0.0, "s0.2": 0.2, "s0.3": 0.3, "s0.4": 0.4, "s0.5": 0.5, "s1": 1.0, "s2": 2.0, "s3": 3.0,
+          "s0.1": 0.1}  # (appended: a scale's index is its random stream)
 #: (GAN scale, baseline scale, the target's reduction): trig's 50 % and plug's 80 %, on both sides of them.
 SCENARIOS = [("s0", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.4", "s1", 0.5), ("s0.5", "s1", 0.5), ("s1", "s1", 0.5),
              ("s0", "s3", 0.8), ("s0.2", "s3", 0.8), ("s0.4", "s3", 0.8), ("s0.5", "s2", 0.8)]
-#: The ensembles a pair needs: (scale, side), side 0 the "GAN", 1 the baseline (an independent draw).
-SIDES = sorted({(g, 0) for g, _, _ in SCENARIOS} | {(b, 1) for _, b, _ in SCENARIOS})
+#: Amendment 21: the flow-rate view's scenarios, scales of :func:`held_template` against a trig-like
+#: baseline (s = 1) with trig's target (plug is not in that view).
+HELD_SCENARIOS = [("s0", "s1", 0.5), ("s0.1", "s1", 0.5), ("s0.2", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.5", "s1", 0.5), ("s1", "s1", 0.5)]
+
+
+def sides(scenarios: list[tuple[str, str, float]]) -> list[tuple[str, int]]:
+    """The ensembles the pairs of ``scenarios`` need: (scale, side), side 0 the "GAN", 1 the
+    baseline (an independent draw)."""
+    return sorted({(g, 0) for g, _, _ in scenarios} | {(b, 1) for _, b, _ in scenarios})
+
+
+def held_template(campaign: Path, force_ref: Any, protocol: dict[str, Any], k: float
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Amendment 21's trig-like transient of the flow-rate view, ``(S, m)`` on ``0, dt, ...,
+    horizon`` of ``protocol`` (the view's: its signals and horizon), and what it was built from.
+
+    The confirmatory trig ensemble ran under the body force, where U_b wanders slowly and the other
+    signals follow it; under a held flow rate U_b is fixed. Each member's signal j becomes
+    x_j - β_j (U_b - μ_U), β_j the regression slope of x_j's window means on U_b's over the
+    body-force reference ``force_ref`` (a reference of the protocol's signals, ``bulk`` among them);
+    the template is the members' mean of that less the reference mean, and zero from the onset the
+    rule gives those members against ``force_ref``'s band on the view's signals (``k``: its k_N): from
+    there on what is left is the ensemble's own noise, which each simulated ensemble draws afresh.
+    A model of a trig-like transient in the held view, not a measurement of one."""
+    report = report_module()
+    key = json.loads((campaign / "key.json").read_text())
+    group = next((g for g, v in key.items() if isinstance(v, dict) and v.get("ic") == "trig"
+                  and v.get("tier") == "confirmatory"), None)
+    if group is None:
+        raise SystemExit(f"{campaign / 'key.json'}: no confirmatory trig ensemble to build the held template from")
+    names, b = list(protocol["signals"]), force_ref.signals.index("bulk")
+    rows = [force_ref.signals.index(n) for n in names]
+    wm = force_ref.window_means()
+    beta = np.array([np.cov(wm[i], wm[b])[0, 1] / wm[b].var(ddof=1) for i in rows])
+    grid = force_ref.dt * np.arange(int(round(protocol["horizon"] / force_ref.dt)) + 1)
+    members = []
+    for run in (r for r in read_plan(campaign) if r.get("group") == group):
+        series, _ = read_chunks(campaign, run["id"])
+        sig = report.signals(series, names + ["bulk"], report.force_of(run, series))
+        excess_u = np.interp(grid, series["t"], sig["bulk"]) - force_ref.mean[b]
+        members.append([np.interp(grid, series["t"], sig[n]) - beta[j] * excess_u for j, n in enumerate(names)])
+    values = np.asarray(members)
+    view_ref = report.Reference(tuple(names), force_ref.dt, force_ref.window, force_ref.record[rows],
+                                force_ref.mean[rows], force_ref.sigma[rows])
+    cut = view_ref.onset_of_grid(grid, values, k=k, min_steady=protocol["min_steady"])
+    template = values.mean(axis=0) - view_ref.mean[:, None]
+    if not cut.censored:
+        template[:, grid >= cut.onset_time] = 0.0
+    return template, {"group": group, "members": len(members), "beta": dict(zip(names, beta.tolist())),
+                      "cut": None if cut.censored else cut.onset_time}
 
 
 def pair_stream(name: str, side: int, pair: int, streams: int = 100) -> list[int]:
@@ -68,32 +126,35 @@ def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[st
 
 
 def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any, pairs: int,
-                      levels: list[float], streams: int = 100) -> dict[str, Any]:
+                      levels: list[float], streams: int = 100,
+                      scenarios: list[tuple[str, str, float]] = SCENARIOS) -> dict[str, Any]:
     """Verdicts of the registered comparisons (``protocol["resample_rule"]``) at each resample pass
     level, and the coverage of each ensemble's onset interval; the pairs' ensembles drawn from the
     streams ``[streams + scale index, side, pair]`` (the same ensembles for every rule and level)."""
     report = report_module()
-    names = list(SCALES)
+    used = {n for sc in scenarios for n in sc[:2]}
     grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
     truth = {}
-    for j, name in enumerate(names):
+    for j, name in enumerate(SCALES):  # j: the scale's stream, whichever scales the scenarios use
+        if name not in used:
+            continue
         on = [ref.onset_of_grid(grid, values(name, [900 + j, i]), k=k, min_steady=protocol["min_steady"])
               for i in range(400)]
         truth[name] = float(np.median([np.inf if r.censored else r.onset_time for r in on]))
     out: dict[str, Any] = {"k_8": k, "truth_onset": truth,
-                           "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in SCENARIOS},
+                           "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in scenarios},
                            "levels": {}}
     for level in levels:  # k_8^boot at this level, on the surrogate streams of `campaign reference`
         kb = report.band_constants(ref, dict(protocol, level=level), boot=True)["8"]
-        counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in SCENARIOS}
+        counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in scenarios}
         cover: dict[str, list[bool]] = {}
         for i in range(pairs):
             judged = {}
-            for name, side in SIDES:  # side 1: the baseline, an independent draw
+            for name, side in sides(scenarios):  # side 1: the baseline, an independent draw
                 stream = pair_stream(name, side, i, streams)
                 ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
                 judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
-            for g, b, t in SCENARIOS:
+            for g, b, t in scenarios:
                 target = report.Target("reduction", "time", low=t)
                 pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
                 _count(counts, scenario_key(g, b, t), pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
@@ -127,7 +188,7 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
     cover: dict[str, list[bool]] = {}
     for i in range(pairs):
         boot = {}
-        for j, (name, side) in enumerate(SIDES):
+        for j, (name, side) in enumerate(sides(SCENARIOS)):
             o = onsets(values(name, pair_stream(name, side, i)))
             boot[(name, side)] = o[np.random.default_rng([5, j, i]).integers(o.size, size=(resamples, o.size))].mean(axis=1)
             lo, hi = np.quantile(boot[(name, side)], [lo_q, hi_q])
@@ -180,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", type=int, default=100,
                     help="first random stream of the pairs' ensembles (100: the studies of amendments 13-14)")
     ap.add_argument("--per-run", action="store_true", help="the mean per-run onset instead (module docstring)")
-    ap.add_argument("--out", default=None, help="default: results/campaign_verdicts_<rule>.json (--per-run: _per_run)")
+    ap.add_argument("--view", choices=("force", "flow_rate"), default="force",
+                    help="the view whose verdicts are studied (flow_rate: amendment 21, on ref-cfr)")
+    ap.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
+    ap.add_argument("--results", default=str(RESULTS), help="folder of the reference statistics (default %(default)s)")
+    ap.add_argument("--out", default=None, help="default: results/campaign_verdicts_<rule>[_flow_rate].json "
+                                                "(--per-run: _per_run)")
     ap.add_argument("--decide", nargs=2, metavar=("REGISTERED", "CANDIDATE"),
                     help="amendment 15: decide between two studies' JSONs (writes --out, default results/campaign_decision.json)")
     a = ap.parse_args(argv)
@@ -192,30 +258,52 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {'ok' if c['ok'] else 'FAILS'}: {json.dumps({k: v for k, v in c.items() if k != 'ok'})}")
         print("adopt the candidate" if res["adopt"] else "keep the registered procedure")
         return 0
-    name = "campaign_verdicts_per_run.json" if a.per_run else f"campaign_verdicts_{a.rule}.json"
+    if a.per_run and a.view != "force":
+        raise SystemExit("--per-run is studied for the body-force view only")
+    held = a.view == "flow_rate"
+    name = ("campaign_verdicts_per_run.json" if a.per_run
+            else f"campaign_verdicts_{a.rule}{'_flow_rate' if held else ''}.json")
     out_path = Path(a.out) if a.out else RESULTS / name
+    campaign, results = Path(a.campaign), Path(a.results)
     report = report_module()
-    protocol = dict(report.read_protocol(CAMPAIGN), bootstrap=a.resamples, resample_rule=a.rule)
-    run, series, _ = reference_run(CAMPAIGN)
-    ref = report.reference(protocol, run, series)
-    k = json.loads((RESULTS / "reference.json").read_text())["k"]["8"]
-    m = int(round(protocol["horizon"] / ref.dt)) + 1
-    template = np.zeros((len(ref.signals), m))
-    template[ref.signals.index("bulk")] = power_template(ref, protocol)
+    registered = dict(report.read_protocol(campaign), bootstrap=a.resamples, resample_rule=a.rule)
+    force_run, force_series, _ = reference_run(campaign)
+    force_ref = report.reference(registered, force_run, force_series)
+    k_force = json.loads((results / "reference.json").read_text())["k"]
+    protocol, scenarios, extra = registered, SCENARIOS, {}
+    if held:
+        protocol, scenarios = report.view(registered, "flow_rate"), HELD_SCENARIOS
+        run = next((r for r in read_plan(campaign) if r["kind"] == "reference" and report.driving_of(r) == "flow_rate"),
+                   None)
+        if run is None:
+            raise SystemExit(f"{campaign / 'plan.json'} has no flow-rate reference")
+        stats = json.loads(reference_json_of(results / "reference.json", run).read_text())
+        if not stats.get("complete") or not stats.get("k"):
+            raise SystemExit(f"{run['id']}: its statistics are not complete ('campaign reference --run {run['id']}' first)")
+        ref = report.reference(protocol, run, read_chunks(campaign, run["id"])[0])
+        k = stats["k"]["8"]
+        template, built = held_template(campaign, force_ref, protocol, k_force["8"])
+        extra = {"view": "flow_rate", "reference": run["id"], "template": built}
+    else:
+        ref, k = force_ref, k_force["8"]
+        m = int(round(protocol["horizon"] / ref.dt)) + 1
+        template = np.zeros((len(ref.signals), m))
+        template[ref.signals.index("bulk")] = power_template(ref, protocol)
     t0 = time.process_time()
 
     def values(name: str, stream: list[int]) -> np.ndarray:
         return ref.surrogates(8, protocol["horizon"], np.random.default_rng(stream)) + SCALES[name] * template[None]
 
     if a.per_run:
-        res = per_run_verdicts(ref, protocol, json.loads((RESULTS / "reference.json").read_text())["k"]["1"],
-                               values, a.pairs)
+        res = per_run_verdicts(ref, protocol, k_force["1"], values, a.pairs)
         command = f"--per-run --pairs {a.pairs}"
     else:
-        res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")], a.streams)
-        res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "streams": a.streams, **res}
+        res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")], a.streams,
+                                scenarios)
+        res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "streams": a.streams, **extra, **res}
         command = (f"--pairs {a.pairs} --resamples {a.resamples} --levels {a.levels} --rule {a.rule}"
-                   + (f" --streams {a.streams}" if a.streams != 100 else "") + (f" --out {a.out}" if a.out else ""))
+                   + (f" --streams {a.streams}" if a.streams != 100 else "") + (" --view flow_rate" if held else "")
+                   + (f" --out {a.out}" if a.out else ""))
     res.update(pairs=a.pairs, cpu_s=time.process_time() - t0,
                reproduce=f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py {command}")
     out_path.write_text(json.dumps(res, indent=1) + "\n")

@@ -940,7 +940,7 @@ def test_analyse_compares_after_unblinding_writes_the_figure_and_stays_blind(cp,
     assert study["rule"] == rule == "exit"
     power = study["levels"][str(protocol["level"])]["verdicts"]["s0 vs s1 (>= 0.5)"]
     met = power.get("met", 0) / sum(power.values())
-    assert comp["verdict_power"]["trig"]["met_share"] == met and trig["target"]["baseline_ic"] == "trig"
+    assert comp["verdict_power"]["force"]["trig"]["met_share"] == met and trig["target"]["baseline_ic"] == "trig"
     assert f"called a perfect IC's reduction 'met' in {met:.0%} of {sum(power.values())} simulated pairs" in out
     assert (tmp_path / "res" / "campaign_onsets_named.png").stat().st_size > 10_000
     res = camp_analysis.analyse(camp, results, json.loads((camp / "key.json").read_text()), pairs=[("trig", "control")])
@@ -1332,6 +1332,25 @@ def test_decisions_due_name_a_complete_tier_until_it_is_analysed(tmp_path):
     assert camp_plan.decisions_due(camp, onsets=onsets) == []
 
 
+def test_decisions_due_name_the_flow_rate_view_s_verdict_study_until_it_exists(tmp_path, monkeypatch):
+    """Amendment 21: the view's tier done and its verdict study not yet run: status names the
+    study's registered command first, then the analysis."""
+    camp = _plan(tmp_path, dict(id="f1", kind="ic", tier="flow_rate", group="gf", horizon=1.0),
+                 dict(id="p1", kind="ic", tier="fair", group="gp", horizon=1.0))  # still pending
+    study = dict(command="benchmarks/campaign_verdicts.py --view flow_rate", output="tmp/study.json")
+    (camp / "protocol.json").write_text(json.dumps({"flow_rate": {"verdict_study": study}}))
+    (camp / "f1").mkdir()
+    (camp / "f1" / "run.json").write_text(json.dumps(dict(id="f1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    onsets, root = tmp_path / "onsets.json", tmp_path / "root"
+    (root / "tmp").mkdir(parents=True)
+    monkeypatch.setattr(camp_plan, "ROOT", root)
+    due = camp_plan.decisions_due(camp, onsets=onsets)
+    assert len(due) == 2 and "first its verdict study (amendment 21: benchmarks/campaign_verdicts.py" in due[0]
+    assert due[1].startswith("tier flow_rate is done: 'campaign analyse'")
+    (root / "tmp" / "study.json").write_text("{}")
+    assert camp_plan.decisions_due(camp, onsets=onsets) == due[1:]
+
+
 def test_decisions_due_name_a_complete_exploratory_ensemble_before_its_tier_is_done(tmp_path):
     """Amendment 19: an exploratory ensemble is analysed when its own runs are done, even while the
     tier's other ensembles (later in the plan) wait."""
@@ -1498,6 +1517,96 @@ def test_resample_rules_bracket_each_other(cr):
     assert j.onset.onset_time == boot("exit", kb)[1].onset.onset_time  # the point keeps the registered rule
     with pytest.raises(ValueError, match="resample_rule"):
         cr.judge(ens, ref, k, kb, dict(protocol, resample_rule="first-entry"), np.random.default_rng(3))
+
+
+def _held_stand_in(tmp_path: Path) -> tuple[Path, Path]:
+    """The committed campaign with its flow-rate reference's record stood in for by the body-force
+    reference's (``ref-cfr`` has no chunks yet), and a results folder whose ``reference_ref-cfr.json``
+    is the body force's statistics."""
+    camp, results = tmp_path / "c", tmp_path / "r"
+    camp.mkdir()
+    results.mkdir()
+    src = ROOT / "benchmarks" / "campaign"
+    for f in src.iterdir():
+        if f.name != "ref-cfr":
+            (camp / f.name).symlink_to(f.resolve())
+    (camp / "ref-cfr").mkdir()
+    for f in (src / "ref").iterdir():
+        if f.name.startswith("chunk_") or f.name == "run.json":
+            (camp / "ref-cfr" / f.name).symlink_to(f.resolve())
+    for name in ("reference.json", "reference_ref-cfr.json"):
+        shutil.copy(ROOT / "benchmarks" / "results" / "reference.json", results / name)
+    return camp, results
+
+
+def test_held_template_is_trig_s_transient_less_its_bulk_part_cut_at_its_onset(tmp_path, cr):
+    """Amendment 21's template: the confirmatory trig members on the view's signals, less beta times
+    their U_b excess, less the reference mean; zero from the onset the rule gives those members."""
+    cv = load("campaign_verdicts")
+    camp, _ = _held_stand_in(tmp_path)
+    protocol = cr.read_protocol(camp)
+    run, series, _ = camp_analysis.reference_run(camp)
+    force = cr.reference(protocol, run, series)
+    view = cr.view(protocol, "flow_rate")
+    k8 = json.loads((ROOT / "benchmarks" / "results" / "reference.json").read_text())["k"]["8"]
+    template, built = cv.held_template(camp, force, view, k8)
+    grid = force.dt * np.arange(template.shape[1])
+    assert template.shape == (len(view["signals"]), int(round(view["horizon"] / force.dt)) + 1)
+    assert built["members"] == 8 and built["cut"] is not None and 2.0 < built["cut"] < view["horizon"]
+    assert np.all(template[:, grid >= built["cut"]] == 0) and np.any(template[:, grid < built["cut"]] != 0)
+    key = json.loads((camp / "key.json").read_text())
+    assert key[built["group"]] == dict(key[built["group"]], ic="trig", tier="confirmatory")
+    # t = 0 by hand: every trig member starts at the same state, U_b 15.7
+    members = [camp_records.read_chunks(camp, r["id"])[0] for r in camp_plan.read_plan(camp)
+               if r.get("group") == built["group"]]
+    b, j = force.signals.index("bulk"), force.signals.index("probe_u")
+    expect = np.mean([m["probe_u"][0] - built["beta"]["probe_u"] * (m["bulk"][0] - force.mean[b]) for m in members])
+    assert template[view["signals"].index("probe_u"), 0] == pytest.approx(expect - force.mean[j], rel=1e-9)
+    assert built["beta"]["probe_u"] > 0.5  # the centre probe follows U_b under the body force
+
+
+def test_held_verdict_study_judges_its_own_scenarios_on_its_reference(tmp_path, cr):
+    """``campaign_verdicts.py --view flow_rate`` on a minimal budget (the stand-in reference): the
+    view's scenarios only, its template recorded, the power statement of its trig target found."""
+    cv = load("campaign_verdicts")
+    camp, results = _held_stand_in(tmp_path)
+    out = tmp_path / "v.json"
+    args = ["--view", "flow_rate", "--campaign", str(camp), "--results", str(results),
+            "--pairs", "1", "--resamples", "20", "--levels", "0.95", "--out", str(out)]
+    assert cv.main(args) == 0
+    res = json.loads(out.read_text())
+    assert res["view"] == "flow_rate" and res["reference"] == "ref-cfr" and res["template"]["cut"] > 2.0
+    assert list(res["levels"]["0.95"]["verdicts"]) == [cr.scenario_key(*sc) for sc in cv.HELD_SCENARIOS]
+    assert set(res["truth_onset"]) == {n for sc in cv.HELD_SCENARIOS for n in sc[:2]}
+    assert res["truth_onset"]["s0"] == 1.0 and res["truth_onset"]["s1"] > 2.0
+    assert "--view flow_rate" in res["reproduce"]
+    power = cr.verdict_power(res, "exit", "0.95")
+    assert set(power) == {"trig"} and power["trig"]["pairs"] == 1  # no plug in this view
+    stats = json.loads((results / "reference_ref-cfr.json").read_text())
+    (results / "reference_ref-cfr.json").write_text(json.dumps(dict(stats, complete=False)))
+    with pytest.raises(SystemExit, match="campaign reference --run ref-cfr"):
+        cv.main(args)
+    with pytest.raises(SystemExit, match="body-force view only"):
+        cv.main(["--view", "flow_rate", "--per-run"])
+
+
+def test_verdict_power_is_stated_beside_its_own_view_s_verdicts(cr):
+    """Each view's power statement (amendment 13: body force, 21: held flow rate) beside the
+    verdicts of that view only."""
+    def pair(driving):
+        return {"a": "gan", "b": "trig", "difference": {}, "reduction": {},
+                "target": {"target": ">= 50 %", "verdict": "undecided", "range95": [0.1, 0.9],
+                           "baseline_ic": "trig", "driving": driving}}
+
+    power = {"met_share": 0.25, "pairs": 400, "resamples": 1000}
+    comp = {"pairs": {"gan (confirmatory) vs trig": pair("force"), "gan (flow_rate) vs trig": pair("flow_rate")},
+            "not_compared": {}, "verdict_power": {"flow_rate": {"trig": power}}}
+    text = "\n".join(cr.format_comparisons(comp))
+    assert text.count("(power, amendment 21: this procedure called a perfect IC's reduction 'met' in 25% of 400") == 1
+    assert "amendment 13" not in text
+    comp["verdict_power"]["force"] = {"trig": dict(power, met_share=0.035)}
+    assert "(power, amendment 13: this procedure called a perfect IC's reduction 'met' in 4% of 400" in \
+        "\n".join(cr.format_comparisons(comp))
 
 
 def test_decision_between_two_studies_follows_the_registered_conditions(tmp_path):
