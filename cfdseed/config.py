@@ -115,6 +115,8 @@ class LogConfig:
     log_every: int = 1  # iterations between CSV rows
     eval_every: int = 100  # iterations between slice_metrics evaluations (0 = never)
     eval_samples: int = 64  # size of the fixed validation batch
+    eval_halves: bool = False  # score each half of the channel apart: a profile counts its worse half's error
+    #                            (cfdseed.metrics, "Halves apart"; needs y symmetric about the centre)
     progress: bool = True  # tqdm progress bar (rank 0)
     tensorboard: bool = False  # also log to TensorBoard (only if installed)
     plot: bool = True  # losses.png at the end

@@ -33,6 +33,14 @@ against the reference dataset; dimensionless, 0 for identical statistics, lower 
 statistics and spanwise structure weigh equally. :func:`slice_metrics` returns it (the trainer keeps
 the checkpoint with the lowest value as ``best.pt``).
 
+Halves apart (``halves=True``; the trainer's ``log.eval_halves``): the profiles above fold both
+halves of the channel, so a generator whose upper half carries -uv 8 % too high and whose lower
+half carries it right scores about 4 %. With ``halves`` each profile is compared once per half
+(``"<profile> lower"``, ``"<profile> upper"``: each half mirrored onto the other, v -> -v, so the
+folded statistics are that half's) and ``combined`` takes, per profile, the worse half's error
+(``combined_folded``: the folded value, comparable with runs scored without it). Needs y symmetric
+about the centre.
+
 For the conditional plane generator (:mod:`cfdseed.conditional`), :func:`pair_metrics` scores
 generated next planes against real ones *for the same previous planes*: the slice metrics above
 (``combined_slices``) plus the one-step correlation error of each component,
@@ -70,6 +78,7 @@ __all__ = [
     "compare",
     "compare_reference",
     "slice_metrics",
+    "one_half",
     "step_correlation",
     "pair_metrics",
     "wasserstein1",
@@ -194,8 +203,31 @@ def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
             "units": "relative L2 error, reference interpolated linearly in y+ to the data rows"}
 
 
+def one_half(fields: np.ndarray, y: np.ndarray, which: str, ly: float | None = None) -> np.ndarray:
+    """``fields`` ``(N, 3, [nx,] ny, nz)`` with one half of the channel (``"lower"`` or
+    ``"upper"``) mirrored onto the other (v -> -v), so that folded statistics are that half's.
+    ValueError unless ``y`` is symmetric about the centre (``ly``: default ``y[0] + y[-1]``)."""
+    y = np.asarray(y, dtype=np.float64)
+    ly = float(y[0] + y[-1]) if ly is None else float(ly)
+    if which not in ("lower", "upper"):
+        raise ValueError(f"which must be 'lower' or 'upper', got {which!r}")
+    if not np.allclose(y, ly - y[::-1], rtol=0.0, atol=1e-6 * ly):
+        raise ValueError("the halves apart need y symmetric about the channel centre")
+
+    def mirror(f: np.ndarray) -> np.ndarray:
+        m = np.flip(f, axis=-2).copy()
+        m[:, 1] *= -1.0
+        return m
+
+    f = np.asarray(fields, dtype=np.float64)
+    src = f.copy() if which == "lower" else mirror(f)
+    nh = (y.size + 1) // 2  # the rows a fold keeps (the centre row too, for odd ny)
+    src[..., nh:, :] = mirror(src)[..., nh:, :]
+    return src
+
+
 def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
-                  u_tau: float, ly: float | None = None) -> dict[str, float]:
+                  u_tau: float, ly: float | None = None, halves: bool = False) -> dict[str, float]:
     """Cheap validation metrics of generated slices against real ones (shared contract 6).
 
     Parameters
@@ -204,6 +236,8 @@ def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, 
         Slices ``(N, 3, ny, nz)`` in physical units on the same grid (N may differ).
     y, lz, nu, u_tau, ly
         Grid and wall units as in :func:`cfdseed.stats.statistics`.
+    halves
+        Also compare each half of the channel apart (module docstring, "Halves apart").
 
     Returns
     -------
@@ -211,12 +245,14 @@ def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, 
         ``"U+", "u'+", "v'+", "w'+", "uv+"``: relative L2 errors of the profiles;
         ``"E_uu", "E_vv", "E_ww"``: log-spectral errors averaged over the default heights;
         ``"combined"``: 0.5 mean(profile errors) + 0.5 mean(spectral errors), lower is better.
+        With ``halves``: ``"<profile> lower"``, ``"<profile> upper"``, ``"combined_folded"`` (the
+        value above) and ``"combined"`` with each profile's worse half.
 
     Raises
     ------
     ValueError
         Shapes that are not slices on the same grid; non-finite values (a generator that diverged
-        should be noticed, not scored).
+        should be noticed, not scored); ``halves`` on a grid not symmetric about the centre.
     """
     real, fake = np.asarray(real), np.asarray(fake)
     if real.ndim != 4 or fake.ndim != 4 or real.shape[1:] != fake.shape[1:]:
@@ -227,6 +263,14 @@ def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, 
     out = {k: float(v) for k, v in c["profiles"].items()}
     out.update({f"E_{p}": float(v) for p, v in c["spectra_mean"].items()})
     out["combined"] = float(c["combined"])
+    if halves:
+        for which in ("lower", "upper"):
+            part = compare(statistics(one_half(fake, y, which, ly), y, lz, nu=nu, u_tau=u_tau, ly=ly),
+                           statistics(one_half(real, y, which, ly), y, lz, nu=nu, u_tau=u_tau, ly=ly))
+            out.update({f"{k} {which}": float(v) for k, v in part["profiles"].items()})
+        worse = {k: max(out[f"{k} lower"], out[f"{k} upper"]) for k in PROFILES}
+        out["combined_folded"] = out["combined"]
+        out["combined"] = _combined(worse, c["spectra_mean"])
     return out
 
 
@@ -249,7 +293,7 @@ def step_correlation(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 
 def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,
                  u_tau: float, ly: float | None = None, rolled: np.ndarray | None = None,
-                 rolled_prev: np.ndarray | None = None) -> dict[str, float]:
+                 rolled_prev: np.ndarray | None = None, halves: bool = False) -> dict[str, float]:
     """Validation metrics of a conditional plane generator (module docstring, "combined").
 
     Parameters
@@ -263,6 +307,9 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
         Optional planes ``(M, 3, ny, nz)`` at the end of rollouts from ``prev`` (physical units).
     rolled_prev
         Optional: the planes one step before ``rolled`` along the same chains.
+    halves
+        As :func:`slice_metrics` (its halves-apart ``combined`` is ``combined_slices``, the folded
+        one ``combined_slices_folded``).
 
     Returns
     -------
@@ -283,8 +330,10 @@ def pair_metrics(prev: np.ndarray, real: np.ndarray, fake: np.ndarray, y: np.nda
     if prev.shape != real.shape or prev.shape != fake.shape:
         raise ValueError(f"prev, real and fake must be planes of one shape, got {prev.shape}, {real.shape}, "
                          f"{fake.shape}")
-    out = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau, ly=ly)
+    out = slice_metrics(real, fake, y, lz, nu=nu, u_tau=u_tau, ly=ly, halves=halves)
     out["combined_slices"] = out.pop("combined")
+    if halves:
+        out["combined_slices_folded"] = out.pop("combined_folded")
     r_real, r_fake = step_correlation(prev, real), step_correlation(prev, fake)
     for c, name in enumerate(COMPONENTS):
         out[f"R1_{name}"] = _row_rms_error(r_fake[c], r_real[c])

@@ -38,6 +38,7 @@ deleted once the set-up has passed).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -427,6 +428,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
                     targets=targets, std=stats.std, resumed=None if ck is None else ck["training"], consumed=consumed)
     validate = None  # rank 0 scores the fixed batch every log.eval_every iterations
     metrics_fn = metrics_function("pair_metrics" if cond else "slice_metrics") if root and cfg.log.eval_every else None
+    if metrics_fn is not None and cfg.log.eval_halves:
+        metrics_fn = functools.partial(metrics_fn, halves=True)
     if metrics_fn is not None:
         validate = Validation(metrics_fn, gen, real_eval, stats, grid, n_latent, t_cfg.seed, device)
     metadata = {"source": source, "dataset": str(cfg.data.path), "dataset_identity": data_split.identity,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from cfdseed.grid import wall_normal
-from cfdseed.metrics import compare, compare_reference, log_spectral_error, relative_l2, slice_metrics, wasserstein1
+from cfdseed.metrics import (compare, compare_reference, log_spectral_error, one_half, pair_metrics, relative_l2,
+                             slice_metrics, wasserstein1)
 from cfdseed.reference import load_reference
 from cfdseed.stats import PROFILES, statistics
 
@@ -47,6 +48,59 @@ def test_slice_metrics_contract():
     # float32 batches of different sizes (the trainer's validation batch) are fine
     m3 = slice_metrics(f.astype(np.float32), g[:3].astype(np.float32), Y, LZ, nu=NU, u_tau=U_TAU)
     assert np.isfinite(m3["combined"]) and m3["combined"] > 0
+
+
+def _noisy_field(n=8, seed=4):
+    f, _ = known_profile_field(n)
+    noise = 0.05 * np.random.default_rng(seed).standard_normal(f.shape) * (Y * (LY - Y))[None, None, :, None]
+    return f + noise - noise.mean(axis=(0, 3), keepdims=True)
+
+
+@pytest.mark.parametrize("ny", [NY, NY + 1])
+def test_one_half_makes_the_folded_statistics_that_half_s(ny):
+    """Each half mirrored onto the other (v -> -v): the folded statistics are those of that half's
+    rows alone (the lower rows as they are, the upper ones read from the upper wall); for odd ny
+    the shared centre row's uv folds to 0 as in any fold."""
+    y = wall_normal("chebyshev", ny, LY)
+    f = np.random.default_rng(ny).standard_normal((6, 3, ny, NZ)) + np.linspace(0, 1, ny)[None, None, :, None]
+    nh = (ny + 1) // 2
+    rows = slice(0, nh - 1 if ny % 2 else nh)  # the centre row of odd ny aside
+    flipped = np.flip(f, axis=2).copy()
+    flipped[:, 1] *= -1
+    for which, src in (("lower", f), ("upper", flipped)):
+        half = statistics(one_half(f, y, which), y, LZ, nu=NU, u_tau=U_TAU, ly=LY)
+        alone = statistics(src[:, :, :nh], y[:nh], LZ, nu=NU, u_tau=U_TAU, ly=LY)  # lower rows: no fold
+        for k in PROFILES:
+            np.testing.assert_allclose(half.profiles[k][rows], alone.profiles[k][rows], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="symmetric"):
+        one_half(f, np.sort(np.random.default_rng(0).uniform(0, LY, ny)), "lower", LY)
+    with pytest.raises(ValueError, match="lower"):
+        one_half(f, y, "middle")
+
+
+def test_slice_metrics_with_halves_count_each_profile_s_worse_half():
+    """A generator right in the lower half and 20 % too strong in u in the upper one: folded, the
+    u' error is about halved; halves apart, the upper's is the one combined counts."""
+    f = _noisy_field()
+    mean = f.mean(axis=(0, 3), keepdims=True)
+    g = f.copy()
+    upper = Y > 0.5 * LY
+    g[:, 0, upper] = (mean + 1.2 * (f - mean))[:, 0, upper]
+    plain = slice_metrics(f, g, Y, LZ, nu=NU, u_tau=U_TAU)
+    m = slice_metrics(f, g, Y, LZ, nu=NU, u_tau=U_TAU, halves=True)
+    assert set(m) == set(plain) | {f"{k} {h}" for k in PROFILES for h in ("lower", "upper")} | {"combined_folded"}
+    assert m["combined_folded"] == plain["combined"] and m["u'+"] == plain["u'+"]
+    # the upper half's rows 20 % off, but for the centre row they share (odd ny)
+    assert m["u'+ lower"] == pytest.approx(0.0, abs=1e-12) and 0.15 < m["u'+ upper"] <= 0.2
+    assert 0.3 * m["u'+ upper"] < plain["u'+"] < 0.7 * m["u'+ upper"]  # the fold hides about half of it
+    assert m["combined"] > plain["combined"]
+    worse = {k: max(m[f"{k} lower"], m[f"{k} upper"]) for k in PROFILES}
+    spectra = np.mean([m["E_uu"], m["E_vv"], m["E_ww"]])
+    assert m["combined"] == pytest.approx(0.5 * np.mean(list(worse.values())) + 0.5 * spectra, rel=1e-12)
+    same = slice_metrics(f, f, Y, LZ, nu=NU, u_tau=U_TAU, halves=True)
+    assert all(v == pytest.approx(0.0, abs=1e-12) for v in same.values())
+    pm = pair_metrics(f, f, g, Y, LZ, nu=NU, u_tau=U_TAU, halves=True)
+    assert pm["combined_slices"] == m["combined"] and pm["combined_slices_folded"] == plain["combined"]
 
 
 def test_compare_interpolates_between_grids_and_pairs_heights():

@@ -377,6 +377,18 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
     assert res.iteration == 2 and res.best_combined is None  # logged, training went on
 
 
+def test_eval_halves_scores_each_half_apart(dataset, tmp_path):
+    """log.eval_halves: the run's metrics carry each half's profile errors, and best.pt is kept by
+    the combined value that counts each profile's worse half."""
+    res = train(tiny_config(dataset, tmp_path / "run", "train.iterations=2", "log.eval_every=2",
+                            "log.eval_samples=3", "log.eval_halves=true"))
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"uv+ lower", "uv+ upper", "combined_folded", "combined"} <= set(header)
+    row = dict(zip(header, (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1].split(",")))
+    assert float(row["combined"]) >= float(row["combined_folded"]) - 1e-12
+    assert res.best_combined == pytest.approx(float(row["combined"]))
+
+
 def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "ignored", "train.iterations=2")))
