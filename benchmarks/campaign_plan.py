@@ -176,7 +176,11 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
         out.append(f"{fr} is done: 'campaign validate --run {fr}', 'campaign reference --run {fr}', then 'campaign "
                    "register --tier flow_rate ...' (amendment 9; refused unless the gate passes) and the view's "
                    "verdict study (amendment 21: protocol.json flow_rate.verdict_study.command)")
+    study = protocol.get("flow_rate", {}).get("verdict_study", {})
+    study_due = bool(study) and not (ROOT / study["output"]).exists()  # amendment 21, before the view's analysis
     if runs and all(done.values()):
+        if study_due and any(r.get("tier") == "flow_rate" for r in runs):
+            out.append(f"the flow-rate view is done: first its verdict study (amendment 21: {study['command']})")
         out.append("every planned run is done: 'campaign analyse', then '--unblind'")
         return out
     judged = set(json.loads(onsets.read_text())["ensembles"]) if onsets.exists() else set()
@@ -186,8 +190,7 @@ def decisions_due(campaign: Path = CAMPAIGN, progs: dict[str, dict[str, Any]] | 
             tiers.setdefault(r.get("tier", "ic"), []).append(r)
     for tier, members in tiers.items():
         if all(done[r["id"]] for r in members) and not {r["group"] for r in members} <= judged:
-            study = protocol.get("flow_rate", {}).get("verdict_study", {}) if tier == "flow_rate" else {}
-            if study and not (ROOT / study["output"]).exists():
+            if tier == "flow_rate" and study_due:
                 out.append(f"tier {tier} is done: first its verdict study (amendment 21: {study['command']})")
             out.append(f"tier {tier} is done: 'campaign analyse', then '--unblind' (amendment 11), and commit "
                        "the results")

@@ -706,8 +706,8 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             lines.append(f"{'':24s} target: {t['target']}: {t['verdict'].upper()} (95 % range [{rng}])")
             power = comp.get("verdict_power", {}).get(t.get("driving"), {}).get(t.get("baseline_ic"))
             if power is not None:  # studied per view: amendment 13 (body force), 21 (held flow rate)
-                study = 13 if t.get("driving") == "force" else 21
-                lines.append(f"{'':24s} (power, amendment {study}: this procedure called a perfect IC's reduction "
+                study = "amendments 13 and 15" if t.get("driving") == "force" else "amendment 21"
+                lines.append(f"{'':24s} (power, {study}: this procedure called a perfect IC's reduction "
                              f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs; measured "
                              f"on reductions in simulated time with {power['resamples']} resamples a pair, "
                              "where this verdict judges steps with the registered count)")

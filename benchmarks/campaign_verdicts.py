@@ -1,17 +1,19 @@
 """Can the registered comparisons decide the targets? Verdicts on simulated pairs (issue 14)
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/campaign_verdicts.py [--pairs 100] [--resamples 1000]
-        [--levels 0.95,0.99] [--rule exit|enter-stay]
+        [--levels 0.95,0.99] [--rule exit|enter-stay] [--streams 100] [--view force|flow_rate]
 
 Blind-safe: surrogates of the reference only (``Reference.surrogates``, the power analysis's and
-amendment 4's ensembles), no IC run is read. An "IC" of scale s is 8 surrogates plus s times the
+amendment 4's ensembles), no IC run is read (``--view flow_rate`` reads the confirmatory trig
+ensemble, unblinded since amendment 11's analysis, for its template). An "IC" of scale s is 8 surrogates plus s times the
 power analysis's trig template on U_b (s = 0: a perfect IC; s = 1: trig-like; 2, 3: plug-like, later
 onsets). Each pair (a "GAN" ensemble against an independent baseline ensemble) is judged and
 compared exactly as ``campaign analyse --unblind`` does (``campaign_report.judge`` with k_8 for the
 point and a resample band constant for the resamples, ``compare`` with the protocol's reduction
 targets, here in simulated time), so the verdict shares per scenario are the design's power (true
 reduction above the target) or its false "met" rate (below it). Truth: the median point onset of
-400 further ensembles of each scale. ``--levels``: the pass level of the resample band constant
+400 further ensembles of each scale (their streams ``[900 + scale index, i]`` are fixed: ``--streams``
+moves the pairs' only). ``--levels``: the pass level of the resample band constant
 k_8^boot (the same surrogate streams as ``campaign reference``); ``--rule``: how a resample is judged
 (``campaign_report.RESAMPLE_RULES``: ``exit``, registered by amendment 4 at 0.95; ``enter-stay``, the
 candidate of amendment 14); also reported, the coverage of each ensemble's own onset interval.
@@ -95,6 +97,8 @@ def held_template(campaign: Path, force_ref: Any, protocol: dict[str, Any], k: f
     members = []
     for run in (r for r in read_plan(campaign) if r.get("group") == group):
         series, _ = read_chunks(campaign, run["id"])
+        if not len(series.get("t", ())) or series["t"][-1] < grid[-1] - force_ref.dt / 2:
+            raise SystemExit(f"{run['id']}: its record ends before the view's horizon {grid[-1]:g}")
         sig = report.signals(series, names + ["bulk"], report.force_of(run, series))
         excess_u = np.interp(grid, series["t"], sig["bulk"]) - force_ref.mean[b]
         members.append([np.interp(grid, series["t"], sig[n]) - beta[j] * excess_u for j, n in enumerate(names)])
@@ -174,7 +178,7 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
                      resamples: int = 2000) -> dict[str, Any]:
     """Verdicts and interval coverage of the mean per-run onset (``--per-run``)."""
     report = report_module()
-    horizon, names = protocol["horizon"], list(SCALES)
+    horizon, used = protocol["horizon"], {n for sc in SCENARIOS for n in sc[:2]}
     grid = ref.dt * np.arange(int(round(horizon / ref.dt)) + 1)
     lo_q, hi_q = report.TAILS[0], 1 - report.TAILS[1]
 
@@ -183,7 +187,7 @@ def per_run_verdicts(ref: Any, protocol: dict[str, Any], k1: float, values: Any,
         return np.array([horizon if r.censored else r.onset_time for r in out])
 
     truth = {n: float(np.mean([onsets(values(n, [900 + j, i])).mean() for i in range(200)]))
-             for j, n in enumerate(names)}
+             for j, n in enumerate(SCALES) if n in used}
     counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in SCENARIOS}
     cover: dict[str, list[bool]] = {}
     for i in range(pairs):
@@ -244,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--view", choices=("force", "flow_rate"), default="force",
                     help="the view whose verdicts are studied (flow_rate: amendment 21, on ref-cfr)")
     ap.add_argument("--campaign", default=str(CAMPAIGN), help="committed campaign folder (default %(default)s)")
-    ap.add_argument("--results", default=str(RESULTS), help="folder of the reference statistics (default %(default)s)")
+    ap.add_argument("--results", default=str(RESULTS),
+                    help="folder of the reference statistics read (default %(default)s; the output goes by --out)")
     ap.add_argument("--out", default=None, help="default: results/campaign_verdicts_<rule>[_flow_rate].json "
                                                 "(--per-run: _per_run)")
     ap.add_argument("--decide", nargs=2, metavar=("REGISTERED", "CANDIDATE"),

@@ -25,13 +25,13 @@ import numpy as np
 from .config import SPLIT_MODES
 from .errors import DatasetError
 from .slices import Dataset, open_dataset
+from .stats import y_is_symmetric
 
 __all__ = [
     "NormStats",
     "compute_stats",
     "augment",
     "split_indices",
-    "y_is_symmetric",
     "SliceDataset",
     "EpochBatchSampler",
 ]
@@ -122,12 +122,6 @@ def compute_stats(ds: Dataset, indices: np.ndarray | None = None, *, chunk: int 
     return NormStats(mean, _std_floor(np.sqrt(m2 / count)))
 
 
-def y_is_symmetric(y: np.ndarray, ly: float, rtol: float = 1e-6) -> bool:
-    """True when the wall-normal points are symmetric about the centre: ``y == ly - y[::-1]``."""
-    y = np.asarray(y, dtype=np.float64)
-    return bool(np.allclose(y, ly - y[::-1], rtol=0.0, atol=rtol * ly))
-
-
 def augment(
     sample: np.ndarray,
     rng: np.random.Generator,
@@ -144,7 +138,7 @@ def augment(
     - ``roll``: periodic spanwise shift by a uniform random number of points.
     - ``spanwise``: with probability 1/2, z -> -z (index k -> -k mod nz) with w -> -w.
     - ``wall``: with probability 1/2, y -> ly - y (row j -> ny-1-j) with v -> -v; only valid
-      when y is symmetric (:func:`y_is_symmetric`; the caller checks).
+      when y is symmetric (:func:`cfdseed.stats.y_is_symmetric`; the caller checks).
     """
     out = np.array(sample, dtype=np.float32, copy=True)
     nz = out.shape[-1]

@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from .stats import COMPONENTS, PAIRS, PROFILES, Statistics, statistics
+from .stats import COMPONENTS, PAIRS, PROFILES, Statistics, statistics, y_is_symmetric
 
 __all__ = [
     "SPECTRUM_FLOOR",
@@ -211,7 +211,7 @@ def one_half(fields: np.ndarray, y: np.ndarray, which: str, ly: float | None = N
     ly = float(y[0] + y[-1]) if ly is None else float(ly)
     if which not in ("lower", "upper"):
         raise ValueError(f"which must be 'lower' or 'upper', got {which!r}")
-    if not np.allclose(y, ly - y[::-1], rtol=0.0, atol=1e-6 * ly):
+    if not y_is_symmetric(y, ly):
         raise ValueError("the halves apart need y symmetric about the channel centre")
 
     def mirror(f: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ __all__ = [
     "Statistics",
     "statistics",
     "balance_figures",
+    "y_is_symmetric",
 ]
 
 log = logging.getLogger(__name__)
@@ -175,12 +176,18 @@ def _positive(name: str, v: Any) -> float:
     return number(name, v, minimum=0, strict=True, error=ValueError)
 
 
+def y_is_symmetric(y: np.ndarray, ly: float, rtol: float = 1e-6) -> bool:
+    """True when the wall-normal points are symmetric about the centre: ``y == ly - y[::-1]``."""
+    y = np.asarray(y, dtype=np.float64)
+    return bool(np.allclose(y, ly - y[::-1], rtol=0.0, atol=rtol * ly))
+
+
 def _fold(f: np.ndarray, y: np.ndarray, ly: float) -> tuple[np.ndarray, np.ndarray, bool]:
     """Lower-half view of ``f`` (..., 3, [nx,] ny, nz) with y on axis -2: returns (samples stacked
     on axis 0, wall distance (nh,), folded?). Symmetric y: both halves, the upper one mirrored with
     v -> -v; otherwise the rows with y <= ly/2."""
     ny = y.size
-    if np.allclose(y, ly - y[::-1], rtol=0.0, atol=1e-6 * ly):
+    if y_is_symmetric(y, ly):
         nh = (ny + 1) // 2
         upper = f[..., ::-1, :][..., :nh, :].copy()
         upper[:, 1] *= -1.0

@@ -63,6 +63,7 @@ from .data import EpochBatchSampler, NormStats, SliceDataset
 from .errors import CheckpointError, ConfigError, TrainingError
 from .model import Critic, Generator, arch_config, count_parameters, torch_device
 from .pairs import PairDataset
+from .stats import y_is_symmetric
 from .targets import dataset_target
 from .trainlog import LOSSES, TrainLogger
 from .trainstep import Targets, WganStep
@@ -408,6 +409,10 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
         noise.set_state(tr["noise_rng"])
         torch.set_rng_state(tr["torch_rng"])
         start, consumed, best = int(tr["iteration"]), int(tr["consumed"]), tr["best"]
+        if tr["config"].get("log", {}).get("eval_halves", False) != cfg.log.eval_halves:
+            log.warning("log.eval_halves changed on resume: the best combined so far (%s) was scored the other "
+                        "way; best.pt is chosen afresh from here", best)
+            best = None
     forward = Unrolled(gen) if cond else gen  # G's training forward (conditional: `unroll` steps in one call)
     if dd.world > 1:
         for p in critic.parameters():
@@ -427,6 +432,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
     step = WganStep(t_cfg, dd, device, gen, critic, forward, opt_g, opt_c, noise, cond=cond, n_latent=n_latent,
                     targets=targets, std=stats.std, resumed=None if ck is None else ck["training"], consumed=consumed)
     validate = None  # rank 0 scores the fixed batch every log.eval_every iterations
+    if cfg.log.eval_halves and not y_is_symmetric(grid["y"], grid["ly"]):  # refuse now, not at every score
+        raise ConfigError("log.eval_halves needs y symmetric about the channel centre; this dataset's is not")
     metrics_fn = metrics_function("pair_metrics" if cond else "slice_metrics") if root and cfg.log.eval_every else None
     if metrics_fn is not None and cfg.log.eval_halves:
         metrics_fn = functools.partial(metrics_fn, halves=True)

@@ -1347,6 +1347,10 @@ def test_decisions_due_name_the_flow_rate_view_s_verdict_study_until_it_exists(t
     due = camp_plan.decisions_due(camp, onsets=onsets)
     assert len(due) == 2 and "first its verdict study (amendment 21: benchmarks/campaign_verdicts.py" in due[0]
     assert due[1].startswith("tier flow_rate is done: 'campaign analyse'")
+    (camp / "p1").mkdir()  # every run done: the study still comes first
+    (camp / "p1" / "run.json").write_text(json.dumps(dict(id="p1", t=1.0, iteration=0, chunks=[{}], wall_s=1, cpu_s=1)))
+    due = camp_plan.decisions_due(camp, onsets=onsets)
+    assert len(due) == 2 and "first its verdict study (amendment 21" in due[0] and due[1].startswith("every planned")
     (root / "tmp" / "study.json").write_text("{}")
     assert camp_plan.decisions_due(camp, onsets=onsets) == due[1:]
 
@@ -1563,6 +1567,8 @@ def test_held_template_is_trig_s_transient_less_its_bulk_part_cut_at_its_onset(t
     expect = np.mean([m["probe_u"][0] - built["beta"]["probe_u"] * (m["bulk"][0] - force.mean[b]) for m in members])
     assert template[view["signals"].index("probe_u"), 0] == pytest.approx(expect - force.mean[j], rel=1e-9)
     assert built["beta"]["probe_u"] > 0.5  # the centre probe follows U_b under the body force
+    with pytest.raises(SystemExit, match="ends before the view's horizon 40"):
+        cv.held_template(camp, force, dict(view, horizon=40.0), k8)  # the trig runs stop at 32
 
 
 def test_held_verdict_study_judges_its_own_scenarios_on_its_reference(tmp_path, cr):
@@ -1603,9 +1609,9 @@ def test_verdict_power_is_stated_beside_its_own_view_s_verdicts(cr):
             "not_compared": {}, "verdict_power": {"flow_rate": {"trig": power}}}
     text = "\n".join(cr.format_comparisons(comp))
     assert text.count("(power, amendment 21: this procedure called a perfect IC's reduction 'met' in 25% of 400") == 1
-    assert "amendment 13" not in text
+    assert "amendments 13 and 15" not in text
     comp["verdict_power"]["force"] = {"trig": dict(power, met_share=0.035)}
-    assert "(power, amendment 13: this procedure called a perfect IC's reduction 'met' in 4% of 400" in \
+    assert "(power, amendments 13 and 15: this procedure called a perfect IC's reduction 'met' in 4% of 400" in \
         "\n".join(cr.format_comparisons(comp))
 
 

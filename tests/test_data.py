@@ -14,10 +14,10 @@ from cfdseed.data import (
     augment,
     compute_stats,
     split_indices,
-    y_is_symmetric,
 )
 from cfdseed.grid import wall_normal
 from cfdseed.slices import open_dataset
+from cfdseed.stats import y_is_symmetric
 
 from test_slices import make_dataset
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cfdseed import CheckpointError, ConfigError, DatasetError, load_generator
-from cfdseed.checkpoint import read_checkpoint
+from cfdseed.checkpoint import read_checkpoint, save_checkpoint
 from cfdseed.cli import main as cli_main
 from cfdseed.config import Config, apply_overrides, to_toml
 from cfdseed.data import split_indices
@@ -379,14 +379,32 @@ def test_eval_hook_logs_metrics_and_keeps_best(dataset, tmp_path, monkeypatch):
 
 def test_eval_halves_scores_each_half_apart(dataset, tmp_path):
     """log.eval_halves: the run's metrics carry each half's profile errors, and best.pt is kept by
-    the combined value that counts each profile's worse half."""
-    res = train(tiny_config(dataset, tmp_path / "run", "train.iterations=2", "log.eval_every=2",
-                            "log.eval_samples=3", "log.eval_halves=true"))
-    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"uv+ lower", "uv+ upper", "combined_folded", "combined"} <= set(header)
-    row = dict(zip(header, (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1].split(",")))
-    assert float(row["combined"]) >= float(row["combined_folded"]) - 1e-12
-    assert res.best_combined == pytest.approx(float(row["combined"]))
+    the combined value that counts each profile's worse half; a resume that switches it chooses
+    best.pt afresh (the two kinds of combined do not compare); a grid it cannot halve is refused."""
+    from cfdseed.stats import PROFILES
+
+    run = tmp_path / "run"
+    train(tiny_config(dataset, run, "train.iterations=2", "log.eval_every=2", "log.eval_samples=3"))
+    folded_best = read_checkpoint(run / "best.pt")["metadata"]["combined"]
+    ck = read_checkpoint(run / "ckpt.pt")
+    ck["training"]["best"] = -1.0  # a folded best nothing beats: kept, best.pt would never move again
+    save_checkpoint(run / "ckpt.pt", ck)
+    res = train(tiny_config(dataset, run, "train.iterations=4", "log.eval_every=2", "log.eval_samples=3",
+                            "log.eval_halves=true"), resume=True)
+    lines = (run / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {f"{k} {h}" for k in PROFILES for h in ("lower", "upper")} | {"combined_folded"} <= set(header)
+    row = {k: float(v) for k, v in zip(header, lines[-1].split(","))}
+    worse = [max(row[f"{k} lower"], row[f"{k} upper"]) for k in PROFILES]
+    spectra = np.mean([row["E_uu"], row["E_vv"], row["E_ww"]])
+    assert row["combined"] == pytest.approx(0.5 * np.mean(worse) + 0.5 * spectra, rel=1e-9)
+    best = read_checkpoint(run / "best.pt")["metadata"]
+    assert best["iteration"] == 4 and best["combined"] == pytest.approx(row["combined"], rel=1e-9)
+    assert res.best_combined == pytest.approx(row["combined"]) and folded_best != best["combined"]
+    skewed = tmp_path / "skewed.h5"
+    write_dataset(skewed, y=np.linspace(0.0, 2.0, 9) ** 1.2 / 2.0 ** 0.2)  # walls at 0 and 2, not symmetric
+    with pytest.raises(ConfigError, match="eval_halves needs y symmetric"):
+        train(tiny_config(skewed, tmp_path / "run2", "log.eval_every=2", "log.eval_halves=true"))
 
 
 def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
