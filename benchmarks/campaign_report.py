@@ -661,15 +661,23 @@ def scenario_key(gan: str, baseline: str, target: float) -> str:
     return f"{gan} vs {baseline} (>= {target:g})"
 
 
+def control_key(gan: str, control: str) -> str:
+    """The name of a simulated control-criterion scenario (:data:`TARGETS` ``"control"``) in
+    ``campaign_verdicts.py``'s results."""
+    return f"{gan} vs {control} (<= +1 h/u_tau)"
+
+
 #: Amendments 13 and 21: the simulated pair (GAN scale vs baseline scale) that gives each target's
 #: power for a perfect IC in ``results/campaign_verdicts_<rule>[_flow_rate].json``
-#: (``benchmarks/campaign_verdicts.py``; the flow-rate view has no plug).
-POWER_SCENARIOS = {"trig": scenario_key("s0", "s1", 0.5), "plug": scenario_key("s0", "s3", 0.8)}
+#: (``benchmarks/campaign_verdicts.py``; the flow-rate view has no plug, only it has the control
+#: criterion's, a perfect IC against perfect controls).
+POWER_SCENARIOS = {"trig": scenario_key("s0", "s1", 0.5), "plug": scenario_key("s0", "s3", 0.8),
+                   "control": control_key("s0", "s0")}
 
 
 def verdict_power(study: dict[str, Any], rule: str, level: str) -> dict[str, dict[str, Any]]:
-    """Per reduction target (baseline name): the share of simulated pairs of a perfect IC against a
-    baseline of that kind that the registered procedure (resample ``rule`` at pass ``level``) called
+    """Per target (baseline name): the share of simulated pairs of a perfect IC against a
+    baseline of that kind (for ``control``: perfect controls) that the registered procedure (resample ``rule`` at pass ``level``) called
     "met"; empty when the study measured another procedure."""
     if study.get("rule", "exit") != rule or level not in study["levels"]:
         return {}
@@ -707,10 +715,16 @@ def format_comparisons(comp: dict[str, Any]) -> list[str]:
             power = comp.get("verdict_power", {}).get(t.get("driving"), {}).get(t.get("baseline_ic"))
             if power is not None:  # studied per view: amendment 13 (body force), 21 (held flow rate)
                 study = "amendments 13 and 15" if t.get("driving") == "force" else "amendment 21"
-                lines.append(f"{'':24s} (power, {study}: this procedure called a perfect IC's reduction "
-                             f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs; measured "
-                             f"on reductions in simulated time with {power['resamples']} resamples a pair, "
-                             "where this verdict judges steps with the registered count)")
+                r = power["resamples"]
+                if t.get("baseline_ic") == "control":
+                    what, measured = ("onset against perfect controls", f"with {r} resamples a pair, where this "
+                                      "verdict uses the registered count")
+                else:
+                    what, measured = ("reduction", f"on reductions in simulated time with {r} resamples a pair, "
+                                      "where this verdict judges steps with the registered count")
+                lines.append(f"{'':24s} (power, {study}: this procedure called a perfect IC's {what} "
+                             f"'met' in {power['met_share']:.0%} of {power['pairs']} simulated pairs; "
+                             f"measured {measured})")
     if "note" in comp:
         lines.append(comp["note"])
     lines += [f"not compared: {lab}: {why}" for lab, why in comp["not_compared"].items()]

@@ -28,7 +28,7 @@ reference (``ref-cfr``'s surrogates, the view's signals and horizon, k_8 from
 ``results/reference_ref-cfr.json``), with its own trig-like template (:func:`held_template`: the
 confirmatory trig ensemble's transient on the view's signals, less the part the body-force bulk
 velocity explains, cut at its own onset) and its scenarios (:data:`HELD_SCENARIOS`: trig's 50 %
-only, plug is not in that view).
+only, plug is not in that view; :data:`HELD_CONTROLS`: the control criterion, within 1 h/u_tau).
 
 Writes ``benchmarks/results/campaign_verdicts_<rule>.json`` (``--per-run``: ``campaign_verdicts_per_run.json``;
 ``--view flow_rate``: ``campaign_verdicts_<rule>_flow_rate.json``).
@@ -64,10 +64,17 @@ SCENARIOS = [("s0", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.4", "s1", 0.5), ("s0.5
 HELD_SCENARIOS = [("s0", "s1", 0.5), ("s0.1", "s1", 0.5), ("s0.2", "s1", 0.5), ("s0.3", "s1", 0.5), ("s0.5", "s1", 0.5), ("s1", "s1", 0.5)]
 
 
-def sides(scenarios: list[tuple[str, str, float]]) -> list[tuple[str, int]]:
-    """The ensembles the pairs of ``scenarios`` need: (scale, side), side 0 the "GAN", 1 the
-    baseline (an independent draw)."""
-    return sorted({(g, 0) for g, _, _ in scenarios} | {(b, 1) for _, b, _ in scenarios})
+#: Amendment 21: the flow-rate view's control criterion (onset at most 1 h/u_tau after the controls',
+#: the protocol's target), a "GAN" of a scale against a perfect control ensemble (s = 0, an
+#: independent draw): true differences 0 (a perfect GAN) and those of scales 0.1 and 0.2.
+HELD_CONTROLS = [("s0", "s0"), ("s0.1", "s0"), ("s0.2", "s0")]
+
+
+def sides(scenarios: list[tuple[str, str, float]], controls: list[tuple[str, str]] = ()) -> list[tuple[str, int]]:
+    """The ensembles the pairs of ``scenarios`` and ``controls`` need: (scale, side), side 0 the
+    "GAN", 1 the baseline (an independent draw)."""
+    pairs = [sc[:2] for sc in scenarios] + list(controls)
+    return sorted({(g, 0) for g, _ in pairs} | {(b, 1) for _, b in pairs})
 
 
 def held_template(campaign: Path, force_ref: Any, protocol: dict[str, Any], k: float
@@ -123,20 +130,27 @@ def _count(counts: dict[str, dict[str, int]], key: str, verdict: str) -> None:
     counts[key][verdict] = counts[key].get(verdict, 0) + 1
 
 
-def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[str, float]) -> None:
+def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[str, float],
+                    true_difference: dict[str, float] | None = None) -> None:
     for key, c in verdicts.items():
-        g, b = key.split(" (")[0].split(" vs ")
-        print(f"  {key:22s} true reduction {true_reduction[f'{g} vs {b}']:+.2f}: {c}", flush=True)
+        pair = key.split(" (")[0]
+        if key.endswith(" h/u_tau)"):  # the control criterion's (campaign_report.control_key)
+            print(f"  {key:22s} true difference {(true_difference or {})[pair]:+.2f} h/u_tau: {c}", flush=True)
+        else:
+            print(f"  {key:22s} true reduction {true_reduction[pair]:+.2f}: {c}", flush=True)
 
 
 def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any, pairs: int,
                       levels: list[float], streams: int = 100,
-                      scenarios: list[tuple[str, str, float]] = SCENARIOS) -> dict[str, Any]:
+                      scenarios: list[tuple[str, str, float]] = SCENARIOS,
+                      controls: list[tuple[str, str]] = ()) -> dict[str, Any]:
     """Verdicts of the registered comparisons (``protocol["resample_rule"]``) at each resample pass
     level, and the coverage of each ensemble's onset interval; the pairs' ensembles drawn from the
-    streams ``[streams + scale index, side, pair]`` (the same ensembles for every rule and level)."""
+    streams ``[streams + scale index, side, pair]`` (the same ensembles for every rule and level).
+    ``controls``: pairs judged by the control criterion (``campaign_report.TARGETS["control"]``,
+    keys :func:`campaign_report.control_key`) besides the reduction ``scenarios``."""
     report = report_module()
-    used = {n for sc in scenarios for n in sc[:2]}
+    used = {n for sc in [*scenarios, *controls] for n in sc[:2]}
     grid = ref.dt * np.arange(int(round(protocol["horizon"] / ref.dt)) + 1)
     truth = {}
     for j, name in enumerate(SCALES):  # j: the scale's stream, whichever scales the scenarios use
@@ -148,13 +162,16 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
     out: dict[str, Any] = {"k_8": k, "truth_onset": truth,
                            "true_reduction": {f"{g} vs {b}": 1 - truth[g] / truth[b] for g, b, _ in scenarios},
                            "levels": {}}
+    if controls:
+        out["true_difference"] = {f"{g} vs {b}": truth[g] - truth[b] for g, b in controls}
     for level in levels:  # k_8^boot at this level, on the surrogate streams of `campaign reference`
         kb = report.band_constants(ref, dict(protocol, level=level), boot=True)["8"]
         counts: dict[str, dict[str, int]] = {scenario_key(g, b, t): {} for g, b, t in scenarios}
+        counts.update({report.control_key(g, b): {} for g, b in controls})
         cover: dict[str, list[bool]] = {}
         for i in range(pairs):
             judged = {}
-            for name, side in sides(scenarios):  # side 1: the baseline, an independent draw
+            for name, side in sides(scenarios, controls):  # side 1: the baseline, an independent draw
                 stream = pair_stream(name, side, i, streams)
                 ens = report.Ensemble([(grid, dict(zip(ref.signals, x))) for x in values(name, stream)])
                 judged[f"{name}/{side}"] = report.judge(ens, ref, k, kb, protocol, np.random.default_rng(stream + [1]))
@@ -162,6 +179,9 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
                 target = report.Target("reduction", "time", low=t)
                 pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): target})
                 _count(counts, scenario_key(g, b, t), pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
+            for g, b in controls:
+                pair = report.compare(judged, [(f"{g}/0", f"{b}/1")], {(f"{g}/0", f"{b}/1"): report.TARGETS["control"]})
+                _count(counts, report.control_key(g, b), pair[f"{g}/0 vs {b}/1"]["target"]["verdict"])
             for key, j in judged.items():
                 lo, hi = report.onset_cost(j)["time"]["ci95"]
                 name = key.split("/")[0]
@@ -169,7 +189,7 @@ def ensemble_verdicts(ref: Any, protocol: dict[str, Any], k: float, values: Any,
         out["levels"][str(level)] = {"k_8_boot": kb, "verdicts": counts,
                                      "onset_interval_coverage": {n: float(np.mean(c)) for n, c in sorted(cover.items())}}
         print(f"level {level}: k_8^boot {kb:.3f}", flush=True)
-        _print_verdicts(counts, out["true_reduction"])
+        _print_verdicts(counts, out["true_reduction"], out.get("true_difference"))
         print(f"  onset interval coverage: {out['levels'][str(level)]['onset_interval_coverage']}", flush=True)
     return out
 
@@ -304,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         command = f"--per-run --pairs {a.pairs}"
     else:
         res = ensemble_verdicts(ref, protocol, k, values, a.pairs, [float(x) for x in a.levels.split(",")], a.streams,
-                                scenarios)
+                                scenarios, HELD_CONTROLS if held else ())
         res = {"rule": a.rule, "pairs": a.pairs, "resamples": a.resamples, "streams": a.streams, **extra, **res}
         command = (f"--pairs {a.pairs} --resamples {a.resamples} --levels {a.levels} --rule {a.rule}"
                    + (f" --streams {a.streams}" if a.streams != 100 else "") + (" --view flow_rate" if held else "")

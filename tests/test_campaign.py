@@ -1582,12 +1582,14 @@ def test_held_verdict_study_judges_its_own_scenarios_on_its_reference(tmp_path, 
     assert cv.main(args) == 0
     res = json.loads(out.read_text())
     assert res["view"] == "flow_rate" and res["reference"] == "ref-cfr" and res["template"]["cut"] > 2.0
-    assert list(res["levels"]["0.95"]["verdicts"]) == [cr.scenario_key(*sc) for sc in cv.HELD_SCENARIOS]
-    assert set(res["truth_onset"]) == {n for sc in cv.HELD_SCENARIOS for n in sc[:2]}
+    assert list(res["levels"]["0.95"]["verdicts"]) == ([cr.scenario_key(*sc) for sc in cv.HELD_SCENARIOS]
+                                                        + [cr.control_key(*sc) for sc in cv.HELD_CONTROLS])
+    assert set(res["truth_onset"]) == {n for sc in cv.HELD_SCENARIOS + cv.HELD_CONTROLS for n in sc[:2]}
     assert res["truth_onset"]["s0"] == 1.0 and res["truth_onset"]["s1"] > 2.0
+    assert res["true_difference"]["s0 vs s0"] == 0.0 and res["true_difference"]["s0.2 vs s0"] > 1.0
     assert "--view flow_rate" in res["reproduce"]
     power = cr.verdict_power(res, "exit", "0.95")
-    assert set(power) == {"trig"} and power["trig"]["pairs"] == 1  # no plug in this view
+    assert set(power) == {"trig", "control"} and power["control"]["pairs"] == 1  # no plug in this view
     stats = json.loads((results / "reference_ref-cfr.json").read_text())
     (results / "reference_ref-cfr.json").write_text(json.dumps(dict(stats, complete=False)))
     with pytest.raises(SystemExit, match="campaign reference --run ref-cfr"):
@@ -1613,6 +1615,11 @@ def test_verdict_power_is_stated_beside_its_own_view_s_verdicts(cr):
     comp["verdict_power"]["force"] = {"trig": dict(power, met_share=0.035)}
     assert "(power, amendments 13 and 15: this procedure called a perfect IC's reduction 'met' in 4% of 400" in \
         "\n".join(cr.format_comparisons(comp))
+    comp["pairs"]["gan (flow_rate) vs control"] = dict(pair("flow_rate"), b="control")
+    comp["pairs"]["gan (flow_rate) vs control"]["target"]["baseline_ic"] = "control"
+    comp["verdict_power"]["flow_rate"]["control"] = dict(power, met_share=0.02)
+    text = "\n".join(cr.format_comparisons(comp))
+    assert "(power, amendment 21: this procedure called a perfect IC's onset against perfect controls 'met' in 2%" in text
 
 
 def test_decision_between_two_studies_follows_the_registered_conditions(tmp_path):
