@@ -138,7 +138,23 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
         est = f", ~{rest / typical:.1f} wall-h for one worker at the median rate" if rest > 0 and math.isfinite(typical) else ""
         lines.append(f"tier {name}{part}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
+    later = unregistered(campaign, {r.get("tier") for r in read_plan(campaign) if r["kind"] == "ic"})
+    if later:
+        est = f", ~{later / typical:.1f} wall-h for one worker at the median rate" if math.isfinite(typical) else ""
+        lines.append(f"not yet registered: the flow-rate view's IC runs, {later:.0f} h/u_tau{est} (after ref-cfr "
+                     "passes its gate, amendment 9)")
     return lines
+
+
+def unregistered(campaign: Path, tiers: set[Any]) -> float:
+    """h/u_tau of the runs the protocol fixes but registers later: the flow-rate view's IC runs
+    (``protocol.json`` ``flow_rate``: members x ICs x horizon) while ``tiers``, the plan's IC runs'
+    tiers, hold none of them."""
+    path = campaign / "protocol.json"
+    fr = json.loads(path.read_text()).get("flow_rate") if path.exists() else None
+    if not fr or "flow_rate" in tiers:
+        return 0.0
+    return float(fr["members"] * len(fr["ics"]) * fr["horizon"])
 
 
 def pid_alive(pid: int) -> bool:

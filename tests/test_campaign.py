@@ -87,6 +87,19 @@ def test_status_names_each_block_of_a_tier_where_the_workers_meet_it(tmp_path):
     assert "tier exploratory (part 2 of 2): 0 of 2 runs done, 5.0 h/u_tau left" in lines[-2]
 
 
+def test_status_counts_the_flow_rate_view_s_runs_until_they_are_registered(tmp_path):
+    """The runs the protocol fixes but registers after ref-cfr's gate (members x ICs x horizon) are
+    named below the total until the plan holds the view's IC runs (its reference's tier aside)."""
+    camp = _plan(tmp_path, dict(id="ref-cfr", kind="reference", tier="flow_rate", horizon=5.0))
+    fr = dict(members=8, horizon=20.0, ics={"gan": {}, "trig": {}, "control": {}})
+    (camp / "protocol.json").write_text(json.dumps({"flow_rate": fr}))
+    lines = camp_plan.status_lines(camp, tmp_path / "w", now=0.0)
+    assert lines[-1].startswith("not yet registered: the flow-rate view's IC runs, 480 h/u_tau")
+    _plan(tmp_path, dict(id="ref-cfr", kind="reference", tier="flow_rate", horizon=5.0),
+          dict(id="f1", kind="ic", tier="flow_rate", horizon=20.0))
+    assert camp_plan.status_lines(camp, tmp_path / "w", now=0.0)[-1].startswith("left: ")
+
+
 def test_status_rates_come_from_the_latest_chunks():
     """A run that sped up is judged by its last chunks; chunks without times fall back to the average."""
     chunks = [dict(t0=0.0, t1=1.0, wall_s=3600.0)] + [dict(t0=1.0 + i, t1=2.0 + i, wall_s=1800.0) for i in range(3)]
