@@ -343,8 +343,9 @@ def by_signal(j: Judged, ref: Reference, k: Mapping[str, float], protocol: dict[
     out = {}
     for s, name in enumerate(ref.signals):
         r = onset_from_z(j.grid, z[s:s + 1], k[str(n)], protocol["min_steady"], [name])
+        seen = z[s, late][np.isfinite(z[s, late])]  # none when a member blew up early: no offset (NaN)
         out[name] = {"censored": r.censored, "onset_time": r.onset_time,
-                     "offset_second_half": float(np.nanmean(z[s, late]))}
+                     "offset_second_half": float(seen.mean()) if seen.size else math.nan}
     return out
 
 
