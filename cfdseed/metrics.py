@@ -204,9 +204,29 @@ def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
 
 
 def one_half(fields: np.ndarray, y: np.ndarray, which: str, ly: float | None = None) -> np.ndarray:
-    """``fields`` ``(N, 3, [nx,] ny, nz)`` with one half of the channel (``"lower"`` or
-    ``"upper"``) mirrored onto the other (v -> -v), so that folded statistics are that half's.
-    ValueError unless ``y`` is symmetric about the centre (``ly``: default ``y[0] + y[-1]``)."""
+    """One half of the channel mirrored onto the other, so that folded statistics are that half's.
+
+    Parameters
+    ----------
+    fields
+        ``(N, 3, [nx,] ny, nz)`` velocity (u, v, w) on the wall-normal points ``y``.
+    y
+        Wall-normal coordinates ``(ny,)``, symmetric about the centre.
+    which
+        ``"lower"`` or ``"upper"``: the half kept; the other becomes its mirror image (v -> -v).
+    ly
+        Channel height; default ``y[0] + y[-1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A float64 copy of ``fields`` with both halves that half's.
+
+    Raises
+    ------
+    ValueError
+        ``which`` unknown, or ``y`` not symmetric about the centre.
+    """
     y = np.asarray(y, dtype=np.float64)
     ly = float(y[0] + y[-1]) if ly is None else float(ly)
     if which not in ("lower", "upper"):
