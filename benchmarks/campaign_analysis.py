@@ -151,13 +151,16 @@ def reference_json_of(results: Path, run: dict[str, Any]) -> Path:
     return results if report.driving_of(run) == "force" else results.with_name(f"reference_{run['id']}.json")
 
 
-def _view_stats(reference_json: Path) -> dict[str, Any]:
-    stats = json.loads(reference_json.read_text()) if reference_json.exists() else {}
+def view_stats(results: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """A reference run's statistics (``campaign reference``, :func:`reference_json_of`), refused
+    (SystemExit naming the command) while they are not complete or lack k_boot (amendment 4)."""
+    path = reference_json_of(results, run)
+    stats = json.loads(path.read_text()) if path.exists() else {}
+    make = f"'campaign reference --run {run['id']}' first"
     if not stats.get("complete") or not stats.get("k"):
-        raise SystemExit(f"{reference_json}: the reference is not complete; no rule to judge by yet")
+        raise SystemExit(f"{path}: the reference is not complete; no rule to judge by yet ({make})")
     if not stats.get("k_boot"):
-        raise SystemExit(f"{reference_json}: no k_boot (the resamples' band constants, amendment 4): "
-                         "run 'campaign reference' first")
+        raise SystemExit(f"{path}: no k_boot (the resamples' band constants, amendment 4): {make}")
     return stats
 
 
@@ -212,7 +215,7 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
         ref_run = next((r for r in plan if r["kind"] == "reference" and report.driving_of(r) == driving), None)
         if ref_run is None:
             raise SystemExit(f"{campaign / 'plan.json'} has IC runs driven by {driving!r} but no reference of it")
-        stats = _view_stats(reference_json_of(reference_json, ref_run))
+        stats = view_stats(reference_json, ref_run)
         pv = report.view(protocol, driving)
         k = stats["k"]
         ref_series, ref_prof = read_chunks(campaign, ref_run["id"])
@@ -290,9 +293,10 @@ def analyse(campaign: Path, reference_json: Path, key: dict[str, Any] | None = N
             out["comparisons"]["patient_speedup"] = json.loads(PLANNING.read_text())["median_ratio"]
         rule = protocol.get("resample_rule", "exit")
         # amendments 13 and 21: the registered verdicts' power per view, stated beside them
+        studies = {d: verdict_study(rule, d) for d in views}
         out["comparisons"]["verdict_power"] = {
-            d: report.verdict_power(json.loads(verdict_study(rule, d).read_text()), rule, str(protocol["level"]))
-            for d in views if verdict_study(rule, d).exists()}
+            d: report.verdict_power(json.loads(path.read_text()), rule, str(protocol["level"]))
+            for d, path in studies.items() if path.exists()}
     if "force" in views and "figure" in views["force"]:
         out["figure"] = views["force"]["figure"]
     return out

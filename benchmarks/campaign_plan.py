@@ -90,7 +90,8 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
     # contiguous blocks of the plan, each named by its tier (a reference: its id) -> [runs, done,
     # h/u_tau left]; a tier whose runs lie in two places of the plan gets a line for each
     tiers: list[tuple[str, list[float]]] = []
-    for run in read_plan(campaign):
+    plan = read_plan(campaign)
+    for run in plan:
         prog = progs[run["id"]]
         name = run["id"] if run["kind"] == "reference" else run.get("tier", run["kind"])
         if not tiers or tiers[-1][0] != name:
@@ -138,7 +139,7 @@ def status_lines(campaign: Path = CAMPAIGN, work: Path = WORK, now: float | None
         est = f", ~{rest / typical:.1f} wall-h for one worker at the median rate" if rest > 0 and math.isfinite(typical) else ""
         lines.append(f"tier {name}{part}: {done} of {n} runs done, {rest:.1f} h/u_tau left{est}")
     lines.append(f"left: {left_h:.1f} h/u_tau ({wall})")
-    later = unregistered(campaign, {r.get("tier") for r in read_plan(campaign) if r["kind"] == "ic"})
+    later = unregistered(campaign, {r.get("tier") for r in plan if r["kind"] == "ic"})
     if later:
         est = f", ~{later / typical:.1f} wall-h for one worker at the median rate" if math.isfinite(typical) else ""
         lines.append(f"not yet registered: the flow-rate view's IC runs, {later:.0f} h/u_tau{est} (after ref-cfr "

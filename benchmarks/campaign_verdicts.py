@@ -37,6 +37,7 @@ Writes ``benchmarks/results/campaign_verdicts_<rule>.json`` (``--per-run``: ``ca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -46,7 +47,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from campaign_analysis import power_template, reference_json_of, reference_run, report_module  # noqa: E402
+from campaign_analysis import power_template, reference_run, report_module, view_stats  # noqa: E402
 from campaign_plan import CAMPAIGN, read_plan  # noqa: E402
 from campaign_records import read_chunks  # noqa: E402
 
@@ -110,8 +111,8 @@ def held_template(campaign: Path, force_ref: Any, protocol: dict[str, Any], k: f
         excess_u = np.interp(grid, series["t"], sig["bulk"]) - force_ref.mean[b]
         members.append([np.interp(grid, series["t"], sig[n]) - beta[j] * excess_u for j, n in enumerate(names)])
     values = np.asarray(members)
-    view_ref = report.Reference(tuple(names), force_ref.dt, force_ref.window, force_ref.record[rows],
-                                force_ref.mean[rows], force_ref.sigma[rows])
+    view_ref = dataclasses.replace(force_ref, signals=tuple(names), record=force_ref.record[rows],
+                                   mean=force_ref.mean[rows], sigma=force_ref.sigma[rows])
     cut = view_ref.onset_of_grid(grid, values, k=k, min_steady=protocol["min_steady"])
     template = values.mean(axis=0) - view_ref.mean[:, None]
     if not cut.censored:
@@ -134,7 +135,7 @@ def _print_verdicts(verdicts: dict[str, dict[str, int]], true_reduction: dict[st
                     true_difference: dict[str, float] | None = None) -> None:
     for key, c in verdicts.items():
         pair = key.split(" (")[0]
-        if key.endswith(" h/u_tau)"):  # the control criterion's (campaign_report.control_key)
+        if key == report_module().control_key(*pair.split(" vs ")):  # the control criterion's
             print(f"  {key:22s} true difference {(true_difference or {})[pair]:+.2f} h/u_tau: {c}", flush=True)
         else:
             print(f"  {key:22s} true reduction {true_reduction[pair]:+.2f}: {c}", flush=True)
@@ -302,11 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                    None)
         if run is None:
             raise SystemExit(f"{campaign / 'plan.json'} has no flow-rate reference")
-        stats = json.loads(reference_json_of(results / "reference.json", run).read_text())
-        if not stats.get("complete") or not stats.get("k"):
-            raise SystemExit(f"{run['id']}: its statistics are not complete ('campaign reference --run {run['id']}' first)")
         ref = report.reference(protocol, run, read_chunks(campaign, run["id"])[0])
-        k = stats["k"]["8"]
+        k = view_stats(results / "reference.json", run)["k"]["8"]
         template, built = held_template(campaign, force_ref, protocol, k_force["8"])
         extra = {"view": "flow_rate", "reference": run["id"], "template": built}
     else:

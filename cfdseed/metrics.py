@@ -71,14 +71,13 @@ from typing import Any
 
 import numpy as np
 
-from .stats import COMPONENTS, PAIRS, PROFILES, Statistics, statistics, y_is_symmetric
+from .stats import COMPONENTS, PAIRS, PROFILES, Statistics, one_half, statistics
 
 __all__ = [
     "SPECTRUM_FLOOR",
     "compare",
     "compare_reference",
     "slice_metrics",
-    "one_half",
     "step_correlation",
     "pair_metrics",
     "wasserstein1",
@@ -201,49 +200,6 @@ def compare_reference(s: Statistics, ref: Any) -> dict[str, Any]:
     return {"name": ref.name, "re_tau": ref.re_tau, "citation": ref.citation, "data_re_tau": s.re_tau,
             "rows_compared": int(mask.sum()), "profiles": prof,
             "units": "relative L2 error, reference interpolated linearly in y+ to the data rows"}
-
-
-def one_half(fields: np.ndarray, y: np.ndarray, which: str, ly: float | None = None) -> np.ndarray:
-    """One half of the channel mirrored onto the other, so that folded statistics are that half's.
-
-    Parameters
-    ----------
-    fields
-        ``(N, 3, [nx,] ny, nz)`` velocity (u, v, w) on the wall-normal points ``y``.
-    y
-        Wall-normal coordinates ``(ny,)``, symmetric about the centre.
-    which
-        ``"lower"`` or ``"upper"``: the half kept; the other becomes its mirror image (v -> -v).
-    ly
-        Channel height; default ``y[0] + y[-1]``.
-
-    Returns
-    -------
-    numpy.ndarray
-        A float64 copy of ``fields`` with both halves that half's.
-
-    Raises
-    ------
-    ValueError
-        ``which`` unknown, or ``y`` not symmetric about the centre.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    ly = float(y[0] + y[-1]) if ly is None else float(ly)
-    if which not in ("lower", "upper"):
-        raise ValueError(f"which must be 'lower' or 'upper', got {which!r}")
-    if not y_is_symmetric(y, ly):
-        raise ValueError("the halves apart need y symmetric about the channel centre")
-
-    def mirror(f: np.ndarray) -> np.ndarray:
-        m = np.flip(f, axis=-2).copy()
-        m[:, 1] *= -1.0
-        return m
-
-    f = np.asarray(fields, dtype=np.float64)
-    src = f.copy() if which == "lower" else mirror(f)
-    nh = (y.size + 1) // 2  # the rows a fold keeps (the centre row too, for odd ny)
-    src[..., nh:, :] = mirror(src)[..., nh:, :]
-    return src
 
 
 def slice_metrics(real: np.ndarray, fake: np.ndarray, y: np.ndarray, lz: float, *, nu: float,

@@ -52,6 +52,7 @@ __all__ = [
     "Statistics",
     "statistics",
     "balance_figures",
+    "one_half",
     "y_is_symmetric",
 ]
 
@@ -182,6 +183,50 @@ def y_is_symmetric(y: np.ndarray, ly: float, rtol: float = 1e-6) -> bool:
     return bool(np.allclose(y, ly - y[::-1], rtol=0.0, atol=rtol * ly))
 
 
+def _mirror(f: np.ndarray) -> np.ndarray:
+    """``f`` (N, 3, [nx,] ny, nz) seen from the upper wall: y reversed, v -> -v (a copy)."""
+    m = np.flip(f, axis=-2).copy()
+    m[:, 1] *= -1.0
+    return m
+
+
+def one_half(fields: np.ndarray, y: np.ndarray, which: str, ly: float | None = None) -> np.ndarray:
+    """One half of the channel mirrored onto the other, so that folded statistics are that half's.
+
+    Parameters
+    ----------
+    fields
+        ``(N, 3, [nx,] ny, nz)`` velocity (u, v, w) on the wall-normal points ``y``.
+    y
+        Wall-normal coordinates ``(ny,)``, symmetric about the centre.
+    which
+        ``"lower"`` or ``"upper"``: the half kept; the other becomes its mirror image (v -> -v).
+    ly
+        Channel height; default ``y[0] + y[-1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A float64 copy of ``fields`` with both halves that half's.
+
+    Raises
+    ------
+    ValueError
+        ``which`` unknown, or ``y`` not symmetric about the centre.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    ly = float(y[0] + y[-1]) if ly is None else float(ly)
+    if which not in ("lower", "upper"):
+        raise ValueError(f"which must be 'lower' or 'upper', got {which!r}")
+    if not y_is_symmetric(y, ly):
+        raise ValueError("the halves apart need y symmetric about the channel centre")
+    f = np.asarray(fields, dtype=np.float64)
+    src = f.copy() if which == "lower" else _mirror(f)
+    nh = (y.size + 1) // 2  # the rows a fold keeps (the centre row too, for odd ny)
+    src[..., nh:, :] = _mirror(src)[..., nh:, :]
+    return src
+
+
 def _fold(f: np.ndarray, y: np.ndarray, ly: float) -> tuple[np.ndarray, np.ndarray, bool]:
     """Lower-half view of ``f`` (..., 3, [nx,] ny, nz) with y on axis -2: returns (samples stacked
     on axis 0, wall distance (nh,), folded?). Symmetric y: both halves, the upper one mirrored with
@@ -189,9 +234,7 @@ def _fold(f: np.ndarray, y: np.ndarray, ly: float) -> tuple[np.ndarray, np.ndarr
     ny = y.size
     if y_is_symmetric(y, ly):
         nh = (ny + 1) // 2
-        upper = f[..., ::-1, :][..., :nh, :].copy()
-        upper[:, 1] *= -1.0
-        return np.concatenate([f[..., :nh, :], upper], axis=0), y[:nh].copy(), True
+        return np.concatenate([f[..., :nh, :], _mirror(f[..., ny - nh:, :])], axis=0), y[:nh].copy(), True
     rows = y <= 0.5 * ly * (1 + 1e-9)
     if not rows.any():
         raise ValueError(f"no y point lies in the lower half of the channel [0, {ly / 2}]")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from cfdseed.grid import wall_normal
-from cfdseed.metrics import (compare, compare_reference, log_spectral_error, one_half, pair_metrics, relative_l2,
-                             slice_metrics, wasserstein1)
+from cfdseed.metrics import (compare, compare_reference, log_spectral_error, pair_metrics, relative_l2, slice_metrics,
+                             wasserstein1)
 from cfdseed.reference import load_reference
-from cfdseed.stats import PROFILES, statistics
+from cfdseed.stats import PROFILES, one_half, statistics
 
 from test_stats import LY, LZ, NU, NY, NZ, U_TAU, Y, known_profile_field
 
