@@ -42,6 +42,8 @@ def check_device(device: str, key: str) -> None:
 class DataConfig:
     path: str = ""  # HDF5 dataset (cfdseed.slices format); relative paths are relative to the config
     val_fraction: float = 0.1  # share of samples held out for validation (0 = none)
+    val_path: str = ""  # a validation dataset of its own (same grid and units; relative paths as path):
+    #                     the validation batch comes from it and data.path trains whole (val_fraction 0)
     split: str = "blocks"  # "blocks": whole time blocks (seeded) go to validation; "last": the last
     #                        blocks in time; "random": seeded shuffle
     split_blocks: int = 10  # number of contiguous time blocks for split="blocks" / "last"
@@ -213,6 +215,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.betas must be two numbers in [0, 1), got {t.betas}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    if d.val_path and d.val_fraction > 0:
+        raise ConfigError(f"data.val_path gives the validation set, so data.path trains whole: set data.val_fraction "
+                          f"= 0 (got {d.val_fraction})")
     if d.split not in SPLIT_MODES:
         raise ConfigError(f"data.split {d.split!r} unknown; must be one of {', '.join(SPLIT_MODES)}")
     if m.kind not in KINDS:
@@ -239,7 +244,7 @@ def validate(cfg: Config) -> None:
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
     """Read a TOML config (None: defaults), apply ``key=value`` overrides, validate.
 
-    ``data.path`` relative to the config file is made absolute.
+    ``data.path`` and ``data.val_path`` relative to the config file are made absolute.
 
     Raises
     ------
@@ -264,9 +269,10 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
         data = raw.get("data")
-        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
-            dp = Path(data["path"]).expanduser()
-            data["path"] = str(dp if dp.is_absolute() else (p.parent / dp).resolve())
+        for key in ("path", "val_path"):
+            if isinstance(data, dict) and isinstance(data.get(key), str) and data[key]:
+                dp = Path(data[key]).expanduser()
+                data[key] = str(dp if dp.is_absolute() else (p.parent / dp).resolve())
     cfg = from_dict(raw)
     return apply_overrides(cfg, overrides)
 

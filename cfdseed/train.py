@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 # acts on a new run only: a resumed one takes its weights from its own checkpoint; data.path may
 # move, and what it holds is compared by content: _check_resumed_data).
 _RESUMABLE = {("train", "iterations"), ("train", "device"), ("data", "num_workers"), ("train", "init_from"),
-              ("data", "path")}
+              ("data", "path"), ("data", "val_path")}
 #: What a run writes into its folder; any of them there means the folder holds a run.
 RUN_FILES = ("ckpt.pt", "model.pt", "best.pt", "config.toml", "log.csv", "metrics.csv", "losses.png", "tb")
 
@@ -341,7 +341,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
         _check_resumed_data(ck["training"], str(cfg.data.path), data_split.identity)
     cond = cfg.model.kind == "conditional"
     grid, source = data_split.grid, data_split.source
-    train_idx, val_idx = data_split.train, data_split.val  # samples, or pairs (conditional)
+    train_idx = data_split.train  # samples, or pairs (conditional)
     planes = data_split.planes(train_idx)  # the training samples behind them
     if stats is None:
         stats = dd.from_root(lambda: traindata.norm_stats(cfg, planes))
@@ -352,16 +352,12 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
     if cond:
         kept = next((c["start_modes"] for c in (ck, init) if c is not None and "start_modes" in c), None)
         modes = kept if kept is not None else dd.from_root(lambda: traindata.start_modes_of(cfg, planes, stats))
-    pool = val_idx if val_idx.size else train_idx
     augment = {"roll": cfg.data.augment_roll, "spanwise": cfg.data.augment_spanwise, "wall": cfg.data.augment_wall}
+    # conditional: pairs spread over the validation times (neighbouring pairs of one snapshot are alike)
+    real_eval = run_agreed(dd, data_split.eval_batch, cfg, cfg.log.eval_samples)
     if cond:
-        # pairs spread over the validation times (neighbouring pairs of one snapshot are alike)
-        pick = traindata.evenly(pool, cfg.log.eval_samples)
-        real_eval = run_agreed(dd, traindata.read_batch, cfg, data_split.pairs.pairs[pick].ravel())
-        real_eval = real_eval.reshape(pick.size, 2, *real_eval.shape[1:])  # (E, 2, 3, ny, nz): prev, next
         data = run_agreed(dd, PairDataset, cfg.data.path, stats, data_split.pairs.pairs, **augment)
     else:
-        real_eval = run_agreed(dd, traindata.read_batch, cfg, pool[: cfg.log.eval_samples])
         data = run_agreed(dd, SliceDataset, cfg.data.path, stats, **augment)
 
     m = cfg.model
@@ -413,6 +409,11 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
             log.warning("log.eval_halves changed on resume: the best combined so far (%s) was scored the other "
                         "way; best.pt is chosen afresh from here", best)
             best = None
+        if tr.get("val_identity", "") != data_split.val_identity:  # data.val_path set, changed or dropped
+            log.warning("the validation set changed on resume (%s): the best combined so far (%s) was scored on "
+                        "another; best.pt is chosen afresh from here",
+                        cfg.data.val_path or "a split of data.path", best)
+            best = None
     forward = Unrolled(gen) if cond else gen  # G's training forward (conditional: `unroll` steps in one call)
     if dd.world > 1:
         for p in critic.parameters():
@@ -441,6 +442,8 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
         validate = Validation(metrics_fn, gen, real_eval, stats, grid, n_latent, t_cfg.seed, device)
     metadata = {"source": source, "dataset": str(cfg.data.path), "dataset_identity": data_split.identity,
                 "preset": preset}
+    if data_split.val_path:
+        metadata.update(validation=data_split.val_path, validation_identity=data_split.val_identity)
     if t_cfg.init_from:
         metadata["init_from"] = t_cfg.init_from
     if cond:
@@ -455,7 +458,7 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
                 "critic": critic.state_dict(), "opt_g": opt_g.state_dict(), "opt_c": opt_c.state_dict(),
                 "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(),
                 "iteration": it, "consumed": step.consumed, "best": best, "config": to_dict(cfg),
-                "data_identity": data_split.identity, **step.state(),
+                "data_identity": data_split.identity, "val_identity": data_split.val_identity, **step.state(),
             }
         return p
 

@@ -3,7 +3,8 @@ read by index, and the targets some losses compare with, each computed once from
 training samples (:mod:`cfdseed.losses`).
 
 - :func:`open_data`: the dataset checked and split by samples (plane mode) or by consecutive-plane
-  pairs (conditional mode) into a :class:`TrainData`;
+  pairs (conditional mode) into a :class:`TrainData` (``data.val_path``: validated on a file of its
+  own; :meth:`TrainData.eval_batch` is the fixed validation batch);
 - :func:`norm_stats`: the training samples' normalisation, closed under the augmentations;
 - :func:`read_batch`, :func:`read_pairs`: samples or pairs by index;
 - targets: :func:`memory_init` (a ``memory`` generator's initial skip factors),
@@ -43,10 +44,26 @@ class TrainData:
     source: str
     pairs: PlanePairs | None = None
     identity: str = ""  # the dataset's content digest (slices.Dataset.identity): what a resume checks
+    val_path: str = ""  # data.val_path: the file ``val`` indexes ("": data.path)
+    val_pairs: PlanePairs | None = None  # conditional with val_path: that file's pairs
+    val_identity: str = ""  # val_path's content digest ("" without one)
 
     def planes(self, idx: np.ndarray) -> np.ndarray:
         """Sample indices behind ``idx`` (the samples themselves, or the planes of those pairs)."""
         return idx if self.pairs is None else self.pairs.planes(idx)
+
+    def eval_batch(self, cfg: Config, n: int) -> np.ndarray:
+        """The fixed validation batch in physical units: the first ``n`` validation samples
+        ``(E, 3, ny, nz)``, or (conditional) ``n`` validation pairs spread evenly over them
+        ``(E, 2, 3, ny, nz)`` (prev, next); the training ones when there is no validation set."""
+        pool = self.val if self.val.size else self.train
+        path = self.val_path if self.val_path and self.val.size else cfg.data.path
+        pairs = self.val_pairs if self.val_path and self.val.size else self.pairs
+        if pairs is None:
+            return read_batch(cfg, pool[:n], path)
+        pick = evenly(pool, n)
+        real = read_batch(cfg, pairs.pairs[pick].ravel(), path)
+        return real.reshape(pick.size, 2, *real.shape[1:])
 
 
 def open_data(cfg: Config, stats: NormStats | None) -> TrainData:
@@ -74,7 +91,32 @@ def open_data(cfg: Config, stats: NormStats | None) -> TrainData:
                 "re_tau": ds.re_tau, "u_tau": ds.u_tau, "nu": ds.nu}
         if pairs is not None:
             grid["dx_plus"] = pairs.dx * ds.u_tau / ds.nu  # one generated step, in wall units
-        return TrainData(train_idx, val_idx, grid, ds.source, pairs, ds.identity())
+        split = TrainData(train_idx, val_idx, grid, ds.source, pairs, ds.identity())
+        if d.val_path:
+            _own_validation(cfg, split, ds)
+        return split
+
+
+def _own_validation(cfg: Config, split: TrainData, ds: Any) -> None:
+    """``data.val_path``: every sample (plane mode) or pair (conditional) of that file validates;
+    refused unless it lies on the training data's grid in its units."""
+    d = cfg.data
+    with open_dataset(d.val_path, check_finite=False) as vs:
+        for name in ("ny", "nz"):
+            if getattr(vs, name) != getattr(ds, name):
+                raise DatasetError(f"{vs.path}: {name} = {getattr(vs, name)}, the training data's is {getattr(ds, name)}")
+        for name in ("ly", "lz", "re_tau", "u_tau", "nu"):
+            if not np.isclose(getattr(vs, name), getattr(ds, name), rtol=1e-6, atol=0.0):
+                raise DatasetError(f"{vs.path}: {name} = {getattr(vs, name)!r}, the training data's is "
+                                   f"{getattr(ds, name)!r} (validation compares in the training data's units)")
+        if not np.allclose(vs.y, ds.y, rtol=0.0, atol=1e-9 * ds.ly):
+            raise DatasetError(f"{vs.path}: its wall-normal points differ from the training data's")
+        if split.pairs is not None:
+            split.val_pairs = plane_pairs(vs.t, vs.x, lx=d.lx or streamwise_period(vs.attrs), where=str(vs.path))
+            split.val = np.arange(len(split.val_pairs), dtype=np.int64)
+        else:
+            split.val = np.arange(vs.n, dtype=np.int64)
+        split.val_path, split.val_identity = str(vs.path), vs.identity()
 
 
 def norm_stats(cfg: Config, train_idx: np.ndarray) -> NormStats:
@@ -167,10 +209,12 @@ def start_modes_of(cfg: Config, planes: np.ndarray, stats: NormStats) -> torch.T
         return start_modes(stats.normalise(b) for _, b in ds.iter_chunks(cfg.data.stats_chunk, pick))
 
 
-def read_batch(cfg: Config, idx: np.ndarray) -> np.ndarray:
-    """Samples ``idx`` ``(E, 3, ny, nz)`` in physical units; NaN/Inf refused."""
-    with open_dataset(cfg.data.path, check_finite=False) as ds:
+def read_batch(cfg: Config, idx: np.ndarray, path: str | None = None) -> np.ndarray:
+    """Samples ``idx`` ``(E, 3, ny, nz)`` of ``path`` (default ``data.path``) in physical units;
+    NaN/Inf refused."""
+    path = path or cfg.data.path
+    with open_dataset(path, check_finite=False) as ds:
         real = ds.read(idx)
     if not np.all(np.isfinite(real)):
-        raise DatasetError(f"{cfg.data.path}: validation samples hold NaN/Inf values")
+        raise DatasetError(f"{path}: samples read hold NaN/Inf values")
     return real

@@ -18,9 +18,10 @@ def test_defaults_are_the_published_hyperparameters():
 
 def test_load_and_relative_data_path(tmp_path):
     p = tmp_path / "c.toml"
-    p.write_text('[data]\npath = "d.h5"\n[train]\nlr_g = 1\niterations = 7\nbetas = [0.5, 0.99]\n')
+    p.write_text('[data]\npath = "d.h5"\nval_path = "v/val.h5"\nval_fraction = 0\n'
+                 '[train]\nlr_g = 1\niterations = 7\nbetas = [0.5, 0.99]\n')
     cfg = load_config(p)
-    assert cfg.data.path == str(tmp_path / "d.h5")
+    assert cfg.data.path == str(tmp_path / "d.h5") and cfg.data.val_path == str(tmp_path / "v" / "val.h5")
     assert cfg.train.lr_g == 1.0 and isinstance(cfg.train.lr_g, float)
     assert cfg.train.iterations == 7 and cfg.train.betas == [0.5, 0.99]
 

@@ -407,6 +407,62 @@ def test_eval_halves_scores_each_half_apart(dataset, tmp_path):
         train(tiny_config(skewed, tmp_path / "run2", "log.eval_every=2", "log.eval_halves=true"))
 
 
+def test_val_path_validates_on_a_file_of_its_own(dataset, planes, tmp_path, caplog):
+    """data.val_path: data.path trains whole and the fixed validation batch comes from the other file
+    (plane mode: its first samples; conditional: its own pairs); a file on another grid or in other
+    units, and a split asked for as well, are refused; a resume onto another validation file chooses
+    best.pt afresh, the same file keeps it."""
+    from cfdseed import traindata
+    from test_pairs import write_planes
+
+    val = tmp_path / "val.h5"
+    want = write_dataset(val, n=12, seed=5)
+    cfg = tiny_config(dataset, tmp_path / "x", f"data.val_path={val}", "data.val_fraction=0")
+    split = traindata.open_data(cfg, None)
+    assert split.train.tolist() == list(range(40)) and split.val.tolist() == list(range(12))
+    np.testing.assert_array_equal(split.eval_batch(cfg, 3), want[:3].astype(np.float32))
+    cond_val = tmp_path / "cond_val.h5"
+    boxes = write_planes(cond_val, times=2, nx=8, seed=9)
+    ccfg = cond_config(planes, tmp_path / "y", f"data.val_path={cond_val}", "data.val_fraction=0")
+    csplit = traindata.open_data(ccfg, None)
+    assert csplit.train.size == 48 and csplit.val.size == 16  # 2 snapshots of 8 planes, wrap included
+    batch = csplit.eval_batch(ccfg, 4)
+    assert batch.shape == (4, 2, 3, 9, 8)
+    real = {b.astype(np.float32).tobytes() for b in boxes.reshape(-1, 3, 9, 8)}
+    assert all(plane.tobytes() in real for plane in batch.reshape(-1, 3, 9, 8))  # the validation file's planes
+
+    with pytest.raises(ConfigError, match="val_fraction"):
+        tiny_config(dataset, tmp_path / "x", f"data.val_path={val}")
+    for other, match in ((dict(nz=6), "nz = 6"), (dict(seed=5, n=12, y=wall_normal("uniform", 9, 2.0)),
+                                                  "wall-normal points")):
+        bad = tmp_path / "bad.h5"
+        write_dataset(bad, **other)
+        with pytest.raises(DatasetError, match=match):
+            traindata.open_data(tiny_config(dataset, tmp_path / "x", f"data.val_path={bad}", "data.val_fraction=0"),
+                                None)
+    with h5py.File(bad, "a") as f:  # right grid, wall units of another u_tau
+        f.attrs["u_tau"] = 1.05
+    with pytest.raises(DatasetError, match="u_tau"):
+        traindata.open_data(tiny_config(dataset, tmp_path / "x", f"data.val_path={bad}", "data.val_fraction=0"), None)
+
+    run = tmp_path / "run"
+    common = ("data.val_fraction=0", "log.eval_every=2", "log.eval_samples=3")
+    train(tiny_config(dataset, run, f"data.val_path={val}", "train.iterations=2", *common))
+    assert read_checkpoint(run / "best.pt")["metadata"]["validation"] == str(val)
+    ck = read_checkpoint(run / "ckpt.pt")
+    ck["training"]["best"] = -1.0  # a best nothing beats
+    save_checkpoint(run / "ckpt.pt", ck)
+    train(tiny_config(dataset, run, f"data.val_path={val}", "train.iterations=4", *common), resume=True)
+    assert read_checkpoint(run / "best.pt")["metadata"]["iteration"] == 2  # same validation file: kept
+    other = tmp_path / "val2.h5"
+    write_dataset(other, n=12, seed=6)
+    with caplog.at_level("WARNING", logger="cfdseed"):
+        train(tiny_config(dataset, run, f"data.val_path={other}", "train.iterations=6", *common), resume=True)
+    assert "validation set changed on resume" in caplog.text
+    best = read_checkpoint(run / "best.pt")["metadata"]
+    assert best["iteration"] == 6 and best["validation"] == str(other)
+
+
 def test_cli_train_and_bad_config(dataset, tmp_path, capsys):
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(to_toml(tiny_config(dataset, tmp_path / "ignored", "train.iterations=2")))
