@@ -25,6 +25,7 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
     """
     from cfdseed._collective import run_agreed
     from cfdseed.fields import write_field
+    from cfdseed.solvers.dedalus_case import read_state
 
     options = dict(ic.get("options") or {})
     if "model_sha256" in ic:  # a registered model: the file the runs judge must be the one registered
@@ -43,10 +44,9 @@ def ic_source(ic: dict[str, Any], ch: Any, work: Path) -> tuple[str, dict[str, A
 
     def convert() -> None:
         if ch.comm.rank == 0:
-            with np.load(ROOT / ic["state"]) as f:
-                meta = json.loads(str(f["meta"]))
-                write_field(path, f["u"].astype(np.float64), ch.grid.global_grid(),
-                            attrs=dict(source=f"campaign state {ic['state']}", t=meta["sim_time"]))
+            u, meta = read_state(ROOT / ic["state"])
+            write_field(path, u.astype(np.float64), ch.grid.global_grid(),
+                        attrs=dict(source=f"campaign state {ic['state']}", t=meta["sim_time"]))
 
     run_agreed(ch.comm, convert)
     return ic.get("source", "snapshot"), dict(options, path=str(path))

@@ -159,6 +159,32 @@ def test_channel_spec_from_json_names_unknown_keys():
         ChannelSpec.from_json([8, 16, 8])
 
 
+def test_read_state_reads_a_state_file_and_names_a_bad_one(tmp_path):
+    """read_state (no Dedalus): the velocity and metadata of a save_state file; a velocity that is not
+    its spec's shape, a file that is no state, and a missing one are CheckpointErrors naming the file."""
+    import json
+
+    import numpy as np
+
+    from cfdseed.errors import CheckpointError
+    from cfdseed.solvers.dedalus_case import ChannelSpec, read_state
+
+    spec = ChannelSpec(shape=(4, 8, 4))
+    u = np.random.default_rng(0).standard_normal((3, 4, 8, 4)).astype(np.float32)
+    meta = dict(sim_time=1.5, iteration=7, timestep=1e-3, spec=spec.to_dict(), extra={})
+    np.savez_compressed(tmp_path / "ok.npz", u=u, meta=json.dumps(meta))
+    got, got_meta = read_state(tmp_path / "ok.npz")
+    np.testing.assert_array_equal(got, u)
+    assert got_meta["sim_time"] == 1.5 and ChannelSpec.from_json(got_meta["spec"]) == spec
+    np.savez_compressed(tmp_path / "short.npz", u=u[:, :3], meta=json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"short.npz: velocity \(3, 3, 8, 4\) != \(3, 4, 8, 4\), its spec's"):
+        read_state(tmp_path / "short.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a state")
+    for name in ("junk.npz", "missing.npz"):
+        with pytest.raises(CheckpointError, match=f"{name}: unreadable state file"):
+            read_state(tmp_path / name)
+
+
 def test_channel_spec_from_json_reads_the_stored_form_and_checks_its_derived_values():
     """Every checkpoint, state and segment stores to_dict() (the fields plus nu, force, u_tau, h):
     from_json reads it back; a derived value that is not the spec's is a ConfigError naming it."""

@@ -42,7 +42,7 @@ from numpy.polynomial import chebyshev as cheb
 from .._collective import agree, run_agreed
 from ..errors import CfdseedError, CheckpointError, ConfigError
 from ..grid import Grid
-from .dedalus_case import DRIVINGS, ChannelSpec, Diagnostics, gauss_weights
+from .dedalus_case import DRIVINGS, ChannelSpec, Diagnostics, gauss_weights, read_state
 
 __all__ = ["ChannelSpec", "DedalusChannel", "Diagnostics", "import_dedalus", "gauss_weights", "DRIVINGS",
            "FFTW_RIGORS", "set_fftw_rigor"]
@@ -531,8 +531,7 @@ class DedalusChannel:
         err, field, meta = None, None, None
         if self.comm.rank == 0:
             try:
-                with np.load(path) as f:
-                    field, meta = f["u"], json.loads(str(f["meta"]))
+                field, meta = read_state(path)
                 if tuple(field.shape) != (3, *self.spec.shape):
                     raise CheckpointError(f"{path}: velocity {field.shape} != (3, {self.spec.shape})")
                 lengths = tuple(meta["spec"]["lengths"])

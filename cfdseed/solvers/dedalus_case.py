@@ -7,7 +7,9 @@ builds and runs it.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -16,9 +18,9 @@ import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
 from .._values import is_integer, is_real
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 
-__all__ = ["ChannelSpec", "Diagnostics", "DRIVINGS", "DERIVED_KEYS", "gauss_points", "gauss_weights"]
+__all__ = ["ChannelSpec", "Diagnostics", "DRIVINGS", "DERIVED_KEYS", "gauss_points", "gauss_weights", "read_state"]
 
 #: How the flow is driven (:class:`ChannelSpec`).
 DRIVINGS = ("force", "flow_rate")
@@ -180,6 +182,32 @@ def gauss_weights(ny: int, ly: float) -> np.ndarray:
     k = np.arange(ny)
     moments = np.where(k % 2 == 0, 2.0 / (1.0 - k.astype(float) ** 2 + (k == 1)), 0.0)
     return np.linalg.solve(vander.T, moments) * ly / 2
+
+
+def read_state(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """A state file (``DedalusChannel.save_state``; no Dedalus needed to read it).
+
+    Returns
+    -------
+    tuple
+        The velocity ``(3, nx, ny, nz)`` float32 (u, v, w; y increasing) and its metadata
+        (``sim_time``, ``iteration``, ``timestep``, ``spec`` as :meth:`ChannelSpec.to_dict`,
+        ``extra``).
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable, or a velocity that is not ``(3, *spec.shape)`` of its own spec.
+    """
+    try:
+        with np.load(path) as f:
+            u, meta = f["u"], json.loads(str(f["meta"]))
+        shape = tuple(meta["spec"]["shape"])
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the file's
+        raise CheckpointError(f"{path}: unreadable state file ({type(exc).__name__}: {exc})") from None
+    if u.shape != (3, *shape):
+        raise CheckpointError(f"{path}: velocity {u.shape} != {(3, *shape)}, its spec's shape")
+    return u, meta
 
 
 @dataclass

@@ -48,7 +48,7 @@ from ..errors import ConfigError, DatasetError
 
 __all__ = [
     "RunSettings", "drive", "read_segments", "read_timeseries", "read_profiles", "iter_slices",
-    "mean_profiles", "build_dataset", "SERIES_COLUMNS", "STOP_FILE", "STOP_SIGNALS",
+    "mean_profiles", "build_dataset", "states_dataset", "SERIES_COLUMNS", "STOP_FILE", "STOP_SIGNALS",
 ]
 
 log = logging.getLogger(__name__)
@@ -579,3 +579,56 @@ def build_dataset(out: str | os.PathLike | Sequence[str | os.PathLike], dest: st
         with h5py.File(w.path, "a") as f:
             f.attrs["t_first"], f.attrs["t_last"] = spans[part]
     return dict(counts=counts, spans=spans, t_start=t_start, t_val=float(t_val) if val_fraction else None, gap=gap)
+
+
+def states_dataset(states: Sequence[str | os.PathLike], dest: str | os.PathLike, *,
+                   extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every x-plane of solver state files (``DedalusChannel.save_state``: a campaign run's
+    ``state.npz``, a reference's kept snapshots) as one slice dataset ``dest``.
+
+    What git keeps of a run is its compact states, so a dataset built from them exists on any
+    machine in seconds: e.g. a fixed validation set (``data.val_path``) for a training run whose
+    training planes are regenerated on each machine. ``/t`` numbers the states 0, 1, ... (the
+    snapshots consecutive-plane pairs are taken within; states of several runs may share a time),
+    ``/x`` is each plane's position; the attributes are the runner's slices' (the case's units,
+    u_tau = 1) plus ``lx`` and, per state, ``state_files`` and ``state_times``.
+
+    Raises
+    ------
+    CheckpointError
+        An unreadable state file.
+    DatasetError
+        No states, or states of different cases (shape, box, Re_tau).
+    """
+    from .dedalus_case import ChannelSpec, gauss_points, read_state
+
+    if not states:
+        raise DatasetError("states_dataset: no state files given")
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    spec: ChannelSpec | None = None
+    times: list[float] = []
+    writer: DatasetWriter | None = None
+    try:
+        for k, path in enumerate(states):
+            u, meta = read_state(path)
+            s = ChannelSpec.from_json(meta["spec"])
+            if spec is None:
+                spec = s
+                nx, ny, nz = s.shape
+                lx, ly, lz = s.lengths
+                attrs = dict(re_tau=s.re_tau, nu=s.nu, u_tau=1.0, ly=ly, lz=lz, lx=lx, source="solver states",
+                             **(extra_attrs or {}))
+                writer = DatasetWriter(dest, gauss_points(ny, ly), np.arange(nz) * lz / nz, attrs=attrs)
+            elif (s.shape, s.lengths, s.re_tau) != (spec.shape, spec.lengths, spec.re_tau):
+                raise DatasetError(f"{path}: case {s.shape} {s.lengths} Re_tau {s.re_tau} differs from the first "
+                                   f"state's {spec.shape} {spec.lengths} Re_tau {spec.re_tau}")
+            planes = np.moveaxis(u, 1, 0)  # (nx, 3, ny, nz)
+            writer.append(planes, t=np.full(nx, float(k)), x=np.arange(nx) * lx / nx)
+            times.append(float(meta["sim_time"]))
+    finally:
+        if writer is not None:
+            writer.close()
+    with h5py.File(dest, "a") as f:
+        f.attrs["state_files"] = json.dumps([str(p) for p in states])
+        f.attrs["state_times"] = json.dumps(times)
+    return dict(states=len(times), planes=len(times) * spec.shape[0], path=str(dest))

@@ -6,6 +6,7 @@ Every rank runs the same tests on MPI.COMM_WORLD; temporary directories come fro
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -16,10 +17,10 @@ from mpi4py import MPI
 
 from cfdseed.constraints import Tolerances, check_field
 from cfdseed.slices import open_dataset
-from cfdseed.errors import CheckpointError, ConfigError, ConstraintError
+from cfdseed.errors import CheckpointError, ConfigError, ConstraintError, DatasetError
 from cfdseed.grid import check_tiling
 from cfdseed.solvers.dedalus import ChannelSpec, DedalusChannel, gauss_weights
-from cfdseed.solvers.runner import (STOP_FILE, RunSettings, build_dataset, drive, read_profiles,
+from cfdseed.solvers.runner import (STOP_FILE, RunSettings, build_dataset, drive, read_profiles, states_dataset,
                                     read_segments, read_timeseries)
 from cfdseed.sources import resolve
 
@@ -549,6 +550,43 @@ def test_example_replays_a_committed_state_and_the_replays_merge_into_one_datase
     assert got["bulk0"] == pytest.approx(bulk_state, rel=1e-6)  # the state's flow (float32)
     assert got["merged"] == got["counted"] == sum(got["single"]) > 0 and got["t_min"] >= t_state - 1e-12
     assert got["ic"] == f"state:{state}"
+
+
+def test_states_dataset_holds_the_planes_the_solver_writes(shared_tmp):
+    """states_dataset: every x-plane of saved states, on the solver's own coordinates, equal to the
+    planes the runner's slices take at the same time (float32); t numbers the states; states of
+    another case are refused."""
+    ch = DedalusChannel(SPEC, comm)
+    ch.seed("analytic", options=ANALYTIC, seed=7)
+    states, planes = [shared_tmp / "s0.npz", shared_tmp / "s1.npz"], []
+    for path in states:
+        for _ in range(3):
+            ch.step()
+        ch.save_state(path)
+        planes.append(ch.slices(range(SPEC.shape[0])))
+    got = None
+    if comm.rank == 0:
+        res = states_dataset(states, shared_tmp / "states.h5")
+        with open_dataset(shared_tmp / "states.h5") as ds:
+            got = dict(res=res, fields=ds.read(slice(None)), t=ds.t, x=ds.x, y=ds.y, z=ds.z, lx=ds.attrs["lx"],
+                       times=ds.attrs["state_times"])
+        other = shared_tmp / "other.npz"
+        with np.load(states[0]) as f:
+            meta = json.loads(str(f["meta"]))
+            meta["spec"] = dataclasses.replace(SPEC, re_tau=360.0).to_dict()
+            np.savez(other, u=f["u"], meta=json.dumps(meta))
+        with pytest.raises(DatasetError, match="Re_tau 360"):
+            states_dataset([states[0], other], shared_tmp / "bad.h5")
+    got = comm.bcast(got, root=0)
+    nx = SPEC.shape[0]
+    assert got["res"]["states"] == 2 and got["fields"].shape == (2 * nx, 3, 16, 8)
+    if comm.rank == 0:
+        np.testing.assert_allclose(got["fields"], np.concatenate(planes).astype(np.float32), rtol=0, atol=0)
+    assert got["t"].tolist() == [0.0] * nx + [1.0] * nx and got["lx"] == pytest.approx(math.pi)
+    np.testing.assert_allclose(got["x"], np.tile(ch.grid.x, 2), atol=1e-12)
+    np.testing.assert_allclose(got["y"], ch.grid.y, atol=1e-12)
+    np.testing.assert_allclose(got["z"], ch.grid.z, atol=1e-12)
+    assert json.loads(got["times"])[1] == pytest.approx(ch.sim_time)
 
 
 def test_spec_from_its_json_form():
