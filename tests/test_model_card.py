@@ -83,3 +83,23 @@ def test_card_commands_run_on_a_tiny_model(tmp_path):
     _run("figure", "--out", str(tmp_path / "fields.png"), "--models", f"tiny={tmp_path / 'm.json'}",
          f"real={tmp_path / 'real.json'}")
     assert (tmp_path / "fields.png").stat().st_size > 10_000
+
+
+def test_card_validation_states_command_builds_the_committed_fields(tmp_path):
+    """The card's states_dataset command (the fixed validation file of a retraining that spans fresh
+    machines): run as the card writes it, output redirected, on the committed campaign states, it
+    gives the 32 confirmatory runs' end states, every x-plane, past their horizon."""
+    import re
+
+    from cfdseed.slices import open_dataset
+
+    found = re.search(r'python -c "(import glob, json; from cfdseed\.solvers\.runner import states_dataset;.*?)"',
+                      CARD.read_text(), flags=re.S)
+    assert found, "the card no longer holds the states_dataset command: update this test with it"
+    code = re.sub(r"\\\n\s*", "", found.group(1)).replace("'runs/val-states.h5'", repr(str(tmp_path / "v.h5")))
+    assert str(tmp_path) in code
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open_dataset(tmp_path / "v.h5") as ds:
+        times = json.loads(ds.attrs["state_times"])
+        assert ds.n == 32 * 32 and (ds.ny, ds.nz) == (64, 32) and len(times) == 32 and min(times) >= 32.0
