@@ -502,6 +502,11 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
         except ValueError:  # not the main thread: no handler, signals act as usual
             break
 
+    if init is not None and ck is None and cfg.log.eval_every:
+        # started from another run's weights: their own score first (iteration 0), so that best.pt
+        # holds weights that beat the start, or the start itself
+        best = run_agreed(dd, lambda: best if validate is None else
+                          validate(0, best, logger, out, lambda: payload(0, False)))
     it = start
     saved = start if ck is not None else None  # the iteration ckpt.pt holds
     interrupted = False

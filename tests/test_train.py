@@ -742,6 +742,31 @@ def test_init_from_takes_a_packaged_model_s_name(planes, tmp_path, monkeypatch):
     assert torch.equal(a["norm"]["mean"], b["norm"]["mean"]) and b["metadata"]["init_from"] == "packaged-tiny"
 
 
+def test_init_from_scores_the_start_first(planes, tmp_path):
+    """A run started from another's weights validates them before its first step (iteration 0), so
+    best.pt holds the better of the start and what training made of it; a resume does not score
+    again, and a run without init_from starts scoring at eval_every."""
+    train(cond_config(planes, tmp_path / "a", "train.iterations=2"))
+    start = read_checkpoint(tmp_path / "a" / "model.pt")
+    extra = ("log.eval_every=2", "log.eval_samples=4")
+    train(cond_config(planes, tmp_path / "b", *extra, "train.iterations=2",
+                      f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"))
+    rows = [line.split(",") for line in (tmp_path / "b" / "metrics.csv").read_text().splitlines()]
+    col = rows[0].index("combined")
+    scores = {int(float(r[0])): float(r[col]) for r in rows[1:]}
+    assert sorted(scores) == [0, 2]
+    best = read_checkpoint(tmp_path / "b" / "best.pt")
+    assert best["metadata"]["combined"] == pytest.approx(min(scores.values()), rel=1e-12)
+    if best["metadata"]["iteration"] == 0:  # the start won: best.pt is its generator
+        assert all(torch.equal(w, start["generator"][k]) for k, w in best["generator"].items())
+    train(cond_config(planes, tmp_path / "b", *extra, "train.iterations=4",
+                      f"train.init_from={tmp_path / 'a' / 'ckpt.pt'}"), resume=True)
+    its = [int(float(line.split(",")[0])) for line in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
+    assert its == [0, 2, 4]
+    train(cond_config(planes, tmp_path / "c", *extra, "train.iterations=2"))
+    assert [line.split(",")[0] for line in (tmp_path / "c" / "metrics.csv").read_text().splitlines()[1:]] == ["2.0"]
+
+
 def test_init_from_starts_a_new_run_from_another_runs_weights(planes, tmp_path):
     """train.init_from: generator, critic, normalisation and start modes of the given checkpoint
     start a fresh run (iteration 0, fresh optimisers); the lag loss is logged; a checkpoint of
