@@ -405,13 +405,12 @@ def _train(cfg: Config, dd: TorchDist, resume: bool | str, force: bool,
         noise.set_state(tr["noise_rng"])
         torch.set_rng_state(tr["torch_rng"])
         start, consumed, best = int(tr["iteration"]), int(tr["consumed"]), tr["best"]
-        if tr["config"].get("log", {}).get("eval_halves", False) != cfg.log.eval_halves:
-            log.warning("log.eval_halves changed on resume: the best combined so far (%s) was scored the other "
-                        "way; best.pt is chosen afresh from here", best)
-            best = None
-        if tr.get("val_identity", "") != data_split.val_identity:  # data.val_path set, changed or dropped
-            log.warning("the validation set changed on resume (%s): the best combined so far (%s) was scored on "
-                        "another; best.pt is chosen afresh from here",
+        rescored = [why for why, moved in (
+            ("log.eval_halves changed", tr["config"].get("log", {}).get("eval_halves", False) != cfg.log.eval_halves),
+            ("the validation set changed", tr.get("val_identity", "") != data_split.val_identity)) if moved]
+        if rescored:  # the eval's kind, or data.val_path set, changed or dropped
+            log.warning("%s on resume (validation on %s): the best combined so far (%s) was scored another way; "
+                        "best.pt is chosen afresh from here", " and ".join(rescored),
                         cfg.data.val_path or "a split of data.path", best)
             best = None
     forward = Unrolled(gen) if cond else gen  # G's training forward (conditional: `unroll` steps in one call)

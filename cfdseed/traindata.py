@@ -57,8 +57,9 @@ class TrainData:
         ``(E, 3, ny, nz)``, or (conditional) ``n`` validation pairs spread evenly over them
         ``(E, 2, 3, ny, nz)`` (prev, next); the training ones when there is no validation set."""
         pool = self.val if self.val.size else self.train
-        path = self.val_path if self.val_path and self.val.size else cfg.data.path
-        pairs = self.val_pairs if self.val_path and self.val.size else self.pairs
+        own = bool(self.val_path)  # a validation file is never empty (open_data refuses one)
+        path = self.val_path if own else cfg.data.path
+        pairs = self.val_pairs if own else self.pairs
         if pairs is None:
             return read_batch(cfg, pool[:n], path)
         pick = evenly(pool, n)
