@@ -23,9 +23,11 @@ Checkpoint (format version 3) = one plain dict, loadable with ``torch.load(weigh
                statistics, low-rank (:func:`cfdseed.conditional.start_modes`); absent: chains start
                from the mean profile plus noise (:data:`cfdseed.conditional.START_NOISE`)
     sampling   (optional; conditional models) {"noise_scale": [factor per noise map, coarsest first],
-               "noise_band": [None or the highest spanwise mode kept, per map]}, either key optional:
-               how each map's standard normal draw is shaped at generation
-               (:class:`cfdseed.conditional.ConditionalHandle`); absent: the generator as trained
+               "noise_band": [None or the highest spanwise mode kept, per map],
+               "spanwise_gain": (3, ny, nz // 2) factors on the kept planes' spanwise modes 1 ..
+               nz // 2}, each key optional: how each map's standard normal draw and the planes a
+               rollout keeps are shaped at generation (:class:`cfdseed.conditional.ConditionalHandle`);
+               absent: the generator as trained
     training   (optional; only in training checkpoints) critic, optimisers, RNG, iteration, config
     sha256     {"generator.fc.weight": hex digest, ...}: every tensor above by its key path, hashed
                over dtype, shape and bytes; added by :func:`save_checkpoint`, verified by
@@ -315,5 +317,16 @@ def model_summary(model: str | os.PathLike | None) -> dict[str, Any]:
         "dataset_identity": meta.get("dataset_identity"),
         "statistics": None if stats is None else stats.get("name"),
         "statistics_tke": None if stats is None else stress_target(dict(stats)).tke_plus(),
-        "sampling": ck.get("sampling"),
+        "sampling": _sampling_summary(ck.get("sampling")),
     }
+
+
+def _sampling_summary(sampling: Any) -> Any:
+    """A checkpoint's ``sampling`` as :func:`model_summary` reports it: a ``spanwise_gain`` array by
+    its shape and range, the rest as stored."""
+    if not isinstance(sampling, dict) or sampling.get("spanwise_gain") is None:
+        return sampling
+    import numpy as np
+
+    g = np.asarray(sampling["spanwise_gain"], dtype=np.float64)
+    return {**sampling, "spanwise_gain": {"shape": list(g.shape), "min": float(g.min()), "max": float(g.max())}}

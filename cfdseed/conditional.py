@@ -57,7 +57,7 @@ from .model import Critic, _act, _Handle, _PeriodicConv, _stage_sizes, arch_kind
 from .stats import rfft_weights
 
 __all__ = ["CondGenerator", "PairCritic", "ConditionalHandle", "Anchor", "BURN_IN", "START_NOISE", "START_RANK",
-           "resize_matrix", "latent_layout", "latent_size", "start_modes"]
+           "resize_matrix", "latent_layout", "latent_size", "start_modes", "spanwise_gain"]
 
 #: Rollout burn-in in half-heights h of the model: a chain started from the mean profile plus noise
 #: is run this far before planes are kept. 6 h is four times the streamwise integral length of u
@@ -322,19 +322,22 @@ class Anchor:
 
 
 #: What a checkpoint's ``sampling`` entry may set (:class:`ConditionalHandle`): per noise map,
-#: coarsest first, a factor on its standard normal draw and the highest spanwise Fourier mode kept
-SAMPLING_KEYS = ("noise_scale", "noise_band")
+#: coarsest first, a factor on its standard normal draw and the highest spanwise Fourier mode kept;
+#: and the kept planes' spanwise gain per component, row and Fourier mode 1 .. nz // 2
+SAMPLING_KEYS = ("noise_scale", "noise_band", "spanwise_gain")
 
 
-def _sampling(sampling: Any, arch: Mapping[str, Any], path: str) -> tuple[tuple[float, ...], tuple[int | None, ...]]:
+def _sampling(sampling: Any, arch: Mapping[str, Any], path: str
+              ) -> tuple[tuple[float, ...], tuple[int | None, ...], torch.Tensor | None]:
     """A checkpoint's ``sampling`` checked: ``noise_scale``, one finite factor >= 0 per noise map of
-    ``arch`` (:func:`latent_layout`), coarsest first (default all 1), and ``noise_band``, per map None
+    ``arch`` (:func:`latent_layout`), coarsest first (default all 1); ``noise_band``, per map None
     or the highest spanwise mode ``K`` kept (``0 <= K``, ``2 K + 1 <= w``, the map's width; default
-    all None). Absent: the generator as trained."""
+    all None); ``spanwise_gain``, finite factors >= 0 of shape ``(3, ny, nz // 2)`` (default None).
+    Absent: the generator as trained."""
     maps = latent_layout(arch)[1]
     n = len(maps)
     if sampling is None:
-        return (1.0,) * n, (None,) * n
+        return (1.0,) * n, (None,) * n, None
     if not isinstance(sampling, Mapping) or not sampling or set(sampling) - set(SAMPLING_KEYS):
         raise CheckpointError(f"{path}: sampling must be a dict with keys among {', '.join(SAMPLING_KEYS)}, "
                               f"got {sampling!r}")
@@ -350,7 +353,56 @@ def _sampling(sampling: Any, arch: Mapping[str, Any], path: str) -> tuple[tuple[
                        for k, (_, _, w) in zip(band, maps))):
         raise CheckpointError(f"{path}: sampling.noise_band must be {n} entries, None or the highest spanwise mode K "
                               f"kept (0 <= K, 2 K + 1 <= the map's width {[w for _, _, w in maps]}), got {band!r}")
-    return tuple(float(v) for v in scale), tuple(band)
+    gain = sampling.get("spanwise_gain")
+    if gain is not None:
+        shape = (3, arch["ny"], arch["nz"] // 2)
+        try:
+            gain = torch.as_tensor(np.asarray(gain, dtype=np.float64), dtype=torch.float32)
+        except (TypeError, ValueError):
+            gain = None
+        if gain is None or tuple(gain.shape) != shape or not bool(torch.isfinite(gain).all()) or bool((gain < 0).any()):
+            raise CheckpointError(f"{path}: sampling.spanwise_gain must be finite factors >= 0 of shape {shape} "
+                                  "(component, row, spanwise mode 1 .. nz // 2)")
+    return tuple(float(v) for v in scale), tuple(band), gain
+
+
+def spanwise_gain(handle: ConditionalHandle, planes: np.ndarray, samples: int = 512, seed: int = 1000) -> np.ndarray:
+    """Per component, row and spanwise Fourier mode 1 .. nz // 2, the factor that takes the model's
+    mean spanwise power to the data's: ``sqrt(E_data / E_model)`` (a checkpoint's
+    ``sampling.spanwise_gain``, :class:`ConditionalHandle`).
+
+    ``planes`` ``(n, 3, ny, nz)`` are real planes in the model's physical units (e.g. its training
+    data, :func:`cfdseed.solvers.runner.states_dataset` of a reference's states); ``E_model`` comes
+    from ``samples`` planes of ``handle`` drawn as :meth:`ConditionalHandle.sample` draws them
+    (``seed``), without any gain the handle carries: the mean power over planes, so the factors
+    take the model's mean spectrum to the data's (one chain's planes may sit well above or below
+    it). Modes where the model has no power (below 1e-8 of its row's, e.g. a removed Nyquist
+    mode) and rows where the data have none (the walls) keep factor 1.
+
+    Raises
+    ------
+    ValueError
+        ``planes`` not of shape ``(n, 3, ny, nz)`` with n >= 2, or not finite.
+    """
+    planes = handle._planes(planes, None, "planes")
+    if planes.shape[0] < 2 or not np.isfinite(planes).all():
+        raise ValueError("planes must be at least 2 finite planes")
+
+    def power(x: np.ndarray) -> np.ndarray:  # (n, 3, ny, nz) -> (3, ny, nz // 2), modes 1 ..
+        x = np.asarray(x, np.float64)
+        return (np.abs(np.fft.rfft(x, axis=-1)[..., 1:]) ** 2).mean(axis=0)
+
+    kept, handle.spanwise_gain = handle.spanwise_gain, None
+    try:
+        model = power(handle.sample(samples, seed=seed))
+    finally:
+        handle.spanwise_gain = kept
+    data = power(planes)
+    live = (model > 1e-8 * model.sum(axis=-1, keepdims=True)) & (data.sum(axis=-1, keepdims=True)
+                                                                 > 1e-12 * data.sum(axis=-1).max(axis=1)[:, None, None])
+    gain = np.ones_like(model)
+    gain[live] = np.sqrt(data[live] / model[live])
+    return gain
 
 
 class ConditionalHandle(_Handle):
@@ -379,7 +431,12 @@ class ConditionalHandle(_Handle):
         #: factor its standard normal draw is multiplied by (``noise_scale``, default 1) and the highest
         #: spanwise Fourier mode of the draw kept (``noise_band``, default None: all), the kept modes
         #: rescaled to the draw's variance; both defaults: the generator as trained
-        self.noise_scale, self.noise_band = _sampling(ck.get("sampling"), self.arch, path)
+        self.noise_scale, self.noise_band, gain = _sampling(ck.get("sampling"), self.arch, path)
+        #: the checkpoint's ``sampling.spanwise_gain`` ``(3, ny, nz // 2)``: every plane a rollout keeps
+        #: has its spanwise Fourier modes 1 .. nz // 2 multiplied by these factors per component and
+        #: row (the plane mean, mode 0, untouched; the chain itself runs on the generator's own
+        #: planes); None: kept as generated (:func:`spanwise_gain` fits one)
+        self.spanwise_gain = None if gain is None else gain.to(self.device)
         self._maps = latent_layout(self.arch)[1]
         #: the Gaussian start's modes (:func:`start_modes`), None in checkpoints from before them
         self.start_modes: torch.Tensor | None = None
@@ -421,6 +478,7 @@ class ConditionalHandle(_Handle):
 
         ``latent`` ``(n, latent_size)``, standard normal (:attr:`noise_band` and :attr:`noise_scale`
         shape it as they shape a drawn one); without it one is drawn (``seed`` makes it reproducible).
+        The generator's own planes: :attr:`spanwise_gain` shapes only what a rollout keeps.
         """
         prev = self._planes(prev, None, "prev")
         n = prev.shape[0]
@@ -521,8 +579,16 @@ class ConditionalHandle(_Handle):
             if hold is not None:
                 x = hold(x)
             if k >= burn:
-                out[:, k - burn] = self._physical(x)
+                out[:, k - burn] = self._physical(self._shaped(x))
         return out
+
+    def _shaped(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised planes ``(B, 3, ny, nz)`` with :attr:`spanwise_gain` applied (as they are without one)."""
+        if self.spanwise_gain is None:
+            return x
+        f = torch.fft.rfft(x, dim=-1)
+        f[..., 1:] = f[..., 1:] * self.spanwise_gain
+        return torch.fft.irfft(f, n=self.nz, dim=-1)
 
     def sample(self, n: int, seed: int | None = None, latent: np.ndarray | None = None,
                batch: int = 64, anchor: float | str | None = "auto") -> np.ndarray:

@@ -103,3 +103,42 @@ def test_card_validation_states_command_builds_the_committed_fields(tmp_path):
     with open_dataset(tmp_path / "v.h5") as ds:
         times = json.loads(ds.attrs["state_times"])
         assert ds.n == 32 * 32 and (ds.ny, ds.nz) == (64, 32) and len(times) == 32 and min(times) >= 32.0
+
+
+def test_spanwise_gain_script_writes_a_gained_model_of_the_same_case(tmp_path):
+    """``benchmarks/spanwise_gain.py`` (the card's gained candidate): on a tiny model and planes of
+    its own case it writes the model with ``sampling.spanwise_gain`` fitted to them (the planes
+    carrying a known gain give it back), named after its parent and with its data recorded; planes
+    of another case are refused."""
+    from cfdseed.checkpoint import read_checkpoint
+    from cfdseed.model import load_generator
+    from cfdseed.slices import DatasetWriter
+
+    model = tiny_conditional(tmp_path / "tiny.pt")
+    h = load_generator(model, device="cpu")
+    gain = np.random.default_rng(1).uniform(0.3, 1.4, (3, h.ny, h.nz // 2))
+    f = np.fft.rfft(h.sample(32, seed=1000).astype(np.float64), axis=-1)
+    f[..., 1:] *= gain
+    planes = np.fft.irfft(f, n=h.nz, axis=-1).astype(np.float32)
+
+    def dataset(name, lz):
+        attrs = dict(re_tau=h.re_tau, nu=h.nu, u_tau=h.u_tau, ly=h.ly, lz=lz, source="test")
+        with DatasetWriter(tmp_path / name, h.y, np.arange(h.nz) * lz / h.nz, attrs=attrs) as w:
+            w.append(planes)
+        return str(tmp_path / name)
+
+    script = ROOT / "benchmarks" / "spanwise_gain.py"
+    assert "benchmarks/spanwise_gain.py --model" in CARD.read_text(), "the card no longer says the command"
+    out = tmp_path / "gained.pt"
+    proc = subprocess.run([sys.executable, str(script), "--model", str(model), "--data", dataset("own.h5", h.lz),
+                           "--out", str(out), "--samples", "32", "--seed", "1000"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = read_checkpoint(out)
+    np.testing.assert_allclose(ck["sampling"]["spanwise_gain"], gain, rtol=1e-3)
+    assert ck["metadata"]["parent"] == "tiny" and ck["metadata"]["spanwise_gain_planes"] == 32
+    assert "training" not in ck and tuple(load_generator(out, device="cpu").spanwise_gain.shape) == (3, h.ny, h.nz // 2)
+    proc = subprocess.run([sys.executable, str(script), "--model", str(model), "--data", dataset("other.h5", 2 * h.lz),
+                           "--out", str(tmp_path / "no.pt"), "--samples", "32"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode != 0 and "lz" in proc.stderr and not (tmp_path / "no.pt").exists()
